@@ -1,0 +1,116 @@
+# Shale -- top-level Makefile.
+#
+#   make                  libshale (static + shared), shale CLI, shale-agent
+#   make test             install what is missing, then unit tests, the same
+#                         tests under ASan+UBSan, and the integration tests
+#   make demo             the README's first command: a 3-way split end to end
+#   make SANITIZE=address,undefined   any target, built with sanitizers
+#   make bench / bench-quick / fuzz / soak / lint / clean
+#
+# Every engine/*/*.c file is part of libshale, every tests/unit/test_*.c is
+# one cmocka binary, so adding a module needs no edit here.
+
+CC       ?= gcc
+BUILD    ?= build
+SANITIZE ?=
+OPT      ?= -O2 -g
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC $(OPT) \
+               -Iengine/include -Iengine -Iagent -Itests/unit
+DEP_PKGS    := libcurl jansson yaml-0.1 libzstd libxxhash libxml-2.0 libmicrohttpd
+PKG_CFLAGS  := $(shell pkg-config --cflags $(DEP_PKGS) 2>/dev/null)
+PKG_LIBS    := $(shell pkg-config --libs $(DEP_PKGS) 2>/dev/null)
+ifeq ($(strip $(PKG_LIBS)),)
+PKG_LIBS    := -lcurl -ljansson -lyaml -lzstd -lxxhash -lxml2 -lmicrohttpd
+PKG_CFLAGS  := -I/usr/include/libxml2
+endif
+
+ifneq ($(SANITIZE),)
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+BUILD     := $(BUILD)-san
+endif
+
+CFLAGS  := $(CFLAGS_BASE) $(PKG_CFLAGS) $(SAN_FLAGS) $(EXTRA_CFLAGS)
+LDFLAGS := $(SAN_FLAGS) $(EXTRA_LDFLAGS)
+LIBS    := $(PKG_LIBS) -lpthread -lm
+
+ENGINE_SRC := $(wildcard engine/util/*.c engine/objstore/*.c engine/table/*.c engine/db/*.c)
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
+CLI_SRC    := $(wildcard engine/cli/*.c)
+CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
+AGENT_SRC  := $(wildcard agent/*.c)
+AGENT_LIB_SRC := $(filter-out agent/main.c,$(AGENT_SRC))
+AGENT_LIB_OBJ := $(AGENT_LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TESTLIB_SRC := $(wildcard tests/unit/support/*.c)
+TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
+
+LIB_A  := $(BUILD)/libshale.a
+LIB_SO := $(BUILD)/libshale.so
+AGENT_A := $(BUILD)/libshale-agent.a
+CLI    := $(BUILD)/shale
+AGENT  := $(BUILD)/shale-agent
+
+.PHONY: all test test-unit test-integration demo bench bench-quick fuzz soak lint clean deps unit
+
+all: $(LIB_A) $(LIB_SO) $(if $(CLI_SRC),$(CLI)) $(if $(wildcard agent/main.c),$(AGENT))
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB_A): $(ENGINE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIB_SO): $(ENGINE_OBJ)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LIBS)
+
+$(AGENT_A): $(AGENT_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(CLI): $(CLI_OBJ) $(LIB_A)
+	$(CC) -o $@ $(CLI_OBJ) $(LIB_A) $(LDFLAGS) $(LIBS)
+
+$(AGENT): $(BUILD)/agent/main.o $(AGENT_A) $(LIB_A)
+	$(CC) -o $@ $^ $(LDFLAGS) $(LIBS)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(TESTLIB_OBJ) $(AGENT_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(TESTLIB_OBJ) $(AGENT_A) $(LIB_A) $(LDFLAGS) $(LIBS) -lcmocka
+
+unit: all $(UNIT_BIN)
+
+deps:
+	@scripts/deps.sh test
+
+test:
+	@scripts/deps.sh test
+	@tests/run.sh
+
+demo:
+	@scripts/deps.sh demo
+	@scripts/demo.sh
+
+bench bench-quick:
+	@scripts/deps.sh bench
+	@scripts/bench.sh $@
+
+fuzz:
+	@scripts/deps.sh fuzz
+	@scripts/fuzz.sh
+
+soak:
+	@scripts/deps.sh test
+	@tests/sim/soak.sh $(SEEDS)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+	  -Iengine/include -Iengine engine agent
+
+clean:
+	rm -rf build build-san build-fuzz tests/tmp
+
+-include $(ENGINE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(AGENT_LIB_OBJ:.o=.d) $(TESTLIB_OBJ:.o=.d)

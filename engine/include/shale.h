@@ -1,0 +1,295 @@
+/*
+ * shale.h -- the public API of libshale, an LSM key-value engine whose
+ * durable state lives in an object store.
+ *
+ * A database is a store (see shale_objstore.h) holding a versioned manifest,
+ * WAL SSTs and compacted SSTs; its WAL may live in a separate store (the
+ * pod's local disk).  The model, and most semantics, follow SlateDB; the
+ * object layout and formats are in docs/format.md.
+ *
+ * Handles are opaque.  Every fallible call returns a shale_status and leaves
+ * a message for shale_errmsg().  Memory handed to the caller is freed with
+ * shale_free() unless the comment says otherwise.  Destructors accept NULL.
+ *
+ * Thread safety: one shale_db writer handle may be used from many threads at
+ * once (writes are serialised internally; reads run concurrently).  A
+ * shale_iter or shale_batch must be used by one thread at a time.  A
+ * shale_reader may be shared by threads.  Only one writer per database is
+ * live at a time: opening a writer fences the previous one.
+ */
+#ifndef SHALE_H
+#define SHALE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "shale_status.h"
+#include "shale_objstore.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SHALE_VERSION "0.1.0"
+
+typedef struct shale_db shale_db;
+typedef struct shale_reader shale_reader;
+typedef struct shale_iter shale_iter;
+typedef struct shale_batch shale_batch;
+typedef struct shale_snapshot shale_snapshot;
+
+/* ---- Options ------------------------------------------------------------ */
+
+typedef struct shale_options {
+    /* Store settings (S3 endpoint, credentials, retries) for every store the
+     * call opens.  Strings borrowed for the duration of the call. */
+    shale_objstore_options store;
+    /* Separate WAL store URI, or NULL to keep WAL SSTs in the main store.
+     * Recorded in the manifest on first use; changing a recorded one is an
+     * error (SHALE_INVALID_ARGUMENT naming both).  Borrowed. */
+    const char *wal_store_uri;
+    bool create_if_missing;        /* default true */
+    bool await_durable;            /* default true: a write returns after its
+                                      WAL SST is stored */
+    uint32_t wal_flush_interval_ms;/* default 100: the WAL buffer is written at
+                                      least this often (and at once when a
+                                      durable writer waits: group commit) */
+    size_t wal_flush_bytes;        /* default 4 MiB: write the WAL buffer at
+                                      this size */
+    size_t memtable_bytes;         /* default 64 MiB: freeze the memtable */
+    size_t max_unflushed_bytes;    /* default 256 MiB: writers wait while the
+                                      memtables not yet in L0 exceed this */
+    uint32_t l0_compaction_trigger;/* default 4: compact when L0 holds this many */
+    uint32_t l0_max_ssts;          /* default 16: memtable flushes wait above */
+    uint32_t max_sorted_runs;      /* default 4: merge runs beyond this many */
+    size_t block_size;             /* default 4096 */
+    int compression_level;         /* zstd level; 0 = none; default 1 */
+    uint32_t bloom_bits_per_key;   /* default 10; 0 = no filter */
+    size_t block_cache_bytes;      /* default 64 MiB; 0 = no cache */
+    size_t sst_target_bytes;       /* default 64 MiB: sorted-run SST size */
+    bool compactor;                /* default true: compact in the background
+                                      of the writer process */
+    uint32_t manifest_poll_ms;     /* default 1000: the writer re-reads the
+                                      manifest this often to notice fencing */
+    /* The store does not honour put-if-absent (e.g. s3rver): fencing is then
+     * NOT safe against a concurrent writer.  Default false: opening a writer
+     * on such a store fails with SHALE_UNSUPPORTED. */
+    bool unsafe_allow_unconditional_store;
+} shale_options;
+
+/* Fills the documented defaults above. */
+void shale_options_init(shale_options *o);
+
+/* ---- Writer ------------------------------------------------------------- */
+
+/* Opens (creating if allowed) the database at uri as its writer.  Raises
+ * writer_epoch, writes the fencing WAL SST and replays the WAL.  opts may
+ * be NULL.  Close with shale_close(). */
+shale_status shale_open(const char *uri, const shale_options *opts, shale_db **out);
+
+/* Flushes what await_durable promised, stops background work and frees the
+ * handle.  Accepts NULL.  Returns the first error met while flushing. */
+shale_status shale_close(shale_db *db);
+
+shale_status shale_put(shale_db *db, const void *key, size_t klen,
+                       const void *val, size_t vlen);
+shale_status shale_delete(shale_db *db, const void *key, size_t klen);
+
+/* Batches: applied atomically by shale_write().  A batch is a plain buffer:
+ * it may be reused after shale_batch_clear(). */
+shale_batch *shale_batch_new(void);
+shale_status shale_batch_put(shale_batch *b, const void *key, size_t klen,
+                             const void *val, size_t vlen);
+shale_status shale_batch_delete(shale_batch *b, const void *key, size_t klen);
+void shale_batch_clear(shale_batch *b);
+size_t shale_batch_count(const shale_batch *b);
+void shale_batch_free(shale_batch *b);
+/* Applies every operation of b or none.  b is borrowed. */
+shale_status shale_write(shale_db *db, const shale_batch *b);
+
+/* Read options: snapshot NULL = latest. */
+typedef struct shale_read_options {
+    const shale_snapshot *snapshot;
+} shale_read_options;
+
+/* Looks a key up.  SHALE_NOT_FOUND if absent or deleted.  On SHALE_OK *val
+ * is malloc'd (free with shale_free(); non-NULL even when empty).  ro may
+ * be NULL. */
+shale_status shale_get(shale_db *db, const shale_read_options *ro,
+                       const void *key, size_t klen, void **val, size_t *vlen);
+
+/* Forward scan of [start, end); a NULL bound (or length 0) is unbounded.
+ * The iterator is positioned on the first key; free with shale_iter_free(). */
+shale_status shale_scan(shale_db *db, const shale_read_options *ro,
+                        const void *start, size_t slen, const void *end, size_t elen,
+                        shale_iter **out);
+
+/* Snapshots pin a sequence number in this writer handle. */
+shale_snapshot *shale_snapshot_new(shale_db *db);
+void shale_snapshot_release(shale_db *db, shale_snapshot *s);
+
+/* Writes the WAL buffer now and waits until it is stored. */
+shale_status shale_flush_wal(shale_db *db);
+/* Freezes the memtable and waits until every memtable is in L0. */
+shale_status shale_flush_memtable(shale_db *db);
+/* Runs a compaction now (if any is due, or force=true to merge everything
+ * into one sorted run) and waits for it. */
+shale_status shale_compact(shale_db *db, bool force);
+
+/* A summary of the writer's current manifest and counters. */
+typedef struct shale_db_info {
+    uint64_t manifest_id;
+    uint64_t writer_epoch, compactor_epoch;
+    uint64_t replay_after_wal_id;
+    uint64_t next_wal_sst_id;
+    uint64_t last_l0_seq;      /* highest sequence number in L0 or runs */
+    uint64_t last_seq;         /* highest sequence number assigned */
+    uint32_t l0_count, sorted_run_count;
+    uint64_t sst_count;        /* L0 + run SSTs */
+    bool initialized;
+} shale_db_info;
+shale_status shale_db_info_get(shale_db *db, shale_db_info *out);
+
+/* ---- Iterators (shared by writer and reader) ---------------------------- */
+
+bool shale_iter_valid(const shale_iter *it);
+void shale_iter_next(shale_iter *it);
+/* Key/value of the current entry, borrowed until the next call on it. */
+const void *shale_iter_key(const shale_iter *it, size_t *klen);
+const void *shale_iter_value(const shale_iter *it, size_t *vlen);
+/* SHALE_OK, or the error that ended the iteration early. */
+shale_status shale_iter_status(const shale_iter *it);
+void shale_iter_free(shale_iter *it);
+
+/* ---- Checkpoints --------------------------------------------------------- */
+
+typedef enum shale_checkpoint_scope {
+    /* What is durable now; WAL ids after replay_after_wal_id stay needed. */
+    SHALE_CHECKPOINT_DURABLE = 0,
+    /* Flush WAL buffer and every memtable to L0 first, then close the WAL
+     * gap: replay_after_wal_id = next_wal_sst_id - 1.  Needs no WAL file. */
+    SHALE_CHECKPOINT_ALL = 1
+} shale_checkpoint_scope;
+
+typedef struct shale_checkpoint {
+    char id[37];                /* UUID text */
+    uint64_t manifest_id;       /* the manifest version it pins */
+    int64_t create_time_ms;
+    int64_t expire_time_ms;     /* 0 = never */
+    char name[128];             /* "" if none */
+    /* WAL state of the pinned manifest version: */
+    uint64_t replay_after_wal_id;
+    uint64_t next_wal_sst_id;
+} shale_checkpoint;
+
+/* Creates a checkpoint through the writer.  lifetime_ms 0 = no expiry;
+ * name may be NULL.  out may be NULL. */
+shale_status shale_checkpoint_create(shale_db *db, shale_checkpoint_scope scope,
+                                     uint64_t lifetime_ms, const char *name,
+                                     shale_checkpoint *out);
+
+/* Admin calls on a database by URI, without being its writer (they do not
+ * fence it).  shale_admin_checkpoint_create() makes a Durable-scope one. */
+shale_status shale_admin_checkpoint_create(const char *uri, const shale_options *opts,
+                                           uint64_t lifetime_ms, const char *name,
+                                           shale_checkpoint *out);
+/* *out is malloc'd (shale_free), *n entries. */
+shale_status shale_checkpoint_list(const char *uri, const shale_options *opts,
+                                   shale_checkpoint **out, size_t *n);
+/* Sets the expiry to now + lifetime_ms (0 = never). */
+shale_status shale_checkpoint_refresh(const char *uri, const shale_options *opts,
+                                      const char *id, uint64_t lifetime_ms);
+shale_status shale_checkpoint_delete(const char *uri, const shale_options *opts,
+                                     const char *id);
+
+/* The manifest as pretty JSON text (id 0 = latest).  *json malloc'd. */
+shale_status shale_manifest_show(const char *uri, const shale_options *opts,
+                                 uint64_t id, char **json);
+
+/* ---- Clones ------------------------------------------------------------- */
+
+typedef struct shale_clone_spec {
+    const char *parent_uri;
+    const char *parent_wal_uri;       /* NULL: the parent's recorded WAL store,
+                                         or its main store */
+    const char *parent_checkpoint_id; /* NULL: create a Durable checkpoint
+                                         (300 s) on the parent */
+    const char *child_uri;
+    const char *child_wal_uri;        /* NULL: WAL in the child's main store */
+    /* Visible key range [start, end); NULL/0-length = unbounded. */
+    const void *range_start; size_t range_start_len;
+    const void *range_end;   size_t range_end_len;
+} shale_clone_spec;
+
+typedef struct shale_clone_result {
+    uint64_t manifest_id;         /* child's manifest after initialisation */
+    char checkpoint_id[37];       /* parent checkpoint the clone stands on */
+    uint64_t ssts_referenced;     /* parent SSTs referenced, not copied */
+    uint64_t wal_ssts_copied;
+    uint64_t wal_ssts_skipped;    /* missing at the start of the range */
+    uint64_t bytes_copied;
+    bool already_done;            /* the same clone existed, initialised */
+} shale_clone_result;
+
+/* Creates (or resumes) a clone.  Same spec again: resumes or is a no-op;
+ * a different spec for an existing child: SHALE_CONFLICT.  out may be NULL. */
+shale_status shale_clone(const shale_clone_spec *spec, const shale_options *opts,
+                         shale_clone_result *out);
+
+/* ---- Read-only reader --------------------------------------------------- */
+
+/* Opens uri read-only at the latest state (checkpoint_id NULL) or at a
+ * checkpoint.  It does not fence the writer.  At latest, it replays the WAL
+ * into memory and holds a short-lived checkpoint while open. */
+shale_status shale_reader_open(const char *uri, const shale_options *opts,
+                               const char *checkpoint_id, shale_reader **out);
+shale_status shale_reader_get(shale_reader *r, const void *key, size_t klen,
+                              void **val, size_t *vlen);
+shale_status shale_reader_scan(shale_reader *r, const void *start, size_t slen,
+                               const void *end, size_t elen, shale_iter **out);
+/* Counts live keys in [start, end). */
+shale_status shale_reader_count(shale_reader *r, const void *start, size_t slen,
+                                const void *end, size_t elen, uint64_t *count);
+/* Picks up the latest manifest and WAL (no-op at a checkpoint). */
+shale_status shale_reader_refresh(shale_reader *r);
+/* Summary of the manifest the reader stands on. */
+shale_status shale_reader_info(shale_reader *r, shale_db_info *out);
+void shale_reader_close(shale_reader *r);
+
+/* ---- Garbage collection -------------------------------------------------- */
+
+typedef struct shale_gc_options {
+    uint64_t min_age_ms;   /* only objects older than this; default 300000 */
+    bool dry_run;          /* report, delete nothing */
+    /* Called for each object deleted (or that would be).  May be NULL. */
+    void (*on_object)(void *ctx, const char *store_uri, const char *key,
+                      const char *reason);
+    void *ctx;
+} shale_gc_options;
+
+typedef struct shale_gc_result {
+    uint64_t checkpoints_removed, wal_deleted, ssts_deleted, manifests_deleted;
+    uint64_t bytes_deleted;
+} shale_gc_result;
+
+void shale_gc_options_init(shale_gc_options *g);
+/* One GC pass over the database at uri (and its WAL store).  Never deletes
+ * in another database's store.  out may be NULL. */
+shale_status shale_gc(const char *uri, const shale_options *opts,
+                      const shale_gc_options *g, shale_gc_result *out);
+
+/* ---- Verification -------------------------------------------------------- */
+
+typedef struct shale_verify_result {
+    uint64_t ssts_checked, blocks_checked, wal_ssts_checked, bytes_checked;
+} shale_verify_result;
+/* Checks that every object the latest manifest names exists and every
+ * block's checksum; SHALE_CORRUPT / SHALE_NOT_FOUND naming the first bad
+ * object.  out may be NULL. */
+shale_status shale_verify(const char *uri, const shale_options *opts,
+                          shale_verify_result *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SHALE_H */

@@ -1,0 +1,191 @@
+/*
+ * shale_objstore.h -- the object-store seam under the engine.
+ *
+ * A store is a flat namespace of keys ("manifest/00000000000000000001.manifest")
+ * holding immutable-by-convention byte objects.  Backends are chosen by URI:
+ *
+ *   file:///abs/dir        a local directory (atomic writes, O_EXCL/link create)
+ *   s3://bucket/prefix     S3 or an S3-protocol server (libcurl SigV4)
+ *   mem://name             in-process, shared by name within a process (tests)
+ *
+ * and shale_objstore_fault_wrap() puts a fault-injecting layer over any of
+ * them.  Every backend returns the same shale_status codes; see
+ * docs/object-store.md for the retry policy and what each code means.
+ *
+ * Keys are validated by every call: non-empty, at most 1024 bytes, no NUL,
+ * no leading '/', no "." or ".." path segment, no "//".  A key can never
+ * name anything outside the store's root.
+ *
+ * Thread safety: a shale_objstore handle may be used from many threads at
+ * once.  The fault controller may be changed while calls are in flight.
+ */
+#ifndef SHALE_OBJSTORE_H
+#define SHALE_OBJSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "shale_status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct shale_objstore shale_objstore;
+
+/* Options for opening a store.  Strings are borrowed for the duration of
+ * shale_objstore_open() only (the store copies what it keeps).  NULL or 0
+ * means "use the default", which for S3 settings is the environment
+ * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
+ * AWS_ENDPOINT_URL). */
+typedef struct shale_objstore_options {
+    const char *s3_endpoint;      /* e.g. "http://127.0.0.1:4568"; default AWS */
+    const char *s3_region;        /* default "us-east-1" */
+    const char *s3_access_key;
+    const char *s3_secret_key;
+    const char *s3_session_token;
+    int s3_path_style;            /* 1 path-style, 0 virtual-host; -1 (default):
+                                     path-style iff an endpoint is set */
+    int max_retries;              /* retries of retryable failures; default 6 */
+    int retry_base_ms;            /* first backoff, doubled each time; default 50 */
+    int retry_max_ms;             /* backoff cap; default 2000 */
+    int timeout_ms;               /* per request; default 30000 */
+    bool fs_no_fsync;             /* file://: skip fsync (tests, benchmarks only) */
+} shale_objstore_options;
+
+/* Fills documented defaults (all zero/NULL, s3_path_style -1, ...). */
+void shale_objstore_options_init(shale_objstore_options *o);
+
+/* Opens the store named by uri.  opts may be NULL (defaults).  On success
+ * *out is a new handle; the caller closes it with shale_objstore_close().
+ * file:// creates the directory if it does not exist. */
+shale_status shale_objstore_open(const char *uri, const shale_objstore_options *opts,
+                                 shale_objstore **out);
+
+/* Closes the handle.  Accepts NULL. */
+void shale_objstore_close(shale_objstore *s);
+
+/* The URI the store was opened with (normalised: no trailing '/').
+ * Borrowed from the handle. */
+const char *shale_objstore_uri(const shale_objstore *s);
+
+/* Writes (creates or replaces) an object atomically: readers see the old or
+ * the new content, never a mix.  data may be NULL when len is 0. */
+shale_status shale_objstore_put(shale_objstore *s, const char *key,
+                                const void *data, size_t len);
+
+/* Creates the object only if no object has that key.  Returns
+ * SHALE_PRECONDITION_FAILED if one exists.  Of several racing callers
+ * (threads or processes) exactly one gets SHALE_OK. */
+shale_status shale_objstore_put_if_absent(shale_objstore *s, const char *key,
+                                          const void *data, size_t len);
+
+/* Reads a whole object.  On SHALE_OK *data is malloc'd (free with
+ * shale_free(); never NULL, even for an empty object) and *len its size. */
+shale_status shale_objstore_get(shale_objstore *s, const char *key,
+                                void **data, size_t *len);
+
+/* Reads bytes [offset, offset+len) of an object.  Reading past the end
+ * returns the bytes that exist (possibly 0); an offset past the end is
+ * SHALE_INVALID_ARGUMENT.  Ownership as shale_objstore_get(). */
+shale_status shale_objstore_get_range(shale_objstore *s, const char *key,
+                                      uint64_t offset, uint64_t len,
+                                      void **data, size_t *got);
+
+/* Size (and modification time, ms since the epoch) of an object.  Either
+ * out-pointer may be NULL. */
+shale_status shale_objstore_head(shale_objstore *s, const char *key,
+                                 uint64_t *size, int64_t *mtime_ms);
+
+/* Deletes an object.  Deleting a missing object is SHALE_OK. */
+shale_status shale_objstore_delete(shale_objstore *s, const char *key);
+
+typedef struct shale_objinfo {
+    char *key;          /* full key, including the prefix */
+    uint64_t size;
+    int64_t mtime_ms;   /* last modification, ms since the epoch */
+} shale_objinfo;
+
+typedef struct shale_objlist {
+    shale_objinfo *items;  /* sorted by key, bytewise ascending */
+    size_t count;
+    char *next_cursor;     /* NULL when this was the last page */
+} shale_objlist;
+
+/* Lists one page of objects whose key starts with prefix ("" = all), in key
+ * order.  cursor is NULL for the first page, else the previous page's
+ * next_cursor.  max_keys 0 means the backend's default (1000).  The caller
+ * frees the page with shale_objlist_free(). */
+shale_status shale_objstore_list(shale_objstore *s, const char *prefix,
+                                 const char *cursor, size_t max_keys,
+                                 shale_objlist *page);
+
+/* Lists every object under prefix, following pages.  Free with
+ * shale_objlist_free(). */
+shale_status shale_objstore_list_all(shale_objstore *s, const char *prefix,
+                                     shale_objlist *out);
+
+/* Frees the contents of a list (not the struct itself).  Accepts NULL. */
+void shale_objlist_free(shale_objlist *l);
+
+/* Returns SHALE_OK if key is acceptable, else SHALE_INVALID_ARGUMENT with a
+ * message that says why. */
+shale_status shale_objstore_check_key(const char *key);
+
+/* Checks once that the store honours put-if-absent (writes and removes a
+ * probe object under ".probe/").  SHALE_UNSUPPORTED if a second conditional
+ * create of the probe succeeded. */
+shale_status shale_objstore_probe_conditional(shale_objstore *s);
+
+/* Counters of requests by operation and result, for metrics. */
+typedef enum shale_objop {
+    SHALE_OP_PUT = 0, SHALE_OP_PUT_IF_ABSENT, SHALE_OP_GET, SHALE_OP_GET_RANGE,
+    SHALE_OP_HEAD, SHALE_OP_LIST, SHALE_OP_DELETE, SHALE_OP_COUNT
+} shale_objop;
+
+const char *shale_objop_name(shale_objop op);
+
+/* Process-wide counters: requests[op][0] succeeded (incl. NOT_FOUND and
+ * PRECONDITION_FAILED results), requests[op][1] failed; bytes read and
+ * written.  Safe to read at any time (relaxed atomics). */
+typedef struct shale_objstats {
+    uint64_t requests[SHALE_OP_COUNT][2];
+    uint64_t bytes_read, bytes_written, retries;
+} shale_objstats;
+void shale_objstore_global_stats(shale_objstats *out);
+
+/* ---- Fault injection ------------------------------------------------------
+ * shale_objstore_fault_wrap() returns a store that forwards to inner and
+ * fails calls according to rules.  The wrapper takes ownership of inner.
+ * Rules are checked in the order added; the first that matches a call acts.
+ */
+typedef struct shale_fault shale_fault;
+
+#define SHALE_FAULT_OPS_ALL 0xffu
+#define SHALE_FAULT_OP(op) (1u << (op))
+
+typedef struct shale_fault_rule {
+    unsigned ops;            /* mask of SHALE_FAULT_OP(op); 0 = all */
+    const char *key_prefix;  /* NULL or "" = any key (copied) */
+    uint64_t nth;            /* act on the nth matching call (1-based); 0 = every */
+    uint64_t count;          /* act this many times, then retire; 0 = unlimited */
+    shale_status status;     /* code to return (e.g. SHALE_IO, SHALE_RETRYABLE) */
+    bool after_effect;       /* perform the call first, then report status:
+                                "the write took effect but the caller saw an error" */
+    uint32_t latency_ms;     /* sleep this long before the call (status may be OK) */
+} shale_fault_rule;
+
+/* *ctl is owned by the wrapper store and lives until it is closed. */
+shale_status shale_objstore_fault_wrap(shale_objstore *inner, shale_objstore **out,
+                                       shale_fault **ctl);
+/* Adds a rule; returns its id (>= 0) in *id if id != NULL. */
+shale_status shale_fault_add(shale_fault *f, const shale_fault_rule *rule, int *id);
+void shale_fault_clear(shale_fault *f);
+/* How many calls the wrapper has seen / failed so far. */
+uint64_t shale_fault_calls(const shale_fault *f);
+uint64_t shale_fault_injected(const shale_fault *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SHALE_OBJSTORE_H */

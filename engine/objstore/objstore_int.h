@@ -1,0 +1,52 @@
+/*
+ * objstore_int.h -- the backend interface behind shale_objstore.h.
+ *
+ * objstore.c validates keys, counts requests and dispatches through this
+ * table, so a backend sees only valid keys and need not count anything.
+ * Each backend lives in its own file (objstore_fs.c, objstore_mem.c,
+ * objstore_s3.c, objstore_fault.c) and exports one constructor.
+ *
+ * Contract for every op (same as the public header): return SHALE_OK,
+ * SHALE_NOT_FOUND or SHALE_PRECONDITION_FAILED as results, any other code
+ * with a message set through shale_err() naming the store URI and key.
+ */
+#ifndef SHALE_OBJSTORE_INT_H
+#define SHALE_OBJSTORE_INT_H
+
+#include "shale_objstore.h"
+
+typedef struct objstore_ops {
+    const char *scheme;  /* "file", "s3", "mem", "fault" */
+    shale_status (*put)(shale_objstore *s, const char *key, const void *data,
+                        size_t len, bool if_absent);
+    shale_status (*get_range)(shale_objstore *s, const char *key, uint64_t offset,
+                              uint64_t len, bool whole, void **data, size_t *got);
+    shale_status (*head)(shale_objstore *s, const char *key, uint64_t *size,
+                         int64_t *mtime_ms);
+    shale_status (*del)(shale_objstore *s, const char *key);
+    shale_status (*list)(shale_objstore *s, const char *prefix, const char *cursor,
+                         size_t max_keys, shale_objlist *page);
+    void (*close)(shale_objstore *s);
+} objstore_ops;
+
+/* Every backend's handle starts with this header. */
+struct shale_objstore {
+    const objstore_ops *ops;
+    char *uri;                 /* normalised URI, malloc'd, freed by objstore.c */
+};
+
+/* Backend constructors.  `rest` is the URI after "scheme://".  On success
+ * the backend fills (*out)->ops; objstore.c sets uri. */
+shale_status objstore_fs_open(const char *rest, const shale_objstore_options *o,
+                              shale_objstore **out);
+shale_status objstore_mem_open(const char *rest, const shale_objstore_options *o,
+                               shale_objstore **out);
+shale_status objstore_s3_open(const char *rest, const shale_objstore_options *o,
+                              shale_objstore **out);
+
+/* Counts one retry (backends that retry call this). */
+void objstore_count_retry(void);
+/* Adds bytes to the process-wide counters. */
+void objstore_count_bytes(uint64_t read, uint64_t written);
+
+#endif

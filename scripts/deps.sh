@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# deps.sh PURPOSE -- install what PURPOSE (test, demo, bench, fuzz) needs and
+# is missing.  Idempotent and quiet when everything is there.  Runs apt-get
+# (as root, or through sudo) and npm; the npm tools go to tests/tools/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+purpose=${1:-test}
+
+pkgs=(gcc make pkg-config libcurl4-openssl-dev libjansson-dev libyaml-dev libzstd-dev
+      libxxhash-dev libxml2-dev libmicrohttpd-dev libcmocka-dev)
+case $purpose in
+  test) pkgs+=(nodejs npm golang-go golang-github-masterminds-sprig-dev yamllint curl) ;;
+  demo) ;;
+  bench) pkgs+=(librocksdb-dev libleveldb-dev gnuplot nodejs npm) ;;
+  fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "$purpose" = demo ] || [ "$purpose" = test ]; then
+  command -v kubectl >/dev/null 2>&1 || [ "$purpose" = demo ] || {
+    echo "deps: installing kubernetes-client" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null
+  }
+fi
+# npm tools (S3-protocol test server) live in tests/tools/node_modules.
+if [ "$purpose" = test ] || [ "$purpose" = bench ]; then
+  if [ ! -x tests/tools/node_modules/.bin/s3rver ]; then
+    echo "deps: installing s3rver (npm)" >&2
+    (cd tests/tools && npm install --no-audit --no-fund --silent >/dev/null)
+  fi
+fi

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# tests/run.sh -- the runner behind `make test`.
+#
+#  1. builds and runs every cmocka unit binary (tests/unit/test_*.c);
+#  2. rebuilds them with AddressSanitizer + UndefinedBehaviorSanitizer and
+#     runs them again (SHALE_TEST_QUICK=1: suites may shrink their loops);
+#  3. runs every tests/integration/*.sh (TAP-style "ok"/"not ok" lines).
+# Each binary's output goes to tests/tmp/logs/; failures are printed.
+# The last line is the summary: "N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${JOBS:-$(nproc)}
+LOGS=tests/tmp/logs
+rm -rf "$LOGS"; mkdir -p "$LOGS"
+export SHALE_TEST_TMP=${SHALE_TEST_TMP:-$PWD/tests/tmp/work}
+mkdir -p "$SHALE_TEST_TMP"
+passed=0; failed=0; failures=()
+
+build() {  # build LABEL MAKEARGS...
+  local label=$1; shift
+  if ! make -s -j"$JOBS" "$@" unit >"$LOGS/build-$label.log" 2>&1; then
+    echo "BUILD FAILED ($label):"; tail -40 "$LOGS/build-$label.log"
+    echo "0 passed, 1 failed"; exit 1
+  fi
+}
+
+# Runs one cmocka binary, counts its tests from cmocka's summary lines.
+run_unit() {  # run_unit LABEL BIN
+  local label=$1 bin=$2 name log p f
+  name=$(basename "$bin"); log="$LOGS/$label-$name.log"
+  timeout -k 10 900 "$bin" >"$log" 2>&1; local rc=$?
+  p=$(grep -aoE '^\[  PASSED  \] [0-9]+' "$log" | awk '{s+=$4} END {print s+0}')
+  f=$(grep -aoE '^\[  FAILED  \] [0-9]+' "$log" | awk '{s+=$4} END {print s+0}')
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  echo "$p $f $label/$name $rc"
+}
+export -f run_unit; export LOGS
+
+run_suite() {  # run_suite LABEL BUILDDIR
+  local label=$1 dir=$2 line p f name rc
+  while read -r p f name rc; do
+    passed=$((passed + p)); failed=$((failed + f))
+    if [ "$f" -ne 0 ]; then
+      failures+=("$name")
+      echo "--- FAILED: $name (exit $rc) ---"
+      grep -aE '\[  (FAILED|ERROR) \]|\[   LINE   \]|ERROR:|runtime error|Assertion|Sanitizer' \
+        "$LOGS/${name/\//-}.log" | head -30
+    fi
+  done < <(ls "$dir"/tests/test_* 2>/dev/null | xargs -r -n1 -P"$JOBS" bash -c 'run_unit '"$label"' "$0"')
+}
+
+echo "== unit tests"
+build plain
+run_suite unit build
+echo "== unit tests under ASan+UBSan"
+build san SANITIZE=address,undefined
+SHALE_TEST_QUICK=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_suite asan build-san
+
+echo "== integration tests"
+for t in tests/integration/*.sh; do
+  [ -e "$t" ] || continue
+  name=$(basename "$t" .sh); log="$LOGS/integration-$name.log"
+  timeout -k 10 1200 bash "$t" >"$log" 2>&1; rc=$?
+  p=$(grep -acE '^ok ' "$log"); f=$(grep -acE '^not ok ' "$log")
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  passed=$((passed + p)); failed=$((failed + f))
+  if [ "$f" -ne 0 ]; then
+    failures+=("integration/$name"); echo "--- FAILED: integration/$name (exit $rc) ---"
+    grep -aE '^not ok|^#' "$log" | head -20; tail -15 "$log"
+  fi
+done
+
+[ ${#failures[@]} -gt 0 ] && echo "failed suites: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
