@@ -1,0 +1,767 @@
+/*
+ * db.c -- the writer handle: open (fence, replay), writes, reads, close.
+ *
+ * The invariants of the write path are in db_int.h; the WAL pipeline is in
+ * wal_writer.c, memtable flushes in flush.c, compaction in compactor.c and
+ * checkpoints in checkpoint.c.
+ *
+ * Open, in order (SlateDB's fencing protocol, see docs/format.md):
+ *   1. open the main store (and the WAL store) and check that the store
+ *      honours put-if-absent, unless unsafe_allow_unconditional_store;
+ *   2. load the latest manifest, or create version 1;
+ *   3. refuse an uninitialised clone and a changed WAL store;
+ *   4. raise writer_epoch and compactor_epoch in a new manifest version;
+ *   5. replay WAL ids replay_after_wal_id+1 ... up to the first missing one
+ *      (ids below the manifest's next_wal_sst_id must exist: a missing one
+ *      is data loss or a wrong WAL store, reported as not found);
+ *   6. write the empty fencing WAL SST at the first free id with
+ *      put-if-absent (taken: replay it too and try the next id, unless the
+ *      manifest shows a newer writer, then we are fenced);
+ *   7. record next_wal_sst_id = fence id + 1 and start the threads.
+ */
+#include "db/db_int.h"
+#include "db/batch.h"
+#include "db/iter_int.h"
+#include "util/misc.h"
+#include "util/status_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct shale_snapshot {
+    uint64_t seq;
+};
+
+void shale_options_init(shale_options *o)
+{
+    memset(o, 0, sizeof *o);
+    shale_objstore_options_init(&o->store);
+    o->create_if_missing = true;
+    o->await_durable = true;
+    o->wal_flush_interval_ms = 100;
+    o->wal_flush_bytes = 4u << 20;
+    o->memtable_bytes = 64u << 20;
+    o->max_unflushed_bytes = 256u << 20;
+    o->l0_compaction_trigger = 4;
+    o->l0_max_ssts = 16;
+    o->max_sorted_runs = 4;
+    o->block_size = 4096;
+    o->compression_level = 1;
+    o->bloom_bits_per_key = 10;
+    o->block_cache_bytes = 64u << 20;
+    o->sst_target_bytes = 64u << 20;
+    o->compactor = true;
+    o->manifest_poll_ms = 1000;
+}
+
+void db_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (ms < 0)
+        ms = 0;
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
+shale_status db_update_manifest(shale_db *db, manifest_mutator fn, void *ctx)
+{
+    pthread_mutex_lock(&db->man_mu);
+    pthread_mutex_lock(&db->mu);
+    manifest *cur = manifest_dup(db->man);
+    pthread_mutex_unlock(&db->mu);
+    shale_status rc = cur ? manifest_store_update(db->store, &cur, fn, ctx) : SHALE_OOM();
+    if (!rc) {
+        pthread_mutex_lock(&db->mu);
+        rc = db_install_manifest_locked(db, cur);
+        cur = NULL;
+        pthread_mutex_unlock(&db->mu);
+    }
+    manifest_free(cur);
+    pthread_mutex_unlock(&db->man_mu);
+    return rc;
+}
+
+/* ---- sticky state ----------------------------------------------------- */
+
+shale_status db_check_writable_locked(shale_db *db)
+{
+    if (db->fenced)
+        return shale_err(SHALE_FENCED,
+                         "%s: this writer was fenced by a newer writer (epoch > %llu); "
+                         "it accepts no more writes",
+                         db->uri, (unsigned long long)db->my_epoch);
+    if (db->bg_error)
+        return shale_err(db->bg_error, "%s: writer is in error state after: %s", db->uri,
+                         db->bg_errmsg);
+    if (db->closing)
+        return shale_err(SHALE_CLOSED, "%s: database is closing", db->uri);
+    return SHALE_OK;
+}
+
+void db_set_bg_error_locked(shale_db *db, shale_status rc)
+{
+    if (rc == SHALE_FENCED) {
+        db->fenced = true;
+    } else if (!db->bg_error) {
+        db->bg_error = rc;
+        snprintf(db->bg_errmsg, sizeof db->bg_errmsg, "%s", shale_errmsg());
+    }
+    pthread_cond_broadcast(&db->cv);
+}
+
+uint64_t db_oldest_snapshot_locked(shale_db *db)
+{
+    uint64_t m = UINT64_MAX;
+    for (size_t i = 0; i < db->snapshot_count; i++)
+        if (db->snapshots[i] < m)
+            m = db->snapshots[i];
+    return m;
+}
+
+/* ---- views and manifests ---------------------------------------------- */
+
+static shale_status rebuild_view_locked(shale_db *db)
+{
+    size_t n = 1 + db->imm_count;
+    memtable **mems = calloc(n, sizeof *mems);
+    if (!mems)
+        return SHALE_OOM();
+    mems[0] = db->mem;
+    for (size_t i = 0; i < db->imm_count; i++)
+        mems[1 + i] = db->imms[db->imm_count - 1 - i].mem;  /* newest first */
+    db_view *v = NULL;
+    shale_status rc = view_new(db->env, mems, n, db->man, &v);
+    free(mems);
+    if (rc)
+        return rc;
+    view_unref(db->view);
+    db->view = v;
+    return SHALE_OK;
+}
+
+shale_status db_install_manifest_locked(shale_db *db, manifest *m)
+{
+    if (db->man != m) {
+        manifest_free(db->man);
+        db->man = m;
+    }
+    return rebuild_view_locked(db);
+}
+
+shale_status db_seal_wal_locked(shale_db *db)
+{
+    if (memtable_count(db->walbuf) == 0)
+        return SHALE_OK;
+    wal_seal *s = calloc(1, sizeof *s);
+    memtable *fresh = memtable_new();
+    if (!s || !fresh) {
+        free(s);
+        memtable_unref(fresh);
+        return SHALE_OOM();
+    }
+    s->id = db->next_wal_id++;
+    s->buf = db->walbuf;
+    s->max_seq = db->walbuf_max_seq;
+    db->walbuf = fresh;
+    db->walbuf_max_seq = 0;
+    db->walbuf_first_ms = 0;
+    if (db->seal_tail)
+        db->seal_tail->next = s;
+    else
+        db->seal_head = s;
+    db->seal_tail = s;
+    pthread_cond_signal(&db->cv_wal);
+    return SHALE_OK;
+}
+
+shale_status db_freeze_locked(shale_db *db)
+{
+    shale_status rc = db_seal_wal_locked(db);
+    if (rc)
+        return rc;
+    memtable *fresh = memtable_new();
+    if (!fresh)
+        return SHALE_OOM();
+    if (db->imm_count == db->imm_cap) {
+        size_t cap = db->imm_cap ? db->imm_cap * 2 : 8;
+        imm_entry *n = realloc(db->imms, cap * sizeof *n);
+        if (!n) {
+            memtable_unref(fresh);
+            return SHALE_OOM();
+        }
+        db->imms = n;
+        db->imm_cap = cap;
+    }
+    db->imms[db->imm_count++] = (imm_entry){db->mem, db->next_wal_id - 1};
+    db->mem = fresh;
+    rc = rebuild_view_locked(db);
+    pthread_cond_signal(&db->cv_flush);
+    return rc;
+}
+
+shale_status db_wait_flushed_locked(shale_db *db)
+{
+    while (db->imm_count > 0) {
+        shale_status rc = db_check_writable_locked(db);
+        if (rc)
+            return rc;
+        pthread_cond_wait(&db->cv, &db->mu);
+    }
+    return SHALE_OK;
+}
+
+/* ---- open ------------------------------------------------------------- */
+
+typedef struct fence_ctx {
+    const char *wal_uri;   /* to record when none is */
+    uint64_t epoch, cepoch;
+} fence_ctx;
+
+static shale_status fence_mut(manifest *m, void *arg)
+{
+    fence_ctx *c = arg;
+    m->writer_epoch++;
+    m->compactor_epoch++;
+    c->epoch = m->writer_epoch;
+    c->cepoch = m->compactor_epoch;
+    if (c->wal_uri && !m->wal_store_uri && !(m->wal_store_uri = xstrdup(c->wal_uri)))
+        return SHALE_OOM();
+    return SHALE_OK;
+}
+
+typedef struct next_wal_ctx {
+    uint64_t epoch, next;
+} next_wal_ctx;
+
+static shale_status next_wal_mut(manifest *m, void *arg)
+{
+    next_wal_ctx *c = arg;
+    if (m->writer_epoch != c->epoch)
+        return shale_err(SHALE_FENCED, "manifest writer_epoch %llu is not ours (%llu)",
+                         (unsigned long long)m->writer_epoch, (unsigned long long)c->epoch);
+    if (m->next_wal_sst_id < c->next)
+        m->next_wal_sst_id = c->next;
+    return SHALE_OK;
+}
+
+/* Checks the WAL-store rules: None -> Some allowed (recorded by the fence
+ * write), Some(a) -> Some(b) or Some(a) -> None refused. */
+static shale_status check_wal_store(const shale_db *db, const manifest *m)
+{
+    const char *rec = m->wal_store_uri;
+    if (!rec)
+        return SHALE_OK;
+    if (!db->wal_uri)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "%s: the manifest records WAL store '%s' but none was given; open "
+                         "with wal_store_uri = '%s'",
+                         db->uri, rec, rec);
+    if (strcmp(rec, db->wal_uri))
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "%s: WAL store reconfiguration refused: the manifest records '%s', "
+                         "the caller gave '%s'",
+                         db->uri, rec, db->wal_uri);
+    return SHALE_OK;
+}
+
+static shale_status load_or_create(shale_db *db, manifest **out)
+{
+    shale_status rc = manifest_store_load_latest(db->store, 0, out);
+    if (rc != SHALE_NOT_FOUND)
+        return rc;
+    if (!db->opts.create_if_missing)
+        return shale_err(SHALE_NOT_FOUND, "%s: no database here (no manifest) and "
+                                          "create_if_missing is off", db->uri);
+    manifest *m = manifest_new();
+    if (!m)
+        return SHALE_OOM();
+    m->id = 1;
+    rc = manifest_store_write(db->store, m);
+    manifest_free(m);
+    if (rc && rc != SHALE_PRECONDITION_FAILED)
+        return rc;
+    return manifest_store_load_latest(db->store, 1, out);
+}
+
+static shale_status write_fence_wal(shale_db *db, uint64_t *id)
+{
+    shale_buf img = SHALE_BUF_INIT;
+    memtable *empty = memtable_new();
+    if (!empty)
+        return SHALE_OOM();
+    shale_status rc = wal_encode(db, empty, &img);
+    memtable_unref(empty);
+    while (!rc) {
+        char key[48];
+        wal_key(*id, key, sizeof key);
+        rc = shale_objstore_put_if_absent(db->wal_store, key, img.data, img.len);
+        if (rc != SHALE_PRECONDITION_FAILED)
+            break;
+        /* Someone wrote this id after our probe: the old writer, still
+         * alive, or a newer writer.  A newer epoch means we lost. */
+        manifest *latest = NULL;
+        rc = manifest_store_load_latest(db->store, db->man->id, &latest);
+        if (rc)
+            break;
+        bool lost = latest->writer_epoch > db->my_epoch;
+        manifest_free(latest);
+        if (lost) {
+            rc = shale_err(SHALE_FENCED, "%s: a newer writer took over while opening",
+                           db->uri);
+            break;
+        }
+        uint64_t next = 0;
+        rc = wal_replay(db, &next);   /* picks up the id just written */
+        if (!rc)
+            *id = next;
+    }
+    buf_free(&img);
+    return rc;
+}
+
+static shale_status db_open_inner(shale_db *db)
+{
+    shale_status rc = shale_objstore_open(db->uri, &db->opts.store, &db->store);
+    if (rc)
+        return rc;
+    if (db->wal_uri && strcmp(db->wal_uri, db->uri)) {
+        rc = shale_objstore_open(db->wal_uri, &db->opts.store, &db->wal_store);
+        if (rc)
+            return rc;
+    } else {
+        db->wal_store = db->store;
+    }
+    if (!db->opts.unsafe_allow_unconditional_store) {
+        rc = shale_objstore_probe_conditional(db->store);
+        if (!rc && db->wal_store != db->store)
+            rc = shale_objstore_probe_conditional(db->wal_store);
+        if (rc)
+            return rc;
+    }
+    rc = db_env_new(db->store, &db->opts, &db->env);
+    if (rc)
+        return rc;
+    manifest *m = NULL;
+    rc = load_or_create(db, &m);
+    if (rc)
+        return rc;
+    db->man = m;
+    if (!m->initialized)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "%s: this database is a clone that was not finished "
+                         "(initialized=false); re-run the same clone to complete it",
+                         db->uri);
+    rc = check_wal_store(db, m);
+    if (rc)
+        return rc;
+    fence_ctx fc = {db->wal_uri, 0, 0};
+    rc = manifest_store_update(db->store, &db->man, fence_mut, &fc);
+    if (rc)
+        return shale_err_prefix(rc, "%s: raising writer_epoch", db->uri);
+    db->my_epoch = fc.epoch;
+    db->my_compactor_epoch = fc.cepoch;
+    db->mem = memtable_new();
+    db->walbuf = memtable_new();
+    if (!db->mem || !db->walbuf)
+        return SHALE_OOM();
+    db->flushed_wal_id = db->man->replay_after_wal_id;
+    db->last_seq = db->man->last_l0_seq;
+    uint64_t fence_id = 0;
+    rc = wal_replay(db, &fence_id);
+    if (rc)
+        return rc;
+    rc = write_fence_wal(db, &fence_id);
+    if (rc)
+        return rc;
+    db->next_wal_id = fence_id + 1;
+    db->durable_wal_id = fence_id;
+    db->durable_seq = db->last_seq;
+    next_wal_ctx nc = {db->my_epoch, fence_id + 1};
+    rc = manifest_store_update(db->store, &db->man, next_wal_mut, &nc);
+    if (rc)
+        return rc;
+    return rebuild_view_locked(db);
+}
+
+static void db_free(shale_db *db)
+{
+    if (!db)
+        return;
+    for (size_t i = 0; i < db->imm_count; i++)
+        memtable_unref(db->imms[i].mem);
+    free(db->imms);
+    while (db->seal_head) {
+        wal_seal *s = db->seal_head;
+        db->seal_head = s->next;
+        memtable_unref(s->buf);
+        free(s);
+    }
+    view_unref(db->view);
+    memtable_unref(db->mem);
+    memtable_unref(db->walbuf);
+    manifest_free(db->man);
+    db_env_free(db->env);
+    if (db->wal_store != db->store)
+        shale_objstore_close(db->wal_store);
+    shale_objstore_close(db->store);
+    free(db->snapshots);
+    free(db->uri);
+    free(db->wal_uri);
+    pthread_mutex_destroy(&db->mu);
+    pthread_mutex_destroy(&db->man_mu);
+    pthread_cond_destroy(&db->cv);
+    pthread_cond_destroy(&db->cv_wal);
+    pthread_cond_destroy(&db->cv_flush);
+    pthread_cond_destroy(&db->cv_compact);
+    free(db);
+}
+
+static shale_status check_options(const shale_options *o)
+{
+    if (o->memtable_bytes < 4096 || o->wal_flush_bytes < 1 || o->block_size < 256 ||
+        o->block_size > (64u << 20) || o->l0_compaction_trigger < 1 || o->max_sorted_runs < 1 ||
+        o->l0_max_ssts < o->l0_compaction_trigger || o->sst_target_bytes < 4096 ||
+        o->max_unflushed_bytes < o->memtable_bytes || o->compression_level < 0 ||
+        o->compression_level > 22 || o->bloom_bits_per_key > 64)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "options out of range (memtable_bytes >= 4096, block_size 256..64MiB, "
+                         "l0_max_ssts >= l0_compaction_trigger >= 1, max_unflushed_bytes >= "
+                         "memtable_bytes, compression_level 0..22, bloom_bits_per_key <= 64)");
+    return SHALE_OK;
+}
+
+shale_status shale_open(const char *uri, const shale_options *opts, shale_db **out)
+{
+    *out = NULL;
+    shale_options defaults;
+    if (!opts) {
+        shale_options_init(&defaults);
+        opts = &defaults;
+    }
+    if (!uri)
+        return shale_err(SHALE_INVALID_ARGUMENT, "shale_open: uri is NULL");
+    shale_status rc = check_options(opts);
+    if (rc)
+        return rc;
+    shale_db *db = calloc(1, sizeof *db);
+    if (!db)
+        return SHALE_OOM();
+    db->opts = *opts;
+    pthread_mutex_init(&db->mu, NULL);
+    pthread_mutex_init(&db->man_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&db->cv, &ca);
+    pthread_cond_init(&db->cv_wal, &ca);
+    pthread_cond_init(&db->cv_flush, &ca);
+    pthread_cond_init(&db->cv_compact, &ca);
+    pthread_condattr_destroy(&ca);
+    db->uri = xstrdup(uri);
+    db->wal_uri = opts->wal_store_uri ? xstrdup(opts->wal_store_uri) : NULL;
+    db->opts.wal_store_uri = NULL;
+    if (!db->uri || (opts->wal_store_uri && !db->wal_uri)) {
+        db_free(db);
+        return SHALE_OOM();
+    }
+    /* Normalise the URIs as the store does (no trailing '/'). */
+    for (char *u = db->uri; u; u = (u == db->uri ? db->wal_uri : NULL)) {
+        size_t n = strlen(u);
+        while (n > 0 && u[n - 1] == '/' && !(n >= 3 && !strncmp(u + n - 3, "://", 3)))
+            u[--n] = '\0';
+    }
+    rc = db_open_inner(db);
+    if (!rc) {
+        /* Threads are started last; after this the handle is live. */
+        if (pthread_create(&db->wal_thread, NULL, db_wal_thread, db) ||
+            pthread_create(&db->flush_thread, NULL, db_flush_thread, db) ||
+            pthread_create(&db->compact_thread, NULL, db_compact_thread, db)) {
+            rc = shale_err(SHALE_IO, "%s: cannot start background threads", uri);
+            /* Threads that did start exit when they see closing. */
+            pthread_mutex_lock(&db->mu);
+            db->closing = true;
+            pthread_cond_broadcast(&db->cv_wal);
+            pthread_cond_broadcast(&db->cv_flush);
+            pthread_cond_broadcast(&db->cv_compact);
+            pthread_mutex_unlock(&db->mu);
+        } else {
+            db->threads_started = true;
+        }
+    }
+    if (rc) {
+        if (db->threads_started) {
+            pthread_join(db->wal_thread, NULL);
+            pthread_join(db->flush_thread, NULL);
+            pthread_join(db->compact_thread, NULL);
+        }
+        db_free(db);
+        return rc;
+    }
+    *out = db;
+    return SHALE_OK;
+}
+
+shale_status shale_close(shale_db *db)
+{
+    if (!db)
+        return SHALE_OK;
+    shale_status rc = SHALE_OK;
+    pthread_mutex_lock(&db->mu);
+    /* Write what is buffered, so close loses nothing that was accepted. */
+    if (!db->fenced && !db->bg_error) {
+        rc = db_seal_wal_locked(db);
+        while (!rc && (db->seal_head || db->wal_busy) && !db->fenced && !db->bg_error)
+            pthread_cond_wait(&db->cv, &db->mu);
+        if (!rc && db->bg_error)
+            rc = shale_err(db->bg_error, "%s: closing: %s", db->uri, db->bg_errmsg);
+    }
+    db->closing = true;
+    pthread_cond_broadcast(&db->cv);
+    pthread_cond_broadcast(&db->cv_wal);
+    pthread_cond_broadcast(&db->cv_flush);
+    pthread_cond_broadcast(&db->cv_compact);
+    pthread_mutex_unlock(&db->mu);
+    if (db->threads_started) {
+        pthread_join(db->wal_thread, NULL);
+        pthread_join(db->flush_thread, NULL);
+        pthread_join(db->compact_thread, NULL);
+    }
+    db_free(db);
+    return rc;
+}
+
+/* ---- writes ----------------------------------------------------------- */
+
+static size_t unflushed_bytes_locked(shale_db *db)
+{
+    size_t n = memtable_bytes(db->mem);
+    for (size_t i = 0; i < db->imm_count; i++)
+        n += memtable_bytes(db->imms[i].mem);
+    return n;
+}
+
+static shale_status apply(shale_db *db, const shale_batch *b)
+{
+    if (!db || !b)
+        return shale_err(SHALE_INVALID_ARGUMENT, "shale_write: NULL argument");
+    if (b->count == 0)
+        return SHALE_OK;
+    const manifest *m;
+    size_t pos = 0;
+    kv_entry e;
+    pthread_mutex_lock(&db->mu);
+    shale_status rc = db_check_writable_locked(db);
+    if (rc)
+        goto out;
+    m = db->man;
+    while (batch_next(b, &pos, &e))
+        if (!view_in_range(m, e.key, e.klen)) {
+            rc = shale_err(SHALE_INVALID_ARGUMENT,
+                           "%s: key outside this clone's visible range; write refused",
+                           db->uri);
+            goto out;
+        }
+    /* Bounded memory: wait while too much is not yet in L0. */
+    while (unflushed_bytes_locked(db) > db->opts.max_unflushed_bytes) {
+        pthread_cond_signal(&db->cv_flush);
+        pthread_cond_wait(&db->cv, &db->mu);
+        if ((rc = db_check_writable_locked(db)))
+            goto out;
+    }
+    pos = 0;
+    while (batch_next(b, &pos, &e)) {
+        e.seq = db->last_seq + 1;
+        rc = memtable_add(db->mem, &e);
+        if (!rc)
+            rc = memtable_add(db->walbuf, &e);
+        if (rc) {
+            /* Part of the batch may be in memory: refuse further writes
+             * until reopened, so nothing partial is ever acknowledged. */
+            db_set_bg_error_locked(db, rc);
+            goto out;
+        }
+        db->last_seq++;
+    }
+    uint64_t my_seq = db->last_seq;
+    db->walbuf_max_seq = my_seq;
+    if (!db->walbuf_first_ms)
+        db->walbuf_first_ms = mono_ms();
+    if (memtable_bytes(db->mem) >= db->opts.memtable_bytes)
+        rc = db_freeze_locked(db);
+    else if (memtable_bytes(db->walbuf) >= db->opts.wal_flush_bytes)
+        rc = db_seal_wal_locked(db);
+    if (rc) {
+        db_set_bg_error_locked(db, rc);
+        goto out;
+    }
+    if (db->opts.await_durable) {
+        db->durable_waiters++;
+        pthread_cond_signal(&db->cv_wal);
+        while (db->durable_seq < my_seq && !db->fenced && !db->bg_error)
+            pthread_cond_wait(&db->cv, &db->mu);
+        db->durable_waiters--;
+        if (db->durable_seq < my_seq)
+            rc = db_check_writable_locked(db);
+    }
+out:
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+shale_status shale_write(shale_db *db, const shale_batch *b)
+{
+    return apply(db, b);
+}
+
+shale_status shale_put(shale_db *db, const void *key, size_t klen, const void *val,
+                       size_t vlen)
+{
+    shale_batch b = {SHALE_BUF_INIT, 0};
+    shale_status rc = shale_batch_put(&b, key, klen, val, vlen);
+    if (!rc)
+        rc = apply(db, &b);
+    buf_free(&b.buf);
+    return rc;
+}
+
+shale_status shale_delete(shale_db *db, const void *key, size_t klen)
+{
+    shale_batch b = {SHALE_BUF_INIT, 0};
+    shale_status rc = shale_batch_delete(&b, key, klen);
+    if (!rc)
+        rc = apply(db, &b);
+    buf_free(&b.buf);
+    return rc;
+}
+
+/* ---- reads ------------------------------------------------------------ */
+
+static db_view *grab_view(shale_db *db, const shale_read_options *ro, uint64_t *seq)
+{
+    pthread_mutex_lock(&db->mu);
+    db_view *v = db->view;
+    view_ref(v);
+    *seq = ro && ro->snapshot ? ro->snapshot->seq : KV_MAX_SEQ;
+    pthread_mutex_unlock(&db->mu);
+    return v;
+}
+
+shale_status shale_get(shale_db *db, const shale_read_options *ro, const void *key,
+                       size_t klen, void **val, size_t *vlen)
+{
+    if (!db || !key || !klen || !val || !vlen)
+        return shale_err(SHALE_INVALID_ARGUMENT, "shale_get: NULL argument or empty key");
+    uint64_t seq;
+    db_view *v = grab_view(db, ro, &seq);
+    shale_status rc = view_get(v, key, klen, seq, val, vlen);
+    view_unref(v);
+    return rc;
+}
+
+shale_status shale_scan(shale_db *db, const shale_read_options *ro, const void *start,
+                        size_t slen, const void *end, size_t elen, shale_iter **out)
+{
+    if (!db || !out)
+        return shale_err(SHALE_INVALID_ARGUMENT, "shale_scan: NULL argument");
+    uint64_t seq;
+    db_view *v = grab_view(db, ro, &seq);
+    shale_status rc = view_scan(v, seq, start, slen, end, elen, out);
+    view_unref(v);
+    return rc;
+}
+
+shale_snapshot *shale_snapshot_new(shale_db *db)
+{
+    shale_snapshot *s = malloc(sizeof *s);
+    if (!s)
+        return NULL;
+    pthread_mutex_lock(&db->mu);
+    if (db->snapshot_count == db->snapshot_cap) {
+        size_t cap = db->snapshot_cap ? db->snapshot_cap * 2 : 8;
+        uint64_t *n = realloc(db->snapshots, cap * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&db->mu);
+            free(s);
+            return NULL;
+        }
+        db->snapshots = n;
+        db->snapshot_cap = cap;
+    }
+    s->seq = db->last_seq;
+    db->snapshots[db->snapshot_count++] = s->seq;
+    pthread_mutex_unlock(&db->mu);
+    return s;
+}
+
+void shale_snapshot_release(shale_db *db, shale_snapshot *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&db->mu);
+    for (size_t i = 0; i < db->snapshot_count; i++)
+        if (db->snapshots[i] == s->seq) {
+            db->snapshots[i] = db->snapshots[--db->snapshot_count];
+            break;
+        }
+    pthread_mutex_unlock(&db->mu);
+    free(s);
+}
+
+/* ---- flushes and info ------------------------------------------------- */
+
+shale_status shale_flush_wal(shale_db *db)
+{
+    pthread_mutex_lock(&db->mu);
+    shale_status rc = db_check_writable_locked(db);
+    uint64_t target = db->last_seq;
+    if (!rc)
+        rc = db_seal_wal_locked(db);
+    while (!rc && db->durable_seq < target) {
+        pthread_cond_wait(&db->cv, &db->mu);
+        rc = db_check_writable_locked(db);
+    }
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+shale_status shale_flush_memtable(shale_db *db)
+{
+    pthread_mutex_lock(&db->mu);
+    shale_status rc = db_check_writable_locked(db);
+    if (!rc && memtable_count(db->mem) > 0)
+        rc = db_freeze_locked(db);
+    if (!rc)
+        rc = db_wait_flushed_locked(db);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+shale_status shale_db_info_get(shale_db *db, shale_db_info *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&db->mu);
+    const manifest *m = db->man;
+    out->manifest_id = m->id;
+    out->writer_epoch = m->writer_epoch;
+    out->compactor_epoch = m->compactor_epoch;
+    out->replay_after_wal_id = m->replay_after_wal_id;
+    out->next_wal_sst_id = m->next_wal_sst_id;
+    out->last_l0_seq = m->last_l0_seq;
+    out->last_seq = db->last_seq;
+    out->l0_count = (uint32_t)m->l0_count;
+    out->sorted_run_count = (uint32_t)m->run_count;
+    out->sst_count = m->l0_count;
+    for (size_t i = 0; i < m->run_count; i++)
+        out->sst_count += m->runs[i].count;
+    out->initialized = m->initialized;
+    pthread_mutex_unlock(&db->mu);
+    return SHALE_OK;
+}

@@ -1,0 +1,152 @@
+/*
+ * db_int.h -- the writer handle's internals, shared by db.c (open, close,
+ * writes, reads), wal_writer.c (the WAL pipeline), flush.c (memtables to
+ * L0), compactor.c and checkpoint.c.
+ *
+ * Write path and its invariants
+ * -----------------------------
+ * A write takes db->mu, gets consecutive sequence numbers, goes into the
+ * active memtable and into the current WAL buffer (itself a small memtable,
+ * so a WAL SST is built by iterating it).  The WAL buffer is *sealed* --
+ * given the next WAL id -- when it is big enough, when the flush interval
+ * passes, when a durable writer waits, or when the memtable freezes.  Sealed
+ * buffers are written strictly in id order by one WAL thread with
+ * put-if-absent; durable_seq only advances over a contiguous prefix of
+ * written ids, so an acknowledged write is in a WAL SST that replay reaches.
+ *
+ * A memtable is frozen together with sealing the WAL buffer, under mu, so
+ * the frozen memtable holds exactly the data of WAL ids <= its wal_id (=
+ * next_wal_id - 1 at the freeze, which also covers the fencing WAL).  The
+ * flush thread writes frozen memtables to L0 oldest first, each only after
+ * its WAL ids are durable, and commits replay_after_wal_id = wal_id with the
+ * new L0 in one manifest version.  An empty frozen memtable writes no SST
+ * but still advances replay_after_wal_id: that is how a full-scope
+ * checkpoint closes the WAL gap the fencing WAL opened (seed bug).
+ *
+ * Fencing: a WAL put-if-absent that finds its id taken, or a manifest whose
+ * writer_epoch moved past ours, sets db->fenced; from then on every write
+ * fails with SHALE_FENCED.  Any other background failure that may leave
+ * memory and store out of step sets db->bg_error (sticky) and writes fail
+ * with it until the handle is reopened.
+ *
+ * Lock order: db->mu, then table-cache / store-pool mutexes.  No store I/O
+ * is done while holding db->mu, except where noted.
+ */
+#ifndef SHALE_DB_INT_H
+#define SHALE_DB_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shale.h"
+#include "db/manifest.h"
+#include "db/memtable.h"
+#include "db/view.h"
+#include "table/cache.h"
+
+/* A frozen memtable waiting for its flush to L0. */
+typedef struct imm_entry {
+    memtable *mem;
+    uint64_t wal_id;       /* its data is exactly WAL ids <= wal_id */
+} imm_entry;
+
+/* A sealed WAL buffer waiting to be written. */
+typedef struct wal_seal {
+    uint64_t id;
+    memtable *buf;         /* entries, in internal order */
+    uint64_t max_seq;      /* highest seq in it (0 if empty) */
+    struct wal_seal *next;
+} wal_seal;
+
+struct shale_db {
+    shale_options opts;            /* copy; strings below are owned */
+    char *uri;
+    char *wal_uri;                 /* NULL = WAL in the main store */
+    shale_objstore *store;
+    shale_objstore *wal_store;     /* == store when no separate WAL store */
+    db_env *env;                   /* store pool, table cache, block cache */
+
+    pthread_mutex_t mu;
+    pthread_mutex_t man_mu;        /* serialises this process's manifest
+                                      updates; taken before mu, never under */
+    pthread_cond_t cv;             /* state changed: writers and waiters */
+    pthread_cond_t cv_wal;         /* wakes the WAL thread */
+    pthread_cond_t cv_flush;       /* wakes the flush thread */
+    pthread_cond_t cv_compact;     /* wakes the compactor thread */
+
+    /* ---- under mu ---- */
+    manifest *man;                 /* latest version we wrote or read */
+    uint64_t my_epoch;             /* writer_epoch we own */
+    uint64_t my_compactor_epoch;
+    memtable *mem;                 /* active memtable */
+    imm_entry *imms; size_t imm_count, imm_cap;   /* oldest first */
+    db_view *view;                 /* current read view */
+    memtable *walbuf;              /* current WAL buffer */
+    uint64_t walbuf_max_seq;
+    int64_t walbuf_first_ms;       /* mono time of its first entry */
+    wal_seal *seal_head, *seal_tail;
+    uint64_t next_wal_id;          /* id the next seal gets */
+    uint64_t replay_next_id;       /* open: next WAL id replay reads */
+    uint64_t durable_wal_id;       /* every id <= this is written */
+    uint64_t last_seq;             /* highest seq assigned */
+    uint64_t durable_seq;          /* every seq <= this is in a written WAL */
+    uint64_t flushed_wal_id;       /* replay_after_wal_id we committed */
+    uint32_t durable_waiters;      /* writers waiting for durable_seq */
+    bool wal_busy;                 /* a WAL write is in flight */
+    bool flush_busy;
+    bool compact_busy;
+    bool compact_requested, compact_force;
+    uint64_t compactions_done;
+    uint64_t compact_requests_done;
+    uint64_t *snapshots; size_t snapshot_count, snapshot_cap;  /* live seqs */
+    bool fenced;
+    shale_status bg_error;         /* sticky background failure */
+    char bg_errmsg[512];
+    bool closing;
+
+    pthread_t wal_thread, flush_thread, compact_thread;
+    bool threads_started;
+};
+
+/* Waits on cv (initialised with CLOCK_MONOTONIC) for at most ms. */
+void db_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
+/* Runs a manifest update under man_mu on a copy of db->man and installs
+ * the result.  Called WITHOUT mu held. */
+shale_status db_update_manifest(shale_db *db, manifest_mutator fn, void *ctx);
+
+/* ---- db.c ---- */
+/* Fails with the sticky state (fenced / background error / closed), copying
+ * its message.  Called with mu held. */
+shale_status db_check_writable_locked(shale_db *db);
+/* Records a background failure (keeps the first).  Called with mu held. */
+void db_set_bg_error_locked(shale_db *db, shale_status rc);
+/* Installs a new manifest (owned) and rebuilds the read view.  mu held. */
+shale_status db_install_manifest_locked(shale_db *db, manifest *m);
+/* Freezes the active memtable (even if empty) and seals the WAL buffer.
+ * mu held.  Wakes the flush and WAL threads. */
+shale_status db_freeze_locked(shale_db *db);
+/* Seals the current WAL buffer if it has entries (mu held). */
+shale_status db_seal_wal_locked(shale_db *db);
+/* Waits (mu held) until every frozen memtable is in L0. */
+shale_status db_wait_flushed_locked(shale_db *db);
+/* Oldest live snapshot seq, or UINT64_MAX when none (mu held). */
+uint64_t db_oldest_snapshot_locked(shale_db *db);
+
+/* ---- wal_writer.c ---- */
+void *db_wal_thread(void *arg);
+/* Builds the SST image of a WAL buffer (all entries). */
+shale_status wal_encode(shale_db *db, memtable *buf, shale_buf *out);
+/* Replays WAL ids after replay_after_wal_id into the memtable on open;
+ * sets *first_free to the first id not present. */
+shale_status wal_replay(shale_db *db, uint64_t *first_free);
+/* "wal/<id:020>.sst" into buf (>= 32 bytes). */
+void wal_key(uint64_t id, char *buf, size_t n);
+
+/* ---- flush.c ---- */
+void *db_flush_thread(void *arg);
+
+/* ---- compactor.c ---- */
+void *db_compact_thread(void *arg);
+
+#endif

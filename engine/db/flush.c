@@ -1,0 +1,206 @@
+/*
+ * flush.c -- frozen memtables to L0, and noticing that we were fenced.
+ *
+ * The flush thread takes the oldest frozen memtable once its WAL ids are
+ * durable, writes it as compacted/<ulid>.sst (a plain put: the name is
+ * new), then commits one manifest version that adds the SST at the front
+ * of L0 and sets replay_after_wal_id to the memtable's wal_id.  An empty
+ * memtable writes no SST and only advances replay_after_wal_id.  L0 is
+ * bounded: while it holds l0_max_ssts SSTs the flush waits for compaction.
+ *
+ * Between flushes the thread re-reads the manifest every manifest_poll_ms:
+ * a writer_epoch above ours means a newer writer took over, and this
+ * handle refuses writes from then on (SHALE_FENCED).
+ */
+#include "db/db_int.h"
+#include "table/sst.h"
+#include "util/misc.h"
+#include "util/status_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct l0_ctx {
+    uint64_t epoch;
+    sst_handle *h;          /* NULL when the memtable was empty */
+    uint64_t wal_id;
+    uint64_t max_seq;
+    uint64_t next_wal;      /* durable next WAL id to record */
+} l0_ctx;
+
+static shale_status l0_mut(manifest *m, void *arg)
+{
+    l0_ctx *c = arg;
+    if (m->writer_epoch != c->epoch)
+        return shale_err(SHALE_FENCED, "manifest writer_epoch %llu is newer than ours (%llu)",
+                         (unsigned long long)m->writer_epoch, (unsigned long long)c->epoch);
+    if (c->h) {
+        sst_handle *n = realloc(m->l0, (m->l0_count + 1) * sizeof *n);
+        if (!n)
+            return SHALE_OOM();
+        m->l0 = n;
+        memmove(m->l0 + 1, m->l0, m->l0_count * sizeof *n);
+        memset(&m->l0[0], 0, sizeof m->l0[0]);
+        m->l0_count++;
+        shale_status rc = sst_handle_copy(&m->l0[0], c->h);
+        if (rc) {
+            memmove(m->l0, m->l0 + 1, --m->l0_count * sizeof *n);
+            return rc;
+        }
+    }
+    if (c->wal_id > m->replay_after_wal_id)
+        m->replay_after_wal_id = c->wal_id;
+    if (c->next_wal > m->next_wal_sst_id)
+        m->next_wal_sst_id = c->next_wal;
+    if (m->next_wal_sst_id <= m->replay_after_wal_id)
+        m->next_wal_sst_id = m->replay_after_wal_id + 1;
+    if (c->max_seq > m->last_l0_seq)
+        m->last_l0_seq = c->max_seq;
+    return SHALE_OK;
+}
+
+/* Writes a memtable as an SST in the main store; fills *h. */
+static shale_status write_l0(shale_db *db, memtable *mem, sst_handle *h)
+{
+    sst_options so = {db->opts.block_size, db->opts.compression_level,
+                      db->opts.bloom_bits_per_key};
+    sst_builder *b = sst_builder_new(&so);
+    kv_iter *it = memtable_iter_new(mem);
+    shale_buf img = SHALE_BUF_INIT;
+    sst_info info;
+    memset(&info, 0, sizeof info);
+    shale_status rc = SHALE_OK;
+    if (!b || !it) {
+        rc = SHALE_OOM();
+        goto out;
+    }
+    for (kv_iter_seek_first(it); kv_iter_valid(it); kv_iter_next(it)) {
+        kv_entry e;
+        kv_iter_entry(it, &e);
+        if ((rc = sst_builder_add(b, &e)))
+            goto out;
+    }
+    if ((rc = sst_builder_finish(b, &img, &info)))
+        goto out;
+    ulid_new(h->id);
+    char key[64];
+    sst_key(h->id, key, sizeof key);
+    rc = shale_objstore_put(db->store, key, img.data, img.len);
+    if (rc) {
+        shale_err_prefix(rc, "%s: flushing memtable to %s", db->uri, key);
+        goto out;
+    }
+    h->store_uri = NULL;
+    h->size = img.len;
+    h->entries = info.entries;
+    h->first_key = info.first_key;
+    h->first_klen = info.first_klen;
+    h->last_key = info.last_key;
+    h->last_klen = info.last_klen;
+    info.first_key = info.last_key = NULL;
+out:
+    sst_info_free(&info);
+    buf_free(&img);
+    kv_iter_destroy(it);
+    sst_builder_free(b);
+    return rc;
+}
+
+/* Flushes imms[0].  Called with mu held; drops it during I/O. */
+static void flush_one_locked(shale_db *db)
+{
+    imm_entry imm = db->imms[0];
+    memtable_ref(imm.mem);
+    db->flush_busy = true;
+    uint64_t next_wal = db->durable_wal_id + 1;
+    pthread_mutex_unlock(&db->mu);
+
+    sst_handle h;
+    memset(&h, 0, sizeof h);
+    shale_status rc = SHALE_OK;
+    bool empty = memtable_count(imm.mem) == 0;
+    if (!empty)
+        rc = write_l0(db, imm.mem, &h);
+    if (!rc) {
+        l0_ctx c = {db->my_epoch, empty ? NULL : &h, imm.wal_id, memtable_max_seq(imm.mem),
+                    next_wal};
+        rc = db_update_manifest(db, l0_mut, &c);
+    }
+    sst_handle_clear(&h);
+    memtable_unref(imm.mem);
+
+    pthread_mutex_lock(&db->mu);
+    db->flush_busy = false;
+    if (rc) {
+        db_set_bg_error_locked(db, rc);
+        return;
+    }
+    memtable_unref(db->imms[0].mem);
+    memmove(db->imms, db->imms + 1, (db->imm_count - 1) * sizeof *db->imms);
+    db->imm_count--;
+    db->flushed_wal_id = imm.wal_id;
+    shale_status vrc = db_install_manifest_locked(db, db->man);  /* drop the imm */
+    if (vrc)
+        db_set_bg_error_locked(db, vrc);
+    if (db->man->l0_count >= db->opts.l0_compaction_trigger)
+        pthread_cond_signal(&db->cv_compact);
+    pthread_cond_broadcast(&db->cv);
+}
+
+/* Re-reads the manifest to notice a newer writer.  mu held; dropped. */
+static void poll_manifest_locked(shale_db *db)
+{
+    uint64_t hint = db->man->id;
+    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_lock(&db->man_mu);
+    manifest *latest = NULL;
+    shale_status rc = manifest_store_load_latest(db->store, hint, &latest);
+    pthread_mutex_lock(&db->mu);
+    if (rc == SHALE_OK) {
+        if (latest->writer_epoch > db->my_epoch) {
+            shale_err(SHALE_FENCED, "%s: writer_epoch is now %llu", db->uri,
+                      (unsigned long long)latest->writer_epoch);
+            db_set_bg_error_locked(db, SHALE_FENCED);
+            manifest_free(latest);
+        } else if (latest->id > db->man->id) {
+            /* Others (checkpoints, clones, GC) wrote newer versions. */
+            if (db_install_manifest_locked(db, latest))
+                manifest_free(latest);
+        } else {
+            manifest_free(latest);
+        }
+    }
+    pthread_mutex_unlock(&db->man_mu);
+    /* A failed poll is not fatal: the next write's own checks decide. */
+}
+
+void *db_flush_thread(void *arg)
+{
+    shale_db *db = arg;
+    int64_t next_poll = mono_ms() + db->opts.manifest_poll_ms;
+    pthread_mutex_lock(&db->mu);
+    while (!db->closing) {
+        if (db->fenced || db->bg_error) {
+            pthread_cond_wait(&db->cv_flush, &db->mu);
+            continue;
+        }
+        bool ready = db->imm_count > 0 && db->imms[0].wal_id <= db->durable_wal_id;
+        bool l0_full = db->opts.compactor && db->man->l0_count >= db->opts.l0_max_ssts;
+        if (ready && !l0_full) {
+            flush_one_locked(db);
+            continue;
+        }
+        if (ready && l0_full)
+            pthread_cond_signal(&db->cv_compact);
+        int64_t now = mono_ms();
+        if (db->opts.manifest_poll_ms && now >= next_poll) {
+            poll_manifest_locked(db);
+            next_poll = mono_ms() + db->opts.manifest_poll_ms;
+            continue;
+        }
+        db_cond_wait_ms(&db->cv_flush, &db->mu,
+                        db->opts.manifest_poll_ms ? next_poll - now : 1000);
+    }
+    pthread_mutex_unlock(&db->mu);
+    return NULL;
+}

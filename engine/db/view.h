@@ -1,0 +1,84 @@
+/*
+ * view.h -- read views, shared by the writer (db.c) and the read-only
+ * reader (reader.c).
+ *
+ * A db_view is an immutable, reference-counted picture of what a read must
+ * consult: the memtables (active first, then frozen ones newest first) and
+ * one manifest version (L0 newest first, then sorted runs newest first).
+ * A reader takes a reference under the owner's lock and then reads without
+ * it; SST readers come from the environment's table cache.
+ *
+ * A db_env is what views need to reach data: a pool of open stores by URI
+ * (a clone reads its parents' SSTs in their stores), a table cache of open
+ * sst_readers by (store URI, SST id), and the block cache.
+ *
+ * Thread safety: db_env functions may be called from many threads; a
+ * db_view is immutable once made.
+ */
+#ifndef SHALE_VIEW_H
+#define SHALE_VIEW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shale.h"
+#include "db/manifest.h"
+#include "db/memtable.h"
+#include "table/cache.h"
+#include "table/iter.h"
+#include "table/sst.h"
+
+typedef struct db_env db_env;
+
+/* main: the database's own store (borrowed: must outlive the env). */
+shale_status db_env_new(shale_objstore *main, const shale_options *opts, db_env **out);
+void db_env_free(db_env *e);
+/* The store for a URI (NULL = the main store); opened on first use and
+ * kept until the env is freed.  Borrowed. */
+shale_status db_env_store(db_env *e, const char *uri, shale_objstore **out);
+/* An SST reader for a handle (referenced; sst_reader_unref when done). */
+shale_status db_env_sst(db_env *e, const sst_handle *h, sst_reader **out);
+/* Drops cached readers whose SST is no longer named by m (after a
+ * compaction), so memory does not grow with dead SSTs. */
+void db_env_retain_only(db_env *e, const manifest *m);
+block_cache *db_env_cache(db_env *e);
+
+/* "compacted/<id>.sst" into buf (>= 48 bytes). */
+void sst_key(const char *id, char *buf, size_t n);
+
+typedef struct db_view {
+    int refs;                  /* atomic */
+    memtable **mems;           /* active first, then frozen newest first */
+    size_t mem_count;
+    manifest *man;             /* owned copy */
+    db_env *env;               /* borrowed */
+} db_view;
+
+/* Makes a view over mems (each gets a reference) and a copy of m. */
+shale_status view_new(db_env *env, memtable **mems, size_t n, const manifest *m,
+                      db_view **out);
+void view_ref(db_view *v);
+void view_unref(db_view *v);
+
+/* True when key is inside the manifest's visible range. */
+bool view_in_range(const manifest *m, const uint8_t *key, size_t klen);
+
+/* Newest version of key with seq <= max_seq.  SHALE_NOT_FOUND if absent or
+ * deleted.  *val malloc'd. */
+shale_status view_get(db_view *v, const uint8_t *key, size_t klen, uint64_t max_seq,
+                      void **val, size_t *vlen);
+
+/* A user iterator over [start, end) intersected with the visible range, at
+ * max_seq.  Holds a reference on v until freed. */
+shale_status view_scan(db_view *v, uint64_t max_seq, const uint8_t *start, size_t slen,
+                       const uint8_t *end, size_t elen, shale_iter **out);
+
+/* An internal iterator over every entry of the view's SSTs and memtables
+ * (used by compaction and tests).  include_mems selects memtables. */
+shale_status view_internal_iter(db_view *v, bool include_mems, kv_iter **out);
+
+/* An internal iterator over one sorted run: opens its SSTs lazily, in key
+ * order.  Holds a reference on nothing but env (borrowed). */
+kv_iter *run_iter_new(db_env *env, const sorted_run *run);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * sst.h -- sorted string tables: the one on-disk table format, used for WAL
+ * SSTs (wal/<id>.sst) and compacted SSTs (compacted/<ulid>.sst).
+ *
+ * Byte layout: docs/format.md.  In short: data blocks (prefix-compressed
+ * entries with restart points, zstd where it shrinks the block), a bloom
+ * filter block, an index block, a properties block and a fixed footer with
+ * magic and format version; every block carries an XXH3 checksum which the
+ * reader verifies before use.  A check that fails is SHALE_CORRUPT with the
+ * object name and byte offset in the message; bad data is never returned.
+ *
+ * An SST may be empty (0 entries): the fencing WAL SST is one.
+ *
+ * Thread safety: a builder is single-threaded.  An sst_reader is immutable
+ * after open and may be used by many threads at once (get and iterators);
+ * it is reference counted.
+ */
+#ifndef SHALE_SST_H
+#define SHALE_SST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "shale_objstore.h"
+#include "table/iter.h"
+#include "table/cache.h"
+#include "util/buf.h"
+
+typedef struct sst_options {
+    size_t block_size;          /* target uncompressed data-block size */
+    int compression_level;      /* zstd level; 0 = store blocks raw */
+    uint32_t bloom_bits_per_key;/* 0 = no filter */
+} sst_options;
+
+/* Summary of an SST (from the builder, or the properties block). */
+typedef struct sst_info {
+    uint64_t entries;
+    uint64_t size;              /* total object size in bytes */
+    uint64_t min_seq, max_seq;  /* 0/0 when empty */
+    uint8_t *first_key;         /* malloc'd (NULL when empty) */
+    size_t first_klen;
+    uint8_t *last_key;          /* malloc'd (NULL when empty) */
+    size_t last_klen;
+} sst_info;
+
+void sst_info_free(sst_info *i);   /* frees the keys; accepts NULL */
+
+typedef struct sst_builder sst_builder;
+
+/* NULL on allocation failure. */
+sst_builder *sst_builder_new(const sst_options *o);
+/* Adds an entry; entries must come in strictly increasing internal order
+ * (kv.h), else SHALE_INVALID_ARGUMENT.  The entry's bytes are copied. */
+shale_status sst_builder_add(sst_builder *b, const kv_entry *e);
+uint64_t sst_builder_entries(const sst_builder *b);
+/* Bytes the finished SST would take if finished now (approximate). */
+size_t sst_builder_size_estimate(const sst_builder *b);
+/* Writes the whole SST image to *out (appended) and fills *info (may be
+ * NULL).  The builder cannot be used afterwards except to free it. */
+shale_status sst_builder_finish(sst_builder *b, shale_buf *out, sst_info *info);
+void sst_builder_free(sst_builder *b);
+
+typedef struct sst_reader sst_reader;
+
+/* Opens the SST stored at key in s.  size is the object size if known (from
+ * the manifest), else 0 and a HEAD is made.  Reads footer, index, filter and
+ * properties with ranged GETs and checks them.  cache may be NULL.  The
+ * store and cache are borrowed and must outlive the reader. */
+shale_status sst_reader_open(shale_objstore *s, const char *key, uint64_t size,
+                             block_cache *cache, sst_reader **out);
+/* Opens an SST from a complete in-memory image (WAL replay, verify).  name
+ * is used in messages.  If own, the reader frees data (malloc'd). */
+shale_status sst_reader_open_mem(const char *name, uint8_t *data, size_t len, bool own,
+                                 sst_reader **out);
+void sst_reader_ref(sst_reader *r);
+void sst_reader_unref(sst_reader *r);      /* frees at zero; accepts NULL */
+
+const sst_info *sst_reader_info(const sst_reader *r);
+const char *sst_reader_name(const sst_reader *r);
+
+/* False only if the bloom filter proves key absent. */
+bool sst_reader_may_contain(const sst_reader *r, const uint8_t *key, size_t klen);
+
+/* Finds the newest entry for key with seq <= max_seq.  SHALE_OK: *e filled,
+ * with e->key/e->val pointing into *scratch (caller-owned buffer, reset by
+ * the call).  SHALE_NOT_FOUND: no such entry (tombstones ARE returned, as
+ * KV_DELETE entries).  Other codes: read or corruption errors. */
+shale_status sst_reader_get(sst_reader *r, const uint8_t *key, size_t klen,
+                            uint64_t max_seq, kv_entry *e, shale_buf *scratch);
+
+/* Iterator over every entry in internal order; holds a reference on r.
+ * NULL on allocation failure. */
+kv_iter *sst_iter_new(sst_reader *r);
+
+/* Reads and checks every block; counts them in *blocks (may be NULL). */
+shale_status sst_reader_verify(sst_reader *r, uint64_t *blocks);
+
+#endif
