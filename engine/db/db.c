@@ -748,20 +748,8 @@ shale_status shale_db_info_get(shale_db *db, shale_db_info *out)
 {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&db->mu);
-    const manifest *m = db->man;
-    out->manifest_id = m->id;
-    out->writer_epoch = m->writer_epoch;
-    out->compactor_epoch = m->compactor_epoch;
-    out->replay_after_wal_id = m->replay_after_wal_id;
-    out->next_wal_sst_id = m->next_wal_sst_id;
-    out->last_l0_seq = m->last_l0_seq;
+    view_fill_info(db->man, out);
     out->last_seq = db->last_seq;
-    out->l0_count = (uint32_t)m->l0_count;
-    out->sorted_run_count = (uint32_t)m->run_count;
-    out->sst_count = m->l0_count;
-    for (size_t i = 0; i < m->run_count; i++)
-        out->sst_count += m->runs[i].count;
-    out->initialized = m->initialized;
     pthread_mutex_unlock(&db->mu);
     return SHALE_OK;
 }

@@ -290,6 +290,24 @@ void view_unref(db_view *v)
     free(v);
 }
 
+void view_fill_info(const manifest *m, shale_db_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->manifest_id = m->id;
+    out->writer_epoch = m->writer_epoch;
+    out->compactor_epoch = m->compactor_epoch;
+    out->replay_after_wal_id = m->replay_after_wal_id;
+    out->next_wal_sst_id = m->next_wal_sst_id;
+    out->last_l0_seq = m->last_l0_seq;
+    out->last_seq = m->last_l0_seq;
+    out->l0_count = (uint32_t)m->l0_count;
+    out->sorted_run_count = (uint32_t)m->run_count;
+    out->sst_count = m->l0_count;
+    for (size_t i = 0; i < m->run_count; i++)
+        out->sst_count += m->runs[i].count;
+    out->initialized = m->initialized;
+}
+
 bool view_in_range(const manifest *m, const uint8_t *key, size_t klen)
 {
     if (m->range_start && kv_key_cmp(key, klen, m->range_start, m->range_start_len) < 0)

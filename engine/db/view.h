@@ -60,6 +60,9 @@ shale_status view_new(db_env *env, memtable **mems, size_t n, const manifest *m,
 void view_ref(db_view *v);
 void view_unref(db_view *v);
 
+/* Fills the manifest part of a shale_db_info (last_seq = last_l0_seq). */
+void view_fill_info(const manifest *m, shale_db_info *out);
+
 /* True when key is inside the manifest's visible range. */
 bool view_in_range(const manifest *m, const uint8_t *key, size_t klen);
 

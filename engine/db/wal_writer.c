@@ -151,8 +151,9 @@ void *db_wal_thread(void *arg)
     return NULL;
 }
 
-/* Applies one WAL SST image to the active memtable. */
-static shale_status replay_one(shale_db *db, const char *key, uint8_t *data, size_t len)
+/* Feeds every entry of one WAL SST image to cb->entry. */
+static shale_status replay_one(const char *key, uint8_t *data, size_t len,
+                               const wal_replay_cb *cb)
 {
     sst_reader *r = NULL;
     shale_status rc = sst_reader_open_mem(key, data, len, true, &r);
@@ -163,15 +164,10 @@ static shale_status replay_one(shale_db *db, const char *key, uint8_t *data, siz
         sst_reader_unref(r);
         return SHALE_OOM();
     }
-    for (kv_iter_seek_first(it); kv_iter_valid(it); kv_iter_next(it)) {
+    for (kv_iter_seek_first(it); kv_iter_valid(it) && !rc; kv_iter_next(it)) {
         kv_entry e;
         kv_iter_entry(it, &e);
-        if (e.seq <= db->man->last_l0_seq)
-            continue;  /* already in L0 */
-        if ((rc = memtable_add(db->mem, &e)))
-            break;
-        if (e.seq > db->last_seq)
-            db->last_seq = e.seq;
+        rc = cb->entry(cb->ctx, &e);
     }
     if (!rc)
         rc = kv_iter_status(it);
@@ -180,43 +176,69 @@ static shale_status replay_one(shale_db *db, const char *key, uint8_t *data, siz
     return rc;
 }
 
-shale_status wal_replay(shale_db *db, uint64_t *first_free)
+shale_status wal_read_range(shale_objstore *w, const char *db_uri, const manifest *m,
+                            uint64_t from, const wal_replay_cb *cb, uint64_t *first_free)
 {
-    uint64_t id = db->replay_next_id;
-    if (id <= db->man->replay_after_wal_id)
-        id = db->man->replay_after_wal_id + 1;
+    uint64_t id = from <= m->replay_after_wal_id ? m->replay_after_wal_id + 1 : from;
     for (;; id++) {
         char key[48];
         wal_key(id, key, sizeof key);
         void *data = NULL;
         size_t len = 0;
-        shale_status rc = shale_objstore_get(db->wal_store, key, &data, &len);
+        shale_status rc = shale_objstore_get(w, key, &data, &len);
         if (rc == SHALE_NOT_FOUND) {
-            if (id < db->man->next_wal_sst_id)
+            if (id < m->next_wal_sst_id)
                 return shale_err(SHALE_NOT_FOUND,
                                  "%s: WAL SST %s/%s is needed for replay (replay_after_wal_id="
                                  "%llu, next_wal_sst_id=%llu) but is missing: wrong WAL store "
                                  "or lost data",
-                                 db->uri, shale_objstore_uri(db->wal_store), key,
-                                 (unsigned long long)db->man->replay_after_wal_id,
-                                 (unsigned long long)db->man->next_wal_sst_id);
+                                 db_uri, shale_objstore_uri(w), key,
+                                 (unsigned long long)m->replay_after_wal_id,
+                                 (unsigned long long)m->next_wal_sst_id);
             break;
         }
         if (rc)
-            return shale_err_prefix(rc, "%s: replaying %s", db->uri, key);
-        rc = replay_one(db, key, data, len);
+            return shale_err_prefix(rc, "%s: replaying %s", db_uri, key);
+        rc = replay_one(key, data, len, cb);
+        if (!rc && cb->after_sst)
+            rc = cb->after_sst(cb->ctx, id);
         if (rc)
-            return shale_err_prefix(rc, "%s: replaying %s", db->uri, key);
-        db->next_wal_id = id + 1;
-        if (memtable_bytes(db->mem) >= db->opts.memtable_bytes) {
-            pthread_mutex_lock(&db->mu);
-            rc = db_freeze_locked(db);
-            pthread_mutex_unlock(&db->mu);
-            if (rc)
-                return rc;
-        }
+            return shale_err_prefix(rc, "%s: replaying %s", db_uri, key);
     }
-    db->replay_next_id = id;
     *first_free = id;
     return SHALE_OK;
+}
+
+static shale_status db_replay_entry(void *ctx, const kv_entry *e)
+{
+    shale_db *db = ctx;
+    if (e->seq <= db->man->last_l0_seq)
+        return SHALE_OK;  /* already in L0 */
+    shale_status rc = memtable_add(db->mem, e);
+    if (!rc && e->seq > db->last_seq)
+        db->last_seq = e->seq;
+    return rc;
+}
+
+static shale_status db_replay_after_sst(void *ctx, uint64_t id)
+{
+    shale_db *db = ctx;
+    shale_status rc = SHALE_OK;
+    db->next_wal_id = id + 1;
+    if (memtable_bytes(db->mem) >= db->opts.memtable_bytes) {
+        pthread_mutex_lock(&db->mu);
+        rc = db_freeze_locked(db);
+        pthread_mutex_unlock(&db->mu);
+    }
+    return rc;
+}
+
+shale_status wal_replay(shale_db *db, uint64_t *first_free)
+{
+    wal_replay_cb cb = {db_replay_entry, db_replay_after_sst, db};
+    shale_status rc = wal_read_range(db->wal_store, db->uri, db->man, db->replay_next_id, &cb,
+                                     first_free);
+    if (!rc)
+        db->replay_next_id = *first_free;
+    return rc;
 }

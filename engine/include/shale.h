@@ -239,8 +239,10 @@ shale_status shale_clone(const shale_clone_spec *spec, const shale_options *opts
 /* ---- Read-only reader --------------------------------------------------- */
 
 /* Opens uri read-only at the latest state (checkpoint_id NULL) or at a
- * checkpoint.  It does not fence the writer.  At latest, it replays the WAL
- * into memory and holds a short-lived checkpoint while open. */
+ * checkpoint.  It does not fence the writer and never writes to the store.
+ * It replays the WAL SSTs its manifest version still needs into memory.  A
+ * reader at latest holds no checkpoint: keep GC's min_age above the time a
+ * reader may go without shale_reader_refresh(). */
 shale_status shale_reader_open(const char *uri, const shale_options *opts,
                                const char *checkpoint_id, shale_reader **out);
 shale_status shale_reader_get(shale_reader *r, const void *key, size_t klen,

@@ -1,0 +1,370 @@
+/*
+ * checkpoint.c -- creating, listing, refreshing and deleting checkpoints.
+ *
+ * Scope All through a writer (the seed's fix lives here):
+ *   1. under the writer's lock, seal the WAL buffer and freeze the active
+ *      memtable -- even when it is empty.  The frozen memtable's wal_id is
+ *      next_wal_id - 1 at that instant, which covers every WAL id written
+ *      so far, including the empty fencing WAL SST that open wrote;
+ *   2. wait until every frozen memtable is in L0.  The flush of the (maybe
+ *      empty) memtable sets replay_after_wal_id = its wal_id;
+ *   3. add the checkpoint in the next manifest write.
+ * So replay_after_wal_id == next_wal_sst_id - 1 in the pinned version when
+ * no write raced the checkpoint: the checkpoint needs no WAL file at all,
+ * and a split may wipe the local WAL before cloning.  (SlateDB before the
+ * fix left the fencing WAL inside the gap when the memtable was empty.)
+ *
+ * Scope Durable records what is durable now: it raises the manifest's
+ * next_wal_sst_id to the writer's durable WAL position so that a clone
+ * knows which WAL SSTs to copy, and keeps the gap.
+ */
+#include "db/checkpoint_int.h"
+#include "db/db_int.h"
+#include "util/misc.h"
+#include "util/status_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const checkpoint_rec *cp_find(const manifest *m, const char *id)
+{
+    for (size_t i = 0; i < m->checkpoint_count; i++)
+        if (!strcmp(m->checkpoints[i].id, id))
+            return &m->checkpoints[i];
+    return NULL;
+}
+
+void cp_describe(const checkpoint_rec *r, const manifest *pinned, shale_checkpoint *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->id, sizeof out->id, "%s", r->id);
+    out->manifest_id = r->manifest_id;
+    out->create_time_ms = r->create_time_ms;
+    out->expire_time_ms = r->expire_time_ms;
+    snprintf(out->name, sizeof out->name, "%s", r->name ? r->name : "");
+    if (pinned) {
+        out->replay_after_wal_id = pinned->replay_after_wal_id;
+        out->next_wal_sst_id = pinned->next_wal_sst_id;
+    }
+}
+
+typedef struct add_ctx {
+    const char *id;          /* fixed id or NULL */
+    char new_id[37];
+    uint64_t lifetime_ms;
+    const char *name;
+    uint64_t min_next_wal;
+    uint64_t epoch;          /* writer epoch to check, 0 = none */
+    uint64_t min_replay_after; /* scope All: the gap must be closed to this */
+    bool existed;
+} add_ctx;
+
+static shale_status add_mut(manifest *m, void *arg)
+{
+    add_ctx *c = arg;
+    if (c->epoch && m->writer_epoch != c->epoch)
+        return shale_err(SHALE_FENCED, "writer_epoch %llu is not ours (%llu)",
+                         (unsigned long long)m->writer_epoch, (unsigned long long)c->epoch);
+    const char *id = c->id ? c->id : c->new_id;
+    if (cp_find(m, id)) {
+        c->existed = true;
+        return SHALE_OK;  /* written again unchanged; harmless */
+    }
+    c->existed = false;
+    if (c->min_next_wal > m->next_wal_sst_id)
+        m->next_wal_sst_id = c->min_next_wal;
+    if (c->min_replay_after > m->replay_after_wal_id) {
+        /* The flush committed it already; this only guards the invariant. */
+        m->replay_after_wal_id = c->min_replay_after;
+        if (m->next_wal_sst_id <= m->replay_after_wal_id)
+            m->next_wal_sst_id = m->replay_after_wal_id + 1;
+    }
+    checkpoint_rec *n = realloc(m->checkpoints, (m->checkpoint_count + 1) * sizeof *n);
+    if (!n)
+        return SHALE_OOM();
+    m->checkpoints = n;
+    checkpoint_rec *r = &m->checkpoints[m->checkpoint_count];
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->manifest_id = m->id + 1;   /* the version this write creates */
+    r->create_time_ms = now_ms();
+    r->expire_time_ms = c->lifetime_ms ? r->create_time_ms + (int64_t)c->lifetime_ms : 0;
+    if (c->name && *c->name && !(r->name = xstrdup(c->name)))
+        return SHALE_OOM();
+    m->checkpoint_count++;
+    return SHALE_OK;
+}
+
+/* Describes checkpoint id after an update that left the latest in *cur. */
+static shale_status describe_from(shale_objstore *s, const manifest *cur, const char *id,
+                                  shale_checkpoint *out)
+{
+    if (!out)
+        return SHALE_OK;
+    const checkpoint_rec *r = cp_find(cur, id);
+    if (!r)
+        return shale_err(SHALE_NOT_FOUND, "%s: checkpoint %s vanished", shale_objstore_uri(s),
+                         id);
+    if (r->manifest_id == cur->id) {
+        cp_describe(r, cur, out);
+        return SHALE_OK;
+    }
+    manifest *pinned = NULL;
+    shale_status rc = manifest_store_load(s, r->manifest_id, &pinned);
+    if (rc)
+        return shale_err_prefix(rc, "%s: loading manifest %llu pinned by checkpoint %s",
+                                shale_objstore_uri(s), (unsigned long long)r->manifest_id, id);
+    cp_describe(r, pinned, out);
+    manifest_free(pinned);
+    return SHALE_OK;
+}
+
+shale_status cp_add(shale_objstore *s, const char *id, uint64_t lifetime_ms,
+                    const char *name, uint64_t min_next_wal, shale_checkpoint *out)
+{
+    add_ctx c;
+    memset(&c, 0, sizeof c);
+    c.id = id;
+    uuid_new(c.new_id);
+    c.lifetime_ms = lifetime_ms;
+    c.name = name;
+    c.min_next_wal = min_next_wal;
+    manifest *cur = NULL;
+    shale_status rc = manifest_store_load_latest(s, 0, &cur);
+    if (rc)
+        return shale_err_prefix(rc, "%s: adding a checkpoint", shale_objstore_uri(s));
+    if (id && cp_find(cur, id)) {
+        rc = describe_from(s, cur, id, out);
+        manifest_free(cur);
+        return rc;
+    }
+    rc = manifest_store_update(s, &cur, add_mut, &c);
+    if (!rc)
+        rc = describe_from(s, cur, id ? id : c.new_id, out);
+    manifest_free(cur);
+    return rc;
+}
+
+typedef struct rm_ctx {
+    const char *id;
+    bool found;
+    bool refresh;
+    uint64_t lifetime_ms;
+} rm_ctx;
+
+static shale_status rm_mut(manifest *m, void *arg)
+{
+    rm_ctx *c = arg;
+    c->found = false;
+    for (size_t i = 0; i < m->checkpoint_count; i++) {
+        if (strcmp(m->checkpoints[i].id, c->id))
+            continue;
+        c->found = true;
+        if (c->refresh) {
+            m->checkpoints[i].expire_time_ms =
+                c->lifetime_ms ? now_ms() + (int64_t)c->lifetime_ms : 0;
+        } else {
+            free(m->checkpoints[i].name);
+            memmove(&m->checkpoints[i], &m->checkpoints[i + 1],
+                    (m->checkpoint_count - i - 1) * sizeof *m->checkpoints);
+            m->checkpoint_count--;
+        }
+        return SHALE_OK;
+    }
+    return SHALE_NOT_FOUND;  /* abort: nothing to write */
+}
+
+static shale_status rm_or_refresh(shale_objstore *s, rm_ctx *c, bool missing_ok)
+{
+    manifest *cur = NULL;
+    shale_status rc = manifest_store_load_latest(s, 0, &cur);
+    if (!rc)
+        rc = manifest_store_update(s, &cur, rm_mut, c);
+    manifest_free(cur);
+    if (rc == SHALE_NOT_FOUND && !c->found) {
+        if (missing_ok)
+            return SHALE_OK;
+        return shale_err(SHALE_NOT_FOUND, "%s: no checkpoint %s", shale_objstore_uri(s),
+                         c->id);
+    }
+    return rc;
+}
+
+shale_status cp_remove(shale_objstore *s, const char *id, bool missing_ok)
+{
+    rm_ctx c = {id, false, false, 0};
+    return rm_or_refresh(s, &c, missing_ok);
+}
+
+/* ---- public calls ----------------------------------------------------- */
+
+shale_status shale_checkpoint_create(shale_db *db, shale_checkpoint_scope scope,
+                                     uint64_t lifetime_ms, const char *name,
+                                     shale_checkpoint *out)
+{
+    if (!db)
+        return shale_err(SHALE_INVALID_ARGUMENT, "shale_checkpoint_create: db is NULL");
+    if (scope != SHALE_CHECKPOINT_ALL && scope != SHALE_CHECKPOINT_DURABLE)
+        return shale_err(SHALE_INVALID_ARGUMENT, "checkpoint scope %d is not All or Durable",
+                         (int)scope);
+    add_ctx c;
+    memset(&c, 0, sizeof c);
+    uuid_new(c.new_id);
+    c.lifetime_ms = lifetime_ms;
+    c.name = name;
+    pthread_mutex_lock(&db->mu);
+    shale_status rc = db_check_writable_locked(db);
+    if (!rc && scope == SHALE_CHECKPOINT_ALL) {
+        rc = db_freeze_locked(db);
+        if (!rc) {
+            c.min_replay_after = db->imms[db->imm_count - 1].wal_id;
+            rc = db_wait_flushed_locked(db);
+        }
+    }
+    c.epoch = db->my_epoch;
+    c.min_next_wal = db->durable_wal_id + 1;
+    pthread_mutex_unlock(&db->mu);
+    if (rc)
+        return rc;
+    rc = db_update_manifest(db, add_mut, &c);
+    if (rc)
+        return shale_err_prefix(rc, "%s: creating checkpoint", db->uri);
+    if (out) {
+        pthread_mutex_lock(&db->mu);
+        const checkpoint_rec *r = cp_find(db->man, c.new_id);
+        if (r && r->manifest_id == db->man->id)
+            cp_describe(r, db->man, out);
+        else
+            rc = shale_err(SHALE_NOT_FOUND, "%s: checkpoint %s not in the manifest after "
+                                            "creating it", db->uri, c.new_id);
+        pthread_mutex_unlock(&db->mu);
+    }
+    return rc;
+}
+
+static shale_status open_store(const char *uri, const shale_options *opts, shale_objstore **s)
+{
+    shale_options d;
+    if (!opts) {
+        shale_options_init(&d);
+        opts = &d;
+    }
+    if (!uri)
+        return shale_err(SHALE_INVALID_ARGUMENT, "store URI is NULL");
+    return shale_objstore_open(uri, &opts->store, s);
+}
+
+/* First WAL id at or above `from` that the WAL store does not hold. */
+static shale_status first_missing_wal(shale_objstore *w, uint64_t from, uint64_t *out)
+{
+    for (uint64_t id = from;; id++) {
+        char key[48];
+        wal_key(id, key, sizeof key);
+        shale_status rc = shale_objstore_head(w, key, NULL, NULL);
+        if (rc == SHALE_NOT_FOUND) {
+            *out = id;
+            return SHALE_OK;
+        }
+        if (rc)
+            return rc;
+    }
+}
+
+shale_status shale_admin_checkpoint_create(const char *uri, const shale_options *opts,
+                                           uint64_t lifetime_ms, const char *name,
+                                           shale_checkpoint *out)
+{
+    shale_objstore *s = NULL, *w = NULL;
+    manifest *m = NULL;
+    shale_status rc = open_store(uri, opts, &s);
+    if (rc)
+        return rc;
+    /* Durable scope without a writer: WAL SSTs written after the last
+     * manifest update are durable too; find where they end. */
+    rc = manifest_store_load_latest(s, 0, &m);
+    if (rc)
+        goto out;
+    const char *wuri = opts && opts->wal_store_uri ? opts->wal_store_uri : m->wal_store_uri;
+    uint64_t next = 0;
+    if (wuri && strcmp(wuri, uri)) {
+        rc = open_store(wuri, opts, &w);
+        if (rc)
+            goto out;
+    }
+    rc = first_missing_wal(w ? w : s, m->next_wal_sst_id, &next);
+    if (!rc)
+        rc = cp_add(s, NULL, lifetime_ms, name, next, out);
+out:
+    manifest_free(m);
+    shale_objstore_close(w);
+    shale_objstore_close(s);
+    return rc;
+}
+
+shale_status shale_checkpoint_list(const char *uri, const shale_options *opts,
+                                   shale_checkpoint **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    shale_objstore *s = NULL;
+    manifest *m = NULL;
+    shale_status rc = open_store(uri, opts, &s);
+    if (!rc)
+        rc = manifest_store_load_latest(s, 0, &m);
+    if (!rc) {
+        shale_checkpoint *a = calloc(m->checkpoint_count ? m->checkpoint_count : 1, sizeof *a);
+        if (!a)
+            rc = SHALE_OOM();
+        for (size_t i = 0; !rc && i < m->checkpoint_count; i++) {
+            const checkpoint_rec *r = &m->checkpoints[i];
+            manifest *pinned = NULL;
+            if (r->manifest_id != m->id) {
+                rc = manifest_store_load(s, r->manifest_id, &pinned);
+                if (rc)
+                    shale_err_prefix(rc, "%s: checkpoint %s pins manifest %llu", uri, r->id,
+                                     (unsigned long long)r->manifest_id);
+            }
+            if (!rc)
+                cp_describe(r, pinned ? pinned : m, &a[i]);
+            manifest_free(pinned);
+        }
+        if (rc) {
+            free(a);
+        } else {
+            *out = a;
+            *n = m->checkpoint_count;
+        }
+    }
+    manifest_free(m);
+    shale_objstore_close(s);
+    return rc;
+}
+
+shale_status shale_checkpoint_refresh(const char *uri, const shale_options *opts,
+                                      const char *id, uint64_t lifetime_ms)
+{
+    if (!id)
+        return shale_err(SHALE_INVALID_ARGUMENT, "checkpoint id is NULL");
+    shale_objstore *s = NULL;
+    shale_status rc = open_store(uri, opts, &s);
+    if (!rc) {
+        rm_ctx c = {id, false, true, lifetime_ms};
+        rc = rm_or_refresh(s, &c, false);
+    }
+    shale_objstore_close(s);
+    return rc;
+}
+
+shale_status shale_checkpoint_delete(const char *uri, const shale_options *opts,
+                                     const char *id)
+{
+    if (!id)
+        return shale_err(SHALE_INVALID_ARGUMENT, "checkpoint id is NULL");
+    shale_objstore *s = NULL;
+    shale_status rc = open_store(uri, opts, &s);
+    if (!rc)
+        rc = cp_remove(s, id, false);
+    shale_objstore_close(s);
+    return rc;
+}

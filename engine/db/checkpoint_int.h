@@ -1,0 +1,37 @@
+/*
+ * checkpoint_int.h -- checkpoint records in a store's manifest, for the
+ * public checkpoint calls, clones (which pin their parents) and GC.
+ *
+ * A checkpoint is a record in the manifest that pins one manifest version:
+ * GC keeps that version, every SST it names and the WAL ids it still needs.
+ * A checkpoint is added in the same manifest write that becomes the version
+ * it pins (manifest_id = the new version's id), so the pinned state is
+ * exactly the state the checkpoint was taken on.
+ */
+#ifndef SHALE_CHECKPOINT_INT_H
+#define SHALE_CHECKPOINT_INT_H
+
+#include "shale.h"
+#include "db/manifest.h"
+
+/* Adds a checkpoint to the latest manifest of store s.  id: a fixed id (for
+ * a clone's pin, so a retry is idempotent: an existing record with that id
+ * is kept and returned) or NULL for a new UUID.  lifetime_ms 0 = never
+ * expires.  min_next_wal: raise next_wal_sst_id to at least this (a
+ * writer's durable WAL position), 0 = leave.  On success *out describes it
+ * (out may be NULL). */
+shale_status cp_add(shale_objstore *s, const char *id, uint64_t lifetime_ms,
+                    const char *name, uint64_t min_next_wal, shale_checkpoint *out);
+
+/* Removes checkpoint id from the latest manifest.  SHALE_NOT_FOUND if no
+ * such checkpoint (missing_ok makes that SHALE_OK). */
+shale_status cp_remove(shale_objstore *s, const char *id, bool missing_ok);
+
+/* Finds a checkpoint record by id in m; NULL if absent. */
+const checkpoint_rec *cp_find(const manifest *m, const char *id);
+
+/* Fills a public checkpoint description from a record and the manifest
+ * version it pins (pinned may be NULL: WAL fields left 0). */
+void cp_describe(const checkpoint_rec *r, const manifest *pinned, shale_checkpoint *out);
+
+#endif

@@ -1,0 +1,466 @@
+/*
+ * clone.c -- range clones: a new database that references its parent's
+ * SSTs (no data copied) and sees only a key range of them.
+ *
+ * Steps, each safe to repeat (a crash anywhere is resumed by calling
+ * shale_clone() again with the same spec):
+ *   1. Choose the parent checkpoint (given, or a new Durable one of 300 s)
+ *      and load the manifest version it pins.
+ *   2. Write the child's manifest version 1 with put-if-absent:
+ *      initialized=false, the parent's L0 and runs (only SSTs overlapping
+ *      the range, each tagged with the store it lives in), the visible
+ *      range (the parent's range intersected with the requested one), the
+ *      parent's WAL position, the clone's origin (to recognise a repeat),
+ *      and a parent entry per referenced store with a fresh, fixed
+ *      final_checkpoint_id.  The clone does NOT inherit the parent's WAL
+ *      store URI: it records none; its first open records its own.
+ *   3. Pin: add checkpoint final_checkpoint_id (no expiry) in each parent
+ *      store, so the parents' GC keeps every SST the child references.
+ *   4. copy_wal_ssts: WAL ids replay_after_wal_id+1 .. next_wal_sst_id-1 of
+ *      the pinned version are copied from the parent's WAL store into the
+ *      child's.  Ids missing at the start are skipped (their data was
+ *      flushed and the WAL cleaned up) and replay_after_wal_id moves past
+ *      them -- but only if a later id of the range exists: when every needed
+ *      id is missing the WAL store is wrong or was wiped before a full
+ *      flush, and the clone fails with SHALE_NOT_FOUND naming the first
+ *      missing object rather than silently dropping data.  A missing id
+ *      after a present one is data loss: SHALE_NOT_FOUND naming it.
+ *   5. Write initialized=true with the adjusted replay_after_wal_id.
+ * A full-scope parent checkpoint needs no WAL at all (see checkpoint.c).
+ */
+#include "db/checkpoint_int.h"
+#include "db/db_int.h"
+#include "util/misc.h"
+#include "util/status_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLONE_DEFAULT_CHECKPOINT_MS 300000
+
+typedef struct clone_run {
+    const shale_clone_spec *spec;
+    shale_options opts;
+    shale_objstore *parent, *parent_wal, *child, *child_wal;
+    shale_clone_result res;
+} clone_run;
+
+static bool bound_set(const void *p, size_t n)
+{
+    return p && n > 0;
+}
+
+/* Compares an optional bound with a stored one (NULL = unbounded). */
+static bool same_bound(const void *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    if (!bound_set(a, alen))
+        return b == NULL;
+    return b && alen == blen && !memcmp(a, b, alen);
+}
+
+static shale_status set_bound(uint8_t **dst, size_t *dlen, const void *src, size_t n)
+{
+    free(*dst);
+    *dst = NULL;
+    *dlen = 0;
+    if (!bound_set(src, n))
+        return SHALE_OK;
+    if (!(*dst = malloc(n)))
+        return SHALE_OOM();
+    memcpy(*dst, src, n);
+    *dlen = n;
+    return SHALE_OK;
+}
+
+/* The child's range: the parent's range intersected with the spec's. */
+static shale_status intersect_range(manifest *child, const manifest *parent,
+                                    const shale_clone_spec *sp)
+{
+    const void *s = sp->range_start;
+    size_t sl = bound_set(sp->range_start, sp->range_start_len) ? sp->range_start_len : 0;
+    const void *e = sp->range_end;
+    size_t el = bound_set(sp->range_end, sp->range_end_len) ? sp->range_end_len : 0;
+    if (parent->range_start && (!sl || kv_key_cmp(s, sl, parent->range_start,
+                                                  parent->range_start_len) < 0)) {
+        s = parent->range_start;
+        sl = parent->range_start_len;
+    }
+    if (parent->range_end && (!el || kv_key_cmp(e, el, parent->range_end,
+                                                parent->range_end_len) > 0)) {
+        e = parent->range_end;
+        el = parent->range_end_len;
+    }
+    if (sl && el && kv_key_cmp(s, sl, e, el) >= 0)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "clone range is empty (start >= end after intersecting with the "
+                         "parent's visible range)");
+    shale_status rc = set_bound(&child->range_start, &child->range_start_len, s, sl);
+    if (!rc)
+        rc = set_bound(&child->range_end, &child->range_end_len, e, el);
+    return rc;
+}
+
+static bool overlaps(const sst_handle *h, const manifest *m)
+{
+    if (h->entries == 0 || !h->first_key)
+        return false;
+    if (m->range_end && kv_key_cmp(h->first_key, h->first_klen, m->range_end,
+                                   m->range_end_len) >= 0)
+        return false;
+    if (m->range_start && kv_key_cmp(h->last_key, h->last_klen, m->range_start,
+                                     m->range_start_len) < 0)
+        return false;
+    return true;
+}
+
+static shale_status add_parent(manifest *m, const char *uri, const char *source_cp)
+{
+    for (size_t i = 0; i < m->parent_count; i++)
+        if (!strcmp(m->parents[i].store_uri, uri))
+            return SHALE_OK;
+    parent_rec *n = realloc(m->parents, (m->parent_count + 1) * sizeof *n);
+    if (!n)
+        return SHALE_OOM();
+    m->parents = n;
+    parent_rec *p = &m->parents[m->parent_count];
+    memset(p, 0, sizeof *p);
+    if (!(p->store_uri = xstrdup(uri)))
+        return SHALE_OOM();
+    snprintf(p->source_checkpoint_id, sizeof p->source_checkpoint_id, "%s",
+             source_cp ? source_cp : "");
+    uuid_new(p->final_checkpoint_id);
+    m->parent_count++;
+    return SHALE_OK;
+}
+
+/* Copies the referenced SST handles of `from` into `to`, tagging each with
+ * the store it lives in, and registers the stores as parents. */
+static shale_status copy_handles(manifest *to, const manifest *from, const char *parent_uri,
+                                 const char *cp_id, sst_handle *src, size_t n,
+                                 sst_handle **dst, size_t *dn)
+{
+    *dst = calloc(n ? n : 1, sizeof **dst);
+    *dn = 0;
+    if (!*dst)
+        return SHALE_OOM();
+    for (size_t i = 0; i < n; i++) {
+        if (!overlaps(&src[i], to))
+            continue;
+        sst_handle *h = &(*dst)[*dn];
+        shale_status rc = sst_handle_copy(h, &src[i]);
+        if (rc)
+            return rc;
+        (*dn)++;
+        const char *where = src[i].store_uri ? src[i].store_uri : parent_uri;
+        if (!h->store_uri && !(h->store_uri = xstrdup(where)))
+            return SHALE_OOM();
+        /* A grandparent's SSTs are pinned through our own new pin there. */
+        rc = add_parent(to, where, !strcmp(where, parent_uri) ? cp_id : NULL);
+        if (rc)
+            return rc;
+    }
+    (void)from;
+    return SHALE_OK;
+}
+
+static shale_status build_child_manifest(clone_run *cr, const manifest *pm, const char *cp_id,
+                                         manifest **out)
+{
+    const shale_clone_spec *sp = cr->spec;
+    manifest *m = manifest_new();
+    if (!m)
+        return SHALE_OOM();
+    shale_status rc;
+    m->id = 1;
+    m->initialized = false;
+    m->writer_epoch = pm->writer_epoch;
+    m->compactor_epoch = pm->compactor_epoch;
+    m->replay_after_wal_id = pm->replay_after_wal_id;
+    m->next_wal_sst_id = pm->next_wal_sst_id;
+    m->last_l0_seq = pm->last_l0_seq;
+    m->next_run_id = pm->next_run_id;
+    if ((rc = intersect_range(m, pm, sp)))
+        goto out;
+    if (!(m->origin.parent_uri = xstrdup(sp->parent_uri)) ||
+        !(m->origin.parent_checkpoint_id = xstrdup(cp_id))) {
+        rc = SHALE_OOM();
+        goto out;
+    }
+    m->origin.has_range = bound_set(sp->range_start, sp->range_start_len) ||
+                          bound_set(sp->range_end, sp->range_end_len);
+    rc = copy_handles(m, pm, sp->parent_uri, cp_id, pm->l0, pm->l0_count, &m->l0,
+                      &m->l0_count);
+    if (rc)
+        goto out;
+    m->runs = calloc(pm->run_count ? pm->run_count : 1, sizeof *m->runs);
+    if (!m->runs) {
+        rc = SHALE_OOM();
+        goto out;
+    }
+    for (size_t r = 0; r < pm->run_count; r++) {
+        sorted_run *dr = &m->runs[m->run_count];
+        dr->id = pm->runs[r].id;
+        rc = copy_handles(m, pm, sp->parent_uri, cp_id, pm->runs[r].ssts, pm->runs[r].count,
+                          &dr->ssts, &dr->count);
+        m->run_count++;
+        if (rc)
+            goto out;
+        if (dr->count == 0) {
+            free(dr->ssts);
+            m->run_count--;
+        }
+    }
+    /* The parent itself is always recorded: it is the clone's origin even
+     * when no SST overlaps the range. */
+    rc = add_parent(m, sp->parent_uri, cp_id);
+out:
+    if (rc)
+        manifest_free(m);
+    else
+        *out = m;
+    return rc;
+}
+
+/* Is the existing child manifest the same clone as this spec? */
+static shale_status check_origin(const clone_run *cr, const manifest *m)
+{
+    const shale_clone_spec *sp = cr->spec;
+    const char *why = NULL;
+    if (!m->origin.parent_uri)
+        why = "it is not a clone";
+    else if (strcmp(m->origin.parent_uri, sp->parent_uri))
+        why = "it was cloned from another parent";
+    else if (sp->parent_checkpoint_id && m->origin.parent_checkpoint_id &&
+             strcmp(sp->parent_checkpoint_id, m->origin.parent_checkpoint_id))
+        why = "it was cloned from another parent checkpoint";
+    else if (!same_bound(sp->range_start, sp->range_start_len, m->range_start,
+                         m->range_start_len) ||
+             !same_bound(sp->range_end, sp->range_end_len, m->range_end, m->range_end_len))
+        why = "it was cloned with another key range";
+    if (why)
+        return shale_err(SHALE_CONFLICT, "clone into %s refused: the store already holds a "
+                                         "database and %s", sp->child_uri, why);
+    return SHALE_OK;
+}
+
+/* Step 3: pins in every parent store. */
+static shale_status pin_parents(clone_run *cr, const manifest *m)
+{
+    char name[256];
+    snprintf(name, sizeof name, "clone:%s", cr->spec->child_uri);
+    for (size_t i = 0; i < m->parent_count; i++) {
+        shale_objstore *s = NULL;
+        shale_status rc = shale_objstore_open(m->parents[i].store_uri, &cr->opts.store, &s);
+        if (!rc)
+            rc = cp_add(s, m->parents[i].final_checkpoint_id, 0, name, 0, NULL);
+        shale_objstore_close(s);
+        if (rc)
+            return shale_err_prefix(rc, "pinning parent %s", m->parents[i].store_uri);
+    }
+    return SHALE_OK;
+}
+
+/* Step 4.  *replay_after returns the adjusted value. */
+static shale_status copy_wal_ssts(clone_run *cr, const manifest *m, uint64_t *replay_after)
+{
+    uint64_t first = m->replay_after_wal_id + 1, end = m->next_wal_sst_id;
+    *replay_after = m->replay_after_wal_id;
+    bool copied_any = false;
+    uint64_t first_missing = 0;
+    for (uint64_t id = first; id < end; id++) {
+        char key[48];
+        wal_key(id, key, sizeof key);
+        void *data = NULL;
+        size_t len = 0;
+        shale_status rc = shale_objstore_get(cr->parent_wal, key, &data, &len);
+        if (rc == SHALE_NOT_FOUND) {
+            if (copied_any)
+                return shale_err(SHALE_NOT_FOUND,
+                                 "copy_wal_ssts: %s/%s is missing after copied WAL SSTs: "
+                                 "data loss in the parent's WAL store",
+                                 shale_objstore_uri(cr->parent_wal), key);
+            if (!first_missing)
+                first_missing = id;
+            *replay_after = id;
+            cr->res.wal_ssts_skipped++;
+            continue;
+        }
+        if (rc)
+            return shale_err_prefix(rc, "copy_wal_ssts: reading %s", key);
+        rc = shale_objstore_put(cr->child_wal, key, data, len);
+        free(data);
+        if (rc)
+            return shale_err_prefix(rc, "copy_wal_ssts: writing %s to %s", key,
+                                    shale_objstore_uri(cr->child_wal));
+        copied_any = true;
+        cr->res.wal_ssts_copied++;
+        cr->res.bytes_copied += len;
+    }
+    if (first_missing && !copied_any) {
+        char key[48];
+        wal_key(first_missing, key, sizeof key);
+        return shale_err(SHALE_NOT_FOUND,
+                         "copy_wal_ssts: %s/%s not found: the checkpoint needs WAL ids %llu.."
+                         "%llu and the given parent WAL store holds none of them (wrong or "
+                         "missing parent WAL store, or the WAL was wiped without a full-scope "
+                         "checkpoint)",
+                         shale_objstore_uri(cr->parent_wal), key, (unsigned long long)first,
+                         (unsigned long long)(end - 1));
+    }
+    return SHALE_OK;
+}
+
+typedef struct init_ctx {
+    uint64_t replay_after;
+} init_ctx;
+
+static shale_status init_mut(manifest *m, void *arg)
+{
+    init_ctx *c = arg;
+    if (c->replay_after > m->replay_after_wal_id)
+        m->replay_after_wal_id = c->replay_after;
+    if (m->next_wal_sst_id <= m->replay_after_wal_id)
+        m->next_wal_sst_id = m->replay_after_wal_id + 1;
+    m->initialized = true;
+    return SHALE_OK;
+}
+
+static void count_refs(clone_run *cr, const manifest *m)
+{
+    cr->res.ssts_referenced = m->l0_count;
+    for (size_t r = 0; r < m->run_count; r++)
+        cr->res.ssts_referenced += m->runs[r].count;
+}
+
+static shale_status clone_inner(clone_run *cr)
+{
+    const shale_clone_spec *sp = cr->spec;
+    manifest *cm = NULL, *pm = NULL, *platest = NULL;
+    shale_status rc = manifest_store_load_latest(cr->child, 0, &cm);
+    if (rc && rc != SHALE_NOT_FOUND)
+        goto out;
+    if (rc == SHALE_OK) {
+        if ((rc = check_origin(cr, cm)))
+            goto out;
+        if (cm->initialized) {
+            cr->res.already_done = true;
+            goto done;
+        }
+    } else {
+        /* Fresh clone: pick the checkpoint and the version it pins. */
+        char cp_id[37];
+        if ((rc = manifest_store_load_latest(cr->parent, 0, &platest))) {
+            shale_err_prefix(rc, "clone: loading the parent %s", sp->parent_uri);
+            goto out;
+        }
+        if (!platest->initialized) {
+            rc = shale_err(SHALE_INVALID_ARGUMENT, "clone: the parent %s is an unfinished "
+                                                   "clone", sp->parent_uri);
+            goto out;
+        }
+        uint64_t pinned_id;
+        if (sp->parent_checkpoint_id) {
+            const checkpoint_rec *r = cp_find(platest, sp->parent_checkpoint_id);
+            if (!r) {
+                rc = shale_err(SHALE_NOT_FOUND, "clone: the parent %s has no checkpoint %s",
+                               sp->parent_uri, sp->parent_checkpoint_id);
+                goto out;
+            }
+            snprintf(cp_id, sizeof cp_id, "%s", r->id);
+            pinned_id = r->manifest_id;
+        } else {
+            shale_checkpoint cp;
+            rc = cp_add(cr->parent, NULL, CLONE_DEFAULT_CHECKPOINT_MS, "clone-source", 0,
+                        &cp);
+            if (rc)
+                goto out;
+            snprintf(cp_id, sizeof cp_id, "%s", cp.id);
+            pinned_id = cp.manifest_id;
+        }
+        if ((rc = manifest_store_load(cr->parent, pinned_id, &pm))) {
+            shale_err_prefix(rc, "clone: loading the parent's manifest %llu pinned by %s",
+                             (unsigned long long)pinned_id, cp_id);
+            goto out;
+        }
+        if ((rc = build_child_manifest(cr, pm, cp_id, &cm)))
+            goto out;
+        rc = manifest_store_write(cr->child, cm);
+        if (rc == SHALE_PRECONDITION_FAILED) {
+            /* Another run of this clone got there first: resume its work. */
+            manifest_free(cm);
+            cm = NULL;
+            if ((rc = manifest_store_load_latest(cr->child, 0, &cm)) ||
+                (rc = check_origin(cr, cm)))
+                goto out;
+        } else if (rc) {
+            goto out;
+        }
+    }
+    if ((rc = pin_parents(cr, cm)))
+        goto out;
+    uint64_t replay_after = 0;
+    if ((rc = copy_wal_ssts(cr, cm, &replay_after)))
+        goto out;
+    init_ctx ic = {replay_after};
+    if ((rc = manifest_store_update(cr->child, &cm, init_mut, &ic)))
+        goto out;
+done:
+    count_refs(cr, cm);
+    cr->res.manifest_id = cm->id;
+    snprintf(cr->res.checkpoint_id, sizeof cr->res.checkpoint_id, "%s",
+             cm->origin.parent_checkpoint_id ? cm->origin.parent_checkpoint_id : "");
+out:
+    manifest_free(cm);
+    manifest_free(pm);
+    manifest_free(platest);
+    return rc;
+}
+
+shale_status shale_clone(const shale_clone_spec *spec, const shale_options *opts,
+                         shale_clone_result *out)
+{
+    if (!spec || !spec->parent_uri || !spec->child_uri)
+        return shale_err(SHALE_INVALID_ARGUMENT, "clone: parent_uri and child_uri are required");
+    if (!strcmp(spec->parent_uri, spec->child_uri))
+        return shale_err(SHALE_INVALID_ARGUMENT, "clone: child store %s is the parent's store",
+                         spec->child_uri);
+    if (bound_set(spec->range_start, spec->range_start_len) &&
+        bound_set(spec->range_end, spec->range_end_len) &&
+        kv_key_cmp(spec->range_start, spec->range_start_len, spec->range_end,
+                   spec->range_end_len) >= 0)
+        return shale_err(SHALE_INVALID_ARGUMENT, "clone: range start must be below range end");
+    clone_run cr;
+    memset(&cr, 0, sizeof cr);
+    cr.spec = spec;
+    if (opts)
+        cr.opts = *opts;
+    else
+        shale_options_init(&cr.opts);
+    shale_status rc = shale_objstore_open(spec->parent_uri, &cr.opts.store, &cr.parent);
+    if (!rc)
+        rc = shale_objstore_open(spec->child_uri, &cr.opts.store, &cr.child);
+    if (!rc && spec->parent_wal_uri && strcmp(spec->parent_wal_uri, spec->parent_uri))
+        rc = shale_objstore_open(spec->parent_wal_uri, &cr.opts.store, &cr.parent_wal);
+    if (!rc && spec->child_wal_uri && strcmp(spec->child_wal_uri, spec->child_uri))
+        rc = shale_objstore_open(spec->child_wal_uri, &cr.opts.store, &cr.child_wal);
+    if (!rc && !cr.opts.unsafe_allow_unconditional_store)
+        rc = shale_objstore_probe_conditional(cr.child);
+    if (!rc) {
+        shale_objstore *pw = cr.parent_wal ? cr.parent_wal : cr.parent;
+        shale_objstore *cw = cr.child_wal ? cr.child_wal : cr.child;
+        shale_objstore *own_pw = cr.parent_wal, *own_cw = cr.child_wal;
+        cr.parent_wal = pw;
+        cr.child_wal = cw;
+        rc = clone_inner(&cr);
+        cr.parent_wal = own_pw;
+        cr.child_wal = own_cw;
+    }
+    if (out)
+        *out = cr.res;
+    shale_objstore_close(cr.parent_wal);
+    shale_objstore_close(cr.child_wal);
+    shale_objstore_close(cr.parent);
+    shale_objstore_close(cr.child);
+    return rc;
+}

@@ -1,0 +1,255 @@
+/*
+ * reader.c -- read-only access to a database without fencing its writer.
+ *
+ * A reader loads a manifest version (the latest, or the one a checkpoint
+ * pins), replays the WAL SSTs that version still needs into a private
+ * memtable, and serves gets and scans from a view over both.  It never
+ * writes to the store.  At the latest state, refresh re-reads the manifest
+ * and the WAL, so new data shows up; at a checkpoint the view is fixed.
+ *
+ * The reader refuses an uninitialised clone.  WAL store: the given one, or
+ * the one the manifest records; a given one that differs from a recorded
+ * one is refused, as for the writer.
+ *
+ * Thread safety: all calls may come from many threads; refresh swaps the
+ * view under a mutex and running scans keep the old one.
+ */
+#include "db/checkpoint_int.h"
+#include "db/db_int.h"
+#include "util/misc.h"
+#include "util/status_int.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct shale_reader {
+    char *uri;
+    char *checkpoint_id;        /* NULL: follows the latest version */
+    char *wal_uri_given;
+    shale_options opts;
+    shale_objstore *store;
+    shale_objstore *wal_store;  /* owned when != store */
+    db_env *env;
+    pthread_mutex_t mu;
+    db_view *view;
+};
+
+typedef struct rctx {
+    memtable *mem;
+    uint64_t last_l0_seq;
+} rctx;
+
+static shale_status reader_entry(void *ctx, const kv_entry *e)
+{
+    rctx *c = ctx;
+    if (e->seq <= c->last_l0_seq)
+        return SHALE_OK;
+    return memtable_add(c->mem, e);
+}
+
+/* Loads the manifest to read (latest or pinned by the checkpoint). */
+static shale_status load_target(shale_reader *r, manifest **out)
+{
+    manifest *latest = NULL;
+    shale_status rc = manifest_store_load_latest(r->store, 0, &latest);
+    if (rc)
+        return shale_err_prefix(rc, "reader %s", r->uri);
+    if (!latest->initialized) {
+        manifest_free(latest);
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "%s: this database is a clone that was not finished "
+                         "(initialized=false); reads are refused", r->uri);
+    }
+    if (!r->checkpoint_id) {
+        *out = latest;
+        return SHALE_OK;
+    }
+    const checkpoint_rec *cp = cp_find(latest, r->checkpoint_id);
+    if (!cp) {
+        manifest_free(latest);
+        return shale_err(SHALE_NOT_FOUND, "%s: no checkpoint %s", r->uri, r->checkpoint_id);
+    }
+    uint64_t id = cp->manifest_id;
+    manifest_free(latest);
+    rc = manifest_store_load(r->store, id, out);
+    if (rc)
+        shale_err_prefix(rc, "%s: manifest %llu pinned by checkpoint %s", r->uri,
+                         (unsigned long long)id, r->checkpoint_id);
+    return rc;
+}
+
+static shale_status ensure_wal_store(shale_reader *r, const manifest *m)
+{
+    if (r->wal_store)
+        return SHALE_OK;
+    const char *rec = m->wal_store_uri, *given = r->wal_uri_given;
+    if (rec && given && strcmp(rec, given))
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "%s: WAL store reconfiguration refused: the manifest records '%s', "
+                         "the caller gave '%s'", r->uri, rec, given);
+    const char *use = given ? given : rec;
+    if (!use || !strcmp(use, r->uri)) {
+        r->wal_store = r->store;
+        return SHALE_OK;
+    }
+    return shale_objstore_open(use, &r->opts.store, &r->wal_store);
+}
+
+/* Builds a fresh view: manifest + replayed WAL. */
+static shale_status build_view(shale_reader *r, db_view **out)
+{
+    manifest *m = NULL;
+    memtable *mem = NULL;
+    shale_status rc = load_target(r, &m);
+    if (rc)
+        return rc;
+    if ((rc = ensure_wal_store(r, m)))
+        goto out;
+    if (!(mem = memtable_new())) {
+        rc = SHALE_OOM();
+        goto out;
+    }
+    rctx c = {mem, m->last_l0_seq};
+    wal_replay_cb cb = {reader_entry, NULL, &c};
+    uint64_t first_free = 0;
+    if ((rc = wal_read_range(r->wal_store, r->uri, m, 0, &cb, &first_free)))
+        goto out;
+    rc = view_new(r->env, &mem, 1, m, out);
+out:
+    memtable_unref(mem);
+    manifest_free(m);
+    return rc;
+}
+
+void shale_reader_close(shale_reader *r)
+{
+    if (!r)
+        return;
+    view_unref(r->view);
+    db_env_free(r->env);
+    if (r->wal_store != r->store)
+        shale_objstore_close(r->wal_store);
+    shale_objstore_close(r->store);
+    pthread_mutex_destroy(&r->mu);
+    free(r->uri);
+    free(r->checkpoint_id);
+    free(r->wal_uri_given);
+    free(r);
+}
+
+shale_status shale_reader_open(const char *uri, const shale_options *opts,
+                               const char *checkpoint_id, shale_reader **out)
+{
+    *out = NULL;
+    if (!uri)
+        return shale_err(SHALE_INVALID_ARGUMENT, "shale_reader_open: uri is NULL");
+    shale_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return SHALE_OOM();
+    if (opts)
+        r->opts = *opts;
+    else
+        shale_options_init(&r->opts);
+    pthread_mutex_init(&r->mu, NULL);
+    r->uri = xstrdup(uri);
+    r->checkpoint_id = checkpoint_id ? xstrdup(checkpoint_id) : NULL;
+    r->wal_uri_given = r->opts.wal_store_uri ? xstrdup(r->opts.wal_store_uri) : NULL;
+    r->opts.wal_store_uri = NULL;
+    shale_status rc = SHALE_OK;
+    if (!r->uri || (checkpoint_id && !r->checkpoint_id) ||
+        (opts && opts->wal_store_uri && !r->wal_uri_given))
+        rc = SHALE_OOM();
+    if (!rc)
+        rc = shale_objstore_open(uri, &r->opts.store, &r->store);
+    if (!rc)
+        rc = db_env_new(r->store, &r->opts, &r->env);
+    if (!rc)
+        rc = build_view(r, &r->view);
+    if (rc) {
+        shale_reader_close(r);
+        return rc;
+    }
+    *out = r;
+    return SHALE_OK;
+}
+
+static db_view *grab(shale_reader *r)
+{
+    pthread_mutex_lock(&r->mu);
+    db_view *v = r->view;
+    view_ref(v);
+    pthread_mutex_unlock(&r->mu);
+    return v;
+}
+
+shale_status shale_reader_get(shale_reader *r, const void *key, size_t klen, void **val,
+                              size_t *vlen)
+{
+    if (!r || !key || !klen || !val || !vlen)
+        return shale_err(SHALE_INVALID_ARGUMENT, "shale_reader_get: NULL argument or empty key");
+    db_view *v = grab(r);
+    shale_status rc = view_get(v, key, klen, KV_MAX_SEQ, val, vlen);
+    view_unref(v);
+    return rc;
+}
+
+shale_status shale_reader_scan(shale_reader *r, const void *start, size_t slen,
+                               const void *end, size_t elen, shale_iter **out)
+{
+    if (!r || !out)
+        return shale_err(SHALE_INVALID_ARGUMENT, "shale_reader_scan: NULL argument");
+    db_view *v = grab(r);
+    shale_status rc = view_scan(v, KV_MAX_SEQ, start, slen, end, elen, out);
+    view_unref(v);
+    return rc;
+}
+
+shale_status shale_reader_count(shale_reader *r, const void *start, size_t slen,
+                                const void *end, size_t elen, uint64_t *count)
+{
+    *count = 0;
+    shale_iter *it = NULL;
+    shale_status rc = shale_reader_scan(r, start, slen, end, elen, &it);
+    if (rc)
+        return rc;
+    uint64_t n = 0;
+    for (; shale_iter_valid(it); shale_iter_next(it))
+        n++;
+    rc = shale_iter_status(it);
+    shale_iter_free(it);
+    if (!rc)
+        *count = n;
+    return rc;
+}
+
+shale_status shale_reader_refresh(shale_reader *r)
+{
+    if (!r)
+        return shale_err(SHALE_INVALID_ARGUMENT, "shale_reader_refresh: reader is NULL");
+    if (r->checkpoint_id)
+        return SHALE_OK;
+    db_view *v = NULL;
+    shale_status rc = build_view(r, &v);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&r->mu);
+    db_view *old = r->view;
+    r->view = v;
+    pthread_mutex_unlock(&r->mu);
+    view_unref(old);
+    db_env_retain_only(r->env, v->man);
+    return SHALE_OK;
+}
+
+shale_status shale_reader_info(shale_reader *r, shale_db_info *out)
+{
+    memset(out, 0, sizeof *out);
+    db_view *v = grab(r);
+    view_fill_info(v->man, out);
+    uint64_t mem_seq = memtable_max_seq(v->mems[0]);
+    if (mem_seq > out->last_seq)
+        out->last_seq = mem_seq;
+    view_unref(v);
+    return SHALE_OK;
+}
