@@ -1,0 +1,157 @@
+/* dbtest.c -- see dbtest.h. */
+#include "support/dbtest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dt_small_options(shale_options *o)
+{
+    shale_options_init(o);
+    o->memtable_bytes = 16 << 10;
+    o->max_unflushed_bytes = 256 << 10;
+    o->wal_flush_bytes = 4 << 10;
+    o->wal_flush_interval_ms = 5;
+    o->block_size = 512;
+    o->sst_target_bytes = 8 << 10;
+    o->l0_compaction_trigger = 3;
+    o->l0_max_ssts = 8;
+    o->max_sorted_runs = 2;
+    o->block_cache_bytes = 1 << 20;
+    o->manifest_poll_ms = 50;
+    o->store.fs_no_fsync = true;
+}
+
+size_t dt_key(char *buf, size_t n, unsigned i)
+{
+    return (size_t)snprintf(buf, n, "k%08u", i);
+}
+
+size_t dt_val(char *buf, size_t n, unsigned i, unsigned version)
+{
+    return (size_t)snprintf(buf, n, "v%08u-%u-padding-to-make-values-a-little-longer", i,
+                            version);
+}
+
+void dt_put(shale_db *db, unsigned i, unsigned version)
+{
+    char k[32], v[96];
+    size_t kl = dt_key(k, sizeof k, i), vl = dt_val(v, sizeof v, i, version);
+    TU_OK(shale_put(db, k, kl, v, vl));
+}
+
+void dt_del(shale_db *db, unsigned i)
+{
+    char k[32];
+    size_t kl = dt_key(k, sizeof k, i);
+    TU_OK(shale_delete(db, k, kl));
+}
+
+static void expect_value(shale_status rc, void *got, size_t glen, unsigned i,
+                         unsigned version)
+{
+    if (version == 0) {
+        if (rc != SHALE_NOT_FOUND)
+            fail_msg("key %u: expected absent, got %s (%.*s)", i, shale_strerror(rc),
+                     (int)glen, rc ? "" : (char *)got);
+    } else {
+        char v[96];
+        size_t vl = dt_val(v, sizeof v, i, version);
+        if (rc != SHALE_OK)
+            fail_msg("key %u: expected version %u, got %s: %s", i, version, shale_strerror(rc),
+                     shale_errmsg());
+        if (glen != vl || memcmp(got, v, vl))
+            fail_msg("key %u: expected '%s', got '%.*s'", i, v, (int)glen, (char *)got);
+    }
+    shale_free(got);
+}
+
+void dt_expect(shale_db *db, unsigned i, unsigned version)
+{
+    char k[32];
+    size_t kl = dt_key(k, sizeof k, i);
+    void *got = NULL;
+    size_t glen = 0;
+    shale_status rc = shale_get(db, NULL, k, kl, &got, &glen);
+    expect_value(rc, got, glen, i, version);
+}
+
+void dt_expect_reader(shale_reader *r, unsigned i, unsigned version)
+{
+    char k[32];
+    size_t kl = dt_key(k, sizeof k, i);
+    void *got = NULL;
+    size_t glen = 0;
+    shale_status rc = shale_reader_get(r, k, kl, &got, &glen);
+    expect_value(rc, got, glen, i, version);
+}
+
+void dt_model_init(dt_model *m, unsigned n)
+{
+    m->version = calloc(n, sizeof *m->version);
+    m->n = n;
+    assert_non_null(m->version);
+}
+
+void dt_model_free(dt_model *m)
+{
+    free(m->version);
+    m->version = NULL;
+}
+
+static void check_scan(shale_iter *it, const dt_model *m)
+{
+    unsigned want = 0;
+    for (; shale_iter_valid(it); shale_iter_next(it)) {
+        while (want < m->n && m->version[want] == 0)
+            want++;
+        if (want >= m->n)
+            fail_msg("scan returned more keys than the model holds");
+        size_t kl, vl;
+        const void *k = shale_iter_key(it, &kl);
+        const void *v = shale_iter_value(it, &vl);
+        char ek[32], ev[96];
+        size_t ekl = dt_key(ek, sizeof ek, want), evl = dt_val(ev, sizeof ev, want,
+                                                               m->version[want]);
+        if (kl != ekl || memcmp(k, ek, kl))
+            fail_msg("scan: expected key %s, got %.*s", ek, (int)kl, (const char *)k);
+        if (vl != evl || memcmp(v, ev, vl))
+            fail_msg("scan: key %s expected %s, got %.*s", ek, ev, (int)vl, (const char *)v);
+        want++;
+    }
+    TU_OK(shale_iter_status(it));
+    while (want < m->n && m->version[want] == 0)
+        want++;
+    if (want != m->n)
+        fail_msg("scan ended early: key %u missing", want);
+}
+
+void dt_model_check(shale_db *db, const dt_model *m)
+{
+    for (unsigned i = 0; i < m->n; i++)
+        dt_expect(db, i, m->version[i]);
+    shale_iter *it = NULL;
+    TU_OK(shale_scan(db, NULL, NULL, 0, NULL, 0, &it));
+    check_scan(it, m);
+    shale_iter_free(it);
+}
+
+void dt_model_check_reader(shale_reader *r, const dt_model *m)
+{
+    for (unsigned i = 0; i < m->n; i++)
+        dt_expect_reader(r, i, m->version[i]);
+    shale_iter *it = NULL;
+    TU_OK(shale_reader_scan(r, NULL, 0, NULL, 0, &it));
+    check_scan(it, m);
+    shale_iter_free(it);
+}
+
+char *dt_store_uri(const char *backend, const char *name, char **dir)
+{
+    *dir = NULL;
+    if (!strcmp(backend, "mem"))
+        return tu_mem_uri(name);
+    *dir = tu_tmpdir(name);
+    assert_non_null(*dir);
+    return tu_file_uri(*dir, "db");
+}

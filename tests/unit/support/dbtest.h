@@ -1,0 +1,41 @@
+/*
+ * dbtest.h -- helpers for engine tests: small options, key/value makers, a
+ * model of expected contents, and store URIs per backend.
+ */
+#ifndef SHALE_DBTEST_H
+#define SHALE_DBTEST_H
+
+#include "support/testutil.h"
+
+/* Options that make every level appear with little data: tiny memtables,
+ * small blocks and SSTs, compaction after 3 L0s, no fsync. */
+void dt_small_options(shale_options *o);
+
+/* "k%08u" / "v%08u-%u" into buf; returns the length. */
+size_t dt_key(char *buf, size_t n, unsigned i);
+size_t dt_val(char *buf, size_t n, unsigned i, unsigned version);
+
+/* Puts/deletes with assertion of success. */
+void dt_put(shale_db *db, unsigned i, unsigned version);
+void dt_del(shale_db *db, unsigned i);
+/* Asserts key i reads version v (v == 0: absent). */
+void dt_expect(shale_db *db, unsigned i, unsigned version);
+void dt_expect_reader(shale_reader *r, unsigned i, unsigned version);
+
+/* A model: version[i] (0 = absent) for keys 0..n-1. */
+typedef struct dt_model {
+    unsigned *version;
+    unsigned n;
+} dt_model;
+
+void dt_model_init(dt_model *m, unsigned n);
+void dt_model_free(dt_model *m);
+/* Checks every key with get, and a full scan against the model. */
+void dt_model_check(shale_db *db, const dt_model *m);
+void dt_model_check_reader(shale_reader *r, const dt_model *m);
+
+/* A fresh store URI for the named backend ("mem" or "file"); the file
+ * variant lives under *dir (created; caller frees dir and URI). */
+char *dt_store_uri(const char *backend, const char *name, char **dir);
+
+#endif

@@ -1,0 +1,404 @@
+/*
+ * test_clone.c -- range clones: the seed's tests, range semantics against a
+ * model, partitions, resumption, pins and GC, clone of a clone.
+ */
+#include "support/dbtest.h"
+#include "db/manifest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct fixture {
+    char *dir;
+    char *parent, *parent_wal;
+    char *child, *child_wal;
+    char *child2, *child2_wal;
+    shale_options o;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->dir = tu_tmpdir("clone");
+    f->parent = tu_file_uri(f->dir, "parent");
+    f->parent_wal = tu_file_uri(f->dir, "parent-wal");
+    f->child = tu_file_uri(f->dir, "child");
+    f->child_wal = tu_file_uri(f->dir, "child-wal");
+    f->child2 = tu_file_uri(f->dir, "child2");
+    f->child2_wal = tu_file_uri(f->dir, "child2-wal");
+    dt_small_options(&f->o);
+    f->o.wal_store_uri = f->parent_wal;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f->parent);
+    free(f->parent_wal);
+    free(f->child);
+    free(f->child_wal);
+    free(f->child2);
+    free(f->child2_wal);
+    free(f);
+    return 0;
+}
+
+static shale_options with_wal(const fixture *f, const char *wal)
+{
+    shale_options o = f->o;
+    o.wal_store_uri = wal;
+    return o;
+}
+
+/* Seed: the clone replays the parent's WAL SSTs it copied, takes writes,
+ * flushes, and keeps everything across a reopen. */
+static void clone_replays_wal_and_continues_writing(void **state)
+{
+    fixture *f = *state;
+    shale_db *p = NULL;
+    TU_OK(shale_open(f->parent, &f->o, &p));
+    for (unsigned i = 0; i < 50; i++)
+        dt_put(p, i, 1);                     /* only in the WAL */
+    shale_checkpoint cp;
+    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_DURABLE, 0, NULL, &cp));
+    assert_true(cp.replay_after_wal_id < cp.next_wal_sst_id - 1);
+    shale_clone_spec sp = {0};
+    sp.parent_uri = f->parent;
+    sp.parent_wal_uri = f->parent_wal;
+    sp.parent_checkpoint_id = cp.id;
+    sp.child_uri = f->child;
+    sp.child_wal_uri = f->child_wal;
+    shale_clone_result res;
+    TU_OK(shale_clone(&sp, &f->o, &res));
+    assert_true(res.wal_ssts_copied > 0);
+    assert_false(res.already_done);
+    TU_OK(shale_close(p));
+    shale_options co = with_wal(f, f->child_wal);
+    shale_db *c = NULL;
+    TU_OK(shale_open(f->child, &co, &c));
+    for (unsigned i = 0; i < 50; i++)
+        dt_expect(c, i, 1);
+    for (unsigned i = 50; i < 80; i++)
+        dt_put(c, i, 2);
+    TU_OK(shale_flush_memtable(c));
+    TU_OK(shale_close(c));
+    TU_OK(shale_open(f->child, &co, &c));
+    for (unsigned i = 0; i < 50; i++)
+        dt_expect(c, i, 1);
+    for (unsigned i = 50; i < 80; i++)
+        dt_expect(c, i, 2);
+    TU_OK(shale_close(c));
+}
+
+/* Seed: after a full-scope checkpoint the parent's WAL store can be wiped
+ * (the split's local-WAL wipe) and the clone still succeeds with all data. */
+static void clone_succeeds_after_parent_wal_cleanup(void **state)
+{
+    fixture *f = *state;
+    shale_db *p = NULL;
+    TU_OK(shale_open(f->parent, &f->o, &p));
+    for (unsigned i = 0; i < 120; i++)
+        dt_put(p, i, 1);
+    shale_checkpoint cp;
+    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_ALL, 0, NULL, &cp));
+    assert_int_equal(cp.replay_after_wal_id, cp.next_wal_sst_id - 1);
+    /* Wipe every WAL object of the parent. */
+    shale_objstore *w = NULL;
+    TU_OK(shale_objstore_open(f->parent_wal, NULL, &w));
+    shale_objlist l;
+    TU_OK(shale_objstore_list_all(w, "wal/", &l));
+    assert_true(l.count > 0);
+    for (size_t i = 0; i < l.count; i++)
+        TU_OK(shale_objstore_delete(w, l.items[i].key));
+    shale_objlist_free(&l);
+    shale_objstore_close(w);
+    shale_clone_spec sp = {0};
+    sp.parent_uri = f->parent;
+    sp.parent_wal_uri = f->parent_wal;
+    sp.parent_checkpoint_id = cp.id;
+    sp.child_uri = f->child;
+    sp.child_wal_uri = f->child_wal;
+    shale_clone_result res;
+    TU_OK(shale_clone(&sp, &f->o, &res));
+    assert_int_equal(res.wal_ssts_copied, 0);
+    assert_true(res.ssts_referenced > 0);
+    shale_reader *r = NULL;
+    shale_options co = with_wal(f, f->child_wal);
+    TU_OK(shale_reader_open(f->child, &co, NULL, &r));
+    for (unsigned i = 0; i < 120; i++)
+        dt_expect_reader(r, i, 1);
+    shale_reader_close(r);
+    shale_close(p);
+}
+
+/* Seed: cloning a parent whose WAL lives in a separate store without
+ * naming that store fails with not-found naming the missing WAL path. */
+static void clone_should_fail_when_wal_store_is_not_provided(void **state)
+{
+    fixture *f = *state;
+    shale_db *p = NULL;
+    TU_OK(shale_open(f->parent, &f->o, &p));
+    for (unsigned i = 0; i < 10; i++)
+        dt_put(p, i, 1);
+    shale_checkpoint cp;
+    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_DURABLE, 0, NULL, &cp));
+    TU_OK(shale_close(p));
+    shale_clone_spec sp = {0};
+    sp.parent_uri = f->parent;
+    sp.parent_wal_uri = NULL;                /* not provided */
+    sp.parent_checkpoint_id = cp.id;
+    sp.child_uri = f->child;
+    TU_RC(SHALE_NOT_FOUND, shale_clone(&sp, &f->o, NULL));
+    char want[128];
+    snprintf(want, sizeof want, "%s/wal/%020llu.sst", f->parent,
+             (unsigned long long)(cp.replay_after_wal_id + 1));
+    if (!strstr(shale_errmsg(), want))
+        fail_msg("message '%s' does not name %s", shale_errmsg(), want);
+}
+
+/* Range clones against a model of thousands of random keys; two clones
+ * partition the parent; out-of-range writes refused; repeat is a no-op. */
+static void test_range_clones_partition_parent(void **state)
+{
+    fixture *f = *state;
+    unsigned n = tu_quick() ? 1500 : 5000;
+    dt_model m;
+    dt_model_init(&m, n);
+    uint64_t rng = 7;
+    shale_db *p = NULL;
+    TU_OK(shale_open(f->parent, &f->o, &p));
+    for (unsigned j = 0; j < n * 2; j++) {
+        unsigned i = (unsigned)(tu_rand(&rng) % n);
+        if (tu_rand(&rng) % 5 == 0) {
+            dt_del(p, i);
+            m.version[i] = 0;
+        } else {
+            unsigned v = 1 + (unsigned)(tu_rand(&rng) % 9);
+            dt_put(p, i, v);
+            m.version[i] = v;
+        }
+        if (j == n)
+            TU_OK(shale_compact(p, true));
+    }
+    shale_checkpoint cp;
+    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_ALL, 0, NULL, &cp));
+    char mid[32];
+    size_t midl = dt_key(mid, sizeof mid, n / 3);
+    shale_clone_spec a = {0}, b = {0};
+    a.parent_uri = b.parent_uri = f->parent;
+    a.parent_wal_uri = b.parent_wal_uri = f->parent_wal;
+    a.parent_checkpoint_id = b.parent_checkpoint_id = cp.id;
+    a.child_uri = f->child;
+    a.child_wal_uri = f->child_wal;
+    a.range_end = mid;
+    a.range_end_len = midl;
+    b.child_uri = f->child2;
+    b.child_wal_uri = f->child2_wal;
+    b.range_start = mid;
+    b.range_start_len = midl;
+    shale_clone_result ra, rb;
+    TU_OK(shale_clone(&a, &f->o, &ra));
+    TU_OK(shale_clone(&b, &f->o, &rb));
+    assert_int_equal(ra.wal_ssts_copied + rb.wal_ssts_copied, 0);
+    /* Repeating is a no-op; another range for the same child is refused. */
+    shale_clone_result again;
+    TU_OK(shale_clone(&a, &f->o, &again));
+    assert_true(again.already_done);
+    shale_clone_spec bad = a;
+    bad.range_end = "k9";
+    bad.range_end_len = 2;
+    TU_RC(SHALE_CONFLICT, shale_clone(&bad, &f->o, NULL));
+    /* Each child sees exactly the model's keys in its range. */
+    dt_model ma, mb;
+    dt_model_init(&ma, n);
+    dt_model_init(&mb, n);
+    for (unsigned i = 0; i < n; i++) {
+        if (i < n / 3)
+            ma.version[i] = m.version[i];
+        else
+            mb.version[i] = m.version[i];
+    }
+    shale_reader *r = NULL;
+    shale_options oa = with_wal(f, f->child_wal), ob = with_wal(f, f->child2_wal);
+    TU_OK(shale_reader_open(f->child, &oa, NULL, &r));
+    dt_model_check_reader(r, &ma);
+    uint64_t ca = 0, cb = 0, cp_count = 0;
+    TU_OK(shale_reader_count(r, NULL, 0, NULL, 0, &ca));
+    shale_reader_close(r);
+    TU_OK(shale_reader_open(f->child2, &ob, NULL, &r));
+    dt_model_check_reader(r, &mb);
+    TU_OK(shale_reader_count(r, NULL, 0, NULL, 0, &cb));
+    shale_reader_close(r);
+    for (unsigned i = 0; i < n; i++)
+        cp_count += m.version[i] != 0;
+    assert_int_equal(ca + cb, cp_count);
+    /* A writer on a child refuses keys outside its range, and compaction
+     * drops the parent's out-of-range keys and releases the parent. */
+    shale_db *c = NULL;
+    TU_OK(shale_open(f->child, &oa, &c));
+    char k[32];
+    size_t kl = dt_key(k, sizeof k, n - 1);
+    TU_RC(SHALE_INVALID_ARGUMENT, shale_put(c, k, kl, "x", 1));
+    TU_OK(shale_compact(c, true));
+    dt_model_check(c, &ma);
+    TU_OK(shale_close(c));
+    shale_objstore *cs = NULL;
+    manifest *cm = NULL;
+    TU_OK(shale_objstore_open(f->child, NULL, &cs));
+    TU_OK(manifest_store_load_latest(cs, 0, &cm));
+    for (size_t r2 = 0; r2 < cm->run_count; r2++)      /* no parent SST left */
+        for (size_t i = 0; i < cm->runs[r2].count; i++)
+            assert_null(cm->runs[r2].ssts[i].store_uri);
+    assert_int_equal(cm->l0_count, 0);
+    assert_int_equal(cm->parent_count, 0);              /* parent released */
+    manifest_free(cm);
+    shale_objstore_close(cs);
+    TU_OK(shale_close(p));
+    dt_model_free(&m);
+    dt_model_free(&ma);
+    dt_model_free(&mb);
+}
+
+/* GC on the parent never removes an SST a child reads. */
+static void test_gc_after_clone_keeps_child_data(void **state)
+{
+    fixture *f = *state;
+    shale_db *p = NULL;
+    TU_OK(shale_open(f->parent, &f->o, &p));
+    for (unsigned i = 0; i < 400; i++)
+        dt_put(p, i, 1);
+    shale_checkpoint cp;
+    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_ALL, 0, NULL, &cp));
+    shale_clone_spec sp = {0};
+    sp.parent_uri = f->parent;
+    sp.parent_wal_uri = f->parent_wal;
+    sp.parent_checkpoint_id = cp.id;
+    sp.child_uri = f->child;
+    sp.child_wal_uri = f->child_wal;
+    TU_OK(shale_clone(&sp, &f->o, NULL));
+    /* The parent moves on: overwrites, compaction, its own checkpoint
+     * deleted; GC with min age 0 collects what only the old state used. */
+    for (unsigned i = 0; i < 400; i++)
+        dt_put(p, i, 2);
+    TU_OK(shale_compact(p, true));
+    TU_OK(shale_close(p));
+    TU_OK(shale_checkpoint_delete(f->parent, &f->o, cp.id));
+    shale_gc_options g;
+    shale_gc_options_init(&g);
+    g.min_age_ms = 0;
+    shale_gc_result gr;
+    TU_OK(shale_gc(f->parent, &f->o, &g, &gr));
+    shale_reader *r = NULL;
+    shale_options co = with_wal(f, f->child_wal);
+    TU_OK(shale_reader_open(f->child, &co, NULL, &r));
+    for (unsigned i = 0; i < 400; i++)
+        dt_expect_reader(r, i, 1);
+    shale_reader_close(r);
+    TU_OK(shale_verify(f->child, &co, NULL));
+}
+
+/* A clone of a clone reads through two levels of parents. */
+static void test_clone_of_clone(void **state)
+{
+    fixture *f = *state;
+    shale_db *p = NULL;
+    TU_OK(shale_open(f->parent, &f->o, &p));
+    for (unsigned i = 0; i < 300; i++)
+        dt_put(p, i, 1);
+    shale_checkpoint cp;
+    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_ALL, 0, NULL, &cp));
+    TU_OK(shale_close(p));
+    char lo[32], hi[32];
+    size_t lol = dt_key(lo, sizeof lo, 100), hil = dt_key(hi, sizeof hi, 200);
+    shale_clone_spec a = {0};
+    a.parent_uri = f->parent;
+    a.parent_wal_uri = f->parent_wal;
+    a.parent_checkpoint_id = cp.id;
+    a.child_uri = f->child;
+    a.child_wal_uri = f->child_wal;
+    a.range_start = lo;
+    a.range_start_len = lol;
+    TU_OK(shale_clone(&a, &f->o, NULL));
+    shale_options oa = with_wal(f, f->child_wal);
+    shale_db *c = NULL;
+    TU_OK(shale_open(f->child, &oa, &c));
+    for (unsigned i = 150; i < 160; i++)
+        dt_put(c, i, 2);
+    shale_checkpoint ccp;
+    TU_OK(shale_checkpoint_create(c, SHALE_CHECKPOINT_ALL, 0, NULL, &ccp));
+    TU_OK(shale_close(c));
+    shale_clone_spec b = {0};
+    b.parent_uri = f->child;
+    b.parent_wal_uri = f->child_wal;
+    b.parent_checkpoint_id = ccp.id;
+    b.child_uri = f->child2;
+    b.child_wal_uri = f->child2_wal;
+    b.range_end = hi;
+    b.range_end_len = hil;
+    TU_OK(shale_clone(&b, &f->o, NULL));
+    shale_reader *r = NULL;
+    shale_options ob = with_wal(f, f->child2_wal);
+    TU_OK(shale_reader_open(f->child2, &ob, NULL, &r));
+    for (unsigned i = 0; i < 300; i++) {
+        unsigned want = (i < 100 || i >= 200) ? 0 : (i >= 150 && i < 160) ? 2 : 1;
+        dt_expect_reader(r, i, want);
+    }
+    shale_reader_close(r);
+}
+
+/* A half-made clone is refused by writers and readers, and resumed by
+ * running the same clone again. */
+static void test_uninitialized_clone_refused_then_resumed(void **state)
+{
+    fixture *f = *state;
+    shale_db *p = NULL;
+    TU_OK(shale_open(f->parent, &f->o, &p));
+    for (unsigned i = 0; i < 30; i++)
+        dt_put(p, i, 1);
+    shale_checkpoint cp;
+    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_DURABLE, 0, NULL, &cp));
+    TU_OK(shale_close(p));
+    /* First attempt: the parent WAL store is missing its WAL objects. */
+    shale_clone_spec sp = {0};
+    sp.parent_uri = f->parent;
+    sp.parent_wal_uri = f->child2;   /* an empty store: the copy fails */
+    sp.parent_checkpoint_id = cp.id;
+    sp.child_uri = f->child;
+    sp.child_wal_uri = f->child_wal;
+    TU_RC(SHALE_NOT_FOUND, shale_clone(&sp, &f->o, NULL));
+    shale_options co = with_wal(f, f->child_wal);
+    shale_db *c = NULL;
+    shale_reader *r = NULL;
+    TU_RC(SHALE_INVALID_ARGUMENT, shale_open(f->child, &co, &c));
+    assert_non_null(strstr(shale_errmsg(), "initialized"));
+    TU_RC(SHALE_INVALID_ARGUMENT, shale_reader_open(f->child, &co, NULL, &r));
+    /* The same clone with the right WAL store completes it. */
+    sp.parent_wal_uri = f->parent_wal;
+    shale_clone_result res;
+    TU_OK(shale_clone(&sp, &f->o, &res));
+    assert_true(res.wal_ssts_copied > 0);
+    TU_OK(shale_reader_open(f->child, &co, NULL, &r));
+    for (unsigned i = 0; i < 30; i++)
+        dt_expect_reader(r, i, 1);
+    shale_reader_close(r);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(clone_replays_wal_and_continues_writing),
+        T(clone_succeeds_after_parent_wal_cleanup),
+        T(clone_should_fail_when_wal_store_is_not_provided),
+        T(test_range_clones_partition_parent),
+        T(test_gc_after_clone_keeps_child_data),
+        T(test_clone_of_clone),
+        T(test_uninitialized_clone_refused_then_resumed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,534 @@
+/*
+ * test_db.c -- the writer: round trips through every level, scans, batches,
+ * snapshots, fencing, replay, corruption, crashes, concurrency.
+ * Every case runs on mem:// and file:// (the state names the backend).
+ */
+#include "support/dbtest.h"
+#include "util/misc.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *backend(void **state)
+{
+    return *state ? (const char *)*state : "mem";
+}
+
+static void test_roundtrip_every_level(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "roundtrip", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *db = NULL;
+    dt_model m;
+    unsigned n = tu_quick() ? 600 : 2000;
+    dt_model_init(&m, n);
+    TU_OK(shale_open(uri, &o, &db));
+    for (unsigned i = 0; i < n; i += 2) {            /* memtable (+ frozen) */
+        dt_put(db, i, 1);
+        m.version[i] = 1;
+    }
+    dt_model_check(db, &m);
+    TU_OK(shale_close(db));                          /* WAL replay */
+    TU_OK(shale_open(uri, &o, &db));
+    dt_model_check(db, &m);
+    for (unsigned i = 0; i < n; i += 3) {            /* overwrites and deletes */
+        if (i % 2) {
+            dt_put(db, i, 2);
+            m.version[i] = 2;
+        } else {
+            dt_del(db, i);
+            m.version[i] = 0;
+        }
+    }
+    TU_OK(shale_flush_memtable(db));                 /* L0 */
+    shale_db_info info;
+    TU_OK(shale_db_info_get(db, &info));
+    assert_true(info.l0_count + info.sorted_run_count > 0);
+    dt_model_check(db, &m);
+    TU_OK(shale_compact(db, true));                  /* one sorted run */
+    TU_OK(shale_db_info_get(db, &info));
+    assert_int_equal(info.l0_count, 0);
+    assert_int_equal(info.sorted_run_count, 1);
+    dt_model_check(db, &m);
+    for (unsigned i = 1; i < n; i += 5) {            /* new data above the run */
+        dt_put(db, i, 3);
+        m.version[i] = 3;
+    }
+    dt_model_check(db, &m);
+    TU_OK(shale_close(db));
+    TU_OK(shale_open(uri, &o, &db));
+    dt_model_check(db, &m);
+    TU_OK(shale_close(db));
+    dt_model_free(&m);
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+static void test_scan_bounds_across_levels(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "scan", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, &o, &db));
+    for (unsigned i = 0; i < 300; i++)
+        dt_put(db, i, 1);
+    TU_OK(shale_compact(db, true));
+    for (unsigned i = 0; i < 300; i += 2)
+        dt_put(db, i, 2);
+    TU_OK(shale_flush_memtable(db));
+    for (unsigned i = 0; i < 300; i += 7)
+        dt_del(db, i);
+    char s[32], e[32];
+    size_t sl = dt_key(s, sizeof s, 100), el = dt_key(e, sizeof e, 150);
+    shale_iter *it = NULL;
+    TU_OK(shale_scan(db, NULL, s, sl, e, el, &it));
+    unsigned want = 100;
+    for (; shale_iter_valid(it); shale_iter_next(it)) {
+        while (want % 7 == 0)
+            want++;
+        char k[32], v[96];
+        size_t kl = dt_key(k, sizeof k, want), vl = dt_val(v, sizeof v, want,
+                                                           want % 2 ? 1 : 2);
+        size_t gkl, gvl;
+        const void *gk = shale_iter_key(it, &gkl), *gv = shale_iter_value(it, &gvl);
+        assert_int_equal(gkl, kl);
+        assert_memory_equal(gk, k, kl);
+        assert_int_equal(gvl, vl);
+        assert_memory_equal(gv, v, vl);
+        want++;
+    }
+    TU_OK(shale_iter_status(it));
+    while (want % 7 == 0)
+        want++;
+    assert_int_equal(want, 150);
+    shale_iter_free(it);
+    TU_OK(shale_close(db));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+static void test_batch_and_snapshot(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "batch", &dir);
+    shale_db *db = NULL;
+    shale_options o;
+    dt_small_options(&o);
+    TU_OK(shale_open(uri, &o, &db));
+    dt_put(db, 1, 1);
+    dt_put(db, 2, 1);
+    shale_snapshot *snap = shale_snapshot_new(db);
+    assert_non_null(snap);
+    shale_batch *b = shale_batch_new();
+    char k[32], v[96];
+    size_t kl = dt_key(k, sizeof k, 1), vl = dt_val(v, sizeof v, 1, 2);
+    TU_OK(shale_batch_put(b, k, kl, v, vl));
+    kl = dt_key(k, sizeof k, 2);
+    TU_OK(shale_batch_delete(b, k, kl));
+    kl = dt_key(k, sizeof k, 3);
+    vl = dt_val(v, sizeof v, 3, 1);
+    TU_OK(shale_batch_put(b, k, kl, v, vl));
+    assert_int_equal(shale_batch_count(b), 3);
+    TU_RC(SHALE_INVALID_ARGUMENT, shale_batch_put(b, "", 0, "x", 1));
+    assert_int_equal(shale_batch_count(b), 3);
+    TU_OK(shale_write(db, b));
+    shale_batch_free(b);
+    dt_expect(db, 1, 2);
+    dt_expect(db, 2, 0);
+    dt_expect(db, 3, 1);
+    /* The snapshot still sees the state before the batch, also after a
+     * flush and a compaction (which must keep the versions it needs). */
+    TU_OK(shale_flush_memtable(db));
+    TU_OK(shale_compact(db, true));
+    shale_read_options ro = {snap};
+    void *got = NULL;
+    size_t glen = 0;
+    kl = dt_key(k, sizeof k, 2);
+    TU_OK(shale_get(db, &ro, k, kl, &got, &glen));
+    vl = dt_val(v, sizeof v, 2, 1);
+    assert_int_equal(glen, vl);
+    assert_memory_equal(got, v, vl);
+    shale_free(got);
+    kl = dt_key(k, sizeof k, 3);
+    TU_RC(SHALE_NOT_FOUND, shale_get(db, &ro, k, kl, &got, &glen));
+    shale_snapshot_release(db, snap);
+    TU_OK(shale_close(db));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+static void test_fencing_two_writers(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "fence", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *a = NULL, *b = NULL;
+    TU_OK(shale_open(uri, &o, &a));
+    for (unsigned i = 0; i < 50; i++)
+        dt_put(a, i, 1);                     /* acknowledged by a */
+    TU_OK(shale_open(uri, &o, &b));          /* fences a */
+    for (unsigned i = 0; i < 50; i++)
+        dt_expect(b, i, 1);                  /* nothing a acknowledged is lost */
+    char k[32], v[96];
+    size_t kl = dt_key(k, sizeof k, 1000), vl = dt_val(v, sizeof v, 1000, 1);
+    TU_RC(SHALE_FENCED, shale_put(a, k, kl, v, vl));
+    assert_non_null(strstr(shale_errmsg(), "fenced"));
+    TU_RC(SHALE_FENCED, shale_put(a, k, kl, v, vl));   /* and stays fenced */
+    dt_put(b, 1000, 2);
+    shale_close(a);
+    TU_OK(shale_close(b));
+    shale_db *c = NULL;
+    TU_OK(shale_open(uri, &o, &c));
+    dt_expect(c, 1000, 2);                   /* a's refused write never appears */
+    shale_db_info info;
+    TU_OK(shale_db_info_get(c, &info));
+    assert_int_equal(info.writer_epoch, 3);
+    TU_OK(shale_close(c));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+static void test_replay_stops_at_first_missing_wal(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "gap", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    o.wal_flush_interval_ms = 100000;        /* WAL SSTs only when we flush */
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, &o, &db));
+    shale_db_info info;
+    TU_OK(shale_db_info_get(db, &info));
+    uint64_t fence = info.next_wal_sst_id - 1;
+    for (unsigned i = 0; i < 3; i++) {       /* WAL ids fence+1 .. fence+3 */
+        dt_put(db, i, 1);
+        TU_OK(shale_flush_wal(db));
+    }
+    TU_OK(shale_close(db));
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    char key[64];
+    snprintf(key, sizeof key, "wal/%020llu.sst", (unsigned long long)(fence + 2));
+    TU_OK(shale_objstore_head(s, key, NULL, NULL));
+    TU_OK(shale_objstore_delete(s, key));
+    shale_objstore_close(s);
+    TU_OK(shale_open(uri, &o, &db));
+    dt_expect(db, 0, 1);                     /* before the gap: replayed */
+    dt_expect(db, 1, 0);                     /* the missing one */
+    dt_expect(db, 2, 0);                     /* after the gap: not replayed */
+    shale_close(db);
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+static void test_missing_needed_wal_is_not_found(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "needwal", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, &o, &db));
+    dt_put(db, 1, 1);
+    shale_db_info info;
+    TU_OK(shale_db_info_get(db, &info));
+    TU_OK(shale_close(db));
+    /* The next open records next_wal_sst_id past the first write's WAL, so
+     * that WAL is needed: deleting it must fail the open, naming it. */
+    TU_OK(shale_open(uri, &o, &db));
+    TU_OK(shale_close(db));
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    char key[64];
+    snprintf(key, sizeof key, "wal/%020llu.sst", (unsigned long long)(info.replay_after_wal_id + 1));
+    TU_OK(shale_objstore_delete(s, key));
+    shale_objstore_close(s);
+    TU_RC(SHALE_NOT_FOUND, shale_open(uri, &o, &db));
+    assert_non_null(strstr(shale_errmsg(), key));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+/* Finds the first object under prefix; returns its key (malloc'd). */
+static char *first_object(const char *uri, const char *prefix)
+{
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    shale_objlist l;
+    TU_OK(shale_objstore_list_all(s, prefix, &l));
+    assert_true(l.count > 0);
+    char *k = strdup(l.items[0].key);
+    shale_objlist_free(&l);
+    shale_objstore_close(s);
+    return k;
+}
+
+static void test_corrupt_sst_and_manifest(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "corrupt", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    o.block_cache_bytes = 0;
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, &o, &db));
+    for (unsigned i = 0; i < 200; i++)
+        dt_put(db, i, 1);
+    TU_OK(shale_compact(db, true));
+    TU_OK(shale_close(db));
+    char *key = first_object(uri, "compacted/");
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    void *data = NULL;
+    size_t len = 0;
+    TU_OK(shale_objstore_get(s, key, &data, &len));
+    /* A flipped byte in the first data block: every read either returns
+     * the right value or SHALE_CORRUPT naming the object. */
+    ((uint8_t *)data)[len / 4] ^= 0x5a;
+    TU_OK(shale_objstore_put(s, key, data, len));
+    TU_OK(shale_open(uri, &o, &db));
+    unsigned corrupt = 0;
+    for (unsigned i = 0; i < 200; i++) {
+        char k[32], v[96];
+        size_t kl = dt_key(k, sizeof k, i), vl = dt_val(v, sizeof v, i, 1);
+        void *got = NULL;
+        size_t glen = 0;
+        shale_status rc = shale_get(db, NULL, k, kl, &got, &glen);
+        if (rc == SHALE_CORRUPT) {
+            assert_non_null(strstr(shale_errmsg(), key));
+            corrupt++;
+            continue;
+        }
+        TU_OK(rc);
+        assert_int_equal(glen, vl);
+        assert_memory_equal(got, v, vl);
+        shale_free(got);
+    }
+    assert_true(corrupt > 0);
+    TU_RC(SHALE_CORRUPT, shale_verify(uri, &o, NULL));
+    shale_close(db);
+    /* Truncated: opening the SST fails as corrupt, naming it. */
+    TU_OK(shale_objstore_put(s, key, data, len / 2));
+    TU_OK(shale_open(uri, &o, &db));
+    char k0[32];
+    size_t k0l = dt_key(k0, sizeof k0, 0);
+    void *got = NULL;
+    size_t glen;
+    shale_status rc = shale_get(db, NULL, k0, k0l, &got, &glen);
+    assert_true(rc == SHALE_CORRUPT || rc == SHALE_OK);
+    if (rc == SHALE_OK)
+        shale_free(got);
+    shale_iter *it = NULL;
+    rc = shale_scan(db, NULL, NULL, 0, NULL, 0, &it);
+    if (rc == SHALE_OK) {
+        while (shale_iter_valid(it))
+            shale_iter_next(it);
+        rc = shale_iter_status(it);
+        shale_iter_free(it);
+    }
+    assert_int_equal(rc, SHALE_CORRUPT);
+    assert_non_null(strstr(shale_errmsg(), key));
+    shale_close(db);
+    free(data);
+    /* A manifest that is not JSON. */
+    shale_objlist l;
+    TU_OK(shale_objstore_list_all(s, "manifest/", &l));
+    char mkey[64];
+    snprintf(mkey, sizeof mkey, "manifest/%020llu.manifest", (unsigned long long)(l.count + 50));
+    shale_objlist_free(&l);
+    TU_OK(shale_objstore_put(s, mkey, "not json {", 10));
+    TU_RC(SHALE_CORRUPT, shale_open(uri, &o, &db));
+    assert_non_null(strstr(shale_errmsg(), "manifest/"));
+    shale_objstore_close(s);
+    free(key);
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+typedef struct writer_arg {
+    shale_db *db;
+    unsigned base, n;
+} writer_arg;
+
+static void *writer_thread(void *p)
+{
+    writer_arg *a = p;
+    for (unsigned i = 0; i < a->n; i++) {
+        char k[32], v[96];
+        size_t kl = dt_key(k, sizeof k, a->base + i), vl = dt_val(v, sizeof v, a->base + i, 1);
+        if (shale_put(a->db, k, kl, v, vl))
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void test_concurrent_durable_writers(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "threads", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, &o, &db));
+    enum { T = 4 };
+    unsigned per = tu_quick() ? 100 : 400;
+    pthread_t th[T];
+    writer_arg args[T];
+    for (int t = 0; t < T; t++) {
+        args[t] = (writer_arg){db, (unsigned)t * per, per};
+        assert_int_equal(pthread_create(&th[t], NULL, writer_thread, &args[t]), 0);
+    }
+    for (int t = 0; t < T; t++) {
+        void *r;
+        pthread_join(th[t], &r);
+        assert_null(r);
+    }
+    TU_OK(shale_close(db));
+    TU_OK(shale_open(uri, &o, &db));
+    for (unsigned i = 0; i < T * per; i++)
+        dt_expect(db, i, 1);
+    TU_OK(shale_close(db));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+/* A child writes 3-key batches with await_durable and reports each
+ * acknowledged batch on a pipe; the parent SIGKILLs it at a random point,
+ * reopens, and checks every acknowledged batch is whole and no batch is
+ * partial. */
+static void test_crash_loses_nothing_acknowledged(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("crash");
+    char *uri = tu_file_uri(dir, "db");
+    shale_options o;
+    dt_small_options(&o);
+    unsigned rounds = tu_quick() ? 25 : 200;
+    uint64_t rng = 42;
+    unsigned next = 0;            /* batch numbers keep growing across rounds */
+    unsigned char *acked = calloc(1u << 20, 1);
+    assert_non_null(acked);
+    for (unsigned r = 0; r < rounds; r++) {
+        int fds[2];
+        assert_int_equal(pipe(fds), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(fds[0]);
+            shale_db *db = NULL;
+            if (shale_open(uri, &o, &db))
+                _exit(3);
+            for (unsigned b = next;; b++) {
+                shale_batch *bt = shale_batch_new();
+                for (unsigned j = 0; j < 3; j++) {
+                    char k[32], v[96];
+                    size_t kl = dt_key(k, sizeof k, b * 3 + j), vl = dt_val(v, sizeof v,
+                                                                            b * 3 + j, 1);
+                    shale_batch_put(bt, k, kl, v, vl);
+                }
+                if (shale_write(db, bt))
+                    _exit(4);
+                shale_batch_free(bt);
+                if (write(fds[1], &b, sizeof b) != sizeof b)
+                    _exit(5);
+            }
+        }
+        close(fds[1]);
+        unsigned want = 1 + (unsigned)(tu_rand(&rng) % 40), got = 0, b;
+        while (got < want && read(fds[0], &b, sizeof b) == sizeof b) {
+            acked[b] = 1;
+            got++;
+            next = b + 1;
+        }
+        kill(pid, SIGKILL);
+        while (read(fds[0], &b, sizeof b) == sizeof b) {   /* acks before death */
+            acked[b] = 1;
+            next = b + 1;
+        }
+        close(fds[0]);
+        int st;
+        waitpid(pid, &st, 0);
+        assert_true(WIFSIGNALED(st));
+        next += 64;               /* unacknowledged numbers are never reused */
+    }
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, &o, &db));
+    for (unsigned b = 0; b < next; b++) {
+        unsigned present = 0;
+        for (unsigned j = 0; j < 3; j++) {
+            char k[32];
+            size_t kl = dt_key(k, sizeof k, b * 3 + j);
+            void *v = NULL;
+            size_t vl;
+            shale_status rc = shale_get(db, NULL, k, kl, &v, &vl);
+            if (rc == SHALE_OK) {
+                present++;
+                shale_free(v);
+            } else {
+                TU_RC(SHALE_NOT_FOUND, rc);
+            }
+        }
+        if (acked[b] && present != 3)
+            fail_msg("batch %u was acknowledged but %u of 3 keys are present", b, present);
+        if (present != 0 && present != 3)
+            fail_msg("batch %u is partial: %u of 3 keys", b, present);
+    }
+    TU_OK(shale_close(db));
+    free(acked);
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+static void test_bad_options_and_args(void **state)
+{
+    (void)state;
+    shale_options o;
+    shale_options_init(&o);
+    o.memtable_bytes = 10;
+    shale_db *db = NULL;
+    char *uri = tu_mem_uri("badopts");
+    TU_RC(SHALE_INVALID_ARGUMENT, shale_open(uri, &o, &db));
+    assert_null(db);
+    TU_RC(SHALE_INVALID_ARGUMENT, shale_open("nowhere", NULL, &db));
+    shale_options_init(&o);
+    o.create_if_missing = false;
+    TU_RC(SHALE_NOT_FOUND, shale_open(uri, &o, &db));
+    free(uri);
+}
+
+int main(void)
+{
+    static char mem[] = "mem", file[] = "file";
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_prestate(test_roundtrip_every_level, mem),
+        cmocka_unit_test_prestate(test_roundtrip_every_level, file),
+        cmocka_unit_test_prestate(test_scan_bounds_across_levels, mem),
+        cmocka_unit_test_prestate(test_scan_bounds_across_levels, file),
+        cmocka_unit_test_prestate(test_batch_and_snapshot, mem),
+        cmocka_unit_test_prestate(test_batch_and_snapshot, file),
+        cmocka_unit_test_prestate(test_fencing_two_writers, mem),
+        cmocka_unit_test_prestate(test_fencing_two_writers, file),
+        cmocka_unit_test_prestate(test_replay_stops_at_first_missing_wal, mem),
+        cmocka_unit_test_prestate(test_replay_stops_at_first_missing_wal, file),
+        cmocka_unit_test_prestate(test_missing_needed_wal_is_not_found, mem),
+        cmocka_unit_test_prestate(test_missing_needed_wal_is_not_found, file),
+        cmocka_unit_test_prestate(test_corrupt_sst_and_manifest, mem),
+        cmocka_unit_test_prestate(test_corrupt_sst_and_manifest, file),
+        cmocka_unit_test_prestate(test_concurrent_durable_writers, mem),
+        cmocka_unit_test_prestate(test_concurrent_durable_writers, file),
+        cmocka_unit_test(test_crash_loses_nothing_acknowledged),
+        cmocka_unit_test(test_bad_options_and_args),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
