@@ -57,6 +57,7 @@ typedef struct add_ctx {
     uint64_t min_next_wal;
     uint64_t epoch;          /* writer epoch to check, 0 = none */
     uint64_t min_replay_after; /* scope All: the gap must be closed to this */
+    uint64_t pin_id;         /* version to pin; 0 = the one being written */
     bool existed;
 } add_ctx;
 
@@ -87,7 +88,7 @@ static shale_status add_mut(manifest *m, void *arg)
     checkpoint_rec *r = &m->checkpoints[m->checkpoint_count];
     memset(r, 0, sizeof *r);
     snprintf(r->id, sizeof r->id, "%s", id);
-    r->manifest_id = m->id + 1;   /* the version this write creates */
+    r->manifest_id = c->pin_id ? c->pin_id : m->id + 1;  /* default: this write */
     r->create_time_ms = now_ms();
     r->expire_time_ms = c->lifetime_ms ? r->create_time_ms + (int64_t)c->lifetime_ms : 0;
     if (c->name && *c->name && !(r->name = xstrdup(c->name)))
@@ -120,16 +121,36 @@ static shale_status describe_from(shale_objstore *s, const manifest *cur, const 
     return SHALE_OK;
 }
 
+static shale_status cp_add_ctx(shale_objstore *s, add_ctx *c, shale_checkpoint *out);
+
 shale_status cp_add(shale_objstore *s, const char *id, uint64_t lifetime_ms,
                     const char *name, uint64_t min_next_wal, shale_checkpoint *out)
 {
     add_ctx c;
     memset(&c, 0, sizeof c);
     c.id = id;
-    uuid_new(c.new_id);
     c.lifetime_ms = lifetime_ms;
     c.name = name;
     c.min_next_wal = min_next_wal;
+    return cp_add_ctx(s, &c, out);
+}
+
+shale_status cp_add_pin(shale_objstore *s, const char *id, uint64_t pin_id,
+                        const char *name, shale_checkpoint *out)
+{
+    add_ctx c;
+    memset(&c, 0, sizeof c);
+    c.id = id;
+    c.name = name;
+    c.pin_id = pin_id;
+    return cp_add_ctx(s, &c, out);
+}
+
+static shale_status cp_add_ctx(shale_objstore *s, add_ctx *cx, shale_checkpoint *out)
+{
+    add_ctx c = *cx;
+    const char *id = c.id;
+    uuid_new(c.new_id);
     manifest *cur = NULL;
     shale_status rc = manifest_store_load_latest(s, 0, &cur);
     if (rc)

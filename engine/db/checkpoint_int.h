@@ -23,6 +23,12 @@
 shale_status cp_add(shale_objstore *s, const char *id, uint64_t lifetime_ms,
                     const char *name, uint64_t min_next_wal, shale_checkpoint *out);
 
+/* Like cp_add, but pins an existing manifest version (pin_id) instead of
+ * the version the write creates: a clone pins exactly the parent version
+ * whose SSTs it references. */
+shale_status cp_add_pin(shale_objstore *s, const char *id, uint64_t pin_id,
+                        const char *name, shale_checkpoint *out);
+
 /* Removes checkpoint id from the latest manifest.  SHALE_NOT_FOUND if no
  * such checkpoint (missing_ok makes that SHALE_OK). */
 shale_status cp_remove(shale_objstore *s, const char *id, bool missing_ok);

@@ -244,21 +244,75 @@ static shale_status check_origin(const clone_run *cr, const manifest *m)
     return SHALE_OK;
 }
 
-/* Step 3: pins in every parent store. */
+/* The manifest version of store s that checkpoint cp_id pins (0 if the
+ * checkpoint is gone). */
+static shale_status pinned_version(shale_objstore *s, const char *cp_id, uint64_t *id)
+{
+    manifest *m = NULL;
+    *id = 0;
+    shale_status rc = manifest_store_load_latest(s, 0, &m);
+    if (rc)
+        return rc;
+    const checkpoint_rec *r = cp_find(m, cp_id);
+    if (r)
+        *id = r->manifest_id;
+    manifest_free(m);
+    return SHALE_OK;
+}
+
+/* Step 3: a pin in every parent store, on exactly the version whose SSTs
+ * the child references: for the direct parent, the version the source
+ * checkpoint pins; for a grandparent, the version the parent's own pin
+ * there holds. */
 static shale_status pin_parents(clone_run *cr, const manifest *m)
 {
     char name[256];
     snprintf(name, sizeof name, "clone:%s", cr->spec->child_uri);
-    for (size_t i = 0; i < m->parent_count; i++) {
+    const char *src_cp = m->origin.parent_checkpoint_id;
+    manifest *pm = NULL;   /* the parent version we cloned, for grandparents */
+    shale_status rc = SHALE_OK;
+    for (size_t i = 0; i < m->parent_count && !rc; i++) {
+        const parent_rec *p = &m->parents[i];
+        bool direct = !strcmp(p->store_uri, cr->spec->parent_uri);
         shale_objstore *s = NULL;
-        shale_status rc = shale_objstore_open(m->parents[i].store_uri, &cr->opts.store, &s);
+        uint64_t pin = 0;
+        if (direct) {
+            s = cr->parent;
+            rc = pinned_version(s, src_cp, &pin);
+        } else {
+            rc = shale_objstore_open(p->store_uri, &cr->opts.store, &s);
+            if (!rc && !pm) {
+                uint64_t pv = 0;
+                rc = pinned_version(cr->parent, src_cp, &pv);
+                if (!rc && !pv)
+                    rc = shale_err(SHALE_NOT_FOUND, "the parent's checkpoint %s is gone",
+                                   src_cp);
+                if (!rc)
+                    rc = manifest_store_load(cr->parent, pv, &pm);
+            }
+            for (size_t j = 0; !rc && j < pm->parent_count; j++)
+                if (!strcmp(pm->parents[j].store_uri, p->store_uri))
+                    rc = pinned_version(s, pm->parents[j].final_checkpoint_id, &pin);
+        }
+        if (!rc && !pin) {
+            /* A retry after the source pin went away is fine if our own pin
+             * is already there. */
+            uint64_t mine = 0;
+            rc = pinned_version(s, p->final_checkpoint_id, &mine);
+            if (!rc && !mine)
+                rc = shale_err(SHALE_NOT_FOUND, "no checkpoint in %s pins the version the "
+                                                "clone references", p->store_uri);
+            pin = mine;
+        }
         if (!rc)
-            rc = cp_add(s, m->parents[i].final_checkpoint_id, 0, name, 0, NULL);
-        shale_objstore_close(s);
+            rc = cp_add_pin(s, p->final_checkpoint_id, pin, name, NULL);
+        if (!direct)
+            shale_objstore_close(s);
         if (rc)
-            return shale_err_prefix(rc, "pinning parent %s", m->parents[i].store_uri);
+            shale_err_prefix(rc, "pinning parent %s", p->store_uri);
     }
-    return SHALE_OK;
+    manifest_free(pm);
+    return rc;
 }
 
 /* Step 4.  *replay_after returns the adjusted value. */
