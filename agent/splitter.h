@@ -1,0 +1,70 @@
+/*
+ * splitter.h -- the split sequence as a journaled, resumable state machine.
+ *
+ * One splitter serves one shard (the agent's).  It implements the
+ * split_service interface (service.h) that request sources call, runs
+ * splits one at a time on a worker thread, and journals every step in the
+ * parent's store before its side effects:
+ *
+ *   splits/<name>/<version:020>.json   (put-if-absent: the CAS that stops
+ *                                       two agents driving one split)
+ *
+ * Steps: Accept -> Fence -> FullFlush -> WipeLocalWAL -> Clone -> Verify
+ *        -> Complete.  Abort is possible before WipeLocalWAL; from there on
+ * the split only rolls forward.  A restarted agent lists the journals and
+ * resumes every unfinished split from its last finished step (a step that
+ * was running is redone; each step is idempotent).  docs/agent.md has the
+ * diagram and the journal format.
+ *
+ * Thread safety: every function may be called from any thread.
+ */
+#ifndef SHALE_AGENT_SPLITTER_H
+#define SHALE_AGENT_SPLITTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "shale.h"
+#include "service.h"
+
+typedef struct splitter splitter;
+
+typedef struct splitter_options {
+    const char *shard;            /* this agent's shard (required) */
+    const char *store_uri;        /* the shard's main store (required) */
+    const char *wal_store_uri;    /* its local WAL store, or NULL */
+    shale_options db;             /* engine options for every open */
+    uint32_t verify_sample_keys;  /* keys read back per child; default 100 */
+    uint32_t step_timeout_s;      /* reserved: per-step deadline */
+} splitter_options;
+
+void splitter_options_init(splitter_options *o);
+
+/* Creates the splitter (options copied) and loads the journals of earlier
+ * splits; call splitter_start() to run (and resume) them. */
+shale_status splitter_new(const splitter_options *o, splitter **out);
+shale_status splitter_start(splitter *sp);
+/* Stops the worker after the current step, frees everything.  NULL ok. */
+void splitter_free(splitter *sp);
+
+split_service *splitter_service(splitter *sp);
+
+/* Registers a status listener (called on every status change, from the
+ * worker or the submitting thread).  At most 8. */
+shale_status splitter_add_listener(splitter *sp, split_status_cb cb, void *ctx);
+
+/* Waits until no split is pending or running, at most timeout_ms.
+ * SHALE_TIMEOUT otherwise.  For tests and the demo. */
+shale_status splitter_wait_idle(splitter *sp, int64_t timeout_ms);
+
+/* Metrics hooks: totals so far. */
+typedef struct splitter_stats {
+    uint64_t completed, failed, aborted;
+    uint64_t bytes_copied, objects_copied;
+} splitter_stats;
+void splitter_get_stats(splitter *sp, splitter_stats *out);
+
+/* Called after each step with its duration (for the step histogram). */
+typedef void (*splitter_step_cb)(void *ctx, const char *step, double seconds);
+void splitter_on_step(splitter *sp, splitter_step_cb cb, void *ctx);
+
+#endif
