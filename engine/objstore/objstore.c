@@ -54,6 +54,26 @@ void shale_objstore_global_stats(shale_objstats *out)
     out->retries = atomic_load_explicit(&g_retries, memory_order_relaxed);
 }
 
+/* Decides whether a failed call is retried, and sleeps the backoff (full
+ * jitter, exponential, capped).  Only throttling and timeouts are retried
+ * here; backends that retry themselves (S3) are left alone.  A retried
+ * put_if_absent may report SHALE_PRECONDITION_FAILED for its own earlier
+ * attempt that took effect: callers that care compare contents. */
+static bool retry(shale_objstore *s, shale_status rc, int attempt)
+{
+    if ((rc != SHALE_RETRYABLE && rc != SHALE_TIMEOUT) || s->ops->self_retrying ||
+        attempt >= s->max_retries)
+        return false;
+    uint64_t cap = (uint64_t)s->retry_base_ms << (attempt < 16 ? attempt : 16);
+    if (cap > (uint64_t)s->retry_max_ms)
+        cap = (uint64_t)s->retry_max_ms;
+    uint32_t r;
+    random_bytes(&r, sizeof r);
+    sleep_ms((uint32_t)(cap ? r % (cap + 1) : 0));
+    objstore_count_retry();
+    return true;
+}
+
 static shale_status count(shale_objop op, shale_status rc)
 {
     int failed = !(rc == SHALE_OK || rc == SHALE_NOT_FOUND || rc == SHALE_PRECONDITION_FAILED);
@@ -140,6 +160,9 @@ shale_status shale_objstore_open(const char *uri, const shale_objstore_options *
     }
     memcpy(s->uri, uri, n);
     s->uri[n] = '\0';
+    s->max_retries = opts->max_retries < 0 ? 0 : opts->max_retries;
+    s->retry_base_ms = opts->retry_base_ms > 0 ? opts->retry_base_ms : 50;
+    s->retry_max_ms = opts->retry_max_ms > 0 ? opts->retry_max_ms : 2000;
     *out = s;
     return SHALE_OK;
 }
@@ -164,7 +187,8 @@ shale_status shale_objstore_put(shale_objstore *s, const char *key, const void *
     shale_status rc = shale_objstore_check_key(key);
     if (rc)
         return rc;
-    rc = s->ops->put(s, key, data, len, false);
+    for (int a = 0; (rc = s->ops->put(s, key, data, len, false)) && retry(s, rc, a); a++)
+        ;
     if (!rc)
         objstore_count_bytes(0, len);
     return count(SHALE_OP_PUT, rc);
@@ -176,7 +200,8 @@ shale_status shale_objstore_put_if_absent(shale_objstore *s, const char *key,
     shale_status rc = shale_objstore_check_key(key);
     if (rc)
         return rc;
-    rc = s->ops->put(s, key, data, len, true);
+    for (int a = 0; (rc = s->ops->put(s, key, data, len, true)) && retry(s, rc, a); a++)
+        ;
     if (!rc)
         objstore_count_bytes(0, len);
     return count(SHALE_OP_PUT_IF_ABSENT, rc);
@@ -190,7 +215,9 @@ shale_status shale_objstore_get(shale_objstore *s, const char *key, void **data,
     shale_status rc = shale_objstore_check_key(key);
     if (rc)
         return rc;
-    rc = s->ops->get_range(s, key, 0, 0, true, data, len);
+    for (int a = 0; (rc = s->ops->get_range(s, key, 0, 0, true, data, len)) && retry(s, rc, a);
+         a++)
+        ;
     if (!rc)
         objstore_count_bytes(*len, 0);
     return count(SHALE_OP_GET, rc);
@@ -204,7 +231,10 @@ shale_status shale_objstore_get_range(shale_objstore *s, const char *key, uint64
     shale_status rc = shale_objstore_check_key(key);
     if (rc)
         return rc;
-    rc = s->ops->get_range(s, key, offset, len, false, data, got);
+    for (int a = 0;
+         (rc = s->ops->get_range(s, key, offset, len, false, data, got)) && retry(s, rc, a);
+         a++)
+        ;
     if (!rc)
         objstore_count_bytes(*got, 0);
     return count(SHALE_OP_GET_RANGE, rc);
@@ -218,7 +248,9 @@ shale_status shale_objstore_head(shale_objstore *s, const char *key, uint64_t *s
     shale_status rc = shale_objstore_check_key(key);
     if (rc)
         return rc;
-    rc = count(SHALE_OP_HEAD, s->ops->head(s, key, &sz, &mt));
+    for (int a = 0; (rc = s->ops->head(s, key, &sz, &mt)) && retry(s, rc, a); a++)
+        ;
+    rc = count(SHALE_OP_HEAD, rc);
     if (size)
         *size = sz;
     if (mtime_ms)
@@ -231,7 +263,8 @@ shale_status shale_objstore_delete(shale_objstore *s, const char *key)
     shale_status rc = shale_objstore_check_key(key);
     if (rc)
         return rc;
-    rc = s->ops->del(s, key);
+    for (int a = 0; (rc = s->ops->del(s, key)) && retry(s, rc, a); a++)
+        ;
     if (rc == SHALE_NOT_FOUND)
         rc = SHALE_OK;
     return count(SHALE_OP_DELETE, rc);
@@ -246,7 +279,11 @@ shale_status shale_objstore_list(shale_objstore *s, const char *prefix, const ch
         return rc;
     if (max_keys == 0)
         max_keys = 1000;
-    return count(SHALE_OP_LIST, s->ops->list(s, prefix ? prefix : "", cursor, max_keys, page));
+    for (int a = 0;
+         (rc = s->ops->list(s, prefix ? prefix : "", cursor, max_keys, page)) && retry(s, rc, a);
+         a++)
+        memset(page, 0, sizeof *page);
+    return count(SHALE_OP_LIST, rc);
 }
 
 void shale_objlist_free(shale_objlist *l)

@@ -27,12 +27,19 @@ typedef struct objstore_ops {
     shale_status (*list)(shale_objstore *s, const char *prefix, const char *cursor,
                          size_t max_keys, shale_objlist *page);
     void (*close)(shale_objstore *s);
+    /* The backend retries transient failures itself (S3): the dispatcher
+     * then does not retry on top. */
+    bool self_retrying;
 } objstore_ops;
 
 /* Every backend's handle starts with this header. */
 struct shale_objstore {
     const objstore_ops *ops;
     char *uri;                 /* normalised URI, malloc'd, freed by objstore.c */
+    /* Retry policy for SHALE_RETRYABLE / SHALE_TIMEOUT results, set by
+     * objstore.c from the options (0 retries when not opened through
+     * shale_objstore_open, e.g. a fault wrapper: its inner store retries). */
+    int max_retries, retry_base_ms, retry_max_ms;
 };
 
 /* Backend constructors.  `rest` is the URI after "scheme://".  On success
