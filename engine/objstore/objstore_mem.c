@@ -232,7 +232,7 @@ static void mem_close(shale_objstore *s)
 }
 
 static const objstore_ops mem_ops = {
-    "mem", mem_put, mem_get_range, mem_head, mem_del, mem_list, mem_close,
+    "mem", mem_put, mem_get_range, mem_head, mem_del, mem_list, mem_close, false,
 };
 
 shale_status objstore_mem_open(const char *rest, const shale_objstore_options *o,
