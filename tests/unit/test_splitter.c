@@ -1,0 +1,353 @@
+/*
+ * test_splitter.c -- the split state machine through its service API, on
+ * file:// stores with a separate local WAL store: N-way splits that
+ * partition the parent, fencing of the serving writer, repeat/conflict
+ * rules, abort, dry run, bad requests.
+ */
+#include "support/dbtest.h"
+#include "splitter.h"
+#include "request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct fx {
+    char *dir, *parent, *wal;
+    char *kid[4], *kidwal[4];
+    shale_options o;
+    splitter *sp;
+    unsigned n;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->dir = tu_tmpdir("splitter");
+    f->parent = tu_file_uri(f->dir, "parent");
+    f->wal = tu_file_uri(f->dir, "local-wal");
+    for (int i = 0; i < 4; i++) {
+        char sub[32];
+        snprintf(sub, sizeof sub, "child%d", i);
+        f->kid[i] = tu_file_uri(f->dir, sub);
+        snprintf(sub, sizeof sub, "child%d-wal", i);
+        f->kidwal[i] = tu_file_uri(f->dir, sub);
+    }
+    dt_small_options(&f->o);
+    f->o.wal_store_uri = f->wal;
+    f->n = tu_quick() ? 600 : 3000;
+    shale_db *db = NULL;
+    assert_int_equal(shale_open(f->parent, &f->o, &db), SHALE_OK);
+    for (unsigned i = 0; i < f->n; i++)
+        dt_put(db, i, 1 + i % 3);
+    TU_OK(shale_close(db));  /* much of it only in the WAL */
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    splitter_free(f->sp);
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f->parent);
+    free(f->wal);
+    for (int i = 0; i < 4; i++) {
+        free(f->kid[i]);
+        free(f->kidwal[i]);
+    }
+    free(f);
+    return 0;
+}
+
+static void new_splitter(fx *f, bool start)
+{
+    splitter_options so;
+    splitter_options_init(&so);
+    so.shard = "orders-0";
+    so.store_uri = f->parent;
+    so.wal_store_uri = f->wal;
+    so.db = f->o;
+    so.db.wal_store_uri = NULL;
+    TU_OK(splitter_new(&so, &f->sp));
+    if (start)
+        TU_OK(splitter_start(f->sp));
+}
+
+/* A request splitting at the given key indexes (k boundaries -> k+1 kids). */
+static split_request *request(fx *f, const char *name, const unsigned *cuts, int ncuts,
+                              bool dry)
+{
+    char text[4096];
+    size_t n = (size_t)snprintf(text, sizeof text,
+                                "name: %s\nparent:\n  shard: orders-0\ndryRun: %s\nchildren:\n",
+                                name, dry ? "true" : "false");
+    for (int i = 0; i <= ncuts; i++) {
+        char lo[32] = "", hi[32] = "";
+        if (i > 0)
+            dt_key(lo, sizeof lo, cuts[i - 1]);
+        if (i < ncuts)
+            dt_key(hi, sizeof hi, cuts[i]);
+        n += (size_t)snprintf(text + n, sizeof text - n,
+                              "  - name: kid-%d\n    store: %s\n    walStore: %s\n"
+                              "    range: {start: \"%s\", end: \"%s\"}\n",
+                              i, f->kid[i], f->kidwal[i], lo, hi);
+    }
+    split_request *r = NULL;
+    TU_OK(split_request_parse("test", text, n, &r));
+    return r;
+}
+
+static char *submit(fx *f, split_request *r, bool *created)
+{
+    char *status = NULL;
+    split_service *svc = splitter_service(f->sp);
+    TU_OK(svc->ops->submit(svc, r, created, &status));
+    return status;
+}
+
+static void expect_phase(const char *status, const char *phase)
+{
+    char want[64];
+    snprintf(want, sizeof want, "\"phase\": \"%s\"", phase);
+    if (!strstr(status, want))
+        fail_msg("status is not %s:\n%s", phase, status);
+}
+
+static char *get_status(fx *f, const char *name)
+{
+    char *s = NULL;
+    split_service *svc = splitter_service(f->sp);
+    TU_OK(svc->ops->get(svc, name, &s));
+    return s;
+}
+
+/* Every child holds exactly the parent's keys of its range. */
+static void check_children(fx *f, const unsigned *cuts, int ncuts)
+{
+    uint64_t total = 0;
+    for (int c = 0; c <= ncuts; c++) {
+        shale_options o = f->o;
+        o.wal_store_uri = f->kidwal[c];
+        shale_reader *r = NULL;
+        TU_OK(shale_reader_open(f->kid[c], &o, NULL, &r));
+        unsigned lo = c ? cuts[c - 1] : 0, hi = c < ncuts ? cuts[c] : f->n;
+        for (unsigned i = 0; i < f->n; i += 7)
+            dt_expect_reader(r, i, i >= lo && i < hi ? 1 + i % 3 : 0);
+        uint64_t cnt = 0;
+        TU_OK(shale_reader_count(r, NULL, 0, NULL, 0, &cnt));
+        assert_int_equal(cnt, hi - lo);
+        total += cnt;
+        shale_reader_close(r);
+    }
+    assert_int_equal(total, f->n);
+}
+
+static void test_three_way_split_partitions_parent(void **state)
+{
+    fx *f = *state;
+    shale_db *serving = NULL;                /* the shard's serving writer */
+    TU_OK(shale_open(f->parent, &f->o, &serving));
+    dt_put(serving, 1, 2);                   /* acknowledged before the split */
+    new_splitter(f, true);
+    unsigned cuts[] = {f->n / 3, 2 * f->n / 3};
+    split_request *r = request(f, "split-a", cuts, 2, false);
+    bool created = false;
+    char *st = submit(f, r, &created);
+    assert_true(created);
+    free(st);
+    TU_OK(splitter_wait_idle(f->sp, 60000));
+    st = get_status(f, "split-a");
+    expect_phase(st, "Complete");
+    assert_non_null(strstr(st, "\"checkpointId\""));
+    free(st);
+    /* The serving writer was fenced: its writes fail, none is lost. */
+    char k[32];
+    size_t kl = dt_key(k, sizeof k, 5);
+    TU_RC(SHALE_FENCED, shale_put(serving, k, kl, "late", 4));
+    shale_close(serving);
+    check_children(f, cuts, 2);
+    /* Same request again: no-op; same name, other content: conflict. */
+    created = true;
+    st = submit(f, r, &created);
+    assert_false(created);
+    expect_phase(st, "Complete");
+    free(st);
+    unsigned other[] = {f->n / 2};
+    split_request *r2 = request(f, "split-a", other, 1, false);
+    char *s2 = NULL;
+    split_service *svc = splitter_service(f->sp);
+    TU_RC(SHALE_CONFLICT, svc->ops->submit(svc, r2, &created, &s2));
+    /* Abort after completion is refused. */
+    TU_RC(SHALE_CONFLICT, svc->ops->abort(svc, "split-a", &s2));
+    split_request_free(r);
+    split_request_free(r2);
+    /* The local WAL was wiped except for the fence. */
+    shale_objstore *w = NULL;
+    TU_OK(shale_objstore_open(f->wal, NULL, &w));
+    shale_objlist l;
+    TU_OK(shale_objstore_list_all(w, "wal/", &l));
+    assert_int_equal(l.count, 1);
+    shale_objlist_free(&l);
+    shale_objstore_close(w);
+}
+
+static void test_abort_before_wipe_leaves_parent(void **state)
+{
+    fx *f = *state;
+    new_splitter(f, false);                  /* not started: abort wins */
+    unsigned cuts[] = {f->n / 2};
+    split_request *r = request(f, "split-b", cuts, 1, false);
+    bool created;
+    free(submit(f, r, &created));
+    char *st = NULL;
+    split_service *svc = splitter_service(f->sp);
+    TU_OK(svc->ops->abort(svc, "split-b", &st));
+    free(st);
+    TU_OK(splitter_start(f->sp));
+    TU_OK(splitter_wait_idle(f->sp, 60000));
+    st = get_status(f, "split-b");
+    expect_phase(st, "Aborted");
+    free(st);
+    split_request_free(r);
+    /* The parent is readable and writable with all its data. */
+    shale_db *db = NULL;
+    TU_OK(shale_open(f->parent, &f->o, &db));
+    for (unsigned i = 0; i < f->n; i += 5)
+        dt_expect(db, i, 1 + i % 3);
+    dt_put(db, f->n + 1, 1);
+    TU_OK(shale_close(db));
+    /* A second split is possible after an abort. */
+    r = request(f, "split-c", cuts, 1, false);
+    free(submit(f, r, &created));
+    assert_true(created);
+    TU_OK(splitter_wait_idle(f->sp, 60000));
+    st = get_status(f, "split-c");
+    expect_phase(st, "Complete");
+    free(st);
+    split_request_free(r);
+}
+
+static void test_dry_run_touches_nothing(void **state)
+{
+    fx *f = *state;
+    shale_reader *rd = NULL;
+    shale_db_info before, after;
+    TU_OK(shale_reader_open(f->parent, &f->o, NULL, &rd));
+    TU_OK(shale_reader_info(rd, &before));
+    shale_reader_close(rd);
+    new_splitter(f, true);
+    unsigned cuts[] = {100, 200, 300};
+    split_request *r = request(f, "dry", cuts, 3, true);
+    bool created;
+    free(submit(f, r, &created));
+    TU_OK(splitter_wait_idle(f->sp, 60000));
+    char *st = get_status(f, "dry");
+    expect_phase(st, "Complete");
+    assert_non_null(strstr(st, "\"plan\""));
+    assert_non_null(strstr(st, "\"expectedKeys\": 100"));
+    free(st);
+    split_request_free(r);
+    TU_OK(shale_reader_open(f->parent, &f->o, NULL, &rd));
+    TU_OK(shale_reader_info(rd, &after));
+    shale_reader_close(rd);
+    assert_int_equal(before.writer_epoch, after.writer_epoch);   /* not fenced */
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(f->parent, NULL, &s));
+    shale_objlist l;
+    TU_OK(shale_objstore_list_all(s, "splits/", &l));
+    assert_int_equal(l.count, 0);                                /* no journal */
+    shale_objlist_free(&l);
+    shale_objstore_close(s);
+    shale_objstore_open(f->kid[0], NULL, &s);
+    TU_OK(shale_objstore_list_all(s, "", &l));
+    assert_int_equal(l.count, 0);                                /* no child */
+    shale_objlist_free(&l);
+    shale_objstore_close(s);
+}
+
+static void test_bad_requests_touch_nothing(void **state)
+{
+    fx *f = *state;
+    new_splitter(f, true);
+    split_service *svc = splitter_service(f->sp);
+    const char *bad[] = {
+        /* overlapping ranges */
+        "name: bad1\nparent: {shard: orders-0}\nchildren:\n"
+        "  - {name: a, store: \"mem://a\", range: {start: \"\", end: \"m\"}}\n"
+        "  - {name: b, store: \"mem://b\", range: {start: \"k\", end: \"\"}}\n",
+        /* a gap */
+        "name: bad2\nparent: {shard: orders-0}\nchildren:\n"
+        "  - {name: a, store: \"mem://a\", range: {start: \"\", end: \"k\"}}\n"
+        "  - {name: b, store: \"mem://b\", range: {start: \"m\", end: \"\"}}\n",
+        /* the same store twice */
+        "name: bad3\nparent: {shard: orders-0}\nchildren:\n"
+        "  - {name: a, store: \"mem://a\", range: {start: \"\", end: \"k\"}}\n"
+        "  - {name: b, store: \"mem://a\", range: {start: \"k\", end: \"\"}}\n",
+        /* another shard */
+        "name: bad4\nparent: {shard: other}\nchildren:\n"
+        "  - {name: a, store: \"mem://a\", range: {start: \"\", end: \"k\"}}\n"
+        "  - {name: b, store: \"mem://b\", range: {start: \"k\", end: \"\"}}\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        split_request *r = NULL;
+        shale_status rc = split_request_parse("test", bad[i], strlen(bad[i]), &r);
+        if (rc == SHALE_OK) {
+            bool created;
+            char *st = NULL;
+            rc = svc->ops->submit(svc, r, &created, &st);
+            free(st);
+            split_request_free(r);
+        }
+        if (rc != SHALE_INVALID_ARGUMENT)
+            fail_msg("bad request %zu: got %s", i, shale_strerror(rc));
+        assert_true(strlen(shale_errmsg()) > 0);
+    }
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(f->parent, NULL, &s));
+    shale_objlist l;
+    TU_OK(shale_objstore_list_all(s, "splits/", &l));
+    assert_int_equal(l.count, 0);
+    shale_objlist_free(&l);
+    shale_objstore_close(s);
+}
+
+static void test_second_split_while_running_conflicts(void **state)
+{
+    fx *f = *state;
+    new_splitter(f, false);                  /* the first stays unfinished */
+    unsigned cuts[] = {f->n / 2};
+    split_request *a = request(f, "first", cuts, 1, false);
+    split_request *b = request(f, "second", cuts, 1, false);
+    bool created;
+    free(submit(f, a, &created));
+    char *st = NULL;
+    split_service *svc = splitter_service(f->sp);
+    TU_RC(SHALE_CONFLICT, svc->ops->submit(svc, b, &created, &st));
+    assert_non_null(strstr(shale_errmsg(), "mid-split"));
+    /* A new splitter (an agent restart) resumes the journaled split. */
+    splitter_free(f->sp);
+    f->sp = NULL;
+    new_splitter(f, true);
+    TU_OK(splitter_wait_idle(f->sp, 60000));
+    st = get_status(f, "first");
+    expect_phase(st, "Complete");
+    free(st);
+    check_children(f, cuts, 1);
+    split_request_free(a);
+    split_request_free(b);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_three_way_split_partitions_parent),
+        T(test_abort_before_wipe_leaves_parent),
+        T(test_dry_run_touches_nothing),
+        T(test_bad_requests_touch_nothing),
+        T(test_second_split_while_running_conflicts),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
