@@ -43,6 +43,8 @@ AGENT_LIB_SRC := $(filter-out agent/main.c,$(AGENT_SRC))
 AGENT_LIB_OBJ := $(AGENT_LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=$(BUILD)/fuzz/replay_%)
 TESTLIB_SRC := $(wildcard tests/unit/support/*.c)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 
@@ -81,7 +83,13 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(TESTLIB_OBJ) $(AGENT_A) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(TESTLIB_OBJ) $(AGENT_A) $(LIB_A) $(LDFLAGS) $(LIBS) -lcmocka
 
-unit: all $(UNIT_BIN)
+# Fuzz targets built with gcc and a file-replaying main: `make test` runs
+# them over their committed corpora (regression tests for past crashes).
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(AGENT_A) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< tests/fuzz/replay.c $(AGENT_A) $(LIB_A) $(LDFLAGS) $(LIBS)
+
+unit: all $(UNIT_BIN) $(FUZZ_REPLAY)
 
 deps:
 	@scripts/deps.sh test

@@ -57,6 +57,16 @@ build san SANITIZE=address,undefined
 SHALE_TEST_QUICK=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_suite asan build-san
 
+echo "== fuzz corpora replayed under ASan+UBSan"
+for bin in build-san/fuzz/replay_*; do
+  [ -x "$bin" ] || continue
+  name=${bin##*/replay_}; log="$LOGS/fuzz-$name.log"
+  ASAN_OPTIONS=detect_leaks=1 timeout -k 10 600 "$bin" "tests/fuzz/corpus/$name" >"$log" 2>&1; rc=$?
+  p=$(grep -acE '^ok ' "$log"); f=$(grep -acE '^not ok ' "$log")
+  if [ "$rc" -ne 0 ]; then f=$((f + 1)); failures+=("fuzz/$name"); tail -20 "$log"; fi
+  passed=$((passed + p)); failed=$((failed + f))
+done
+
 echo "== integration tests"
 for t in tests/integration/*.sh; do
   [ -e "$t" ] || continue
