@@ -185,6 +185,19 @@ void shale_fault_clear(shale_fault *f);
 uint64_t shale_fault_calls(const shale_fault *f);
 uint64_t shale_fault_injected(const shale_fault *f);
 
+/* ---- Fault URIs -----------------------------------------------------------
+ * "fault+<uri>" (e.g. "fault+file:///tmp/db") opens <uri> behind a fault
+ * wrapper.  Every handle opened on the same fault URI in a process shares
+ * one wrapper and so one set of rules, which is how a test injects faults
+ * into stores the engine opens itself (clones, readers, the agent).  When
+ * the shared wrapper is first made, rules from the environment variable
+ * SHALE_FAULTS are added (grammar: docs/object-store.md).
+ *
+ * Returns the controller for a fault URI, creating the shared wrapper if
+ * needed (opts as for shale_objstore_open, may be NULL).  NULL on error,
+ * with shale_errmsg() set.  The controller lives until the process ends. */
+shale_fault *shale_fault_for_uri(const char *fault_uri, const shale_objstore_options *opts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -131,6 +131,20 @@ shale_status shale_objstore_open(const char *uri, const shale_objstore_options *
     *out = NULL;
     if (!uri)
         return shale_err(SHALE_INVALID_ARGUMENT, "store URI is NULL");
+    if (!strncmp(uri, "fault+", 6)) {
+        shale_status frc = objstore_faulturi_open(uri, opts, out);
+        if (!frc && !((*out)->uri = xstrdup(uri))) {
+            (*out)->ops->close(*out);
+            *out = NULL;
+            return SHALE_OOM();
+        }
+        if (!frc) {
+            (*out)->max_retries = opts->max_retries < 0 ? 0 : opts->max_retries;
+            (*out)->retry_base_ms = opts->retry_base_ms > 0 ? opts->retry_base_ms : 50;
+            (*out)->retry_max_ms = opts->retry_max_ms > 0 ? opts->retry_max_ms : 2000;
+        }
+        return frc;
+    }
     const char *sep = strstr(uri, "://");
     if (!sep)
         return shale_err(SHALE_INVALID_ARGUMENT,

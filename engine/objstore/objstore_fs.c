@@ -1,11 +1,462 @@
-/* objstore_fs.c -- placeholder until the file backend lands. */
+/*
+ * objstore_fs.c -- file:///abs/dir: a local directory as an object store.
+ *
+ * Key "a/b/c" is the file <root>/a/b/c.  Writes are atomic: the bytes go
+ * to a temporary file ".tmp-<random>" in the target directory, are fsynced,
+ * then renamed over the key (put) or hard-linked to it (put-if-absent:
+ * link() fails with EEXIST if the key exists, so of racing processes
+ * exactly one wins), and the directory is fsynced.  Readers never see a
+ * partial object.  Temporary files are invisible to list and are left
+ * behind only by a crash mid-write (harmless; list ignores them).
+ *
+ * Escaping the root: keys are validated by objstore.c (no "..", no leading
+ * '/', no empty or "." segments), and opening uses O_NOFOLLOW on the final
+ * component, so a symlink planted under the root is not followed to read
+ * or overwrite a file elsewhere.
+ */
 #include "objstore/objstore_int.h"
+#include "util/misc.h"
 #include "util/status_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct fs_store {
+    shale_objstore base;
+    char *root;
+    bool no_fsync;
+} fs_store;
+
+static shale_status errno_status(int e)
+{
+    switch (e) {
+    case ENOENT: case ENOTDIR: return SHALE_NOT_FOUND;
+    case EEXIST: return SHALE_PRECONDITION_FAILED;
+    case EACCES: case EPERM: case EROFS: return SHALE_UNAUTHORIZED;
+    case ENOMEM: return SHALE_NO_MEMORY;
+    case ELOOP: return SHALE_INVALID_ARGUMENT;
+    default: return SHALE_IO;
+    }
+}
+
+static shale_status fs_fail(fs_store *fs, const char *call, const char *key, int e)
+{
+    return shale_err(errno_status(e), "file://%s: %s(%s): %s", fs->root, call, key,
+                     strerror(e));
+}
+
+static char *path_of(fs_store *fs, const char *key)
+{
+    size_t n = strlen(fs->root) + strlen(key) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", fs->root, key);
+    return p;
+}
+
+/* mkdir -p of every directory above `path` (which is under root). */
+static int make_parents(fs_store *fs, char *path)
+{
+    size_t rootlen = strlen(fs->root);
+    for (char *p = path + rootlen + 1; (p = strchr(p, '/')); p++) {
+        *p = '\0';
+        int r = mkdir(path, 0755);
+        int e = errno;
+        *p = '/';
+        if (r != 0 && e != EEXIST)
+            return e;
+    }
+    return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+    char *dir = xstrdup(path);
+    if (!dir)
+        return ENOMEM;
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    int e = 0;
+    if (fd < 0 || fsync(fd) != 0)
+        e = errno;
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    return e;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static shale_status fs_put(shale_objstore *s, const char *key, const void *data, size_t len,
+                           bool if_absent)
+{
+    fs_store *fs = (fs_store *)s;
+    shale_status rc = SHALE_OK;
+    char *path = path_of(fs, key), *tmp = NULL;
+    int fd = -1, e;
+    if (!path)
+        return SHALE_OOM();
+    if ((e = make_parents(fs, path))) {
+        rc = fs_fail(fs, "mkdir", key, e);
+        goto out;
+    }
+    uint64_t r;
+    random_bytes(&r, sizeof r);
+    size_t n = strlen(path) + 40;
+    if (!(tmp = malloc(n))) {
+        rc = SHALE_OOM();
+        goto out;
+    }
+    char *slash = strrchr(path, '/');
+    snprintf(tmp, n, "%.*s/.tmp-%016llx", (int)(slash - path), path, (unsigned long long)r);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = fs_fail(fs, "open", key, errno);
+        goto out;
+    }
+    if ((e = write_all(fd, data, len)) || (!fs->no_fsync && fsync(fd) != 0 && (e = errno))) {
+        rc = fs_fail(fs, "write", key, e);
+        goto out;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        rc = fs_fail(fs, "close", key, errno);
+        goto out;
+    }
+    fd = -1;
+    if (if_absent) {
+        if (link(tmp, path) != 0) {
+            e = errno;
+            rc = e == EEXIST ? SHALE_PRECONDITION_FAILED : fs_fail(fs, "link", key, e);
+            goto out;
+        }
+    } else if (rename(tmp, path) != 0) {
+        rc = fs_fail(fs, "rename", key, errno);
+        goto out;
+    } else {
+        free(tmp);
+        tmp = NULL;  /* renamed: nothing to unlink */
+    }
+    if (!fs->no_fsync && (e = fsync_dir_of(path)))
+        rc = fs_fail(fs, "fsync(dir)", key, e);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
+    free(path);
+    return rc;
+}
+
+static shale_status fs_get_range(shale_objstore *s, const char *key, uint64_t offset,
+                                 uint64_t len, bool whole, void **data, size_t *got)
+{
+    fs_store *fs = (fs_store *)s;
+    char *path = path_of(fs, key);
+    if (!path)
+        return SHALE_OOM();
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    free(path);
+    if (fd < 0)
+        return fs_fail(fs, "open", key, errno);
+    struct stat st;
+    shale_status rc = SHALE_OK;
+    uint8_t *buf = NULL;
+    if (fstat(fd, &st) != 0) {
+        rc = fs_fail(fs, "fstat", key, errno);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = shale_err(SHALE_NOT_FOUND, "file://%s: %s is not a regular file", fs->root, key);
+        goto out;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    if (whole) {
+        offset = 0;
+        len = size;
+    } else if (offset > size) {
+        rc = shale_err(SHALE_INVALID_ARGUMENT, "file://%s: range offset %llu past the end of "
+                                               "%s (%llu bytes)", fs->root,
+                       (unsigned long long)offset, key, (unsigned long long)size);
+        goto out;
+    }
+    if (len > size - offset)
+        len = size - offset;
+    if (len > SIZE_MAX - 1 || !(buf = malloc(len ? (size_t)len : 1))) {
+        rc = SHALE_OOM();
+        goto out;
+    }
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pread(fd, buf + done, (size_t)len - done, (off_t)(offset + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = fs_fail(fs, "pread", key, errno);
+            goto out;
+        }
+        if (r == 0)
+            break;  /* truncated meanwhile: return what exists */
+        done += (size_t)r;
+    }
+    *data = buf;
+    *got = done;
+    buf = NULL;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static shale_status fs_head(shale_objstore *s, const char *key, uint64_t *size,
+                            int64_t *mtime_ms)
+{
+    fs_store *fs = (fs_store *)s;
+    char *path = path_of(fs, key);
+    if (!path)
+        return SHALE_OOM();
+    struct stat st;
+    int r = lstat(path, &st);
+    free(path);
+    if (r != 0)
+        return fs_fail(fs, "stat", key, errno);
+    if (!S_ISREG(st.st_mode))
+        return shale_err(SHALE_NOT_FOUND, "file://%s: %s is not a regular file", fs->root, key);
+    *size = (uint64_t)st.st_size;
+    *mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    return SHALE_OK;
+}
+
+static shale_status fs_del(shale_objstore *s, const char *key)
+{
+    fs_store *fs = (fs_store *)s;
+    char *path = path_of(fs, key);
+    if (!path)
+        return SHALE_OOM();
+    int r = unlink(path);
+    int e = errno;
+    free(path);
+    if (r != 0 && e != ENOENT)
+        return fs_fail(fs, "unlink", key, e);
+    return SHALE_OK;
+}
+
+/* ---- list: a sorted walk of the directories the prefix can match ------- */
+
+typedef struct walk {
+    fs_store *fs;
+    const char *prefix;
+    const char *cursor;
+    size_t max;
+    shale_objinfo *items;
+    size_t count, cap;
+    bool more;
+} walk;
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Visits directory `rel` ("" or "a/b/") in key order. */
+static shale_status walk_dir(walk *w, const char *rel)
+{
+    size_t plen = strlen(w->prefix), rlen = strlen(rel);
+    char *dirpath = path_of(w->fs, rel);
+    if (!dirpath)
+        return SHALE_OOM();
+    if (rlen)
+        dirpath[strlen(dirpath) - 1] = '\0';  /* drop the trailing '/' */
+    DIR *d = opendir(dirpath);
+    free(dirpath);
+    if (!d)
+        return errno == ENOENT || errno == ENOTDIR ? SHALE_OK
+                                                   : fs_fail(w->fs, "opendir", rel, errno);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    shale_status rc = SHALE_OK;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;  /* ".", "..", and ".tmp-*" temporaries */
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn) {
+                rc = SHALE_OOM();
+                break;
+            }
+            names = nn;
+        }
+        /* Directories are named "x/" so that sorting the names sorts the
+         * keys they produce ("a-c" < "a/b" bytewise). */
+        size_t nl = strlen(e->d_name);
+        if (!(names[n] = malloc(nl + 2))) {
+            rc = SHALE_OOM();
+            break;
+        }
+        memcpy(names[n], e->d_name, nl + 1);
+        bool isdir = e->d_type == DT_DIR;
+        if (e->d_type == DT_UNKNOWN) {
+            char *k = malloc(rlen + nl + 1), *full = NULL;
+            if (k) {
+                memcpy(k, rel, rlen);
+                memcpy(k + rlen, e->d_name, nl + 1);
+                full = path_of(w->fs, k);
+            }
+            struct stat st;
+            isdir = full && lstat(full, &st) == 0 && S_ISDIR(st.st_mode);
+            free(full);
+            free(k);
+        }
+        if (isdir)
+            memcpy(names[n] + nl, "/", 2);
+        n++;
+    }
+    closedir(d);
+    if (!rc)
+        qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n && !rc && !w->more; i++) {
+        size_t klen = rlen + strlen(names[i]);
+        char *key = malloc(klen + 1);
+        if (!key) {
+            rc = SHALE_OOM();
+            break;
+        }
+        memcpy(key, rel, rlen);
+        memcpy(key + rlen, names[i], klen - rlen + 1);
+        if (key[klen - 1] == '/') {
+            /* Descend if keys under it can match the prefix and some can
+             * sort after the cursor. */
+            size_t m = klen < plen ? klen : plen;
+            bool before_cursor = w->cursor && strcmp(key, w->cursor) < 0 &&
+                                 strncmp(w->cursor, key, klen) != 0;
+            if (!strncmp(key, w->prefix, m) && !before_cursor)
+                rc = walk_dir(w, key);
+            free(key);
+            continue;
+        }
+        struct stat st;
+        char *full = NULL;
+        if (strncmp(key, w->prefix, plen) || (w->cursor && strcmp(key, w->cursor) <= 0) ||
+            !(full = path_of(w->fs, key)) || lstat(full, &st) != 0 || !S_ISREG(st.st_mode)) {
+            free(full);
+            free(key);
+            continue;
+        }
+        free(full);
+        if (w->count == w->max) {
+            w->more = true;
+            free(key);
+            break;
+        }
+        if (w->count == w->cap) {
+            size_t nc = w->cap ? w->cap * 2 : 64;
+            shale_objinfo *ni = realloc(w->items, nc * sizeof *ni);
+            if (!ni) {
+                free(key);
+                rc = SHALE_OOM();
+                break;
+            }
+            w->items = ni;
+            w->cap = nc;
+        }
+        w->items[w->count].key = key;
+        w->items[w->count].size = (uint64_t)st.st_size;
+        w->items[w->count].mtime_ms =
+            (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+        w->count++;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+static shale_status fs_list(shale_objstore *s, const char *prefix, const char *cursor,
+                            size_t max_keys, shale_objlist *page)
+{
+    walk w = {(fs_store *)s, prefix, cursor && *cursor ? cursor : NULL, max_keys, NULL, 0, 0,
+              false};
+    shale_status rc = walk_dir(&w, "");
+    page->items = w.items;
+    page->count = w.count;
+    if (!rc && w.more && w.count > 0 && !(page->next_cursor = xstrdup(w.items[w.count - 1].key)))
+        rc = SHALE_OOM();
+    if (rc)
+        shale_objlist_free(page);
+    return rc;
+}
+
+static void fs_close(shale_objstore *s)
+{
+    fs_store *fs = (fs_store *)s;
+    free(fs->root);
+    free(fs);
+}
+
+static const objstore_ops fs_ops = {
+    "file", fs_put, fs_get_range, fs_head, fs_del, fs_list, fs_close, false,
+};
 
 shale_status objstore_fs_open(const char *rest, const shale_objstore_options *o,
                               shale_objstore **out)
 {
-    (void)o;
-    (void)out;
-    return shale_err(SHALE_UNSUPPORTED, "file://%s: the file backend is not built yet", rest);
+    if (rest[0] != '/')
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "file://%s: the path must be absolute (file:///abs/dir)", rest);
+    fs_store *fs = calloc(1, sizeof *fs);
+    if (!fs || !(fs->root = xstrdup(rest))) {
+        free(fs);
+        return SHALE_OOM();
+    }
+    size_t n = strlen(fs->root);
+    while (n > 1 && fs->root[n - 1] == '/')
+        fs->root[--n] = '\0';
+    fs->no_fsync = o->fs_no_fsync;
+    /* mkdir -p the root. */
+    for (char *p = fs->root + 1;; p++) {
+        char c = *p;
+        if (c == '/' || c == '\0') {
+            *p = '\0';
+            int r = mkdir(fs->root, 0755);
+            int e = errno;
+            *p = c;
+            if (r != 0 && e != EEXIST) {
+                shale_status rc = shale_err(errno_status(e), "file://%s: mkdir: %s", fs->root,
+                                            strerror(e));
+                fs_close(&fs->base);
+                return rc;
+            }
+        }
+        if (!c)
+            break;
+    }
+    fs->base.ops = &fs_ops;
+    *out = &fs->base;
+    return SHALE_OK;
 }

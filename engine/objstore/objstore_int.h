@@ -51,6 +51,11 @@ shale_status objstore_mem_open(const char *rest, const shale_objstore_options *o
 shale_status objstore_s3_open(const char *rest, const shale_objstore_options *o,
                               shale_objstore **out);
 
+/* "fault+<uri>": a proxy to the process-wide fault wrapper of <uri>
+ * (objstore_faulturi.c).  `uri` is the whole fault URI. */
+shale_status objstore_faulturi_open(const char *uri, const shale_objstore_options *o,
+                                    shale_objstore **out);
+
 /* Counts one retry (backends that retry call this). */
 void objstore_count_retry(void);
 /* Adds bytes to the process-wide counters. */
