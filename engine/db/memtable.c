@@ -72,11 +72,13 @@ static void *arena_alloc(memtable *m, size_t n)
             nb->prev = b;
             m->blocks = nb;
         }
-        atomic_fetch_add_explicit(&m->bytes, sizeof *nb + cap, memory_order_relaxed);
         b = nb;
     }
     void *p = b->data + b->used;
     b->used += n;
+    /* Count what entries use, not what blocks reserve: a 64 KiB block must
+     * not make a small memtable look full. */
+    atomic_fetch_add_explicit(&m->bytes, n, memory_order_relaxed);
     return p;
 }
 

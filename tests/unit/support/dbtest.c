@@ -47,7 +47,7 @@ void dt_del(shale_db *db, unsigned i)
     TU_OK(shale_delete(db, k, kl));
 }
 
-static void expect_value(shale_status rc, void *got, size_t glen, unsigned i,
+static void dt_check_value(shale_status rc, void *got, size_t glen, unsigned i,
                          unsigned version)
 {
     if (version == 0) {
@@ -73,7 +73,7 @@ void dt_expect(shale_db *db, unsigned i, unsigned version)
     void *got = NULL;
     size_t glen = 0;
     shale_status rc = shale_get(db, NULL, k, kl, &got, &glen);
-    expect_value(rc, got, glen, i, version);
+    dt_check_value(rc, got, glen, i, version);
 }
 
 void dt_expect_reader(shale_reader *r, unsigned i, unsigned version)
@@ -83,7 +83,7 @@ void dt_expect_reader(shale_reader *r, unsigned i, unsigned version)
     void *got = NULL;
     size_t glen = 0;
     shale_status rc = shale_reader_get(r, k, kl, &got, &glen);
-    expect_value(rc, got, glen, i, version);
+    dt_check_value(rc, got, glen, i, version);
 }
 
 void dt_model_init(dt_model *m, unsigned n)

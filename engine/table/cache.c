@@ -1,0 +1,206 @@
+/*
+ * cache.c -- the block cache: 16 shards, each an LRU list plus a chained
+ * hash table under its own mutex.  Entries are reference counted: eviction
+ * only unlinks an entry, and the last release frees it, so a block in use
+ * is never freed under a reader.  Usage counts entries still linked.
+ */
+#include "table/cache.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define SHARDS 16
+#define BUCKETS 1024
+
+typedef struct centry {
+    cached_block b;          /* first: handles are centry pointers */
+    uint64_t file_id, offset;
+    int refs;                /* under the shard mutex */
+    bool linked;
+    struct centry *hnext;    /* hash chain */
+    struct centry *prev, *next;  /* LRU: head = most recent */
+} centry;
+
+typedef struct shard {
+    pthread_mutex_t mu;
+    centry *buckets[BUCKETS];
+    centry *head, *tail;
+    size_t usage, capacity;
+} shard;
+
+struct block_cache {
+    shard shards[SHARDS];
+};
+
+uint64_t block_cache_file_id(const char *store_uri, const char *key)
+{
+    uint64_t seed = XXH3_64bits(store_uri, strlen(store_uri));
+    return XXH3_64bits_withSeed(key, strlen(key), seed);
+}
+
+block_cache *block_cache_new(size_t capacity)
+{
+    if (!capacity)
+        return NULL;
+    block_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    for (int i = 0; i < SHARDS; i++) {
+        pthread_mutex_init(&c->shards[i].mu, NULL);
+        c->shards[i].capacity = capacity / SHARDS ? capacity / SHARDS : 1;
+    }
+    return c;
+}
+
+static void entry_free(centry *e)
+{
+    free((void *)e->b.data);
+    free(e);
+}
+
+void block_cache_free(block_cache *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < SHARDS; i++) {
+        shard *s = &c->shards[i];
+        for (centry *e = s->head; e;) {
+            centry *n = e->next;
+            entry_free(e);   /* callers released everything before */
+            e = n;
+        }
+        pthread_mutex_destroy(&s->mu);
+    }
+    free(c);
+}
+
+static size_t hash_of(uint64_t file_id, uint64_t offset)
+{
+    return (size_t)((file_id ^ (offset * 0x9E3779B97F4A7C15ULL)) >> 7);
+}
+
+static shard *shard_of(block_cache *c, uint64_t file_id, uint64_t offset)
+{
+    return &c->shards[hash_of(file_id, offset) % SHARDS];
+}
+
+static void lru_unlink(shard *s, centry *e)
+{
+    if (e->prev) e->prev->next = e->next; else s->head = e->next;
+    if (e->next) e->next->prev = e->prev; else s->tail = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push_front(shard *s, centry *e)
+{
+    e->next = s->head;
+    e->prev = NULL;
+    if (s->head) s->head->prev = e;
+    s->head = e;
+    if (!s->tail) s->tail = e;
+}
+
+static void table_remove(shard *s, centry *e)
+{
+    centry **pp = &s->buckets[hash_of(e->file_id, e->offset) % BUCKETS];
+    while (*pp && *pp != e)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = e->hnext;
+}
+
+/* Evicts least recently used entries until usage fits (mu held). */
+static void evict(shard *s)
+{
+    centry *e = s->tail;
+    while (e && s->usage > s->capacity) {
+        centry *prev = e->prev;
+        lru_unlink(s, e);
+        table_remove(s, e);
+        e->linked = false;
+        s->usage -= e->b.len;
+        if (--e->refs == 0)
+            entry_free(e);
+        e = prev;
+    }
+}
+
+const cached_block *block_cache_lookup(block_cache *c, uint64_t file_id, uint64_t offset)
+{
+    if (!c)
+        return NULL;
+    shard *s = shard_of(c, file_id, offset);
+    pthread_mutex_lock(&s->mu);
+    centry *e = s->buckets[hash_of(file_id, offset) % BUCKETS];
+    while (e && (e->file_id != file_id || e->offset != offset))
+        e = e->hnext;
+    if (e) {
+        e->refs++;
+        lru_unlink(s, e);
+        lru_push_front(s, e);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return e ? &e->b : NULL;
+}
+
+const cached_block *block_cache_insert(block_cache *c, uint64_t file_id, uint64_t offset,
+                                       uint8_t *data, size_t len)
+{
+    centry *e = calloc(1, sizeof *e);
+    if (!e) {
+        free(data);
+        return NULL;
+    }
+    e->b.data = data;
+    e->b.len = len;
+    e->file_id = file_id;
+    e->offset = offset;
+    e->refs = 2;  /* the cache's and the caller's */
+    shard *s = shard_of(c, file_id, offset);
+    pthread_mutex_lock(&s->mu);
+    size_t bk = hash_of(file_id, offset) % BUCKETS;
+    for (centry *o = s->buckets[bk]; o; o = o->hnext)
+        if (o->file_id == file_id && o->offset == offset) {
+            o->refs++;
+            pthread_mutex_unlock(&s->mu);
+            entry_free(e);
+            return &o->b;
+        }
+    e->hnext = s->buckets[bk];
+    s->buckets[bk] = e;
+    e->linked = true;
+    lru_push_front(s, e);
+    s->usage += len;
+    evict(s);
+    pthread_mutex_unlock(&s->mu);
+    return &e->b;
+}
+
+void block_cache_release(block_cache *c, const cached_block *b)
+{
+    if (!c || !b)
+        return;
+    centry *e = (centry *)b;
+    shard *s = shard_of(c, e->file_id, e->offset);
+    pthread_mutex_lock(&s->mu);
+    bool dead = --e->refs == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (dead)
+        entry_free(e);
+}
+
+size_t block_cache_usage(block_cache *c)
+{
+    size_t n = 0;
+    if (!c)
+        return 0;
+    for (int i = 0; i < SHARDS; i++) {
+        pthread_mutex_lock(&c->shards[i].mu);
+        n += c->shards[i].usage;
+        pthread_mutex_unlock(&c->shards[i].mu);
+    }
+    return n;
+}

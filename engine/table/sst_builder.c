@@ -1,0 +1,219 @@
+/*
+ * sst_builder.c -- writes an SST image in memory (see sst_format.h).
+ *
+ * Data blocks are cut when they reach block_size, preferably between two
+ * user keys; a key with very many versions may span blocks (the reader
+ * handles that).  The bloom filter is built from one hash per distinct
+ * user key.
+ */
+#include "table/block.h"
+#include "table/bloom.h"
+#include "table/sst.h"
+#include "table/sst_format.h"
+#include "util/coding.h"
+#include "util/status_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+struct sst_builder {
+    sst_options o;
+    block_builder bb;
+    shale_buf out;          /* stored data blocks so far */
+    shale_buf index;        /* index content */
+    shale_buf content;      /* scratch for a finished block's content */
+    uint64_t *hashes;
+    size_t nhash, caphash;
+    shale_buf last_key;
+    uint64_t last_seq;
+    uint64_t entries, min_seq, max_seq;
+    shale_buf first_key;
+    bool finished;
+};
+
+void sst_info_free(sst_info *i)
+{
+    if (!i)
+        return;
+    free(i->first_key);
+    free(i->last_key);
+    i->first_key = i->last_key = NULL;
+}
+
+sst_builder *sst_builder_new(const sst_options *o)
+{
+    sst_builder *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->o = *o;
+    if (b->o.block_size < 256)
+        b->o.block_size = 256;
+    block_builder_init(&b->bb);
+    return b;
+}
+
+void sst_builder_free(sst_builder *b)
+{
+    if (!b)
+        return;
+    block_builder_free(&b->bb);
+    buf_free(&b->out);
+    buf_free(&b->index);
+    buf_free(&b->content);
+    buf_free(&b->last_key);
+    buf_free(&b->first_key);
+    free(b->hashes);
+    free(b);
+}
+
+uint64_t sst_builder_entries(const sst_builder *b)
+{
+    return b->entries;
+}
+
+size_t sst_builder_size_estimate(const sst_builder *b)
+{
+    return b->out.len + block_builder_size(&b->bb) + b->index.len + b->nhash * 2 + 128;
+}
+
+static shale_status flush_block(sst_builder *b)
+{
+    if (b->bb.count == 0)
+        return SHALE_OK;
+    buf_reset(&b->content);
+    shale_status rc = block_builder_finish(&b->bb, &b->content);
+    uint64_t off = b->out.len;
+    if (!rc)
+        rc = block_store(b->content.data, b->content.len, b->o.compression_level, &b->out);
+    if (!rc)
+        rc = buf_append_varint(&b->index, b->bb.last_key.len);
+    if (!rc)
+        rc = buf_append(&b->index, b->bb.last_key.data, b->bb.last_key.len);
+    if (!rc)
+        rc = buf_append_varint(&b->index, off);
+    if (!rc)
+        rc = buf_append_varint(&b->index, b->out.len - off);
+    block_builder_reset(&b->bb);
+    return rc;
+}
+
+shale_status sst_builder_add(sst_builder *b, const kv_entry *e)
+{
+    if (b->finished)
+        return shale_err(SHALE_INVALID_ARGUMENT, "sst_builder_add after finish");
+    bool same_key = false;
+    if (b->entries) {
+        kv_entry prev = {b->last_key.data, b->last_key.len, b->last_seq, 0, NULL, 0};
+        int c = kv_cmp(&prev, e);
+        if (c >= 0)
+            return shale_err(SHALE_INVALID_ARGUMENT,
+                             "sst_builder_add: entries out of order (key asc, seq desc)");
+        same_key = !kv_key_cmp(prev.key, prev.klen, e->key, e->klen);
+    }
+    shale_status rc;
+    size_t cur = block_builder_size(&b->bb);
+    if (cur >= b->o.block_size && (!same_key || cur >= 4 * b->o.block_size) &&
+        (rc = flush_block(b)))
+        return rc;
+    if ((rc = block_builder_add(&b->bb, e)))
+        return rc;
+    if (!same_key && b->o.bloom_bits_per_key) {
+        if (b->nhash == b->caphash) {
+            size_t cap = b->caphash ? b->caphash * 2 : 256;
+            uint64_t *n = realloc(b->hashes, cap * sizeof *n);
+            if (!n)
+                return SHALE_OOM();
+            b->hashes = n;
+            b->caphash = cap;
+        }
+        b->hashes[b->nhash++] = bloom_hash(e->key, e->klen);
+    }
+    if (b->entries == 0 && (rc = buf_append(&b->first_key, e->key, e->klen)))
+        return rc;
+    buf_reset(&b->last_key);
+    if ((rc = buf_append(&b->last_key, e->key, e->klen)))
+        return rc;
+    b->last_seq = e->seq;
+    if (b->entries == 0 || e->seq < b->min_seq)
+        b->min_seq = e->seq;
+    if (e->seq > b->max_seq)
+        b->max_seq = e->seq;
+    b->entries++;
+    return SHALE_OK;
+}
+
+static uint8_t *copy_key(const shale_buf *k, size_t *len)
+{
+    *len = k->len;
+    uint8_t *p = malloc(k->len ? k->len : 1);
+    if (p && k->len)
+        memcpy(p, k->data, k->len);
+    return p;
+}
+
+shale_status sst_builder_finish(sst_builder *b, shale_buf *out, sst_info *info)
+{
+    shale_buf meta = SHALE_BUF_INIT, props = SHALE_BUF_INIT;
+    shale_status rc = flush_block(b);
+    b->finished = true;
+    uint64_t filter_off = b->out.len, filter_size = 0, index_off, index_size, props_off,
+             props_size;
+    if (!rc && b->nhash) {
+        rc = bloom_build(b->hashes, b->nhash, b->o.bloom_bits_per_key, &meta);
+        if (!rc)
+            rc = block_store(meta.data, meta.len, 0, &b->out);
+        filter_size = b->out.len - filter_off;
+    }
+    index_off = b->out.len;
+    if (!rc)
+        rc = block_store(b->index.data, b->index.len, 0, &b->out);
+    index_size = b->out.len - index_off;
+    props_off = b->out.len;
+    if (!rc) {
+        buf_append_varint(&props, b->entries);
+        buf_append_varint(&props, b->min_seq);
+        buf_append_varint(&props, b->max_seq);
+        buf_append_varint(&props, b->first_key.len);
+        buf_append(&props, b->first_key.data, b->first_key.len);
+        buf_append_varint(&props, b->last_key.len);
+        rc = buf_append(&props, b->last_key.data, b->last_key.len);
+    }
+    if (!rc)
+        rc = block_store(props.data, props.len, 0, &b->out);
+    props_size = b->out.len - props_off;
+    if (!rc) {
+        uint8_t f[SST_FOOTER_SIZE];
+        put_u64le(f, filter_off);
+        put_u64le(f + 8, filter_size);
+        put_u64le(f + 16, index_off);
+        put_u64le(f + 24, index_size);
+        put_u64le(f + 32, props_off);
+        put_u64le(f + 40, props_size);
+        put_u32le(f + 48, SST_FORMAT_VERSION);
+        put_u32le(f + 52, 0);
+        put_u64le(f + 56, SST_MAGIC);
+        put_u64le(f + 64, XXH3_64bits(f, 64));
+        rc = buf_append(&b->out, f, sizeof f);
+    }
+    if (!rc)
+        rc = buf_append(out, b->out.data, b->out.len);
+    if (!rc && info) {
+        memset(info, 0, sizeof *info);
+        info->entries = b->entries;
+        info->size = b->out.len;
+        info->min_seq = b->min_seq;
+        info->max_seq = b->max_seq;
+        if (b->entries) {
+            info->first_key = copy_key(&b->first_key, &info->first_klen);
+            info->last_key = copy_key(&b->last_key, &info->last_klen);
+            if (!info->first_key || !info->last_key) {
+                sst_info_free(info);
+                rc = SHALE_OOM();
+            }
+        }
+    }
+    buf_free(&meta);
+    buf_free(&props);
+    return rc;
+}
