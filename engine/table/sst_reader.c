@@ -66,6 +66,8 @@ static shale_status read_range(sst_reader *r, uint64_t off, uint64_t len, uint8_
     void *p = NULL;
     size_t got = 0;
     shale_status rc = shale_objstore_get_range(r->store, r->key, off, len, &p, &got);
+    if (rc == SHALE_INVALID_ARGUMENT)  /* offset past the end: truncated */
+        return corrupt(r, "object shorter than expected (truncated?)", off);
     if (rc)
         return shale_err_prefix(rc, "%s", r->name);
     if (got != len) {
