@@ -1,0 +1,288 @@
+/*
+ * config.c -- the agent configuration (see config.h).
+ *
+ * One table describes every key: its dotted path, type and field.  The
+ * file is read into a tree by yamljson.c (keeping line/column per path),
+ * then walked against the table; --set uses the same table, so the file
+ * and the command line cannot disagree on names or types.
+ */
+#include "config.h"
+#include "yamljson.h"
+#include "util/misc.h"
+#include "util/status_int.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { T_STR, T_BOOL, T_U32, T_U64, T_LEVEL, T_STYLE } ktype;
+
+typedef struct key {
+    const char *path;
+    ktype type;
+    size_t off;
+} key;
+
+#define F(f) offsetof(agent_config, f)
+static const key keys[] = {
+    {"shard", T_STR, F(shard)},
+    {"store.uri", T_STR, F(store_uri)},
+    {"store.walUri", T_STR, F(wal_uri)},
+    {"s3.endpoint", T_STR, F(s3_endpoint)},
+    {"s3.region", T_STR, F(s3_region)},
+    {"s3.pathStyle", T_STYLE, F(s3_path_style)},
+    {"sources.local.enabled", T_BOOL, F(local_enabled)},
+    {"sources.local.dir", T_STR, F(local_dir)},
+    {"sources.local.pollMs", T_U32, F(local_poll_ms)},
+    {"sources.http.enabled", T_BOOL, F(http_enabled)},
+    {"sources.http.listen", T_STR, F(http_listen)},
+    {"sources.http.tokenFile", T_STR, F(http_token_file)},
+    {"sources.http.maxBodyBytes", T_U64, F(http_max_body)},
+    {"sources.kubernetes.enabled", T_BOOL, F(kube_enabled)},
+    {"sources.kubernetes.namespace", T_STR, F(kube_namespace)},
+    {"sources.kubernetes.labelSelector", T_STR, F(kube_selector)},
+    {"sources.kubernetes.kubeconfig", T_STR, F(kubeconfig)},
+    {"sources.kubernetes.insecureSkipTlsVerify", T_BOOL, F(kube_insecure)},
+    {"logLevel", T_LEVEL, F(log_level)},
+    {"timeouts.stepSeconds", T_U32, F(step_seconds)},
+    {"verify.sampleKeys", T_U32, F(sample_keys)},
+};
+#undef F
+#define NKEYS (sizeof keys / sizeof *keys)
+
+shale_status agent_config_defaults(agent_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->s3_path_style = -1;
+    c->local_enabled = true;
+    c->local_dir = xstrdup("/var/lib/shale/splits");
+    c->local_poll_ms = 200;
+    c->http_enabled = true;
+    c->http_listen = xstrdup("127.0.0.1:8080");
+    c->http_max_body = 1u << 20;
+    c->log_level = 1;
+    c->step_seconds = 600;
+    c->sample_keys = 100;
+    if (!c->local_dir || !c->http_listen)
+        return SHALE_OOM();
+    return SHALE_OK;
+}
+
+void agent_config_free(agent_config *c)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].type == T_STR) {
+            char **p = (char **)((char *)c + keys[i].off);
+            free(*p);
+            *p = NULL;
+        }
+}
+
+/* Sets one key from a JSON value; *why receives the problem. */
+static shale_status set_value(agent_config *c, const key *k, json_t *v, const char **why)
+{
+    void *field = (char *)c + k->off;
+    const char *s = json_string_value(v);
+    switch (k->type) {
+    case T_STR: {
+        if (!json_is_string(v) && !json_is_null(v)) {
+            *why = "must be a string";
+            return SHALE_INVALID_ARGUMENT;
+        }
+        char *d = s && *s ? xstrdup(s) : NULL;
+        if (s && *s && !d)
+            return SHALE_OOM();
+        free(*(char **)field);
+        *(char **)field = d;
+        return SHALE_OK;
+    }
+    case T_BOOL:
+        if (!json_is_boolean(v)) {
+            *why = "must be true or false";
+            return SHALE_INVALID_ARGUMENT;
+        }
+        *(bool *)field = json_is_true(v);
+        return SHALE_OK;
+    case T_U32:
+    case T_U64:
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            (k->type == T_U32 && json_integer_value(v) > (json_int_t)UINT32_MAX)) {
+            *why = "must be a non-negative integer";
+            return SHALE_INVALID_ARGUMENT;
+        }
+        if (k->type == T_U32)
+            *(uint32_t *)field = (uint32_t)json_integer_value(v);
+        else
+            *(uint64_t *)field = (uint64_t)json_integer_value(v);
+        return SHALE_OK;
+    case T_LEVEL: {
+        static const char *lv[] = {"debug", "info", "warn", "error"};
+        for (int i = 0; s && i < 4; i++)
+            if (!strcmp(s, lv[i])) {
+                *(int *)field = i;
+                return SHALE_OK;
+            }
+        *why = "must be one of debug, info, warn, error";
+        return SHALE_INVALID_ARGUMENT;
+    }
+    case T_STYLE:
+        if (s && !strcmp(s, "auto")) {
+            *(int *)field = -1;
+            return SHALE_OK;
+        }
+        if (json_is_boolean(v)) {
+            *(int *)field = json_is_true(v);
+            return SHALE_OK;
+        }
+        *why = "must be auto, true or false";
+        return SHALE_INVALID_ARGUMENT;
+    }
+    return SHALE_INVALID_ARGUMENT;
+}
+
+typedef struct walk {
+    agent_config *c;
+    const char *file;
+    json_t *marks;
+    shale_status rc;
+} walk;
+
+static void fail_at(walk *w, const char *path, const char *what)
+{
+    if (w->rc)
+        return;
+    json_t *m = json_object_get(w->marks, path[0] ? path : "(root)");
+    int line = m ? (int)json_integer_value(json_array_get(m, 0)) : 0;
+    int col = m ? (int)json_integer_value(json_array_get(m, 1)) : 0;
+    w->rc = shale_err(SHALE_INVALID_ARGUMENT, "%s:%d:%d: '%s' %s", w->file, line, col,
+                      path[0] ? path : "(document)", what);
+}
+
+static void walk_obj(walk *w, json_t *o, const char *prefix)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        char path[256];
+        snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", k);
+        const key *found = NULL;
+        bool is_section = false;
+        size_t pl = strlen(path);
+        for (size_t i = 0; i < NKEYS; i++) {
+            if (!strcmp(keys[i].path, path))
+                found = &keys[i];
+            else if (!strncmp(keys[i].path, path, pl) && keys[i].path[pl] == '.')
+                is_section = true;
+        }
+        if (found) {
+            const char *why = "has a bad value";
+            shale_status rc = set_value(w->c, found, v, &why);
+            if (rc == SHALE_INVALID_ARGUMENT)
+                fail_at(w, path, why);
+            else if (rc && !w->rc)
+                w->rc = rc;
+        } else if (is_section && json_is_object(v)) {
+            walk_obj(w, v, path);
+        } else if (is_section) {
+            fail_at(w, path, "must be a mapping");
+        } else {
+            fail_at(w, path, "is not a known setting (see docs/agent-config.md)");
+        }
+        if (w->rc)
+            return;
+    }
+}
+
+shale_status agent_config_load(agent_config *c, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return shale_err(SHALE_NOT_FOUND, "%s: cannot open: %s", path, strerror(errno));
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            if (cap > (1u << 20)) {
+                fclose(f);
+                free(text);
+                return shale_err(SHALE_INVALID_ARGUMENT, "%s: larger than 1 MiB", path);
+            }
+            char *n = realloc(text, cap);
+            if (!n) {
+                fclose(f);
+                free(text);
+                return SHALE_OOM();
+            }
+            text = n;
+        }
+        size_t r = fread(text + len, 1, cap - len, f);
+        len += r;
+        if (r == 0)
+            break;
+    }
+    fclose(f);
+    json_t *j = NULL, *marks = NULL;
+    shale_status rc = yamljson_parse(path, text ? text : "", len, &j, &marks);
+    free(text);
+    if (rc)
+        return rc;
+    walk w = {c, path, marks, SHALE_OK};
+    if (!json_is_object(j))
+        fail_at(&w, "", "must be a mapping of settings");
+    else
+        walk_obj(&w, j, "");
+    json_decref(j);
+    json_decref(marks);
+    return w.rc;
+}
+
+shale_status agent_config_set(agent_config *c, const char *assignment)
+{
+    const char *eq = strchr(assignment, '=');
+    if (!eq || eq == assignment)
+        return shale_err(SHALE_INVALID_ARGUMENT, "--set %s: expected key=value", assignment);
+    size_t kl = (size_t)(eq - assignment);
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strlen(keys[i].path) != kl || strncmp(keys[i].path, assignment, kl))
+            continue;
+        /* Read the value as YAML would: true/false/numbers typed. */
+        json_t *v = NULL;
+        const char *val = eq + 1;
+        if (keys[i].type == T_STR || keys[i].type == T_LEVEL)
+            v = json_string(val);
+        else if (yamljson_parse("--set", val, strlen(val), &v, NULL))
+            return shale_err(SHALE_INVALID_ARGUMENT, "--set %s: bad value", assignment);
+        const char *why = "has a bad value";
+        shale_status rc = set_value(c, &keys[i], v, &why);
+        json_decref(v);
+        if (rc == SHALE_INVALID_ARGUMENT)
+            return shale_err(rc, "--set %s: %s", assignment, why);
+        return rc;
+    }
+    return shale_err(SHALE_INVALID_ARGUMENT, "--set %s: '%.*s' is not a known setting",
+                     assignment, (int)kl, assignment);
+}
+
+shale_status agent_config_check(const agent_config *c)
+{
+    if (!c->shard)
+        return shale_err(SHALE_INVALID_ARGUMENT, "config: 'shard' is required");
+    if (!c->store_uri)
+        return shale_err(SHALE_INVALID_ARGUMENT, "config: 'store.uri' is required");
+    if (c->local_enabled && !c->local_dir)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "config: 'sources.local.dir' is required when the local source is on");
+    if (c->http_enabled && (!c->http_listen || !strchr(c->http_listen, ':')))
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "config: 'sources.http.listen' must be host:port");
+    if (!c->local_enabled && !c->http_enabled && !c->kube_enabled)
+        return shale_err(SHALE_INVALID_ARGUMENT, "config: every request source is disabled");
+    if (c->http_max_body < 1024)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "config: 'sources.http.maxBodyBytes' must be at least 1024");
+    return SHALE_OK;
+}

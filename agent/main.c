@@ -1,0 +1,191 @@
+/*
+ * main.c -- shale-agent: the split sidecar (docs/agent.md).
+ *
+ *   shale-agent --config FILE [--set key=value]... [--port-file FILE]
+ *   shale-agent --check-config --config FILE
+ *   shale-agent --version | --help
+ *
+ * Runs until SIGTERM or SIGINT, then stops the sources, lets the current
+ * split step finish, and exits 0.  A bad configuration is reported with
+ * file, line and column and the agent does not start (exit 2).
+ */
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "source_local.h"
+#include "splitter.h"
+#include "shale.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fputs("usage: shale-agent --config FILE [--set key=value]... [--port-file FILE]\n"
+          "       shale-agent --check-config --config FILE [--set key=value]...\n"
+          "       shale-agent --version | --help\n"
+          "\n"
+          "Runs shard splits for one shard: watches the local request directory,\n"
+          "serves the HTTP API, journals every step in the shard's store.\n"
+          "Settings: docs/agent-config.md; API: docs/agent-http.md.\n",
+          f);
+}
+
+static char *read_token(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    return n ? strdup(buf) : NULL;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
+        {"check-config", no_argument, 0, 'k'}, {"port-file", required_argument, 0, 'p'},
+        {"version", no_argument, 0, 'v'},      {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *config_path = NULL, *port_file = NULL;
+    const char *sets[64];
+    int nsets = 0, check = 0, c;
+    while ((c = getopt_long(argc, argv, "c:s:kp:vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 's':
+            if (nsets < 64)
+                sets[nsets++] = optarg;
+            break;
+        case 'k': check = 1; break;
+        case 'p': port_file = optarg; break;
+        case 'v': printf("shale-agent %s\n", SHALE_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "shale-agent: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    agent_config cfg;
+    shale_status rc = agent_config_defaults(&cfg);
+    if (!rc && config_path)
+        rc = agent_config_load(&cfg, config_path);
+    for (int i = 0; !rc && i < nsets; i++)
+        rc = agent_config_set(&cfg, sets[i]);
+    if (!rc)
+        rc = agent_config_check(&cfg);
+    if (rc) {
+        fprintf(stderr, "shale-agent: bad configuration: %s\n", shale_errmsg());
+        agent_config_free(&cfg);
+        return 2;
+    }
+    if (check) {
+        printf("configuration OK: shard %s, store %s\n", cfg.shard, cfg.store_uri);
+        agent_config_free(&cfg);
+        return 0;
+    }
+    log_set_level(cfg.log_level);
+
+    /* Signals are taken synchronously by this thread; block them first so
+     * every thread started below inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    splitter_options so;
+    splitter_options_init(&so);
+    so.shard = cfg.shard;
+    so.store_uri = cfg.store_uri;
+    so.wal_store_uri = cfg.wal_uri;
+    so.db.store.s3_endpoint = cfg.s3_endpoint;
+    so.db.store.s3_region = cfg.s3_region;
+    so.db.store.s3_path_style = cfg.s3_path_style;
+    so.verify_sample_keys = cfg.sample_keys;
+    so.step_timeout_s = cfg.step_seconds;
+    splitter *sp = NULL;
+    source_local *local = NULL;
+    http_server *http = NULL;
+    char *token = NULL;
+    int exit_code = 0;
+    rc = splitter_new(&so, &sp);
+    if (rc) {
+        LOGE("cannot start: %s", shale_errmsg());
+        exit_code = 1;
+        goto out;
+    }
+    splitter_on_step(sp, metrics_observe_step, NULL);
+    if (cfg.local_enabled) {
+        rc = source_local_new(cfg.local_dir, cfg.local_poll_ms, splitter_service(sp), &local);
+        if (!rc)
+            rc = splitter_add_listener(sp, source_local_on_status, local);
+        if (rc) {
+            LOGE("local source: %s", shale_errmsg());
+            exit_code = 1;
+            goto out;
+        }
+    }
+    if ((rc = splitter_start(sp))) {
+        LOGE("%s", shale_errmsg());
+        exit_code = 1;
+        goto out;
+    }
+    if (local && (rc = source_local_start(local))) {
+        LOGE("%s", shale_errmsg());
+        exit_code = 1;
+        goto out;
+    }
+    if (cfg.http_enabled) {
+        if (cfg.http_token_file && !(token = read_token(cfg.http_token_file))) {
+            LOGE("cannot read the bearer token from %s", cfg.http_token_file);
+            exit_code = 2;
+            goto out;
+        }
+        if (strncmp(cfg.http_listen, "127.", 4))
+            LOGW("HTTP API listens on %s, beyond loopback%s", cfg.http_listen,
+                 token ? "" : ", WITHOUT a bearer token");
+        rc = http_start(cfg.http_listen, token, cfg.http_max_body, splitter_service(sp), sp,
+                        &http);
+        if (rc) {
+            LOGE("%s", shale_errmsg());
+            exit_code = 1;
+            goto out;
+        }
+        if (port_file) {
+            FILE *f = fopen(port_file, "w");
+            if (f) {
+                fprintf(f, "%u\n", http_port(http));
+                fclose(f);
+            }
+        }
+    }
+    log_msg(LOG_INFO, NULL, NULL, -1, "shale-agent %s serving shard %s (store %s%s%s)",
+            SHALE_VERSION, cfg.shard, cfg.store_uri, cfg.wal_uri ? ", local WAL " : "",
+            cfg.wal_uri ? cfg.wal_uri : "");
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0 && errno == EINTR)
+        ;
+    LOGI("signal %d: shutting down", sig);
+out:
+    http_stop(http);
+    source_local_free(local);
+    splitter_free(sp);
+    free(token);
+    agent_config_free(&cfg);
+    return exit_code;
+}

@@ -1,0 +1,103 @@
+/* metrics.c -- see metrics.h. */
+#include "metrics.h"
+#include "journal.h"
+#include "util/buf.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double buckets[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+                                 600};
+#define NB (sizeof buckets / sizeof *buckets)
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t g_counts[STEP_COUNT][NB + 1];
+static double g_sums[STEP_COUNT];
+static uint64_t g_totals[STEP_COUNT];
+
+void metrics_observe_step(void *ctx, const char *step, double seconds)
+{
+    (void)ctx;
+    for (int s = 0; s < STEP_COUNT; s++) {
+        if (strcmp(step, journal_step_name(s)))
+            continue;
+        pthread_mutex_lock(&g_mu);
+        size_t b = 0;
+        while (b < NB && seconds > buckets[b])
+            b++;
+        g_counts[s][b]++;
+        g_sums[s] += seconds;
+        g_totals[s]++;
+        pthread_mutex_unlock(&g_mu);
+        return;
+    }
+}
+
+static void put(shale_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(shale_buf *b, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        buf_append(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+char *metrics_render(splitter *sp)
+{
+    shale_buf b = SHALE_BUF_INIT;
+    splitter_stats st;
+    memset(&st, 0, sizeof st);
+    if (sp)
+        splitter_get_stats(sp, &st);
+    put(&b, "# HELP shale_splits_total Splits finished, by result.\n");
+    put(&b, "# TYPE shale_splits_total counter\n");
+    put(&b, "shale_splits_total{result=\"complete\"} %llu\n", (unsigned long long)st.completed);
+    put(&b, "shale_splits_total{result=\"failed\"} %llu\n", (unsigned long long)st.failed);
+    put(&b, "shale_splits_total{result=\"aborted\"} %llu\n", (unsigned long long)st.aborted);
+    put(&b, "# HELP shale_split_bytes_copied_total Bytes copied by splits (WAL SSTs only).\n");
+    put(&b, "# TYPE shale_split_bytes_copied_total counter\n");
+    put(&b, "shale_split_bytes_copied_total %llu\n", (unsigned long long)st.bytes_copied);
+    put(&b, "# HELP shale_split_objects_copied_total Objects copied by splits.\n");
+    put(&b, "# TYPE shale_split_objects_copied_total counter\n");
+    put(&b, "shale_split_objects_copied_total %llu\n", (unsigned long long)st.objects_copied);
+    put(&b, "# HELP shale_split_step_seconds Duration of split steps.\n");
+    put(&b, "# TYPE shale_split_step_seconds histogram\n");
+    pthread_mutex_lock(&g_mu);
+    for (int s = 0; s < STEP_COUNT; s++) {
+        uint64_t cum = 0;
+        const char *name = journal_step_name(s);
+        for (size_t i = 0; i < NB; i++) {
+            cum += g_counts[s][i];
+            put(&b, "shale_split_step_seconds_bucket{step=\"%s\",le=\"%g\"} %llu\n", name,
+                buckets[i], (unsigned long long)cum);
+        }
+        cum += g_counts[s][NB];
+        put(&b, "shale_split_step_seconds_bucket{step=\"%s\",le=\"+Inf\"} %llu\n", name,
+            (unsigned long long)cum);
+        put(&b, "shale_split_step_seconds_sum{step=\"%s\"} %.6f\n", name, g_sums[s]);
+        put(&b, "shale_split_step_seconds_count{step=\"%s\"} %llu\n", name,
+            (unsigned long long)g_totals[s]);
+    }
+    pthread_mutex_unlock(&g_mu);
+    shale_objstats os;
+    shale_objstore_global_stats(&os);
+    put(&b, "# HELP shale_objectstore_requests_total Object-store requests by operation "
+            "and result.\n");
+    put(&b, "# TYPE shale_objectstore_requests_total counter\n");
+    for (int op = 0; op < SHALE_OP_COUNT; op++)
+        for (int r = 0; r < 2; r++)
+            put(&b, "shale_objectstore_requests_total{op=\"%s\",result=\"%s\"} %llu\n",
+                shale_objop_name((shale_objop)op), r ? "error" : "ok",
+                (unsigned long long)os.requests[op][r]);
+    put(&b, "# HELP shale_objectstore_retries_total Object-store retries.\n");
+    put(&b, "# TYPE shale_objectstore_retries_total counter\n");
+    put(&b, "shale_objectstore_retries_total %llu\n", (unsigned long long)os.retries);
+    buf_append_u8(&b, 0);
+    return (char *)buf_detach(&b, NULL);
+}
