@@ -344,8 +344,10 @@ static shale_status compact_once_locked(shale_db *db, bool force)
         free(c.snaps);
         return SHALE_OOM();
     }
-    memcpy(c.snaps, db->snapshots, c.nsnaps * sizeof *c.snaps);
-    qsort(c.snaps, c.nsnaps, sizeof *c.snaps, cmp_u64);
+    if (c.nsnaps) {
+        memcpy(c.snaps, db->snapshots, c.nsnaps * sizeof *c.snaps);
+        qsort(c.snaps, c.nsnaps, sizeof *c.snaps, cmp_u64);
+    }
     c.full = force || c.base->run_count + 1 > db->opts.max_sorted_runs ||
              c.base->run_count == 0;
     db->compact_busy = true;

@@ -338,7 +338,8 @@ shale_status shale_objstore_list_all(shale_objstore *s, const char *prefix,
             out->items = items;
             cap = ncap;
         }
-        memcpy(out->items + out->count, page.items, page.count * sizeof *page.items);
+        if (page.count)
+            memcpy(out->items + out->count, page.items, page.count * sizeof *page.items);
         out->count += page.count;
         free(page.items);
         cursor = page.next_cursor;

@@ -338,7 +338,7 @@ static shale_status walk_dir(walk *w, const char *rel)
         n++;
     }
     closedir(d);
-    if (!rc)
+    if (!rc && n > 1)
         qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n && !rc && !w->more; i++) {
         size_t klen = rlen + strlen(names[i]);

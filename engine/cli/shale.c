@@ -1,0 +1,448 @@
+/*
+ * shale.c -- the `shale` command: inspect and operate a database by URI.
+ *
+ *   shale [--wal-store URI] [--unsafe-store] [--no-await-durable] COMMAND ...
+ *
+ * Keys and values on the command line accept %XX escapes; output escapes
+ * bytes outside printable ASCII (and '%') the same way, so any key can be
+ * copied back in.  Exit codes: 0 ok, 1 the operation failed (or get found
+ * nothing), 2 usage error.  Errors: "shale: <command>: <status>: <detail>".
+ */
+#include "shale.h"
+#include "db/manifest.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_text[] =
+    "usage: shale [--wal-store URI] [--unsafe-store] [--no-await-durable] COMMAND ...\n"
+    "\n"
+    "commands:\n"
+    "  put URI KEY VALUE              write one key\n"
+    "  get URI KEY                    print the value (exit 1 if absent)\n"
+    "  delete URI KEY                 delete one key\n"
+    "  scan URI [--start K] [--end K] [--limit N] [--count]\n"
+    "                                 print key<TAB>value lines in [start, end)\n"
+    "  load URI --count N [--value-size B] [--prefix P]\n"
+    "                                 write N generated keys P%%010u (for demos, benchmarks)\n"
+    "  flush URI                      flush the WAL and memtables to L0\n"
+    "  compact URI                    merge everything into one sorted run\n"
+    "  manifest show URI [--id N]     the manifest as JSON\n"
+    "  checkpoint create URI [--scope all|durable] [--lifetime SECONDS] [--name N]\n"
+    "  checkpoint list URI\n"
+    "  checkpoint delete URI ID\n"
+    "  clone PARENT CHILD [--range START:END] [--checkpoint ID] [--parent-wal URI]\n"
+    "                     [--child-wal URI]\n"
+    "  gc URI [--dry-run] [--min-age SECONDS]\n"
+    "  verify URI                     check every SST's checksums and every reference\n"
+    "  version | help\n"
+    "\n"
+    "URIs: file:///abs/dir, s3://bucket/prefix (AWS_* environment), mem://name.\n"
+    "Keys and values accept %XX escapes.\n";
+
+static shale_options g_opts;
+
+static int usage(void)
+{
+    fputs(usage_text, stderr);
+    return 2;
+}
+
+static int fail(const char *cmd, shale_status rc)
+{
+    fprintf(stderr, "shale: %s: %s: %s\n", cmd, shale_strerror(rc), shale_errmsg());
+    return 1;
+}
+
+static uint8_t *arg_bytes(const char *s, size_t *len)
+{
+    uint8_t *b = manifest_key_unescape(s, len);
+    if (!b) {
+        fprintf(stderr, "shale: bad %%XX escape in '%s'\n", s);
+        exit(2);
+    }
+    return b;
+}
+
+static void print_escaped(const void *p, size_t n)
+{
+    char *e = manifest_key_escape(p, n);
+    if (e)
+        fputs(e, stdout);
+    free(e);
+}
+
+static bool parse_u64(const char *s, uint64_t *v)
+{
+    char *end;
+    if (!s || !*s || *s == '-')
+        return false;
+    unsigned long long x = strtoull(s, &end, 10);
+    *v = x;
+    return !*end;
+}
+
+/* Option parsing for subcommands: --name value pairs and flags. */
+static const char *opt_val(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i + 1 < argc; i++)
+        if (!strcmp(argv[i], name))
+            return argv[i + 1];
+    return NULL;
+}
+
+static bool opt_flag(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], name))
+            return true;
+    return false;
+}
+
+static int cmd_put_del(const char *cmd, int argc, char **argv, bool del)
+{
+    if (argc != (del ? 2 : 3))
+        return usage();
+    size_t kl, vl = 0;
+    uint8_t *k = arg_bytes(argv[1], &kl), *v = del ? NULL : arg_bytes(argv[2], &vl);
+    shale_db *db = NULL;
+    shale_status rc = shale_open(argv[0], &g_opts, &db);
+    if (!rc)
+        rc = del ? shale_delete(db, k, kl) : shale_put(db, k, kl, v, vl);
+    shale_status crc = shale_close(db);
+    free(k);
+    free(v);
+    if (!rc)
+        rc = crc;
+    return rc ? fail(cmd, rc) : 0;
+}
+
+static int cmd_get(int argc, char **argv)
+{
+    if (argc != 2)
+        return usage();
+    size_t kl, vl;
+    uint8_t *k = arg_bytes(argv[1], &kl);
+    shale_reader *r = NULL;
+    void *v = NULL;
+    shale_status rc = shale_reader_open(argv[0], &g_opts, NULL, &r);
+    if (!rc)
+        rc = shale_reader_get(r, k, kl, &v, &vl);
+    shale_reader_close(r);
+    free(k);
+    if (rc == SHALE_NOT_FOUND) {
+        fprintf(stderr, "shale: get: not found\n");
+        return 1;
+    }
+    if (rc)
+        return fail("get", rc);
+    print_escaped(v, vl);
+    putchar('\n');
+    shale_free(v);
+    return 0;
+}
+
+static int cmd_scan(int argc, char **argv)
+{
+    if (argc < 1)
+        return usage();
+    const char *s = opt_val(argc, argv, "--start"), *e = opt_val(argc, argv, "--end");
+    const char *lim = opt_val(argc, argv, "--limit");
+    bool count_only = opt_flag(argc, argv, "--count");
+    uint64_t limit = UINT64_MAX;
+    if (lim && !parse_u64(lim, &limit))
+        return usage();
+    size_t sl = 0, el = 0;
+    uint8_t *sb = s ? arg_bytes(s, &sl) : NULL, *eb = e ? arg_bytes(e, &el) : NULL;
+    shale_reader *r = NULL;
+    shale_iter *it = NULL;
+    uint64_t n = 0;
+    shale_status rc = shale_reader_open(argv[0], &g_opts, NULL, &r);
+    if (!rc)
+        rc = shale_reader_scan(r, sb, sl, eb, el, &it);
+    for (; !rc && shale_iter_valid(it) && n < limit; shale_iter_next(it), n++) {
+        if (count_only)
+            continue;
+        size_t kl, vl;
+        const void *k = shale_iter_key(it, &kl), *v = shale_iter_value(it, &vl);
+        print_escaped(k, kl);
+        putchar('\t');
+        print_escaped(v, vl);
+        putchar('\n');
+    }
+    if (!rc)
+        rc = shale_iter_status(it);
+    shale_iter_free(it);
+    shale_reader_close(r);
+    free(sb);
+    free(eb);
+    if (rc)
+        return fail("scan", rc);
+    if (count_only)
+        printf("%llu\n", (unsigned long long)n);
+    return 0;
+}
+
+static int cmd_load(int argc, char **argv)
+{
+    uint64_t count = 0, vsize = 100;
+    const char *c = opt_val(argc, argv, "--count"), *vs = opt_val(argc, argv, "--value-size");
+    const char *prefix = opt_val(argc, argv, "--prefix");
+    if (argc < 1 || !c || !parse_u64(c, &count) || (vs && !parse_u64(vs, &vsize)) ||
+        vsize > (1u << 20))
+        return usage();
+    if (!prefix)
+        prefix = "key";
+    shale_options o = g_opts;
+    o.await_durable = false;  /* one durable flush at the end */
+    shale_db *db = NULL;
+    shale_status rc = shale_open(argv[0], &o, &db);
+    char *val = malloc(vsize + 1);
+    shale_batch *b = shale_batch_new();
+    if (!val || !b)
+        rc = SHALE_NO_MEMORY;
+    for (uint64_t i = 0; !rc && i < count; i++) {
+        char key[256];
+        int kl = snprintf(key, sizeof key, "%s%010llu", prefix, (unsigned long long)i);
+        for (uint64_t j = 0; j < vsize; j++)
+            val[j] = (char)('a' + (i * 7 + j) % 26);
+        rc = shale_batch_put(b, key, (size_t)kl, val, vsize);
+        if (!rc && (shale_batch_count(b) == 1000 || i + 1 == count)) {
+            rc = shale_write(db, b);
+            shale_batch_clear(b);
+        }
+    }
+    if (!rc)
+        rc = shale_flush_wal(db);
+    shale_status crc = shale_close(db);
+    shale_batch_free(b);
+    free(val);
+    if (!rc)
+        rc = crc;
+    if (rc)
+        return fail("load", rc);
+    printf("loaded %llu keys\n", (unsigned long long)count);
+    return 0;
+}
+
+static int cmd_writer_op(const char *cmd, int argc, char **argv)
+{
+    if (argc != 1)
+        return usage();
+    shale_db *db = NULL;
+    shale_status rc = shale_open(argv[0], &g_opts, &db);
+    if (!rc)
+        rc = !strcmp(cmd, "flush") ? shale_flush_memtable(db) : shale_compact(db, true);
+    shale_status crc = shale_close(db);
+    if (!rc)
+        rc = crc;
+    return rc ? fail(cmd, rc) : 0;
+}
+
+static int cmd_manifest(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[0], "show"))
+        return usage();
+    uint64_t id = 0;
+    const char *ids = opt_val(argc - 1, argv + 1, "--id");
+    if (ids && !parse_u64(ids, &id))
+        return usage();
+    char *json = NULL;
+    shale_status rc = shale_manifest_show(argv[1], &g_opts, id, &json);
+    if (rc)
+        return fail("manifest show", rc);
+    puts(json);
+    shale_free(json);
+    return 0;
+}
+
+static void print_checkpoint(const shale_checkpoint *c)
+{
+    printf("%s\tmanifest=%llu\tcreated=%lld\texpires=%lld\treplay_after_wal_id=%llu\t"
+           "next_wal_sst_id=%llu\tname=%s\n",
+           c->id, (unsigned long long)c->manifest_id, (long long)c->create_time_ms,
+           (long long)c->expire_time_ms, (unsigned long long)c->replay_after_wal_id,
+           (unsigned long long)c->next_wal_sst_id, c->name);
+}
+
+static int cmd_checkpoint(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage();
+    const char *sub = argv[0], *uri = argv[1];
+    shale_status rc;
+    if (!strcmp(sub, "create")) {
+        const char *scope = opt_val(argc, argv, "--scope"), *name = opt_val(argc, argv, "--name");
+        const char *life = opt_val(argc, argv, "--lifetime");
+        uint64_t secs = 0;
+        if ((life && !parse_u64(life, &secs)) ||
+            (scope && strcmp(scope, "all") && strcmp(scope, "durable")))
+            return usage();
+        shale_checkpoint cp;
+        if (scope && !strcmp(scope, "all")) {
+            shale_db *db = NULL;
+            rc = shale_open(uri, &g_opts, &db);
+            if (!rc)
+                rc = shale_checkpoint_create(db, SHALE_CHECKPOINT_ALL, secs * 1000, name, &cp);
+            shale_status crc = shale_close(db);
+            if (!rc)
+                rc = crc;
+        } else {
+            rc = shale_admin_checkpoint_create(uri, &g_opts, secs * 1000, name, &cp);
+        }
+        if (rc)
+            return fail("checkpoint create", rc);
+        print_checkpoint(&cp);
+        return 0;
+    }
+    if (!strcmp(sub, "list")) {
+        shale_checkpoint *list = NULL;
+        size_t n = 0;
+        if ((rc = shale_checkpoint_list(uri, &g_opts, &list, &n)))
+            return fail("checkpoint list", rc);
+        for (size_t i = 0; i < n; i++)
+            print_checkpoint(&list[i]);
+        shale_free(list);
+        return 0;
+    }
+    if (!strcmp(sub, "delete") && argc == 3) {
+        if ((rc = shale_checkpoint_delete(uri, &g_opts, argv[2])))
+            return fail("checkpoint delete", rc);
+        return 0;
+    }
+    return usage();
+}
+
+static int cmd_clone(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage();
+    shale_clone_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.parent_uri = argv[0];
+    sp.child_uri = argv[1];
+    sp.parent_checkpoint_id = opt_val(argc, argv, "--checkpoint");
+    sp.parent_wal_uri = opt_val(argc, argv, "--parent-wal");
+    sp.child_wal_uri = opt_val(argc, argv, "--child-wal");
+    const char *range = opt_val(argc, argv, "--range");
+    uint8_t *s = NULL, *e = NULL;
+    if (range) {
+        const char *colon = strchr(range, ':');
+        if (!colon)
+            return usage();
+        char *start = strndup(range, (size_t)(colon - range));
+        if (*start)
+            s = arg_bytes(start, &sp.range_start_len);
+        if (colon[1])
+            e = arg_bytes(colon + 1, &sp.range_end_len);
+        free(start);
+        sp.range_start = s;
+        sp.range_end = e;
+    }
+    shale_clone_result res;
+    shale_status rc = shale_clone(&sp, &g_opts, &res);
+    free(s);
+    free(e);
+    if (rc)
+        return fail("clone", rc);
+    printf("clone %s: manifest %llu, %llu SSTs referenced, %llu WAL SSTs copied (%llu bytes), "
+           "checkpoint %s%s\n", sp.child_uri, (unsigned long long)res.manifest_id,
+           (unsigned long long)res.ssts_referenced, (unsigned long long)res.wal_ssts_copied,
+           (unsigned long long)res.bytes_copied, res.checkpoint_id,
+           res.already_done ? " (already done)" : "");
+    return 0;
+}
+
+static void gc_print(void *ctx, const char *store, const char *key, const char *reason)
+{
+    printf("%s %s/%s (%s)\n", *(bool *)ctx ? "would delete" : "deleted", store, key, reason);
+}
+
+static int cmd_gc(int argc, char **argv)
+{
+    if (argc < 1)
+        return usage();
+    shale_gc_options g;
+    shale_gc_options_init(&g);
+    g.dry_run = opt_flag(argc, argv, "--dry-run");
+    const char *age = opt_val(argc, argv, "--min-age");
+    uint64_t secs;
+    if (age) {
+        if (!parse_u64(age, &secs))
+            return usage();
+        g.min_age_ms = secs * 1000;
+    }
+    g.on_object = gc_print;
+    g.ctx = &g.dry_run;
+    shale_gc_result res;
+    shale_status rc = shale_gc(argv[0], &g_opts, &g, &res);
+    if (rc)
+        return fail("gc", rc);
+    printf("gc%s: %llu checkpoints, %llu WAL SSTs, %llu SSTs, %llu manifests, %llu bytes\n",
+           g.dry_run ? " (dry run)" : "", (unsigned long long)res.checkpoints_removed,
+           (unsigned long long)res.wal_deleted, (unsigned long long)res.ssts_deleted,
+           (unsigned long long)res.manifests_deleted, (unsigned long long)res.bytes_deleted);
+    return 0;
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+    if (argc != 1)
+        return usage();
+    shale_verify_result res;
+    shale_status rc = shale_verify(argv[0], &g_opts, &res);
+    if (rc)
+        return fail("verify", rc);
+    printf("ok: %llu SSTs (%llu blocks), %llu WAL SSTs, %llu bytes checked\n",
+           (unsigned long long)res.ssts_checked, (unsigned long long)res.blocks_checked,
+           (unsigned long long)res.wal_ssts_checked, (unsigned long long)res.bytes_checked);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    shale_options_init(&g_opts);
+    static const struct option opts[] = {{"wal-store", required_argument, 0, 'w'},
+                                         {"unsafe-store", no_argument, 0, 'u'},
+                                         {"no-await-durable", no_argument, 0, 'n'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "+w:unh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'w': g_opts.wal_store_uri = optarg; break;
+        case 'u': g_opts.unsafe_allow_unconditional_store = true; break;
+        case 'n': g_opts.await_durable = false; break;
+        case 'h': fputs(usage_text, stdout); return 0;
+        default: return usage();
+        }
+    }
+    if (optind >= argc)
+        return usage();
+    const char *cmd = argv[optind];
+    int n = argc - optind - 1;
+    char **a = argv + optind + 1;
+    if (!strcmp(cmd, "put")) return cmd_put_del(cmd, n, a, false);
+    if (!strcmp(cmd, "delete")) return cmd_put_del(cmd, n, a, true);
+    if (!strcmp(cmd, "get")) return cmd_get(n, a);
+    if (!strcmp(cmd, "scan")) return cmd_scan(n, a);
+    if (!strcmp(cmd, "load")) return cmd_load(n, a);
+    if (!strcmp(cmd, "flush") || !strcmp(cmd, "compact")) return cmd_writer_op(cmd, n, a);
+    if (!strcmp(cmd, "manifest")) return cmd_manifest(n, a);
+    if (!strcmp(cmd, "checkpoint")) return cmd_checkpoint(n, a);
+    if (!strcmp(cmd, "clone")) return cmd_clone(n, a);
+    if (!strcmp(cmd, "gc")) return cmd_gc(n, a);
+    if (!strcmp(cmd, "verify")) return cmd_verify(n, a);
+    if (!strcmp(cmd, "version")) {
+        printf("shale %s\n", SHALE_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "help")) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    fprintf(stderr, "shale: unknown command '%s'\n", cmd);
+    return usage();
+}
