@@ -2,6 +2,7 @@
  * main.c -- shale-agent: the split sidecar (docs/agent.md).
  *
  *   shale-agent --config FILE [--set key=value]... [--port-file FILE]
+ *   shale-agent --once --config FILE    (run what is pending, then exit)
  *   shale-agent --check-config --config FILE
  *   shale-agent --version | --help
  *
@@ -27,6 +28,7 @@
 static void usage(FILE *f)
 {
     fputs("usage: shale-agent --config FILE [--set key=value]... [--port-file FILE]\n"
+          "       shale-agent --once --config FILE      run pending splits, then exit\n"
           "       shale-agent --check-config --config FILE [--set key=value]...\n"
           "       shale-agent --version | --help\n"
           "\n"
@@ -56,11 +58,12 @@ int main(int argc, char **argv)
         {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
         {"check-config", no_argument, 0, 'k'}, {"port-file", required_argument, 0, 'p'},
         {"version", no_argument, 0, 'v'},      {"help", no_argument, 0, 'h'},
+        {"once", no_argument, 0, 'o'},
         {0, 0, 0, 0}};
     const char *config_path = NULL, *port_file = NULL;
     const char *sets[64];
-    int nsets = 0, check = 0, c;
-    while ((c = getopt_long(argc, argv, "c:s:kp:vh", opts, NULL)) != -1) {
+    int nsets = 0, check = 0, once = 0, c;
+    while ((c = getopt_long(argc, argv, "c:s:kp:vho", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config_path = optarg; break;
         case 's':
@@ -68,6 +71,7 @@ int main(int argc, char **argv)
                 sets[nsets++] = optarg;
             break;
         case 'k': check = 1; break;
+        case 'o': once = 1; break;
         case 'p': port_file = optarg; break;
         case 'v': printf("shale-agent %s\n", SHALE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -140,9 +144,24 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    /* One scan before the worker starts, so cancel files and aborts that
+     * arrived while the agent was down win over resuming those splits. */
+    if (local)
+        source_local_scan_once(local);
     if ((rc = splitter_start(sp))) {
         LOGE("%s", shale_errmsg());
         exit_code = 1;
+        goto out;
+    }
+    if (once) {
+        /* Batch mode: take what the local directory holds, run every
+         * pending or resumed split to its end, exit 0 if all completed. */
+        rc = splitter_wait_idle(sp, (int64_t)cfg.step_seconds * 1000 * 8);
+        splitter_stats st;
+        splitter_get_stats(sp, &st);
+        exit_code = rc ? 1 : st.failed ? 1 : 0;
+        if (rc)
+            LOGE("%s", shale_errmsg());
         goto out;
     }
     if (local && (rc = source_local_start(local))) {

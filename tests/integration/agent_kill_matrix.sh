@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# agent_kill_matrix.sh -- the agent is SIGKILLed at every step boundary and
+# in the middle of the steps that loop (SHALE_FAILPOINTS), restarted, and
+# the split completes: the children's keys exactly partition the parent's
+# pre-split keys (every acknowledged write present, none twice), and every
+# child passes `shale verify`.  Abort after a crash at each step before the
+# WAL wipe leaves the parent readable and writable with all its data.
+source "$(dirname "$0")/lib.sh"
+N=${N:-3000}
+POINTS="Fence.before Fence.after FullFlush.before FullFlush.after WipeLocalWAL.before
+WipeLocalWAL.mid WipeLocalWAL.after Clone.before Clone.mid Clone.after Verify.before
+Verify.after Complete.before"
+
+setup() {  # setup DIR: parent shard with N keys and an agent config + request
+  local d=$1
+  "$SHALE" --wal-store "file://$d/wal" load "file://$d/parent" --count "$N" >/dev/null || return 1
+  mkdir -p "$d/splits/requests"
+  cat > "$d/agent.yaml" <<YAML
+shard: s0
+store: {uri: "file://$d/parent", walUri: "file://$d/wal"}
+sources: {local: {enabled: true, dir: "$d/splits"}, http: {enabled: false}}
+logLevel: warn
+YAML
+  local a b; a=$(printf 'key%010d' $((N / 3))); b=$(printf 'key%010d' $((2 * N / 3)))
+  cat > "$d/splits/requests/sp.yaml" <<YAML
+name: sp
+parent: {shard: s0}
+children:
+  - {name: c0, store: "file://$d/c0", walStore: "file://$d/c0-wal", range: {start: "", end: "$a"}}
+  - {name: c1, store: "file://$d/c1", range: {start: "$a", end: "$b"}}
+  - {name: c2, store: "file://$d/c2", range: {start: "$b", end: ""}}
+YAML
+}
+
+for fp in $POINTS; do
+  d=$(tmpdir)
+  setup "$d" || { notok "$fp: setup"; continue; }
+  SHALE_FAILPOINTS=$fp timeout 120 "$AGENT" --once --config "$d/agent.yaml" 2>"$d/log1"
+  rc=$?
+  if [ "$rc" -ne 137 ]; then notok "$fp: agent was killed at the failpoint (rc=$rc)"; continue; fi
+  timeout 120 "$AGENT" --once --config "$d/agent.yaml" 2>"$d/log2"
+  rc=$?
+  grep -q '"phase": "Complete"' "$d/splits/status/sp.json" 2>/dev/null && [ "$rc" -eq 0 ] \
+    && ok "$fp: resumed to Complete" || { notok "$fp: resumed to Complete (rc=$rc)"; tail -5 "$d/log2"; }
+  : > "$d/got"
+  for c in 0 1 2; do
+    opt=; [ $c = 0 ] && opt="--wal-store file://$d/c0-wal"
+    "$SHALE" $opt scan "file://$d/c$c" | cut -f1 >> "$d/got"
+    "$SHALE" $opt verify "file://$d/c$c" >/dev/null 2>&1 || notok "$fp: child c$c verifies"
+  done
+  if diff -q <(expected_keys "$N") "$d/got" >/dev/null; then
+    ok "$fp: children partition the parent's $N keys exactly"
+  else
+    notok "$fp: children partition the parent's $N keys exactly ($(wc -l < "$d/got") keys)"
+  fi
+  rm -rf "$d"
+done
+
+# Abort after a crash before the point of no return.
+for fp in Fence.after FullFlush.before FullFlush.after WipeLocalWAL.before; do
+  d=$(tmpdir)
+  setup "$d" || { notok "abort $fp: setup"; continue; }
+  SHALE_FAILPOINTS=$fp timeout 120 "$AGENT" --once --config "$d/agent.yaml" 2>/dev/null
+  touch "$d/splits/requests/sp.cancel"
+  timeout 120 "$AGENT" --once --config "$d/agent.yaml" 2>"$d/log2"
+  grep -q '"phase": "Aborted"' "$d/splits/status/sp.json" && ok "abort after crash at $fp: Aborted" \
+    || notok "abort after crash at $fp: Aborted"
+  "$SHALE" --wal-store "file://$d/wal" put "file://$d/parent" zzz-after-abort 1 >/dev/null 2>&1 \
+    && ok "abort $fp: parent writable" || notok "abort $fp: parent writable"
+  n=$("$SHALE" --wal-store "file://$d/wal" scan "file://$d/parent" --count 2>/dev/null)
+  [ "$n" = $((N + 1)) ] && ok "abort $fp: parent keeps all $N keys" \
+    || notok "abort $fp: parent keeps all $N keys (has $n)"
+  rm -rf "$d"
+done
+finish
