@@ -1,0 +1,136 @@
+/* s3_xml.c -- see s3_xml.h. */
+#include "objstore/s3_xml.h"
+#include "util/misc.h"
+#include "util/status_int.h"
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static xmlDocPtr parse(const char *xml, size_t len)
+{
+    if (len > (64u << 20))
+        return NULL;
+    /* No network, no entities, no DTD loading: the body comes from a
+     * server and is data, never instructions. */
+    return xmlReadMemory(xml, (int)len, "s3.xml", NULL,
+                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+}
+
+static bool is(const xmlNode *n, const char *name)
+{
+    return n->type == XML_ELEMENT_NODE && !xmlStrcmp(n->name, (const xmlChar *)name);
+}
+
+static char *text_of(const xmlNode *n)
+{
+    xmlChar *t = xmlNodeGetContent(n);
+    char *s = xstrdup(t ? (const char *)t : "");
+    xmlFree(t);
+    return s;
+}
+
+/* "2026-11-24T20:01:02.000Z" -> ms since the epoch (0 if unparsable). */
+static int64_t parse_time(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int ms = 0;
+    if (sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &ms) < 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+shale_status s3_xml_parse_list(const char *where, const char *xml, size_t len,
+                               const char *strip, shale_objlist *page)
+{
+    memset(page, 0, sizeof *page);
+    xmlDocPtr doc = parse(xml, len);
+    xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+    if (!root || !is(root, "ListBucketResult")) {
+        xmlFreeDoc(doc);
+        return shale_err(SHALE_CORRUPT, "%s: ListObjectsV2 answer is not a ListBucketResult",
+                         where);
+    }
+    size_t cap = 0, slen = strlen(strip);
+    bool truncated = false;
+    char *token = NULL;
+    shale_status rc = SHALE_OK;
+    for (xmlNode *n = root->children; n && !rc; n = n->next) {
+        if (is(n, "IsTruncated")) {
+            char *t = text_of(n);
+            truncated = t && !strcmp(t, "true");
+            free(t);
+        } else if (is(n, "NextContinuationToken")) {
+            free(token);
+            token = text_of(n);
+        } else if (is(n, "Contents")) {
+            char *key = NULL, *size = NULL, *mod = NULL;
+            for (xmlNode *c = n->children; c; c = c->next) {
+                if (is(c, "Key")) { free(key); key = text_of(c); }
+                else if (is(c, "Size")) { free(size); size = text_of(c); }
+                else if (is(c, "LastModified")) { free(mod); mod = text_of(c); }
+            }
+            if (key && !strncmp(key, strip, slen) && key[slen]) {
+                if (page->count == cap) {
+                    cap = cap ? cap * 2 : 64;
+                    shale_objinfo *ni = realloc(page->items, cap * sizeof *ni);
+                    if (!ni)
+                        rc = SHALE_OOM();
+                    else
+                        page->items = ni;
+                }
+                if (!rc) {
+                    shale_objinfo *o = &page->items[page->count];
+                    o->key = xstrdup(key + slen);
+                    o->size = size ? strtoull(size, NULL, 10) : 0;
+                    o->mtime_ms = mod ? parse_time(mod) : 0;
+                    if (!o->key)
+                        rc = SHALE_OOM();
+                    else
+                        page->count++;
+                }
+            }
+            free(key);
+            free(size);
+            free(mod);
+        }
+    }
+    xmlFreeDoc(doc);
+    if (!rc && truncated) {
+        if (!token || !*token)
+            rc = shale_err(SHALE_CORRUPT, "%s: truncated list without a continuation token",
+                           where);
+        else {
+            page->next_cursor = token;
+            token = NULL;
+        }
+    }
+    free(token);
+    if (rc)
+        shale_objlist_free(page);
+    return rc;
+}
+
+void s3_xml_parse_error(const char *xml, size_t len, char *code, size_t code_len,
+                        char *message, size_t msg_len)
+{
+    code[0] = message[0] = '\0';
+    xmlDocPtr doc = len ? parse(xml, len) : NULL;
+    xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+    for (xmlNode *n = root && is(root, "Error") ? root->children : NULL; n; n = n->next) {
+        char *t = NULL;
+        if (is(n, "Code") && (t = text_of(n)))
+            snprintf(code, code_len, "%s", t);
+        else if (is(n, "Message") && (t = text_of(n)))
+            snprintf(message, msg_len, "%s", t);
+        free(t);
+    }
+    xmlFreeDoc(doc);
+}
