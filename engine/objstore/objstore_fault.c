@@ -238,9 +238,10 @@ static shale_status parse_rule(shale_fault *f, char *text)
     shale_fault_rule r;
     memset(&r, 0, sizeof r);
     r.status = SHALE_IO;
-    char *save = NULL;
-    char *op = strtok_r(text, ":", &save);
-    char *prefix = op ? strtok_r(NULL, ":", &save) : NULL;
+    /* strsep, not strtok: an empty prefix ("list::count=1") is a field. */
+    char *cur = text;
+    char *op = strsep(&cur, ":");
+    char *prefix = cur ? strsep(&cur, ":") : NULL;
     static const struct { const char *name; unsigned mask; } ops[] = {
         {"put", SHALE_FAULT_OP(SHALE_OP_PUT)},
         {"put_if_absent", SHALE_FAULT_OP(SHALE_OP_PUT_IF_ABSENT)},
@@ -269,7 +270,9 @@ static shale_status parse_rule(shale_fault *f, char *text)
         {"unauthorized", SHALE_UNAUTHORIZED}, {"corrupt", SHALE_CORRUPT},
         {"notfound", SHALE_NOT_FOUND}, {"ok", SHALE_OK},
     };
-    for (char *opt; (opt = strtok_r(NULL, ":", &save));) {
+    for (char *opt; cur && (opt = strsep(&cur, ":"));) {
+        if (!*opt)
+            continue;
         bool ok = false;
         uint64_t v;
         if (!strncmp(opt, "nth=", 4) && parse_u64(opt + 4, &v) && v > 0) {

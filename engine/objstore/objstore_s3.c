@@ -337,8 +337,9 @@ static shale_status s3_get_range(shale_objstore *st, const char *key, uint64_t o
                                                            "end of %s (%llu bytes)", st->uri,
                                    (unsigned long long)offset, key, (unsigned long long)size);
     }
-    if (!rc && !whole && r.status == 200) {
-        /* A server that ignored the range: cut the answer ourselves. */
+    if (!rc && !whole && r.body.len > len) {
+        /* A server that ignored the range (200, or s3rver's 206 with the
+         * whole object for "bytes=0-0"): cut the answer ourselves. */
         size_t n = r.body.len;
         if (offset > n) {
             buf_free(&r.body);
