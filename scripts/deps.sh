@@ -9,8 +9,8 @@ purpose=${1:-test}
 pkgs=(gcc make pkg-config libcurl4-openssl-dev libjansson-dev libyaml-dev libzstd-dev
       libxxhash-dev libxml2-dev libmicrohttpd-dev libcmocka-dev)
 case $purpose in
-  test) pkgs+=(nodejs npm golang-go golang-github-masterminds-sprig-dev yamllint curl) ;;
-  demo) ;;
+  test) pkgs+=(nodejs npm curl) ;;
+  demo) pkgs+=(nodejs curl) ;;
   bench) pkgs+=(librocksdb-dev libleveldb-dev gnuplot nodejs npm) ;;
   fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 esac
@@ -25,12 +25,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq >/dev/null
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-if [ "$purpose" = demo ] || [ "$purpose" = test ]; then
-  command -v kubectl >/dev/null 2>&1 || [ "$purpose" = demo ] || {
-    echo "deps: installing kubernetes-client" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null
-  }
 fi
 # npm tools (S3-protocol test server) live in tests/tools/node_modules.
 if [ "$purpose" = test ] || [ "$purpose" = bench ]; then
