@@ -9,8 +9,7 @@ purpose=${1:-test}
 pkgs=(gcc make pkg-config libcurl4-openssl-dev libjansson-dev libyaml-dev libzstd-dev
       libxxhash-dev libxml2-dev libmicrohttpd-dev libcmocka-dev)
 case $purpose in
-  test) pkgs+=(nodejs npm curl) ;;
-  demo) pkgs+=(nodejs curl) ;;
+  test|demo) ;;
   bench) pkgs+=(librocksdb-dev libleveldb-dev gnuplot nodejs npm) ;;
   fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 esac
@@ -19,6 +18,13 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Tools are checked by command, not package: node and npm may come from
+# another packaging of Node.js (whose nodejs package also ships npm).
+need_tool() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+case $purpose in
+  test|bench) need_tool node nodejs; need_tool npm npm; need_tool curl curl ;;
+  demo) need_tool node nodejs; need_tool curl curl ;;
+esac
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}" >&2
   SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
