@@ -173,6 +173,7 @@ typedef struct shale_fault_rule {
     bool after_effect;       /* perform the call first, then report status:
                                 "the write took effect but the caller saw an error" */
     uint32_t latency_ms;     /* sleep this long before the call (status may be OK) */
+    uint64_t every;          /* act on every Nth matching call (0 = off) */
 } shale_fault_rule;
 
 /* *ctl is owned by the wrapper store and lives until it is closed. */

@@ -60,6 +60,8 @@ static bool decide(shale_fault *f, shale_objop op, const char *key, shale_status
         r->seen++;
         if (r->r.nth && r->seen < r->r.nth)
             continue;
+        if (r->r.every && r->seen % r->r.every)
+            continue;
         r->acted++;
         act = true;
         *status = r->r.status;
@@ -277,6 +279,9 @@ static shale_status parse_rule(shale_fault *f, char *text)
         uint64_t v;
         if (!strncmp(opt, "nth=", 4) && parse_u64(opt + 4, &v) && v > 0) {
             r.nth = v;
+            ok = true;
+        } else if (!strncmp(opt, "every=", 6) && parse_u64(opt + 6, &v) && v > 0) {
+            r.every = v;
             ok = true;
         } else if (!strncmp(opt, "count=", 6) && parse_u64(opt + 6, &v)) {
             r.count = v;

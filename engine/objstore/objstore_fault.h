@@ -8,6 +8,7 @@
  *            list) | any
  *   prefix   key prefix the rule applies to ("" = any key)
  *   options  nth=N       act on the Nth matching call (1-based)
+ *            every=N     act on every Nth matching call
  *            count=N     act N times then retire (default: every time,
  *                        or once when nth is given)
  *            latency=MS  sleep MS before the call

@@ -6,6 +6,7 @@
 #include "support/dbtest.h"
 #include "util/misc.h"
 #include "db/manifest.h"
+#include "objstore/objstore_fault.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -493,6 +494,37 @@ static void test_crash_loses_nothing_acknowledged(void **state)
     free(uri);
 }
 
+/* A WAL write that took effect but reported a timeout, and a manifest write
+ * likewise: the retry finds its own bytes and carries on; nothing is lost
+ * and the writer is not mistaken for fenced. */
+static void test_writes_that_took_effect_despite_errors(void **state)
+{
+    (void)state;
+    char *m = tu_mem_uri("aftereffect"), *u = NULL;
+    assert_true(asprintf(&u, "fault+%s", m) > 0);
+    shale_fault *f = shale_fault_for_uri(u, NULL);
+    assert_non_null(f);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *db = NULL;
+    TU_OK(shale_open(u, &o, &db));
+    TU_OK(objstore_fault_parse(f, "put_if_absent:wal/:nth=2:timeout:after;"
+                                  "put_if_absent:manifest/:nth=1:timeout:after"));
+    for (unsigned i = 0; i < 50; i++)
+        dt_put(db, i, 1);
+    TU_OK(shale_flush_memtable(db));
+    assert_true(shale_fault_injected(f) >= 2);
+    for (unsigned i = 0; i < 50; i++)
+        dt_expect(db, i, 1);
+    TU_OK(shale_close(db));
+    TU_OK(shale_open(u, &o, &db));
+    for (unsigned i = 0; i < 50; i++)
+        dt_expect(db, i, 1);
+    TU_OK(shale_close(db));
+    free(u);
+    free(m);
+}
+
 static void test_bad_options_and_args(void **state)
 {
     (void)state;
@@ -512,16 +544,20 @@ static void test_bad_options_and_args(void **state)
 
 int main(void)
 {
-    static char mem[] = "mem", file[] = "file";
+    static char mem[] = "mem", file[] = "file", fault[] = "fault";
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_prestate(test_roundtrip_every_level, mem),
         cmocka_unit_test_prestate(test_roundtrip_every_level, file),
+        cmocka_unit_test_prestate(test_roundtrip_every_level, fault),
         cmocka_unit_test_prestate(test_scan_bounds_across_levels, mem),
         cmocka_unit_test_prestate(test_scan_bounds_across_levels, file),
+        cmocka_unit_test_prestate(test_scan_bounds_across_levels, fault),
         cmocka_unit_test_prestate(test_batch_and_snapshot, mem),
         cmocka_unit_test_prestate(test_batch_and_snapshot, file),
+        cmocka_unit_test_prestate(test_batch_and_snapshot, fault),
         cmocka_unit_test_prestate(test_fencing_two_writers, mem),
         cmocka_unit_test_prestate(test_fencing_two_writers, file),
+        cmocka_unit_test_prestate(test_fencing_two_writers, fault),
         cmocka_unit_test_prestate(test_replay_stops_at_first_missing_wal, mem),
         cmocka_unit_test_prestate(test_replay_stops_at_first_missing_wal, file),
         cmocka_unit_test_prestate(test_missing_needed_wal_is_not_found, mem),
@@ -530,7 +566,9 @@ int main(void)
         cmocka_unit_test_prestate(test_corrupt_sst_and_manifest, file),
         cmocka_unit_test_prestate(test_concurrent_durable_writers, mem),
         cmocka_unit_test_prestate(test_concurrent_durable_writers, file),
+        cmocka_unit_test_prestate(test_concurrent_durable_writers, fault),
         cmocka_unit_test(test_crash_loses_nothing_acknowledged),
+        cmocka_unit_test(test_writes_that_took_effect_despite_errors),
         cmocka_unit_test(test_bad_options_and_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

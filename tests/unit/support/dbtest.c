@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "util/misc.h"
 
 void dt_small_options(shale_options *o)
 {
@@ -20,6 +21,8 @@ void dt_small_options(shale_options *o)
     o->block_cache_bytes = 1 << 20;
     o->manifest_poll_ms = 50;
     o->store.fs_no_fsync = true;
+    o->store.retry_base_ms = 1;   /* injected transient faults retry fast */
+    o->store.retry_max_ms = 4;
 }
 
 size_t dt_key(char *buf, size_t n, unsigned i)
@@ -151,6 +154,20 @@ char *dt_store_uri(const char *backend, const char *name, char **dir)
     *dir = NULL;
     if (!strcmp(backend, "mem"))
         return tu_mem_uri(name);
+    if (!strcmp(backend, "fault")) {
+        /* mem:// behind the fault injector: every 7th call of any kind
+         * fails with a retryable error; the engine must not notice. */
+        char *m = tu_mem_uri(name), *u = NULL;
+        assert_true(asprintf(&u, "fault+%s", m) > 0);
+        free(m);
+        shale_fault *f = shale_fault_for_uri(u, NULL);
+        assert_non_null(f);
+        shale_fault_rule r = {0};
+        r.every = 7;
+        r.status = SHALE_RETRYABLE;
+        TU_OK(shale_fault_add(f, &r, NULL));
+        return u;
+    }
     *dir = tu_tmpdir(name);
     assert_non_null(*dir);
     return tu_file_uri(*dir, "db");
