@@ -104,7 +104,7 @@ demo:
 
 bench bench-quick:
 	@scripts/deps.sh bench
-	@scripts/bench.sh $@
+	@scripts/bench.sh $@ | tee build/bench.txt
 
 fuzz:
 	@scripts/deps.sh fuzz
