@@ -18,9 +18,10 @@
  *
  * The manifest commit is fenced by compactor_epoch: another compactor that
  * raised it makes this one stop.  When no SST references a parent's store
- * any more, the parent entry is dropped from the manifest (releasing the
- * clone's pin is then up to GC / checkpoint deletion on the parent).
+ * any more, the parent entry is dropped from the manifest and the pin this
+ * database held there (its final checkpoint) is deleted.
  */
+#include "db/checkpoint_int.h"
 #include "db/db_int.h"
 #include "table/sst.h"
 #include "util/misc.h"
@@ -323,6 +324,27 @@ static shale_status commit_mut(manifest *m, void *arg)
     return SHALE_OK;
 }
 
+/* After a commit dropped parents from the manifest, deletes this
+ * database's pins (final checkpoints) in those parents' stores, so their GC
+ * can reclaim what only this child used.  Best effort: a pin left behind
+ * only delays the parent's GC.  Called without mu. */
+static void release_pins(shale_db *db, const manifest *base)
+{
+    for (size_t p = 0; p < base->parent_count; p++) {
+        bool kept = false;
+        pthread_mutex_lock(&db->mu);
+        for (size_t q = 0; q < db->man->parent_count && !kept; q++)
+            kept = !strcmp(db->man->parents[q].store_uri, base->parents[p].store_uri);
+        pthread_mutex_unlock(&db->mu);
+        if (kept)
+            continue;
+        shale_objstore *s = NULL;
+        if (shale_objstore_open(base->parents[p].store_uri, &db->opts.store, &s) == SHALE_OK)
+            cp_remove(s, base->parents[p].final_checkpoint_id, true);
+        shale_objstore_close(s);
+    }
+}
+
 /* One compaction if due (or forced).  mu held on entry and exit. */
 static shale_status compact_once_locked(shale_db *db, bool force)
 {
@@ -357,6 +379,8 @@ static shale_status compact_once_locked(shale_db *db, bool force)
     if (!rc) {
         commit_ctx cc = {&c, db->my_compactor_epoch};
         rc = db_update_manifest(db, commit_mut, &cc);
+        if (!rc && c.base->parent_count)
+            release_pins(db, c.base);
     }
     if (rc) {
         /* Best effort: the output SSTs are garbage now; GC also finds them. */

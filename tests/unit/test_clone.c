@@ -4,6 +4,7 @@
  */
 #include "support/dbtest.h"
 #include "db/manifest.h"
+#include "objstore/objstore_fault.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +259,15 @@ static void test_range_clones_partition_parent(void **state)
     assert_int_equal(cm->parent_count, 0);              /* parent released */
     manifest_free(cm);
     shale_objstore_close(cs);
+    /* ... and its pin in the parent is gone; child b still holds its own. */
+    shale_checkpoint *cps = NULL;
+    size_t ncp = 0;
+    TU_OK(shale_checkpoint_list(f->parent, &f->o, &cps, &ncp));
+    unsigned pins = 0;
+    for (size_t i = 0; i < ncp; i++)
+        pins += !strncmp(cps[i].name, "clone:", 6);
+    assert_int_equal(pins, 1);
+    shale_free(cps);
     TU_OK(shale_close(p));
     dt_model_free(&m);
     dt_model_free(&ma);
@@ -388,6 +398,84 @@ static void test_uninitialized_clone_refused_then_resumed(void **state)
     shale_reader_close(r);
 }
 
+/* A clone fails at its k-th write (to the child or to the parent's pin),
+ * for every k until it gets through unharmed, both before and after the
+ * write takes effect; running the same clone again must finish it with
+ * exactly the parent's data. */
+static void test_clone_interrupted_at_every_write_resumes(void **state)
+{
+    (void)state;
+    char *pm = tu_mem_uri("ip"), *pwm = tu_mem_uri("ipw"), *parent = NULL, *pwal = NULL;
+    assert_true(asprintf(&parent, "fault+%s", pm) > 0);
+    assert_true(asprintf(&pwal, "fault+%s", pwm) > 0);
+    shale_options o;
+    dt_small_options(&o);
+    o.wal_store_uri = pwal;
+    shale_db *p = NULL;
+    TU_OK(shale_open(parent, &o, &p));
+    for (unsigned i = 0; i < 300; i++)
+        dt_put(p, i, 1);
+    TU_OK(shale_flush_memtable(p));
+    for (unsigned i = 300; i < 330; i++)
+        dt_put(p, i, 1);                       /* some data only in the WAL */
+    shale_checkpoint cp;
+    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_DURABLE, 0, NULL, &cp));
+    TU_OK(shale_close(p));
+    shale_fault *pf = shale_fault_for_uri(parent, NULL);
+    unsigned runs = 0;
+    for (int after = 0; after < 2; after++) {
+        for (int target = 0; target < 2; target++) {   /* 0: child, 1: parent */
+            for (unsigned k = 1;; k++) {
+                char *cm = tu_mem_uri("ic"), *cwm = tu_mem_uri("icw"), *child = NULL,
+                     *cwal = NULL;
+                assert_true(asprintf(&child, "fault+%s", cm) > 0);
+                assert_true(asprintf(&cwal, "fault+%s", cwm) > 0);
+                shale_fault *cf = shale_fault_for_uri(child, NULL);
+                char spec[96];
+                snprintf(spec, sizeof spec, "write::nth=%u:io%s", k, after ? ":after" : "");
+                shale_fault *f = target ? pf : cf;
+                shale_fault_clear(f);
+                TU_OK(objstore_fault_parse(f, spec));
+                uint64_t injected = shale_fault_injected(f);
+                shale_clone_spec sp = {0};
+                sp.parent_uri = parent;
+                sp.parent_wal_uri = pwal;
+                sp.parent_checkpoint_id = cp.id;
+                sp.child_uri = child;
+                sp.child_wal_uri = cwal;
+                shale_status rc = shale_clone(&sp, &o, NULL);
+                bool hit = shale_fault_injected(f) > injected;
+                shale_fault_clear(f);
+                if (rc)
+                    TU_OK(shale_clone(&sp, &o, NULL));    /* resume */
+                shale_options co;
+                dt_small_options(&co);
+                co.wal_store_uri = cwal;
+                shale_reader *r = NULL;
+                TU_OK(shale_reader_open(child, &co, NULL, &r));
+                for (unsigned i = 0; i < 330; i += 11)
+                    dt_expect_reader(r, i, 1);
+                uint64_t n = 0;
+                TU_OK(shale_reader_count(r, NULL, 0, NULL, 0, &n));
+                assert_int_equal(n, 330);
+                shale_reader_close(r);
+                free(child);
+                free(cwal);
+                free(cm);
+                free(cwm);
+                runs++;
+                if (!hit)
+                    break;   /* the clone made fewer than k writes there */
+            }
+        }
+    }
+    assert_true(runs > 8);
+    free(parent);
+    free(pwal);
+    free(pm);
+    free(pwm);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -399,6 +487,7 @@ int main(void)
         T(test_gc_after_clone_keeps_child_data),
         T(test_clone_of_clone),
         T(test_uninitialized_clone_refused_then_resumed),
+        T(test_clone_interrupted_at_every_write_resumes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
