@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# cli.sh -- the `shale` command on a file:// store: every command, exit
+# codes, usage errors, manifest show as JSON, verify catching a flipped byte.
+source "$(dirname "$0")/lib.sh"
+d=$(tmpdir); trap 'rm -rf "$d"' EXIT
+U=file://$d/db; W=file://$d/wal
+S() { "$SHALE" --wal-store "$W" "$@"; }
+check "load" S load "$U" --count 500 --value-size 50
+check "put" S put "$U" 'bin%00key' 'v%FF'
+[ "$(S get "$U" 'bin%00key')" = 'v%FF' ] && ok "get round-trips %XX escapes" || notok "get round-trips %XX escapes"
+S get "$U" nope >/dev/null 2>&1; [ $? = 1 ] && ok "get missing: exit 1" || notok "get missing: exit 1"
+check "delete" S delete "$U" key0000000003
+[ "$(S scan "$U" --count)" = 500 ] && ok "scan --count" || notok "scan --count"
+[ "$(S scan "$U" --start key0000000002 --end key0000000005 | cut -f1 | tr '\n' ' ')" = "key0000000002 key0000000004 " ] \
+  && ok "scan bounds skip the deleted key" || notok "scan bounds skip the deleted key"
+check "flush" S flush "$U"
+check "compact" S compact "$U"
+S manifest show "$U" > "$d/m.json" && node -e 'const m=JSON.parse(require("fs").readFileSync(process.argv[1]));
+  if(m.format_version!==1||!Array.isArray(m.sorted_runs)||m.sorted_runs.length!==1)process.exit(1)' "$d/m.json" \
+  && ok "manifest show is JSON with one sorted run" || notok "manifest show is JSON with one sorted run"
+out=$(S checkpoint create "$U" --scope all --name keep) && ok "checkpoint create" || notok "checkpoint create"
+id=$(echo "$out" | cut -f1)
+S checkpoint list "$U" | grep -q "$id" && ok "checkpoint list" || notok "checkpoint list"
+check "clone with a range" S clone "$U" "file://$d/child" --range key0000000100:key0000000200 --checkpoint "$id" --parent-wal "$W"
+[ "$("$SHALE" scan "file://$d/child" --count)" = 100 ] && ok "clone sees its range" || notok "clone sees its range"
+"$SHALE" manifest show "file://$d/child" | grep -q '"parents"' && ok "manifest show prints parents" \
+  || notok "manifest show prints parents"
+check "gc dry run" S gc "$U" --dry-run --min-age 0
+check "verify" S verify "$U"
+check "checkpoint delete" S checkpoint delete "$U" "$id"
+S checkpoint delete "$U" "$id" >/dev/null 2>&1; [ $? = 1 ] && ok "delete missing checkpoint: exit 1" \
+  || notok "delete missing checkpoint: exit 1"
+sst=$(node -e 'const m=JSON.parse(require("fs").readFileSync(process.argv[1]));
+  console.log(m.sorted_runs[0].ssts[0].id + ".sst")' "$d/m.json")
+node -e 'const fs=require("fs");const p=process.argv[1];const b=fs.readFileSync(p);b[Math.floor(b.length/3)]^=0x55;fs.writeFileSync(p,b)' "$d/db/compacted/$sst"
+out=$(S verify "$U" 2>&1); rc=$?
+[ $rc = 1 ] && echo "$out" | grep -q "$sst" && ok "verify names the corrupt SST" || notok "verify names the corrupt SST ($out)"
+"$SHALE" bogus >/dev/null 2>&1; [ $? = 2 ] && ok "unknown command: exit 2" || notok "unknown command: exit 2"
+"$SHALE" get >/dev/null 2>&1; [ $? = 2 ] && ok "missing arguments: exit 2" || notok "missing arguments: exit 2"
+"$SHALE" get "file://$d/nothing-here" k >/dev/null 2>&1; [ $? = 1 ] && ok "no database: exit 1" \
+  || notok "no database: exit 1"
+finish
