@@ -10,7 +10,7 @@ pkgs=(gcc make pkg-config libcurl4-openssl-dev libjansson-dev libyaml-dev libzst
       libxxhash-dev libxml2-dev libmicrohttpd-dev libcmocka-dev)
 case $purpose in
   test|demo) ;;
-  bench) pkgs+=(librocksdb-dev libleveldb-dev gnuplot nodejs npm) ;;
+  bench) pkgs+=(librocksdb-dev libleveldb-dev) ;;
   fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
 esac
 
@@ -22,7 +22,7 @@ done
 # another packaging of Node.js (whose nodejs package also ships npm).
 need_tool() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 case $purpose in
-  test|bench) need_tool node nodejs; need_tool npm npm; need_tool curl curl ;;
+  test) need_tool node nodejs; need_tool npm npm; need_tool curl curl ;;
   demo) need_tool node nodejs; need_tool curl curl ;;
 esac
 if [ ${#missing[@]} -gt 0 ]; then
@@ -33,7 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # npm tools (S3-protocol test server) live in tests/tools/node_modules.
-if [ "$purpose" = test ] || [ "$purpose" = bench ]; then
+if [ "$purpose" = test ]; then
   if [ ! -x tests/tools/node_modules/.bin/s3rver ]; then
     echo "deps: installing s3rver (npm)" >&2
     (cd tests/tools && npm install --no-audit --no-fund --silent >/dev/null)
