@@ -14,6 +14,7 @@
 #include "util/status_int.h"
 
 #include <jansson.h>
+#include <xxhash.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,6 +323,16 @@ shale_status manifest_encode(const manifest *m, char **json, size_t *len)
         json_object_set_new(o, "clone_origin", json_null());
     }
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (text) {
+        /* The checksum covers this exact encoding without itself; a reader
+         * re-encodes what it parsed and compares (checksum_of()). */
+        char hex[17];
+        snprintf(hex, sizeof hex, "%016llx",
+                 (unsigned long long)XXH3_64bits(text, strlen(text)));
+        free(text);
+        json_object_set_new(o, "checksum", json_string(hex));
+        text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    }
     json_decref(o);
     if (!text)
         return SHALE_OOM();
@@ -582,6 +593,35 @@ static bool dec_body(dec *d, json_t *o, manifest *m)
     return true;
 }
 
+/* Verifies the "checksum" field: XXH3-64 of the document re-encoded
+ * without it (the encoder is deterministic: same order, same format). */
+static bool checksum_ok(dec *d, json_t *o)
+{
+    json_t *c = json_object_get(o, "checksum");
+    if (!c)
+        return bad(d, "checksum", "is missing");
+    const char *want = json_string_value(c);
+    if (!want)
+        return bad(d, "checksum", "is not a string");
+    char keep[17];
+    snprintf(keep, sizeof keep, "%s", want);
+    json_incref(c);
+    json_object_del(o, "checksum");
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_object_set_new(o, "checksum", c);
+    if (!text) {
+        d->rc = SHALE_OOM();
+        return false;
+    }
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)XXH3_64bits(text, strlen(text)));
+    free(text);
+    if (strcmp(hex, keep))
+        return bad(d, "checksum", "does not match the content (the manifest was damaged or "
+                                  "edited by hand)");
+    return true;
+}
+
 shale_status manifest_decode(const char *name, const uint8_t *data, size_t len, manifest **out)
 {
     *out = NULL;
@@ -599,6 +639,8 @@ shale_status manifest_decode(const char *name, const uint8_t *data, size_t len, 
     uint64_t fv = 0;
     if (!json_is_object(o)) {
         bad(&d, "(root)", "is not an object");
+    } else if (!checksum_ok(&d, o)) {
+        /* reported */
     } else if (get_u64(&d, o, "format_version", "format_version", &fv)) {
         if (fv > MANIFEST_FORMAT_VERSION)
             d.rc = shale_err(SHALE_UNSUPPORTED,
