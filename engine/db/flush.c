@@ -64,23 +64,12 @@ static shale_status write_l0(shale_db *db, memtable *mem, sst_handle *h)
 {
     sst_options so = {db->opts.block_size, db->opts.compression_level,
                       db->opts.bloom_bits_per_key};
-    sst_builder *b = sst_builder_new(&so);
     kv_iter *it = memtable_iter_new(mem);
     shale_buf img = SHALE_BUF_INIT;
     sst_info info;
     memset(&info, 0, sizeof info);
-    shale_status rc = SHALE_OK;
-    if (!b || !it) {
-        rc = SHALE_OOM();
-        goto out;
-    }
-    for (kv_iter_seek_first(it); kv_iter_valid(it); kv_iter_next(it)) {
-        kv_entry e;
-        kv_iter_entry(it, &e);
-        if ((rc = sst_builder_add(b, &e)))
-            goto out;
-    }
-    if ((rc = sst_builder_finish(b, &img, &info)))
+    shale_status rc = it ? sst_build_from_iter(&so, it, &img, &info) : SHALE_OOM();
+    if (rc)
         goto out;
     ulid_new(h->id);
     char key[64];
@@ -102,7 +91,6 @@ out:
     sst_info_free(&info);
     buf_free(&img);
     kv_iter_destroy(it);
-    sst_builder_free(b);
     return rc;
 }
 

@@ -37,23 +37,11 @@ shale_status wal_encode(shale_db *db, memtable *buf, shale_buf *out)
     /* WAL SSTs are read whole at replay: no bloom filter, light compression
      * only where the options ask for it. */
     sst_options so = {db->opts.block_size, db->opts.compression_level, 0};
-    sst_builder *b = sst_builder_new(&so);
     kv_iter *it = memtable_iter_new(buf);
-    shale_status rc = SHALE_OK;
-    if (!b || !it) {
-        rc = SHALE_OOM();
-        goto out;
-    }
-    for (kv_iter_seek_first(it); kv_iter_valid(it); kv_iter_next(it)) {
-        kv_entry e;
-        kv_iter_entry(it, &e);
-        if ((rc = sst_builder_add(b, &e)))
-            goto out;
-    }
-    rc = sst_builder_finish(b, out, NULL);
-out:
+    if (!it)
+        return SHALE_OOM();
+    shale_status rc = sst_build_from_iter(&so, it, out, NULL);
     kv_iter_destroy(it);
-    sst_builder_free(b);
     return rc;
 }
 

@@ -92,7 +92,10 @@ static shale_status mem_put(shale_objstore *s, const char *key, const void *data
         return SHALE_OOM();
     }
     memmove(sp->objs + i + 1, sp->objs + i, (sp->count - i) * sizeof *sp->objs);
-    sp->objs[i] = (mem_obj){k, copy, len, now_ms()};
+    sp->objs[i].key = k;
+    sp->objs[i].data = copy;   /* owned by the space from here on */
+    sp->objs[i].len = len;
+    sp->objs[i].mtime_ms = now_ms();
     sp->count++;
     pthread_mutex_unlock(&sp->mu);
     return SHALE_OK;

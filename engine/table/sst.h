@@ -60,6 +60,11 @@ size_t sst_builder_size_estimate(const sst_builder *b);
 shale_status sst_builder_finish(sst_builder *b, shale_buf *out, sst_info *info);
 void sst_builder_free(sst_builder *b);
 
+/* Builds a whole SST from every entry of it (seek_first onward; the
+ * iterator is borrowed and must yield internal order).  info may be NULL. */
+shale_status sst_build_from_iter(const sst_options *o, kv_iter *it, shale_buf *out,
+                                 sst_info *info);
+
 typedef struct sst_reader sst_reader;
 
 /* Opens the SST stored at key in s.  size is the object size if known (from

@@ -217,3 +217,23 @@ shale_status sst_builder_finish(sst_builder *b, shale_buf *out, sst_info *info)
     buf_free(&props);
     return rc;
 }
+
+shale_status sst_build_from_iter(const sst_options *o, kv_iter *it, shale_buf *out,
+                                 sst_info *info)
+{
+    sst_builder *b = sst_builder_new(o);
+    if (!b)
+        return SHALE_OOM();
+    shale_status rc = SHALE_OK;
+    for (kv_iter_seek_first(it); kv_iter_valid(it) && !rc; kv_iter_next(it)) {
+        kv_entry e;
+        kv_iter_entry(it, &e);
+        rc = sst_builder_add(b, &e);
+    }
+    if (!rc)
+        rc = kv_iter_status(it);
+    if (!rc)
+        rc = sst_builder_finish(b, out, info);
+    sst_builder_free(b);
+    return rc;
+}
