@@ -306,9 +306,12 @@ static shale_status commit_mut(manifest *m, void *arg)
         free(nr.ssts);
         memmove(m->runs, m->runs + 1, --m->run_count * sizeof *runs);
     }
-    /* Parents no SST references any more are released. */
+    /* Parents no SST references any more are released -- but only while
+     * this database has no checkpoint: a checkpoint pins an older version
+     * that may still reference a parent's SSTs (a clone of this clone
+     * stands on it), so the pin there must stay. */
     w = 0;
-    for (size_t p = 0; p < m->parent_count; p++) {
+    for (size_t p = 0; p < m->parent_count && !m->checkpoint_count; p++) {
         bool used = false;
         for (size_t i = 0; i < m->l0_count && !used; i++)
             used = handle_in_store(&m->l0[i], m->parents[p].store_uri);
@@ -320,7 +323,8 @@ static shale_status commit_mut(manifest *m, void *arg)
         else
             free(m->parents[p].store_uri);
     }
-    m->parent_count = w;
+    if (!m->checkpoint_count)
+        m->parent_count = w;
     return SHALE_OK;
 }
 
