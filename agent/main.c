@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "source_local.h"
+#include "source_kube.h"
 #include "splitter.h"
 #include "shale.h"
 
@@ -124,6 +125,7 @@ int main(int argc, char **argv)
     so.step_timeout_s = cfg.step_seconds;
     splitter *sp = NULL;
     source_local *local = NULL;
+    source_kube *kube = NULL;
     http_server *http = NULL;
     char *token = NULL;
     int exit_code = 0;
@@ -140,6 +142,16 @@ int main(int argc, char **argv)
             rc = splitter_add_listener(sp, source_local_on_status, local);
         if (rc) {
             LOGE("local source: %s", shale_errmsg());
+            exit_code = 1;
+            goto out;
+        }
+    }
+    if (cfg.kube_enabled) {
+        rc = source_kube_new(&cfg, splitter_service(sp), &kube);
+        if (!rc)
+            rc = splitter_add_listener(sp, source_kube_on_status, kube);
+        if (rc) {
+            LOGE("kubernetes source: %s", shale_errmsg());
             exit_code = 1;
             goto out;
         }
@@ -162,6 +174,11 @@ int main(int argc, char **argv)
         exit_code = rc ? 1 : st.failed ? 1 : 0;
         if (rc)
             LOGE("%s", shale_errmsg());
+        goto out;
+    }
+    if (kube && (rc = source_kube_start(kube))) {
+        LOGE("%s", shale_errmsg());
+        exit_code = 1;
         goto out;
     }
     if (local && (rc = source_local_start(local))) {
@@ -202,6 +219,7 @@ int main(int argc, char **argv)
     LOGI("signal %d: shutting down", sig);
 out:
     http_stop(http);
+    source_kube_free(kube);
     source_local_free(local);
     splitter_free(sp);
     free(token);

@@ -22,7 +22,8 @@ done
 # another packaging of Node.js (whose nodejs package also ships npm).
 need_tool() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 case $purpose in
-  test) need_tool node nodejs; need_tool npm npm; need_tool curl curl ;;
+  test) need_tool node nodejs; need_tool npm npm; need_tool curl curl
+        need_tool openssl openssl; need_tool kubectl kubernetes-client ;;
   demo) need_tool node nodejs; need_tool curl curl ;;
 esac
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# kube_kubectl.sh -- the Kubernetes path end to end with REAL kubectl against
+# tests/kube/apiserver.js (TLS, bearer token) on 127.0.0.1, and shale-agent
+# with its Kubernetes source splitting a shard on file:// stores:
+#   kubectl apply (CRD, RBAC, a ShardSplit) -> the agent splits ->
+#   kubectl wait --for=condition=Complete -> kubectl get shows the phase.
+# Also: another shard's ShardSplit is left alone; an invalid one (overlapping
+# ranges) ends Failed with the reason; a wrong token gets 401.
+source "$(dirname "$0")/lib.sh"
+command -v kubectl >/dev/null || { notok "kubectl is installed"; finish; }
+d=$(tmpdir)
+SRV= AGENT_PID=
+trap '[ -n "$AGENT_PID" ] && kill $AGENT_PID 2>/dev/null; [ -n "$SRV" ] && kill $SRV 2>/dev/null; wait 2>/dev/null; rm -rf "$d"' EXIT
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/key.pem" -out "$d/cert.pem" -days 1 \
+  -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
+echo "t0ken-$RANDOM" > "$d/token"
+node "$ROOT/tests/kube/apiserver.js" --token-file "$d/token" --tls-dir "$d" > "$d/srv.out" 2>&1 &
+SRV=$!
+for _ in $(seq 100); do grep -q LISTENING "$d/srv.out" 2>/dev/null && break; sleep 0.05; done
+PORT=$(sed -n 's/LISTENING //p' "$d/srv.out")
+cat > "$d/kubeconfig" <<YAML
+apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster: {server: "https://127.0.0.1:$PORT", certificate-authority-data: "$(base64 -w0 "$d/cert.pem")"}
+users:
+- name: agent
+  user: {tokenFile: "$d/token"}
+- name: admin
+  user: {token: "$(cat "$d/token")"}
+contexts:
+- name: admin
+  context: {cluster: test, user: admin, namespace: shards}
+- name: agent
+  context: {cluster: test, user: agent, namespace: shards}
+current-context: admin
+YAML
+export KUBECONFIG=$d/kubeconfig KUBECACHEDIR=$d/cache
+K() { timeout 60 kubectl "$@"; }
+check "kubectl apply the CRD and RBAC" K apply -f "$ROOT/manifests/crd-shardsplit.yaml" -f "$ROOT/manifests/rbac.yaml"
+
+"$SHALE" --wal-store "file://$d/wal" load "file://$d/parent" --count 3000 >/dev/null
+sed "s/current-context: admin/current-context: agent/" "$d/kubeconfig" > "$d/agent-kubeconfig"
+cat > "$d/agent.yaml" <<YAML
+shard: orders-0
+store: {uri: "file://$d/parent", walUri: "file://$d/wal"}
+sources:
+  local: {enabled: false}
+  http: {enabled: false}
+  kubernetes: {enabled: true, kubeconfig: "$d/agent-kubeconfig", namespace: shards}
+YAML
+"$AGENT" --config "$d/agent.yaml" 2>"$d/agent.log" &
+AGENT_PID=$!
+
+cat > "$d/split.yaml" <<YAML
+apiVersion: shale.io/v1alpha1
+kind: ShardSplit
+metadata: {name: orders-0-split, labels: {shale.io/shard: orders-0}}
+spec:
+  parent: {shard: orders-0}
+  children:
+    - {name: orders-0a, store: "file://$d/a", range: {start: "", end: "key0000001000"}}
+    - {name: orders-0b, store: "file://$d/b", range: {start: "key0000001000", end: ""}}
+YAML
+cat > "$d/other.yaml" <<YAML
+apiVersion: shale.io/v1alpha1
+kind: ShardSplit
+metadata: {name: someone-else}
+spec:
+  parent: {shard: users-9}
+  children:
+    - {name: u1, store: "file://$d/u1", range: {start: "", end: "m"}}
+    - {name: u2, store: "file://$d/u2", range: {start: "m", end: ""}}
+YAML
+check "kubectl apply a ShardSplit" K apply -f "$d/split.yaml" -f "$d/other.yaml"
+if K wait --for=condition=Complete shardsplit/orders-0-split --timeout=60s >/dev/null 2>&1; then
+  ok "kubectl wait --for=condition=Complete"
+else
+  notok "kubectl wait --for=condition=Complete"; tail -5 "$d/agent.log"
+fi
+K get shardsplits > "$d/get.out" 2>&1
+grep -E '^orders-0-split +Complete +2 ' "$d/get.out" >/dev/null && ok "kubectl get shows PHASE and CHILDREN" \
+  || { notok "kubectl get shows PHASE and CHILDREN"; cat "$d/get.out"; }
+[ "$(K get ss orders-0-split -o jsonpath='{.status.observedGeneration}')" = 1 ] \
+  && ok "observedGeneration" || notok "observedGeneration"
+[ "$(K get ss orders-0-split -o jsonpath='{.status.conditions[?(@.type=="Progressing")].status}')" = False ] \
+  && ok "Progressing=False when done" || notok "Progressing=False when done"
+[ "$("$SHALE" scan "file://$d/a" --count)" = 1000 ] && [ "$("$SHALE" scan "file://$d/b" --count)" = 2000 ] \
+  && ok "children hold 1000 + 2000 keys" || notok "children hold 1000 + 2000 keys"
+[ -z "$(K get ss someone-else -o jsonpath='{.status.phase}')" ] && ok "another shard's ShardSplit untouched" \
+  || notok "another shard's ShardSplit untouched"
+sed -e 's/orders-0-split/bad-split/' -e 's/start: "key0000001000"/start: "key0000000500"/' "$d/split.yaml" > "$d/bad.yaml"
+K apply -f "$d/bad.yaml" >/dev/null
+K wait --for=condition=Failed shardsplit/bad-split --timeout=30s >/dev/null 2>&1 \
+  && ok "overlapping ranges end Failed" || notok "overlapping ranges end Failed"
+K get ss bad-split -o jsonpath='{.status.message}' | grep -q overlap && ok "Failed says why" \
+  || notok "Failed says why"
+check "kubectl delete" K delete ss orders-0-split
+curl -sk -o /dev/null -w '%{http_code}' -H "Authorization: Bearer wrong" \
+  "https://127.0.0.1:$PORT/apis/shale.io/v1alpha1/namespaces/shards/shardsplits" | grep -q 401 \
+  && ok "wrong token: 401" || notok "wrong token: 401"
+! grep -q "$(cat "$d/token")" "$d/agent.log" && ok "token never logged" || notok "token never logged"
+finish
