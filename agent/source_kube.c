@@ -37,7 +37,7 @@ struct source_kube {
     char rv[64];              /* resourceVersion to watch from */
     shale_buf line;           /* partial watch line */
     bool relist;
-    struct { char name[254]; long long gen; } gens[GEN_MAX];
+    struct { char name[254]; long long gen; bool deleting; char phase[16]; } gens[GEN_MAX];
     int ngens;
 };
 
@@ -278,7 +278,9 @@ static CURLcode request(source_kube *k, const char *method, const char *path,
 
 /* ---- objects -> requests ------------------------------------------------- */
 
-static void set_gen(source_kube *k, const char *name, long long gen)
+#define FINALIZER "shale.io/split"
+
+static void set_gen(source_kube *k, const char *name, long long gen, bool deleting)
 {
     pthread_mutex_lock(&k->mu);
     int i = 0;
@@ -289,8 +291,34 @@ static void set_gen(source_kube *k, const char *name, long long gen)
     if (i < GEN_MAX) {
         snprintf(k->gens[i].name, sizeof k->gens[i].name, "%s", name);
         k->gens[i].gen = gen;
+        k->gens[i].deleting = deleting;
     }
     pthread_mutex_unlock(&k->mu);
+}
+
+static bool is_deleting(source_kube *k, const char *name)
+{
+    bool d = false;
+    pthread_mutex_lock(&k->mu);
+    for (int i = 0; i < k->ngens; i++)
+        if (!strcmp(k->gens[i].name, name))
+            d = k->gens[i].deleting;
+    pthread_mutex_unlock(&k->mu);
+    return d;
+}
+
+/* Records the phase last reported; true if it changed (an event is due). */
+static bool phase_changed(source_kube *k, const char *name, const char *phase)
+{
+    bool changed = true;
+    pthread_mutex_lock(&k->mu);
+    for (int i = 0; i < k->ngens; i++)
+        if (!strcmp(k->gens[i].name, name)) {
+            changed = strcmp(k->gens[i].phase, phase) != 0;
+            snprintf(k->gens[i].phase, sizeof k->gens[i].phase, "%s", phase);
+        }
+    pthread_mutex_unlock(&k->mu);
+    return changed;
 }
 
 static long long get_gen(source_kube *k, const char *name)
@@ -306,6 +334,66 @@ static long long get_gen(source_kube *k, const char *name)
 
 static void patch_failed(source_kube *k, const char *name, const char *reason, const char *msg);
 
+static bool has_finalizer(json_t *md)
+{
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(md, "finalizers"), i, f)
+        if (json_string_value(f) && !strcmp(json_string_value(f), FINALIZER))
+            return true;
+    return false;
+}
+
+/* Adds or removes this agent's finalizer: read, edit the list, patch with
+ * the resourceVersion read (a 409 retries on a fresh read). */
+static void set_finalizer(source_kube *k, const char *name, bool add)
+{
+    char path[600];
+    snprintf(path, sizeof path, "/apis/shale.io/v1alpha1/namespaces/%s/shardsplits/%s", k->ns,
+             name);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        resp r = {0, SHALE_BUF_INIT, k, false};
+        CURLcode cc = request(k, "GET", path, NULL, NULL, &r, 30);
+        json_error_t err;
+        json_t *o = cc == CURLE_OK && r.status == 200
+                        ? json_loadb((const char *)r.body.data, r.body.len, 0, &err)
+                        : NULL;
+        buf_free(&r.body);
+        if (!o)
+            return;   /* gone, or unreachable: the next event retries */
+        json_t *md = json_object_get(o, "metadata");
+        if (has_finalizer(md) == add) {
+            json_decref(o);
+            return;
+        }
+        json_t *list = json_array(), *f;
+        size_t i;
+        json_array_foreach(json_object_get(md, "finalizers"), i, f)
+            if (!json_string_value(f) || strcmp(json_string_value(f), FINALIZER))
+                json_array_append(list, f);
+        if (add)
+            json_array_append_new(list, json_string(FINALIZER));
+        json_t *p = json_pack("{s:{s:o, s:O}}", "metadata", "finalizers", list, "resourceVersion",
+                              json_object_get(md, "resourceVersion"));
+        char *body = p ? json_dumps(p, JSON_COMPACT) : NULL;
+        json_decref(p);
+        json_decref(o);
+        resp w = {0, SHALE_BUF_INIT, k, false};
+        cc = body ? request(k, "PATCH", path, body, "application/merge-patch+json", &w, 30)
+                  : CURLE_OUT_OF_MEMORY;
+        free(body);
+        buf_free(&w.body);
+        if (cc == CURLE_OK && w.status != 409)
+            return;
+    }
+}
+
+static bool terminal(const char *phase)
+{
+    return phase && (!strcmp(phase, "Complete") || !strcmp(phase, "Failed") ||
+                     !strcmp(phase, "Aborted"));
+}
+
 static void handle_object(source_kube *k, json_t *o)
 {
     json_t *md = json_object_get(o, "metadata"), *spec = json_object_get(o, "spec");
@@ -313,8 +401,8 @@ static void handle_object(source_kube *k, json_t *o)
     json_t *parent = json_object_get(spec, "parent");
     if (!name || !spec || !jstr(parent, "shard") || strcmp(jstr(parent, "shard"), k->shard))
         return;   /* another shard's request */
-    set_gen(k, name, (long long)json_integer_value(json_object_get(md, "generation")));
     bool deleting = json_object_get(md, "deletionTimestamp") != NULL;
+    set_gen(k, name, (long long)json_integer_value(json_object_get(md, "generation")), deleting);
     json_t *rq = json_pack("{s:s, s:O, s:O}", "name", name, "parent", parent, "children",
                            json_object_get(spec, "children") ?: json_null());
     if (json_object_get(spec, "dryRun"))
@@ -342,11 +430,26 @@ static void handle_object(source_kube *k, json_t *o)
             patch_failed(k, name, "Conflict", shale_errmsg());
         free(existing);
     } else if (!rc && (deleting || json_is_true(json_object_get(spec, "abort")))) {
-        if (k->svc->ops->abort(k->svc, name, &st))
+        /* Deleting mid-split: abort before the WAL wipe, else let it finish;
+         * the finalizer goes once the split is over. */
+        char *cur = NULL;
+        json_t *cs = NULL;
+        json_error_t err;
+        if (k->svc->ops->get(k->svc, name, &cur) == SHALE_OK)
+            cs = json_loads(cur, 0, &err);
+        free(cur);
+        bool over = cs && terminal(json_string_value(json_object_get(cs, "phase")));
+        json_decref(cs);
+        if (!over && k->svc->ops->abort(k->svc, name, &st))
             LOGW("%s: abort refused: %s", origin, shale_errmsg());
         free(st);
-    } else if (!rc && created) {
-        LOGI("accepted split %s from %s", name, origin);
+        if (deleting && (over || !cs))
+            set_finalizer(k, name, false);
+    } else if (!rc) {
+        if (created)
+            LOGI("accepted split %s from %s", name, origin);
+        if (!has_finalizer(md))
+            set_finalizer(k, name, true);
     }
     split_request_free(r);
 }
@@ -428,6 +531,38 @@ static void patch_failed(source_kube *k, const char *name, const char *reason, c
     json_decref(st);
 }
 
+/* An events.k8s.io/v1 Event for a phase change of a ShardSplit. */
+static void post_event(source_kube *k, const char *name, const char *phase, const char *reason,
+                       const char *msg, bool warning)
+{
+    char now[40], ev_name[400], path[300];
+    journal_now(now, sizeof now);
+    char stamp[48];
+    snprintf(stamp, sizeof stamp, "%.23s000Z", now);   /* MicroTime */
+    uint32_t r;
+    random_bytes(&r, sizeof r);
+    snprintf(ev_name, sizeof ev_name, "%s.%08x", name, r);
+    json_t *e = json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:s, s:s, s:s, "
+                          "s:{s:s, s:s, s:s, s:s}}",
+                          "apiVersion", "events.k8s.io/v1", "kind", "Event", "metadata", "name",
+                          ev_name, "namespace", k->ns, "eventTime", stamp,
+                          "reportingController", "shale.io/shale-agent", "reportingInstance",
+                          k->shard, "action", phase, "reason",
+                          reason && *reason ? reason : phase, "note", msg ? msg : "", "type",
+                          warning ? "Warning" : "Normal", "regarding", "apiVersion",
+                          "shale.io/v1alpha1", "kind", "ShardSplit", "name", name, "namespace",
+                          k->ns);
+    char *body = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    json_decref(e);
+    snprintf(path, sizeof path, "/apis/events.k8s.io/v1/namespaces/%s/events", k->ns);
+    resp w = {0, SHALE_BUF_INIT, k, false};
+    if (body && (request(k, "POST", path, body, "application/json", &w, 10) != CURLE_OK ||
+                 w.status >= 300))
+        LOGW("could not post an event for %s (HTTP %ld)", name, w.status);
+    buf_free(&w.body);
+    free(body);
+}
+
 void source_kube_on_status(void *ctx, const char *name, const char *status_json)
 {
     source_kube *k = ctx;
@@ -468,6 +603,10 @@ void source_kube_on_status(void *ctx, const char *name, const char *status_json)
     if (patch_status(k, name, st))
         LOGW("%s", shale_errmsg());
     json_decref(st);
+    if (phase_changed(k, name, phase))
+        post_event(k, name, phase, reason, msg, !strcmp(phase, "Failed"));
+    if (done && is_deleting(k, name))
+        set_finalizer(k, name, false);
     json_decref(s);
 }
 

@@ -60,7 +60,11 @@ diff <(sed -n '/^rules:/,$p' "$CH/templates/role.yaml") \
      <(awk '/^kind: Role$/{f=1} /^---/{f=0} f' "$ROOT/manifests/rbac.yaml" | sed -n '/^rules:/,$p') >/dev/null \
   && ok "chart Role = manifests/rbac.yaml Role" || notok "chart Role = manifests/rbac.yaml Role"
 # The verbs the agent's code uses are all granted (and nothing beyond them).
+# The verbs the agent's code uses (GET = get/list/watch, PATCH = object and
+# status, POST = events only) are all granted, and it uses no other.
 grep -q '"PATCH", path' "$ROOT/agent/source_kube.c" && grep -q 'request(k, "GET"' "$ROOT/agent/source_kube.c" \
-  && ! grep -qE 'request\(k, "(POST|PUT|DELETE)"' "$ROOT/agent/source_kube.c" \
-  && ok "agent calls only GET (list/watch) and PATCH (status)" || notok "agent calls only GET and PATCH"
+  && ! grep -qE 'request\(k, "(PUT|DELETE)"' "$ROOT/agent/source_kube.c" \
+  && [ "$(grep -cE 'request\(k, "POST"' "$ROOT/agent/source_kube.c")" = 1 ] \
+  && grep -B3 'request(k, "POST"' "$ROOT/agent/source_kube.c" | grep -q 'events' \
+  && ok "agent calls only GET, PATCH, and POST for events" || notok "agent calls only GET, PATCH, and POST for events"
 finish

@@ -96,7 +96,13 @@ K wait --for=condition=Failed shardsplit/bad-split --timeout=30s >/dev/null 2>&1
   && ok "overlapping ranges end Failed" || notok "overlapping ranges end Failed"
 K get ss bad-split -o jsonpath='{.status.message}' | grep -q overlap && ok "Failed says why" \
   || notok "Failed says why"
-check "kubectl delete" K delete ss orders-0-split
+K get ss orders-0-split -o jsonpath='{.metadata.finalizers}' | grep -q 'shale.io/split' \
+  && ok "the agent holds a finalizer" || notok "the agent holds a finalizer"
+K get events.events.k8s.io -o jsonpath='{range .items[*]}{.regarding.name}/{.action} {end}' > "$d/ev.out" 2>&1
+grep -q 'orders-0-split/Complete' "$d/ev.out" && grep -q 'orders-0-split/Accepted' "$d/ev.out" \
+  && ok "events for the split's phases" || { notok "events for the split's phases"; cat "$d/ev.out"; }
+check "kubectl delete (the agent releases its finalizer)" K delete ss orders-0-split --timeout=30s
+K get ss orders-0-split >/dev/null 2>&1 && notok "deleted object gone" || ok "deleted object gone"
 curl -sk -o /dev/null -w '%{http_code}' -H "Authorization: Bearer wrong" \
   "https://127.0.0.1:$PORT/apis/shale.io/v1alpha1/namespaces/shards/shardsplits" | grep -q 401 \
   && ok "wrong token: 401" || notok "wrong token: 401"
