@@ -228,6 +228,8 @@ static bool name_ok(const char *s)
 
 static bool uri_ok(const char *u)
 {
+    if (!strncmp(u, "fault+", 6))   /* a test store behind the fault injector */
+        u += 6;
     return !strncmp(u, "file:///", 8) || (!strncmp(u, "s3://", 5) && u[5]) ||
            (!strncmp(u, "mem://", 6) && u[6]);
 }
