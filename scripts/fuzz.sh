@@ -18,8 +18,11 @@ total=0
 for src in tests/fuzz/fuzz_*.c; do
   name=$(basename "$src" .c); name=${name#fuzz_}
   clang $flags -o "$out/fuzz_$name" "$src" $libs
-  mkdir -p "tests/fuzz/corpus/$name" "tests/fuzz/crashes/$name"
+  # New inputs go to the first corpus directory: a working copy under
+  # build-fuzz/, so the committed corpus changes only when someone copies a
+  # crash (or a good input) into it on purpose.
+  mkdir -p "tests/fuzz/corpus/$name" "tests/fuzz/crashes/$name" "$out/corpus/$name"
   echo "== fuzz $name for ${secs}s"
   "$out/fuzz_$name" -max_total_time="$secs" -artifact_prefix="tests/fuzz/crashes/$name/" \
-    "tests/fuzz/corpus/$name" 2>&1 | tail -3
+    "$out/corpus/$name" "tests/fuzz/corpus/$name" 2>&1 | tail -3
 done
