@@ -333,6 +333,9 @@ static long long get_gen(source_kube *k, const char *name)
 }
 
 static void patch_failed(source_kube *k, const char *name, const char *reason, const char *msg);
+static void post_event(source_kube *k, const char *name, const char *phase, const char *reason,
+                       const char *msg, bool warning);
+static shale_status patch_status(source_kube *k, const char *name, json_t *status);
 
 static bool has_finalizer(json_t *md)
 {
@@ -402,7 +405,9 @@ static void handle_object(source_kube *k, json_t *o)
     if (!name || !spec || !jstr(parent, "shard") || strcmp(jstr(parent, "shard"), k->shard))
         return;   /* another shard's request */
     bool deleting = json_object_get(md, "deletionTimestamp") != NULL;
-    set_gen(k, name, (long long)json_integer_value(json_object_get(md, "generation")), deleting);
+    long long gen = (long long)json_integer_value(json_object_get(md, "generation"));
+    bool new_gen = get_gen(k, name) != gen;   /* status writes do not bump it */
+    set_gen(k, name, gen, deleting);
     json_t *rq = json_pack("{s:s, s:O, s:O}", "name", name, "parent", parent, "children",
                            json_object_get(spec, "children") ?: json_null());
     if (json_object_get(spec, "dryRun"))
@@ -421,13 +426,28 @@ static void handle_object(source_kube *k, json_t *o)
     free(st);
     st = NULL;
     if (rc == SHALE_INVALID_ARGUMENT) {
-        patch_failed(k, name, "InvalidRequest", shale_errmsg());
+        /* Reported once per generation: our own status write comes back
+         * as a MODIFIED event with the same generation. */
+        if (new_gen)
+            patch_failed(k, name, "InvalidRequest", shale_errmsg());
     } else if (rc == SHALE_CONFLICT) {
         char *existing = NULL;
-        if (k->svc->ops->get(k->svc, name, &existing) == SHALE_OK)
-            LOGW("%s: %s", origin, shale_errmsg());   /* an edited spec: keep its split */
-        else
-            patch_failed(k, name, "Conflict", shale_errmsg());
+        if (k->svc->ops->get(k->svc, name, &existing) != SHALE_OK) {
+            if (new_gen)
+                patch_failed(k, name, "Conflict", shale_errmsg());
+        } else if (new_gen) {
+            /* An edited spec: the accepted request stands.  Say that the
+             * new generation was seen, and why nothing changed. */
+            LOGW("%s: %s", origin, shale_errmsg());
+            json_t *st = json_pack("{s:I}", "observedGeneration",
+                                   (json_int_t)get_gen(k, name));
+            if (st)
+                patch_status(k, name, st);
+            json_decref(st);
+            post_event(k, name, "SpecChangeIgnored", "SpecChangeIgnored",
+                       "the spec changed after the split was accepted; the accepted request "
+                       "stands", true);
+        }
         free(existing);
     } else if (!rc && (deleting || json_is_true(json_object_get(spec, "abort")))) {
         /* Deleting mid-split: abort before the WAL wipe, else let it finish;

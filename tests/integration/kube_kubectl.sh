@@ -9,8 +9,8 @@
 source "$(dirname "$0")/lib.sh"
 command -v kubectl >/dev/null || { notok "kubectl is installed"; finish; }
 d=$(tmpdir)
-SRV= AGENT_PID=
-trap '[ -n "$AGENT_PID" ] && kill $AGENT_PID 2>/dev/null; [ -n "$SRV" ] && kill $SRV 2>/dev/null; wait 2>/dev/null; rm -rf "$d"' EXIT
+SRV= AGENT_PID= AGENT2_PID=
+trap '[ -n "$AGENT_PID" ] && kill $AGENT_PID 2>/dev/null; [ -n "$AGENT2_PID" ] && kill $AGENT2_PID 2>/dev/null; [ -n "$SRV" ] && kill $SRV 2>/dev/null; wait 2>/dev/null; rm -rf "$d"' EXIT
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/key.pem" -out "$d/cert.pem" -days 1 \
   -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
 echo "t0ken-$RANDOM" > "$d/token"
@@ -101,6 +101,55 @@ K get ss orders-0-split -o jsonpath='{.metadata.finalizers}' | grep -q 'shale.io
 K get events.events.k8s.io -o jsonpath='{range .items[*]}{.regarding.name}/{.action} {end}' > "$d/ev.out" 2>&1
 grep -q 'orders-0-split/Complete' "$d/ev.out" && grep -q 'orders-0-split/Accepted' "$d/ev.out" \
   && ok "events for the split's phases" || { notok "events for the split's phases"; cat "$d/ev.out"; }
+# A spec edit after acceptance: observedGeneration follows, the split stands.
+K patch ss orders-0-split --type=merge -p '{"spec":{"dryRun":true}}' >/dev/null
+for _ in $(seq 100); do
+  [ "$(K get ss orders-0-split -o jsonpath='{.status.observedGeneration}')" = 2 ] && break; sleep 0.1
+done
+[ "$(K get ss orders-0-split -o jsonpath='{.status.observedGeneration}')" = 2 ] \
+  && [ "$(K get ss orders-0-split -o jsonpath='{.status.phase}')" = Complete ] \
+  && ok "spec edit: observedGeneration 2, phase still Complete" || notok "spec edit: observedGeneration 2, phase still Complete"
+
+# API faults while the agent watches: dropped streams, 410 Gone, 429 and 500
+# answers, slow answers; then a token rotation.  A new split must still
+# complete exactly once.
+fault() { curl -sk -X POST --data "$1" "https://127.0.0.1:$PORT/__test/faults" >/dev/null; }
+fault '{"dropWatches": true, "gone": 2, "status429": 3, "status500": 3, "delayMs": 20}'
+fault '{"dropWatches": true}'
+old=$(cat "$d/token"); echo "rotated-$RANDOM" > "$d/token.new"; mv "$d/token.new" "$d/token"
+sed -i "s/token: \"$old\"/token: \"$(cat "$d/token")\"/" "$d/kubeconfig"
+"$SHALE" --wal-store "file://$d/wal2" load "file://$d/parent2" --count 500 >/dev/null
+fault '{"delayMs": 0}'
+curl -sk -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $old" \
+  "https://127.0.0.1:$PORT/apis/shale.io/v1alpha1/namespaces/shards/shardsplits" | grep -q 401 \
+  && ok "the old token is refused after rotation" || notok "the old token is refused after rotation"
+sed -e 's/orders-0-split/again-split/' -e "s#file://$d/a\"#file://$d/a2\"#" -e "s#file://$d/b\"#file://$d/b2\"#" \
+  "$d/split.yaml" > "$d/again.yaml"
+check "apply after faults and rotation" K apply -f "$d/again.yaml"
+fault '{"dropWatches": true, "status500": 2}'
+K wait --for=condition=Complete shardsplit/again-split --timeout=90s >/dev/null 2>&1 \
+  && ok "split completes through API faults and a token rotation" \
+  || { notok "split completes through API faults and a token rotation"; tail -5 "$d/agent.log"; }
+[ "$(K get ss again-split -o jsonpath='{.status.children[1].keyCount}')" = 2000 ] \
+  && ok "and exactly once (journaled)" || notok "and exactly once (journaled)"
+
+# A second agent for another shard handles only its own ShardSplit.
+cat > "$d/agent2.yaml" <<YAML
+shard: users-9
+store: {uri: "file://$d/parent2", walUri: "file://$d/wal2"}
+sources:
+  local: {enabled: false}
+  http: {enabled: false}
+  kubernetes: {enabled: true, kubeconfig: "$d/agent-kubeconfig", namespace: shards}
+YAML
+"$AGENT" --config "$d/agent2.yaml" 2>"$d/agent2.log" &
+AGENT2_PID=$!
+K wait --for=condition=Complete shardsplit/someone-else --timeout=60s >/dev/null 2>&1 \
+  && ok "a second agent splits its own shard's request" || notok "a second agent splits its own shard's request"
+grep -q 'orders-0' "$d/agent2.log" && notok "the second agent left orders-0 alone" \
+  || ok "the second agent left orders-0 alone"
+kill $AGENT2_PID; wait $AGENT2_PID 2>/dev/null
+
 check "kubectl delete (the agent releases its finalizer)" K delete ss orders-0-split --timeout=30s
 K get ss orders-0-split >/dev/null 2>&1 && notok "deleted object gone" || ok "deleted object gone"
 curl -sk -o /dev/null -w '%{http_code}' -H "Authorization: Bearer wrong" \

@@ -37,6 +37,11 @@ const store = new Map();      // "gv/resource/ns/name" -> object
 let rv = 1;
 const history = [];           // {rv, key, type, object}
 const watchers = new Set();   // {gv, resource, ns, match(obj), res}
+// Injected API faults (POST /__test/faults, unauthenticated, test-only):
+// {"dropWatches": true} ends every open watch now; {"gone": N} answers the
+// next N watch requests with 410 Gone; {"status429": N}, {"status500": N}
+// answer the next N API requests so; {"delayMs": M} delays every answer.
+const faults = { gone: 0, status429: 0, status500: 0, delayMs: 0 };
 
 function status(res, code, reason, message) {
   res.writeHead(code, { 'Content-Type': 'application/json' });
@@ -116,6 +121,16 @@ function handle(req, res, body) {
   if (p === '/version') return send(res, 200, { major: '1', minor: '32', gitVersion: 'v1.32.4', platform: 'linux/amd64' });
   if (p === '/healthz' || p === '/readyz') { res.writeHead(200); return res.end('ok'); }
   if (p === '/__test/dump') return send(res, 200, [...store.values()]);
+  if (p === '/__test/faults' && req.method === 'POST') {
+    const f = JSON.parse(body || '{}');
+    if (f.dropWatches) for (const w of watchers) w.res.end();
+    for (const k of ['gone', 'status429', 'status500', 'delayMs']) if (k in f) faults[k] = f[k];
+    return send(res, 200, faults);
+  }
+  if (p.startsWith('/apis/') || p.startsWith('/api/')) {
+    if (faults.status429 > 0) { faults.status429--; res.setHeader('Retry-After', '1'); return status(res, 429, 'TooManyRequests', 'injected throttling'); }
+    if (faults.status500 > 0) { faults.status500--; return status(res, 500, 'InternalError', 'injected failure'); }
+  }
   const token = tokenFile ? fs.readFileSync(tokenFile, 'utf8').trim() : null;
   if (token && req.headers['authorization'] !== `Bearer ${token}`)
     return status(res, 401, 'Unauthorized', 'Unauthorized');
@@ -152,6 +167,7 @@ function handle(req, res, body) {
       .map(([, o]) => o).filter(o => labelMatch(q.get('labelSelector'), o) && fieldMatch(q.get('fieldSelector'), o));
     if (req.method === 'GET' && (q.get('watch') === '1' || q.get('watch') === 'true')) {
       const from = +(q.get('resourceVersion') || 0);
+      if (faults.gone > 0) { faults.gone--; return status(res, 410, 'Expired', 'injected: too old resource version'); }
       if (from && history.length && from < history[0].rv - 1 && from < rv)
         return status(res, 410, 'Expired', `too old resource version: ${from}`);
       res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
@@ -241,7 +257,11 @@ const serve = (req, res) => {
   const chunks = [];
   req.on('data', c => chunks.push(c));
   req.on('end', () => {
-    try { handle(req, res, Buffer.concat(chunks).toString()); }
+    try {
+      const b = Buffer.concat(chunks).toString();
+      if (faults.delayMs && !req.url.startsWith('/__test')) setTimeout(() => handle(req, res, b), faults.delayMs);
+      else handle(req, res, b);
+    }
     catch (e) { status(res, 500, 'InternalError', String(e && e.stack || e)); }
   });
 };
