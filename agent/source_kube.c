@@ -27,6 +27,7 @@ struct source_kube {
     char *token;              /* static token, or */
     char *token_file;         /* re-read before each request */
     shale_buf ca;             /* CA PEM (empty: system CAs) */
+    shale_buf cert, key;      /* client certificate and key PEM (optional) */
     bool insecure;
     split_service *svc;
     pthread_t thread;
@@ -149,6 +150,28 @@ static shale_status load_kubeconfig(source_kube *k, const char *path)
         k->token = xstrdup(jstr(us, "token"));
     else if (us && jstr(us, "tokenFile"))
         k->token_file = xstrdup(jstr(us, "tokenFile"));
+    /* Client certificate authentication (data inline or as files). */
+    static const char *const names[2][2] = {{"client-certificate-data", "client-certificate"},
+                                            {"client-key-data", "client-key"}};
+    for (int i = 0; i < 2 && !rc && us; i++) {
+        shale_buf *dst = i ? &k->key : &k->cert;
+        if (jstr(us, names[i][0])) {
+            if (!b64decode(jstr(us, names[i][0]), dst))
+                rc = shale_err(SHALE_INVALID_ARGUMENT, "kubeconfig %s: bad %s", path,
+                               names[i][0]);
+        } else if (jstr(us, names[i][1])) {
+            char *pem = read_text(jstr(us, names[i][1]), 1u << 20);
+            if (!pem)
+                rc = shale_err(SHALE_NOT_FOUND, "kubeconfig %s: cannot read %s", path,
+                               jstr(us, names[i][1]));
+            else
+                buf_append(dst, pem, strlen(pem));
+            free(pem);
+        }
+    }
+    if (!rc && (k->cert.len > 0) != (k->key.len > 0))
+        rc = shale_err(SHALE_INVALID_ARGUMENT, "kubeconfig %s: a client certificate needs "
+                                               "its key (and the other way round)", path);
     json_decref(j);
     return rc;
 }
@@ -259,6 +282,14 @@ static CURLcode request(source_kube *k, const char *method, const char *path,
     if (k->ca.len) {
         struct curl_blob blob = {k->ca.data, k->ca.len, CURL_BLOB_COPY};
         curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+    }
+    if (k->cert.len) {
+        struct curl_blob c = {k->cert.data, k->cert.len, CURL_BLOB_COPY};
+        struct curl_blob kb = {k->key.data, k->key.len, CURL_BLOB_COPY};
+        curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &c);
+        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+        curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
+        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
     }
     if (k->insecure) {
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
@@ -421,8 +452,21 @@ static void handle_object(source_kube *k, json_t *o)
     free(text);
     char *st = NULL;
     bool created = false;
+    /* The finalizer goes on before the split can start, so that a delete
+     * can never outrun it. */
+    bool added = false;
+    if (!rc && !deleting && !has_finalizer(md)) {
+        set_finalizer(k, name, true);
+        added = true;
+    }
     if (!rc && !deleting)
         rc = k->svc->ops->submit(k->svc, r, &created, &st);
+    if (added && (rc == SHALE_INVALID_ARGUMENT || rc == SHALE_CONFLICT)) {
+        char *existing = NULL;
+        if (k->svc->ops->get(k->svc, name, &existing) != SHALE_OK)
+            set_finalizer(k, name, false);   /* refused: nothing to guard */
+        free(existing);
+    }
     free(st);
     st = NULL;
     if (rc == SHALE_INVALID_ARGUMENT) {
@@ -465,11 +509,8 @@ static void handle_object(source_kube *k, json_t *o)
         free(st);
         if (deleting && (over || !cs))
             set_finalizer(k, name, false);
-    } else if (!rc) {
-        if (created)
-            LOGI("accepted split %s from %s", name, origin);
-        if (!has_finalizer(md))
-            set_finalizer(k, name, true);
+    } else if (!rc && created) {
+        LOGI("accepted split %s from %s", name, origin);
     }
     split_request_free(r);
 }
@@ -791,6 +832,9 @@ void source_kube_free(source_kube *k)
     free(k->token);
     free(k->token_file);
     buf_free(&k->ca);
+    memset(k->key.data ? k->key.data : (uint8_t *)"", 0, k->key.len);   /* wipe the key */
+    buf_free(&k->key);
+    buf_free(&k->cert);
     buf_free(&k->line);
     pthread_mutex_destroy(&k->mu);
     pthread_cond_destroy(&k->cv);

@@ -325,6 +325,32 @@ static bool handle_may_hold(const sst_handle *h, const uint8_t *key, size_t klen
            kv_key_cmp(key, klen, h->last_key, h->last_klen) <= 0;
 }
 
+static pthread_key_t g_scratch_key;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+    buf_free(p);
+    free(p);
+}
+
+static void scratch_init(void)
+{
+    pthread_key_create(&g_scratch_key, scratch_free);
+}
+
+/* This thread's scratch buffer, or NULL if none can be made. */
+static shale_buf *thread_scratch(void)
+{
+    pthread_once(&g_scratch_once, scratch_init);
+    shale_buf *b = pthread_getspecific(g_scratch_key);
+    if (!b && (b = calloc(1, sizeof *b)) && pthread_setspecific(g_scratch_key, b)) {
+        free(b);
+        b = NULL;
+    }
+    return b;
+}
+
 /* Looks key up in one SST.  *found set when an entry (put or delete) is. */
 static shale_status sst_lookup(db_view *v, const sst_handle *h, const uint8_t *key,
                                size_t klen, uint64_t max_seq, bool *found, void **val,
@@ -338,11 +364,12 @@ static shale_status sst_lookup(db_view *v, const sst_handle *h, const uint8_t *k
         sst_reader_unref(r);
         return SHALE_OK;
     }
-    /* One scratch buffer per thread, kept between lookups: a point read
-     * then allocates only the value it returns. */
-    static _Thread_local shale_buf scratch;
+    /* One scratch buffer per thread, kept between lookups (freed when the
+     * thread exits): a point read then allocates only the value it returns. */
+    shale_buf local = SHALE_BUF_INIT, *sb = thread_scratch();
+    shale_buf *scratchp = sb ? sb : &local;
     kv_entry e;
-    rc = sst_reader_get(r, key, klen, max_seq, &e, &scratch);
+    rc = sst_reader_get(r, key, klen, max_seq, &e, scratchp);
     if (rc == SHALE_NOT_FOUND) {
         rc = SHALE_OK;
     } else if (rc == SHALE_OK) {
@@ -361,8 +388,8 @@ static shale_status sst_lookup(db_view *v, const sst_handle *h, const uint8_t *k
             rc = SHALE_NOT_FOUND;
         }
     }
-    if (scratch.cap > (1u << 20))
-        buf_free(&scratch);   /* do not pin a large value's memory */
+    if (scratchp->cap > (1u << 20) || scratchp == &local)
+        buf_free(scratchp);   /* do not pin a large value's memory */
     sst_reader_unref(r);
     return rc;
 }

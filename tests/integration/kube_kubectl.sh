@@ -14,7 +14,11 @@ trap '[ -n "$AGENT_PID" ] && kill $AGENT_PID 2>/dev/null; [ -n "$AGENT2_PID" ] &
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/key.pem" -out "$d/cert.pem" -days 1 \
   -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
 echo "t0ken-$RANDOM" > "$d/token"
-node "$ROOT/tests/kube/apiserver.js" --token-file "$d/token" --tls-dir "$d" > "$d/srv.out" 2>&1 &
+# A client CA and a client certificate for certificate authentication.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.pem" -days 1 -subj "/CN=test-ca" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout "$d/client.key" -out "$d/client.csr" -subj "/CN=shale-agent" 2>/dev/null
+openssl x509 -req -in "$d/client.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -out "$d/client.pem" -days 1 2>/dev/null
+node "$ROOT/tests/kube/apiserver.js" --token-file "$d/token" --tls-dir "$d" --client-ca "$d/ca.pem" > "$d/srv.out" 2>&1 &
 SRV=$!
 for _ in $(seq 100); do grep -q LISTENING "$d/srv.out" 2>/dev/null && break; sleep 0.05; done
 PORT=$(sed -n 's/LISTENING //p' "$d/srv.out")
@@ -29,11 +33,15 @@ users:
   user: {tokenFile: "$d/token"}
 - name: admin
   user: {token: "$(cat "$d/token")"}
+- name: certuser
+  user: {client-certificate-data: "$(base64 -w0 "$d/client.pem")", client-key-data: "$(base64 -w0 "$d/client.key")"}
 contexts:
 - name: admin
   context: {cluster: test, user: admin, namespace: shards}
 - name: agent
   context: {cluster: test, user: agent, namespace: shards}
+- name: cert
+  context: {cluster: test, user: certuser, namespace: shards}
 current-context: admin
 YAML
 export KUBECONFIG=$d/kubeconfig KUBECACHEDIR=$d/cache
@@ -148,14 +156,16 @@ K wait --for=condition=Complete shardsplit/again-split --timeout=90s >/dev/null 
 [ "$(K get ss again-split -o jsonpath='{.status.children[1].keyCount}')" = 2000 ] \
   && ok "and exactly once (journaled)" || notok "and exactly once (journaled)"
 
-# A second agent for another shard handles only its own ShardSplit.
+# A second agent for another shard handles only its own ShardSplit; it
+# authenticates with a client certificate instead of a token.
+sed "s/current-context: admin/current-context: cert/" "$d/kubeconfig" > "$d/cert-kubeconfig"
 cat > "$d/agent2.yaml" <<YAML
 shard: users-9
 store: {uri: "file://$d/parent2", walUri: "file://$d/wal2"}
 sources:
   local: {enabled: false}
   http: {enabled: false}
-  kubernetes: {enabled: true, kubeconfig: "$d/agent-kubeconfig", namespace: shards}
+  kubernetes: {enabled: true, kubeconfig: "$d/cert-kubeconfig", namespace: shards}
 YAML
 "$AGENT" --config "$d/agent2.yaml" 2>"$d/agent2.log" &
 AGENT2_PID=$!
@@ -164,6 +174,63 @@ K wait --for=condition=Complete shardsplit/someone-else --timeout=60s >/dev/null
 grep -q 'orders-0' "$d/agent2.log" && notok "the second agent left orders-0 alone" \
   || ok "the second agent left orders-0 alone"
 kill $AGENT2_PID; wait $AGENT2_PID 2>/dev/null
+
+# JSON patch, and a server-side dry run of the rendered Helm chart.
+K patch ss orders-0-split --type=json -p '[{"op":"add","path":"/metadata/labels/team","value":"a"}]' >/dev/null
+[ "$(K get ss orders-0-split -o jsonpath='{.metadata.labels.team}')" = a ] && ok "JSON patch" || notok "JSON patch"
+if (cd "$ROOT/tests/kube/render" && GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= GOCACHE=$d/gocache \
+      go build -o "$d/render" .) 2>/dev/null; then
+  printf 'shard: orders-0\nstore: {uri: "s3://bucket/orders-0"}\nexampleStatefulSet: {enabled: true}\n' > "$d/v.yaml"
+  "$d/render" "$ROOT/charts/shale-agent" "$d/v.yaml" > "$d/chart.yaml"
+  K apply --dry-run=server -n shards -f "$d/chart.yaml" > "$d/dry.out" 2>&1 && grep -q 'statefulset.apps/rel-shale-agent-example created (server dry run)' "$d/dry.out" \
+    && ok "the rendered chart applies with --dry-run=server" || { notok "the rendered chart applies with --dry-run=server"; cat "$d/dry.out"; }
+  [ -z "$(K get configmaps -n shards -o name 2>/dev/null)" ] && ok "a dry run stores nothing" || notok "a dry run stores nothing"
+else
+  notok "build the chart renderer"
+fi
+
+# Deleting a ShardSplit in the middle of a split: before the WAL wipe it
+# aborts, after it the split finishes; either way the finalizer goes last.
+del_case() {  # del_case SHARD FAILPOINT WANT_PHASE
+  local shard=$1 fp=$2 want=$3 p=$d/$1
+  "$SHALE" --wal-store "file://$p-wal" load "file://$p" --count 600 >/dev/null
+  cat > "$p.yaml" <<YAML
+shard: $shard
+store: {uri: "file://$p", walUri: "file://$p-wal"}
+sources: {local: {enabled: false}, http: {enabled: false},
+          kubernetes: {enabled: true, kubeconfig: "$d/agent-kubeconfig", namespace: shards}}
+YAML
+  cat > "$p-split.yaml" <<YAML
+apiVersion: shale.io/v1alpha1
+kind: ShardSplit
+metadata: {name: $shard-split}
+spec:
+  parent: {shard: $shard}
+  children:
+    - {name: x, store: "file://$p-x", range: {start: "", end: "key0000000300"}}
+    - {name: y, store: "file://$p-y", range: {start: "key0000000300", end: ""}}
+YAML
+  K apply -f "$p-split.yaml" >/dev/null
+  SHALE_FAILPOINTS=$fp timeout 60 "$AGENT" --config "$p.yaml" 2>"$p.log1"   # dies at the failpoint
+  K delete ss "$shard-split" --wait=false >/dev/null
+  "$AGENT" --config "$p.yaml" 2>"$p.log2" &
+  local pid=$!
+  local gone=
+  for _ in $(seq 300); do K get ss "$shard-split" >/dev/null 2>&1 || { gone=1; break; }; sleep 0.1; done
+  kill $pid; wait $pid 2>/dev/null
+  [ -n "$gone" ] && ok "deleted mid-split at $fp: the object goes once the split is over" \
+    || notok "deleted mid-split at $fp: the object goes once the split is over"
+  if [ "$want" = Complete ]; then
+    [ "$("$SHALE" scan "file://$p-y" --count 2>/dev/null)" = 300 ] && ok "deleted after the wipe: the split finished" \
+      || notok "deleted after the wipe: the split finished"
+  else
+    [ "$("$SHALE" --wal-store "file://$p-wal" scan "file://$p" --count 2>/dev/null)" = 600 ] && \
+      [ ! -e "$p-y" ] && ok "deleted before the wipe: aborted, the parent keeps its 600 keys" \
+      || notok "deleted before the wipe: aborted, the parent keeps its 600 keys"
+  fi
+}
+del_case del-early FullFlush.before Aborted
+del_case del-late Clone.before Complete
 
 check "kubectl delete (the agent releases its finalizer)" K delete ss orders-0-split --timeout=30s
 K get ss orders-0-split >/dev/null 2>&1 && notok "deleted object gone" || ok "deleted object gone"

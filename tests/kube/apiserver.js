@@ -32,6 +32,7 @@ const api = {
   'rbac.authorization.k8s.io/v1': { roles: ['Role', true], rolebindings: ['RoleBinding', true] },
   'apiextensions.k8s.io/v1': { customresourcedefinitions: ['CustomResourceDefinition', false] },
   'events.k8s.io/v1': { events: ['Event', true] },
+  'apps/v1': { statefulsets: ['StatefulSet', true], deployments: ['Deployment', true] },
 };
 const store = new Map();      // "gv/resource/ns/name" -> object
 let rv = 1;
@@ -57,6 +58,21 @@ function mergePatch(target, patch) {
   const out = (target && typeof target === 'object' && !Array.isArray(target)) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k]; else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+function jsonPatch(doc, ops) {
+  const out = JSON.parse(JSON.stringify(doc));
+  for (const op of ops) {
+    const parts = op.path.split('/').slice(1).map(p => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+    const last = parts.pop();
+    let parent = out;
+    for (const p of parts) { if (parent[p] === undefined) return new Error(`path ${op.path} not found`); parent = parent[p]; }
+    if (op.op === 'test') { if (JSON.stringify(parent[last]) !== JSON.stringify(op.value)) return new Error(`test of ${op.path} failed`); continue; }
+    if (op.op === 'remove') { if (Array.isArray(parent)) parent.splice(+last, 1); else delete parent[last]; continue; }
+    if (op.op === 'add' && Array.isArray(parent)) { parent.splice(last === '-' ? parent.length : +last, 0, op.value); continue; }
+    if (op.op === 'add' || op.op === 'replace') { parent[last] = op.value; continue; }
+    return new Error(`unsupported op ${op.op}`);
   }
   return out;
 }
@@ -132,7 +148,8 @@ function handle(req, res, body) {
     if (faults.status500 > 0) { faults.status500--; return status(res, 500, 'InternalError', 'injected failure'); }
   }
   const token = tokenFile ? fs.readFileSync(tokenFile, 'utf8').trim() : null;
-  if (token && req.headers['authorization'] !== `Bearer ${token}`)
+  const certOk = clientCa && req.socket.authorized === true;
+  if (token && !certOk && req.headers['authorization'] !== `Bearer ${token}`)
     return status(res, 401, 'Unauthorized', 'Unauthorized');
   if (p === '/openapi/v2') { res.writeHead(200, { 'Content-Type': 'application/octet-stream' }); return res.end(); }
   if (p === '/openapi/v3') return status(res, 404, 'NotFound', 'no openapi v3');
@@ -162,6 +179,7 @@ function handle(req, res, body) {
   const prefix = `${gv}/${resource}/${ns || ''}/`;
   const key = prefix + (name || '');
   const q = url.searchParams;
+  const dry = q.get('dryRun') === 'All';   // validate and answer, store nothing
   if (!name) {
     const items = [...store.entries()].filter(([k]) => ns ? k.startsWith(prefix) : k.startsWith(`${gv}/${resource}/`))
       .map(([, o]) => o).filter(o => labelMatch(q.get('labelSelector'), o) && fieldMatch(q.get('fieldSelector'), o));
@@ -200,6 +218,7 @@ function handle(req, res, body) {
         generation: 1, creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
       if (!ns) delete obj.metadata.namespace;
       if (def[2] && def[2].subresources && def[2].subresources.status) delete obj.status;
+      if (dry) { rv--; return send(res, 201, obj); }
       store.set(k, obj);
       record('ADDED', k, obj, gv, resource);
       return send(res, 201, obj);
@@ -210,6 +229,7 @@ function handle(req, res, body) {
   if (req.method === 'GET') return cur ? send(res, 200, cur) : status(res, 404, 'NotFound', `${resource} "${name}" not found`);
   if (!cur) return status(res, 404, 'NotFound', `${resource} "${name}" not found`);
   if (req.method === 'DELETE') {
+    if (dry) return send(res, 200, cur);
     if ((cur.metadata.finalizers || []).length) {
       if (!cur.metadata.deletionTimestamp) {
         cur.metadata.deletionTimestamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -227,7 +247,10 @@ function handle(req, res, body) {
   try {
     const b = JSON.parse(body);
     if (req.method === 'PUT') next = b;
-    else if (req.method === 'PATCH') {
+    else if (req.method === 'PATCH' && (req.headers['content-type'] || '').startsWith('application/json-patch+json')) {
+      next = jsonPatch(cur, b);   // RFC 6902: add, replace, remove, test
+      if (next instanceof Error) return status(res, 422, 'Invalid', next.message);
+    } else if (req.method === 'PATCH') {
       if (b.metadata && b.metadata.resourceVersion && b.metadata.resourceVersion !== cur.metadata.resourceVersion)
         return status(res, 409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again');
       next = mergePatch(cur, b);
@@ -241,6 +264,7 @@ function handle(req, res, body) {
   next.metadata = { ...cur.metadata, ...next.metadata, uid: cur.metadata.uid, creationTimestamp: cur.metadata.creationTimestamp };
   if (JSON.stringify(next.spec) !== JSON.stringify(cur.spec)) next.metadata.generation = (cur.metadata.generation || 1) + 1;
   else next.metadata.generation = cur.metadata.generation;
+  if (dry) return send(res, 200, next);
   next.metadata.resourceVersion = String(++rv);
   if (next.metadata.deletionTimestamp && !(next.metadata.finalizers || []).length) {
     store.delete(key);
@@ -253,6 +277,7 @@ function handle(req, res, body) {
 }
 
 const tlsDir = opt('--tls-dir');
+const clientCa = opt('--client-ca');   // also accept client certificates signed by it
 const serve = (req, res) => {
   const chunks = [];
   req.on('data', c => chunks.push(c));
@@ -266,7 +291,8 @@ const serve = (req, res) => {
   });
 };
 const server = tlsDir
-  ? https.createServer({ cert: fs.readFileSync(tlsDir + '/cert.pem'), key: fs.readFileSync(tlsDir + '/key.pem') }, serve)
+  ? https.createServer({ cert: fs.readFileSync(tlsDir + '/cert.pem'), key: fs.readFileSync(tlsDir + '/key.pem'),
+      ...(clientCa ? { ca: fs.readFileSync(clientCa), requestCert: true, rejectUnauthorized: false } : {}) }, serve)
   : http.createServer(serve);
 server.listen(+opt('--port', '0'), '127.0.0.1', () => process.stdout.write(`LISTENING ${server.address().port}\n`));
 process.on('SIGTERM', () => process.exit(0));
