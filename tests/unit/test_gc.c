@@ -428,6 +428,48 @@ static void test_gc_missing_pinned_version_is_error(void **state)
     free(sst1); free(wal1); free(man1);
 }
 
+/* WAL SSTs past replay_after_wal_id hold data not yet in L0: GC, run
+ * while the writer is open, keeps every one of them. */
+static void test_gc_keeps_wal_tail(void **state)
+{
+    fixture *f = *state;
+    shale_db *db = NULL;
+    TU_OK(shale_open(f->uri, &f->o, &db));
+    for (unsigned i = 0; i < 20; i++)
+        dt_put(db, i, 1);
+    TU_OK(shale_flush_memtable(db));
+    for (unsigned i = 0; i < 20; i++)
+        dt_put(db, i, 2);
+    TU_OK(shale_flush_wal(db));
+    shale_db_info info;
+    TU_OK(shale_db_info_get(db, &info));
+    /* The manifest's next_wal_sst_id is only advanced by flushes: find the
+     * WAL SSTs written since by listing. */
+    char *before;
+    gc_list(f->wal_uri, "wal/", &before);
+    size_t tail = 0;
+    for (const char *p = before; (p = strstr(p, "wal/")); p += 4)
+        tail += strtoull(p + 4, NULL, 10) > info.replay_after_wal_id;
+    assert_true(tail > 0);
+    shale_gc_result res = gc_run_once(f, false, NULL);
+    assert_true(res.wal_deleted > 0);
+    for (const char *p = before; (p = strstr(p, "wal/")); p += 4) {
+        char key[64];
+        snprintf(key, sizeof key, "%.28s", p);
+        assert_int_equal(gc_exists(f->wal_uri, key),
+                         strtoull(p + 4, NULL, 10) > info.replay_after_wal_id);
+    }
+    assert_int_equal(gc_list(f->wal_uri, "wal/", NULL), tail);
+    free(before);
+    for (unsigned i = 0; i < 20; i++)
+        dt_expect(db, i, 2);
+    TU_OK(shale_close(db));
+    TU_OK(shale_open(f->uri, &f->o, &db));
+    for (unsigned i = 0; i < 20; i++)
+        dt_expect(db, i, 2);
+    TU_OK(shale_close(db));
+}
+
 /* With the default min_age nothing fresh is touched. */
 static void test_gc_min_age_spares_fresh_objects(void **state)
 {
@@ -456,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_gc_options_init),
         cmocka_unit_test_setup_teardown(test_gc_ssts_wal_checkpoint_pin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_keeps_wal_gap_of_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gc_keeps_wal_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_removes_expired_checkpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_missing_pinned_version_is_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_min_age_spares_fresh_objects, setup, teardown),
