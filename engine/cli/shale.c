@@ -26,7 +26,7 @@ static const char usage_text[] =
     "  scan URI [--start K] [--end K] [--limit N] [--count]\n"
     "                                 print key<TAB>value lines in [start, end)\n"
     "  load URI --count N [--value-size B] [--prefix P]\n"
-    "                                 write N generated keys P%%010u (for demos, benchmarks)\n"
+    "                                 write N generated keys P%010u (for demos, benchmarks)\n"
     "  flush URI                      flush the WAL and memtables to L0\n"
     "  compact URI                    merge everything into one sorted run\n"
     "  manifest show URI [--id N]     the manifest as JSON\n"
