@@ -667,7 +667,11 @@ static bool list_all(source_kube *k)
     json_error_t err;
     json_t *l = ok ? json_loadb((const char *)r.body.data, r.body.len, 0, &err) : NULL;
     if (!l) {
-        LOGW("kubernetes: list failed: %s (HTTP %ld)", curl_easy_strerror(cc), r.status);
+        if (cc != CURLE_OK)
+            LOGW("kubernetes: list failed: %s", curl_easy_strerror(cc));
+        else
+            LOGW("kubernetes: list failed: HTTP %ld: %.200s", r.status,
+                 r.body.data ? (const char *)r.body.data : "");
         buf_free(&r.body);
         return false;
     }
@@ -696,6 +700,7 @@ static void *loop(void *arg)
                 continue;
             }
             need_list = false;
+            backoff = 200;   /* a good answer ends the backoff */
         }
         char path[1024], *sel = NULL;
         if (k->selector) {
@@ -722,8 +727,8 @@ static void *loop(void *arg)
             continue;
         }
         if (cc != CURLE_ABORTED_BY_CALLBACK)
-            LOGW("kubernetes: watch failed: %s (HTTP %ld); retrying in %u ms",
-                 curl_easy_strerror(cc), r.status, backoff);
+            LOGW("kubernetes: watch failed: %s; retrying in %u ms",
+                 cc != CURLE_OK ? curl_easy_strerror(cc) : "unexpected HTTP status", backoff);
         if (wait_or_stop(k, backoff))
             break;
         backoff = backoff < 30000 ? backoff * 2 : 30000;

@@ -14,6 +14,7 @@
 #include <leveldb/c.h>
 #include <rocksdb/c.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ static int nfigs;
 static uint64_t nkeys = 200000;
 static size_t vsize = 100;
 static const char *dir = "/tmp/shale-bench";
+static bool shale_only;
 
 static double now_s(void)
 {
@@ -403,6 +405,8 @@ int main(int argc, char **argv)
             json = argv[++i];
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
             dir = argv[++i];
+        else if (!strcmp(argv[i], "--shale-only"))   /* for profiling */
+            shale_only = true;
         else {
             fprintf(stderr, "usage: bench [--keys N] [--value-size B] [--split-mb M,M] "
                             "[--json FILE] [--dir D]\n");
@@ -415,6 +419,8 @@ int main(int argc, char **argv)
     printf("keys %llu, key 16 B, value %zu B, no sync per write (all three)\n",
            (unsigned long long)nkeys, vsize);
     run_shale();
+    if (shale_only)
+        return 0;
     run_rocks();
     run_level();
     printf("\n%-20s %14s %14s %8s %14s %8s\n", "workload (ops/s)", "shale", "rocksdb", "ratio",

@@ -338,7 +338,9 @@ static shale_status sst_lookup(db_view *v, const sst_handle *h, const uint8_t *k
         sst_reader_unref(r);
         return SHALE_OK;
     }
-    shale_buf scratch = SHALE_BUF_INIT;
+    /* One scratch buffer per thread, kept between lookups: a point read
+     * then allocates only the value it returns. */
+    static _Thread_local shale_buf scratch;
     kv_entry e;
     rc = sst_reader_get(r, key, klen, max_seq, &e, &scratch);
     if (rc == SHALE_NOT_FOUND) {
@@ -359,7 +361,8 @@ static shale_status sst_lookup(db_view *v, const sst_handle *h, const uint8_t *k
             rc = SHALE_NOT_FOUND;
         }
     }
-    buf_free(&scratch);
+    if (scratch.cap > (1u << 20))
+        buf_free(&scratch);   /* do not pin a large value's memory */
     sst_reader_unref(r);
     return rc;
 }

@@ -10,9 +10,10 @@
  * behind only by a crash mid-write (harmless; list ignores them).
  *
  * Escaping the root: keys are validated by objstore.c (no "..", no leading
- * '/', no empty or "." segments), and opening uses O_NOFOLLOW on the final
- * component, so a symlink planted under the root is not followed to read
- * or overwrite a file elsewhere.
+ * '/', no empty or "." segments); every directory on a key's path is
+ * lstat'ed and a symbolic link refused (ELOOP -> SHALE_INVALID_ARGUMENT),
+ * and files are opened with O_NOFOLLOW, so a link planted under the root
+ * is never followed to read or overwrite anything elsewhere.
  */
 #include "objstore/objstore_int.h"
 #include "util/misc.h"
@@ -58,6 +59,22 @@ static char *path_of(fs_store *fs, const char *key)
     if (p)
         snprintf(p, n, "%s/%s", fs->root, key);
     return p;
+}
+
+/* Refuses a key whose directories pass through a symbolic link under the
+ * root (O_NOFOLLOW guards only the last component): ELOOP, else 0. */
+static int check_dirs(fs_store *fs, char *path)
+{
+    size_t rootlen = strlen(fs->root);
+    for (char *p = path + rootlen + 1; (p = strchr(p, '/')); p++) {
+        *p = '\0';
+        struct stat st;
+        int r = lstat(path, &st);
+        *p = '/';
+        if (r == 0 && S_ISLNK(st.st_mode))
+            return ELOOP;
+    }
+    return 0;
 }
 
 /* mkdir -p of every directory above `path` (which is under root). */
@@ -118,8 +135,8 @@ static shale_status fs_put(shale_objstore *s, const char *key, const void *data,
     int fd = -1, e;
     if (!path)
         return SHALE_OOM();
-    if ((e = make_parents(fs, path))) {
-        rc = fs_fail(fs, "mkdir", key, e);
+    if ((e = make_parents(fs, path)) || (e = check_dirs(fs, path))) {
+        rc = fs_fail(fs, e == ELOOP ? "symlink in path" : "mkdir", key, e);
         goto out;
     }
     uint64_t r;
@@ -179,6 +196,10 @@ static shale_status fs_get_range(shale_objstore *s, const char *key, uint64_t of
     char *path = path_of(fs, key);
     if (!path)
         return SHALE_OOM();
+    if (check_dirs(fs, path)) {
+        free(path);
+        return fs_fail(fs, "symlink in path", key, ELOOP);
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     free(path);
     if (fd < 0)
@@ -240,7 +261,7 @@ static shale_status fs_head(shale_objstore *s, const char *key, uint64_t *size,
     if (!path)
         return SHALE_OOM();
     struct stat st;
-    int r = lstat(path, &st);
+    int r = check_dirs(fs, path) ? (errno = ELOOP, -1) : lstat(path, &st);
     free(path);
     if (r != 0)
         return fs_fail(fs, "stat", key, errno);
@@ -257,7 +278,7 @@ static shale_status fs_del(shale_objstore *s, const char *key)
     char *path = path_of(fs, key);
     if (!path)
         return SHALE_OOM();
-    int r = unlink(path);
+    int r = check_dirs(fs, path) ? (errno = ELOOP, -1) : unlink(path);
     int e = errno;
     free(path);
     if (r != 0 && e != ENOENT)

@@ -98,7 +98,11 @@ K get ss bad-split -o jsonpath='{.status.message}' | grep -q overlap && ok "Fail
   || notok "Failed says why"
 K get ss orders-0-split -o jsonpath='{.metadata.finalizers}' | grep -q 'shale.io/split' \
   && ok "the agent holds a finalizer" || notok "the agent holds a finalizer"
-K get events.events.k8s.io -o jsonpath='{range .items[*]}{.regarding.name}/{.action} {end}' > "$d/ev.out" 2>&1
+# The Complete event follows the status write: wait for it (bounded).
+for _ in $(seq 100); do
+  K get events.events.k8s.io -o jsonpath='{range .items[*]}{.regarding.name}/{.action} {end}' > "$d/ev.out" 2>&1
+  grep -q 'orders-0-split/Complete' "$d/ev.out" && break; sleep 0.1
+done
 grep -q 'orders-0-split/Complete' "$d/ev.out" && grep -q 'orders-0-split/Accepted' "$d/ev.out" \
   && ok "events for the split's phases" || { notok "events for the split's phases"; cat "$d/ev.out"; }
 # A spec edit after acceptance: observedGeneration follows, the split stands.
@@ -114,8 +118,18 @@ done
 # answers, slow answers; then a token rotation.  A new split must still
 # complete exactly once.
 fault() { curl -sk -X POST --data "$1" "https://127.0.0.1:$PORT/__test/faults" >/dev/null; }
+# Waits until the agent has run into every injected 429/500/410 answer.
+faults_spent() {
+  for _ in $(seq 300); do
+    curl -sk -X POST --data '{}' "https://127.0.0.1:$PORT/__test/faults" | grep -q '"gone":0,"status429":0,"status500":0' && return 0
+    sleep 0.1
+  done
+  return 1
+}
 fault '{"dropWatches": true, "gone": 2, "status429": 3, "status500": 3, "delayMs": 20}'
 fault '{"dropWatches": true}'
+faults_spent && ok "the agent ran through dropped watches, 410, 429 and 500 answers" \
+  || notok "the agent ran through dropped watches, 410, 429 and 500 answers"
 old=$(cat "$d/token"); echo "rotated-$RANDOM" > "$d/token.new"; mv "$d/token.new" "$d/token"
 sed -i "s/token: \"$old\"/token: \"$(cat "$d/token")\"/" "$d/kubeconfig"
 "$SHALE" --wal-store "file://$d/wal2" load "file://$d/parent2" --count 500 >/dev/null
@@ -127,9 +141,10 @@ sed -e 's/orders-0-split/again-split/' -e "s#file://$d/a\"#file://$d/a2\"#" -e "
   "$d/split.yaml" > "$d/again.yaml"
 check "apply after faults and rotation" K apply -f "$d/again.yaml"
 fault '{"dropWatches": true, "status500": 2}'
+faults_spent
 K wait --for=condition=Complete shardsplit/again-split --timeout=90s >/dev/null 2>&1 \
   && ok "split completes through API faults and a token rotation" \
-  || { notok "split completes through API faults and a token rotation"; tail -5 "$d/agent.log"; }
+  || { notok "split completes through API faults and a token rotation"; tail -15 "$d/agent.log"; }
 [ "$(K get ss again-split -o jsonpath='{.status.children[1].keyCount}')" = 2000 ] \
   && ok "and exactly once (journaled)" || notok "and exactly once (journaled)"
 
