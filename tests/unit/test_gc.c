@@ -13,6 +13,8 @@
  *   - a missing pinned manifest version stops the pass before any deletion;
  *   - the default min_age (5 min) spares fresh objects;
  *   - every key still reads its value afterwards.
+ * And shale_verify: each kind of damage (SST size, missing SST, missing
+ * needed WAL SST, missing pinned version) is reported naming the object.
  */
 #include "support/dbtest.h"
 #include "db/db_int.h"
@@ -470,6 +472,77 @@ static void test_gc_keeps_wal_tail(void **state)
     TU_OK(shale_close(db));
 }
 
+/* shale_verify: counts on a sound database, then each kind of damage is
+ * reported with the object's name: an SST of the wrong size, a missing SST,
+ * a missing WAL SST still needed for replay, a missing pinned version. */
+static void test_verify_names_damage(void **state)
+{
+    fixture *f = *state;
+    shale_db *db = NULL;
+    TU_OK(shale_open(f->uri, &f->o, &db));
+    for (unsigned i = 0; i < 200; i++)
+        dt_put(db, i, 1);
+    TU_OK(shale_flush_memtable(db));
+    shale_checkpoint cp;
+    TU_OK(shale_checkpoint_create(db, SHALE_CHECKPOINT_ALL, 0, NULL, &cp));
+    for (unsigned i = 0; i < 20; i++)
+        dt_put(db, i, 2);
+    TU_OK(shale_flush_wal(db));
+    /* A Durable checkpoint records the WAL position: the latest version
+     * now needs WAL SSTs (replay_after_wal_id, next_wal_sst_id). */
+    TU_OK(shale_checkpoint_create(db, SHALE_CHECKPOINT_DURABLE, 0, NULL, NULL));
+    shale_objstore *s = NULL, *w = NULL;
+    TU_OK(shale_objstore_open(f->uri, NULL, &s));
+    TU_OK(shale_objstore_open(f->wal_uri, NULL, &w));
+    manifest *m = gc_load(f->uri, 0);
+    assert_true(m->next_wal_sst_id - 1 > m->replay_after_wal_id);
+    char key[64];
+    void *data = NULL;
+    size_t len = 0;
+    shale_verify_result vr;
+    TU_OK(shale_verify(f->uri, &f->o, &vr));
+    assert_true(vr.wal_ssts_checked >= m->next_wal_sst_id - 1 - m->replay_after_wal_id);
+    wal_key(m->replay_after_wal_id + 1, key, sizeof key);
+    TU_OK(shale_objstore_get(w, key, &data, &len));
+    TU_OK(shale_objstore_delete(w, key));
+    TU_RC(SHALE_NOT_FOUND, shale_verify(f->uri, &f->o, NULL));
+    assert_non_null(strstr(shale_errmsg(), key));
+    TU_OK(shale_objstore_put(w, key, data, len));
+    free(data);
+    TU_OK(shale_verify(f->uri, &f->o, NULL));
+    manifest_free(m);
+    TU_OK(shale_close(db));
+
+    TU_OK(shale_verify(f->uri, &f->o, &vr));
+    m = gc_load(f->uri, 0);
+    assert_int_equal(vr.ssts_checked, gc_sst_count(m));
+    assert_true(vr.blocks_checked >= vr.ssts_checked);
+    assert_true(vr.bytes_checked > 0);
+    assert_true(m->l0_count > 0);
+    sst_key(m->l0[0].id, key, sizeof key);
+    TU_OK(shale_objstore_get(s, key, &data, &len));
+    TU_OK(shale_objstore_put(s, key, data, len - 1));   /* truncated */
+    TU_RC(SHALE_CORRUPT, shale_verify(f->uri, &f->o, NULL));
+    assert_non_null(strstr(shale_errmsg(), key));
+    TU_OK(shale_objstore_delete(s, key));               /* missing */
+    TU_RC(SHALE_NOT_FOUND, shale_verify(f->uri, &f->o, NULL));
+    assert_non_null(strstr(shale_errmsg(), key));
+    TU_OK(shale_objstore_put(s, key, data, len));       /* repaired */
+    TU_OK(shale_verify(f->uri, &f->o, NULL));
+    free(data);
+
+    /* The first checkpoint's pinned version. */
+    assert_true(cp.manifest_id != m->id);
+    manifest_key(cp.manifest_id, key, sizeof key);
+    TU_OK(shale_objstore_delete(s, key));
+    TU_RC(SHALE_NOT_FOUND, shale_verify(f->uri, &f->o, NULL));
+    assert_non_null(strstr(shale_errmsg(), key));
+    assert_non_null(strstr(shale_errmsg(), cp.id));
+    manifest_free(m);
+    shale_objstore_close(s);
+    shale_objstore_close(w);
+}
+
 /* With the default min_age nothing fresh is touched. */
 static void test_gc_min_age_spares_fresh_objects(void **state)
 {
@@ -501,6 +574,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gc_keeps_wal_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_removes_expired_checkpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_missing_pinned_version_is_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_names_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_min_age_spares_fresh_objects, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
