@@ -26,7 +26,7 @@ static const char usage_text[] =
     "  scan URI [--start K] [--end K] [--limit N] [--count]\n"
     "                                 print key<TAB>value lines in [start, end)\n"
     "  load URI --count N [--value-size B] [--prefix P]\n"
-    "                                 write N generated keys P%%010u (for demos, benchmarks)\n"
+    "                                 write N generated keys P%010u (for demos, benchmarks)\n"
     "  flush URI                      flush the WAL and memtables to L0\n"
     "  compact URI                    merge everything into one sorted run\n"
     "  manifest show URI [--id N]     the manifest as JSON\n"
@@ -84,27 +84,69 @@ static bool parse_u64(const char *s, uint64_t *v)
     return !*end;
 }
 
-/* Option parsing for subcommands: --name value pairs and flags. */
-static const char *opt_val(int argc, char **argv, const char *name)
+/* Subcommand options, parsed with getopt_long (GNU order: options may come
+ * before or after the positional arguments; "--" ends options).  Unknown
+ * options and missing values are usage errors.  The .val of each option
+ * says which field it fills. */
+typedef struct sub_args {
+    const char *start, *end, *limit, *count, *value_size, *prefix, *id;
+    const char *scope, *lifetime, *name;
+    const char *range, *checkpoint, *parent_wal, *child_wal, *min_age;
+    bool count_flag, dry_run;
+    int npos;      /* positional arguments */
+    char **pos;
+} sub_args;
+
+enum { O_START = 256, O_END, O_LIMIT, O_COUNT_FLAG, O_COUNT, O_VALUE_SIZE, O_PREFIX, O_ID,
+       O_SCOPE, O_LIFETIME, O_NAME, O_RANGE, O_CHECKPOINT, O_PARENT_WAL, O_CHILD_WAL,
+       O_MIN_AGE, O_DRY_RUN };
+
+/* argv[0] is the command's name (getopt's messages start with it). */
+static bool sub_parse(int argc, char **argv, const struct option *lo, sub_args *a)
 {
-    for (int i = 0; i + 1 < argc; i++)
-        if (!strcmp(argv[i], name))
-            return argv[i + 1];
-    return NULL;
+    memset(a, 0, sizeof *a);
+    optind = 0;  /* glibc: full re-initialisation for a new argv */
+    int c;
+    while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
+        switch (c) {
+        case O_START: a->start = optarg; break;
+        case O_END: a->end = optarg; break;
+        case O_LIMIT: a->limit = optarg; break;
+        case O_COUNT_FLAG: a->count_flag = true; break;
+        case O_COUNT: a->count = optarg; break;
+        case O_VALUE_SIZE: a->value_size = optarg; break;
+        case O_PREFIX: a->prefix = optarg; break;
+        case O_ID: a->id = optarg; break;
+        case O_SCOPE: a->scope = optarg; break;
+        case O_LIFETIME: a->lifetime = optarg; break;
+        case O_NAME: a->name = optarg; break;
+        case O_RANGE: a->range = optarg; break;
+        case O_CHECKPOINT: a->checkpoint = optarg; break;
+        case O_PARENT_WAL: a->parent_wal = optarg; break;
+        case O_CHILD_WAL: a->child_wal = optarg; break;
+        case O_MIN_AGE: a->min_age = optarg; break;
+        case O_DRY_RUN: a->dry_run = true; break;
+        case ':':
+            fprintf(stderr, "shale: %s: option '%s' needs a value\n", argv[0], argv[optind - 1]);
+            return false;
+        default:
+            fprintf(stderr, "shale: %s: unknown option '%s'\n", argv[0], argv[optind - 1]);
+            return false;
+        }
+    }
+    a->pos = argv + optind;
+    a->npos = argc - optind;
+    return true;
 }
 
-static bool opt_flag(int argc, char **argv, const char *name)
-{
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], name))
-            return true;
-    return false;
-}
+static const struct option no_opts[] = {{0, 0, 0, 0}};
 
 static int cmd_put_del(const char *cmd, int argc, char **argv, bool del)
 {
-    if (argc != (del ? 2 : 3))
+    sub_args sa;
+    if (!sub_parse(argc, argv, no_opts, &sa) || sa.npos != (del ? 2 : 3))
         return usage();
+    argv = sa.pos;
     size_t kl, vl = 0;
     uint8_t *k = arg_bytes(argv[1], &kl), *v = del ? NULL : arg_bytes(argv[2], &vl);
     shale_db *db = NULL;
@@ -121,8 +163,10 @@ static int cmd_put_del(const char *cmd, int argc, char **argv, bool del)
 
 static int cmd_get(int argc, char **argv)
 {
-    if (argc != 2)
+    sub_args sa;
+    if (!sub_parse(argc, argv, no_opts, &sa) || sa.npos != 2)
         return usage();
+    argv = sa.pos;
     size_t kl, vl;
     uint8_t *k = arg_bytes(argv[1], &kl);
     shale_reader *r = NULL;
@@ -146,11 +190,17 @@ static int cmd_get(int argc, char **argv)
 
 static int cmd_scan(int argc, char **argv)
 {
-    if (argc < 1)
+    static const struct option lo[] = {{"start", required_argument, 0, O_START},
+                                       {"end", required_argument, 0, O_END},
+                                       {"limit", required_argument, 0, O_LIMIT},
+                                       {"count", no_argument, 0, O_COUNT_FLAG},
+                                       {0, 0, 0, 0}};
+    sub_args sa;
+    if (!sub_parse(argc, argv, lo, &sa) || sa.npos != 1)
         return usage();
-    const char *s = opt_val(argc, argv, "--start"), *e = opt_val(argc, argv, "--end");
-    const char *lim = opt_val(argc, argv, "--limit");
-    bool count_only = opt_flag(argc, argv, "--count");
+    argv = sa.pos;
+    const char *s = sa.start, *e = sa.end, *lim = sa.limit;
+    bool count_only = sa.count_flag;
     uint64_t limit = UINT64_MAX;
     if (lim && !parse_u64(lim, &limit))
         return usage();
@@ -187,10 +237,17 @@ static int cmd_scan(int argc, char **argv)
 
 static int cmd_load(int argc, char **argv)
 {
+    static const struct option lo[] = {{"count", required_argument, 0, O_COUNT},
+                                       {"value-size", required_argument, 0, O_VALUE_SIZE},
+                                       {"prefix", required_argument, 0, O_PREFIX},
+                                       {0, 0, 0, 0}};
+    sub_args sa;
+    if (!sub_parse(argc, argv, lo, &sa))
+        return usage();
+    argv = sa.pos;
     uint64_t count = 0, vsize = 100;
-    const char *c = opt_val(argc, argv, "--count"), *vs = opt_val(argc, argv, "--value-size");
-    const char *prefix = opt_val(argc, argv, "--prefix");
-    if (argc < 1 || !c || !parse_u64(c, &count) || (vs && !parse_u64(vs, &vsize)) ||
+    const char *c = sa.count, *vs = sa.value_size, *prefix = sa.prefix;
+    if (sa.npos != 1 || !c || !parse_u64(c, &count) || (vs && !parse_u64(vs, &vsize)) ||
         vsize > (1u << 20))
         return usage();
     if (!prefix)
@@ -229,8 +286,10 @@ static int cmd_load(int argc, char **argv)
 
 static int cmd_writer_op(const char *cmd, int argc, char **argv)
 {
-    if (argc != 1)
+    sub_args sa;
+    if (!sub_parse(argc, argv, no_opts, &sa) || sa.npos != 1)
         return usage();
+    argv = sa.pos;
     shale_db *db = NULL;
     shale_status rc = shale_open(argv[0], &g_opts, &db);
     if (!rc)
@@ -243,14 +302,17 @@ static int cmd_writer_op(const char *cmd, int argc, char **argv)
 
 static int cmd_manifest(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[0], "show"))
+    static const struct option lo[] = {{"id", required_argument, 0, O_ID}, {0, 0, 0, 0}};
+    sub_args sa;
+    if (argc < 2 || strcmp(argv[1], "show") || !sub_parse(argc - 1, argv + 1, lo, &sa) ||
+        sa.npos != 1)
         return usage();
     uint64_t id = 0;
-    const char *ids = opt_val(argc - 1, argv + 1, "--id");
+    const char *ids = sa.id;
     if (ids && !parse_u64(ids, &id))
         return usage();
     char *json = NULL;
-    shale_status rc = shale_manifest_show(argv[1], &g_opts, id, &json);
+    shale_status rc = shale_manifest_show(sa.pos[0], &g_opts, id, &json);
     if (rc)
         return fail("manifest show", rc);
     puts(json);
@@ -269,13 +331,21 @@ static void print_checkpoint(const shale_checkpoint *c)
 
 static int cmd_checkpoint(int argc, char **argv)
 {
+    static const struct option lo_create[] = {{"scope", required_argument, 0, O_SCOPE},
+                                              {"lifetime", required_argument, 0, O_LIFETIME},
+                                              {"name", required_argument, 0, O_NAME},
+                                              {0, 0, 0, 0}};
     if (argc < 2)
         return usage();
-    const char *sub = argv[0], *uri = argv[1];
+    const char *sub = argv[1];
+    sub_args sa;
+    if (!sub_parse(argc - 1, argv + 1, !strcmp(sub, "create") ? lo_create : no_opts, &sa) ||
+        sa.npos < 1)
+        return usage();
+    const char *uri = sa.pos[0];
     shale_status rc;
-    if (!strcmp(sub, "create")) {
-        const char *scope = opt_val(argc, argv, "--scope"), *name = opt_val(argc, argv, "--name");
-        const char *life = opt_val(argc, argv, "--lifetime");
+    if (!strcmp(sub, "create") && sa.npos == 1) {
+        const char *scope = sa.scope, *name = sa.name, *life = sa.lifetime;
         uint64_t secs = 0;
         if ((life && !parse_u64(life, &secs)) ||
             (scope && strcmp(scope, "all") && strcmp(scope, "durable")))
@@ -297,7 +367,7 @@ static int cmd_checkpoint(int argc, char **argv)
         print_checkpoint(&cp);
         return 0;
     }
-    if (!strcmp(sub, "list")) {
+    if (!strcmp(sub, "list") && sa.npos == 1) {
         shale_checkpoint *list = NULL;
         size_t n = 0;
         if ((rc = shale_checkpoint_list(uri, &g_opts, &list, &n)))
@@ -307,8 +377,8 @@ static int cmd_checkpoint(int argc, char **argv)
         shale_free(list);
         return 0;
     }
-    if (!strcmp(sub, "delete") && argc == 3) {
-        if ((rc = shale_checkpoint_delete(uri, &g_opts, argv[2])))
+    if (!strcmp(sub, "delete") && sa.npos == 2) {
+        if ((rc = shale_checkpoint_delete(uri, &g_opts, sa.pos[1])))
             return fail("checkpoint delete", rc);
         return 0;
     }
@@ -317,16 +387,22 @@ static int cmd_checkpoint(int argc, char **argv)
 
 static int cmd_clone(int argc, char **argv)
 {
-    if (argc < 2)
+    static const struct option lo[] = {{"range", required_argument, 0, O_RANGE},
+                                       {"checkpoint", required_argument, 0, O_CHECKPOINT},
+                                       {"parent-wal", required_argument, 0, O_PARENT_WAL},
+                                       {"child-wal", required_argument, 0, O_CHILD_WAL},
+                                       {0, 0, 0, 0}};
+    sub_args sa;
+    if (!sub_parse(argc, argv, lo, &sa) || sa.npos != 2)
         return usage();
     shale_clone_spec sp;
     memset(&sp, 0, sizeof sp);
-    sp.parent_uri = argv[0];
-    sp.child_uri = argv[1];
-    sp.parent_checkpoint_id = opt_val(argc, argv, "--checkpoint");
-    sp.parent_wal_uri = opt_val(argc, argv, "--parent-wal");
-    sp.child_wal_uri = opt_val(argc, argv, "--child-wal");
-    const char *range = opt_val(argc, argv, "--range");
+    sp.parent_uri = sa.pos[0];
+    sp.child_uri = sa.pos[1];
+    sp.parent_checkpoint_id = sa.checkpoint;
+    sp.parent_wal_uri = sa.parent_wal;
+    sp.child_wal_uri = sa.child_wal;
+    const char *range = sa.range;
     uint8_t *s = NULL, *e = NULL;
     if (range) {
         const char *colon = strchr(range, ':');
@@ -362,12 +438,17 @@ static void gc_print(void *ctx, const char *store, const char *key, const char *
 
 static int cmd_gc(int argc, char **argv)
 {
-    if (argc < 1)
+    static const struct option lo[] = {{"dry-run", no_argument, 0, O_DRY_RUN},
+                                       {"min-age", required_argument, 0, O_MIN_AGE},
+                                       {0, 0, 0, 0}};
+    sub_args sa;
+    if (!sub_parse(argc, argv, lo, &sa) || sa.npos != 1)
         return usage();
+    argv = sa.pos;
     shale_gc_options g;
     shale_gc_options_init(&g);
-    g.dry_run = opt_flag(argc, argv, "--dry-run");
-    const char *age = opt_val(argc, argv, "--min-age");
+    g.dry_run = sa.dry_run;
+    const char *age = sa.min_age;
     uint64_t secs;
     if (age) {
         if (!parse_u64(age, &secs))
@@ -389,8 +470,10 @@ static int cmd_gc(int argc, char **argv)
 
 static int cmd_verify(int argc, char **argv)
 {
-    if (argc != 1)
+    sub_args sa;
+    if (!sub_parse(argc, argv, no_opts, &sa) || sa.npos != 1)
         return usage();
+    argv = sa.pos;
     shale_verify_result res;
     shale_status rc = shale_verify(argv[0], &g_opts, &res);
     if (rc)
@@ -422,8 +505,8 @@ int main(int argc, char **argv)
     if (optind >= argc)
         return usage();
     const char *cmd = argv[optind];
-    int n = argc - optind - 1;
-    char **a = argv + optind + 1;
+    int n = argc - optind;   /* the command's argv, its name first */
+    char **a = argv + optind;
     if (!strcmp(cmd, "put")) return cmd_put_del(cmd, n, a, false);
     if (!strcmp(cmd, "delete")) return cmd_put_del(cmd, n, a, true);
     if (!strcmp(cmd, "get")) return cmd_get(n, a);

@@ -154,14 +154,22 @@ static shale_status gc_manifests(gc_run *r)
 {
     shale_objlist l;
     shale_status rc = shale_objstore_list_all(r->s, "manifest/", &l);
+    /* A dry run that found expired checkpoints did not write the version
+     * that would drop them: report as if it had (the current latest is then
+     * superseded, and the expired checkpoints pin nothing). */
+    bool superseded = r->g->dry_run && r->res.checkpoints_removed;
     for (size_t i = 0; !rc && i < l.count; i++) {
         uint64_t id;
-        if (!parse_num(l.items[i].key + 9, 20, ".manifest", &id) || id >= r->latest->id ||
-            !old_enough(r, l.items[i].mtime_ms))
+        if (!parse_num(l.items[i].key + 9, 20, ".manifest", &id) || id > r->latest->id ||
+            (id == r->latest->id && !superseded) || !old_enough(r, l.items[i].mtime_ms))
             continue;
         bool pinned = false;
-        for (size_t c = 0; c < r->latest->checkpoint_count && !pinned; c++)
-            pinned = r->latest->checkpoints[c].manifest_id == id;
+        for (size_t c = 0; c < r->latest->checkpoint_count && !pinned; c++) {
+            const checkpoint_rec *cp = &r->latest->checkpoints[c];
+            if (superseded && cp->expire_time_ms && cp->expire_time_ms < r->now)
+                continue;
+            pinned = cp->manifest_id == id;
+        }
         if (!pinned)
             rc = drop(r, r->s, &l.items[i], "manifest version no checkpoint pins",
                       &r->res.manifests_deleted);

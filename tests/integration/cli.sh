@@ -30,6 +30,25 @@ check "verify" S verify "$U"
 check "checkpoint delete" S checkpoint delete "$U" "$id"
 S checkpoint delete "$U" "$id" >/dev/null 2>&1; [ $? = 1 ] && ok "delete missing checkpoint: exit 1" \
   || notok "delete missing checkpoint: exit 1"
+n_before=$(ls "$d/db/manifest" | wc -l)
+out=$(S gc "$U" --min-age 0) && echo "$out" | grep -q '^deleted ' && ok "gc deletes garbage" \
+  || notok "gc deletes garbage ($out)"
+[ "$(ls "$d/db/manifest" | wc -l)" -lt "$n_before" ] && ok "gc removed old manifest versions" \
+  || notok "gc removed old manifest versions"
+[ "$(S scan "$U" --count)" = 500 ] && [ "$(S get "$U" key0000000499 | cut -c1-5)" = "$(S scan "$U" --start key0000000499 | cut -f2 | cut -c1-5)" ] \
+  && ok "data intact after gc" || notok "data intact after gc"
+check "verify after gc" S verify "$U"
+S manifest show "$U" > "$d/m.json"
+mid=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).manifest_id)' "$d/m.json")
+S manifest show --id "$mid" "$U" | node -e 'let t="";process.stdin.on("data",c=>t+=c).on("end",()=>{
+  process.exit(JSON.parse(t).manifest_id===Number(process.argv[1])?0:1)})' "$mid" \
+  && ok "manifest show --id (option before URI)" || notok "manifest show --id (option before URI)"
+[ "$(S scan --limit 3 "$U" | wc -l)" = 3 ] && ok "scan --limit" || notok "scan --limit"
+check "put with a dash-leading key after --" S put "$U" -- '-dash' '-v'
+[ "$(S get "$U" -- '-dash')" = '-v' ] && ok "get after --" || notok "get after --"
+out=$(S checkpoint create "$U" --lifetime 1 --name brief) && ok "checkpoint create --lifetime" \
+  || notok "checkpoint create --lifetime"
+echo "$out" | grep -q $'\tname=brief$' && ok "checkpoint name printed" || notok "checkpoint name printed"
 sst=$(node -e 'const m=JSON.parse(require("fs").readFileSync(process.argv[1]));
   console.log(m.sorted_runs[0].ssts[0].id + ".sst")' "$d/m.json")
 node -e 'const fs=require("fs");const p=process.argv[1];const b=fs.readFileSync(p);b[Math.floor(b.length/3)]^=0x55;fs.writeFileSync(p,b)' "$d/db/compacted/$sst"
@@ -39,4 +58,19 @@ out=$(S verify "$U" 2>&1); rc=$?
 "$SHALE" get >/dev/null 2>&1; [ $? = 2 ] && ok "missing arguments: exit 2" || notok "missing arguments: exit 2"
 "$SHALE" get "file://$d/nothing-here" k >/dev/null 2>&1; [ $? = 1 ] && ok "no database: exit 1" \
   || notok "no database: exit 1"
+usage() { local what=$1; shift; "$SHALE" "$@" >/dev/null 2>"$d/err"; local rc=$?
+  [ $rc = 2 ] && grep -q '^usage: shale' "$d/err" && ok "usage: $what" || notok "usage: $what (exit $rc)"; }
+usage "unknown option" scan "$U" --limt 3
+usage "option without value" scan "$U" --start
+usage "extra argument" verify "$U" extra
+usage "bad number" gc "$U" --min-age soon
+usage "bad scope" checkpoint create "$U" --scope everything
+usage "range without colon" clone "$U" "file://$d/c2" --range abc
+"$SHALE" put "$U" 'k%G1' v 2>"$d/err"; [ $? = 2 ] && grep -q 'bad %XX escape' "$d/err" \
+  && ok "usage: bad escape" || notok "usage: bad escape"
+usage "no command"
+out=$("$SHALE" verify "$U" 2>&1 >/dev/null); echo "$out" | grep -q '^shale: verify: ' \
+  && ok "errors read 'shale: <command>: ...'" || notok "errors read 'shale: <command>: ...' ($out)"
+"$SHALE" version | grep -q '^shale ' && ok "version" || notok "version"
+"$SHALE" help | grep -q 'checkpoint create' && ok "help lists commands" || notok "help lists commands"
 finish
