@@ -114,7 +114,7 @@ void shale_iter_next(shale_iter *it)
 const void *shale_iter_key(const shale_iter *it, size_t *klen)
 {
     *klen = it->key.len;
-    return it->key.data;
+    return it->key.data ? it->key.data : (const void *)"";
 }
 
 const void *shale_iter_value(const shale_iter *it, size_t *vlen)
