@@ -461,11 +461,14 @@ static void handle_object(source_kube *k, json_t *o)
     }
     if (!rc && !deleting)
         rc = k->svc->ops->submit(k->svc, r, &created, &st);
+    char why[1024];
+    snprintf(why, sizeof why, "%s", rc ? shale_errmsg() : "");
     if (added && (rc == SHALE_INVALID_ARGUMENT || rc == SHALE_CONFLICT)) {
         char *existing = NULL;
         if (k->svc->ops->get(k->svc, name, &existing) != SHALE_OK)
             set_finalizer(k, name, false);   /* refused: nothing to guard */
         free(existing);
+        shale_err(rc, "%s", why);            /* the refusal, not the lookup */
     }
     free(st);
     st = NULL;

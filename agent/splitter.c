@@ -55,17 +55,19 @@ static char *status_text_locked(const job *j)
     return s;
 }
 
-/* Tells every listener; mu must NOT be held (listeners may call back). */
+/* Tells every listener; mu must NOT be held (listeners may call back).
+ * notify_mu makes deliveries happen in the order the documents were taken,
+ * so a listener never sees an older status after a newer one. */
 static void notify(splitter *sp, job *j)
 {
+    pthread_mutex_lock(&sp->notify_mu);
     pthread_mutex_lock(&sp->mu);
     char *text = status_text_locked(j);
     int n = sp->nlisteners;
     pthread_mutex_unlock(&sp->mu);
-    if (!text)
-        return;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; text && i < n; i++)
         sp->listeners[i].cb(sp->listeners[i].ctx, j->name, text);
+    pthread_mutex_unlock(&sp->notify_mu);
     free(text);
 }
 
@@ -516,9 +518,12 @@ static shale_status svc_submit(split_service *svc, const split_request *req, boo
     append_locked(sp, j);
     *status_json = status_text_locked(j);
     *created = true;
+    pthread_mutex_unlock(&sp->mu);
+    /* Listeners hear "Accepted" before the worker is woken for this job. */
+    notify(sp, j);
+    pthread_mutex_lock(&sp->mu);
     pthread_cond_broadcast(&sp->cv);
     pthread_mutex_unlock(&sp->mu);
-    notify(sp, j);
     return SHALE_OK;
 }
 
@@ -655,6 +660,7 @@ shale_status splitter_new(const splitter_options *o, splitter **out)
     sp->o.wal_store_uri = sp->wal_uri;
     sp->o.db.wal_store_uri = NULL;
     pthread_mutex_init(&sp->mu, NULL);
+    pthread_mutex_init(&sp->notify_mu, NULL);
     pthread_cond_init(&sp->cv, NULL);
     shale_status rc = SHALE_OK;
     if (!sp->shard || !sp->store_uri || (o->wal_store_uri && !sp->wal_uri))
@@ -699,6 +705,7 @@ void splitter_free(splitter *sp)
     }
     shale_objstore_close(sp->store);
     pthread_mutex_destroy(&sp->mu);
+    pthread_mutex_destroy(&sp->notify_mu);
     pthread_cond_destroy(&sp->cv);
     free(sp->shard);
     free(sp->store_uri);

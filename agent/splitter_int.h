@@ -38,6 +38,7 @@ struct splitter {
     char *shard, *store_uri, *wal_uri;
     shale_objstore *store;
     pthread_mutex_t mu;
+    pthread_mutex_t notify_mu;   /* orders status deliveries to listeners */
     pthread_cond_t cv;
     job *jobs;
     bool stop, busy, started;

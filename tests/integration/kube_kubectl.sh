@@ -199,6 +199,7 @@ shard: $shard
 store: {uri: "file://$p", walUri: "file://$p-wal"}
 sources: {local: {enabled: false}, http: {enabled: false},
           kubernetes: {enabled: true, kubeconfig: "$d/agent-kubeconfig", namespace: shards}}
+logLevel: debug
 YAML
   cat > "$p-split.yaml" <<YAML
 apiVersion: shale.io/v1alpha1
@@ -207,11 +208,12 @@ metadata: {name: $shard-split}
 spec:
   parent: {shard: $shard}
   children:
-    - {name: x, store: "file://$p-x", range: {start: "", end: "key0000000300"}}
-    - {name: y, store: "file://$p-y", range: {start: "key0000000300", end: ""}}
+    - {name: cx, store: "file://$p-x", range: {start: "", end: "key0000000300"}}
+    - {name: cy, store: "file://$p-y", range: {start: "key0000000300", end: ""}}
 YAML
-  K apply -f "$p-split.yaml" >/dev/null
+  K apply -f "$p-split.yaml" > "$p.apply" 2>&1 || cat "$p.apply"
   SHALE_FAILPOINTS=$fp timeout 60 "$AGENT" --config "$p.yaml" 2>"$p.log1"   # dies at the failpoint
+  K get ss "$shard-split" -o jsonpath='{.status.phase} {.status.message} {.metadata.finalizers}' > "$p.st1" 2>&1
   K delete ss "$shard-split" --wait=false >/dev/null
   "$AGENT" --config "$p.yaml" 2>"$p.log2" &
   local pid=$!
@@ -222,8 +224,9 @@ YAML
     || notok "deleted mid-split at $fp: the object goes once the split is over"
   if [ "$want" = Complete ]; then
     [ "$("$SHALE" scan "file://$p-y" --count 2>/dev/null)" = 300 ] && ok "deleted after the wipe: the split finished" \
-      || notok "deleted after the wipe: the split finished"
+      || { notok "deleted after the wipe: the split finished"; cat "$p.st1"; echo; cat "$p.log1" "$p.log2" | tail -n 8; ls "$p-y" 2>&1 | head -3; ls "$p-x" 2>&1 | head; }
   else
+    grep -q 'Failed' "$p.st1" && notok "the split was accepted before the delete ($(cat "$p.st1"))"
     [ "$("$SHALE" --wal-store "file://$p-wal" scan "file://$p" --count 2>/dev/null)" = 600 ] && \
       [ ! -e "$p-y" ] && ok "deleted before the wipe: aborted, the parent keeps its 600 keys" \
       || notok "deleted before the wipe: aborted, the parent keeps its 600 keys"

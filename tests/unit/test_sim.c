@@ -192,7 +192,9 @@ static void check_run(run *r)
         for (; shale_iter_valid(it); shale_iter_next(it)) {
             size_t kl;
             const char *k = shale_iter_key(it, &kl);
-            unsigned i = (unsigned)strtoul(k + 1, NULL, 10);
+            char kb[32];   /* keys are not NUL-terminated: copy before parsing */
+            snprintf(kb, sizeof kb, "%.*s", (int)(kl < 31 ? kl : 31), k);
+            unsigned i = (unsigned)strtoul(kb + 1, NULL, 10);
             if (i < lo || i >= hi || i >= MAX_KEYS)
                 fail_msg("seed %llu: child c%d holds key %u outside [%u, %u)",
                          (unsigned long long)r->seed, c, i, lo, hi);
