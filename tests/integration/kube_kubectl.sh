@@ -174,6 +174,11 @@ K wait --for=condition=Complete shardsplit/someone-else --timeout=60s >/dev/null
 grep -q 'orders-0' "$d/agent2.log" && notok "the second agent left orders-0 alone" \
   || ok "the second agent left orders-0 alone"
 kill $AGENT2_PID; wait $AGENT2_PID 2>/dev/null
+# Turning TLS verification off is explicit and loud.
+"$AGENT" --once --config "$d/agent2.yaml" --set sources.kubernetes.insecureSkipTlsVerify=true 2>"$d/insecure.log"
+grep -q 'TLS verification is OFF' "$d/insecure.log" && ok "insecure TLS logs a warning" \
+  || notok "insecure TLS logs a warning"
+! grep -q 'TLS verification is OFF' "$d/agent.log" && ok "TLS verified by default" || notok "TLS verified by default"
 
 # JSON patch, and a server-side dry run of the rendered Helm chart.
 K patch ss orders-0-split --type=json -p '[{"op":"add","path":"/metadata/labels/team","value":"a"}]' >/dev/null

@@ -1,0 +1,16 @@
+/*
+ * fuzz_s3xml.c -- libFuzzer target: arbitrary bytes as an S3
+ * ListObjectsV2 answer and as an S3 error body (libxml2 underneath).
+ */
+#include <stdlib.h>
+#include "objstore/s3_xml.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    shale_objlist page;
+    if (s3_xml_parse_list("fuzz", (const char *)data, size, "pre/", &page) == SHALE_OK)
+        shale_objlist_free(&page);
+    char code[64], msg[256];
+    s3_xml_parse_error((const char *)data, size, code, sizeof code, msg, sizeof msg);
+    return 0;
+}

@@ -1,0 +1,105 @@
+/*
+ * test_agent_config.c -- the agent configuration: documented defaults (the
+ * HTTP API on loopback only), YAML errors with line and column, unknown
+ * keys and bad types refused, --set overrides.
+ */
+#include "support/testutil.h"
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *write_file(const char *dir, const char *name, const char *text)
+{
+    char *p = NULL;
+    assert_true(asprintf(&p, "%s/%s", dir, name) > 0);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+static void test_defaults_are_safe(void **state)
+{
+    (void)state;
+    agent_config c;
+    TU_OK(agent_config_defaults(&c));
+    assert_string_equal(c.http_listen, "127.0.0.1:8080");     /* loopback only */
+    assert_null(c.http_token_file);
+    assert_false(c.kube_insecure);                             /* TLS verified */
+    assert_int_equal(c.http_max_body, 1u << 20);                /* bounded bodies */
+    TU_RC(SHALE_INVALID_ARGUMENT, agent_config_check(&c));     /* shard, store required */
+    agent_config_free(&c);
+}
+
+static void test_errors_name_line_and_column(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("cfg");
+    struct { const char *text, *want; } cases[] = {
+        {"shard: s\nstore: {uri: \"file:///x\"}\nsources:\n  http: {bogus: 1}\n", ":4:"},
+        {"shard: s\nstore: [unclosed\n", "line 3"},
+        {"shard: s\nstore: {uri: \"file:///x\"}\nlogLevel: loud\n", ":3:"},
+        {"shard: s\nstore: {uri: \"file:///x\"}\nsources: {local: {pollMs: -5}}\n", ":3:"},
+        {"shard: s\nstore: {uri: \"file:///x\"}\nsources: {http: {enabled: maybe}}\n", ":3:"},
+        {"a: &x 1\nb: *x\n", "anchors"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "bad%zu.yaml", i);
+        char *p = write_file(dir, name, cases[i].text);
+        agent_config c;
+        TU_OK(agent_config_defaults(&c));
+        TU_RC(SHALE_INVALID_ARGUMENT, agent_config_load(&c, p));
+        if (!strstr(shale_errmsg(), cases[i].want) || !strstr(shale_errmsg(), name))
+            fail_msg("case %zu: '%s' lacks '%s' or the file name", i, shale_errmsg(),
+                     cases[i].want);
+        agent_config_free(&c);
+        free(p);
+    }
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static void test_file_and_overrides(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("cfg");
+    char *p = write_file(dir, "ok.yaml",
+                         "shard: orders-0\nstore: {uri: \"s3://b/o\", walUri: \"file:///w\"}\n"
+                         "sources:\n  http: {listen: \"127.0.0.1:9000\", maxBodyBytes: 4096}\n"
+                         "logLevel: debug\n");
+    agent_config c;
+    TU_OK(agent_config_defaults(&c));
+    TU_OK(agent_config_load(&c, p));
+    TU_OK(agent_config_set(&c, "sources.local.enabled=false"));
+    TU_OK(agent_config_set(&c, "verify.sampleKeys=7"));
+    TU_OK(agent_config_check(&c));
+    assert_string_equal(c.shard, "orders-0");
+    assert_string_equal(c.wal_uri, "file:///w");
+    assert_string_equal(c.http_listen, "127.0.0.1:9000");
+    assert_int_equal(c.http_max_body, 4096);
+    assert_int_equal(c.log_level, 0);
+    assert_false(c.local_enabled);
+    assert_int_equal(c.sample_keys, 7);
+    TU_RC(SHALE_INVALID_ARGUMENT, agent_config_set(&c, "no.such.key=1"));
+    TU_RC(SHALE_INVALID_ARGUMENT, agent_config_set(&c, "logLevel=loud"));
+    TU_RC(SHALE_INVALID_ARGUMENT, agent_config_set(&c, "sources.http.maxBodyBytes=lots"));
+    TU_RC(SHALE_INVALID_ARGUMENT, agent_config_set(&c, "missing-equals"));
+    agent_config_free(&c);
+    free(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults_are_safe),
+        cmocka_unit_test(test_errors_name_line_and_column),
+        cmocka_unit_test(test_file_and_overrides),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
