@@ -24,7 +24,8 @@ done
 need_tool() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 case $purpose in
   test) need_tool node nodejs; need_tool npm npm; need_tool curl curl
-        need_tool openssl openssl; need_tool kubectl kubernetes-client ;;
+        need_tool openssl openssl; need_tool kubectl kubernetes-client
+        need_tool valgrind valgrind ;;
   demo) need_tool node nodejs; need_tool curl curl ;;
 esac
 if [ ${#missing[@]} -gt 0 ]; then
