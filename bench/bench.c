@@ -25,7 +25,43 @@
 typedef struct figure {
     const char *name;
     double shale, rocks, level;   /* ops/s */
+    double p50[3], p99[3];        /* microseconds, per engine (0 = not measured) */
 } figure;
+
+figure *fig(const char *name);
+
+/* Per-operation latencies of the current workload (ns), for percentiles. */
+static uint32_t *lat;
+static uint64_t nlat;
+
+static void lat_reset(void)
+{
+    nlat = 0;
+}
+
+static void lat_add(double t0)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double d = ((double)ts.tv_sec + ts.tv_nsec / 1e9 - t0) * 1e9;
+    lat[nlat++] = d > 4e9 ? 4000000000u : (uint32_t)d;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void lat_store(const char *name, int engine)
+{
+    if (!nlat)
+        return;
+    qsort(lat, nlat, sizeof *lat, cmp_u32);
+    figure *f = fig(name);
+    f->p50[engine] = lat[nlat / 2] / 1000.0;
+    f->p99[engine] = lat[(nlat * 99) / 100] / 1000.0;
+}
 
 static figure figs[16];
 static int nfigs;
@@ -33,6 +69,7 @@ static uint64_t nkeys = 200000;
 static size_t vsize = 100;
 static const char *dir = "/tmp/shale-bench";
 static bool shale_only;
+static double shale_write_amp;
 
 static double now_s(void)
 {
@@ -63,7 +100,7 @@ static void value_of(uint64_t i, char *v)
         v[j] = (char)('a' + (i + j) % 26);
 }
 
-static figure *fig(const char *name)
+figure *fig(const char *name)
 {
     for (int i = 0; i < nfigs; i++)
         if (!strcmp(figs[i].name, name))
@@ -96,6 +133,8 @@ static void run_shale(void)
     if (shale_open(uri, &o, &db))
         die("shale_open", shale_errmsg());
     char k[17], *v = malloc(vsize);
+    shale_objstats w0;
+    shale_objstore_global_stats(&w0);
     double t = now_s();
     for (uint64_t i = 0; i < nkeys; i++) {
         key_of(i, k);
@@ -106,29 +145,41 @@ static void run_shale(void)
     shale_flush_wal(db);
     fig("fillseq")->shale = nkeys / (now_s() - t);
     uint64_t s = 42;
+    lat_reset();
     t = now_s();
     for (uint64_t i = 0; i < nkeys; i++) {
         uint64_t x = rnd(&s) % nkeys;
         key_of(x, k);
         value_of(x + 1, v);
+        double t0 = now_s();
         if (shale_put(db, k, 16, v, vsize))
             die("shale_put", shale_errmsg());
+        lat_add(t0);
     }
     shale_flush_wal(db);
     fig("overwrite (random)")->shale = nkeys / (now_s() - t);
+    lat_store("overwrite (random)", 0);
     shale_flush_memtable(db);
     shale_compact(db, true);
+    shale_objstats w1;
+    shale_objstore_global_stats(&w1);
+    shale_write_amp = (double)(w1.bytes_written - w0.bytes_written) /
+                      (double)(2 * nkeys * (16 + vsize));
     s = 7;
+    lat_reset();
     t = now_s();
     for (uint64_t i = 0; i < nkeys; i++) {
         key_of(rnd(&s) % nkeys, k);
         void *got;
         size_t gl;
+        double t0 = now_s();
         if (shale_get(db, NULL, k, 16, &got, &gl))
             die("shale_get", shale_errmsg());
+        lat_add(t0);
         shale_free(got);
     }
     fig("readrandom (warm)")->shale = nkeys / (now_s() - t);
+    lat_store("readrandom (warm)", 0);
     t = now_s();
     shale_iter *it = NULL;
     uint64_t n = 0;
@@ -176,26 +227,34 @@ static void run_rocks(void)
     }
     fig("fillseq")->rocks = nkeys / (now_s() - t);
     uint64_t s = 42;
+    lat_reset();
     t = now_s();
     for (uint64_t i = 0; i < nkeys; i++) {
         uint64_t x = rnd(&s) % nkeys;
         key_of(x, k);
         value_of(x + 1, v);
+        double t0 = now_s();
         rocksdb_put(db, wo, k, 16, v, vsize, &err);
+        lat_add(t0);
     }
     fig("overwrite (random)")->rocks = nkeys / (now_s() - t);
+    lat_store("overwrite (random)", 1);
     rocksdb_compact_range(db, NULL, 0, NULL, 0);
     s = 7;
+    lat_reset();
     t = now_s();
     for (uint64_t i = 0; i < nkeys; i++) {
         key_of(rnd(&s) % nkeys, k);
         size_t gl;
+        double t0 = now_s();
         char *got = rocksdb_get(db, ro, k, 16, &gl, &err);
+        lat_add(t0);
         if (!got)
             die("rocksdb_get", err ? err : "missing key");
         rocksdb_free(got);
     }
     fig("readrandom (warm)")->rocks = nkeys / (now_s() - t);
+    lat_store("readrandom (warm)", 1);
     t = now_s();
     rocksdb_iterator_t *it = rocksdb_create_iterator(db, ro);
     uint64_t n = 0;
@@ -244,26 +303,34 @@ static void run_level(void)
     }
     fig("fillseq")->level = nkeys / (now_s() - t);
     uint64_t s = 42;
+    lat_reset();
     t = now_s();
     for (uint64_t i = 0; i < nkeys; i++) {
         uint64_t x = rnd(&s) % nkeys;
         key_of(x, k);
         value_of(x + 1, v);
+        double t0 = now_s();
         leveldb_put(db, wo, k, 16, v, vsize, &err);
+        lat_add(t0);
     }
     fig("overwrite (random)")->level = nkeys / (now_s() - t);
+    lat_store("overwrite (random)", 2);
     leveldb_compact_range(db, NULL, 0, NULL, 0);
     s = 7;
+    lat_reset();
     t = now_s();
     for (uint64_t i = 0; i < nkeys; i++) {
         key_of(rnd(&s) % nkeys, k);
         size_t gl;
+        double t0 = now_s();
         char *got = leveldb_get(db, ro, k, 16, &gl, &err);
+        lat_add(t0);
         if (!got)
             die("leveldb_get", err ? err : "missing key");
         leveldb_free(got);
     }
     fig("readrandom (warm)")->level = nkeys / (now_s() - t);
+    lat_store("readrandom (warm)", 2);
     t = now_s();
     leveldb_iterator_t *it = leveldb_create_iterator(db, ro);
     uint64_t n = 0;
@@ -413,14 +480,19 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    lat = malloc(nkeys * sizeof *lat);
+    if (!lat)
+        die("malloc", "latency buffer");
     char cmd[700];
     snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
     if (system(cmd)) {}
     printf("keys %llu, key 16 B, value %zu B, no sync per write (all three)\n",
            (unsigned long long)nkeys, vsize);
     run_shale();
-    if (shale_only)
+    if (shale_only) {
+        printf("shale write amplification %.2f\n", shale_write_amp);
         return 0;
+    }
     run_rocks();
     run_level();
     printf("\n%-20s %14s %14s %8s %14s %8s\n", "workload (ops/s)", "shale", "rocksdb", "ratio",
@@ -429,6 +501,14 @@ int main(int argc, char **argv)
         printf("%-20s %14.0f %14.0f %7.2fx %14.0f %7.2fx\n", figs[i].name, figs[i].shale,
                figs[i].rocks, figs[i].shale / figs[i].rocks, figs[i].level,
                figs[i].shale / figs[i].level);
+    printf("\n%-20s %16s %16s %16s\n", "latency p50/p99 us", "shale", "rocksdb", "leveldb");
+    for (int i = 0; i < nfigs; i++)
+        if (figs[i].p50[0] > 0)
+            printf("%-20s %7.2f/%-8.2f %7.2f/%-8.2f %7.2f/%-8.2f\n", figs[i].name, figs[i].p50[0],
+                   figs[i].p99[0], figs[i].p50[1], figs[i].p99[1], figs[i].p50[2],
+                   figs[i].p99[2]);
+    printf("\nshale write amplification (store bytes written / user bytes, fill + overwrite "
+           "+ full compaction): %.2f\n", shale_write_amp);
     char *list = strdup(split_list);
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ","))
         run_split(atoi(tok));
@@ -457,7 +537,8 @@ int main(int argc, char **argv)
                         i ? ", " : "", splits[i].mb, (unsigned long long)splits[i].keys,
                         splits[i].split_s, splits[i].copy_s, splits[i].cp_s,
                         (unsigned long long)splits[i].objects_written);
-            fprintf(f, "], \"peak_rss_mb\": %ld}\n", peak_rss_kb() / 1024);
+            fprintf(f, "], \"shale_write_amp\": %.3f, \"peak_rss_mb\": %ld}\n", shale_write_amp,
+                    peak_rss_kb() / 1024);
             fclose(f);
         }
     }
