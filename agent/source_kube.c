@@ -781,6 +781,13 @@ static void *loop(void *arg)
     return NULL;
 }
 
+void source_kube_feed(source_kube *k, const char *data, size_t len)
+{
+    resp r = {0, SHALE_BUF_INIT, k, true};
+    k->relist = false;
+    on_data((char *)data, 1, len, &r);
+}
+
 shale_status source_kube_new(const agent_config *cfg, split_service *svc, source_kube **out)
 {
     *out = NULL;

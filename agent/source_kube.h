@@ -32,4 +32,9 @@ shale_status source_kube_start(source_kube *k);
 void source_kube_on_status(void *ctx, const char *name, const char *status_json);
 void source_kube_free(source_kube *k);   /* stops the watch; NULL ok */
 
+/* Feeds raw watch-stream bytes (JSON event lines) as if read from the
+ * server, without starting the watch thread: for the fuzz target and
+ * tests.  Objects go through the same handling as watched ones. */
+void source_kube_feed(source_kube *k, const char *data, size_t len);
+
 #endif
