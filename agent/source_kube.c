@@ -125,9 +125,11 @@ static shale_status load_kubeconfig(source_kube *k, const char *path)
                      : NULL;
     json_t *us = ctx ? named(json_object_get(j, "users"), jstr(ctx, "user") ?: "", "user") : NULL;
     if (!cl || !jstr(cl, "server")) {
+        /* The message first: cur points into j. */
+        rc = shale_err(SHALE_INVALID_ARGUMENT, "kubeconfig %s: no server for the current "
+                                               "context '%s'", path, cur ? cur : "");
         json_decref(j);
-        return shale_err(SHALE_INVALID_ARGUMENT, "kubeconfig %s: no server for the current "
-                                                 "context '%s'", path, cur ? cur : "");
+        return rc;
     }
     k->server = xstrdup(jstr(cl, "server"));
     if (!k->ns && jstr(ctx, "namespace"))
