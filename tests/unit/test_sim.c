@@ -12,7 +12,8 @@
  *   - Complete: every acknowledged key is in exactly one child, in that
  *     child's range, with its value; the children hold no key the writer
  *     did not write; each child and the parent pass shale_verify;
- *   - Aborted: every acknowledged key is in the parent.
+ *   - Aborted: every acknowledged key is in the parent;
+ *   - always: the parent passes shale_verify after GC.
  * A failing run prints its seed and the command that replays it:
  *   SHALE_SIM_SEED=<seed> build/tests/test_sim
  * SHALE_SIM_SEEDS=N sets the number of runs (make soak SEEDS=N).
@@ -171,6 +172,9 @@ static void check_run(run *r)
 {
     shale_options o;
     dt_small_options(&o);
+    shale_options pv;
+    options(r, &pv);
+    TU_OK(shale_verify(r->parent, &pv, NULL));   /* the parent passes verify too */
     if (r->aborted) {
         shale_options po;
         options(r, &po);
