@@ -14,6 +14,7 @@
 #include <leveldb/c.h>
 #include <rocksdb/c.h>
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,6 +190,24 @@ static void run_shale(void)
         n++;
     shale_iter_free(it);
     fig("readseq (scan)")->shale = n / (now_s() - t);
+    s = 11;
+    t = now_s();
+    for (uint64_t i = 0; i < nkeys; i++) {
+        uint64_t x = rnd(&s) % nkeys;
+        key_of(x, k);
+        if (x % 10 == 0) {
+            value_of(x + 2, v);
+            if (shale_put(db, k, 16, v, vsize))
+                die("shale_put", shale_errmsg());
+        } else {
+            void *got;
+            size_t gl;
+            if (shale_get(db, NULL, k, 16, &got, &gl))
+                die("shale_get", shale_errmsg());
+            shale_free(got);
+        }
+    }
+    fig("mixed 90/10")->shale = nkeys / (now_s() - t);
     shale_close(db);
     free(v);
 }
@@ -262,6 +281,21 @@ static void run_rocks(void)
         n++;
     rocksdb_iter_destroy(it);
     fig("readseq (scan)")->rocks = n / (now_s() - t);
+    s = 11;
+    t = now_s();
+    for (uint64_t i = 0; i < nkeys; i++) {
+        uint64_t x = rnd(&s) % nkeys;
+        key_of(x, k);
+        if (x % 10 == 0) {
+            value_of(x + 2, v);
+            rocksdb_put(db, wo, k, 16, v, vsize, &err);
+        } else {
+            size_t gl;
+            char *got = rocksdb_get(db, ro, k, 16, &gl, &err);
+            rocksdb_free(got);
+        }
+    }
+    fig("mixed 90/10")->rocks = nkeys / (now_s() - t);
     rocksdb_close(db);
     rocksdb_writeoptions_destroy(wo);
     rocksdb_readoptions_destroy(ro);
@@ -338,6 +372,21 @@ static void run_level(void)
         n++;
     leveldb_iter_destroy(it);
     fig("readseq (scan)")->level = n / (now_s() - t);
+    s = 11;
+    t = now_s();
+    for (uint64_t i = 0; i < nkeys; i++) {
+        uint64_t x = rnd(&s) % nkeys;
+        key_of(x, k);
+        if (x % 10 == 0) {
+            value_of(x + 2, v);
+            leveldb_put(db, wo, k, 16, v, vsize, &err);
+        } else {
+            size_t gl;
+            char *got = leveldb_get(db, ro, k, 16, &gl, &err);
+            leveldb_free(got);
+        }
+    }
+    fig("mixed 90/10")->level = nkeys / (now_s() - t);
     leveldb_close(db);
     leveldb_writeoptions_destroy(wo);
     leveldb_readoptions_destroy(ro);
@@ -345,6 +394,88 @@ static void run_level(void)
     leveldb_cache_destroy(cache);
     leveldb_filterpolicy_destroy(fp);
     free(v);
+}
+
+/* ---- durable acknowledgement: 4 writer threads ------------------------------
+ * Shale: await_durable (group commit: writers that wait share one WAL SST)
+ * with fsync on; RocksDB and LevelDB: sync=true.  Same concurrency. */
+
+#define DUR_THREADS 4
+typedef struct dur_arg {
+    int engine, t;
+    void *db, *wo;
+    uint64_t n;
+} dur_arg;
+
+static void *dur_writer(void *p)
+{
+    dur_arg *a = p;
+    char k[17], *v = malloc(vsize), *err = NULL;
+    for (uint64_t i = 0; i < a->n; i++) {
+        key_of((uint64_t)a->t * a->n + i, k);
+        value_of(i, v);
+        if (a->engine == 0)
+            shale_put(a->db, k, 16, v, vsize);
+        else if (a->engine == 1)
+            rocksdb_put(a->db, a->wo, k, 16, v, vsize, &err);
+        else
+            leveldb_put(a->db, a->wo, k, 16, v, vsize, &err);
+    }
+    free(v);
+    return NULL;
+}
+
+static double dur_run(int engine, void *db, void *wo, uint64_t per)
+{
+    pthread_t th[DUR_THREADS];
+    dur_arg a[DUR_THREADS];
+    double t = now_s();
+    for (int i = 0; i < DUR_THREADS; i++) {
+        a[i] = (dur_arg){engine, i, db, wo, per};
+        pthread_create(&th[i], NULL, dur_writer, &a[i]);
+    }
+    for (int i = 0; i < DUR_THREADS; i++)
+        pthread_join(th[i], NULL);
+    return (double)per * DUR_THREADS / (now_s() - t);
+}
+
+static void run_durable(uint64_t per)
+{
+    char path[700], cmd[800], *err = NULL;
+    snprintf(cmd, sizeof cmd, "rm -rf %s/dur-*", dir);
+    if (system(cmd)) {}
+    snprintf(path, sizeof path, "file://%s/dur-shale", dir);
+    shale_options o;
+    shale_options_init(&o);              /* await_durable on, fsync on */
+    shale_db *db = NULL;
+    if (shale_open(path, &o, &db))
+        die("durable shale_open", shale_errmsg());
+    fig("durable put, 4 threads")->shale = dur_run(0, db, NULL, per);
+    shale_close(db);
+    rocksdb_options_t *ro = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(ro, 1);
+    snprintf(path, sizeof path, "%s/dur-rocksdb", dir);
+    rocksdb_t *rdb = rocksdb_open(ro, path, &err);
+    if (err)
+        die("durable rocksdb_open", err);
+    rocksdb_writeoptions_t *rwo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(rwo, 1);
+    fig("durable put, 4 threads")->rocks = dur_run(1, rdb, rwo, per);
+    rocksdb_close(rdb);
+    rocksdb_writeoptions_destroy(rwo);
+    rocksdb_options_destroy(ro);
+    leveldb_options_t *lo = leveldb_options_create();
+    leveldb_options_set_create_if_missing(lo, 1);
+    snprintf(path, sizeof path, "%s/dur-leveldb", dir);
+    leveldb_t *ldb = leveldb_open(lo, path, &err);
+    if (err)
+        die("durable leveldb_open", err);
+    leveldb_writeoptions_t *lwo = leveldb_writeoptions_create();
+    leveldb_writeoptions_set_sync(lwo, 1);
+    fig("durable put, 4 threads")->level = dur_run(2, ldb, lwo, per);
+    leveldb_close(ldb);
+    leveldb_writeoptions_destroy(lwo);
+    leveldb_options_destroy(lo);
 }
 
 /* ---- split vs copy ---------------------------------------------------------- */
@@ -495,6 +626,7 @@ int main(int argc, char **argv)
     }
     run_rocks();
     run_level();
+    run_durable(nkeys / 100 < 500 ? 500 : nkeys / 100);
     printf("\n%-20s %14s %14s %8s %14s %8s\n", "workload (ops/s)", "shale", "rocksdb", "ratio",
            "leveldb", "ratio");
     for (int i = 0; i < nfigs; i++)
@@ -524,8 +656,13 @@ int main(int argc, char **argv)
     if (json) {
         FILE *f = fopen(json, "w");
         if (f) {
-            fprintf(f, "{\"keys\": %llu, \"value_size\": %zu, \"cpus\": %ld, \"workloads\": [",
-                    (unsigned long long)nkeys, vsize, sysconf(_SC_NPROCESSORS_ONLN));
+            long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+            fprintf(f, "{\"keys\": %llu, \"value_size\": %zu, \"cpus\": %ld, "
+                       "\"memory_mb\": %ld, \"shale\": \"%s\", \"rocksdb\": \"7.8.3\", "
+                       "\"leveldb\": \"%d.%d\", \"dir\": \"%s\", \"workloads\": [",
+                    (unsigned long long)nkeys, vsize, sysconf(_SC_NPROCESSORS_ONLN),
+                    pages / 1024 * psz / 1024, SHALE_VERSION, leveldb_major_version(),
+                    leveldb_minor_version(), dir);
             for (int i = 0; i < nfigs; i++)
                 fprintf(f, "%s{\"name\": \"%s\", \"shale\": %.0f, \"rocksdb\": %.0f, "
                            "\"leveldb\": %.0f}", i ? ", " : "", figs[i].name, figs[i].shale,

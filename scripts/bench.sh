@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench.sh -- `make bench` / `make bench-quick`: builds bench/bench.c against
-# libshale and Debian's RocksDB and LevelDB, runs it, keeps the raw figures
-# in build/bench.json.  Never part of `make test`.
+# libshale and Debian's RocksDB and LevelDB, runs it for 100-byte and 1 KiB
+# values, keeps the raw figures in build/bench*.json and plots split time
+# against parent size (docs/split-vs-copy.png, with gnuplot when present).
+# Never part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s -j"$(nproc)" build/libshale.a
@@ -13,7 +15,26 @@ dir=$(mktemp -d /var/tmp/shale-bench.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 if [ "${1:-bench}" = bench-quick ]; then
   build/bench --keys 100000 --split-mb 8,32 --dir "$dir" --json build/bench.json
+  echo; echo "== 1 KiB values"
+  build/bench --keys 20000 --value-size 1024 --split-mb "" --dir "$dir" --json build/bench-1k.json
 else
   build/bench --keys 1000000 --split-mb 64,256,1024 --dir "$dir" --json build/bench.json
+  echo; echo "== 1 KiB values"
+  build/bench --keys 200000 --value-size 1024 --split-mb "" --dir "$dir" --json build/bench-1k.json
 fi
-echo "raw figures: build/bench.json"
+echo "raw figures: build/bench.json, build/bench-1k.json"
+if command -v gnuplot >/dev/null && command -v node >/dev/null; then
+  node -e 'const j=JSON.parse(require("fs").readFileSync("build/bench.json"));
+    for (const s of j.splits) console.log(s.parent_mb, s.split_s, s.naive_copy_s, s.cp_s)' > build/splits.dat
+  gnuplot <<'GP'
+set terminal pngcairo size 800,500
+set output "docs/split-vs-copy.png"
+set title "Splitting a shard 2 ways: time against parent size"
+set xlabel "parent size (MB)"; set ylabel "seconds"; set logscale xy; set key left top
+set grid
+plot "build/splits.dat" using 1:2 with linespoints title "Shale split (references)", \
+     "" using 1:3 with linespoints title "naive copy (read + write every key)", \
+     "" using 1:4 with linespoints title "cp -r of the store"
+GP
+  echo "plot: docs/split-vs-copy.png"
+fi
