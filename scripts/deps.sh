@@ -27,6 +27,7 @@ case $purpose in
         need_tool openssl openssl; need_tool kubectl kubernetes-client
         need_tool valgrind valgrind ;;
   demo) need_tool node nodejs; need_tool curl curl ;;
+  bench) need_tool gnuplot gnuplot-nox; need_tool node nodejs ;;
 esac
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}" >&2
