@@ -77,14 +77,26 @@ void block_cache_free(block_cache *c)
     free(c);
 }
 
+/* splitmix64's finaliser over both halves of the key.  The shard is taken
+ * from the high bits and the bucket from the low bits: with the same bits
+ * for both (as an earlier version had), every shard used only
+ * BUCKETS / SHARDS of its buckets and chains grew 16 times longer. */
+static uint64_t mix_of(uint64_t file_id, uint64_t offset)
+{
+    uint64_t z = file_id * 0x9E3779B97F4A7C15ULL ^ offset;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
 static size_t hash_of(uint64_t file_id, uint64_t offset)
 {
-    return (size_t)((file_id ^ (offset * 0x9E3779B97F4A7C15ULL)) >> 7);
+    return (size_t)(mix_of(file_id, offset) & 0xffffffffu);
 }
 
 static shard *shard_of(block_cache *c, uint64_t file_id, uint64_t offset)
 {
-    return &c->shards[hash_of(file_id, offset) % SHARDS];
+    return &c->shards[(mix_of(file_id, offset) >> 48) % SHARDS];
 }
 
 static void lru_unlink(shard *s, centry *e)
@@ -203,4 +215,23 @@ size_t block_cache_usage(block_cache *c)
         pthread_mutex_unlock(&c->shards[i].mu);
     }
     return n;
+}
+
+size_t block_cache_longest_chain(block_cache *c)
+{
+    size_t longest = 0;
+    if (!c)
+        return 0;
+    for (int i = 0; i < SHARDS; i++) {
+        pthread_mutex_lock(&c->shards[i].mu);
+        for (size_t b = 0; b < BUCKETS; b++) {
+            size_t n = 0;
+            for (centry *e = c->shards[i].buckets[b]; e; e = e->hnext)
+                n++;
+            if (n > longest)
+                longest = n;
+        }
+        pthread_mutex_unlock(&c->shards[i].mu);
+    }
+    return longest;
 }

@@ -38,4 +38,9 @@ void block_cache_release(block_cache *c, const cached_block *b);
 /* Bytes currently held, for stats and tests. */
 size_t block_cache_usage(block_cache *c);
 
+/* Length of the longest hash chain over all shards: a lookup walks one
+ * chain under its shard's lock, so this bounds a lookup's cost.  For tests
+ * and diagnostics; takes every shard lock in turn. */
+size_t block_cache_longest_chain(block_cache *c);
+
 #endif
