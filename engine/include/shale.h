@@ -132,8 +132,8 @@ void shale_snapshot_release(shale_db *db, shale_snapshot *s);
 shale_status shale_flush_wal(shale_db *db);
 /* Freezes the memtable and waits until every memtable is in L0. */
 shale_status shale_flush_memtable(shale_db *db);
-/* Runs a compaction now (if any is due, or force=true to merge everything
- * into one sorted run) and waits for it. */
+/* Runs a compaction now (if any is due, or force=true to flush the
+ * memtables and merge everything into one sorted run) and waits for it. */
 shale_status shale_compact(shale_db *db, bool force);
 
 /* A summary of the writer's current manifest and counters. */
