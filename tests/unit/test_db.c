@@ -276,6 +276,32 @@ static char *first_run_sst(const char *uri)
     return k;
 }
 
+/* A forced compaction merges everything, including writes still in the
+ * memtable: with a memtable too large to fill, the data reaches a run only
+ * if shale_compact(force) flushes first. */
+static void test_forced_compaction_includes_memtable(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "fullcompact", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    o.memtable_bytes = 8 << 20;
+    o.max_unflushed_bytes = 16 << 20;
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, &o, &db));
+    for (unsigned i = 0; i < 200; i++)
+        dt_put(db, i, 1);
+    TU_OK(shale_compact(db, true));
+    shale_db_info info;
+    TU_OK(shale_db_info_get(db, &info));
+    assert_int_equal(info.l0_count, 0);
+    assert_int_equal(info.sorted_run_count, 1);
+    assert_true(info.last_l0_seq == info.last_seq);
+    TU_OK(shale_close(db));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
 static void test_corrupt_sst_and_manifest(void **state)
 {
     char *dir, *uri = dt_store_uri(backend(state), "corrupt", &dir);
@@ -546,6 +572,8 @@ int main(void)
 {
     static char mem[] = "mem", file[] = "file", fault[] = "fault";
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_prestate(test_forced_compaction_includes_memtable, mem),
+        cmocka_unit_test_prestate(test_forced_compaction_includes_memtable, file),
         cmocka_unit_test_prestate(test_roundtrip_every_level, mem),
         cmocka_unit_test_prestate(test_roundtrip_every_level, file),
         cmocka_unit_test_prestate(test_roundtrip_every_level, fault),
