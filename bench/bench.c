@@ -1,60 +1,132 @@
 /*
  * bench.c -- `make bench`: Shale against RocksDB and LevelDB (their C APIs)
- * in one process, one after the other, with the same keys, on the same
- * disk; then the cost of a split against copying the data.
+ * with the same keys on the same disk, one engine after the other, each in
+ * a child process of its own (so peak RSS and bytes written are each
+ * engine's alone); then the cost of a split against copying the data
+ * (bench_split.c).
  *
- *   bench [--keys N] [--value-size B] [--split-mb M,M,...] [--json FILE] [--dir D]
+ *   bench [--keys N] [--value-size B] [--split-mb M,M,...] [--s3-mb M]
+ *         [--json FILE] [--dir D] [--shale-only]
  *
- * Durability is matched: Shale with await_durable off and fs_no_fsync, the
- * peers with sync=false (each acknowledges from memory; none fsyncs per
- * write).  Figures are ops/s (higher is better) with the ratio Shale/peer.
+ * Durability is matched and stated in the output: (a) no sync per write
+ * for every workload but one, (b) durable acknowledgement with 4 writer
+ * threads.  Figures are ops/s (higher is better) with the ratio Shale/peer.
  */
+#define _GNU_SOURCE
+#include "bench.h"
 #include "shale.h"
 
-#include <jansson.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <leveldb/c.h>
-#include <rocksdb/c.h>
-
 #include <pthread.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define NENGINES 3
-static const char *const engine_names[NENGINES] = {"shale", "rocksdb", "leveldb"};
-
-typedef struct figure {
-    const char *name;
-    double ops[NENGINES];         /* ops/s, indexed like engine_names */
-    double p50[NENGINES], p99[NENGINES];  /* microseconds (0 = not measured) */
-} figure;
-
-static figure figs[16];
-static int nfigs;
+size_t vsize = 100;
+const char *dir = "/tmp/shale-bench";
 static uint64_t nkeys = 200000;
-static size_t vsize = 100;
-static const char *dir = "/tmp/shale-bench";
-static bool shale_only;
-static double shale_write_amp;
 
-static figure *fig(const char *name)
-{
-    for (int i = 0; i < nfigs; i++)
-        if (!strcmp(figs[i].name, name))
-            return &figs[i];
-    figs[nfigs].name = name;
-    return &figs[nfigs++];
-}
+/* ---- shared helpers (bench.h) ------------------------------------------------ */
 
-static double now_s(void)
+double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void die(const char *what, const char *err)
+{
+    fprintf(stderr, "bench: %s: %s\n", what, err ? err : "failed");
+    exit(1);
+}
+
+void rm_rf(const char *path)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    if (system(cmd))
+        die("rm -rf", path);
+}
+
+void key_of(uint64_t i, char k[17])
+{
+    /* 16 decimal digits, written by hand (no truncation warnings). */
+    for (int d = 15; d >= 0; d--, i /= 10)
+        k[d] = (char)('0' + i % 10);
+    k[16] = '\0';
+}
+
+#define VALBUF (1u << 20)
+static char *valbuf;
+
+void values_init(void)
+{
+    valbuf = malloc(VALBUF + vsize);
+    if (!valbuf)
+        die("malloc", "value buffer");
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    /* Like db_bench's RandomGenerator: in each 100-byte piece the first
+     * half is random letters and the second repeats it. */
+    for (size_t at = 0; at < VALBUF + vsize; at += 100)
+        for (size_t j = 0; j < 100 && at + j < VALBUF + vsize; j++) {
+            if (j < 50) {
+                s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+                valbuf[at + j] = (char)(' ' + s % 95);
+            } else {
+                valbuf[at + j] = valbuf[at + j - 50];
+            }
+        }
+}
+
+const char *value_of(uint64_t i)
+{
+    return valbuf + (i * 7919u) % VALBUF;
+}
+
+/* ---- figures -------------------------------------------------------------- */
+
+/* Lives in a shared mapping: each engine runs in a child process that
+ * writes its column here. */
+typedef struct figure {
+    char name[32];
+    double ops[NENGINES];                 /* ops/s */
+    double p50[NENGINES], p99[NENGINES];  /* microseconds (0 = not measured) */
+} figure;
+
+typedef struct engine_totals {
+    double write_amp;   /* bytes the process wrote (write(2) and friends)
+                           during fillseq + overwrite + full compaction,
+                           over the user bytes of those writes */
+    long peak_rss_kb;
+    bool ran;
+} engine_totals;
+
+#define MAXFIGS 16
+typedef struct shared_figs {
+    figure f[MAXFIGS];
+    int n;
+    engine_totals tot[NENGINES];
+} shared_figs;
+static shared_figs *sh;
+
+static figure *fig(const char *name)
+{
+    for (int i = 0; i < sh->n; i++)
+        if (!strcmp(sh->f[i].name, name))
+            return &sh->f[i];
+    if (sh->n == MAXFIGS)
+        die("figures", "too many");
+    snprintf(sh->f[sh->n].name, sizeof sh->f[0].name, "%s", name);
+    return &sh->f[sh->n++];
 }
 
 /* Per-operation latencies of the current workload (ns), for percentiles. */
@@ -73,13 +145,16 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Records the percentiles of the latencies gathered since the last call. */
-static void lat_store(figure *f, int engine)
+/* Records ops/s and the percentiles of the latencies gathered since the
+ * last call. */
+static void record(const char *name, int col, uint64_t ops, double t)
 {
+    figure *f = fig(name);
+    f->ops[col] = (double)ops / (now_s() - t);
     if (nlat) {
         qsort(lat, nlat, sizeof *lat, cmp_u32);
-        f->p50[engine] = lat[nlat / 2] / 1000.0;
-        f->p99[engine] = lat[(nlat * 99) / 100] / 1000.0;
+        f->p50[col] = lat[nlat / 2] / 1000.0;
+        f->p99[col] = lat[(nlat * 99) / 100] / 1000.0;
     }
     nlat = 0;
 }
@@ -92,376 +167,145 @@ static uint64_t rnd(uint64_t *s)
     return *s;
 }
 
-static void key_of(uint64_t i, char k[17])
+/* wchar of /proc/self/io: bytes this process passed to write(2) and its
+ * kin, whatever the file (WAL, tables, manifest).  Same measure for all. */
+static uint64_t bytes_written_by_process(void)
 {
-    /* 16 decimal digits, written by hand (no truncation warnings). */
-    for (int d = 15; d >= 0; d--, i /= 10)
-        k[d] = (char)('0' + i % 10);
-    k[16] = '\0';
+    FILE *f = fopen("/proc/self/io", "r");
+    unsigned long long v = 0;
+    char line[128];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "wchar: %llu", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
 }
 
-static void value_of(uint64_t i, char *v)
+/* Drops a file's pages from the page cache (after writing back what is
+ * dirty), so the next read comes from the disk: a cold read without root. */
+static int evict_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
-    for (size_t j = 0; j < vsize; j++)
-        v[j] = (char)('a' + (i + j) % 26);
-}
-
-static void die(const char *what, const char *err)
-{
-    fprintf(stderr, "bench: %s: %s\n", what, err ? err : "failed");
-    exit(1);
-}
-
-static void rm_rf(const char *path)
-{
-    char cmd[800];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", path);
-    if (system(cmd)) {}
-}
-
-/* ---- the three engines behind one interface --------------------------------
- * Every workload below runs the same code against each engine, so the
- * figures differ only by the engine.  Each operation dies on an error. */
-
-typedef struct kv_engine {
-    int col;                                    /* index into engine_names */
-    void *ctx;
-    void (*put)(void *ctx, const char *k, const char *v);
-    bool (*get)(void *ctx, const char *k);      /* true if found */
-    uint64_t (*scan)(void *ctx);                /* entries seen */
-    void (*settle)(void *ctx);                  /* after a write phase */
-    void (*compact)(void *ctx);                 /* merge everything */
-    void (*close)(void *ctx);
-} kv_engine;
-
-/* Shale: durable = await_durable with fsync; otherwise acknowledged from
- * memory (await_durable off, fs_no_fsync), like the peers' sync=false. */
-typedef struct shale_ctx {
-    shale_db *db;
-    shale_objstats w0;   /* store counters at open, for write amplification */
-} shale_ctx;
-
-static void sh_put(void *c, const char *k, const char *v)
-{
-    if (shale_put(((shale_ctx *)c)->db, k, 16, v, vsize))
-        die("shale_put", shale_errmsg());
-}
-
-static bool sh_get(void *c, const char *k)
-{
-    void *got = NULL;
-    size_t gl;
-    shale_status rc = shale_get(((shale_ctx *)c)->db, NULL, k, 16, &got, &gl);
-    if (rc && rc != SHALE_NOT_FOUND)
-        die("shale_get", shale_errmsg());
-    shale_free(got);
-    return rc == SHALE_OK;
-}
-
-static uint64_t sh_scan(void *c)
-{
-    shale_iter *it = NULL;
-    uint64_t n = 0;
-    if (shale_scan(((shale_ctx *)c)->db, NULL, NULL, 0, NULL, 0, &it))
-        die("shale_scan", shale_errmsg());
-    for (; shale_iter_valid(it); shale_iter_next(it))
-        n++;
-    if (shale_iter_status(it))
-        die("shale_scan", shale_errmsg());
-    shale_iter_free(it);
-    return n;
-}
-
-static void sh_settle(void *c)
-{
-    if (shale_flush_wal(((shale_ctx *)c)->db))
-        die("shale_flush_wal", shale_errmsg());
-}
-
-/* Also measures write amplification: everything written to the store since
- * open (WAL, L0, compaction) over the user bytes of fill + overwrite. */
-static void sh_compact(void *c)
-{
-    shale_ctx *x = c;
-    if (shale_compact(x->db, true))
-        die("shale_compact", shale_errmsg());
-    shale_objstats w1;
-    shale_objstore_global_stats(&w1);
-    shale_write_amp = (double)(w1.bytes_written - x->w0.bytes_written) /
-                      (double)(2 * nkeys * (16 + vsize));
-}
-
-static void sh_close(void *c)
-{
-    if (shale_close(((shale_ctx *)c)->db))
-        die("shale_close", shale_errmsg());
-    free(c);
-}
-
-static kv_engine open_shale(const char *name, bool durable)
-{
-    char path[700], uri[720];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    rm_rf(path);
-    snprintf(uri, sizeof uri, "file://%s", path);
-    shale_options o;
-    shale_options_init(&o);
-    if (!durable) {
-        o.await_durable = false;
-        o.store.fs_no_fsync = true;
-        o.memtable_bytes = 64u << 20;
+    (void)st, (void)ftw;
+    if (type != FTW_F)
+        return 0;
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) {
+        fdatasync(fd);
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
     }
-    o.block_cache_bytes = 256u << 20;
-    shale_ctx *c = calloc(1, sizeof *c);
-    if (!c || shale_open(uri, &o, &c->db))
-        die("shale_open", shale_errmsg());
-    shale_objstore_global_stats(&c->w0);
-    return (kv_engine){0, c, sh_put, sh_get, sh_scan, sh_settle, sh_compact, sh_close};
-}
-
-/* RocksDB and LevelDB: 256 MiB LRU block cache, 10-bit bloom filters. */
-typedef struct rocks_ctx {
-    rocksdb_t *db;
-    rocksdb_options_t *o;
-    rocksdb_block_based_table_options_t *bo;
-    rocksdb_cache_t *cache;
-    rocksdb_writeoptions_t *wo;
-    rocksdb_readoptions_t *ro;
-} rocks_ctx;
-
-static void rk_put(void *c, const char *k, const char *v)
-{
-    rocks_ctx *x = c;
-    char *err = NULL;
-    rocksdb_put(x->db, x->wo, k, 16, v, vsize, &err);
-    if (err)
-        die("rocksdb_put", err);
-}
-
-static bool rk_get(void *c, const char *k)
-{
-    rocks_ctx *x = c;
-    char *err = NULL;
-    size_t gl;
-    char *got = rocksdb_get(x->db, x->ro, k, 16, &gl, &err);
-    if (err)
-        die("rocksdb_get", err);
-    rocksdb_free(got);
-    return got != NULL;
-}
-
-static uint64_t rk_scan(void *c)
-{
-    rocks_ctx *x = c;
-    uint64_t n = 0;
-    rocksdb_iterator_t *it = rocksdb_create_iterator(x->db, x->ro);
-    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
-        n++;
-    rocksdb_iter_destroy(it);
-    return n;
-}
-
-static void rk_compact(void *c)
-{
-    rocksdb_compact_range(((rocks_ctx *)c)->db, NULL, 0, NULL, 0);
-}
-
-static void rk_close(void *c)
-{
-    rocks_ctx *x = c;
-    rocksdb_close(x->db);
-    rocksdb_writeoptions_destroy(x->wo);
-    rocksdb_readoptions_destroy(x->ro);
-    rocksdb_options_destroy(x->o);
-    rocksdb_block_based_options_destroy(x->bo);
-    rocksdb_cache_destroy(x->cache);
-    free(x);
-}
-
-static kv_engine open_rocks(const char *name, bool durable)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    rm_rf(path);
-    rocks_ctx *x = calloc(1, sizeof *x);
-    if (!x)
-        die("calloc", NULL);
-    x->o = rocksdb_options_create();
-    rocksdb_options_set_create_if_missing(x->o, 1);
-    rocksdb_options_increase_parallelism(x->o, 2);
-    x->bo = rocksdb_block_based_options_create();
-    x->cache = rocksdb_cache_create_lru(256u << 20);
-    rocksdb_block_based_options_set_block_cache(x->bo, x->cache);
-    rocksdb_block_based_options_set_filter_policy(x->bo, rocksdb_filterpolicy_create_bloom(10));
-    rocksdb_options_set_block_based_table_factory(x->o, x->bo);
-    char *err = NULL;
-    x->db = rocksdb_open(x->o, path, &err);
-    if (err)
-        die("rocksdb_open", err);
-    x->wo = rocksdb_writeoptions_create();
-    rocksdb_writeoptions_set_sync(x->wo, durable);
-    x->ro = rocksdb_readoptions_create();
-    return (kv_engine){1, x, rk_put, rk_get, rk_scan, NULL, rk_compact, rk_close};
-}
-
-typedef struct level_ctx {
-    leveldb_t *db;
-    leveldb_options_t *o;
-    leveldb_cache_t *cache;
-    leveldb_filterpolicy_t *fp;
-    leveldb_writeoptions_t *wo;
-    leveldb_readoptions_t *ro;
-} level_ctx;
-
-static void lv_put(void *c, const char *k, const char *v)
-{
-    level_ctx *x = c;
-    char *err = NULL;
-    leveldb_put(x->db, x->wo, k, 16, v, vsize, &err);
-    if (err)
-        die("leveldb_put", err);
-}
-
-static bool lv_get(void *c, const char *k)
-{
-    level_ctx *x = c;
-    char *err = NULL;
-    size_t gl;
-    char *got = leveldb_get(x->db, x->ro, k, 16, &gl, &err);
-    if (err)
-        die("leveldb_get", err);
-    leveldb_free(got);
-    return got != NULL;
-}
-
-static uint64_t lv_scan(void *c)
-{
-    level_ctx *x = c;
-    uint64_t n = 0;
-    leveldb_iterator_t *it = leveldb_create_iterator(x->db, x->ro);
-    for (leveldb_iter_seek_to_first(it); leveldb_iter_valid(it); leveldb_iter_next(it))
-        n++;
-    leveldb_iter_destroy(it);
-    return n;
-}
-
-static void lv_compact(void *c)
-{
-    leveldb_compact_range(((level_ctx *)c)->db, NULL, 0, NULL, 0);
-}
-
-static void lv_close(void *c)
-{
-    level_ctx *x = c;
-    leveldb_close(x->db);
-    leveldb_writeoptions_destroy(x->wo);
-    leveldb_readoptions_destroy(x->ro);
-    leveldb_options_destroy(x->o);
-    leveldb_cache_destroy(x->cache);
-    leveldb_filterpolicy_destroy(x->fp);
-    free(x);
-}
-
-static kv_engine open_level(const char *name, bool durable)
-{
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    rm_rf(path);
-    level_ctx *x = calloc(1, sizeof *x);
-    if (!x)
-        die("calloc", NULL);
-    x->o = leveldb_options_create();
-    leveldb_options_set_create_if_missing(x->o, 1);
-    x->cache = leveldb_cache_create_lru(256u << 20);
-    leveldb_options_set_cache(x->o, x->cache);
-    x->fp = leveldb_filterpolicy_create_bloom(10);
-    leveldb_options_set_filter_policy(x->o, x->fp);
-    char *err = NULL;
-    x->db = leveldb_open(x->o, path, &err);
-    if (err)
-        die("leveldb_open", err);
-    x->wo = leveldb_writeoptions_create();
-    leveldb_writeoptions_set_sync(x->wo, durable);
-    x->ro = leveldb_readoptions_create();
-    return (kv_engine){2, x, lv_put, lv_get, lv_scan, NULL, lv_compact, lv_close};
-}
-
-typedef kv_engine (*engine_open_fn)(const char *name, bool durable);
-static const engine_open_fn engine_open[NENGINES] = {open_shale, open_rocks, open_level};
-
-static void settle(const kv_engine *e)
-{
-    if (e->settle)
-        e->settle(e->ctx);
+    return 0;
 }
 
 /* ---- the workloads ------------------------------------------------------------ */
 
-static void run_workloads(const kv_engine *e)
+static void fill(const kv_engine *e, const char *name, const uint64_t *order)
 {
-    char k[17], *v = malloc(vsize);
-    if (!v)
-        die("malloc", NULL);
+    char k[17];
     double t = now_s();
     for (uint64_t i = 0; i < nkeys; i++) {
-        key_of(i, k);
-        value_of(i, v);
-        e->put(e->ctx, k, v);
-    }
-    settle(e);
-    fig("fillseq")->ops[e->col] = nkeys / (now_s() - t);
-
-    figure *f = fig("overwrite (random)");
-    uint64_t s = 42;
-    t = now_s();
-    for (uint64_t i = 0; i < nkeys; i++) {
-        uint64_t x = rnd(&s) % nkeys;
+        uint64_t x = order ? order[i] : i;
         key_of(x, k);
-        value_of(x + 1, v);
-        double t0 = now_s();
-        e->put(e->ctx, k, v);
-        lat_add(t0);
+        e->put(e->ctx, k, value_of(x));
     }
-    settle(e);
-    f->ops[e->col] = nkeys / (now_s() - t);
-    lat_store(f, e->col);
-    e->compact(e->ctx);
+    if (e->settle)
+        e->settle(e->ctx);
+    record(name, e->col, nkeys, t);
+}
 
-    f = fig("readrandom (warm)");
-    s = 7;
-    t = now_s();
-    for (uint64_t i = 0; i < nkeys; i++) {
-        key_of(rnd(&s) % nkeys, k);
+static void readrandom(const kv_engine *e, const char *name, uint64_t n, uint64_t seed)
+{
+    char k[17];
+    double t = now_s();
+    for (uint64_t i = 0; i < n; i++) {
+        key_of(rnd(&seed) % nkeys, k);
         double t0 = now_s();
         bool found = e->get(e->ctx, k);
         lat_add(t0);
         if (!found)
             die(engine_names[e->col], "a key written by fillseq is missing");
     }
-    f->ops[e->col] = nkeys / (now_s() - t);
-    lat_store(f, e->col);
+    record(name, e->col, n, t);
+}
+
+static void run_workloads(int col)
+{
+    char path[700];
+    lat = malloc(nkeys * sizeof *lat);
+    uint64_t *order = malloc(nkeys * sizeof *order);
+    if (!lat || !order)
+        die("malloc", "latency and order buffers");
+
+    /* fillrandom: every key once, in a random order, into a new database. */
+    for (uint64_t i = 0; i < nkeys; i++)
+        order[i] = i;
+    uint64_t s = 3;
+    for (uint64_t i = nkeys - 1; i > 0; i--) {
+        uint64_t j = rnd(&s) % (i + 1), x = order[i];
+        order[i] = order[j], order[j] = x;
+    }
+    snprintf(path, sizeof path, "%s/%s-random", dir, engine_names[col]);
+    kv_engine e = engine_open[col](path, false, true);
+    fill(&e, "fillrandom", order);
+    e.close(e.ctx);
+    rm_rf(path);
+    free(order);
+
+    snprintf(path, sizeof path, "%s/%s", dir, engine_names[col]);
+    e = engine_open[col](path, false, true);
+    uint64_t w0 = bytes_written_by_process();
+    fill(&e, "fillseq", NULL);
+
+    char k[17];
+    s = 42;
+    double t = now_s();
+    for (uint64_t i = 0; i < nkeys; i++) {
+        uint64_t x = rnd(&s) % nkeys;
+        key_of(x, k);
+        double t0 = now_s();
+        e.put(e.ctx, k, value_of(x + 1));
+        lat_add(t0);
+    }
+    if (e.settle)
+        e.settle(e.ctx);
+    record("overwrite (random)", col, nkeys, t);
+    e.compact(e.ctx);
+    sh->tot[col].write_amp = (double)(bytes_written_by_process() - w0) /
+                             (double)(2 * nkeys * (16 + vsize));
+
+    readrandom(&e, "readrandom (warm)", nkeys, 7);
 
     t = now_s();
-    uint64_t n = e->scan(e->ctx);
-    fig("readseq (scan)")->ops[e->col] = n / (now_s() - t);
+    uint64_t n = e.scan(e.ctx);
+    record("readseq (scan)", col, n, t);
     if (n != nkeys)
-        die(engine_names[e->col], "the scan did not see every key");
+        die(engine_names[col], "the scan did not see every key");
 
     s = 11;
     t = now_s();
     for (uint64_t i = 0; i < nkeys; i++) {
         uint64_t x = rnd(&s) % nkeys;
         key_of(x, k);
-        if (x % 10 == 0) {
-            value_of(x + 2, v);
-            e->put(e->ctx, k, v);
-        } else {
-            e->get(e->ctx, k);
-        }
+        if (x % 10 == 0)
+            e.put(e.ctx, k, value_of(x + 2));
+        else if (!e.get(e.ctx, k))
+            die(engine_names[col], "a key is missing in the mixed workload");
     }
-    settle(e);
-    fig("mixed 90/10")->ops[e->col] = nkeys / (now_s() - t);
-    free(v);
+    if (e.settle)
+        e.settle(e.ctx);
+    record("mixed 90/10", col, nkeys, t);
+
+    /* Cold: a new handle (empty block cache, tables not open) over files
+     * the page cache no longer holds.  A tenth of the reads: the first ones
+     * are the cold ones that matter. */
+    e.close(e.ctx);
+    nftw(path, evict_one, 16, FTW_PHYS);
+    e = engine_open[col](path, false, false);
+    readrandom(&e, "readrandom (cold)", nkeys / 10 ? nkeys / 10 : 1, 13);
+    e.close(e.ctx);
+    rm_rf(path);
+    free(lat);
 }
 
 /* Durable acknowledgement, DUR_THREADS writers: Shale with await_durable
@@ -477,278 +321,236 @@ typedef struct dur_arg {
 static void *dur_writer(void *p)
 {
     dur_arg *a = p;
-    char k[17], *v = malloc(vsize);
-    if (!v)
-        die("malloc", NULL);
+    char k[17];
     for (uint64_t i = 0; i < a->n; i++) {
-        key_of((uint64_t)a->t * a->n + i, k);
-        value_of(i, v);
-        a->e->put(a->e->ctx, k, v);
+        uint64_t x = (uint64_t)a->t * a->n + i;
+        key_of(x, k);
+        a->e->put(a->e->ctx, k, value_of(x));
     }
-    free(v);
     return NULL;
 }
 
-static void run_durable(const kv_engine *e, uint64_t per)
+static void run_durable(int col)
 {
+    char path[700];
+    snprintf(path, sizeof path, "%s/dur-%s", dir, engine_names[col]);
+    kv_engine e = engine_open[col](path, true, true);
+    uint64_t per = nkeys / 100 < 500 ? 500 : nkeys / 100;
     pthread_t th[DUR_THREADS];
     dur_arg a[DUR_THREADS];
     double t = now_s();
     for (int i = 0; i < DUR_THREADS; i++) {
-        a[i] = (dur_arg){e, i, per};
+        a[i] = (dur_arg){&e, i, per};
         if (pthread_create(&th[i], NULL, dur_writer, &a[i]))
             die("pthread_create", NULL);
     }
     for (int i = 0; i < DUR_THREADS; i++)
         pthread_join(th[i], NULL);
-    fig("durable put, 4 threads")->ops[e->col] = (double)per * DUR_THREADS / (now_s() - t);
+    record("durable put, 4 threads", col, per * DUR_THREADS, t);
+    e.close(e.ctx);
+    rm_rf(path);
 }
 
-/* ---- split vs copy ---------------------------------------------------------- */
-
-typedef struct split_fig {
-    int mb;
-    double split_s, copy_s, cp_s;
-    uint64_t keys, objects_written;
-} split_fig;
-
-static split_fig splits[8];
-static int nsplits;
-
-static void run_split(int mb)
+/* Runs one engine's whole share in a child process, so its peak RSS and
+ * its bytes written are its own. */
+static void run_engine(int col)
 {
-    char base[600], cmd[1400], parent[700], wal[700], a[700], b[700], ca[700], cb[700];
-    snprintf(base, sizeof base, "%s/split-%d", dir, mb);
-    rm_rf(base);
-    snprintf(parent, sizeof parent, "file://%s/parent", base);
-    snprintf(wal, sizeof wal, "file://%s/wal", base);
-    snprintf(a, sizeof a, "file://%s/a", base);
-    snprintf(b, sizeof b, "file://%s/b", base);
-    snprintf(ca, sizeof ca, "file://%s/copy-a", base);
-    snprintf(cb, sizeof cb, "file://%s/copy-b", base);
-    uint64_t keys = (uint64_t)mb * (1u << 20) / (vsize + 16);
-    shale_options o;
-    shale_options_init(&o);
-    o.await_durable = false;
-    o.wal_store_uri = wal;
-    shale_db *db = NULL;
-    if (shale_open(parent, &o, &db))
-        die("split parent", shale_errmsg());
-    char k[17], *v = malloc(vsize);
-    shale_batch *bt = shale_batch_new();
-    for (uint64_t i = 0; i < keys; i++) {
-        key_of(i, k);
-        value_of(i, v);
-        if (shale_batch_put(bt, k, 16, v, vsize))
-            die("split parent batch", shale_errmsg());
-        if (shale_batch_count(bt) == 1000 || i + 1 == keys) {
-            if (shale_write(db, bt))
-                die("split parent write", shale_errmsg());
-            shale_batch_clear(bt);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork", NULL);
+    if (pid == 0) {
+        run_workloads(col);
+        run_durable(col);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        sh->tot[col].peak_rss_kb = ru.ru_maxrss;
+        sh->tot[col].ran = true;
+        _exit(0);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        die(engine_names[col], "its benchmark process failed (see above)");
+}
+
+/* ---- output ----------------------------------------------------------------- */
+
+static void print_tables(int engines)
+{
+    double mb = (16.0 + (double)vsize) / 1e6;
+    printf("\n%-24s %11s %6s %11s %6s %7s %11s %6s %7s\n", "workload", "shale op/s", "MB/s",
+           "rocksdb", "MB/s", "ratio", "leveldb", "MB/s", "ratio");
+    for (int i = 0; i < sh->n; i++) {
+        const double *o = sh->f[i].ops;
+        printf("%-24s %11.0f %6.1f", sh->f[i].name, o[0], o[0] * mb);
+        for (int e = 1; e < engines; e++)
+            printf(" %11.0f %6.1f %6.2fx", o[e], o[e] * mb, o[0] / o[e]);
+        printf("\n");
+    }
+    printf("\n%-24s %17s %17s %17s\n", "latency p50/p99 (us)", "shale", "rocksdb", "leveldb");
+    for (int i = 0; i < sh->n; i++) {
+        if (sh->f[i].p50[0] <= 0)
+            continue;
+        printf("%-24s", sh->f[i].name);
+        for (int e = 0; e < engines; e++)
+            printf("   %7.2f/%-7.2f", sh->f[i].p50[e], sh->f[i].p99[e]);
+        printf("\n");
+    }
+    printf("\n%-24s", "write amplification");
+    for (int e = 0; e < engines; e++)
+        printf(" %17.2f", sh->tot[e].write_amp);
+    printf("\n%-24s", "peak RSS (MiB)");
+    for (int e = 0; e < engines; e++)
+        printf(" %17ld", sh->tot[e].peak_rss_kb / 1024);
+    printf("\n(write amplification: bytes each engine's process wrote during fillseq +\n"
+           " overwrite + a full compaction, over the user bytes of those writes)\n");
+}
+
+static char *first_line_matching(const char *file, const char *prefix)
+{
+    FILE *f = fopen(file, "r");
+    char line[512];
+    char *out = NULL;
+    while (f && !out && fgets(line, sizeof line, f))
+        if (!strncmp(line, prefix, strlen(prefix))) {
+            char *v = strchr(line, ':');
+            v = v ? v + 1 : line + strlen(prefix);
+            v += strspn(v, " \t");
+            v[strcspn(v, "\n")] = '\0';
+            out = strdup(v);
         }
-    }
-    shale_batch_free(bt);
-    /* A serving shard has most of its data in SSTs. */
-    if (shale_compact(db, true))
-        die("split parent compact", shale_errmsg());
-    /* The split: full-scope checkpoint + two range clones (what the agent's
-     * FullFlush and Clone steps do), timed from the checkpoint. */
-    shale_objstats before, after;
-    shale_objstore_global_stats(&before);
-    double t = now_s();
-    shale_checkpoint cp;
-    if (shale_checkpoint_create(db, SHALE_CHECKPOINT_ALL, 0, "bench", &cp))
-        die("checkpoint", shale_errmsg());
-    key_of(keys / 2, k);
-    shale_clone_spec sa = {parent, wal, cp.id, a, NULL, NULL, 0, k, 16};
-    shale_clone_spec sb = {parent, wal, cp.id, b, NULL, k, 16, NULL, 0};
-    if (shale_clone(&sa, &o, NULL) || shale_clone(&sb, &o, NULL))
-        die("clone", shale_errmsg());
-    double split_s = now_s() - t;
-    shale_objstore_global_stats(&after);
-    if (shale_close(db))
-        die("split parent close", shale_errmsg());
-    /* Naive copy: read every key, write it into one of two new databases. */
-    t = now_s();
-    shale_reader *r = NULL;
-    shale_options co;
-    shale_options_init(&co);
-    co.await_durable = false;
-    co.wal_store_uri = wal;
-    shale_db *da = NULL, *dbb = NULL;
-    shale_options no;
-    shale_options_init(&no);
-    no.await_durable = false;
-    if (shale_reader_open(parent, &co, NULL, &r) || shale_open(ca, &no, &da) ||
-        shale_open(cb, &no, &dbb))
-        die("copy", shale_errmsg());
-    shale_iter *it = NULL;
-    if (shale_reader_scan(r, NULL, 0, NULL, 0, &it))
-        die("copy scan", shale_errmsg());
-    uint64_t n = 0;
-    for (; shale_iter_valid(it); shale_iter_next(it), n++) {
-        size_t kl, vl;
-        const void *kk = shale_iter_key(it, &kl), *vv = shale_iter_value(it, &vl);
-        if (shale_put(n < keys / 2 ? da : dbb, kk, kl, vv, vl))
-            die("copy put", shale_errmsg());
-    }
-    if (shale_iter_status(it) || n != keys)
-        die("copy scan", "the parent did not yield every key");
-    shale_iter_free(it);
-    if (shale_flush_memtable(da) || shale_flush_memtable(dbb) || shale_close(da) ||
-        shale_close(dbb))
-        die("copy flush", shale_errmsg());
-    shale_reader_close(r);
-    double copy_s = now_s() - t;
-    t = now_s();
-    snprintf(cmd, sizeof cmd, "cp -r %s/parent %s/plaincopy && sync", base, base);
-    if (system(cmd)) {}
-    double cp_s = now_s() - t;
-    splits[nsplits++] = (split_fig){mb, split_s, copy_s, cp_s, keys,
-                                    (after.requests[SHALE_OP_PUT][0] +
-                                     after.requests[SHALE_OP_PUT_IF_ABSENT][0]) -
-                                        (before.requests[SHALE_OP_PUT][0] +
-                                         before.requests[SHALE_OP_PUT_IF_ABSENT][0])};
-    free(v);
-    rm_rf(base);
+    if (f)
+        fclose(f);
+    return out ? out : strdup("unknown");
 }
 
-static long peak_rss_kb(void)
+/* The machine: CPU, cores, memory, the file system under dir, versions. */
+static json_t *machine_json(void)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
+    char *cpu = first_line_matching("/proc/cpuinfo", "model name");
+    char *mem = first_line_matching("/proc/meminfo", "MemTotal");
+    struct statfs fs;
+    char fstype[32] = "unknown";
+    if (statfs(dir, &fs) == 0)
+        snprintf(fstype, sizeof fstype, "0x%lx", (unsigned long)fs.f_type);
+    char leveldb_ver[16];
+    snprintf(leveldb_ver, sizeof leveldb_ver, "%d.%d", leveldb_major_version(),
+             leveldb_minor_version());
+    const char *rver = getenv("BENCH_ROCKSDB_VERSION");
+    json_t *m = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "cpu", cpu, "cores",
+                          (json_int_t)sysconf(_SC_NPROCESSORS_ONLN), "memory", mem,
+                          "disk_fs_magic", fstype, "disk", getenv("BENCH_DISK") ?
+                          getenv("BENCH_DISK") : "unknown", "shale", SHALE_VERSION, "rocksdb",
+                          rver ? rver : "unknown", "leveldb", leveldb_ver, "compiler",
+                          __VERSION__);
+    free(cpu);
+    free(mem);
+    return m;
 }
 
-static void print_tables(void)
+static void write_json(const char *path, json_t *splits, int engines)
 {
-    printf("\n%-20s %14s %14s %8s %14s %8s\n", "workload (ops/s)", "shale", "rocksdb", "ratio",
-           "leveldb", "ratio");
-    for (int i = 0; i < nfigs; i++) {
-        const double *o = figs[i].ops;
-        printf("%-20s %14.0f %14.0f %7.2fx %14.0f %7.2fx\n", figs[i].name, o[0], o[1],
-               o[0] / o[1], o[2], o[0] / o[2]);
-    }
-    printf("\n%-20s %16s %16s %16s\n", "latency p50/p99 us", "shale", "rocksdb", "leveldb");
-    for (int i = 0; i < nfigs; i++)
-        if (figs[i].p50[0] > 0)
-            printf("%-20s %7.2f/%-8.2f %7.2f/%-8.2f %7.2f/%-8.2f\n", figs[i].name, figs[i].p50[0],
-                   figs[i].p99[0], figs[i].p50[1], figs[i].p99[1], figs[i].p50[2],
-                   figs[i].p99[2]);
-    printf("\nshale write amplification (store bytes written / user bytes, fill + overwrite "
-           "+ full compaction): %.2f\n", shale_write_amp);
-}
-
-static void print_splits(void)
-{
-    printf("\n%-10s %10s %12s %12s %12s %10s %10s\n", "parent", "keys", "split s",
-           "naive copy s", "cp -r s", "vs copy", "objects");
-    for (int i = 0; i < nsplits; i++)
-        printf("%7d MB %10llu %12.4f %12.3f %12.3f %9.0fx %10llu\n", splits[i].mb,
-               (unsigned long long)splits[i].keys, splits[i].split_s, splits[i].copy_s,
-               splits[i].cp_s, splits[i].copy_s / splits[i].split_s,
-               (unsigned long long)splits[i].objects_written);
-}
-
-/* The raw figures, for scripts/bench.sh's plot and for comparing runs. */
-static void write_json(const char *path)
-{
-    json_t *ws = json_array(), *ss = json_array();
-    for (int i = 0; i < nfigs; i++) {
-        json_t *w = json_pack("{s:s}", "name", figs[i].name);
-        for (int e = 0; e < NENGINES; e++) {
-            json_object_set_new(w, engine_names[e], json_real(figs[i].ops[e]));
-            if (figs[i].p50[e] > 0) {
-                char key[32];
+    json_t *ws = json_array(), *tot = json_object();
+    for (int i = 0; i < sh->n; i++) {
+        json_t *w = json_pack("{s:s}", "name", sh->f[i].name);
+        for (int e = 0; e < engines; e++) {
+            char key[48];
+            json_object_set_new(w, engine_names[e], json_real(sh->f[i].ops[e]));
+            snprintf(key, sizeof key, "%s_mb_s", engine_names[e]);
+            json_object_set_new(w, key, json_real(sh->f[i].ops[e] * (16.0 + vsize) / 1e6));
+            if (sh->f[i].p50[e] > 0) {
                 snprintf(key, sizeof key, "%s_p50_us", engine_names[e]);
-                json_object_set_new(w, key, json_real(figs[i].p50[e]));
+                json_object_set_new(w, key, json_real(sh->f[i].p50[e]));
                 snprintf(key, sizeof key, "%s_p99_us", engine_names[e]);
-                json_object_set_new(w, key, json_real(figs[i].p99[e]));
+                json_object_set_new(w, key, json_real(sh->f[i].p99[e]));
             }
         }
         json_array_append_new(ws, w);
     }
-    for (int i = 0; i < nsplits; i++)
-        json_array_append_new(ss, json_pack("{s:i, s:I, s:f, s:f, s:f, s:I}", "parent_mb",
-                                            splits[i].mb, "keys", (json_int_t)splits[i].keys,
-                                            "split_s", splits[i].split_s, "naive_copy_s",
-                                            splits[i].copy_s, "cp_s", splits[i].cp_s,
-                                            "objects_written",
-                                            (json_int_t)splits[i].objects_written));
-    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-    char leveldb_ver[16];
-    snprintf(leveldb_ver, sizeof leveldb_ver, "%d.%d", leveldb_major_version(),
-             leveldb_minor_version());
-    json_t *root = json_pack("{s:I, s:I, s:I, s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:f, s:I}",
-                             "keys", (json_int_t)nkeys, "value_size", (json_int_t)vsize,
-                             "cpus", (json_int_t)sysconf(_SC_NPROCESSORS_ONLN), "memory_mb",
-                             (json_int_t)(pages / 1024 * psz / 1024), "shale", SHALE_VERSION,
-                             "rocksdb", "7.8.3", "leveldb", leveldb_ver, "dir", dir,
-                             "workloads", ws, "splits", ss, "shale_write_amp",
-                             shale_write_amp, "peak_rss_mb", (json_int_t)(peak_rss_kb() / 1024));
+    for (int e = 0; e < engines; e++)
+        json_object_set_new(tot, engine_names[e],
+                            json_pack("{s:f, s:I}", "write_amp", sh->tot[e].write_amp,
+                                      "peak_rss_mb", (json_int_t)(sh->tot[e].peak_rss_kb / 1024)));
+    json_t *root = json_pack("{s:I, s:I, s:I, s:s, s:o, s:o, s:o, s:O}", "keys",
+                             (json_int_t)nkeys, "key_size", (json_int_t)16, "value_size",
+                             (json_int_t)vsize, "durability",
+                             "no sync per write, except 'durable put' (synced, 4 threads)",
+                             "machine", machine_json(), "workloads", ws, "engines", tot,
+                             "splits", splits);
     if (!root || json_dump_file(root, path, JSON_INDENT(1)))
         die("writing", path);
     json_decref(root);
 }
 
+static void usage(void)
+{
+    fprintf(stderr, "usage: bench [--keys N] [--value-size B] [--split-mb M,M,...] "
+                    "[--s3-mb M] [--json FILE] [--dir D] [--shale-only]\n"
+                    "  --split-mb \"\" and --s3-mb 0 skip the split benchmarks\n");
+    exit(2);
+}
+
 int main(int argc, char **argv)
 {
     const char *json = NULL, *split_list = "16,64";
+    int s3_mb = 0;
+    bool shale_only = false;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--keys") && i + 1 < argc)
+        bool more = i + 1 < argc;
+        if (!strcmp(argv[i], "--keys") && more)
             nkeys = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--value-size") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--value-size") && more)
             vsize = strtoul(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--split-mb") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--split-mb") && more)
             split_list = argv[++i];
-        else if (!strcmp(argv[i], "--json") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--s3-mb") && more)
+            s3_mb = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--json") && more)
             json = argv[++i];
-        else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+        else if (!strcmp(argv[i], "--dir") && more)
             dir = argv[++i];
         else if (!strcmp(argv[i], "--shale-only"))   /* for profiling */
             shale_only = true;
-        else {
-            fprintf(stderr, "usage: bench [--keys N] [--value-size B] [--split-mb M,M] "
-                            "[--json FILE] [--dir D] [--shale-only]\n");
-            return 2;
-        }
+        else
+            usage();
     }
-    if (nkeys == 0 || vsize == 0)
-        die("usage", "--keys and --value-size must be positive");
-    lat = malloc(nkeys * sizeof *lat);
-    if (!lat)
-        die("malloc", "latency buffer");
+    if (nkeys < 10 || vsize == 0)
+        die("usage", "--keys must be at least 10 and --value-size positive");
+    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (sh == MAP_FAILED)
+        die("mmap", NULL);
+    memset(sh, 0, sizeof *sh);
+    values_init();
     char cmd[700];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    if (system(cmd)) {}
-    printf("keys %llu, key 16 B, value %zu B, no sync per write (all three)\n",
-           (unsigned long long)nkeys, vsize);
-    uint64_t per = nkeys / 100 < 500 ? 500 : nkeys / 100;
-    for (int e = 0; e < (shale_only ? 1 : NENGINES); e++) {
-        kv_engine k = engine_open[e](engine_names[e], false);
-        run_workloads(&k);
-        k.close(k.ctx);
-    }
-    if (shale_only) {
-        printf("shale write amplification %.2f\n", shale_write_amp);
-        return 0;
-    }
-    for (int e = 0; e < NENGINES; e++) {
-        char name[32];
-        snprintf(name, sizeof name, "dur-%s", engine_names[e]);
-        kv_engine k = engine_open[e](name, true);
-        run_durable(&k, per);
-        k.close(k.ctx);
-    }
-    print_tables();
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    if (system(cmd))
+        die("mkdir", dir);
+    printf("keys %llu x 16 B, values %zu B (half compressible), in %s\n"
+           "durability: no sync per write (Shale await_durable off, peers sync=false),\n"
+           "except 'durable put': synced acknowledgement, 4 writer threads (Shale\n"
+           "await_durable + group commit, peers sync=true)\n",
+           (unsigned long long)nkeys, vsize, dir);
+    int engines = shale_only ? 1 : NENGINES;
+    for (int e = 0; e < engines; e++)
+        run_engine(e);
+    print_tables(engines);
+    json_t *splits = json_array();
     char *list = strdup(split_list);
-    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ","))
-        run_split(atoi(tok));
+    bool header = false;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        if (!header)
+            split_bench_header(), header = true;
+        split_bench("file", atoi(tok), splits);
+    }
     free(list);
-    print_splits();
-    printf("\npeak RSS %ld MB\n", peak_rss_kb() / 1024);
+    if (s3_mb > 0) {
+        if (!header)
+            split_bench_header();
+        split_bench("s3", s3_mb, splits);
+    }
     if (json)
-        write_json(json);
-    free(lat);
+        write_json(json, splits, engines);
+    json_decref(splits);
+    free(valbuf);
     return 0;
 }

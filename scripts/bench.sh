@@ -6,26 +6,36 @@
 # Never part of `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-make -s -j"$(nproc)" build/libshale.a
+make -s -j"$(nproc)" build/libshale.a build/libshale-agent.a
 pc="libcurl jansson yaml-0.1 libzstd libxxhash libxml-2.0 libmicrohttpd"
-gcc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Iengine/include -Iengine \
-  -o build/bench bench/bench.c build/libshale.a $(pkg-config --libs $pc) \
-  -lrocksdb -lleveldb -lpthread -lm
+# The split part drives the agent's splitter and starts s3rver with the
+# test suite's helper (tests/unit/support/s3test.c).
+gcc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Iengine/include -Iengine -Iagent -Itests/unit \
+  -o build/bench bench/bench.c bench/bench_engines.c bench/bench_split.c \
+  tests/unit/support/s3test.c tests/unit/support/testutil.c \
+  build/libshale-agent.a build/libshale.a $(pkg-config --libs $pc) \
+  -lrocksdb -lleveldb -lcmocka -lpthread -lm
 dir=$(mktemp -d /var/tmp/shale-bench.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
+# The machine, for build/bench.json.
+BENCH_ROCKSDB_VERSION=$(dpkg-query -W -f='${Version}' librocksdb-dev 2>/dev/null || echo unknown)
+BENCH_DISK=$(df -T "$dir" | awk 'NR==2 {print $1" "$2}')
+BENCH_DISK="$BENCH_DISK $(lsblk -ndo MODEL,ROTA 2>/dev/null | head -1 | tr -s ' ')"
+export BENCH_ROCKSDB_VERSION BENCH_DISK
 if [ "${1:-bench}" = bench-quick ]; then
-  build/bench --keys 100000 --split-mb 8,32 --dir "$dir" --json build/bench.json
+  build/bench --keys 100000 --split-mb 8,32 --s3-mb 4 --dir "$dir" --json build/bench.json
   echo; echo "== 1 KiB values"
   build/bench --keys 20000 --value-size 1024 --split-mb "" --dir "$dir" --json build/bench-1k.json
 else
-  build/bench --keys 1000000 --split-mb 64,256,1024 --dir "$dir" --json build/bench.json
+  build/bench --keys 1000000 --split-mb 64,256,1024 --s3-mb 64 --dir "$dir" --json build/bench.json
   echo; echo "== 1 KiB values"
   build/bench --keys 200000 --value-size 1024 --split-mb "" --dir "$dir" --json build/bench-1k.json
 fi
 echo "raw figures: build/bench.json, build/bench-1k.json"
 if command -v gnuplot >/dev/null && command -v node >/dev/null; then
   node -e 'const j=JSON.parse(require("fs").readFileSync("build/bench.json"));
-    for (const s of j.splits) console.log(s.parent_mb, s.split_s, s.naive_copy_s, s.cp_s)' > build/splits.dat
+    for (const s of j.splits) if (s.backend === "file" && s.ways === 2)
+      console.log(s.parent_mb, s.split_s, s.naive_copy_s, s.cp_s)' > build/splits.dat
   gnuplot <<'GP'
 set terminal pngcairo size 800,500
 set output "docs/split-vs-copy.png"

@@ -27,7 +27,7 @@ case $purpose in
         need_tool openssl openssl; need_tool kubectl kubernetes-client
         need_tool valgrind valgrind ;;
   demo) need_tool node nodejs; need_tool curl curl ;;
-  bench) need_tool gnuplot gnuplot-nox; need_tool node nodejs ;;
+  bench) need_tool gnuplot gnuplot-nox; need_tool node nodejs; need_tool npm npm ;;
 esac
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}" >&2
@@ -37,7 +37,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # npm tools (S3-protocol test server) live in tests/tools/node_modules.
-if [ "$purpose" = test ]; then
+if [ "$purpose" = test ] || [ "$purpose" = bench ]; then
   if [ ! -x tests/tools/node_modules/.bin/s3rver ]; then
     echo "deps: installing s3rver (npm)" >&2
     (cd tests/tools && npm install --no-audit --no-fund --silent >/dev/null)

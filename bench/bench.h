@@ -1,0 +1,67 @@
+/*
+ * bench.h -- what the parts of `make bench` share.
+ *
+ *   bench.c          options, the engine workloads, the tables, the JSON
+ *   bench_engines.c  Shale, RocksDB and LevelDB behind one kv_engine table
+ *   bench_split.c    split cost (the agent's splitter) against copying
+ *
+ * Not part of libshale and never run by `make test`: a program that dies
+ * with a message on the first error (a benchmark that skips a failed
+ * operation reports a figure that means nothing).
+ */
+#ifndef SHALE_BENCH_H
+#define SHALE_BENCH_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NENGINES 3
+extern const char *const engine_names[NENGINES];   /* shale, rocksdb, leveldb */
+
+/* Settings of this run (bench.c). */
+extern size_t vsize;        /* value bytes; keys are always 16 bytes */
+extern const char *dir;     /* working directory (removed piece by piece) */
+
+/* One engine behind function pointers, so that every workload runs the
+ * same code against each engine.  Every operation dies on an error. */
+typedef struct kv_engine {
+    int col;                                    /* index into engine_names */
+    void *ctx;
+    void (*put)(void *ctx, const char *k, const char *v);
+    bool (*get)(void *ctx, const char *k);      /* true if found */
+    uint64_t (*scan)(void *ctx);                /* entries seen, first to last */
+    void (*settle)(void *ctx);                  /* after a write phase; may be NULL */
+    void (*compact)(void *ctx);                 /* merge everything */
+    void (*close)(void *ctx);                   /* frees ctx */
+} kv_engine;
+
+/* Opens the engine's database in directory path: fresh removes what is
+ * there first; durable asks for a synced acknowledgement of each write
+ * (Shale: await_durable with fsync; peers: sync=true), otherwise all three
+ * acknowledge from memory.  All three get a 256 MiB block cache and 10-bit
+ * bloom filters. */
+typedef kv_engine (*engine_open_fn)(const char *path, bool durable, bool fresh);
+extern const engine_open_fn engine_open[NENGINES];
+
+double now_s(void);
+void die(const char *what, const char *err) __attribute__((noreturn));
+void rm_rf(const char *path);
+/* The 16-byte key of index i (decimal digits, so keys sort like i). */
+void key_of(uint64_t i, char k[17]);
+/* A value of vsize bytes for index i: db_bench's kind (half of each value
+ * random, half a repeat, so zstd and Snappy can halve it, no more).
+ * Points into a shared buffer: do not free. */
+const char *value_of(uint64_t i);
+void values_init(void);
+
+/* Runs the split benchmark for a parent of mb MiB on backend "file" (under
+ * dir) or "s3" (an s3rver on 127.0.0.1, started and stopped here): 2-way
+ * and 8-way splits through the agent's splitter, and for "file" the naive
+ * copies.  Prints one table row per split and appends the raw figures to
+ * out (a JSON array). */
+void split_bench(const char *backend, int mb, json_t *out);
+void split_bench_header(void);
+
+#endif

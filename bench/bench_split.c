@@ -1,0 +1,337 @@
+/*
+ * bench_split.c -- what a split costs, against copying the parent.
+ *
+ * For each parent size: build a parent the way a serving shard looks (most
+ * data in sorted runs after a full compaction, a tail of recent overwrites
+ * in the memtable and the WAL, the WAL in a store of its own), keep its
+ * writer open, and split it through the agent's own splitter (the code
+ * shale-agent runs: Fence, FullFlush, WipeLocalWAL, Clone, Verify), 2-way
+ * and 8-way.  Measured: total time from submit to done, each step, the
+ * time the shard has no writer (from the start of Fence to done) and that
+ * time beyond the final memtable flush, and object-store requests by type.
+ * Baselines on file://: the naive copy (every key read from the parent and
+ * written into two new databases, flushed) and `cp -r` of the parent's
+ * stores.  Each split gets a parent of its own (a copied store would not
+ * do: its manifest names the WAL store it was built with).  On s3:// (an
+ * s3rver on 127.0.0.1) only the split runs.
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+#include "shale.h"
+#include "request.h"
+#include "splitter.h"
+#include "support/s3test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_WAYS 8
+static const char *const step_names[] = {"Accept", "Fence", "FullFlush", "WipeLocalWAL",
+                                         "Clone", "Verify", "Complete"};
+#define NSTEPS (int)(sizeof step_names / sizeof step_names[0])
+
+typedef struct step_times {
+    double s[NSTEPS];
+} step_times;
+
+static void on_step(void *ctx, const char *step, double secs)
+{
+    step_times *t = ctx;
+    for (int i = 0; i < NSTEPS; i++)
+        if (!strcmp(step, step_names[i]))
+            t->s[i] += secs;
+}
+
+typedef struct stores {
+    char parent[600], wal[600], child[MAX_WAYS][600];
+} stores;
+
+static void stores_for(const char *backend, int mb, const char *tag, stores *st)
+{
+    char root[520];
+    if (!strcmp(backend, "file"))
+        snprintf(root, sizeof root, "file://%s/split-%d-%s", dir, mb, tag);
+    else
+        snprintf(root, sizeof root, "s3://test/bench-%d-%s-%d", mb, tag, (int)getpid());
+    snprintf(st->parent, sizeof st->parent, "%s/parent", root);
+    snprintf(st->wal, sizeof st->wal, "%s/wal", root);
+    for (int i = 0; i < MAX_WAYS; i++)
+        snprintf(st->child[i], sizeof st->child[i], "%s/child-%d", root, i);
+}
+
+static void base_options(const char *backend, shale_options *o)
+{
+    shale_options_init(o);
+    o->await_durable = false;
+    /* s3rver ignores If-None-Match; nothing else writes these stores. */
+    o->unsafe_allow_unconditional_store = !strcmp(backend, "s3");
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Returns the parent's writer, open, with a tail of keys/100 overwrites
+ * in the memtable and (flushed) in the WAL. */
+static shale_db *build_parent(const char *backend, const stores *st, uint64_t keys)
+{
+    shale_options o;
+    base_options(backend, &o);
+    o.wal_store_uri = st->wal;
+    shale_db *db = NULL;
+    if (shale_open(st->parent, &o, &db))
+        die("split: opening the parent", shale_errmsg());
+    char k[17];
+    shale_batch *bt = shale_batch_new();
+    if (!bt)
+        die("shale_batch_new", NULL);
+    for (uint64_t i = 0; i < keys; i++) {
+        key_of(i, k);
+        if (shale_batch_put(bt, k, 16, value_of(i), vsize))
+            die("split: parent batch", shale_errmsg());
+        if (shale_batch_count(bt) == 1000 || i + 1 == keys) {
+            if (shale_write(db, bt))
+                die("split: parent write", shale_errmsg());
+            shale_batch_clear(bt);
+        }
+    }
+    shale_batch_free(bt);
+    if (shale_compact(db, true))
+        die("split: parent compaction", shale_errmsg());
+    uint64_t s = 99;
+    for (uint64_t i = 0; i < keys / 100; i++) {
+        uint64_t x = rnd(&s) % keys;
+        key_of(x, k);
+        if (shale_put(db, k, 16, value_of(x + 1), vsize))
+            die("split: parent tail", shale_errmsg());
+    }
+    if (shale_flush_wal(db))
+        die("split: parent WAL flush", shale_errmsg());
+    return db;
+}
+
+/* Naive copy: read every key of the parent and write it into one of two
+ * new databases, flushed and closed. */
+static double naive_copy(int mb, const stores *st, uint64_t keys)
+{
+    char a[620], b[620], path[600];
+    snprintf(path, sizeof path, "%s/split-%d-naive", dir, mb);
+    snprintf(a, sizeof a, "file://%s/a", path);
+    snprintf(b, sizeof b, "file://%s/b", path);
+    double t = now_s();
+    shale_options o;
+    base_options("file", &o);
+    shale_options ro = o;
+    ro.wal_store_uri = st->wal;
+    shale_reader *r = NULL;
+    shale_db *da = NULL, *dbb = NULL;
+    if (shale_reader_open(st->parent, &ro, NULL, &r) || shale_open(a, &o, &da) ||
+        shale_open(b, &o, &dbb))
+        die("naive copy: open", shale_errmsg());
+    shale_iter *it = NULL;
+    if (shale_reader_scan(r, NULL, 0, NULL, 0, &it))
+        die("naive copy: scan", shale_errmsg());
+    uint64_t n = 0;
+    for (; shale_iter_valid(it); shale_iter_next(it), n++) {
+        size_t kl, vl;
+        const void *kk = shale_iter_key(it, &kl), *vv = shale_iter_value(it, &vl);
+        if (shale_put(n < keys / 2 ? da : dbb, kk, kl, vv, vl))
+            die("naive copy: put", shale_errmsg());
+    }
+    if (shale_iter_status(it) || n != keys)
+        die("naive copy", "the parent did not yield every key");
+    shale_iter_free(it);
+    if (shale_flush_memtable(da) || shale_flush_memtable(dbb) || shale_close(da) ||
+        shale_close(dbb))
+        die("naive copy: flush", shale_errmsg());
+    shale_reader_close(r);
+    double s = now_s() - t;
+    rm_rf(path);
+    return s;
+}
+
+/* `cp -r` of the parent's two stores (store and WAL), synced. */
+static double plain_copy(int mb)
+{
+    char cmd[2000], to[700];
+    snprintf(to, sizeof to, "%s/split-%d-cp", dir, mb);
+    snprintf(cmd, sizeof cmd, "cp -r '%s/split-%d-a' '%s' && sync", dir, mb, to);
+    double t = now_s();
+    if (system(cmd))
+        die("cp -r", cmd);
+    double s = now_s() - t;
+    rm_rf(to);
+    return s;
+}
+
+typedef struct split_result {
+    double total_s, fenced_s;
+    step_times steps;
+    shale_objstats delta;
+    splitter_stats agent;
+    uint64_t child_keys;
+} split_result;
+
+/* Splits the parent ways-way through the agent's splitter and checks that
+ * the children hold every key exactly once (outside the timing). */
+static void split_once(const char *backend, const stores *st, int ways, uint64_t keys,
+                       split_result *res)
+{
+    memset(res, 0, sizeof *res);
+    splitter_options so;
+    splitter_options_init(&so);
+    so.shard = "bench";
+    so.store_uri = st->parent;
+    so.wal_store_uri = st->wal;
+    base_options(backend, &so.db);
+    splitter *sp = NULL;
+    if (splitter_new(&so, &sp) || splitter_start(sp))
+        die("splitter", shale_errmsg());
+    splitter_on_step(sp, on_step, &res->steps);
+    char text[8192];
+    int n = snprintf(text, sizeof text, "name: bench-split\nparent: {shard: bench}\nchildren:\n");
+    for (int i = 0; i < ways; i++) {
+        char lo[17] = "", hi[17] = "";
+        if (i > 0)
+            key_of(keys * (uint64_t)i / (uint64_t)ways, lo);
+        if (i + 1 < ways)
+            key_of(keys * (uint64_t)(i + 1) / (uint64_t)ways, hi);
+        n += snprintf(text + n, sizeof text - (size_t)n,
+                      "  - {name: c%d, store: \"%s\", range: {start: \"%s\", end: \"%s\"}}\n", i,
+                      st->child[i], lo, hi);
+    }
+    split_request *rq = NULL;
+    if (split_request_parse("bench", text, (size_t)n, &rq))
+        die("split request", shale_errmsg());
+    split_service *svc = splitter_service(sp);
+    bool created;
+    char *status = NULL;
+    shale_objstats before, after;
+    shale_objstore_global_stats(&before);
+    double t = now_s();
+    if (svc->ops->submit(svc, rq, &created, &status))
+        die("split submit", shale_errmsg());
+    free(status);
+    if (splitter_wait_idle(sp, 3600 * 1000))
+        die("split", "not done within an hour");
+    res->total_s = now_s() - t;
+    shale_objstore_global_stats(&after);
+    if (svc->ops->get(svc, "bench-split", &status))
+        die("split status", shale_errmsg());
+    if (!strstr(status, "\"phase\": \"Complete\""))
+        die("the split did not complete", status);
+    free(status);
+    splitter_get_stats(sp, &res->agent);
+    splitter_free(sp);
+    split_request_free(rq);
+    for (int op = 0; op < SHALE_OP_COUNT; op++)
+        res->delta.requests[op][0] = after.requests[op][0] - before.requests[op][0];
+    res->delta.bytes_read = after.bytes_read - before.bytes_read;
+    res->delta.bytes_written = after.bytes_written - before.bytes_written;
+    /* The shard has no writer from the start of Fence to the end. */
+    res->fenced_s = res->total_s - res->steps.s[0];
+    shale_options o;
+    base_options(backend, &o);
+    for (int i = 0; i < ways; i++) {
+        shale_reader *r = NULL;
+        uint64_t c = 0;
+        if (shale_reader_open(st->child[i], &o, NULL, &r) ||
+            shale_reader_count(r, NULL, 0, NULL, 0, &c))
+            die("reading a child", shale_errmsg());
+        shale_reader_close(r);
+        res->child_keys += c;
+    }
+    if (res->child_keys != keys)
+        die("split", "the children do not hold exactly the parent's keys");
+}
+
+void split_bench_header(void)
+{
+    printf("\nsplit: time from submit to done, through the agent's splitter; 'no writer'\n"
+           "is from the start of Fence to done, 'beyond flush' the same minus FullFlush\n");
+    printf("%-5s %7s %4s %9s %9s %9s %9s %10s %8s %8s %7s %6s\n", "store", "parent", "ways",
+           "keys", "split s", "no writer", "beyond fl", "naive cp s", "cp -r s", "vs naive",
+           "objs wr", "copied");
+}
+
+static void report(const char *backend, int mb, int ways, uint64_t keys, const split_result *r,
+                   double naive_s, double cp_s, json_t *out)
+{
+    const uint64_t *q = &r->delta.requests[0][0];
+    uint64_t written = q[SHALE_OP_PUT * 2] + q[SHALE_OP_PUT_IF_ABSENT * 2];
+    double beyond = r->fenced_s - r->steps.s[2];
+    printf("%-5s %4d MB %4d %9llu %9.4f %9.4f %9.4f", backend, mb, ways,
+           (unsigned long long)keys, r->total_s, r->fenced_s, beyond);
+    if (naive_s > 0)
+        printf(" %10.3f %8.3f %7.0fx", naive_s, cp_s, naive_s / r->total_s);
+    else
+        printf(" %10s %8s %8s", "-", "-", "-");
+    printf(" %7llu %6llu\n", (unsigned long long)written,
+           (unsigned long long)r->agent.objects_copied);
+    printf("      steps:");
+    for (int i = 0; i < NSTEPS; i++)
+        printf(" %s %.3f", step_names[i], r->steps.s[i]);
+    printf("\n      requests:");
+    json_t *req = json_object(), *steps = json_object();
+    for (int op = 0; op < SHALE_OP_COUNT; op++) {
+        uint64_t c = r->delta.requests[op][0];
+        printf(" %s %llu", shale_objop_name((shale_objop)op), (unsigned long long)c);
+        json_object_set_new(req, shale_objop_name((shale_objop)op), json_integer((json_int_t)c));
+    }
+    printf("\n");
+    for (int i = 0; i < NSTEPS; i++)
+        json_object_set_new(steps, step_names[i], json_real(r->steps.s[i]));
+    json_t *j = json_pack("{s:s, s:i, s:i, s:I, s:f, s:f, s:f, s:o, s:o, s:I, s:I, s:I, s:I}",
+                          "backend", backend, "parent_mb", mb, "ways", ways, "keys",
+                          (json_int_t)keys, "split_s", r->total_s, "no_writer_s", r->fenced_s,
+                          "no_writer_beyond_flush_s", beyond, "steps_s", steps, "requests",
+                          req, "bytes_read", (json_int_t)r->delta.bytes_read, "bytes_written",
+                          (json_int_t)r->delta.bytes_written, "objects_copied",
+                          (json_int_t)r->agent.objects_copied, "bytes_copied",
+                          (json_int_t)r->agent.bytes_copied);
+    if (naive_s > 0) {
+        json_object_set_new(j, "naive_copy_s", json_real(naive_s));
+        json_object_set_new(j, "cp_s", json_real(cp_s));
+    }
+    json_array_append_new(out, j);
+}
+
+void split_bench(const char *backend, int mb, json_t *out)
+{
+    uint64_t keys = (uint64_t)mb * (1u << 20) / (vsize + 16);
+    bool file = !strcmp(backend, "file");
+    s3test_server srv;
+    if (!file) {
+        if (s3test_start(&srv, false))
+            die("starting s3rver", shale_errmsg());
+        s3test_env(&srv);
+    }
+    static const int ways[2] = {2, 8};
+    stores st;
+    double naive_s = 0, cp_s = 0;
+    for (int w = 0; w < 2; w++) {
+        stores_for(backend, mb, w == 0 ? "a" : "b", &st);
+        shale_db *db = build_parent(backend, &st, keys);
+        if (file && w == 0) {
+            naive_s = naive_copy(mb, &st, keys);
+            cp_s = plain_copy(mb);
+        }
+        split_result r;
+        split_once(backend, &st, ways[w], keys, &r);
+        shale_close(db);   /* fenced by the split: its error is expected */
+        report(backend, mb, ways[w], keys, &r, naive_s, cp_s, out);
+        if (file) {
+            char path[700];
+            snprintf(path, sizeof path, "%s/split-%d-%s", dir, mb, w == 0 ? "a" : "b");
+            rm_rf(path);
+        }
+    }
+    if (!file)
+        s3test_stop(&srv);
+}
