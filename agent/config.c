@@ -48,7 +48,6 @@ static const key keys[] = {
     {"sources.kubernetes.insecureSkipTlsVerify", T_BOOL, F(kube_insecure)},
     {"logLevel", T_LEVEL, F(log_level)},
     {"timeouts.stepSeconds", T_U32, F(step_seconds)},
-    {"verify.sampleKeys", T_U32, F(sample_keys)},
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof *keys)
@@ -65,7 +64,6 @@ shale_status agent_config_defaults(agent_config *c)
     c->http_max_body = 1u << 20;
     c->log_level = 1;
     c->step_seconds = 600;
-    c->sample_keys = 100;
     if (!c->local_dir || !c->http_listen)
         return SHALE_OOM();
     return SHALE_OK;

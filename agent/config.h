@@ -13,7 +13,6 @@
  *                  kubeconfig: "", insecureSkipTlsVerify: false}
  *   logLevel: info                           # debug | info | warn | error
  *   timeouts: {stepSeconds: 600}
- *   verify: {sampleKeys: 100}
  *
  * Every error names the file, line and column and what was wrong; unknown
  * keys are errors (a typo must not silently fall back to a default).
@@ -43,7 +42,6 @@ typedef struct agent_config {
     bool kube_insecure;
     int log_level;                 /* 0 debug .. 3 error */
     uint32_t step_seconds;
-    uint32_t sample_keys;
 } agent_config;
 
 /* Fills the documented defaults (no shard, no store). */

@@ -121,7 +121,6 @@ int main(int argc, char **argv)
     so.db.store.s3_endpoint = cfg.s3_endpoint;
     so.db.store.s3_region = cfg.s3_region;
     so.db.store.s3_path_style = cfg.s3_path_style;
-    so.verify_sample_keys = cfg.sample_keys;
     so.step_timeout_s = cfg.step_seconds;
     splitter *sp = NULL;
     source_local *local = NULL;

@@ -38,7 +38,6 @@ void splitter_options_init(splitter_options *o)
 {
     memset(o, 0, sizeof *o);
     shale_options_init(&o->db);
-    o->verify_sample_keys = 100;
     o->step_timeout_s = 600;
 }
 
@@ -304,7 +303,12 @@ static void run_job(splitter *sp, job *j)
             if (!rc)
                 break;
             bool transient = rc == SHALE_IO || rc == SHALE_RETRYABLE || rc == SHALE_TIMEOUT;
-            bool forward_only = step >= STEP_WIPE_WAL;
+            /* A child that differs from the parent is not a fault that
+             * passes: retrying reads the same data.  It fails the split
+             * (VerifyFailed) for an operator to look at; the parent and
+             * its checkpoint stay as they are. */
+            bool mismatch = step == STEP_VERIFY && rc == SHALE_CORRUPT;
+            bool forward_only = step >= STEP_WIPE_WAL && !mismatch;
             if (forward_only && !sp->stop) {
                 /* Past the point of no return: keep trying, with backoff. */
                 step_state(sp, j, step, "Running", shale_errmsg());

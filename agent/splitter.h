@@ -33,7 +33,6 @@ typedef struct splitter_options {
     const char *store_uri;        /* the shard's main store (required) */
     const char *wal_store_uri;    /* its local WAL store, or NULL */
     shale_options db;             /* engine options for every open */
-    uint32_t verify_sample_keys;  /* keys read back per child; default 100 */
     uint32_t step_timeout_s;      /* reserved: per-step deadline */
 } splitter_options;
 

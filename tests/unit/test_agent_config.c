@@ -75,7 +75,7 @@ static void test_file_and_overrides(void **state)
     TU_OK(agent_config_defaults(&c));
     TU_OK(agent_config_load(&c, p));
     TU_OK(agent_config_set(&c, "sources.local.enabled=false"));
-    TU_OK(agent_config_set(&c, "verify.sampleKeys=7"));
+    TU_OK(agent_config_set(&c, "timeouts.stepSeconds=7"));
     TU_OK(agent_config_check(&c));
     assert_string_equal(c.shard, "orders-0");
     assert_string_equal(c.wal_uri, "file:///w");
@@ -83,7 +83,7 @@ static void test_file_and_overrides(void **state)
     assert_int_equal(c.http_max_body, 4096);
     assert_int_equal(c.log_level, 0);
     assert_false(c.local_enabled);
-    assert_int_equal(c.sample_keys, 7);
+    assert_int_equal(c.step_seconds, 7);
     TU_RC(SHALE_INVALID_ARGUMENT, agent_config_set(&c, "no.such.key=1"));
     TU_RC(SHALE_INVALID_ARGUMENT, agent_config_set(&c, "logLevel=loud"));
     TU_RC(SHALE_INVALID_ARGUMENT, agent_config_set(&c, "sources.http.maxBodyBytes=lots"));

@@ -339,6 +339,76 @@ static void test_second_split_while_running_conflicts(void **state)
     split_request_free(b);
 }
 
+/* ---- Verify compares every key ----------------------------------------------
+ * Right after Clone (the step callback runs on the worker before Verify
+ * starts) one child is changed behind the splitter's back.  Verify must
+ * find it, whichever key it is, and fail the split with VerifyFailed
+ * instead of retrying a mismatch that cannot pass.  Key 5 is not one a
+ * sample of every 10th key would read back. */
+typedef enum { TAMPER_VALUE, TAMPER_DELETE, TAMPER_ADD } tamper_kind;
+typedef struct tamper {
+    fx *f;
+    tamper_kind kind;
+    bool done;
+} tamper;
+
+static void tamper_after_clone(void *ctx, const char *step, double secs)
+{
+    (void)secs;
+    tamper *t = ctx;
+    if (strcmp(step, "Clone") || t->done)
+        return;
+    t->done = true;
+    shale_options o = t->f->o;
+    o.wal_store_uri = t->f->kidwal[0];
+    shale_db *kid = NULL;
+    TU_OK(shale_open(t->f->kid[0], &o, &kid));
+    if (t->kind == TAMPER_VALUE)
+        dt_put(kid, 5, 9);
+    else if (t->kind == TAMPER_DELETE)
+        dt_del(kid, 5);
+    else
+        dt_put(kid, t->f->n + 5, 1);   /* absent from the parent; sorts inside kid-0 */
+    TU_OK(shale_close(kid));
+}
+
+static void verify_catches(fx *f, tamper_kind kind, const char *what)
+{
+    new_splitter(f, false);
+    tamper t = {f, kind, false};
+    splitter_on_step(f->sp, tamper_after_clone, &t);
+    TU_OK(splitter_start(f->sp));
+    /* Every key below f->n + 5 in kid-0: one cut far above. */
+    unsigned cuts[1] = {f->n + 100};
+    split_request *r = request(f, "tampered", cuts, 1, false);
+    bool created;
+    free(submit(f, r, &created));
+    TU_OK(splitter_wait_idle(f->sp, 60000));
+    assert_true(t.done);
+    char *st = get_status(f, "tampered");
+    expect_phase(st, "Failed");
+    if (!strstr(st, "\"reason\": \"VerifyFailed\"") || !strstr(st, what) ||
+        !strstr(st, "kid-0"))
+        fail_msg("expected VerifyFailed naming kid-0 and '%s':\n%s", what, st);
+    free(st);
+    split_request_free(r);
+}
+
+static void test_verify_catches_a_changed_value(void **state)
+{
+    verify_catches(*state, TAMPER_VALUE, "different value");
+}
+
+static void test_verify_catches_a_missing_key(void **state)
+{
+    verify_catches(*state, TAMPER_DELETE, "lacks key");
+}
+
+static void test_verify_catches_an_extra_key(void **state)
+{
+    verify_catches(*state, TAMPER_ADD, "does not have");
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -348,6 +418,9 @@ int main(void)
         T(test_dry_run_touches_nothing),
         T(test_bad_requests_touch_nothing),
         T(test_second_split_while_running_conflicts),
+        T(test_verify_catches_a_changed_value),
+        T(test_verify_catches_a_missing_key),
+        T(test_verify_catches_an_extra_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
