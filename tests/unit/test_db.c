@@ -568,6 +568,55 @@ static void test_bad_options_and_args(void **state)
     free(uri);
 }
 
+/* A full scan reads ahead: consecutive blocks come in a few large ranged
+ * reads, not one request per 4 KiB block (on S3 a round trip each).  The
+ * scan must still see every key, in order, with its value. */
+static void test_scan_reads_ahead(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "readahead", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    o.block_size = 4096;
+    o.sst_target_bytes = 64 << 20;   /* one SST of many blocks */
+    unsigned n = 20000;
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, &o, &db));
+    for (unsigned i = 0; i < n; i++)
+        dt_put(db, i, 2);
+    TU_OK(shale_compact(db, true));
+    TU_OK(shale_close(db));
+    shale_reader *r = NULL;
+    TU_OK(shale_reader_open(uri, &o, NULL, &r));
+    shale_objstats before, after;
+    shale_objstore_global_stats(&before);
+    shale_iter *it = NULL;
+    TU_OK(shale_reader_scan(r, NULL, 0, NULL, 0, &it));
+    unsigned seen = 0;
+    for (; shale_iter_valid(it); shale_iter_next(it), seen++) {
+        char k[32], v[128];
+        size_t kl = dt_key(k, sizeof k, seen), vl = dt_val(v, sizeof v, seen, 2), gk, gv;
+        const void *key = shale_iter_key(it, &gk), *val = shale_iter_value(it, &gv);
+        assert_true(gk == kl && !memcmp(key, k, kl));
+        assert_true(gv == vl && !memcmp(val, v, vl));
+    }
+    TU_OK(shale_iter_status(it));
+    shale_iter_free(it);
+    shale_objstore_global_stats(&after);
+    assert_int_equal(seen, n);
+    uint64_t reads = after.requests[SHALE_OP_GET_RANGE][0] - before.requests[SHALE_OP_GET_RANGE][0];
+    uint64_t bytes = after.bytes_read - before.bytes_read;
+    /* Blocks are 4 KiB before compression: one request per block would
+     * average under 4 KiB.  Read ahead, they average far more. */
+    assert_true(reads > 0);
+    if (bytes / reads < 32 * 1024)
+        fail_msg("%llu ranged reads for %llu bytes: no readahead", (unsigned long long)reads,
+                 (unsigned long long)bytes);
+    shale_reader_close(r);
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
 int main(void)
 {
     static char mem[] = "mem", file[] = "file", fault[] = "fault";
@@ -598,6 +647,8 @@ int main(void)
         cmocka_unit_test(test_crash_loses_nothing_acknowledged),
         cmocka_unit_test(test_writes_that_took_effect_despite_errors),
         cmocka_unit_test(test_bad_options_and_args),
+        cmocka_unit_test_prestate(test_scan_reads_ahead, mem),
+        cmocka_unit_test_prestate(test_scan_reads_ahead, file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
