@@ -12,7 +12,6 @@
  * for every workload but one, (b) durable acknowledgement with 4 writer
  * threads.  Figures are ops/s (higher is better) with the ratio Shale/peer.
  */
-#define _GNU_SOURCE
 #include "bench.h"
 #include "shale.h"
 
