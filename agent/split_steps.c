@@ -11,9 +11,12 @@
 #include "util/misc.h"
 #include "util/status_int.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 shale_options db_opts(const splitter *sp, const char *wal)
 {
@@ -266,7 +269,51 @@ static shale_status compare_child(shale_reader *parent, shale_reader *child,
     return rc;
 }
 
-/* Each child against the parent's range at the checkpoint, key by key.
+/* One child's verification, on a thread of its own. */
+typedef struct verify_job {
+    run *r;
+    shale_reader *parent;            /* shared: readers may be used by threads */
+    _Atomic size_t *next;            /* next child to take */
+    _Atomic bool *failed;
+    uint64_t *counts;                /* per child */
+    shale_status *rcs;               /* per child */
+    char (*msgs)[512];               /* per child: shale_errmsg() is per thread */
+} verify_job;
+
+static shale_status verify_child(run *r, shale_reader *parent, size_t i, uint64_t *cn)
+{
+    const split_child *c = &r->j->req->children[i];
+    shale_options co = db_opts(r->sp, c->wal_store);
+    shale_reader *child = NULL;
+    shale_status rc = shale_reader_open(c->store, &co, NULL, &child);
+    if (rc)
+        return shale_err_prefix(rc, "verify: opening child %s", c->name);
+    shale_db_info info;
+    rc = shale_reader_info(child, &info);
+    if (!rc && !info.initialized)
+        rc = shale_err(SHALE_CORRUPT, "verify: child %s is not initialized", c->name);
+    if (!rc)
+        rc = compare_child(parent, child, c, cn);
+    shale_reader_close(child);
+    return rc;
+}
+
+static void *verify_worker(void *arg)
+{
+    verify_job *v = arg;
+    size_t n = v->r->j->req->child_count;
+    for (size_t i; !atomic_load(v->failed) && (i = atomic_fetch_add(v->next, 1)) < n;) {
+        v->rcs[i] = verify_child(v->r, v->parent, i, &v->counts[i]);
+        if (v->rcs[i]) {
+            snprintf(v->msgs[i], sizeof v->msgs[i], "%s", shale_errmsg());
+            atomic_store(v->failed, true);
+        }
+    }
+    return NULL;
+}
+
+/* Each child against the parent's range at the checkpoint, key by key, on
+ * up to one thread per core (each child is a separate read of its range).
  * The children's ranges were validated to cover the parent's range
  * exactly, so children that each equal their range hold the parent's
  * keys, each once: their counts add up by construction. */
@@ -283,35 +330,48 @@ shale_status do_verify(run *r, char *msg, size_t msglen)
     shale_status rc = shale_reader_open(parent_store(r), &po, cp, &parent);
     if (rc)
         return shale_err_prefix(rc, "verify: opening the parent at checkpoint %s", cp);
+    size_t n = q->child_count;
+    uint64_t *counts = calloc(n, sizeof *counts);
+    shale_status *rcs = calloc(n, sizeof *rcs);
+    char (*msgs)[512] = calloc(n, sizeof *msgs);
+    if (!counts || !rcs || !msgs) {
+        rc = SHALE_OOM();
+        goto out;
+    }
+    _Atomic size_t next = 0;
+    _Atomic bool failed = false;
+    verify_job v = {r, parent, &next, &failed, counts, rcs, msgs};
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t nthreads = cores < 1 ? 1 : (size_t)cores;
+    if (nthreads > n)
+        nthreads = n;
+    if (nthreads > 8)
+        nthreads = 8;
+    pthread_t th[8];
+    size_t started = 0;
+    while (started + 1 < nthreads && !pthread_create(&th[started], NULL, verify_worker, &v))
+        started++;
+    verify_worker(&v);   /* this thread works too */
+    for (size_t t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
     uint64_t total = 0;
-    for (size_t i = 0; i < q->child_count && !rc; i++) {
-        const split_child *c = &q->children[i];
-        shale_options co = db_opts(sp, c->wal_store);
-        shale_reader *child = NULL;
-        uint64_t cn = 0;
-        rc = shale_reader_open(c->store, &co, NULL, &child);
-        if (rc) {
-            shale_err_prefix(rc, "verify: opening child %s", c->name);
-            break;
-        }
-        shale_db_info info;
-        rc = shale_reader_info(child, &info);
-        if (!rc && !info.initialized)
-            rc = shale_err(SHALE_CORRUPT, "verify: child %s is not initialized", c->name);
-        if (!rc)
-            rc = compare_child(parent, child, c, &cn);
-        shale_reader_close(child);
-        if (!rc) {
-            total += cn;
-            pthread_mutex_lock(&sp->mu);
-            json_t *k = json_array_get(json_object_get(r->j->doc, "children"), i);
-            json_object_set_new(k, "keyCount", json_integer((json_int_t)cn));
-            pthread_mutex_unlock(&sp->mu);
-        }
+    for (size_t i = 0; i < n && !rc; i++)
+        if (rcs[i])
+            rc = shale_err(rcs[i], "%s", msgs[i]);
+    for (size_t i = 0; i < n && !rc; i++) {
+        total += counts[i];
+        pthread_mutex_lock(&sp->mu);
+        json_t *k = json_array_get(json_object_get(r->j->doc, "children"), i);
+        json_object_set_new(k, "keyCount", json_integer((json_int_t)counts[i]));
+        pthread_mutex_unlock(&sp->mu);
     }
     if (!rc)
         snprintf(msg, msglen, "%llu keys in %zu children equal the parent's, key by key",
-                 (unsigned long long)total, q->child_count);
+                 (unsigned long long)total, n);
+out:
+    free(counts);
+    free(rcs);
+    free(msgs);
     shale_reader_close(parent);
     return rc;
 }
