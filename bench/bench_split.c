@@ -76,8 +76,11 @@ static uint64_t rnd(uint64_t *s)
     return *s;
 }
 
-/* Returns the parent's writer, open, with a tail of keys/100 overwrites
- * in the memtable and (flushed) in the WAL. */
+/* Returns the parent's writer, open, with a tail of TAIL_WRITES overwrites
+ * in the memtable and (flushed) in the WAL.  The tail is the same for every
+ * size: what a shard has not flushed is bounded by its memtable, not by
+ * its data, and the figure of interest is how the split grows with data. */
+#define TAIL_WRITES 10000u
 static shale_db *build_parent(const char *backend, const stores *st, uint64_t keys)
 {
     shale_options o;
@@ -104,7 +107,7 @@ static shale_db *build_parent(const char *backend, const stores *st, uint64_t ke
     if (shale_compact(db, true))
         die("split: parent compaction", shale_errmsg());
     uint64_t s = 99;
-    for (uint64_t i = 0; i < keys / 100; i++) {
+    for (uint64_t i = 0; i < TAIL_WRITES; i++) {
         uint64_t x = rnd(&s) % keys;
         key_of(x, k);
         if (shale_put(db, k, 16, value_of(x + 1), vsize))

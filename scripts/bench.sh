@@ -20,7 +20,8 @@ trap 'rm -rf "$dir"' EXIT
 # The machine, for build/bench.json.
 BENCH_ROCKSDB_VERSION=$(dpkg-query -W -f='${Version}' librocksdb-dev 2>/dev/null || echo unknown)
 BENCH_DISK=$(df -T "$dir" | awk 'NR==2 {print $1" "$2}')
-BENCH_DISK="$BENCH_DISK $(lsblk -ndo MODEL,ROTA 2>/dev/null | head -1 | tr -s ' ')"
+case $(lsblk -ndo ROTA 2>/dev/null | head -1 | tr -d ' ') in
+  0) BENCH_DISK="$BENCH_DISK non-rotational" ;; 1) BENCH_DISK="$BENCH_DISK rotational" ;; esac
 export BENCH_ROCKSDB_VERSION BENCH_DISK
 if [ "${1:-bench}" = bench-quick ]; then
   build/bench --keys 100000 --split-mb 8,32 --s3-mb 4 --dir "$dir" --json build/bench.json
