@@ -50,14 +50,19 @@ check "kubectl apply the CRD and RBAC" K apply -f "$ROOT/manifests/crd-shardspli
 
 "$SHALE" --wal-store "file://$d/wal" load "file://$d/parent" --count 3000 >/dev/null
 sed "s/current-context: admin/current-context: agent/" "$d/kubeconfig" > "$d/agent-kubeconfig"
-cat > "$d/agent.yaml" <<YAML
-shard: orders-0
-store: {uri: "file://$d/parent", walUri: "file://$d/wal"}
+# agent_config NAME SHARD PARENT WAL KUBECONFIG: writes $d/NAME.yaml, an
+# agent watching namespace shards and nothing else.
+agent_config() {
+  cat > "$d/$1.yaml" <<YAML
+shard: $2
+store: {uri: "file://$d/$3", walUri: "file://$d/$4"}
 sources:
   local: {enabled: false}
   http: {enabled: false}
-  kubernetes: {enabled: true, kubeconfig: "$d/agent-kubeconfig", namespace: shards}
+  kubernetes: {enabled: true, kubeconfig: "$d/$5", namespace: shards}
 YAML
+}
+agent_config agent orders-0 parent wal agent-kubeconfig
 "$AGENT" --config "$d/agent.yaml" 2>"$d/agent.log" &
 AGENT_PID=$!
 
@@ -159,14 +164,7 @@ K wait --for=condition=Complete shardsplit/again-split --timeout=90s >/dev/null 
 # A second agent for another shard handles only its own ShardSplit; it
 # authenticates with a client certificate instead of a token.
 sed "s/current-context: admin/current-context: cert/" "$d/kubeconfig" > "$d/cert-kubeconfig"
-cat > "$d/agent2.yaml" <<YAML
-shard: users-9
-store: {uri: "file://$d/parent2", walUri: "file://$d/wal2"}
-sources:
-  local: {enabled: false}
-  http: {enabled: false}
-  kubernetes: {enabled: true, kubeconfig: "$d/cert-kubeconfig", namespace: shards}
-YAML
+agent_config agent2 users-9 parent2 wal2 cert-kubeconfig
 "$AGENT" --config "$d/agent2.yaml" 2>"$d/agent2.log" &
 AGENT2_PID=$!
 K wait --for=condition=Complete shardsplit/someone-else --timeout=60s >/dev/null 2>&1 \

@@ -8,33 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct fixture {
-    char *dir;
-    char *uri;
-    char *wal_uri;
-    shale_options o;
-} fixture;
+typedef dt_fixture fixture;
 
 static int setup(void **state)
 {
-    fixture *f = calloc(1, sizeof *f);
-    f->dir = tu_tmpdir("checkpoint");
-    f->uri = tu_file_uri(f->dir, "db");
-    f->wal_uri = tu_file_uri(f->dir, "wal");
-    dt_small_options(&f->o);
-    f->o.wal_store_uri = f->wal_uri;
+    fixture *f = dt_fixture_new("checkpoint");
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fixture *f = *state;
-    tu_rmtree(f->dir);
-    free(f->dir);
-    free(f->uri);
-    free(f->wal_uri);
-    free(f);
+    dt_fixture_free(*state);
     return 0;
 }
 

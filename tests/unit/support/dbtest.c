@@ -172,3 +172,26 @@ char *dt_store_uri(const char *backend, const char *name, char **dir)
     assert_non_null(*dir);
     return tu_file_uri(*dir, "db");
 }
+
+dt_fixture *dt_fixture_new(const char *name)
+{
+    dt_fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->dir = tu_tmpdir(name);
+    f->uri = tu_file_uri(f->dir, "db");
+    f->wal_uri = tu_file_uri(f->dir, "wal");
+    dt_small_options(&f->o);
+    f->o.wal_store_uri = f->wal_uri;
+    return f;
+}
+
+void dt_fixture_free(dt_fixture *f)
+{
+    if (!f)
+        return;
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f->uri);
+    free(f->wal_uri);
+    free(f);
+}

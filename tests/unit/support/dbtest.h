@@ -34,6 +34,19 @@ void dt_model_free(dt_model *m);
 void dt_model_check(shale_db *db, const dt_model *m);
 void dt_model_check_reader(shale_reader *r, const dt_model *m);
 
+/* One database on file:// for a test: dir (a fresh tu_tmpdir), uri =
+ * file://dir/db, wal_uri = file://dir/wal, o = dt_small_options() with the
+ * WAL in wal_uri.  dt_fixture_free() removes dir and frees everything. */
+typedef struct dt_fixture {
+    char *dir;
+    char *uri;
+    char *wal_uri;
+    shale_options o;
+} dt_fixture;
+
+dt_fixture *dt_fixture_new(const char *name);
+void dt_fixture_free(dt_fixture *f);
+
 /* A fresh store URI for the named backend ("mem" or "file"); the file
  * variant lives under *dir (created; caller frees dir and URI). */
 char *dt_store_uri(const char *backend, const char *name, char **dir);
