@@ -7,6 +7,7 @@
  * and the command line cannot disagree on names or types.
  */
 #include "config.h"
+#include "request.h"
 #include "yamljson.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -18,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_STR, T_BOOL, T_U32, T_U64, T_LEVEL, T_STYLE } ktype;
+typedef enum { T_STR, T_BOOL, T_U32, T_U64, T_LEVEL, T_STYLE, T_VERIFY } ktype;
 
 typedef struct key {
     const char *path;
@@ -48,6 +49,7 @@ static const key keys[] = {
     {"sources.kubernetes.insecureSkipTlsVerify", T_BOOL, F(kube_insecure)},
     {"logLevel", T_LEVEL, F(log_level)},
     {"timeouts.stepSeconds", T_U32, F(step_seconds)},
+    {"verify.mode", T_VERIFY, F(verify_mode)},
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof *keys)
@@ -64,6 +66,7 @@ shale_status agent_config_defaults(agent_config *c)
     c->http_max_body = 1u << 20;
     c->log_level = 1;
     c->step_seconds = 600;
+    c->verify_mode = SPLIT_VERIFY_FULL;
     if (!c->local_dir || !c->http_listen)
         return SHALE_OOM();
     return SHALE_OK;
@@ -137,6 +140,15 @@ static shale_status set_value(agent_config *c, const key *k, json_t *v, const ch
         }
         *why = "must be auto, true or false";
         return SHALE_INVALID_ARGUMENT;
+    case T_VERIFY: {
+        int m = s ? split_verify_parse(s) : -1;
+        if (m < 0) {
+            *why = "must be full or references";
+            return SHALE_INVALID_ARGUMENT;
+        }
+        *(int *)field = m;
+        return SHALE_OK;
+    }
     }
     return SHALE_INVALID_ARGUMENT;
 }
@@ -250,7 +262,7 @@ shale_status agent_config_set(agent_config *c, const char *assignment)
         /* Read the value as YAML would: true/false/numbers typed. */
         json_t *v = NULL;
         const char *val = eq + 1;
-        if (keys[i].type == T_STR || keys[i].type == T_LEVEL)
+        if (keys[i].type == T_STR || keys[i].type == T_LEVEL || keys[i].type == T_VERIFY)
             v = json_string(val);
         else if (yamljson_parse("--set", val, strlen(val), &v, NULL))
             return shale_err(SHALE_INVALID_ARGUMENT, "--set %s: bad value", assignment);

@@ -13,6 +13,7 @@
  *                  kubeconfig: "", insecureSkipTlsVerify: false}
  *   logLevel: info                           # debug | info | warn | error
  *   timeouts: {stepSeconds: 600}
+ *   verify: {mode: full}                     # full | references: for requests naming none
  *
  * Every error names the file, line and column and what was wrong; unknown
  * keys are errors (a typo must not silently fall back to a default).
@@ -42,6 +43,7 @@ typedef struct agent_config {
     bool kube_insecure;
     int log_level;                 /* 0 debug .. 3 error */
     uint32_t step_seconds;
+    int verify_mode;               /* split_verify (request.h); default full */
 } agent_config;
 
 /* Fills the documented defaults (no shard, no store). */

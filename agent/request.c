@@ -122,6 +122,21 @@ void split_request_free(split_request *r)
     free(r);
 }
 
+const char *split_verify_name(split_verify v)
+{
+    return v == SPLIT_VERIFY_FULL ? "full" : v == SPLIT_VERIFY_REFERENCES ? "references"
+                                                                          : "default";
+}
+
+int split_verify_parse(const char *name)
+{
+    if (!strcmp(name, "full"))
+        return SPLIT_VERIFY_FULL;
+    if (!strcmp(name, "references"))
+        return SPLIT_VERIFY_REFERENCES;
+    return -1;
+}
+
 shale_status split_request_parse(const char *origin, const char *text, size_t len,
                                  split_request **out)
 {
@@ -132,7 +147,8 @@ shale_status split_request_parse(const char *origin, const char *text, size_t le
         return rc;
     pctx c = {origin, marks, SHALE_OK};
     split_request *r = calloc(1, sizeof *r);
-    static const char *const top[] = {"name", "parent", "children", "dryRun", "abort", NULL};
+    static const char *const top[] = {"name", "parent", "children", "dryRun", "abort",
+                                     "verify", NULL};
     static const char *const par[] = {"shard", "store", "walStore", NULL};
     static const char *const kid[] = {"name", "store", "walStore", "range", NULL};
     static const char *const rng[] = {"start", "end", NULL};
@@ -149,6 +165,18 @@ shale_status split_request_parse(const char *origin, const char *text, size_t le
         !get_bool(&c, j, "dryRun", "dryRun", &r->dry_run) ||
         !get_bool(&c, j, "abort", "abort", &r->abort))
         goto out;
+    char *vm = NULL;
+    if (!get_str(&c, j, "verify", "verify", false, &vm))
+        goto out;
+    if (vm) {
+        int v = split_verify_parse(vm);
+        free(vm);
+        if (v < 0) {
+            bad(&c, "verify", "must be full or references");
+            goto out;
+        }
+        r->verify = (split_verify)v;
+    }
     if (!json_is_object(parent)) {
         bad(&c, "parent", parent ? "must be a mapping" : "is required");
         goto out;
@@ -388,6 +416,10 @@ shale_status split_request_to_json(const split_request *r, char **json)
     }
     json_object_set_new(o, "children", kids);
     json_object_set_new(o, "dryRun", json_boolean(r->dry_run));
+    /* Only when named: a request that leaves it to the agent stays the
+     * same request whatever the agent's default. */
+    if (r->verify != SPLIT_VERIFY_DEFAULT)
+        json_object_set_new(o, "verify", json_string(split_verify_name(r->verify)));
     *json = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(o);
     return *json ? SHALE_OK : SHALE_OOM();

@@ -18,6 +18,7 @@
  *       range: {start: "m", end: ""}
  *   dryRun: false
  *   abort: false
+ *   verify: full                    # optional: full | references (the agent's default)
  *
  * Range bounds are strings; bytes outside printable ASCII are written %XX
  * (the manifest's key escaping, so '%' itself is %25).  Validation: the
@@ -43,6 +44,18 @@ typedef struct split_child {
     uint8_t *end;   size_t end_len;     /* NULL/0: unbounded */
 } split_child;
 
+/* How Verify checks the children (docs/agent.md "Verify"). */
+typedef enum split_verify {
+    SPLIT_VERIFY_DEFAULT = 0,     /* not named in the request: the agent's */
+    SPLIT_VERIFY_FULL,            /* every key and value against the parent */
+    SPLIT_VERIFY_REFERENCES       /* manifests, objects and sampled reads */
+} split_verify;
+
+/* "full" / "references" ("default" for SPLIT_VERIFY_DEFAULT). */
+const char *split_verify_name(split_verify v);
+/* The mode a name means; -1 for any other text. */
+int split_verify_parse(const char *name);
+
 typedef struct split_request {
     char *name;
     char *parent_shard;
@@ -52,6 +65,7 @@ typedef struct split_request {
     size_t child_count;
     bool dry_run;
     bool abort;
+    split_verify verify;
 } split_request;
 
 /* Parses a request document.  Content sniffing: a body whose first

@@ -39,6 +39,7 @@ void splitter_options_init(splitter_options *o)
     memset(o, 0, sizeof *o);
     shale_options_init(&o->db);
     o->step_timeout_s = 600;
+    o->verify = SPLIT_VERIFY_FULL;
 }
 
 /* ---- status documents --------------------------------------------------- */

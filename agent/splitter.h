@@ -34,6 +34,8 @@ typedef struct splitter_options {
     const char *wal_store_uri;    /* its local WAL store, or NULL */
     shale_options db;             /* engine options for every open */
     uint32_t step_timeout_s;      /* reserved: per-step deadline */
+    split_verify verify;          /* Verify for requests that name none
+                                     (default SPLIT_VERIFY_FULL) */
 } splitter_options;
 
 void splitter_options_init(splitter_options *o);

@@ -5,6 +5,7 @@
  */
 #include "support/testutil.h"
 #include "config.h"
+#include "request.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,7 @@ static void test_errors_name_line_and_column(void **state)
         {"shard: s\nstore: {uri: \"file:///x\"}\nsources: {local: {pollMs: -5}}\n", ":3:"},
         {"shard: s\nstore: {uri: \"file:///x\"}\nsources: {http: {enabled: maybe}}\n", ":3:"},
         {"a: &x 1\nb: *x\n", "anchors"},
+        {"shard: s\nstore: {uri: \"file:///x\"}\nverify: {mode: sometimes}\n", ":3:"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char name[32];
@@ -84,6 +86,10 @@ static void test_file_and_overrides(void **state)
     assert_int_equal(c.log_level, 0);
     assert_false(c.local_enabled);
     assert_int_equal(c.step_seconds, 7);
+    assert_int_equal(c.verify_mode, SPLIT_VERIFY_FULL);        /* the default */
+    TU_OK(agent_config_set(&c, "verify.mode=references"));
+    assert_int_equal(c.verify_mode, SPLIT_VERIFY_REFERENCES);
+    TU_RC(SHALE_INVALID_ARGUMENT, agent_config_set(&c, "verify.mode=sometimes"));
     TU_RC(SHALE_INVALID_ARGUMENT, agent_config_set(&c, "no.such.key=1"));
     TU_RC(SHALE_INVALID_ARGUMENT, agent_config_set(&c, "logLevel=loud"));
     TU_RC(SHALE_INVALID_ARGUMENT, agent_config_set(&c, "sources.http.maxBodyBytes=lots"));

@@ -7,6 +7,9 @@
 #include "support/dbtest.h"
 #include "splitter.h"
 #include "request.h"
+#include "db/checkpoint_int.h"
+#include "db/manifest.h"
+#include "db/view.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,10 +64,12 @@ static int teardown(void **state)
     return 0;
 }
 
-static void new_splitter(fx *f, bool start)
+static void new_splitter_v(fx *f, bool start, split_verify verify)
 {
     splitter_options so;
     splitter_options_init(&so);
+    if (verify != SPLIT_VERIFY_DEFAULT)
+        so.verify = verify;
     so.shard = "orders-0";
     so.store_uri = f->parent;
     so.wal_store_uri = f->wal;
@@ -75,14 +80,22 @@ static void new_splitter(fx *f, bool start)
         TU_OK(splitter_start(f->sp));
 }
 
-/* A request splitting at the given key indexes (k boundaries -> k+1 kids). */
-static split_request *request(fx *f, const char *name, const unsigned *cuts, int ncuts,
-                              bool dry)
+static void new_splitter(fx *f, bool start)
+{
+    new_splitter_v(f, start, SPLIT_VERIFY_DEFAULT);
+}
+
+/* A request splitting at the given key indexes (k boundaries -> k+1 kids);
+ * verify: the request's verify mode, NULL to leave it to the agent. */
+static split_request *request_v(fx *f, const char *name, const unsigned *cuts, int ncuts,
+                                bool dry, const char *verify)
 {
     char text[4096];
     size_t n = (size_t)snprintf(text, sizeof text,
-                                "name: %s\nparent:\n  shard: orders-0\ndryRun: %s\nchildren:\n",
-                                name, dry ? "true" : "false");
+                                "name: %s\nparent:\n  shard: orders-0\ndryRun: %s\n%s%s%s"
+                                "children:\n", name, dry ? "true" : "false",
+                                verify ? "verify: " : "", verify ? verify : "",
+                                verify ? "\n" : "");
     for (int i = 0; i <= ncuts; i++) {
         char lo[32] = "", hi[32] = "";
         if (i > 0)
@@ -97,6 +110,12 @@ static split_request *request(fx *f, const char *name, const unsigned *cuts, int
     split_request *r = NULL;
     TU_OK(split_request_parse("test", text, n, &r));
     return r;
+}
+
+static split_request *request(fx *f, const char *name, const unsigned *cuts, int ncuts,
+                              bool dry)
+{
+    return request_v(f, name, cuts, ncuts, dry, NULL);
 }
 
 static char *submit(fx *f, split_request *r, bool *created)
@@ -289,6 +308,10 @@ static void test_bad_requests_touch_nothing(void **state)
         "name: bad4\nparent: {shard: other}\nchildren:\n"
         "  - {name: a, store: \"mem://a\", range: {start: \"\", end: \"k\"}}\n"
         "  - {name: b, store: \"mem://b\", range: {start: \"k\", end: \"\"}}\n",
+        /* an unknown verify mode */
+        "name: bad5\nparent: {shard: orders-0}\nverify: sometimes\nchildren:\n"
+        "  - {name: a, store: \"mem://a\", range: {start: \"\", end: \"k\"}}\n"
+        "  - {name: b, store: \"mem://b\", range: {start: \"k\", end: \"\"}}\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         split_request *r = NULL;
@@ -409,6 +432,167 @@ static void test_verify_catches_an_extra_key(void **state)
     verify_catches(*state, TAMPER_ADD, "does not have");
 }
 
+/* ---- Verify by references ---------------------------------------------------
+ * The same split with `verify: references` completes and says so, children
+ * equal to their ranges; the agent's default applies to requests naming no
+ * mode, and a request's own mode wins.  Then each kind of damage the mode
+ * is there to find, done to kid-0 right after Clone, fails the split with
+ * VerifyFailed naming kid-0 and what was wrong. */
+static void run_split(fx *f, const char *name, const char *verify, const char *mode,
+                      const char *says)
+{
+    unsigned cuts[] = {f->n / 3, 2 * f->n / 3};
+    split_request *r = request_v(f, name, cuts, 2, false, verify);
+    bool created;
+    free(submit(f, r, &created));
+    TU_OK(splitter_wait_idle(f->sp, 60000));
+    char *st = get_status(f, name);
+    expect_phase(st, "Complete");
+    char want[64];
+    snprintf(want, sizeof want, "\"verifyMode\": \"%s\"", mode);
+    if (!strstr(st, want) || !strstr(st, says))
+        fail_msg("expected Verify %s (\"%s\"):\n%s", mode, says, st);
+    free(st);
+    split_request_free(r);
+    check_children(f, cuts, 2);
+}
+
+static void test_verify_references_completes(void **state)
+{
+    fx *f = *state;
+    new_splitter(f, true);
+    run_split(f, "by-refs", "references", "references", "reference exactly the parent's");
+}
+
+static void test_verify_mode_default_and_override(void **state)
+{
+    fx *f = *state;
+    new_splitter_v(f, true, SPLIT_VERIFY_REFERENCES);
+    run_split(f, "agent-default", NULL, "references", "sampled windows");
+    /* A second split of the same parent into other stores: a request that
+     * names full gets full whatever the agent's default. */
+    for (int i = 0; i < 3; i++) {
+        size_t l = strlen(f->kid[i]);
+        f->kid[i] = realloc(f->kid[i], l + 3);
+        strcat(f->kid[i], "-2");
+        l = strlen(f->kidwal[i]);
+        f->kidwal[i] = realloc(f->kidwal[i], l + 3);
+        strcat(f->kidwal[i], "-2");
+    }
+    run_split(f, "asks-full", "full", "full", "key by key");
+}
+
+typedef enum { DMG_WRITER, DMG_DROP_SST, DMG_DELETE_OBJECT, DMG_DROP_PIN, DMG_RANGE } damage;
+typedef struct damager {
+    fx *f;
+    damage kind;
+    bool done;
+} damager;
+
+static shale_status drop_first_sst(manifest *m, void *ctx)
+{
+    (void)ctx;
+    if (m->l0_count) {
+        sst_handle_clear(&m->l0[0]);
+        memmove(m->l0, m->l0 + 1, --m->l0_count * sizeof *m->l0);
+    } else {
+        assert_true(m->run_count > 0 && m->runs[0].count > 1);
+        sst_handle_clear(&m->runs[0].ssts[0]);
+        memmove(m->runs[0].ssts, m->runs[0].ssts + 1, --m->runs[0].count * sizeof(sst_handle));
+    }
+    return SHALE_OK;
+}
+
+static shale_status narrow_range(manifest *m, void *ctx)
+{
+    (void)ctx;
+    free(m->range_start);
+    m->range_start = (uint8_t *)strdup("k");   /* kid-0 starts unbounded */
+    m->range_start_len = 1;
+    return SHALE_OK;
+}
+
+static void damage_after_clone(void *ctx, const char *step, double secs)
+{
+    (void)secs;
+    damager *d = ctx;
+    if (strcmp(step, "Clone") || d->done)
+        return;
+    d->done = true;
+    shale_objstore *kid = NULL, *par = NULL;
+    TU_OK(shale_objstore_open(d->f->kid[0], NULL, &kid));
+    TU_OK(shale_objstore_open(d->f->parent, NULL, &par));
+    manifest *m = NULL;
+    TU_OK(manifest_store_load_latest(kid, 0, &m));
+    if (d->kind == DMG_WRITER) {
+        shale_options o = d->f->o;
+        o.wal_store_uri = d->f->kidwal[0];
+        shale_db *w = NULL;
+        TU_OK(shale_open(d->f->kid[0], &o, &w));   /* opening alone writes a fencing WAL */
+        TU_OK(shale_close(w));
+    } else if (d->kind == DMG_DROP_SST) {
+        TU_OK(manifest_store_update(kid, NULL, drop_first_sst, NULL));
+    } else if (d->kind == DMG_DELETE_OBJECT) {
+        const sst_handle *h = m->l0_count ? &m->l0[0] : &m->runs[0].ssts[0];
+        char key[64];
+        sst_key(h->id, key, sizeof key);
+        TU_OK(shale_objstore_delete(par, key));
+    } else if (d->kind == DMG_DROP_PIN) {
+        TU_OK(cp_remove(par, m->parents[0].final_checkpoint_id, false));
+    } else {
+        TU_OK(manifest_store_update(kid, NULL, narrow_range, NULL));
+    }
+    manifest_free(m);
+    shale_objstore_close(kid);
+    shale_objstore_close(par);
+}
+
+static void references_catch(fx *f, damage kind, const char *what)
+{
+    new_splitter(f, false);
+    damager d = {f, kind, false};
+    splitter_on_step(f->sp, damage_after_clone, &d);
+    TU_OK(splitter_start(f->sp));
+    unsigned cuts[1] = {f->n / 2};
+    split_request *r = request_v(f, "damaged", cuts, 1, false, "references");
+    bool created;
+    free(submit(f, r, &created));
+    TU_OK(splitter_wait_idle(f->sp, 60000));
+    assert_true(d.done);
+    char *st = get_status(f, "damaged");
+    expect_phase(st, "Failed");
+    if (!strstr(st, "\"reason\": \"VerifyFailed\"") || !strstr(st, what) ||
+        !strstr(st, "kid-0"))
+        fail_msg("expected VerifyFailed naming kid-0 and '%s':\n%s", what, st);
+    free(st);
+    split_request_free(r);
+}
+
+static void test_references_catch_a_writer_on_a_child(void **state)
+{
+    references_catch(*state, DMG_WRITER, "a writer has opened the child");
+}
+
+static void test_references_catch_a_dropped_sst(void **state)
+{
+    references_catch(*state, DMG_DROP_SST, "does not reference the parent's SST");
+}
+
+static void test_references_catch_a_missing_object(void **state)
+{
+    references_catch(*state, DMG_DELETE_OBJECT, "does not exist");
+}
+
+static void test_references_catch_a_missing_pin(void **state)
+{
+    references_catch(*state, DMG_DROP_PIN, "has no pin");
+}
+
+static void test_references_catch_another_range(void **state)
+{
+    references_catch(*state, DMG_RANGE, "another key range");
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -421,6 +605,13 @@ int main(void)
         T(test_verify_catches_a_changed_value),
         T(test_verify_catches_a_missing_key),
         T(test_verify_catches_an_extra_key),
+        T(test_verify_references_completes),
+        T(test_verify_mode_default_and_override),
+        T(test_references_catch_a_writer_on_a_child),
+        T(test_references_catch_a_dropped_sst),
+        T(test_references_catch_a_missing_object),
+        T(test_references_catch_a_missing_pin),
+        T(test_references_catch_another_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

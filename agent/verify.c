@@ -1,0 +1,605 @@
+/*
+ * verify.c -- the Verify step of a split (docs/agent.md "Verify").
+ *
+ * Two modes, chosen per request (`verify:`) or by the agent's default
+ * (`verify.mode`):
+ *
+ *   full        every key and value of each child against the parent's
+ *               range at the split's checkpoint.  Reads the data twice;
+ *               its time grows with the shard.
+ *   references  what makes a child equal its range by construction,
+ *               checked without reading the data: the child's manifest
+ *               (initialized, the requested range, made from this
+ *               checkpoint, nothing to replay, no WAL written since),
+ *               its SST references (exactly the parent's SSTs at the
+ *               checkpoint that overlap its range, level by level, each
+ *               object present with its recorded size), its pins in every
+ *               store it references, and reads through the child's own
+ *               read path: a window of keys and values at its range start
+ *               and at sample points inside every referenced SST, each
+ *               compared with the parent's.  Its cost grows with the
+ *               number of SSTs, not with their bytes.
+ *
+ * Both are read-only and may be redone after a crash.  A mismatch is
+ * SHALE_CORRUPT (the splitter fails the split as VerifyFailed); anything
+ * else is an ordinary step error.
+ */
+#include "splitter_int.h"
+#include "db/checkpoint_int.h"
+#include "db/manifest.h"
+#include "db/view.h"
+#include "table/kv.h"
+#include "util/status_int.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WINDOW 16          /* keys compared per sampled window */
+#define INNER_SAMPLES 3    /* sample points inside each referenced SST */
+
+/* Names a key in a message: the manifest's escaped form, cut short. */
+static void key_text(const void *k, size_t kl, char *out, size_t outlen)
+{
+    char *e = manifest_key_escape(k, kl > 64 ? 64 : kl);
+    snprintf(out, outlen, "'%s'%s", e ? e : "?", kl > 64 ? "..." : "");
+    free(e);
+}
+
+static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
+{
+    return kv_key_cmp(a, al, b, bl);
+}
+
+/* Walks the parent's range [max(from, start), end) at the checkpoint and
+ * the child from `from` side by side, for at most `limit` keys (0: to the
+ * end): every key and every value must be equal.  The child's scan is not
+ * bounded by the range, so a child serving a key beyond its range fails
+ * here.  *count receives the equal keys seen. */
+static shale_status compare_child(shale_reader *parent, shale_reader *child,
+                                  const split_child *c, const void *from, size_t from_len,
+                                  uint64_t limit, uint64_t *count)
+{
+    const void *ps = c->start;
+    size_t psl = c->start_len;
+    if (from && (!ps || key_cmp(from, from_len, ps, psl) > 0)) {
+        ps = from;
+        psl = from_len;
+    }
+    shale_iter *pi = NULL, *ci = NULL;
+    shale_status rc = shale_reader_scan(parent, ps, psl, c->end, c->end_len, &pi);
+    if (!rc)
+        rc = shale_reader_scan(child, from, from ? from_len : 0, NULL, 0, &ci);
+    uint64_t n = 0;
+    char kt[200];
+    while (!rc && (!limit || n < limit)) {
+        bool pv = shale_iter_valid(pi), cv = shale_iter_valid(ci);
+        if (!pv && !cv)
+            break;
+        size_t pkl = 0, ckl = 0, pvl = 0, cvl = 0;
+        const void *pk = pv ? shale_iter_key(pi, &pkl) : NULL;
+        const void *ck = cv ? shale_iter_key(ci, &ckl) : NULL;
+        int cmp = !pv ? 1 : !cv ? -1 : key_cmp(pk, pkl, ck, ckl);
+        if (cmp < 0) {
+            key_text(pk, pkl, kt, sizeof kt);
+            rc = shale_err(SHALE_CORRUPT, "verify: child %s lacks key %s of its range (after "
+                                          "%llu equal keys)", c->name, kt, (unsigned long long)n);
+        } else if (cmp > 0) {
+            key_text(ck, ckl, kt, sizeof kt);
+            rc = shale_err(SHALE_CORRUPT, "verify: child %s holds key %s, which the parent "
+                                          "does not have in the child's range (after %llu "
+                                          "equal keys)", c->name, kt, (unsigned long long)n);
+        } else {
+            const void *pval = shale_iter_value(pi, &pvl), *cval = shale_iter_value(ci, &cvl);
+            if (pvl != cvl || memcmp(pval, cval, pvl)) {
+                key_text(pk, pkl, kt, sizeof kt);
+                rc = shale_err(SHALE_CORRUPT, "verify: child %s returns a different value for "
+                                              "key %s (%zu bytes; the parent %zu)", c->name, kt,
+                               cvl, pvl);
+            }
+        }
+        if (rc)
+            break;
+        n++;
+        shale_iter_next(pi);
+        shale_iter_next(ci);
+    }
+    if (!rc)
+        rc = shale_iter_status(pi);
+    if (!rc)
+        rc = shale_iter_status(ci);
+    shale_iter_free(pi);
+    shale_iter_free(ci);
+    *count = n;
+    return rc;
+}
+
+/* ---- references mode ------------------------------------------------------ */
+
+/* What every child's check shares: read once before the workers start. */
+typedef struct verify_ctx {
+    run *r;
+    split_verify mode;
+    const char *cp;                  /* the split's checkpoint id */
+    shale_reader *parent;            /* at the checkpoint; shared by threads */
+    manifest *pinned;                /* the parent's version the checkpoint pins */
+    manifest *latest;                /* the parent's latest version (its pins) */
+} verify_ctx;
+
+/* Per child results. */
+typedef struct child_result {
+    uint64_t keys;                   /* full: keys compared */
+    uint64_t ssts, windows;          /* references: SSTs checked, windows read */
+} child_result;
+
+static bool overlaps(const sst_handle *h, const uint8_t *s, size_t sl, const uint8_t *e,
+                     size_t el)
+{
+    if (h->entries == 0 || !h->first_key)
+        return false;
+    if (e && key_cmp(h->first_key, h->first_klen, e, el) >= 0)
+        return false;
+    if (s && key_cmp(h->last_key, h->last_klen, s, sl) < 0)
+        return false;
+    return true;
+}
+
+static bool same_bytes(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    if (!a || !al)
+        return !b || !bl;
+    return b && al == bl && !memcmp(a, b, al);
+}
+
+/* The child's expected range: the request's, within the parent's own. */
+static void expected_range(const split_child *c, const manifest *pm, const uint8_t **s,
+                           size_t *sl, const uint8_t **e, size_t *el)
+{
+    *s = c->start;
+    *sl = c->start_len;
+    *e = c->end;
+    *el = c->end_len;
+    if (pm->range_start && (!*s || key_cmp(*s, *sl, pm->range_start, pm->range_start_len) < 0)) {
+        *s = pm->range_start;
+        *sl = pm->range_start_len;
+    }
+    if (pm->range_end && (!*e || key_cmp(*e, *el, pm->range_end, pm->range_end_len) > 0)) {
+        *e = pm->range_end;
+        *el = pm->range_end_len;
+    }
+}
+
+/* One child handle against the parent's: the same object, described alike. */
+static shale_status same_handle(const split_child *c, const char *where, const sst_handle *want,
+                                const char *want_store, const sst_handle *got)
+{
+    const char *got_store = got->store_uri ? got->store_uri : "(the child's own store)";
+    if (strcmp(want->id, got->id))
+        return shale_err(SHALE_CORRUPT, "verify: child %s does not reference the parent's SST "
+                                        "%s at %s (it has %s there)", c->name, want->id, where,
+                         got->id);
+    if (strcmp(want_store, got_store))
+        return shale_err(SHALE_CORRUPT, "verify: child %s references SST %s in store %s; it "
+                                        "lives in %s", c->name, got->id, got_store, want_store);
+    if (want->size != got->size || want->entries != got->entries ||
+        !same_bytes(want->first_key, want->first_klen, got->first_key, got->first_klen) ||
+        !same_bytes(want->last_key, want->last_klen, got->last_key, got->last_klen))
+        return shale_err(SHALE_CORRUPT, "verify: child %s describes SST %s unlike the parent "
+                                        "(size, entries or key bounds differ)", c->name,
+                         got->id);
+    return SHALE_OK;
+}
+
+/* The child's L0 and sorted runs are exactly the parent's SSTs at the
+ * checkpoint that overlap its range, in the same order. */
+static shale_status check_refs(const verify_ctx *v, const split_child *c, const manifest *cm,
+                               uint64_t *nssts)
+{
+    const manifest *pm = v->pinned;
+    const char *puri = parent_store(v->r);
+    const uint8_t *s, *e;
+    size_t sl, el;
+    expected_range(c, pm, &s, &sl, &e, &el);
+    char where[64];
+    size_t ci = 0;
+    for (size_t k = 0; k < pm->l0_count; k++) {
+        const sst_handle *h = &pm->l0[k];
+        if (!overlaps(h, s, sl, e, el))
+            continue;
+        snprintf(where, sizeof where, "L0 position %zu", ci);
+        if (ci >= cm->l0_count)
+            return shale_err(SHALE_CORRUPT, "verify: child %s lacks the parent's L0 SST %s",
+                             c->name, h->id);
+        shale_status rc = same_handle(c, where, h, h->store_uri ? h->store_uri : puri,
+                                      &cm->l0[ci++]);
+        if (rc)
+            return rc;
+    }
+    if (ci != cm->l0_count)
+        return shale_err(SHALE_CORRUPT, "verify: child %s has L0 SST %s, which the parent's "
+                                        "checkpoint does not reference in its range", c->name,
+                         cm->l0[ci].id);
+    *nssts = ci;
+    size_t cr = 0;
+    for (size_t r = 0; r < pm->run_count; r++) {
+        const sorted_run *prun = &pm->runs[r];
+        const sorted_run *crun = NULL;
+        size_t j = 0;
+        for (size_t k = 0; k < prun->count; k++) {
+            const sst_handle *h = &prun->ssts[k];
+            if (!overlaps(h, s, sl, e, el))
+                continue;
+            if (!crun) {
+                if (cr >= cm->run_count || cm->runs[cr].id != prun->id)
+                    return shale_err(SHALE_CORRUPT, "verify: child %s lacks the parent's "
+                                                    "sorted run %u", c->name, prun->id);
+                crun = &cm->runs[cr++];
+            }
+            snprintf(where, sizeof where, "sorted run %u position %zu", prun->id, j);
+            if (j >= crun->count)
+                return shale_err(SHALE_CORRUPT, "verify: child %s lacks SST %s of sorted run "
+                                                "%u", c->name, h->id, prun->id);
+            shale_status rc = same_handle(c, where, h, h->store_uri ? h->store_uri : puri,
+                                          &crun->ssts[j++]);
+            if (rc)
+                return rc;
+        }
+        if (crun && j != crun->count)
+            return shale_err(SHALE_CORRUPT, "verify: child %s has SST %s in sorted run %u, "
+                                            "which the parent's checkpoint does not reference "
+                                            "in its range", c->name, crun->ssts[j].id, prun->id);
+        *nssts += j;
+    }
+    if (cr != cm->run_count)
+        return shale_err(SHALE_CORRUPT, "verify: child %s has sorted run %u, which the "
+                                        "parent's checkpoint does not have", c->name,
+                         cm->runs[cr].id);
+    return SHALE_OK;
+}
+
+/* Every store the child references holds a pin on the version it reads, so
+ * the parent's GC keeps the objects; and every referenced object is there
+ * with its recorded size. */
+static shale_status check_pins_and_objects(const verify_ctx *v, const split_child *c,
+                                           const manifest *cm)
+{
+    const char *puri = parent_store(v->r);
+    const checkpoint_rec *src = cp_find(v->latest, v->cp);
+    for (size_t p = 0; p < cm->parent_count; p++) {
+        const parent_rec *pr = &cm->parents[p];
+        bool direct = !strcmp(pr->store_uri, puri);
+        if (direct && strcmp(pr->source_checkpoint_id, v->cp))
+            return shale_err(SHALE_CORRUPT, "verify: child %s records checkpoint %s of the "
+                                            "parent, not the split's %s", c->name,
+                             pr->source_checkpoint_id, v->cp);
+        manifest *owner = NULL;
+        shale_objstore *s = NULL;
+        shale_status rc = SHALE_OK;
+        if (!direct) {
+            rc = shale_objstore_open(pr->store_uri, &v->r->sp->o.db.store, &s);
+            if (!rc)
+                rc = manifest_store_load_latest(s, 0, &owner);
+            shale_objstore_close(s);
+            if (rc)
+                return shale_err_prefix(rc, "verify: child %s: reading the manifest of %s",
+                                        c->name, pr->store_uri);
+        }
+        const checkpoint_rec *pin = cp_find(direct ? v->latest : owner, pr->final_checkpoint_id);
+        if (!pin)
+            rc = shale_err(SHALE_CORRUPT, "verify: child %s has no pin (checkpoint %s) in %s: "
+                                          "that store's GC could delete what the child reads",
+                           c->name, pr->final_checkpoint_id, pr->store_uri);
+        else if (direct && src && pin->manifest_id != src->manifest_id)
+            rc = shale_err(SHALE_CORRUPT, "verify: child %s pins version %llu of the parent, "
+                                          "not the checkpoint's %llu", c->name,
+                           (unsigned long long)pin->manifest_id,
+                           (unsigned long long)src->manifest_id);
+        manifest_free(owner);
+        if (rc)
+            return rc;
+    }
+    /* Objects: one HEAD each, through a store handle per distinct URI. */
+    const char *uris[8] = {0};
+    shale_objstore *stores[8] = {0};
+    size_t nst = 0;
+    shale_status rc = SHALE_OK;
+    for (size_t l = 0; l <= cm->run_count && !rc; l++) {
+        const sst_handle *h = l == 0 ? cm->l0 : cm->runs[l - 1].ssts;
+        size_t n = l == 0 ? cm->l0_count : cm->runs[l - 1].count;
+        for (size_t k = 0; k < n && !rc; k++) {
+            const char *u = h[k].store_uri;   /* non-NULL: check_refs held it to a parent's */
+            size_t i = 0;
+            while (i < nst && strcmp(uris[i], u))
+                i++;
+            if (i == nst) {
+                if (nst == 8) {
+                    rc = shale_err(SHALE_UNSUPPORTED, "verify: child %s references more than 8 "
+                                                      "stores", c->name);
+                    break;
+                }
+                uris[nst] = u;
+                if ((rc = shale_objstore_open(u, &v->r->sp->o.db.store, &stores[nst])))
+                    break;
+                nst++;
+            }
+            char key[64];
+            uint64_t size = 0;
+            sst_key(h[k].id, key, sizeof key);
+            rc = shale_objstore_head(stores[i], key, &size, NULL);
+            if (rc == SHALE_NOT_FOUND)
+                rc = shale_err(SHALE_CORRUPT, "verify: child %s references %s/%s, which does "
+                                              "not exist", c->name, u, key);
+            else if (!rc && size != h[k].size)
+                rc = shale_err(SHALE_CORRUPT, "verify: child %s references %s/%s of %llu "
+                                              "bytes; it holds %llu", c->name, u, key,
+                               (unsigned long long)h[k].size, (unsigned long long)size);
+        }
+    }
+    for (size_t i = 0; i < nst; i++)
+        shale_objstore_close(stores[i]);
+    return rc;
+}
+
+/* No WAL to replay, and nothing written to the child's WAL since the clone. */
+static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
+                                    const manifest *cm)
+{
+    if (cm->replay_after_wal_id + 1 != cm->next_wal_sst_id)
+        return shale_err(SHALE_CORRUPT, "verify: child %s has WAL ids %llu..%llu to replay; the "
+                                        "split's full flush left none, so a writer has opened "
+                                        "the child since the clone", c->name,
+                         (unsigned long long)cm->replay_after_wal_id + 1,
+                         (unsigned long long)cm->next_wal_sst_id - 1);
+    const char *wal = cm->wal_store_uri ? cm->wal_store_uri : c->store;
+    shale_objstore *w = NULL;
+    shale_status rc = shale_objstore_open(wal, &v->r->sp->o.db.store, &w);
+    if (rc)
+        return rc;
+    char after[64];
+    snprintf(after, sizeof after, "wal/%020llu.sst", (unsigned long long)cm->replay_after_wal_id);
+    shale_objlist l;
+    rc = shale_objstore_list_all(w, "wal/", &l);
+    if (!rc) {
+        /* Keys are fixed width: text order is id order. */
+        for (size_t i = 0; i < l.count && !rc; i++)
+            if (strlen(l.items[i].key) == strlen(after) && strcmp(l.items[i].key, after) > 0)
+                rc = shale_err(SHALE_CORRUPT, "verify: child %s's WAL store %s holds %s, "
+                                              "written after the clone: a writer has opened the "
+                                              "child", c->name, wal, l.items[i].key);
+        shale_objlist_free(&l);
+    }
+    shale_objstore_close(w);
+    return rc;
+}
+
+/* A key at fraction num/4 between a and b (b > a), by their first bytes
+ * after the common prefix read as a big-endian number: a seek target, not
+ * necessarily a key that exists. */
+static size_t between(const uint8_t *a, size_t al, const uint8_t *b, size_t bl, int num,
+                      uint8_t *out, size_t cap)
+{
+    size_t p = 0;
+    while (p < al && p < bl && a[p] == b[p] && p + 8 < cap)
+        p++;
+    uint64_t x = 0, y = 0;
+    for (size_t i = 0; i < 8; i++) {
+        x = (x << 8) | (p + i < al ? a[p + i] : 0);
+        y = (y << 8) | (p + i < bl ? b[p + i] : 0);
+    }
+    uint64_t m = x + ((y - x) / 4) * (uint64_t)num;
+    memcpy(out, a, p);
+    for (size_t i = 0; i < 8; i++)
+        out[p + i] = (uint8_t)(m >> (56 - 8 * i));
+    return p + 8;
+}
+
+/* Windows of keys through the child's read path against the parent's: at
+ * the range start, and at the first key, the last key and points inside
+ * every SST the child references. */
+static shale_status sample_reads(const verify_ctx *v, const split_child *c, shale_reader *child,
+                                 const manifest *cm, uint64_t *windows)
+{
+    uint64_t n = 0;
+    shale_status rc = compare_child(v->parent, child, c, NULL, 0, WINDOW, &n);
+    (*windows)++;
+    uint8_t mid[64 + 8];
+    for (size_t l = 0; l <= cm->run_count && !rc; l++) {
+        const sst_handle *h = l == 0 ? cm->l0 : cm->runs[l - 1].ssts;
+        size_t cnt = l == 0 ? cm->l0_count : cm->runs[l - 1].count;
+        for (size_t k = 0; k < cnt && !rc; k++) {
+            rc = compare_child(v->parent, child, c, h[k].first_key, h[k].first_klen, WINDOW, &n);
+            if (!rc)
+                rc = compare_child(v->parent, child, c, h[k].last_key, h[k].last_klen, WINDOW,
+                                   &n);
+            *windows += 2;
+            for (int f = 1; f <= INNER_SAMPLES && !rc; f++) {
+                if (key_cmp(h[k].first_key, h[k].first_klen, h[k].last_key, h[k].last_klen) >= 0)
+                    break;
+                size_t ml = between(h[k].first_key, h[k].first_klen, h[k].last_key,
+                                    h[k].last_klen, f, mid, sizeof mid);
+                rc = compare_child(v->parent, child, c, mid, ml, WINDOW, &n);
+                (*windows)++;
+            }
+        }
+    }
+    return rc;
+}
+
+static shale_status verify_references(const verify_ctx *v, const split_child *c,
+                                      shale_reader *child, child_result *res)
+{
+    shale_objstore *s = NULL;
+    manifest *cm = NULL;
+    shale_status rc = shale_objstore_open(c->store, &v->r->sp->o.db.store, &s);
+    if (!rc)
+        rc = manifest_store_load_latest(s, 0, &cm);
+    shale_objstore_close(s);
+    if (rc)
+        return shale_err_prefix(rc, "verify: reading child %s's manifest", c->name);
+    const uint8_t *es, *ee;
+    size_t esl, eel;
+    expected_range(c, v->pinned, &es, &esl, &ee, &eel);
+    if (!cm->origin.parent_uri || strcmp(cm->origin.parent_uri, parent_store(v->r)) ||
+        !cm->origin.parent_checkpoint_id || strcmp(cm->origin.parent_checkpoint_id, v->cp))
+        rc = shale_err(SHALE_CORRUPT, "verify: child %s was not cloned from checkpoint %s of %s",
+                       c->name, v->cp, parent_store(v->r));
+    else if (!same_bytes(es, esl, cm->range_start, cm->range_start_len) ||
+             !same_bytes(ee, eel, cm->range_end, cm->range_end_len))
+        rc = shale_err(SHALE_CORRUPT, "verify: child %s's manifest has another key range than "
+                                      "the request's", c->name);
+    if (!rc)
+        rc = check_child_wal(v, c, cm);
+    if (!rc)
+        rc = check_refs(v, c, cm, &res->ssts);
+    if (!rc)
+        rc = check_pins_and_objects(v, c, cm);
+    if (!rc)
+        rc = sample_reads(v, c, child, cm, &res->windows);
+    manifest_free(cm);
+    return rc;
+}
+
+/* ---- both modes ----------------------------------------------------------- */
+
+typedef struct verify_job {
+    const verify_ctx *v;
+    _Atomic size_t *next;            /* next child to take */
+    _Atomic bool *failed;
+    child_result *res;               /* per child */
+    shale_status *rcs;               /* per child */
+    char (*msgs)[512];               /* per child: shale_errmsg() is per thread */
+} verify_job;
+
+static shale_status verify_child(const verify_ctx *v, size_t i, child_result *res)
+{
+    const split_child *c = &v->r->j->req->children[i];
+    shale_options co = db_opts(v->r->sp, c->wal_store);
+    shale_reader *child = NULL;
+    shale_status rc = shale_reader_open(c->store, &co, NULL, &child);
+    if (rc)
+        return shale_err_prefix(rc, "verify: opening child %s", c->name);
+    shale_db_info info;
+    rc = shale_reader_info(child, &info);
+    if (!rc && !info.initialized)
+        rc = shale_err(SHALE_CORRUPT, "verify: child %s is not initialized", c->name);
+    if (!rc && v->mode == SPLIT_VERIFY_REFERENCES)
+        rc = verify_references(v, c, child, res);
+    else if (!rc)
+        rc = compare_child(v->parent, child, c, NULL, 0, 0, &res->keys);
+    shale_reader_close(child);
+    return rc;
+}
+
+static void *verify_worker(void *arg)
+{
+    verify_job *w = arg;
+    size_t n = w->v->r->j->req->child_count;
+    for (size_t i; !atomic_load(w->failed) && (i = atomic_fetch_add(w->next, 1)) < n;) {
+        w->rcs[i] = verify_child(w->v, i, &w->res[i]);
+        if (w->rcs[i]) {
+            snprintf(w->msgs[i], sizeof w->msgs[i], "%s", shale_errmsg());
+            atomic_store(w->failed, true);
+        }
+    }
+    return NULL;
+}
+
+/* The parent's versions Verify compares against: the one the split's
+ * checkpoint pins, and the latest (which holds the children's pins). */
+static shale_status load_parent_versions(verify_ctx *v)
+{
+    shale_objstore *s = NULL;
+    shale_status rc = shale_objstore_open(parent_store(v->r), &v->r->sp->o.db.store, &s);
+    if (!rc)
+        rc = manifest_store_load_latest(s, 0, &v->latest);
+    const checkpoint_rec *cp = rc ? NULL : cp_find(v->latest, v->cp);
+    if (!rc && !cp)
+        rc = shale_err(SHALE_NOT_FOUND, "verify: the parent has no checkpoint %s", v->cp);
+    if (!rc)
+        rc = manifest_store_load(s, cp->manifest_id, &v->pinned);
+    shale_objstore_close(s);
+    return rc;
+}
+
+/* Each child on up to one thread per core.  The children's ranges were
+ * validated to cover the parent's range exactly, so children that each
+ * equal their range hold the parent's keys, each once. */
+shale_status do_verify(run *r, char *msg, size_t msglen)
+{
+    splitter *sp = r->sp;
+    const split_request *q = r->j->req;
+    pthread_mutex_lock(&sp->mu);
+    char cp[37];
+    snprintf(cp, sizeof cp, "%s", doc_str(r, "checkpointId") ? doc_str(r, "checkpointId") : "");
+    split_verify mode = q->verify != SPLIT_VERIFY_DEFAULT ? q->verify : sp->o.verify;
+    if (mode == SPLIT_VERIFY_DEFAULT)
+        mode = SPLIT_VERIFY_FULL;
+    set_str(r->j->doc, "verifyMode", split_verify_name(mode));
+    pthread_mutex_unlock(&sp->mu);
+    verify_ctx v = {r, mode, cp, NULL, NULL, NULL};
+    shale_options po = db_opts(sp, parent_wal(r));
+    shale_status rc = shale_reader_open(parent_store(r), &po, cp, &v.parent);
+    if (rc)
+        return shale_err_prefix(rc, "verify: opening the parent at checkpoint %s", cp);
+    if (mode == SPLIT_VERIFY_REFERENCES && (rc = load_parent_versions(&v)))
+        goto out0;
+    size_t n = q->child_count;
+    child_result *res = calloc(n, sizeof *res);
+    shale_status *rcs = calloc(n, sizeof *rcs);
+    char (*msgs)[512] = calloc(n, sizeof *msgs);
+    if (!res || !rcs || !msgs) {
+        rc = SHALE_OOM();
+        goto out;
+    }
+    _Atomic size_t next = 0;
+    _Atomic bool failed = false;
+    verify_job w = {&v, &next, &failed, res, rcs, msgs};
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t nthreads = cores < 1 ? 1 : (size_t)cores;
+    if (nthreads > n)
+        nthreads = n;
+    if (nthreads > 8)
+        nthreads = 8;
+    pthread_t th[8];
+    size_t started = 0;
+    while (started + 1 < nthreads && !pthread_create(&th[started], NULL, verify_worker, &w))
+        started++;
+    verify_worker(&w);   /* this thread works too */
+    for (size_t t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    for (size_t i = 0; i < n && !rc; i++)
+        if (rcs[i])
+            rc = shale_err(rcs[i], "%s", msgs[i]);
+    uint64_t keys = 0, ssts = 0, windows = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        keys += res[i].keys;
+        ssts += res[i].ssts;
+        windows += res[i].windows;
+        if (mode == SPLIT_VERIFY_FULL) {
+            pthread_mutex_lock(&sp->mu);
+            json_t *k = json_array_get(json_object_get(r->j->doc, "children"), i);
+            json_object_set_new(k, "keyCount", json_integer((json_int_t)res[i].keys));
+            pthread_mutex_unlock(&sp->mu);
+        }
+    }
+    if (!rc && mode == SPLIT_VERIFY_FULL)
+        snprintf(msg, msglen, "%llu keys in %zu children equal the parent's, key by key",
+                 (unsigned long long)keys, n);
+    else if (!rc)
+        snprintf(msg, msglen, "%zu children reference exactly the parent's %llu SSTs in their "
+                              "ranges, all present and pinned; %llu sampled windows of up to "
+                              "%d keys read back equal", n, (unsigned long long)ssts,
+                 (unsigned long long)windows, WINDOW);
+out:
+    free(res);
+    free(rcs);
+    free(msgs);
+out0:
+    manifest_free(v.pinned);
+    manifest_free(v.latest);
+    shale_reader_close(v.parent);
+    return rc;
+}
