@@ -23,6 +23,7 @@ sources:
   http: {port: 9090, tokenSecret: shale-token}
   kubernetes: {namespace: other, labelSelector: "team=a"}
 logLevel: debug
+verify: {mode: references}
 exampleStatefulSet: {enabled: true, storage: 5Gi}
 YAML
 agent_yaml() { awk '/agent.yaml: \|/{f=1;next} /^---/{f=0} f' "$1" | sed 's/^    //'; }
@@ -40,6 +41,8 @@ for v in min custom; do
   ! grep -qiE 'secret_access|AWS_SECRET_ACCESS_KEY:|password' "$d/$v.agent.yaml" \
     && ok "$v: no credential in the ConfigMap" || notok "$v: no credential in the ConfigMap"
 done
+grep -q 'mode: full' "$d/min.agent.yaml" && grep -q 'mode: references' "$d/custom.agent.yaml" \
+  && ok "verify.mode: full by default, the value's when set" || notok "verify.mode rendered"
 grep -q 'livenessProbe' "$d/custom.out" && grep -q 'path: /healthz' "$d/custom.out" \
   && grep -q 'path: /readyz' "$d/custom.out" && ok "sidecar has liveness and readiness probes" \
   || notok "sidecar has liveness and readiness probes"
