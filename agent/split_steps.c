@@ -106,6 +106,50 @@ static int parse_wal_id(const char *key, uint64_t *id)
     return 0;
 }
 
+/* The wipe's deletes, on up to WIPE_THREADS threads: each is one request
+ * (a round trip on S3, an unlink that frees the file's blocks on file://),
+ * and they are independent, so they overlap.  The first failure stops the
+ * rest; a redone wipe deletes what remains. */
+#define WIPE_THREADS 8
+
+typedef struct wipe_job {
+    shale_objstore *w;
+    const shale_objlist *l;
+    size_t keep;                 /* index kept as the fence */
+    size_t next;                 /* under mu */
+    uint64_t deleted, bytes;     /* under mu */
+    shale_status rc;             /* first failure, under mu */
+    pthread_mutex_t mu;
+    char msg[512];
+} wipe_job;
+
+static void *wipe_worker(void *arg)
+{
+    wipe_job *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        size_t i = j->rc ? j->l->count : j->next++;
+        pthread_mutex_unlock(&j->mu);
+        if (i >= j->l->count)
+            return NULL;
+        uint64_t id;
+        if (i == j->keep || parse_wal_id(j->l->items[i].key, &id))
+            continue;
+        shale_status rc = shale_objstore_delete(j->w, j->l->items[i].key);
+        pthread_mutex_lock(&j->mu);
+        if (rc && !j->rc) {
+            j->rc = rc;
+            snprintf(j->msg, sizeof j->msg, "%s", shale_errmsg());
+        }
+        bool first = !rc && ++j->deleted == 1;
+        if (!rc)
+            j->bytes += j->l->items[i].size;
+        pthread_mutex_unlock(&j->mu);
+        if (first)
+            failpoint("WipeLocalWAL.mid");
+    }
+}
+
 shale_status do_wipe(run *r, char *msg, size_t msglen)
 {
     const char *wal = parent_wal(r);
@@ -142,16 +186,21 @@ shale_status do_wipe(run *r, char *msg, size_t msglen)
         }
         keep = i;
     }
-    for (size_t i = 0; i < l.count; i++) {
-        uint64_t id;
-        if (i == keep || parse_wal_id(l.items[i].key, &id))
-            continue;
-        if ((rc = shale_objstore_delete(w, l.items[i].key)))
-            goto out;
-        deleted++;
-        bytes += l.items[i].size;
-        if (deleted == 1)
-            failpoint("WipeLocalWAL.mid");
+    wipe_job wj = {w, &l, keep, 0, 0, 0, SHALE_OK, PTHREAD_MUTEX_INITIALIZER, ""};
+    pthread_t th[WIPE_THREADS];
+    size_t started = 0;
+    while (started + 1 < WIPE_THREADS && started * 16 < l.count &&
+           !pthread_create(&th[started], NULL, wipe_worker, &wj))
+        started++;
+    wipe_worker(&wj);
+    for (size_t t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    pthread_mutex_destroy(&wj.mu);
+    deleted = wj.deleted;
+    bytes = wj.bytes;
+    if ((rc = wj.rc)) {
+        shale_err(rc, "%s", wj.msg);
+        goto out;
     }
     snprintf(msg, msglen, "deleted %llu WAL objects (%llu bytes) at or below %llu; kept the "
                           "newest as a fence", (unsigned long long)deleted,
