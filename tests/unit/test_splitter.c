@@ -23,12 +23,20 @@ typedef struct fx {
     unsigned n;
 } fx;
 
-static int setup(void **state)
+/* fault_wal: the local WAL store behind a fault+ URI (rules added by the
+ * test through shale_fault_for_uri). */
+static int setup_with(void **state, bool fault_wal)
 {
     fx *f = calloc(1, sizeof *f);
     f->dir = tu_tmpdir("splitter");
     f->parent = tu_file_uri(f->dir, "parent");
     f->wal = tu_file_uri(f->dir, "local-wal");
+    if (fault_wal) {
+        char *u = malloc(strlen(f->wal) + 7);
+        sprintf(u, "fault+%s", f->wal);
+        free(f->wal);
+        f->wal = u;
+    }
     for (int i = 0; i < 4; i++) {
         char sub[32];
         snprintf(sub, sizeof sub, "child%d", i);
@@ -46,6 +54,16 @@ static int setup(void **state)
     TU_OK(shale_close(db));  /* much of it only in the WAL */
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, false);
+}
+
+static int setup_fault_wal(void **state)
+{
+    return setup_with(state, true);
 }
 
 static int teardown(void **state)
@@ -593,6 +611,40 @@ static void test_references_catch_another_range(void **state)
     references_catch(*state, DMG_RANGE, "another key range");
 }
 
+/* ---- The wipe under store faults --------------------------------------------
+ * The 5th delete of the local WAL fails.  The wipe is past the point of no
+ * return, so the step is redone until it passes: the split completes, the
+ * children hold their ranges and only the fence is left in the local WAL. */
+static void test_wipe_fault_is_retried_to_completion(void **state)
+{
+    fx *f = *state;
+    shale_fault *ctl = shale_fault_for_uri(f->wal, NULL);
+    assert_non_null(ctl);
+    shale_fault_rule rule = {SHALE_FAULT_OP(SHALE_OP_DELETE), "wal/", 5, 1, SHALE_IO,
+                             false, 0, 0};
+    TU_OK(shale_fault_add(ctl, &rule, NULL));
+    new_splitter(f, true);
+    unsigned cuts[] = {f->n / 3, 2 * f->n / 3};
+    split_request *r = request(f, "wipe-fault", cuts, 2, false);
+    bool created;
+    free(submit(f, r, &created));
+    TU_OK(splitter_wait_idle(f->sp, 60000));
+    assert_int_equal(shale_fault_injected(ctl), 1);
+    char *st = get_status(f, "wipe-fault");
+    expect_phase(st, "Complete");
+    free(st);
+    split_request_free(r);
+    check_children(f, cuts, 2);
+    shale_objstore *w = NULL;
+    TU_OK(shale_objstore_open(f->wal, NULL, &w));
+    shale_objlist l;
+    TU_OK(shale_objstore_list_all(w, "wal/", &l));
+    assert_int_equal(l.count, 1);
+    shale_objlist_free(&l);
+    shale_objstore_close(w);
+    shale_fault_clear(ctl);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -612,6 +664,8 @@ int main(void)
         T(test_references_catch_a_missing_object),
         T(test_references_catch_a_missing_pin),
         T(test_references_catch_another_range),
+        cmocka_unit_test_setup_teardown(test_wipe_fault_is_retried_to_completion,
+                                        setup_fault_wal, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
