@@ -106,6 +106,13 @@ static shale_db *build_parent(const char *backend, const stores *st, uint64_t ke
     shale_batch_free(bt);
     if (shale_compact(db, true))
         die("split: parent compaction", shale_errmsg());
+    /* A serving shard's GC keeps its WAL to what it wrote lately: the WAL
+     * of the bulk load, in L0 and compacted, goes as it would. */
+    shale_gc_options g;
+    shale_gc_options_init(&g);
+    g.min_age_ms = 0;
+    if (shale_gc(st->parent, &o, &g, NULL))
+        die("split: parent GC", shale_errmsg());
     uint64_t s = 99;
     for (uint64_t i = 0; i < TAIL_WRITES; i++) {
         uint64_t x = rnd(&s) % keys;
@@ -183,7 +190,7 @@ typedef struct split_result {
 /* Splits the parent ways-way through the agent's splitter and checks that
  * the children hold every key exactly once (outside the timing). */
 static void split_once(const char *backend, const stores *st, int ways, uint64_t keys,
-                       split_result *res)
+                       const char *verify, split_result *res)
 {
     memset(res, 0, sizeof *res);
     splitter_options so;
@@ -197,7 +204,8 @@ static void split_once(const char *backend, const stores *st, int ways, uint64_t
         die("splitter", shale_errmsg());
     splitter_on_step(sp, on_step, &res->steps);
     char text[8192];
-    int n = snprintf(text, sizeof text, "name: bench-split\nparent: {shard: bench}\nchildren:\n");
+    int n = snprintf(text, sizeof text,
+                     "name: bench-split\nparent: {shard: bench}\nverify: %s\nchildren:\n", verify);
     for (int i = 0; i < ways; i++) {
         char lo[17] = "", hi[17] = "";
         if (i > 0)
@@ -258,19 +266,19 @@ void split_bench_header(void)
     printf("\nsplit: time from submit to done through the agent's splitter; 'ready' is\n"
            "to the end of Clone (the children exist, Verify not yet run); 'no writer'\n"
            "from the start of Fence to done, 'beyond flush' the same minus FullFlush\n");
-    printf("%-5s %7s %4s %9s %8s %8s %9s %9s %10s %8s %8s %7s %6s\n", "store", "parent", "ways",
-           "keys", "split s", "ready s", "no writer", "beyond fl", "naive cp s", "cp -r s",
-           "vs naive", "objs wr", "copied");
+    printf("%-5s %7s %4s %-10s %9s %8s %8s %9s %9s %10s %8s %8s %7s %6s\n", "store", "parent",
+           "ways", "verify", "keys", "split s", "ready s", "no writer", "beyond fl", "naive cp s",
+           "cp -r s", "vs naive", "objs wr", "copied");
 }
 
-static void report(const char *backend, int mb, int ways, uint64_t keys, const split_result *r,
-                   double naive_s, double cp_s, json_t *out)
+static void report(const char *backend, int mb, int ways, const char *verify, uint64_t keys,
+                   const split_result *r, double naive_s, double cp_s, json_t *out)
 {
     const uint64_t *q = &r->delta.requests[0][0];
     uint64_t written = q[SHALE_OP_PUT * 2] + q[SHALE_OP_PUT_IF_ABSENT * 2];
     double beyond = r->fenced_s - r->steps.s[2];
     double ready = r->total_s - r->steps.s[5] - r->steps.s[6];   /* minus Verify, Complete */
-    printf("%-5s %4d MB %4d %9llu %8.3f %8.3f %9.3f %9.3f", backend, mb, ways,
+    printf("%-5s %4d MB %4d %-10s %9llu %8.3f %8.3f %9.3f %9.3f", backend, mb, ways, verify,
            (unsigned long long)keys, r->total_s, ready, r->fenced_s, beyond);
     if (naive_s > 0)
         printf(" %10.3f %8.3f %7.1fx", naive_s, cp_s, naive_s / r->total_s);
@@ -301,6 +309,7 @@ static void report(const char *backend, int mb, int ways, uint64_t keys, const s
                           (json_int_t)r->delta.bytes_written, "objects_copied",
                           (json_int_t)r->agent.objects_copied, "bytes_copied",
                           (json_int_t)r->agent.bytes_copied);
+    json_object_set_new(j, "verify", json_string(verify));
     if (naive_s > 0) {
         json_object_set_new(j, "naive_copy_s", json_real(naive_s));
         json_object_set_new(j, "cp_s", json_real(cp_s));
@@ -319,23 +328,48 @@ void split_bench(const char *backend, int mb, json_t *out)
         s3test_env(&srv);
     }
     static const int ways[2] = {2, 8};
+    static const char *const modes[2] = {"references", "full"};
     stores st;
     double naive_s = 0, cp_s = 0;
     for (int w = 0; w < 2; w++) {
-        stores_for(backend, mb, w == 0 ? "a" : "b", &st);
-        shale_db *db = build_parent(backend, &st, keys);
-        if (file && w == 0) {
-            naive_s = naive_copy(mb, &st, keys);
-            cp_s = plain_copy(mb);
+        const char *tag = w == 0 ? "a" : "b";
+        char root[700], snap[720], cmd[1600];
+        snprintf(root, sizeof root, "%s/split-%d-%s", dir, mb, tag);
+        snprintf(snap, sizeof snap, "%s.snap", root);
+        for (int m = 0; m < 2; m++) {
+            /* Each split needs the parent as built.  On file:// the first
+             * build is kept (stores and WAL, the writer's tail flushed to
+             * the WAL) and put back at the same paths for the second mode
+             * (untimed): the split's own writer replays the WAL either way.
+             * On s3:// the (small) parent is built again. */
+            static const char *const s3tags[2][2] = {{"a", "c"}, {"b", "d"}};
+            stores_for(backend, mb, file ? tag : s3tags[w][m], &st);
+            shale_db *db = NULL;
+            if (m == 0 || !file) {
+                db = build_parent(backend, &st, keys);
+                if (file && w == 0) {
+                    naive_s = naive_copy(mb, &st, keys);
+                    cp_s = plain_copy(mb);
+                }
+                if (file) {
+                    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", root, snap);
+                    if (system(cmd))
+                        die("keeping the parent", cmd);
+                }
+            } else {
+                rm_rf(root);
+                snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", snap, root);
+                if (system(cmd))
+                    die("restoring the parent", cmd);
+            }
+            split_result r;
+            split_once(backend, &st, ways[w], keys, modes[m], &r);
+            shale_close(db);   /* fenced by the split: its error is expected */
+            report(backend, mb, ways[w], modes[m], keys, &r, w == 0 ? naive_s : 0, cp_s, out);
         }
-        split_result r;
-        split_once(backend, &st, ways[w], keys, &r);
-        shale_close(db);   /* fenced by the split: its error is expected */
-        report(backend, mb, ways[w], keys, &r, naive_s, cp_s, out);
         if (file) {
-            char path[700];
-            snprintf(path, sizeof path, "%s/split-%d-%s", dir, mb, w == 0 ? "a" : "b");
-            rm_rf(path);
+            rm_rf(root);
+            rm_rf(snap);
         }
     }
     if (!file)
