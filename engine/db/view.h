@@ -10,7 +10,11 @@
  *
  * A db_env is what views need to reach data: a pool of open stores by URI
  * (a clone reads its parents' SSTs in their stores), a table cache of open
- * sst_readers by (store URI, SST id), and the block cache.
+ * sst_readers by (store URI, SST id), and the block cache.  The table cache
+ * has no count limit: it holds a reader for every SST the current manifest
+ * names (db_env_retain_only drops the rest).  Each reader keeps its object
+ * open (on file:// a descriptor); objstore_fs.c caps those descriptors per
+ * process and reads by path beyond the cap.
  *
  * Thread safety: db_env functions may be called from many threads; a
  * db_view is immutable once made.

@@ -17,7 +17,8 @@
  * name anything outside the store's root.
  *
  * Thread safety: a shale_objstore handle may be used from many threads at
- * once.  The fault controller may be changed while calls are in flight.
+ * once, and so may a shale_objreader (below).  The fault controller may be
+ * changed while calls are in flight.
  */
 #ifndef SHALE_OBJSTORE_H
 #define SHALE_OBJSTORE_H
@@ -136,6 +137,61 @@ shale_status shale_objstore_check_key(const char *key);
  * probe object under ".probe/").  SHALE_UNSUPPORTED if a second conditional
  * create of the probe succeeded. */
 shale_status shale_objstore_probe_conditional(shale_objstore *s);
+
+/* ---- Ranged reads through an open handle ---------------------------------
+ * A shale_objreader reads one object by ranges without naming it again.  On
+ * file:// it holds an open file descriptor, so a read is one pread() where
+ * shale_objstore_get_range() walks the path, opens, fstats and closes the
+ * file each time.  Every other backend (s3://, mem://, fault wrappers) gets
+ * a generic handle that remembers the key and makes one ranged GET per
+ * read, exactly as shale_objstore_get_range() would; in particular a fault
+ * wrapper's rules see (and can fail) every read of a handle opened on it.
+ *
+ * Handles are meant for objects that are never rewritten (SSTs).  What a
+ * handle reads after its key is replaced or deleted depends on the backend:
+ * file:// keeps reading the object it opened (writes rename a new file over
+ * the key, so the descriptor still names the old one), the generic handle
+ * reads whatever the key holds now (SHALE_NOT_FOUND once deleted).
+ *
+ * Requests are counted in shale_objstats as the calls they stand for: an
+ * open that looks at the object is one HEAD, every read one GET_RANGE (with
+ * its bytes), and both are retried like those calls.
+ *
+ * Thread safety: a handle may be used by many threads at once (reads are
+ * positional, nothing moves); shale_objreader_close() must not race with a
+ * read of the same handle.  The store must outlive its handles.
+ */
+typedef struct shale_objreader shale_objreader;
+
+/* Opens key in s for ranged reads.  size_hint is the object's size when the
+ * caller knows it (from a manifest), else 0.  Without a hint the object is
+ * looked at (a HEAD): SHALE_NOT_FOUND if it does not exist.  With a hint a
+ * backend that would need a request only to learn the size (all but
+ * file://) makes none and takes the hint on trust, so a missing object
+ * shows as SHALE_NOT_FOUND from the first read instead; file:// always
+ * opens the file and reports a missing one here.  On SHALE_OK *out is a new
+ * handle (close with shale_objreader_close()); s is borrowed, key copied.
+ * At most about half the process's descriptor limit (RLIMIT_NOFILE) is held
+ * by file:// handles at once; past that a handle reads by path like
+ * shale_objstore_get_range(), slower but correct. */
+shale_status shale_objstore_reader_open(shale_objstore *s, const char *key,
+                                        uint64_t size_hint, shale_objreader **out);
+
+/* Reads bytes [offset, offset+len) of the handle's object, with the
+ * contract of shale_objstore_get_range(): a range that runs past the end
+ * returns the bytes that exist (*got < len, possibly 0: a short read, not
+ * an error); an offset past the end is SHALE_INVALID_ARGUMENT.  On SHALE_OK
+ * *data is malloc'd (free with shale_free(); never NULL, even when *got is
+ * 0).  Safe to call from many threads on one handle. */
+shale_status shale_objreader_read(shale_objreader *r, uint64_t offset, uint64_t len,
+                                  void **data, size_t *got);
+
+/* The object's size as known at open (measured by file:// and by a HEAD,
+ * else the caller's hint).  No request. */
+uint64_t shale_objreader_size(const shale_objreader *r);
+
+/* Closes the handle (and its descriptor).  Accepts NULL. */
+void shale_objreader_close(shale_objreader *r);
 
 /* Counters of requests by operation and result, for metrics. */
 typedef enum shale_objop {

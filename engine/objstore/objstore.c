@@ -254,6 +254,94 @@ shale_status shale_objstore_get_range(shale_objstore *s, const char *key, uint64
     return count(SHALE_OP_GET_RANGE, rc);
 }
 
+/* ---- reader handles ---------------------------------------------------------
+ * A backend with reader_open makes its own handle (file://: a descriptor);
+ * the others get a bare shale_objreader whose reads are get_range calls on
+ * the key through the store's own ops, so a fault wrapper's rules act on
+ * them as on any ranged GET.  Opens are counted as HEADs when they look at
+ * the object, reads as GET_RANGEs; both go through the retry policy. */
+
+shale_status shale_objstore_reader_open(shale_objstore *s, const char *key, uint64_t size_hint,
+                                        shale_objreader **out)
+{
+    *out = NULL;
+    shale_objreader *r = NULL;
+    char *k = NULL;
+    shale_status rc = shale_objstore_check_key(key);
+    if (rc)
+        return rc;
+    if (!(k = xstrdup(key)))
+        return SHALE_OOM();
+    if (s->ops->reader_open) {
+        for (int a = 0; (rc = s->ops->reader_open(s, key, size_hint, &r)) && retry(s, rc, a);
+             a++)
+            ;
+        count(SHALE_OP_HEAD, rc);
+        if (rc)
+            goto out;
+    } else {
+        if (!(r = calloc(1, sizeof *r))) {
+            rc = SHALE_OOM();
+            goto out;
+        }
+        if (size_hint) {
+            r->size = size_hint;  /* taken on trust: no request */
+        } else {
+            int64_t mt;
+            for (int a = 0; (rc = s->ops->head(s, key, &r->size, &mt)) && retry(s, rc, a); a++)
+                ;
+            count(SHALE_OP_HEAD, rc);
+            if (rc) {
+                free(r);
+                r = NULL;
+                goto out;
+            }
+        }
+    }
+    r->store = s;
+    r->key = k;
+    k = NULL;
+    *out = r;
+out:
+    free(k);
+    return rc;
+}
+
+shale_status shale_objreader_read(shale_objreader *r, uint64_t offset, uint64_t len,
+                                  void **data, size_t *got)
+{
+    *data = NULL;
+    *got = 0;
+    shale_objstore *s = r->store;
+    shale_status rc;
+    for (int a = 0; (rc = s->ops->reader_read
+                              ? s->ops->reader_read(r, offset, len, data, got)
+                              : s->ops->get_range(s, r->key, offset, len, false, data, got)) &&
+                    retry(s, rc, a);
+         a++)
+        ;
+    if (!rc)
+        objstore_count_bytes(*got, 0);
+    return count(SHALE_OP_GET_RANGE, rc);
+}
+
+uint64_t shale_objreader_size(const shale_objreader *r)
+{
+    return r->size;
+}
+
+void shale_objreader_close(shale_objreader *r)
+{
+    if (!r)
+        return;
+    char *key = r->key;
+    if (r->store->ops->reader_close)
+        r->store->ops->reader_close(r);
+    else
+        free(r);
+    free(key);
+}
+
 shale_status shale_objstore_head(shale_objstore *s, const char *key, uint64_t *size,
                                  int64_t *mtime_ms)
 {

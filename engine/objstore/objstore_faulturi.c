@@ -108,8 +108,10 @@ static void px_close(shale_objstore *s)
     free(s);
 }
 
+/* No reader ops, as for the wrapper itself: handle reads reach the rules. */
 static const objstore_ops proxy_ops = {
-    "fault", px_put, px_get_range, px_head, px_del, px_list, px_close, false,
+    .scheme = "fault", .put = px_put, .get_range = px_get_range, .head = px_head,
+    .del = px_del, .list = px_list, .close = px_close, .self_retrying = false,
 };
 
 shale_status objstore_faulturi_open(const char *uri, const shale_objstore_options *o,

@@ -14,6 +14,18 @@
  * lstat'ed and a symbolic link refused (ELOOP -> SHALE_INVALID_ARGUMENT),
  * and files are opened with O_NOFOLLOW, so a link planted under the root
  * is never followed to read or overwrite anything elsewhere.
+ *
+ * Reader handles (shale_objreader): open does the checks above once and
+ * keeps the descriptor, so each read is a pread() and not a path walk,
+ * open, fstat and close.  An object is never modified in place -- put
+ * renames a new file over the key, delete unlinks it -- so a descriptor
+ * keeps reading exactly the object it opened, whatever happens to the key
+ * later, and the size measured at open stays true.  For SSTs (immutable,
+ * named by ULID, never rewritten) that is the right thing; the disk space
+ * of a deleted SST comes back when its last handle closes.  Descriptors
+ * held by handles are counted process-wide and capped (half the
+ * RLIMIT_NOFILE soft limit by default); a handle opened past the cap keeps
+ * no descriptor and reads by path, as get_range does.
  */
 #include "objstore/objstore_int.h"
 #include "util/misc.h"
@@ -22,9 +34,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +48,48 @@ typedef struct fs_store {
     char *root;
     bool no_fsync;
 } fs_store;
+
+typedef struct fs_reader {
+    shale_objreader base;
+    int fd;                  /* -1: past the descriptor cap, reads by path */
+} fs_reader;
+
+/* Descriptors held by reader handles in this process, and the cap. */
+static _Atomic long g_reader_fds;
+static _Atomic long g_reader_fds_max = -1;  /* -1: not yet set */
+static pthread_once_t g_fds_once = PTHREAD_ONCE_INIT;
+
+static void fds_default(void)
+{
+    long want = 512;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        want = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 21) ? (1L << 20)
+                                                                       : (long)rl.rlim_cur / 2;
+    long unset = -1;
+    atomic_compare_exchange_strong(&g_reader_fds_max, &unset, want);
+}
+
+void objstore_fs_set_max_fds(long n)
+{
+    pthread_once(&g_fds_once, fds_default);
+    if (n < 0) {
+        atomic_store(&g_reader_fds_max, -1);
+        fds_default();
+    } else {
+        atomic_store(&g_reader_fds_max, n);
+    }
+}
+
+/* Takes one descriptor slot; false when the cap is reached. */
+static bool fds_take(void)
+{
+    pthread_once(&g_fds_once, fds_default);
+    if (atomic_fetch_add(&g_reader_fds, 1) < atomic_load(&g_reader_fds_max))
+        return true;
+    atomic_fetch_sub(&g_reader_fds, 1);
+    return false;
+}
 
 static shale_status errno_status(int e)
 {
@@ -189,25 +246,27 @@ out:
     return rc;
 }
 
-static shale_status fs_get_range(shale_objstore *s, const char *key, uint64_t offset,
-                                 uint64_t len, bool whole, void **data, size_t *got)
+/* Opens key's file for reading after the symlink checks; on success *fd
+ * and *size (a regular file's size). */
+static shale_status open_for_read(fs_store *fs, const char *key, int *fd, uint64_t *size)
 {
-    fs_store *fs = (fs_store *)s;
+    shale_status rc = SHALE_OK;
+    int f = -1;
+    struct stat st;
+    *fd = -1;
+    *size = 0;
     char *path = path_of(fs, key);
     if (!path)
         return SHALE_OOM();
     if (check_dirs(fs, path)) {
-        free(path);
-        return fs_fail(fs, "symlink in path", key, ELOOP);
+        rc = fs_fail(fs, "symlink in path", key, ELOOP);
+        goto out;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    free(path);
-    if (fd < 0)
-        return fs_fail(fs, "open", key, errno);
-    struct stat st;
-    shale_status rc = SHALE_OK;
-    uint8_t *buf = NULL;
-    if (fstat(fd, &st) != 0) {
+    if ((f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+        rc = fs_fail(fs, "open", key, errno);
+        goto out;
+    }
+    if (fstat(f, &st) != 0) {
         rc = fs_fail(fs, "fstat", key, errno);
         goto out;
     }
@@ -215,11 +274,25 @@ static shale_status fs_get_range(shale_objstore *s, const char *key, uint64_t of
         rc = shale_err(SHALE_NOT_FOUND, "file://%s: %s is not a regular file", fs->root, key);
         goto out;
     }
-    uint64_t size = (uint64_t)st.st_size;
-    if (whole) {
-        offset = 0;
-        len = size;
-    } else if (offset > size) {
+    *fd = f;
+    *size = (uint64_t)st.st_size;
+    f = -1;
+out:
+    if (f >= 0)
+        close(f);
+    free(path);
+    return rc;
+}
+
+/* Reads [offset, offset+len) of an object of `size` bytes from fd: what
+ * exists of it, into a new buffer (get_range's contract).  A loop, as
+ * pread may be interrupted or return less than asked. */
+static shale_status read_at(fs_store *fs, const char *key, int fd, uint64_t size,
+                            uint64_t offset, uint64_t len, void **data, size_t *got)
+{
+    shale_status rc = SHALE_OK;
+    uint8_t *buf = NULL;
+    if (offset > size) {
         rc = shale_err(SHALE_INVALID_ARGUMENT, "file://%s: range offset %llu past the end of "
                                                "%s (%llu bytes)", fs->root,
                        (unsigned long long)offset, key, (unsigned long long)size);
@@ -241,7 +314,7 @@ static shale_status fs_get_range(shale_objstore *s, const char *key, uint64_t of
             goto out;
         }
         if (r == 0)
-            break;  /* truncated meanwhile: return what exists */
+            break;  /* truncated behind our back: return what exists */
         done += (size_t)r;
     }
     *data = buf;
@@ -249,8 +322,67 @@ static shale_status fs_get_range(shale_objstore *s, const char *key, uint64_t of
     buf = NULL;
 out:
     free(buf);
+    return rc;
+}
+
+static shale_status fs_get_range(shale_objstore *s, const char *key, uint64_t offset,
+                                 uint64_t len, bool whole, void **data, size_t *got)
+{
+    fs_store *fs = (fs_store *)s;
+    int fd = -1;
+    uint64_t size = 0;
+    shale_status rc = open_for_read(fs, key, &fd, &size);
+    if (rc)
+        return rc;
+    if (whole) {
+        offset = 0;
+        len = size;
+    }
+    rc = read_at(fs, key, fd, size, offset, len, data, got);
     close(fd);
     return rc;
+}
+
+/* ---- reader handles: one descriptor, one pread per read ------------------ */
+
+static shale_status fs_reader_open(shale_objstore *s, const char *key, uint64_t size_hint,
+                                   shale_objreader **out)
+{
+    (void)size_hint;  /* fstat is free: the measured size is used */
+    fs_store *fs = (fs_store *)s;
+    fs_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return SHALE_OOM();
+    shale_status rc = open_for_read(fs, key, &r->fd, &r->base.size);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    if (!fds_take()) {
+        close(r->fd);  /* past the cap: read by path */
+        r->fd = -1;
+    }
+    *out = &r->base;
+    return SHALE_OK;
+}
+
+static shale_status fs_reader_read(shale_objreader *rd, uint64_t offset, uint64_t len,
+                                   void **data, size_t *got)
+{
+    fs_reader *r = (fs_reader *)rd;
+    if (r->fd < 0)
+        return fs_get_range(rd->store, rd->key, offset, len, false, data, got);
+    return read_at((fs_store *)rd->store, rd->key, r->fd, rd->size, offset, len, data, got);
+}
+
+static void fs_reader_close(shale_objreader *rd)
+{
+    fs_reader *r = (fs_reader *)rd;
+    if (r->fd >= 0) {
+        close(r->fd);
+        atomic_fetch_sub(&g_reader_fds, 1);
+    }
+    free(r);
 }
 
 static shale_status fs_head(shale_objstore *s, const char *key, uint64_t *size,
@@ -441,7 +573,10 @@ static void fs_close(shale_objstore *s)
 }
 
 static const objstore_ops fs_ops = {
-    "file", fs_put, fs_get_range, fs_head, fs_del, fs_list, fs_close, false,
+    .scheme = "file", .put = fs_put, .get_range = fs_get_range, .head = fs_head,
+    .del = fs_del, .list = fs_list, .close = fs_close, .self_retrying = false,
+    .reader_open = fs_reader_open, .reader_read = fs_reader_read,
+    .reader_close = fs_reader_close,
 };
 
 shale_status objstore_fs_open(const char *rest, const shale_objstore_options *o,

@@ -30,6 +30,20 @@ typedef struct objstore_ops {
     /* The backend retries transient failures itself (S3): the dispatcher
      * then does not retry on top. */
     bool self_retrying;
+    /* Ranged reads through an open handle (shale_objreader), optional.  A
+     * backend that leaves these NULL gets objstore.c's generic handle: a
+     * HEAD at open (none with a size hint), then get_range on the key for
+     * every read, so wrappers (fault) see each read as an ordinary call.
+     * reader_open allocates a struct that starts with shale_objreader and
+     * sets its size (objstore.c sets store and key), or returns
+     * SHALE_NOT_FOUND; reader_read has get_range's contract and is called
+     * from many threads at once; reader_close frees what reader_open
+     * allocated (not the key). */
+    shale_status (*reader_open)(shale_objstore *s, const char *key, uint64_t size_hint,
+                                shale_objreader **out);
+    shale_status (*reader_read)(shale_objreader *r, uint64_t offset, uint64_t len,
+                                void **data, size_t *got);
+    void (*reader_close)(shale_objreader *r);
 } objstore_ops;
 
 /* Every backend's handle starts with this header. */
@@ -40,6 +54,14 @@ struct shale_objstore {
      * objstore.c from the options (0 retries when not opened through
      * shale_objstore_open, e.g. a fault wrapper: its inner store retries). */
     int max_retries, retry_base_ms, retry_max_ms;
+};
+
+/* Every reader handle starts with this header; the generic one is only
+ * this. */
+struct shale_objreader {
+    shale_objstore *store;     /* borrowed: outlives the handle */
+    char *key;                 /* malloc'd, freed by objstore.c */
+    uint64_t size;             /* as known at open (see shale_objreader_size) */
 };
 
 /* Backend constructors.  `rest` is the URI after "scheme://".  On success
@@ -55,6 +77,11 @@ shale_status objstore_s3_open(const char *rest, const shale_objstore_options *o,
  * (objstore_faulturi.c).  `uri` is the whole fault URI. */
 shale_status objstore_faulturi_open(const char *uri, const shale_objstore_options *o,
                                     shale_objstore **out);
+
+/* file:// handles keep at most this many descriptors open in the process
+ * (the default, n < 0, is half the RLIMIT_NOFILE soft limit); beyond it a
+ * handle reads by path.  For tests of that fallback. */
+void objstore_fs_set_max_fds(long n);
 
 /* Counts one retry (backends that retry call this). */
 void objstore_count_retry(void);

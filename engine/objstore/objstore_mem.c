@@ -235,7 +235,8 @@ static void mem_close(shale_objstore *s)
 }
 
 static const objstore_ops mem_ops = {
-    "mem", mem_put, mem_get_range, mem_head, mem_del, mem_list, mem_close, false,
+    .scheme = "mem", .put = mem_put, .get_range = mem_get_range, .head = mem_head,
+    .del = mem_del, .list = mem_list, .close = mem_close, .self_retrying = false,
 };
 
 shale_status objstore_mem_open(const char *rest, const shale_objstore_options *o,

@@ -423,7 +423,8 @@ static void s3_close(shale_objstore *st)
 }
 
 static const objstore_ops s3_ops = {
-    "s3", s3_put, s3_get_range, s3_head, s3_del, s3_list, s3_close, true,
+    .scheme = "s3", .put = s3_put, .get_range = s3_get_range, .head = s3_head,
+    .del = s3_del, .list = s3_list, .close = s3_close, .self_retrying = true,
 };
 
 static const char *pick(const char *opt, const char *env)

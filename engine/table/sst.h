@@ -68,9 +68,12 @@ shale_status sst_build_from_iter(const sst_options *o, kv_iter *it, shale_buf *o
 typedef struct sst_reader sst_reader;
 
 /* Opens the SST stored at key in s.  size is the object size if known (from
- * the manifest), else 0 and a HEAD is made.  Reads footer, index, filter and
- * properties with ranged GETs and checks them.  cache may be NULL.  The
- * store and cache are borrowed and must outlive the reader. */
+ * the manifest), else 0 and the object is looked up and measured.  Opens a
+ * shale_objreader on the object, kept until the reader is freed (on file://
+ * an open descriptor: every later block read is one pread), then reads
+ * footer, index, filter and properties through it and checks them.  cache
+ * may be NULL.  The store and cache are borrowed and must outlive the
+ * reader. */
 shale_status sst_reader_open(shale_objstore *s, const char *key, uint64_t size,
                              block_cache *cache, sst_reader **out);
 /* Opens an SST from a complete in-memory image (WAL replay, verify).  name

@@ -1,6 +1,14 @@
 /*
- * sst_reader.c -- reads SSTs through the object store (ranged GETs) or from
+ * sst_reader.c -- reads SSTs through the object store (ranged reads) or from
  * an in-memory image (see sst_format.h for the layout).
+ *
+ * A store-backed reader opens one shale_objreader for its object and keeps
+ * it until freed; every footer, meta and data-block read goes through it.
+ * On file:// that handle is an open descriptor, so a block read is a single
+ * pread() (LevelDB's table cache keeps a file open per table for the same
+ * reason); elsewhere it is a ranged GET on the key, as before.  So an open
+ * reader holds a descriptor for as long as anything references it: the
+ * table cache (view.c) while the SST is live, and iterators.
  *
  * Open reads the footer, then filter + index + properties in one ranged
  * GET, verifying every checksum and bounds-checking every offset; after
@@ -32,7 +40,7 @@ struct sst_reader {
     _Atomic int refs;
     char *name;                 /* "<store uri>/<key>" or the given name */
     shale_objstore *store;      /* NULL for an in-memory image */
-    char *key;
+    shale_objreader *rd;        /* the object, open for ranged reads (NULL for an image) */
     block_cache *cache;
     uint64_t file_id;
     uint8_t *image;             /* in-memory image, or NULL */
@@ -65,7 +73,7 @@ static shale_status read_range(sst_reader *r, uint64_t off, uint64_t len, uint8_
     }
     void *p = NULL;
     size_t got = 0;
-    shale_status rc = shale_objstore_get_range(r->store, r->key, off, len, &p, &got);
+    shale_status rc = shale_objreader_read(r->rd, off, len, &p, &got);
     if (rc == SHALE_INVALID_ARGUMENT)  /* offset past the end: truncated */
         return corrupt(r, "object shorter than expected (truncated?)", off);
     if (rc)
@@ -215,8 +223,8 @@ out:
 
 static void reader_free(sst_reader *r)
 {
+    shale_objreader_close(r->rd);
     free(r->name);
-    free(r->key);
     if (r->own_image)
         free(r->image);
     free(r->index_content);
@@ -236,8 +244,7 @@ shale_status sst_reader_open(shale_objstore *s, const char *key, uint64_t size,
     atomic_init(&r->refs, 1);
     size_t n = strlen(shale_objstore_uri(s)) + strlen(key) + 2;
     r->name = malloc(n);
-    r->key = xstrdup(key);
-    if (!r->name || !r->key) {
+    if (!r->name) {
         reader_free(r);
         return SHALE_OOM();
     }
@@ -245,13 +252,14 @@ shale_status sst_reader_open(shale_objstore *s, const char *key, uint64_t size,
     r->store = s;
     r->cache = cache;
     r->file_id = block_cache_file_id(shale_objstore_uri(s), key);
-    shale_status rc = SHALE_OK;
-    if (!size) {
-        rc = shale_objstore_head(s, key, &size, NULL);
-        if (rc)
-            shale_err_prefix(rc, "opening SST %s", r->name);
-    }
-    r->size = size;
+    /* The manifest's size is a hint: backends other than file:// then make
+     * no request to open.  Without one the open looks the object up (as a
+     * HEAD did) and measures it. */
+    shale_status rc = shale_objstore_reader_open(s, key, size, &r->rd);
+    if (rc)
+        shale_err_prefix(rc, "opening SST %s", r->name);
+    else
+        r->size = size ? size : shale_objreader_size(r->rd);
     if (!rc)
         rc = load_meta(r);
     if (rc) {
@@ -403,8 +411,8 @@ static size_t find_block(const sst_reader *r, const uint8_t *key, size_t klen)
 /* Readahead: an iterator that moves from block to block fetches the blocks
  * ahead of it in one ranged read, starting at RA_MIN bytes and doubling up
  * to RA_MAX while it keeps going.  Without it a scan costs one request per
- * 4 KiB block: on S3 that is a round trip each, and on a file store an
- * open and a read each.  A seek drops back to single blocks, so point
+ * 4 KiB block: on S3 that is a round trip each, and on a file store a
+ * pread each.  A seek drops back to single blocks, so point
  * lookups and short range reads fetch no more than they use. */
 #define RA_MIN (64u << 10)
 #define RA_MAX (1u << 20)

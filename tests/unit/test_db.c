@@ -617,6 +617,71 @@ static void test_scan_reads_ahead(void **state)
     free(uri);
 }
 
+/* A table's reader opens its object once and reads every block through
+ * that handle.  With no block cache every get reads a block (one ranged
+ * read each).  Opening the tables costs one HEAD each on file:// (open and
+ * fstat) and none on mem:// (the manifest's size is the hint), and no get
+ * after that opens anything again.  On file:// the handle is a descriptor:
+ * with the SST files deleted under the reader every value still reads, so
+ * the block reads cannot be going back to the path.  (The request counters
+ * cannot see the backend's syscalls; the deletion is what shows that no
+ * read re-opens the file.) */
+static void test_table_reads_keep_objects_open(void **state)
+{
+    bool file = !strcmp(backend(state), "file");
+    char *dir, *uri = dt_store_uri(backend(state), "tablefd", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    o.block_cache_bytes = 0;
+    unsigned n = tu_quick() ? 500 : 1500;
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, &o, &db));
+    for (unsigned i = 0; i < n; i++)
+        dt_put(db, i, 1);
+    TU_OK(shale_compact(db, true));
+    TU_OK(shale_close(db));
+    shale_reader *r = NULL;
+    TU_OK(shale_reader_open(uri, &o, NULL, &r));
+    shale_db_info info;
+    TU_OK(shale_reader_info(r, &info));
+    assert_int_equal(info.l0_count, 0);
+    assert_true(info.sst_count > 1);
+    shale_objstats s0, s1, s2;
+    shale_objstore_global_stats(&s0);
+    for (unsigned i = 0; i < n; i++)                 /* opens every table */
+        dt_expect_reader(r, i, 1);
+    shale_objstore_global_stats(&s1);
+    uint64_t heads = s1.requests[SHALE_OP_HEAD][0] - s0.requests[SHALE_OP_HEAD][0];
+    uint64_t reads = s1.requests[SHALE_OP_GET_RANGE][0] - s0.requests[SHALE_OP_GET_RANGE][0];
+    assert_int_equal(heads, file ? info.sst_count : 0);
+    assert_true(reads >= n);
+    for (unsigned i = 0; i < n; i++)                 /* tables open: no opens */
+        dt_expect_reader(r, i, 1);
+    shale_objstore_global_stats(&s2);
+    assert_int_equal(s2.requests[SHALE_OP_HEAD][0], s1.requests[SHALE_OP_HEAD][0]);
+    assert_true(s2.requests[SHALE_OP_GET_RANGE][0] - s1.requests[SHALE_OP_GET_RANGE][0] >= n);
+    if (file) {
+        shale_objstore *s = NULL;
+        TU_OK(shale_objstore_open(uri, NULL, &s));
+        shale_objlist l;
+        TU_OK(shale_objstore_list_all(s, "compacted/", &l));
+        assert_true(l.count >= info.sst_count);   /* live ones and compaction's leftovers */
+        for (size_t i = 0; i < l.count; i++)
+            TU_OK(shale_objstore_delete(s, l.items[i].key));
+        shale_objlist_free(&l);
+        TU_OK(shale_objstore_list_all(s, "compacted/", &l));
+        assert_int_equal(l.count, 0);
+        shale_objlist_free(&l);
+        shale_objstore_close(s);
+        for (unsigned i = 0; i < n; i++)             /* read through the descriptors */
+            dt_expect_reader(r, i, 1);
+    }
+    shale_reader_close(r);
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
 int main(void)
 {
     static char mem[] = "mem", file[] = "file", fault[] = "fault";
@@ -649,6 +714,8 @@ int main(void)
         cmocka_unit_test(test_bad_options_and_args),
         cmocka_unit_test_prestate(test_scan_reads_ahead, mem),
         cmocka_unit_test_prestate(test_scan_reads_ahead, file),
+        cmocka_unit_test_prestate(test_table_reads_keep_objects_open, mem),
+        cmocka_unit_test_prestate(test_table_reads_keep_objects_open, file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
