@@ -156,10 +156,13 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    /* One scan before the worker starts, so cancel files and aborts that
-     * arrived while the agent was down win over resuming those splits. */
+    /* One scan (and one list) before the worker starts, so cancel files,
+     * aborts and deletions that arrived while the agent was down win over
+     * resuming those splits. */
     if (local)
         source_local_scan_once(local);
+    if (kube && !once)
+        source_kube_list_once(kube);
     if ((rc = splitter_start(sp))) {
         LOGE("%s", shale_errmsg());
         exit_code = 1;

@@ -32,6 +32,7 @@ struct source_kube {
     split_service *svc;
     pthread_t thread;
     bool started;
+    bool listed;             /* listed before the watch thread started */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop;
@@ -736,7 +737,7 @@ static void *loop(void *arg)
 {
     source_kube *k = arg;
     uint32_t backoff = 200;
-    bool need_list = true;
+    bool need_list = !k->listed;   /* source_kube_list_once() may have listed */
     while (!wait_or_stop(k, 0)) {
         if (need_list) {
             if (!list_all(k)) {
@@ -816,6 +817,12 @@ shale_status source_kube_new(const agent_config *cfg, split_service *svc, source
         LOGW("kubernetes: TLS verification is OFF (insecure-skip-tls-verify)");
     *out = k;
     return SHALE_OK;
+}
+
+bool source_kube_list_once(source_kube *k)
+{
+    k->listed = list_all(k);
+    return k->listed;
 }
 
 shale_status source_kube_start(source_kube *k)

@@ -27,6 +27,12 @@
 typedef struct source_kube source_kube;
 
 shale_status source_kube_new(const agent_config *cfg, split_service *svc, source_kube **out);
+/* Lists the ShardSplits once, on the calling thread, handling each object
+ * as the watch would (deletions and `abort: true` become aborts).  Called
+ * before the splitter's worker starts, so a split deleted while the agent
+ * was down is aborted rather than resumed past the point of no return.
+ * false (logged) if the list failed: the watch thread lists again. */
+bool source_kube_list_once(source_kube *k);
 shale_status source_kube_start(source_kube *k);
 /* Status listener to register with the splitter (ctx = the source). */
 void source_kube_on_status(void *ctx, const char *name, const char *status_json);
