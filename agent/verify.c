@@ -178,7 +178,7 @@ static shale_status same_handle(const split_child *c, const char *where, const s
 {
     const char *got_store = got->store_uri ? got->store_uri : "(the child's own store)";
     if (strcmp(want->id, got->id))
-        return shale_err(SHALE_CORRUPT, "verify: child %s does not reference the parent's SST "
+        return shale_err(SHALE_CORRUPT, "verify: child %s lacks the parent's SST "
                                         "%s at %s (it has %s there)", c->name, want->id, where,
                          got->id);
     if (strcmp(want_store, got_store))
