@@ -40,6 +40,7 @@
 
 #define WINDOW 16          /* keys compared per sampled window */
 #define INNER_SAMPLES 3    /* sample points inside each referenced SST */
+#define VERIFY_CACHE_BYTES (64u << 20)
 
 /* Names a key in a message: the manifest's escaped form, cut short. */
 static void key_text(const void *k, size_t kl, char *out, size_t outlen)
@@ -125,6 +126,7 @@ typedef struct verify_ctx {
     split_verify mode;
     const char *cp;                  /* the split's checkpoint id */
     shale_reader *parent;            /* at the checkpoint; shared by threads */
+    shale_cache *cache;              /* shared by the parent and child readers */
     manifest *pinned;                /* the parent's version the checkpoint pins */
     manifest *latest;                /* the parent's latest version (its pins) */
 } verify_ctx;
@@ -477,6 +479,7 @@ static shale_status verify_child(const verify_ctx *v, size_t i, child_result *re
 {
     const split_child *c = &v->r->j->req->children[i];
     shale_options co = db_opts(v->r->sp, c->wal_store);
+    co.block_cache = v->cache;
     shale_reader *child = NULL;
     shale_status rc = shale_reader_open(c->store, &co, NULL, &child);
     if (rc)
@@ -539,11 +542,21 @@ shale_status do_verify(run *r, char *msg, size_t msglen)
         mode = SPLIT_VERIFY_FULL;
     set_str(r->j->doc, "verifyMode", split_verify_name(mode));
     pthread_mutex_unlock(&sp->mu);
-    verify_ctx v = {r, mode, cp, NULL, NULL, NULL};
-    shale_options po = db_opts(sp, parent_wal(r));
-    shale_status rc = shale_reader_open(parent_store(r), &po, cp, &v.parent);
+    verify_ctx v = {r, mode, cp, NULL, NULL, NULL, NULL};
+    /* The children's SSTs are the parent's own objects, and a child is
+     * walked beside the parent's range: with one cache the child finds
+     * each block the parent has just read, decoded (no second read, no
+     * second decompression). */
+    shale_status rc = shale_cache_new(VERIFY_CACHE_BYTES, &v.cache);
     if (rc)
+        return rc;
+    shale_options po = db_opts(sp, parent_wal(r));
+    po.block_cache = v.cache;
+    rc = shale_reader_open(parent_store(r), &po, cp, &v.parent);
+    if (rc) {
+        shale_cache_free(v.cache);
         return shale_err_prefix(rc, "verify: opening the parent at checkpoint %s", cp);
+    }
     if (mode == SPLIT_VERIFY_REFERENCES && (rc = load_parent_versions(&v)))
         goto out0;
     size_t n = q->child_count;
@@ -601,5 +614,6 @@ out0:
     manifest_free(v.pinned);
     manifest_free(v.latest);
     shale_reader_close(v.parent);
+    shale_cache_free(v.cache);   /* after every reader that uses it */
     return rc;
 }

@@ -38,6 +38,7 @@ struct db_env {
     shale_objstore *main;
     shale_objstore_options store_opts;
     block_cache *cache;
+    bool own_cache;            /* false: the caller's shared cache */
     pthread_mutex_t mu;
     pool_entry *pool; size_t pool_count, pool_cap;
     tc_entry *buckets[TC_BUCKETS];
@@ -63,7 +64,8 @@ shale_status db_env_new(shale_objstore *main, const shale_options *opts, db_env 
     e->store_opts.s3_access_key = NULL;
     e->store_opts.s3_secret_key = NULL;
     e->store_opts.s3_session_token = NULL;
-    e->cache = block_cache_new(opts->block_cache_bytes);
+    e->own_cache = !opts->block_cache;
+    e->cache = opts->block_cache ? opts->block_cache : block_cache_new(opts->block_cache_bytes);
     pthread_mutex_init(&e->mu, NULL);
     *out = e;
     return SHALE_OK;
@@ -88,7 +90,8 @@ void db_env_free(db_env *e)
         free(e->pool[i].uri);
     }
     free(e->pool);
-    block_cache_free(e->cache);
+    if (e->own_cache)
+        block_cache_free(e->cache);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }

@@ -37,6 +37,7 @@ typedef struct shale_reader shale_reader;
 typedef struct shale_iter shale_iter;
 typedef struct shale_batch shale_batch;
 typedef struct shale_snapshot shale_snapshot;
+typedef struct shale_cache shale_cache;
 
 /* ---- Options ------------------------------------------------------------ */
 
@@ -66,6 +67,10 @@ typedef struct shale_options {
     int compression_level;         /* zstd level; 0 = none; default 1 */
     uint32_t bloom_bits_per_key;   /* default 10; 0 = no filter */
     size_t block_cache_bytes;      /* default 64 MiB; 0 = no cache */
+    /* A block cache shared with other handles (see shale_cache_new), used
+     * instead of a cache of block_cache_bytes of the handle's own.  NULL by
+     * default.  Borrowed: it must outlive every handle opened with it. */
+    shale_cache *block_cache;
     size_t sst_target_bytes;       /* default 64 MiB: sorted-run SST size */
     bool compactor;                /* default true: compact in the background
                                       of the writer process */
@@ -79,6 +84,17 @@ typedef struct shale_options {
 
 /* Fills the documented defaults above. */
 void shale_options_init(shale_options *o);
+
+/* A block cache (decoded blocks, LRU, bounded by capacity_bytes > 0) to
+ * share between writers and readers of one process through
+ * shale_options.block_cache.  Blocks are keyed by the object they come
+ * from, so handles that read the same SST objects (a clone and its parent)
+ * share its blocks.  Thread-safe.  Free it after every handle opened with
+ * it is closed. */
+shale_status shale_cache_new(size_t capacity_bytes, shale_cache **out);
+/* Bytes the cache holds now. */
+size_t shale_cache_usage(shale_cache *c);
+void shale_cache_free(shale_cache *c);   /* accepts NULL */
 
 /* ---- Writer ------------------------------------------------------------- */
 

@@ -5,6 +5,8 @@
  * is never freed under a reader.  Usage counts entries still linked.
  */
 #include "table/cache.h"
+#include "shale.h"
+#include "util/status_int.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -31,7 +33,7 @@ typedef struct shard {
     size_t usage, capacity;
 } shard;
 
-struct block_cache {
+struct shale_cache {
     shard shards[SHARDS];
 };
 
@@ -234,4 +236,26 @@ size_t block_cache_longest_chain(block_cache *c)
         pthread_mutex_unlock(&c->shards[i].mu);
     }
     return longest;
+}
+
+/* ---- the public handle (shale.h) ----------------------------------------- */
+
+shale_status shale_cache_new(size_t capacity_bytes, shale_cache **out)
+{
+    *out = NULL;
+    if (capacity_bytes == 0)
+        return shale_err(SHALE_INVALID_ARGUMENT, "shale_cache_new: capacity must be > 0");
+    if (!(*out = block_cache_new(capacity_bytes)))
+        return SHALE_OOM();
+    return SHALE_OK;
+}
+
+size_t shale_cache_usage(shale_cache *c)
+{
+    return block_cache_usage(c);
+}
+
+void shale_cache_free(shale_cache *c)
+{
+    block_cache_free(c);
 }

@@ -11,7 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct block_cache block_cache;
+/* The public shale_cache (shale.h) is this cache. */
+typedef struct shale_cache block_cache;
 
 /* A cached block; data/len are valid until cached_block_release(). */
 typedef struct cached_block {

@@ -476,6 +476,83 @@ static void test_clone_interrupted_at_every_write_resumes(void **state)
     free(pwm);
 }
 
+/* A clone and its parent read the same SST objects, so with one shared
+ * cache (shale_options.block_cache) a scan of the clone after the same scan
+ * of the parent reads no data block from the store: only each of its
+ * tables' footer and metadata (two reads per SST, the table cache being per
+ * handle).  With a cache each, the clone's scan reads its blocks again (the
+ * control, which shows the check can fail).  The agent's full Verify relies
+ * on this.  *ssts: the SSTs the clone references. */
+static unsigned clone_scan_reads(const char *parent, const char *child, shale_options *o,
+                                 unsigned lo, unsigned hi, uint64_t *ssts)
+{
+    shale_reader *pr = NULL, *cr = NULL;
+    TU_OK(shale_reader_open(parent, o, NULL, &pr));
+    TU_OK(shale_reader_open(child, o, NULL, &cr));
+    shale_db_info info;
+    TU_OK(shale_reader_info(cr, &info));
+    *ssts = info.sst_count;
+    char a[32], b[32];
+    size_t al = dt_key(a, sizeof a, lo), bl = dt_key(b, sizeof b, hi);
+    uint64_t n = 0;
+    TU_OK(shale_reader_count(pr, a, al, b, bl, &n));
+    assert_int_equal(n, hi - lo);
+    shale_objstats s0, s1;
+    shale_objstore_global_stats(&s0);
+    TU_OK(shale_reader_count(cr, NULL, 0, NULL, 0, &n));
+    shale_objstore_global_stats(&s1);
+    assert_int_equal(n, hi - lo);
+    shale_reader_close(cr);
+    shale_reader_close(pr);
+    return (unsigned)(s1.requests[SHALE_OP_GET_RANGE][0] - s0.requests[SHALE_OP_GET_RANGE][0]);
+}
+
+static void test_shared_cache_serves_clone_from_parent_blocks(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("sharedcache");
+    char *parent = tu_file_uri(dir, "parent"), *child = tu_file_uri(dir, "child");
+    shale_options o;
+    dt_small_options(&o);
+    unsigned n = tu_quick() ? 1000 : 3000, lo = n / 4, hi = 3 * n / 4;
+    shale_db *db = NULL;
+    TU_OK(shale_open(parent, &o, &db));
+    for (unsigned i = 0; i < n; i++)
+        dt_put(db, i, 1);
+    TU_OK(shale_compact(db, true));
+    TU_OK(shale_close(db));
+    char a[32], b[32];
+    size_t al = dt_key(a, sizeof a, lo), bl = dt_key(b, sizeof b, hi);
+    shale_clone_spec sp = {0};
+    sp.parent_uri = parent;
+    sp.child_uri = child;
+    sp.range_start = a;
+    sp.range_start_len = al;
+    sp.range_end = b;
+    sp.range_end_len = bl;
+    shale_clone_result res;
+    TU_OK(shale_clone(&sp, &o, &res));
+    assert_true(res.ssts_referenced > 0);
+    uint64_t ssts = 0;
+    unsigned own = clone_scan_reads(parent, child, &o, lo, hi, &ssts);     /* a cache each */
+    shale_cache *c = NULL;
+    TU_RC(SHALE_INVALID_ARGUMENT, shale_cache_new(0, &c));
+    TU_OK(shale_cache_new(16u << 20, &c));
+    o.block_cache = c;
+    unsigned shared = clone_scan_reads(parent, child, &o, lo, hi, &ssts);  /* one, shared */
+    assert_true(ssts > 0);
+    if (shared > 2 * ssts || own <= 2 * ssts)
+        fail_msg("the clone's scan made %u ranged reads with a shared cache and %u with its "
+                 "own, for %llu SSTs: a shared cache must leave only 2 per SST", shared, own,
+                 (unsigned long long)ssts);
+    assert_true(shale_cache_usage(c) > 0);
+    shale_cache_free(c);
+    tu_rmtree(dir);
+    free(dir);
+    free(parent);
+    free(child);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -488,6 +565,7 @@ int main(void)
         T(test_clone_of_clone),
         T(test_uninitialized_clone_refused_then_resumed),
         T(test_clone_interrupted_at_every_write_resumes),
+        cmocka_unit_test(test_shared_cache_serves_clone_from_parent_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
