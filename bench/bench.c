@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 size_t vsize = 100;
+size_t shale_memtable_mb = 64;
 const char *dir = "/tmp/shale-bench";
 static uint64_t nkeys = 200000;
 
@@ -484,8 +485,11 @@ static void write_json(const char *path, json_t *splits, int engines)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench [--keys N] [--value-size B] [--split-mb M,M,...] "
-                    "[--s3-mb M] [--json FILE] [--dir D] [--shale-only]\n"
-                    "  --split-mb \"\" and --s3-mb 0 skip the split benchmarks\n");
+                    "[--s3-mb M] [--json FILE] [--dir D] [--shale-only] "
+                    "[--shale-memtable-mb M]\n"
+                    "  --split-mb \"\" and --s3-mb 0 skip the split benchmarks\n"
+                    "  --shale-memtable-mb: Shale's memtable size (default 64, RocksDB's;\n"
+                    "  LevelDB's is 4), for experiments\n");
     exit(2);
 }
 
@@ -510,6 +514,8 @@ int main(int argc, char **argv)
             dir = argv[++i];
         else if (!strcmp(argv[i], "--shale-only"))   /* for profiling */
             shale_only = true;
+        else if (!strcmp(argv[i], "--shale-memtable-mb") && more)
+            shale_memtable_mb = strtoul(argv[++i], NULL, 10);
         else
             usage();
     }

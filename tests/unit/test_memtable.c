@@ -454,10 +454,48 @@ static void test_concurrent_writer_and_readers(void **state)
     memtable_unref(r.m);
 }
 
+/* kv_key_cmp compares eight bytes at a time: against memcmp's order (and
+ * shorter-prefix-first) for keys of every length 0..40 that share prefixes
+ * of every length and differ in one byte, high bit set or not. */
+static int ref_cmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    size_t n = al < bl ? al : bl;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c)
+        return c < 0 ? -1 : 1;
+    return al < bl ? -1 : al > bl;
+}
+
+static void test_key_compare_matches_bytewise_order(void **state)
+{
+    (void)state;
+    uint64_t s = 7;
+    uint8_t a[40], b[40];
+    unsigned checked = 0;
+    for (size_t al = 0; al <= 40; al++)
+        for (size_t bl = 0; bl <= 40; bl++)
+            for (int round = 0; round < 8; round++) {
+                for (size_t i = 0; i < 40; i++)
+                    a[i] = b[i] = (uint8_t)tu_rand(&s);
+                size_t common = al < bl ? al : bl;
+                if (common && round % 2) {         /* differ in one byte */
+                    size_t at = (size_t)(tu_rand(&s) % common);
+                    b[at] = (uint8_t)(a[at] ^ (round & 4 ? 0x80 : 0x01));
+                }
+                int want = ref_cmp(a, al, b, bl), got = kv_key_cmp(a, al, b, bl);
+                if (want != got)
+                    fail_msg("lengths %zu/%zu round %d: %d, memcmp order says %d", al, bl,
+                             round, got, want);
+                checked++;
+            }
+    assert_true(checked > 10000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model),
+        cmocka_unit_test(test_key_compare_matches_bytewise_order),
         cmocka_unit_test(test_big_and_empty_entries),
         cmocka_unit_test(test_refcount_iterator_keeps_memtable),
         cmocka_unit_test(test_concurrent_writer_and_readers),
