@@ -27,6 +27,7 @@
 #include "util/misc.h"
 #include "util/status_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -414,14 +415,32 @@ static shale_status compact_once_locked(shale_db *db, bool force)
     return rc;
 }
 
+/* Compaction is the writer's housekeeping: when it fails (an object store
+ * outage longer than the store's retries, a corrupt input SST) the writer
+ * keeps taking writes into L0 and the compactor tries again after a backoff
+ * (100 ms doubling to 30 s; an explicit shale_compact() does not wait for
+ * it).  The failure is kept for shale_db_info() and for the caller of
+ * shale_compact(), and cleared by the next success.  Only a fenced
+ * compaction stops the writer.  Writers that wait for memory while L0 is
+ * full behind a failing compaction get the error (db.c) instead of
+ * waiting forever.  Partial outputs of a failed run are objects no
+ * manifest names: GC removes them. */
+#define COMPACT_BACKOFF_MIN_MS 100u
+#define COMPACT_BACKOFF_MAX_MS 30000u
+
 void *db_compact_thread(void *arg)
 {
     shale_db *db = arg;
     pthread_mutex_lock(&db->mu);
     while (!db->closing) {
         bool due = db->opts.compactor && db->man->l0_count >= db->opts.l0_compaction_trigger;
-        if (db->fenced || db->bg_error || (!due && !db->compact_requested)) {
-            pthread_cond_wait(&db->cv_compact, &db->mu);
+        int64_t now = mono_ms();
+        bool backing_off = db->compact_error && now < db->compact_retry_at;
+        if (db->fenced || db->bg_error || (!db->compact_requested && (!due || backing_off))) {
+            if (due && backing_off && !db->fenced && !db->bg_error)
+                db_cond_wait_ms(&db->cv_compact, &db->mu, db->compact_retry_at - now);
+            else
+                pthread_cond_wait(&db->cv_compact, &db->mu);
             continue;
         }
         bool force = db->compact_requested && db->compact_force;
@@ -429,27 +448,37 @@ void *db_compact_thread(void *arg)
         db->compact_requested = false;
         db->compact_force = false;
         shale_status rc = compact_once_locked(db, force);
-        if (rc)
+        if (rc == SHALE_FENCED) {
             db_set_bg_error_locked(db, rc);
-        if (requested) {
-            db->compact_requests_done++;
-            pthread_cond_broadcast(&db->cv);
+        } else if (rc) {
+            db->compactions_failed++;
+            db->compact_error = rc;
+            snprintf(db->compact_errmsg, sizeof db->compact_errmsg, "%s", shale_errmsg());
+            db->compact_backoff_ms = db->compact_backoff_ms
+                                         ? (db->compact_backoff_ms >= COMPACT_BACKOFF_MAX_MS / 2
+                                                ? COMPACT_BACKOFF_MAX_MS
+                                                : db->compact_backoff_ms * 2)
+                                         : COMPACT_BACKOFF_MIN_MS;
+            db->compact_retry_at = mono_ms() + db->compact_backoff_ms;
+        } else {
+            db->compact_error = SHALE_OK;
+            db->compact_backoff_ms = 0;
         }
+        if (requested) {
+            db->compact_request_rc = rc;
+            snprintf(db->compact_request_msg, sizeof db->compact_request_msg, "%s",
+                     rc ? shale_errmsg() : "");
+            db->compact_requests_done++;
+        }
+        pthread_cond_broadcast(&db->cv);
     }
     pthread_mutex_unlock(&db->mu);
     return NULL;
 }
 
-shale_status shale_compact(shale_db *db, bool force)
+/* Asks the compactor thread for one run and waits for its result. */
+static shale_status request_run(shale_db *db, bool force)
 {
-    /* "Everything" includes what is still in memtables: without this flush a
-     * forced compaction could run before the last memtable reached L0 and
-     * leave those writes out of the run (a flaky test found it). */
-    if (force) {
-        shale_status frc = shale_flush_memtable(db);
-        if (frc)
-            return frc;
-    }
     pthread_mutex_lock(&db->mu);
     shale_status rc = db_check_writable_locked(db);
     if (!rc) {
@@ -461,7 +490,34 @@ shale_status shale_compact(shale_db *db, bool force)
             pthread_cond_wait(&db->cv, &db->mu);
             rc = db_check_writable_locked(db);
         }
+        if (!rc && db->compact_request_rc)
+            rc = shale_err(db->compact_request_rc, "%s: compaction failed: %s", db->uri,
+                           db->compact_request_msg);
     }
     pthread_mutex_unlock(&db->mu);
     return rc;
+}
+
+shale_status shale_compact(shale_db *db, bool force)
+{
+    /* "Everything" includes what is still in memtables: without this flush a
+     * forced compaction could run before the last memtable reached L0 and
+     * leave those writes out of the run (a flaky test found it). */
+    if (force) {
+        shale_status frc = shale_flush_memtable(db);
+        pthread_mutex_lock(&db->mu);
+        bool stalled = frc && db_check_compaction_stall_locked(db, "") != SHALE_OK;
+        pthread_mutex_unlock(&db->mu);
+        if (stalled) {
+            /* L0 is full behind failed compactions, so the memtables
+             * cannot go to L0: compact L0 first (now, not after the
+             * backoff), then flush. */
+            frc = request_run(db, false);
+            if (!frc)
+                frc = shale_flush_memtable(db);
+        }
+        if (frc)
+            return frc;
+    }
+    return request_run(db, force);
 }

@@ -207,10 +207,21 @@ shale_status db_freeze_locked(shale_db *db)
     return rc;
 }
 
+shale_status db_check_compaction_stall_locked(shale_db *db, const char *what)
+{
+    if (!db->compact_error || !db->opts.compactor || db->man->l0_count < db->opts.l0_max_ssts)
+        return SHALE_OK;
+    return shale_err(db->compact_error, "%s: %s: L0 holds %u SSTs (l0_max_ssts), so memtables "
+                                        "wait for a compaction, and compaction is failing: %s",
+                     db->uri, what, (unsigned)db->man->l0_count, db->compact_errmsg);
+}
+
 shale_status db_wait_flushed_locked(shale_db *db)
 {
     while (db->imm_count > 0) {
         shale_status rc = db_check_writable_locked(db);
+        if (!rc)
+            rc = db_check_compaction_stall_locked(db, "flush not possible now");
         if (rc)
             return rc;
         pthread_cond_wait(&db->cv, &db->mu);
@@ -571,6 +582,12 @@ static shale_status apply(shale_db *db, const shale_batch *b)
         }
     /* Bounded memory: wait while too much is not yet in L0. */
     while (unflushed_bytes_locked(db) > db->opts.max_unflushed_bytes) {
+        /* Memory is full and only a compaction can make room (L0 is at
+         * l0_max_ssts), but compactions fail: refuse rather than wait
+         * for a success that may not come.  Nothing of this write was
+         * applied; the caller may retry. */
+        if ((rc = db_check_compaction_stall_locked(db, "write refused")))
+            goto out;
         pthread_cond_signal(&db->cv_flush);
         pthread_cond_wait(&db->cv, &db->mu);
         if ((rc = db_check_writable_locked(db)))
@@ -750,6 +767,9 @@ shale_status shale_db_info_get(shale_db *db, shale_db_info *out)
     pthread_mutex_lock(&db->mu);
     view_fill_info(db->man, out);
     out->last_seq = db->last_seq;
+    out->compactions_done = db->compactions_done;
+    out->compactions_failed = db->compactions_failed;
+    out->compaction_error = db->compact_error;
     pthread_mutex_unlock(&db->mu);
     return SHALE_OK;
 }

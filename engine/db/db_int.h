@@ -99,6 +99,16 @@ struct shale_db {
     bool compact_requested, compact_force;
     uint64_t compactions_done;
     uint64_t compact_requests_done;
+    shale_status compact_request_rc;   /* result of the last requested run */
+    char compact_request_msg[512];
+    /* A failed compaction does not stop writes (see db_compact_thread):
+     * its error is kept here, cleared by the next success, and the
+     * compactor retries after compact_backoff_ms. */
+    shale_status compact_error;
+    char compact_errmsg[512];
+    uint64_t compactions_failed;
+    uint32_t compact_backoff_ms;
+    int64_t compact_retry_at;          /* mono ms */
     uint64_t *snapshots; size_t snapshot_count, snapshot_cap;  /* live seqs */
     bool fenced;
     shale_status bg_error;         /* sticky background failure */
@@ -130,6 +140,11 @@ shale_status db_freeze_locked(shale_db *db);
 shale_status db_seal_wal_locked(shale_db *db);
 /* Waits (mu held) until every frozen memtable is in L0. */
 shale_status db_wait_flushed_locked(shale_db *db);
+/* A memtable flush cannot happen now: L0 is at l0_max_ssts and the last
+ * compaction failed (writes would wait for a success that may not come).
+ * Returns that compaction's code with a message saying so, or SHALE_OK.
+ * what: the caller's action, for the message.  mu held. */
+shale_status db_check_compaction_stall_locked(shale_db *db, const char *what);
 /* Oldest live snapshot seq, or UINT64_MAX when none (mu held). */
 uint64_t db_oldest_snapshot_locked(shale_db *db);
 

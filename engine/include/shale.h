@@ -163,6 +163,11 @@ typedef struct shale_db_info {
     uint32_t l0_count, sorted_run_count;
     uint64_t sst_count;        /* L0 + run SSTs */
     bool initialized;
+    /* Writer only (0 from a reader).  A failed compaction does not stop
+     * writes: the writer retries it with backoff, and compaction_error is
+     * the last run's failure (SHALE_OK once one succeeds). */
+    uint64_t compactions_done, compactions_failed;
+    shale_status compaction_error;
 } shale_db_info;
 shale_status shale_db_info_get(shale_db *db, shale_db_info *out);
 
