@@ -108,12 +108,15 @@ static void test_clone_after_wal_cleanup_on_s3(void **state)
     free(child);
 }
 
-static void test_split_on_s3(void **state)
+/* A 2-way split through the agent's splitter on S3, Verify in the given
+ * mode (NULL: the default, full); tag keeps each run's stores apart. */
+static void split_on_s3(const char *tag, const char *verify)
 {
-    (void)state;
     s3test_env(&g_stub);
-    char *parent = s3uri("sp-parent"), *wal = s3uri("sp-wal"), *a = s3uri("sp-a"),
-         *b = s3uri("sp-b");
+    char name[64];
+#define U(what) (snprintf(name, sizeof name, "%s-%s", tag, what), s3uri(name))
+    char *parent = U("parent"), *wal = U("wal"), *a = U("a"), *b = U("b");
+#undef U
     shale_options o;
     dt_small_options(&o);
     o.wal_store_uri = wal;
@@ -134,10 +137,10 @@ static void test_split_on_s3(void **state)
     char text[1024], mid[32];
     dt_key(mid, sizeof mid, 150);
     int n = snprintf(text, sizeof text,
-                     "name: s3split\nparent: {shard: s3shard}\nchildren:\n"
+                     "name: s3split\nparent: {shard: s3shard}\nverify: %s\nchildren:\n"
                      "  - {name: a, store: \"%s\", range: {start: \"\", end: \"%s\"}}\n"
                      "  - {name: b, store: \"%s\", range: {start: \"%s\", end: \"\"}}\n",
-                     a, mid, b, mid);
+                     verify ? verify : "full", a, mid, b, mid);
     split_request *rq = NULL;
     TU_OK(split_request_parse("test", text, (size_t)n, &rq));
     split_service *svc = splitter_service(sp);
@@ -147,8 +150,10 @@ static void test_split_on_s3(void **state)
     free(st);
     TU_OK(splitter_wait_idle(sp, 120000));
     TU_OK(svc->ops->get(svc, "s3split", &st));
-    if (!strstr(st, "\"phase\": \"Complete\""))
-        fail_msg("split on S3 did not complete:\n%s", st);
+    char mode[64];
+    snprintf(mode, sizeof mode, "\"verifyMode\": \"%s\"", verify ? verify : "full");
+    if (!strstr(st, "\"phase\": \"Complete\"") || !strstr(st, mode))
+        fail_msg("split on S3 did not complete with Verify %s:\n%s", mode, st);
     free(st);
     splitter_free(sp);
     split_request_free(rq);
@@ -169,6 +174,18 @@ static void test_split_on_s3(void **state)
     free(wal);
     free(a);
     free(b);
+}
+
+static void test_split_on_s3(void **state)
+{
+    (void)state;
+    split_on_s3("sp", NULL);
+}
+
+static void test_split_on_s3_verify_by_references(void **state)
+{
+    (void)state;
+    split_on_s3("spr", "references");
 }
 
 static void test_writer_refuses_unconditional_store(void **state)
@@ -218,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_engine_levels_on_s3),
         cmocka_unit_test(test_clone_after_wal_cleanup_on_s3),
         cmocka_unit_test(test_split_on_s3),
+        cmocka_unit_test(test_split_on_s3_verify_by_references),
         cmocka_unit_test(test_writer_refuses_unconditional_store),
     };
     return cmocka_run_group_tests(tests, start, stop);
