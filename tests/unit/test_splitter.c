@@ -380,82 +380,32 @@ static void test_second_split_while_running_conflicts(void **state)
     split_request_free(b);
 }
 
-/* ---- Verify compares every key ----------------------------------------------
+/* ---- Verify finds a damaged child ---------------------------------------------
  * Right after Clone (the step callback runs on the worker before Verify
- * starts) one child is changed behind the splitter's back.  Verify must
- * find it, whichever key it is, and fail the split with VerifyFailed
- * instead of retrying a mismatch that cannot pass.  Key 5 is not one a
- * sample of every 10th key would read back. */
-typedef enum { TAMPER_VALUE, TAMPER_DELETE, TAMPER_ADD } tamper_kind;
-typedef struct tamper {
+ * starts) kid-0 is damaged behind the splitter's back.  Verify must find
+ * it and fail the split with VerifyFailed, naming kid-0 and what differs,
+ * instead of retrying a mismatch that cannot pass.
+ *
+ * Full Verify compares every key: a writer on the child changes key 5 (not
+ * one a sample of every 10th key would read back), deletes it, or adds a
+ * key the parent lacks.  Verify by references then must find, without
+ * reading the data: a writer opened on the child, an SST (or run) dropped
+ * from its manifest, a referenced object deleted from the parent, its pin
+ * in the parent removed, its range changed.  The references split with no
+ * damage completes and says so; the agent's default applies to requests
+ * that name no mode, and a request's own mode wins. */
+typedef enum {
+    DMG_VALUE, DMG_DELETE, DMG_ADD,                     /* through a writer */
+    DMG_WRITER, DMG_DROP_SST, DMG_DELETE_OBJECT, DMG_DROP_PIN, DMG_RANGE
+} damage;
+typedef struct damager {
     fx *f;
-    tamper_kind kind;
+    damage kind;
     bool done;
-} tamper;
+    shale_status rc;         /* the damage's own failure, if any */
+    char msg[600];
+} damager;
 
-static void tamper_after_clone(void *ctx, const char *step, double secs)
-{
-    (void)secs;
-    tamper *t = ctx;
-    if (strcmp(step, "Clone") || t->done)
-        return;
-    t->done = true;
-    shale_options o = t->f->o;
-    o.wal_store_uri = t->f->kidwal[0];
-    shale_db *kid = NULL;
-    TU_OK(shale_open(t->f->kid[0], &o, &kid));
-    if (t->kind == TAMPER_VALUE)
-        dt_put(kid, 5, 9);
-    else if (t->kind == TAMPER_DELETE)
-        dt_del(kid, 5);
-    else
-        dt_put(kid, t->f->n + 5, 1);   /* absent from the parent; sorts inside kid-0 */
-    TU_OK(shale_close(kid));
-}
-
-static void verify_catches(fx *f, tamper_kind kind, const char *what)
-{
-    new_splitter(f, false);
-    tamper t = {f, kind, false};
-    splitter_on_step(f->sp, tamper_after_clone, &t);
-    TU_OK(splitter_start(f->sp));
-    /* Every key below f->n + 5 in kid-0: one cut far above. */
-    unsigned cuts[1] = {f->n + 100};
-    split_request *r = request(f, "tampered", cuts, 1, false);
-    bool created;
-    free(submit(f, r, &created));
-    TU_OK(splitter_wait_idle(f->sp, 60000));
-    assert_true(t.done);
-    char *st = get_status(f, "tampered");
-    expect_phase(st, "Failed");
-    if (!strstr(st, "\"reason\": \"VerifyFailed\"") || !strstr(st, what) ||
-        !strstr(st, "kid-0"))
-        fail_msg("expected VerifyFailed naming kid-0 and '%s':\n%s", what, st);
-    free(st);
-    split_request_free(r);
-}
-
-static void test_verify_catches_a_changed_value(void **state)
-{
-    verify_catches(*state, TAMPER_VALUE, "different value");
-}
-
-static void test_verify_catches_a_missing_key(void **state)
-{
-    verify_catches(*state, TAMPER_DELETE, "lacks key");
-}
-
-static void test_verify_catches_an_extra_key(void **state)
-{
-    verify_catches(*state, TAMPER_ADD, "does not have");
-}
-
-/* ---- Verify by references ---------------------------------------------------
- * The same split with `verify: references` completes and says so, children
- * equal to their ranges; the agent's default applies to requests naming no
- * mode, and a request's own mode wins.  Then each kind of damage the mode
- * is there to find, done to kid-0 right after Clone, fails the split with
- * VerifyFailed naming kid-0 and what was wrong. */
 static void run_split(fx *f, const char *name, const char *verify, const char *mode,
                       const char *says)
 {
@@ -500,18 +450,8 @@ static void test_verify_mode_default_and_override(void **state)
     run_split(f, "asks-full", "full", "full", "key by key");
 }
 
-typedef enum { DMG_WRITER, DMG_DROP_SST, DMG_DELETE_OBJECT, DMG_DROP_PIN, DMG_RANGE } damage;
-typedef struct damager {
-    fx *f;
-    damage kind;
-    bool done;
-    shale_status rc;         /* the damage's own failure, if any */
-    char msg[600];
-} damager;
-
 /* Drops the child's first SST (from L0, else from its first sorted run,
- * the run itself when it held only that one).  Runs on the splitter's
- * worker thread: no cmocka assertions here. */
+ * the run itself when it held only that one). */
 static shale_status drop_first_sst(manifest *m, void *ctx)
 {
     (void)ctx;
@@ -527,7 +467,7 @@ static shale_status drop_first_sst(manifest *m, void *ctx)
         free(m->runs[0].ssts);
         memmove(m->runs, m->runs + 1, --m->run_count * sizeof *m->runs);
     } else {
-        return SHALE_NOT_FOUND;   /* nothing to drop: the test's TU_OK reports it */
+        return SHALE_NOT_FOUND;   /* nothing to drop: reported as the damage's failure */
     }
     return SHALE_OK;
 }
@@ -539,6 +479,31 @@ static shale_status narrow_range(manifest *m, void *ctx)
     m->range_start = (uint8_t *)strdup("k");   /* kid-0 starts unbounded */
     m->range_start_len = 1;
     return SHALE_OK;
+}
+
+/* Writes to kid-0 through a writer of its own (the damage kinds that
+ * change data; DMG_WRITER only opens it: that alone writes a fencing WAL). */
+static shale_status write_to_child(const damager *d)
+{
+    shale_options o = d->f->o;
+    o.wal_store_uri = d->f->kidwal[0];
+    shale_db *w = NULL;
+    shale_status rc = shale_open(d->f->kid[0], &o, &w);
+    char k[32], v[128];
+    size_t kl, vl;
+    if (!rc && d->kind == DMG_VALUE) {
+        kl = dt_key(k, sizeof k, 5), vl = dt_val(v, sizeof v, 5, 9);
+        rc = shale_put(w, k, kl, v, vl);
+    } else if (!rc && d->kind == DMG_DELETE) {
+        kl = dt_key(k, sizeof k, 5);
+        rc = shale_delete(w, k, kl);
+    } else if (!rc && d->kind == DMG_ADD) {
+        /* absent from the parent; sorts inside kid-0 */
+        kl = dt_key(k, sizeof k, d->f->n + 5), vl = dt_val(v, sizeof v, d->f->n + 5, 1);
+        rc = shale_put(w, k, kl, v, vl);
+    }
+    shale_status crc = shale_close(w);
+    return rc ? rc : crc;
 }
 
 /* Runs on the splitter's worker thread, so it records a failure for the
@@ -557,18 +522,16 @@ static void damage_after_clone(void *ctx, const char *step, double secs)
     if (strcmp(step, "Clone") || d->done)
         return;
     d->done = true;
+    if (d->kind <= DMG_WRITER) {
+        DO(write_to_child(d));
+        return;
+    }
     shale_objstore *kid = NULL, *par = NULL;
     manifest *m = NULL;
     DO(shale_objstore_open(d->f->kid[0], NULL, &kid));
     DO(shale_objstore_open(d->f->parent, NULL, &par));
     DO(manifest_store_load_latest(kid, 0, &m));
     if (d->rc) {
-    } else if (d->kind == DMG_WRITER) {
-        shale_options o = d->f->o;
-        o.wal_store_uri = d->f->kidwal[0];
-        shale_db *w = NULL;
-        DO(shale_open(d->f->kid[0], &o, &w));   /* opening alone writes a fencing WAL */
-        DO(shale_close(w));
     } else if (d->kind == DMG_DROP_SST) {
         DO(manifest_store_update(kid, NULL, drop_first_sst, NULL));
     } else if (d->kind == DMG_DELETE_OBJECT) {
@@ -592,14 +555,17 @@ static void damage_after_clone(void *ctx, const char *step, double secs)
 }
 #undef DO
 
-static void references_catch(fx *f, damage kind, const char *what)
+/* verify: the request's mode (NULL: the agent's default, full); cut: the
+ * key index where kid-0 ends. */
+static void verify_fails(fx *f, damage kind, const char *verify, unsigned cut,
+                         const char *what)
 {
     new_splitter(f, false);
     damager d = {f, kind, false, SHALE_OK, ""};
     splitter_on_step(f->sp, damage_after_clone, &d);
     TU_OK(splitter_start(f->sp));
-    unsigned cuts[1] = {f->n / 2};
-    split_request *r = request_v(f, "damaged", cuts, 1, false, "references");
+    unsigned cuts[1] = {cut};
+    split_request *r = request_v(f, "damaged", cuts, 1, false, verify);
     bool created;
     free(submit(f, r, &created));
     TU_OK(splitter_wait_idle(f->sp, 60000));
@@ -615,29 +581,53 @@ static void references_catch(fx *f, damage kind, const char *what)
     split_request_free(r);
 }
 
+/* Full: every key below f->n + 5 in kid-0 (one cut far above). */
+static void test_verify_catches_a_changed_value(void **state)
+{
+    fx *f = *state;
+    verify_fails(f, DMG_VALUE, NULL, f->n + 100, "different value");
+}
+
+static void test_verify_catches_a_missing_key(void **state)
+{
+    fx *f = *state;
+    verify_fails(f, DMG_DELETE, NULL, f->n + 100, "lacks key");
+}
+
+static void test_verify_catches_an_extra_key(void **state)
+{
+    fx *f = *state;
+    verify_fails(f, DMG_ADD, NULL, f->n + 100, "does not have");
+}
+
 static void test_references_catch_a_writer_on_a_child(void **state)
 {
-    references_catch(*state, DMG_WRITER, "a writer has opened the child");
+    fx *f = *state;
+    verify_fails(f, DMG_WRITER, "references", f->n / 2, "a writer has opened the child");
 }
 
 static void test_references_catch_a_dropped_sst(void **state)
 {
-    references_catch(*state, DMG_DROP_SST, "lacks the parent's");
+    fx *f = *state;
+    verify_fails(f, DMG_DROP_SST, "references", f->n / 2, "lacks the parent's");
 }
 
 static void test_references_catch_a_missing_object(void **state)
 {
-    references_catch(*state, DMG_DELETE_OBJECT, "does not exist");
+    fx *f = *state;
+    verify_fails(f, DMG_DELETE_OBJECT, "references", f->n / 2, "does not exist");
 }
 
 static void test_references_catch_a_missing_pin(void **state)
 {
-    references_catch(*state, DMG_DROP_PIN, "has no pin");
+    fx *f = *state;
+    verify_fails(f, DMG_DROP_PIN, "references", f->n / 2, "has no pin");
 }
 
 static void test_references_catch_another_range(void **state)
 {
-    references_catch(*state, DMG_RANGE, "another key range");
+    fx *f = *state;
+    verify_fails(f, DMG_RANGE, "references", f->n / 2, "another key range");
 }
 
 /* ---- The wipe under store faults --------------------------------------------
