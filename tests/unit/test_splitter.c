@@ -450,6 +450,62 @@ static void test_verify_mode_default_and_override(void **state)
     run_split(f, "asks-full", "full", "full", "key by key");
 }
 
+/* A child splits again (its own agent, its own shard): the grandchildren
+ * reference SSTs that live in the first parent's store, through kid-0's
+ * references, and Verify by references checks those stores and pins too. */
+static void test_verify_references_split_of_a_child(void **state)
+{
+    fx *f = *state;
+    new_splitter(f, true);
+    run_split(f, "first", "references", "references", "reference exactly the parent's");
+    splitter_free(f->sp);
+    f->sp = NULL;
+    splitter_options so;
+    splitter_options_init(&so);
+    so.shard = "kid-0";
+    so.store_uri = f->kid[0];
+    so.wal_store_uri = f->kidwal[0];
+    so.db = f->o;
+    so.db.wal_store_uri = NULL;
+    TU_OK(splitter_new(&so, &f->sp));
+    TU_OK(splitter_start(f->sp));
+    unsigned mid = f->n / 6, end = f->n / 3;    /* kid-0 holds [0, n/3) */
+    char m[32], e[32], text[2048];
+    dt_key(m, sizeof m, mid);
+    dt_key(e, sizeof e, end);
+    size_t n = (size_t)snprintf(text, sizeof text,
+                                "name: second\nparent: {shard: kid-0}\nverify: references\n"
+                                "children:\n"
+                                "  - {name: g0, store: \"%s\", range: {start: \"\", end: \"%s\"}}\n"
+                                "  - {name: g1, store: \"%s\", range: {start: \"%s\", end: \"%s\"}}\n",
+                                f->kid[3], m, f->kidwal[3], m, e);
+    split_request *r = NULL;
+    TU_OK(split_request_parse("test", text, n, &r));
+    bool created;
+    free(submit(f, r, &created));
+    TU_OK(splitter_wait_idle(f->sp, 60000));
+    char *st = get_status(f, "second");
+    expect_phase(st, "Complete");
+    if (!strstr(st, "reference exactly the parent's"))
+        fail_msg("second split not verified by references:\n%s", st);
+    free(st);
+    split_request_free(r);
+    const char *g[2] = {f->kid[3], f->kidwal[3]};
+    for (int c = 0; c < 2; c++) {
+        shale_options o = f->o;
+        o.wal_store_uri = NULL;
+        shale_reader *rd = NULL;
+        TU_OK(shale_reader_open(g[c], &o, NULL, &rd));
+        unsigned lo = c ? mid : 0, hi = c ? end : mid;
+        for (unsigned i = 0; i < f->n; i += 7)
+            dt_expect_reader(rd, i, i >= lo && i < hi ? 1 + i % 3 : 0);
+        uint64_t cnt = 0;
+        TU_OK(shale_reader_count(rd, NULL, 0, NULL, 0, &cnt));
+        assert_int_equal(cnt, hi - lo);
+        shale_reader_close(rd);
+    }
+}
+
 /* Drops the child's first SST (from L0, else from its first sorted run,
  * the run itself when it held only that one). */
 static shale_status drop_first_sst(manifest *m, void *ctx)
@@ -678,6 +734,7 @@ int main(void)
         T(test_verify_catches_an_extra_key),
         T(test_verify_references_completes),
         T(test_verify_mode_default_and_override),
+        T(test_verify_references_split_of_a_child),
         T(test_references_catch_a_writer_on_a_child),
         T(test_references_catch_a_dropped_sst),
         T(test_references_catch_a_missing_object),
