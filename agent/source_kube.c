@@ -446,6 +446,8 @@ static void handle_object(source_kube *k, json_t *o)
                            json_object_get(spec, "children") ?: json_null());
     if (json_object_get(spec, "dryRun"))
         json_object_set(rq, "dryRun", json_object_get(spec, "dryRun"));
+    if (json_object_get(spec, "verify"))
+        json_object_set(rq, "verify", json_object_get(spec, "verify"));
     char *text = rq ? json_dumps(rq, JSON_COMPACT) : NULL;
     json_decref(rq);
     char origin[300];
@@ -649,7 +651,7 @@ void source_kube_on_status(void *ctx, const char *name, const char *status_json)
     json_t *st = json_object();
     static const char *copy[] = {"phase", "reason", "message", "checkpointId", "uid",
                                  "startTime", "completionTime", "childCount", "steps",
-                                 "children", "plan"};
+                                 "children", "plan", "verifyMode"};
     for (size_t i = 0; i < sizeof copy / sizeof *copy; i++) {
         json_t *v = json_object_get(s, copy[i]);
         if (v && !json_is_null(v))

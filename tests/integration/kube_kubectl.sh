@@ -72,6 +72,7 @@ kind: ShardSplit
 metadata: {name: orders-0-split, labels: {shale.io/shard: orders-0}}
 spec:
   parent: {shard: orders-0}
+  verify: references
   children:
     - {name: orders-0a, store: "file://$d/a", range: {start: "", end: "key0000001000"}}
     - {name: orders-0b, store: "file://$d/b", range: {start: "key0000001000", end: ""}}
@@ -97,6 +98,9 @@ grep -E '^orders-0-split +Complete +2 ' "$d/get.out" >/dev/null && ok "kubectl g
   || { notok "kubectl get shows PHASE and CHILDREN"; cat "$d/get.out"; }
 [ "$(K get ss orders-0-split -o jsonpath='{.status.observedGeneration}')" = 1 ] \
   && ok "observedGeneration" || notok "observedGeneration"
+[ "$(K get ss orders-0-split -o jsonpath='{.status.verifyMode}')" = references ] \
+  && ok "spec.verify reaches the split (status.verifyMode)" \
+  || notok "spec.verify reaches the split (status.verifyMode)"
 [ "$(K get ss orders-0-split -o jsonpath='{.status.conditions[?(@.type=="Progressing")].status}')" = False ] \
   && ok "Progressing=False when done" || notok "Progressing=False when done"
 [ "$("$SHALE" scan "file://$d/a" --count)" = 1000 ] && [ "$("$SHALE" scan "file://$d/b" --count)" = 2000 ] \
@@ -151,7 +155,7 @@ curl -sk -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $old" \
   "https://127.0.0.1:$PORT/apis/shale.io/v1alpha1/namespaces/shards/shardsplits" | grep -q 401 \
   && ok "the old token is refused after rotation" || notok "the old token is refused after rotation"
 sed -e 's/orders-0-split/again-split/' -e "s#file://$d/a\"#file://$d/a2\"#" -e "s#file://$d/b\"#file://$d/b2\"#" \
-  "$d/split.yaml" > "$d/again.yaml"
+  -e '/verify: references/d' "$d/split.yaml" > "$d/again.yaml"
 check "apply after faults and rotation" K apply -f "$d/again.yaml"
 fault '{"dropWatches": true, "status500": 2}'
 faults_spent
@@ -160,6 +164,8 @@ K wait --for=condition=Complete shardsplit/again-split --timeout=90s >/dev/null 
   || { notok "split completes through API faults and a token rotation"; tail -15 "$d/agent.log"; }
 [ "$(K get ss again-split -o jsonpath='{.status.children[1].keyCount}')" = 2000 ] \
   && ok "and exactly once (journaled)" || notok "and exactly once (journaled)"
+[ "$(K get ss again-split -o jsonpath='{.status.verifyMode}')" = full ] \
+  && ok "no spec.verify: the agent's default (full)" || notok "no spec.verify: the agent's default (full)"
 
 # A second agent for another shard handles only its own ShardSplit; it
 # authenticates with a client certificate instead of a token.
