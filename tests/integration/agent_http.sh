@@ -40,6 +40,9 @@ BAD=${REQ//key0000000250\",\"end\":\"\"/key0000000200\",\"end\":\"\"}
 [ "$(code "${A[@]}" -X POST --data "$BAD" "$U/v1/splits")" = 400 ] && ok "overlapping ranges: 400" \
   || notok "overlapping ranges: 400"
 grep -q 'overlap' "$d/body" && ok "400 says the ranges overlap" || notok "400 says the ranges overlap"
+[ "$(code "${A[@]}" -X POST --data "${REQ/\"children\"/\"verify\":\"often\",\"children\"}" "$U/v1/splits")" = 400 ] \
+  && grep -q "verify" "$d/body" && ok "unknown verify mode: 400 naming the field" \
+  || notok "unknown verify mode: 400 naming the field"
 [ "$(code "${A[@]}" -X POST --data "$REQ" "$U/v1/splits")" = 201 ] && ok "POST split: 201" \
   || notok "POST split: 201"
 for _ in $(seq 200); do
@@ -50,6 +53,8 @@ grep -q '"phase": "Complete"' "$d/body" && ok "split completes" || notok "split 
 node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1]));
   if(!Array.isArray(j.steps)||j.steps.length!==7||j.children.length!==2||!j.checkpointId) process.exit(1)' \
   "$d/body" && ok "status JSON shape" || notok "status JSON shape"
+grep -q '"verifyMode": "full"' "$d/body" && ok "status says how Verify ran (full: the default)" \
+  || notok "status says how Verify ran (full: the default)"
 [ "$(code "${A[@]}" -X POST --data "$REQ" "$U/v1/splits")" = 200 ] && ok "same request again: 200" \
   || notok "same request again: 200"
 [ "$(code "${A[@]}" -X POST "$U/v1/splits/h1/abort")" = 409 ] && ok "abort after Complete: 409" \
