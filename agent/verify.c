@@ -263,10 +263,8 @@ static shale_status check_refs(const verify_ctx *v, const split_child *c, const 
 }
 
 /* Every store the child references holds a pin on the version it reads, so
- * the parent's GC keeps the objects; and every referenced object is there
- * with its recorded size. */
-static shale_status check_pins_and_objects(const verify_ctx *v, const split_child *c,
-                                           const manifest *cm)
+ * that store's GC keeps the objects. */
+static shale_status check_pins(const verify_ctx *v, const split_child *c, const manifest *cm)
 {
     const char *puri = parent_store(v->r);
     const checkpoint_rec *src = cp_find(v->latest, v->cp);
@@ -303,10 +301,17 @@ static shale_status check_pins_and_objects(const verify_ctx *v, const split_chil
         if (rc)
             return rc;
     }
-    /* Objects: one HEAD each, through a store handle per distinct URI. */
-    const char *uris[8] = {0};
-    shale_objstore *stores[8] = {0};
-    size_t nst = 0;
+    return SHALE_OK;
+}
+
+/* Every referenced object exists with its recorded size: one HEAD each,
+ * through one store handle per parent store (every store a child's SST
+ * lives in is one of its recorded parents, which check_pins has checked). */
+static shale_status check_objects(const verify_ctx *v, const split_child *c, const manifest *cm)
+{
+    shale_objstore **stores = calloc(cm->parent_count ? cm->parent_count : 1, sizeof *stores);
+    if (!stores)
+        return SHALE_OOM();
     shale_status rc = SHALE_OK;
     for (size_t l = 0; l <= cm->run_count && !rc; l++) {
         const sst_handle *h = l == 0 ? cm->l0 : cm->runs[l - 1].ssts;
@@ -314,19 +319,16 @@ static shale_status check_pins_and_objects(const verify_ctx *v, const split_chil
         for (size_t k = 0; k < n && !rc; k++) {
             const char *u = h[k].store_uri;   /* non-NULL: check_refs held it to a parent's */
             size_t i = 0;
-            while (i < nst && strcmp(uris[i], u))
+            while (i < cm->parent_count && strcmp(cm->parents[i].store_uri, u))
                 i++;
-            if (i == nst) {
-                if (nst == 8) {
-                    rc = shale_err(SHALE_UNSUPPORTED, "verify: child %s references more than 8 "
-                                                      "stores", c->name);
-                    break;
-                }
-                uris[nst] = u;
-                if ((rc = shale_objstore_open(u, &v->r->sp->o.db.store, &stores[nst])))
-                    break;
-                nst++;
+            if (i == cm->parent_count) {
+                rc = shale_err(SHALE_CORRUPT, "verify: child %s references SST %s in %s, which "
+                                              "is not among its parents (no pin keeps it)",
+                               c->name, h[k].id, u);
+                break;
             }
+            if (!stores[i] && (rc = shale_objstore_open(u, &v->r->sp->o.db.store, &stores[i])))
+                break;
             char key[64];
             uint64_t size = 0;
             sst_key(h[k].id, key, sizeof key);
@@ -340,8 +342,9 @@ static shale_status check_pins_and_objects(const verify_ctx *v, const split_chil
                                (unsigned long long)h[k].size, (unsigned long long)size);
         }
     }
-    for (size_t i = 0; i < nst; i++)
+    for (size_t i = 0; i < cm->parent_count; i++)
         shale_objstore_close(stores[i]);
+    free(stores);
     return rc;
 }
 
@@ -457,7 +460,9 @@ static shale_status verify_references(const verify_ctx *v, const split_child *c,
     if (!rc)
         rc = check_refs(v, c, cm, &res->ssts);
     if (!rc)
-        rc = check_pins_and_objects(v, c, cm);
+        rc = check_pins(v, c, cm);
+    if (!rc)
+        rc = check_objects(v, c, cm);
     if (!rc)
         rc = sample_reads(v, c, child, cm, &res->windows);
     manifest_free(cm);
