@@ -5,8 +5,12 @@
  * seq desc).  For each user key the first version with seq <= snapshot is
  * the visible one: a put is returned, a tombstone hides the key; older
  * versions of the same key are skipped.  Bounds are copied, so callers may
- * free theirs after the call.  Key and value are copied into the iterator's
- * buffers because next() may invalidate the internal entry.
+ * free theirs after the call.  The key is copied into the iterator's buffer:
+ * next() moves the internal iterator (which may invalidate its entry) and
+ * then compares with it to skip older versions.  The value is not copied:
+ * it is the internal entry's, borrowed until the internal iterator moves,
+ * which is exactly as long as shale_iter_value() promises.  (Copying it
+ * was half of a warm scan of 1 KiB values: perf, docs/benchmarks.md.)
  */
 #include "db/iter_int.h"
 #include "util/buf.h"
@@ -19,7 +23,8 @@ struct shale_iter {
     kv_iter *in;
     uint64_t snap;
     uint8_t *end; size_t elen;   /* NULL: unbounded */
-    shale_buf key, val;
+    shale_buf key;
+    const uint8_t *val; size_t vlen;   /* the internal entry's */
     bool valid;
     shale_status rc;
     void (*release)(void *);
@@ -52,11 +57,8 @@ static void settle(shale_iter *it, bool skip_current_key)
             return;
         }
         if (e.kind == KV_PUT) {
-            buf_reset(&it->val);
-            if (buf_append(&it->val, e.val, e.vlen)) {
-                it->rc = SHALE_OOM();
-                return;
-            }
+            it->val = e.val;
+            it->vlen = e.vlen;
             it->valid = true;
             return;
         }
@@ -119,8 +121,8 @@ const void *shale_iter_key(const shale_iter *it, size_t *klen)
 
 const void *shale_iter_value(const shale_iter *it, size_t *vlen)
 {
-    *vlen = it->val.len;
-    return it->val.data ? it->val.data : (const void *)"";
+    *vlen = it->vlen;
+    return it->val ? it->val : (const void *)"";
 }
 
 shale_status shale_iter_status(const shale_iter *it)
@@ -136,7 +138,6 @@ void shale_iter_free(shale_iter *it)
     if (it->release)
         it->release(it->ctx);
     buf_free(&it->key);
-    buf_free(&it->val);
     free(it->end);
     free(it);
 }

@@ -15,7 +15,13 @@
 #include <xxhash.h>
 
 #define SHARDS 16
-#define BUCKETS 1024
+/* Buckets per shard: one per 4 KiB (the default block size) of the shard's
+ * capacity, a power of two, so a full cache of default blocks has chains of
+ * about one.  A fixed 1024 gave chains of 4 at 256 MiB, and walking them
+ * was 30 % of a warm scan (perf, docs/benchmarks.md). */
+#define BUCKET_BYTES 4096u
+#define MIN_BUCKETS 64u
+#define MAX_BUCKETS (1u << 20)
 
 typedef struct centry {
     cached_block b;          /* first: handles are centry pointers */
@@ -28,7 +34,8 @@ typedef struct centry {
 
 typedef struct shard {
     pthread_mutex_t mu;
-    centry *buckets[BUCKETS];
+    centry **buckets;
+    size_t mask;             /* buckets - 1 */
     centry *head, *tail;
     size_t usage, capacity;
 } shard;
@@ -50,9 +57,22 @@ block_cache *block_cache_new(size_t capacity)
     block_cache *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    size_t per = capacity / SHARDS ? capacity / SHARDS : 1, nb = MIN_BUCKETS;
+    while (nb < MAX_BUCKETS && nb * BUCKET_BYTES < per)
+        nb *= 2;
     for (int i = 0; i < SHARDS; i++) {
-        pthread_mutex_init(&c->shards[i].mu, NULL);
-        c->shards[i].capacity = capacity / SHARDS ? capacity / SHARDS : 1;
+        shard *s = &c->shards[i];
+        if (!(s->buckets = calloc(nb, sizeof *s->buckets))) {
+            while (i-- > 0) {
+                free(c->shards[i].buckets);
+                pthread_mutex_destroy(&c->shards[i].mu);
+            }
+            free(c);
+            return NULL;
+        }
+        s->mask = nb - 1;
+        pthread_mutex_init(&s->mu, NULL);
+        s->capacity = per;
     }
     return c;
 }
@@ -74,6 +94,7 @@ void block_cache_free(block_cache *c)
             entry_free(e);   /* callers released everything before */
             e = n;
         }
+        free(s->buckets);
         pthread_mutex_destroy(&s->mu);
     }
     free(c);
@@ -82,7 +103,7 @@ void block_cache_free(block_cache *c)
 /* splitmix64's finaliser over both halves of the key.  The shard is taken
  * from the high bits and the bucket from the low bits: with the same bits
  * for both (as an earlier version had), every shard used only
- * BUCKETS / SHARDS of its buckets and chains grew 16 times longer. */
+ * 1/SHARDS of its buckets and chains grew 16 times longer. */
 static uint64_t mix_of(uint64_t file_id, uint64_t offset)
 {
     uint64_t z = file_id * 0x9E3779B97F4A7C15ULL ^ offset;
@@ -119,7 +140,7 @@ static void lru_push_front(shard *s, centry *e)
 
 static void table_remove(shard *s, centry *e)
 {
-    centry **pp = &s->buckets[hash_of(e->file_id, e->offset) % BUCKETS];
+    centry **pp = &s->buckets[hash_of(e->file_id, e->offset) & s->mask];
     while (*pp && *pp != e)
         pp = &(*pp)->hnext;
     if (*pp)
@@ -148,7 +169,7 @@ const cached_block *block_cache_lookup(block_cache *c, uint64_t file_id, uint64_
         return NULL;
     shard *s = shard_of(c, file_id, offset);
     pthread_mutex_lock(&s->mu);
-    centry *e = s->buckets[hash_of(file_id, offset) % BUCKETS];
+    centry *e = s->buckets[hash_of(file_id, offset) & s->mask];
     while (e && (e->file_id != file_id || e->offset != offset))
         e = e->hnext;
     if (e) {
@@ -175,7 +196,7 @@ const cached_block *block_cache_insert(block_cache *c, uint64_t file_id, uint64_
     e->refs = 2;  /* the cache's and the caller's */
     shard *s = shard_of(c, file_id, offset);
     pthread_mutex_lock(&s->mu);
-    size_t bk = hash_of(file_id, offset) % BUCKETS;
+    size_t bk = hash_of(file_id, offset) & s->mask;
     for (centry *o = s->buckets[bk]; o; o = o->hnext)
         if (o->file_id == file_id && o->offset == offset) {
             o->refs++;
@@ -226,7 +247,7 @@ size_t block_cache_longest_chain(block_cache *c)
         return 0;
     for (int i = 0; i < SHARDS; i++) {
         pthread_mutex_lock(&c->shards[i].mu);
-        for (size_t b = 0; b < BUCKETS; b++) {
+        for (size_t b = 0; b <= c->shards[i].mask; b++) {
             size_t n = 0;
             for (centry *e = c->shards[i].buckets[b]; e; e = e->hnext)
                 n++;

@@ -406,7 +406,12 @@ static void test_release_and_memtable_refs(void **state)
     assert_int_equal(released, 1);
 }
 
-static void test_key_value_are_copies(void **state)
+/* The key is the iterator's own copy (next() compares with it after the
+ * internal iterator has moved); the value is the internal entry's, not
+ * copied: it is borrowed until the next call on the iterator, as
+ * shale_iter_value() promises, and copying every value was half the cost
+ * of a warm scan of 1 KiB values. */
+static void test_key_copied_value_borrowed(void **state)
 {
     (void)state;
     arr_iter *a = arr_new(arr_ents, NARR, SIZE_MAX, NULL);
@@ -419,16 +424,17 @@ static void test_key_value_are_copies(void **state)
         const uint8_t *k = shale_iter_key(it, &kl);
         const uint8_t *v = shale_iter_value(it, &vl);
         assert_non_null(v);  /* even an empty value is a valid pointer */
-        /* Not pointers into the internal entry ... */
+        assert_int_equal(vl, strlen(want_v[i]));
+        if (vl) {
+            assert_memory_equal(v, want_v[i], vl);
+            /* the internal entry's bytes, not a copy */
+            assert_true(v >= a->scratch && v < a->scratch + sizeof a->scratch);
+        }
+        /* The key is not the internal entry's: clobbering that leaves it. */
         assert_false(k >= a->scratch && k < a->scratch + sizeof a->scratch);
-        assert_false(vl && v >= a->scratch && v < a->scratch + sizeof a->scratch);
-        /* ... so invalidating the internal entry changes nothing. */
         memset(a->scratch, 0xEE, sizeof a->scratch);
         assert_int_equal(kl, strlen(want_k[i]));
         assert_memory_equal(k, want_k[i], kl);
-        assert_int_equal(vl, strlen(want_v[i]));
-        if (vl)
-            assert_memory_equal(v, want_v[i], vl);
         /* Repeated calls return the same bytes. */
         assert_ptr_equal(shale_iter_key(it, &kl2), k);
         assert_ptr_equal(shale_iter_value(it, &vl2), v);
@@ -484,7 +490,7 @@ int main(void)
         cmocka_unit_test(test_random_model),
         cmocka_unit_test(test_error_propagation),
         cmocka_unit_test(test_release_and_memtable_refs),
-        cmocka_unit_test(test_key_value_are_copies),
+        cmocka_unit_test(test_key_copied_value_borrowed),
         cmocka_unit_test(test_value_lengths_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
