@@ -108,10 +108,12 @@ static shale_status compare_child(shale_reader *parent, shale_reader *child,
         shale_iter_next(pi);
         shale_iter_next(ci);
     }
-    if (!rc)
-        rc = shale_iter_status(pi);
-    if (!rc)
-        rc = shale_iter_status(ci);
+    /* A read error is a finding too (a damaged block fails its checksum):
+     * name the child it was found for. */
+    if (!rc && (rc = shale_iter_status(pi)))
+        shale_err_prefix(rc, "verify: reading the parent's range of child %s", c->name);
+    if (!rc && (rc = shale_iter_status(ci)))
+        shale_err_prefix(rc, "verify: reading child %s", c->name);
     shale_iter_free(pi);
     shale_iter_free(ci);
     *count = n;

@@ -391,12 +391,15 @@ static void test_second_split_while_running_conflicts(void **state)
  * key the parent lacks.  Verify by references then must find, without
  * reading the data: a writer opened on the child, an SST (or run) dropped
  * from its manifest, a referenced object deleted from the parent, its pin
- * in the parent removed, its range changed.  The references split with no
+ * in the parent removed, its range changed; and, through its sampled
+ * reads, a byte flipped in the first block of an SST it references (the
+ * object keeps its size, so only a read can tell).  The references split with no
  * damage completes and says so; the agent's default applies to requests
  * that name no mode, and a request's own mode wins. */
 typedef enum {
     DMG_VALUE, DMG_DELETE, DMG_ADD,                     /* through a writer */
-    DMG_WRITER, DMG_DROP_SST, DMG_DELETE_OBJECT, DMG_DROP_PIN, DMG_RANGE
+    DMG_WRITER, DMG_DROP_SST, DMG_DELETE_OBJECT, DMG_DROP_PIN, DMG_RANGE,
+    DMG_CORRUPT_BLOCK
 } damage;
 typedef struct damager {
     fx *f;
@@ -600,6 +603,23 @@ static void damage_after_clone(void *ctx, const char *step, double secs)
             d->rc = SHALE_NOT_FOUND;
             snprintf(d->msg, sizeof d->msg, "the child references no SST");
         }
+    } else if (d->kind == DMG_CORRUPT_BLOCK) {
+        const sst_handle *h = m->l0_count ? &m->l0[0] : m->run_count ? &m->runs[0].ssts[0] : NULL;
+        char key[64];
+        void *data = NULL;
+        size_t len = 0;
+        if (h) {
+            sst_key(h->id, key, sizeof key);
+            DO(shale_objstore_get(par, key, &data, &len));
+        }
+        if (!d->rc && len > 10) {
+            ((uint8_t *)data)[10] ^= 0x40;
+            DO(shale_objstore_put(par, key, data, len));
+        } else if (!d->rc) {
+            d->rc = SHALE_NOT_FOUND;
+            snprintf(d->msg, sizeof d->msg, "no SST with a block to damage");
+        }
+        free(data);
     } else if (d->kind == DMG_DROP_PIN) {
         DO(cp_remove(par, m->parents[0].final_checkpoint_id, false));
     } else {
@@ -680,6 +700,12 @@ static void test_references_catch_a_missing_pin(void **state)
     verify_fails(f, DMG_DROP_PIN, "references", f->n / 2, "has no pin");
 }
 
+static void test_references_catch_a_damaged_block(void **state)
+{
+    fx *f = *state;
+    verify_fails(f, DMG_CORRUPT_BLOCK, "references", f->n / 2, "checksum mismatch");
+}
+
 static void test_references_catch_another_range(void **state)
 {
     fx *f = *state;
@@ -740,6 +766,7 @@ int main(void)
         T(test_references_catch_a_missing_object),
         T(test_references_catch_a_missing_pin),
         T(test_references_catch_another_range),
+        T(test_references_catch_a_damaged_block),
         cmocka_unit_test_setup_teardown(test_wipe_fault_is_retried_to_completion,
                                         setup_fault_wal, teardown),
     };
