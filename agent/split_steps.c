@@ -7,7 +7,6 @@
 #include "failpoint.h"
 #include "journal.h"
 #include "db/manifest.h"
-#include "table/kv.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
@@ -292,13 +291,7 @@ shale_status do_plan(run *r)
             const sst_handle *h = l == 0 ? m->l0 : m->runs[l - 1].ssts;
             size_t n = l == 0 ? m->l0_count : m->runs[l - 1].count;
             for (size_t k = 0; k < n; k++) {
-                if (!h[k].first_key)
-                    continue;
-                if (c->end && kv_key_cmp(h[k].first_key, h[k].first_klen, c->end,
-                                         c->end_len) >= 0)
-                    continue;
-                if (c->start && kv_key_cmp(h[k].last_key, h[k].last_klen, c->start,
-                                           c->start_len) < 0)
+                if (!sst_handle_overlaps(&h[k], c->start, c->start_len, c->end, c->end_len))
                     continue;
                 ssts++;
                 bytes += h[k].size;

@@ -139,18 +139,6 @@ typedef struct child_result {
     uint64_t ssts, windows;          /* references: SSTs checked, windows read */
 } child_result;
 
-static bool overlaps(const sst_handle *h, const uint8_t *s, size_t sl, const uint8_t *e,
-                     size_t el)
-{
-    if (h->entries == 0 || !h->first_key)
-        return false;
-    if (e && key_cmp(h->first_key, h->first_klen, e, el) >= 0)
-        return false;
-    if (s && key_cmp(h->last_key, h->last_klen, s, sl) < 0)
-        return false;
-    return true;
-}
-
 static bool same_bytes(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
     if (!a || !al)
@@ -211,7 +199,7 @@ static shale_status check_refs(const verify_ctx *v, const split_child *c, const 
     size_t ci = 0;
     for (size_t k = 0; k < pm->l0_count; k++) {
         const sst_handle *h = &pm->l0[k];
-        if (!overlaps(h, s, sl, e, el))
+        if (!sst_handle_overlaps(h, s, sl, e, el))
             continue;
         snprintf(where, sizeof where, "L0 position %zu", ci);
         if (ci >= cm->l0_count)
@@ -234,7 +222,7 @@ static shale_status check_refs(const verify_ctx *v, const split_child *c, const 
         size_t j = 0;
         for (size_t k = 0; k < prun->count; k++) {
             const sst_handle *h = &prun->ssts[k];
-            if (!overlaps(h, s, sl, e, el))
+            if (!sst_handle_overlaps(h, s, sl, e, el))
                 continue;
             if (!crun) {
                 if (cr >= cm->run_count || cm->runs[cr].id != prun->id)

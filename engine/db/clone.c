@@ -101,18 +101,6 @@ static shale_status intersect_range(manifest *child, const manifest *parent,
     return rc;
 }
 
-static bool overlaps(const sst_handle *h, const manifest *m)
-{
-    if (h->entries == 0 || !h->first_key)
-        return false;
-    if (m->range_end && kv_key_cmp(h->first_key, h->first_klen, m->range_end,
-                                   m->range_end_len) >= 0)
-        return false;
-    if (m->range_start && kv_key_cmp(h->last_key, h->last_klen, m->range_start,
-                                     m->range_start_len) < 0)
-        return false;
-    return true;
-}
 
 static shale_status add_parent(manifest *m, const char *uri, const char *source_cp)
 {
@@ -145,7 +133,8 @@ static shale_status copy_handles(manifest *to, const manifest *from, const char 
     if (!*dst)
         return SHALE_OOM();
     for (size_t i = 0; i < n; i++) {
-        if (!overlaps(&src[i], to))
+        if (!sst_handle_overlaps(&src[i], to->range_start, to->range_start_len, to->range_end,
+                                 to->range_end_len))
             continue;
         sst_handle *h = &(*dst)[*dn];
         shale_status rc = sst_handle_copy(h, &src[i]);

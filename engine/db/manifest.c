@@ -50,6 +50,18 @@ static uint8_t *dup_bytes(const uint8_t *p, size_t n)
     return d;
 }
 
+bool sst_handle_overlaps(const sst_handle *h, const uint8_t *start, size_t start_len,
+                         const uint8_t *end, size_t end_len)
+{
+    if (h->entries == 0 || !h->first_key)
+        return false;
+    if (end && end_len && kv_key_cmp(h->first_key, h->first_klen, end, end_len) >= 0)
+        return false;
+    if (start && start_len && kv_key_cmp(h->last_key, h->last_klen, start, start_len) < 0)
+        return false;
+    return true;
+}
+
 shale_status sst_handle_copy(sst_handle *dst, const sst_handle *src)
 {
     memset(dst, 0, sizeof *dst);

@@ -98,6 +98,12 @@ shale_status manifest_encode(const manifest *m, char **json, size_t *len);
 shale_status manifest_decode(const char *name, const uint8_t *data, size_t len,
                              manifest **out);
 
+/* Does SST h hold keys of [start, end)?  NULL (or length 0) = unbounded on
+ * that side.  An SST with no entries overlaps nothing.  The one test a
+ * clone (which SSTs it references), a split's plan and its Verify share. */
+bool sst_handle_overlaps(const sst_handle *h, const uint8_t *start, size_t start_len,
+                         const uint8_t *end, size_t end_len);
+
 /* Copies an sst_handle's contents (deep). */
 shale_status sst_handle_copy(sst_handle *dst, const sst_handle *src);
 void sst_handle_clear(sst_handle *h);
