@@ -78,9 +78,12 @@ static void test_referenced_block_outlives_eviction(void **state)
 }
 
 /* Blocks of a few SSTs at 4 KiB offsets (what readers insert) must spread
- * over all shards and buckets.  An earlier hash took the shard and the
- * bucket from the same bits, so each shard used 1/16 of its buckets and
- * 64k blocks made chains of ~64: lookups walked them under the lock. */
+ * over all shards and buckets, and a cache has buckets for the blocks its
+ * capacity holds.  An earlier hash took the shard and the bucket from the
+ * same bits, so each shard used 1/16 of its buckets (chains of ~64 here);
+ * a fixed 1,024 buckets per shard gave chains of ~15 (4 per bucket on
+ * average).  At 1 GiB there is a bucket per 4 KiB of capacity: 65,536
+ * blocks over 262,144 buckets, the longest chain about 5. */
 static void test_blocks_spread_over_buckets(void **state)
 {
     (void)state;
@@ -92,10 +95,10 @@ static void test_blocks_spread_over_buckets(void **state)
             block_cache_release(c, b);
         }
     }
-    /* 65,536 blocks over 16 x 1024 buckets: 4 per bucket on average. */
     size_t longest = block_cache_longest_chain(c);
-    assert_true(longest >= 4);
-    assert_true(longest <= 20);
+    assert_true(longest >= 1);
+    if (longest > 8)
+        fail_msg("longest hash chain %zu for 65,536 blocks in a 1 GiB cache", longest);
     block_cache_free(c);
 }
 
