@@ -5,8 +5,9 @@
  * (`verify.mode`):
  *
  *   full        every key and value of each child against the parent's
- *               range at the split's checkpoint.  Reads the data twice;
- *               its time grows with the shard.
+ *               range at the split's checkpoint.  Walks the data twice,
+ *               reads it from the store once (the readers share a block
+ *               cache); its time grows with the shard.
  *   references  what makes a child equal its range by construction,
  *               checked without reading the data: the child's manifest
  *               (initialized, the requested range, made from this

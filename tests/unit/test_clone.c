@@ -406,8 +406,8 @@ static void test_clone_interrupted_at_every_write_resumes(void **state)
 {
     (void)state;
     char *pm = tu_mem_uri("ip"), *pwm = tu_mem_uri("ipw"), *parent = NULL, *pwal = NULL;
-    assert_true(asprintf(&parent, "fault+%s", pm) > 0);
-    assert_true(asprintf(&pwal, "fault+%s", pwm) > 0);
+    assert_non_null(parent = tu_fault_uri(pm));
+    assert_non_null(pwal = tu_fault_uri(pwm));
     shale_options o;
     dt_small_options(&o);
     o.wal_store_uri = pwal;
@@ -428,8 +428,8 @@ static void test_clone_interrupted_at_every_write_resumes(void **state)
             for (unsigned k = 1;; k++) {
                 char *cm = tu_mem_uri("ic"), *cwm = tu_mem_uri("icw"), *child = NULL,
                      *cwal = NULL;
-                assert_true(asprintf(&child, "fault+%s", cm) > 0);
-                assert_true(asprintf(&cwal, "fault+%s", cwm) > 0);
+                assert_non_null(child = tu_fault_uri(cm));
+                assert_non_null(cwal = tu_fault_uri(cwm));
                 shale_fault *cf = shale_fault_for_uri(child, NULL);
                 char spec[96];
                 snprintf(spec, sizeof spec, "write::nth=%u:io%s", k, after ? ":after" : "");

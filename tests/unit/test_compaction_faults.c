@@ -24,8 +24,7 @@ static void test_failing_compaction_does_not_stop_writes(void **state)
     (void)state;
     char *dir = tu_tmpdir("compactfault");
     char *file = tu_file_uri(dir, "db");
-    char *uri = malloc(strlen(file) + 7);
-    sprintf(uri, "fault+%s", file);
+    char *uri = tu_fault_uri(file);
     shale_fault *ctl = shale_fault_for_uri(uri, NULL);
     assert_non_null(ctl);
     shale_options o;

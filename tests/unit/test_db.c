@@ -527,7 +527,7 @@ static void test_writes_that_took_effect_despite_errors(void **state)
 {
     (void)state;
     char *m = tu_mem_uri("aftereffect"), *u = NULL;
-    assert_true(asprintf(&u, "fault+%s", m) > 0);
+    assert_non_null(u = tu_fault_uri(m));
     shale_fault *f = shale_fault_for_uri(u, NULL);
     assert_non_null(f);
     shale_options o;

@@ -43,10 +43,8 @@ static char *file_uri(backend *b)
 }
 static char *fault_uri(backend *b)
 {
-    char *m = tu_mem_uri("conf-fault"), *u = NULL;
+    char *m = tu_mem_uri("conf-fault"), *u = tu_fault_uri(m);
     (void)b;
-    if (asprintf(&u, "fault+%s", m) < 0)
-        u = NULL;
     free(m);
     return u;
 }
@@ -481,7 +479,7 @@ static void test_fault_reader_meets_rules(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir("faultrd"), *f_uri = tu_file_uri(dir, "s"), *u = NULL;
-    assert_true(asprintf(&u, "fault+%s", f_uri) > 0);
+    assert_non_null(u = tu_fault_uri(f_uri));
     shale_fault *f = shale_fault_for_uri(u, NULL);
     assert_non_null(f);
     shale_objstore_options o;
@@ -597,7 +595,7 @@ static void test_retryable_faults_are_retried(void **state)
 {
     (void)state;
     char *m = tu_mem_uri("retry"), *u = NULL;
-    assert_true(asprintf(&u, "fault+%s", m) > 0);
+    assert_non_null(u = tu_fault_uri(m));
     shale_fault *f = shale_fault_for_uri(u, NULL);
     assert_non_null(f);
     TU_OK(objstore_fault_parse(f, "put::count=3:retryable"));

@@ -32,8 +32,7 @@ static int setup_with(void **state, bool fault_wal)
     f->parent = tu_file_uri(f->dir, "parent");
     f->wal = tu_file_uri(f->dir, "local-wal");
     if (fault_wal) {
-        char *u = malloc(strlen(f->wal) + 7);
-        sprintf(u, "fault+%s", f->wal);
+        char *u = tu_fault_uri(f->wal);
         free(f->wal);
         f->wal = u;
     }

@@ -158,7 +158,7 @@ char *dt_store_uri(const char *backend, const char *name, char **dir)
         /* mem:// behind the fault injector: every 7th call of any kind
          * fails with a retryable error; the engine must not notice. */
         char *m = tu_mem_uri(name), *u = NULL;
-        assert_true(asprintf(&u, "fault+%s", m) > 0);
+        assert_non_null(u = tu_fault_uri(m));
         free(m);
         shale_fault *f = shale_fault_for_uri(u, NULL);
         assert_non_null(f);

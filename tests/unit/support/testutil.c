@@ -45,6 +45,14 @@ char *tu_file_uri(const char *dir, const char *sub)
     return u;
 }
 
+char *tu_fault_uri(const char *uri)
+{
+    char *u = NULL;
+    if (asprintf(&u, "fault+%s", uri) < 0)
+        return NULL;
+    return u;
+}
+
 char *tu_mem_uri(const char *name)
 {
     char id[37], *u = NULL;

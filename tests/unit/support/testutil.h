@@ -23,6 +23,9 @@ char *tu_tmpdir(const char *name);
 char *tu_file_uri(const char *dir, const char *sub);
 /* A unique "mem://name-<random>" URI; malloc'd. */
 char *tu_mem_uri(const char *name);
+/* "fault+" + uri: the store behind the process-wide fault wrapper of that
+ * URI (shale_fault_for_uri() gives its controller); malloc'd. */
+char *tu_fault_uri(const char *uri);
 /* Removes a directory tree (best effort). */
 void tu_rmtree(const char *dir);
 /* True when SHALE_TEST_QUICK is set (sanitizer runs): shrink loops. */
