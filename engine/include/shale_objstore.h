@@ -52,7 +52,21 @@ typedef struct shale_objstore_options {
     int retry_max_ms;             /* backoff cap; default 2000 */
     int timeout_ms;               /* per request; default 30000 */
     bool fs_no_fsync;             /* file://: skip fsync (tests, benchmarks only) */
+    const char *s3_ca_file;       /* PEM CA bundle for https endpoints (and STS)
+                                     with a private CA; default AWS_CA_BUNDLE,
+                                     else the system's */
 } shale_objstore_options;
+
+/* Warnings the library cannot return as the error of a call but an
+ * operator must see: S3 credentials sent over plain http to a host that is
+ * not loopback, a credential refresh that failed while the old temporary
+ * credentials still hold.  By default each is one line
+ * "shale: warning: <msg>" on stderr; a handler receives the message
+ * (borrowed for the call, never containing a secret) from whichever thread
+ * noticed it.  fn NULL restores the default.  Process-wide; set it before
+ * opening stores. */
+typedef void (*shale_warning_fn)(const char *msg, void *ud);
+void shale_set_warning_handler(shale_warning_fn fn, void *ud);
 
 /* Fills documented defaults (all zero/NULL, s3_path_style -1, ...). */
 void shale_objstore_options_init(shale_objstore_options *o);

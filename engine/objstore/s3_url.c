@@ -2,9 +2,11 @@
 #include "objstore/s3_url.h"
 #include "util/misc.h"
 #include "util/status_int.h"
+#include "util/warn.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,21 @@ shale_status s3_bucket_check(const char *bucket)
     char *shown = s3_url_encode(bucket ? bucket : "", false);
     shale_status rc = shale_err(SHALE_INVALID_ARGUMENT, "s3 bucket name '%s' is not valid: it "
                                 "%s (S3 bucket naming rules)", shown ? shown : "?", why);
+    free(shown);
+    return rc;
+}
+
+shale_status s3_region_check(const char *region)
+{
+    size_t n = strlen(region);
+    bool ok = n >= 1 && n <= 32;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = is_lower_alnum(region[i]) || region[i] == '-';
+    if (ok)
+        return SHALE_OK;
+    char *shown = s3_url_encode(region, false);
+    shale_status rc = shale_err(SHALE_INVALID_ARGUMENT, "s3 region '%s' is not valid: 1 to 32 "
+                                "characters of a-z, 0-9 and '-'", shown ? shown : "?");
     free(shown);
     return rc;
 }
@@ -395,4 +412,27 @@ out:
     free(url);
     curl_url_cleanup(u);
     return rc;
+}
+
+void s3_url_warn_plain_http(const s3_url_target *t)
+{
+    if (strcmp(t->scheme, "http") || t->loopback)
+        return;
+    /* Once per endpoint: a command opens many stores on the same one. */
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static char seen[16][160];
+    static int nseen;
+    char id[160];
+    snprintf(id, sizeof id, "%s:%s", t->host, t->port ? t->port : "80");
+    pthread_mutex_lock(&mu);
+    bool first = true;
+    for (int i = 0; i < nseen && first; i++)
+        first = strcmp(seen[i], id) != 0;
+    if (first && nseen < 16)
+        snprintf(seen[nseen++], sizeof seen[0], "%s", id);
+    pthread_mutex_unlock(&mu);
+    if (first)
+        shale_warn("s3://%s: signed requests (and any session token) go over plain http to %s, "
+                   "which is not a loopback address: anyone on the path can read and replay "
+                   "them; use https", t->bucket, id);
 }

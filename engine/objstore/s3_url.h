@@ -50,6 +50,11 @@ shale_status s3_bucket_check(const char *bucket);
  * prefix. */
 shale_status s3_prefix_check(const char *bucket, const char *prefix);
 
+/* SHALE_OK if region ("eu-west-1") is 1-32 characters of a-z 0-9 '-': it
+ * becomes part of a host name (s3.<region>.amazonaws.com) and of the SigV4
+ * scope.  Else SHALE_INVALID_ARGUMENT naming it. */
+shale_status s3_region_check(const char *region);
+
 /* Parses and checks endpoint ("https://host[:port]", an optional trailing
  * '/' allowed) and fills *t for bucket and prefix (the URI's path after the
  * bucket; trailing slashes dropped), both checked as above.  path_style 1
@@ -71,6 +76,11 @@ char *s3_url_encode(const char *s, bool keep_slash);
  * with a byte outside the unreserved set and "%=&", SHALE_NO_MEMORY. */
 shale_status s3_url_build(const s3_url_target *t, const char *key, const char *query,
                           char **out);
+
+/* Warns (shale_warn, once per process and endpoint) when t sends signed
+ * requests over plain http to a host that is not loopback: the signature
+ * does not protect the data, and a session token travels in clear. */
+void s3_url_warn_plain_http(const s3_url_target *t);
 
 /* True if host (a host name or an IP literal, IPv6 with or without
  * brackets) is localhost or a loopback address. */

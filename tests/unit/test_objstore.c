@@ -707,6 +707,7 @@ static void test_s3_signature_and_throttling(void **state)
     shale_objstore_global_stats(&after);
     assert_int_equal(after.retries, before.retries);              /* 4xx never retried */
     shale_objstore_close(s);
+    o.s3_access_key = "STUBKEY";   /* options are one source: both halves */
     o.s3_secret_key = "not-the-secret";
     TU_OK(shale_objstore_open("s3://test/sig", &o, &s));
     TU_RC(SHALE_UNAUTHORIZED, shale_objstore_put(s, "k", "v", 1));
