@@ -4,7 +4,7 @@
  *
  *   shard: orders-0                          # required
  *   store: {uri: "file:///data/orders-0", walUri: "file:///wal"}  # uri required
- *   s3: {endpoint: "", region: "", pathStyle: auto}   # credentials: env only
+ *   s3: {endpoint: "", region: "", pathStyle: auto, caFile: ""}   # credentials: env only
  *   sources:
  *     local: {enabled: true, dir: "/var/lib/shale/splits", pollMs: 200}
  *     http: {enabled: true, listen: "127.0.0.1:8080", tokenFile: "",
@@ -31,6 +31,7 @@ typedef struct agent_config {
     char *wal_uri;                 /* NULL: WAL in the main store */
     char *s3_endpoint, *s3_region;
     int s3_path_style;             /* -1 auto, 0, 1 */
+    char *s3_ca_file;              /* PEM CA bundle for the S3 endpoint; NULL: AWS_CA_BUNDLE */
     bool local_enabled;
     char *local_dir;
     uint32_t local_poll_ms;

@@ -53,6 +53,12 @@ static char *read_token(const char *path)
     return n ? strdup(buf) : NULL;
 }
 
+static void log_engine_warning(const char *msg, void *ud)
+{
+    (void)ud;
+    LOGW("%s", msg);
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -103,6 +109,9 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(cfg.log_level);
+    /* The engine's warnings (credentials over plain http, a failed
+     * credential refresh) become JSON log lines like the agent's own. */
+    shale_set_warning_handler(log_engine_warning, NULL);
 
     /* Signals are taken synchronously by this thread; block them first so
      * every thread started below inherits the mask. */
@@ -121,6 +130,7 @@ int main(int argc, char **argv)
     so.db.store.s3_endpoint = cfg.s3_endpoint;
     so.db.store.s3_region = cfg.s3_region;
     so.db.store.s3_path_style = cfg.s3_path_style;
+    so.db.store.s3_ca_file = cfg.s3_ca_file;
     so.step_timeout_s = cfg.step_seconds;
     so.verify = (split_verify)cfg.verify_mode;
     splitter *sp = NULL;

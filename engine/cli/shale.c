@@ -1,7 +1,8 @@
 /*
  * shale.c -- the `shale` command: inspect and operate a database by URI.
  *
- *   shale [--wal-store URI] [--unsafe-store] [--no-await-durable] COMMAND ...
+ *   shale [--wal-store URI] [--unsafe-store] [--no-await-durable] [--ca-file PEM]
+ *         COMMAND ...
  *
  * Keys and values on the command line accept %XX escapes; output escapes
  * bytes outside printable ASCII (and '%') the same way, so any key can be
@@ -17,7 +18,8 @@
 #include <string.h>
 
 static const char usage_text[] =
-    "usage: shale [--wal-store URI] [--unsafe-store] [--no-await-durable] COMMAND ...\n"
+    "usage: shale [--wal-store URI] [--unsafe-store] [--no-await-durable] [--ca-file PEM]\n"
+    "             COMMAND ...\n"
     "\n"
     "commands:\n"
     "  put URI KEY VALUE              write one key\n"
@@ -40,6 +42,7 @@ static const char usage_text[] =
     "  version | help\n"
     "\n"
     "URIs: file:///abs/dir, s3://bucket/prefix (AWS_* environment), mem://name.\n"
+    "--ca-file: CA bundle for an https S3 endpoint with a private CA (or AWS_CA_BUNDLE).\n"
     "Keys and values accept %XX escapes.\n";
 
 static shale_options g_opts;
@@ -490,14 +493,16 @@ int main(int argc, char **argv)
     static const struct option opts[] = {{"wal-store", required_argument, 0, 'w'},
                                          {"unsafe-store", no_argument, 0, 'u'},
                                          {"no-await-durable", no_argument, 0, 'n'},
+                                         {"ca-file", required_argument, 0, 'C'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "+w:unh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+w:unhC:", opts, NULL)) != -1) {
         switch (c) {
         case 'w': g_opts.wal_store_uri = optarg; break;
         case 'u': g_opts.unsafe_allow_unconditional_store = true; break;
         case 'n': g_opts.await_durable = false; break;
+        case 'C': g_opts.store.s3_ca_file = optarg; break;
         case 'h': fputs(usage_text, stdout); return 0;
         default: return usage();
         }

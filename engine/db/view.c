@@ -64,6 +64,7 @@ shale_status db_env_new(shale_objstore *main, const shale_options *opts, db_env 
     e->store_opts.s3_access_key = NULL;
     e->store_opts.s3_secret_key = NULL;
     e->store_opts.s3_session_token = NULL;
+    e->store_opts.s3_ca_file = NULL;   /* parents fall back to AWS_CA_BUNDLE */
     e->own_cache = !opts->block_cache;
     e->cache = opts->block_cache ? opts->block_cache : block_cache_new(opts->block_cache_bytes);
     pthread_mutex_init(&e->mu, NULL);

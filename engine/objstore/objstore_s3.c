@@ -458,7 +458,8 @@ shale_status objstore_s3_open(const char *rest, const shale_objstore_options *o,
     }
     if (ca && access(ca, R_OK) != 0) {
         rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: cannot read the CA bundle '%s' (%s): %s",
-                       where, ca, o->s3_ca_file && *o->s3_ca_file ? "s3_ca_file" : "AWS_CA_BUNDLE",
+                       where, ca, o->s3_ca_file && *o->s3_ca_file
+                       ? "s3_ca_file: agent s3.caFile, shale --ca-file" : "AWS_CA_BUNDLE",
                        strerror(errno));
         goto out;
     }

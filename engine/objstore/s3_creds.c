@@ -370,7 +370,14 @@ static shale_status sts_fetch(s3_creds *c)
             rc = sts_error(c, status, &body);
         else
             rc = SHALE_OK;
-        bool transient = rc == SHALE_IO || rc == SHALE_TIMEOUT || rc == SHALE_RETRYABLE;
+        /* Retried: throttling, 5xx, and a network that may come back; a
+         * TLS or URL problem will not mend itself. */
+        bool transient = rc == SHALE_RETRYABLE ||
+                         (cc != CURLE_OK && (cc == CURLE_OPERATION_TIMEDOUT ||
+                                             cc == CURLE_COULDNT_CONNECT ||
+                                             cc == CURLE_COULDNT_RESOLVE_HOST ||
+                                             cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR ||
+                                             cc == CURLE_GOT_NOTHING));
         if (!transient || attempt >= STS_ATTEMPTS)
             break;
         sleep_ms(100u << attempt);   /* backoff between attempts, not synchronisation */

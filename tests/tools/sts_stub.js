@@ -3,6 +3,8 @@
 // triple), for tests of engine/objstore/s3_creds.c.  Node, no dependencies.
 //
 //   node sts_stub.js [port]   -> prints "LISTENING <port>" when ready
+//   With STS_STUB_CERT and STS_STUB_KEY (PEM files) it serves https instead,
+//   for tests of a private CA (s3_ca_file / AWS_CA_BUNDLE).
 //
 // STS (POST / with a form body, or GET /?Action=...): checks, as STS does,
 //   Action=AssumeRoleWithWebIdentity, Version=2011-06-15, RoleArn equal to
@@ -30,6 +32,7 @@
 //        S3 request, "lastKeyId", "lastSessionName", "lastError"}
 'use strict';
 const http = require('node:http');
+const https = require('node:https');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 
@@ -195,7 +198,7 @@ function s3(req, res, url, body) {
   }
 }
 
-const server = http.createServer((req, res) => {
+function handle(req, res) {
   const chunks = [];
   req.on('data', c => chunks.push(c));
   req.on('end', () => {
@@ -215,7 +218,11 @@ const server = http.createServer((req, res) => {
       return sts(req, res, url.searchParams);
     return s3(req, res, url, body);
   });
-});
+}
+
+const server = process.env.STS_STUB_CERT
+  ? https.createServer({ cert: fs.readFileSync(process.env.STS_STUB_CERT), key: fs.readFileSync(process.env.STS_STUB_KEY) }, handle)
+  : http.createServer(handle);
 server.listen(parseInt(process.argv[2] || '0', 10), '127.0.0.1', () => {
   process.stdout.write(`LISTENING ${server.address().port}\n`);
 });

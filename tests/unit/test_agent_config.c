@@ -65,6 +65,27 @@ static void test_errors_name_line_and_column(void **state)
     free(dir);
 }
 
+static void test_s3_ca_file(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("cfg");
+    char *p = write_file(dir, "ca.yaml", "shard: s\nstore: {uri: \"s3://b/o\"}\n"
+                         "s3: {endpoint: \"https://s3.internal:9000\", caFile: \"/etc/ca.pem\"}\n");
+    agent_config c;
+    TU_OK(agent_config_defaults(&c));
+    assert_null(c.s3_ca_file);
+    TU_OK(agent_config_load(&c, p));
+    assert_string_equal(c.s3_ca_file, "/etc/ca.pem");
+    TU_OK(agent_config_set(&c, "s3.caFile=/other/ca.pem"));
+    assert_string_equal(c.s3_ca_file, "/other/ca.pem");
+    TU_OK(agent_config_check(&c));
+    agent_config_free(&c);
+    assert_null(c.s3_ca_file);
+    free(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 static void test_file_and_overrides(void **state)
 {
     (void)state;
@@ -106,6 +127,7 @@ int main(void)
         cmocka_unit_test(test_defaults_are_safe),
         cmocka_unit_test(test_errors_name_line_and_column),
         cmocka_unit_test(test_file_and_overrides),
+        cmocka_unit_test(test_s3_ca_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,27 +22,40 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static pid_t g_pid;
-static char g_endpoint[64];
+typedef struct stub {
+    pid_t pid;
+    char endpoint[64];
+    const char *ca;          /* CA bundle to reach it (https), or NULL */
+} stub;
+
+static stub g_main, g_tls;   /* plain http; https with a private CA */
+#define g_endpoint g_main.endpoint
 static char *g_dir;
 static char g_token_file[600];
 static const char *ROLE = "arn:aws:iam::123456789012:role/shale-test";
 
 /* ---- the stub --------------------------------------------------------- */
 
-static void stop_stub(void)
+static void stop_one(stub *st)
 {
-    if (g_pid > 0) {
-        kill(-g_pid, SIGKILL);
-        waitpid(g_pid, NULL, 0);
-        g_pid = 0;
+    if (st->pid > 0) {
+        kill(-st->pid, SIGKILL);
+        waitpid(st->pid, NULL, 0);
+        st->pid = 0;
     }
 }
 
-static int start_stub(void)
+static void stop_stubs(void)
+{
+    stop_one(&g_main);
+    stop_one(&g_tls);
+}
+
+/* cert/key: PEM files for https, or NULL for http. */
+static int start_stub(stub *st, const char *cert, const char *key)
 {
     char logpath[700];
-    snprintf(logpath, sizeof logpath, "%s/sts_stub.log", g_dir);
+    snprintf(logpath, sizeof logpath, "%s/sts_stub%s.log", g_dir, cert ? "-tls" : "");
     int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
         return -1;
@@ -51,12 +64,15 @@ static int start_stub(void)
         setpgid(0, 0);
         dup2(fd, 1);
         dup2(fd, 2);
+        if (cert) {
+            setenv("STS_STUB_CERT", cert, 1);
+            setenv("STS_STUB_KEY", key, 1);
+        }
         execlp("node", "node", "tests/tools/sts_stub.js", "0", (char *)NULL);
         _exit(127);
     }
     close(fd);
-    g_pid = pid;
-    atexit(stop_stub);
+    st->pid = pid;
     /* Wait for its "LISTENING <port>" line (bounded): readiness, not a guess. */
     int64_t deadline = mono_ms() + 30000;
     int port = 0;
@@ -73,7 +89,8 @@ static int start_stub(void)
     }
     if (!port)
         return -1;
-    snprintf(g_endpoint, sizeof g_endpoint, "http://127.0.0.1:%d", port);
+    snprintf(st->endpoint, sizeof st->endpoint, "%s://127.0.0.1:%d", cert ? "https" : "http",
+             port);
     return 0;
 }
 
@@ -84,12 +101,14 @@ static size_t collect(char *p, size_t sz, size_t n, void *ud)
     return sz * n;
 }
 
-static json_t *stub_call(const char *path, const char *post)
+static json_t *stub_call_on(const stub *st, const char *path, const char *post)
 {
     char url[128], out[4096] = "";
-    snprintf(url, sizeof url, "%s%s", g_endpoint, path);
+    snprintf(url, sizeof url, "%s%s", st->endpoint, path);
     CURL *h = curl_easy_init();
     curl_easy_setopt(h, CURLOPT_URL, url);
+    if (st->ca)
+        curl_easy_setopt(h, CURLOPT_CAINFO, st->ca);
     if (post)
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, post);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
@@ -99,18 +118,28 @@ static json_t *stub_call(const char *path, const char *post)
     return post ? NULL : json_loads(out, 0, NULL);
 }
 
+static json_t *stub_call(const char *path, const char *post)
+{
+    return stub_call_on(&g_main, path, post);
+}
+
 static void stub_config(const char *json)
 {
     stub_call("/__stub/config", json);
 }
 
-static long long stat_int(const char *name)
+static long long stat_int_on(const stub *st, const char *name)
 {
-    json_t *s = stub_call("/__stub/stats", NULL);
+    json_t *s = stub_call_on(st, "/__stub/stats", NULL);
     assert_non_null(s);
     long long v = json_integer_value(json_object_get(s, name));
     json_decref(s);
     return v;
+}
+
+static long long stat_int(const char *name)
+{
+    return stat_int_on(&g_main, name);
 }
 
 static char *stat_str(const char *name)
@@ -609,12 +638,91 @@ static void test_store_options(void **st)
     assert_non_null(strstr(shale_errmsg(), "region"));
 }
 
+static int run_sh(const char *cmd)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A private CA, a server certificate for 127.0.0.1 it signed, and the stub
+ * serving https with it: STS and S3 are reachable only with the CA given. */
+static void test_private_ca(void **st)
+{
+    (void)st;
+    char cmd[4096], ca[700], cert[700], key[700];
+    snprintf(ca, sizeof ca, "%s/ca.pem", g_dir);
+    snprintf(cert, sizeof cert, "%s/srv.pem", g_dir);
+    snprintf(key, sizeof key, "%s/srv.key", g_dir);
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && exec >openssl.log 2>&1 && "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout ca.key -out ca.pem -days 2 -subj '/CN=shale test CA' && "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout srv.key -out srv.csr -subj '/CN=127.0.0.1' && "
+             "printf 'subjectAltName=IP:127.0.0.1\n' >srv.ext && "
+             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "-out srv.pem -days 2 -extfile srv.ext", g_dir);
+    assert_int_equal(run_sh(cmd), 0);
+    assert_int_equal(start_stub(&g_tls, cert, key), 0);
+    g_tls.ca = ca;
+    char j[1200];
+    snprintf(j, sizeof j, "{\"roleArn\": \"%s\", \"tokenFile\": \"%s\", "
+             "\"sessionName\": \"shale-test\"}", ROLE, g_token_file);
+    stub_call_on(&g_tls, "/__stub/config", j);
+    setenv("AWS_STS_ENDPOINT", g_tls.endpoint, 1);
+    s3_creds_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    s3_creds *c = NULL;
+    /* STS over https: refused without the CA (not retried: not transient). */
+    long long calls = stat_int_on(&g_tls, "sts");
+    TU_RC(SHALE_IO, s3_creds_new(&cfg, "s3://b", &c));
+    assert_non_null(strstr(shale_errmsg(), "certificate"));
+    assert_int_equal(stat_int_on(&g_tls, "sts"), calls);   /* no request got through */
+    cfg.ca_file = ca;
+    TU_OK(s3_creds_new(&cfg, "s3://b", &c));
+    assert_int_equal(stat_int_on(&g_tls, "sts"), calls + 1);
+    s3_creds_release(c);
+    /* S3 over https: static keys, the CA from s3_ca_file, then AWS_CA_BUNDLE. */
+    clear_env();
+    setenv("AWS_ACCESS_KEY_ID", "STATICKEY", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "STATICSECRET", 1);
+    setenv("AWS_SESSION_TOKEN", "STATICTOKEN", 1);
+    shale_objstore_options o;
+    shale_objstore_options_init(&o);
+    o.s3_endpoint = g_tls.endpoint;
+    o.max_retries = 0;
+    shale_objstore *s = NULL;
+    uint64_t size;
+    TU_OK(shale_objstore_open("s3://bkt/p", &o, &s));
+    TU_RC(SHALE_IO, shale_objstore_head(s, "k", &size, NULL));
+    assert_non_null(strstr(shale_errmsg(), "certificate"));
+    shale_objstore_close(s);
+    o.s3_ca_file = ca;
+    TU_OK(shale_objstore_open("s3://bkt/p", &o, &s));
+    TU_RC(SHALE_NOT_FOUND, shale_objstore_head(s, "k", &size, NULL));
+    shale_objstore_close(s);
+    o.s3_ca_file = NULL;
+    setenv("AWS_CA_BUNDLE", ca, 1);
+    TU_OK(shale_objstore_open("s3://bkt/p", &o, &s));
+    TU_RC(SHALE_NOT_FOUND, shale_objstore_head(s, "k", &size, NULL));
+    shale_objstore_close(s);
+    assert_int_equal(stat_int_on(&g_tls, "s3"), 2);
+    stop_one(&g_tls);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     g_dir = tu_tmpdir("s3creds");
     snprintf(g_token_file, sizeof g_token_file, "%s/token", g_dir);
-    if (start_stub() != 0) {
+    atexit(stop_stubs);
+    if (start_stub(&g_main, NULL, NULL) != 0) {
         fprintf(stderr, "sts_stub.js did not start (is node installed?)\n");
         return 1;
     }
@@ -631,9 +739,10 @@ int main(void)
         cmocka_unit_test_setup(test_threads, setup),
         cmocka_unit_test_setup(test_token_reaches_requests, setup),
         cmocka_unit_test_setup(test_store_options, setup),
+        cmocka_unit_test_setup(test_private_ca, setup),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    stop_stub();
+    stop_stubs();
     curl_global_cleanup();
     return rc;
 }
