@@ -37,8 +37,14 @@ typedef struct shale_objstore shale_objstore;
 /* Options for opening a store.  Strings are borrowed for the duration of
  * shale_objstore_open() only (the store copies what it keeps).  NULL or 0
  * means "use the default", which for S3 settings is the environment
- * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
- * AWS_ENDPOINT_URL). */
+ * (AWS_REGION, AWS_ENDPOINT_URL, AWS_CA_BUNDLE).  Credentials come from the
+ * options (access and secret key together, optional session token), else
+ * AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN), else web
+ * identity: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE
+ * (+ AWS_ROLE_SESSION_NAME, AWS_STS_ENDPOINT) through STS, renewed before
+ * they expire (docs/object-store.md "Credentials").  The bucket must
+ * follow S3's naming rules; the endpoint may not carry userinfo, a path or
+ * a query. */
 typedef struct shale_objstore_options {
     const char *s3_endpoint;      /* e.g. "http://127.0.0.1:4568"; default AWS */
     const char *s3_region;        /* default "us-east-1" */

@@ -7,6 +7,12 @@
  * over TLS and s3rver accepts), and sorting the query string, which curl
  * signs as given: every query is built in sorted order.
  *
+ * Where a request goes is s3_url.c's job (bucket rules, the endpoint
+ * parsed once, every URL built with curl's URL API and checked against the
+ * configured host); who signs it is s3_creds.c's (options, environment,
+ * web identity through STS, renewed before expiry): perform() asks for the
+ * current credentials on every request.
+ *
  * Connections are reused through a pool of easy handles (one per call in
  * flight, returned afterwards).  Throttling (429, 503 SlowDown), other 5xx,
  * timeouts and connection failures are retried with full-jitter exponential
