@@ -482,21 +482,30 @@ static bool session_name_ok(const char *s)
     return true;
 }
 
-/* The STS endpoint, checked through curl's URL API; *out malloc'd. */
+shale_status s3_creds_regional_sts(const char *region, char **out)
+{
+    *out = NULL;
+    const char *r = region ? region : "us-east-1";
+    shale_status rc = s3_region_check(r);
+    if (rc)
+        return rc;
+    if (asprintf(out, "https://sts.%s.amazonaws.com%s/", r, strncmp(r, "cn-", 3) ? "" : ".cn")
+        < 0) {
+        *out = NULL;
+        return SHALE_OOM();
+    }
+    return SHALE_OK;
+}
+
+/* The STS endpoint (AWS_STS_ENDPOINT checked through curl's URL API, else
+ * the regional one); *out malloc'd. */
 static shale_status sts_endpoint(const char *where, const char *region, char **out)
 {
     *out = NULL;
     const char *ov = env("AWS_STS_ENDPOINT");
-    char *url = NULL;
     if (!ov) {
-        const char *r = region ? region : "us-east-1";
-        if (s3_region_check(r))
-            return shale_err_prefix(SHALE_INVALID_ARGUMENT, "%s: ", where);
-        if (asprintf(&url, "https://sts.%s.amazonaws.com%s/", r,
-                     strncmp(r, "cn-", 3) ? "" : ".cn") < 0)
-            return SHALE_OOM();
-        *out = url;
-        return SHALE_OK;
+        shale_status rc = s3_creds_regional_sts(region, out);
+        return rc == SHALE_INVALID_ARGUMENT ? shale_err_prefix(rc, "%s: ", where) : rc;
     }
     CURLU *u = curl_url();
     char *scheme = NULL, *user = NULL, *host = NULL, *got = NULL;

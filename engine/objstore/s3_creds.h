@@ -95,6 +95,12 @@ shale_status s3_creds_get(s3_creds *c, s3_cred *out);
 /* Wipes and frees what *c holds.  Accepts an empty or zeroed struct. */
 void s3_cred_clear(s3_cred *c);
 
+/* The regional STS endpoint for region (NULL: us-east-1):
+ * "https://sts.<region>.amazonaws.com/", ".amazonaws.com.cn" for cn-*.
+ * *out malloc'd.  SHALE_INVALID_ARGUMENT for a region that is not 1-32 of
+ * a-z 0-9 '-'. */
+shale_status s3_creds_regional_sts(const char *region, char **out);
+
 /* Number of STS calls the process has made (tests, metrics). */
 uint64_t s3_creds_sts_calls(void);
 

@@ -299,8 +299,24 @@ static void test_web_identity_cached(void **st)
     TU_OK(s3_creds_new(&cfg, "s3://other", &c2));
     assert_ptr_equal(c, c2);
     assert_int_equal(stat_int("sts"), calls + 1);
+    char want[80];
+    snprintf(want, sizeof want, "%s/", g_endpoint);
+    assert_string_equal(s3_creds_sts_endpoint(c), want);   /* AWS_STS_ENDPOINT */
     s3_creds_release(c2);
     s3_creds_release(c);
+    /* Without it, the store's region picks the regional endpoint. */
+    char *u = NULL;
+    TU_OK(s3_creds_regional_sts("eu-west-1", &u));
+    assert_string_equal(u, "https://sts.eu-west-1.amazonaws.com/");
+    free(u);
+    TU_OK(s3_creds_regional_sts("cn-north-1", &u));
+    assert_string_equal(u, "https://sts.cn-north-1.amazonaws.com.cn/");
+    free(u);
+    TU_OK(s3_creds_regional_sts(NULL, &u));
+    assert_string_equal(u, "https://sts.us-east-1.amazonaws.com/");
+    free(u);
+    TU_RC(SHALE_INVALID_ARGUMENT, s3_creds_regional_sts("evil.example/", &u));
+    assert_null(u);
     /* Without AWS_ROLE_SESSION_NAME a name is made up and accepted. */
     unsetenv("AWS_ROLE_SESSION_NAME");
     stub_config("{\"sessionName\": \"\"}");
@@ -564,6 +580,18 @@ static void test_token_reaches_requests(void **st)
     }
     free(k1);
     shale_objstore_close(s);
+    /* Expired credentials that STS will not renew: the request fails with
+     * STS's reason, as SHALE_UNAUTHORIZED, and nothing is sent to S3. */
+    stub_config("{\"expiresIn\": -10}");
+    TU_OK(shale_objstore_open("s3://bkt/pfx", NULL, &s));
+    stub_config("{\"fail\": {\"count\": 100, \"status\": 403, \"code\": \"AccessDenied\", "
+                "\"message\": \"role revoked\"}}");
+    long long sent = stat_int("s3") + stat_int("s3Refused");
+    TU_RC(SHALE_UNAUTHORIZED, shale_objstore_head(s, "x", &size, NULL));
+    assert_non_null(strstr(shale_errmsg(), "AccessDenied: role revoked"));
+    assert_int_equal(stat_int("s3") + stat_int("s3Refused"), sent);
+    shale_objstore_close(s);
+    stub_config("{\"fail\": null, \"expiresIn\": 3600}");
     /* Static keys with AWS_SESSION_TOKEN: the token is sent and signed. */
     clear_env();
     setenv("AWS_ENDPOINT_URL", g_endpoint, 1);
