@@ -26,9 +26,7 @@
 #include "shale_status.h"
 #include "shale_objstore.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+SHALE_API_BEGIN
 
 #define SHALE_VERSION "0.1.0"
 
@@ -312,7 +310,5 @@ typedef struct shale_verify_result {
 shale_status shale_verify(const char *uri, const shale_options *opts,
                           shale_verify_result *out);
 
-#ifdef __cplusplus
-}
-#endif
+SHALE_API_END
 #endif /* SHALE_H */

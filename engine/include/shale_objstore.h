@@ -28,9 +28,7 @@
 #include <stdbool.h>
 #include "shale_status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+SHALE_API_BEGIN
 
 typedef struct shale_objstore shale_objstore;
 
@@ -255,7 +253,5 @@ uint64_t shale_fault_injected(const shale_fault *f);
  * with shale_errmsg() set.  The controller lives until the process ends. */
 shale_fault *shale_fault_for_uri(const char *fault_uri, const shale_objstore_options *opts);
 
-#ifdef __cplusplus
-}
-#endif
+SHALE_API_END
 #endif /* SHALE_OBJSTORE_H */
