@@ -172,6 +172,9 @@ typedef struct shale_objreader shale_objreader;
  * At most about half the process's descriptor limit (RLIMIT_NOFILE) is held
  * by file:// handles at once; past that a handle reads by path like
  * shale_objstore_get_range(), slower but correct. */
+shale_status shale_objreader_open(shale_objstore *s, const char *key, uint64_t size_hint,
+                                  shale_objreader **out);
+/* Old name of shale_objreader_open(), kept for callers that use it. */
 shale_status shale_objstore_reader_open(shale_objstore *s, const char *key,
                                         uint64_t size_hint, shale_objreader **out);
 

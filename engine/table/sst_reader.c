@@ -255,7 +255,7 @@ shale_status sst_reader_open(shale_objstore *s, const char *key, uint64_t size,
     /* The manifest's size is a hint: backends other than file:// then make
      * no request to open.  Without one the open looks the object up (as a
      * HEAD did) and measures it. */
-    shale_status rc = shale_objstore_reader_open(s, key, size, &r->rd);
+    shale_status rc = shale_objreader_open(s, key, size, &r->rd);
     if (rc)
         shale_err_prefix(rc, "opening SST %s", r->name);
     else
