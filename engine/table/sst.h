@@ -76,6 +76,18 @@ typedef struct sst_reader sst_reader;
  * reader. */
 shale_status sst_reader_open(shale_objstore *s, const char *key, uint64_t size,
                              block_cache *cache, sst_reader **out);
+/* Opens the SST at key for what its index says, reading only the footer
+ * and the index and properties blocks (two ranged reads; no filter, no
+ * data block): shard facts and split points (shard_stats.c).  Reads
+ * through it still work, without a bloom filter. */
+shale_status sst_reader_open_index(shale_objstore *s, const char *key, uint64_t size,
+                                   sst_reader **out);
+/* The data blocks as the index lists them: block i's last user key
+ * (borrowed from the reader) and its stored size with trailer. */
+size_t sst_reader_block_count(const sst_reader *r);
+void sst_reader_block(const sst_reader *r, size_t i, const uint8_t **last_key, size_t *klen,
+                      uint64_t *stored_size);
+
 /* Opens an SST from a complete in-memory image (WAL replay, verify).  name
  * is used in messages.  If own, the reader frees data (malloc'd). */
 shale_status sst_reader_open_mem(const char *name, uint8_t *data, size_t len, bool own,

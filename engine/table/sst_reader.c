@@ -51,6 +51,7 @@ struct sst_reader {
     size_t nblocks;
     uint8_t *filter;            /* decoded filter, NULL if none */
     size_t filter_len;
+    bool index_only;            /* opened without its filter (sst_reader_open_index) */
     sst_info info;
 };
 
@@ -197,6 +198,12 @@ static shale_status load_meta(sst_reader *r)
         ps > foff - po || po + ps != foff || is < BLOCK_TRAILER || ps < BLOCK_TRAILER)
         return corrupt(r, "footer offsets are inconsistent", foff);
     uint8_t *meta = NULL;
+    if (r->index_only) {
+        /* Index and properties only: the filter is not read, and lookups
+         * through this reader make no use of one. */
+        fs = 0;
+        fo = io;
+    }
     if ((rc = read_range(r, fo, foff - fo, &meta, &owned)))
         return rc;
     uint8_t *content = NULL;
@@ -234,14 +241,43 @@ static void reader_free(sst_reader *r)
     free(r);
 }
 
+static shale_status open_store_sst(shale_objstore *s, const char *key, uint64_t size,
+                                   block_cache *cache, bool index_only, sst_reader **out);
+
 shale_status sst_reader_open(shale_objstore *s, const char *key, uint64_t size,
                              block_cache *cache, sst_reader **out)
+{
+    return open_store_sst(s, key, size, cache, false, out);
+}
+
+shale_status sst_reader_open_index(shale_objstore *s, const char *key, uint64_t size,
+                                   sst_reader **out)
+{
+    return open_store_sst(s, key, size, NULL, true, out);
+}
+
+size_t sst_reader_block_count(const sst_reader *r)
+{
+    return r->nblocks;
+}
+
+void sst_reader_block(const sst_reader *r, size_t i, const uint8_t **last_key, size_t *klen,
+                      uint64_t *stored_size)
+{
+    *last_key = r->index[i].last_key;
+    *klen = r->index[i].klen;
+    *stored_size = r->index[i].size;
+}
+
+static shale_status open_store_sst(shale_objstore *s, const char *key, uint64_t size,
+                                   block_cache *cache, bool index_only, sst_reader **out)
 {
     *out = NULL;
     sst_reader *r = calloc(1, sizeof *r);
     if (!r)
         return SHALE_OOM();
     atomic_init(&r->refs, 1);
+    r->index_only = index_only;
     size_t n = strlen(shale_objstore_uri(s)) + strlen(key) + 2;
     r->name = malloc(n);
     if (!r->name) {
