@@ -347,6 +347,7 @@ static int cmd_info(int argc, char **argv)
         return fail("info", rc);
     printf("%-20s%llu\n", "manifest_id", (unsigned long long)in.manifest_id);
     printf("%-20s%llu\n", "bytes", (unsigned long long)in.bytes);
+    printf("%-20s%llu\n", "kv_bytes", (unsigned long long)in.kv_bytes);
     printf("%-20s%llu\n", "approx_keys", (unsigned long long)in.approx_keys);
     printf("%-20s%llu\n", "ssts", (unsigned long long)in.sst_count);
     printf("%-20s%u\n", "l0", in.l0_count);

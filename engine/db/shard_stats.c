@@ -5,18 +5,24 @@
  * Both walk the latest manifest's SSTs (L0 and sorted runs, in whatever
  * store each lives: a clone's are its parent's) through index-only readers
  * (sst_reader_open_index: footer, index and properties; no filter, no data
- * block).  Each data block becomes a point: its last user key and a weight
- * (stored bytes, or the SST's entries spread over its blocks by size).  A
- * block counts when it may hold keys of the visible range [rs, re): its
- * last key >= rs and the key before it (the previous block's last key, or
- * the SST's first key for the first block) < re.  Blocks straddling a
- * bound count whole: the error is at most one block per bound per SST.
+ * block).  The index of an SST of format 2 gives every data block's last
+ * key, stored size, entries and key+value bytes; block i of an SST covers
+ * the keys (last[i-1], last[i]] (the first one from the SST's first key).
+ * A block counts when that interval meets the visible range [rs, re); one
+ * that crosses a bound counts in proportion (frac_below()).
  *
- * Split points sort the points by key (ties by weight then SST order, so
- * the answer is stable) and walk the running weight; the boundary for
- * share i is the point whose running total is nearest i/ways of the whole.
- * A boundary key K puts the block ending at K on the left except K itself:
- * one key's worth of error, against a block's worth of granularity.
+ * Within a block, keys are taken as spread evenly over the key space it
+ * covers, compared as numbers on the 8 bytes after the interval's common
+ * prefix: so the weight below any key K is exact for whole blocks and an
+ * interpolation inside the one block of each SST that holds K.  That
+ * matters where SSTs overlap (L0s, or L0 over a run): without it each SST
+ * adds up to a block of error at every boundary.
+ *
+ * Split points: the candidates are the blocks' last keys inside (rs, re);
+ * below(K) grows with K, so the boundary for share i is found by binary
+ * search for the candidate whose weight below is nearest i/ways of the
+ * total.  Cost: O(blocks log blocks) to sort, O(ways log blocks * SSTs *
+ * log blocks) to choose.
  */
 #include "shale_admin.h"
 #include "db/manifest.h"
@@ -29,20 +35,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct point {
-    uint8_t *key;       /* owned copy */
-    size_t klen;
-    uint64_t weight;
-    uint64_t order;     /* SST order then block index: ties broken stably */
-} point;
+/* One SST's blocks that may hold keys of the visible range, in key order:
+ * block i covers (last[i-1], last[i]] (the first one [start, last[0]]),
+ * and cum[i] is the weight of blocks 0..i, clipped at the range bounds. */
+typedef struct sst_pts {
+    size_t n;
+    uint8_t **last;
+    size_t *lastlen;
+    uint8_t *start;         /* the key before block 0 (or the SST's first key) */
+    size_t startlen;
+    long double *cum;
+} sst_pts;
 
 typedef struct walk {
     const manifest *m;
     shale_split_by by;
-    point *pts;
-    size_t n, cap;
-    uint64_t bytes, keys, blocks;
-    bool want_points;
+    sst_pts *ssts;
+    size_t nssts;
+    /* Facts, clipped at the range bounds. */
+    long double stored, kv_bytes, keys;
+    uint64_t blocks;
 } walk;
 
 static bool bound_set(const uint8_t *k, size_t len)
@@ -50,27 +62,85 @@ static bool bound_set(const uint8_t *k, size_t len)
     return k && len;
 }
 
-static shale_status add_point(walk *w, const uint8_t *key, size_t klen, uint64_t weight,
-                              uint64_t order)
+static uint8_t *dup_bytes(const uint8_t *k, size_t len)
 {
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 1024;
-        point *np = realloc(w->pts, cap * sizeof *np);
-        if (!np)
-            return SHALE_OOM();
-        w->pts = np;
-        w->cap = cap;
+    uint8_t *p = malloc(len ? len : 1);
+    if (p && len)
+        memcpy(p, k, len);
+    return p;
+}
+
+/* 8 bytes of key after the first `skip`, big-endian, zero-padded. */
+static long double key_num(const uint8_t *k, size_t len, size_t skip)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; i++)
+        v = (v << 8) | (skip + i < len ? k[skip + i] : 0);
+    return (long double)v;
+}
+
+/* Decimal digits where the three keys differ, as in "user%08u": the same
+ * number of digits from p on in all three (up to 18) -- taken as numbers,
+ * since their bytes would spread them unevenly ("150" lies 35 % of the way
+ * from "111" to "222", but 1.5 % of the way in bytes). */
+static size_t digit_run(const uint8_t *k, size_t len, size_t p)
+{
+    size_t n = 0;
+    while (p + n < len && n < 18 && k[p + n] >= '0' && k[p + n] <= '9')
+        n++;
+    return n;
+}
+
+static long double digits_value(const uint8_t *k, size_t p, size_t n)
+{
+    long double v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (k[p + i] - '0');
+    return v;
+}
+
+static bool digits_num(const uint8_t *s, size_t sl, const uint8_t *e, size_t el,
+                       const uint8_t *k, size_t kl, size_t p, long double *a, long double *b,
+                       long double *x)
+{
+    size_t n = digit_run(s, sl, p);
+    if (!n || digit_run(e, el, p) != n || digit_run(k, kl, p) != n)
+        return false;
+    /* The common prefix may end inside the number ("k0001" .. "k0002"):
+     * start the number where its digits start. */
+    size_t q = p;
+    while (q > 0 && s[q - 1] >= '0' && s[q - 1] <= '9' && p - q < 18 - n)
+        q--;
+    n += p - q;
+    *a = digits_value(s, q, n);
+    *b = digits_value(e, q, n);
+    *x = digits_value(k, q, n);
+    return true;
+}
+
+/* Share of the keys in (s, e] that are below k, taking them as spread
+ * evenly over the key space between s and e (compared as numbers on the
+ * 8 bytes after their common prefix).  0 when k <= s, 1 when k > e. */
+static long double frac_below(const uint8_t *s, size_t sl, const uint8_t *e, size_t el,
+                              const uint8_t *k, size_t kl)
+{
+    if (kv_key_cmp(k, kl, s, sl) <= 0)
+        return 0;
+    if (kv_key_cmp(k, kl, e, el) > 0)
+        return 1;
+    size_t p = 0;
+    while (p < sl && p < el && s[p] == e[p])
+        p++;
+    long double a, b, x;
+    if (!digits_num(s, sl, e, el, k, kl, p, &a, &b, &x)) {
+        a = key_num(s, sl, p);
+        b = key_num(e, el, p);
+        x = key_num(k, kl, p);
     }
-    point *p = &w->pts[w->n];
-    p->key = malloc(klen ? klen : 1);
-    if (!p->key)
-        return SHALE_OOM();
-    memcpy(p->key, key, klen);
-    p->klen = klen;
-    p->weight = weight;
-    p->order = order;
-    w->n++;
-    return SHALE_OK;
+    if (b <= a)
+        return 1;
+    long double f = (x - a) / (b - a);
+    return f < 0 ? 0 : f > 1 ? 1 : f;
 }
 
 /* round(entries * part / whole) without overflow for any SST size. */
@@ -79,12 +149,24 @@ static uint64_t share(uint64_t entries, uint64_t part, uint64_t whole)
     return (uint64_t)((long double)entries * (long double)part / (long double)whole + 0.5L);
 }
 
+static void sst_pts_free(sst_pts *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->last[i]);
+    free(p->last);
+    free(p->lastlen);
+    free(p->start);
+    free(p->cum);
+}
+
 /* One SST: its blocks that may hold keys of the visible range. */
-static shale_status walk_sst(walk *w, db_env *env, const sst_handle *h, uint64_t sst_no)
+static shale_status walk_sst(walk *w, db_env *env, const sst_handle *h)
 {
     if (!h->entries)
         return SHALE_OK;
     const manifest *m = w->m;
+    const uint8_t *rs = m->range_start, *re = m->range_end;
+    size_t rsl = m->range_start_len, rel = m->range_end_len;
     shale_objstore *s = NULL;
     shale_status rc = db_env_store(env, h->store_uri, &s);
     if (rc)
@@ -97,44 +179,63 @@ static shale_status walk_sst(walk *w, db_env *env, const sst_handle *h, uint64_t
     size_t nb = sst_reader_block_count(r);
     uint64_t stored_total = 0;
     for (size_t i = 0; i < nb; i++) {
-        const uint8_t *k;
-        size_t kl;
-        uint64_t sz;
-        sst_reader_block(r, i, &k, &kl, &sz);
-        stored_total += sz;
+        sst_block_info b;
+        sst_reader_block(r, i, &b);
+        stored_total += b.stored_size;
     }
+    sst_pts *p = &w->ssts[w->nssts];
+    memset(p, 0, sizeof *p);
+    p->last = calloc(nb ? nb : 1, sizeof *p->last);
+    p->lastlen = calloc(nb ? nb : 1, sizeof *p->lastlen);
+    p->cum = calloc(nb ? nb : 1, sizeof *p->cum);
+    if (!p->last || !p->lastlen || !p->cum) {
+        sst_pts_free(p);
+        sst_reader_unref(r);
+        return SHALE_OOM();
+    }
+    w->nssts++;
     const uint8_t *prev = h->first_key;
     size_t prevlen = h->first_klen;
     uint64_t cum_stored = 0;
+    long double cum = 0;
     for (size_t i = 0; !rc && i < nb; i++) {
-        const uint8_t *k;
-        size_t kl;
-        uint64_t sz;
-        sst_reader_block(r, i, &k, &kl, &sz);
-        bool in = true;
-        if (bound_set(m->range_start, m->range_start_len) &&
-            kv_key_cmp(k, kl, m->range_start, m->range_start_len) < 0)
-            in = false;
-        if (bound_set(m->range_end, m->range_end_len) &&
-            kv_key_cmp(prev, prevlen, m->range_end, m->range_end_len) >= 0)
-            in = false;
-        prev = k;
-        prevlen = kl;
-        uint64_t cum_before = cum_stored;
-        cum_stored += sz;
-        if (!in)
+        sst_block_info b;
+        sst_reader_block(r, i, &b);
+        const uint8_t *s0 = prev;
+        size_t s0l = prevlen;
+        prev = b.last_key;
+        prevlen = b.klen;
+        uint64_t before = cum_stored;
+        cum_stored += b.stored_size;
+        if ((bound_set(rs, rsl) && kv_key_cmp(b.last_key, b.klen, rs, rsl) < 0) ||
+            (bound_set(re, rel) && kv_key_cmp(s0, s0l, re, rel) >= 0))
             continue;
-        /* Entries spread over blocks by stored size, rounded so that the
-         * blocks of an SST add up to its entries: block i gets the share up
-         * to its end minus the share up to its start. */
-        uint64_t keys = stored_total ? share(h->entries, cum_stored, stored_total) -
-                                       share(h->entries, cum_before, stored_total) : 0;
-        w->bytes += sz;
-        w->keys += keys;
+        /* The part of the block inside [rs, re). */
+        long double in = 1;
+        if (bound_set(rs, rsl))
+            in -= frac_below(s0, s0l, b.last_key, b.klen, rs, rsl);
+        if (bound_set(re, rel))
+            in -= 1 - frac_below(s0, s0l, b.last_key, b.klen, re, rel);
+        if (in < 0)
+            in = 0;
+        uint64_t keys = b.has_counts ? b.entries
+                        : stored_total ? share(h->entries, cum_stored, stored_total) -
+                                         share(h->entries, before, stored_total) : 0;
+        uint64_t kvb = b.has_counts ? b.kv_bytes : b.stored_size;
+        w->stored += in * b.stored_size;
+        w->kv_bytes += in * kvb;
+        w->keys += in * keys;
         w->blocks++;
-        if (w->want_points)
-            rc = add_point(w, k, kl, w->by == SHALE_SPLIT_BY_KEYS ? keys : sz,
-                           (sst_no << 32) | i);
+        if (p->n == 0 && !(p->start = dup_bytes(s0, s0l)))
+            rc = SHALE_OOM();
+        p->startlen = s0l;
+        if (!rc && !(p->last[p->n] = dup_bytes(b.last_key, b.klen)))
+            rc = SHALE_OOM();
+        if (rc)
+            break;
+        p->lastlen[p->n] = b.klen;
+        cum += in * (w->by == SHALE_SPLIT_BY_KEYS ? keys : kvb);
+        p->cum[p->n++] = cum;
     }
     sst_reader_unref(r);
     return rc;
@@ -143,21 +244,54 @@ static shale_status walk_sst(walk *w, db_env *env, const sst_handle *h, uint64_t
 static shale_status walk_all(walk *w, db_env *env)
 {
     const manifest *m = w->m;
-    uint64_t no = 0;
+    size_t n = m->l0_count;
+    for (size_t r = 0; r < m->run_count; r++)
+        n += m->runs[r].count;
+    w->ssts = calloc(n ? n : 1, sizeof *w->ssts);
+    if (!w->ssts)
+        return SHALE_OOM();
     shale_status rc = SHALE_OK;
     for (size_t i = 0; !rc && i < m->l0_count; i++)
-        rc = walk_sst(w, env, &m->l0[i], no++);
+        rc = walk_sst(w, env, &m->l0[i]);
     for (size_t r = 0; !rc && r < m->run_count; r++)
         for (size_t i = 0; !rc && i < m->runs[r].count; i++)
-            rc = walk_sst(w, env, &m->runs[r].ssts[i], no++);
+            rc = walk_sst(w, env, &m->runs[r].ssts[i]);
     return rc;
 }
 
 static void walk_free(walk *w)
 {
-    for (size_t i = 0; i < w->n; i++)
-        free(w->pts[i].key);
-    free(w->pts);
+    for (size_t i = 0; i < w->nssts; i++)
+        sst_pts_free(&w->ssts[i]);
+    free(w->ssts);
+}
+
+/* Weight of the keys below k in one SST: the blocks ending below k, and
+ * the interpolated part of the block that holds k. */
+static long double sst_below(const sst_pts *p, const uint8_t *k, size_t kl)
+{
+    size_t lo = 0, hi = p->n;   /* first block whose last key >= k */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (kv_key_cmp(p->last[mid], p->lastlen[mid], k, kl) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == p->n)
+        return p->n ? p->cum[p->n - 1] : 0;
+    long double before = lo ? p->cum[lo - 1] : 0;
+    const uint8_t *s = lo ? p->last[lo - 1] : p->start;
+    size_t sl = lo ? p->lastlen[lo - 1] : p->startlen;
+    return before + (p->cum[lo] - before) * frac_below(s, sl, p->last[lo], p->lastlen[lo], k, kl);
+}
+
+static long double below(const walk *w, const shale_key *k)
+{
+    long double t = 0;
+    for (size_t i = 0; i < w->nssts; i++)
+        t += sst_below(&w->ssts[i], k->data, k->len);
+    return t;
 }
 
 /* Opens the database's store and its latest manifest. */
@@ -217,8 +351,9 @@ shale_status shale_shard_info_get(const char *uri, const shale_options *opts,
     }
     if (!rc) {
         out->manifest_id = m->id;
-        out->bytes = w.bytes;
-        out->approx_keys = w.keys;
+        out->bytes = (uint64_t)(w.stored + 0.5L);
+        out->kv_bytes = (uint64_t)(w.kv_bytes + 0.5L);
+        out->approx_keys = (uint64_t)(w.keys + 0.5L);
         out->data_blocks = w.blocks;
         out->l0_count = (uint32_t)m->l0_count;
         out->sorted_run_count = (uint32_t)m->run_count;
@@ -248,13 +383,10 @@ void shale_shard_info_clear(shale_shard_info *i)
     memset(i, 0, sizeof *i);
 }
 
-static int point_cmp(const void *a, const void *b)
+static int key_cmp(const void *a, const void *b)
 {
-    const point *x = a, *y = b;
-    int c = kv_key_cmp(x->key, x->klen, y->key, y->klen);
-    if (c)
-        return c;
-    return x->order < y->order ? -1 : x->order > y->order;
+    const shale_key *x = a, *y = b;
+    return kv_key_cmp(x->data, x->len, y->data, y->len);
 }
 
 shale_status shale_split_points_get(const char *uri, const shale_options *opts, uint32_t ways,
@@ -272,83 +404,86 @@ shale_status shale_split_points_get(const char *uri, const shale_options *opts, 
     shale_status rc = load(uri, opts, &s, &env, &m);
     walk w = {0};
     w.by = by;
-    w.want_points = true;
+    shale_key *cand = NULL;
+    size_t nc = 0;
     if (!rc) {
         w.m = m;
         rc = walk_all(&w, env);
     }
     if (rc)
         goto out;
-    qsort(w.pts, w.n, sizeof *w.pts, point_cmp);
-    uint64_t total = 0;
-    for (size_t i = 0; i < w.n; i++)
-        total += w.pts[i].weight;
+    /* Candidates: every block's last key inside (rs, re), sorted, once. */
+    size_t maxc = 0;
+    for (size_t i = 0; i < w.nssts; i++)
+        maxc += w.ssts[i].n;
+    cand = calloc(maxc ? maxc : 1, sizeof *cand);
+    if (!cand) {
+        rc = SHALE_OOM();
+        goto out;
+    }
+    for (size_t i = 0; i < w.nssts; i++)
+        for (size_t b = 0; b < w.ssts[i].n; b++) {
+            shale_key k = {w.ssts[i].last[b], w.ssts[i].lastlen[b]};
+            if (!k.len || (bound_set(m->range_start, m->range_start_len) &&
+                           kv_key_cmp(k.data, k.len, m->range_start, m->range_start_len) <= 0) ||
+                (bound_set(m->range_end, m->range_end_len) &&
+                 kv_key_cmp(k.data, k.len, m->range_end, m->range_end_len) >= 0))
+                continue;
+            cand[nc++] = k;   /* borrowed from w */
+        }
+    qsort(cand, nc, sizeof *cand, key_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < nc; i++)
+        if (!u || key_cmp(&cand[u - 1], &cand[i]))
+            cand[u++] = cand[i];
+    nc = u;
+    long double total = 0;
+    for (size_t i = 0; i < w.nssts; i++)
+        total += w.ssts[i].n ? w.ssts[i].cum[w.ssts[i].n - 1] : 0;
     out->ways = ways;
     out->by = by;
-    out->total = total;
+    out->total = (uint64_t)(total + 0.5L);
     out->boundaries = calloc(ways - 1, sizeof *out->boundaries);
     out->weights = calloc(ways, sizeof *out->weights);
     if (!out->boundaries || !out->weights) {
         rc = SHALE_OOM();
         goto out;
     }
-    /* pre[i]: weight of points [0, i] -- the left child's weight if the
-     * boundary is point i's key. */
-    uint64_t *pre = malloc((w.n ? w.n : 1) * sizeof *pre);
-    if (!pre) {
-        rc = SHALE_OOM();
-        goto out;
-    }
-    for (size_t i = 0, c = 0; i < w.n; i++)
-        pre[i] = (c += w.pts[i].weight);
-    size_t next = 0;        /* first point a boundary may use */
-    uint64_t left = 0;      /* weight left of the previous boundary */
-    for (uint32_t b = 1; b < ways && !rc; b++) {
-        double target = (double)total * b / ways;
-        /* The point whose running total is nearest the target, at or after
-         * next (binary search for the first pre >= target, then compare it
-         * with the one before). */
-        size_t lo = next, hi = w.n;
+    /* For share b, the candidate whose weight below it is nearest b/ways of
+     * the total (below() grows with the key: binary search), past the
+     * previous boundary. */
+    size_t next = 0;
+    long double left = 0;
+    for (uint32_t b = 1; b < ways; b++) {
+        long double target = total * b / ways;
+        size_t lo = next, hi = nc;
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
-            if ((double)pre[mid] < target)
+            if (below(&w, &cand[mid]) < target)
                 lo = mid + 1;
             else
                 hi = mid;
         }
         size_t pick = lo;
-        if (pick > next && (pick == w.n ||
-                            target - (double)pre[pick - 1] < (double)pre[pick] - target))
+        if (pick > next &&
+            (pick == nc || target - below(&w, &cand[pick - 1]) < below(&w, &cand[pick]) - target))
             pick--;
-        /* Strictly above the previous boundary (points may share a key
-         * across SSTs), above the range start, not the empty key. */
-        while (pick < w.n &&
-               ((b > 1 && kv_key_cmp(w.pts[pick].key, w.pts[pick].klen,
-                                      out->boundaries[b - 2].data,
-                                      out->boundaries[b - 2].len) <= 0) ||
-                (bound_set(m->range_start, m->range_start_len) &&
-                 kv_key_cmp(w.pts[pick].key, w.pts[pick].klen, m->range_start,
-                            m->range_start_len) <= 0) ||
-                w.pts[pick].klen == 0))
-            pick++;
-        if (pick >= w.n || (bound_set(m->range_end, m->range_end_len) &&
-                            kv_key_cmp(w.pts[pick].key, w.pts[pick].klen, m->range_end,
-                                       m->range_end_len) >= 0)) {
+        if (pick >= nc) {
             rc = shale_err(SHALE_INVALID_ARGUMENT,
                            "%s: too little data to split %u ways: %zu data blocks give no "
-                           "boundary for share %u", uri, ways, w.n, b);
-            break;
+                           "boundary for share %u", uri, ways, nc, b);
+            goto out;
         }
-        if ((rc = key_copy(&out->boundaries[b - 1], w.pts[pick].key, w.pts[pick].klen)))
-            break;
-        out->weights[b - 1] = pre[pick] - left;
-        left = pre[pick];
+        if ((rc = key_copy(&out->boundaries[b - 1], cand[pick].data, cand[pick].len)))
+            goto out;
+        long double at = below(&w, &cand[pick]);
+        out->weights[b - 1] = (uint64_t)(at - left + 0.5L);
+        left = at;
         next = pick + 1;
     }
-    free(pre);
-    if (!rc)
-        out->weights[ways - 1] = total - left;
+    out->weights[ways - 1] = (uint64_t)(total - left + 0.5L);
 out:
+    free(cand);
     walk_free(&w);
     close_all(s, env, m);
     if (rc)

@@ -26,14 +26,19 @@ typedef struct shale_key {
     size_t len;
 } shale_key;
 
-/* Facts about the shard at its latest manifest version.  bytes and
- * approx_keys count the data blocks that hold keys of the visible range
- * (for a clone, only the part of its parent's SSTs it sees): bytes as
- * stored (compressed), keys as the SSTs' entry counts spread over their
- * blocks by size (versions and tombstones included: an estimate). */
+/* Facts about the shard at its latest manifest version, from its SSTs (not
+ * its memtable or WAL: flush first for data written since).  The figures
+ * count the data blocks that hold keys of the visible range (for a clone,
+ * only the part of its parent's SSTs it sees; a block across a bound
+ * counts in proportion): bytes as stored (compressed), kv_bytes as user
+ * key + value bytes, approx_keys as entries.  Versions not yet compacted
+ * away and tombstones count too, so they are estimates of what a scan
+ * would see.  (SSTs of format 1 carry no per-block counts: their kv_bytes
+ * is their stored bytes and their entries are spread by size.) */
 typedef struct shale_shard_info {
     uint64_t manifest_id;
     uint64_t bytes;
+    uint64_t kv_bytes;
     uint64_t approx_keys;
     uint64_t sst_count;                 /* L0 + sorted-run SSTs */
     uint64_t data_blocks;               /* data blocks counted in bytes */
@@ -51,8 +56,8 @@ shale_status shale_shard_info_get(const char *uri, const shale_options *opts,
 void shale_shard_info_clear(shale_shard_info *i);   /* accepts NULL */
 
 typedef enum shale_split_by {
-    SHALE_SPLIT_BY_BYTES = 0,   /* stored bytes of the data blocks */
-    SHALE_SPLIT_BY_KEYS = 1     /* entries, estimated per block (see above) */
+    SHALE_SPLIT_BY_BYTES = 0,   /* key + value bytes (kv_bytes above) */
+    SHALE_SPLIT_BY_KEYS = 1     /* entries (approx_keys above) */
 } shale_split_by;
 
 /* Boundaries that cut the shard's visible range into `ways` children of
@@ -68,8 +73,9 @@ typedef struct shale_split_points {
 } shale_split_points;
 
 /* Computes split points from the SSTs' block indexes (no data block is
- * read).  A boundary is the last key of a data block, chosen where the
- * running weight is nearest each i/ways share; the same manifest always
+ * read).  A boundary is the last key of some data block: the one where the
+ * weight below it (whole blocks, plus an interpolated part of the blocks
+ * it falls inside) is nearest each i/ways share; the same manifest always
  * gives the same answer.  ways is 2..1024.  SHALE_INVALID_ARGUMENT when the
  * shard holds too few blocks to give `ways` distinct boundaries (an empty
  * shard has none).  Free with shale_split_points_clear. */

@@ -34,6 +34,7 @@ typedef struct index_entry {
     const uint8_t *last_key;
     size_t klen;
     uint64_t off, size;
+    uint64_t entries, kv_bytes;   /* format >= 2; else 0 */
 } index_entry;
 
 struct sst_reader {
@@ -52,6 +53,7 @@ struct sst_reader {
     uint8_t *filter;            /* decoded filter, NULL if none */
     size_t filter_len;
     bool index_only;            /* opened without its filter (sst_reader_open_index) */
+    uint32_t version;           /* format version from the footer */
     sst_info info;
 };
 
@@ -108,6 +110,17 @@ static shale_status parse_index(sst_reader *r, const uint8_t *p, size_t len, uin
         if (!(k = get_varint(p + i, len - i, &size)))
             goto bad;
         i += k;
+        uint64_t entries = 0, kv_bytes = 0;
+        if (r->version >= 2) {
+            if (!(k = get_varint(p + i, len - i, &entries)))
+                goto bad;
+            i += k;
+            if (!(k = get_varint(p + i, len - i, &kv_bytes)))
+                goto bad;
+            i += k;
+            if (!entries)
+                goto bad;
+        }
         if (off > r->size || size > r->size - off || size < BLOCK_TRAILER)
             goto bad;
         if (n == cap) {
@@ -119,7 +132,7 @@ static shale_status parse_index(sst_reader *r, const uint8_t *p, size_t len, uin
             }
             ix = nx;
         }
-        ix[n++] = (index_entry){key, klen, off, size};
+        ix[n++] = (index_entry){key, klen, off, size, entries, kv_bytes};
     }
     r->index = ix;
     r->nblocks = n;
@@ -187,10 +200,11 @@ static shale_status load_meta(sst_reader *r)
     if (get_u64le(footer + 64) != XXH3_64bits(footer, 64))
         return corrupt(r, "footer checksum mismatch", foff);
     uint32_t ver = get_u32le(footer + 48);
-    if (ver != SST_FORMAT_VERSION)
+    if (ver < SST_FORMAT_VERSION_MIN || ver > SST_FORMAT_VERSION)
         return shale_err(SHALE_UNSUPPORTED, "%s: SST format version %u is not supported by "
-                                            "this build (%d)", r->name, ver,
-                         SST_FORMAT_VERSION);
+                                            "this build (%d to %d)", r->name, ver,
+                         SST_FORMAT_VERSION_MIN, SST_FORMAT_VERSION);
+    r->version = ver;
     uint64_t fo = get_u64le(footer), fs = get_u64le(footer + 8), io = get_u64le(footer + 16),
              is = get_u64le(footer + 24), po = get_u64le(footer + 32),
              ps = get_u64le(footer + 40);
@@ -261,12 +275,15 @@ size_t sst_reader_block_count(const sst_reader *r)
     return r->nblocks;
 }
 
-void sst_reader_block(const sst_reader *r, size_t i, const uint8_t **last_key, size_t *klen,
-                      uint64_t *stored_size)
+void sst_reader_block(const sst_reader *r, size_t i, sst_block_info *out)
 {
-    *last_key = r->index[i].last_key;
-    *klen = r->index[i].klen;
-    *stored_size = r->index[i].size;
+    const index_entry *e = &r->index[i];
+    out->last_key = e->last_key;
+    out->klen = e->klen;
+    out->stored_size = e->size;
+    out->has_counts = r->version >= 2;
+    out->entries = e->entries;
+    out->kv_bytes = e->kv_bytes;
 }
 
 static shale_status open_store_sst(shale_objstore *s, const char *key, uint64_t size,
