@@ -10,7 +10,7 @@
  * nothing), 2 usage error.  Errors: "shale: <command>: <status>: <detail>".
  */
 #include "shale.h"
-#include "db/manifest.h"
+#include "shale_admin.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -39,6 +39,9 @@ static const char usage_text[] =
     "                     [--child-wal URI]\n"
     "  gc URI [--dry-run] [--min-age SECONDS]\n"
     "  verify URI                     check every SST's checksums and every reference\n"
+    "  info URI                       shard facts: bytes, keys, SSTs, WAL position, range\n"
+    "  split-points URI --ways N [--by bytes|keys]\n"
+    "                                 N-1 balanced boundaries from the SST indexes\n"
     "  version | help\n"
     "\n"
     "URIs: file:///abs/dir, s3://bucket/prefix (AWS_* environment), mem://name.\n"
@@ -61,7 +64,7 @@ static int fail(const char *cmd, shale_status rc)
 
 static uint8_t *arg_bytes(const char *s, size_t *len)
 {
-    uint8_t *b = manifest_key_unescape(s, len);
+    uint8_t *b = shale_key_unescape(s, len);
     if (!b) {
         fprintf(stderr, "shale: bad %%XX escape in '%s'\n", s);
         exit(2);
@@ -71,7 +74,7 @@ static uint8_t *arg_bytes(const char *s, size_t *len)
 
 static void print_escaped(const void *p, size_t n)
 {
-    char *e = manifest_key_escape(p, n);
+    char *e = shale_key_escape(p, n);
     if (e)
         fputs(e, stdout);
     free(e);
@@ -95,6 +98,7 @@ typedef struct sub_args {
     const char *start, *end, *limit, *count, *value_size, *prefix, *id;
     const char *scope, *lifetime, *name;
     const char *range, *checkpoint, *parent_wal, *child_wal, *min_age;
+    const char *ways, *by;
     bool count_flag, dry_run;
     int npos;      /* positional arguments */
     char **pos;
@@ -102,7 +106,7 @@ typedef struct sub_args {
 
 enum { O_START = 256, O_END, O_LIMIT, O_COUNT_FLAG, O_COUNT, O_VALUE_SIZE, O_PREFIX, O_ID,
        O_SCOPE, O_LIFETIME, O_NAME, O_RANGE, O_CHECKPOINT, O_PARENT_WAL, O_CHILD_WAL,
-       O_MIN_AGE, O_DRY_RUN };
+       O_MIN_AGE, O_DRY_RUN, O_WAYS, O_BY };
 
 /* argv[0] is the command's name (getopt's messages start with it). */
 static bool sub_parse(int argc, char **argv, const struct option *lo, sub_args *a)
@@ -129,6 +133,8 @@ static bool sub_parse(int argc, char **argv, const struct option *lo, sub_args *
         case O_CHILD_WAL: a->child_wal = optarg; break;
         case O_MIN_AGE: a->min_age = optarg; break;
         case O_DRY_RUN: a->dry_run = true; break;
+        case O_WAYS: a->ways = optarg; break;
+        case O_BY: a->by = optarg; break;
         case ':':
             fprintf(stderr, "shale: %s: option '%s' needs a value\n", argv[0], argv[optind - 1]);
             return false;
@@ -320,6 +326,70 @@ static int cmd_manifest(int argc, char **argv)
         return fail("manifest show", rc);
     puts(json);
     shale_free(json);
+    return 0;
+}
+
+static void print_key_line(const char *label, const shale_key *k)
+{
+    printf("%-20s", label);
+    if (k->len)
+        print_escaped(k->data, k->len);
+    else
+        fputs("(unbounded)", stdout);
+    putchar('\n');
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    sub_args sa;
+    if (!sub_parse(argc, argv, no_opts, &sa) || sa.npos != 1)
+        return usage();
+    shale_shard_info in;
+    shale_status rc = shale_shard_info_get(sa.pos[0], &g_opts, &in);
+    if (rc)
+        return fail("info", rc);
+    printf("%-20s%llu\n", "manifest_id", (unsigned long long)in.manifest_id);
+    printf("%-20s%llu\n", "bytes", (unsigned long long)in.bytes);
+    printf("%-20s%llu\n", "kv_bytes", (unsigned long long)in.kv_bytes);
+    printf("%-20s%llu\n", "approx_keys", (unsigned long long)in.approx_keys);
+    printf("%-20s%llu\n", "ssts", (unsigned long long)in.sst_count);
+    printf("%-20s%u\n", "l0", in.l0_count);
+    printf("%-20s%u\n", "sorted_runs", in.sorted_run_count);
+    printf("%-20s%llu\n", "data_blocks", (unsigned long long)in.data_blocks);
+    printf("%-20s%llu\n", "replay_after_wal_id", (unsigned long long)in.replay_after_wal_id);
+    printf("%-20s%llu\n", "next_wal_sst_id", (unsigned long long)in.next_wal_sst_id);
+    print_key_line("range_start", &in.range_start);
+    print_key_line("range_end", &in.range_end);
+    shale_shard_info_clear(&in);
+    return 0;
+}
+
+static int cmd_split_points(int argc, char **argv)
+{
+    static const struct option lo[] = {{"ways", required_argument, 0, O_WAYS},
+                                       {"by", required_argument, 0, O_BY},
+                                       {0, 0, 0, 0}};
+    sub_args sa;
+    uint64_t ways = 0;
+    if (!sub_parse(argc, argv, lo, &sa) || sa.npos != 1 || !parse_u64(sa.ways, &ways) ||
+        ways < 2 || ways > 1024)
+        return usage();
+    shale_split_by by = SHALE_SPLIT_BY_BYTES;
+    if (sa.by && !strcmp(sa.by, "keys"))
+        by = SHALE_SPLIT_BY_KEYS;
+    else if (sa.by && strcmp(sa.by, "bytes")) {
+        fprintf(stderr, "shale: split-points: --by is 'bytes' or 'keys', not '%s'\n", sa.by);
+        return 2;
+    }
+    shale_split_points sp;
+    shale_status rc = shale_split_points_get(sa.pos[0], &g_opts, (uint32_t)ways, by, &sp);
+    if (rc)
+        return fail("split-points", rc);
+    for (uint32_t i = 0; i + 1 < sp.ways; i++) {
+        print_escaped(sp.boundaries[i].data, sp.boundaries[i].len);
+        putchar('\n');
+    }
+    shale_split_points_clear(&sp);
     return 0;
 }
 
@@ -523,6 +593,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "clone")) return cmd_clone(n, a);
     if (!strcmp(cmd, "gc")) return cmd_gc(n, a);
     if (!strcmp(cmd, "verify")) return cmd_verify(n, a);
+    if (!strcmp(cmd, "info")) return cmd_info(n, a);
+    if (!strcmp(cmd, "split-points")) return cmd_split_points(n, a);
     if (!strcmp(cmd, "version")) {
         printf("shale %s\n", SHALE_VERSION);
         return 0;

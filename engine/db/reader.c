@@ -244,6 +244,11 @@ shale_status shale_reader_refresh(shale_reader *r)
 
 shale_status shale_reader_info(shale_reader *r, shale_db_info *out)
 {
+    return shale_reader_info_get(r, out);
+}
+
+shale_status shale_reader_info_get(shale_reader *r, shale_db_info *out)
+{
     memset(out, 0, sizeof *out);
     db_view *v = grab(r);
     view_fill_info(v->man, out);

@@ -26,9 +26,7 @@
 #include "shale_status.h"
 #include "shale_objstore.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+SHALE_API_BEGIN
 
 #define SHALE_VERSION "0.1.0"
 
@@ -275,7 +273,10 @@ shale_status shale_reader_count(shale_reader *r, const void *start, size_t slen,
                                 const void *end, size_t elen, uint64_t *count);
 /* Picks up the latest manifest and WAL (no-op at a checkpoint). */
 shale_status shale_reader_refresh(shale_reader *r);
-/* Summary of the manifest the reader stands on. */
+/* Summary of the manifest the reader stands on (the reader's twin of
+ * shale_db_info_get()). */
+shale_status shale_reader_info_get(shale_reader *r, shale_db_info *out);
+/* Old name of shale_reader_info_get(), kept for callers that use it. */
 shale_status shale_reader_info(shale_reader *r, shale_db_info *out);
 void shale_reader_close(shale_reader *r);
 
@@ -312,7 +313,5 @@ typedef struct shale_verify_result {
 shale_status shale_verify(const char *uri, const shale_options *opts,
                           shale_verify_result *out);
 
-#ifdef __cplusplus
-}
-#endif
+SHALE_API_END
 #endif /* SHALE_H */

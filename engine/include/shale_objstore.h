@@ -28,9 +28,7 @@
 #include <stdbool.h>
 #include "shale_status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+SHALE_API_BEGIN
 
 typedef struct shale_objstore shale_objstore;
 
@@ -194,6 +192,9 @@ typedef struct shale_objreader shale_objreader;
  * At most about half the process's descriptor limit (RLIMIT_NOFILE) is held
  * by file:// handles at once; past that a handle reads by path like
  * shale_objstore_get_range(), slower but correct. */
+shale_status shale_objreader_open(shale_objstore *s, const char *key, uint64_t size_hint,
+                                  shale_objreader **out);
+/* Old name of shale_objreader_open(), kept for callers that use it. */
 shale_status shale_objstore_reader_open(shale_objstore *s, const char *key,
                                         uint64_t size_hint, shale_objreader **out);
 
@@ -275,7 +276,5 @@ uint64_t shale_fault_injected(const shale_fault *f);
  * with shale_errmsg() set.  The controller lives until the process ends. */
 shale_fault *shale_fault_for_uri(const char *fault_uri, const shale_objstore_options *opts);
 
-#ifdef __cplusplus
-}
-#endif
+SHALE_API_END
 #endif /* SHALE_OBJSTORE_H */

@@ -264,6 +264,12 @@ shale_status shale_objstore_get_range(shale_objstore *s, const char *key, uint64
 shale_status shale_objstore_reader_open(shale_objstore *s, const char *key, uint64_t size_hint,
                                         shale_objreader **out)
 {
+    return shale_objreader_open(s, key, size_hint, out);
+}
+
+shale_status shale_objreader_open(shale_objstore *s, const char *key, uint64_t size_hint,
+                                  shale_objreader **out)
+{
     *out = NULL;
     shale_objreader *r = NULL;
     char *k = NULL;
