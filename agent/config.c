@@ -49,6 +49,7 @@ static const key keys[] = {
     {"sources.http.allowedOrigins", T_LIST, F(http_origins)},
     {"sources.http.readyCheckMs", T_U32, F(http_ready_check_ms)},
     {"sources.http.readyTimeoutMs", T_U32, F(http_ready_timeout_ms)},
+    {"sources.http.probeListen", T_STR, F(http_probe_listen)},
     {"sources.kubernetes.enabled", T_BOOL, F(kube_enabled)},
     {"sources.kubernetes.namespace", T_STR, F(kube_namespace)},
     {"sources.kubernetes.labelSelector", T_STR, F(kube_selector)},
@@ -345,6 +346,9 @@ static shale_status check_http(const agent_config *c)
     bool loopback = false;
     if (http_listen_parse(c->http_listen, NULL, &loopback))
         return shale_err_prefix(SHALE_INVALID_ARGUMENT, "config: 'sources.http.listen': ");
+    bool probe_lo;
+    if (c->http_probe_listen && http_listen_parse(c->http_probe_listen, NULL, &probe_lo))
+        return shale_err_prefix(SHALE_INVALID_ARGUMENT, "config: 'sources.http.probeListen': ");
     if (c->http_token && c->http_token_file)
         return shale_err(SHALE_INVALID_ARGUMENT, "config: set 'sources.http.tokenFile' or "
                                                  "'sources.http.token', not both");

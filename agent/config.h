@@ -9,7 +9,8 @@
  *     local: {enabled: true, dir: "/var/lib/shale/splits", pollMs: 200}
  *     http: {enabled: true, listen: "127.0.0.1:8080", tokenFile: "", token: "",
  *            maxBodyBytes: 1048576, maxConnections: 32, timeoutSeconds: 30,
- *            allowedOrigins: [], readyCheckMs: 1000, readyTimeoutMs: 3000}
+ *            allowedOrigins: [], readyCheckMs: 1000, readyTimeoutMs: 3000,
+ *            probeListen: ""}
  *     kubernetes: {enabled: false, namespace: "", labelSelector: "",
  *                  kubeconfig: "", insecureSkipTlsVerify: false}
  *   logLevel: info                           # debug | info | warn | error
@@ -54,6 +55,7 @@ typedef struct agent_config {
     agent_strlist http_origins;    /* Origin values allowed (default none) */
     uint32_t http_ready_check_ms;  /* readiness check interval (default 1000) */
     uint32_t http_ready_timeout_ms;/* a check this slow means not ready (3000) */
+    char *http_probe_listen;       /* NULL: probes on the API listener only */
     bool kube_enabled;
     char *kube_namespace, *kube_selector, *kubeconfig;
     bool kube_insecure;

@@ -38,6 +38,8 @@ static const unsigned counted_codes[] = {200, 201, 204, 400, 401, 403, 404, 405,
 
 struct http_server {
     struct MHD_Daemon *d;
+    struct MHD_Daemon *probe_d;              /* NULL without probe_listen */
+    uint16_t probe_port;
     split_service *svc;
     splitter *sp;
     http_token *token;
@@ -517,6 +519,33 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return r;
 }
 
+/* The probe listener: /healthz and /readyz, nothing else, no body. */
+static enum MHD_Result handle_probe(void *cls, struct MHD_Connection *c, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_size,
+                                    void **con_cls)
+{
+    (void)version;
+    (void)upload_data;
+    http_server *h = cls;
+    if (!*con_cls) {
+        *con_cls = h;   /* headers seen; answer on the next call */
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(method, "GET"))
+        return respond_error(h, NULL, c, 405, "MethodNotAllowed", "use GET");
+    if (!strcmp(url, "/healthz"))
+        return respond(h, NULL, c, 200, "text/plain; charset=utf-8", "ok\n");
+    if (!strcmp(url, "/readyz"))
+        return answer_ready(h, NULL, c);
+    return respond_error(h, NULL, c, 404, "NotFound", "this listener serves /healthz and "
+                                                      "/readyz only");
+}
+
 static void done(void *cls, struct MHD_Connection *c, void **con_cls,
                  enum MHD_RequestTerminationCode toe)
 {
@@ -588,6 +617,10 @@ static void server_free(http_server *h)
 {
     if (!h)
         return;
+    if (h->probe_d)
+        MHD_stop_daemon(h->probe_d);
+    if (h->d)
+        MHD_stop_daemon(h->d);
     http_ready_stop(h->ready);
     http_token_free(h->token);
     for (size_t i = 0; i < h->norigins; i++)
@@ -654,6 +687,30 @@ shale_status http_start(const http_options *o, split_service *svc, splitter *sp,
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : 0;
+    if (o->probe_listen) {
+        struct sockaddr_storage ps;
+        if ((rc = http_listen_parse(o->probe_listen, &ps, &loopback))) {
+            rc = shale_err_prefix(rc, "http: probe listener: ");
+            goto fail;
+        }
+        unsigned pflags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                          MHD_USE_POLL | MHD_USE_ERROR_LOG |
+                          (ps.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+        h->probe_d = MHD_start_daemon(pflags, 0, NULL, NULL, handle_probe, h,
+                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ps,
+                                      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
+                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+                                      MHD_OPTION_END);
+        if (!h->probe_d) {
+            rc = shale_err(SHALE_IO, "http: cannot listen on %s for probes (in use, or not "
+                                     "allowed)", o->probe_listen);
+            goto fail;
+        }
+        info = MHD_get_daemon_info(h->probe_d, MHD_DAEMON_INFO_BIND_PORT);
+        h->probe_port = info ? info->port : 0;
+    }
     *out = h;
     return SHALE_OK;
 fail:
@@ -666,10 +723,12 @@ uint16_t http_port(const http_server *h)
     return h->port;
 }
 
+uint16_t http_probe_port(const http_server *h)
+{
+    return h->probe_port;
+}
+
 void http_stop(http_server *h)
 {
-    if (!h)
-        return;
-    MHD_stop_daemon(h->d);
     server_free(h);
 }

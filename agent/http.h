@@ -30,7 +30,8 @@
  *   busy in /v1/ at once: the rest get 503 at once);
  * - every connection has its own thread, and /healthz, /readyz and
  *   /metrics are answered from memory (http_ready.h), so no probe waits
- *   behind a store call or a busy API request.
+ *   behind a store call or a busy API request; with probe_listen the
+ *   probes also have a daemon of their own, which no API client can fill.
  * Every split request over HTTP (accepted or refused, with the reason) and
  * every abort is logged (log.h).  Errors are JSON {"error": code,
  * "reason": message}.
@@ -61,6 +62,10 @@ typedef struct http_options {
     size_t allowed_origin_count;
     uint32_t ready_check_ms;          /* default 1000 */
     uint32_t ready_timeout_ms;        /* default 3000 */
+    const char *probe_listen;         /* NULL: probes on listen only; else a second
+                                         listener serving only /healthz and /readyz,
+                                         open (no token), e.g. for kubelet while the
+                                         API stays on loopback */
 } http_options;
 
 void http_options_init(http_options *o);
@@ -76,6 +81,7 @@ shale_status http_listen_parse(const char *listen, struct sockaddr_storage *sa,
 shale_status http_start(const http_options *o, split_service *svc, splitter *sp,
                         http_server **out);
 uint16_t http_port(const http_server *h);
+uint16_t http_probe_port(const http_server *h);   /* 0 without probe_listen */
 void http_stop(http_server *h);   /* NULL ok */
 
 #endif

@@ -189,6 +189,7 @@ int main(int argc, char **argv)
         ho.allowed_origin_count = cfg.http_origins.n;
         ho.ready_check_ms = cfg.http_ready_check_ms;
         ho.ready_timeout_ms = cfg.http_ready_timeout_ms;
+        ho.probe_listen = cfg.http_probe_listen;
         rc = http_start(&ho, splitter_service(sp), sp, &http);
         if (rc) {
             LOGE("%s", shale_errmsg());
@@ -200,6 +201,9 @@ int main(int argc, char **argv)
                  cfg.http_token || cfg.http_token_file ? ", bearer token required" : "");
         else
             LOGI("HTTP API on %s, bearer token required", cfg.http_listen);
+        if (cfg.http_probe_listen)
+            LOGI("probes (/healthz, /readyz) also on %s, port %u", cfg.http_probe_listen,
+                 http_probe_port(http));
         if (port_file) {
             FILE *f = fopen(port_file, "w");
             if (f) {
