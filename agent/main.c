@@ -127,7 +127,7 @@ int main(int argc, char **argv)
             rc = splitter_add_listener(sp, source_local_on_status, local);
         if (rc) {
             LOGE("local source: %s", shale_errmsg());
-            exit_code = 1;
+            exit_code = rc == SHALE_INVALID_ARGUMENT ? 2 : 1;
             goto out;
         }
     }

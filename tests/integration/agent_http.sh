@@ -159,4 +159,12 @@ out=$("$AGENT" --check-config --config "$d/open.yaml" --set 'sources.http.listen
 out=$("$AGENT" --config "$d/open.yaml" --set sources.http.tokenFile="$d/missing" 2>&1); rc=$?
 [ $rc = 2 ] && echo "$out" | grep -q "$d/missing" && ok "unreadable token file: refuses to start naming it" \
   || notok "unreadable token file: refuses to start naming it ($rc: $out)"
+
+# The local request directory: one that others can write is refused at start.
+mkdir -p "$d/shared/splits" && chmod 0777 "$d/shared/splits"
+out=$("$AGENT" --config "$d/open.yaml" --set sources.http.listen=127.0.0.1:0 \
+  --set sources.local.enabled=true --set sources.local.dir="$d/shared/splits" 2>&1); rc=$?
+[ $rc = 2 ] && echo "$out" | grep -q "$d/shared/splits is writable by every user" \
+  && ok "world-writable local request directory: refuses to start, naming it" \
+  || notok "world-writable local request directory: refuses to start ($rc: $out)"
 finish
