@@ -260,7 +260,9 @@ static void test_names_never_become_paths(void **state)
     char *esc = slurp(parent, "escape.json");
     assert_null(esc);
     assert_null(slurp(x->dir, "status/...json"));
-    DIR *d = opendir(strcat(strcpy(calloc(1, strlen(x->dir) + 16), x->dir), "/status"));
+    char *sd = path(x->dir, "status");
+    DIR *d = opendir(sd);
+    free(sd);
     int n = 0;
     for (struct dirent *e; (e = readdir(d));)
         n += e->d_name[0] != '.';
