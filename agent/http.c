@@ -646,6 +646,10 @@ shale_status http_start(const http_options *o, split_service *svc, splitter *sp,
     h->max_body = o->max_body ? o->max_body : 1u << 20;
     h->timeout_s = o->timeout_s ? o->timeout_s : 30;
     uint32_t maxc = o->max_connections ? o->max_connections : 32;
+    /* Busy in /v1/ at most half the connections, fewer than one address
+     * may open (three quarters): a client flooding the API gets quick 503s
+     * while connections are left for probes, even from its own address (a
+     * mesh proxy sends everything from 127.0.0.1). */
     h->busy_limit = (int)(maxc / 2 ? maxc / 2 : 1);
     if ((rc = http_token_new(o->token, o->token_file, &h->token)))
         goto fail;
@@ -677,7 +681,7 @@ shale_status http_start(const http_options *o, split_service *svc, splitter *sp,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->timeout_s,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)maxc,
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)(maxc / 2),
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)(maxc * 3 / 4),
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                             MHD_OPTION_END);
     if (!h->d) {

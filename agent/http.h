@@ -26,8 +26,8 @@
  *   are answered before a byte of the body is read;
  * - a request is bounded in size (maxBodyBytes), in time (idle timeout and
  *   a whole-request deadline: a trickled body is cut off) and in number
- *   (maxConnections in all, half of them from one address, half of them
- *   busy in /v1/ at once: the rest get 503 at once);
+ *   (maxConnections in all, three quarters of them from one address,
+ *   half of them busy in /v1/ at once: the rest get 503 at once);
  * - every connection has its own thread, and /healthz, /readyz and
  *   /metrics are answered from memory (http_ready.h), so no probe waits
  *   behind a store call or a busy API request; with probe_listen the

@@ -7,6 +7,8 @@
  * - refusals that need no body (401, 415, 413) come before the body: the
  *   answer arrives while the client has sent only the headers;
  * - a body trickled past the request deadline gets the connection closed;
+ * - API requests stuck on a slow store: past the busy limit the next gets
+ *   503 at once and the probes still answer;
  * - the YAML pre-scan refuses 1 MiB of nesting with the reason, and lets
  *   32 levels through.
  */
@@ -20,6 +22,7 @@
 #include <curl/curl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +267,76 @@ static void test_trickled_body_is_cut_off(void **state)
     assert_non_null(strstr(m.body, "shale_http_deadline_closed_total 1"));
 }
 
+typedef struct poster {
+    uint16_t port;
+    long code;
+} poster;
+
+static long post(uint16_t port, const char *body, long timeout_ms)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/v1/splits", port);
+    CURL *c = curl_easy_init();
+    struct curl_slist *hd = curl_slist_append(NULL, "Authorization: Bearer t0ken-for-tests");
+    hd = curl_slist_append(hd, "Content-Type: application/yaml");
+    reply r = {0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.code);
+    curl_slist_free_all(hd);
+    curl_easy_cleanup(c);
+    return r.code;
+}
+
+static const char *SLOW_REQ = "name: slow\nparent: {shard: s0}\nchildren:\n"
+                              "  - {name: a, store: \"mem://a\", range: {start: \"\", end: m}}\n"
+                              "  - {name: b, store: \"mem://b\", range: {start: m, end: \"\"}}\n";
+
+static void *post_slow(void *arg)
+{
+    poster *p = arg;
+    p->code = post(p->port, SLOW_REQ, 10000);
+    return NULL;
+}
+
+/* API requests stuck on a slow store never take every connection: past
+ * half of maxConnections busy, the next is answered 503 at once, and the
+ * probes still answer. */
+static void test_busy_api_answers_503_and_leaves_room(void **state)
+{
+    fx *f = *state;
+    /* Reading the parent's manifest (what a submit validates against) now
+     * takes 1.5 s; the readiness check (a list) does not. */
+    shale_fault_rule rule = {SHALE_FAULT_OP(SHALE_OP_GET) | SHALE_FAULT_OP(SHALE_OP_GET_RANGE),
+                             "manifest/", 0, 0, SHALE_OK, false, 1500, 0};
+    TU_OK(shale_fault_add(f->ctl, &rule, NULL));
+    poster p[16];
+    pthread_t t[16];
+    for (int i = 0; i < 16; i++) {   /* maxConnections 32: busy limit 16 */
+        p[i].port = http_port(f->h);
+        p[i].code = 0;
+        assert_int_equal(pthread_create(&t[i], NULL, post_slow, &p[i]), 0);
+    }
+    long code = 0;
+    for (int i = 0; i < 100 && code != 503; i++)
+        code = post(http_port(f->h), SLOW_REQ, 1000);
+    assert_int_equal(code, 503);
+    assert_int_equal(get(http_port(f->h), "/healthz", 500, false).code, 200);
+    assert_int_equal(get(http_port(f->h), "/readyz", 500, false).code, 200);
+    for (int i = 0; i < 16; i++)
+        pthread_join(t[i], NULL);
+    int answered = 0;
+    for (int i = 0; i < 16; i++)
+        answered += p[i].code != 0;
+    assert_int_equal(answered, 16);   /* the slow ones were served, not dropped */
+}
+
 static void test_yaml_prescan(void **state)
 {
     (void)state;
@@ -319,6 +392,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refused_before_the_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trickled_body_is_cut_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_api_answers_503_and_leaves_room, setup,
+                                        teardown),
         cmocka_unit_test(test_yaml_prescan),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
