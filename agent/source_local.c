@@ -34,7 +34,6 @@ typedef struct seen {
     ino_t ino;
     bool cancelled;
     bool present;            /* found by the current scan */
-    bool has_error;          /* errors/<file>.json written */
     struct seen *next;
 } seen;
 
@@ -124,7 +123,7 @@ void source_local_on_status(void *ctx, const char *name, const char *status_json
 }
 
 /* errors/<file>.json: why requests/<file> was not taken. */
-static void write_error(source_local *s, seen *x, const char *file, const char *reason,
+static void write_error(source_local *s, const char *file, const char *reason,
                         const char *message)
 {
     char now[40], out[300];
@@ -139,18 +138,15 @@ static void write_error(source_local *s, seen *x, const char *file, const char *
     free(text);
     if (e)
         LOGE("cannot write %s/errors/%.200s.json: %s", s->dir, file, strerror(e));
-    else if (x)
-        x->has_error = true;
 }
 
+/* Removes errors/<file>.json (also when this process did not write it: an
+ * agent restarted after the file was fixed). */
 static void clear_error(source_local *s, seen *x)
 {
-    if (!x->has_error)
-        return;
     char out[300];
     if (snprintf(out, sizeof out, "%s.json", x->file) < (int)sizeof out)
         unlinkat(s->err_fd, out, 0);
-    x->has_error = false;
 }
 
 /* Refuses requests/<file>: an error file and one warning. */
@@ -158,7 +154,8 @@ static void refuse(source_local *s, seen *x, const char *file, const char *reaso
                    const char *message)
 {
     LOGW("local source: requests/%.200s refused (%s): %s", file, reason, message);
-    write_error(s, x, file, reason, message);
+    (void)x;
+    write_error(s, file, reason, message);
 }
 
 /* ---- scanning -------------------------------------------------------------- */
@@ -463,6 +460,33 @@ static shale_status open_sub(source_local *s, const char *sub, int *out)
     return SHALE_OK;
 }
 
+/* At start: error files whose request file went away while the agent was
+ * down go too. */
+static void sweep_errors(source_local *s)
+{
+    int fd = openat(s->err_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        char file[256];
+        struct stat st;
+        if (e->d_name[0] == '.' || n <= 5 || n - 5 >= sizeof file ||
+            strcmp(e->d_name + n - 5, ".json"))
+            continue;
+        memcpy(file, e->d_name, n - 5);
+        file[n - 5] = '\0';
+        if (fstatat(s->req_fd, file, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)
+            unlinkat(s->err_fd, e->d_name, 0);
+    }
+    closedir(d);
+}
+
 shale_status source_local_new(const char *dir, uint32_t poll_ms, split_service *svc,
                               source_local **out)
 {
@@ -505,6 +529,7 @@ shale_status source_local_new(const char *dir, uint32_t poll_ms, split_service *
         source_local_free(s);
         return rc;
     }
+    sweep_errors(s);
     *out = s;
     return SHALE_OK;
 }

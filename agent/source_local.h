@@ -25,7 +25,7 @@
  * refused) gets errors/<file>.json and a log line, never a status/ file:
  * status/<name>.json belongs to the split <name> alone, so a garbage file
  * named like a finished split cannot overwrite its status.  The error file
- * goes when the request file is taken or removed.
+ * goes when the request file is taken or removed (also across restarts).
  *
  * A file is (re)submitted when it appears or its size/mtime change; the
  * same content again is a no-op by the service's rules.

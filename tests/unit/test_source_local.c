@@ -347,6 +347,30 @@ static void test_status_replaced_atomically_not_through_links(void **state)
     free(st);
 }
 
+/* Error files follow their request file across a restart of the agent. */
+static void test_error_files_across_restarts(void **state)
+{
+    fx *x = *state;
+    put(x->dir, "requests/g.yaml", "garbage: [");
+    put(x->dir, "requests/k.yaml", "garbage: [");
+    source_local_scan_once(x->s);
+    char *e = slurp(x->dir, "errors/g.yaml.json");
+    assert_non_null(e);
+    free(e);
+    source_local_free(x->s);
+    x->s = NULL;
+    /* While the agent is down: g.yaml removed, k.yaml fixed. */
+    char *g = path(x->dir, "requests/g.yaml");
+    assert_int_equal(unlink(g), 0);
+    free(g);
+    put_request(x->dir, "requests/k.yaml", "k1");
+    TU_OK(source_local_new(x->dir, 10, &x->f.base, &x->s));
+    assert_null(slurp(x->dir, "errors/g.yaml.json"));
+    source_local_scan_once(x->s);
+    assert_int_equal(x->f.submits, 1);
+    assert_null(slurp(x->dir, "errors/k.yaml.json"));
+}
+
 static void test_cancel_and_requests_are_taken(void **state)
 {
     fx *x = *state;
@@ -373,6 +397,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_status_replaced_atomically_not_through_links,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_and_requests_are_taken, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_files_across_restarts, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
