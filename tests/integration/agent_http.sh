@@ -16,7 +16,8 @@ shard: s0
 store: {uri: "file://$d/parent", walUri: "file://$d/wal"}
 sources:
   local: {enabled: false}
-  http: {enabled: true, listen: "127.0.0.1:0", tokenFile: "$d/token", maxBodyBytes: 1100000}
+  http: {enabled: true, listen: "127.0.0.1:0", tokenFile: "$d/token", maxBodyBytes: 1100000,
+         allowedOrigins: ["https://ops.example"]}
 YAML
 "$AGENT" --config "$d/agent.yaml" --port-file "$d/port" 2>"$d/log" &
 AGENT_PID=$!
@@ -59,6 +60,13 @@ done
   && grep -q 'evil.example' "$d/body" && ok "POST with a foreign Origin: 403" || notok "POST with a foreign Origin: 403"
 [ "$(code "${A[@]}" -H 'Origin: https://evil.example' "$U/v1/splits")" = 403 ] && ok "GET with a foreign Origin: 403" \
   || notok "GET with a foreign Origin: 403"
+[ "$(curl -s -o /dev/null -D "$d/hdr" -w '%{http_code}' "${A[@]}" -H 'Origin: https://ops.example' "$U/v1/splits")" = 200 ] \
+  && grep -qi '^Access-Control-Allow-Origin: https://ops.example' "$d/hdr" && ok "allowed Origin: 200 with CORS header" \
+  || notok "allowed Origin: 200 with CORS header"
+[ "$(curl -s -o /dev/null -D "$d/hdr" -w '%{http_code}' -X OPTIONS -H 'Origin: https://ops.example' \
+     -H 'Access-Control-Request-Method: POST' "$U/v1/splits")" = 204 ] \
+  && grep -qi '^Access-Control-Allow-Headers: Authorization, Content-Type' "$d/hdr" && ok "preflight for an allowed Origin: 204" \
+  || notok "preflight for an allowed Origin: 204"
 # Hostile YAML: 1 MiB of '[' (libyaml's loader is quadratic on it) and of
 # '? ' (deep block nesting) are refused by the pre-scan, with the reason.
 head -c 1048576 /dev/zero | tr '\0' '[' > "$d/nest1"
@@ -159,6 +167,19 @@ out=$("$AGENT" --check-config --config "$d/open.yaml" --set 'sources.http.listen
 out=$("$AGENT" --config "$d/open.yaml" --set sources.http.tokenFile="$d/missing" 2>&1); rc=$?
 [ $rc = 2 ] && echo "$out" | grep -q "$d/missing" && ok "unreadable token file: refuses to start naming it" \
   || notok "unreadable token file: refuses to start naming it ($rc: $out)"
+
+# IPv6 loopback, and a probe listener of its own.
+"$AGENT" --config "$d/open.yaml" --set 'sources.http.listen=[::1]:0' \
+  --set 'sources.http.probeListen=127.0.0.1:0' --port-file "$d/port6" 2>"$d/log6" &
+AGENT_PID=$!
+for _ in $(seq 100); do [ -s "$d/port6" ] && break; sleep 0.05; done
+[ "$(code "http://[::1]:$(cat "$d/port6")/v1/splits")" = 200 ] && ok "[::1] listener serves the API (loopback, no token)" \
+  || notok "[::1] listener serves the API (loopback, no token)"
+pp=$(grep -o 'port [0-9]*' "$d/log6" | head -1 | cut -d' ' -f2)
+[ -n "$pp" ] && [ "$(code "http://127.0.0.1:$pp/healthz")" = 200 ] && [ "$(code "http://127.0.0.1:$pp/readyz")" = 200 ] \
+  && [ "$(code "http://127.0.0.1:$pp/v1/splits")" = 404 ] && ok "probe listener: /healthz and /readyz only" \
+  || notok "probe listener: /healthz and /readyz only (port '$pp')"
+kill -TERM $AGENT_PID; wait $AGENT_PID; AGENT_PID=
 
 # The local request directory: one that others can write is refused at start.
 mkdir -p "$d/shared/splits" && chmod 0777 "$d/shared/splits"
