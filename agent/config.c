@@ -7,6 +7,7 @@
  * and the command line cannot disagree on names or types.
  */
 #include "config.h"
+#include "http.h"
 #include "request.h"
 #include "yamljson.h"
 #include "util/misc.h"
@@ -19,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_STR, T_BOOL, T_U32, T_U64, T_LEVEL, T_STYLE, T_VERIFY } ktype;
+typedef enum { T_STR, T_BOOL, T_U32, T_U64, T_LEVEL, T_STYLE, T_VERIFY, T_LIST } ktype;
 
 typedef struct key {
     const char *path;
@@ -42,7 +43,14 @@ static const key keys[] = {
     {"sources.http.enabled", T_BOOL, F(http_enabled)},
     {"sources.http.listen", T_STR, F(http_listen)},
     {"sources.http.tokenFile", T_STR, F(http_token_file)},
+    {"sources.http.token", T_STR, F(http_token)},
     {"sources.http.maxBodyBytes", T_U64, F(http_max_body)},
+    {"sources.http.maxConnections", T_U32, F(http_max_connections)},
+    {"sources.http.timeoutSeconds", T_U32, F(http_timeout_s)},
+    {"sources.http.allowedOrigins", T_LIST, F(http_origins)},
+    {"sources.http.readyCheckMs", T_U32, F(http_ready_check_ms)},
+    {"sources.http.readyTimeoutMs", T_U32, F(http_ready_timeout_ms)},
+    {"sources.http.probeListen", T_STR, F(http_probe_listen)},
     {"sources.kubernetes.enabled", T_BOOL, F(kube_enabled)},
     {"sources.kubernetes.namespace", T_STR, F(kube_namespace)},
     {"sources.kubernetes.labelSelector", T_STR, F(kube_selector)},
@@ -65,6 +73,10 @@ shale_status agent_config_defaults(agent_config *c)
     c->http_enabled = true;
     c->http_listen = xstrdup("127.0.0.1:8080");
     c->http_max_body = 1u << 20;
+    c->http_max_connections = 32;
+    c->http_timeout_s = 30;
+    c->http_ready_check_ms = 1000;
+    c->http_ready_timeout_ms = 3000;
     c->log_level = 1;
     c->step_seconds = 600;
     c->verify_mode = SPLIT_VERIFY_FULL;
@@ -80,7 +92,46 @@ void agent_config_free(agent_config *c)
             char **p = (char **)((char *)c + keys[i].off);
             free(*p);
             *p = NULL;
+        } else if (keys[i].type == T_LIST) {
+            agent_strlist *l = (agent_strlist *)((char *)c + keys[i].off);
+            for (size_t j = 0; j < l->n; j++)
+                free(l->v[j]);
+            free(l->v);
+            l->v = NULL;
+            l->n = 0;
         }
+}
+
+/* Replaces a list with the strings of a JSON array (every item a string). */
+static shale_status set_list(agent_strlist *l, json_t *v, const char **why)
+{
+    if (!json_is_array(v)) {
+        *why = "must be a list of strings";
+        return SHALE_INVALID_ARGUMENT;
+    }
+    size_t n = json_array_size(v), i;
+    json_t *it;
+    json_array_foreach(v, i, it)
+        if (!json_is_string(it) || !*json_string_value(it)) {
+            *why = "must be a list of non-empty strings";
+            return SHALE_INVALID_ARGUMENT;
+        }
+    char **nv = n ? calloc(n, sizeof *nv) : NULL;
+    if (n && !nv)
+        return SHALE_OOM();
+    for (i = 0; i < n; i++)
+        if (!(nv[i] = xstrdup(json_string_value(json_array_get(v, i))))) {
+            while (i--)
+                free(nv[i]);
+            free(nv);
+            return SHALE_OOM();
+        }
+    for (size_t j = 0; j < l->n; j++)
+        free(l->v[j]);
+    free(l->v);
+    l->v = nv;
+    l->n = n;
+    return SHALE_OK;
 }
 
 /* Sets one key from a JSON value; *why receives the problem. */
@@ -150,6 +201,8 @@ static shale_status set_value(agent_config *c, const key *k, json_t *v, const ch
         *(int *)field = m;
         return SHALE_OK;
     }
+    case T_LIST:
+        return set_list(field, v, why);
     }
     return SHALE_INVALID_ARGUMENT;
 }
@@ -265,6 +318,16 @@ shale_status agent_config_set(agent_config *c, const char *assignment)
         const char *val = eq + 1;
         if (keys[i].type == T_STR || keys[i].type == T_LEVEL || keys[i].type == T_VERIFY)
             v = json_string(val);
+        else if (keys[i].type == T_LIST) {
+            /* --set key=a,b: comma-separated; empty: the empty list. */
+            v = json_array();
+            for (const char *p = val; v && *p;) {
+                const char *comma = strchr(p, ',');
+                size_t n = comma ? (size_t)(comma - p) : strlen(p);
+                json_array_append_new(v, json_stringn(p, n));
+                p += n + (comma ? 1 : 0);
+            }
+        }
         else if (yamljson_parse("--set", val, strlen(val), &v, NULL))
             return shale_err(SHALE_INVALID_ARGUMENT, "--set %s: bad value", assignment);
         const char *why = "has a bad value";
@@ -276,6 +339,43 @@ shale_status agent_config_set(agent_config *c, const char *assignment)
     }
     return shale_err(SHALE_INVALID_ARGUMENT, "--set %s: '%.*s' is not a known setting",
                      assignment, (int)kl, assignment);
+}
+
+/* The HTTP API fails closed: beyond loopback it needs a token. */
+static shale_status check_http(const agent_config *c)
+{
+    bool loopback = false;
+    if (http_listen_parse(c->http_listen, NULL, &loopback))
+        return shale_err_prefix(SHALE_INVALID_ARGUMENT, "config: 'sources.http.listen': ");
+    bool probe_lo;
+    if (c->http_probe_listen && http_listen_parse(c->http_probe_listen, NULL, &probe_lo))
+        return shale_err_prefix(SHALE_INVALID_ARGUMENT, "config: 'sources.http.probeListen': ");
+    if (c->http_token && c->http_token_file)
+        return shale_err(SHALE_INVALID_ARGUMENT, "config: set 'sources.http.tokenFile' or "
+                                                 "'sources.http.token', not both");
+    if (!loopback && !c->http_token && !c->http_token_file)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "config: 'sources.http.listen' is %s, beyond loopback, and neither "
+                         "'sources.http.tokenFile' nor 'sources.http.token' is set: anyone "
+                         "who can reach the port could split or abort this shard. Set a "
+                         "bearer token, or listen on 127.0.0.1 (docs/agent-http.md)",
+                         c->http_listen);
+    if (c->http_max_connections < 4 || c->http_max_connections > 1024)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "config: 'sources.http.maxConnections' must be 4..1024");
+    if (c->http_timeout_s < 1 || c->http_timeout_s > 3600)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "config: 'sources.http.timeoutSeconds' must be 1..3600");
+    if (c->http_ready_check_ms < 10 || c->http_ready_timeout_ms < 10)
+        return shale_err(SHALE_INVALID_ARGUMENT, "config: 'sources.http.readyCheckMs' and "
+                                                 "'readyTimeoutMs' must be at least 10");
+    for (size_t i = 0; i < c->http_origins.n; i++)
+        if (!strcmp(c->http_origins.v[i], "*") || !strcmp(c->http_origins.v[i], "null"))
+            return shale_err(SHALE_INVALID_ARGUMENT,
+                             "config: 'sources.http.allowedOrigins' item '%s': name each "
+                             "origin (scheme://host[:port]); '*' and 'null' are refused",
+                             c->http_origins.v[i]);
+    return SHALE_OK;
 }
 
 shale_status agent_config_check(const agent_config *c)
@@ -295,5 +395,7 @@ shale_status agent_config_check(const agent_config *c)
     if (c->http_max_body < 1024)
         return shale_err(SHALE_INVALID_ARGUMENT,
                          "config: 'sources.http.maxBodyBytes' must be at least 1024");
+    if (c->http_enabled)
+        return check_http(c);
     return SHALE_OK;
 }

@@ -7,8 +7,10 @@
  *   s3: {endpoint: "", region: "", pathStyle: auto, caFile: ""}   # credentials: env only
  *   sources:
  *     local: {enabled: true, dir: "/var/lib/shale/splits", pollMs: 200}
- *     http: {enabled: true, listen: "127.0.0.1:8080", tokenFile: "",
- *            maxBodyBytes: 1048576}
+ *     http: {enabled: true, listen: "127.0.0.1:8080", tokenFile: "", token: "",
+ *            maxBodyBytes: 1048576, maxConnections: 32, timeoutSeconds: 30,
+ *            allowedOrigins: [], readyCheckMs: 1000, readyTimeoutMs: 3000,
+ *            probeListen: ""}
  *     kubernetes: {enabled: false, namespace: "", labelSelector: "",
  *                  kubeconfig: "", insecureSkipTlsVerify: false}
  *   logLevel: info                           # debug | info | warn | error
@@ -17,13 +19,22 @@
  *
  * Every error names the file, line and column and what was wrong; unknown
  * keys are errors (a typo must not silently fall back to a default).
+ * agent_config_check() fails closed on the HTTP API: listening beyond
+ * loopback with neither token nor tokenFile is an error naming the setting.
  */
 #ifndef SHALE_AGENT_CONFIG_H
 #define SHALE_AGENT_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "shale_status.h"
+
+/* A list of strings from a YAML sequence (or "a,b" with --set). */
+typedef struct agent_strlist {
+    char **v;                      /* n strings, each malloc'd */
+    size_t n;
+} agent_strlist;
 
 typedef struct agent_config {
     char *shard;
@@ -37,8 +48,15 @@ typedef struct agent_config {
     uint32_t local_poll_ms;
     bool http_enabled;
     char *http_listen;             /* "host:port" */
-    char *http_token_file;         /* NULL: no auth */
+    char *http_token_file;         /* NULL: none; re-read when it changes */
+    char *http_token;              /* inline token (tokenFile preferred); NULL: none */
     uint64_t http_max_body;
+    uint32_t http_max_connections; /* concurrent connections (default 32) */
+    uint32_t http_timeout_s;       /* idle and whole-request bound (default 30) */
+    agent_strlist http_origins;    /* Origin values allowed (default none) */
+    uint32_t http_ready_check_ms;  /* readiness check interval (default 1000) */
+    uint32_t http_ready_timeout_ms;/* a check this slow means not ready (3000) */
+    char *http_probe_listen;       /* NULL: probes on the API listener only */
     bool kube_enabled;
     char *kube_namespace, *kube_selector, *kubeconfig;
     bool kube_insecure;

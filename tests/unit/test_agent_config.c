@@ -121,6 +121,60 @@ static void test_file_and_overrides(void **state)
     free(dir);
 }
 
+/* The HTTP API fails closed: beyond loopback it needs a token. */
+static void test_http_fails_closed(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("cfg");
+    char *p = write_file(dir, "h.yaml",
+                         "shard: s\nstore: {uri: \"file:///x\"}\nsources:\n  http:\n"
+                         "    allowedOrigins: [\"https://ops.example\", \"http://127.0.0.1:3000\"]\n");
+    agent_config c;
+    TU_OK(agent_config_defaults(&c));
+    assert_int_equal(c.http_max_connections, 32);
+    assert_int_equal(c.http_timeout_s, 30);
+    TU_OK(agent_config_load(&c, p));
+    assert_int_equal(c.http_origins.n, 2);
+    assert_string_equal(c.http_origins.v[1], "http://127.0.0.1:3000");
+    TU_OK(agent_config_check(&c));                                  /* loopback, no token */
+    const char *open_addrs[] = {"0.0.0.0:8080", "10.1.2.3:80", "[::]:8080", "[2001:db8::1]:1"};
+    for (size_t i = 0; i < sizeof open_addrs / sizeof *open_addrs; i++) {
+        char set[64];
+        snprintf(set, sizeof set, "sources.http.listen=%s", open_addrs[i]);
+        TU_OK(agent_config_set(&c, set));
+        TU_RC(SHALE_INVALID_ARGUMENT, agent_config_check(&c));
+        if (!strstr(shale_errmsg(), "sources.http.listen") ||
+            !strstr(shale_errmsg(), "sources.http.tokenFile") ||
+            !strstr(shale_errmsg(), open_addrs[i]))
+            fail_msg("%s: %s", open_addrs[i], shale_errmsg());
+    }
+    TU_OK(agent_config_set(&c, "sources.http.tokenFile=/run/secrets/token"));
+    TU_OK(agent_config_check(&c));                                  /* with a token: fine */
+    TU_OK(agent_config_set(&c, "sources.http.token=inline"));
+    TU_RC(SHALE_INVALID_ARGUMENT, agent_config_check(&c));          /* not both */
+    TU_OK(agent_config_set(&c, "sources.http.tokenFile="));
+    TU_OK(agent_config_check(&c));
+    TU_OK(agent_config_set(&c, "sources.http.token="));
+    TU_OK(agent_config_set(&c, "sources.http.listen=[::1]:8080"));
+    TU_OK(agent_config_check(&c));                                  /* IPv6 loopback */
+    TU_OK(agent_config_set(&c, "sources.http.listen=localhost:8080"));
+    TU_RC(SHALE_INVALID_ARGUMENT, agent_config_check(&c));          /* numeric only */
+    TU_OK(agent_config_set(&c, "sources.http.listen=127.0.0.1:8080"));
+    TU_OK(agent_config_set(&c, "sources.http.allowedOrigins=*"));
+    TU_RC(SHALE_INVALID_ARGUMENT, agent_config_check(&c));          /* no wildcard */
+    TU_OK(agent_config_set(&c, "sources.http.allowedOrigins=https://a.example,https://b.example"));
+    assert_int_equal(c.http_origins.n, 2);
+    assert_string_equal(c.http_origins.v[1], "https://b.example");
+    TU_OK(agent_config_set(&c, "sources.http.probeListen=0.0.0.0:8081"));
+    TU_OK(agent_config_check(&c));                   /* probes may listen anywhere */
+    TU_OK(agent_config_set(&c, "sources.http.maxConnections=2"));
+    TU_RC(SHALE_INVALID_ARGUMENT, agent_config_check(&c));
+    agent_config_free(&c);
+    free(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_line_and_column),
         cmocka_unit_test(test_file_and_overrides),
         cmocka_unit_test(test_s3_ca_file),
+        cmocka_unit_test(test_http_fails_closed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
