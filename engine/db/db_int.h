@@ -166,8 +166,6 @@ shale_status wal_read_range(shale_objstore *w, const char *db_uri, const manifes
 /* Replays WAL ids after replay_after_wal_id into the memtable on open;
  * sets *first_free to the first id not present. */
 shale_status wal_replay(shale_db *db, uint64_t *first_free);
-/* "wal/<id:020>.sst" into buf (>= 32 bytes). */
-void wal_key(uint64_t id, char *buf, size_t n);
 
 /* ---- flush.c ---- */
 void *db_flush_thread(void *arg);
