@@ -22,6 +22,8 @@
 #include "db/env.h"
 #include "db/paths.h"
 #include "objstore/objstore_int.h"
+#include "request.h"
+#include "splitter.h"
 #include "util/misc.h"
 
 #include <pthread.h>
@@ -617,6 +619,99 @@ static void test_verify_gc_and_admin(void **state)
     shale_reader_close(r);
 }
 
+/* ---- the agent's split: Fence .. Verify through the engine -------------- */
+
+/* A 2-way split through shale-agent's state machine with the endpoint and
+ * keys only in the agent's options (as the Helm chart's ConfigMap gives
+ * them): every store any step opens -- the journal, the parent for fencing
+ * and flushing, the WAL wipe, the clone, Verify's readers of the children
+ * (which read the parent's SSTs) and its reference checks -- gets them,
+ * after the strings the agent was configured with are gone. */
+static void split_with_options(fixture *f, split_verify mode)
+{
+    shale_options op = f->o;
+    op.wal_store_uri = f->parent_wal;
+    shale_db *db = NULL;
+    TU_OK(shale_open(f->parent, &op, &db));
+    for (unsigned i = 0; i < NKEYS; i++)
+        dt_put(db, i, 1);
+    TU_OK(shale_flush_memtable(db));
+    for (unsigned i = 0; i < NKEYS; i += 5)
+        dt_put(db, i, 2);          /* only in the WAL */
+    TU_OK(shale_close(db));
+
+    caller c;
+    caller_init(&c, &f->o, NULL);
+    char *shard = dup_str("orders-0"), *store = dup_str(f->parent), *wal = dup_str(f->parent_wal);
+    splitter_options so;
+    splitter_options_init(&so);
+    so.shard = shard;
+    so.store_uri = store;
+    so.wal_store_uri = wal;
+    so.db = c.o;
+    so.db.wal_store_uri = NULL;
+    so.verify = mode;
+    rec_start();
+    splitter *sp = NULL;
+    TU_OK(splitter_new(&so, &sp));
+    caller_scrub(&c);
+    memset(shard, 'X', strlen(shard));
+    memset(store, 'X', strlen(store));
+    memset(wal, 'X', strlen(wal));
+    free(shard);
+    free(store);
+    free(wal);
+    TU_OK(splitter_start(sp));
+    char lo[32], text[2048];
+    dt_key(lo, sizeof lo, NKEYS / 2);
+    size_t n = (size_t)snprintf(
+        text, sizeof text,
+        "name: env-split\nparent:\n  shard: orders-0\nchildren:\n"
+        "  - name: a\n    store: %s\n    walStore: %s\n    range: {start: \"\", end: \"%s\"}\n"
+        "  - name: b\n    store: %s\n    walStore: %s\n    range: {start: \"%s\", end: \"\"}\n",
+        f->child, f->child_wal, lo, f->child2, f->child2_wal, lo);
+    split_request *r = NULL;
+    TU_OK(split_request_parse("test", text, n, &r));
+    split_service *svc = splitter_service(sp);
+    bool created = false;
+    char *st = NULL;
+    TU_OK(svc->ops->submit(svc, r, &created, &st));
+    free(st);
+    TU_OK(splitter_wait_idle(sp, 120000));
+    TU_OK(svc->ops->get(svc, "env-split", &st));
+    if (!strstr(st, "\"phase\": \"Complete\""))
+        fail_msg("the split did not complete:\n%s", st);
+    free(st);
+    splitter_free(sp);
+    rec_assert_opened(f->child, "the split's clone and Verify");
+    rec_assert_opened(f->child2_wal, "the split's clone and Verify");
+    rec_assert_clean(mode == SPLIT_VERIFY_REFERENCES ? "split, Verify by references"
+                                                     : "split, full Verify");
+    rec_stop();
+    const char *kid[2] = {f->child, f->child2}, *kwal[2] = {f->child_wal, f->child2_wal};
+    for (int k = 0; k < 2; k++) {
+        shale_options o = f->o;
+        o.wal_store_uri = kwal[k];
+        shale_reader *rd = NULL;
+        TU_OK(shale_reader_open(kid[k], &o, NULL, &rd));
+        for (unsigned i = 0; i < NKEYS; i++) {
+            bool mine = k == 0 ? i < NKEYS / 2 : i >= NKEYS / 2;
+            dt_expect_reader(rd, i, mine ? (i % 5 == 0 ? 2 : 1) : 0);
+        }
+        shale_reader_close(rd);
+    }
+}
+
+static void test_split_full_verify(void **state)
+{
+    split_with_options(*state, SPLIT_VERIFY_FULL);
+}
+
+static void test_split_verify_by_references(void **state)
+{
+    split_with_options(*state, SPLIT_VERIFY_REFERENCES);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -629,6 +724,8 @@ int main(void)
         T(test_clone_of_clone),
         T(test_reader_parent_reads),
         T(test_verify_gc_and_admin),
+        T(test_split_full_verify),
+        T(test_split_verify_by_references),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
