@@ -65,7 +65,9 @@ struct shale_db {
     char *wal_uri;                 /* NULL = WAL in the main store */
     shale_objstore *store;
     shale_objstore *wal_store;     /* == store when no separate WAL store */
-    db_env *env;                   /* store pool, table cache, block cache */
+    db_env *env;                   /* every store (store and wal_store are its),
+                                      table cache, block cache; opts.store
+                                      points at its copies */
 
     pthread_mutex_t mu;
     pthread_mutex_t man_mu;        /* serialises this process's manifest
