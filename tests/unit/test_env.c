@@ -677,6 +677,7 @@ static void split_with_options(fixture *f, split_verify mode)
     char *st = NULL;
     TU_OK(svc->ops->submit(svc, r, &created, &st));
     free(st);
+    split_request_free(r);
     TU_OK(splitter_wait_idle(sp, 120000));
     TU_OK(svc->ops->get(svc, "env-split", &st));
     if (!strstr(st, "\"phase\": \"Complete\""))
