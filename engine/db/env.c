@@ -54,6 +54,7 @@ struct db_env {
     pthread_mutex_t mu;
     block_cache *cache;        /* under mu until set; then fixed */
     bool own_cache;            /* false: the caller's shared cache */
+    bool cache_made;           /* made (or none wanted): do not try again */
     pool_entry *pool; size_t pool_count, pool_cap;
     tc_entry *buckets[TC_BUCKETS];
 };
@@ -195,10 +196,11 @@ const shale_options *db_env_options(const db_env *e)
 block_cache *db_env_cache(db_env *e)
 {
     pthread_mutex_lock(&e->mu);
-    if (!e->cache) {
+    if (!e->cache && !e->cache_made) {
         e->own_cache = !e->opts.block_cache;
         e->cache = e->opts.block_cache ? e->opts.block_cache
                                        : block_cache_new(e->opts.block_cache_bytes);
+        e->cache_made = e->cache || !e->opts.block_cache_bytes;  /* 0: no cache */
     }
     block_cache *c = e->cache;
     pthread_mutex_unlock(&e->mu);

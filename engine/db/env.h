@@ -75,7 +75,9 @@ shale_status db_env_sst(db_env *e, const sst_handle *h, sst_reader **out);
 /* Drops cached readers whose SST is no longer named by m (after a
  * compaction), so memory does not grow with dead SSTs. */
 void db_env_retain_only(db_env *e, const manifest *m);
-/* The block cache (made on first use).  NULL only when out of memory. */
+/* The block cache (made on first use); NULL when block_cache_bytes is 0
+ * and no shared cache was given (or when out of memory: reads then go
+ * uncached). */
 block_cache *db_env_cache(db_env *e);
 
 /* Deep copy of store options: dst gets malloc'd copies of every string of
