@@ -145,21 +145,21 @@ shale_status db_env_open(const char *uri, const shale_options *opts, db_env **ou
         return SHALE_OOM();
     pthread_mutex_init(&e->mu, NULL);
     atomic_init(&e->refs, 1);
-    shale_options d;
-    if (!opts) {
-        shale_options_init(&d);
-        opts = &d;
-    }
-    e->opts = *opts;
-    shale_status rc = db_env_store_options_copy(&e->opts.store, &opts->store);
+    if (opts)
+        e->opts = *opts;
+    else
+        shale_options_init(&e->opts);
+    /* e->opts holds the caller's pointers until they are replaced here. */
+    shale_objstore_options given = e->opts.store;
+    const char *given_wal = e->opts.wal_store_uri;
+    e->opts.wal_store_uri = NULL;
+    shale_status rc = db_env_store_options_copy(&e->opts.store, &given);
     if (rc) {
         memset(&e->opts.store, 0, sizeof e->opts.store);
-        e->opts.wal_store_uri = NULL;
         env_free(e);
         return rc;
     }
-    e->opts.wal_store_uri = NULL;
-    if (opts->wal_store_uri && !(e->wal_store_uri = xstrdup(opts->wal_store_uri))) {
+    if (given_wal && !(e->wal_store_uri = xstrdup(given_wal))) {
         env_free(e);
         return SHALE_OOM();
     }
