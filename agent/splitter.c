@@ -23,6 +23,7 @@
 #include "splitter_int.h"
 #include "failpoint.h"
 #include "journal.h"
+#include "db/env.h"
 #include "db/manifest.h"
 #include "table/kv.h"
 #include "util/misc.h"
@@ -598,7 +599,7 @@ static bool svc_ready(split_service *svc)
 {
     splitter *sp = (splitter *)svc;
     shale_objlist l;
-    shale_status rc = shale_objstore_list(sp->store, "manifest/", NULL, 1, &l);
+    shale_status rc = shale_objstore_list(sp->store, PATH_MANIFEST_DIR, NULL, 1, &l);
     if (rc)
         return false;
     shale_objlist_free(&l);
@@ -664,11 +665,16 @@ shale_status splitter_new(const splitter_options *o, splitter **out)
     sp->o.store_uri = sp->store_uri;
     sp->o.wal_store_uri = sp->wal_uri;
     sp->o.db.wal_store_uri = NULL;
+    /* The worker reads the store options long after this call: keep our
+     * own copies of their strings (endpoint, region, keys). */
+    bool store_ok = !db_env_store_options_copy(&sp->o.db.store, &o->db.store);
+    if (!store_ok)
+        memset(&sp->o.db.store, 0, sizeof sp->o.db.store);
     pthread_mutex_init(&sp->mu, NULL);
     pthread_mutex_init(&sp->notify_mu, NULL);
     pthread_cond_init(&sp->cv, NULL);
     shale_status rc = SHALE_OK;
-    if (!sp->shard || !sp->store_uri || (o->wal_store_uri && !sp->wal_uri))
+    if (!sp->shard || !sp->store_uri || (o->wal_store_uri && !sp->wal_uri) || !store_ok)
         rc = SHALE_OOM();
     if (!rc)
         rc = shale_objstore_open(sp->store_uri, &sp->o.db.store, &sp->store);
@@ -713,6 +719,7 @@ void splitter_free(splitter *sp)
     pthread_mutex_destroy(&sp->notify_mu);
     pthread_cond_destroy(&sp->cv);
     free(sp->shard);
+    db_env_store_options_free(&sp->o.db.store);
     free(sp->store_uri);
     free(sp->wal_uri);
     free(sp);

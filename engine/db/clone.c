@@ -41,7 +41,8 @@
 
 typedef struct clone_run {
     const shale_clone_spec *spec;
-    shale_options opts;
+    shale_options opts;        /* strings: the env's copies */
+    db_env *env;               /* every store below is the env's (borrowed) */
     shale_objstore *parent, *parent_wal, *child, *child_wal;
     shale_clone_result res;
 } clone_run;
@@ -269,7 +270,7 @@ static shale_status pin_parents(clone_run *cr, const manifest *m)
             s = cr->parent;
             rc = pinned_version(s, src_cp, &pin);
         } else {
-            rc = shale_objstore_open(p->store_uri, &cr->opts.store, &s);
+            rc = db_env_store(cr->env, p->store_uri, &s);
             if (!rc && !pm) {
                 uint64_t pv = 0;
                 rc = pinned_version(cr->parent, src_cp, &pv);
@@ -295,8 +296,6 @@ static shale_status pin_parents(clone_run *cr, const manifest *m)
         }
         if (!rc)
             rc = cp_add_pin(s, p->final_checkpoint_id, pin, name, NULL);
-        if (!direct)
-            shale_objstore_close(s);
         if (rc)
             shale_err_prefix(rc, "pinning parent %s", p->store_uri);
     }
@@ -312,7 +311,7 @@ static shale_status copy_wal_ssts(clone_run *cr, const manifest *m, uint64_t *re
     bool copied_any = false;
     uint64_t first_missing = 0;
     for (uint64_t id = first; id < end; id++) {
-        char key[48];
+        char key[PATH_KEY_MAX];
         wal_key(id, key, sizeof key);
         void *data = NULL;
         size_t len = 0;
@@ -341,7 +340,7 @@ static shale_status copy_wal_ssts(clone_run *cr, const manifest *m, uint64_t *re
         cr->res.bytes_copied += len;
     }
     if (first_missing && !copied_any) {
-        char key[48];
+        char key[PATH_KEY_MAX];
         wal_key(first_missing, key, sizeof key);
         return shale_err(SHALE_NOT_FOUND,
                          "copy_wal_ssts: %s/%s not found: the checkpoint needs WAL ids %llu.."
@@ -476,34 +475,27 @@ shale_status shale_clone(const shale_clone_spec *spec, const shale_options *opts
     clone_run cr;
     memset(&cr, 0, sizeof cr);
     cr.spec = spec;
-    if (opts)
-        cr.opts = *opts;
-    else
-        shale_options_init(&cr.opts);
-    shale_status rc = shale_objstore_open(spec->parent_uri, &cr.opts.store, &cr.parent);
-    if (!rc)
-        rc = shale_objstore_open(spec->child_uri, &cr.opts.store, &cr.child);
-    if (!rc && spec->parent_wal_uri && strcmp(spec->parent_wal_uri, spec->parent_uri))
-        rc = shale_objstore_open(spec->parent_wal_uri, &cr.opts.store, &cr.parent_wal);
-    if (!rc && spec->child_wal_uri && strcmp(spec->child_wal_uri, spec->child_uri))
-        rc = shale_objstore_open(spec->child_wal_uri, &cr.opts.store, &cr.child_wal);
+    /* One env for the run, opened on the child: the parent, both WAL
+     * stores and every grandparent store come from its pool, all with the
+     * caller's options. */
+    shale_status rc = db_env_open(spec->child_uri, opts, &cr.env);
+    if (!rc) {
+        cr.opts = *db_env_options(cr.env);
+        cr.child = db_env_main(cr.env);
+        rc = db_env_store(cr.env, spec->parent_uri, &cr.parent);
+    }
+    cr.parent_wal = cr.parent;
+    cr.child_wal = cr.child;
+    if (!rc && spec->parent_wal_uri)
+        rc = db_env_store(cr.env, spec->parent_wal_uri, &cr.parent_wal);
+    if (!rc && spec->child_wal_uri)
+        rc = db_env_store(cr.env, spec->child_wal_uri, &cr.child_wal);
     if (!rc && !cr.opts.unsafe_allow_unconditional_store)
         rc = shale_objstore_probe_conditional(cr.child);
-    if (!rc) {
-        shale_objstore *pw = cr.parent_wal ? cr.parent_wal : cr.parent;
-        shale_objstore *cw = cr.child_wal ? cr.child_wal : cr.child;
-        shale_objstore *own_pw = cr.parent_wal, *own_cw = cr.child_wal;
-        cr.parent_wal = pw;
-        cr.child_wal = cw;
+    if (!rc)
         rc = clone_inner(&cr);
-        cr.parent_wal = own_pw;
-        cr.child_wal = own_cw;
-    }
     if (out)
         *out = cr.res;
-    shale_objstore_close(cr.parent_wal);
-    shale_objstore_close(cr.child_wal);
-    shale_objstore_close(cr.parent);
-    shale_objstore_close(cr.child);
+    db_env_unref(cr.env);
     return rc;
 }

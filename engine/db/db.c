@@ -311,7 +311,7 @@ static shale_status write_fence_wal(shale_db *db, uint64_t *id)
     shale_status rc = wal_encode(db, empty, &img);
     memtable_unref(empty);
     while (!rc) {
-        char key[48];
+        char key[PATH_KEY_MAX];
         wal_key(*id, key, sizeof key);
         rc = shale_objstore_put_if_absent(db->wal_store, key, img.data, img.len);
         if (rc != SHALE_PRECONDITION_FAILED)
@@ -338,18 +338,21 @@ static shale_status write_fence_wal(shale_db *db, uint64_t *id)
     return rc;
 }
 
-static shale_status db_open_inner(shale_db *db)
+/* opts: the caller's, read only here (the env copies what is kept). */
+static shale_status db_open_inner(shale_db *db, const shale_options *opts)
 {
-    shale_status rc = shale_objstore_open(db->uri, &db->opts.store, &db->store);
+    shale_options eo = *opts;
+    eo.wal_store_uri = db->wal_uri;
+    shale_status rc = db_env_open(db->uri, &eo, &db->env);
     if (rc)
         return rc;
-    if (db->wal_uri && strcmp(db->wal_uri, db->uri)) {
-        rc = shale_objstore_open(db->wal_uri, &db->opts.store, &db->wal_store);
-        if (rc)
-            return rc;
-    } else {
-        db->wal_store = db->store;
-    }
+    /* From here on the handle's options are the env's copies. */
+    db->opts.store = db_env_options(db->env)->store;
+    db->store = db_env_main(db->env);
+    db->wal_store = db->store;
+    if (db->wal_uri && strcmp(db->wal_uri, db->uri) &&
+        (rc = db_env_store(db->env, db->wal_uri, &db->wal_store)))
+        return rc;
     if (!db->opts.unsafe_allow_unconditional_store) {
         rc = shale_objstore_probe_conditional(db->store);
         if (!rc && db->wal_store != db->store)
@@ -357,9 +360,6 @@ static shale_status db_open_inner(shale_db *db)
         if (rc)
             return rc;
     }
-    rc = db_env_new(db->store, &db->opts, &db->env);
-    if (rc)
-        return rc;
     manifest *m = NULL;
     rc = load_or_create(db, &m);
     if (rc)
@@ -419,10 +419,7 @@ static void db_free(shale_db *db)
     memtable_unref(db->mem);
     memtable_unref(db->walbuf);
     manifest_free(db->man);
-    db_env_free(db->env);
-    if (db->wal_store != db->store)
-        shale_objstore_close(db->wal_store);
-    shale_objstore_close(db->store);
+    db_env_unref(db->env);   /* closes the stores */
     free(db->snapshots);
     free(db->uri);
     free(db->wal_uri);
@@ -466,6 +463,10 @@ shale_status shale_open(const char *uri, const shale_options *opts, shale_db **o
     if (!db)
         return SHALE_OOM();
     db->opts = *opts;
+    /* The caller's strings are not kept: db_open_inner points these at the
+     * env's copies (a background thread may read them after we return). */
+    memset(&db->opts.store, 0, sizeof db->opts.store);
+    db->opts.wal_store_uri = NULL;
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->man_mu, NULL);
     pthread_condattr_t ca;
@@ -478,7 +479,6 @@ shale_status shale_open(const char *uri, const shale_options *opts, shale_db **o
     pthread_condattr_destroy(&ca);
     db->uri = xstrdup(uri);
     db->wal_uri = opts->wal_store_uri ? xstrdup(opts->wal_store_uri) : NULL;
-    db->opts.wal_store_uri = NULL;
     if (!db->uri || (opts->wal_store_uri && !db->wal_uri)) {
         db_free(db);
         return SHALE_OOM();
@@ -489,7 +489,7 @@ shale_status shale_open(const char *uri, const shale_options *opts, shale_db **o
         while (n > 0 && u[n - 1] == '/' && !(n >= 3 && !strncmp(u + n - 3, "://", 3)))
             u[--n] = '\0';
     }
-    rc = db_open_inner(db);
+    rc = db_open_inner(db, opts);
     if (!rc) {
         /* Threads are started last; after this the handle is live. */
         if (pthread_create(&db->wal_thread, NULL, db_wal_thread, db) ||

@@ -65,7 +65,9 @@ struct shale_db {
     char *wal_uri;                 /* NULL = WAL in the main store */
     shale_objstore *store;
     shale_objstore *wal_store;     /* == store when no separate WAL store */
-    db_env *env;                   /* store pool, table cache, block cache */
+    db_env *env;                   /* every store (store and wal_store are its),
+                                      table cache, block cache; opts.store
+                                      points at its copies */
 
     pthread_mutex_t mu;
     pthread_mutex_t man_mu;        /* serialises this process's manifest
@@ -166,8 +168,6 @@ shale_status wal_read_range(shale_objstore *w, const char *db_uri, const manifes
 /* Replays WAL ids after replay_after_wal_id into the memtable on open;
  * sets *first_free to the first id not present. */
 shale_status wal_replay(shale_db *db, uint64_t *first_free);
-/* "wal/<id:020>.sst" into buf (>= 32 bytes). */
-void wal_key(uint64_t id, char *buf, size_t n);
 
 /* ---- flush.c ---- */
 void *db_flush_thread(void *arg);

@@ -40,12 +40,19 @@ typedef struct shale_cache shale_cache;
 /* ---- Options ------------------------------------------------------------ */
 
 typedef struct shale_options {
-    /* Store settings (S3 endpoint, credentials, retries) for every store the
-     * call opens.  Strings borrowed for the duration of the call. */
+    /* Store settings (S3 endpoint, region, credentials, path style,
+     * retries, timeouts) for EVERY store the engine opens on the database's
+     * behalf: its main store, its WAL store, the parent stores whose SSTs a
+     * clone references (and their parents), the stores whose pins the
+     * compactor releases, and those a clone, GC, verify or an admin call
+     * touches.  One set of settings serves them all (docs/object-store.md,
+     * "Who opens stores").  Strings are borrowed for the duration of the
+     * call only: the engine keeps deep copies of what it keeps. */
     shale_objstore_options store;
     /* Separate WAL store URI, or NULL to keep WAL SSTs in the main store.
      * Recorded in the manifest on first use; changing a recorded one is an
-     * error (SHALE_INVALID_ARGUMENT naming both).  Borrowed. */
+     * error (SHALE_INVALID_ARGUMENT naming both).  Borrowed for the call
+     * (copied). */
     const char *wal_store_uri;
     bool create_if_missing;        /* default true */
     bool await_durable;            /* default true: a write returns after its
