@@ -34,9 +34,11 @@ struct shale_snapshot {
     uint64_t seq;
 };
 
-void shale_options_init(shale_options *o)
+/* The library's own defaults, whatever the caller's header. */
+static void options_defaults(shale_options *o)
 {
     memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
     shale_objstore_options_init(&o->store);
     o->create_if_missing = true;
     o->await_durable = true;
@@ -54,6 +56,53 @@ void shale_options_init(shale_options *o)
     o->sst_target_bytes = 64u << 20;
     o->compactor = true;
     o->manifest_poll_ms = 1000;
+}
+
+void shale_options_init_size(shale_options *o, size_t size)
+{
+    shale_options d;
+    options_defaults(&d);
+    /* Only the bytes the caller's struct has: an older header's struct is
+     * shorter, and writing past it would overrun the caller's memory.  A
+     * newer header's is longer: its extra fields are zero (their default)
+     * and struct_size says how long it is. */
+    size_t given = size;
+    if (size > sizeof d) {
+        memset(o, 0, size);
+        size = sizeof d;
+    }
+    if (size < sizeof(size_t))
+        return;   /* not even struct_size fits: options_import refuses it */
+    memcpy(o, &d, size);
+    o->struct_size = given;
+}
+
+shale_status options_import(const shale_options *in, shale_options *out)
+{
+    options_defaults(out);
+    if (!in)
+        return SHALE_OK;
+    size_t size = in->struct_size;
+    if (size < offsetof(shale_options, store) + SHALE_OBJSTORE_OPTIONS_SIZE)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "shale_options.struct_size is %zu: initialise the options with "
+                         "shale_options_init() (libshale %s)", size, SHALE_VERSION);
+    if (size > sizeof *out) {
+        /* From a newer header: fine if every field this library does not
+         * know is still zero (its default), else refused -- silently
+         * ignoring a setting would be worse (Linux's copy_struct_from_user). */
+        const uint8_t *tail = (const uint8_t *)in + sizeof *out;
+        for (size_t i = 0; i < size - sizeof *out; i++)
+            if (tail[i])
+                return shale_err(SHALE_UNSUPPORTED,
+                                 "shale_options sets a field at byte %zu that this libshale "
+                                 "(%s, struct of %zu bytes) does not know: upgrade libshale",
+                                 sizeof *out + i, SHALE_VERSION, sizeof *out);
+        size = sizeof *out;
+    }
+    memcpy(out, in, size);
+    out->struct_size = sizeof *out;
+    return SHALE_OK;
 }
 
 void db_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
@@ -449,14 +498,14 @@ static shale_status check_options(const shale_options *o)
 shale_status shale_open(const char *uri, const shale_options *opts, shale_db **out)
 {
     *out = NULL;
-    shale_options defaults;
-    if (!opts) {
-        shale_options_init(&defaults);
-        opts = &defaults;
-    }
+    shale_options imported;
+    shale_status rc = options_import(opts, &imported);
+    if (rc)
+        return rc;
+    opts = &imported;
     if (!uri)
         return shale_err(SHALE_INVALID_ARGUMENT, "shale_open: uri is NULL");
-    shale_status rc = check_options(opts);
+    rc = check_options(opts);
     if (rc)
         return rc;
     shale_db *db = calloc(1, sizeof *db);

@@ -3,6 +3,7 @@
  * database handle (see env.h).
  */
 #include "db/env.h"
+#include "db/db_int.h"
 #include "db/paths.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -30,7 +31,7 @@ static const size_t g_store_strings[] = {
 #define STORE_STRINGS (sizeof g_store_strings / sizeof g_store_strings[0])
 _Static_assert(offsetof(shale_objstore_options, fs_no_fsync) ==
                        5 * sizeof(char *) + 5 * sizeof(int) &&
-                   sizeof(shale_objstore_options) ==
+                   offsetof(shale_objstore_options, reserved) ==
                        offsetof(shale_objstore_options, s3_ca_file) + sizeof(void *),
                "shale_objstore_options changed: list its string fields in g_store_strings "
                "(engine/db/env.c), then update this assertion");
@@ -146,10 +147,12 @@ shale_status db_env_open(const char *uri, const shale_options *opts, db_env **ou
         return SHALE_OOM();
     pthread_mutex_init(&e->mu, NULL);
     atomic_init(&e->refs, 1);
-    if (opts)
-        e->opts = *opts;
-    else
-        shale_options_init(&e->opts);
+    shale_status irc = options_import(opts, &e->opts);
+    if (irc) {
+        pthread_mutex_destroy(&e->mu);
+        free(e);
+        return irc;
+    }
     /* e->opts holds the caller's pointers until they are replaced here. */
     shale_objstore_options given = e->opts.store;
     const char *given_wal = e->opts.wal_store_uri;

@@ -40,6 +40,13 @@ typedef struct shale_cache shale_cache;
 /* ---- Options ------------------------------------------------------------ */
 
 typedef struct shale_options {
+    /* sizeof(shale_options) as the caller's header declares it, set by
+     * shale_options_init().  It lets a newer library take options from a
+     * program built against an older header (fields the program does not
+     * know keep their defaults) and refuse ones from a newer header that
+     * set fields the library does not know (docs/library.md).  0 is
+     * SHALE_INVALID_ARGUMENT: initialise options with shale_options_init(). */
+    size_t struct_size;
     /* Store settings (S3 endpoint, region, credentials, path style,
      * retries, timeouts) for EVERY store the engine opens on the database's
      * behalf: its main store, its WAL store, the parent stores whose SSTs a
@@ -87,8 +94,11 @@ typedef struct shale_options {
     bool unsafe_allow_unconditional_store;
 } shale_options;
 
-/* Fills the documented defaults above. */
-void shale_options_init(shale_options *o);
+/* Fills the documented defaults above, for a struct of `size` bytes (the
+ * caller's sizeof): use shale_options_init(), which passes it.  New fields
+ * are only ever added at the end of shale_options. */
+void shale_options_init_size(shale_options *o, size_t size);
+#define shale_options_init(o) shale_options_init_size((o), sizeof *(o))
 
 /* A block cache (decoded blocks, LRU, bounded by capacity_bytes > 0) to
  * share between writers and readers of one process through

@@ -59,7 +59,14 @@ typedef struct shale_objstore_options {
     const char *s3_ca_file;       /* PEM CA bundle for https endpoints (and STS)
                                      with a private CA; default AWS_CA_BUNDLE,
                                      else the system's */
+    /* Zero.  shale_options embeds this struct, so its size is fixed within
+     * an ABI version (SHALE_OBJSTORE_OPTIONS_SIZE bytes): a new field takes
+     * its place from here, and every older program still passes zeros
+     * (= the default) for it. */
+    uint64_t reserved[15];
 } shale_objstore_options;
+
+#define SHALE_OBJSTORE_OPTIONS_SIZE 192
 
 /* Warnings the library cannot return as the error of a call but an
  * operator must see: S3 credentials sent over plain http to a host that is

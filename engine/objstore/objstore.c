@@ -15,6 +15,11 @@
 static _Atomic uint64_t g_requests[SHALE_OP_COUNT][2];
 static _Atomic uint64_t g_bytes_read, g_bytes_written, g_retries;
 
+/* shale_options embeds the store options: their size is part of its
+ * layout and fixed within an ABI version (shale_objstore.h "reserved"). */
+_Static_assert(sizeof(shale_objstore_options) == SHALE_OBJSTORE_OPTIONS_SIZE,
+               "shale_objstore_options must keep its size: take new fields from reserved[]");
+
 void shale_objstore_options_init(shale_objstore_options *o)
 {
     memset(o, 0, sizeof *o);
