@@ -14,6 +14,10 @@
  *   logLevel: info                           # debug | info | warn | error
  *   timeouts: {stepSeconds: 600}
  *   verify: {mode: full}                     # full | references: for requests naming none
+ *   requests:
+ *     allowSchemes: [file, s3]               # schemes requests may name for child stores
+ *     childStorePrefixes: []                 # allowlist of child store prefixes; [] = any
+ *   testing: {allowTestSchemes: false}       # also mem:// and fault+ child stores (tests)
  *
  * Every error names the file, line and column and what was wrong; unknown
  * keys are errors (a typo must not silently fall back to a default).
@@ -44,6 +48,9 @@ typedef struct agent_config {
     int log_level;                 /* 0 debug .. 3 error */
     uint32_t step_seconds;
     int verify_mode;               /* split_verify (request.h); default full */
+    char **allow_schemes;          /* NULL-terminated; NULL: file and s3 */
+    char **child_prefixes;         /* NULL-terminated; NULL or empty: any */
+    bool testing_schemes;          /* testing.allowTestSchemes */
 } agent_config;
 
 /* Fills the documented defaults (no shard, no store). */
@@ -56,5 +63,10 @@ shale_status agent_config_set(agent_config *c, const char *assignment);
 /* Checks required fields and consistency. */
 shale_status agent_config_check(const agent_config *c);
 void agent_config_free(agent_config *c);
+
+/* The request policy the configuration describes (after
+ * agent_config_check()).  p borrows c's strings: c must outlive it. */
+struct split_policy;
+void agent_config_policy(const agent_config *c, struct split_policy *p);
 
 #endif

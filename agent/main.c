@@ -123,6 +123,7 @@ int main(int argc, char **argv)
     so.db.store.s3_path_style = cfg.s3_path_style;
     so.step_timeout_s = cfg.step_seconds;
     so.verify = (split_verify)cfg.verify_mode;
+    agent_config_policy(&cfg, &so.policy);
     splitter *sp = NULL;
     source_local *local = NULL;
     source_kube *kube = NULL;

@@ -40,6 +40,7 @@ void splitter_options_init(splitter_options *o)
     shale_options_init(&o->db);
     o->step_timeout_s = 600;
     o->verify = SPLIT_VERIFY_FULL;
+    split_policy_init(&o->policy);
 }
 
 /* ---- status documents --------------------------------------------------- */
@@ -281,7 +282,7 @@ static void run_dry(run *r)
 
 static void run_job(splitter *sp, job *j)
 {
-    run r = {sp, j, NULL};
+    run r = {sp, j, NULL, false};
     if (j->dry_run) {
         run_dry(&r);
         return;
@@ -309,7 +310,7 @@ static void run_job(splitter *sp, job *j)
              * (VerifyFailed) for an operator to look at; the parent and
              * its checkpoint stay as they are. */
             bool mismatch = step == STEP_VERIFY && rc == SHALE_CORRUPT;
-            bool forward_only = step >= STEP_WIPE_WAL && !mismatch;
+            bool forward_only = step >= STEP_WIPE_WAL && !mismatch && !r.refused;
             if (forward_only && !sp->stop) {
                 /* Past the point of no return: keep trying, with backoff. */
                 step_state(sp, j, step, "Running", shale_errmsg());
@@ -432,10 +433,15 @@ static void append_locked(splitter *sp, job *j)
  * is itself a clone can only be split within its range). */
 static shale_status validate_against_parent(splitter *sp, split_request *r)
 {
-    const char *uri = r->parent_store ? r->parent_store : sp->store_uri;
+    /* The stores first, before any is opened: the parent is the agent's. */
+    const char *uri = sp->store_uri;
     shale_objstore *s = NULL;
     manifest *m = NULL;
-    shale_status rc = shale_objstore_open(uri, &sp->o.db.store, &s);
+    shale_status rc = split_request_check_stores(r, &sp->o.policy, sp->store_uri, sp->wal_uri,
+                                                 &sp->o.db);
+    if (rc)
+        return rc;
+    rc = shale_objstore_open(uri, &sp->o.db.store, &s);
     if (!rc)
         rc = manifest_store_load_latest(s, 0, &m);
     shale_objstore_close(s);

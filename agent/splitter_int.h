@@ -54,6 +54,9 @@ typedef struct run {
     splitter *sp;
     job *j;
     shale_db *db;            /* the parent, opened as writer at Fence */
+    bool refused;            /* the step refused before any side effect (the
+                                WAL wipe's pre-flight): it fails, it does not
+                                roll forward */
 } run;
 
 
