@@ -14,12 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The claim's message names the store; the prefix names the field. */
 static shale_status claim_one(const char *uri, const char *owner, const char *field,
                               const shale_options *opts)
 {
     shale_status rc = shale_store_claim(uri, opts, owner);
     if (rc)
-        return shale_err_prefix(rc, "pre-flight: %s '%s'", field, uri);
+        return shale_err_prefix(rc, "pre-flight: %s", field);
     return SHALE_OK;
 }
 

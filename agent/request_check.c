@@ -82,11 +82,14 @@ static shale_status same_as_agent(const char *named, const char *agent, const ch
     return SHALE_OK;
 }
 
+/* by_identity false: canonical URIs only (no store read), so every
+ * refusal a spelling shows comes before any store is asked. */
 static shale_status apart_from(const char *uri, const char *other, const char *what,
-                               const char *field, const shale_options *o)
+                               const char *field, const shale_options *o, bool by_identity)
 {
     shale_store_relation rel;
-    shale_status rc = shale_store_relate(uri, other, o, &rel);
+    shale_status rc = by_identity ? shale_store_relate(uri, other, o, &rel)
+                                  : shale_store_relate_uris(uri, other, o, &rel);
     if (rc)
         return store_error(rc, field);
     char w[400];
@@ -114,22 +117,9 @@ static shale_status in_allowlist(const split_policy *p, const char *uri, const c
     for (const char *const *pre = p->child_prefixes; *pre; pre++) {
         shale_store_relation rel;
         /* Canonical only: an allowlist names places, not stores. */
-        char *a = NULL, *b = NULL;
-        shale_status rc = shale_store_canonical_uri(uri, o, &a);
-        if (!rc)
-            rc = shale_store_canonical_uri(*pre, o, &b);
-        if (rc) {
-            free(a);
-            free(b);
+        shale_status rc = shale_store_relate_uris(uri, *pre, o, &rel);
+        if (rc)
             return store_error(rc, field);
-        }
-        size_t lb = strlen(b);
-        rel = !strcmp(a, b) ? SHALE_STORE_SAME
-              : strlen(a) > lb && !strncmp(a, b, lb) && (a[lb] == '/' || b[lb - 1] == '/')
-                  ? SHALE_STORE_INSIDE
-                  : SHALE_STORE_APART;
-        free(a);
-        free(b);
         if (rel == SHALE_STORE_INSIDE || rel == SHALE_STORE_SAME)
             return SHALE_OK;
     }
@@ -167,18 +157,21 @@ static shale_status check_child_store(const split_request *r, size_t i, const ch
     }
     if (!rc)
         rc = in_allowlist(p, uri, field, o);
-    if (!rc)
-        rc = apart_from(uri, r->parent_store, "the parent's store", field, o);
-    if (!rc && r->parent_wal_store)
-        rc = apart_from(uri, r->parent_wal_store, "the parent's WAL store", field, o);
-    for (size_t j = 0; !rc && j < i; j++) {
-        const split_child *c = &r->children[j];
-        char what[64];
-        snprintf(what, sizeof what, "the store of children[%zu]", j);
-        rc = apart_from(uri, c->store, what, field, o);
-        if (!rc && c->wal_store) {
-            snprintf(what, sizeof what, "the WAL store of children[%zu]", j);
-            rc = apart_from(uri, c->wal_store, what, field, o);
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        bool by_id = pass == 1;
+        rc = apart_from(uri, r->parent_store, "the parent's store", field, o, by_id);
+        if (!rc && r->parent_wal_store)
+            rc = apart_from(uri, r->parent_wal_store, "the parent's WAL store", field, o,
+                            by_id);
+        for (size_t j = 0; !rc && j < i; j++) {
+            const split_child *c = &r->children[j];
+            char what[64];
+            snprintf(what, sizeof what, "the store of children[%zu]", j);
+            rc = apart_from(uri, c->store, what, field, o, by_id);
+            if (!rc && c->wal_store) {
+                snprintf(what, sizeof what, "the WAL store of children[%zu]", j);
+                rc = apart_from(uri, c->wal_store, what, field, o, by_id);
+            }
         }
     }
     if (rc)

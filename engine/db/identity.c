@@ -510,8 +510,8 @@ shale_status shale_store_identity_read(const char *uri, const shale_options *opt
     return rc;
 }
 
-shale_status shale_store_relate(const char *a, const char *b, const shale_options *opts,
-                                shale_store_relation *rel)
+shale_status shale_store_relate_uris(const char *a, const char *b, const shale_options *opts,
+                                     shale_store_relation *rel)
 {
     *rel = SHALE_STORE_APART;
     char *ca = NULL, *cb = NULL;
@@ -522,14 +522,23 @@ shale_status shale_store_relate(const char *a, const char *b, const shale_option
         goto out;
     size_t la = strlen(ca), lb = strlen(cb);
     bool flat = !strncmp(ca, "mem://", 6) || !strncmp(cb, "mem://", 6);
-    if (!strcmp(ca, cb)) {
+    if (!strcmp(ca, cb))
         *rel = SHALE_STORE_SAME;
-    } else if (!flat && la > lb && !strncmp(ca, cb, lb) && (ca[lb] == '/' || cb[lb - 1] == '/')) {
+    else if (!flat && la > lb && !strncmp(ca, cb, lb) && (ca[lb] == '/' || cb[lb - 1] == '/'))
         *rel = SHALE_STORE_INSIDE;
-    } else if (!flat && lb > la && !strncmp(cb, ca, la) &&
-               (cb[la] == '/' || ca[la - 1] == '/')) {
+    else if (!flat && lb > la && !strncmp(cb, ca, la) && (cb[la] == '/' || ca[la - 1] == '/'))
         *rel = SHALE_STORE_CONTAINS;
-    } else {
+out:
+    free(ca);
+    free(cb);
+    return rc;
+}
+
+shale_status shale_store_relate(const char *a, const char *b, const shale_options *opts,
+                                shale_store_relation *rel)
+{
+    shale_status rc = shale_store_relate_uris(a, b, opts, rel);
+    if (!rc && *rel == SHALE_STORE_APART) {
         /* Spelled apart: the same store all the same if both carry one
          * identity (a bind mount, a second name of one endpoint). */
         shale_store_identity ia, ib;
@@ -544,9 +553,6 @@ shale_status shale_store_relate(const char *a, const char *b, const shale_option
         if ((ra && ra != SHALE_NOT_FOUND) || (!ra && rb && rb != SHALE_NOT_FOUND))
             rc = ra ? ra : rb;   /* cannot tell: say so rather than guess apart */
     }
-out:
-    free(ca);
-    free(cb);
     return rc;
 }
 

@@ -87,6 +87,11 @@ typedef enum shale_store_relation {
     SHALE_STORE_CONTAINS       /* b is inside a */
 } shale_store_relation;
 
+/* Compares two stores by canonical URI only (no store is read; "one store
+ * under two canonical URIs" is not seen: shale_store_relate() sees it). */
+shale_status shale_store_relate_uris(const char *a, const char *b, const shale_options *opts,
+                                     shale_store_relation *rel);
+
 /* Compares two stores by canonical URI and, when both have one, by identity
  * UUID (so two spellings of one store are SAME even when their canonical
  * URIs differ).  Creates nothing.  mem:// stores are flat: two names are
