@@ -33,8 +33,9 @@
  * child store (and child WAL store) has an allowed scheme, lies under an
  * allowed prefix when an allowlist is configured, is apart from the
  * parent's store and WAL store (not the same, not inside, not containing)
- * and from the other children's stores, and holds no database, WAL or
- * other split's claim.  docs/agent.md "Validation" lists the rules.
+ * and from the other children's stores, and -- for a new split
+ * (split_request_check_children_empty()) -- holds no database, WAL or other
+ * split's claim.  docs/agent.md "Validation of the stores" lists the rules.
  *
  * Thread safety: plain data; functions are reentrant.
  */
@@ -127,6 +128,13 @@ void split_policy_init(split_policy *p);
 shale_status split_request_check_stores(split_request *r, const split_policy *p,
                                         const char *agent_store, const char *agent_wal_store,
                                         const shale_options *opts);
+
+/* The children's stores are empty: no database, no WAL, no other split's
+ * claim, no other object -- or claimed by this very split (so it is for a
+ * new split; the same request again is recognised by name before this).
+ * Reads only.  Errors as split_request_check_stores(). */
+shale_status split_request_check_children_empty(const split_request *r,
+                                                const shale_options *opts);
 
 /* The owner string a split's claim of child i's stores carries ("split
  * <name> child <child> of <parent's canonical URI>"): the same for every

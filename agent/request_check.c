@@ -174,15 +174,37 @@ static shale_status check_child_store(const split_request *r, size_t i, const ch
             }
         }
     }
-    if (rc)
-        return rc;
-    /* Empty, or claimed by this very split (the same request again). */
+    return rc;
+}
+
+/* Empty, or claimed by this very split. */
+static shale_status check_empty(const split_request *r, size_t i, const char *uri,
+                                const char *field, const shale_options *o)
+{
     char *owner = NULL;
-    if ((rc = split_request_claim_owner(r, i, o, &owner)))
+    shale_status rc = split_request_claim_owner(r, i, o, &owner);
+    if (rc)
         return rc;
     rc = shale_store_check_empty(uri, o, owner);
     free(owner);
     return rc ? store_error(rc, field) : SHALE_OK;
+}
+
+shale_status split_request_check_children_empty(const split_request *r,
+                                                const shale_options *opts)
+{
+    shale_status rc = SHALE_OK;
+    for (size_t i = 0; !rc && i < r->child_count; i++) {
+        const split_child *c = &r->children[i];
+        char field[64];
+        snprintf(field, sizeof field, "children[%zu].store", i);
+        rc = check_empty(r, i, c->store, field, opts);
+        if (!rc && c->wal_store) {
+            snprintf(field, sizeof field, "children[%zu].walStore", i);
+            rc = check_empty(r, i, c->wal_store, field, opts);
+        }
+    }
+    return rc;
 }
 
 shale_status split_request_check_stores(split_request *r, const split_policy *p,

@@ -468,8 +468,18 @@ static shale_status svc_submit(split_service *svc, const split_request *req, boo
     char *canon = NULL;
     if (!rc)
         rc = split_request_to_json(r, &canon);
+    if (!rc) {
+        /* A new split needs empty child stores; a known name is answered
+         * below (its status, or a conflict) whatever its stores hold now. */
+        pthread_mutex_lock(&sp->mu);
+        bool known = find_locked(sp, r->name) != NULL;
+        pthread_mutex_unlock(&sp->mu);
+        if (!known)
+            rc = split_request_check_children_empty(r, &sp->o.db);
+    }
     if (rc) {
         split_request_free(r);
+        free(canon);
         return rc;
     }
     pthread_mutex_lock(&sp->mu);

@@ -150,7 +150,7 @@ static void expect_refused(fx *f, split_request *r, const char *field, const cha
     snap after = take(f);
     assert_int_equal(after.manifests, before.manifests);
     assert_int_equal(after.wal, before.wal);
-    assert_int_equal(after.journals, 0);
+    assert_int_equal(after.journals, before.journals);      /* no journal written */
 }
 
 /* Every spelling of the parent's store or WAL store as a child, and every
@@ -158,6 +158,7 @@ static void expect_refused(fx *f, split_request *r, const char *field, const cha
 static void test_aliases_of_parent_refused(void **state)
 {
     fx *f = *state;
+    assert_int_equal(take(f).journals, 0);
     char *plink = fmt("%s/plink", f->dir), *wlink = fmt("%s/wlink", f->dir);
     char *pdir = fmt("%s/parent", f->dir), *wdir = fmt("%s/local-wal", f->dir);
     assert_int_equal(symlink(pdir, plink), 0);
@@ -361,6 +362,43 @@ static void test_child_not_empty_refused_at_submit(void **state)
     free(k2);
 }
 
+/* A split already accepted is answered by name whatever its child stores
+ * hold now: the same request again returns its status, and the abort that
+ * the local and HTTP sources send after it goes through. */
+static void test_known_split_answered_whatever_its_stores_hold(void **state)
+{
+    fx *f = *state;
+    char *k0 = tu_file_uri(f->dir, "kid-0"), *k1 = tu_file_uri(f->dir, "kid-1");
+    new_splitter(f, NULL, false);
+    split_request *r = request(f, "known", "", k0, NULL, k1, false);
+    TU_OK(submit_rc(f, r, NULL));
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(k1, NULL, &s));
+    TU_OK(shale_objstore_put(s, "junk", "x", 1));
+    shale_objstore_close(s);
+    bool created = true;
+    char *st = NULL;
+    split_service *svc = splitter_service(f->sp);
+    TU_OK(svc->ops->submit(svc, r, &created, &st));
+    assert_false(created);
+    free(st);
+    TU_OK(svc->ops->abort(svc, "known", &st));
+    free(st);
+    TU_OK(splitter_start(f->sp));
+    TU_OK(splitter_wait_idle(f->sp, 60000));
+    TU_OK(svc->ops->get(svc, "known", &st));
+    if (!strstr(st, "\"phase\": \"Aborted\""))
+        fail_msg("not aborted:\n%s", st);
+    free(st);
+    /* A new split naming that store is refused. */
+    split_request *r2 = request(f, "other", "", k0, NULL, k1, false);
+    expect_refused(f, r2, "children[1].store", "is not empty");
+    split_request_free(r2);
+    split_request_free(r);
+    free(k0);
+    free(k1);
+}
+
 /* ---- the pre-flight ---------------------------------------------------------
  * The request is accepted while the child stores are fine; they go bad
  * before the split reaches the wipe.  The pre-flight refuses the split
@@ -516,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_s3_aliases_refused),
         T(test_policy_schemes_and_prefixes),
         T(test_child_not_empty_refused_at_submit),
+        T(test_known_split_answered_whatever_its_stores_hold),
         T(test_preflight_refuses_a_database),
         T(test_preflight_refuses_a_non_empty_store),
         T(test_preflight_refuses_another_claim),
