@@ -9,6 +9,7 @@
  * nothing), 2 usage error.  Errors: "shale: <command>: <status>: <detail>".
  */
 #include "shale.h"
+#include "shale_admin.h"
 #include "db/manifest.h"
 
 #include <getopt.h>
@@ -37,6 +38,7 @@ static const char usage_text[] =
     "                     [--child-wal URI]\n"
     "  gc URI [--dry-run] [--min-age SECONDS]\n"
     "  verify URI                     check every SST's checksums and every reference\n"
+    "  store show URI                 the store's canonical URI and identity object\n"
     "  version | help\n"
     "\n"
     "URIs: file:///abs/dir, s3://bucket/prefix (AWS_* environment), mem://name.\n"
@@ -484,6 +486,34 @@ static int cmd_verify(int argc, char **argv)
     return 0;
 }
 
+/* The store's canonical URI and identity (docs/format.md "Store identity"):
+ * what an operator looks at before removing a split's stale claim. */
+static int cmd_store(int argc, char **argv)
+{
+    if (argc != 3 || strcmp(argv[1], "show"))
+        return usage();
+    char *canon = NULL;
+    shale_status rc = shale_store_canonical_uri(argv[2], &g_opts, &canon);
+    if (rc)
+        return fail("store show", rc);
+    printf("canonical: %s\n", canon);
+    shale_free(canon);
+    shale_store_identity id;
+    rc = shale_store_identity_read(argv[2], &g_opts, &id);
+    if (rc == SHALE_NOT_FOUND) {
+        printf("identity: none\n");
+        return 0;
+    }
+    if (rc)
+        return fail("store show", rc);
+    printf("identity: %s\nkind: %s\ncreated: %s\nuri at creation: %s\n", id.uuid,
+           shale_store_kind_name(id.kind), id.created, id.uri ? id.uri : "");
+    if (id.claim)
+        printf("claim: %s\n", id.claim);
+    shale_store_identity_clear(&id);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     shale_options_init(&g_opts);
@@ -518,6 +548,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "clone")) return cmd_clone(n, a);
     if (!strcmp(cmd, "gc")) return cmd_gc(n, a);
     if (!strcmp(cmd, "verify")) return cmd_verify(n, a);
+    if (!strcmp(cmd, "store")) return cmd_store(n, a);
     if (!strcmp(cmd, "version")) {
         printf("shale %s\n", SHALE_VERSION);
         return 0;

@@ -75,6 +75,10 @@ grep -qF "children[0].store" "$d/splits/status/loc.json" 2>/dev/null \
 [ "$(code -X POST --data "$(req ",\"store\":\"file://$d//parent/\",\"walStore\":\"file://$d/wal-link\"" \
     "file://$d/a" | sed 's/"name":"x"/"name":"own","dryRun":true/')" "$U/v1/splits")" = 201 ] \
   && ok "own stores in other spellings: accepted" || notok "own stores in other spellings: accepted ($(cat "$d/body"))"
+"$SHALE" store show "file://$d//parent/" > "$d/show" 2>&1
+grep -q "^kind: db" "$d/show" && grep -q "^canonical: file://$(cd "$d" && pwd -P)/parent$" "$d/show" \
+  && ok "shale store show: the parent's identity and canonical URI" \
+  || notok "shale store show: the parent's identity and canonical URI ($(cat "$d/show"))"
 kill $AGENT_PID; wait $AGENT_PID 2>/dev/null; AGENT_PID=
 printf 'shard: s0\nstore: {uri: "file:///x"}\nrequests: {allowSchemes: [file, mem]}\n' > "$d/bad.yaml"
 "$AGENT" --check-config --config "$d/bad.yaml" >/dev/null 2>"$d/err"
