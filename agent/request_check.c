@@ -82,33 +82,6 @@ static shale_status same_as_agent(const char *named, const char *agent, const ch
     return SHALE_OK;
 }
 
-/* by_identity false: canonical URIs only (no store read), so every
- * refusal a spelling shows comes before any store is asked. */
-static shale_status apart_from(const char *uri, const char *other, const char *what,
-                               const char *field, const shale_options *o, bool by_identity)
-{
-    shale_store_relation rel;
-    shale_status rc = by_identity ? shale_store_relate(uri, other, o, &rel)
-                                  : shale_store_relate_uris(uri, other, o, &rel);
-    if (rc)
-        return store_error(rc, field);
-    char w[400];
-    switch (rel) {
-    case SHALE_STORE_SAME:
-        snprintf(w, sizeof w, "is %s (%s)", what, other);
-        break;
-    case SHALE_STORE_INSIDE:
-        snprintf(w, sizeof w, "is inside %s (%s)", what, other);
-        break;
-    case SHALE_STORE_CONTAINS:
-        snprintf(w, sizeof w, "contains %s (%s)", what, other);
-        break;
-    default:
-        return SHALE_OK;
-    }
-    return refuse(field, "'%.300s' %.500s", uri, w);
-}
-
 static shale_status in_allowlist(const split_policy *p, const char *uri, const char *field,
                                  const shale_options *o)
 {
@@ -142,38 +115,120 @@ shale_status split_request_claim_owner(const split_request *r, size_t i,
     return *out ? SHALE_OK : SHALE_OOM();
 }
 
-/* One child store (its main store, or its WAL store): every rule. */
-static shale_status check_child_store(const split_request *r, size_t i, const char *uri,
-                                      const char *field, const split_policy *p,
-                                      const shale_options *o)
+/* Every store the request names, looked at once: its canonical URI, and
+ * (second pass) its identity UUID when it has one. */
+typedef struct fact {
+    const char *uri;
+    char field[40];          /* "children[3].walStore"; "" for the parent's */
+    char what[48];           /* how a refusal names it as the other store */
+    int child;               /* index of the child; -1 for the parent's stores */
+    char *canon;
+    bool has_id;
+    char uuid[37];
+} fact;
+
+static shale_status refuse_pair(const fact *a, const fact *b, shale_store_relation rel,
+                                bool by_id)
 {
-    shale_status rc = scheme_allowed(p, uri, field);
-    if (!rc) {
-        char *canon = NULL;
-        rc = shale_store_canonical_uri(uri, o, &canon);
-        free(canon);
-        if (rc)
-            return store_error(rc, field);
-    }
-    if (!rc)
-        rc = in_allowlist(p, uri, field, o);
-    for (int pass = 0; pass < 2 && !rc; pass++) {
-        bool by_id = pass == 1;
-        rc = apart_from(uri, r->parent_store, "the parent's store", field, o, by_id);
-        if (!rc && r->parent_wal_store)
-            rc = apart_from(uri, r->parent_wal_store, "the parent's WAL store", field, o,
-                            by_id);
-        for (size_t j = 0; !rc && j < i; j++) {
-            const split_child *c = &r->children[j];
-            char what[64];
-            snprintf(what, sizeof what, "the store of children[%zu]", j);
-            rc = apart_from(uri, c->store, what, field, o, by_id);
-            if (!rc && c->wal_store) {
-                snprintf(what, sizeof what, "the WAL store of children[%zu]", j);
-                rc = apart_from(uri, c->wal_store, what, field, o, by_id);
-            }
+    char what[512];
+    const char *how = rel == SHALE_STORE_SAME     ? "is"
+                      : rel == SHALE_STORE_INSIDE ? "is inside"
+                                                  : "contains";
+    snprintf(what, sizeof what, "%s %s (%s%s%s)", how, b->what, b->uri,
+             by_id ? ", same identity " : "", by_id ? b->uuid : "");
+    return refuse(a->field, "'%.300s' %.500s", a->uri, what);
+}
+
+/* Checks every pair a (a child's store) / b (anything named before it). */
+static shale_status check_pairs(const fact *f, size_t n, bool by_id)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (f[i].child < 0)
+            continue;
+        for (size_t j = 0; j < i; j++) {
+            shale_store_relation rel;
+            if (by_id)
+                rel = f[i].has_id && f[j].has_id && !strcmp(f[i].uuid, f[j].uuid)
+                          ? SHALE_STORE_SAME
+                          : SHALE_STORE_APART;
+            else
+                rel = shale_store_relate_canonical(f[i].canon, f[j].canon);
+            if (rel == SHALE_STORE_APART)
+                continue;
+            /* A child's WAL store may spell its own main store (the WAL
+             * then lives there); it may not lie inside it or hold it. */
+            if (rel == SHALE_STORE_SAME && f[i].child == f[j].child)
+                continue;
+            return refuse_pair(&f[i], &f[j], rel, by_id);
         }
     }
+    return SHALE_OK;
+}
+
+static shale_status check_children(const split_request *r, const split_policy *p,
+                                   const shale_options *o)
+{
+    size_t n = 0, cap = 2 + 2 * r->child_count;
+    fact *f = calloc(cap, sizeof *f);
+    if (!f)
+        return SHALE_OOM();
+    f[n].uri = r->parent_store;
+    f[n].child = -1;
+    snprintf(f[n++].what, sizeof f->what, "the parent's store");
+    if (r->parent_wal_store) {
+        f[n].uri = r->parent_wal_store;
+        f[n].child = -1;
+        snprintf(f[n++].what, sizeof f->what, "the parent's WAL store");
+    }
+    shale_status rc = SHALE_OK;
+    for (size_t i = 0; i < r->child_count; i++) {
+        const split_child *c = &r->children[i];
+        for (int w = 0; w < 2; w++) {
+            const char *uri = w ? c->wal_store : c->store;
+            if (!uri)
+                continue;
+            fact *x = &f[n++];
+            x->uri = uri;
+            x->child = (int)i;
+            snprintf(x->field, sizeof x->field, "children[%zu].%s", i, w ? "walStore" : "store");
+            snprintf(x->what, sizeof x->what, "the %sstore of children[%zu]", w ? "WAL " : "",
+                     i);
+        }
+    }
+    /* Pass 0: schemes, canonical forms, the allowlist, then every pair by
+     * canonical URI: everything a spelling shows, before any store is read. */
+    for (size_t i = 0; !rc && i < n; i++) {
+        const char *field = f[i].child < 0 ? (i == 0 ? "parent.store" : "parent.walStore")
+                                           : f[i].field;
+        if (f[i].child >= 0 && (rc = scheme_allowed(p, f[i].uri, field)))
+            break;
+        if ((rc = shale_store_canonical_uri(f[i].uri, o, &f[i].canon))) {
+            rc = store_error(rc, field);
+            break;
+        }
+        if (f[i].child >= 0)
+            rc = in_allowlist(p, f[i].uri, field, o);
+    }
+    if (!rc)
+        rc = check_pairs(f, n, false);
+    /* Pass 1: identities, each store read once; a same UUID under two
+     * canonical URIs is one store all the same. */
+    for (size_t i = 0; !rc && i < n; i++) {
+        shale_store_identity id;
+        shale_status ir = shale_store_identity_read(f[i].uri, o, &id);
+        if (ir == SHALE_OK) {
+            f[i].has_id = true;
+            memcpy(f[i].uuid, id.uuid, sizeof f[i].uuid);
+            shale_store_identity_clear(&id);
+        } else if (ir != SHALE_NOT_FOUND) {
+            rc = store_error(ir, f[i].child < 0 ? "parent.store" : f[i].field);
+        }
+    }
+    if (!rc)
+        rc = check_pairs(f, n, true);
+    for (size_t i = 0; i < n; i++)
+        free(f[i].canon);
+    free(f);
     return rc;
 }
 
@@ -237,27 +292,5 @@ shale_status split_request_check_stores(split_request *r, const split_policy *p,
     free(r->parent_wal_store);
     r->parent_store = ps;
     r->parent_wal_store = pw;
-    for (size_t i = 0; !rc && i < r->child_count; i++) {
-        const split_child *c = &r->children[i];
-        char field[64];
-        if (!c->store)
-            continue;   /* split_request_validate() names it */
-        snprintf(field, sizeof field, "children[%zu].store", i);
-        rc = check_child_store(r, i, c->store, field, p, opts);
-        if (!rc && c->wal_store) {
-            snprintf(field, sizeof field, "children[%zu].walStore", i);
-            shale_store_relation rel;
-            /* Its own WAL store may be its main store spelled out; it may
-             * not hold it or lie inside it. */
-            rc = shale_store_relate(c->wal_store, c->store, opts, &rel);
-            if (rc)
-                rc = store_error(rc, field);
-            else if (rel == SHALE_STORE_INSIDE || rel == SHALE_STORE_CONTAINS)
-                rc = refuse(field, "'%.300s' %s the child's own store", c->wal_store,
-                            rel == SHALE_STORE_INSIDE ? "is inside" : "contains");
-            else if (rel != SHALE_STORE_SAME)
-                rc = check_child_store(r, i, c->wal_store, field, p, opts);
-        }
-    }
-    return rc;
+    return check_children(r, p, opts);
 }

@@ -510,6 +510,19 @@ shale_status shale_store_identity_read(const char *uri, const shale_options *opt
     return rc;
 }
 
+shale_store_relation shale_store_relate_canonical(const char *ca, const char *cb)
+{
+    size_t la = strlen(ca), lb = strlen(cb);
+    bool flat = !strncmp(ca, "mem://", 6) || !strncmp(cb, "mem://", 6);
+    if (!strcmp(ca, cb))
+        return SHALE_STORE_SAME;
+    if (!flat && lb && la > lb && !strncmp(ca, cb, lb) && (ca[lb] == '/' || cb[lb - 1] == '/'))
+        return SHALE_STORE_INSIDE;
+    if (!flat && la && lb > la && !strncmp(cb, ca, la) && (cb[la] == '/' || ca[la - 1] == '/'))
+        return SHALE_STORE_CONTAINS;
+    return SHALE_STORE_APART;
+}
+
 shale_status shale_store_relate_uris(const char *a, const char *b, const shale_options *opts,
                                      shale_store_relation *rel)
 {
@@ -518,17 +531,8 @@ shale_status shale_store_relate_uris(const char *a, const char *b, const shale_o
     shale_status rc = shale_store_canonical_uri(a, opts, &ca);
     if (!rc)
         rc = shale_store_canonical_uri(b, opts, &cb);
-    if (rc)
-        goto out;
-    size_t la = strlen(ca), lb = strlen(cb);
-    bool flat = !strncmp(ca, "mem://", 6) || !strncmp(cb, "mem://", 6);
-    if (!strcmp(ca, cb))
-        *rel = SHALE_STORE_SAME;
-    else if (!flat && la > lb && !strncmp(ca, cb, lb) && (ca[lb] == '/' || cb[lb - 1] == '/'))
-        *rel = SHALE_STORE_INSIDE;
-    else if (!flat && lb > la && !strncmp(cb, ca, la) && (cb[la] == '/' || ca[la - 1] == '/'))
-        *rel = SHALE_STORE_CONTAINS;
-out:
+    if (!rc)
+        *rel = shale_store_relate_canonical(ca, cb);
     free(ca);
     free(cb);
     return rc;

@@ -87,6 +87,10 @@ typedef enum shale_store_relation {
     SHALE_STORE_CONTAINS       /* b is inside a */
 } shale_store_relation;
 
+/* How canonical URI a relates to canonical URI b (as returned by
+ * shale_store_canonical_uri()): pure string logic, no I/O. */
+shale_store_relation shale_store_relate_canonical(const char *a, const char *b);
+
 /* Compares two stores by canonical URI only (no store is read; "one store
  * under two canonical URIs" is not seen: shale_store_relate() sees it). */
 shale_status shale_store_relate_uris(const char *a, const char *b, const shale_options *opts,

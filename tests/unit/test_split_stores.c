@@ -287,6 +287,53 @@ static void test_s3_aliases_refused(void **state)
     }
 }
 
+/* One store under two canonical URIs (what a bind mount or a second name
+ * of one endpoint looks like; here the identity object carried over): the
+ * child is refused by the parent's WAL store's identity UUID. */
+static void test_alias_by_identity_refused(void **state)
+{
+    (void)state;
+    char *p = tu_mem_uri("idp"), *w = tu_mem_uri("idw"), *alias = tu_mem_uri("alias");
+    char *other = tu_mem_uri("other");
+    shale_options o;
+    dt_small_options(&o);
+    o.wal_store_uri = w;
+    shale_db *db = NULL;
+    TU_OK(shale_open(p, &o, &db));
+    TU_OK(shale_close(db));
+    shale_objstore *sw = NULL, *sa = NULL;
+    TU_OK(shale_objstore_open(w, NULL, &sw));
+    TU_OK(shale_objstore_open(alias, NULL, &sa));
+    void *data = NULL;
+    size_t len = 0;
+    TU_OK(shale_objstore_get(sw, ".shale/identity.json", &data, &len));
+    TU_OK(shale_objstore_put(sa, ".shale/identity.json", data, len));
+    shale_free(data);
+    shale_objstore_close(sw);
+    shale_objstore_close(sa);
+    char text[1024];
+    int n = snprintf(text, sizeof text,
+                     "name: byid\nparent: {shard: orders-0}\nchildren:\n"
+                     "  - {name: a, store: \"%s\", range: {start: \"\", end: \"m\"}}\n"
+                     "  - {name: b, store: \"%s\", range: {start: \"m\"}}\n",
+                     other, alias);
+    split_request *r = NULL;
+    TU_OK(split_request_parse("test", text, (size_t)n, &r));
+    split_policy pol;
+    split_policy_init(&pol);
+    pol.allow_test_schemes = true;
+    TU_RC(SHALE_INVALID_ARGUMENT, split_request_check_stores(r, &pol, p, w, &o));
+    if (!strstr(shale_errmsg(), "field 'children[1].store'") ||
+        !strstr(shale_errmsg(), "is the parent's WAL store") ||
+        !strstr(shale_errmsg(), "same identity"))
+        fail_msg("%s", shale_errmsg());
+    split_request_free(r);
+    free(p);
+    free(w);
+    free(alias);
+    free(other);
+}
+
 /* Schemes and prefixes follow the policy. */
 static void test_policy_schemes_and_prefixes(void **state)
 {
@@ -552,6 +599,7 @@ int main(void)
         T(test_aliases_of_parent_refused),
         T(test_parent_is_the_agents_own),
         cmocka_unit_test(test_s3_aliases_refused),
+        cmocka_unit_test(test_alias_by_identity_refused),
         T(test_policy_schemes_and_prefixes),
         T(test_child_not_empty_refused_at_submit),
         T(test_known_split_answered_whatever_its_stores_hold),
