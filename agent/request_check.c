@@ -6,17 +6,19 @@
  * Why by identity: a store has many spellings (a trailing slash, "//",
  * "." and "..", a symlink, an S3 host in capitals), and a child that is
  * the parent's WAL store under another name completes a split whose child
- * shares the parent's WAL namespace.  Every comparison here goes through
- * shale_store_relate() (canonical URIs, then identity UUIDs); nothing
- * compares URI strings.  Nothing is written: the claim that proves a child
- * store writable is the pre-flight's (preflight.c), just before the WAL
- * wipe.
+ * shares the parent's WAL namespace.  Every store the request names is
+ * looked at once: first all by canonical URI (shale_admin.h; a refusal a
+ * spelling shows comes before any store is read), then each one's identity
+ * object is read once and UUIDs compared; nothing compares URI strings.
+ * Nothing is written: the claim that proves a child store writable is the
+ * pre-flight's (preflight.c), just before the WAL wipe.
  */
 #include "request.h"
 #include "shale_admin.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +30,15 @@ void split_policy_init(split_policy *p)
     p->allow_s3 = true;
 }
 
-static shale_status refuse(const char *field, const char *fmt, const char *a, const char *b)
+static shale_status refuse(const char *field, const char *fmt, ...) SHALE_PRINTF(2, 3);
+
+static shale_status refuse(const char *field, const char *fmt, ...)
 {
     char what[1024];
-    snprintf(what, sizeof what, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
     return shale_err(SHALE_INVALID_ARGUMENT, "split request: field '%s': %s", field, what);
 }
 
@@ -52,7 +59,7 @@ static shale_status scheme_allowed(const split_policy *p, const char *uri, const
         if (p->allow_test_schemes)
             return SHALE_OK;
         return refuse(field, "'%.300s': mem:// and fault+ stores are for tests only "
-                             "(testing.allowTestSchemes)%s", uri, "");
+                             "(testing.allowTestSchemes)", uri);
     }
     if (!strncmp(uri, "file://", 7)) {
         if (p->allow_file)
@@ -61,10 +68,10 @@ static shale_status scheme_allowed(const split_policy *p, const char *uri, const
         if (p->allow_s3)
             return SHALE_OK;
     } else {
-        return refuse(field, "'%.300s' has an unknown scheme (file://, s3://)%s", uri, "");
+        return refuse(field, "'%.300s' has an unknown scheme (file://, s3://)", uri);
     }
     return refuse(field, "'%.300s': this agent does not allow the scheme for child stores "
-                         "(requests.allowSchemes)%s", uri, "");
+                         "(requests.allowSchemes)", uri);
 }
 
 /* Is the named parent store the agent's own? */
@@ -97,7 +104,7 @@ static shale_status in_allowlist(const split_policy *p, const char *uri, const c
             return SHALE_OK;
     }
     return refuse(field, "'%.300s' is not under any allowed child store prefix "
-                         "(requests.childStorePrefixes)%s", uri, "");
+                         "(requests.childStorePrefixes)", uri);
 }
 
 shale_status split_request_claim_owner(const split_request *r, size_t i,
