@@ -150,6 +150,19 @@ static void *wipe_worker(void *arg)
     }
 }
 
+void release_checkpoint(run *r)
+{
+    pthread_mutex_lock(&r->sp->mu);
+    char cp[37] = "";
+    if (doc_str(r, "checkpointId"))
+        snprintf(cp, sizeof cp, "%s", doc_str(r, "checkpointId"));
+    pthread_mutex_unlock(&r->sp->mu);
+    if (*cp) {
+        shale_options o = db_opts(r->sp, parent_wal(r));
+        shale_checkpoint_delete(parent_store(r), &o, cp);
+    }
+}
+
 shale_status do_wipe(run *r, char *msg, size_t msglen)
 {
     /* Pre-flight (preflight.h): every child store claimed before anything

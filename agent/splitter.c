@@ -344,6 +344,12 @@ static void run_job(splitter *sp, job *j)
         if (rc) {
             char reason[64];
             snprintf(reason, sizeof reason, "%sFailed", journal_step_name(step));
+            if (r.refused) {
+                /* Refused before the point of no return, nothing deleted:
+                 * the parent is left as an abort leaves it. */
+                snprintf(reason, sizeof reason, "PreflightRefused");
+                release_checkpoint(&r);
+            }
             char emsg[1024];
             snprintf(emsg, sizeof emsg, "%s: %s", shale_strerror(rc), shale_errmsg());
             step_state(sp, j, step, "Failed", emsg);

@@ -499,9 +499,18 @@ static void preflight_case(fx *f, badness how)
     split_service *svc = splitter_service(f->sp);
     TU_OK(svc->ops->get(svc, "pre", &st));
     if (!strstr(st, "\"phase\": \"Failed\"") || !strstr(st, "refused before the WAL wipe") ||
-        !strstr(st, "children[1].store"))
+        !strstr(st, "\"reason\": \"PreflightRefused\"") || !strstr(st, "children[1].store"))
         fail_msg("case %d: not refused by the pre-flight:\n%s", (int)how, st);
     free(st);
+    /* The split's checkpoint was released, as an abort would. */
+    shale_options co = f->o;
+    shale_checkpoint *cps = NULL;
+    size_t ncp = 0;
+    TU_OK(shale_checkpoint_list(f->parent, &co, &cps, &ncp));
+    for (size_t i = 0; i < ncp; i++)
+        if (!strcmp(cps[i].name, "split:pre"))
+            fail_msg("case %d: the split's checkpoint %s is still there", (int)how, cps[i].id);
+    shale_free(cps);
     for (size_t i = 0; i < before.count; i++) {
         void *data = NULL;
         size_t len = 0;
