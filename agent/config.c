@@ -10,6 +10,7 @@
 #include "http.h"
 #include "request.h"
 #include "yamljson.h"
+#include "shale_admin.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
@@ -59,6 +60,9 @@ static const key keys[] = {
     {"logLevel", T_LEVEL, F(log_level)},
     {"timeouts.stepSeconds", T_U32, F(step_seconds)},
     {"verify.mode", T_VERIFY, F(verify_mode)},
+    {"requests.allowSchemes", T_LIST, F(allow_schemes)},
+    {"requests.childStorePrefixes", T_LIST, F(child_prefixes)},
+    {"testing.allowTestSchemes", T_BOOL, F(testing_schemes)},
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof *keys)
@@ -85,6 +89,13 @@ shale_status agent_config_defaults(agent_config *c)
     return SHALE_OK;
 }
 
+static void list_free(char **l)
+{
+    for (size_t i = 0; l && l[i]; i++)
+        free(l[i]);
+    free(l);
+}
+
 void agent_config_free(agent_config *c)
 {
     for (size_t i = 0; i < NKEYS; i++)
@@ -93,44 +104,62 @@ void agent_config_free(agent_config *c)
             free(*p);
             *p = NULL;
         } else if (keys[i].type == T_LIST) {
-            agent_strlist *l = (agent_strlist *)((char *)c + keys[i].off);
-            for (size_t j = 0; j < l->n; j++)
-                free(l->v[j]);
-            free(l->v);
-            l->v = NULL;
-            l->n = 0;
+            char ***p = (char ***)((char *)c + keys[i].off);
+            list_free(*p);
+            *p = NULL;
         }
 }
 
-/* Replaces a list with the strings of a JSON array (every item a string). */
-static shale_status set_list(agent_strlist *l, json_t *v, const char **why)
+static shale_status set_list_items(char ***field, json_t *v, const char **why);
+
+/* A list of strings (YAML sequence) into a NULL-terminated array. */
+static shale_status set_list(char ***field, json_t *v, const char **why)
 {
+    json_t *split = NULL;
+    if (json_is_string(v)) {
+        /* --set key=a,b: a comma-separated list. */
+        split = json_array();
+        const char *p = json_string_value(v);
+        while (split && *p) {
+            size_t n = strcspn(p, ",");
+            json_array_append_new(split, json_stringn(p, n));
+            p += n + (p[n] == ',');
+        }
+        v = split;
+    }
     if (!json_is_array(v)) {
         *why = "must be a list of strings";
         return SHALE_INVALID_ARGUMENT;
     }
-    size_t n = json_array_size(v), i;
-    json_t *it;
-    json_array_foreach(v, i, it)
-        if (!json_is_string(it) || !*json_string_value(it)) {
+    shale_status rc = set_list_items(field, v, why);
+    json_decref(split);
+    return rc;
+}
+
+static shale_status set_list_items(char ***field, json_t *v, const char **why)
+{
+    size_t n = json_array_size(v);
+    if (n > 64) {
+        *why = "has more than 64 entries";
+        return SHALE_INVALID_ARGUMENT;
+    }
+    char **l = calloc(n + 1, sizeof *l);
+    if (!l)
+        return SHALE_OOM();
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(v, i));
+        if (!s || !*s) {
+            list_free(l);
             *why = "must be a list of non-empty strings";
             return SHALE_INVALID_ARGUMENT;
         }
-    char **nv = n ? calloc(n, sizeof *nv) : NULL;
-    if (n && !nv)
-        return SHALE_OOM();
-    for (i = 0; i < n; i++)
-        if (!(nv[i] = xstrdup(json_string_value(json_array_get(v, i))))) {
-            while (i--)
-                free(nv[i]);
-            free(nv);
+        if (!(l[i] = xstrdup(s))) {
+            list_free(l);
             return SHALE_OOM();
         }
-    for (size_t j = 0; j < l->n; j++)
-        free(l->v[j]);
-    free(l->v);
-    l->v = nv;
-    l->n = n;
+    }
+    list_free(*field);
+    *field = l;
     return SHALE_OK;
 }
 
@@ -192,6 +221,8 @@ static shale_status set_value(agent_config *c, const key *k, json_t *v, const ch
         }
         *why = "must be auto, true or false";
         return SHALE_INVALID_ARGUMENT;
+    case T_LIST:
+        return set_list((char ***)field, v, why);
     case T_VERIFY: {
         int m = s ? split_verify_parse(s) : -1;
         if (m < 0) {
@@ -201,8 +232,6 @@ static shale_status set_value(agent_config *c, const key *k, json_t *v, const ch
         *(int *)field = m;
         return SHALE_OK;
     }
-    case T_LIST:
-        return set_list(field, v, why);
     }
     return SHALE_INVALID_ARGUMENT;
 }
@@ -318,8 +347,9 @@ shale_status agent_config_set(agent_config *c, const char *assignment)
         const char *val = eq + 1;
         if (keys[i].type == T_STR || keys[i].type == T_LEVEL || keys[i].type == T_VERIFY)
             v = json_string(val);
-        else if (keys[i].type == T_LIST) {
-            /* --set key=a,b: comma-separated; empty: the empty list. */
+        else if (keys[i].type == T_LIST && val[0] != '[') {
+            /* --set key=a,b: comma-separated; empty: the empty list.
+             * (--set key=[a, b] is read as YAML below.) */
             v = json_array();
             for (const char *p = val; v && *p;) {
                 const char *comma = strchr(p, ',');
@@ -369,12 +399,12 @@ static shale_status check_http(const agent_config *c)
     if (c->http_ready_check_ms < 10 || c->http_ready_timeout_ms < 10)
         return shale_err(SHALE_INVALID_ARGUMENT, "config: 'sources.http.readyCheckMs' and "
                                                  "'readyTimeoutMs' must be at least 10");
-    for (size_t i = 0; i < c->http_origins.n; i++)
-        if (!strcmp(c->http_origins.v[i], "*") || !strcmp(c->http_origins.v[i], "null"))
+    for (size_t i = 0; c->http_origins && c->http_origins[i]; i++)
+        if (!strcmp(c->http_origins[i], "*") || !strcmp(c->http_origins[i], "null"))
             return shale_err(SHALE_INVALID_ARGUMENT,
                              "config: 'sources.http.allowedOrigins' item '%s': name each "
                              "origin (scheme://host[:port]); '*' and 'null' are refused",
-                             c->http_origins.v[i]);
+                             c->http_origins[i]);
     return SHALE_OK;
 }
 
@@ -395,7 +425,50 @@ shale_status agent_config_check(const agent_config *c)
     if (c->http_max_body < 1024)
         return shale_err(SHALE_INVALID_ARGUMENT,
                          "config: 'sources.http.maxBodyBytes' must be at least 1024");
+    for (size_t i = 0; c->allow_schemes && c->allow_schemes[i]; i++) {
+        const char *s = c->allow_schemes[i];
+        if (!strcmp(s, "mem") || !strcmp(s, "fault"))
+            return shale_err(SHALE_INVALID_ARGUMENT,
+                             "config: 'requests.allowSchemes' names '%s': mem and fault "
+                             "stores are for tests only (testing.allowTestSchemes: true)", s);
+        if (strcmp(s, "file") && strcmp(s, "s3"))
+            return shale_err(SHALE_INVALID_ARGUMENT,
+                             "config: 'requests.allowSchemes' names '%s': must be file or s3",
+                             s);
+    }
+    if (c->allow_schemes && !c->allow_schemes[0] && !c->testing_schemes)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "config: 'requests.allowSchemes' is empty: no split could name a "
+                         "child store");
+    for (size_t i = 0; c->child_prefixes && c->child_prefixes[i]; i++) {
+        char *canon = NULL;
+        shale_options o;
+        shale_options_init(&o);
+        o.store.s3_endpoint = c->s3_endpoint;
+        o.store.s3_region = c->s3_region;
+        shale_status rc = shale_store_canonical_uri(c->child_prefixes[i], &o, &canon);
+        free(canon);
+        if (rc)
+            return shale_err(SHALE_INVALID_ARGUMENT,
+                             "config: 'requests.childStorePrefixes[%zu]': %s", i,
+                             shale_errmsg());
+    }
     if (c->http_enabled)
         return check_http(c);
     return SHALE_OK;
+}
+
+void agent_config_policy(const agent_config *c, split_policy *p)
+{
+    split_policy_init(p);
+    if (c->allow_schemes) {
+        p->allow_file = p->allow_s3 = false;
+        for (size_t i = 0; c->allow_schemes[i]; i++) {
+            p->allow_file |= !strcmp(c->allow_schemes[i], "file");
+            p->allow_s3 |= !strcmp(c->allow_schemes[i], "s3");
+        }
+    }
+    p->allow_test_schemes = c->testing_schemes;
+    if (c->child_prefixes && c->child_prefixes[0])
+        p->child_prefixes = (const char *const *)c->child_prefixes;
 }

@@ -16,6 +16,10 @@
  *   logLevel: info                           # debug | info | warn | error
  *   timeouts: {stepSeconds: 600}
  *   verify: {mode: full}                     # full | references: for requests naming none
+ *   requests:
+ *     allowSchemes: [file, s3]               # schemes requests may name for child stores
+ *     childStorePrefixes: []                 # allowlist of child store prefixes; [] = any
+ *   testing: {allowTestSchemes: false}       # also mem:// and fault+ child stores (tests)
  *
  * Every error names the file, line and column and what was wrong; unknown
  * keys are errors (a typo must not silently fall back to a default).
@@ -30,11 +34,8 @@
 #include <stdint.h>
 #include "shale_status.h"
 
-/* A list of strings from a YAML sequence (or "a,b" with --set). */
-typedef struct agent_strlist {
-    char **v;                      /* n strings, each malloc'd */
-    size_t n;
-} agent_strlist;
+/* Lists (a YAML sequence, or "a,b" with --set) are NULL-terminated arrays
+ * of malloc'd strings; NULL when the key is not set. */
 
 typedef struct agent_config {
     char *shard;
@@ -53,7 +54,8 @@ typedef struct agent_config {
     uint64_t http_max_body;
     uint32_t http_max_connections; /* concurrent connections (default 32) */
     uint32_t http_timeout_s;       /* idle and whole-request bound (default 30) */
-    agent_strlist http_origins;    /* Origin values allowed (default none) */
+    char **http_origins;           /* Origin values allowed, NULL-terminated
+                                      (default NULL: none) */
     uint32_t http_ready_check_ms;  /* readiness check interval (default 1000) */
     uint32_t http_ready_timeout_ms;/* a check this slow means not ready (3000) */
     char *http_probe_listen;       /* NULL: probes on the API listener only */
@@ -63,6 +65,9 @@ typedef struct agent_config {
     int log_level;                 /* 0 debug .. 3 error */
     uint32_t step_seconds;
     int verify_mode;               /* split_verify (request.h); default full */
+    char **allow_schemes;          /* NULL-terminated; NULL: file and s3 */
+    char **child_prefixes;         /* NULL-terminated; NULL or empty: any */
+    bool testing_schemes;          /* testing.allowTestSchemes */
 } agent_config;
 
 /* Fills the documented defaults (no shard, no store). */
@@ -75,5 +80,10 @@ shale_status agent_config_set(agent_config *c, const char *assignment);
 /* Checks required fields and consistency. */
 shale_status agent_config_check(const agent_config *c);
 void agent_config_free(agent_config *c);
+
+/* The request policy the configuration describes (after
+ * agent_config_check()).  p borrows c's strings: c must outlive it. */
+struct split_policy;
+void agent_config_policy(const agent_config *c, struct split_policy *p);
 
 #endif

@@ -119,6 +119,7 @@ int main(int argc, char **argv)
     so.db.store.s3_ca_file = cfg.s3_ca_file;
     so.step_timeout_s = cfg.step_seconds;
     so.verify = (split_verify)cfg.verify_mode;
+    agent_config_policy(&cfg, &so.policy);
     splitter *sp = NULL;
     source_local *local = NULL;
     source_kube *kube = NULL;
@@ -195,8 +196,10 @@ int main(int argc, char **argv)
         ho.max_body = cfg.http_max_body;
         ho.max_connections = cfg.http_max_connections;
         ho.timeout_s = cfg.http_timeout_s;
-        ho.allowed_origins = (const char *const *)cfg.http_origins.v;
-        ho.allowed_origin_count = cfg.http_origins.n;
+        ho.allowed_origins = (const char *const *)cfg.http_origins;
+        ho.allowed_origin_count = 0;
+        while (cfg.http_origins && cfg.http_origins[ho.allowed_origin_count])
+            ho.allowed_origin_count++;
         ho.ready_check_ms = cfg.http_ready_check_ms;
         ho.ready_timeout_ms = cfg.http_ready_timeout_ms;
         ho.probe_listen = cfg.http_probe_listen;

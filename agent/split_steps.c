@@ -6,6 +6,7 @@
 #include "splitter_int.h"
 #include "failpoint.h"
 #include "journal.h"
+#include "preflight.h"
 #include "db/manifest.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -135,8 +136,26 @@ static void *wipe_worker(void *arg)
     }
 }
 
+void release_checkpoint(run *r)
+{
+    pthread_mutex_lock(&r->sp->mu);
+    char cp[37] = "";
+    if (doc_str(r, "checkpointId"))
+        snprintf(cp, sizeof cp, "%s", doc_str(r, "checkpointId"));
+    pthread_mutex_unlock(&r->sp->mu);
+    if (*cp) {
+        shale_options o = db_opts(r->sp, parent_wal(r));
+        shale_checkpoint_delete(parent_store(r), &o, cp);
+    }
+}
+
 shale_status do_wipe(run *r, char *msg, size_t msglen)
 {
+    /* Pre-flight (preflight.h): every child store claimed before anything
+     * is deleted; a refusal fails the split short of the point of no return. */
+    shale_status prc = preflight_children(r->j->req, &r->sp->o.db, msg, msglen);
+    if ((r->refused = prc != SHALE_OK))
+        return shale_err_prefix(prc, "refused before the WAL wipe, nothing deleted");
     const char *wal = parent_wal(r);
     if (!wal || !strcmp(wal, parent_store(r))) {
         snprintf(msg, msglen, "WAL is in the main store: no local WAL to wipe");

@@ -41,6 +41,7 @@ void splitter_options_init(splitter_options *o)
     shale_options_init(&o->db);
     o->step_timeout_s = 600;
     o->verify = SPLIT_VERIFY_FULL;
+    split_policy_init(&o->policy);
 }
 
 /* ---- status documents --------------------------------------------------- */
@@ -282,7 +283,7 @@ static void run_dry(run *r)
 
 static void run_job(splitter *sp, job *j)
 {
-    run r = {sp, j, NULL};
+    run r = {sp, j, NULL, false};
     if (j->dry_run) {
         run_dry(&r);
         return;
@@ -310,7 +311,7 @@ static void run_job(splitter *sp, job *j)
              * (VerifyFailed) for an operator to look at; the parent and
              * its checkpoint stay as they are. */
             bool mismatch = step == STEP_VERIFY && rc == SHALE_CORRUPT;
-            bool forward_only = step >= STEP_WIPE_WAL && !mismatch;
+            bool forward_only = step >= STEP_WIPE_WAL && !mismatch && !r.refused;
             if (forward_only && !sp->stop) {
                 /* Past the point of no return: keep trying, with backoff. */
                 step_state(sp, j, step, "Running", shale_errmsg());
@@ -344,6 +345,12 @@ static void run_job(splitter *sp, job *j)
         if (rc) {
             char reason[64];
             snprintf(reason, sizeof reason, "%sFailed", journal_step_name(step));
+            if (r.refused) {
+                /* Refused before the point of no return, nothing deleted:
+                 * the parent is left as an abort leaves it. */
+                snprintf(reason, sizeof reason, "PreflightRefused");
+                release_checkpoint(&r);
+            }
             char emsg[1024];
             snprintf(emsg, sizeof emsg, "%s: %s", shale_strerror(rc), shale_errmsg());
             step_state(sp, j, step, "Failed", emsg);
@@ -433,10 +440,15 @@ static void append_locked(splitter *sp, job *j)
  * is itself a clone can only be split within its range). */
 static shale_status validate_against_parent(splitter *sp, split_request *r)
 {
-    const char *uri = r->parent_store ? r->parent_store : sp->store_uri;
+    /* The stores first, before any is opened: the parent is the agent's. */
+    const char *uri = sp->store_uri;
     shale_objstore *s = NULL;
     manifest *m = NULL;
-    shale_status rc = shale_objstore_open(uri, &sp->o.db.store, &s);
+    shale_status rc = split_request_check_stores(r, &sp->o.policy, sp->store_uri, sp->wal_uri,
+                                                 &sp->o.db);
+    if (rc)
+        return rc;
+    rc = shale_objstore_open(uri, &sp->o.db.store, &s);
     if (!rc)
         rc = manifest_store_load_latest(s, 0, &m);
     shale_objstore_close(s);
@@ -463,8 +475,18 @@ static shale_status svc_submit(split_service *svc, const split_request *req, boo
     char *canon = NULL;
     if (!rc)
         rc = split_request_to_json(r, &canon);
+    if (!rc) {
+        /* A new split needs empty child stores; a known name is answered
+         * below (its status, or a conflict) whatever its stores hold now. */
+        pthread_mutex_lock(&sp->mu);
+        bool known = find_locked(sp, r->name) != NULL;
+        pthread_mutex_unlock(&sp->mu);
+        if (!known)
+            rc = split_request_check_children_empty(r, &sp->o.db);
+    }
     if (rc) {
         split_request_free(r);
+        free(canon);
         return rc;
     }
     pthread_mutex_lock(&sp->mu);

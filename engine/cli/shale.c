@@ -42,6 +42,7 @@ static const char usage_text[] =
     "  info URI                       shard facts: bytes, keys, SSTs, WAL position, range\n"
     "  split-points URI --ways N [--by bytes|keys]\n"
     "                                 N-1 balanced boundaries from the SST indexes\n"
+    "  store show URI                 the store's canonical URI and identity object\n"
     "  version | help\n"
     "\n"
     "URIs: file:///abs/dir, s3://bucket/prefix (AWS_* environment), mem://name.\n"
@@ -557,6 +558,34 @@ static int cmd_verify(int argc, char **argv)
     return 0;
 }
 
+/* The store's canonical URI and identity (docs/format.md "Store identity"):
+ * what an operator looks at before removing a split's stale claim. */
+static int cmd_store(int argc, char **argv)
+{
+    if (argc != 3 || strcmp(argv[1], "show"))
+        return usage();
+    char *canon = NULL;
+    shale_status rc = shale_store_canonical_uri(argv[2], &g_opts, &canon);
+    if (rc)
+        return fail("store show", rc);
+    printf("canonical: %s\n", canon);
+    shale_free(canon);
+    shale_store_identity id;
+    rc = shale_store_identity_read(argv[2], &g_opts, &id);
+    if (rc == SHALE_NOT_FOUND) {
+        printf("identity: none\n");
+        return 0;
+    }
+    if (rc)
+        return fail("store show", rc);
+    printf("identity: %s\nkind: %s\ncreated: %s\nuri at creation: %s\n", id.uuid,
+           shale_store_kind_name(id.kind), id.created, id.uri ? id.uri : "");
+    if (id.claim)
+        printf("claim: %s\n", id.claim);
+    shale_store_identity_clear(&id);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     shale_options_init(&g_opts);
@@ -595,6 +624,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "verify")) return cmd_verify(n, a);
     if (!strcmp(cmd, "info")) return cmd_info(n, a);
     if (!strcmp(cmd, "split-points")) return cmd_split_points(n, a);
+    if (!strcmp(cmd, "store")) return cmd_store(n, a);
     if (!strcmp(cmd, "version")) {
         printf("shale %s\n", SHALE_VERSION);
         return 0;

@@ -30,6 +30,7 @@
  */
 #include "db/checkpoint_int.h"
 #include "db/db_int.h"
+#include "db/identity.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
@@ -390,8 +391,14 @@ static shale_status clone_inner(clone_run *cr)
             goto done;
         }
     } else {
-        /* Fresh clone: pick the checkpoint and the version it pins. */
+        /* Fresh clone: pick the checkpoint and the version it pins.  A
+         * child store may hold a split's claim, never another store's
+         * identity of a database or a WAL. */
         char cp_id[37];
+        if ((rc = identity_check_clone_target(cr->child, sp->child_uri)) ||
+            (cr->child_wal != cr->child &&
+             (rc = identity_check_clone_target(cr->child_wal, sp->child_wal_uri))))
+            goto out;
         if ((rc = manifest_store_load_latest(cr->parent, 0, &platest))) {
             shale_err_prefix(rc, "clone: loading the parent %s", sp->parent_uri);
             goto out;
@@ -494,6 +501,13 @@ shale_status shale_clone(const shale_clone_spec *spec, const shale_options *opts
         rc = shale_objstore_probe_conditional(cr.child);
     if (!rc)
         rc = clone_inner(&cr);
+    /* Initialised: the child's stores are a database and its WAL store
+     * now (a claim becomes that, keeping its UUID). */
+    if (!rc)
+        rc = identity_ensure(cr.child, spec->child_uri, &cr.opts.store, SHALE_STORE_KIND_DB);
+    if (!rc && cr.child_wal != cr.child)
+        rc = identity_ensure(cr.child_wal, spec->child_wal_uri, &cr.opts.store,
+                             SHALE_STORE_KIND_WAL);
     if (out)
         *out = cr.res;
     db_env_unref(cr.env);

@@ -21,6 +21,7 @@
  */
 #include "db/db_int.h"
 #include "db/batch.h"
+#include "db/identity.h"
 #include "db/iter_int.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -420,6 +421,12 @@ static shale_status db_open_inner(shale_db *db, const shale_options *opts)
                          "(initialized=false); re-run the same clone to complete it",
                          db->uri);
     rc = check_wal_store(db, m);
+    if (rc)
+        return rc;
+    /* Both stores carry an identity (shale_admin.h); older ones get it now. */
+    rc = identity_ensure(db->store, db->uri, &db->opts.store, SHALE_STORE_KIND_DB);
+    if (!rc && db->wal_store != db->store)
+        rc = identity_ensure(db->wal_store, db->wal_uri, &db->opts.store, SHALE_STORE_KIND_WAL);
     if (rc)
         return rc;
     fence_ctx fc = {db->wal_uri, 0, 0};

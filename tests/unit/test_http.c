@@ -56,6 +56,7 @@ static int setup(void **state)
     so.shard = "s0";
     so.store_uri = f->store;
     so.db = o;
+    so.policy.allow_test_schemes = true;   /* mem:// children (tests) */
     TU_OK(splitter_new(&so, &f->sp));
     TU_OK(splitter_start(f->sp));
     http_options ho;
