@@ -168,6 +168,12 @@ K describe ss orders-0-split > "$d/describe.out" 2>&1
 grep -q 'Normal.*Accepted.*split accepted' "$d/describe.out" && grep -q 'Warning.*Failed.*it broke' "$d/describe.out" \
   && ok "kubectl describe lists the events" || { notok "kubectl describe lists the events"; cat "$d/describe.out"; }
 
+K get events > "$d/events.out" 2>&1
+grep -qE '^LAST SEEN +TYPE +REASON +OBJECT +MESSAGE' "$d/events.out" && grep -qE 'Warning +Failed +shardsplit/orders-0-split +it broke' "$d/events.out" \
+  && ok "kubectl get events prints kube-apiserver's columns" || { notok "kubectl get events prints kube-apiserver's columns"; cat "$d/events.out"; }
+K create namespace nope > "$d/pb.out" 2>&1
+grep -q 'speaks JSON only' "$d/pb.out" && ok "protobuf bodies (kubectl create): 415 saying so" || { notok "protobuf: 415"; cat "$d/pb.out"; }
+
 # kubectl explain from /openapi/v3: every field described.
 K explain shardsplit.spec > "$d/explain.out" 2>&1
 grep -q 'The split request' "$d/explain.out" && grep -q 'children.*-required-' "$d/explain.out" \

@@ -187,12 +187,18 @@ function crdSchema(def) {
   if (!compiled.has(def[4])) compiled.set(def[4], schema.compile(def[2].schema.openAPIV3Schema));
   return compiled.get(def[4]);
 }
-function table(items, def) {
+function table(items, def, resource) {
   const cols = [{ name: 'Name', type: 'string', format: 'name' }];
+  const age = t => { const s = Math.max(0, (Date.now() - Date.parse(t)) / 1000 | 0); return s < 120 ? s + 's' : (s / 60 | 0) + 'm'; };
+  if (resource === 'events')   // kubectl get events: what kube-apiserver prints
+    return { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: String(rv) },
+      columnDefinitions: ['Last Seen', 'Type', 'Reason', 'Object', 'Message'].map(n => ({ name: n, type: 'string', format: '' })),
+      rows: items.map(o => { const io = o.involvedObject || {}, t = o.lastTimestamp || o.eventTime || o.metadata.creationTimestamp;
+        return { cells: [t ? age(t) : '<unknown>', o.type || '', o.reason || '', `${(io.kind || '').toLowerCase()}/${io.name || ''}`, o.message || ''],
+          object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata } }; }) };
   const extra = (def && def[2] && def[2].additionalPrinterColumns) || [{ name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }];
   for (const c of extra) cols.push({ name: c.name, type: c.type, format: '' });
   const get = (o, p) => p.split('.').filter(Boolean).reduce((a, x) => a == null ? a : a[x], o);
-  const age = t => { const s = Math.max(0, (Date.now() - Date.parse(t)) / 1000 | 0); return s < 120 ? s + 's' : (s / 60 | 0) + 'm'; };
   return { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: String(rv) },
     columnDefinitions: cols,
     rows: items.map(o => ({ cells: [o.metadata.name, ...extra.map(c => {
@@ -346,6 +352,9 @@ function handle(req, res, body) {
     if (faults.status429 > 0) { faults.status429--; return send(res, 429, statusBody(429, 'TooManyRequests', 'injected throttling', { retryAfterSeconds: 1 }), { 'Retry-After': '1' }); }
     if (faults.status500 > 0) { faults.status500--; return status(res, 500, 'InternalError', 'injected failure'); }
   }
+  // kubectl create and auth can-i send protobuf bodies.
+  if ((req.headers['content-type'] || '').startsWith('application/vnd.kubernetes.protobuf'))
+    return status(res, 415, 'UnsupportedMediaType', 'the test API server speaks JSON only (kube-apiserver also accepts protobuf): use kubectl apply, not kubectl create');
   if (limited(who.user))
     return send(res, 429, statusBody(429, 'TooManyRequests', 'Too many requests, please try again later.', { retryAfterSeconds: 1 }), { 'Retry-After': '1' });
   const attrs = isResource ? { verb, group, resource, subresource: sub, namespace: ns, name }
@@ -422,7 +431,7 @@ function handle(req, res, body) {
       return;
     }
     if (verb === 'list') {
-      if ((req.headers['accept'] || '').includes('as=Table')) return send(res, 200, table(items.map(out), def));
+      if ((req.headers['accept'] || '').includes('as=Table')) return send(res, 200, table(items.map(out), def, resource));
       return send(res, 200, { kind: kind + 'List', apiVersion: gv, metadata: { resourceVersion: String(rv) }, items: items.map(out) });
     }
     if (verb === 'create') {
