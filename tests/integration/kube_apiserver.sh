@@ -198,4 +198,26 @@ curl -sk "$U/debug/requests" > "$d/r"
   && [ "$(j '["system:serviceaccount:shards:shale-agent"].byResource["patch shardsplits/status"]')" = 1 ] \
   && [ "$(j '["system:serviceaccount:shards:shale-agent"].list')" = 1 ] && ok "GET /debug/requests counts by identity and verb" \
   || { notok "GET /debug/requests counts by identity and verb"; cat "$d/r"; }
+# The chart as Helm renders it, applied with a server-side dry run: every
+# example's objects are accepted, in namespaces that exist.
+H=$ROOT/tests/tools/helm/helm
+if [ -x "$H" ]; then
+  printf 'shard: orders-0\nstore: {uri: "s3://shards/orders-0"}\nexampleStatefulSet: {enabled: true}\n' > "$d/v.yaml"
+  "$H" template rel "$ROOT/charts/shale-agent" -n shards -f "$d/v.yaml" -f "$ROOT/charts/shale-agent/examples/other-namespace.yaml" > "$d/other.out"
+  K apply --dry-run=server -f "$d/other.out" > "$d/other.apply" 2>&1
+  grep -q 'namespaces "shard-requests" not found' "$d/other.apply" && ok "chart: RBAC for a watched namespace that does not exist is refused" \
+    || { notok "chart: RBAC for a watched namespace that does not exist is refused"; cat "$d/other.apply"; }
+  printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: shard-requests}\n' | K apply -f - > /dev/null
+  for f in "$d/v.yaml" "$ROOT"/charts/shale-agent/examples/*.yaml; do
+    n=$(basename "$f" .yaml)
+    "$H" template rel "$ROOT/charts/shale-agent" -n shards -f "$d/v.yaml" -f "$f" > "$d/$n.out" \
+      && K apply --dry-run=server -f "$d/$n.out" > "$d/$n.apply" 2>&1 \
+      && ok "chart ($n): kubectl apply --dry-run=server accepts every object" \
+      || { notok "chart ($n): kubectl apply --dry-run=server accepts every object"; cat "$d/$n.apply"; }
+  done
+  grep -q 'role.rbac.authorization.k8s.io/rel-shale-agent created (server dry run)' "$d/other-namespace.apply" \
+    && ok "chart: the Role lands in the watched namespace" || notok "chart: the Role lands in the watched namespace"
+else
+  notok "helm is installed (bash scripts/deps.sh test)"
+fi
 finish
