@@ -70,7 +70,7 @@ let api = builtin;
 const store = new Map();      // "gv/resource/ns/name" -> object (events stored as core/v1)
 let rv = 1;
 let history = [];             // {rv, gv, resource, type, object}
-let compactedRv = 0;          // watches from below this get ERROR 410
+let compactedRv = 0;          // watches from below this get ERROR 410 (events after it are kept)
 const watchers = new Set();   // {gv, resource, ns, match(obj), out(obj), res}
 // Injected API faults (POST /__test/faults, test-only):
 // {"dropWatches": true} ends every open watch now; {"gone": N} answers the
@@ -159,7 +159,7 @@ function fieldSelector(sel, resource) {
 }
 function record(type, obj, gv, resource) {
   history.push({ rv: +obj.metadata.resourceVersion, gv, resource, type, object: obj });
-  if (history.length > HISTORY) compactedRv = history.shift().rv + 1;
+  if (history.length > HISTORY) compactedRv = history.shift().rv;   // events after it are kept
   for (const w of watchers) {
     if (w.gv !== gv || w.resource !== resource) continue;
     if (w.ns && obj.metadata.namespace !== w.ns) continue;
@@ -324,7 +324,7 @@ function handle(req, res, body) {
   if (p === '/__test/faults' && req.method === 'POST') {
     const f = JSON.parse(body || '{}');
     if (f.dropWatches) for (const w of watchers) w.res.end();
-    if (f.compact) { compactedRv = rv + 1; history = []; }
+    if (f.compact) { compactedRv = rv; history = []; }   // as etcd compacting at the current revision
     if ('rateLimit' in f) { rateLimit = f.rateLimit; buckets.clear(); }
     for (const k of ['gone', 'status429', 'status500', 'delayMs']) if (k in f) faults[k] = f[k];
     return send(res, 200, { ...faults, rateLimit, compactedRv });
@@ -410,7 +410,7 @@ function handle(req, res, body) {
       if (gone || (from && from < compactedRv)) {
         // kube-apiserver answers 200 and the error as the stream's event.
         res.end(JSON.stringify({ type: 'ERROR', object: statusBody(410, 'Expired',
-          `too old resource version: ${from} (${Math.max(compactedRv, from + 1)})`) }) + '\n');
+          `too old resource version: ${from} (${compactedRv})`) }) + '\n');
         return;
       }
       const w = { gv: sgv, resource, ns, res, match, out };
