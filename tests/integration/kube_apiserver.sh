@@ -121,6 +121,24 @@ C "$d/admin" GET $SS/orders-0-split; sed 's/"resourceVersion":"[0-9]*",//' "$d/r
 C "$d/admin" PUT $SS/orders-0-split "$(cat "$d/put.json")"
 [ "$(code)" = 422 ] && grep -q 'must be specified for an update' "$d/r" && ok "PUT without resourceVersion: 422" || notok "PUT without resourceVersion ($(code))"
 
+# Lists in key order, paged by limit/continue over the first page's snapshot.
+C "$d/admin" GET "$SS?limit=1"; tok=$(j .metadata.continue); first=$(j '.items[0].metadata.name'); lrv=$(j .metadata.resourceVersion)
+C "$d/admin" PATCH $SS/pruned '{"metadata":{"labels":{"p":"1"}}}' application/merge-patch+json
+C "$d/admin" GET "$SS?limit=1&continue=$tok"
+[ "$first" = orders-0-split ] && [ "$(j '.items[0].metadata.name')" = pruned ] && [ "$(j .metadata.resourceVersion)" = "$lrv" ] \
+  && [ "$(j '.items[0].metadata.labels')" = undefined ] && [ "$(j .metadata.continue)" = undefined ] \
+  && ok "list paging: limit/continue, in name order, from one snapshot" || { notok "list paging"; cat "$d/r"; }
+C "$d/admin" GET "$SS?limit=1&continue=bogus"
+[ "$(code)" = 410 ] && ok "an unknown continue token: 410 Expired" || notok "an unknown continue token: 410 ($(code))"
+# A watch with a label selector sees an object that stops matching as
+# DELETED and one that starts matching as ADDED.
+C "$d/admin" GET "$SS"; wrv=$(j .metadata.resourceVersion)
+C "$d/admin" PATCH $SS/pruned '{"metadata":{"labels":{"p":"2"}}}' application/merge-patch+json
+C "$d/admin" PATCH $SS/pruned '{"metadata":{"labels":{"p":"1"}}}' application/merge-patch+json
+timeout 10 curl -sk -N -H "Authorization: Bearer $(cat "$d/sa")" "$U$SS?watch=true&labelSelector=p%3D1&resourceVersion=$wrv&timeoutSeconds=1" > "$d/ws.out"
+[ "$(grep -o '"type":"[A-Z]*"' "$d/ws.out" | tr '\n' ' ')" = '"type":"DELETED" "type":"ADDED" ' ] \
+  && ok "selector watch: leaving is DELETED, entering is ADDED" || { notok "selector watch: leaving is DELETED, entering is ADDED"; cat "$d/ws.out"; }
+
 # Deleting an object with a finalizer: deletionTimestamp, generation + 1,
 # no new finalizers; the object goes when the last one is removed.
 C "$d/sa" PATCH $SS/pruned '{"metadata":{"finalizers":["shale.io/split"]}}' application/merge-patch+json

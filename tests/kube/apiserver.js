@@ -83,6 +83,7 @@ const faults = { gone: 0, status429: 0, status500: 0, delayMs: 0 };
 let rateLimit = null;
 { const r = opt('--rate-limit'); if (r) { const [q, b] = r.split(':'); rateLimit = { qps: +q, burst: +(b || q) }; } }
 const buckets = new Map();    // user -> {tokens, at}
+const snapshots = new Map();  // list continue token -> {items, rv, at}
 const counts = new Map();     // user -> {total, writes, <verb>: n, byResource: {}}
 const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 for (const n of ['default', 'kube-system', 'kube-public'])
@@ -157,14 +158,22 @@ function fieldSelector(sel, resource) {
     String(k.split('.').reduce((a, p) => a == null ? a : a[p], o) ?? '');
   return { match: o => terms.every(([k, op, v]) => op === '!=' ? get(o, k) !== v : get(o, k) === v) };
 }
-function record(type, obj, gv, resource) {
-  history.push({ rv: +obj.metadata.resourceVersion, gv, resource, type, object: obj });
+// The event a watcher with selector `match` sees for a change (prev: the
+// object before a MODIFIED): as the watch cache does, an object that starts
+// matching arrives as ADDED and one that stops matching as DELETED.
+function seen(type, obj, prev, match) {
+  if (type !== 'MODIFIED') return match(obj) ? type : null;
+  const was = !!prev && match(prev), is = match(obj);
+  return was && is ? 'MODIFIED' : is ? 'ADDED' : was ? 'DELETED' : null;
+}
+function record(type, obj, gv, resource, prev) {
+  history.push({ rv: +obj.metadata.resourceVersion, gv, resource, type, object: obj, prev });
   if (history.length > HISTORY) compactedRv = history.shift().rv;   // events after it are kept
   for (const w of watchers) {
     if (w.gv !== gv || w.resource !== resource) continue;
     if (w.ns && obj.metadata.namespace !== w.ns) continue;
-    if (!w.match(obj)) continue;
-    w.res.write(JSON.stringify({ type, object: w.out(obj) }) + '\n');
+    const t = seen(type, obj, prev, w.match);
+    if (t) w.res.write(JSON.stringify({ type: t, object: w.out(obj) }) + '\n');
   }
 }
 // CRDs registered through the API become served resources.
@@ -402,6 +411,7 @@ function handle(req, res, body) {
     if (fs_.error) return status(res, 400, 'BadRequest', fs_.error);
     const match = o => labelMatch(q.get('labelSelector'), o) && fs_.match(o);
     const items = [...store.entries()].filter(([k]) => ns ? k.startsWith(prefix) : k.startsWith(`${sgv}/${resource}/`))
+      .sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)   // etcd's key order
       .map(([, o]) => o).filter(match);
     if (verb === 'watch') {
       const from = +(q.get('resourceVersion') || 0);
@@ -415,9 +425,11 @@ function handle(req, res, body) {
       }
       const w = { gv: sgv, resource, ns, res, match, out };
       if (from) {
-        for (const h of history)
-          if (h.rv > from && h.gv === sgv && h.resource === resource && (!ns || h.object.metadata.namespace === ns) && match(h.object))
-            res.write(JSON.stringify({ type: h.type, object: out(h.object) }) + '\n');
+        for (const h of history) {
+          if (h.rv <= from || h.gv !== sgv || h.resource !== resource || (ns && h.object.metadata.namespace !== ns)) continue;
+          const t = seen(h.type, h.object, h.prev, match);
+          if (t) res.write(JSON.stringify({ type: t, object: out(h.object) }) + '\n');
+        }
       } else {
         for (const o of items) res.write(JSON.stringify({ type: 'ADDED', object: out(o) }) + '\n');
       }
@@ -431,8 +443,26 @@ function handle(req, res, body) {
       return;
     }
     if (verb === 'list') {
-      if ((req.headers['accept'] || '').includes('as=Table')) return send(res, 200, table(items.map(out), def, resource));
-      return send(res, 200, { kind: kind + 'List', apiVersion: gv, metadata: { resourceVersion: String(rv) }, items: items.map(out) });
+      // Paging (limit/continue) over a snapshot taken by the first page, as
+      // etcd serves later pages at the first page's revision.
+      let page = items, listRv = rv;
+      const meta = {};
+      if (q.get('continue')) {
+        const snap = snapshots.get(q.get('continue'));
+        if (!snap || Date.now() - snap.at > 300000) return status(res, 410, 'Expired',
+          'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+        page = snap.items; listRv = snap.rv;
+      }
+      const limit = +(q.get('limit') || 0);
+      if (limit > 0 && page.length > limit) {
+        const token = crypto.randomBytes(12).toString('base64url');
+        snapshots.set(token, { items: page.slice(limit), rv: listRv, at: Date.now() });
+        meta.continue = token; meta.remainingItemCount = page.length - limit;
+        page = page.slice(0, limit);
+      }
+      if ((req.headers['accept'] || '').includes('as=Table'))
+        return send(res, 200, { ...table(page.map(out), def, resource), metadata: { resourceVersion: String(listRv), ...meta } });
+      return send(res, 200, { kind: kind + 'List', apiVersion: gv, metadata: { resourceVersion: String(listRv), ...meta }, items: page.map(out) });
     }
     if (verb === 'create') {
       let obj; try { obj = JSON.parse(body); } catch (e) { return status(res, 400, 'BadRequest', 'bad JSON: ' + e.message); }
@@ -478,7 +508,7 @@ function handle(req, res, body) {
         next.metadata.generation = (cur.metadata.generation || 1) + 1;
         next.metadata.resourceVersion = String(++rv);
         store.set(key, next);
-        record('MODIFIED', next, sgv, resource);
+        record('MODIFIED', next, sgv, resource, cur);
         return send(res, 200, out(next));
       }
       return send(res, 200, out(cur));
@@ -546,7 +576,7 @@ function handle(req, res, body) {
     return send(res, 200, out(next));
   }
   store.set(key, next);
-  record('MODIFIED', next, sgv, resource);
+  record('MODIFIED', next, sgv, resource, cur);
   return send(res, 200, out(next));
 }
 
