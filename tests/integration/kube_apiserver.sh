@@ -180,6 +180,9 @@ ev='{"apiVersion":"v1","kind":"Event","metadata":{"name":"orders-0-split.1"},"in
 C "$d/sa" POST /api/v1/namespaces/shards/events "$ev"; [ "$(code)" = 201 ] && ok "core/v1 event created" || { notok "core/v1 event created"; cat "$d/r"; }
 C "$d/sa" POST /api/v1/namespaces/shards/events "${ev/\"namespace\":\"shards\"/\"namespace\":\"other\"}"
 [ "$(code)" = 422 ] && grep -q 'does not match event.namespace' "$d/r" && ok "an event about another namespace's object: 422" || notok "event namespace checked ($(code))"
+C "$d/sa" POST /api/v1/namespaces/shards/events "${ev/\"namespace\":\"shards\",/}"
+[ "$(code)" = 422 ] && grep -q '"field":"involvedObject.namespace"' "$d/r" && ok "an event whose object names no namespace: 422" \
+  || { notok "an event whose object names no namespace: 422"; cat "$d/r"; }
 C "$d/sa" POST /apis/events.k8s.io/v1/namespaces/shards/events '{"apiVersion":"events.k8s.io/v1","kind":"Event","metadata":{"name":"orders-0-split.2"},"regarding":{"kind":"ShardSplit","name":"orders-0-split","namespace":"shards","uid":"'$uid'"},"reason":"Failed","note":"it broke","type":"Warning","eventTime":"2026-01-01T00:00:00.000000Z","action":"Failed"}'
 [ "$(code)" = 422 ] && grep -q '"field":"reportingController"' "$d/r" && ok "events.k8s.io: reportingController required" || { notok "events.k8s.io validation"; cat "$d/r"; }
 C "$d/sa" POST /apis/events.k8s.io/v1/namespaces/shards/events '{"apiVersion":"events.k8s.io/v1","kind":"Event","metadata":{"name":"orders-0-split.2"},"regarding":{"kind":"ShardSplit","name":"orders-0-split","namespace":"shards","uid":"'$uid'"},"reason":"Failed","note":"it broke","type":"Warning","eventTime":"2026-01-01T00:00:00.000000Z","action":"Failed","reportingController":"shale.io/shale-agent","reportingInstance":"orders-0"}'

@@ -236,8 +236,10 @@ function eventCauses(e, ns, viaEventsApi) {
   const need = (f, v, max) => { if (!v) c.push({ reason: 'FieldValueRequired', field: f, message: 'Required value' });
     else if (max && v.length > max) c.push({ reason: 'FieldValueTooLong', field: f, message: `Too long: may not be more than ${max} bytes` }); };
   const f = a => viaEventsApi ? (evPairs.find(p => p[1] === a) || [a])[0] : a;
-  if (io.namespace && io.namespace !== ns)
-    c.push({ reason: 'FieldValueInvalid', field: `${f('involvedObject')}.namespace`, message: `Invalid value: "${io.namespace}": does not match event.namespace` });
+  // An event lives in its object's namespace (or "default" for a
+  // cluster-scoped object).
+  if (io.namespace ? io.namespace !== ns : ns !== 'default')
+    c.push({ reason: 'FieldValueInvalid', field: `${f('involvedObject')}.namespace`, message: `Invalid value: "${io.namespace || ""}": does not match event.namespace` });
   if (e.type && e.type !== 'Normal' && e.type !== 'Warning')
     c.push({ reason: 'FieldValueNotSupported', field: 'type', message: `Unsupported value: "${e.type}": supported values: "Normal", "Warning"` });
   if (e.eventTime || viaEventsApi) {
