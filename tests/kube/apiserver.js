@@ -6,7 +6,7 @@
 //   node apiserver.js --tls-dir D [--port 0] [--client-ca CA.pem]
 //        [--admin-token-file F] [--token-file F]          (F: an admin token)
 //        [--sa-token NS:NAME=F]... [--user-token USER=F]...
-//        [--rate-limit QPS:BURST]                          -> "LISTENING <port>"
+//        [--rate-limit QPS:BURST] [--ipv6 (listen on ::1)]  -> "LISTENING <port>"
 // D holds cert.pem and key.pem (kubectl sends bearer tokens only over TLS).
 // Token files are re-read on every request (rotation).  Admin identities are
 // in group system:masters; every other identity gets only what the stored
@@ -599,5 +599,7 @@ const server = tlsDir
   ? https.createServer({ cert: fs.readFileSync(tlsDir + '/cert.pem'), key: fs.readFileSync(tlsDir + '/key.pem'),
       ...(auth.clientCa ? { ca: fs.readFileSync(auth.clientCa), requestCert: true, rejectUnauthorized: false } : {}) }, serve)
   : http.createServer(serve);
-server.listen(+opt('--port', '0'), '127.0.0.1', () => process.stdout.write(`LISTENING ${server.address().port}\n`));
+// --ipv6: listen on [::1] instead (the in-cluster IPv6 service host test).
+server.listen(+opt('--port', '0'), args.includes('--ipv6') ? '::1' : '127.0.0.1',
+  () => process.stdout.write(`LISTENING ${server.address().port}\n`));
 process.on('SIGTERM', () => process.exit(0));
