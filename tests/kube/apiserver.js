@@ -28,7 +28,7 @@ const HISTORY = 1000;
 // group/version -> resources: name -> {kind, namespaced, status}
 const api = {
   'v1': { namespaces: ['Namespace', false], serviceaccounts: ['ServiceAccount', true],
-          configmaps: ['ConfigMap', true], secrets: ['Secret', true] },
+          configmaps: ['ConfigMap', true], secrets: ['Secret', true], events: ['Event', true] },
   'rbac.authorization.k8s.io/v1': { roles: ['Role', true], rolebindings: ['RoleBinding', true] },
   'apiextensions.k8s.io/v1': { customresourcedefinitions: ['CustomResourceDefinition', false] },
   'events.k8s.io/v1': { events: ['Event', true] },
@@ -93,6 +93,7 @@ function fieldMatch(sel, obj) {
     const [k, v] = t.split('=');
     if (k === 'metadata.name') return obj.metadata.name === v;
     if (k === 'metadata.namespace') return obj.metadata.namespace === v;
+    if (k.startsWith('involvedObject.')) return (obj.involvedObject || {})[k.slice(15)] === v;
     return true;
   });
 }
@@ -131,9 +132,23 @@ function table(items, def, gv, resource) {
     })], object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata } })) };
 }
 
+// Requests per client (User-Agent up to the first '/'), for API budgets:
+// GET /debug/requests -> {"shale-agent": {"total": n, "writes": n, "GET": n,
+// ...}, ...}; ?log=1 adds the last 2000 requests (test-only, unauthenticated).
+const counts = {}; const reqLog = [];
+function countRequest(req, p) {
+  if (p.startsWith('/__test') || p.startsWith('/debug/')) return;
+  const who = (req.headers['user-agent'] || 'unknown').split('/')[0].split(' ')[0];
+  const c = counts[who] = counts[who] || { total: 0, writes: 0 };
+  c.total++; c[req.method] = (c[req.method] || 0) + 1;
+  if (!['GET', 'HEAD'].includes(req.method)) c.writes++;
+  reqLog.push({ who, method: req.method, url: req.url }); if (reqLog.length > 2000) reqLog.shift();
+}
 function handle(req, res, body) {
   const url = new URL(req.url, 'http://x');
   const p = url.pathname;
+  countRequest(req, p);
+  if (p === '/debug/requests') return send(res, 200, url.searchParams.get('log') ? { counts, log: reqLog } : counts);
   if (p === '/version') return send(res, 200, { major: '1', minor: '32', gitVersion: 'v1.32.4', platform: 'linux/amd64' });
   if (p === '/healthz' || p === '/readyz') { res.writeHead(200); return res.end('ok'); }
   if (p === '/__test/dump') return send(res, 200, [...store.values()]);
