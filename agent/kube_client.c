@@ -2,6 +2,7 @@
 #include "kube_client.h"
 #include "log.h"
 #include "yamljson.h"
+#include "shale.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
@@ -20,6 +21,7 @@ struct kube_client {
     shale_buf ca;             /* CA PEM (empty: system CAs) */
     shale_buf cert, key;      /* client certificate and key PEM (optional) */
     bool insecure;
+    char ua[200];             /* User-Agent: shale-agent/VERSION (shard S) */
     _Atomic bool cancelled;
     _Atomic uint64_t requests;
 };
@@ -223,6 +225,7 @@ shale_status kube_client_new(const char *kubeconfig, const char *ns, bool insecu
     if (!c)
         return SHALE_OOM();
     c->insecure = insecure;
+    snprintf(c->ua, sizeof c->ua, "User-Agent: shale-agent/%s", SHALE_VERSION);
     c->ns = ns && *ns ? xstrdup(ns) : NULL;
     shale_status rc = kubeconfig && *kubeconfig ? load_kubeconfig(c, kubeconfig)
                                                 : load_in_cluster(c);
@@ -263,6 +266,12 @@ const char *kube_client_server(const kube_client *c) { return c->server; }
 bool kube_client_insecure(const kube_client *c) { return c->insecure; }
 uint64_t kube_client_requests(const kube_client *c) { return c->requests; }
 void kube_client_cancel(kube_client *c) { c->cancelled = true; }
+
+void kube_client_set_shard(kube_client *c, const char *shard)
+{
+    snprintf(c->ua, sizeof c->ua, "User-Agent: shale-agent/%s (shard %.100s)", SHALE_VERSION,
+             shard);
+}
 
 /* ---- answers --------------------------------------------------------------- */
 
@@ -408,7 +417,7 @@ static shale_status perform(kube_client *c, const char *method, const char *path
         memset(tok, 0, strlen(tok));
     free(tok);
     hd = curl_slist_append(hd, "Accept: application/json");
-    hd = curl_slist_append(hd, "User-Agent: shale-agent");
+    hd = curl_slist_append(hd, c->ua);
     if (ctype) {
         char ct[128];
         snprintf(ct, sizeof ct, "Content-Type: %s", ctype);

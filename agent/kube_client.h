@@ -49,6 +49,11 @@ bool kube_client_insecure(const kube_client *c);
 /* Requests sent so far (every answer or failure counts once). */
 uint64_t kube_client_requests(const kube_client *c);
 
+/* Names the shard in the User-Agent ("shale-agent/0.1.0 (shard orders-0)"),
+ * so audit logs and request counters tell agents apart.  Call before
+ * sharing the client between threads. */
+void kube_client_set_shard(kube_client *c, const char *shard);
+
 /* Aborts requests in flight and refuses new ones (SHALE_CLOSED): for
  * shutdown, so no thread waits out a watch. */
 void kube_client_cancel(kube_client *c);

@@ -558,6 +558,7 @@ shale_status source_kube_new(const agent_config *cfg, split_service *svc, source
     shale_status rc = kube_client_new(cfg->kubeconfig, cfg->kube_namespace, cfg->kube_insecure,
                                       &k->c);
     if (!rc) {
+        kube_client_set_shard(k->c, cfg->shard);
         const char *ns = kube_client_namespace(k->c);
         size_t n = strlen(ns) + 64;
         k->coll = malloc(n);

@@ -132,22 +132,28 @@ function table(items, def, gv, resource) {
     })], object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata } })) };
 }
 
-// Requests per client (User-Agent up to the first '/'), for API budgets:
-// GET /debug/requests -> {"shale-agent": {"total": n, "writes": n, "GET": n,
-// ...}, ...}; ?log=1 adds the last 2000 requests (test-only, unauthenticated).
+// Requests per client, for API budgets: GET /debug/requests ->
+// {"shale-agent": {"total": n, "writes": n, "watches": n, "GET": n, ...},
+//  "ua:<whole User-Agent>": {...}, ...} (the first key: the User-Agent up to
+// its first '/'); ?log=1 adds the last 2000 requests (test-only, no auth).
 const counts = {}; const reqLog = [];
-function countRequest(req, p) {
+function countRequest(req, res, p) {
   if (p.startsWith('/__test') || p.startsWith('/debug/')) return;
   const who = (req.headers['user-agent'] || 'unknown').split('/')[0].split(' ')[0];
-  const c = counts[who] = counts[who] || { total: 0, writes: 0 };
-  c.total++; c[req.method] = (c[req.method] || 0) + 1;
-  if (!['GET', 'HEAD'].includes(req.method)) c.writes++;
-  reqLog.push({ who, method: req.method, url: req.url }); if (reqLog.length > 2000) reqLog.shift();
+  for (const k of [who, 'ua:' + (req.headers['user-agent'] || '')]) {
+    const c = counts[k] = counts[k] || { total: 0, writes: 0, watches: 0 };
+    c.total++; c[req.method] = (c[req.method] || 0) + 1;
+    if (!['GET', 'HEAD'].includes(req.method)) c.writes++;
+    if (/[?&]watch=(1|true)/.test(req.url)) c.watches++;
+  }
+  const e = { who, ua: req.headers['user-agent'] || '', method: req.method, url: req.url, code: 0, t: Date.now() };
+  reqLog.push(e); if (reqLog.length > 2000) reqLog.shift();
+  res.on('finish', () => { e.code = res.statusCode; });
 }
 function handle(req, res, body) {
   const url = new URL(req.url, 'http://x');
   const p = url.pathname;
-  countRequest(req, p);
+  countRequest(req, res, p);
   if (p === '/debug/requests') return send(res, 200, url.searchParams.get('log') ? { counts, log: reqLog } : counts);
   if (p === '/version') return send(res, 200, { major: '1', minor: '32', gitVersion: 'v1.32.4', platform: 'linux/amd64' });
   if (p === '/healthz' || p === '/readyz') { res.writeHead(200); return res.end('ok'); }
@@ -156,7 +162,17 @@ function handle(req, res, body) {
     const f = JSON.parse(body || '{}');
     if (f.dropWatches) for (const w of watchers) w.res.end();
     for (const k of ['gone', 'status429', 'status500', 'delayMs']) if (k in f) faults[k] = f[k];
+    // {"fail": [{"method": "PATCH", "path": "/apis/...", "status": 500, "count": N}, ...]}:
+    // requests with exactly that method and path get that status (429 with
+    // Retry-After: 1), N times per rule, rules in order; [] clears them.
+    if (f.fail) faults.fail = [].concat(f.fail);
     return send(res, 200, faults);
+  }
+  const rule = (faults.fail || []).find(f => f.count > 0 && f.method === req.method && f.path === p);
+  if (rule) {
+    const f = rule; f.count--;
+    if (f.status === 429) res.setHeader('Retry-After', '1');
+    return status(res, f.status, f.status === 429 ? 'TooManyRequests' : 'InternalError', 'injected for ' + f.path);
   }
   if (p.startsWith('/apis/') || p.startsWith('/api/')) {
     if (faults.status429 > 0) { faults.status429--; res.setHeader('Retry-After', '1'); return status(res, 429, 'TooManyRequests', 'injected throttling'); }
@@ -305,9 +321,15 @@ const serve = (req, res) => {
     catch (e) { status(res, 500, 'InternalError', String(e && e.stack || e)); }
   });
 };
-const server = tlsDir
-  ? https.createServer({ cert: fs.readFileSync(tlsDir + '/cert.pem'), key: fs.readFileSync(tlsDir + '/key.pem'),
-      ...(clientCa ? { ca: fs.readFileSync(clientCa), requestCert: true, rejectUnauthorized: false } : {}) }, serve)
-  : http.createServer(serve);
-server.listen(+opt('--port', '0'), '127.0.0.1', () => process.stdout.write(`LISTENING ${server.address().port}\n`));
+const tlsOpts = tlsDir ? { cert: fs.readFileSync(tlsDir + '/cert.pem'), key: fs.readFileSync(tlsDir + '/key.pem'),
+  ...(clientCa ? { ca: fs.readFileSync(clientCa), requestCert: true, rejectUnauthorized: false } : {}) } : null;
+const mk = () => tlsDir ? https.createServer(tlsOpts, serve) : http.createServer(serve);
+const server = mk();
+// --ipv6: also listen on [::1] at the same port (in-cluster tests with an
+// IPv6 KUBERNETES_SERVICE_HOST); still loopback only.
+server.listen(+opt('--port', '0'), '127.0.0.1', () => {
+  const port = server.address().port;
+  if (!args.includes('--ipv6')) return process.stdout.write(`LISTENING ${port}\n`);
+  mk().listen(port, '::1', () => process.stdout.write(`LISTENING ${port}\n`));
+});
 process.on('SIGTERM', () => process.exit(0));
