@@ -133,7 +133,7 @@ function table(items, def, gv, resource) {
 }
 
 // Requests per client, for API budgets: GET /debug/requests ->
-// {"shale-agent": {"total": n, "writes": n, "watches": n, "GET": n, ...},
+// {"shale-agent": {"total": n, "writes": n, "watch": n, "GET": n, ...},
 //  "ua:<whole User-Agent>": {...}, ...} (the first key: the User-Agent up to
 // its first '/'); ?log=1 adds the last 2000 requests (test-only, no auth).
 const counts = {}; const reqLog = [];
@@ -141,10 +141,10 @@ function countRequest(req, res, p) {
   if (p.startsWith('/__test') || p.startsWith('/debug/')) return;
   const who = (req.headers['user-agent'] || 'unknown').split('/')[0].split(' ')[0];
   for (const k of [who, 'ua:' + (req.headers['user-agent'] || '')]) {
-    const c = counts[k] = counts[k] || { total: 0, writes: 0, watches: 0 };
+    const c = counts[k] = counts[k] || { total: 0, writes: 0, watch: 0 };
     c.total++; c[req.method] = (c[req.method] || 0) + 1;
     if (!['GET', 'HEAD'].includes(req.method)) c.writes++;
-    if (/[?&]watch=(1|true)/.test(req.url)) c.watches++;
+    if (/[?&]watch=(1|true)/.test(req.url)) c.watch++;
   }
   const e = { who, ua: req.headers['user-agent'] || '', method: req.method, url: req.url, code: 0, t: Date.now() };
   reqLog.push(e); if (reqLog.length > 2000) reqLog.shift();
