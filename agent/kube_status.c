@@ -313,6 +313,7 @@ typedef struct slot {
     int64_t retry_at_ms;
     uint32_t backoff_ms;
     bool busy;
+    bool primed;              /* seen set from the object's status */
 } slot;
 
 typedef struct event {
@@ -463,7 +464,8 @@ void kube_status_want(kube_status *ks, const kube_target *t, const char *doc_tex
         json_decref(doc);
         return;
     }
-    bool fresh = !s->t.uid;
+    bool fresh = !s->primed;
+    s->primed = true;
     tc_set(&s->t, t);
     json_decref(s->cached);
     s->cached = t->status ? json_deep_copy(t->status) : NULL;

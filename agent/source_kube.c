@@ -46,7 +46,7 @@ struct source_kube {
     pthread_mutex_t mu;       /* states */
     ctl_state *states;
     pthread_t worker;
-    bool started;
+    bool started, stopped;
 };
 
 static const char *jstr(json_t *o, const char *k)
@@ -611,14 +611,22 @@ uint64_t source_kube_requests(source_kube *k)
     return kube_client_requests(k->c);
 }
 
-void source_kube_free(source_kube *k)
+void source_kube_stop(source_kube *k)
 {
     if (!k)
         return;
     if (k->q)
         kube_queue_shutdown(k->q);
-    if (k->started)
+    if (k->started && !k->stopped)
         pthread_join(k->worker, NULL);
+    k->stopped = true;
+}
+
+void source_kube_free(source_kube *k)
+{
+    if (!k)
+        return;
+    source_kube_stop(k);
     /* The last statuses first (bounded), then end every request. */
     if (k->ks && k->started) {
         int64_t end = mono_ms() + STATUS_GRACE_MS;

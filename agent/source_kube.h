@@ -48,6 +48,10 @@ shale_status source_kube_start(source_kube *k);
 /* Status listener to register with the splitter (ctx = the source).  Only
  * hands the document to the status writer: returns at once. */
 void source_kube_on_status(void *ctx, const char *name, const char *status_json);
+/* Stops reconciling (no more calls into the service); the status listener
+ * keeps working until source_kube_free.  For shutdown: stop, then stop the
+ * splitter (no more status calls), then free.  NULL ok. */
+void source_kube_stop(source_kube *k);
 void source_kube_free(source_kube *k);   /* stops everything; NULL ok */
 
 /* Feeds raw watch-stream bytes (JSON event lines) as if read from the
