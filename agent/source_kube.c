@@ -5,6 +5,7 @@
 #include "kube_status.h"
 #include "kube_watch.h"
 #include "log.h"
+#include "metrics.h"
 #include "request.h"
 #include "table/kv.h"
 #include "util/misc.h"
@@ -47,7 +48,20 @@ struct source_kube {
     ctl_state *states;
     pthread_t worker;
     bool started, stopped;
+    /* Counters for /metrics (under mu). */
+    uint64_t reconciles, retries, finalizer_failures;
+    uint64_t refusals[3];     /* InvalidRequest, Conflict, AbortedBeforeStart */
 };
+
+static const char *const refusal_reasons[3] = {"InvalidRequest", "Conflict",
+                                               "AbortedBeforeStart"};
+
+static void bump(source_kube *k, uint64_t *counter)
+{
+    pthread_mutex_lock(&k->mu);
+    (*counter)++;
+    pthread_mutex_unlock(&k->mu);
+}
 
 static const char *jstr(json_t *o, const char *k)
 {
@@ -213,6 +227,7 @@ static outcome set_finalizer(source_kube *k, obj *v, bool add)
             kube_resp_describe(&r, why, sizeof why);
         out.retry = true;
         out.min_ms = r.retry_after_s * 1000u;
+        bump(k, &k->finalizer_failures);
         LOGW("ShardSplit %s/%s: cannot %s the finalizer (%s)%s; retrying",
              kube_client_namespace(k->c), v->name, add ? "add" : "remove", why,
              add ? ", the split waits" : "");
@@ -230,6 +245,9 @@ static outcome refuse(source_kube *k, obj *v, const char *phase, const char *rea
     LOGW("ShardSplit %s/%s refused (%s): %s", kube_client_namespace(k->c), v->name, reason,
          msg);
     set_state(k, v->uid, ST_REFUSED, v->gen);
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(reason, refusal_reasons[i]))
+            bump(k, &k->refusals[i]);
     json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:b}", "name", v->name, "phase", phase,
                           "reason", reason, "message", msg, "refused", 1);
     char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
@@ -492,8 +510,10 @@ static void on_change(void *ctx, const char *uid)
 
 static void process(source_kube *k, const char *uid)
 {
+    bump(k, &k->reconciles);
     outcome o = reconcile(k, uid);
     if (o.retry) {
+        bump(k, &k->retries);
         uint32_t d = kube_queue_add_rate_limited(k->q, uid, o.min_ms);
         LOGI("kubernetes: object %s retried in %u ms (attempt %u)", uid, d,
              kube_queue_failures(k->q, uid));
@@ -591,8 +611,67 @@ bool source_kube_list_once(source_kube *k)
     return ok;
 }
 
+/* The source's metrics (metrics.h), in the exposition format. */
+static char *render_metrics(void *ctx)
+{
+    source_kube *k = ctx;
+    kube_watch_stats ws;
+    kube_status_stats ss;
+    kube_watch_get_stats(k->w, &ws);
+    kube_status_get_stats(k->ks, &ss);
+    pthread_mutex_lock(&k->mu);
+    uint64_t rec = k->reconciles, ret = k->retries, ff = k->finalizer_failures;
+    uint64_t ref[3] = {k->refusals[0], k->refusals[1], k->refusals[2]};
+    pthread_mutex_unlock(&k->mu);
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n);
+    if (!f)
+        return NULL;
+    fprintf(f, "# HELP shale_kube_requests_total Kubernetes API requests sent.\n"
+               "# TYPE shale_kube_requests_total counter\n"
+               "shale_kube_requests_total %llu\n",
+            (unsigned long long)kube_client_requests(k->c));
+    fprintf(f, "# HELP shale_kube_watch_total Lists and watches of ShardSplits; relists "
+               "after 410 Gone.\n# TYPE shale_kube_watch_total counter\n"
+               "shale_kube_watch_total{kind=\"list\"} %llu\n"
+               "shale_kube_watch_total{kind=\"watch\"} %llu\n"
+               "shale_kube_watch_total{kind=\"relist_410\"} %llu\n",
+            (unsigned long long)ws.lists, (unsigned long long)ws.watches,
+            (unsigned long long)ws.relists_410);
+    fprintf(f, "# HELP shale_kube_reconciles_total ShardSplits reconciled, and retried "
+               "with backoff.\n# TYPE shale_kube_reconciles_total counter\n"
+               "shale_kube_reconciles_total %llu\nshale_kube_retries_total %llu\n"
+               "shale_kube_finalizer_failures_total %llu\n",
+            (unsigned long long)rec, (unsigned long long)ret, (unsigned long long)ff);
+    fprintf(f, "# HELP shale_kube_refusals_total Requests refused, by reason.\n"
+               "# TYPE shale_kube_refusals_total counter\n");
+    for (int i = 0; i < 3; i++)
+        fprintf(f, "shale_kube_refusals_total{reason=\"%s\"} %llu\n", refusal_reasons[i],
+                (unsigned long long)ref[i]);
+    fprintf(f, "# HELP shale_kube_status_writes_total Status patches by result; wanted "
+               "statuses dropped unwritten for a newer one.\n"
+               "# TYPE shale_kube_status_writes_total counter\n"
+               "shale_kube_status_writes_total{result=\"ok\"} %llu\n"
+               "shale_kube_status_writes_total{result=\"error\"} %llu\n"
+               "shale_kube_status_coalesced_total %llu\n",
+            (unsigned long long)ss.status_writes, (unsigned long long)ss.status_failures,
+            (unsigned long long)ss.coalesced);
+    fprintf(f, "# HELP shale_kube_events_total Events by outcome.\n"
+               "# TYPE shale_kube_events_total counter\n"
+               "shale_kube_events_total{result=\"posted\"} %llu\n"
+               "shale_kube_events_total{result=\"aggregated\"} %llu\n"
+               "shale_kube_events_total{result=\"dropped\"} %llu\n"
+               "shale_kube_events_total{result=\"error\"} %llu\n",
+            (unsigned long long)ss.events_posted, (unsigned long long)ss.events_aggregated,
+            (unsigned long long)ss.events_dropped, (unsigned long long)ss.event_failures);
+    fclose(f);
+    return out;
+}
+
 shale_status source_kube_start(source_kube *k)
 {
+    metrics_set_extra(render_metrics, k);
     if (pthread_create(&k->worker, NULL, work, k))
         return shale_err(SHALE_IO, "kubernetes source: cannot start its worker");
     k->started = true;
@@ -626,6 +705,8 @@ void source_kube_free(source_kube *k)
 {
     if (!k)
         return;
+    if (k->started)
+        metrics_set_extra(NULL, NULL);
     source_kube_stop(k);
     /* The last statuses first (bounded), then end every request. */
     if (k->ks && k->started) {

@@ -109,7 +109,8 @@ cp "$d/cert.pem" "$d/sa/ca.crt"
 echo shards > "$d/sa/namespace"
 agent_config agent orders-0 parent wal
 KUBERNETES_SERVICE_HOST=::1 KUBERNETES_SERVICE_PORT=$PORT SHALE_KUBE_SA_DIR=$d/sa \
-  "$AGENT" --config "$d/agent.yaml" 2>"$d/agent.log" &
+  "$AGENT" --config "$d/agent.yaml" --set sources.http.enabled=true --set sources.http.listen=127.0.0.1:0 \
+  --port-file "$d/agent.port" 2>"$d/agent.log" &
 AGENT_PID=$!
 
 cat > "$d/split.yaml" <<YAML
@@ -203,6 +204,11 @@ echo "# budget: a refused request cost $refused_reqs requests"
   || notok "budget: a refused request costs at most 3 requests ($refused_reqs)"
 K label ss bad-split touched=yes >/dev/null   # a MODIFIED event of the same generation
 bad_rv=$(jp bad-split '{.metadata.resourceVersion}')
+curl -s "http://127.0.0.1:$(cat "$d/agent.port")/metrics" > "$d/metrics.out"
+grep -q '^shale_kube_refusals_total{reason="InvalidRequest"} 1$' "$d/metrics.out" \
+  && grep -q '^shale_kube_events_total{result="posted"} [1-9]' "$d/metrics.out" \
+  && grep -q '^shale_kube_requests_total [1-9]' "$d/metrics.out" \
+  && ok "metrics: refusals, events and API requests" || { notok "metrics: refusals, events and API requests"; grep kube "$d/metrics.out"; }
 
 # A spec edit after acceptance: observedGeneration follows (on the
 # conditions too, so kubectl wait works), the split stands, the
