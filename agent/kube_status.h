@@ -34,7 +34,7 @@
  * (object, type, reason, message) within 10 minutes increase the first
  * one's count (a PATCH) instead of making a new one, and each object may
  * cause 25 events in a burst, then one per 5 minutes (more are dropped and
- * logged), as client-go's event recorder does.
+ * logged), as client-go's event recorder does (kube_events.h).
  *
  * Thread safety: every function may be called from any thread.
  */
@@ -45,6 +45,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "kube_client.h"
+#include "kube_events.h"
 
 typedef struct kube_status kube_status;
 
@@ -95,17 +96,5 @@ json_t *kube_status_body(json_t *doc, long long gen, json_t *prev_status, const 
  * write: phase, reason, message, observedGeneration, conditions. */
 bool kube_status_differs(json_t *a, json_t *b);
 
-/* Event aggregation and rate limiting. */
-typedef struct kube_evagg kube_evagg;
-typedef enum { KUBE_EV_POST, KUBE_EV_PATCH, KUBE_EV_DROP } kube_ev_action;
-kube_evagg *kube_evagg_new(void);
-void kube_evagg_free(kube_evagg *a);
-/* What to do with an event about object uid at now_ms: POST a new Event
- * named name_out (objname.<hex>), PATCH the earlier one named name_out to
- * *count, or DROP it (rate limit).  Records the decision. */
-kube_ev_action kube_evagg_decide(kube_evagg *a, const char *uid, const char *objname,
-                                 const char *type, const char *reason, const char *message,
-                                 int64_t now_ms, char *name_out, size_t n, int *count);
-void kube_evagg_forget(kube_evagg *a, const char *uid);
 
 #endif
