@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 static void test_in_cluster_url(void **state)
 {
@@ -405,6 +408,63 @@ static void test_reconcile_rules(void **state)
     free(dir);
 }
 
+/* An API server that never answers (a socket that listens and never
+ * accepts: connects succeed, TLS never starts).  The status listener must
+ * still return at once, newer statuses replace older ones, and shutdown
+ * does not wait out the request. */
+static void test_status_never_blocks(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    socklen_t al = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    char *dir = tu_tmpdir("kube_slow");
+    size_t n = strlen(dir) + 32;
+    char *kc = malloc(n);
+    snprintf(kc, n, "%s/kubeconfig", dir);
+    FILE *f = fopen(kc, "w");
+    fprintf(f, "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster: {server: "
+               "\"https://127.0.0.1:%u\"}\nusers:\n- name: u\n  user: {token: t}\n"
+               "contexts:\n- name: c\n  context: {cluster: t, user: u}\ncurrent-context: c\n",
+            (unsigned)ntohs(a.sin_port));
+    fclose(f);
+    kube_client *c = NULL;
+    TU_OK(kube_client_new(kc, "ns", false, &c));
+    kube_status *ks = NULL;
+    TU_OK(kube_status_new(c, "orders-0", 0, &ks));
+    kube_target t = {"ns", "s1", "u1", "1", 1, NULL};
+    static const char *const phases[] = {"Accepted", "Fencing", "Flushing", "WipingWAL",
+                                         "Cloning", "Verifying"};
+    int64_t t0 = mono_ms();
+    char doc[128];
+    for (int i = 0; i < 300; i++) {
+        snprintf(doc, sizeof doc, "{\"phase\":\"%s\",\"message\":\"%d\"}", phases[i % 6], i);
+        kube_status_want(ks, &t, doc);
+    }
+    int64_t took = mono_ms() - t0;
+    assert_true(took < 1000);   /* 300 hand-overs; each is a copy, not a request */
+    assert_false(kube_status_idle(ks));   /* the first write hangs */
+    kube_status_stats st;
+    kube_status_get_stats(ks, &st);
+    assert_true(st.coalesced >= 290);   /* only the newest wanted status is kept */
+    assert_int_equal(st.status_writes, 0);
+    t0 = mono_ms();
+    kube_client_cancel(c);
+    kube_status_free(ks, 0);
+    assert_true(mono_ms() - t0 < 5000);   /* not the 30 s request timeout */
+    kube_client_free(c);
+    close(fd);
+    unlink(kc);
+    free(kc);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -415,6 +475,7 @@ int main(void)
         cmocka_unit_test(test_queue_backoff),
         cmocka_unit_test(test_watch_cache),
         cmocka_unit_test(test_reconcile_rules),
+        cmocka_unit_test(test_status_never_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
