@@ -48,13 +48,20 @@ FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=$(BUILD)/fuzz/replay_%)
 TESTLIB_SRC := $(wildcard tests/unit/support/*.c)
 TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 
+# The shared library's ABI version (its soname) and full version, from
+# SHALE_VERSION in shale.h: libshale.so.0 -> libshale.so.0.1.0.  The soname
+# changes only when a release breaks the ABI (docs/library.md says what
+# stays compatible).
+VERSION   := $(shell sed -n 's/^\#define SHALE_VERSION "\(.*\)"/\1/p' engine/include/shale.h)
+SOVERSION := $(firstword $(subst ., ,$(VERSION)))
 LIB_A  := $(BUILD)/libshale.a
 LIB_SO := $(BUILD)/libshale.so
+LIB_SO_REAL := $(BUILD)/libshale.so.$(VERSION)
 AGENT_A := $(BUILD)/libshale-agent.a
 CLI    := $(BUILD)/shale
 AGENT  := $(BUILD)/shale-agent
 
-.PHONY: all test test-unit test-integration demo bench bench-quick fuzz soak lint clean deps unit
+.PHONY: install uninstall all test test-unit test-integration demo bench bench-quick fuzz soak lint clean deps unit
 
 all: $(LIB_A) $(LIB_SO) $(if $(CLI_SRC),$(CLI)) $(if $(wildcard agent/main.c),$(AGENT))
 
@@ -66,8 +73,16 @@ $(LIB_A): $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(LIB_SO): $(ENGINE_OBJ)
-	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LIBS)
+# Only what the public headers declare leaves the shared library
+# (shale_export.h); everything else in the engine is hidden.
+$(ENGINE_OBJ): CFLAGS += -fvisibility=hidden
+
+$(LIB_SO_REAL): $(ENGINE_OBJ)
+	$(CC) -shared -Wl,-soname,libshale.so.$(SOVERSION) -o $@ $^ $(LDFLAGS) $(LIBS)
+
+$(LIB_SO): $(LIB_SO_REAL)
+	ln -sf libshale.so.$(VERSION) $(BUILD)/libshale.so.$(SOVERSION)
+	ln -sf libshale.so.$(VERSION) $@
 
 $(AGENT_A): $(AGENT_LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -119,6 +134,35 @@ lint:
 	# the definition of json_array_foreach it skips the files that use it.
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	  -Iengine/include -Iengine -Iagent --include=/usr/include/jansson.h engine agent
+
+# make install [PREFIX=/usr/local] [DESTDIR=] [LIBDIR=$(PREFIX)/lib]:
+# public headers, libshale.a, libshale.so (soname libshale.so.$(SOVERSION)),
+# shale.pc, the shale CLI and shale-agent.  docs/library.md.
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+PUBLIC_HEADERS := $(wildcard engine/include/shale*.h)
+ENGINE_PC_DEPS := libcurl jansson libzstd libxxhash libxml-2.0
+
+install: all
+	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
+	install -m 644 $(PUBLIC_HEADERS) $(DESTDIR)$(INCDIR)/
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(LIB_SO_REAL) $(DESTDIR)$(LIBDIR)/
+	ln -sf libshale.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libshale.so.$(SOVERSION)
+	ln -sf libshale.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libshale.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@REQUIRES@|$(ENGINE_PC_DEPS)|' \
+	    engine/shale.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/shale.pc
+	install -m 755 $(CLI) $(AGENT) $(DESTDIR)$(BINDIR)/
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(INCDIR)/,$(notdir $(PUBLIC_HEADERS)))
+	rm -f $(DESTDIR)$(LIBDIR)/libshale.a $(DESTDIR)$(LIBDIR)/libshale.so \
+	      $(DESTDIR)$(LIBDIR)/libshale.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libshale.so.$(VERSION) \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/shale.pc
+	rm -f $(DESTDIR)$(BINDIR)/shale $(DESTDIR)$(BINDIR)/shale-agent
 
 clean:
 	rm -rf build build-san build-fuzz tests/tmp

@@ -1,5 +1,6 @@
 /* journal.c -- see journal.h. */
 #include "journal.h"
+#include "db/paths.h"
 #include "util/status_int.h"
 
 #include <stdio.h>
@@ -34,16 +35,14 @@ void journal_now(char *buf, size_t n)
     snprintf(buf, n, "%s.%03ldZ", base, (long)(tv.tv_usec / 1000));
 }
 
-static void journal_key(const char *name, uint64_t version, char *buf, size_t n)
-{
-    snprintf(buf, n, "splits/%s/%020llu.json", name, (unsigned long long)version);
-}
-
 shale_status journal_save(shale_objstore *s, const char *name, uint64_t *version, json_t *doc)
 {
-    char key[512];
+    char key[PATH_JOURNAL_MAX];
     uint64_t v = *version + 1;
-    journal_key(name, v, key, sizeof key);
+    if (!journal_key(name, v, key, sizeof key))
+        return shale_err(SHALE_INVALID_ARGUMENT, "journal: split name '%s' cannot name a "
+                                                 "journal key (empty, '/' or over %d bytes)",
+                         name, PATH_JOURNAL_NAME_MAX);
     json_object_set_new(doc, "journalVersion", json_integer((json_int_t)v));
     char *text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
     if (!text)
@@ -60,42 +59,20 @@ shale_status journal_save(shale_objstore *s, const char *name, uint64_t *version
     return SHALE_OK;
 }
 
-/* Parses "splits/<name>/<20 digits>.json". */
-static int parse_key(const char *key, char *name, size_t nlen, uint64_t *version)
-{
-    if (strncmp(key, "splits/", 7))
-        return -1;
-    const char *p = key + 7, *slash = strchr(p, '/');
-    if (!slash || (size_t)(slash - p) >= nlen || slash == p)
-        return -1;
-    const char *v = slash + 1;
-    if (strlen(v) != 25 || strcmp(v + 20, ".json"))
-        return -1;
-    uint64_t x = 0;
-    for (int i = 0; i < 20; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        x = x * 10 + (uint64_t)(v[i] - '0');
-    }
-    memcpy(name, p, (size_t)(slash - p));
-    name[slash - p] = '\0';
-    *version = x;
-    return 0;
-}
-
 shale_status journal_load_all(shale_objstore *s, journal_fn fn, void *ctx)
 {
     shale_objlist l;
-    shale_status rc = shale_objstore_list_all(s, "splits/", &l);
+    shale_status rc = shale_objstore_list_all(s, PATH_JOURNAL_DIR, &l);
     if (rc)
         return shale_err_prefix(rc, "listing split journals in %s", shale_objstore_uri(s));
     /* Keys sort by name then version: the last key of each name wins. */
     for (size_t i = 0; i < l.count; i++) {
-        char name[256], next_name[256];
+        char name[PATH_JOURNAL_NAME_MAX + 1], next_name[PATH_JOURNAL_NAME_MAX + 1];
         uint64_t ver, nv;
-        if (parse_key(l.items[i].key, name, sizeof name, &ver))
+        if (!journal_key_parse(l.items[i].key, name, sizeof name, &ver))
             continue;
-        if (i + 1 < l.count && !parse_key(l.items[i + 1].key, next_name, sizeof next_name, &nv) &&
+        if (i + 1 < l.count &&
+            journal_key_parse(l.items[i + 1].key, next_name, sizeof next_name, &nv) &&
             !strcmp(name, next_name))
             continue;
         void *data = NULL;

@@ -39,18 +39,10 @@ static void usage(FILE *f)
           f);
 }
 
-static char *read_token(const char *path)
+static void log_engine_warning(const char *msg, void *ud)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-        buf[--n] = '\0';
-    return n ? strdup(buf) : NULL;
+    (void)ud;
+    LOGW("%s", msg);
 }
 
 int main(int argc, char **argv)
@@ -103,6 +95,9 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(cfg.log_level);
+    /* The engine's warnings (credentials over plain http, a failed
+     * credential refresh) become JSON log lines like the agent's own. */
+    shale_set_warning_handler(log_engine_warning, NULL);
 
     /* Signals are taken synchronously by this thread; block them first so
      * every thread started below inherits the mask. */
@@ -121,13 +116,14 @@ int main(int argc, char **argv)
     so.db.store.s3_endpoint = cfg.s3_endpoint;
     so.db.store.s3_region = cfg.s3_region;
     so.db.store.s3_path_style = cfg.s3_path_style;
+    so.db.store.s3_ca_file = cfg.s3_ca_file;
     so.step_timeout_s = cfg.step_seconds;
     so.verify = (split_verify)cfg.verify_mode;
+    agent_config_policy(&cfg, &so.policy);
     splitter *sp = NULL;
     source_local *local = NULL;
     source_kube *kube = NULL;
     http_server *http = NULL;
-    char *token = NULL;
     int exit_code = 0;
     rc = splitter_new(&so, &sp);
     if (rc) {
@@ -142,7 +138,7 @@ int main(int argc, char **argv)
             rc = splitter_add_listener(sp, source_local_on_status, local);
         if (rc) {
             LOGE("local source: %s", shale_errmsg());
-            exit_code = 1;
+            exit_code = rc == SHALE_INVALID_ARGUMENT ? 2 : 1;
             goto out;
         }
     }
@@ -190,21 +186,37 @@ int main(int argc, char **argv)
         goto out;
     }
     if (cfg.http_enabled) {
-        if (cfg.http_token_file && !(token = read_token(cfg.http_token_file))) {
-            LOGE("cannot read the bearer token from %s", cfg.http_token_file);
-            exit_code = 2;
-            goto out;
-        }
-        if (strncmp(cfg.http_listen, "127.", 4))
-            LOGW("HTTP API listens on %s, beyond loopback%s", cfg.http_listen,
-                 token ? "" : ", WITHOUT a bearer token");
-        rc = http_start(cfg.http_listen, token, cfg.http_max_body, splitter_service(sp), sp,
-                        &http);
+        /* config.c already refused a listener beyond loopback without a
+         * token; http_start() checks it again and reads the token file. */
+        http_options ho;
+        http_options_init(&ho);
+        ho.listen = cfg.http_listen;
+        ho.token = cfg.http_token;
+        ho.token_file = cfg.http_token_file;
+        ho.max_body = cfg.http_max_body;
+        ho.max_connections = cfg.http_max_connections;
+        ho.timeout_s = cfg.http_timeout_s;
+        ho.allowed_origins = (const char *const *)cfg.http_origins;
+        ho.allowed_origin_count = 0;
+        while (cfg.http_origins && cfg.http_origins[ho.allowed_origin_count])
+            ho.allowed_origin_count++;
+        ho.ready_check_ms = cfg.http_ready_check_ms;
+        ho.ready_timeout_ms = cfg.http_ready_timeout_ms;
+        ho.probe_listen = cfg.http_probe_listen;
+        rc = http_start(&ho, splitter_service(sp), sp, &http);
         if (rc) {
             LOGE("%s", shale_errmsg());
-            exit_code = 1;
+            exit_code = rc == SHALE_INVALID_ARGUMENT ? 2 : 1;
             goto out;
         }
+        if (!strncmp(cfg.http_listen, "127.", 4) || !strncmp(cfg.http_listen, "[::1]", 5))
+            LOGI("HTTP API on %s (loopback)%s", cfg.http_listen,
+                 cfg.http_token || cfg.http_token_file ? ", bearer token required" : "");
+        else
+            LOGI("HTTP API on %s, bearer token required", cfg.http_listen);
+        if (cfg.http_probe_listen)
+            LOGI("probes (/healthz, /readyz) also on %s, port %u", cfg.http_probe_listen,
+                 http_probe_port(http));
         if (port_file) {
             FILE *f = fopen(port_file, "w");
             if (f) {
@@ -228,7 +240,6 @@ out:
     source_local_free(local);
     splitter_free(sp);
     source_kube_free(kube);
-    free(token);
     agent_config_free(&cfg);
     return exit_code;
 }

@@ -6,6 +6,7 @@
 #include "splitter_int.h"
 #include "failpoint.h"
 #include "journal.h"
+#include "preflight.h"
 #include "db/manifest.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -91,20 +92,6 @@ shale_status do_full_flush(run *r)
     return SHALE_OK;
 }
 
-static int parse_wal_id(const char *key, uint64_t *id)
-{
-    if (strncmp(key, "wal/", 4) || strlen(key) != 4 + 20 + 4 || strcmp(key + 24, ".sst"))
-        return -1;
-    uint64_t x = 0;
-    for (int i = 4; i < 24; i++) {
-        if (key[i] < '0' || key[i] > '9')
-            return -1;
-        x = x * 10 + (uint64_t)(key[i] - '0');
-    }
-    *id = x;
-    return 0;
-}
-
 /* The wipe's deletes, on up to WIPE_THREADS threads: each is one request
  * (a round trip on S3, an unlink that frees the file's blocks on file://),
  * and they are independent, so they overlap.  The first failure stops the
@@ -132,7 +119,7 @@ static void *wipe_worker(void *arg)
         if (i >= j->l->count)
             return NULL;
         uint64_t id;
-        if (i == j->keep || parse_wal_id(j->l->items[i].key, &id))
+        if (i == j->keep || !wal_key_parse(j->l->items[i].key, &id))
             continue;
         shale_status rc = shale_objstore_delete(j->w, j->l->items[i].key);
         pthread_mutex_lock(&j->mu);
@@ -149,8 +136,26 @@ static void *wipe_worker(void *arg)
     }
 }
 
+void release_checkpoint(run *r)
+{
+    pthread_mutex_lock(&r->sp->mu);
+    char cp[37] = "";
+    if (doc_str(r, "checkpointId"))
+        snprintf(cp, sizeof cp, "%s", doc_str(r, "checkpointId"));
+    pthread_mutex_unlock(&r->sp->mu);
+    if (*cp) {
+        shale_options o = db_opts(r->sp, parent_wal(r));
+        shale_checkpoint_delete(parent_store(r), &o, cp);
+    }
+}
+
 shale_status do_wipe(run *r, char *msg, size_t msglen)
 {
+    /* Pre-flight (preflight.h): every child store claimed before anything
+     * is deleted; a refusal fails the split short of the point of no return. */
+    shale_status prc = preflight_children(r->j->req, &r->sp->o.db, msg, msglen);
+    if ((r->refused = prc != SHALE_OK))
+        return shale_err_prefix(prc, "refused before the WAL wipe, nothing deleted");
     const char *wal = parent_wal(r);
     if (!wal || !strcmp(wal, parent_store(r))) {
         snprintf(msg, msglen, "WAL is in the main store: no local WAL to wipe");
@@ -165,7 +170,7 @@ shale_status do_wipe(run *r, char *msg, size_t msglen)
     if (rc)
         return rc;
     shale_objlist l;
-    rc = shale_objstore_list_all(w, "wal/", &l);
+    rc = shale_objstore_list_all(w, PATH_WAL_DIR, &l);
     if (rc) {
         shale_objstore_close(w);
         return rc;
@@ -174,7 +179,7 @@ shale_status do_wipe(run *r, char *msg, size_t msglen)
     size_t keep = l.count;   /* index of the newest WAL object, kept as a fence */
     for (size_t i = 0; i < l.count; i++) {
         uint64_t id;
-        if (parse_wal_id(l.items[i].key, &id))
+        if (!wal_key_parse(l.items[i].key, &id))
             continue;
         if (id > replay_after) {
             rc = shale_err(SHALE_CONFLICT,

@@ -23,6 +23,7 @@
 #include "splitter_int.h"
 #include "failpoint.h"
 #include "journal.h"
+#include "db/env.h"
 #include "db/manifest.h"
 #include "table/kv.h"
 #include "util/misc.h"
@@ -40,6 +41,7 @@ void splitter_options_init(splitter_options *o)
     shale_options_init(&o->db);
     o->step_timeout_s = 600;
     o->verify = SPLIT_VERIFY_FULL;
+    split_policy_init(&o->policy);
 }
 
 /* ---- status documents --------------------------------------------------- */
@@ -281,7 +283,7 @@ static void run_dry(run *r)
 
 static void run_job(splitter *sp, job *j)
 {
-    run r = {sp, j, NULL};
+    run r = {sp, j, NULL, false};
     if (j->dry_run) {
         run_dry(&r);
         return;
@@ -309,7 +311,7 @@ static void run_job(splitter *sp, job *j)
              * (VerifyFailed) for an operator to look at; the parent and
              * its checkpoint stay as they are. */
             bool mismatch = step == STEP_VERIFY && rc == SHALE_CORRUPT;
-            bool forward_only = step >= STEP_WIPE_WAL && !mismatch;
+            bool forward_only = step >= STEP_WIPE_WAL && !mismatch && !r.refused;
             if (forward_only && !sp->stop) {
                 /* Past the point of no return: keep trying, with backoff. */
                 step_state(sp, j, step, "Running", shale_errmsg());
@@ -343,6 +345,12 @@ static void run_job(splitter *sp, job *j)
         if (rc) {
             char reason[64];
             snprintf(reason, sizeof reason, "%sFailed", journal_step_name(step));
+            if (r.refused) {
+                /* Refused before the point of no return, nothing deleted:
+                 * the parent is left as an abort leaves it. */
+                snprintf(reason, sizeof reason, "PreflightRefused");
+                release_checkpoint(&r);
+            }
             char emsg[1024];
             snprintf(emsg, sizeof emsg, "%s: %s", shale_strerror(rc), shale_errmsg());
             step_state(sp, j, step, "Failed", emsg);
@@ -432,10 +440,15 @@ static void append_locked(splitter *sp, job *j)
  * is itself a clone can only be split within its range). */
 static shale_status validate_against_parent(splitter *sp, split_request *r)
 {
-    const char *uri = r->parent_store ? r->parent_store : sp->store_uri;
+    /* The stores first, before any is opened: the parent is the agent's. */
+    const char *uri = sp->store_uri;
     shale_objstore *s = NULL;
     manifest *m = NULL;
-    shale_status rc = shale_objstore_open(uri, &sp->o.db.store, &s);
+    shale_status rc = split_request_check_stores(r, &sp->o.policy, sp->store_uri, sp->wal_uri,
+                                                 &sp->o.db);
+    if (rc)
+        return rc;
+    rc = shale_objstore_open(uri, &sp->o.db.store, &s);
     if (!rc)
         rc = manifest_store_load_latest(s, 0, &m);
     shale_objstore_close(s);
@@ -462,8 +475,18 @@ static shale_status svc_submit(split_service *svc, const split_request *req, boo
     char *canon = NULL;
     if (!rc)
         rc = split_request_to_json(r, &canon);
+    if (!rc) {
+        /* A new split needs empty child stores; a known name is answered
+         * below (its status, or a conflict) whatever its stores hold now. */
+        pthread_mutex_lock(&sp->mu);
+        bool known = find_locked(sp, r->name) != NULL;
+        pthread_mutex_unlock(&sp->mu);
+        if (!known)
+            rc = split_request_check_children_empty(r, &sp->o.db);
+    }
     if (rc) {
         split_request_free(r);
+        free(canon);
         return rc;
     }
     pthread_mutex_lock(&sp->mu);
@@ -598,7 +621,7 @@ static bool svc_ready(split_service *svc)
 {
     splitter *sp = (splitter *)svc;
     shale_objlist l;
-    shale_status rc = shale_objstore_list(sp->store, "manifest/", NULL, 1, &l);
+    shale_status rc = shale_objstore_list(sp->store, PATH_MANIFEST_DIR, NULL, 1, &l);
     if (rc)
         return false;
     shale_objlist_free(&l);
@@ -664,11 +687,16 @@ shale_status splitter_new(const splitter_options *o, splitter **out)
     sp->o.store_uri = sp->store_uri;
     sp->o.wal_store_uri = sp->wal_uri;
     sp->o.db.wal_store_uri = NULL;
+    /* The worker reads the store options long after this call: keep our
+     * own copies of their strings (endpoint, region, keys). */
+    bool store_ok = !db_env_store_options_copy(&sp->o.db.store, &o->db.store);
+    if (!store_ok)
+        memset(&sp->o.db.store, 0, sizeof sp->o.db.store);
     pthread_mutex_init(&sp->mu, NULL);
     pthread_mutex_init(&sp->notify_mu, NULL);
     pthread_cond_init(&sp->cv, NULL);
     shale_status rc = SHALE_OK;
-    if (!sp->shard || !sp->store_uri || (o->wal_store_uri && !sp->wal_uri))
+    if (!sp->shard || !sp->store_uri || (o->wal_store_uri && !sp->wal_uri) || !store_ok)
         rc = SHALE_OOM();
     if (!rc)
         rc = shale_objstore_open(sp->store_uri, &sp->o.db.store, &sp->store);
@@ -713,6 +741,7 @@ void splitter_free(splitter *sp)
     pthread_mutex_destroy(&sp->notify_mu);
     pthread_cond_destroy(&sp->cv);
     free(sp->shard);
+    db_env_store_options_free(&sp->o.db.store);
     free(sp->store_uri);
     free(sp->wal_uri);
     free(sp);

@@ -36,6 +36,9 @@ typedef struct splitter_options {
     uint32_t step_timeout_s;      /* reserved: per-step deadline */
     split_verify verify;          /* Verify for requests that name none
                                      (default SPLIT_VERIFY_FULL) */
+    split_policy policy;          /* which child stores requests may name
+                                     (request.h; its strings borrowed for
+                                     the splitter's life) */
 } splitter_options;
 
 void splitter_options_init(splitter_options *o);

@@ -54,6 +54,9 @@ typedef struct run {
     splitter *sp;
     job *j;
     shale_db *db;            /* the parent, opened as writer at Fence */
+    bool refused;            /* the step refused before any side effect (the
+                                WAL wipe's pre-flight): it fails, it does not
+                                roll forward */
 } run;
 
 
@@ -71,6 +74,9 @@ const char *doc_str(run *r, const char *k);
 shale_status do_fence(run *r);
 shale_status do_full_flush(run *r);
 shale_status do_wipe(run *r, char *msg, size_t msglen);
+/* Deletes the split's checkpoint from the parent, if it took one (best
+ * effort: a failure leaves it for `shale checkpoint delete`). */
+void release_checkpoint(run *r);
 shale_status do_clone(run *r);
 shale_status do_verify(run *r, char *msg, size_t msglen);
 shale_status do_complete(run *r);

@@ -354,10 +354,10 @@ static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
     shale_status rc = shale_objstore_open(wal, &v->r->sp->o.db.store, &w);
     if (rc)
         return rc;
-    char after[64];
-    snprintf(after, sizeof after, "wal/%020llu.sst", (unsigned long long)cm->replay_after_wal_id);
+    char after[PATH_KEY_MAX];
+    wal_key(cm->replay_after_wal_id, after, sizeof after);
     shale_objlist l;
-    rc = shale_objstore_list_all(w, "wal/", &l);
+    rc = shale_objstore_list_all(w, PATH_WAL_DIR, &l);
     if (!rc) {
         /* Keys are fixed width: text order is id order. */
         for (size_t i = 0; i < l.count && !rc; i++)

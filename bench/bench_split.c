@@ -195,6 +195,7 @@ static void split_once(const char *backend, const stores *st, int ways, uint64_t
     memset(res, 0, sizeof *res);
     splitter_options so;
     splitter_options_init(&so);
+    so.policy.allow_test_schemes = true;   /* mem:// and fault+ children (tests) */
     so.shard = "bench";
     so.store_uri = st->parent;
     so.wal_store_uri = st->wal;

@@ -9,7 +9,7 @@ purpose=${1:-test}
 pkgs=(gcc make pkg-config libcurl4-openssl-dev libjansson-dev libyaml-dev libzstd-dev
       libxxhash-dev libxml2-dev libmicrohttpd-dev libcmocka-dev)
 case $purpose in
-  test) pkgs+=(golang-go golang-github-masterminds-sprig-dev yamllint) ;;
+  test) pkgs+=(xxhash golang-go golang-github-masterminds-sprig-dev yamllint) ;;
   demo) ;;
   bench) pkgs+=(librocksdb-dev libleveldb-dev) ;;
   fuzz) pkgs+=(clang libclang-rt-14-dev) ;;

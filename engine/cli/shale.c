@@ -1,7 +1,8 @@
 /*
  * shale.c -- the `shale` command: inspect and operate a database by URI.
  *
- *   shale [--wal-store URI] [--unsafe-store] [--no-await-durable] COMMAND ...
+ *   shale [--wal-store URI] [--unsafe-store] [--no-await-durable] [--ca-file PEM]
+ *         COMMAND ...
  *
  * Keys and values on the command line accept %XX escapes; output escapes
  * bytes outside printable ASCII (and '%') the same way, so any key can be
@@ -9,7 +10,7 @@
  * nothing), 2 usage error.  Errors: "shale: <command>: <status>: <detail>".
  */
 #include "shale.h"
-#include "db/manifest.h"
+#include "shale_admin.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -17,7 +18,8 @@
 #include <string.h>
 
 static const char usage_text[] =
-    "usage: shale [--wal-store URI] [--unsafe-store] [--no-await-durable] COMMAND ...\n"
+    "usage: shale [--wal-store URI] [--unsafe-store] [--no-await-durable] [--ca-file PEM]\n"
+    "             COMMAND ...\n"
     "\n"
     "commands:\n"
     "  put URI KEY VALUE              write one key\n"
@@ -37,9 +39,14 @@ static const char usage_text[] =
     "                     [--child-wal URI]\n"
     "  gc URI [--dry-run] [--min-age SECONDS]\n"
     "  verify URI                     check every SST's checksums and every reference\n"
+    "  info URI                       shard facts: bytes, keys, SSTs, WAL position, range\n"
+    "  split-points URI --ways N [--by bytes|keys]\n"
+    "                                 N-1 balanced boundaries from the SST indexes\n"
+    "  store show URI                 the store's canonical URI and identity object\n"
     "  version | help\n"
     "\n"
     "URIs: file:///abs/dir, s3://bucket/prefix (AWS_* environment), mem://name.\n"
+    "--ca-file: CA bundle for an https S3 endpoint with a private CA (or AWS_CA_BUNDLE).\n"
     "Keys and values accept %XX escapes.\n";
 
 static shale_options g_opts;
@@ -58,7 +65,7 @@ static int fail(const char *cmd, shale_status rc)
 
 static uint8_t *arg_bytes(const char *s, size_t *len)
 {
-    uint8_t *b = manifest_key_unescape(s, len);
+    uint8_t *b = shale_key_unescape(s, len);
     if (!b) {
         fprintf(stderr, "shale: bad %%XX escape in '%s'\n", s);
         exit(2);
@@ -68,7 +75,7 @@ static uint8_t *arg_bytes(const char *s, size_t *len)
 
 static void print_escaped(const void *p, size_t n)
 {
-    char *e = manifest_key_escape(p, n);
+    char *e = shale_key_escape(p, n);
     if (e)
         fputs(e, stdout);
     free(e);
@@ -92,6 +99,7 @@ typedef struct sub_args {
     const char *start, *end, *limit, *count, *value_size, *prefix, *id;
     const char *scope, *lifetime, *name;
     const char *range, *checkpoint, *parent_wal, *child_wal, *min_age;
+    const char *ways, *by;
     bool count_flag, dry_run;
     int npos;      /* positional arguments */
     char **pos;
@@ -99,7 +107,7 @@ typedef struct sub_args {
 
 enum { O_START = 256, O_END, O_LIMIT, O_COUNT_FLAG, O_COUNT, O_VALUE_SIZE, O_PREFIX, O_ID,
        O_SCOPE, O_LIFETIME, O_NAME, O_RANGE, O_CHECKPOINT, O_PARENT_WAL, O_CHILD_WAL,
-       O_MIN_AGE, O_DRY_RUN };
+       O_MIN_AGE, O_DRY_RUN, O_WAYS, O_BY };
 
 /* argv[0] is the command's name (getopt's messages start with it). */
 static bool sub_parse(int argc, char **argv, const struct option *lo, sub_args *a)
@@ -126,6 +134,8 @@ static bool sub_parse(int argc, char **argv, const struct option *lo, sub_args *
         case O_CHILD_WAL: a->child_wal = optarg; break;
         case O_MIN_AGE: a->min_age = optarg; break;
         case O_DRY_RUN: a->dry_run = true; break;
+        case O_WAYS: a->ways = optarg; break;
+        case O_BY: a->by = optarg; break;
         case ':':
             fprintf(stderr, "shale: %s: option '%s' needs a value\n", argv[0], argv[optind - 1]);
             return false;
@@ -320,6 +330,70 @@ static int cmd_manifest(int argc, char **argv)
     return 0;
 }
 
+static void print_key_line(const char *label, const shale_key *k)
+{
+    printf("%-20s", label);
+    if (k->len)
+        print_escaped(k->data, k->len);
+    else
+        fputs("(unbounded)", stdout);
+    putchar('\n');
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    sub_args sa;
+    if (!sub_parse(argc, argv, no_opts, &sa) || sa.npos != 1)
+        return usage();
+    shale_shard_info in;
+    shale_status rc = shale_shard_info_get(sa.pos[0], &g_opts, &in);
+    if (rc)
+        return fail("info", rc);
+    printf("%-20s%llu\n", "manifest_id", (unsigned long long)in.manifest_id);
+    printf("%-20s%llu\n", "bytes", (unsigned long long)in.bytes);
+    printf("%-20s%llu\n", "kv_bytes", (unsigned long long)in.kv_bytes);
+    printf("%-20s%llu\n", "approx_keys", (unsigned long long)in.approx_keys);
+    printf("%-20s%llu\n", "ssts", (unsigned long long)in.sst_count);
+    printf("%-20s%u\n", "l0", in.l0_count);
+    printf("%-20s%u\n", "sorted_runs", in.sorted_run_count);
+    printf("%-20s%llu\n", "data_blocks", (unsigned long long)in.data_blocks);
+    printf("%-20s%llu\n", "replay_after_wal_id", (unsigned long long)in.replay_after_wal_id);
+    printf("%-20s%llu\n", "next_wal_sst_id", (unsigned long long)in.next_wal_sst_id);
+    print_key_line("range_start", &in.range_start);
+    print_key_line("range_end", &in.range_end);
+    shale_shard_info_clear(&in);
+    return 0;
+}
+
+static int cmd_split_points(int argc, char **argv)
+{
+    static const struct option lo[] = {{"ways", required_argument, 0, O_WAYS},
+                                       {"by", required_argument, 0, O_BY},
+                                       {0, 0, 0, 0}};
+    sub_args sa;
+    uint64_t ways = 0;
+    if (!sub_parse(argc, argv, lo, &sa) || sa.npos != 1 || !parse_u64(sa.ways, &ways) ||
+        ways < 2 || ways > 1024)
+        return usage();
+    shale_split_by by = SHALE_SPLIT_BY_BYTES;
+    if (sa.by && !strcmp(sa.by, "keys"))
+        by = SHALE_SPLIT_BY_KEYS;
+    else if (sa.by && strcmp(sa.by, "bytes")) {
+        fprintf(stderr, "shale: split-points: --by is 'bytes' or 'keys', not '%s'\n", sa.by);
+        return 2;
+    }
+    shale_split_points sp;
+    shale_status rc = shale_split_points_get(sa.pos[0], &g_opts, (uint32_t)ways, by, &sp);
+    if (rc)
+        return fail("split-points", rc);
+    for (uint32_t i = 0; i + 1 < sp.ways; i++) {
+        print_escaped(sp.boundaries[i].data, sp.boundaries[i].len);
+        putchar('\n');
+    }
+    shale_split_points_clear(&sp);
+    return 0;
+}
+
 static void print_checkpoint(const shale_checkpoint *c)
 {
     printf("%s\tmanifest=%llu\tcreated=%lld\texpires=%lld\treplay_after_wal_id=%llu\t"
@@ -484,20 +558,50 @@ static int cmd_verify(int argc, char **argv)
     return 0;
 }
 
+/* The store's canonical URI and identity (docs/format.md "Store identity"):
+ * what an operator looks at before removing a split's stale claim. */
+static int cmd_store(int argc, char **argv)
+{
+    if (argc != 3 || strcmp(argv[1], "show"))
+        return usage();
+    char *canon = NULL;
+    shale_status rc = shale_store_canonical_uri(argv[2], &g_opts, &canon);
+    if (rc)
+        return fail("store show", rc);
+    printf("canonical: %s\n", canon);
+    shale_free(canon);
+    shale_store_identity id;
+    rc = shale_store_identity_read(argv[2], &g_opts, &id);
+    if (rc == SHALE_NOT_FOUND) {
+        printf("identity: none\n");
+        return 0;
+    }
+    if (rc)
+        return fail("store show", rc);
+    printf("identity: %s\nkind: %s\ncreated: %s\nuri at creation: %s\n", id.uuid,
+           shale_store_kind_name(id.kind), id.created, id.uri ? id.uri : "");
+    if (id.claim)
+        printf("claim: %s\n", id.claim);
+    shale_store_identity_clear(&id);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     shale_options_init(&g_opts);
     static const struct option opts[] = {{"wal-store", required_argument, 0, 'w'},
                                          {"unsafe-store", no_argument, 0, 'u'},
                                          {"no-await-durable", no_argument, 0, 'n'},
+                                         {"ca-file", required_argument, 0, 'C'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "+w:unh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+w:unhC:", opts, NULL)) != -1) {
         switch (c) {
         case 'w': g_opts.wal_store_uri = optarg; break;
         case 'u': g_opts.unsafe_allow_unconditional_store = true; break;
         case 'n': g_opts.await_durable = false; break;
+        case 'C': g_opts.store.s3_ca_file = optarg; break;
         case 'h': fputs(usage_text, stdout); return 0;
         default: return usage();
         }
@@ -518,6 +622,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "clone")) return cmd_clone(n, a);
     if (!strcmp(cmd, "gc")) return cmd_gc(n, a);
     if (!strcmp(cmd, "verify")) return cmd_verify(n, a);
+    if (!strcmp(cmd, "info")) return cmd_info(n, a);
+    if (!strcmp(cmd, "split-points")) return cmd_split_points(n, a);
+    if (!strcmp(cmd, "store")) return cmd_store(n, a);
     if (!strcmp(cmd, "version")) {
         printf("shale %s\n", SHALE_VERSION);
         return 0;

@@ -19,6 +19,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The checksum member as the encoder writes it (docs/format.md). */
+#define CHECKSUM_PREFIX "{\n  \"checksum\": \"xxh3-64:"
+#define CHECKSUM_ZERO "xxh3-64:0000000000000000"
+
+static char *checksum_place(char *text, size_t n);
+
 manifest *manifest_new(void)
 {
     manifest *m = calloc(1, sizeof *m);
@@ -269,6 +275,8 @@ shale_status manifest_encode(const manifest *m, char **json, size_t *len)
     json_t *o = json_object();
     if (!o)
         return SHALE_OOM();
+    /* First member, so that it sits at a fixed place (checksum_place()). */
+    json_object_set_new(o, "checksum", json_string(CHECKSUM_ZERO));
     json_object_set_new(o, "format_version", json_integer(m->format_version));
     json_object_set_new(o, "writer_epoch", json_integer((json_int_t)m->writer_epoch));
     json_object_set_new(o, "compactor_epoch", json_integer((json_int_t)m->compactor_epoch));
@@ -335,19 +343,21 @@ shale_status manifest_encode(const manifest *m, char **json, size_t *len)
         json_object_set_new(o, "clone_origin", json_null());
     }
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (text) {
-        /* The checksum covers this exact encoding without itself; a reader
-         * re-encodes what it parsed and compares (checksum_of()). */
-        char hex[17];
-        snprintf(hex, sizeof hex, "%016llx",
-                 (unsigned long long)XXH3_64bits(text, strlen(text)));
-        free(text);
-        json_object_set_new(o, "checksum", json_string(hex));
-        text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    }
     json_decref(o);
     if (!text)
         return SHALE_OOM();
+    /* The checksum covers these exact bytes with its own 16 digits as '0'
+     * (docs/format.md "Checksum"): written in place, nothing re-encoded. */
+    size_t n = strlen(text);
+    char *digits = checksum_place(text, n);
+    if (!digits) {
+        free(text);
+        return shale_err(SHALE_IO, "manifest encoding: the checksum is not where the format "
+                                   "puts it (jansson printed an unexpected layout)");
+    }
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)XXH3_64bits(text, n));
+    memcpy(digits, hex, 16);
     *json = text;
     if (len)
         *len = strlen(text);
@@ -605,9 +615,10 @@ static bool dec_body(dec *d, json_t *o, manifest *m)
     return true;
 }
 
-/* Verifies the "checksum" field: XXH3-64 of the document re-encoded
- * without it (the encoder is deterministic: same order, same format). */
-static bool checksum_ok(dec *d, json_t *o)
+/* Verifies a manifest written before the byte-defined checksum: XXH3-64
+ * of the document as jansson re-encodes it without the field (16 bare hex
+ * digits).  Kept so that existing stores still open; nothing writes it. */
+static bool legacy_checksum_ok(dec *d, json_t *o)
 {
     json_t *c = json_object_get(o, "checksum");
     if (!c)
@@ -634,6 +645,61 @@ static bool checksum_ok(dec *d, json_t *o)
     return true;
 }
 
+/* The byte-defined checksum: the object starts with exactly
+ * CHECKSUM_PREFIX, 16 lowercase hex digits and a closing quote.  Returns
+ * where the digits are, or NULL if the object does not start that way. */
+static const char *checksum_digits(const char *text, size_t n)
+{
+    size_t p = sizeof CHECKSUM_PREFIX - 1;
+    if (n < p + 17 || memcmp(text, CHECKSUM_PREFIX, p) || text[p + 16] != '"')
+        return NULL;
+    for (size_t i = 0; i < 16; i++) {
+        char c = text[p + i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return NULL;
+    }
+    return text + p;
+}
+
+static char *checksum_place(char *text, size_t n)
+{
+    return (char *)checksum_digits(text, n);
+}
+
+/* Verifies the manifest's checksum: XXH3-64 (seed 0) of the object's bytes
+ * with the 16 digits of the checksum replaced by '0'.  Manifests from before
+ * that definition carry 16 bare digits (legacy_checksum_ok()). */
+static bool checksum_ok(dec *d, const uint8_t *data, size_t len, json_t *o)
+{
+    json_t *c = json_object_get(o, "checksum");
+    if (!c)
+        return bad(d, "checksum", "is missing");
+    const char *want = json_string_value(c);
+    if (!want)
+        return bad(d, "checksum", "is not a string");
+    if (strncmp(want, "xxh3-64:", 8))
+        return legacy_checksum_ok(d, o);
+    const char *digits = checksum_digits((const char *)data, len);
+    if (!digits)
+        return bad(d, "checksum", "is not the object's first member, written as "
+                                  "'{\\n  \"checksum\": \"xxh3-64:<16 hex digits>\"' "
+                                  "(docs/format.md)");
+    char *copy = malloc(len ? len : 1);
+    if (!copy) {
+        d->rc = SHALE_OOM();
+        return false;
+    }
+    memcpy(copy, data, len);
+    memset(copy + (digits - (const char *)data), '0', 16);
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)XXH3_64bits(copy, len));
+    free(copy);
+    if (memcmp(hex, digits, 16))
+        return bad(d, "checksum", "does not match the content (the manifest was damaged or "
+                                  "edited by hand)");
+    return true;
+}
+
 shale_status manifest_decode(const char *name, const uint8_t *data, size_t len, manifest **out)
 {
     *out = NULL;
@@ -651,7 +717,7 @@ shale_status manifest_decode(const char *name, const uint8_t *data, size_t len, 
     uint64_t fv = 0;
     if (!json_is_object(o)) {
         bad(&d, "(root)", "is not an object");
-    } else if (!checksum_ok(&d, o)) {
+    } else if (!checksum_ok(&d, data, len, o)) {
         /* reported */
     } else if (get_u64(&d, o, "format_version", "format_version", &fv)) {
         if (fv > MANIFEST_FORMAT_VERSION)

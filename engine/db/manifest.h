@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "shale_objstore.h"
+#include "db/paths.h"
 
 #define MANIFEST_FORMAT_VERSION 1
 
@@ -115,8 +116,6 @@ uint8_t *manifest_key_unescape(const char *text, size_t *len);
 
 /* ---- Versions in a store ------------------------------------------------ */
 
-/* "manifest/<id:020>.manifest" into buf (>= 40 bytes). */
-void manifest_key(uint64_t id, char *buf, size_t n);
 
 /* Loads the newest version.  hint: a version known to exist (0 = none),
  * used to probe forward before falling back to LIST.  SHALE_NOT_FOUND if

@@ -17,28 +17,9 @@
 
 #define UPDATE_ATTEMPTS 32
 
-void manifest_key(uint64_t id, char *buf, size_t n)
-{
-    snprintf(buf, n, "manifest/%020llu.manifest", (unsigned long long)id);
-}
-
-/* Parses "manifest/<20 digits>.manifest"; 0 if it is not one. */
-static uint64_t parse_id(const char *key)
-{
-    if (strncmp(key, "manifest/", 9) || strlen(key) != 9 + 20 + 9 || strcmp(key + 29, ".manifest"))
-        return 0;
-    uint64_t id = 0;
-    for (int i = 9; i < 29; i++) {
-        if (key[i] < '0' || key[i] > '9')
-            return 0;
-        id = id * 10 + (uint64_t)(key[i] - '0');
-    }
-    return id;
-}
-
 shale_status manifest_store_load(shale_objstore *s, uint64_t id, manifest **out)
 {
-    char key[48];
+    char key[PATH_KEY_MAX];
     manifest_key(id, key, sizeof key);
     void *data = NULL;
     size_t len = 0;
@@ -62,7 +43,7 @@ shale_status manifest_store_list_ids(shale_objstore *s, uint64_t **ids, size_t *
     shale_objlist l;
     *ids = NULL;
     *n = 0;
-    shale_status rc = shale_objstore_list_all(s, "manifest/", &l);
+    shale_status rc = shale_objstore_list_all(s, PATH_MANIFEST_DIR, &l);
     if (rc)
         return rc;
     uint64_t *a = malloc((l.count ? l.count : 1) * sizeof *a);
@@ -72,8 +53,8 @@ shale_status manifest_store_list_ids(shale_objstore *s, uint64_t **ids, size_t *
     }
     size_t k = 0;
     for (size_t i = 0; i < l.count; i++) {
-        uint64_t id = parse_id(l.items[i].key);
-        if (id)
+        uint64_t id;
+        if (manifest_key_parse(l.items[i].key, &id))
             a[k++] = id;   /* keys are zero-padded: list order is id order */
     }
     shale_objlist_free(&l);
@@ -89,7 +70,7 @@ shale_status manifest_store_load_latest(shale_objstore *s, uint64_t hint, manife
     shale_status rc;
     if (hint) {
         /* Probe forward: usually the hint or a few versions past it. */
-        char key[48];
+        char key[PATH_KEY_MAX];
         manifest_key(hint, key, sizeof key);
         rc = shale_objstore_head(s, key, NULL, NULL);
         if (rc == SHALE_OK) {
@@ -133,7 +114,7 @@ shale_status manifest_store_write(shale_objstore *s, const manifest *m)
     shale_status rc = manifest_encode(m, &json, &len);
     if (rc)
         return rc;
-    char key[48];
+    char key[PATH_KEY_MAX];
     manifest_key(m->id, key, sizeof key);
     rc = shale_objstore_put_if_absent(s, key, json, len);
     if (rc == SHALE_PRECONDITION_FAILED) {

@@ -27,11 +27,6 @@
 
 #define WAL_WRITE_ATTEMPTS 8
 
-void wal_key(uint64_t id, char *buf, size_t n)
-{
-    snprintf(buf, n, "wal/%020llu.sst", (unsigned long long)id);
-}
-
 shale_status wal_encode(shale_db *db, memtable *buf, shale_buf *out)
 {
     /* WAL SSTs are read whole at replay: no bloom filter, light compression
@@ -48,7 +43,7 @@ shale_status wal_encode(shale_db *db, memtable *buf, shale_buf *out)
 /* Writes one sealed buffer.  Called without mu. */
 static shale_status wal_write(shale_db *db, wal_seal *s)
 {
-    char key[48];
+    char key[PATH_KEY_MAX];
     wal_key(s->id, key, sizeof key);
     shale_buf img = SHALE_BUF_INIT;
     shale_status rc = wal_encode(db, s->buf, &img);
@@ -169,7 +164,7 @@ shale_status wal_read_range(shale_objstore *w, const char *db_uri, const manifes
 {
     uint64_t id = from <= m->replay_after_wal_id ? m->replay_after_wal_id + 1 : from;
     for (;; id++) {
-        char key[48];
+        char key[PATH_KEY_MAX];
         wal_key(id, key, sizeof key);
         void *data = NULL;
         size_t len = 0;

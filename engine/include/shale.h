@@ -26,9 +26,7 @@
 #include "shale_status.h"
 #include "shale_objstore.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+SHALE_API_BEGIN
 
 #define SHALE_VERSION "0.1.0"
 
@@ -42,12 +40,26 @@ typedef struct shale_cache shale_cache;
 /* ---- Options ------------------------------------------------------------ */
 
 typedef struct shale_options {
-    /* Store settings (S3 endpoint, credentials, retries) for every store the
-     * call opens.  Strings borrowed for the duration of the call. */
+    /* sizeof(shale_options) as the caller's header declares it, set by
+     * shale_options_init().  It lets a newer library take options from a
+     * program built against an older header (fields the program does not
+     * know keep their defaults) and refuse ones from a newer header that
+     * set fields the library does not know (docs/library.md).  0 is
+     * SHALE_INVALID_ARGUMENT: initialise options with shale_options_init(). */
+    size_t struct_size;
+    /* Store settings (S3 endpoint, region, credentials, path style,
+     * retries, timeouts) for EVERY store the engine opens on the database's
+     * behalf: its main store, its WAL store, the parent stores whose SSTs a
+     * clone references (and their parents), the stores whose pins the
+     * compactor releases, and those a clone, GC, verify or an admin call
+     * touches.  One set of settings serves them all (docs/object-store.md,
+     * "Who opens stores").  Strings are borrowed for the duration of the
+     * call only: the engine keeps deep copies of what it keeps. */
     shale_objstore_options store;
     /* Separate WAL store URI, or NULL to keep WAL SSTs in the main store.
      * Recorded in the manifest on first use; changing a recorded one is an
-     * error (SHALE_INVALID_ARGUMENT naming both).  Borrowed. */
+     * error (SHALE_INVALID_ARGUMENT naming both).  Borrowed for the call
+     * (copied). */
     const char *wal_store_uri;
     bool create_if_missing;        /* default true */
     bool await_durable;            /* default true: a write returns after its
@@ -82,8 +94,11 @@ typedef struct shale_options {
     bool unsafe_allow_unconditional_store;
 } shale_options;
 
-/* Fills the documented defaults above. */
-void shale_options_init(shale_options *o);
+/* Fills the documented defaults above, for a struct of `size` bytes (the
+ * caller's sizeof): use shale_options_init(), which passes it.  New fields
+ * are only ever added at the end of shale_options. */
+void shale_options_init_size(shale_options *o, size_t size);
+#define shale_options_init(o) shale_options_init_size((o), sizeof *(o))
 
 /* A block cache (decoded blocks, LRU, bounded by capacity_bytes > 0) to
  * share between writers and readers of one process through
@@ -275,7 +290,10 @@ shale_status shale_reader_count(shale_reader *r, const void *start, size_t slen,
                                 const void *end, size_t elen, uint64_t *count);
 /* Picks up the latest manifest and WAL (no-op at a checkpoint). */
 shale_status shale_reader_refresh(shale_reader *r);
-/* Summary of the manifest the reader stands on. */
+/* Summary of the manifest the reader stands on (the reader's twin of
+ * shale_db_info_get()). */
+shale_status shale_reader_info_get(shale_reader *r, shale_db_info *out);
+/* Old name of shale_reader_info_get(), kept for callers that use it. */
 shale_status shale_reader_info(shale_reader *r, shale_db_info *out);
 void shale_reader_close(shale_reader *r);
 
@@ -312,7 +330,5 @@ typedef struct shale_verify_result {
 shale_status shale_verify(const char *uri, const shale_options *opts,
                           shale_verify_result *out);
 
-#ifdef __cplusplus
-}
-#endif
+SHALE_API_END
 #endif /* SHALE_H */

@@ -28,17 +28,21 @@
 #include <stdbool.h>
 #include "shale_status.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+SHALE_API_BEGIN
 
 typedef struct shale_objstore shale_objstore;
 
 /* Options for opening a store.  Strings are borrowed for the duration of
  * shale_objstore_open() only (the store copies what it keeps).  NULL or 0
  * means "use the default", which for S3 settings is the environment
- * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
- * AWS_ENDPOINT_URL). */
+ * (AWS_REGION, AWS_ENDPOINT_URL, AWS_CA_BUNDLE).  Credentials come from the
+ * options (access and secret key together, optional session token), else
+ * AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN), else web
+ * identity: AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE
+ * (+ AWS_ROLE_SESSION_NAME, AWS_STS_ENDPOINT) through STS, renewed before
+ * they expire (docs/object-store.md "Credentials").  The bucket must
+ * follow S3's naming rules; the endpoint may not carry userinfo, a path or
+ * a query. */
 typedef struct shale_objstore_options {
     const char *s3_endpoint;      /* e.g. "http://127.0.0.1:4568"; default AWS */
     const char *s3_region;        /* default "us-east-1" */
@@ -52,7 +56,28 @@ typedef struct shale_objstore_options {
     int retry_max_ms;             /* backoff cap; default 2000 */
     int timeout_ms;               /* per request; default 30000 */
     bool fs_no_fsync;             /* file://: skip fsync (tests, benchmarks only) */
+    const char *s3_ca_file;       /* PEM CA bundle for https endpoints (and STS)
+                                     with a private CA; default AWS_CA_BUNDLE,
+                                     else the system's */
+    /* Zero.  shale_options embeds this struct, so its size is fixed within
+     * an ABI version (SHALE_OBJSTORE_OPTIONS_SIZE bytes): a new field takes
+     * its place from here, and every older program still passes zeros
+     * (= the default) for it. */
+    uint64_t reserved[15];
 } shale_objstore_options;
+
+#define SHALE_OBJSTORE_OPTIONS_SIZE 192
+
+/* Warnings the library cannot return as the error of a call but an
+ * operator must see: S3 credentials sent over plain http to a host that is
+ * not loopback, a credential refresh that failed while the old temporary
+ * credentials still hold.  By default each is one line
+ * "shale: warning: <msg>" on stderr; a handler receives the message
+ * (borrowed for the call, never containing a secret) from whichever thread
+ * noticed it.  fn NULL restores the default.  Process-wide; set it before
+ * opening stores. */
+typedef void (*shale_warning_fn)(const char *msg, void *ud);
+void shale_set_warning_handler(shale_warning_fn fn, void *ud);
 
 /* Fills documented defaults (all zero/NULL, s3_path_style -1, ...). */
 void shale_objstore_options_init(shale_objstore_options *o);
@@ -174,6 +199,9 @@ typedef struct shale_objreader shale_objreader;
  * At most about half the process's descriptor limit (RLIMIT_NOFILE) is held
  * by file:// handles at once; past that a handle reads by path like
  * shale_objstore_get_range(), slower but correct. */
+shale_status shale_objreader_open(shale_objstore *s, const char *key, uint64_t size_hint,
+                                  shale_objreader **out);
+/* Old name of shale_objreader_open(), kept for callers that use it. */
 shale_status shale_objstore_reader_open(shale_objstore *s, const char *key,
                                         uint64_t size_hint, shale_objreader **out);
 
@@ -255,7 +283,5 @@ uint64_t shale_fault_injected(const shale_fault *f);
  * with shale_errmsg() set.  The controller lives until the process ends. */
 shale_fault *shale_fault_for_uri(const char *fault_uri, const shale_objstore_options *opts);
 
-#ifdef __cplusplus
-}
-#endif
+SHALE_API_END
 #endif /* SHALE_OBJSTORE_H */

@@ -16,9 +16,9 @@
 #ifndef SHALE_STATUS_H
 #define SHALE_STATUS_H
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include "shale_export.h"
+
+SHALE_API_BEGIN
 
 typedef enum shale_status {
     SHALE_OK = 0,
@@ -50,7 +50,5 @@ const char *shale_errmsg(void);
  * JSON text).  Accepts NULL. */
 void shale_free(void *p);
 
-#ifdef __cplusplus
-}
-#endif
+SHALE_API_END
 #endif /* SHALE_STATUS_H */

@@ -7,6 +7,12 @@
  * over TLS and s3rver accepts), and sorting the query string, which curl
  * signs as given: every query is built in sorted order.
  *
+ * Where a request goes is s3_url.c's job (bucket rules, the endpoint
+ * parsed once, every URL built with curl's URL API and checked against the
+ * configured host); who signs it is s3_creds.c's (options, environment,
+ * web identity through STS, renewed before expiry): perform() asks for the
+ * current credentials on every request.
+ *
  * Connections are reused through a pool of easy handles (one per call in
  * flight, returned afterwards).  Throttling (429, 503 SlowDown), other 5xx,
  * timeouts and connection failures are retried with full-jitter exponential
@@ -19,16 +25,20 @@
  * timeouts TIMEOUT, other transport errors IO.
  */
 #include "objstore/objstore_int.h"
+#include "objstore/s3_creds.h"
+#include "objstore/s3_url.h"
 #include "objstore/s3_xml.h"
 #include "util/buf.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define POOL_MAX 16
 
@@ -39,8 +49,9 @@ typedef struct s3_store {
     char *endpoint;          /* scheme://host[:port] */
     bool path_style;
     char *region;
-    char *userpwd;           /* access:secret */
-    char *token;             /* session token or NULL */
+    s3_url_target url;       /* where requests go (s3_url.h) */
+    s3_creds *creds;         /* who signs them (s3_creds.h) */
+    char *ca_file;           /* CURLOPT_CAINFO, or NULL for the system's */
     char sigv4[128];
     int max_retries, base_ms, max_ms;
     long timeout_ms;
@@ -101,55 +112,18 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
     return buf_append(&r->body, p, sz * n) ? 0 : sz * n;
 }
 
-/* Percent-encodes s (RFC 3986 unreserved kept; '/' kept when keep_slash). */
+/* Percent-encodes s by SigV4's rules ('/' kept when keep_slash). */
 static char *encode(const char *s, bool keep_slash)
 {
-    size_t n = strlen(s);
-    char *out = malloc(n * 3 + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '_' || *p == '.' || *p == '~' || (keep_slash && *p == '/')) {
-            *o++ = (char)*p;
-        } else {
-            snprintf(o, 4, "%%%02X", *p);
-            o += 3;
-        }
-    }
-    *o = '\0';
-    return out;
+    return s3_url_encode(s, keep_slash);
 }
 
+/* The request URL, built by s3_url.c on the configured host (NULL on
+ * failure: keys were validated by objstore.c, so only memory can fail). */
 static char *make_url(s3_store *s, const char *key, const char *query)
 {
-    char *ek = NULL;
-    if (key) {
-        size_t n = strlen(s->prefix) + strlen(key) + 1;
-        char *full = malloc(n);
-        if (!full)
-            return NULL;
-        snprintf(full, n, "%s%s", s->prefix, key);
-        ek = encode(full, true);
-        free(full);
-        if (!ek)
-            return NULL;
-    }
-    const char *scheme_end = strstr(s->endpoint, "://");
-    size_t n = strlen(s->endpoint) + strlen(s->bucket) + (ek ? strlen(ek) : 0) +
-               (query ? strlen(query) : 0) + 8;
-    char *url = malloc(n);
-    if (url) {
-        if (s->path_style)
-            snprintf(url, n, "%s/%s/%s%s%s", s->endpoint, s->bucket, ek ? ek : "",
-                     query ? "?" : "", query ? query : "");
-        else
-            snprintf(url, n, "%.*s%s.%s/%s%s%s", (int)(scheme_end + 3 - s->endpoint),
-                     s->endpoint, s->bucket, scheme_end + 3, ek ? ek : "", query ? "?" : "",
-                     query ? query : "");
-    }
-    free(ek);
-    return url;
+    char *url = NULL;
+    return s3_url_build(&s->url, key, query, &url) == SHALE_OK ? url : NULL;
 }
 
 static void perform(s3_store *s, const req *q, resp *r)
@@ -163,11 +137,14 @@ static void perform(s3_store *s, const req *q, resp *r)
     char *url = make_url(s, q->key, q->query);
     struct curl_slist *hd = NULL;
     char line[4096];
+    /* Current credentials (renewed first when temporary ones near expiry). */
+    s3_cred cred;
+    bool have_cred = s3_creds_get(s->creds, &cred) == SHALE_OK;
+    if (!have_cred)
+        snprintf(r->curl_err, sizeof r->curl_err, "%s", shale_errmsg());
     hd = curl_slist_append(hd, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-    if (s->token) {
-        snprintf(line, sizeof line, "x-amz-security-token: %s", s->token);
-        hd = curl_slist_append(hd, line);
-    }
+    if (have_cred && cred.token_header)
+        hd = curl_slist_append(hd, cred.token_header);
     if (q->if_none_match)
         hd = curl_slist_append(hd, "If-None-Match: *");
     if (q->range) {
@@ -181,7 +158,9 @@ static void perform(s3_store *s, const req *q, resp *r)
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s->sigv4);
-    curl_easy_setopt(h, CURLOPT_USERPWD, s->userpwd);
+    curl_easy_setopt(h, CURLOPT_USERPWD, have_cred ? cred.userpwd : "");
+    if (s->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms < 10000 ? s->timeout_ms : 10000);
@@ -198,7 +177,7 @@ static void perform(s3_store *s, const req *q, resp *r)
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body ? q->body : "");
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
     }
-    r->cc = url ? curl_easy_perform(h) : CURLE_OUT_OF_MEMORY;
+    r->cc = !have_cred ? CURLE_LOGIN_DENIED : url ? curl_easy_perform(h) : CURLE_OUT_OF_MEMORY;
     if (r->cc == CURLE_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
         curl_off_t cl = -1, ft = -1;
@@ -208,6 +187,7 @@ static void perform(s3_store *s, const req *q, resp *r)
         r->mtime_ms = ft >= 0 ? (int64_t)ft * 1000 : 0;
     }
     curl_slist_free_all(hd);
+    s3_cred_clear(&cred);
     free(url);
     give_handle(s, h);
 }
@@ -244,7 +224,8 @@ static shale_status status_of(s3_store *s, const req *q, resp *r)
 {
     const char *key = q->key ? q->key : "(bucket)";
     if (r->cc != CURLE_OK)
-        return shale_err(r->cc == CURLE_OPERATION_TIMEDOUT ? SHALE_TIMEOUT : SHALE_IO,
+        return shale_err(r->cc == CURLE_OPERATION_TIMEDOUT ? SHALE_TIMEOUT
+                         : r->cc == CURLE_LOGIN_DENIED ? SHALE_UNAUTHORIZED : SHALE_IO,
                          "%s: %s %s: %s", s->base.uri ? s->base.uri : "s3", q->method, key,
                          r->curl_err[0] ? r->curl_err : curl_easy_strerror(r->cc));
     if (r->status >= 200 && r->status < 300)
@@ -414,11 +395,9 @@ static void s3_close(shale_objstore *st)
     free(s->prefix);
     free(s->endpoint);
     free(s->region);
-    if (s->userpwd) {
-        memset(s->userpwd, 0, strlen(s->userpwd));  /* do not leave secrets behind */
-        free(s->userpwd);
-    }
-    free(s->token);
+    s3_url_target_free(&s->url);
+    s3_creds_release(s->creds);   /* wipes the secrets it holds */
+    free(s->ca_file);
     free(s);
 }
 
@@ -441,62 +420,74 @@ shale_status objstore_s3_open(const char *rest, const shale_objstore_options *o,
     pthread_once(&g_curl_once, curl_init_once);
     const char *slash = strchr(rest, '/');
     size_t blen = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (blen == 0 || blen > 63)
-        return shale_err(SHALE_INVALID_ARGUMENT, "s3://%s: missing or bad bucket name", rest);
-    const char *ak = pick(o->s3_access_key, "AWS_ACCESS_KEY_ID");
-    const char *sk = pick(o->s3_secret_key, "AWS_SECRET_ACCESS_KEY");
-    if (!ak || !sk)
-        return shale_err(SHALE_UNAUTHORIZED, "s3://%s: no credentials (set AWS_ACCESS_KEY_ID "
-                                             "and AWS_SECRET_ACCESS_KEY, or the options)", rest);
     const char *region = pick(o->s3_region, "AWS_REGION");
     const char *endpoint = pick(o->s3_endpoint, "AWS_ENDPOINT_URL");
+    const char *ca = pick(o->s3_ca_file, "AWS_CA_BUNDLE");
+    char *bucket = strndup(rest, blen), *where = NULL;
     s3_store *s = calloc(1, sizeof *s);
-    if (!s)
+    if (!bucket || !s || asprintf(&where, "s3://%s", rest) < 0) {
+        free(bucket);
+        free(s);
         return SHALE_OOM();
+    }
     pthread_mutex_init(&s->mu, NULL);
     s->base.ops = &s3_ops;
-    s->bucket = strndup(rest, blen);
-    const char *pfx = slash ? slash + 1 : "";
-    size_t pl = strlen(pfx);
-    while (pl && pfx[pl - 1] == '/')
-        pl--;
-    s->prefix = malloc(pl + 2);
-    if (s->prefix)
-        snprintf(s->prefix, pl + 2, "%.*s%s", (int)pl, pfx, pl ? "/" : "");
+    shale_status rc = SHALE_OK;
     s->region = xstrdup(region ? region : "us-east-1");
-    if (endpoint) {
+    if (!s->region) {
+        rc = SHALE_OOM();
+        goto out;
+    }
+    /* The region becomes part of a host name and of the signing scope. */
+    if ((rc = s3_region_check(s->region)))
+        goto out;
+    if (endpoint)
         s->endpoint = xstrdup(endpoint);
-        if (s->endpoint) {
-            size_t el = strlen(s->endpoint);
-            while (el && s->endpoint[el - 1] == '/')
-                s->endpoint[--el] = '\0';
-        }
-    } else if (s->region) {
-        size_t n = strlen(s->region) + 40;
-        s->endpoint = malloc(n);
-        if (s->endpoint)
-            snprintf(s->endpoint, n, "https://s3.%s.amazonaws.com", s->region);
+    else if (asprintf(&s->endpoint, "https://s3.%s.amazonaws.com", s->region) < 0)
+        s->endpoint = NULL;
+    if (!s->endpoint) {
+        rc = SHALE_OOM();
+        goto out;
     }
     s->path_style = o->s3_path_style == 1 || (o->s3_path_style == -1 && endpoint);
-    size_t un = strlen(ak) + strlen(sk) + 2;
-    s->userpwd = malloc(un);
-    if (s->userpwd)
-        snprintf(s->userpwd, un, "%s:%s", ak, sk);
-    const char *tok = pick(o->s3_session_token, "AWS_SESSION_TOKEN");
-    s->token = tok ? xstrdup(tok) : NULL;
-    snprintf(s->sigv4, sizeof s->sigv4, "aws:amz:%s:s3", s->region ? s->region : "us-east-1");
+    /* Bucket, prefix and endpoint are checked once here; every URL is then
+     * built from the checked parts (s3_url.h). */
+    if ((rc = s3_url_target_init(&s->url, s->endpoint, bucket, slash ? slash + 1 : "",
+                                 s->path_style)))
+        goto out;
+    s->bucket = xstrdup(s->url.bucket);
+    s->prefix = xstrdup(s->url.prefix);
+    s->ca_file = ca ? xstrdup(ca) : NULL;
+    if (!s->bucket || !s->prefix || (ca && !s->ca_file)) {
+        rc = SHALE_OOM();
+        goto out;
+    }
+    if (ca && access(ca, R_OK) != 0) {
+        rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: cannot read the CA bundle '%s' (%s): %s",
+                       where, ca, o->s3_ca_file && *o->s3_ca_file
+                       ? "s3_ca_file: agent s3.caFile, shale --ca-file" : "AWS_CA_BUNDLE",
+                       strerror(errno));
+        goto out;
+    }
+    snprintf(s->sigv4, sizeof s->sigv4, "aws:amz:%s:s3", s->region);
     s->max_retries = o->max_retries < 0 ? 0 : o->max_retries;
     s->base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : 50;
     s->max_ms = o->retry_max_ms > 0 ? o->retry_max_ms : 2000;
     s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
-    if (!s->bucket || !s->prefix || !s->region || !s->endpoint || !s->userpwd ||
-        (tok && !s->token)) {
-        s3_close(&s->base);
-        return SHALE_OOM();
-    }
-    if (strncmp(s->endpoint, "http://", 7) && strncmp(s->endpoint, "https://", 8)) {
-        shale_status rc = shale_err(SHALE_INVALID_ARGUMENT, "s3 endpoint '%s' must start with "
-                                                            "http:// or https://", s->endpoint);
+    /* Credentials last: web identity calls STS, which is pointless for a
+     * store whose URI is wrong. */
+    s3_creds_config cc = {
+        .access_key = o->s3_access_key, .secret_key = o->s3_secret_key,
+        .session_token = o->s3_session_token, .region = s->region, .ca_file = s->ca_file,
+        .timeout_ms = s->timeout_ms < 10000 ? s->timeout_ms : 10000,
+    };
+    if ((rc = s3_creds_new(&cc, where, &s->creds)))
+        goto out;
+    s3_url_warn_plain_http(&s->url);
+out:
+    free(bucket);
+    free(where);
+    if (rc) {
         s3_close(&s->base);
         return rc;
     }

@@ -76,6 +76,24 @@ typedef struct sst_reader sst_reader;
  * reader. */
 shale_status sst_reader_open(shale_objstore *s, const char *key, uint64_t size,
                              block_cache *cache, sst_reader **out);
+/* Opens the SST at key for what its index says, reading only the footer
+ * and the index and properties blocks (two ranged reads; no filter, no
+ * data block): shard facts and split points (shard_stats.c).  Reads
+ * through it still work, without a bloom filter. */
+shale_status sst_reader_open_index(shale_objstore *s, const char *key, uint64_t size,
+                                   sst_reader **out);
+/* The data blocks as the index lists them. */
+typedef struct sst_block_info {
+    const uint8_t *last_key;    /* borrowed from the reader */
+    size_t klen;
+    uint64_t stored_size;       /* with its trailer */
+    bool has_counts;            /* SST format >= 2: the two below are known */
+    uint64_t entries;           /* entries (versions, tombstones) in the block */
+    uint64_t kv_bytes;          /* their user key + value bytes */
+} sst_block_info;
+size_t sst_reader_block_count(const sst_reader *r);
+void sst_reader_block(const sst_reader *r, size_t i, sst_block_info *out);
+
 /* Opens an SST from a complete in-memory image (WAL replay, verify).  name
  * is used in messages.  If own, the reader frees data (malloc'd). */
 shale_status sst_reader_open_mem(const char *name, uint8_t *data, size_t len, bool own,

@@ -28,6 +28,7 @@ struct sst_builder {
     shale_buf last_key;
     uint64_t last_seq;
     uint64_t entries, min_seq, max_seq;
+    uint64_t block_kv_bytes;    /* key + value bytes of the block being built */
     shale_buf first_key;
     bool finished;
 };
@@ -94,6 +95,13 @@ static shale_status flush_block(sst_builder *b)
         rc = buf_append_varint(&b->index, off);
     if (!rc)
         rc = buf_append_varint(&b->index, b->out.len - off);
+    /* Format 2: what the block holds, so that shard facts and split points
+     * need no data block (shard_stats.c). */
+    if (!rc)
+        rc = buf_append_varint(&b->index, b->bb.count);
+    if (!rc)
+        rc = buf_append_varint(&b->index, b->block_kv_bytes);
+    b->block_kv_bytes = 0;
     block_builder_reset(&b->bb);
     return rc;
 }
@@ -118,6 +126,7 @@ shale_status sst_builder_add(sst_builder *b, const kv_entry *e)
         return rc;
     if ((rc = block_builder_add(&b->bb, e)))
         return rc;
+    b->block_kv_bytes += e->klen + e->vlen;
     if (!same_key && b->o.bloom_bits_per_key) {
         if (b->nhash == b->caphash) {
             size_t cap = b->caphash ? b->caphash * 2 : 256;

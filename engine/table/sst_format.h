@@ -13,7 +13,8 @@
  * blocks are contiguous, so a reader fetches them with one ranged GET.
  *
  * Index content: per data block, varint key length, the block's last user
- * key, varint offset, varint stored size.
+ * key, varint offset, varint stored size; from format 2 on also varint
+ * entries and varint key+value bytes of the block.
  * Properties content: varint entries, varint min_seq, varint max_seq,
  * varint first key length, first key, varint last key length, last key.
  */
@@ -22,6 +23,9 @@
 
 #define SST_FOOTER_SIZE 72
 #define SST_MAGIC 0x5453534C41485353ULL   /* "SSHALSST" little-endian bytes */
-#define SST_FORMAT_VERSION 1
+/* Written: 2.  Read: 1 (index entries without the block's entries and
+ * key+value bytes) and 2. */
+#define SST_FORMAT_VERSION 2
+#define SST_FORMAT_VERSION_MIN 1
 
 #endif

@@ -34,6 +34,7 @@ typedef struct index_entry {
     const uint8_t *last_key;
     size_t klen;
     uint64_t off, size;
+    uint64_t entries, kv_bytes;   /* format >= 2; else 0 */
 } index_entry;
 
 struct sst_reader {
@@ -51,6 +52,8 @@ struct sst_reader {
     size_t nblocks;
     uint8_t *filter;            /* decoded filter, NULL if none */
     size_t filter_len;
+    bool index_only;            /* opened without its filter (sst_reader_open_index) */
+    uint32_t version;           /* format version from the footer */
     sst_info info;
 };
 
@@ -107,6 +110,17 @@ static shale_status parse_index(sst_reader *r, const uint8_t *p, size_t len, uin
         if (!(k = get_varint(p + i, len - i, &size)))
             goto bad;
         i += k;
+        uint64_t entries = 0, kv_bytes = 0;
+        if (r->version >= 2) {
+            if (!(k = get_varint(p + i, len - i, &entries)))
+                goto bad;
+            i += k;
+            if (!(k = get_varint(p + i, len - i, &kv_bytes)))
+                goto bad;
+            i += k;
+            if (!entries)
+                goto bad;
+        }
         if (off > r->size || size > r->size - off || size < BLOCK_TRAILER)
             goto bad;
         if (n == cap) {
@@ -118,7 +132,7 @@ static shale_status parse_index(sst_reader *r, const uint8_t *p, size_t len, uin
             }
             ix = nx;
         }
-        ix[n++] = (index_entry){key, klen, off, size};
+        ix[n++] = (index_entry){key, klen, off, size, entries, kv_bytes};
     }
     r->index = ix;
     r->nblocks = n;
@@ -186,10 +200,11 @@ static shale_status load_meta(sst_reader *r)
     if (get_u64le(footer + 64) != XXH3_64bits(footer, 64))
         return corrupt(r, "footer checksum mismatch", foff);
     uint32_t ver = get_u32le(footer + 48);
-    if (ver != SST_FORMAT_VERSION)
+    if (ver < SST_FORMAT_VERSION_MIN || ver > SST_FORMAT_VERSION)
         return shale_err(SHALE_UNSUPPORTED, "%s: SST format version %u is not supported by "
-                                            "this build (%d)", r->name, ver,
-                         SST_FORMAT_VERSION);
+                                            "this build (%d to %d)", r->name, ver,
+                         SST_FORMAT_VERSION_MIN, SST_FORMAT_VERSION);
+    r->version = ver;
     uint64_t fo = get_u64le(footer), fs = get_u64le(footer + 8), io = get_u64le(footer + 16),
              is = get_u64le(footer + 24), po = get_u64le(footer + 32),
              ps = get_u64le(footer + 40);
@@ -197,6 +212,12 @@ static shale_status load_meta(sst_reader *r)
         ps > foff - po || po + ps != foff || is < BLOCK_TRAILER || ps < BLOCK_TRAILER)
         return corrupt(r, "footer offsets are inconsistent", foff);
     uint8_t *meta = NULL;
+    if (r->index_only) {
+        /* Index and properties only: the filter is not read, and lookups
+         * through this reader make no use of one. */
+        fs = 0;
+        fo = io;
+    }
     if ((rc = read_range(r, fo, foff - fo, &meta, &owned)))
         return rc;
     uint8_t *content = NULL;
@@ -234,14 +255,46 @@ static void reader_free(sst_reader *r)
     free(r);
 }
 
+static shale_status open_store_sst(shale_objstore *s, const char *key, uint64_t size,
+                                   block_cache *cache, bool index_only, sst_reader **out);
+
 shale_status sst_reader_open(shale_objstore *s, const char *key, uint64_t size,
                              block_cache *cache, sst_reader **out)
+{
+    return open_store_sst(s, key, size, cache, false, out);
+}
+
+shale_status sst_reader_open_index(shale_objstore *s, const char *key, uint64_t size,
+                                   sst_reader **out)
+{
+    return open_store_sst(s, key, size, NULL, true, out);
+}
+
+size_t sst_reader_block_count(const sst_reader *r)
+{
+    return r->nblocks;
+}
+
+void sst_reader_block(const sst_reader *r, size_t i, sst_block_info *out)
+{
+    const index_entry *e = &r->index[i];
+    out->last_key = e->last_key;
+    out->klen = e->klen;
+    out->stored_size = e->size;
+    out->has_counts = r->version >= 2;
+    out->entries = e->entries;
+    out->kv_bytes = e->kv_bytes;
+}
+
+static shale_status open_store_sst(shale_objstore *s, const char *key, uint64_t size,
+                                   block_cache *cache, bool index_only, sst_reader **out)
 {
     *out = NULL;
     sst_reader *r = calloc(1, sizeof *r);
     if (!r)
         return SHALE_OOM();
     atomic_init(&r->refs, 1);
+    r->index_only = index_only;
     size_t n = strlen(shale_objstore_uri(s)) + strlen(key) + 2;
     r->name = malloc(n);
     if (!r->name) {
@@ -255,7 +308,7 @@ shale_status sst_reader_open(shale_objstore *s, const char *key, uint64_t size,
     /* The manifest's size is a hint: backends other than file:// then make
      * no request to open.  Without one the open looks the object up (as a
      * HEAD did) and measures it. */
-    shale_status rc = shale_objstore_reader_open(s, key, size, &r->rd);
+    shale_status rc = shale_objreader_open(s, key, size, &r->rd);
     if (rc)
         shale_err_prefix(rc, "opening SST %s", r->name);
     else

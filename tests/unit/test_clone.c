@@ -490,7 +490,7 @@ static unsigned clone_scan_reads(const char *parent, const char *child, shale_op
     TU_OK(shale_reader_open(parent, o, NULL, &pr));
     TU_OK(shale_reader_open(child, o, NULL, &cr));
     shale_db_info info;
-    TU_OK(shale_reader_info(cr, &info));
+    TU_OK(shale_reader_info_get(cr, &info));
     *ssts = info.sst_count;
     char a[32], b[32];
     size_t al = dt_key(a, sizeof a, lo), bl = dt_key(b, sizeof b, hi);

@@ -127,6 +127,7 @@ static void split_on_s3(const char *tag, const char *verify)
     TU_OK(shale_close(p));
     splitter_options so;
     splitter_options_init(&so);
+    so.policy.allow_test_schemes = true;   /* mem:// and fault+ children (tests) */
     so.shard = "s3shard";
     so.store_uri = parent;
     so.wal_store_uri = wal;

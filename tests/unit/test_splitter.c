@@ -85,6 +85,7 @@ static void new_splitter_v(fx *f, bool start, split_verify verify)
 {
     splitter_options so;
     splitter_options_init(&so);
+    so.policy.allow_test_schemes = true;   /* mem:// and fault+ children (tests) */
     if (verify != SPLIT_VERIFY_DEFAULT)
         so.verify = verify;
     so.shard = "orders-0";
@@ -464,6 +465,7 @@ static void test_verify_references_split_of_a_child(void **state)
     f->sp = NULL;
     splitter_options so;
     splitter_options_init(&so);
+    so.policy.allow_test_schemes = true;   /* mem:// and fault+ children (tests) */
     so.shard = "kid-0";
     so.store_uri = f->kid[0];
     so.wal_store_uri = f->kidwal[0];
