@@ -57,6 +57,7 @@ static const key keys[] = {
     {"sources.kubernetes.labelSelector", T_STR, F(kube_selector)},
     {"sources.kubernetes.kubeconfig", T_STR, F(kubeconfig)},
     {"sources.kubernetes.insecureSkipTlsVerify", T_BOOL, F(kube_insecure)},
+    {"sources.kubernetes.statusIntervalMs", T_U32, F(kube_status_interval_ms)},
     {"logLevel", T_LEVEL, F(log_level)},
     {"timeouts.stepSeconds", T_U32, F(step_seconds)},
     {"verify.mode", T_VERIFY, F(verify_mode)},
@@ -74,6 +75,7 @@ shale_status agent_config_defaults(agent_config *c)
     c->local_enabled = true;
     c->local_dir = xstrdup("/var/lib/shale/splits");
     c->local_poll_ms = 200;
+    c->kube_status_interval_ms = 1000;
     c->http_enabled = true;
     c->http_listen = xstrdup("127.0.0.1:8080");
     c->http_max_body = 1u << 20;

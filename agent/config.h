@@ -12,7 +12,8 @@
  *            allowedOrigins: [], readyCheckMs: 1000, readyTimeoutMs: 3000,
  *            probeListen: ""}
  *     kubernetes: {enabled: false, namespace: "", labelSelector: "",
- *                  kubeconfig: "", insecureSkipTlsVerify: false}
+ *                  kubeconfig: "", insecureSkipTlsVerify: false,
+ *                  statusIntervalMs: 1000}
  *   logLevel: info                           # debug | info | warn | error
  *   timeouts: {stepSeconds: 600}
  *   verify: {mode: full}                     # full | references: for requests naming none
@@ -62,6 +63,8 @@ typedef struct agent_config {
     bool kube_enabled;
     char *kube_namespace, *kube_selector, *kubeconfig;
     bool kube_insecure;
+    uint32_t kube_status_interval_ms;  /* least time between two status writes of one
+                                          ShardSplit (final ones go at once) */
     int log_level;                 /* 0 debug .. 3 error */
     uint32_t step_seconds;
     int verify_mode;               /* split_verify (request.h); default full */

@@ -234,9 +234,12 @@ int main(int argc, char **argv)
     LOGI("signal %d: shutting down", sig);
 out:
     http_stop(http);
-    source_kube_free(kube);
+    /* The kube source's listener runs until the splitter stops: stop its
+     * reconciling first, free it after the splitter. */
+    source_kube_stop(kube);
     source_local_free(local);
     splitter_free(sp);
+    source_kube_free(kube);
     agent_config_free(&cfg);
     return exit_code;
 }

@@ -9,6 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+static pthread_mutex_t g_extra_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *(*g_extra)(void *ctx);
+static void *g_extra_ctx;
+
+void metrics_set_extra(char *(*render)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&g_extra_mu);
+    g_extra = render;
+    g_extra_ctx = ctx;
+    pthread_mutex_unlock(&g_extra_mu);
+}
+
 static const double buckets[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
                                  600};
 #define NB (sizeof buckets / sizeof *buckets)
@@ -98,6 +110,12 @@ char *metrics_render(splitter *sp)
     put(&b, "# HELP shale_objectstore_retries_total Object-store retries.\n");
     put(&b, "# TYPE shale_objectstore_retries_total counter\n");
     put(&b, "shale_objectstore_retries_total %llu\n", (unsigned long long)os.retries);
+    pthread_mutex_lock(&g_extra_mu);
+    char *extra = g_extra ? g_extra(g_extra_ctx) : NULL;
+    pthread_mutex_unlock(&g_extra_mu);
+    if (extra)
+        buf_append(&b, extra, strlen(extra));
+    free(extra);
     buf_append_u8(&b, 0);
     return (char *)buf_detach(&b, NULL);
 }

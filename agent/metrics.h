@@ -14,6 +14,11 @@
 #include "splitter.h"
 
 void metrics_observe_step(void *ctx, const char *step, double seconds);
+/* Another part's metrics (the Kubernetes source's), appended to every
+ * render: render returns malloc'd exposition text.  One at a time; NULL
+ * unregisters (before ctx is freed). */
+void metrics_set_extra(char *(*render)(void *ctx), void *ctx);
+
 /* Renders every metric; malloc'd text. */
 char *metrics_render(splitter *sp);
 

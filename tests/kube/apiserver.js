@@ -338,6 +338,10 @@ function handle(req, res, body) {
     if (f.compact) { compactedRv = rv; history = []; }   // as etcd compacting at the current revision
     if ('rateLimit' in f) { rateLimit = f.rateLimit; buckets.clear(); }
     for (const k of ['gone', 'status429', 'status500', 'delayMs']) if (k in f) faults[k] = f[k];
+    // {"fail": [{"method": "PATCH", "path": "/apis/...", "status": 500, "count": N}, ...]}:
+    // requests with exactly that method and path get that status (429 with
+    // Retry-After: 1), N times per rule, rules in order; [] clears them.
+    if (f.fail) faults.fail = [].concat(f.fail);
     return send(res, 200, { ...faults, rateLimit, compactedRv });
   }
   if (p === '/debug/requests') {
@@ -359,6 +363,12 @@ function handle(req, res, body) {
   const group = isResource && gv.includes('/') ? gv.split('/')[0] : '';
   const verb = isResource ? verbOf(req.method, name, q) : req.method.toLowerCase();
   count(who.user, verb, isResource ? resource + (sub ? '/' + sub : '') : p);
+  const rule = (faults.fail || []).find(f => f.count > 0 && f.method === req.method && f.path === p);
+  if (rule) {
+    rule.count--;
+    if (rule.status === 429) return send(res, 429, statusBody(429, 'TooManyRequests', 'injected for ' + p, { retryAfterSeconds: 1 }), { 'Retry-After': '1' });
+    return status(res, rule.status, 'InternalError', 'injected for ' + p);
+  }
   if (p.startsWith('/api')) {
     if (faults.status429 > 0) { faults.status429--; return send(res, 429, statusBody(429, 'TooManyRequests', 'injected throttling', { retryAfterSeconds: 1 }), { 'Retry-After': '1' }); }
     if (faults.status500 > 0) { faults.status500--; return status(res, 500, 'InternalError', 'injected failure'); }
@@ -595,11 +605,15 @@ const serve = (req, res) => {
     else run();
   });
 };
-const server = tlsDir
-  ? https.createServer({ cert: fs.readFileSync(tlsDir + '/cert.pem'), key: fs.readFileSync(tlsDir + '/key.pem'),
-      ...(auth.clientCa ? { ca: fs.readFileSync(auth.clientCa), requestCert: true, rejectUnauthorized: false } : {}) }, serve)
-  : http.createServer(serve);
-// --ipv6: listen on [::1] instead (the in-cluster IPv6 service host test).
-server.listen(+opt('--port', '0'), args.includes('--ipv6') ? '::1' : '127.0.0.1',
-  () => process.stdout.write(`LISTENING ${server.address().port}\n`));
+const tlsOpts = tlsDir ? { cert: fs.readFileSync(tlsDir + '/cert.pem'), key: fs.readFileSync(tlsDir + '/key.pem'),
+  ...(auth.clientCa ? { ca: fs.readFileSync(auth.clientCa), requestCert: true, rejectUnauthorized: false } : {}) } : null;
+const mk = () => tlsDir ? https.createServer(tlsOpts, serve) : http.createServer(serve);
+// --ipv6: also listen on [::1], on the same port (the in-cluster IPv6
+// service host test); kubectl keeps using 127.0.0.1.
+const server = mk();
+server.listen(+opt('--port', '0'), '127.0.0.1', () => {
+  const port = server.address().port;
+  if (!args.includes('--ipv6')) return process.stdout.write(`LISTENING ${port}\n`);
+  mk().listen(port, '::1', () => process.stdout.write(`LISTENING ${port}\n`));
+});
 process.on('SIGTERM', () => process.exit(0));
