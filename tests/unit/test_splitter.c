@@ -365,7 +365,7 @@ static void test_second_split_while_running_conflicts(void **state)
     char *st = NULL;
     split_service *svc = splitter_service(f->sp);
     TU_RC(SHALE_CONFLICT, svc->ops->submit(svc, b, &created, &st));
-    assert_non_null(strstr(shale_errmsg(), "mid-split"));
+    assert_non_null(strstr(shale_errmsg(), "being split by first"));
     /* A new splitter (an agent restart) resumes the journaled split. */
     splitter_free(f->sp);
     f->sp = NULL;
