@@ -498,7 +498,9 @@ shale_status splitter_wait_idle(splitter *sp, int64_t timeout_ms)
     for (;;) {
         bool unreadable = !sp->loaded;
         for (job *j = sp->jobs; j; j = j->next)
-            unreadable = unreadable || j->load == JOB_UNREADABLE;
+            unreadable = unreadable || j->load == JOB_UNREADABLE ||
+                         (j->load == JOB_LOADED && !j->orphaned && !j->st->dry_run &&
+                          j->st->lease.state == LEASE_HELD && lease_releasable(j->st));
         if (!sp->busy && !next_runnable_locked(sp) && !(unreadable && sp->started))
             break;
         int64_t left = deadline - mono_ms();
