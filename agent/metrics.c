@@ -73,8 +73,8 @@ char *metrics_render(splitter *sp)
             "failing (phase Stalled).\n");
     put(&b, "# TYPE shale_split_stalled gauge\n");
     put(&b, "shale_split_stalled %llu\n", (unsigned long long)st.stalled);
-    put(&b, "# HELP shale_split_refused_total Split requests refused with Conflict (the "
-            "lease is held, or journals block new splits).\n");
+    put(&b, "# HELP shale_split_refused_total Split requests refused after validation (the "
+            "lease is held, journals block new splits or cannot be read yet).\n");
     put(&b, "# TYPE shale_split_refused_total counter\n");
     put(&b, "shale_split_refused_total %llu\n", (unsigned long long)st.refused);
     put(&b, "# HELP shale_split_journals Split journals that could not be used, by state.\n");

@@ -233,7 +233,23 @@ void splitter_adopt_lease(splitter *sp)
         return;   /* tried again next round */
     pthread_mutex_lock(&sp->mu);
     bool known = !v.held || find_locked(sp, v.holder);
+    /* A take record without a journal is also what a live accept in
+     * another agent looks like for a few milliseconds: adopt it only when
+     * the same record is still the top, still without a journal, after
+     * ADOPT_GRACE_MS of this agent's own clock. */
+    bool wait = false;
+    if (!known && sp->adopt_seq != v.top) {
+        sp->adopt_seq = v.top;
+        sp->adopt_seen_ms = mono_ms();
+        wait = true;
+    } else if (!known && mono_ms() - sp->adopt_seen_ms < ADOPT_GRACE_MS) {
+        wait = true;
+    }
     pthread_mutex_unlock(&sp->mu);
+    if (wait) {
+        lease_view_free(&v);
+        return;
+    }
     split_state *st = NULL;
     uint64_t ver = 0;
     if (!known) {

@@ -73,13 +73,14 @@ shale_status splitter_save(splitter *sp, job *j)
     return rc;
 }
 
-void log_refusal(splitter *sp, const char *split, const char *why)
+void log_refusal(splitter *sp, const char *split, shale_status rc, const char *why)
 {
     pthread_mutex_lock(&sp->mu);
     sp->stats.refused++;
     pthread_mutex_unlock(&sp->mu);
-    log_fields(LOG_WARN, split, NULL, -1, (log_field[]){LOG_S("result", "Conflict"),
-                                                       LOG_S("error", why)},
+    log_fields(LOG_WARN, split, NULL, -1,
+               (log_field[]){LOG_S("result", rc == SHALE_CONFLICT ? "Conflict" : shale_strerror(rc)),
+                             LOG_S("error", why)},
                2, "request refused");
 }
 
@@ -572,7 +573,10 @@ void *splitter_worker(void *arg)
                 continue;
             sp->busy = false;
             pthread_cond_broadcast(&sp->cv);
-            pthread_cond_wait(&sp->cv, &sp->mu);
+            if (sp->lease_adopted)
+                pthread_cond_wait(&sp->cv, &sp->mu);
+            else   /* a lease without a journal is looked at again */
+                timed_wait_locked(sp, ADOPT_GRACE_MS / 2);
             continue;
         }
         sp->busy = true;

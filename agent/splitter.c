@@ -117,7 +117,7 @@ static shale_status status_of(splitter *sp, job *j, char **out)
 
 static shale_status refuse(splitter *sp, const char *name, shale_status rc)
 {
-    log_refusal(sp, name, shale_errmsg());
+    log_refusal(sp, name, rc, shale_errmsg());
     return rc;
 }
 

@@ -77,7 +77,8 @@ typedef struct splitter_stats {
     uint64_t completed, failed, aborted;
     uint64_t bytes_copied, objects_copied;
     uint64_t retries;             /* failed step attempts that were retried */
-    uint64_t refused;             /* requests refused with Conflict */
+    uint64_t refused;             /* valid requests refused (lease held, journals
+                                     blocking or not read yet) */
     uint64_t stalled;             /* gauge: splits now Stalled */
     uint64_t journals_unreadable; /* gauge: journals not read yet */
     uint64_t journals_corrupt;    /* gauge: bad journals waiting for an operator */

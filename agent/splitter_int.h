@@ -24,6 +24,7 @@
 
 #define MAX_LISTENERS 8
 #define STEP_ATTEMPTS 3      /* tries of a failing step before the point of no return */
+#define ADOPT_GRACE_MS 5000  /* a lease without a journal for this long is adopted */
 
 /* How a job's journal was had at start. */
 typedef enum job_load {
@@ -65,6 +66,8 @@ struct splitter {
     job *jobs;
     bool loaded;             /* the journal list was read (else retried) */
     bool lease_adopted;      /* a lease without a journal was looked for */
+    uint64_t adopt_seq;      /* the take record seen without a journal */
+    int64_t adopt_seen_ms;   /* when (mono_ms) */
     char load_error[512];
     uint32_t load_tries;
     bool stop, busy, started;
@@ -148,6 +151,6 @@ void append_locked(splitter *sp, job *j);
 bool lease_releasable(const split_state *s);
 
 /* Log helpers (split_run.c). */
-void log_refusal(splitter *sp, const char *split, const char *why);
+void log_refusal(splitter *sp, const char *split, shale_status rc, const char *why);
 
 #endif
