@@ -387,8 +387,11 @@ static shale_status step_loop(splitter *sp, job *j, run *r, split_step step,
     shale_status rc = SHALE_OK;
     *stopped = false;
     for (uint32_t attempt = 1;; attempt++) {
-        memset(res->message, 0, sizeof res->message);
-        res->mismatch = false;
+        /* A fresh result per attempt: what an attempt did is applied once. */
+        step_child_result *kids = res->children;
+        memset(res, 0, sizeof *res);
+        memset(kids, 0, r->req->child_count * sizeof *kids);
+        res->children = kids;
         rc = run_step(r, step, res);
         apply_result(sp, j, step, res);
         if (!rc)

@@ -94,17 +94,25 @@ static void expire_dry_runs_locked(splitter *sp)
     }
 }
 
-/* Re-reads a job another agent drives from its journal (mu not held). */
+/* Re-reads a job another agent drives from its journal (mu not held).
+ * Remote jobs are never freed (only finished dry runs expire), so j stays
+ * valid; its state is swapped under mu. */
 static void refresh_remote(splitter *sp, job *j)
 {
+    pthread_mutex_lock(&sp->mu);
+    char *name = xstrdup(j->st->name);
+    pthread_mutex_unlock(&sp->mu);
     uint64_t v;
     split_state *st = NULL;
-    if (journal_load(sp->store, j->st->name, &v, &st))
-        return;
-    pthread_mutex_lock(&sp->mu);
-    split_state_free(j->st);
-    j->st = st;
-    pthread_mutex_unlock(&sp->mu);
+    if (name && !journal_load(sp->store, name, &v, &st)) {
+        pthread_mutex_lock(&sp->mu);
+        split_state *old = j->st;
+        j->st = st;
+        st = old;
+        pthread_mutex_unlock(&sp->mu);
+    }
+    split_state_free(st);
+    free(name);
 }
 
 static shale_status status_of(splitter *sp, job *j, char **out)
