@@ -14,6 +14,7 @@
 #include "request.h"
 #include "journal.h"
 #include "lease.h"
+#include "metrics.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -461,6 +462,8 @@ static void test_unreadable_journals_are_resumed_later(void **state)
 
 typedef struct watcher {
     pthread_mutex_t mu;
+    pthread_cond_t cv;       /* signalled when Stalled is first seen */
+    bool forever;            /* the fault lasts until the test clears it */
     bool stalled, verify_failed, stalled_fields, retried_twice;
     fx *f;
     shale_fault *ctl;
@@ -474,6 +477,7 @@ static void on_status(void *ctx, const char *name, const char *json)
     pthread_mutex_lock(&w->mu);
     if (strstr(json, "\"phase\": \"Stalled\"")) {
         w->stalled = true;
+        pthread_cond_broadcast(&w->cv);
         if (strstr(json, "\"step\": \"Verify\"") && strstr(json, "\"nextRetryTime\": \"2") &&
             strstr(json, "\"retries\": ") && strstr(json, "\"error\": \"I/O"))
             w->stalled_fields = true;
@@ -494,8 +498,8 @@ static void arm_after_clone(void *ctx, const char *step, double secs)
     if (strcmp(step, "Clone") || w->armed)
         return;
     w->armed = true;
-    shale_fault_rule rule = {SHALE_FAULT_OP(SHALE_OP_GET_RANGE), "compacted/", 0, 6, SHALE_IO,
-                             false, 0, 0};   /* the next 6 reads */
+    shale_fault_rule rule = {SHALE_FAULT_OP(SHALE_OP_GET_RANGE), "compacted/", 0,
+                             w->forever ? 0 : 6, SHALE_IO, false, 0, 0};   /* the next 6 reads */
     shale_fault_add(w->ctl, &rule, NULL);
 }
 
@@ -503,7 +507,8 @@ static void test_verify_read_errors_stall_then_complete(void **state)
 {
     (void)state;
     fx *f = fx_new(true);
-    watcher w = {PTHREAD_MUTEX_INITIALIZER, false, false, false, false, f, NULL, false};
+    watcher w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false, false,
+                 false, f, NULL, false};
     w.ctl = shale_fault_for_uri(f->parent, NULL);
     assert_non_null(w.ctl);
     splitter *a = agent(f, false);
@@ -532,6 +537,58 @@ static void test_verify_read_errors_stall_then_complete(void **state)
     shale_fault_clear(w.ctl);
     splitter_free(a);
     split_request_free(x);
+    fx_free(f);
+}
+
+/* While Stalled the agent answers: status shows the stall, another split
+ * is refused naming this one, an abort is refused (past the point of no
+ * return), the metrics show it; once the store heals the split completes. */
+static void test_stalled_splitter_stays_responsive(void **state)
+{
+    (void)state;
+    fx *f = fx_new(true);
+    watcher w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, true, false, false, false,
+                 false, f, NULL, false};
+    w.ctl = shale_fault_for_uri(f->parent, NULL);
+    assert_non_null(w.ctl);
+    splitter *a = agent(f, false);
+    TU_OK(splitter_add_listener(a, on_status, &w));
+    splitter_on_step(a, arm_after_clone, &w);
+    TU_OK(splitter_start(a));
+    split_request *x = request(f, "split-x", 0, false), *y = request(f, "split-y", 1, false);
+    bool created;
+    char *st = NULL;
+    TU_OK(submit(a, x, &created, &st));
+    free(st);
+    pthread_mutex_lock(&w.mu);
+    while (!w.stalled)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    st = status(a, "split-x");
+    expect_in(st, "\"phase\": \"Stalled\"");
+    expect_in(st, "\"step\": \"Verify\"");
+    free(st);
+    TU_RC(SHALE_CONFLICT, submit(a, y, &created, &st));
+    expect_in(shale_errmsg(), "being split by split-x");
+    split_service *svc = splitter_service(a);
+    TU_RC(SHALE_CONFLICT, svc->ops->abort(svc, "split-x", &st));
+    expect_in(shale_errmsg(), "point of no return");
+    char *m = metrics_render(a);
+    expect_in(m, "shale_split_stalled 1");
+    expect_in(m, "shale_split_refused_total 1");
+    free(m);
+    shale_fault_clear(w.ctl);      /* the store heals */
+    TU_OK(splitter_wait_idle(a, 60000));
+    st = status(a, "split-x");
+    expect_in(st, "\"phase\": \"Complete\"");
+    free(st);
+    m = metrics_render(a);
+    expect_in(m, "shale_split_stalled 0");
+    free(m);
+    assert_false(w.verify_failed);
+    splitter_free(a);
+    split_request_free(x);
+    split_request_free(y);
     fx_free(f);
 }
 
@@ -604,6 +661,7 @@ int main(void)
         cmocka_unit_test(test_format1_journal_killed_in_complete_finishes),
         cmocka_unit_test(test_unreadable_journals_are_resumed_later),
         cmocka_unit_test(test_verify_read_errors_stall_then_complete),
+        cmocka_unit_test(test_stalled_splitter_stays_responsive),
         cmocka_unit_test(test_dry_runs_expire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
