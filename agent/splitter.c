@@ -382,6 +382,10 @@ static shale_status svc_abort(split_service *svc, const char *name, char **statu
         pthread_cond_broadcast(&sp->cv);
     }
     pthread_mutex_unlock(&sp->mu);
+    if (rc && rc != SHALE_NOT_FOUND)
+        log_fields(LOG_WARN, name, NULL, -1,
+                   (log_field[]){LOG_S("result", "Conflict"), LOG_S("error", shale_errmsg())}, 2,
+                   "abort refused");
     return rc;
 }
 
