@@ -177,8 +177,6 @@ static void finish(splitter *sp, job *j, split_phase phase, const char *reason,
 {
     pthread_mutex_lock(&sp->mu);
     split_state *s = j->st;
-    if (s->stalled.on && sp->stats.stalled)
-        sp->stats.stalled--;
     s->stalled.on = false;
     s->phase = phase;
     split_state_set_str(&s->reason, reason);
@@ -413,8 +411,6 @@ static shale_status step_loop(splitter *sp, job *j, run *r, split_step step,
         s->steps[step].attempts = attempt;
         bool first_stall = forward_only && !s->stalled.on;
         if (forward_only) {
-            if (first_stall)
-                sp->stats.stalled++;
             s->stalled.on = true;
             s->stalled.step = step;
             split_state_set_str(&s->stalled.error, err);
@@ -514,11 +510,7 @@ static void run_job(splitter *sp, job *j)
                    (log_field[]){LOG_S("result", "Done"), LOG_S("message", res.message)}, 2,
                    "step done");
         pthread_mutex_lock(&sp->mu);
-        if (j->st->stalled.on) {
-            j->st->stalled.on = false;
-            if (sp->stats.stalled)
-                sp->stats.stalled--;
-        }
+        j->st->stalled.on = false;
         j->st->phase = split_step_phase(step);
         pthread_mutex_unlock(&sp->mu);
         set_step(sp, j, step, STEP_DONE, *res.message ? res.message : NULL);

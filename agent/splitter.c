@@ -269,7 +269,7 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
         log_fields(LOG_INFO, r->name, split_step_name(STEP_ACCEPT), -1,
                    (log_field[]){LOG_S("result", "Done"), LOG_N("leaseSeq", seq)}, 2,
                    "split accepted; the shard's split lease is held");
-    } else if (!(j = calloc(1, sizeof *j)) || !(j->st = split_state_new(r, canon, true, 0))) {
+    } else if (!(j = calloc(1, sizeof *j)) || !(j->st = split_state_new(r, canon, true, now_ms()))) {
         free(j);
         j = NULL;
         rc = SHALE_OOM();
@@ -540,6 +540,7 @@ void splitter_get_stats(splitter *sp, splitter_stats *out)
     pthread_mutex_lock(&sp->mu);
     *out = sp->stats;
     for (job *j = sp->jobs; j; j = j->next) {
+        out->stalled += j->st->stalled.on && !split_phase_terminal(j->st->phase) && !j->orphaned;
         out->journals_unreadable += j->load == JOB_UNREADABLE;
         out->journals_corrupt += j->load == JOB_CORRUPT;
     }
