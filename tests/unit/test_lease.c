@@ -424,11 +424,11 @@ static void test_format1_journal_killed_in_complete_finishes(void **state)
     fx_free(f);
 }
 
-/* The journal list cannot be read at start: the split is not dropped, new
- * splits are refused meanwhile, and it resumes once the store answers. */
-static void test_unreadable_journals_are_resumed_later(void **state)
+/* The journal list (list_fails) or the split's journal itself cannot be
+ * read at start: the split is not dropped, new splits are refused
+ * meanwhile, and it resumes once the store answers. */
+static void unreadable_at_start(bool list_fails)
 {
-    (void)state;
     fx *f = fx_new(true);
     splitter *a = agent(f, false);
     split_request *x = request(f, "split-x", 0, false), *y = request(f, "split-y", 1, false);
@@ -439,10 +439,16 @@ static void test_unreadable_journals_are_resumed_later(void **state)
     splitter_free(a);
     shale_fault *ctl = shale_fault_for_uri(f->parent, NULL);
     assert_non_null(ctl);
-    shale_fault_rule rule = {SHALE_FAULT_OP(SHALE_OP_LIST), "splits/", 0, 3, SHALE_IO, false, 0,
-                             0};
+    shale_fault_rule rule = {SHALE_FAULT_OP(list_fails ? SHALE_OP_LIST : SHALE_OP_GET),
+                             list_fails ? "splits/" : "splits/split-x/", 0, 3, SHALE_IO, false,
+                             0, 0};
     TU_OK(shale_fault_add(ctl, &rule, NULL));
     a = agent(f, false);
+    if (!list_fails) {
+        st = status(a, "split-x");
+        expect_in(st, "\"reason\": \"JournalUnreadable\"");
+        free(st);
+    }
     TU_RC(SHALE_RETRYABLE, submit(a, y, &created, &st));
     expect_in(shale_errmsg(), "could not all be read yet");
     TU_OK(splitter_start(a));
@@ -456,6 +462,18 @@ static void test_unreadable_journals_are_resumed_later(void **state)
     split_request_free(x);
     split_request_free(y);
     fx_free(f);
+}
+
+static void test_unreadable_journal_list_is_resumed_later(void **state)
+{
+    (void)state;
+    unreadable_at_start(true);
+}
+
+static void test_unreadable_journal_is_resumed_later(void **state)
+{
+    (void)state;
+    unreadable_at_start(false);
 }
 
 /* ---- Stalled -------------------------------------------------------------------- */
@@ -659,7 +677,8 @@ int main(void)
         cmocka_unit_test(test_corrupt_journal_blocks_until_cleared),
         cmocka_unit_test(test_newer_journal_format_is_refused),
         cmocka_unit_test(test_format1_journal_killed_in_complete_finishes),
-        cmocka_unit_test(test_unreadable_journals_are_resumed_later),
+        cmocka_unit_test(test_unreadable_journal_list_is_resumed_later),
+        cmocka_unit_test(test_unreadable_journal_is_resumed_later),
         cmocka_unit_test(test_verify_read_errors_stall_then_complete),
         cmocka_unit_test(test_stalled_splitter_stays_responsive),
         cmocka_unit_test(test_dry_runs_expire),
