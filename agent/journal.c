@@ -505,7 +505,7 @@ shale_status journal_clear(shale_objstore *st, const char *name, int64_t now)
         return rc;   /* cannot read it now: nothing is known to clear */
     char why[600];
     snprintf(why, sizeof why, "cleared by an operator: %s",
-             rc ? shale_errmsg() : (old->message ? old->message : ""));
+             old ? (old->message ? old->message : "") : shale_errmsg());
     split_state *s = old ? old : split_state_alloc();
     if (!s)
         return SHALE_OOM();
