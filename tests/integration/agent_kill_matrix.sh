@@ -86,6 +86,9 @@ for fp in Journal.3 FullFlush.before Journal.5 WipeLocalWAL.before; do
   timeout 120 "$AGENT" --once --config "$d/agent.yaml" 2>"$d/log2"
   grep -q '"phase": "Aborted"' "$d/splits/status/sp.json" && ok "abort after crash at $fp: Aborted" \
     || notok "abort after crash at $fp: Aborted"
+  top=$(ls "$d/parent/splits/_lease/" 2>/dev/null | sort | tail -1)
+  grep -q '"op": "release"' "$d/parent/splits/_lease/$top" 2>/dev/null \
+    && ok "abort $fp: the split lease is released" || notok "abort $fp: the split lease is released"
   "$SHALE" --wal-store "file://$d/wal" put "file://$d/parent" zzz-after-abort 1 >/dev/null 2>&1 \
     && ok "abort $fp: parent writable" || notok "abort $fp: parent writable"
   n=$("$SHALE" --wal-store "file://$d/wal" scan "file://$d/parent" --count 2>/dev/null)
