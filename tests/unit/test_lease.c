@@ -610,6 +610,55 @@ static void test_stalled_splitter_stays_responsive(void **state)
     fx_free(f);
 }
 
+/* The agent stops while a step is Stalled (the journal's newest version
+ * records the stall); restarted after the store healed, it resumes the
+ * step and completes, the stall cleared. */
+static void test_stalled_split_resumes_after_restart(void **state)
+{
+    (void)state;
+    fx *f = fx_new(true);
+    watcher w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, true, false, false, false,
+                 false, f, NULL, false};
+    w.ctl = shale_fault_for_uri(f->parent, NULL);
+    assert_non_null(w.ctl);
+    splitter *a = agent(f, false);
+    TU_OK(splitter_add_listener(a, on_status, &w));
+    splitter_on_step(a, arm_after_clone, &w);
+    TU_OK(splitter_start(a));
+    split_request *x = request(f, "split-x", 0, false);
+    bool created;
+    char *st = NULL;
+    TU_OK(submit(a, x, &created, &st));
+    free(st);
+    pthread_mutex_lock(&w.mu);
+    while (!w.stalled)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    splitter_free(a);                /* stops mid-retry */
+    shale_fault_clear(w.ctl);
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(f->parent, NULL, &s));
+    uint64_t v;
+    split_state *js = NULL;
+    TU_OK(journal_load(s, "split-x", &v, &js));
+    assert_int_equal(js->phase, PHASE_STALLED);
+    assert_true(js->stalled.on);
+    assert_int_equal(js->stalled.step, STEP_VERIFY);
+    assert_int_equal(js->steps[STEP_VERIFY].state, STEP_RUNNING);
+    split_state_free(js);
+    shale_objstore_close(s);
+    a = agent(f, true);
+    TU_OK(splitter_wait_idle(a, 60000));
+    st = status(a, "split-x");
+    expect_in(st, "\"phase\": \"Complete\"");
+    assert_null(strstr(st, "\"stalled\""));
+    free(st);
+    assert_false(read_lease(f).held);
+    splitter_free(a);
+    split_request_free(x);
+    fx_free(f);
+}
+
 /* ---- dry runs ------------------------------------------------------------------- */
 
 static int64_t g_now;
@@ -681,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_unreadable_journal_is_resumed_later),
         cmocka_unit_test(test_verify_read_errors_stall_then_complete),
         cmocka_unit_test(test_stalled_splitter_stays_responsive),
+        cmocka_unit_test(test_stalled_split_resumes_after_restart),
         cmocka_unit_test(test_dry_runs_expire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

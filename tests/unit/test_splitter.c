@@ -652,6 +652,10 @@ static void verify_fails(fx *f, damage kind, const char *verify, unsigned cut,
     if (!strstr(st, "\"reason\": \"VerifyFailed\"") || !strstr(st, what) ||
         !strstr(st, "kid-0"))
         fail_msg("expected VerifyFailed naming kid-0 and '%s':\n%s", what, st);
+    /* Past the wipe the shard's data lives in the children: the split lease
+     * stays held for an operator (docs/agent.md). */
+    if (!strstr(st, "\"state\": \"Held\"") || !strstr(st, "lease stays held"))
+        fail_msg("expected the split lease to stay held:\n%s", st);
     free(st);
     split_request_free(r);
 }
