@@ -213,14 +213,14 @@ static void race_round(bool two_agents)
 static void test_two_agents_race_one_wins(void **state)
 {
     (void)state;
-    for (int i = 0; i < (tu_quick() ? 2 : 5); i++)
+    for (int i = 0; i < (tu_quick() ? 3 : 10); i++)
         race_round(true);
 }
 
 static void test_two_sources_race_one_wins(void **state)
 {
     (void)state;
-    for (int i = 0; i < (tu_quick() ? 2 : 5); i++)
+    for (int i = 0; i < (tu_quick() ? 3 : 10); i++)
         race_round(false);
 }
 
