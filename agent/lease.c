@@ -24,6 +24,14 @@ void lease_view_free(lease_view *v)
     }
 }
 
+void lease_self(char *buf, size_t n)
+{
+    char host[128] = "?";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    snprintf(buf, n, "%s:%ld", host, (long)getpid());
+}
+
 static void lease_key(uint64_t seq, char *buf, size_t n)
 {
     snprintf(buf, n, LEASE_PREFIX "%020llu.json", (unsigned long long)seq);
@@ -85,6 +93,8 @@ shale_status lease_read(shale_objstore *st, lease_view *out)
     }
     out->held = !strcmp(op, "take");
     snprintf(out->holder, sizeof out->holder, "%s", split);
+    const char *owner = json_string_value(json_object_get(d, "owner"));
+    snprintf(out->owner, sizeof out->owner, "%s", owner ? owner : "");
     json_t *rq = json_object_get(d, "request");
     if (out->held && json_is_object(rq))
         out->request_json = json_dumps(rq, JSON_SORT_KEYS);
@@ -95,10 +105,9 @@ shale_status lease_read(shale_objstore *st, lease_view *out)
 static shale_status put_record(shale_objstore *st, uint64_t seq, const char *op,
                                const char *shard, const char *split, const char *request_json)
 {
-    char now[40], host[128] = "?", owner[200], key[128];
+    char now[40], owner[200], key[128];
     journal_now(now, sizeof now);
-    gethostname(host, sizeof host - 1);
-    snprintf(owner, sizeof owner, "%s:%ld", host, (long)getpid());
+    lease_self(owner, sizeof owner);
     json_error_t err;
     json_t *rq = request_json ? json_loads(request_json, 0, &err) : NULL;
     json_t *d = json_pack("{s:i, s:I, s:s, s:s, s:s, s:s, s:o}", "format", LEASE_FORMAT, "seq",

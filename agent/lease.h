@@ -39,7 +39,11 @@ typedef struct lease_view {
     bool held;             /* the top record is a take */
     char holder[256];      /* the split holding it (when held) */
     char *request_json;    /* the holder's canonical request (malloc'd) or NULL */
+    char owner[200];       /* "<host>:<pid>" that wrote the top record */
 } lease_view;
+
+/* This process's owner string (as written in records it takes). */
+void lease_self(char *buf, size_t n);
 
 void lease_view_free(lease_view *v);
 

@@ -115,6 +115,23 @@ static void refresh_remote(splitter *sp, job *j)
     free(name);
 }
 
+/* A split journalled in the store that this process accepted: unfinished,
+ * holding the lease, whose take record this process wrote. */
+static bool accepted_here(splitter *sp, const split_state *st)
+{
+    if (split_phase_terminal(st->phase) || st->lease.state != LEASE_HELD)
+        return false;
+    lease_view v;
+    if (lease_read(sp->store, &v))
+        return false;
+    char self[200];
+    lease_self(self, sizeof self);
+    bool mine = v.held && !strcmp(v.holder, st->name) && v.top == st->lease.seq &&
+                !strcmp(v.owner, self);
+    lease_view_free(&v);
+    return mine;
+}
+
 static shale_status status_of(splitter *sp, job *j, char **out)
 {
     pthread_mutex_lock(&sp->mu);
@@ -207,12 +224,21 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
                 goto out;
             }
             j->st = st;
-            j->orphaned = true;
+            j->orphaned = !accepted_here(sp, st);
+            if (!j->orphaned) {
+                /* This process took its lease and wrote version 1 (the
+                 * write reported a failure but landed): it is ours to run. */
+                j->req = r;
+                r = NULL;
+                log_fields(LOG_INFO, st->name, split_step_name(STEP_ACCEPT), -1, NULL, 0,
+                           "split accepted on re-send (its journal had been written)");
+            }
             j->req_json = canon;
             canon = NULL;
             j->added_ms = clock_now(sp);
             pthread_mutex_lock(&sp->mu);
             append_locked(sp, j);
+            pthread_cond_broadcast(&sp->cv);
             pthread_mutex_unlock(&sp->mu);
             rc = status_of(sp, j, status_json);
             goto out;
@@ -255,13 +281,12 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
             goto out;
         }
         if (rc) {
-            shale_status keep = rc;
-            char msg[600];
-            snprintf(msg, sizeof msg, "%s", shale_errmsg());
-            uint64_t rs;
-            if (fresh)
-                lease_release(sp->store, r->name, &rs);   /* nothing was done */
-            rc = shale_err(keep, "%s", msg);
+            /* The write may have landed although it failed here, so the
+             * lease stays with this split: re-sending the request finishes
+             * the accept (the lease names it), and an agent that finds the
+             * lease without a journal later accepts it from the record. */
+            rc = shale_err_prefix(rc, "accepting split %s (it holds the split lease; re-send "
+                                      "the request)", r->name);
             job_free(j);
             j = NULL;
             goto out;

@@ -296,6 +296,53 @@ static void test_same_request_to_another_agent_returns_status(void **state)
     fx_free(f);
 }
 
+/* Journal version 1 cannot be written at Accept (after_effect: it landed,
+ * but the agent saw an error; or it did not land): the lease stays with the
+ * split, another split is refused, and re-sending the request finishes the
+ * accept.  Never two splits, never a split stuck without its journal. */
+static void accept_write_fails(bool landed)
+{
+    fx *f = fx_new(true);
+    shale_fault *ctl = shale_fault_for_uri(f->parent, NULL);
+    assert_non_null(ctl);
+    shale_fault_rule rule = {SHALE_FAULT_OP(SHALE_OP_PUT_IF_ABSENT), "splits/split-x/", 1, 1,
+                             SHALE_IO, landed, 0, 0};
+    TU_OK(shale_fault_add(ctl, &rule, NULL));
+    splitter *a = agent(f, true);
+    split_request *x = request(f, "split-x", 0, false), *y = request(f, "split-y", 1, false);
+    bool created;
+    char *st = NULL;
+    TU_RC(SHALE_IO, submit(a, x, &created, &st));
+    expect_in(shale_errmsg(), "re-send the request");
+    assert_int_equal(shale_fault_injected(ctl), 1);
+    TU_RC(SHALE_CONFLICT, submit(a, y, &created, &st));
+    expect_in(shale_errmsg(), "being split by split-x");
+    TU_OK(submit(a, x, &created, &st));       /* re-sent */
+    free(st);
+    TU_OK(splitter_wait_idle(a, 60000));
+    st = status(a, "split-x");
+    expect_in(st, "\"phase\": \"Complete\"");
+    free(st);
+    assert_false(read_lease(f).held);
+    shale_fault_clear(ctl);
+    splitter_free(a);
+    split_request_free(x);
+    split_request_free(y);
+    fx_free(f);
+}
+
+static void test_accept_journal_write_fails(void **state)
+{
+    (void)state;
+    accept_write_fails(false);
+}
+
+static void test_accept_journal_write_lands_but_fails(void **state)
+{
+    (void)state;
+    accept_write_fails(true);
+}
+
 /* ---- journals at start ---------------------------------------------------------- */
 
 static void put_object(fx *f, const char *key, const char *text)
@@ -723,6 +770,8 @@ int main(void)
         cmocka_unit_test(test_two_sources_race_one_wins),
         cmocka_unit_test(test_restarted_agent_keeps_refusing),
         cmocka_unit_test(test_same_request_to_another_agent_returns_status),
+        cmocka_unit_test(test_accept_journal_write_fails),
+        cmocka_unit_test(test_accept_journal_write_lands_but_fails),
         cmocka_unit_test(test_corrupt_journal_blocks_until_cleared),
         cmocka_unit_test(test_newer_journal_format_is_refused),
         cmocka_unit_test(test_format1_journal_killed_in_complete_finishes),
