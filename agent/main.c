@@ -4,6 +4,7 @@
  *   shale-agent --config FILE [--set key=value]... [--port-file FILE]
  *   shale-agent --once --config FILE    (run what is pending, then exit)
  *   shale-agent --check-config --config FILE
+ *   shale-agent --clear-journal NAME --config FILE   (docs/agent.md "Resume")
  *   shale-agent --version | --help
  *
  * Runs until SIGTERM or SIGINT, then stops the sources, lets the current
@@ -31,6 +32,8 @@ static void usage(FILE *f)
     fputs("usage: shale-agent --config FILE [--set key=value]... [--port-file FILE]\n"
           "       shale-agent --once --config FILE      run pending splits, then exit\n"
           "       shale-agent --check-config --config FILE [--set key=value]...\n"
+          "       shale-agent --clear-journal NAME --config FILE   clear a bad or failed "
+          "split's journal and lease\n"
           "       shale-agent --version | --help\n"
           "\n"
           "Runs shard splits for one shard: watches the local request directory,\n"
@@ -51,9 +54,9 @@ int main(int argc, char **argv)
         {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
         {"check-config", no_argument, 0, 'k'}, {"port-file", required_argument, 0, 'p'},
         {"version", no_argument, 0, 'v'},      {"help", no_argument, 0, 'h'},
-        {"once", no_argument, 0, 'o'},
+        {"once", no_argument, 0, 'o'},         {"clear-journal", required_argument, 0, 'C'},
         {0, 0, 0, 0}};
-    const char *config_path = NULL, *port_file = NULL;
+    const char *config_path = NULL, *port_file = NULL, *clear = NULL;
     const char *sets[64];
     int nsets = 0, check = 0, once = 0, c;
     while ((c = getopt_long(argc, argv, "c:s:kp:vho", opts, NULL)) != -1) {
@@ -65,6 +68,7 @@ int main(int argc, char **argv)
             break;
         case 'k': check = 1; break;
         case 'o': once = 1; break;
+        case 'C': clear = optarg; break;
         case 'p': port_file = optarg; break;
         case 'v': printf("shale-agent %s\n", SHALE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -120,6 +124,16 @@ int main(int argc, char **argv)
     so.step_timeout_s = cfg.step_seconds;
     so.verify = (split_verify)cfg.verify_mode;
     agent_config_policy(&cfg, &so.policy);
+    if (clear) {
+        rc = splitter_clear_journal(&so, clear);
+        if (rc)
+            LOGE("cannot clear the journal of split %s: %s: %s", clear, shale_strerror(rc),
+                 shale_errmsg());
+        else
+            printf("cleared split %s in %s\n", clear, cfg.store_uri);
+        agent_config_free(&cfg);
+        return rc ? 1 : 0;
+    }
     splitter *sp = NULL;
     source_local *local = NULL;
     source_kube *kube = NULL;

@@ -1,6 +1,6 @@
 /* metrics.c -- see metrics.h. */
 #include "metrics.h"
-#include "journal.h"
+#include "split_state.h"
 #include "util/buf.h"
 
 #include <pthread.h>
@@ -34,7 +34,7 @@ void metrics_observe_step(void *ctx, const char *step, double seconds)
 {
     (void)ctx;
     for (int s = 0; s < STEP_COUNT; s++) {
-        if (strcmp(step, journal_step_name(s)))
+        if (strcmp(step, split_step_name((split_step)s)))
             continue;
         pthread_mutex_lock(&g_mu);
         size_t b = 0;
@@ -78,12 +78,29 @@ char *metrics_render(splitter *sp)
     put(&b, "# HELP shale_split_objects_copied_total Objects copied by splits.\n");
     put(&b, "# TYPE shale_split_objects_copied_total counter\n");
     put(&b, "shale_split_objects_copied_total %llu\n", (unsigned long long)st.objects_copied);
+    put(&b, "# HELP shale_split_retries_total Failed split step attempts that were retried.\n");
+    put(&b, "# TYPE shale_split_retries_total counter\n");
+    put(&b, "shale_split_retries_total %llu\n", (unsigned long long)st.retries);
+    put(&b, "# HELP shale_split_stalled Splits past the point of no return whose step keeps "
+            "failing (phase Stalled).\n");
+    put(&b, "# TYPE shale_split_stalled gauge\n");
+    put(&b, "shale_split_stalled %llu\n", (unsigned long long)st.stalled);
+    put(&b, "# HELP shale_split_refused_total Split requests refused after validation (the "
+            "lease is held, journals block new splits or cannot be read yet).\n");
+    put(&b, "# TYPE shale_split_refused_total counter\n");
+    put(&b, "shale_split_refused_total %llu\n", (unsigned long long)st.refused);
+    put(&b, "# HELP shale_split_journals Split journals that could not be used, by state.\n");
+    put(&b, "# TYPE shale_split_journals gauge\n");
+    put(&b, "shale_split_journals{state=\"unreadable\"} %llu\n",
+        (unsigned long long)st.journals_unreadable);
+    put(&b, "shale_split_journals{state=\"corrupt\"} %llu\n",
+        (unsigned long long)st.journals_corrupt);
     put(&b, "# HELP shale_split_step_seconds Duration of split steps.\n");
     put(&b, "# TYPE shale_split_step_seconds histogram\n");
     pthread_mutex_lock(&g_mu);
     for (int s = 0; s < STEP_COUNT; s++) {
         uint64_t cum = 0;
-        const char *name = journal_step_name(s);
+        const char *name = split_step_name((split_step)s);
         for (size_t i = 0; i < NB; i++) {
             cum += g_counts[s][i];
             put(&b, "shale_split_step_seconds_bucket{step=\"%s\",le=\"%g\"} %llu\n", name,

@@ -31,7 +31,7 @@ bool journal_key(const char *name, uint64_t version, char *buf, size_t n)
     size_t nl = name ? strlen(name) : 0;
     if (n)
         buf[0] = '\0';
-    if (!nl || nl > PATH_JOURNAL_NAME_MAX || strchr(name, '/'))
+    if (!nl || nl > PATH_JOURNAL_NAME_MAX || strchr(name, '/') || name[0] == '_')
         return false;
     int w = snprintf(buf, n, PATH_JOURNAL_DIR "%s/%020llu.json", name,
                      (unsigned long long)version);
@@ -115,7 +115,7 @@ bool journal_key_parse(const char *key, char *name, size_t nlen, uint64_t *versi
         return false;
     const char *p = key + pl, *slash = strchr(p, '/');
     if (!slash || slash == p || (size_t)(slash - p) > PATH_JOURNAL_NAME_MAX ||
-        (size_t)(slash - p) >= nlen)
+        (size_t)(slash - p) >= nlen || *p == '_')
         return false;
     const char *v = slash + 1;
     uint64_t x;
@@ -124,5 +124,21 @@ bool journal_key_parse(const char *key, char *name, size_t nlen, uint64_t *versi
     memcpy(name, p, (size_t)(slash - p));
     name[slash - p] = '\0';
     *version = x;
+    return true;
+}
+
+void lease_key(uint64_t seq, char *buf, size_t n)
+{
+    snprintf(buf, n, PATH_LEASE_DIR "%020llu.json", (unsigned long long)seq);
+}
+
+bool lease_key_parse(const char *key, uint64_t *seq)
+{
+    size_t pl = sizeof PATH_LEASE_DIR - 1;
+    uint64_t x;
+    if (!key || strncmp(key, PATH_LEASE_DIR, pl) || strlen(key + pl) != 25 ||
+        strcmp(key + pl + 20, ".json") || !parse_20(key + pl, &x) || !x)
+        return false;
+    *seq = x;
     return true;
 }

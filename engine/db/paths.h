@@ -34,6 +34,7 @@
 #define PATH_WAL_DIR "wal/"
 #define PATH_SST_DIR "compacted/"
 #define PATH_JOURNAL_DIR "splits/"
+#define PATH_LEASE_DIR "splits/_lease/"   /* split names never start with '_' */
 #define PATH_PROBE_DIR ".probe/"
 
 #define PATH_KEY_MAX 64         /* every manifest, WAL, SST and probe key */
@@ -50,8 +51,12 @@ void sst_key(const char *ulid, char *buf, size_t n);
 /* ".probe/<id>" into buf (n >= PATH_KEY_MAX; id at most 36 characters). */
 void probe_key(const char *id, char *buf, size_t n);
 /* "splits/<name>/<version:020>.json" into buf.  False (buf "") if name is
- * empty, longer than PATH_JOURNAL_NAME_MAX, holds '/', or n is too small. */
+ * empty, longer than PATH_JOURNAL_NAME_MAX, holds '/', starts with '_'
+ * (the lease's directory), or n is too small. */
 bool journal_key(const char *name, uint64_t version, char *buf, size_t n);
+/* "splits/_lease/<seq:020>.json" into buf (n >= PATH_KEY_MAX): one record
+ * of a shard's split lease (agent/lease.h). */
+void lease_key(uint64_t seq, char *buf, size_t n);
 
 /* Strict parsers (see above).  A manifest or WAL id of 0 is refused too:
  * both start at 1, so a zero key is not one the engine wrote. */
@@ -60,8 +65,11 @@ bool wal_key_parse(const char *key, uint64_t *id);
 /* ulid receives the 26 characters and a NUL; only Crockford base32
  * upper-case characters are accepted, the first at most '7' (48-bit time). */
 bool sst_key_parse(const char *key, char ulid[PATH_ULID_LEN + 1]);
-/* name receives the split's name (nlen bytes with the NUL). */
+/* name receives the split's name (nlen bytes with the NUL).  Lease records
+ * are not journals: false for them. */
 bool journal_key_parse(const char *key, char *name, size_t nlen, uint64_t *version);
+/* The seq of a lease record key (>= 1). */
+bool lease_key_parse(const char *key, uint64_t *seq);
 
 /* True when id is a well-formed ULID as sst_key_parse accepts it. */
 bool path_ulid_valid(const char *id);

@@ -7,6 +7,7 @@
  * refused by the pre-flight before the WAL wipe, with the local WAL intact.
  */
 #include "support/dbtest.h"
+#include "lease.h"
 #include "preflight.h"
 #include "request.h"
 #include "shale_admin.h"
@@ -511,6 +512,17 @@ static void preflight_case(fx *f, badness how)
         if (!strcmp(cps[i].name, "split:pre"))
             fail_msg("case %d: the split's checkpoint %s is still there", (int)how, cps[i].id);
     shale_free(cps);
+    /* Nothing was deleted, so the shard's split lease is free again: a
+     * refused split must not block every later split of the shard. */
+    shale_objstore *ps = NULL;
+    TU_OK(shale_objstore_open(f->parent, NULL, &ps));
+    lease_view lv;
+    TU_OK(lease_read(ps, &lv));
+    if (lv.held)
+        fail_msg("case %d: the lease is still held by %s after the refusal", (int)how,
+                 lv.holder);
+    lease_view_free(&lv);
+    shale_objstore_close(ps);
     for (size_t i = 0; i < before.count; i++) {
         void *data = NULL;
         size_t len = 0;
