@@ -50,7 +50,13 @@ typedef struct shale_objstore_options {
     int max_retries;              /* retries of retryable failures; default 6 */
     int retry_base_ms;            /* first backoff, doubled each time; default 50 */
     int retry_max_ms;             /* backoff cap; default 2000 */
-    int timeout_ms;               /* per request; default 30000 */
+    int timeout_ms;               /* S3: a request that moves no bytes for this
+                                     long fails (a stall, not a size bound);
+                                     default 20000 */
+    int deadline_ms;              /* S3: no retry starts later than this after
+                                     a call began, so a call that never gets an
+                                     answer fails within deadline_ms +
+                                     timeout_ms; default 60000 */
     bool fs_no_fsync;             /* file://: skip fsync (tests, benchmarks only) */
 } shale_objstore_options;
 
@@ -142,10 +148,14 @@ shale_status shale_objstore_probe_conditional(shale_objstore *s);
  * A shale_objreader reads one object by ranges without naming it again.  On
  * file:// it holds an open file descriptor, so a read is one pread() where
  * shale_objstore_get_range() walks the path, opens, fstats and closes the
- * file each time.  Every other backend (s3://, mem://, fault wrappers) gets
- * a generic handle that remembers the key and makes one ranged GET per
- * read, exactly as shale_objstore_get_range() would; in particular a fault
- * wrapper's rules see (and can fail) every read of a handle opened on it.
+ * file each time.  An s3:// handle reads ahead once reads are sequential
+ * (each starts where the previous ended: verify, scans): it fetches a window
+ * (256 KiB doubling to 8 MiB) and serves the reads inside it without a
+ * request; random reads are one ranged GET each.  Every other backend
+ * (mem://, fault wrappers) gets a generic handle that remembers the key and
+ * makes one ranged GET per read, exactly as shale_objstore_get_range()
+ * would; in particular a fault wrapper's rules see (and can fail) every
+ * read of a handle opened on it.
  *
  * Handles are meant for objects that are never rewritten (SSTs).  What a
  * handle reads after its key is replaced or deleted depends on the backend:

@@ -1,22 +1,41 @@
 /*
  * objstore_s3.c -- s3://bucket/prefix through libcurl with its SigV4.
  *
- * Requests are signed by curl (CURLOPT_AWS_SIGV4).  Two things curl 7.88
- * does not do are done here: the x-amz-content-sha256 header (S3 and
- * S3-protocol servers require it; UNSIGNED-PAYLOAD is sent, which S3 allows
- * over TLS and s3rver accepts), and sorting the query string, which curl
- * signs as given: every query is built in sorted order.
+ * Requests are signed by curl (CURLOPT_AWS_SIGV4), and checked against a
+ * server that verifies signatures (Ceph RGW in the tests).  What curl 7.88
+ * does not do is done here: the x-amz-content-sha256 header (UNSIGNED-
+ * PAYLOAD; the body's integrity is carried by Content-MD5, which the
+ * server checks, and which buckets with Object Lock require), and a sorted,
+ * percent-encoded query string (curl signs the query as given).  No header
+ * is ever given as "Name:" with no value: curl signs such a header but does
+ * not send it, and the server answers 403 SignatureDoesNotMatch (this is
+ * how `Expect:` broke every PUT; curl's own 100-continue is left alone).
  *
- * Connections are reused through a pool of easy handles (one per call in
- * flight, returned afterwards).  Throttling (429, 503 SlowDown), other 5xx,
- * timeouts and connection failures are retried with full-jitter exponential
- * backoff; other 4xx never are.  Conditional create is PUT with
- * If-None-Match: * (412 = someone else's object is there).
+ * Bounds (docs/object-store.md "Timeouts"): a request that moves no bytes
+ * for timeout_ms fails (a low-speed limit, so a slow but moving 64 MB PUT
+ * is never cut); no retry starts after deadline_ms from the operation's
+ * start, so a store that accepts and never answers fails a call within
+ * deadline_ms + timeout_ms.  Throttling (429, 503 SlowDown), other 5xx,
+ * 400 RequestTimeout, timeouts and connection failures are retried with
+ * full-jitter exponential backoff; other 4xx never are.
  *
- * Status mapping: 404 NOT_FOUND, 412 PRECONDITION_FAILED, 401/403
- * UNAUTHORIZED (message carries S3's error Code, e.g.
- * SignatureDoesNotMatch), 429/5xx RETRYABLE once retries run out, curl
- * timeouts TIMEOUT, other transport errors IO.
+ * Conditional create is PUT with If-None-Match: * (412 = someone else's
+ * object is there).  A 5xx or a transport failure leaves its outcome
+ * unknown (RGW answers 500 to a share of lost races; a timed-out PUT may
+ * have landed), so the key is read back: our bytes there = created, other
+ * bytes = PRECONDITION_FAILED, nothing = retry.  A 412 after such an
+ * unknown attempt is read back the same way.
+ *
+ * Status mapping: 404 NOT_FOUND (NoSuchBucket is INVALID_ARGUMENT naming
+ * the bucket, as is a region redirect naming x-amz-bucket-region), 412
+ * PRECONDITION_FAILED, 401/403 UNAUTHORIZED (message carries S3's error
+ * Code, e.g. SignatureDoesNotMatch), 429/5xx RETRYABLE once retries run
+ * out, curl timeouts TIMEOUT, other transport errors IO.
+ *
+ * Reader handles read ahead when reads are sequential (verify, scans): the
+ * second read that starts where the previous one ended fetches a window
+ * (256 KiB, doubling to 8 MiB) and later reads inside it make no request.
+ * Random reads (point lookups) fetch exactly what they ask for.
  */
 #include "objstore/objstore_int.h"
 #include "objstore/s3_xml.h"
@@ -24,13 +43,26 @@
 #include "util/misc.h"
 #include "util/status_int.h"
 
+#include "objstore/objstore_s3.h"
+
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define POOL_MAX 16
+#define RA_MIN (256u << 10)   /* first readahead window */
+#define RA_MAX (8u << 20)     /* largest readahead window */
+
+static _Atomic uint64_t g_http_requests;
+
+uint64_t objstore_s3_requests(void)
+{
+    return atomic_load_explicit(&g_http_requests, memory_order_relaxed);
+}
 
 typedef struct s3_store {
     shale_objstore base;
@@ -43,7 +75,9 @@ typedef struct s3_store {
     char *token;             /* session token or NULL */
     char sigv4[128];
     int max_retries, base_ms, max_ms;
-    long timeout_ms;
+    long stall_ms;           /* no bytes for this long: the request fails */
+    long deadline_ms;        /* no retry starts later than this */
+    _Atomic bool bucket_ok;  /* the bucket was seen to exist */
     pthread_mutex_t mu;
     CURL *pool[POOL_MAX];
     int npool;
@@ -60,6 +94,8 @@ typedef struct req {
     bool head;
 } req;
 
+#define REQ(m, k) ((req){.method = (m), .key = (k)})
+
 typedef struct resp {
     long status;
     shale_buf body;
@@ -67,6 +103,11 @@ typedef struct resp {
     int64_t mtime_ms;
     CURLcode cc;
     char curl_err[CURL_ERROR_SIZE];
+    char code[64];            /* S3 error Code from the body, "" if none */
+    char region[64];          /* x-amz-bucket-region, "" if none */
+    int attempts;
+    int64_t elapsed_ms;
+    bool gave_up;             /* the deadline stopped the retries */
 } resp;
 
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
@@ -99,6 +140,35 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 {
     resp *r = ud;
     return buf_append(&r->body, p, sz * n) ? 0 : sz * n;
+}
+
+/* Keeps x-amz-bucket-region (a region redirect names it). */
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t len = sz * n;
+    static const char name[] = "x-amz-bucket-region:";
+    if (len > sizeof name - 1 && !strncasecmp(p, name, sizeof name - 1)) {
+        const char *v = p + sizeof name - 1;
+        size_t vl = len - (sizeof name - 1);
+        while (vl && (*v == ' ' || *v == '\t'))
+            v++, vl--;
+        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+            vl--;
+        snprintf(r->region, sizeof r->region, "%.*s", (int)vl, v);
+    }
+    return len;
+}
+
+/* Content-MD5: base64 of the body's MD5 (the server checks it). */
+static bool content_md5(const void *data, size_t len, char *out, size_t outlen)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (outlen < 25 || !EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL) || mdlen != 16)
+        return false;
+    EVP_EncodeBlock((unsigned char *)out, md, 16);
+    return true;
 }
 
 /* Percent-encodes s (RFC 3986 unreserved kept; '/' kept when keep_slash). */
@@ -174,21 +244,32 @@ static void perform(s3_store *s, const req *q, resp *r)
         snprintf(line, sizeof line, "Range: %s", q->range);
         hd = curl_slist_append(hd, line);
     }
-    if (q->body) {
+    bool put = !strcmp(q->method, "PUT") && q->key;
+    if (put) {
+        char md5[32];
         hd = curl_slist_append(hd, "Content-Type: application/octet-stream");
-        hd = curl_slist_append(hd, "Expect:");
+        if (content_md5(q->body ? q->body : "", q->body_len, md5, sizeof md5)) {
+            snprintf(line, sizeof line, "Content-MD5: %s", md5);
+            hd = curl_slist_append(hd, line);
+        }
     }
+    long stall_s = (s->stall_ms + 999) / 1000;
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s->sigv4);
     curl_easy_setopt(h, CURLOPT_USERPWD, s->userpwd);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms < 10000 ? s->timeout_ms : 10000);
+    /* Stalls are bounded, not sizes: fewer than 16 bytes/s for stall_s
+     * fails the request, however long a moving transfer takes. */
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 16L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall_s > 0 ? stall_s : 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s->stall_ms < 10000 ? s->stall_ms : 10000L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_err);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_FILETIME, 1L);
     if (q->head)
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
@@ -198,6 +279,7 @@ static void perform(s3_store *s, const req *q, resp *r)
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body ? q->body : "");
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
     }
+    atomic_fetch_add_explicit(&g_http_requests, 1, memory_order_relaxed);
     r->cc = url ? curl_easy_perform(h) : CURLE_OUT_OF_MEMORY;
     if (r->cc == CURLE_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
@@ -206,6 +288,11 @@ static void perform(s3_store *s, const req *q, resp *r)
         curl_easy_getinfo(h, CURLINFO_FILETIME_T, &ft);
         r->content_length = cl >= 0 ? (uint64_t)cl : 0;
         r->mtime_ms = ft >= 0 ? (int64_t)ft * 1000 : 0;
+        if (r->status >= 300) {
+            char msg[8];
+            s3_xml_parse_error((const char *)r->body.data, r->body.len, r->code,
+                               sizeof r->code, msg, sizeof msg);
+        }
     }
     curl_slist_free_all(hd);
     free(url);
@@ -218,14 +305,47 @@ static bool retryable(const resp *r)
         return r->cc == CURLE_OPERATION_TIMEDOUT || r->cc == CURLE_COULDNT_CONNECT ||
                r->cc == CURLE_SEND_ERROR || r->cc == CURLE_RECV_ERROR ||
                r->cc == CURLE_GOT_NOTHING || r->cc == CURLE_PARTIAL_FILE;
-    return r->status == 429 || r->status >= 500;
+    return r->status == 429 || r->status >= 500 ||
+           (r->status == 400 && !strcmp(r->code, "RequestTimeout"));
 }
 
-/* Runs a request with retries.  Returns the final response in *r. */
+/* After an attempt whose outcome is unknown, what does a conditional
+ * create's key hold?  1: our bytes (created), 0: other bytes (lost),
+ * -1: nothing or the read failed (undecided). */
+static int read_back(s3_store *s, const req *q)
+{
+    req g = REQ("GET", q->key);
+    resp r;
+    perform(s, &g, &r);
+    int v = -1;
+    if (r.cc == CURLE_OK && r.status == 200)
+        v = r.body.len == q->body_len && (!q->body_len || !memcmp(r.body.data, q->body,
+                                                                  q->body_len));
+    buf_free(&r.body);
+    return v;
+}
+
+/* Runs a request with retries within the deadline.  Returns the final
+ * response in *r. */
 static void run(s3_store *s, const req *q, resp *r)
 {
+    int64_t start = mono_ms();
+    bool unknown = false;  /* a conditional create may have landed */
     for (int attempt = 0;; attempt++) {
         perform(s, q, r);
+        r->attempts = attempt + 1;
+        r->elapsed_ms = mono_ms() - start;
+        if (q->if_none_match && (retryable(r) || (unknown && r->status == 412))) {
+            int v = read_back(s, q);
+            if (v >= 0) {
+                buf_free(&r->body);
+                r->cc = CURLE_OK;
+                r->status = v ? 200 : 412;
+                snprintf(r->code, sizeof r->code, "%s", v ? "" : "PreconditionFailed");
+                return;
+            }
+            unknown = true;
+        }
         if (!retryable(r) || attempt >= s->max_retries)
             return;
         uint64_t cap = (uint64_t)s->base_ms << (attempt < 16 ? attempt : 16);
@@ -233,25 +353,69 @@ static void run(s3_store *s, const req *q, resp *r)
             cap = (uint64_t)s->max_ms;
         uint32_t rnd;
         random_bytes(&rnd, sizeof rnd);
+        uint32_t wait = (uint32_t)(rnd % (cap + 1));
+        if (mono_ms() + wait - start >= s->deadline_ms) {
+            r->gave_up = true;
+            return;
+        }
         buf_free(&r->body);
         objstore_count_retry();
-        sleep_ms((uint32_t)(rnd % (cap + 1)));
+        sleep_ms(wait);
     }
+}
+
+/* Does the bucket exist?  Asked once a 404 without a body (HEAD) leaves
+ * it open; cached when it does. */
+static bool bucket_missing(s3_store *s)
+{
+    if (atomic_load(&s->bucket_ok))
+        return false;
+    req q = REQ("HEAD", NULL);
+    q.head = true;
+    resp r;
+    run(s, &q, &r);
+    buf_free(&r.body);
+    if (r.cc == CURLE_OK && r.status == 200)
+        atomic_store(&s->bucket_ok, true);
+    return r.cc == CURLE_OK && r.status == 404;
 }
 
 /* Maps a finished response to a status with a message. */
 static shale_status status_of(s3_store *s, const req *q, resp *r)
 {
     const char *key = q->key ? q->key : "(bucket)";
+    const char *uri = s->base.uri ? s->base.uri : "s3";
+    char tries[128] = "";
+    if (r->attempts > 1 || r->gave_up)
+        snprintf(tries, sizeof tries, " (%d attempts in %.1f s%s)", r->attempts,
+                 (double)r->elapsed_ms / 1000.0, r->gave_up ? ", deadline reached" : "");
     if (r->cc != CURLE_OK)
         return shale_err(r->cc == CURLE_OPERATION_TIMEDOUT ? SHALE_TIMEOUT : SHALE_IO,
-                         "%s: %s %s: %s", s->base.uri ? s->base.uri : "s3", q->method, key,
-                         r->curl_err[0] ? r->curl_err : curl_easy_strerror(r->cc));
-    if (r->status >= 200 && r->status < 300)
+                         "%s: %s %s: %s%s%s", uri, q->method, key,
+                         r->curl_err[0] ? r->curl_err : curl_easy_strerror(r->cc),
+                         r->cc == CURLE_OPERATION_TIMEDOUT ? " (stalled: no bytes moved)" : "",
+                         tries);
+    if (r->status >= 200 && r->status < 300) {
+        if (r->status == 200)
+            atomic_store(&s->bucket_ok, true);
         return SHALE_OK;
+    }
     char code[128], msg[512];
     s3_xml_parse_error((const char *)r->body.data, r->body.len, code, sizeof code, msg,
                        sizeof msg);
+    if (!strcmp(code, "NoSuchBucket") || (r->status == 404 && !r->body.len && q->key &&
+                                           bucket_missing(s)))
+        return shale_err(SHALE_INVALID_ARGUMENT, "%s: %s %s: bucket '%s' does not exist at %s "
+                                                 "(NoSuchBucket)", uri, q->method, key,
+                         s->bucket, s->endpoint);
+    if (r->status == 301 || r->status == 307 ||
+        (r->status == 400 && (r->region[0] || !strcmp(code, "AuthorizationHeaderMalformed"))))
+        return shale_err(SHALE_INVALID_ARGUMENT, "%s: %s %s: HTTP %ld %s: bucket '%s' is in "
+                                                 "region '%s' (x-amz-bucket-region), requests "
+                                                 "are signed for '%s': set the region "
+                                                 "(AWS_REGION, s3.region)%s%s", uri, q->method,
+                         key, r->status, code[0] ? code : "redirect", s->bucket,
+                         r->region[0] ? r->region : "?", s->region, msg[0] ? ": " : "", msg);
     shale_status rc;
     switch (r->status) {
     case 404: rc = SHALE_NOT_FOUND; break;
@@ -259,17 +423,20 @@ static shale_status status_of(s3_store *s, const req *q, resp *r)
     case 401: case 403: rc = SHALE_UNAUTHORIZED; break;
     case 416: rc = SHALE_INVALID_ARGUMENT; break;
     case 429: rc = SHALE_RETRYABLE; break;
-    default: rc = r->status >= 500 ? SHALE_RETRYABLE : SHALE_IO;
+    default: rc = r->status >= 500 || retryable(r) ? SHALE_RETRYABLE : SHALE_IO;
     }
-    return shale_err(rc, "%s: %s %s: HTTP %ld %s%s%s", s->base.uri ? s->base.uri : "s3",
-                     q->method, key, r->status, code[0] ? code : "", msg[0] ? ": " : "", msg);
+    return shale_err(rc, "%s: %s %s: HTTP %ld %s%s%s%s", uri, q->method, key, r->status,
+                     code[0] ? code : "", msg[0] ? ": " : "", msg, tries);
 }
 
 static shale_status s3_put(shale_objstore *st, const char *key, const void *data, size_t len,
                            bool if_absent)
 {
     s3_store *s = (s3_store *)st;
-    req q = {"PUT", key, NULL, data ? data : "", len, if_absent, NULL, false};
+    req q = REQ("PUT", key);
+    q.body = data ? data : "";
+    q.body_len = len;
+    q.if_none_match = if_absent;
     resp r;
     run(s, &q, &r);
     shale_status rc = status_of(s, &q, &r);
@@ -283,7 +450,8 @@ static shale_status s3_head(shale_objstore *st, const char *key, uint64_t *size,
                             int64_t *mtime_ms)
 {
     s3_store *s = (s3_store *)st;
-    req q = {"HEAD", key, NULL, NULL, 0, false, NULL, true};
+    req q = REQ("HEAD", key);
+    q.head = true;
     resp r;
     run(s, &q, &r);
     shale_status rc = status_of(s, &q, &r);
@@ -318,7 +486,8 @@ static shale_status s3_get_range(shale_objstore *st, const char *key, uint64_t o
     if (!whole)
         snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)offset,
                  (unsigned long long)(offset + len - 1));
-    req q = {"GET", key, NULL, NULL, 0, false, whole ? NULL : range, false};
+    req q = REQ("GET", key);
+    q.range = whole ? NULL : range;
     resp r;
     run(s, &q, &r);
     shale_status rc = status_of(s, &q, &r);
@@ -361,7 +530,7 @@ static shale_status s3_get_range(shale_objstore *st, const char *key, uint64_t o
 static shale_status s3_del(shale_objstore *st, const char *key)
 {
     s3_store *s = (s3_store *)st;
-    req q = {"DELETE", key, NULL, NULL, 0, false, NULL, false};
+    req q = REQ("DELETE", key);
     resp r;
     run(s, &q, &r);
     shale_status rc = status_of(s, &q, &r);
@@ -387,21 +556,130 @@ static shale_status s3_list(shale_objstore *st, const char *prefix, const char *
         rc = SHALE_OOM();
         goto out;
     }
-    /* Sorted parameter names: curl signs the query as given. */
-    snprintf(query, qn, "%s%s%slist-type=2&max-keys=%zu&prefix=%s", ec ? "continuation-token=" : "",
-             ec ? ec : "", ec ? "&" : "", max_keys, ep);
-    req q = {"GET", NULL, query, NULL, 0, false, NULL, false};
+    /* Sorted parameter names: curl signs the query as given.  Keys come
+     * back percent-encoded (encoding-type=url): any byte a key may hold
+     * survives the XML. */
+    snprintf(query, qn, "%s%s%sencoding-type=url&list-type=2&max-keys=%zu&prefix=%s",
+             ec ? "continuation-token=" : "", ec ? ec : "", ec ? "&" : "",
+             max_keys ? max_keys : 1000, ep);
+    req q = REQ("GET", NULL);
+    q.query = query;
     resp r;
     run(s, &q, &r);
     rc = status_of(s, &q, &r);
     if (!rc)
-        rc = s3_xml_parse_list(st->uri, (const char *)r.body.data, r.body.len, s->prefix, page);
+        rc = s3_xml_parse_list(st->uri, (const char *)r.body.data, r.body.len, s->prefix, true,
+                               page);
     buf_free(&r.body);
 out:
     free(ep);
     free(ec);
     free(query);
     return rc;
+}
+
+/* ---- reader handles with readahead ------------------------------------- */
+
+typedef struct s3_reader {
+    shale_objreader base;
+    pthread_mutex_t mu;
+    uint64_t next;          /* where the previous read ended */
+    uint32_t window;        /* readahead size; 0 until reads are sequential */
+    uint8_t *cache;         /* a window fetched ahead, or NULL */
+    uint64_t c_off, c_len;
+    bool c_eof;             /* the cache runs to the object's end */
+} s3_reader;
+
+static shale_status s3_reader_open(shale_objstore *st, const char *key, uint64_t size_hint,
+                                   shale_objreader **out)
+{
+    uint64_t size = size_hint;
+    if (!size_hint) {
+        int64_t mt;
+        shale_status rc = s3_head(st, key, &size, &mt);
+        if (rc)
+            return rc;
+    }
+    s3_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return SHALE_OOM();
+    pthread_mutex_init(&r->mu, NULL);
+    r->base.size = size;
+    r->next = UINT64_MAX;
+    *out = &r->base;
+    return SHALE_OK;
+}
+
+/* Copies [off, off+len) out of the cache if it holds it (short at the
+ * object's end).  Called with mu held. */
+static bool from_cache(s3_reader *r, uint64_t off, uint64_t len, void **data, size_t *got)
+{
+    if (!r->cache || off < r->c_off)
+        return false;
+    uint64_t end = r->c_off + r->c_len;
+    if (off + len > end && !(r->c_eof && off <= end))
+        return false;
+    size_t n = (size_t)(off + len <= end ? len : end - off);
+    *data = malloc(n ? n : 1);
+    if (!*data)
+        return false;
+    memcpy(*data, r->cache + (off - r->c_off), n);
+    *got = n;
+    return true;
+}
+
+static shale_status s3_reader_read(shale_objreader *rd, uint64_t offset, uint64_t len,
+                                   void **data, size_t *got)
+{
+    s3_reader *r = (s3_reader *)rd;
+    pthread_mutex_lock(&r->mu);
+    bool hit = from_cache(r, offset, len, data, got);
+    bool sequential = offset == r->next;
+    r->next = offset + len;
+    if (!hit) {
+        r->window = sequential ? (r->window ? (r->window < RA_MAX ? r->window * 2 : RA_MAX)
+                                            : RA_MIN)
+                               : 0;
+    }
+    uint64_t want = len;
+    if (!hit && sequential && r->window > len)
+        want = r->window;
+    pthread_mutex_unlock(&r->mu);
+    if (hit)
+        return SHALE_OK;
+    void *buf = NULL;
+    size_t n = 0;
+    shale_status rc = s3_get_range(rd->store, rd->key, offset, want, false, &buf, &n);
+    if (rc || want == len) {
+        *data = buf;
+        *got = n;
+        return rc;
+    }
+    /* A window: keep it, hand out the part asked for. */
+    size_t take = n < len ? n : (size_t)len;
+    *data = malloc(take ? take : 1);
+    if (!*data) {
+        free(buf);
+        return SHALE_OOM();
+    }
+    memcpy(*data, buf, take);
+    *got = take;
+    pthread_mutex_lock(&r->mu);
+    free(r->cache);
+    r->cache = buf;
+    r->c_off = offset;
+    r->c_len = n;
+    r->c_eof = n < want;
+    pthread_mutex_unlock(&r->mu);
+    return SHALE_OK;
+}
+
+static void s3_reader_close(shale_objreader *rd)
+{
+    s3_reader *r = (s3_reader *)rd;
+    pthread_mutex_destroy(&r->mu);
+    free(r->cache);
+    free(r);
 }
 
 static void s3_close(shale_objstore *st)
@@ -425,6 +703,8 @@ static void s3_close(shale_objstore *st)
 static const objstore_ops s3_ops = {
     .scheme = "s3", .put = s3_put, .get_range = s3_get_range, .head = s3_head,
     .del = s3_del, .list = s3_list, .close = s3_close, .self_retrying = true,
+    .reader_open = s3_reader_open, .reader_read = s3_reader_read,
+    .reader_close = s3_reader_close,
 };
 
 static const char *pick(const char *opt, const char *env)
@@ -488,7 +768,8 @@ shale_status objstore_s3_open(const char *rest, const shale_objstore_options *o,
     s->max_retries = o->max_retries < 0 ? 0 : o->max_retries;
     s->base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : 50;
     s->max_ms = o->retry_max_ms > 0 ? o->retry_max_ms : 2000;
-    s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
+    s->stall_ms = o->timeout_ms > 0 ? o->timeout_ms : 20000;
+    s->deadline_ms = o->deadline_ms > 0 ? o->deadline_ms : 60000;
     if (!s->bucket || !s->prefix || !s->region || !s->endpoint || !s->userpwd ||
         (tok && !s->token)) {
         s3_close(&s->base);
