@@ -422,6 +422,11 @@ static shale_status status_of(s3_store *s, const req *q, resp *r)
     case 412: rc = SHALE_PRECONDITION_FAILED; break;
     case 401: case 403: rc = SHALE_UNAUTHORIZED; break;
     case 416: rc = SHALE_INVALID_ARGUMENT; break;
+    case 400:  /* a key S3 refuses (not UTF-8, too long) is bad input */
+        rc = !strcmp(code, "InvalidObjectName") || !strcmp(code, "KeyTooLongError")
+                 ? SHALE_INVALID_ARGUMENT
+                 : retryable(r) ? SHALE_RETRYABLE : SHALE_IO;
+        break;
     case 429: rc = SHALE_RETRYABLE; break;
     default: rc = r->status >= 500 || retryable(r) ? SHALE_RETRYABLE : SHALE_IO;
     }
