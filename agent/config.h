@@ -31,6 +31,7 @@ typedef struct agent_config {
     char *wal_uri;                 /* NULL: WAL in the main store */
     char *s3_endpoint, *s3_region;
     int s3_path_style;             /* -1 auto, 0, 1 */
+    uint32_t s3_timeout_seconds;   /* 0: the store default (deadline_ms) */
     bool local_enabled;
     char *local_dir;
     uint32_t local_poll_ms;
