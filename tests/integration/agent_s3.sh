@@ -86,6 +86,38 @@ YAML
     || { notok "$mode $ways-way: every child passes shale verify ($bad failed)"; tail -3 "$d/verify.log"; }
 }
 
+# Every command names a missing bucket (it once printed only "not found").
+for c in "get s3://shale-no-such-bucket/db key0" "scan s3://shale-no-such-bucket/db" \
+         "verify s3://shale-no-such-bucket/db"; do
+  # shellcheck disable=SC2086
+  out=$(AWS_ENDPOINT_URL=$EP "$SHALE" $c 2>&1); rc=$?
+  if [ "$rc" -ne 0 ] && grep -q "bucket 'shale-no-such-bucket' does not exist" <<<"$out" &&
+     grep -q NoSuchBucket <<<"$out"; then
+    ok "shale ${c%% *}: names the missing bucket"
+  else
+    notok "shale ${c%% *}: names the missing bucket (rc=$rc: $out)"
+  fi
+done
+
+# The CLI's --s3-timeout bounds a command against an endpoint that accepts
+# and never answers (the stub holds every request open).
+node "$ROOT/tests/tools/s3stub.js" 0 >"$D/stub.log" 2>&1 &
+STUB_PID=$!
+trap 'kill $STUB_PID 2>/dev/null; wait $STUB_PID 2>/dev/null; rm -rf "$D"' EXIT
+for _ in $(seq 200); do grep -q LISTENING "$D/stub.log" && break; sleep 0.05; done
+SP=$(sed -n 's/^LISTENING //p' "$D/stub.log")
+curl -s -o /dev/null --data '{"hang": 100000}' "http://127.0.0.1:$SP/__stub/faults"
+t0=$(date +%s%N)
+out=$(AWS_ENDPOINT_URL=http://127.0.0.1:$SP AWS_ACCESS_KEY_ID=STUBKEY AWS_SECRET_ACCESS_KEY=STUBSECRET \
+      timeout -k 5 60 "$SHALE" --s3-timeout 2 get s3://test/db key0 2>&1); rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+if [ "$rc" = 1 ] && [ "$ms" -lt 8000 ] && grep -q "deadline reached" <<<"$out"; then
+  ok "shale --s3-timeout 2 get on a hanging endpoint fails in ${ms} ms"
+else
+  notok "shale --s3-timeout 2 get on a hanging endpoint fails within 8 s (rc=$rc, ${ms} ms: $out)"
+fi
+kill $STUB_PID 2>/dev/null; wait $STUB_PID 2>/dev/null
+
 FAILED_MODE=
 for mode in env config; do
   for ways in 2 8; do
