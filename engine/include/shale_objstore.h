@@ -150,8 +150,8 @@ shale_status shale_objstore_probe_conditional(shale_objstore *s);
  * shale_objstore_get_range() walks the path, opens, fstats and closes the
  * file each time.  An s3:// handle reads ahead once reads are sequential
  * (each starts where the previous ended: verify, scans): it fetches a window
- * (256 KiB doubling to 8 MiB) and serves the reads inside it without a
- * request; random reads are one ranged GET each.  Every other backend
+ * (256 KiB doubling to 4 MiB, freed once read to its end) and serves the
+ * reads inside it without a request; random reads are one ranged GET each.  Every other backend
  * (mem://, fault wrappers) gets a generic handle that remembers the key and
  * makes one ranged GET per read, exactly as shale_objstore_get_range()
  * would; in particular a fault wrapper's rules see (and can fail) every

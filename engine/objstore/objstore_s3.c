@@ -34,8 +34,10 @@
  *
  * Reader handles read ahead when reads are sequential (verify, scans): the
  * second read that starts where the previous one ended fetches a window
- * (256 KiB, doubling to 8 MiB) and later reads inside it make no request.
- * Random reads (point lookups) fetch exactly what they ask for.
+ * (256 KiB, doubling to 4 MiB) and later reads inside it make no request;
+ * the window is freed once read to its end, so an idle handle holds at most
+ * the rest of one window.  Random reads (point lookups) fetch exactly what
+ * they ask for.
  */
 #include "objstore/objstore_int.h"
 #include "objstore/s3_xml.h"
@@ -55,7 +57,7 @@
 
 #define POOL_MAX 16
 #define RA_MIN (256u << 10)   /* first readahead window */
-#define RA_MAX (8u << 20)     /* largest readahead window */
+#define RA_MAX (4u << 20)     /* largest readahead window */
 
 static _Atomic uint64_t g_http_requests;
 
@@ -630,6 +632,10 @@ static bool from_cache(s3_reader *r, uint64_t off, uint64_t len, void **data, si
         return false;
     memcpy(*data, r->cache + (off - r->c_off), n);
     *got = n;
+    if (off + n >= end) {  /* used up: a handle holds memory only mid-window */
+        free(r->cache);
+        r->cache = NULL;
+    }
     return true;
 }
 
