@@ -66,8 +66,11 @@ static void test_engine_levels_on_s3(void **state)
                   (unsigned long long)vr.ssts_checked, (unsigned long long)vr.blocks_checked,
                   (unsigned long long)vr.wal_ssts_checked, (unsigned long long)reqs);
     assert_true(vr.ssts_checked > 0);
-    assert_true(vr.blocks_checked > 4 * vr.ssts_checked);
-    assert_true(reqs < 16 + 3 * (vr.ssts_checked + vr.wal_ssts_checked));
+    /* Per SST a HEAD, the footer, the metadata, the first block and a
+     * window or two; each WAL SST is one GET.  One GET per block would be
+     * over the bound (blocks > 8 per SST here). */
+    assert_true(vr.blocks_checked > 8 * vr.ssts_checked);
+    assert_true(reqs - vr.wal_ssts_checked <= 16 + 5 * vr.ssts_checked);
     /* GC on S3: a pass that finds nothing old enough deletes nothing and
      * leaves a database that still verifies. */
     shale_gc_options g;
