@@ -121,7 +121,9 @@ typedef struct shale_objlist {
 
 /* Lists one page of objects whose key starts with prefix ("" = all), in key
  * order.  cursor is NULL for the first page, else the previous page's
- * next_cursor.  max_keys 0 means the backend's default (1000).  The caller
+ * next_cursor, which on every backend is that page's last key: any key may
+ * be given, and the page then starts after it (to list what is newer than
+ * a key one knows, in one request).  max_keys 0 means the backend's default (1000).  The caller
  * frees the page with shale_objlist_free(). */
 shale_status shale_objstore_list(shale_objstore *s, const char *prefix,
                                  const char *cursor, size_t max_keys,

@@ -545,30 +545,38 @@ static shale_status s3_del(shale_objstore *st, const char *key)
     return rc == SHALE_NOT_FOUND ? SHALE_OK : rc;
 }
 
+/* Pages with start-after, not continuation tokens: the cursor is a key
+ * (the page's last, as on every backend), so a caller can also list the
+ * keys after one it knows (the manifest after the current version) in one
+ * request. */
 static shale_status s3_list(shale_objstore *st, const char *prefix, const char *cursor,
                             size_t max_keys, shale_objlist *page)
 {
     s3_store *s = (s3_store *)st;
-    size_t n = strlen(s->prefix) + strlen(prefix) + 1;
-    char *full = malloc(n);
+    if (cursor && !*cursor)
+        cursor = NULL;
+    size_t n = strlen(s->prefix) + strlen(prefix) + (cursor ? strlen(cursor) : 0) + 1;
+    char *full = malloc(n), *ep = NULL, *ec = NULL, *query = NULL;
+    shale_status rc = SHALE_OK;
     if (!full)
         return SHALE_OOM();
     snprintf(full, n, "%s%s", s->prefix, prefix);
-    char *ep = encode(full, false), *ec = cursor ? encode(cursor, false) : NULL;
+    ep = encode(full, false);
+    if (cursor) {
+        snprintf(full, n, "%s%s", s->prefix, cursor);
+        ec = encode(full, false);
+    }
     free(full);
     size_t qn = (ep ? strlen(ep) : 0) + (ec ? strlen(ec) : 0) + 96;
-    char *query = malloc(qn);
-    shale_status rc = SHALE_OK;
-    if (!ep || (cursor && !ec) || !query) {
+    if (!ep || (cursor && !ec) || !(query = malloc(qn))) {
         rc = SHALE_OOM();
         goto out;
     }
     /* Sorted parameter names: curl signs the query as given.  Keys come
      * back percent-encoded (encoding-type=url): any byte a key may hold
      * survives the XML. */
-    snprintf(query, qn, "%s%s%sencoding-type=url&list-type=2&max-keys=%zu&prefix=%s",
-             ec ? "continuation-token=" : "", ec ? ec : "", ec ? "&" : "",
-             max_keys ? max_keys : 1000, ep);
+    snprintf(query, qn, "encoding-type=url&list-type=2&max-keys=%zu&prefix=%s%s%s",
+             max_keys ? max_keys : 1000, ep, ec ? "&start-after=" : "", ec ? ec : "");
     req q = REQ("GET", NULL);
     q.query = query;
     resp r;
@@ -578,6 +586,14 @@ static shale_status s3_list(shale_objstore *st, const char *prefix, const char *
         rc = s3_xml_parse_list(st->uri, (const char *)r.body.data, r.body.len, s->prefix, true,
                                page);
     buf_free(&r.body);
+    if (!rc && page->next_cursor) {
+        free(page->next_cursor);
+        page->next_cursor = page->count ? xstrdup(page->items[page->count - 1].key) : NULL;
+        if (!page->next_cursor) {
+            shale_objlist_free(page);
+            rc = shale_err(SHALE_CORRUPT, "%s: a truncated list page without keys", st->uri);
+        }
+    }
 out:
     free(ep);
     free(ec);

@@ -80,7 +80,8 @@ function list(res, bucket, url) {
   const prefix = qget(url, 'prefix') || '';
   const max = Math.min(parseInt(qget(url, 'max-keys') || '1000', 10), 1000);
   const token = qget(url, 'continuation-token');
-  const start = token ? Buffer.from(token, 'base64').toString('latin1') : null;
+  const after = qget(url, 'start-after');
+  const start = token ? Buffer.from(token, 'base64').toString('latin1') : after;
   const keys = [...objects.keys()].filter(k => k.startsWith(bucket + '/'))
     .map(k => k.slice(bucket.length + 1)).filter(k => k.startsWith(prefix) && (start === null || k > start)).sort();
   const page = keys.slice(0, max), truncated = keys.length > max;

@@ -10,6 +10,7 @@
 #include "splitter.h"
 #include "util/misc.h"
 #include "objstore/objstore_s3.h"
+#include "db/manifest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +241,45 @@ static void test_writer_refuses_unconditional_store(void **state)
     free(uri);
 }
 
+/* The latest manifest from a known version: one LIST after it and one GET,
+ * not a HEAD per newer version. */
+static void test_latest_manifest_after_hint(void **state)
+{
+    (void)state;
+    s3test_env(&g_rgw);
+    char *uri = s3uri("versions");
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, &o, &db));
+    for (unsigned i = 0; i < 20; i++) {
+        dt_put(db, i, 1);
+        TU_OK(shale_flush_memtable(db));
+    }
+    TU_OK(shale_close(db));
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    manifest *all = NULL, *m = NULL;
+    TU_OK(manifest_store_load_latest(s, 0, &all));
+    assert_true(all->id >= 20);
+    uint64_t before = objstore_s3_requests();
+    TU_OK(manifest_store_load_latest(s, 1, &m));
+    uint64_t reqs = objstore_s3_requests() - before;
+    print_message("latest of %llu manifest versions from version 1: %llu requests\n",
+                  (unsigned long long)all->id, (unsigned long long)reqs);
+    assert_int_equal(m->id, all->id);
+    assert_true(reqs <= 2);
+    manifest_free(m);
+    before = objstore_s3_requests();
+    TU_OK(manifest_store_load_latest(s, all->id, &m));      /* nothing newer */
+    assert_int_equal(m->id, all->id);
+    assert_true(objstore_s3_requests() - before <= 3);
+    manifest_free(m);
+    manifest_free(all);
+    shale_objstore_close(s);
+    free(uri);
+}
+
 static int start(void **state)
 {
     (void)state;
@@ -265,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_split_on_s3),
         cmocka_unit_test(test_split_on_s3_verify_by_references),
         cmocka_unit_test(test_writer_refuses_unconditional_store),
+        cmocka_unit_test(test_latest_manifest_after_hint),
     };
     return cmocka_run_group_tests(tests, start, stop);
 }
