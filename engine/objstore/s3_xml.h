@@ -13,8 +13,8 @@
  * "" for none) removed; keys not starting with it are skipped.  Fills
  * page->items/count and page->next_cursor (the NextContinuationToken when
  * IsTruncated).  url_encoded: the request asked for encoding-type=url
- * (keys come percent-encoded, so any byte survives XML).  SHALE_CORRUPT with `where` in the message if the document
- * is not a ListBucketResult. */
+ * (keys come percent-encoded, so any byte survives XML).  SHALE_CORRUPT
+ * with `where` in the message if the document is not a ListBucketResult. */
 shale_status s3_xml_parse_list(const char *where, const char *xml, size_t len,
                                const char *strip, bool url_encoded, shale_objlist *page);
 

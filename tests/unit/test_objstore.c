@@ -2,11 +2,8 @@
  * test_objstore.c -- one conformance suite run against every backend:
  * mem://, file://, the fault wrapper with no rules, S3 on Ceph RGW (the
  * run's real server, tests/tools/rgw.sh: it checks SigV4 and honours
- * If-None-Match) and S3 on the stub; then fault-injection cases, the S3
- * cases a real server shows (signature refused, missing bucket, key bytes,
- * readahead counted in requests) and those only the stub can serve on
- * demand (throttling, 5xx, unknown outcomes, hangs, torn connections,
- * region redirects).  The suite
+ * If-None-Match) and S3 on the stub; then fault-injection cases.  The S3
+ * cases beyond the conformance suite are in test_s3_store.c.  The suite
  * covers reader handles too: ranges and short reads, NOT_FOUND at open,
  * what a handle reads after its key changes, fault rules on handle reads
  * (a fault-wrapped file:// store), and file://'s descriptor cap.
@@ -15,7 +12,6 @@
 #include "support/testutil.h"
 #include "objstore/objstore_fault.h"
 #include "objstore/objstore_int.h"
-#include "objstore/objstore_s3.h"
 #include "util/misc.h"
 
 #include <dirent.h>
@@ -720,218 +716,6 @@ static void test_file_specifics(void **state)
     free(uri);
 }
 
-/* ---- S3 on the real server ---------------------------------------------- */
-
-static shale_objstore *rgw_store(const char *name, shale_objstore_options *o)
-{
-    s3test_env(&g_rgw);
-    char *u = s3test_uri(&g_rgw, name);
-    shale_objstore *s = NULL;
-    TU_OK(shale_objstore_open(u, o, &s));
-    free(u);
-    return s;
-}
-
-/* RGW refuses a wrong secret; a missing bucket is named by every call. */
-static void test_rgw_refusals(void **state)
-{
-    (void)state;
-    shale_objstore_options o;
-    shale_objstore_options_init(&o);
-    o.s3_secret_key = "not-the-secret";
-    shale_objstore *s = rgw_store("refuse", &o);
-    TU_RC(SHALE_UNAUTHORIZED, shale_objstore_put(s, "k", "v", 1));
-    assert_non_null(strstr(shale_errmsg(), "SignatureDoesNotMatch"));
-    assert_null(strstr(shale_errmsg(), "not-the-secret"));   /* never in messages */
-    assert_null(strstr(shale_errmsg(), g_rgw.secret));
-    shale_objstore_close(s);
-    s3test_env(&g_rgw);
-    TU_OK(shale_objstore_open("s3://shale-no-such-bucket/db", NULL, &s));
-    void *p;
-    size_t n;
-    uint64_t size;
-    shale_objlist l;
-    shale_status rcs[] = {shale_objstore_get(s, "k", &p, &n),
-                          shale_objstore_head(s, "k", &size, NULL),
-                          shale_objstore_put(s, "k", "v", 1),
-                          shale_objstore_list(s, "", NULL, 0, &l),
-                          shale_objstore_delete(s, "k")};
-    for (size_t i = 0; i < sizeof rcs / sizeof *rcs; i++)
-        assert_int_equal(rcs[i], SHALE_INVALID_ARGUMENT);
-    TU_RC(SHALE_INVALID_ARGUMENT, shale_objstore_head(s, "manifest/x", &size, NULL));
-    assert_non_null(strstr(shale_errmsg(), "bucket 'shale-no-such-bucket' does not exist"));
-    assert_non_null(strstr(shale_errmsg(), "NoSuchBucket"));
-    shale_objstore_close(s);
-}
-
-/* Sequential reads through a handle read ahead: a 4 MiB object read in
- * 4 KiB pieces costs a handful of requests, not 1,024; random reads are
- * one request each. */
-static void test_rgw_readahead(void **state)
-{
-    (void)state;
-    shale_objstore *s = rgw_store("ra", NULL);
-    size_t n = 4u << 20;
-    uint8_t *big = malloc(n);
-    assert_non_null(big);
-    uint64_t seed = 9;
-    for (size_t i = 0; i < n; i += 8) {
-        uint64_t v = tu_rand(&seed);
-        memcpy(big + i, &v, 8);
-    }
-    TU_OK(shale_objstore_put(s, "sst/ra", big, n));
-    shale_objreader *rd = NULL;
-    TU_OK(shale_objstore_reader_open(s, "sst/ra", n, &rd));
-    uint64_t before = objstore_s3_requests();
-    for (size_t off = 0; off < n; off += 4096)
-        expect_read(rd, off, 4096, big + off, 4096);
-    expect_read(rd, n, 4096, "", 0);                 /* at the end: empty */
-    uint64_t seq = objstore_s3_requests() - before;
-    print_message("readahead: %zu reads of 4 KiB cost %llu requests\n", n / 4096,
-                  (unsigned long long)seq);
-    assert_true(seq <= 10);
-    shale_objreader_close(rd);
-    TU_OK(shale_objstore_reader_open(s, "sst/ra", n, &rd));
-    before = objstore_s3_requests();
-    for (int i = 0; i < 5; i++) {
-        size_t off = (size_t)(tu_rand(&seed) % (n - 100));
-        expect_read(rd, off, 100, big + off, 100);
-    }
-    assert_int_equal(objstore_s3_requests() - before, 5);
-    shale_objreader_close(rd);
-    free(big);
-    shale_objstore_close(s);
-}
-
-/* ---- S3 cases only the stub can serve on demand ------------------------ */
-
-static shale_objstore *stub_store(shale_objstore_options *o)
-{
-    s3test_env(&g_stub);
-    char *u = s3test_uri(&g_stub, "st");
-    shale_objstore *s = NULL;
-    TU_OK(shale_objstore_open(u, o, &s));
-    free(u);
-    return s;
-}
-
-static void fast_retries(shale_objstore_options *o)
-{
-    shale_objstore_options_init(o);
-    o->retry_base_ms = 1;
-    o->retry_max_ms = 5;
-}
-
-static void test_s3_signature_and_throttling(void **state)
-{
-    (void)state;
-    shale_objstore_options o;
-    fast_retries(&o);
-    shale_objstore *s = stub_store(&o);
-    TU_OK(shale_objstore_put(s, "a b/c+d", "v", 1));              /* encoded key, signed */
-    shale_objlist l;
-    TU_OK(shale_objstore_list_all(s, "a b/", &l));                /* signed sorted query */
-    assert_int_equal(l.count, 1);
-    assert_string_equal(l.items[0].key, "a b/c+d");
-    shale_objlist_free(&l);
-    shale_objstats before, after;
-    shale_objstore_global_stats(&before);
-    assert_true(s3test_stub_faults(&g_stub, "{\"slowdown\": 3}"));
-    TU_OK(shale_objstore_put(s, "k", "v", 1));                    /* retried through */
-    shale_objstore_global_stats(&after);
-    assert_int_equal(after.retries - before.retries, 3);
-    assert_true(s3test_stub_faults(&g_stub, "{\"slowdown\": 100}"));
-    TU_RC(SHALE_RETRYABLE, shale_objstore_put(s, "k", "v", 1));   /* beyond max_retries */
-    assert_non_null(strstr(shale_errmsg(), "SlowDown"));
-    assert_non_null(strstr(shale_errmsg(), "7 attempts"));
-    assert_true(s3test_stub_faults(&g_stub, "{\"slowdown\": 0}"));
-    shale_objstore_global_stats(&before);
-    void *p;
-    size_t n;
-    TU_RC(SHALE_NOT_FOUND, shale_objstore_get(s, "missing", &p, &n));
-    shale_objstore_global_stats(&after);
-    assert_int_equal(after.retries, before.retries);              /* 4xx never retried */
-    /* S3's 400 RequestTimeout and torn connections are retried. */
-    shale_objstore_global_stats(&before);
-    assert_true(s3test_stub_faults(&g_stub, "{\"requestTimeout\": 2}"));
-    TU_OK(shale_objstore_put(s, "rt", "v", 1));
-    assert_true(s3test_stub_faults(&g_stub, "{\"torn\": 2}"));
-    TU_OK(shale_objstore_get(s, "rt", &p, &n));
-    shale_free(p);
-    shale_objstore_global_stats(&after);
-    /* 2 RequestTimeouts, and at least one torn connection: curl itself
-     * retries a request once on a reused connection that died unanswered. */
-    assert_true(after.retries - before.retries >= 3);
-    shale_objstore_close(s);
-}
-
-/* A 5xx on a conditional create is an unknown outcome: read back. */
-static void test_s3_conditional_unknown_outcome(void **state)
-{
-    (void)state;
-    shale_objstore_options o;
-    fast_retries(&o);
-    shale_objstore *s = stub_store(&o);
-    /* The write landed, the answer was 500: ours, so created. */
-    assert_true(s3test_stub_faults(&g_stub, "{\"error500AfterWrite\": 1}"));
-    TU_OK(shale_objstore_put_if_absent(s, "m/1", "mine", 4));
-    expect_content(s, "m/1", "mine", 4);
-    /* A racer's write landed, ours got 500: lost, not retried into 412
-     * confusion and not reported as created. */
-    assert_true(s3test_stub_faults(&g_stub, "{\"foreignWrite\": \"theirs\"}"));
-    TU_RC(SHALE_PRECONDITION_FAILED, shale_objstore_put_if_absent(s, "m/2", "mine", 4));
-    expect_content(s, "m/2", "theirs", 6);
-    /* 500 with nothing written: retried, then created. */
-    assert_true(s3test_stub_faults(&g_stub, "{\"error500\": 2}"));
-    TU_OK(shale_objstore_put_if_absent(s, "m/3", "mine", 4));
-    expect_content(s, "m/3", "mine", 4);
-    TU_RC(SHALE_PRECONDITION_FAILED, shale_objstore_put_if_absent(s, "m/3", "again", 5));
-    shale_objstore_close(s);
-}
-
-/* An endpoint that accepts and never answers fails within the bound:
- * deadline_ms + timeout_ms (plus curl's one-second low-speed check). */
-static void test_s3_hang_is_bounded(void **state)
-{
-    (void)state;
-    shale_objstore_options o;
-    fast_retries(&o);
-    o.timeout_ms = 1000;
-    o.deadline_ms = 2000;
-    shale_objstore *s = stub_store(&o);
-    TU_OK(shale_objstore_put(s, "h", "v", 1));
-    assert_true(s3test_stub_faults(&g_stub, "{\"hang\": 1000}"));
-    void *p;
-    size_t n;
-    int64_t t0 = mono_ms();
-    shale_status rc = shale_objstore_get(s, "h", &p, &n);
-    int64_t took = mono_ms() - t0;
-    assert_true(s3test_stub_faults(&g_stub, "{\"hang\": 0}"));
-    assert_int_equal(rc, SHALE_TIMEOUT);
-    assert_non_null(strstr(shale_errmsg(), "deadline reached"));
-    print_message("hanging endpoint: failed after %lld ms\n", (long long)took);
-    assert_true(took >= 1000 && took < 5000);
-    TU_OK(shale_objstore_get(s, "h", &p, &n));            /* healthy again */
-    shale_free(p);
-    shale_objstore_close(s);
-}
-
-/* A region redirect is reported with the bucket's region. */
-static void test_s3_region_redirect(void **state)
-{
-    (void)state;
-    shale_objstore *s = stub_store(NULL);
-    assert_true(s3test_stub_faults(&g_stub, "{\"redirect\": \"eu-west-3\"}"));
-    void *p;
-    size_t n;
-    shale_status rc = shale_objstore_get(s, "k", &p, &n);
-    assert_true(s3test_stub_faults(&g_stub, "{\"redirect\": \"\"}"));
-    assert_int_equal(rc, SHALE_INVALID_ARGUMENT);
-    assert_non_null(strstr(shale_errmsg(), "region 'eu-west-3' (x-amz-bucket-region)"));
-    assert_non_null(strstr(shale_errmsg(), "AWS_REGION"));
-    shale_objstore_close(s);
-}
-
 static int start_servers(void **state)
 {
     (void)state;
@@ -959,10 +743,11 @@ int main(void)
     static const struct { const char *name; CMUnitTestFunction fn; } cases[] = {
         {"roundtrip", c_roundtrip}, {"put_if_absent", c_put_if_absent}, {"ranges", c_ranges},
         {"list_pages", c_list_pages}, {"large", c_large}, {"bad_keys", c_bad_keys},
-        {"race", c_race}, {"key_bytes", c_key_bytes}, {"reader", c_reader}, {"reader_key_changes", c_reader_key_changes},
+        {"race", c_race}, {"key_bytes", c_key_bytes}, {"reader", c_reader},
+        {"reader_key_changes", c_reader_key_changes},
     };
     enum { NB = sizeof backends / sizeof *backends, NC = sizeof cases / sizeof *cases };
-    static struct CMUnitTest tests[NB * NC + 16];
+    static struct CMUnitTest tests[NB * NC + 8];
     static char names[NB * NC][64];
     size_t k = 0;
     backends[1].dir = tu_tmpdir("conf-file");
@@ -981,15 +766,5 @@ int main(void)
                                      NULL, NULL, NULL};
     tests[k++] = (struct CMUnitTest){"file_reader_descriptors", test_file_reader_descriptors,
                                      NULL, NULL, NULL};
-    static const struct { const char *name; CMUnitTestFunction fn; } s3cases[] = {
-        {"rgw_refusals", test_rgw_refusals},
-        {"rgw_readahead", test_rgw_readahead},
-        {"s3_signature_and_throttling", test_s3_signature_and_throttling},
-        {"s3_conditional_unknown_outcome", test_s3_conditional_unknown_outcome},
-        {"s3_hang_is_bounded", test_s3_hang_is_bounded},
-        {"s3_region_redirect", test_s3_region_redirect},
-    };
-    for (size_t i = 0; i < sizeof s3cases / sizeof *s3cases; i++)
-        tests[k++] = (struct CMUnitTest){s3cases[i].name, s3cases[i].fn, NULL, NULL, NULL};
     return _cmocka_run_group_tests("objstore", tests, k, start_servers, stop_servers);
 }
