@@ -19,7 +19,8 @@
 set -euo pipefail
 
 cmd=${1:-}; dir=${2:-}
-die() { echo "rgw.sh: $*" >&2; exit 1; }
+exec 9>&2   # die's messages reach stderr even from inside a silenced probe
+die() { echo "rgw.sh: $*" >&9; exit 1; }
 [ -n "$cmd" ] && [ -n "$dir" ] || die "usage: rgw.sh start|stop|env DIR"
 
 BUCKET=shale-test
@@ -158,7 +159,8 @@ monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$MON_PORT]" "$dir/mon
 ceph-mon "${C[@]}" --mkfs -i a --monmap "$dir/monmap" --keyring "$dir/keyring" \
   >>"$dir/log/mkfs.out" 2>&1
 spawn mon ceph-mon -i a
-wait_for 30 "monitor" timeout 5 ceph "${C[@]}" --connect-timeout 3 mon stat
+mon_up() { alive mon; timeout 5 ceph "${C[@]}" --connect-timeout 3 mon stat; }
+wait_for 30 "monitor" mon_up
 
 uuid=$(cat /proc/sys/kernel/random/uuid)
 osd_id=$(timeout 20 ceph "${C[@]}" osd new "$uuid")
@@ -169,7 +171,7 @@ timeout 20 ceph "${C[@]}" osd crush add osd.0 1.0 host=localhost >/dev/null 2>&1
 mkdir -p "$dir/osd/osd.0"
 ceph-osd "${C[@]}" -i 0 --mkfs --osd-uuid "$uuid" >>"$dir/log/mkfs.out" 2>&1
 spawn osd ceph-osd -i 0
-osd_up() { timeout 5 ceph "${C[@]}" osd dump 2>/dev/null | grep -q '^osd.0 up'; }
+osd_up() { alive osd; timeout 5 ceph "${C[@]}" osd dump 2>/dev/null | grep -q '^osd.0 up'; }
 wait_for 60 "osd.0" osd_up
 
 timeout 60 radosgw-admin "${C[@]}" user create --uid shale-test --display-name "shale tests" \
@@ -183,7 +185,8 @@ s3() {  # s3 METHOD PATH [curl args]: one signed request, prints the status
     --aws-sigv4 "aws:amz:$REGION:s3" --user "$ACCESS:$SECRET" \
     -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@" "$endpoint$path"
 }
-rgw_up() { curl -s -o /dev/null --max-time 2 "$endpoint/"; }
+alive() { kill -0 "$(cat "$dir/pids/$1.pid")" 2>/dev/null || die "$1 exited (log: $dir/log/)"; }
+rgw_up() { alive rgw; curl -s -o /dev/null --max-time 2 "$endpoint/"; }
 wait_for 60 "radosgw" rgw_up
 code=$(s3 PUT "/$BUCKET")
 [ "$code" = 200 ] || die "creating bucket $BUCKET: HTTP $code"
