@@ -38,6 +38,7 @@ static const key keys[] = {
     {"s3.region", T_STR, F(s3_region)},
     {"s3.pathStyle", T_STYLE, F(s3_path_style)},
     {"s3.caFile", T_STR, F(s3_ca_file)},
+    {"s3.timeoutSeconds", T_U32, F(s3_timeout_seconds)},
     {"sources.local.enabled", T_BOOL, F(local_enabled)},
     {"sources.local.dir", T_STR, F(local_dir)},
     {"sources.local.pollMs", T_U32, F(local_poll_ms)},

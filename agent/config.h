@@ -45,6 +45,7 @@ typedef struct agent_config {
     char *s3_endpoint, *s3_region;
     int s3_path_style;             /* -1 auto, 0, 1 */
     char *s3_ca_file;              /* PEM CA bundle for the S3 endpoint; NULL: AWS_CA_BUNDLE */
+    uint32_t s3_timeout_seconds;   /* 0: the store default (deadline_ms) */
     bool local_enabled;
     char *local_dir;
     uint32_t local_poll_ms;

@@ -121,6 +121,13 @@ int main(int argc, char **argv)
     so.db.store.s3_region = cfg.s3_region;
     so.db.store.s3_path_style = cfg.s3_path_style;
     so.db.store.s3_ca_file = cfg.s3_ca_file;
+    if (cfg.s3_timeout_seconds) {  /* an S3 call that gets no answer fails within ~2x */
+        so.db.store.deadline_ms = (int)(cfg.s3_timeout_seconds > 86400 ? 86400000
+                                                                      : cfg.s3_timeout_seconds *
+                                                                            1000);
+        if (so.db.store.timeout_ms > so.db.store.deadline_ms)
+            so.db.store.timeout_ms = so.db.store.deadline_ms;
+    }
     so.step_timeout_s = cfg.step_seconds;
     so.verify = (split_verify)cfg.verify_mode;
     agent_config_policy(&cfg, &so.policy);

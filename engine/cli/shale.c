@@ -2,7 +2,7 @@
  * shale.c -- the `shale` command: inspect and operate a database by URI.
  *
  *   shale [--wal-store URI] [--unsafe-store] [--no-await-durable] [--ca-file PEM]
- *         COMMAND ...
+ *         [--s3-timeout SECONDS] COMMAND ...
  *
  * Keys and values on the command line accept %XX escapes; output escapes
  * bytes outside printable ASCII (and '%') the same way, so any key can be
@@ -19,7 +19,9 @@
 
 static const char usage_text[] =
     "usage: shale [--wal-store URI] [--unsafe-store] [--no-await-durable] [--ca-file PEM]\n"
-    "             COMMAND ...\n"
+    "             [--s3-timeout SECONDS] COMMAND ...\n"
+    "  --s3-timeout: an S3 call that gets no answer fails within about this long\n"
+    "                (no retry starts later; default 60)\n"
     "\n"
     "commands:\n"
     "  put URI KEY VALUE              write one key\n"
@@ -593,11 +595,24 @@ int main(int argc, char **argv)
                                          {"unsafe-store", no_argument, 0, 'u'},
                                          {"no-await-durable", no_argument, 0, 'n'},
                                          {"ca-file", required_argument, 0, 'C'},
+                                         {"s3-timeout", required_argument, 0, 't'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "+w:unhC:", opts, NULL)) != -1) {
+    uint64_t secs;
+    while ((c = getopt_long(argc, argv, "+w:unhC:t:", opts, NULL)) != -1) {
         switch (c) {
+        case 't':
+            if (!parse_u64(optarg, &secs) || secs == 0 || secs > 86400) {
+                fprintf(stderr, "shale: --s3-timeout '%s': want whole seconds, 1 to 86400\n",
+                        optarg);
+                return 2;
+            }
+            /* The deadline for retries; a stall alone may use it all. */
+            g_opts.store.deadline_ms = (int)(secs * 1000);
+            if (g_opts.store.timeout_ms > g_opts.store.deadline_ms)
+                g_opts.store.timeout_ms = g_opts.store.deadline_ms;
+            break;
         case 'w': g_opts.wal_store_uri = optarg; break;
         case 'u': g_opts.unsafe_allow_unconditional_store = true; break;
         case 'n': g_opts.await_durable = false; break;

@@ -30,7 +30,7 @@ static const size_t g_store_strings[] = {
 };
 #define STORE_STRINGS (sizeof g_store_strings / sizeof g_store_strings[0])
 _Static_assert(offsetof(shale_objstore_options, fs_no_fsync) ==
-                       5 * sizeof(char *) + 5 * sizeof(int) &&
+                       5 * sizeof(char *) + 6 * sizeof(int) &&
                    offsetof(shale_objstore_options, reserved) ==
                        offsetof(shale_objstore_options, s3_ca_file) + sizeof(void *),
                "shale_objstore_options changed: list its string fields in g_store_strings "

@@ -27,7 +27,8 @@ void shale_objstore_options_init(shale_objstore_options *o)
     o->max_retries = 6;
     o->retry_base_ms = 50;
     o->retry_max_ms = 2000;
-    o->timeout_ms = 30000;
+    o->timeout_ms = 20000;
+    o->deadline_ms = 60000;
 }
 
 const char *shale_objop_name(shale_objop op)
