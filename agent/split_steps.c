@@ -196,40 +196,66 @@ out:
     return rc;
 }
 
+/* Every child at once (shale_clone_many: a thread per child, the parent's
+ * manifest read once, one parent write pinning every child).  A kill test
+ * that arms Clone.mid gets the first child cloned alone, then the kill,
+ * so a resume finds one child done and the others not started. */
 shale_status do_clone(run *r, step_result *res)
 {
     splitter *sp = r->sp;
     const split_request *q = r->req;
     if (!*r->checkpoint_id)
         return shale_err(SHALE_CORRUPT, "journal of %s has no checkpointId at Clone", r->name);
-    for (size_t i = 0; i < q->child_count; i++) {
+    size_t n = q->child_count;
+    shale_clone_spec *specs = calloc(n ? n : 1, sizeof *specs);
+    shale_clone_result *crs = calloc(n ? n : 1, sizeof *crs);
+    if (!specs || !crs) {
+        free(specs);
+        free(crs);
+        return SHALE_OOM();
+    }
+    for (size_t i = 0; i < n; i++) {
         const split_child *c = &q->children[i];
-        shale_clone_spec s;
-        memset(&s, 0, sizeof s);
-        s.parent_uri = parent_store(r);
-        s.parent_wal_uri = parent_wal(r);
-        s.parent_checkpoint_id = r->checkpoint_id;
-        s.child_uri = c->store;
-        s.child_wal_uri = c->wal_store;
-        s.range_start = c->start;
-        s.range_start_len = c->start_len;
-        s.range_end = c->end;
-        s.range_end_len = c->end_len;
-        shale_clone_result cr;
-        shale_status rc = shale_clone(&s, &sp->o.db, &cr);
-        if (rc)
-            return shale_err_prefix(rc, "cloning child %s into %s", c->name, c->store);
-        res->objects_copied += cr.wal_ssts_copied;
-        res->bytes_copied += cr.bytes_copied;
-        step_child_result *k = &res->children[i];
-        k->cloned = true;
-        k->manifest_id = cr.manifest_id;
-        k->ssts_referenced = cr.ssts_referenced;
-        k->wal_ssts_copied = cr.wal_ssts_copied;
-        if (i == 0)
+        shale_clone_spec *s = &specs[i];
+        s->parent_uri = parent_store(r);
+        s->parent_wal_uri = parent_wal(r);
+        s->parent_checkpoint_id = r->checkpoint_id;
+        s->child_uri = c->store;
+        s->child_wal_uri = c->wal_store;
+        s->range_start = c->start;
+        s->range_start_len = c->start_len;
+        s->range_end = c->end;
+        s->range_end_len = c->end_len;
+    }
+    const char *fps = getenv("SHALE_FAILPOINTS");
+    size_t first = 0, failed = 0;
+    shale_status rc = SHALE_OK;
+    if (fps && strstr(fps, "Clone.mid") && n > 0) {
+        rc = shale_clone_many(specs, 1, &sp->o.db, crs, &failed);
+        first = 1;
+        if (!rc)
             failpoint("Clone.mid");
     }
-    return SHALE_OK;
+    if (!rc) {
+        rc = shale_clone_many(specs + first, n - first, &sp->o.db, crs + first, &failed);
+        failed += first;
+    }
+    if (rc) {
+        const split_child *c = &q->children[failed < n ? failed : 0];
+        rc = shale_err_prefix(rc, "cloning child %s into %s", c->name, c->store);
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        res->objects_copied += crs[i].wal_ssts_copied;
+        res->bytes_copied += crs[i].bytes_copied;
+        step_child_result *k = &res->children[i];
+        k->cloned = true;
+        k->manifest_id = crs[i].manifest_id;
+        k->ssts_referenced = crs[i].ssts_referenced;
+        k->wal_ssts_copied = crs[i].wal_ssts_copied;
+    }
+    free(specs);
+    free(crs);
+    return rc;
 }
 
 shale_status do_complete(run *r, step_result *res)

@@ -448,7 +448,7 @@ static json_t *machine_json(void)
     return m;
 }
 
-static void write_json(const char *path, json_t *splits, int engines)
+static void write_json(const char *path, json_t *splits, json_t *lat, int engines)
 {
     json_t *ws = json_array(), *tot = json_object();
     for (int i = 0; i < sh->n; i++) {
@@ -477,6 +477,8 @@ static void write_json(const char *path, json_t *splits, int engines)
                              "no sync per write, except 'durable put' (synced, 4 threads)",
                              "machine", machine_json(), "workloads", ws, "engines", tot,
                              "splits", splits);
+    if (root && lat)
+        json_object_set(root, "latency_splits", lat);
     if (!root || json_dump_file(root, path, JSON_INDENT(1)))
         die("writing", path);
     json_decref(root);
@@ -486,7 +488,9 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench [--keys N] [--value-size B] [--split-mb M,M,...] "
                     "[--s3-mb M] [--json FILE] [--dir D] [--shale-only] "
-                    "[--shale-memtable-mb M]\n"
+                    "[--shale-memtable-mb M] [--latency-keys N] [--latency-only]\n"
+                    "  --latency-keys N: splits at 0/20/50 ms injected latency x 2/8/32\n"
+                    "  children of an N-key parent (with --s3-mb, also on the RGW)\n"
                     "  --split-mb \"\" and --s3-mb 0 skip the split benchmarks\n"
                     "  --shale-memtable-mb: Shale's memtable size (default 64, RocksDB's;\n"
                     "  LevelDB's is 4), for experiments\n");
@@ -497,6 +501,8 @@ int main(int argc, char **argv)
 {
     const char *json = NULL, *split_list = "16,64";
     int s3_mb = 0;
+    uint64_t latency_keys = 0;
+    bool latency_only = false;
     bool shale_only = false;
     for (int i = 1; i < argc; i++) {
         bool more = i + 1 < argc;
@@ -506,6 +512,10 @@ int main(int argc, char **argv)
             vsize = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--split-mb") && more)
             split_list = argv[++i];
+        else if (!strcmp(argv[i], "--latency-keys") && more)
+            latency_keys = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--latency-only"))
+            latency_only = true;
         else if (!strcmp(argv[i], "--s3-mb") && more)
             s3_mb = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--json") && more)
@@ -535,11 +545,20 @@ int main(int argc, char **argv)
            "except 'durable put': synced acknowledgement, 4 writer threads (Shale\n"
            "await_durable + group commit, peers sync=true)\n",
            (unsigned long long)nkeys, vsize, dir);
+    json_t *splits = json_array(), *lat = json_array();
+    if (latency_keys > 0)
+        latency_bench(latency_keys, s3_mb > 0, lat);
+    if (latency_only) {
+        if (json)
+            write_json(json, splits, lat, 0);
+        json_decref(splits);
+        json_decref(lat);
+        return 0;
+    }
     int engines = shale_only ? 1 : NENGINES;
     for (int e = 0; e < engines; e++)
         run_engine(e);
     print_tables(engines);
-    json_t *splits = json_array();
     char *list = strdup(split_list);
     bool header = false;
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
@@ -554,8 +573,9 @@ int main(int argc, char **argv)
         split_bench("s3", s3_mb, splits);
     }
     if (json)
-        write_json(json, splits, engines);
+        write_json(json, splits, lat, engines);
     json_decref(splits);
+    json_decref(lat);
     free(valbuf);
     return 0;
 }

@@ -66,4 +66,9 @@ void values_init(void);
 void split_bench(const char *backend, int mb, json_t *out);
 void split_bench_header(void);
 
+/* Splits of a parent of keys keys into 2, 8 and 32 children with 0, 20 and
+ * 50 ms injected per request (bench_latency.c), and when s3 the same on the
+ * RGW; one table row per split, raw figures appended to out. */
+void latency_bench(uint64_t keys, bool s3, json_t *out);
+
 #endif

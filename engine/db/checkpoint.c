@@ -167,6 +167,57 @@ static shale_status cp_add_ctx(shale_objstore *s, add_ctx *cx, shale_checkpoint 
     return rc;
 }
 
+typedef struct pins_ctx {
+    const char *src_id;
+    const cp_pin_req *reqs;
+    size_t n;
+} pins_ctx;
+
+static shale_status pins_mut(manifest *m, void *arg)
+{
+    pins_ctx *c = arg;
+    const checkpoint_rec *src = cp_find(m, c->src_id);
+    uint64_t pin_id = src ? src->manifest_id : 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (cp_find(m, c->reqs[i].id))
+            continue;
+        if (!pin_id)
+            return shale_err(SHALE_NOT_FOUND, "no checkpoint %s pins the version the clones "
+                                              "reference (pin %s missing)", c->src_id,
+                             c->reqs[i].id);
+        checkpoint_rec *nr = realloc(m->checkpoints, (m->checkpoint_count + 1) * sizeof *nr);
+        if (!nr)
+            return SHALE_OOM();
+        m->checkpoints = nr;
+        checkpoint_rec *r = &m->checkpoints[m->checkpoint_count];
+        memset(r, 0, sizeof *r);
+        snprintf(r->id, sizeof r->id, "%s", c->reqs[i].id);
+        r->manifest_id = pin_id;
+        r->create_time_ms = now_ms();
+        if (c->reqs[i].name && *c->reqs[i].name && !(r->name = xstrdup(c->reqs[i].name)))
+            return SHALE_OOM();
+        m->checkpoint_count++;
+    }
+    return SHALE_OK;
+}
+
+shale_status cp_add_pins(shale_objstore *s, const char *src_id, const cp_pin_req *reqs,
+                         size_t n)
+{
+    manifest *cur = NULL;
+    shale_status rc = manifest_store_load_latest(s, 0, &cur);
+    if (rc)
+        return shale_err_prefix(rc, "%s: adding pins", shale_objstore_uri(s));
+    size_t missing = 0;
+    for (size_t i = 0; i < n; i++)
+        missing += cp_find(cur, reqs[i].id) == NULL;
+    pins_ctx c = {src_id, reqs, n};
+    if (missing)
+        rc = manifest_store_update(s, &cur, pins_mut, &c);
+    manifest_free(cur);
+    return rc;
+}
+
 typedef struct rm_ctx {
     const char *id;
     bool found;

@@ -29,6 +29,20 @@ shale_status cp_add(shale_objstore *s, const char *id, uint64_t lifetime_ms,
 shale_status cp_add_pin(shale_objstore *s, const char *id, uint64_t pin_id,
                         const char *name, shale_checkpoint *out);
 
+/* One pin of a batch: checkpoint id (fixed, no expiry) named name. */
+typedef struct cp_pin_req {
+    const char *id;
+    const char *name;
+} cp_pin_req;
+
+/* Adds every pin of reqs not yet in the latest manifest of s, all on the
+ * version that checkpoint src_id pins, in ONE manifest write (none when
+ * all exist: a repeat is idempotent).  SHALE_NOT_FOUND when a pin is
+ * missing and src_id is gone too.  A batch of clones from one checkpoint
+ * pins its parent with this instead of a write per clone. */
+shale_status cp_add_pins(shale_objstore *s, const char *src_id, const cp_pin_req *reqs,
+                         size_t n);
+
 /* Removes checkpoint id from the latest manifest.  SHALE_NOT_FOUND if no
  * such checkpoint (missing_ok makes that SHALE_OK). */
 shale_status cp_remove(shale_objstore *s, const char *id, bool missing_ok);

@@ -34,6 +34,8 @@
 #include "util/misc.h"
 #include "util/status_int.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +47,7 @@ typedef struct clone_run {
     shale_options opts;        /* strings: the env's copies */
     db_env *env;               /* every store below is the env's (borrowed) */
     shale_objstore *parent, *parent_wal, *child, *child_wal;
+    manifest *cm;              /* the child's manifest once prepared (owned) */
     shale_clone_result res;
 } clone_run;
 
@@ -376,7 +379,12 @@ static void count_refs(clone_run *cr, const manifest *m)
         cr->res.ssts_referenced += m->runs[r].count;
 }
 
-static shale_status clone_inner(clone_run *cr)
+/* Steps 1-2: the child's manifest version 1 written (or found).  shared:
+ * the parent's latest and pinned versions loaded once for a batch of
+ * clones from one checkpoint (NULL: loaded here).  On success cr->cm holds
+ * the child's manifest; cr->res.already_done if it was initialised. */
+static shale_status clone_prepare(clone_run *cr, const manifest *shared_latest,
+                                  const manifest *shared_pinned)
 {
     const shale_clone_spec *sp = cr->spec;
     manifest *cm = NULL, *pm = NULL, *platest = NULL;
@@ -386,88 +394,98 @@ static shale_status clone_inner(clone_run *cr)
     if (rc == SHALE_OK) {
         if ((rc = check_origin(cr, cm)))
             goto out;
-        if (cm->initialized) {
+        if (cm->initialized)
             cr->res.already_done = true;
-            goto done;
-        }
-    } else {
-        /* Fresh clone: pick the checkpoint and the version it pins.  A
-         * child store may hold a split's claim, never another store's
-         * identity of a database or a WAL. */
-        char cp_id[37];
-        if ((rc = identity_check_clone_target(cr->child, sp->child_uri)) ||
-            (cr->child_wal != cr->child &&
-             (rc = identity_check_clone_target(cr->child_wal, sp->child_wal_uri))))
-            goto out;
+        goto out;
+    }
+    /* Fresh clone: pick the checkpoint and the version it pins.  A child
+     * store may hold a split's claim, never another store's identity of a
+     * database or a WAL. */
+    char cp_id[37];
+    if ((rc = identity_check_clone_target(cr->child, sp->child_uri)) ||
+        (cr->child_wal != cr->child &&
+         (rc = identity_check_clone_target(cr->child_wal, sp->child_wal_uri))))
+        goto out;
+    const manifest *lat = shared_latest;
+    if (!lat) {
         if ((rc = manifest_store_load_latest(cr->parent, 0, &platest))) {
             shale_err_prefix(rc, "clone: loading the parent %s", sp->parent_uri);
             goto out;
         }
-        if (!platest->initialized) {
-            rc = shale_err(SHALE_INVALID_ARGUMENT, "clone: the parent %s is an unfinished "
-                                                   "clone", sp->parent_uri);
+        lat = platest;
+    }
+    if (!lat->initialized) {
+        rc = shale_err(SHALE_INVALID_ARGUMENT, "clone: the parent %s is an unfinished clone",
+                       sp->parent_uri);
+        goto out;
+    }
+    uint64_t pinned_id;
+    if (sp->parent_checkpoint_id) {
+        const checkpoint_rec *r = cp_find(lat, sp->parent_checkpoint_id);
+        if (!r) {
+            rc = shale_err(SHALE_NOT_FOUND, "clone: the parent %s has no checkpoint %s",
+                           sp->parent_uri, sp->parent_checkpoint_id);
             goto out;
         }
-        uint64_t pinned_id;
-        if (sp->parent_checkpoint_id) {
-            const checkpoint_rec *r = cp_find(platest, sp->parent_checkpoint_id);
-            if (!r) {
-                rc = shale_err(SHALE_NOT_FOUND, "clone: the parent %s has no checkpoint %s",
-                               sp->parent_uri, sp->parent_checkpoint_id);
-                goto out;
-            }
-            snprintf(cp_id, sizeof cp_id, "%s", r->id);
-            pinned_id = r->manifest_id;
-        } else {
-            shale_checkpoint cp;
-            rc = cp_add(cr->parent, NULL, CLONE_DEFAULT_CHECKPOINT_MS, "clone-source", 0,
-                        &cp);
-            if (rc)
-                goto out;
-            snprintf(cp_id, sizeof cp_id, "%s", cp.id);
-            pinned_id = cp.manifest_id;
-        }
+        snprintf(cp_id, sizeof cp_id, "%s", r->id);
+        pinned_id = r->manifest_id;
+    } else {
+        shale_checkpoint cp;
+        rc = cp_add(cr->parent, NULL, CLONE_DEFAULT_CHECKPOINT_MS, "clone-source", 0, &cp);
+        if (rc)
+            goto out;
+        snprintf(cp_id, sizeof cp_id, "%s", cp.id);
+        pinned_id = cp.manifest_id;
+    }
+    const manifest *pin = shared_pinned && shared_pinned->id == pinned_id ? shared_pinned : NULL;
+    if (!pin) {
         if ((rc = manifest_store_load(cr->parent, pinned_id, &pm))) {
             shale_err_prefix(rc, "clone: loading the parent's manifest %llu pinned by %s",
                              (unsigned long long)pinned_id, cp_id);
             goto out;
         }
-        if ((rc = build_child_manifest(cr, pm, cp_id, &cm)))
-            goto out;
-        rc = manifest_store_write(cr->child, cm);
-        if (rc == SHALE_PRECONDITION_FAILED) {
-            /* Another run of this clone got there first: resume its work. */
-            manifest_free(cm);
-            cm = NULL;
-            if ((rc = manifest_store_load_latest(cr->child, 0, &cm)) ||
-                (rc = check_origin(cr, cm)))
-                goto out;
-        } else if (rc) {
-            goto out;
-        }
+        pin = pm;
     }
-    if ((rc = pin_parents(cr, cm)))
+    if ((rc = build_child_manifest(cr, pin, cp_id, &cm)))
         goto out;
-    uint64_t replay_after = 0;
-    if ((rc = copy_wal_ssts(cr, cm, &replay_after)))
-        goto out;
-    init_ctx ic = {replay_after};
-    if ((rc = manifest_store_update(cr->child, &cm, init_mut, &ic)))
-        goto out;
-done:
-    count_refs(cr, cm);
-    cr->res.manifest_id = cm->id;
-    snprintf(cr->res.checkpoint_id, sizeof cr->res.checkpoint_id, "%s",
-             cm->origin.parent_checkpoint_id ? cm->origin.parent_checkpoint_id : "");
+    rc = manifest_store_write(cr->child, cm);
+    if (rc == SHALE_PRECONDITION_FAILED) {
+        /* Another run of this clone got there first: resume its work. */
+        manifest_free(cm);
+        cm = NULL;
+        if (!(rc = manifest_store_load_latest(cr->child, 0, &cm)))
+            rc = check_origin(cr, cm);
+    }
 out:
-    manifest_free(cm);
+    if (rc)
+        manifest_free(cm);
+    else
+        cr->cm = cm;
     manifest_free(pm);
     manifest_free(platest);
     return rc;
 }
 
-shale_status shale_clone(const shale_clone_spec *spec, const shale_options *opts,
-                         shale_clone_result *out)
+/* Steps 4-5 after the pins, and the result. */
+static shale_status clone_finish(clone_run *cr)
+{
+    shale_status rc = SHALE_OK;
+    if (!cr->res.already_done) {
+        uint64_t replay_after = 0;
+        if ((rc = copy_wal_ssts(cr, cr->cm, &replay_after)))
+            return rc;
+        init_ctx ic = {replay_after};
+        if ((rc = manifest_store_update(cr->child, &cr->cm, init_mut, &ic)))
+            return rc;
+    }
+    count_refs(cr, cr->cm);
+    cr->res.manifest_id = cr->cm->id;
+    snprintf(cr->res.checkpoint_id, sizeof cr->res.checkpoint_id, "%s",
+             cr->cm->origin.parent_checkpoint_id ? cr->cm->origin.parent_checkpoint_id : "");
+    return SHALE_OK;
+}
+
+static shale_status clone_check_spec(const shale_clone_spec *spec)
 {
     if (!spec || !spec->parent_uri || !spec->child_uri)
         return shale_err(SHALE_INVALID_ARGUMENT, "clone: parent_uri and child_uri are required");
@@ -479,37 +497,242 @@ shale_status shale_clone(const shale_clone_spec *spec, const shale_options *opts
         kv_key_cmp(spec->range_start, spec->range_start_len, spec->range_end,
                    spec->range_end_len) >= 0)
         return shale_err(SHALE_INVALID_ARGUMENT, "clone: range start must be below range end");
-    clone_run cr;
-    memset(&cr, 0, sizeof cr);
-    cr.spec = spec;
-    /* One env for the run, opened on the child: the parent, both WAL
-     * stores and every grandparent store come from its pool, all with the
-     * caller's options. */
-    shale_status rc = db_env_open(spec->child_uri, opts, &cr.env);
+    return SHALE_OK;
+}
+
+/* One env for the run, opened on the child: the parent, both WAL stores
+ * and every grandparent store come from its pool, all with the caller's
+ * options. */
+static shale_status clone_open(clone_run *cr, const shale_clone_spec *spec,
+                               const shale_options *opts)
+{
+    memset(cr, 0, sizeof *cr);
+    cr->spec = spec;
+    shale_status rc = db_env_open(spec->child_uri, opts, &cr->env);
     if (!rc) {
-        cr.opts = *db_env_options(cr.env);
-        cr.child = db_env_main(cr.env);
-        rc = db_env_store(cr.env, spec->parent_uri, &cr.parent);
+        cr->opts = *db_env_options(cr->env);
+        cr->child = db_env_main(cr->env);
+        rc = db_env_store(cr->env, spec->parent_uri, &cr->parent);
     }
-    cr.parent_wal = cr.parent;
-    cr.child_wal = cr.child;
+    cr->parent_wal = cr->parent;
+    cr->child_wal = cr->child;
     if (!rc && spec->parent_wal_uri)
-        rc = db_env_store(cr.env, spec->parent_wal_uri, &cr.parent_wal);
+        rc = db_env_store(cr->env, spec->parent_wal_uri, &cr->parent_wal);
     if (!rc && spec->child_wal_uri)
-        rc = db_env_store(cr.env, spec->child_wal_uri, &cr.child_wal);
-    if (!rc && !cr.opts.unsafe_allow_unconditional_store)
-        rc = shale_objstore_probe_conditional(cr.child);
-    if (!rc)
-        rc = clone_inner(&cr);
-    /* Initialised: the child's stores are a database and its WAL store
-     * now (a claim becomes that, keeping its UUID). */
-    if (!rc)
-        rc = identity_ensure(cr.child, spec->child_uri, &cr.opts.store, SHALE_STORE_KIND_DB);
-    if (!rc && cr.child_wal != cr.child)
-        rc = identity_ensure(cr.child_wal, spec->child_wal_uri, &cr.opts.store,
+        rc = db_env_store(cr->env, spec->child_wal_uri, &cr->child_wal);
+    if (!rc && !cr->opts.unsafe_allow_unconditional_store)
+        rc = shale_objstore_probe_conditional(cr->child);
+    return rc;
+}
+
+/* Initialised: the child's stores are a database and its WAL store now (a
+ * claim becomes that, keeping its UUID). */
+static shale_status clone_identities(clone_run *cr)
+{
+    shale_status rc = identity_ensure(cr->child, cr->spec->child_uri, &cr->opts.store,
+                                      SHALE_STORE_KIND_DB);
+    if (!rc && cr->child_wal != cr->child)
+        rc = identity_ensure(cr->child_wal, cr->spec->child_wal_uri, &cr->opts.store,
                              SHALE_STORE_KIND_WAL);
+    return rc;
+}
+
+static void clone_close(clone_run *cr)
+{
+    manifest_free(cr->cm);
+    cr->cm = NULL;
+    db_env_unref(cr->env);
+    cr->env = NULL;
+}
+
+shale_status shale_clone(const shale_clone_spec *spec, const shale_options *opts,
+                         shale_clone_result *out)
+{
+    shale_status rc = clone_check_spec(spec);
+    if (rc)
+        return rc;
+    clone_run cr;
+    rc = clone_open(&cr, spec, opts);
+    if (!rc)
+        rc = clone_prepare(&cr, NULL, NULL);
+    if (!rc && !cr.res.already_done)
+        rc = pin_parents(&cr, cr.cm);
+    if (!rc)
+        rc = clone_finish(&cr);
+    if (!rc)
+        rc = clone_identities(&cr);
     if (out)
         *out = cr.res;
-    db_env_unref(cr.env);
+    clone_close(&cr);
+    return rc;
+}
+
+/* ---- many clones of one checkpoint ----------------------------------------
+ * Phase 1 (a thread per clone): open, write or find the child's manifest
+ * version 1.  Phase 2 (this thread): one write in the parent adds every
+ * child's pin; a clone that references a grandparent pins through
+ * pin_parents() as shale_clone does.  Phase 3 (a thread per clone): copy
+ * the WAL gap, initialise, identities.  Each clone's state is in its own
+ * store, so a crash between phases is resumed by either call. */
+#define CLONE_THREADS 32
+
+typedef struct many_job {
+    const shale_clone_spec *specs;
+    const shale_options *opts;
+    clone_run *runs;
+    const manifest *lat, *pin;     /* the parent's, shared read-only */
+    size_t n;
+    int phase;
+    _Atomic size_t next;
+    _Atomic bool failed;
+    shale_status *rcs;
+    char (*msgs)[512];             /* shale_errmsg() is per thread */
+} many_job;
+
+static void *many_worker(void *arg)
+{
+    many_job *j = arg;
+    for (size_t i; !atomic_load(&j->failed) && (i = atomic_fetch_add(&j->next, 1)) < j->n;) {
+        clone_run *cr = &j->runs[i];
+        shale_status rc;
+        if (j->phase == 1) {
+            rc = clone_check_spec(&j->specs[i]);
+            if (!rc)
+                rc = clone_open(cr, &j->specs[i], j->opts);
+            if (!rc)
+                rc = clone_prepare(cr, j->lat, j->pin);
+        } else {
+            rc = clone_finish(cr);
+            if (!rc)
+                rc = clone_identities(cr);
+        }
+        if ((j->rcs[i] = rc)) {
+            snprintf(j->msgs[i], sizeof j->msgs[i], "%s", shale_errmsg());
+            atomic_store(&j->failed, true);
+        }
+    }
+    return NULL;
+}
+
+static shale_status many_phase(many_job *j, int phase, size_t *failed)
+{
+    j->phase = phase;
+    atomic_store(&j->next, 0);
+    size_t nth = j->n < CLONE_THREADS ? j->n : CLONE_THREADS;
+    pthread_t th[CLONE_THREADS];
+    size_t started = 0;
+    while (started + 1 < nth && !pthread_create(&th[started], NULL, many_worker, j))
+        started++;
+    many_worker(j);
+    for (size_t t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    for (size_t i = 0; i < j->n; i++)
+        if (j->rcs[i]) {
+            if (failed)
+                *failed = i;
+            return shale_err(j->rcs[i], "%s", j->msgs[i]);
+        }
+    return SHALE_OK;
+}
+
+/* Phase 2: the direct parent's pins in one write; grandparents one by one. */
+static shale_status many_pins(many_job *j, shale_objstore *ps, size_t *failed)
+{
+    cp_pin_req *reqs = calloc(j->n ? j->n : 1, sizeof *reqs);
+    char (*names)[256] = calloc(j->n ? j->n : 1, sizeof *names);
+    shale_status rc = reqs && names ? SHALE_OK : SHALE_OOM();
+    size_t k = 0;
+    const char *src = j->specs[0].parent_checkpoint_id;
+    for (size_t i = 0; i < j->n && !rc; i++) {
+        clone_run *cr = &j->runs[i];
+        if (cr->res.already_done)
+            continue;
+        bool only_direct = true;
+        for (size_t p = 0; p < cr->cm->parent_count; p++)
+            if (strcmp(cr->cm->parents[p].store_uri, cr->spec->parent_uri))
+                only_direct = false;
+        if (!only_direct) {
+            if ((rc = pin_parents(cr, cr->cm)) && failed)
+                *failed = i;
+            continue;
+        }
+        for (size_t p = 0; p < cr->cm->parent_count; p++) {
+            snprintf(names[k], sizeof names[k], "clone:%s", cr->spec->child_uri);
+            reqs[k].id = cr->cm->parents[p].final_checkpoint_id;
+            reqs[k].name = names[k];
+            k++;
+        }
+    }
+    if (!rc && k && (rc = cp_add_pins(ps, src, reqs, k)))
+        shale_err_prefix(rc, "pinning parent %s", j->specs[0].parent_uri);
+    free(reqs);
+    free(names);
+    return rc;
+}
+
+shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
+                              const shale_options *opts, shale_clone_result *out,
+                              size_t *failed)
+{
+    if (!specs && n)
+        return shale_err(SHALE_INVALID_ARGUMENT, "clone: no specs");
+    bool batch = n > 0 && specs[0].parent_uri && specs[0].parent_checkpoint_id;
+    for (size_t i = 1; i < n && batch; i++)
+        batch = specs[i].parent_uri && !strcmp(specs[i].parent_uri, specs[0].parent_uri) &&
+                specs[i].parent_checkpoint_id &&
+                !strcmp(specs[i].parent_checkpoint_id, specs[0].parent_checkpoint_id);
+    if (!batch) {
+        for (size_t i = 0; i < n; i++) {
+            shale_status rc = shale_clone(&specs[i], opts, out ? &out[i] : NULL);
+            if (rc) {
+                if (failed)
+                    *failed = i;
+                return rc;
+            }
+        }
+        return SHALE_OK;
+    }
+    many_job j;
+    memset(&j, 0, sizeof j);
+    j.specs = specs;
+    j.opts = opts;
+    j.n = n;
+    j.runs = calloc(n, sizeof *j.runs);
+    j.rcs = calloc(n, sizeof *j.rcs);
+    j.msgs = calloc(n, sizeof *j.msgs);
+    shale_objstore *ps = NULL;
+    manifest *lat = NULL, *pin = NULL;
+    shale_status rc = j.runs && j.rcs && j.msgs ? SHALE_OK : SHALE_OOM();
+    if (!rc)
+        rc = shale_objstore_open(specs[0].parent_uri, opts ? &opts->store : NULL, &ps);
+    if (!rc && (rc = manifest_store_load_latest(ps, 0, &lat)))
+        shale_err_prefix(rc, "clone: loading the parent %s", specs[0].parent_uri);
+    if (!rc) {
+        /* The pinned version, when the checkpoint is there; when it is not,
+         * each clone reports it (or finds its child already made). */
+        const checkpoint_rec *r = cp_find(lat, specs[0].parent_checkpoint_id);
+        if (r && r->manifest_id != lat->id && (rc = manifest_store_load(ps, r->manifest_id, &pin)))
+            shale_err_prefix(rc, "clone: loading the parent's manifest %llu pinned by %s",
+                             (unsigned long long)r->manifest_id, r->id);
+        j.lat = lat;
+        j.pin = r && r->manifest_id == lat->id ? lat : pin;
+    }
+    if (!rc)
+        rc = many_phase(&j, 1, failed);
+    if (!rc)
+        rc = many_pins(&j, ps, failed);
+    if (!rc)
+        rc = many_phase(&j, 3, failed);
+    for (size_t i = 0; j.runs && i < n; i++) {
+        if (out)
+            out[i] = j.runs[i].res;
+        clone_close(&j.runs[i]);
+    }
+    manifest_free(pin);
+    manifest_free(lat);
+    shale_objstore_close(ps);
+    free(j.runs);
+    free(j.rcs);
+    free(j.msgs);
     return rc;
 }

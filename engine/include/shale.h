@@ -272,6 +272,20 @@ typedef struct shale_clone_result {
 shale_status shale_clone(const shale_clone_spec *spec, const shale_options *opts,
                          shale_clone_result *out);
 
+/* n clones at once, as a split makes them: each child's work runs on its
+ * own thread (up to 32 at a time), the parent's manifest is read once, and
+ * the parent is pinned for every child in ONE manifest write instead of
+ * one per clone.  The same guarantees as n calls of shale_clone() (each
+ * clone resumable with the same spec, by shale_clone or this call); specs
+ * with different parents, or without parent_checkpoint_id, are cloned one
+ * by one.  out: n results (may be NULL).  On an error the first failing
+ * spec's index is in *failed (may be NULL) and its message in
+ * shale_errmsg(); the others may be done, half done or not started, and a
+ * repeat of the call resumes them. */
+shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
+                              const shale_options *opts, shale_clone_result *out,
+                              size_t *failed);
+
 /* ---- Read-only reader --------------------------------------------------- */
 
 /* Opens uri read-only at the latest state (checkpoint_id NULL) or at a
