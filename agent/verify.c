@@ -303,47 +303,45 @@ static shale_status check_pins(const verify_ctx *v, const split_child *c, const 
     return SHALE_OK;
 }
 
-/* Every referenced object exists with its recorded size: one HEAD each,
- * through one store handle per parent store (every store a child's SST
- * lives in is one of its recorded parents, which check_pins has checked). */
-static shale_status check_objects(const verify_ctx *v, const split_child *c, const manifest *cm)
+/* Which of the child's recorded parents holds SST h (check_refs has held
+ * every SST's store to a parent's). */
+static shale_status sst_parent(const split_child *c, const manifest *cm, const sst_handle *h,
+                               size_t *at)
 {
-    shale_objstore **stores = calloc(cm->parent_count ? cm->parent_count : 1, sizeof *stores);
-    if (!stores)
-        return SHALE_OOM();
-    shale_status rc = SHALE_OK;
-    for (size_t l = 0; l <= cm->run_count && !rc; l++) {
-        const sst_handle *h = l == 0 ? cm->l0 : cm->runs[l - 1].ssts;
-        size_t n = l == 0 ? cm->l0_count : cm->runs[l - 1].count;
-        for (size_t k = 0; k < n && !rc; k++) {
-            const char *u = h[k].store_uri;   /* non-NULL: check_refs held it to a parent's */
-            size_t i = 0;
-            while (i < cm->parent_count && strcmp(cm->parents[i].store_uri, u))
-                i++;
-            if (i == cm->parent_count) {
-                rc = shale_err(SHALE_CORRUPT, "verify: child %s references SST %s in %s, which "
-                                              "is not among its parents (no pin keeps it)",
-                               c->name, h[k].id, u);
-                break;
-            }
-            if (!stores[i] && (rc = shale_objstore_open(u, &v->r->sp->o.db.store, &stores[i])))
-                break;
-            char key[64];
-            uint64_t size = 0;
-            sst_key(h[k].id, key, sizeof key);
-            rc = shale_objstore_head(stores[i], key, &size, NULL);
-            if (rc == SHALE_NOT_FOUND)
-                rc = shale_err(SHALE_CORRUPT, "verify: child %s references %s/%s, which does "
-                                              "not exist", c->name, u, key);
-            else if (!rc && size != h[k].size)
-                rc = shale_err(SHALE_CORRUPT, "verify: child %s references %s/%s of %llu "
-                                              "bytes; it holds %llu", c->name, u, key,
-                               (unsigned long long)h[k].size, (unsigned long long)size);
-        }
-    }
-    for (size_t i = 0; i < cm->parent_count; i++)
-        shale_objstore_close(stores[i]);
-    free(stores);
+    size_t i = 0;
+    while (i < cm->parent_count && strcmp(cm->parents[i].store_uri, h->store_uri))
+        i++;
+    if (i == cm->parent_count)
+        return shale_err(SHALE_CORRUPT, "verify: child %s references SST %s in %s, which is not "
+                                        "among its parents (no pin keeps it)", c->name, h->id,
+                         h->store_uri);
+    *at = i;
+    return SHALE_OK;
+}
+
+/* A referenced object exists with its recorded size: one HEAD. */
+static shale_status check_object(const verify_ctx *v, const split_child *c, const manifest *cm,
+                                 const sst_handle *h)
+{
+    size_t i;
+    shale_status rc = sst_parent(c, cm, h, &i);
+    if (rc)
+        return rc;
+    shale_objstore *s = NULL;
+    if ((rc = shale_objstore_open(h->store_uri, &v->r->sp->o.db.store, &s)))
+        return rc;
+    char key[64];
+    uint64_t size = 0;
+    sst_key(h->id, key, sizeof key);
+    rc = shale_objstore_head(s, key, &size, NULL);
+    if (rc == SHALE_NOT_FOUND)
+        rc = shale_err(SHALE_CORRUPT, "verify: child %s references %s/%s, which does not exist",
+                       c->name, h->store_uri, key);
+    else if (!rc && size != h->size)
+        rc = shale_err(SHALE_CORRUPT, "verify: child %s references %s/%s of %llu bytes; it "
+                                      "holds %llu", c->name, h->store_uri, key,
+                       (unsigned long long)h->size, (unsigned long long)size);
+    shale_objstore_close(s);
     return rc;
 }
 
@@ -400,40 +398,73 @@ static size_t between(const uint8_t *a, size_t al, const uint8_t *b, size_t bl, 
     return p + 8;
 }
 
-/* Windows of keys through the child's read path against the parent's: at
- * the range start, and at the first key, the last key and points inside
- * every SST the child references. */
-static shale_status sample_reads(const verify_ctx *v, const split_child *c, shale_reader *child,
-                                 const manifest *cm, uint64_t *windows)
-{
-    uint64_t n = 0;
-    shale_status rc = compare_child(v->parent, child, c, NULL, 0, WINDOW, &n);
-    (*windows)++;
+/* One unit of Verify's second phase: a HEAD of a referenced object, or a
+ * window of keys read through the child's read path against the parent's
+ * (at the range start, and at the first key, the last key and points
+ * inside every SST the child references). */
+typedef struct vtask {
+    size_t child;
+    const sst_handle *head;          /* non-NULL: HEAD this object */
+    const void *from;                /* window start (NULL: the range start) */
+    size_t from_len;
+    bool at_mid;                     /* the window starts at mid (the array
+                                        moves while it grows: no pointer) */
+    bool first;                      /* the SST's first window: opens it */
     uint8_t mid[64 + 8];
-    for (size_t l = 0; l <= cm->run_count && !rc; l++) {
-        const sst_handle *h = l == 0 ? cm->l0 : cm->runs[l - 1].ssts;
-        size_t cnt = l == 0 ? cm->l0_count : cm->runs[l - 1].count;
-        for (size_t k = 0; k < cnt && !rc; k++) {
-            rc = compare_child(v->parent, child, c, h[k].first_key, h[k].first_klen, WINDOW, &n);
-            if (!rc)
-                rc = compare_child(v->parent, child, c, h[k].last_key, h[k].last_klen, WINDOW,
-                                   &n);
-            *windows += 2;
-            for (int f = 1; f <= INNER_SAMPLES && !rc; f++) {
-                if (key_cmp(h[k].first_key, h[k].first_klen, h[k].last_key, h[k].last_klen) >= 0)
-                    break;
-                size_t ml = between(h[k].first_key, h[k].first_klen, h[k].last_key,
-                                    h[k].last_klen, f, mid, sizeof mid);
-                rc = compare_child(v->parent, child, c, mid, ml, WINDOW, &n);
-                (*windows)++;
+} vtask;
+
+/* Appends the tasks of child ci (its manifest cm) to *t. */
+static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *n, size_t *cap)
+{
+    for (size_t l = 0; l <= cm->run_count + 1; l++) {
+        const sst_handle *h = l == 0 ? NULL : l == 1 ? cm->l0 : cm->runs[l - 2].ssts;
+        size_t cnt = l == 0 ? 1 : l == 1 ? cm->l0_count : cm->runs[l - 2].count;
+        for (size_t k = 0; k < cnt; k++) {
+            if (*n + 6 > *cap) {
+                size_t nc = *cap ? *cap * 2 : 64;
+                vtask *g = realloc(*t, nc * sizeof *g);
+                if (!g)
+                    return SHALE_OOM();
+                *t = g;
+                *cap = nc;
             }
+            vtask *x = &(*t)[*n];
+            memset(x, 0, 6 * sizeof *x);
+            if (!h) {   /* the window at the range start */
+                x->child = ci;
+                (*n)++;
+                continue;
+            }
+            const sst_handle *s = &h[k];
+            x[0].child = ci;
+            x[0].head = s;
+            x[1].child = ci;
+            x[1].from = s->first_key;
+            x[1].from_len = s->first_klen;
+            x[1].first = true;
+            x[2].child = ci;
+            x[2].from = s->last_key;
+            x[2].from_len = s->last_klen;
+            size_t m = 3;
+            for (int f = 1; f <= INNER_SAMPLES; f++) {
+                if (key_cmp(s->first_key, s->first_klen, s->last_key, s->last_klen) >= 0)
+                    break;
+                x[m].child = ci;
+                x[m].from_len = between(s->first_key, s->first_klen, s->last_key, s->last_klen,
+                                        f, x[m].mid, sizeof x[m].mid);
+                x[m].at_mid = true;
+                m++;
+            }
+            *n += m;
         }
     }
-    return rc;
+    return SHALE_OK;
 }
 
-static shale_status verify_references(const verify_ctx *v, const split_child *c,
-                                      shale_reader *child, child_result *res)
+/* The checks of a child's manifest (no data read): origin, range, WAL,
+ * references, pins.  *out: the manifest, for the second phase. */
+static shale_status verify_manifest(const verify_ctx *v, const split_child *c,
+                                    child_result *res, manifest **out)
 {
     shale_objstore *s = NULL;
     manifest *cm = NULL;
@@ -460,27 +491,42 @@ static shale_status verify_references(const verify_ctx *v, const split_child *c,
         rc = check_refs(v, c, cm, &res->ssts);
     if (!rc)
         rc = check_pins(v, c, cm);
-    if (!rc)
-        rc = check_objects(v, c, cm);
-    if (!rc)
-        rc = sample_reads(v, c, child, cm, &res->windows);
-    manifest_free(cm);
+    if (rc)
+        manifest_free(cm);
+    else
+        *out = cm;
     return rc;
 }
 
 /* ---- both modes ----------------------------------------------------------- */
 
+/* Two phases, each on a pool of up to VERIFY_THREADS threads (the work is
+ * round trips to the store, not CPU: the pool is sized for the store's
+ * parallelism, not the cores).  Phase 1, per child: open its reader and
+ * check its manifest (references) or walk it whole (full).  Phase 2
+ * (references), per task: every HEAD and every sampled window of every
+ * child at once, so the critical path is one child's manifest checks and
+ * one window, whatever the number of children and SSTs. */
+#define VERIFY_THREADS 32
+
 typedef struct verify_job {
     const verify_ctx *v;
-    _Atomic size_t *next;            /* next child to take */
-    _Atomic bool *failed;
+    int phase;
+    size_t n;                        /* items of this phase */
+    _Atomic size_t next;             /* next item to take */
+    _Atomic bool failed;             /* phase 1: any failure; phase 2: a mismatch */
     child_result *res;               /* per child */
-    shale_status *rcs;               /* per child */
-    char (*msgs)[512];               /* per child: shale_errmsg() is per thread */
+    shale_reader **readers;          /* per child, opened in phase 1 */
+    manifest **cms;                  /* per child (references), phase 1 */
+    const vtask *tasks;              /* phase 2 */
+    size_t *order;                   /* phase 2: indexes into tasks */
+    shale_status *rcs;               /* per item */
+    char (*msgs)[512];               /* per item: shale_errmsg() is per thread */
 } verify_job;
 
-static shale_status verify_child(const verify_ctx *v, size_t i, child_result *res)
+static shale_status verify_child(verify_job *w, size_t i)
 {
+    const verify_ctx *v = w->v;
     const split_child *c = &v->r->req->children[i];
     shale_options co = db_opts(v->r->sp, c->wal_store);
     co.block_cache = v->cache;
@@ -488,30 +534,74 @@ static shale_status verify_child(const verify_ctx *v, size_t i, child_result *re
     shale_status rc = shale_reader_open(c->store, &co, NULL, &child);
     if (rc)
         return shale_err_prefix(rc, "verify: opening child %s", c->name);
+    w->readers[i] = child;
     shale_db_info info;
     rc = shale_reader_info(child, &info);
     if (!rc && !info.initialized)
         rc = shale_err(SHALE_CORRUPT, "verify: child %s is not initialized", c->name);
     if (!rc && v->mode == SPLIT_VERIFY_REFERENCES)
-        rc = verify_references(v, c, child, res);
+        rc = verify_manifest(v, c, &w->res[i], &w->cms[i]);
     else if (!rc)
-        rc = compare_child(v->parent, child, c, NULL, 0, 0, &res->keys);
-    shale_reader_close(child);
+        rc = compare_child(v->parent, child, c, NULL, 0, 0, &w->res[i].keys);
     return rc;
+}
+
+static shale_status verify_task(verify_job *w, size_t i)
+{
+    const vtask *t = &w->tasks[w->order[i]];
+    const split_child *c = &w->v->r->req->children[t->child];
+    if (t->head)
+        return check_object(w->v, c, w->cms[t->child], t->head);
+    uint64_t n = 0;
+    return compare_child(w->v->parent, w->readers[t->child], c, t->at_mid ? t->mid : t->from,
+                         t->from_len, WINDOW, &n);
 }
 
 static void *verify_worker(void *arg)
 {
     verify_job *w = arg;
-    size_t n = w->v->r->req->child_count;
-    for (size_t i; !atomic_load(w->failed) && (i = atomic_fetch_add(w->next, 1)) < n;) {
-        w->rcs[i] = verify_child(w->v, i, &w->res[i]);
+    for (size_t i; !atomic_load(&w->failed) && (i = atomic_fetch_add(&w->next, 1)) < w->n;) {
+        w->rcs[i] = w->phase == 1 ? verify_child(w, i) : verify_task(w, i);
         if (w->rcs[i]) {
             snprintf(w->msgs[i], sizeof w->msgs[i], "%s", shale_errmsg());
-            atomic_store(w->failed, true);
+            /* Phase 2 goes on past a read error, so that a mismatch found
+             * by another task (a missing object's HEAD) is reported as
+             * one, never hidden behind a retryable error. */
+            if (w->phase == 1 || w->rcs[i] == SHALE_CORRUPT)
+                atomic_store(&w->failed, true);
         }
     }
     return NULL;
+}
+
+/* Runs phase `phase` over n items; the result: a mismatch first, then
+ * the first other error. */
+static shale_status verify_phase(verify_job *w, int phase, size_t n)
+{
+    w->phase = phase;
+    w->n = n;
+    atomic_store(&w->next, 0);
+    free(w->rcs);
+    free(w->msgs);
+    w->rcs = calloc(n ? n : 1, sizeof *w->rcs);
+    w->msgs = calloc(n ? n : 1, sizeof *w->msgs);
+    if (!w->rcs || !w->msgs)
+        return SHALE_OOM();
+    size_t nthreads = n < VERIFY_THREADS ? n : VERIFY_THREADS;
+    pthread_t th[VERIFY_THREADS];
+    size_t started = 0;
+    while (started + 1 < nthreads && !pthread_create(&th[started], NULL, verify_worker, w))
+        started++;
+    verify_worker(w);   /* this thread works too */
+    for (size_t t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    for (size_t i = 0; i < n; i++)
+        if (w->rcs[i] == SHALE_CORRUPT)
+            return shale_err(w->rcs[i], "%s", w->msgs[i]);
+    for (size_t i = 0; i < n; i++)
+        if (w->rcs[i])
+            return shale_err(w->rcs[i], "%s", w->msgs[i]);
+    return SHALE_OK;
 }
 
 /* The parent's versions Verify compares against: the one the split's
@@ -563,37 +653,51 @@ shale_status do_verify(run *r, step_result *res_out)
     if (mode == SPLIT_VERIFY_REFERENCES && (rc = load_parent_versions(&v)))
         goto out0;
     size_t n = q->child_count;
-    child_result *res = calloc(n, sizeof *res);
-    shale_status *rcs = calloc(n, sizeof *rcs);
-    char (*msgs)[512] = calloc(n, sizeof *msgs);
-    if (!res || !rcs || !msgs) {
+    verify_job w;
+    memset(&w, 0, sizeof w);
+    w.v = &v;
+    child_result *res = w.res = calloc(n ? n : 1, sizeof *res);
+    w.readers = calloc(n ? n : 1, sizeof *w.readers);
+    w.cms = calloc(n ? n : 1, sizeof *w.cms);
+    vtask *tasks = NULL;
+    size_t ntasks = 0, cap = 0;
+    if (!res || !w.readers || !w.cms) {
         rc = SHALE_OOM();
         goto out;
     }
-    _Atomic size_t next = 0;
-    _Atomic bool failed = false;
-    verify_job w = {&v, &next, &failed, res, rcs, msgs};
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    size_t nthreads = cores < 1 ? 1 : (size_t)cores;
-    if (nthreads > n)
-        nthreads = n;
-    if (nthreads > 8)
-        nthreads = 8;
-    pthread_t th[8];
-    size_t started = 0;
-    while (started + 1 < nthreads && !pthread_create(&th[started], NULL, verify_worker, &w))
-        started++;
-    verify_worker(&w);   /* this thread works too */
-    for (size_t t = 0; t < started; t++)
-        pthread_join(th[t], NULL);
-    /* A mismatch found for one child wins over a read error of another:
-     * retrying cannot make it pass. */
-    for (size_t i = 0; i < n && !rc; i++)
-        if (rcs[i] == SHALE_CORRUPT)
-            rc = shale_err(rcs[i], "%s", msgs[i]);
-    for (size_t i = 0; i < n && !rc; i++)
-        if (rcs[i])
-            rc = shale_err(rcs[i], "%s", msgs[i]);
+    rc = verify_phase(&w, 1, n);
+    for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
+        rc = add_tasks(i, w.cms[i], &tasks, &ntasks, &cap);
+    if (!rc && mode == SPLIT_VERIFY_REFERENCES) {
+        /* Phase 2 in two rounds: the HEADs and each SST's first window,
+         * which open every SST once in the parent's reader and the
+         * child's; then every other window, which find the SSTs open
+         * (concurrent first opens of one SST would each read its index and
+         * filter). */
+        w.tasks = tasks;
+        w.order = calloc(ntasks ? ntasks : 1, sizeof *w.order);
+        size_t k = 0;
+        if (!w.order)
+            rc = SHALE_OOM();
+        for (size_t i = 0; !rc && i < ntasks; i++)
+            if (tasks[i].head || tasks[i].first)
+                w.order[k++] = i;
+        size_t round1 = k;
+        for (size_t i = 0; !rc && i < ntasks; i++)
+            if (!tasks[i].head && !tasks[i].first)
+                w.order[k++] = i;
+        if (!rc)
+            rc = verify_phase(&w, 2, round1);
+        if (!rc) {
+            w.order += round1;
+            rc = verify_phase(&w, 2, ntasks - round1);
+            w.order -= round1;
+        }
+        free(w.order);
+        for (size_t i = 0; i < ntasks; i++)
+            if (!tasks[i].head)
+                res[tasks[i].child].windows++;
+    }
     res_out->mismatch = rc == SHALE_CORRUPT;
     uint64_t keys = 0, ssts = 0, windows = 0;
     for (size_t i = 0; i < n && !rc; i++) {
@@ -614,9 +718,18 @@ shale_status do_verify(run *r, step_result *res_out)
                               "%d keys read back equal", n, (unsigned long long)ssts,
                  (unsigned long long)windows, WINDOW);
 out:
+    for (size_t i = 0; i < n; i++) {
+        if (w.readers)
+            shale_reader_close(w.readers[i]);
+        if (w.cms)
+            manifest_free(w.cms[i]);
+    }
+    free(w.readers);
+    free(w.cms);
+    free(w.rcs);
+    free(w.msgs);
+    free(tasks);
     free(res);
-    free(rcs);
-    free(msgs);
 out0:
     manifest_free(v.pinned);
     manifest_free(v.latest);
