@@ -13,6 +13,7 @@
  * Nothing is written: the claim that proves a child store writable is the
  * pre-flight's (preflight.c), just before the WAL wipe.
  */
+#include "par.h"
 #include "request.h"
 #include "shale_admin.h"
 #include "util/misc.h"
@@ -172,6 +173,27 @@ static shale_status check_pairs(const fact *f, size_t n, bool by_id)
     return SHALE_OK;
 }
 
+typedef struct id_ctx {
+    fact *f;
+    const shale_options *o;
+} id_ctx;
+
+static shale_status id_one(void *ctx, size_t i)
+{
+    id_ctx *c = ctx;
+    fact *x = &c->f[i];
+    shale_store_identity id;
+    shale_status ir = shale_store_identity_read(x->uri, c->o, &id);
+    if (ir == SHALE_OK) {
+        x->has_id = true;
+        memcpy(x->uuid, id.uuid, sizeof x->uuid);
+        shale_store_identity_clear(&id);
+    } else if (ir != SHALE_NOT_FOUND) {
+        return store_error(ir, x->child < 0 ? "parent.store" : x->field);
+    }
+    return SHALE_OK;
+}
+
 static shale_status check_children(const split_request *r, const split_policy *p,
                                    const shale_options *o)
 {
@@ -220,17 +242,10 @@ static shale_status check_children(const split_request *r, const split_policy *p
         rc = check_pairs(f, n, false);
     /* Pass 1: identities, each store read once; a same UUID under two
      * canonical URIs is one store all the same. */
-    for (size_t i = 0; !rc && i < n; i++) {
-        shale_store_identity id;
-        shale_status ir = shale_store_identity_read(f[i].uri, o, &id);
-        if (ir == SHALE_OK) {
-            f[i].has_id = true;
-            memcpy(f[i].uuid, id.uuid, sizeof f[i].uuid);
-            shale_store_identity_clear(&id);
-        } else if (ir != SHALE_NOT_FOUND) {
-            rc = store_error(ir, f[i].child < 0 ? "parent.store" : f[i].field);
-        }
-    }
+    /* The reads run at once (par.h): one request each, to its own store. */
+    id_ctx ic = {f, o};
+    if (!rc && n)
+        rc = par_for(n, id_one, &ic, NULL);
     if (!rc)
         rc = check_pairs(f, n, true);
     for (size_t i = 0; i < n; i++)
@@ -252,21 +267,31 @@ static shale_status check_empty(const split_request *r, size_t i, const char *ur
     return rc ? store_error(rc, field) : SHALE_OK;
 }
 
+typedef struct empty_ctx {
+    const split_request *r;
+    const shale_options *o;
+} empty_ctx;
+
+static shale_status empty_one(void *ctx, size_t i)
+{
+    const empty_ctx *e = ctx;
+    const split_child *c = &e->r->children[i];
+    char field[64];
+    snprintf(field, sizeof field, "children[%zu].store", i);
+    shale_status rc = check_empty(e->r, i, c->store, field, e->o);
+    if (!rc && c->wal_store) {
+        snprintf(field, sizeof field, "children[%zu].walStore", i);
+        rc = check_empty(e->r, i, c->wal_store, field, e->o);
+    }
+    return rc;
+}
+
+/* Every child at once (par.h): a request or two each, to its own store. */
 shale_status split_request_check_children_empty(const split_request *r,
                                                 const shale_options *opts)
 {
-    shale_status rc = SHALE_OK;
-    for (size_t i = 0; !rc && i < r->child_count; i++) {
-        const split_child *c = &r->children[i];
-        char field[64];
-        snprintf(field, sizeof field, "children[%zu].store", i);
-        rc = check_empty(r, i, c->store, field, opts);
-        if (!rc && c->wal_store) {
-            snprintf(field, sizeof field, "children[%zu].walStore", i);
-            rc = check_empty(r, i, c->wal_store, field, opts);
-        }
-    }
-    return rc;
+    empty_ctx e = {r, opts};
+    return r->child_count ? par_for(r->child_count, empty_one, &e, NULL) : SHALE_OK;
 }
 
 shale_status split_request_check_stores(split_request *r, const split_policy *p,
