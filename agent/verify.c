@@ -461,10 +461,10 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
     return SHALE_OK;
 }
 
-/* The checks of a child's manifest (no data read): origin, range, WAL,
- * references, pins.  *out: the manifest, for the second phase. */
-static shale_status verify_manifest(const verify_ctx *v, const split_child *c,
-                                    child_result *res, manifest **out)
+/* A child's manifest (the latest) and its WAL store's check: the I/O of
+ * the references checks, run beside the readers' opening. */
+static shale_status load_child_manifest(const verify_ctx *v, const split_child *c,
+                                        manifest **out)
 {
     shale_objstore *s = NULL;
     manifest *cm = NULL;
@@ -474,9 +474,24 @@ static shale_status verify_manifest(const verify_ctx *v, const split_child *c,
     shale_objstore_close(s);
     if (rc)
         return shale_err_prefix(rc, "verify: reading child %s's manifest", c->name);
+    rc = check_child_wal(v, c, cm);
+    if (rc)
+        manifest_free(cm);
+    else
+        *out = cm;
+    return rc;
+}
+
+/* The checks of a child's manifest against the parent's versions (no
+ * request unless the child references a grandparent): origin, range,
+ * references, pins. */
+static shale_status check_manifest(const verify_ctx *v, const split_child *c,
+                                   const manifest *cm, child_result *res)
+{
     const uint8_t *es, *ee;
     size_t esl, eel;
     expected_range(c, v->pinned, &es, &esl, &ee, &eel);
+    shale_status rc = SHALE_OK;
     if (!cm->origin.parent_uri || strcmp(cm->origin.parent_uri, parent_store(v->r)) ||
         !cm->origin.parent_checkpoint_id || strcmp(cm->origin.parent_checkpoint_id, v->cp))
         rc = shale_err(SHALE_CORRUPT, "verify: child %s was not cloned from checkpoint %s of %s",
@@ -486,15 +501,9 @@ static shale_status verify_manifest(const verify_ctx *v, const split_child *c,
         rc = shale_err(SHALE_CORRUPT, "verify: child %s's manifest has another key range than "
                                       "the request's", c->name);
     if (!rc)
-        rc = check_child_wal(v, c, cm);
-    if (!rc)
         rc = check_refs(v, c, cm, &res->ssts);
     if (!rc)
         rc = check_pins(v, c, cm);
-    if (rc)
-        manifest_free(cm);
-    else
-        *out = cm;
     return rc;
 }
 
@@ -507,10 +516,11 @@ static shale_status verify_manifest(const verify_ctx *v, const split_child *c,
  * (references), per task: every HEAD and every sampled window of every
  * child at once, so the critical path is one child's manifest checks and
  * one window, whatever the number of children and SSTs. */
-#define VERIFY_THREADS 32
+#define VERIFY_THREADS 64
 
 typedef struct verify_job {
     const verify_ctx *v;
+    verify_ctx *vm;                  /* the same, written by phase 1 only */
     int phase;
     size_t n;                        /* items of this phase */
     _Atomic size_t next;             /* next item to take */
@@ -524,7 +534,9 @@ typedef struct verify_job {
     char (*msgs)[512];               /* per item: shale_errmsg() is per thread */
 } verify_job;
 
-static shale_status verify_child(verify_job *w, size_t i)
+static shale_status load_parent_versions(verify_ctx *v);
+
+static shale_status open_child(verify_job *w, size_t i)
 {
     const verify_ctx *v = w->v;
     const split_child *c = &v->r->req->children[i];
@@ -539,11 +551,37 @@ static shale_status verify_child(verify_job *w, size_t i)
     rc = shale_reader_info(child, &info);
     if (!rc && !info.initialized)
         rc = shale_err(SHALE_CORRUPT, "verify: child %s is not initialized", c->name);
-    if (!rc && v->mode == SPLIT_VERIFY_REFERENCES)
-        rc = verify_manifest(v, c, &w->res[i], &w->cms[i]);
-    else if (!rc)
-        rc = compare_child(v->parent, child, c, NULL, 0, 0, &w->res[i].keys);
     return rc;
+}
+
+/* Phase 1, item i: 0 opens the parent's reader at the checkpoint, 1 loads
+ * the parent's versions (references), then per child k: 2+2k opens its
+ * reader, 3+2k loads its manifest (references).  All independent: the
+ * phase costs the slowest of them. */
+static shale_status verify_open(verify_job *w, size_t i)
+{
+    verify_ctx *v = w->vm;
+    bool refs = v->mode == SPLIT_VERIFY_REFERENCES;
+    if (i == 0) {
+        shale_options po = db_opts(v->r->sp, parent_wal(v->r));
+        po.block_cache = v->cache;
+        shale_status rc = shale_reader_open(parent_store(v->r), &po, v->cp, &v->parent);
+        return rc ? shale_err_prefix(rc, "verify: opening the parent at checkpoint %s", v->cp)
+                  : SHALE_OK;
+    }
+    if (i == 1)
+        return refs ? load_parent_versions(v) : SHALE_OK;
+    size_t k = (i - 2) / 2;
+    if ((i - 2) % 2 == 0)
+        return open_child(w, k);
+    return refs ? load_child_manifest(v, &v->r->req->children[k], &w->cms[k]) : SHALE_OK;
+}
+
+/* Full mode, per child: every key against the parent's range. */
+static shale_status verify_full(verify_job *w, size_t i)
+{
+    const split_child *c = &w->v->r->req->children[i];
+    return compare_child(w->v->parent, w->readers[i], c, NULL, 0, 0, &w->res[i].keys);
 }
 
 static shale_status verify_task(verify_job *w, size_t i)
@@ -561,13 +599,14 @@ static void *verify_worker(void *arg)
 {
     verify_job *w = arg;
     for (size_t i; !atomic_load(&w->failed) && (i = atomic_fetch_add(&w->next, 1)) < w->n;) {
-        w->rcs[i] = w->phase == 1 ? verify_child(w, i) : verify_task(w, i);
+        w->rcs[i] = w->phase == 1 ? verify_open(w, i) : w->phase == 3 ? verify_full(w, i)
+                                                                    : verify_task(w, i);
         if (w->rcs[i]) {
             snprintf(w->msgs[i], sizeof w->msgs[i], "%s", shale_errmsg());
             /* Phase 2 goes on past a read error, so that a mismatch found
              * by another task (a missing object's HEAD) is reported as
              * one, never hidden behind a retryable error. */
-            if (w->phase == 1 || w->rcs[i] == SHALE_CORRUPT)
+            if (w->phase != 2 || w->rcs[i] == SHALE_CORRUPT)
                 atomic_store(&w->failed, true);
         }
     }
@@ -643,19 +682,10 @@ shale_status do_verify(run *r, step_result *res_out)
     shale_status rc = shale_cache_new(VERIFY_CACHE_BYTES, &v.cache);
     if (rc)
         return rc;
-    shale_options po = db_opts(sp, parent_wal(r));
-    po.block_cache = v.cache;
-    rc = shale_reader_open(parent_store(r), &po, cp, &v.parent);
-    if (rc) {
-        shale_cache_free(v.cache);
-        return shale_err_prefix(rc, "verify: opening the parent at checkpoint %s", cp);
-    }
-    if (mode == SPLIT_VERIFY_REFERENCES && (rc = load_parent_versions(&v)))
-        goto out0;
     size_t n = q->child_count;
     verify_job w;
     memset(&w, 0, sizeof w);
-    w.v = &v;
+    w.v = w.vm = &v;
     child_result *res = w.res = calloc(n ? n : 1, sizeof *res);
     w.readers = calloc(n ? n : 1, sizeof *w.readers);
     w.cms = calloc(n ? n : 1, sizeof *w.cms);
@@ -665,7 +695,11 @@ shale_status do_verify(run *r, step_result *res_out)
         rc = SHALE_OOM();
         goto out;
     }
-    rc = verify_phase(&w, 1, n);
+    rc = verify_phase(&w, 1, 2 + 2 * n);
+    for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
+        rc = check_manifest(&v, &q->children[i], w.cms[i], &res[i]);
+    if (!rc && mode == SPLIT_VERIFY_FULL)
+        rc = verify_phase(&w, 3, n);
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
         rc = add_tasks(i, w.cms[i], &tasks, &ntasks, &cap);
     if (!rc && mode == SPLIT_VERIFY_REFERENCES) {
@@ -730,7 +764,6 @@ out:
     free(w.msgs);
     free(tasks);
     free(res);
-out0:
     manifest_free(v.pinned);
     manifest_free(v.latest);
     shale_reader_close(v.parent);
