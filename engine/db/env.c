@@ -59,6 +59,11 @@ struct db_env {
     bool cache_made;           /* made (or none wanted): do not try again */
     pool_entry *pool; size_t pool_count, pool_cap;
     tc_entry *buckets[TC_BUCKETS];
+    /* SSTs being opened now (under mu; their reader is NULL): a second
+     * opener waits on opened instead of reading the same index and filter
+     * again (a split's Verify opens one SST from many threads at once). */
+    tc_entry *opening;
+    pthread_cond_t opened;
 };
 
 static const char **str_at(shale_objstore_options *o, size_t i)
@@ -134,6 +139,7 @@ static void env_free(db_env *e)
     db_env_store_options_free(&e->opts.store);
     free(e->wal_store_uri);
     pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->opened);
     free(e);
 }
 
@@ -146,10 +152,12 @@ shale_status db_env_open(const char *uri, const shale_options *opts, db_env **ou
     if (!e)
         return SHALE_OOM();
     pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->opened, NULL);
     atomic_init(&e->refs, 1);
     shale_status irc = options_import(opts, &e->opts);
     if (irc) {
         pthread_mutex_destroy(&e->mu);
+        pthread_cond_destroy(&e->opened);
         free(e);
         return irc;
     }
@@ -277,15 +285,31 @@ shale_status db_env_sst(db_env *e, const sst_handle *h, sst_reader **out)
     block_cache *cache = db_env_cache(e);
     size_t b = tc_bucket(uri, h->id);
     pthread_mutex_lock(&e->mu);
-    for (tc_entry *t = e->buckets[b]; t; t = t->next)
-        if (!strcmp(t->id, h->id) && same_uri(t->uri, uri)) {
-            sst_reader_ref(t->reader);
-            *out = t->reader;
-            pthread_mutex_unlock(&e->mu);
-            return SHALE_OK;
-        }
+    for (;;) {
+        for (tc_entry *t = e->buckets[b]; t; t = t->next)
+            if (!strcmp(t->id, h->id) && same_uri(t->uri, uri)) {
+                sst_reader_ref(t->reader);
+                *out = t->reader;
+                pthread_mutex_unlock(&e->mu);
+                return SHALE_OK;
+            }
+        bool busy = false;
+        for (tc_entry *t = e->opening; t && !busy; t = t->next)
+            busy = !strcmp(t->id, h->id) && same_uri(t->uri, uri);
+        if (!busy)
+            break;
+        pthread_cond_wait(&e->opened, &e->mu);   /* then look again */
+    }
+    tc_entry mark;   /* on the opening list while this thread opens it */
+    memset(&mark, 0, sizeof mark);
+    memcpy(mark.id, h->id, sizeof mark.id);
+    mark.uri = (char *)uri;
     shale_objstore *s = NULL;
     shale_status rc = env_store_locked(e, uri, &s);
+    if (!rc) {
+        mark.next = e->opening;
+        e->opening = &mark;
+    }
     pthread_mutex_unlock(&e->mu);
     if (rc)
         return rc;
@@ -295,6 +319,14 @@ shale_status db_env_sst(db_env *e, const sst_handle *h, sst_reader **out)
     sst_key(h->id, key, sizeof key);
     sst_reader *r = NULL;
     rc = sst_reader_open(s, key, h->size, cache, &r);
+    pthread_mutex_lock(&e->mu);
+    for (tc_entry **pp = &e->opening; *pp; pp = &(*pp)->next)
+        if (*pp == &mark) {
+            *pp = mark.next;
+            break;
+        }
+    pthread_cond_broadcast(&e->opened);
+    pthread_mutex_unlock(&e->mu);
     if (rc)
         return rc;
     tc_entry *t = calloc(1, sizeof *t);
