@@ -1,0 +1,163 @@
+/*
+ * test_split_budget.c -- what a split costs in requests, counted (never
+ * timed): a references split of 2 and of 8 children through fault+mem://
+ * stores, with the process's request counters (shale_objstore_global_stats)
+ * read before the submit and after Complete.  Held:
+ *   - requests grow at most linearly in the children, with a small
+ *     constant: total <= PER_CHILD * children + BASE, LISTs <= LIST_BASE +
+ *     LIST_PER_CHILD * children (each child's store lists its manifests
+ *     and WAL a few times; the parent a fixed number);
+ *   - the parent's manifest is written a fixed number of times whatever
+ *     the number of children: the Clone step pins every child in ONE
+ *     parent write (shale_clone_many), not one per child;
+ *   - the journal is written a fixed number of versions (docs/agent.md
+ *     "Journal"): each is a sequential round trip on S3.
+ * The bounds are today's figures with a margin (docs/benchmarks.md "Split
+ * latency" has the breakdown); a change that makes a split do per-child
+ * work one child after another, or re-read what it wrote, fails here.
+ */
+#include "support/dbtest.h"
+#include "request.h"
+#include "splitter.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PER_CHILD 32
+#define BASE 80
+#define LIST_BASE 16
+#define LIST_PER_CHILD 7
+/* the writer's fence, the final flush, the split's checkpoint, a WAL
+ * position, the children's pins (one write), the checkpoint's release */
+#define PARENT_MANIFEST_WRITES 6
+#define JOURNAL_VERSIONS 14
+
+typedef struct cost {
+    uint64_t req[SHALE_OP_COUNT], total;
+    size_t parent_manifests, journal_versions;
+} cost;
+
+static size_t count_keys(const char *uri, const char *prefix)
+{
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    shale_objlist l;
+    TU_OK(shale_objstore_list_all(s, prefix, &l));
+    size_t n = l.count;
+    shale_objlist_free(&l);
+    shale_objstore_close(s);
+    return n;
+}
+
+static void split_cost(int ways, cost *out)
+{
+    memset(out, 0, sizeof *out);
+    char root[128], parent[200], wal[200], child[8][200];
+    snprintf(root, sizeof root, "mem://budget-%d-%d", ways, (int)getpid());
+    snprintf(parent, sizeof parent, "fault+%s/parent", root);
+    snprintf(wal, sizeof wal, "%s/wal", root);
+    for (int i = 0; i < ways; i++)
+        snprintf(child[i], sizeof child[i], "fault+%s/child-%d", root, i);
+    shale_options o;
+    shale_options_init(&o);   /* the defaults: a serving shard's sizes */
+    o.await_durable = false;
+    o.wal_store_uri = wal;
+    shale_db *db = NULL;
+    TU_OK(shale_open(parent, &o, &db));
+    for (unsigned i = 0; i < 2000; i++)
+        dt_put(db, i, 1);
+    TU_OK(shale_flush_memtable(db));
+    for (unsigned i = 0; i < 100; i++)
+        dt_put(db, i * 7, 2);   /* a tail in the WAL only */
+    TU_OK(shale_flush_wal(db));
+    TU_OK(shale_close(db));
+
+    splitter_options so;
+    splitter_options_init(&so);
+    so.policy.allow_test_schemes = true;
+    so.shard = "budget";
+    so.store_uri = parent;
+    so.wal_store_uri = wal;
+    so.db = o;
+    so.db.wal_store_uri = NULL;
+    splitter *sp = NULL;
+    TU_OK(splitter_new(&so, &sp));
+    TU_OK(splitter_start(sp));
+    TU_OK(splitter_wait_idle(sp, 60000));
+    char text[4096];
+    int n = snprintf(text, sizeof text,
+                     "name: budget\nparent: {shard: budget}\nverify: references\nchildren:\n");
+    for (int i = 0; i < ways; i++) {
+        char lo[32] = "", hi[32] = "";
+        if (i > 0)
+            dt_key(lo, sizeof lo, 2000u * (unsigned)i / (unsigned)ways);
+        if (i + 1 < ways)
+            dt_key(hi, sizeof hi, 2000u * (unsigned)(i + 1) / (unsigned)ways);
+        n += snprintf(text + n, sizeof text - (size_t)n,
+                      "  - {name: c%d, store: \"%s\", range: {start: \"%s\", end: \"%s\"}}\n", i,
+                      child[i], lo, hi);
+    }
+    split_request *rq = NULL;
+    TU_OK(split_request_parse("test", text, (size_t)n, &rq));
+    size_t manifests_before = count_keys(parent, "manifest/");
+    shale_objstats before, after;
+    shale_objstore_global_stats(&before);
+    split_service *svc = splitter_service(sp);
+    bool created;
+    char *status = NULL;
+    TU_OK(svc->ops->submit(svc, rq, &created, &status));
+    free(status);
+    TU_OK(splitter_wait_idle(sp, 120000));
+    shale_objstore_global_stats(&after);
+    TU_OK(svc->ops->get(svc, "budget", &status));
+    assert_non_null(strstr(status, "\"phase\": \"Complete\""));
+    free(status);
+    splitter_free(sp);
+    split_request_free(rq);
+    for (int op = 0; op < SHALE_OP_COUNT; op++) {
+        out->req[op] = after.requests[op][0] + after.requests[op][1] - before.requests[op][0] -
+                       before.requests[op][1];
+        out->total += out->req[op];
+    }
+    out->parent_manifests = count_keys(parent, "manifest/") - manifests_before;
+    out->journal_versions = count_keys(parent, "splits/budget/");
+    printf("# %d children: %llu requests (%llu LIST), parent manifest +%zu, journal %zu "
+           "versions\n", ways, (unsigned long long)out->total,
+           (unsigned long long)out->req[SHALE_OP_LIST], out->parent_manifests,
+           out->journal_versions);
+    for (int op = 0; op < SHALE_OP_COUNT; op++)
+        printf("#   %s %llu\n", shale_objop_name((shale_objop)op),
+               (unsigned long long)out->req[op]);
+}
+
+static void check(int ways, const cost *c)
+{
+    assert_true(c->total <= (uint64_t)(PER_CHILD * ways + BASE));
+    assert_true(c->req[SHALE_OP_LIST] <= (uint64_t)(LIST_BASE + LIST_PER_CHILD * ways));
+    assert_true(c->parent_manifests <= PARENT_MANIFEST_WRITES);
+    assert_int_equal(c->journal_versions, JOURNAL_VERSIONS);
+}
+
+static void test_budget_2_and_8_children(void **state)
+{
+    (void)state;
+    cost two, eight;
+    split_cost(2, &two);
+    split_cost(8, &eight);
+    check(2, &two);
+    check(8, &eight);
+    /* The parent's share does not grow with the children: the parent's
+     * manifest writes and the journal are the same for 2 and 8. */
+    assert_int_equal(two.parent_manifests, eight.parent_manifests);
+    assert_int_equal(two.journal_versions, eight.journal_versions);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_budget_2_and_8_children),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
