@@ -8,8 +8,10 @@
  *                 └───────────┴──> Aborted / Failed      step is retried, never undone)
  *
  * Journal writes of one split, in order (docs/agent.md "Journal"): v1 at
- * Accept; per step "Running" then "Done"; the first failed attempt past the
- * point of no return (Stalled); the terminal phase; then the released lease.
+ * Accept; Fence "Running"; then one write per step that records its
+ * "Done" and the next step's "Running" (Complete's "Done" carries the
+ * terminal phase); the first failed attempt past the point of no return
+ * (Stalled); then the released lease.
  * A kill after any of them resumes: the step that was Running runs again.
  *
  * Retries: before the wipe a transient failure is tried STEP_ATTEMPTS
@@ -469,18 +471,24 @@ static void run_job(splitter *sp, job *j)
     res.children = calloc(j->req->child_count, sizeof *res.children);
     if (!res.children)
         return;
+    /* running_saved: this step's Running went out with the previous
+     * step's Done, in one journal write. */
+    bool running_saved = false;
     for (split_step step = first_unfinished(sp, j); step < STEP_COUNT; step++) {
         const char *sname = split_step_name(step);
         char fp[64];
-        snprintf(fp, sizeof fp, "%s.before", sname);
-        failpoint(fp);
-        if (!begin_step(sp, j, step, &r)) {
-            do_abort(&r, j);
-            break;
+        if (!running_saved) {
+            snprintf(fp, sizeof fp, "%s.before", sname);
+            failpoint(fp);
+            if (!begin_step(sp, j, step, &r)) {
+                do_abort(&r, j);
+                break;
+            }
+            log_fields(LOG_INFO, j->st->name, sname, -1, NULL, 0, "step started");
+            if (splitter_save(sp, j))
+                break;   /* "Running" is journalled before any side effect */
         }
-        log_fields(LOG_INFO, j->st->name, sname, -1, NULL, 0, "step started");
-        if (splitter_save(sp, j))
-            break;   /* "Running" is journalled before any side effect */
+        running_saved = false;
         int64_t t0 = mono_ms();
         bool stopped;
         shale_status rc = step_loop(sp, j, &r, step, &res, &stopped);
@@ -527,12 +535,31 @@ static void run_job(splitter *sp, job *j)
         set_step(sp, j, step, STEP_DONE, *res.message ? res.message : NULL);
         if (step == STEP_COMPLETE)
             finish(sp, j, PHASE_COMPLETE, "SplitComplete", "every child verified");
+        /* One journal write ends this step and starts the next (each is a
+         * round trip on S3): the next step is still journalled Running
+         * before any of its side effects, and an abort accepted meanwhile
+         * is honoured as begin_step always did. */
+        bool next = step + 1 < STEP_COUNT, aborting = false;
+        if (next) {
+            snprintf(fp, sizeof fp, "%s.before", split_step_name(step + 1));
+            failpoint(fp);
+            aborting = !begin_step(sp, j, step + 1, &r);
+        }
         if (splitter_save(sp, j) == SHALE_CONFLICT)
             break;
         snprintf(fp, sizeof fp, "%s.after", sname);
         failpoint(fp);
         if (step == STEP_COMPLETE)
             release_lease(sp, j);
+        if (aborting) {
+            do_abort(&r, j);
+            break;
+        }
+        if (next) {
+            log_fields(LOG_INFO, j->st->name, split_step_name(step + 1), -1, NULL, 0,
+                       "step started");
+            running_saved = !j->unsaved;   /* a failed write: journal Running again */
+        }
     }
     split_plan_free(res.plan);
     free(res.children);
