@@ -202,10 +202,10 @@ static shale_status pins_mut(manifest *m, void *arg)
 }
 
 shale_status cp_add_pins(shale_objstore *s, const char *src_id, const cp_pin_req *reqs,
-                         size_t n)
+                         size_t n, const manifest *base)
 {
-    manifest *cur = NULL;
-    shale_status rc = manifest_store_load_latest(s, 0, &cur);
+    manifest *cur = base ? manifest_dup(base) : NULL;
+    shale_status rc = base ? (cur ? SHALE_OK : SHALE_OOM()) : manifest_store_load_latest(s, 0, &cur);
     if (rc)
         return shale_err_prefix(rc, "%s: adding pins", shale_objstore_uri(s));
     size_t missing = 0;

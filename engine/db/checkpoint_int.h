@@ -39,9 +39,12 @@ typedef struct cp_pin_req {
  * version that checkpoint src_id pins, in ONE manifest write (none when
  * all exist: a repeat is idempotent).  SHALE_NOT_FOUND when a pin is
  * missing and src_id is gone too.  A batch of clones from one checkpoint
- * pins its parent with this instead of a write per clone. */
+ * pins its parent with this instead of a write per clone.  base: the
+ * latest version as the caller read it (NULL: read here); the write goes
+ * on it, and a newer version found by the conditional write is re-read
+ * and the pins applied to it (manifest_store_update). */
 shale_status cp_add_pins(shale_objstore *s, const char *src_id, const cp_pin_req *reqs,
-                         size_t n);
+                         size_t n, const manifest *base);
 
 /* Removes checkpoint id from the latest manifest.  SHALE_NOT_FOUND if no
  * such checkpoint (missing_ok makes that SHALE_OK). */

@@ -663,7 +663,7 @@ static shale_status many_pins(many_job *j, shale_objstore *ps, size_t *failed)
             k++;
         }
     }
-    if (!rc && k && (rc = cp_add_pins(ps, src, reqs, k)))
+    if (!rc && k && (rc = cp_add_pins(ps, src, reqs, k, j->lat)))
         shale_err_prefix(rc, "pinning parent %s", j->specs[0].parent_uri);
     free(reqs);
     free(names);
