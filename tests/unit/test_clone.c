@@ -553,6 +553,90 @@ static void test_shared_cache_serves_clone_from_parent_blocks(void **state)
     free(child);
 }
 
+/* shale_clone_many: four range clones of one checkpoint at once; the
+ * parent gets every pin in ONE manifest write; a repeat is a no-op that
+ * finds them all done and writes nothing; each child holds exactly its
+ * range; a spec that differs from an existing child is refused naming its
+ * index. */
+static void test_clone_many_pins_once_and_resumes(void **state)
+{
+    fixture *f = *state;
+    shale_db *p = NULL;
+    TU_OK(shale_open(f->parent, &f->o, &p));
+    for (unsigned i = 0; i < 400; i++)
+        dt_put(p, i, 1);
+    shale_checkpoint cp;
+    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_ALL, 0, "split", &cp));
+    TU_OK(shale_close(p));
+    enum { N = 4 };
+    char *kids[N], bounds[N + 1][32];
+    shale_clone_spec specs[N];
+    memset(specs, 0, sizeof specs);
+    for (int i = 0; i <= N; i++)
+        dt_key(bounds[i], sizeof bounds[i], 100u * (unsigned)i);
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "kid%d", i);
+        kids[i] = tu_file_uri(f->dir, name);
+        specs[i].parent_uri = f->parent;
+        specs[i].parent_wal_uri = f->parent_wal;
+        specs[i].parent_checkpoint_id = cp.id;
+        specs[i].child_uri = kids[i];
+        specs[i].range_start = i ? bounds[i] : NULL;
+        specs[i].range_start_len = i ? strlen(bounds[i]) : 0;
+        specs[i].range_end = i + 1 < N ? bounds[i + 1] : NULL;
+        specs[i].range_end_len = i + 1 < N ? strlen(bounds[i + 1]) : 0;
+    }
+    shale_objstore *ps = NULL;
+    TU_OK(shale_objstore_open(f->parent, NULL, &ps));
+    uint64_t *ids = NULL;
+    size_t before = 0, after = 0;
+    TU_OK(manifest_store_list_ids(ps, &ids, &before));
+    free(ids);
+    shale_clone_result res[N];
+    size_t failed = 99;
+    TU_OK(shale_clone_many(specs, N, &f->o, res, &failed));
+    TU_OK(manifest_store_list_ids(ps, &ids, &after));
+    free(ids);
+    assert_int_equal(after, before + 1);   /* one write pinned all four */
+    shale_checkpoint *cps = NULL;
+    size_t ncp = 0;
+    TU_OK(shale_checkpoint_list(f->parent, &f->o, &cps, &ncp));
+    size_t pins = 0;
+    for (size_t i = 0; i < ncp; i++)
+        pins += !strncmp(cps[i].name, "clone:", 6) && cps[i].manifest_id == cp.manifest_id;
+    shale_free(cps);
+    assert_int_equal(pins, N);
+    uint64_t total = 0;
+    for (int i = 0; i < N; i++) {
+        assert_false(res[i].already_done);
+        shale_reader *r = NULL;
+        uint64_t c = 0;
+        TU_OK(shale_reader_open(kids[i], &f->o, NULL, &r));
+        TU_OK(shale_reader_count(r, NULL, 0, NULL, 0, &c));
+        shale_reader_close(r);
+        assert_int_equal(c, 100);
+        total += c;
+    }
+    assert_int_equal(total, 400);
+    /* Again: every clone is found done; nothing is written to the parent. */
+    TU_OK(shale_clone_many(specs, N, &f->o, res, &failed));
+    for (int i = 0; i < N; i++)
+        assert_true(res[i].already_done);
+    TU_OK(manifest_store_list_ids(ps, &ids, &before));
+    free(ids);
+    assert_int_equal(before, after);
+    /* A clone another spec refuses names its index. */
+    specs[2].range_end = bounds[4];
+    specs[2].range_end_len = strlen(bounds[4]);
+    assert_int_equal(shale_clone_many(specs, N, &f->o, res, &failed), SHALE_CONFLICT);
+    assert_int_equal(failed, 2);
+    assert_non_null(strstr(shale_errmsg(), "another key range"));
+    shale_objstore_close(ps);
+    for (int i = 0; i < N; i++)
+        free(kids[i]);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -565,6 +649,7 @@ int main(void)
         T(test_clone_of_clone),
         T(test_uninitialized_clone_refused_then_resumed),
         T(test_clone_interrupted_at_every_write_resumes),
+        T(test_clone_many_pins_once_and_resumes),
         cmocka_unit_test(test_shared_cache_serves_clone_from_parent_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
