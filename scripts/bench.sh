@@ -39,7 +39,13 @@ else
   echo; echo "== 1 KiB values"
   build/bench --keys 200000 --value-size 1024 --split-mb "" --dir "$dir" --json build/bench-1k.json
 fi
-echo "raw figures: build/bench.json, build/bench-1k.json"
+# Split latency (issue 16): 0/20/50 ms injected per request x 2/8/32
+# children on fault+mem://, and the same splits on the RGW.
+echo; echo "== split latency"
+if [ "${1:-bench}" = bench-quick ]; then lkeys=50000; else lkeys=200000; fi
+build/bench --latency-keys "$lkeys" --latency-only --s3-mb 1 --dir "$dir" \
+  --json build/bench-latency.json 2>"$dir/latency.log"
+echo "raw figures: build/bench.json, build/bench-1k.json, build/bench-latency.json"
 if command -v gnuplot >/dev/null && command -v node >/dev/null; then
   node -e 'const j=JSON.parse(require("fs").readFileSync("build/bench.json"));
     const by = {};
