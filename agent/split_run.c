@@ -335,6 +335,13 @@ static bool check_lease(splitter *sp, job *j, bool *retry)
 {
     *retry = false;
     pthread_mutex_lock(&sp->mu);
+    bool fresh_here = j->lease_taken_ms && j->st->lease.state == LEASE_HELD &&
+                      mono_ms() - j->lease_taken_ms < LEASE_FRESH_MS;
+    j->lease_taken_ms = 0;   /* a later run (a retry, a resume) reads it */
+    pthread_mutex_unlock(&sp->mu);
+    if (fresh_here)
+        return true;
+    pthread_mutex_lock(&sp->mu);
     lease_state had = j->st->lease.state;
     uint64_t had_seq = j->st->lease.seq;
     char *req = j->req_json ? xstrdup(j->req_json) : NULL;

@@ -297,6 +297,7 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
         log_fields(LOG_INFO, r->name, split_step_name(STEP_ACCEPT), -1,
                    (log_field[]){LOG_S("result", "Done"), LOG_N("leaseSeq", seq)}, 2,
                    "split accepted; the shard's split lease is held");
+        j->lease_taken_ms = mono_ms();
     } else if (!(j = calloc(1, sizeof *j)) || !(j->st = split_state_new(r, canon, true, now_ms()))) {
         free(j);
         j = NULL;

@@ -46,8 +46,15 @@ typedef struct job {
     bool unsaved;            /* the last journal write failed */
     bool tried;              /* worker's mark within one pass over the jobs */
     int64_t added_ms;        /* when this agent learnt of it (dry-run expiry) */
+    int64_t lease_taken_ms;  /* mono_ms() when this process's accept took the
+                                lease and wrote version 1 (0: not here) */
     struct job *next;
 } job;
+
+/* A lease this process took at accept less than this long ago is not read
+ * again before the first step (a round trip on S3): nothing but this
+ * process could have changed it in between but an operator's clear. */
+#define LEASE_FRESH_MS 5000
 
 typedef struct listener {
     split_status_cb cb;
