@@ -379,33 +379,49 @@ static void count_refs(clone_run *cr, const manifest *m)
         cr->res.ssts_referenced += m->runs[r].count;
 }
 
-/* Steps 1-2: the child's manifest version 1 written (or found).  shared:
- * the parent's latest and pinned versions loaded once for a batch of
- * clones from one checkpoint (NULL: loaded here).  On success cr->cm holds
- * the child's manifest; cr->res.already_done if it was initialised. */
-static shale_status clone_prepare(clone_run *cr, const manifest *shared_latest,
-                                  const manifest *shared_pinned)
+/* Step 1, the child's side (reads only): its manifest if it has one (the
+ * same clone, to resume; anything else is refused), else the identity
+ * checks a fresh clone needs.  cr->cm: the existing manifest, or NULL for
+ * a fresh clone; cr->res.already_done if it was initialised. */
+static shale_status clone_read(clone_run *cr)
 {
     const shale_clone_spec *sp = cr->spec;
-    manifest *cm = NULL, *pm = NULL, *platest = NULL;
+    manifest *cm = NULL;
     shale_status rc = manifest_store_load_latest(cr->child, 0, &cm);
-    if (rc && rc != SHALE_NOT_FOUND)
-        goto out;
     if (rc == SHALE_OK) {
-        if ((rc = check_origin(cr, cm)))
-            goto out;
-        if (cm->initialized)
-            cr->res.already_done = true;
-        goto out;
+        if ((rc = check_origin(cr, cm))) {
+            manifest_free(cm);
+            return rc;
+        }
+        cr->res.already_done = cm->initialized;
+        cr->cm = cm;
+        return SHALE_OK;
     }
-    /* Fresh clone: pick the checkpoint and the version it pins.  A child
-     * store may hold a split's claim, never another store's identity of a
-     * database or a WAL. */
+    if (rc != SHALE_NOT_FOUND)
+        return rc;
+    /* Fresh clone.  A child store may hold a split's claim, never another
+     * store's identity of a database or a WAL. */
+    if ((rc = identity_check_clone_target(cr->child, sp->child_uri)))
+        return rc;
+    if (cr->child_wal != cr->child)
+        rc = identity_check_clone_target(cr->child_wal, sp->child_wal_uri);
+    return rc;
+}
+
+/* Step 1, the parent's side, and step 2 for a fresh clone (cr->cm NULL):
+ * the checkpoint, the version it pins, the child's manifest version 1.
+ * shared: the parent's latest and pinned versions loaded once for a batch
+ * of clones from one checkpoint (NULL: loaded here).  On success cr->cm
+ * holds the child's manifest. */
+static shale_status clone_write(clone_run *cr, const manifest *shared_latest,
+                                const manifest *shared_pinned)
+{
+    if (cr->cm)
+        return SHALE_OK;
+    const shale_clone_spec *sp = cr->spec;
+    manifest *cm = NULL, *pm = NULL, *platest = NULL;
+    shale_status rc = SHALE_OK;
     char cp_id[37];
-    if ((rc = identity_check_clone_target(cr->child, sp->child_uri)) ||
-        (cr->child_wal != cr->child &&
-         (rc = identity_check_clone_target(cr->child_wal, sp->child_wal_uri))))
-        goto out;
     const manifest *lat = shared_latest;
     if (!lat) {
         if ((rc = manifest_store_load_latest(cr->parent, 0, &platest))) {
@@ -504,7 +520,7 @@ static shale_status clone_check_spec(const shale_clone_spec *spec)
  * and every grandparent store come from its pool, all with the caller's
  * options. */
 static shale_status clone_open(clone_run *cr, const shale_clone_spec *spec,
-                               const shale_options *opts)
+                               const shale_options *opts, bool probe)
 {
     memset(cr, 0, sizeof *cr);
     cr->spec = spec;
@@ -520,7 +536,7 @@ static shale_status clone_open(clone_run *cr, const shale_clone_spec *spec,
         rc = db_env_store(cr->env, spec->parent_wal_uri, &cr->parent_wal);
     if (!rc && spec->child_wal_uri)
         rc = db_env_store(cr->env, spec->child_wal_uri, &cr->child_wal);
-    if (!rc && !cr->opts.unsafe_allow_unconditional_store)
+    if (!rc && probe && !cr->opts.unsafe_allow_unconditional_store)
         rc = shale_objstore_probe_conditional(cr->child);
     return rc;
 }
@@ -552,9 +568,11 @@ shale_status shale_clone(const shale_clone_spec *spec, const shale_options *opts
     if (rc)
         return rc;
     clone_run cr;
-    rc = clone_open(&cr, spec, opts);
+    rc = clone_open(&cr, spec, opts, true);
     if (!rc)
-        rc = clone_prepare(&cr, NULL, NULL);
+        rc = clone_read(&cr);
+    if (!rc)
+        rc = clone_write(&cr, NULL, NULL);
     if (!rc && !cr.res.already_done)
         rc = pin_parents(&cr, cr.cm);
     if (!rc)
@@ -568,57 +586,98 @@ shale_status shale_clone(const shale_clone_spec *spec, const shale_options *opts
 }
 
 /* ---- many clones of one checkpoint ----------------------------------------
- * Phase 1 (a thread per clone): open, write or find the child's manifest
- * version 1.  Phase 2 (this thread): one write in the parent adds every
- * child's pin; a clone that references a grandparent pins through
- * pin_parents() as shale_clone does.  Phase 3 (a thread per clone): copy
- * the WAL gap, initialise, identities.  Each clone's state is in its own
- * store, so a crash between phases is resumed by either call. */
-#define CLONE_THREADS 32
+ * Phase 1 (all at once): every child's store opened and read (its manifest,
+ * or the identity checks of a fresh clone), every child's conditional-
+ * create probe, and the parent's latest and pinned versions: nothing is
+ * written until all of them are in.  Phase 2 (a thread per clone): the
+ * child's manifest version 1.  Then (this thread) one write in the parent
+ * adds every child's pin; a clone that references a grandparent pins
+ * through pin_parents() as shale_clone does.  Phase 3 (a thread per clone):
+ * copy the WAL gap, initialise, identities.  Each clone's state is in its
+ * own store, so a crash between phases is resumed by either call. */
+#define CLONE_THREADS 64
 
 typedef struct many_job {
     const shale_clone_spec *specs;
     const shale_options *opts;
     clone_run *runs;
-    const manifest *lat, *pin;     /* the parent's, shared read-only */
-    size_t n;
+    shale_objstore *ps;            /* the parent, for the shared loads */
+    manifest *lat, *pin;           /* the parent's, shared read-only after phase 1 */
+    size_t n, items;
     int phase;
     _Atomic size_t next;
     _Atomic bool failed;
-    shale_status *rcs;
+    shale_status *rcs;             /* per item of a phase */
     char (*msgs)[512];             /* shale_errmsg() is per thread */
 } many_job;
+
+/* The parent's latest version and the one the checkpoint pins (when the
+ * checkpoint is gone, each clone reports it or finds its child made). */
+static shale_status many_load_parent(many_job *j)
+{
+    shale_status rc = manifest_store_load_latest(j->ps, 0, &j->lat);
+    if (rc)
+        return shale_err_prefix(rc, "clone: loading the parent %s", j->specs[0].parent_uri);
+    const checkpoint_rec *r = cp_find(j->lat, j->specs[0].parent_checkpoint_id);
+    if (r && r->manifest_id != j->lat->id &&
+        (rc = manifest_store_load(j->ps, r->manifest_id, &j->pin)))
+        return shale_err_prefix(rc, "clone: loading the parent's manifest %llu pinned by %s",
+                                (unsigned long long)r->manifest_id, r->id);
+    return SHALE_OK;
+}
+
+static shale_status many_probe(many_job *j, size_t i)
+{
+    if (j->opts && j->opts->unsafe_allow_unconditional_store)
+        return SHALE_OK;
+    shale_objstore *s = NULL;
+    shale_status rc = shale_objstore_open(j->specs[i].child_uri, j->opts ? &j->opts->store : NULL,
+                                          &s);
+    if (!rc)
+        rc = shale_objstore_probe_conditional(s);
+    shale_objstore_close(s);
+    return rc;
+}
+
+static shale_status many_item(many_job *j, size_t i)
+{
+    if (j->phase == 1) {
+        if (i == 2 * j->n)
+            return many_load_parent(j);
+        if (i >= j->n)
+            return many_probe(j, i - j->n);
+        shale_status rc = clone_check_spec(&j->specs[i]);
+        if (!rc)
+            rc = clone_open(&j->runs[i], &j->specs[i], j->opts, false);
+        return rc ? rc : clone_read(&j->runs[i]);
+    }
+    if (j->phase == 2) {
+        const manifest *pin = j->pin ? j->pin : j->lat;
+        return clone_write(&j->runs[i], j->lat, pin);
+    }
+    shale_status rc = clone_finish(&j->runs[i]);
+    return rc ? rc : clone_identities(&j->runs[i]);
+}
 
 static void *many_worker(void *arg)
 {
     many_job *j = arg;
-    for (size_t i; !atomic_load(&j->failed) && (i = atomic_fetch_add(&j->next, 1)) < j->n;) {
-        clone_run *cr = &j->runs[i];
-        shale_status rc;
-        if (j->phase == 1) {
-            rc = clone_check_spec(&j->specs[i]);
-            if (!rc)
-                rc = clone_open(cr, &j->specs[i], j->opts);
-            if (!rc)
-                rc = clone_prepare(cr, j->lat, j->pin);
-        } else {
-            rc = clone_finish(cr);
-            if (!rc)
-                rc = clone_identities(cr);
-        }
-        if ((j->rcs[i] = rc)) {
+    for (size_t i; !atomic_load(&j->failed) && (i = atomic_fetch_add(&j->next, 1)) < j->items;)
+        if ((j->rcs[i] = many_item(j, i))) {
             snprintf(j->msgs[i], sizeof j->msgs[i], "%s", shale_errmsg());
             atomic_store(&j->failed, true);
         }
-    }
     return NULL;
 }
 
+/* *failed: the spec the first failing item belongs to. */
 static shale_status many_phase(many_job *j, int phase, size_t *failed)
 {
     j->phase = phase;
+    j->items = phase == 1 ? 2 * j->n + 1 : j->n;
     atomic_store(&j->next, 0);
-    size_t nth = j->n < CLONE_THREADS ? j->n : CLONE_THREADS;
+    memset(j->rcs, 0, (2 * j->n + 1) * sizeof *j->rcs);
+    size_t nth = j->items < CLONE_THREADS ? j->items : CLONE_THREADS;
     pthread_t th[CLONE_THREADS];
     size_t started = 0;
     while (started + 1 < nth && !pthread_create(&th[started], NULL, many_worker, j))
@@ -626,10 +685,10 @@ static shale_status many_phase(many_job *j, int phase, size_t *failed)
     many_worker(j);
     for (size_t t = 0; t < started; t++)
         pthread_join(th[t], NULL);
-    for (size_t i = 0; i < j->n; i++)
+    for (size_t i = 0; i < j->items; i++)
         if (j->rcs[i]) {
             if (failed)
-                *failed = i;
+                *failed = i == 2 * j->n ? 0 : i % j->n;
             return shale_err(j->rcs[i], "%s", j->msgs[i]);
         }
     return SHALE_OK;
@@ -698,29 +757,17 @@ shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
     j.opts = opts;
     j.n = n;
     j.runs = calloc(n, sizeof *j.runs);
-    j.rcs = calloc(n, sizeof *j.rcs);
-    j.msgs = calloc(n, sizeof *j.msgs);
-    shale_objstore *ps = NULL;
-    manifest *lat = NULL, *pin = NULL;
+    j.rcs = calloc(2 * n + 1, sizeof *j.rcs);
+    j.msgs = calloc(2 * n + 1, sizeof *j.msgs);
     shale_status rc = j.runs && j.rcs && j.msgs ? SHALE_OK : SHALE_OOM();
     if (!rc)
-        rc = shale_objstore_open(specs[0].parent_uri, opts ? &opts->store : NULL, &ps);
-    if (!rc && (rc = manifest_store_load_latest(ps, 0, &lat)))
-        shale_err_prefix(rc, "clone: loading the parent %s", specs[0].parent_uri);
-    if (!rc) {
-        /* The pinned version, when the checkpoint is there; when it is not,
-         * each clone reports it (or finds its child already made). */
-        const checkpoint_rec *r = cp_find(lat, specs[0].parent_checkpoint_id);
-        if (r && r->manifest_id != lat->id && (rc = manifest_store_load(ps, r->manifest_id, &pin)))
-            shale_err_prefix(rc, "clone: loading the parent's manifest %llu pinned by %s",
-                             (unsigned long long)r->manifest_id, r->id);
-        j.lat = lat;
-        j.pin = r && r->manifest_id == lat->id ? lat : pin;
-    }
+        rc = shale_objstore_open(specs[0].parent_uri, opts ? &opts->store : NULL, &j.ps);
     if (!rc)
         rc = many_phase(&j, 1, failed);
     if (!rc)
-        rc = many_pins(&j, ps, failed);
+        rc = many_phase(&j, 2, failed);
+    if (!rc)
+        rc = many_pins(&j, j.ps, failed);
     if (!rc)
         rc = many_phase(&j, 3, failed);
     for (size_t i = 0; j.runs && i < n; i++) {
@@ -728,9 +775,9 @@ shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
             out[i] = j.runs[i].res;
         clone_close(&j.runs[i]);
     }
-    manifest_free(pin);
-    manifest_free(lat);
-    shale_objstore_close(ps);
+    manifest_free(j.pin);
+    manifest_free(j.lat);
+    shale_objstore_close(j.ps);
     free(j.runs);
     free(j.rcs);
     free(j.msgs);
