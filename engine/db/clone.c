@@ -27,29 +27,22 @@
  *      after a present one is data loss: SHALE_NOT_FOUND naming it.
  *   5. Write initialized=true with the adjusted replay_after_wal_id.
  * A full-scope parent checkpoint needs no WAL at all (see checkpoint.c).
+ * shale_clone_many() (clone_many.c) runs these steps for many children of
+ * one checkpoint at once, with one pin write in the parent.
  */
+#include "db/clone_int.h"
 #include "db/checkpoint_int.h"
 #include "db/db_int.h"
 #include "db/identity.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CLONE_DEFAULT_CHECKPOINT_MS 300000
 
-typedef struct clone_run {
-    const shale_clone_spec *spec;
-    shale_options opts;        /* strings: the env's copies */
-    db_env *env;               /* every store below is the env's (borrowed) */
-    shale_objstore *parent, *parent_wal, *child, *child_wal;
-    manifest *cm;              /* the child's manifest once prepared (owned) */
-    shale_clone_result res;
-} clone_run;
 
 static bool bound_set(const void *p, size_t n)
 {
@@ -258,7 +251,7 @@ static shale_status pinned_version(shale_objstore *s, const char *cp_id, uint64_
  * the child references: for the direct parent, the version the source
  * checkpoint pins; for a grandparent, the version the parent's own pin
  * there holds. */
-static shale_status pin_parents(clone_run *cr, const manifest *m)
+shale_status pin_parents(clone_run *cr, const manifest *m)
 {
     char name[256];
     snprintf(name, sizeof name, "clone:%s", cr->spec->child_uri);
@@ -383,7 +376,7 @@ static void count_refs(clone_run *cr, const manifest *m)
  * same clone, to resume; anything else is refused), else the identity
  * checks a fresh clone needs.  cr->cm: the existing manifest, or NULL for
  * a fresh clone; cr->res.already_done if it was initialised. */
-static shale_status clone_read(clone_run *cr)
+shale_status clone_read(clone_run *cr)
 {
     const shale_clone_spec *sp = cr->spec;
     manifest *cm = NULL;
@@ -413,7 +406,7 @@ static shale_status clone_read(clone_run *cr)
  * shared: the parent's latest and pinned versions loaded once for a batch
  * of clones from one checkpoint (NULL: loaded here).  On success cr->cm
  * holds the child's manifest. */
-static shale_status clone_write(clone_run *cr, const manifest *shared_latest,
+shale_status clone_write(clone_run *cr, const manifest *shared_latest,
                                 const manifest *shared_pinned)
 {
     if (cr->cm)
@@ -483,7 +476,7 @@ out:
 }
 
 /* Steps 4-5 after the pins, and the result. */
-static shale_status clone_finish(clone_run *cr)
+shale_status clone_finish(clone_run *cr)
 {
     shale_status rc = SHALE_OK;
     if (!cr->res.already_done) {
@@ -501,7 +494,7 @@ static shale_status clone_finish(clone_run *cr)
     return SHALE_OK;
 }
 
-static shale_status clone_check_spec(const shale_clone_spec *spec)
+shale_status clone_check_spec(const shale_clone_spec *spec)
 {
     if (!spec || !spec->parent_uri || !spec->child_uri)
         return shale_err(SHALE_INVALID_ARGUMENT, "clone: parent_uri and child_uri are required");
@@ -519,7 +512,7 @@ static shale_status clone_check_spec(const shale_clone_spec *spec)
 /* One env for the run, opened on the child: the parent, both WAL stores
  * and every grandparent store come from its pool, all with the caller's
  * options. */
-static shale_status clone_open(clone_run *cr, const shale_clone_spec *spec,
+shale_status clone_open(clone_run *cr, const shale_clone_spec *spec,
                                const shale_options *opts, bool probe)
 {
     memset(cr, 0, sizeof *cr);
@@ -543,7 +536,7 @@ static shale_status clone_open(clone_run *cr, const shale_clone_spec *spec,
 
 /* Initialised: the child's stores are a database and its WAL store now (a
  * claim becomes that, keeping its UUID). */
-static shale_status clone_identities(clone_run *cr)
+shale_status clone_identities(clone_run *cr)
 {
     shale_status rc = identity_ensure(cr->child, cr->spec->child_uri, &cr->opts.store,
                                       SHALE_STORE_KIND_DB);
@@ -553,7 +546,7 @@ static shale_status clone_identities(clone_run *cr)
     return rc;
 }
 
-static void clone_close(clone_run *cr)
+void clone_close(clone_run *cr)
 {
     manifest_free(cr->cm);
     cr->cm = NULL;
@@ -582,204 +575,5 @@ shale_status shale_clone(const shale_clone_spec *spec, const shale_options *opts
     if (out)
         *out = cr.res;
     clone_close(&cr);
-    return rc;
-}
-
-/* ---- many clones of one checkpoint ----------------------------------------
- * Phase 1 (all at once): every child's store opened and read (its manifest,
- * or the identity checks of a fresh clone), every child's conditional-
- * create probe, and the parent's latest and pinned versions: nothing is
- * written until all of them are in.  Phase 2 (a thread per clone): the
- * child's manifest version 1.  Then (this thread) one write in the parent
- * adds every child's pin; a clone that references a grandparent pins
- * through pin_parents() as shale_clone does.  Phase 3 (a thread per clone):
- * copy the WAL gap, initialise, identities.  Each clone's state is in its
- * own store, so a crash between phases is resumed by either call. */
-#define CLONE_THREADS 64
-
-typedef struct many_job {
-    const shale_clone_spec *specs;
-    const shale_options *opts;
-    clone_run *runs;
-    shale_objstore *ps;            /* the parent, for the shared loads */
-    manifest *lat, *pin;           /* the parent's, shared read-only after phase 1 */
-    size_t n, items;
-    int phase;
-    _Atomic size_t next;
-    _Atomic bool failed;
-    shale_status *rcs;             /* per item of a phase */
-    char (*msgs)[512];             /* shale_errmsg() is per thread */
-} many_job;
-
-/* The parent's latest version and the one the checkpoint pins (when the
- * checkpoint is gone, each clone reports it or finds its child made). */
-static shale_status many_load_parent(many_job *j)
-{
-    shale_status rc = manifest_store_load_latest(j->ps, 0, &j->lat);
-    if (rc)
-        return shale_err_prefix(rc, "clone: loading the parent %s", j->specs[0].parent_uri);
-    const checkpoint_rec *r = cp_find(j->lat, j->specs[0].parent_checkpoint_id);
-    if (r && r->manifest_id != j->lat->id &&
-        (rc = manifest_store_load(j->ps, r->manifest_id, &j->pin)))
-        return shale_err_prefix(rc, "clone: loading the parent's manifest %llu pinned by %s",
-                                (unsigned long long)r->manifest_id, r->id);
-    return SHALE_OK;
-}
-
-static shale_status many_probe(many_job *j, size_t i)
-{
-    if (j->opts && j->opts->unsafe_allow_unconditional_store)
-        return SHALE_OK;
-    shale_objstore *s = NULL;
-    shale_status rc = shale_objstore_open(j->specs[i].child_uri, j->opts ? &j->opts->store : NULL,
-                                          &s);
-    if (!rc)
-        rc = shale_objstore_probe_conditional(s);
-    shale_objstore_close(s);
-    return rc;
-}
-
-static shale_status many_item(many_job *j, size_t i)
-{
-    if (j->phase == 1) {
-        if (i == 2 * j->n)
-            return many_load_parent(j);
-        if (i >= j->n)
-            return many_probe(j, i - j->n);
-        shale_status rc = clone_check_spec(&j->specs[i]);
-        if (!rc)
-            rc = clone_open(&j->runs[i], &j->specs[i], j->opts, false);
-        return rc ? rc : clone_read(&j->runs[i]);
-    }
-    if (j->phase == 2) {
-        const manifest *pin = j->pin ? j->pin : j->lat;
-        return clone_write(&j->runs[i], j->lat, pin);
-    }
-    shale_status rc = clone_finish(&j->runs[i]);
-    return rc ? rc : clone_identities(&j->runs[i]);
-}
-
-static void *many_worker(void *arg)
-{
-    many_job *j = arg;
-    for (size_t i; !atomic_load(&j->failed) && (i = atomic_fetch_add(&j->next, 1)) < j->items;)
-        if ((j->rcs[i] = many_item(j, i))) {
-            snprintf(j->msgs[i], sizeof j->msgs[i], "%s", shale_errmsg());
-            atomic_store(&j->failed, true);
-        }
-    return NULL;
-}
-
-/* *failed: the spec the first failing item belongs to. */
-static shale_status many_phase(many_job *j, int phase, size_t *failed)
-{
-    j->phase = phase;
-    j->items = phase == 1 ? 2 * j->n + 1 : j->n;
-    atomic_store(&j->next, 0);
-    memset(j->rcs, 0, (2 * j->n + 1) * sizeof *j->rcs);
-    size_t nth = j->items < CLONE_THREADS ? j->items : CLONE_THREADS;
-    pthread_t th[CLONE_THREADS];
-    size_t started = 0;
-    while (started + 1 < nth && !pthread_create(&th[started], NULL, many_worker, j))
-        started++;
-    many_worker(j);
-    for (size_t t = 0; t < started; t++)
-        pthread_join(th[t], NULL);
-    for (size_t i = 0; i < j->items; i++)
-        if (j->rcs[i]) {
-            if (failed)
-                *failed = i == 2 * j->n ? 0 : i % j->n;
-            return shale_err(j->rcs[i], "%s", j->msgs[i]);
-        }
-    return SHALE_OK;
-}
-
-/* Phase 2: the direct parent's pins in one write; grandparents one by one. */
-static shale_status many_pins(many_job *j, shale_objstore *ps, size_t *failed)
-{
-    cp_pin_req *reqs = calloc(j->n ? j->n : 1, sizeof *reqs);
-    char (*names)[256] = calloc(j->n ? j->n : 1, sizeof *names);
-    shale_status rc = reqs && names ? SHALE_OK : SHALE_OOM();
-    size_t k = 0;
-    const char *src = j->specs[0].parent_checkpoint_id;
-    for (size_t i = 0; i < j->n && !rc; i++) {
-        clone_run *cr = &j->runs[i];
-        if (cr->res.already_done)
-            continue;
-        bool only_direct = true;
-        for (size_t p = 0; p < cr->cm->parent_count; p++)
-            if (strcmp(cr->cm->parents[p].store_uri, cr->spec->parent_uri))
-                only_direct = false;
-        if (!only_direct) {
-            if ((rc = pin_parents(cr, cr->cm)) && failed)
-                *failed = i;
-            continue;
-        }
-        for (size_t p = 0; p < cr->cm->parent_count; p++) {
-            snprintf(names[k], sizeof names[k], "clone:%s", cr->spec->child_uri);
-            reqs[k].id = cr->cm->parents[p].final_checkpoint_id;
-            reqs[k].name = names[k];
-            k++;
-        }
-    }
-    if (!rc && k && (rc = cp_add_pins(ps, src, reqs, k, j->lat)))
-        shale_err_prefix(rc, "pinning parent %s", j->specs[0].parent_uri);
-    free(reqs);
-    free(names);
-    return rc;
-}
-
-shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
-                              const shale_options *opts, shale_clone_result *out,
-                              size_t *failed)
-{
-    if (!specs && n)
-        return shale_err(SHALE_INVALID_ARGUMENT, "clone: no specs");
-    bool batch = n > 0 && specs[0].parent_uri && specs[0].parent_checkpoint_id;
-    for (size_t i = 1; i < n && batch; i++)
-        batch = specs[i].parent_uri && !strcmp(specs[i].parent_uri, specs[0].parent_uri) &&
-                specs[i].parent_checkpoint_id &&
-                !strcmp(specs[i].parent_checkpoint_id, specs[0].parent_checkpoint_id);
-    if (!batch) {
-        for (size_t i = 0; i < n; i++) {
-            shale_status rc = shale_clone(&specs[i], opts, out ? &out[i] : NULL);
-            if (rc) {
-                if (failed)
-                    *failed = i;
-                return rc;
-            }
-        }
-        return SHALE_OK;
-    }
-    many_job j;
-    memset(&j, 0, sizeof j);
-    j.specs = specs;
-    j.opts = opts;
-    j.n = n;
-    j.runs = calloc(n, sizeof *j.runs);
-    j.rcs = calloc(2 * n + 1, sizeof *j.rcs);
-    j.msgs = calloc(2 * n + 1, sizeof *j.msgs);
-    shale_status rc = j.runs && j.rcs && j.msgs ? SHALE_OK : SHALE_OOM();
-    if (!rc)
-        rc = shale_objstore_open(specs[0].parent_uri, opts ? &opts->store : NULL, &j.ps);
-    if (!rc)
-        rc = many_phase(&j, 1, failed);
-    if (!rc)
-        rc = many_phase(&j, 2, failed);
-    if (!rc)
-        rc = many_pins(&j, j.ps, failed);
-    if (!rc)
-        rc = many_phase(&j, 3, failed);
-    for (size_t i = 0; j.runs && i < n; i++) {
-        if (out)
-            out[i] = j.runs[i].res;
-        clone_close(&j.runs[i]);
-    }
-    manifest_free(j.pin);
-    manifest_free(j.lat);
-    shale_objstore_close(j.ps);
-    free(j.runs);
-    free(j.rcs);
-    free(j.msgs);
     return rc;
 }

@@ -1,0 +1,46 @@
+/*
+ * clone_int.h -- the steps of a range clone (clone.c), for shale_clone()
+ * and shale_clone_many() (clone_many.c), which runs them for many children
+ * at once.  Each step may be repeated after a crash (see clone.c).
+ */
+#ifndef SHALE_CLONE_INT_H
+#define SHALE_CLONE_INT_H
+
+#include "shale.h"
+#include "db/env.h"
+#include "db/manifest.h"
+
+/* One clone's run.  Not shared between threads. */
+typedef struct clone_run {
+    const shale_clone_spec *spec;
+    shale_options opts;        /* strings: the env's copies */
+    db_env *env;               /* every store below is the env's (borrowed) */
+    shale_objstore *parent, *parent_wal, *child, *child_wal;
+    manifest *cm;              /* the child's manifest once read or written (owned) */
+    shale_clone_result res;
+} clone_run;
+
+/* The spec's own consistency (no request). */
+shale_status clone_check_spec(const shale_clone_spec *spec);
+/* Fills cr for spec: an env on the child, the four stores; probe: check
+ * that the child honours conditional create (3 requests) first. */
+shale_status clone_open(clone_run *cr, const shale_clone_spec *spec, const shale_options *opts,
+                        bool probe);
+/* The child's side, reads only: its manifest (the same clone to resume;
+ * else SHALE_CONFLICT) into cr->cm, or, fresh, the identity checks. */
+shale_status clone_read(clone_run *cr);
+/* A fresh clone (cr->cm NULL): the child's manifest version 1, from the
+ * parent's versions shared_latest / shared_pinned when given (borrowed),
+ * else loaded here. */
+shale_status clone_write(clone_run *cr, const manifest *shared_latest,
+                         const manifest *shared_pinned);
+/* A pin in every store the child manifest m references, one write each. */
+shale_status pin_parents(clone_run *cr, const manifest *m);
+/* After the pins: the WAL gap copied, initialised, the result filled. */
+shale_status clone_finish(clone_run *cr);
+/* The child's stores marked a database and its WAL store. */
+shale_status clone_identities(clone_run *cr);
+/* Frees what cr holds (cr itself is the caller's). */
+void clone_close(clone_run *cr);
+
+#endif
