@@ -58,6 +58,23 @@ static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
     return kv_key_cmp(a, al, b, bl);
 }
 
+typedef struct child_scan {
+    shale_reader *r;
+    const void *from;
+    size_t from_len;
+    shale_iter *it;
+    shale_status rc;
+    char msg[512];                   /* shale_errmsg() is per thread */
+} child_scan;
+
+static void *child_scan_run(void *arg)
+{
+    child_scan *c = arg;
+    if ((c->rc = shale_reader_scan(c->r, c->from, c->from_len, NULL, 0, &c->it)))
+        snprintf(c->msg, sizeof c->msg, "%s", shale_errmsg());
+    return NULL;
+}
+
 /* Walks the parent's range [max(from, start), end) at the checkpoint and
  * the child from `from` side by side, for at most `limit` keys (0: to the
  * end): every key and every value must be equal.  The child's scan is not
@@ -65,7 +82,7 @@ static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
  * here.  *count receives the equal keys seen. */
 static shale_status compare_child(shale_reader *parent, shale_reader *child,
                                   const split_child *c, const void *from, size_t from_len,
-                                  uint64_t limit, uint64_t *count)
+                                  uint64_t limit, bool concurrent, uint64_t *count)
 {
     const void *ps = c->start;
     size_t psl = c->start_len;
@@ -74,9 +91,22 @@ static shale_status compare_child(shale_reader *parent, shale_reader *child,
         psl = from_len;
     }
     shale_iter *pi = NULL, *ci = NULL;
+    /* concurrent: the two scans open their SSTs (each a few round trips on
+     * S3: footer, index, first block) at the same time, the child's on a
+     * thread of its own -- for the first window in an SST, whose opens
+     * are the cost; later windows find the SSTs open and the child finds
+     * the parent's blocks in the shared cache if it reads after it. */
+    child_scan cs = {child, from, from ? from_len : 0, NULL, SHALE_OK, ""};
+    pthread_t th;
+    bool threaded = concurrent && !pthread_create(&th, NULL, child_scan_run, &cs);
     shale_status rc = shale_reader_scan(parent, ps, psl, c->end, c->end_len, &pi);
-    if (!rc)
-        rc = shale_reader_scan(child, from, from ? from_len : 0, NULL, 0, &ci);
+    if (threaded)
+        pthread_join(th, NULL);
+    else
+        child_scan_run(&cs);
+    ci = cs.it;
+    if (!rc && cs.rc)
+        rc = shale_err(cs.rc, "%s", cs.msg);
     uint64_t n = 0;
     char kt[200];
     while (!rc && (!limit || n < limit)) {
@@ -581,7 +611,7 @@ static shale_status verify_open(verify_job *w, size_t i)
 static shale_status verify_full(verify_job *w, size_t i)
 {
     const split_child *c = &w->v->r->req->children[i];
-    return compare_child(w->v->parent, w->readers[i], c, NULL, 0, 0, &w->res[i].keys);
+    return compare_child(w->v->parent, w->readers[i], c, NULL, 0, 0, false, &w->res[i].keys);
 }
 
 static shale_status verify_task(verify_job *w, size_t i)
@@ -592,7 +622,7 @@ static shale_status verify_task(verify_job *w, size_t i)
         return check_object(w->v, c, w->cms[t->child], t->head);
     uint64_t n = 0;
     return compare_child(w->v->parent, w->readers[t->child], c, t->at_mid ? t->mid : t->from,
-                         t->from_len, WINDOW, &n);
+                         t->from_len, WINDOW, t->first || !t->from, &n);
 }
 
 static void *verify_worker(void *arg)
