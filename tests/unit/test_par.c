@@ -1,0 +1,82 @@
+/*
+ * test_par.c -- par_for() (agent/par.h): every item runs once, even after
+ * a failure; the error returned is the lowest failing index's, with its
+ * own message (messages are per thread); items run at once (a barrier that
+ * only opens when PAR_THREADS items wait on it together would never open
+ * if they ran one after another).
+ */
+#include "support/testutil.h"
+#include "par.h"
+#include "util/status_int.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct ctx {
+    _Atomic int runs[100];
+    pthread_barrier_t barrier;
+    bool use_barrier;
+} ctx;
+
+static shale_status item(void *arg, size_t i)
+{
+    ctx *c = arg;
+    atomic_fetch_add(&c->runs[i], 1);
+    if (c->use_barrier && i < PAR_THREADS)
+        pthread_barrier_wait(&c->barrier);
+    if (i == 17 || i == 63)
+        return shale_err(i == 17 ? SHALE_CONFLICT : SHALE_IO, "item %zu failed", i);
+    return SHALE_OK;
+}
+
+static void test_lowest_failure_reported_all_run(void **state)
+{
+    (void)state;
+    static ctx c;
+    memset(&c, 0, sizeof c);
+    size_t failed = 0;
+    assert_int_equal(par_for(100, item, &c, &failed), SHALE_CONFLICT);
+    assert_int_equal(failed, 17);
+    assert_string_equal(shale_errmsg(), "item 17 failed");
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(atomic_load(&c.runs[i]), 1);
+}
+
+static void test_items_run_at_once(void **state)
+{
+    (void)state;
+    static ctx c;
+    memset(&c, 0, sizeof c);
+    c.use_barrier = true;
+    assert_int_equal(pthread_barrier_init(&c.barrier, NULL, PAR_THREADS), 0);
+    size_t failed = 0;
+    assert_int_equal(par_for(PAR_THREADS, item, &c, &failed), SHALE_CONFLICT);
+    assert_int_equal(failed, 17);
+    pthread_barrier_destroy(&c.barrier);
+}
+
+static shale_status ok_item(void *arg, size_t i)
+{
+    (void)arg;
+    (void)i;
+    return SHALE_OK;
+}
+
+static void test_one_and_none(void **state)
+{
+    (void)state;
+    assert_int_equal(par_for(1, ok_item, NULL, NULL), SHALE_OK);
+    assert_int_equal(par_for(0, ok_item, NULL, NULL), SHALE_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lowest_failure_reported_all_run),
+        cmocka_unit_test(test_items_run_at_once),
+        cmocka_unit_test(test_one_and_none),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
