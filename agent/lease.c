@@ -178,3 +178,19 @@ shale_status lease_release(shale_objstore *st, const char *split, uint64_t *rele
     return shale_err(SHALE_RETRYABLE, "split lease: lost %d races in a row releasing it",
                      LEASE_ROUNDS);
 }
+
+shale_status lease_release_after(shale_objstore *st, const char *split, uint64_t taken_seq,
+                                 uint64_t *release_seq)
+{
+    *release_seq = 0;
+    if (!taken_seq)
+        return lease_release(st, split, release_seq);
+    shale_status rc = put_record(st, taken_seq + 1, "release", NULL, split, NULL);
+    if (rc == SHALE_PRECONDITION_FAILED)
+        return lease_release(st, split, release_seq);
+    if (rc)
+        return rc;
+    *release_seq = taken_seq + 1;
+    failpoint("Lease.released");
+    return SHALE_OK;
+}

@@ -65,5 +65,13 @@ shale_status lease_take(shale_objstore *st, const char *shard, const char *split
  * was released already) is SHALE_OK with *release_seq 0.  Fires the
  * failpoint "Lease.released" after the write. */
 shale_status lease_release(shale_objstore *st, const char *split, uint64_t *release_seq);
+/* lease_release() for a split that took the lease at record taken_seq:
+ * writes the release at taken_seq + 1 directly (create-if-absent: one
+ * request, no read); when that record exists (someone else wrote after
+ * the take: an operator's clear, another split) it falls back to
+ * lease_release(), which reads the lease and releases it only if it is
+ * still this split's. */
+shale_status lease_release_after(shale_objstore *st, const char *split, uint64_t taken_seq,
+                                 uint64_t *release_seq);
 
 #endif

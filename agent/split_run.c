@@ -210,8 +210,13 @@ static void release_lease(splitter *sp, job *j)
     pthread_mutex_unlock(&sp->mu);
     if (!due)
         return;
+    pthread_mutex_lock(&sp->mu);
+    uint64_t taken = j->st->lease.seq;
+    pthread_mutex_unlock(&sp->mu);
     uint64_t seq = 0;
-    shale_status rc = lease_release(sp->store, j->st->name, &seq);
+    /* The release goes right after this split's take (one request); a
+     * record there already means someone wrote since: read and decide. */
+    shale_status rc = lease_release_after(sp->store, j->st->name, taken, &seq);
     if (rc) {
         log_fields(LOG_WARN, j->st->name, NULL, -1, (log_field[]){LOG_S("error",
                                                                         shale_errmsg())},
