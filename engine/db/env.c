@@ -300,19 +300,22 @@ shale_status db_env_sst(db_env *e, const sst_handle *h, sst_reader **out)
             break;
         pthread_cond_wait(&e->opened, &e->mu);   /* then look again */
     }
-    tc_entry mark;   /* on the opening list while this thread opens it */
-    memset(&mark, 0, sizeof mark);
-    memcpy(mark.id, h->id, sizeof mark.id);
-    mark.uri = (char *)uri;
+    /* On the opening list while this thread opens it (uri borrowed: the
+     * entry lives only until the open below returns). */
+    tc_entry *mark = calloc(1, sizeof *mark);
     shale_objstore *s = NULL;
-    shale_status rc = env_store_locked(e, uri, &s);
+    shale_status rc = mark ? env_store_locked(e, uri, &s) : SHALE_OOM();
     if (!rc) {
-        mark.next = e->opening;
-        e->opening = &mark;
+        memcpy(mark->id, h->id, sizeof mark->id);
+        mark->uri = (char *)uri;
+        mark->next = e->opening;
+        e->opening = mark;
     }
     pthread_mutex_unlock(&e->mu);
-    if (rc)
+    if (rc) {
+        free(mark);
         return rc;
+    }
     /* Open outside the lock: it does I/O.  A racing opener may insert the
      * same SST; the loser's reader is dropped below. */
     char key[PATH_KEY_MAX];
@@ -321,12 +324,13 @@ shale_status db_env_sst(db_env *e, const sst_handle *h, sst_reader **out)
     rc = sst_reader_open(s, key, h->size, cache, &r);
     pthread_mutex_lock(&e->mu);
     for (tc_entry **pp = &e->opening; *pp; pp = &(*pp)->next)
-        if (*pp == &mark) {
-            *pp = mark.next;
+        if (*pp == mark) {
+            *pp = mark->next;
             break;
         }
     pthread_cond_broadcast(&e->opened);
     pthread_mutex_unlock(&e->mu);
+    free(mark);
     if (rc)
         return rc;
     tc_entry *t = calloc(1, sizeof *t);
