@@ -139,6 +139,9 @@ static unsigned code_of(shale_status rc)
     case SHALE_NOT_FOUND: return 404;
     case SHALE_CONFLICT: return 409;
     case SHALE_UNAUTHORIZED: return 401;
+    /* Not the request's fault, and it may pass later (journals not read
+     * yet, a store that did not answer): 503 with Retry-After. */
+    case SHALE_RETRYABLE: case SHALE_TIMEOUT: case SHALE_IO: return 503;
     default: return 500;
     }
 }
@@ -150,6 +153,7 @@ static const char *err_name(shale_status rc)
     case SHALE_NOT_FOUND: return "NotFound";
     case SHALE_CONFLICT: return "Conflict";
     case SHALE_UNAUTHORIZED: return "Unauthorized";
+    case SHALE_RETRYABLE: case SHALE_TIMEOUT: case SHALE_IO: return "Unavailable";
     default: return "Internal";
     }
 }
