@@ -88,7 +88,8 @@ typedef struct shale_options {
                                       of the writer process */
     uint32_t manifest_poll_ms;     /* default 1000: the writer re-reads the
                                       manifest this often to notice fencing */
-    /* The store does not honour put-if-absent (e.g. s3rver): fencing is then
+    /* The store does not honour put-if-absent (S3 servers that ignore
+     * If-None-Match, such as test doubles): fencing is then
      * NOT safe against a concurrent writer.  Default false: opening a writer
      * on such a store fails with SHALE_UNSUPPORTED. */
     bool unsafe_allow_unconditional_store;
