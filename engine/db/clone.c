@@ -419,9 +419,16 @@ static shale_status clone_inner(clone_run *cr)
             snprintf(cp_id, sizeof cp_id, "%s", r->id);
             pinned_id = r->manifest_id;
         } else {
+            /* A Durable checkpoint made from outside the writer: it must
+             * cover the WAL SSTs written since the parent's last manifest
+             * update (a load's acknowledged writes may be only there), so
+             * its next_wal_sst_id is where the parent's WAL store ends. */
             shale_checkpoint cp;
-            rc = cp_add(cr->parent, NULL, CLONE_DEFAULT_CHECKPOINT_MS, "clone-source", 0,
-                        &cp);
+            uint64_t next = 0;
+            rc = cp_first_missing_wal(cr->parent_wal, platest->next_wal_sst_id, &next);
+            if (!rc)
+                rc = cp_add(cr->parent, NULL, CLONE_DEFAULT_CHECKPOINT_MS, "clone-source",
+                            next, &cp);
             if (rc)
                 goto out;
             snprintf(cp_id, sizeof cp_id, "%s", cp.id);

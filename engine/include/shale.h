@@ -247,8 +247,9 @@ shale_status shale_manifest_show(const char *uri, const shale_options *opts,
 
 typedef struct shale_clone_spec {
     const char *parent_uri;
-    const char *parent_wal_uri;       /* NULL: the parent's recorded WAL store,
-                                         or its main store */
+    const char *parent_wal_uri;       /* the parent's WAL store; NULL: its main
+                                         store (pass the separate WAL store if
+                                         the parent has one) */
     const char *parent_checkpoint_id; /* NULL: create a Durable checkpoint
                                          (300 s) on the parent */
     const char *child_uri;
