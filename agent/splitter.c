@@ -10,6 +10,8 @@
  *      agent: the same request gets its current status, another one
  *      Conflict;
  *   4. journals that cannot be read yet, or a corrupt one, refuse it;
+ *   4b. a request without ranges gets them now, from the parent's SST
+ *      indexes (split_auto.h), and is validated with them;
  *   5. the shard's split lease is taken (lease.h): another split holding
  *      it refuses the request with Conflict naming that split;
  *   6. journal version 1 is written (create-if-absent), then the worker
