@@ -13,6 +13,7 @@
 #include "splitter.h"
 #include "request.h"
 #include "shale_admin.h"
+#include "shard_facts.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -422,11 +423,54 @@ static void test_too_small_refused(void **state)
     free(text);
 }
 
+/* The documents of GET /v1/shard and /v1/shard/split-points (shard_facts.h),
+ * against the engine's own answers. */
+static void test_shard_facts_documents(void **state)
+{
+    fx *f = *state;
+    load(f, false, 0, 0);
+    new_splitter(f, true);
+    shard_facts sf;
+    TU_OK(shard_facts_read(f->sp, &sf));
+    char *t = shard_facts_json(f->sp, &sf);
+    shard_facts_clear(&sf);
+    json_error_t e;
+    json_t *j = json_loads(t, 0, &e);
+    assert_non_null(j);
+    assert_int_equal(json_integer_value(json_object_get(j, "approxKeys")), f->n);
+    assert_string_equal(json_string_value(json_object_get(j, "shard")), "orders-0");
+    assert_true(json_is_false(json_object_get(json_object_get(j, "split"), "inProgress")));
+    assert_true(json_is_null(json_object_get(json_object_get(j, "split"), "holder")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "range"), "end")), "");
+    json_decref(j);
+    free(t);
+    TU_OK(shard_split_points_json(f->sp, 4, SHALE_SPLIT_BY_KEYS, &t));
+    j = json_loads(t, 0, &e);
+    assert_non_null(j);
+    shale_split_points pts;
+    TU_OK(shale_split_points_get(f->parent, NULL, 4, SHALE_SPLIT_BY_KEYS, &pts));
+    json_t *b = json_object_get(j, "boundaries");
+    assert_int_equal(json_array_size(b), 3);
+    for (size_t i = 0; i < 3; i++) {
+        char *k = shale_key_escape(pts.boundaries[i].data, pts.boundaries[i].len);
+        assert_string_equal(json_string_value(json_array_get(b, i)), k);
+        shale_free(k);
+    }
+    assert_int_equal(json_integer_value(json_object_get(j, "total")), pts.total);
+    assert_string_equal(json_string_value(json_object_get(j, "by")), "keys");
+    shale_split_points_clear(&pts);
+    json_decref(j);
+    free(t);
+    TU_RC(SHALE_INVALID_ARGUMENT, shard_split_points_json(f->sp, 1000, SHALE_SPLIT_BY_BYTES, &t));
+    assert_non_null(strstr(shale_errmsg(), "cannot be split 1000 ways"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
         T(test_bad_requests_refused),
+        T(test_shard_facts_documents),
         T(test_too_small_refused),
         T(test_dry_run_shows_the_ranges),
         T(test_resume_keeps_the_journalled_ranges),
