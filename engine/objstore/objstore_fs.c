@@ -5,7 +5,10 @@
  * to a temporary file ".tmp-<random>" in the target directory, are fsynced,
  * then renamed over the key (put) or hard-linked to it (put-if-absent:
  * link() fails with EEXIST if the key exists, so of racing processes
- * exactly one wins), and the directory is fsynced.  Readers never see a
+ * exactly one wins), and the directory is fsynced; new directories are
+ * fsynced in their parents and deletions in their directory.  A failed
+ * fsync is sticky: the store refuses every later write (see fs_store.broken)
+ * so nothing written after it can be acknowledged.  Readers never see a
  * partial object.  Temporary files are invisible to list and are left
  * behind only by a crash mid-write (harmless; list ignores them).
  *
@@ -47,6 +50,15 @@ typedef struct fs_store {
     shale_objstore base;
     char *root;
     bool no_fsync;
+    /* A failed fsync, sticky (the lesson PostgreSQL learnt: after fsync
+     * reports EIO the kernel may have dropped the dirty pages and marked
+     * them clean, so a retried fsync succeeds without the data reaching
+     * the disk).  Once set, every put and delete is refused with
+     * SHALE_CLOSED naming the first failure, until the store is reopened
+     * (by reopening the database).  Reads go on. */
+    _Atomic int broken;
+    pthread_mutex_t broken_mu;
+    char broken_msg[384];
 } fs_store;
 
 typedef struct fs_reader {
@@ -134,14 +146,25 @@ static int check_dirs(fs_store *fs, char *path)
     return 0;
 }
 
-/* mkdir -p of every directory above `path` (which is under root). */
-static int make_parents(fs_store *fs, char *path)
+/* mkdir -p of every directory above `path` (which is under root); each
+ * directory it creates is made durable in its parent (fsync of the parent)
+ * before the object's own rename or link, which a crash could otherwise
+ * leave in a directory that no longer exists.  0 or an errno; *fsync_failed
+ * when the errno came from an fsync. */
+static int fsync_dir_of(const char *path, const char *key);
+static int make_parents(fs_store *fs, char *path, const char *key, bool *fsync_failed)
 {
     size_t rootlen = strlen(fs->root);
+    *fsync_failed = false;
     for (char *p = path + rootlen + 1; (p = strchr(p, '/')); p++) {
         *p = '\0';
         int r = mkdir(path, 0755);
         int e = errno;
+        if (r == 0 && !fs->no_fsync && (e = fsync_dir_of(path, key))) {
+            *p = '/';
+            *fsync_failed = true;
+            return e;
+        }
         *p = '/';
         if (r != 0 && e != EEXIST)
             return e;
@@ -149,7 +172,141 @@ static int make_parents(fs_store *fs, char *path)
     return 0;
 }
 
-static int fsync_dir_of(const char *path)
+/* ---- fsync, and the test hook that makes it fail ---------------------
+ * objstore_fs_fail_fsync() (or SHALE_TEST_FS_FSYNC_FAIL, read once per
+ * when a store opens, if it changed) arms a rule: the nth and following fsync calls of a kind ("file",
+ * "dir" or "any") made for a key starting with a prefix report EIO.  The
+ * real fsync is still called first -- the hook only replaces its result,
+ * so every caller is tested on the code path a disk error takes. */
+static pthread_mutex_t g_hook_mu = PTHREAD_MUTEX_INITIALIZER;
+static char g_hook_env[256];     /* the SHALE_TEST_FS_FSYNC_FAIL value applied */
+static struct {
+    bool armed;
+    int kind;            /* 0 any, 1 file, 2 dir */
+    char prefix[128];
+    long skip, count;    /* calls to let through first; failures left (<0: all) */
+    long failed;
+} g_hook;
+
+static shale_status hook_set(const char *kind, const char *prefix, long nth, long count)
+{
+    int k = !strcmp(kind, "any") ? 0 : !strcmp(kind, "file") ? 1 : !strcmp(kind, "dir") ? 2 : -1;
+    if (k < 0 || strlen(prefix) >= sizeof g_hook.prefix || nth < 1)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "fsync failure rule: kind '%s' (want any, file or dir), prefix of "
+                         "%zu bytes (at most %zu), nth %ld (at least 1)",
+                         kind, strlen(prefix), sizeof g_hook.prefix - 1, nth);
+    pthread_mutex_lock(&g_hook_mu);
+    g_hook.armed = true;
+    g_hook.kind = k;
+    memcpy(g_hook.prefix, prefix, strlen(prefix) + 1);
+    g_hook.skip = nth - 1;
+    g_hook.count = count;
+    pthread_mutex_unlock(&g_hook_mu);
+    return SHALE_OK;
+}
+
+/* SHALE_TEST_FS_FSYNC_FAIL="kind:prefix[:nth]", for tests whose writer is
+ * a child process (the agent, crash tests): applied when a file:// store
+ * opens and the value differs from the one last applied. */
+static void hook_from_env(void)
+{
+    const char *v = getenv("SHALE_TEST_FS_FSYNC_FAIL");
+    char buf[sizeof g_hook_env];
+    if (!v || !*v || strlen(v) >= sizeof buf)
+        return;
+    pthread_mutex_lock(&g_hook_mu);
+    bool same = !strcmp(v, g_hook_env);
+    if (!same)
+        memcpy(g_hook_env, v, strlen(v) + 1);
+    pthread_mutex_unlock(&g_hook_mu);
+    if (same)
+        return;
+    memcpy(buf, v, strlen(v) + 1);
+    char *c1 = strchr(buf, ':');
+    if (!c1)
+        return;
+    *c1 = '\0';
+    char *prefix = c1 + 1, *c2 = strchr(prefix, ':');
+    long nth = 1;
+    if (c2) {
+        *c2 = '\0';
+        char *end;
+        nth = strtol(c2 + 1, &end, 10);
+        if (*end)
+            return;
+    }
+    (void)hook_set(buf, prefix, nth, -1);
+}
+
+shale_status objstore_fs_fail_fsync(const char *kind, const char *prefix, long nth, long count)
+{
+    if (!kind) {
+        pthread_mutex_lock(&g_hook_mu);
+        g_hook.armed = false;
+        pthread_mutex_unlock(&g_hook_mu);
+        return SHALE_OK;
+    }
+    return hook_set(kind, prefix ? prefix : "", nth, count);
+}
+
+long objstore_fs_fsync_failures(void)
+{
+    pthread_mutex_lock(&g_hook_mu);
+    long n = g_hook.failed;
+    pthread_mutex_unlock(&g_hook_mu);
+    return n;
+}
+
+/* fsync(fd) made for key (kind 1 file, 2 dir): 0 or an errno. */
+static int do_fsync(int fd, const char *key, int kind)
+{
+    int e = fsync(fd) != 0 ? errno : 0;
+    pthread_mutex_lock(&g_hook_mu);
+    if (g_hook.armed && (g_hook.kind == 0 || g_hook.kind == kind) &&
+        !strncmp(key, g_hook.prefix, strlen(g_hook.prefix))) {
+        if (g_hook.skip > 0) {
+            g_hook.skip--;
+        } else if (g_hook.count != 0) {
+            if (g_hook.count > 0)
+                g_hook.count--;
+            g_hook.failed++;
+            e = EIO;
+        }
+    }
+    pthread_mutex_unlock(&g_hook_mu);
+    return e;
+}
+
+/* Records the first fsync failure; the store refuses writes from now on. */
+static shale_status fs_fsync_failed(fs_store *fs, const char *what, const char *key, int e)
+{
+    pthread_mutex_lock(&fs->broken_mu);
+    if (!atomic_load(&fs->broken)) {
+        snprintf(fs->broken_msg, sizeof fs->broken_msg, "%s(%s): %s", what, key, strerror(e));
+        atomic_store(&fs->broken, 1);
+    }
+    pthread_mutex_unlock(&fs->broken_mu);
+    return shale_err(SHALE_IO, "file://%s: %s(%s): %s; the store refuses writes from now on "
+                               "(a failed fsync may have lost data that a retry would not "
+                               "notice): reopen it", fs->root, what, key, strerror(e));
+}
+
+/* SHALE_CLOSED once an fsync has failed, else SHALE_OK. */
+static shale_status fs_check_writable(fs_store *fs, const char *key)
+{
+    if (!atomic_load(&fs->broken))
+        return SHALE_OK;
+    pthread_mutex_lock(&fs->broken_mu);
+    shale_status rc = shale_err(SHALE_CLOSED, "file://%s: refusing to write %s: an earlier "
+                                              "%s; reopen the store", fs->root, key,
+                                fs->broken_msg);
+    pthread_mutex_unlock(&fs->broken_mu);
+    return rc;
+}
+
+/* fsyncs the directory holding path (for key): 0 or an errno. */
+static int fsync_dir_of(const char *path, const char *key)
 {
     char *dir = xstrdup(path);
     if (!dir)
@@ -157,10 +314,12 @@ static int fsync_dir_of(const char *path)
     char *slash = strrchr(dir, '/');
     if (slash)
         *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    int e = 0;
-    if (fd < 0 || fsync(fd) != 0)
-        e = errno;
+    if (!*dir) {
+        dir[0] = '/';
+        dir[1] = '\0';
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int e = fd < 0 ? errno : do_fsync(fd, key, 2);
     if (fd >= 0)
         close(fd);
     free(dir);
@@ -190,10 +349,14 @@ static shale_status fs_put(shale_objstore *s, const char *key, const void *data,
     shale_status rc = SHALE_OK;
     char *path = path_of(fs, key), *tmp = NULL;
     int fd = -1, e;
+    bool sync_failed = false;
     if (!path)
         return SHALE_OOM();
-    if ((e = make_parents(fs, path)) || (e = check_dirs(fs, path))) {
-        rc = fs_fail(fs, e == ELOOP ? "symlink in path" : "mkdir", key, e);
+    if ((rc = fs_check_writable(fs, key)))
+        goto out;
+    if ((e = check_dirs(fs, path)) || (e = make_parents(fs, path, key, &sync_failed))) {
+        rc = sync_failed ? fs_fsync_failed(fs, "fsync(new dir)", key, e)
+                         : fs_fail(fs, e == ELOOP ? "symlink in path" : "mkdir", key, e);
         goto out;
     }
     uint64_t r;
@@ -210,8 +373,12 @@ static shale_status fs_put(shale_objstore *s, const char *key, const void *data,
         rc = fs_fail(fs, "open", key, errno);
         goto out;
     }
-    if ((e = write_all(fd, data, len)) || (!fs->no_fsync && fsync(fd) != 0 && (e = errno))) {
+    if ((e = write_all(fd, data, len))) {
         rc = fs_fail(fs, "write", key, e);
+        goto out;
+    }
+    if (!fs->no_fsync && (e = do_fsync(fd, key, 1))) {
+        rc = fs_fsync_failed(fs, "fsync", key, e);
         goto out;
     }
     if (close(fd) != 0) {
@@ -233,8 +400,11 @@ static shale_status fs_put(shale_objstore *s, const char *key, const void *data,
         free(tmp);
         tmp = NULL;  /* renamed: nothing to unlink */
     }
-    if (!fs->no_fsync && (e = fsync_dir_of(path)))
-        rc = fs_fail(fs, "fsync(dir)", key, e);
+    /* A failed directory fsync leaves the new entry visible but maybe not
+     * durable: the put fails, and the store refuses every later write, so a
+     * retry cannot find the entry in place and report success. */
+    if (!fs->no_fsync && (e = fsync_dir_of(path, key)))
+        rc = fs_fsync_failed(fs, "fsync(dir)", key, e);
 out:
     if (fd >= 0)
         close(fd);
@@ -407,15 +577,24 @@ static shale_status fs_head(shale_objstore *s, const char *key, uint64_t *size,
 static shale_status fs_del(shale_objstore *s, const char *key)
 {
     fs_store *fs = (fs_store *)s;
+    shale_status rc = fs_check_writable(fs, key);
+    if (rc)
+        return rc;
     char *path = path_of(fs, key);
     if (!path)
         return SHALE_OOM();
     int r = check_dirs(fs, path) ? (errno = ELOOP, -1) : unlink(path);
     int e = errno;
+    /* The deletion is made durable before it is reported: callers delete
+     * objects whose return after a crash would be wrong (a wiped WAL
+     * replayed again, a deleted fence). */
+    if (r == 0 && !fs->no_fsync && (e = fsync_dir_of(path, key))) {
+        rc = fs_fsync_failed(fs, "fsync(dir)", key, e);
+    } else if (r != 0 && e != ENOENT) {
+        rc = fs_fail(fs, "unlink", key, e);
+    }
     free(path);
-    if (r != 0 && e != ENOENT)
-        return fs_fail(fs, "unlink", key, e);
-    return SHALE_OK;
+    return rc;
 }
 
 /* ---- list: a sorted walk of the directories the prefix can match ------- */
@@ -568,6 +747,7 @@ static shale_status fs_list(shale_objstore *s, const char *prefix, const char *c
 static void fs_close(shale_objstore *s)
 {
     fs_store *fs = (fs_store *)s;
+    pthread_mutex_destroy(&fs->broken_mu);
     free(fs->root);
     free(fs);
 }
@@ -594,17 +774,22 @@ shale_status objstore_fs_open(const char *rest, const shale_objstore_options *o,
     while (n > 1 && fs->root[n - 1] == '/')
         fs->root[--n] = '\0';
     fs->no_fsync = o->fs_no_fsync;
-    /* mkdir -p the root. */
+    pthread_mutex_init(&fs->broken_mu, NULL);
+    hook_from_env();
+    /* mkdir -p the root; each directory created is fsynced in its parent. */
     for (char *p = fs->root + 1;; p++) {
         char c = *p;
         if (c == '/' || c == '\0') {
             *p = '\0';
             int r = mkdir(fs->root, 0755);
-            int e = errno;
+            int e = r == 0 ? 0 : errno;
+            const char *what = "mkdir";
+            if (r == 0 && !fs->no_fsync && (e = fsync_dir_of(fs->root, "")))
+                what = "fsync of the new directory's parent";
             *p = c;
-            if (r != 0 && e != EEXIST) {
-                shale_status rc = shale_err(errno_status(e), "file://%s: mkdir: %s", fs->root,
-                                            strerror(e));
+            if (e && e != EEXIST) {
+                shale_status rc = shale_err(errno_status(e), "file://%s: %s: %s", fs->root,
+                                            what, strerror(e));
                 fs_close(&fs->base);
                 return rc;
             }
