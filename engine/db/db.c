@@ -308,7 +308,7 @@ static shale_status write_fence_wal(shale_db *db, uint64_t *id)
     memtable *empty = memtable_new();
     if (!empty)
         return SHALE_OOM();
-    shale_status rc = wal_encode(db, empty, &img);
+    shale_status rc = wal_encode(db->opts.block_size, db->opts.compression_level, empty, &img);
     memtable_unref(empty);
     while (!rc) {
         char key[48];

@@ -43,6 +43,7 @@
 #include "db/manifest.h"
 #include "db/memtable.h"
 #include "db/view.h"
+#include "db/wal.h"
 #include "table/cache.h"
 
 /* A frozen memtable waiting for its flush to L0. */
@@ -150,24 +151,9 @@ uint64_t db_oldest_snapshot_locked(shale_db *db);
 
 /* ---- wal_writer.c ---- */
 void *db_wal_thread(void *arg);
-/* Builds the SST image of a WAL buffer (all entries). */
-shale_status wal_encode(shale_db *db, memtable *buf, shale_buf *out);
-/* Reading WAL SSTs in id order, for the writer's replay and the reader. */
-typedef struct wal_replay_cb {
-    shale_status (*entry)(void *ctx, const kv_entry *e);   /* every entry */
-    shale_status (*after_sst)(void *ctx, uint64_t id);     /* may be NULL */
-    void *ctx;
-} wal_replay_cb;
-/* Reads WAL ids from max(from, replay_after_wal_id + 1) until the first
- * missing one, returned in *first_free.  Ids below m->next_wal_sst_id must
- * exist: a missing one is SHALE_NOT_FOUND naming the object. */
-shale_status wal_read_range(shale_objstore *w, const char *db_uri, const manifest *m,
-                            uint64_t from, const wal_replay_cb *cb, uint64_t *first_free);
 /* Replays WAL ids after replay_after_wal_id into the memtable on open;
  * sets *first_free to the first id not present. */
 shale_status wal_replay(shale_db *db, uint64_t *first_free);
-/* "wal/<id:020>.sst" into buf (>= 32 bytes). */
-void wal_key(uint64_t id, char *buf, size_t n);
 
 /* ---- flush.c ---- */
 void *db_flush_thread(void *arg);

@@ -1,0 +1,47 @@
+/*
+ * wal.h -- the WAL's format: object keys, encoding one WAL SST, and reading
+ * a range of them in id order.  No writer state: the writer's thread
+ * (wal_writer.c), the reader (reader.c), clones, checkpoints and GC use
+ * this without the writer's private header.
+ *
+ * A WAL SST is an ordinary SST (table/sst.h, docs/format.md) of one sealed
+ * WAL buffer, rows in internal-key order, no bloom filter, at
+ * wal/<id:020>.sst in the WAL store (the main store unless the database
+ * has a WAL store of its own).  Ids are consecutive from 1; a zero-entry
+ * WAL SST is a fence (written by a writer when it opens).
+ */
+#ifndef SHALE_WAL_H
+#define SHALE_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shale_objstore.h"
+#include "db/manifest.h"
+#include "db/memtable.h"
+#include "util/buf.h"
+
+/* "wal/<id:020>.sst" into buf (>= 32 bytes). */
+void wal_key(uint64_t id, char *buf, size_t n);
+
+/* Builds the SST image of a WAL buffer (all its entries) into *out, which
+ * the caller owns (buf_free).  block_size and compression_level as in
+ * sst_options. */
+shale_status wal_encode(size_t block_size, int compression_level, memtable *buf,
+                        shale_buf *out);
+
+/* Reading WAL SSTs in id order, for the writer's replay and the reader. */
+typedef struct wal_replay_cb {
+    shale_status (*entry)(void *ctx, const kv_entry *e);   /* every entry */
+    shale_status (*after_sst)(void *ctx, uint64_t id);     /* may be NULL */
+    void *ctx;
+} wal_replay_cb;
+
+/* Reads WAL ids from max(from, replay_after_wal_id + 1) until the first
+ * missing one, returned in *first_free.  Ids below m->next_wal_sst_id must
+ * exist: a missing one is SHALE_NOT_FOUND naming the object.  db_uri is
+ * for messages. */
+shale_status wal_read_range(shale_objstore *w, const char *db_uri, const manifest *m,
+                            uint64_t from, const wal_replay_cb *cb, uint64_t *first_free);
+
+#endif
