@@ -6,9 +6,10 @@
  * Write path and its invariants
  * -----------------------------
  * A write takes db->mu, gets consecutive sequence numbers, goes into the
- * active memtable and into the current WAL buffer (itself a small memtable,
- * so a WAL SST is built by iterating it).  The WAL buffer is *sealed* --
- * given the next WAL id -- when it is big enough, when the flush interval
+ * active memtable and is appended to the current WAL buffer (wal_buf, in
+ * seq order; wal_encode sorts it into a WAL SST on the WAL thread).  The
+ * WAL buffer is *sealed* -- given the next WAL id -- when it is big
+ * enough, when the flush interval
  * passes, when a durable writer waits, or when the memtable freezes.  Sealed
  * buffers are written strictly in id order by one WAL thread with
  * put-if-absent; durable_seq only advances over a contiguous prefix of
@@ -55,7 +56,7 @@ typedef struct imm_entry {
 /* A sealed WAL buffer waiting to be written. */
 typedef struct wal_seal {
     uint64_t id;
-    memtable *buf;         /* entries, in internal order */
+    wal_buf *buf;          /* entries, in seq order */
     uint64_t max_seq;      /* highest seq in it (0 if empty) */
     struct wal_seal *next;
 } wal_seal;
@@ -83,7 +84,7 @@ struct shale_db {
     memtable *mem;                 /* active memtable */
     imm_entry *imms; size_t imm_count, imm_cap;   /* oldest first */
     db_view *view;                 /* current read view */
-    memtable *walbuf;              /* current WAL buffer */
+    wal_buf *walbuf;               /* current WAL buffer */
     uint64_t walbuf_max_seq;
     int64_t walbuf_first_ms;       /* mono time of its first entry */
     wal_seal *seal_head, *seal_tail;

@@ -12,23 +12,81 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void wal_key(uint64_t id, char *buf, size_t n)
 {
     snprintf(buf, n, "wal/%020llu.sst", (unsigned long long)id);
 }
 
-shale_status wal_encode(size_t block_size, int compression_level, memtable *buf,
+wal_buf *wal_buf_new(void)
+{
+    return calloc(1, sizeof(wal_buf));
+}
+
+void wal_buf_free(wal_buf *b)
+{
+    if (!b)
+        return;
+    free(b->recs);
+    buf_free(&b->bytes);
+    free(b);
+}
+
+shale_status wal_buf_add(wal_buf *b, const kv_entry *e)
+{
+    if (e->klen > UINT32_MAX || e->vlen > UINT32_MAX)
+        return shale_err(SHALE_INVALID_ARGUMENT, "WAL entry of %zu + %zu bytes is too big",
+                         e->klen, e->vlen);
+    if (b->count == b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 1024;
+        wal_rec *nr = realloc(b->recs, nc * sizeof *nr);
+        if (!nr)
+            return SHALE_OOM();
+        b->recs = nr;
+        b->cap = nc;
+    }
+    size_t off = b->bytes.len;
+    shale_status rc = buf_reserve(&b->bytes, e->klen + e->vlen);
+    if (rc)
+        return rc;
+    if (e->klen)
+        memcpy(b->bytes.data + off, e->key, e->klen);
+    if (e->vlen)
+        memcpy(b->bytes.data + off + e->klen, e->val, e->vlen);
+    b->bytes.len = off + e->klen + e->vlen;
+    b->recs[b->count++] = (wal_rec){e->seq, off, (uint32_t)e->klen, (uint32_t)e->vlen, e->kind};
+    return SHALE_OK;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    return kv_cmp(a, b);
+}
+
+shale_status wal_encode(size_t block_size, int compression_level, const wal_buf *b,
                         shale_buf *out)
 {
     /* WAL SSTs are read whole at replay: no bloom filter, light compression
      * only where the options ask for it. */
     sst_options so = {block_size, compression_level, 0};
-    kv_iter *it = memtable_iter_new(buf);
-    if (!it)
+    kv_entry *es = malloc((b->count ? b->count : 1) * sizeof *es);
+    if (!es)
         return SHALE_OOM();
-    shale_status rc = sst_build_from_iter(&so, it, out, NULL);
+    for (size_t i = 0; i < b->count; i++) {
+        const wal_rec *r = &b->recs[i];
+        const uint8_t *k = b->bytes.data + r->off;
+        es[i] = (kv_entry){k, r->klen, r->seq, r->kind, r->kind == KV_PUT ? k + r->klen : NULL,
+                           r->vlen};
+    }
+    /* Seqs are distinct, so the order is total and qsort's instability
+     * does not matter. */
+    if (b->count > 1)
+        qsort(es, b->count, sizeof *es, entry_cmp);
+    kv_iter *it = array_iter_new(es, b->count);
+    shale_status rc = it ? sst_build_from_iter(&so, it, out, NULL) : SHALE_OOM();
     kv_iter_destroy(it);
+    free(es);
     return rc;
 }
 

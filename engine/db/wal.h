@@ -18,16 +18,45 @@
 
 #include "shale_objstore.h"
 #include "db/manifest.h"
-#include "db/memtable.h"
+#include "table/kv.h"
 #include "util/buf.h"
 
 /* "wal/<id:020>.sst" into buf (>= 32 bytes). */
 void wal_key(uint64_t id, char *buf, size_t n);
 
-/* Builds the SST image of a WAL buffer (all its entries) into *out, which
- * the caller owns (buf_free).  block_size and compression_level as in
- * sst_options. */
-shale_status wal_encode(size_t block_size, int compression_level, memtable *buf,
+/* A WAL buffer: the entries of one future WAL SST in the order they were
+ * written (seq order), appended by the writer under its lock.  Appending
+ * is a copy to the end of two arrays -- no search, no cache misses as it
+ * grows, unlike a second skiplist insert per write; the sort into the
+ * SST's internal order happens once, in wal_encode, on the WAL thread.
+ * Owned by whoever holds it (the writer, then its wal_seal). */
+typedef struct wal_rec {
+    uint64_t seq;
+    size_t off;              /* key bytes at bytes.data + off, value after */
+    uint32_t klen, vlen;
+    uint8_t kind;
+} wal_rec;
+
+typedef struct wal_buf {
+    wal_rec *recs;
+    size_t count, cap;
+    shale_buf bytes;
+} wal_buf;
+
+wal_buf *wal_buf_new(void);                     /* NULL when out of memory */
+void wal_buf_free(wal_buf *b);                  /* accepts NULL */
+shale_status wal_buf_add(wal_buf *b, const kv_entry *e);
+static inline size_t wal_buf_count(const wal_buf *b) { return b->count; }
+/* Bytes the entries take (keys, values and per-entry overhead). */
+static inline size_t wal_buf_bytes(const wal_buf *b)
+{
+    return b->bytes.len + b->count * sizeof(wal_rec);
+}
+
+/* Builds the SST image of a WAL buffer (all its entries, in internal order)
+ * into *out, which the caller owns (buf_free).  block_size and
+ * compression_level as in sst_options.  b is not changed. */
+shale_status wal_encode(size_t block_size, int compression_level, const wal_buf *b,
                         shale_buf *out);
 
 /* Reading WAL SSTs in id order, for the writer's replay and the reader. */

@@ -78,7 +78,7 @@ void *db_wal_thread(void *arg)
             continue;
         }
         if (!db->seal_head) {
-            if (memtable_count(db->walbuf) > 0) {
+            if (wal_buf_count(db->walbuf) > 0) {
                 int64_t due = db->walbuf_first_ms + db->opts.wal_flush_interval_ms;
                 if (db->durable_waiters > 0 || db->closing || mono_ms() >= due) {
                     shale_status rc = db_seal_wal_locked(db);
@@ -108,7 +108,7 @@ void *db_wal_thread(void *arg)
         db->durable_wal_id = s->id;
         if (s->max_seq > db->durable_seq)
             db->durable_seq = s->max_seq;
-        memtable_unref(s->buf);
+        wal_buf_free(s->buf);
         free(s);
         pthread_cond_broadcast(&db->cv);
         pthread_cond_signal(&db->cv_flush);
