@@ -5,9 +5,7 @@
  * to a temporary file ".tmp-<random>" in the target directory, are fsynced,
  * then renamed over the key (put) or hard-linked to it (put-if-absent:
  * link() fails with EEXIST if the key exists, so of racing processes
- * exactly one wins; where the file system allows, the temporary is an
- * unnamed O_TMPFILE inode linked with linkat(), see put_tmpfile), and the
- * directory is fsynced; new directories are
+ * exactly one wins), and the directory is fsynced; new directories are
  * fsynced in their parents and deletions in their directory.  A failed
  * fsync is sticky: the store refuses every later write (see fs_store.broken)
  * so nothing written after it can be acknowledged.  Readers never see a
@@ -52,7 +50,6 @@ typedef struct fs_store {
     shale_objstore base;
     char *root;
     bool no_fsync;
-    _Atomic bool tmpfile_ok;   /* put-if-absent through O_TMPFILE + linkat */
     /* A failed fsync, sticky (the lesson PostgreSQL learnt: after fsync
      * reports EIO the kernel may have dropped the dirty pages and marked
      * them clean, so a retried fsync succeeds without the data reaching
@@ -345,54 +342,6 @@ static int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
-/* put-if-absent without a temporary name: the data goes to an unnamed
- * O_TMPFILE inode in the target directory, is fsynced, and is linked to the
- * key with linkat() (EEXIST if the key exists, so of racing writers exactly
- * one wins, as with link()).  Against a named temporary this saves creating
- * and removing a directory entry per object (the WAL's cost on file://).
- * SHALE_UNSUPPORTED (no message) when the file system or /proc cannot do
- * it; the store then stops trying. */
-static shale_status put_tmpfile(fs_store *fs, const char *key, const char *path,
-                                const void *data, size_t len)
-{
-    char *dir = xstrdup(path);
-    if (!dir)
-        return SHALE_OOM();
-    *strrchr(dir, '/') = '\0';
-    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644), e;
-    free(dir);
-    if (fd < 0) {
-        e = errno;
-        if (e == EOPNOTSUPP || e == EISDIR || e == EINVAL) {
-            atomic_store(&fs->tmpfile_ok, false);
-            return SHALE_UNSUPPORTED;
-        }
-        return fs_fail(fs, "open(O_TMPFILE)", key, e);
-    }
-    shale_status rc = SHALE_OK;
-    char self[48];
-    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
-    if ((e = write_all(fd, data, len))) {
-        rc = fs_fail(fs, "write", key, e);
-    } else if (!fs->no_fsync && (e = do_fsync(fd, key, 1))) {
-        rc = fs_fsync_failed(fs, "fsync", key, e);
-    } else if (linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW) != 0) {
-        e = errno;
-        if (e == EEXIST) {
-            rc = SHALE_PRECONDITION_FAILED;
-        } else if (e == ENOENT && access("/proc/self/fd", X_OK) != 0) {
-            atomic_store(&fs->tmpfile_ok, false);   /* no /proc */
-            rc = SHALE_UNSUPPORTED;
-        } else {
-            rc = fs_fail(fs, "linkat", key, e);
-        }
-    } else if (!fs->no_fsync && (e = fsync_dir_of(path, key))) {
-        rc = fs_fsync_failed(fs, "fsync(dir)", key, e);
-    }
-    close(fd);
-    return rc;
-}
-
 static shale_status fs_put(shale_objstore *s, const char *key, const void *data, size_t len,
                            bool if_absent)
 {
@@ -409,12 +358,6 @@ static shale_status fs_put(shale_objstore *s, const char *key, const void *data,
         rc = sync_failed ? fs_fsync_failed(fs, "fsync(new dir)", key, e)
                          : fs_fail(fs, e == ELOOP ? "symlink in path" : "mkdir", key, e);
         goto out;
-    }
-    if (if_absent && atomic_load(&fs->tmpfile_ok)) {
-        rc = put_tmpfile(fs, key, path, data, len);
-        if (rc != SHALE_UNSUPPORTED)
-            goto out;
-        rc = SHALE_OK;  /* no O_TMPFILE here: a named temporary */
     }
     uint64_t r;
     random_bytes(&r, sizeof r);
@@ -858,7 +801,6 @@ shale_status objstore_fs_open(const char *rest, const shale_objstore_options *o,
         fs->root[--n] = '\0';
     fs->no_fsync = o->fs_no_fsync;
     pthread_mutex_init(&fs->broken_mu, NULL);
-    atomic_store(&fs->tmpfile_ok, true);
     hook_from_env();
     /* mkdir -p the root; each directory created is fsynced in its parent. */
     for (char *p = fs->root + 1;; p++) {
