@@ -31,6 +31,7 @@
 
 size_t vsize = 100;
 size_t shale_memtable_mb = 64;
+size_t shale_unflushed_mb = 0;   /* 0: Shale's default */
 const char *dir = "/tmp/shale-bench";
 static uint64_t nkeys = 200000;
 
@@ -510,7 +511,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench [--keys N] [--value-size B] [--split-mb M,M,...] "
                     "[--s3-mb M] [--json FILE] [--dir D] [--shale-only] "
-                    "[--durable-only] [--shale-memtable-mb M]\n"
+                    "[--durable-only] [--shale-memtable-mb M] [--shale-max-unflushed-mb M]\n"
                     "  --split-mb \"\" and --s3-mb 0 skip the split benchmarks\n"
                     "  --shale-memtable-mb: Shale's memtable size (default 64, RocksDB's;\n"
                     "  LevelDB's is 4), for experiments\n");
@@ -540,6 +541,8 @@ int main(int argc, char **argv)
             shale_only = true;
         else if (!strcmp(argv[i], "--durable-only"))   /* for experiments */
             durable_only = true;
+        else if (!strcmp(argv[i], "--shale-max-unflushed-mb") && more)
+            shale_unflushed_mb = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--shale-memtable-mb") && more)
             shale_memtable_mb = strtoul(argv[++i], NULL, 10);
         else
