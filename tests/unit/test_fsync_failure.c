@@ -149,6 +149,40 @@ static void test_writer_acknowledges_nothing_after_wal_fsync_failure(void **stat
     free(wal);
 }
 
+/* An fsync failure under a memtable flush (the L0 SST's data): the flush
+ * fails, the writer refuses every later write, and reopening finds every
+ * acknowledged put (replayed from the WAL, whose fsyncs succeeded). */
+static void test_flush_fsync_failure_stops_writer(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("flushfsync");
+    char *uri = tu_file_uri(dir, "db");
+    shale_options o;
+    durable_options(&o);
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, &o, &db));
+    for (unsigned i = 0; i < 30; i++)
+        dt_put(db, i, 1);
+    long before = objstore_fs_fsync_failures();
+    TU_OK(objstore_fs_fail_fsync("file", "compacted/", 1, 1));
+    assert_int_not_equal(shale_flush_memtable(db), SHALE_OK);
+    assert_int_equal(objstore_fs_fsync_failures(), before + 1);
+    char k[32], v[96];
+    size_t kl = dt_key(k, sizeof k, 30), vl = dt_val(v, sizeof v, 30, 1);
+    assert_int_not_equal(shale_put(db, k, kl, v, vl), SHALE_OK);
+    assert_non_null(strstr(shale_errmsg(), "fsync"));
+    (void)shale_close(db);
+    TU_OK(objstore_fs_fail_fsync(NULL, NULL, 1, 0));
+    TU_OK(shale_open(uri, &o, &db));
+    for (unsigned i = 0; i < 30; i++)
+        dt_expect(db, i, 1);
+    TU_OK(shale_flush_memtable(db));
+    TU_OK(shale_close(db));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
 /* Crash style, with the rule armed in a child through the environment: the
  * child writes durable puts, reporting each acknowledgement and the first
  * failure on a pipe, and keeps trying after the failure; the parent checks
@@ -223,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_store_refuses_writes_after_fsync_failure),
         cmocka_unit_test(test_writer_acknowledges_nothing_after_wal_fsync_failure),
         cmocka_unit_test_prestate(test_writer_acknowledges_nothing_after_wal_fsync_failure, sep),
+        cmocka_unit_test(test_flush_fsync_failure_stops_writer),
         cmocka_unit_test(test_crash_after_fsync_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
