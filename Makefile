@@ -17,11 +17,11 @@ OPT      ?= -O2 -g
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC $(OPT) \
                -Iengine/include -Iengine -Iagent -Itests/unit
-DEP_PKGS    := libcurl jansson yaml-0.1 libzstd libxxhash libxml-2.0 libmicrohttpd
+DEP_PKGS    := libcurl libcrypto jansson yaml-0.1 libzstd libxxhash libxml-2.0 libmicrohttpd
 PKG_CFLAGS  := $(shell pkg-config --cflags $(DEP_PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(DEP_PKGS) 2>/dev/null)
 ifeq ($(strip $(PKG_LIBS)),)
-PKG_LIBS    := -lcurl -ljansson -lyaml -lzstd -lxxhash -lxml2 -lmicrohttpd
+PKG_LIBS    := -lcurl -lcrypto -ljansson -lyaml -lzstd -lxxhash -lxml2 -lmicrohttpd
 PKG_CFLAGS  := -I/usr/include/libxml2
 endif
 
@@ -143,7 +143,7 @@ LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
 BINDIR  ?= $(PREFIX)/bin
 PUBLIC_HEADERS := $(wildcard engine/include/shale*.h)
-ENGINE_PC_DEPS := libcurl jansson libzstd libxxhash libxml-2.0
+ENGINE_PC_DEPS := libcurl libcrypto jansson libzstd libxxhash libxml-2.0
 
 install: all
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)

@@ -7,8 +7,10 @@
  * and the command line cannot disagree on names or types.
  */
 #include "config.h"
+#include "http.h"
 #include "request.h"
 #include "yamljson.h"
+#include "shale_admin.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
@@ -19,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_STR, T_BOOL, T_U32, T_U64, T_LEVEL, T_STYLE, T_VERIFY } ktype;
+typedef enum { T_STR, T_BOOL, T_U32, T_U64, T_LEVEL, T_STYLE, T_VERIFY, T_LIST } ktype;
 
 typedef struct key {
     const char *path;
@@ -36,21 +38,33 @@ static const key keys[] = {
     {"s3.region", T_STR, F(s3_region)},
     {"s3.pathStyle", T_STYLE, F(s3_path_style)},
     {"s3.caFile", T_STR, F(s3_ca_file)},
+    {"s3.timeoutSeconds", T_U32, F(s3_timeout_seconds)},
     {"sources.local.enabled", T_BOOL, F(local_enabled)},
     {"sources.local.dir", T_STR, F(local_dir)},
     {"sources.local.pollMs", T_U32, F(local_poll_ms)},
     {"sources.http.enabled", T_BOOL, F(http_enabled)},
     {"sources.http.listen", T_STR, F(http_listen)},
     {"sources.http.tokenFile", T_STR, F(http_token_file)},
+    {"sources.http.token", T_STR, F(http_token)},
     {"sources.http.maxBodyBytes", T_U64, F(http_max_body)},
+    {"sources.http.maxConnections", T_U32, F(http_max_connections)},
+    {"sources.http.timeoutSeconds", T_U32, F(http_timeout_s)},
+    {"sources.http.allowedOrigins", T_LIST, F(http_origins)},
+    {"sources.http.readyCheckMs", T_U32, F(http_ready_check_ms)},
+    {"sources.http.readyTimeoutMs", T_U32, F(http_ready_timeout_ms)},
+    {"sources.http.probeListen", T_STR, F(http_probe_listen)},
     {"sources.kubernetes.enabled", T_BOOL, F(kube_enabled)},
     {"sources.kubernetes.namespace", T_STR, F(kube_namespace)},
     {"sources.kubernetes.labelSelector", T_STR, F(kube_selector)},
     {"sources.kubernetes.kubeconfig", T_STR, F(kubeconfig)},
     {"sources.kubernetes.insecureSkipTlsVerify", T_BOOL, F(kube_insecure)},
+    {"sources.kubernetes.statusIntervalMs", T_U32, F(kube_status_interval_ms)},
     {"logLevel", T_LEVEL, F(log_level)},
     {"timeouts.stepSeconds", T_U32, F(step_seconds)},
     {"verify.mode", T_VERIFY, F(verify_mode)},
+    {"requests.allowSchemes", T_LIST, F(allow_schemes)},
+    {"requests.childStorePrefixes", T_LIST, F(child_prefixes)},
+    {"testing.allowTestSchemes", T_BOOL, F(testing_schemes)},
 };
 #undef F
 #define NKEYS (sizeof keys / sizeof *keys)
@@ -62,15 +76,27 @@ shale_status agent_config_defaults(agent_config *c)
     c->local_enabled = true;
     c->local_dir = xstrdup("/var/lib/shale/splits");
     c->local_poll_ms = 200;
+    c->kube_status_interval_ms = 1000;
     c->http_enabled = true;
     c->http_listen = xstrdup("127.0.0.1:8080");
     c->http_max_body = 1u << 20;
+    c->http_max_connections = 32;
+    c->http_timeout_s = 30;
+    c->http_ready_check_ms = 1000;
+    c->http_ready_timeout_ms = 3000;
     c->log_level = 1;
     c->step_seconds = 600;
     c->verify_mode = SPLIT_VERIFY_FULL;
     if (!c->local_dir || !c->http_listen)
         return SHALE_OOM();
     return SHALE_OK;
+}
+
+static void list_free(char **l)
+{
+    for (size_t i = 0; l && l[i]; i++)
+        free(l[i]);
+    free(l);
 }
 
 void agent_config_free(agent_config *c)
@@ -80,7 +106,64 @@ void agent_config_free(agent_config *c)
             char **p = (char **)((char *)c + keys[i].off);
             free(*p);
             *p = NULL;
+        } else if (keys[i].type == T_LIST) {
+            char ***p = (char ***)((char *)c + keys[i].off);
+            list_free(*p);
+            *p = NULL;
         }
+}
+
+static shale_status set_list_items(char ***field, json_t *v, const char **why);
+
+/* A list of strings (YAML sequence) into a NULL-terminated array. */
+static shale_status set_list(char ***field, json_t *v, const char **why)
+{
+    json_t *split = NULL;
+    if (json_is_string(v)) {
+        /* --set key=a,b: a comma-separated list. */
+        split = json_array();
+        const char *p = json_string_value(v);
+        while (split && *p) {
+            size_t n = strcspn(p, ",");
+            json_array_append_new(split, json_stringn(p, n));
+            p += n + (p[n] == ',');
+        }
+        v = split;
+    }
+    if (!json_is_array(v)) {
+        *why = "must be a list of strings";
+        return SHALE_INVALID_ARGUMENT;
+    }
+    shale_status rc = set_list_items(field, v, why);
+    json_decref(split);
+    return rc;
+}
+
+static shale_status set_list_items(char ***field, json_t *v, const char **why)
+{
+    size_t n = json_array_size(v);
+    if (n > 64) {
+        *why = "has more than 64 entries";
+        return SHALE_INVALID_ARGUMENT;
+    }
+    char **l = calloc(n + 1, sizeof *l);
+    if (!l)
+        return SHALE_OOM();
+    for (size_t i = 0; i < n; i++) {
+        const char *s = json_string_value(json_array_get(v, i));
+        if (!s || !*s) {
+            list_free(l);
+            *why = "must be a list of non-empty strings";
+            return SHALE_INVALID_ARGUMENT;
+        }
+        if (!(l[i] = xstrdup(s))) {
+            list_free(l);
+            return SHALE_OOM();
+        }
+    }
+    list_free(*field);
+    *field = l;
+    return SHALE_OK;
 }
 
 /* Sets one key from a JSON value; *why receives the problem. */
@@ -141,6 +224,8 @@ static shale_status set_value(agent_config *c, const key *k, json_t *v, const ch
         }
         *why = "must be auto, true or false";
         return SHALE_INVALID_ARGUMENT;
+    case T_LIST:
+        return set_list((char ***)field, v, why);
     case T_VERIFY: {
         int m = s ? split_verify_parse(s) : -1;
         if (m < 0) {
@@ -265,6 +350,17 @@ shale_status agent_config_set(agent_config *c, const char *assignment)
         const char *val = eq + 1;
         if (keys[i].type == T_STR || keys[i].type == T_LEVEL || keys[i].type == T_VERIFY)
             v = json_string(val);
+        else if (keys[i].type == T_LIST && val[0] != '[') {
+            /* --set key=a,b: comma-separated; empty: the empty list.
+             * (--set key=[a, b] is read as YAML below.) */
+            v = json_array();
+            for (const char *p = val; v && *p;) {
+                const char *comma = strchr(p, ',');
+                size_t n = comma ? (size_t)(comma - p) : strlen(p);
+                json_array_append_new(v, json_stringn(p, n));
+                p += n + (comma ? 1 : 0);
+            }
+        }
         else if (yamljson_parse("--set", val, strlen(val), &v, NULL))
             return shale_err(SHALE_INVALID_ARGUMENT, "--set %s: bad value", assignment);
         const char *why = "has a bad value";
@@ -276,6 +372,43 @@ shale_status agent_config_set(agent_config *c, const char *assignment)
     }
     return shale_err(SHALE_INVALID_ARGUMENT, "--set %s: '%.*s' is not a known setting",
                      assignment, (int)kl, assignment);
+}
+
+/* The HTTP API fails closed: beyond loopback it needs a token. */
+static shale_status check_http(const agent_config *c)
+{
+    bool loopback = false;
+    if (http_listen_parse(c->http_listen, NULL, &loopback))
+        return shale_err_prefix(SHALE_INVALID_ARGUMENT, "config: 'sources.http.listen': ");
+    bool probe_lo;
+    if (c->http_probe_listen && http_listen_parse(c->http_probe_listen, NULL, &probe_lo))
+        return shale_err_prefix(SHALE_INVALID_ARGUMENT, "config: 'sources.http.probeListen': ");
+    if (c->http_token && c->http_token_file)
+        return shale_err(SHALE_INVALID_ARGUMENT, "config: set 'sources.http.tokenFile' or "
+                                                 "'sources.http.token', not both");
+    if (!loopback && !c->http_token && !c->http_token_file)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "config: 'sources.http.listen' is %s, beyond loopback, and neither "
+                         "'sources.http.tokenFile' nor 'sources.http.token' is set: anyone "
+                         "who can reach the port could split or abort this shard. Set a "
+                         "bearer token, or listen on 127.0.0.1 (docs/agent-http.md)",
+                         c->http_listen);
+    if (c->http_max_connections < 4 || c->http_max_connections > 1024)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "config: 'sources.http.maxConnections' must be 4..1024");
+    if (c->http_timeout_s < 1 || c->http_timeout_s > 3600)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "config: 'sources.http.timeoutSeconds' must be 1..3600");
+    if (c->http_ready_check_ms < 10 || c->http_ready_timeout_ms < 10)
+        return shale_err(SHALE_INVALID_ARGUMENT, "config: 'sources.http.readyCheckMs' and "
+                                                 "'readyTimeoutMs' must be at least 10");
+    for (size_t i = 0; c->http_origins && c->http_origins[i]; i++)
+        if (!strcmp(c->http_origins[i], "*") || !strcmp(c->http_origins[i], "null"))
+            return shale_err(SHALE_INVALID_ARGUMENT,
+                             "config: 'sources.http.allowedOrigins' item '%s': name each "
+                             "origin (scheme://host[:port]); '*' and 'null' are refused",
+                             c->http_origins[i]);
+    return SHALE_OK;
 }
 
 shale_status agent_config_check(const agent_config *c)
@@ -295,5 +428,50 @@ shale_status agent_config_check(const agent_config *c)
     if (c->http_max_body < 1024)
         return shale_err(SHALE_INVALID_ARGUMENT,
                          "config: 'sources.http.maxBodyBytes' must be at least 1024");
+    for (size_t i = 0; c->allow_schemes && c->allow_schemes[i]; i++) {
+        const char *s = c->allow_schemes[i];
+        if (!strcmp(s, "mem") || !strcmp(s, "fault"))
+            return shale_err(SHALE_INVALID_ARGUMENT,
+                             "config: 'requests.allowSchemes' names '%s': mem and fault "
+                             "stores are for tests only (testing.allowTestSchemes: true)", s);
+        if (strcmp(s, "file") && strcmp(s, "s3"))
+            return shale_err(SHALE_INVALID_ARGUMENT,
+                             "config: 'requests.allowSchemes' names '%s': must be file or s3",
+                             s);
+    }
+    if (c->allow_schemes && !c->allow_schemes[0] && !c->testing_schemes)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "config: 'requests.allowSchemes' is empty: no split could name a "
+                         "child store");
+    for (size_t i = 0; c->child_prefixes && c->child_prefixes[i]; i++) {
+        char *canon = NULL;
+        shale_options o;
+        shale_options_init(&o);
+        o.store.s3_endpoint = c->s3_endpoint;
+        o.store.s3_region = c->s3_region;
+        shale_status rc = shale_store_canonical_uri(c->child_prefixes[i], &o, &canon);
+        free(canon);
+        if (rc)
+            return shale_err(SHALE_INVALID_ARGUMENT,
+                             "config: 'requests.childStorePrefixes[%zu]': %s", i,
+                             shale_errmsg());
+    }
+    if (c->http_enabled)
+        return check_http(c);
     return SHALE_OK;
+}
+
+void agent_config_policy(const agent_config *c, split_policy *p)
+{
+    split_policy_init(p);
+    if (c->allow_schemes) {
+        p->allow_file = p->allow_s3 = false;
+        for (size_t i = 0; c->allow_schemes[i]; i++) {
+            p->allow_file |= !strcmp(c->allow_schemes[i], "file");
+            p->allow_s3 |= !strcmp(c->allow_schemes[i], "s3");
+        }
+    }
+    p->allow_test_schemes = c->testing_schemes;
+    if (c->child_prefixes && c->child_prefixes[0])
+        p->child_prefixes = (const char *const *)c->child_prefixes;
 }

@@ -3,8 +3,10 @@
  *
  * SHALE_FAILPOINTS="Fence.before,Clone.mid" makes the process SIGKILL
  * itself when it reaches a listed point.  Points are "<Step>.before",
- * "<Step>.after" and, inside steps that loop, "<Step>.mid".  Unset (the
- * normal case), failpoint() costs one getenv per call.
+ * "<Step>.after", "<Step>.mid" inside WipeLocalWAL, Clone and Complete,
+ * "Journal.<v>" right after journal version v is written, and
+ * "Lease.taken" / "Lease.released" right after those lease records.  Unset
+ * (the normal case), failpoint() costs one getenv per call.
  */
 #ifndef SHALE_AGENT_FAILPOINT_H
 #define SHALE_AGENT_FAILPOINT_H

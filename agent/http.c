@@ -1,5 +1,18 @@
-/* http.c -- see http.h. */
+/*
+ * http.c -- see http.h.  One libmicrohttpd daemon, a thread per
+ * connection.  A request goes through three phases, and each refuses what
+ * it can as early as it can:
+ *   headers (first call)  route, Origin, method, token, Content-Type and
+ *                         Content-Length: refused before any body is read;
+ *   body (middle calls)   appended up to maxBodyBytes; past the
+ *                         whole-request deadline the connection is closed;
+ *   end (last call)       the API call, under the busy limit.
+ * Probes and metrics never reach the service: they read the readiness
+ * snapshot and the counters.
+ */
 #include "http.h"
+#include "http_ready.h"
+#include "http_token.h"
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
@@ -11,48 +24,109 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+/* Status codes counted for shale_http_responses_total (others: "other"). */
+static const unsigned counted_codes[] = {200, 201, 204, 400, 401, 403, 404, 405,
+                                         409, 413, 415, 500, 503};
+#define NCODES (sizeof counted_codes / sizeof *counted_codes)
 
 struct http_server {
     struct MHD_Daemon *d;
+    struct MHD_Daemon *probe_d;              /* NULL without probe_listen */
+    uint16_t probe_port;
     split_service *svc;
     splitter *sp;
-    char *token;
+    http_token *token;
+    http_ready *ready;
+    char **origins;
+    size_t norigins;
     uint64_t max_body;
+    uint32_t timeout_s;
+    int busy_limit;
+    atomic_int busy;                         /* /v1/ requests being served */
+    atomic_uint_fast64_t codes[NCODES + 1];  /* responses by code; last: other */
+    atomic_uint_fast64_t cut_off;            /* connections closed at the deadline */
     uint16_t port;
 };
+
+typedef enum { R_NONE, R_HEALTHZ, R_READYZ, R_METRICS, R_SPLITS, R_SPLIT, R_ABORT } route;
+typedef enum { B_NONE, B_JSON, B_YAML, B_OTHER } body_kind;
 
 typedef struct conn {
     shale_buf body;
     bool too_large;
+    bool answered;         /* a response was queued in the headers phase */
+    int64_t start_ms;
+    route rt;
+    body_kind kind;
+    char name[64];         /* <name> of /v1/splits/<name>[/abort] */
+    char peer[64];
+    const char *origin;    /* an allowed Origin (MHD-owned, for CORS headers) */
 } conn;
 
-static enum MHD_Result respond(struct MHD_Connection *c, unsigned code, const char *type,
-                               const char *body)
+void http_options_init(http_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->listen = "127.0.0.1:8080";
+    o->max_body = 1u << 20;
+    o->max_connections = 32;
+    o->timeout_s = 30;
+    o->ready_check_ms = 1000;
+    o->ready_timeout_ms = 3000;
+}
+
+/* ---- answers ------------------------------------------------------------- */
+
+static void count_code(http_server *h, unsigned code)
+{
+    size_t i = 0;
+    while (i < NCODES && counted_codes[i] != code)
+        i++;
+    atomic_fetch_add(&h->codes[i], 1);
+}
+
+static enum MHD_Result respond(http_server *h, conn *cn, struct MHD_Connection *c,
+                               unsigned code, const char *type, const char *body)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body,
                                                              MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (cn && cn->origin) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", cn->origin);
+        MHD_add_response_header(r, "Vary", "Origin");
+    }
+    if (code == 503)
+        MHD_add_response_header(r, "Retry-After", "1");
     enum MHD_Result ret = MHD_queue_response(c, code, r);
     MHD_destroy_response(r);
+    count_code(h, code);
+    if (cn)
+        cn->answered = true;
     return ret;
 }
 
-static enum MHD_Result respond_json(struct MHD_Connection *c, unsigned code, const char *json)
+static enum MHD_Result respond_json(http_server *h, conn *cn, struct MHD_Connection *c,
+                                    unsigned code, const char *json)
 {
-    return respond(c, code, "application/json", json);
+    return respond(h, cn, c, code, "application/json", json);
 }
 
-static enum MHD_Result respond_error(struct MHD_Connection *c, unsigned code, const char *err,
-                                     const char *reason)
+static enum MHD_Result respond_error(http_server *h, conn *cn, struct MHD_Connection *c,
+                                     unsigned code, const char *err, const char *reason)
 {
     json_t *o = json_pack("{s:s, s:s}", "error", err, "reason", reason ? reason : "");
     char *t = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    enum MHD_Result r = respond_json(c, code, t ? t : "{\"error\":\"internal\"}");
+    enum MHD_Result r = respond_json(h, cn, c, code, t ? t : "{\"error\":\"Internal\"}");
     free(t);
     json_decref(o);
     return r;
@@ -65,6 +139,9 @@ static unsigned code_of(shale_status rc)
     case SHALE_NOT_FOUND: return 404;
     case SHALE_CONFLICT: return 409;
     case SHALE_UNAUTHORIZED: return 401;
+    /* Not the request's fault, and it may pass later (journals not read
+     * yet, a store that did not answer): 503 with Retry-After. */
+    case SHALE_RETRYABLE: case SHALE_TIMEOUT: case SHALE_IO: return 503;
     default: return 500;
     }
 }
@@ -75,23 +152,319 @@ static const char *err_name(shale_status rc)
     case SHALE_INVALID_ARGUMENT: return "BadRequest";
     case SHALE_NOT_FOUND: return "NotFound";
     case SHALE_CONFLICT: return "Conflict";
+    case SHALE_UNAUTHORIZED: return "Unauthorized";
+    case SHALE_RETRYABLE: case SHALE_TIMEOUT: case SHALE_IO: return "Unavailable";
     default: return "Internal";
     }
 }
 
-static bool authorized(http_server *h, struct MHD_Connection *c)
+static const char *route_name(route rt)
 {
-    if (!h->token)
+    switch (rt) {
+    case R_SPLITS: return "/v1/splits";
+    case R_SPLIT: return "/v1/splits/<name>";
+    case R_ABORT: return "/v1/splits/<name>/abort";
+    case R_METRICS: return "/metrics";
+    default: return "";
+    }
+}
+
+/* A refusal of anything that could act on a split is logged (a GET
+ * refused is only counted: reads change nothing). */
+static enum MHD_Result refuse(http_server *h, conn *cn, struct MHD_Connection *c,
+                              const char *method, unsigned code, const char *err,
+                              const char *reason)
+{
+    if (!strcmp(method, "POST"))
+        log_msg(LOG_WARN, cn->name[0] ? cn->name : NULL, NULL, -1,
+                "HTTP %s %s from %s refused: %u %s: %s", method, route_name(cn->rt), cn->peer,
+                code, err, reason);
+    return respond_error(h, cn, c, code, err, reason);
+}
+
+/* ---- the headers phase --------------------------------------------------- */
+
+static route classify(const char *url, char *name, size_t n)
+{
+    name[0] = '\0';
+    if (!strcmp(url, "/healthz"))
+        return R_HEALTHZ;
+    if (!strcmp(url, "/readyz"))
+        return R_READYZ;
+    if (!strcmp(url, "/metrics"))
+        return R_METRICS;
+    if (strncmp(url, "/v1/splits", 10) || (url[10] != '\0' && url[10] != '/'))
+        return R_NONE;
+    if (!url[10] || !url[11])
+        return R_SPLITS;
+    const char *rest = url + 11, *slash = strchr(rest, '/');
+    size_t nl = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (nl == 0 || nl >= n)
+        return R_NONE;    /* longer than any split name */
+    if (slash && strcmp(slash, "/abort"))
+        return R_NONE;
+    memcpy(name, rest, nl);
+    name[nl] = '\0';
+    return slash ? R_ABORT : R_SPLIT;
+}
+
+/* The media type of a Content-Type value (parameters ignored). */
+static body_kind kind_of(const char *ct)
+{
+    if (!ct)
+        return B_NONE;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strcspn(ct, "; \t");
+    static const struct { const char *t; body_kind k; } types[] = {
+        {"application/json", B_JSON},   {"application/yaml", B_YAML},
+        {"application/x-yaml", B_YAML}, {"text/yaml", B_YAML},
+        {"text/x-yaml", B_YAML},
+    };
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        if (strlen(types[i].t) == n && !strncasecmp(ct, types[i].t, n))
+            return types[i].k;
+    return B_OTHER;
+}
+
+static void peer_of(struct MHD_Connection *c, char *out, size_t n)
+{
+    snprintf(out, n, "?");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+}
+
+static bool origin_allowed(const http_server *h, const char *origin)
+{
+    for (size_t i = 0; i < h->norigins; i++)
+        if (!strcmp(h->origins[i], origin))
+            return true;
+    return false;
+}
+
+static enum MHD_Result answer_ready(http_server *h, conn *cn, struct MHD_Connection *c)
+{
+    char why[600], text[640];
+    bool ok = http_ready_get(h->ready, why, sizeof why);
+    snprintf(text, sizeof text, ok ? "ready\n" : "not ready: %s\n", why);
+    return respond(h, cn, c, ok ? 200 : 503, "text/plain; charset=utf-8", text);
+}
+
+static char *render_metrics(http_server *h)
+{
+    char *base = metrics_render(h->sp);
+    shale_buf b = SHALE_BUF_INIT;
+    if (base)
+        buf_append(&b, base, strlen(base));
+    free(base);
+    char line[256], why[8];
+    static const char head[] =
+        "# HELP shale_http_responses_total HTTP API answers, by status code.\n"
+        "# TYPE shale_http_responses_total counter\n";
+    buf_append(&b, head, sizeof head - 1);
+    for (size_t i = 0; i <= NCODES; i++) {
+        char code[8];
+        if (i < NCODES)
+            snprintf(code, sizeof code, "%u", counted_codes[i]);
+        else
+            snprintf(code, sizeof code, "other");
+        int n = snprintf(line, sizeof line, "shale_http_responses_total{code=\"%s\"} %llu\n",
+                         code, (unsigned long long)atomic_load(&h->codes[i]));
+        buf_append(&b, line, (size_t)n);
+    }
+    int n = snprintf(line, sizeof line,
+                     "# HELP shale_http_deadline_closed_total Connections closed at the "
+                     "request deadline.\n# TYPE shale_http_deadline_closed_total counter\n"
+                     "shale_http_deadline_closed_total %llu\n",
+                     (unsigned long long)atomic_load(&h->cut_off));
+    buf_append(&b, line, (size_t)n);
+    n = snprintf(line, sizeof line,
+                 "# HELP shale_agent_ready 1 while the shard's store answers (/readyz).\n"
+                 "# TYPE shale_agent_ready gauge\nshale_agent_ready %d\n",
+                 http_ready_get(h->ready, why, sizeof why) ? 1 : 0);
+    buf_append(&b, line, (size_t)n);
+    buf_append(&b, "", 1);
+    return (char *)b.data;
+}
+
+/* Everything that can be refused without the body.  Returns true when a
+ * response was queued (*ret is then the result to return). */
+static bool headers_phase(http_server *h, conn *cn, struct MHD_Connection *c, const char *url,
+                          const char *method, enum MHD_Result *ret)
+{
+    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    cn->rt = classify(url, cn->name, sizeof cn->name);
+    peer_of(c, cn->peer, sizeof cn->peer);
+    if (cn->rt == R_HEALTHZ || cn->rt == R_READYZ) {
+        /* Probes: from memory, open to all (they reveal nothing). */
+        if (!get)
+            *ret = respond_error(h, cn, c, 405, "MethodNotAllowed", "use GET");
+        else if (cn->rt == R_HEALTHZ)
+            *ret = respond(h, cn, c, 200, "text/plain; charset=utf-8", "ok\n");
+        else
+            *ret = answer_ready(h, cn, c);
         return true;
-    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (!a || strncmp(a, "Bearer ", 7))
+    }
+    if (cn->rt == R_NONE) {
+        *ret = respond_error(h, cn, c, 404, "NotFound", "no such endpoint");
+        return true;
+    }
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (origin && !origin_allowed(h, origin)) {
+        char why[300];
+        snprintf(why, sizeof why, "requests from origin '%.200s' are not allowed "
+                                  "('sources.http.allowedOrigins')", origin);
+        *ret = refuse(h, cn, c, method, 403, "Forbidden", why);
+        return true;
+    }
+    cn->origin = origin;
+    if (!strcmp(method, "OPTIONS") && origin) {
+        /* CORS preflight for an allowed origin. */
+        struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"",
+                                                                 MHD_RESPMEM_PERSISTENT);
+        if (!r)
+            return (*ret = MHD_NO), true;
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST");
+        MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+        MHD_add_response_header(r, "Vary", "Origin");
+        *ret = MHD_queue_response(c, 204, r);
+        MHD_destroy_response(r);
+        count_code(h, 204);
+        cn->answered = true;
+        return true;
+    }
+    bool want_post = cn->rt == R_ABORT, either = cn->rt == R_SPLITS;
+    if ((want_post && !post) || (either && !get && !post) ||
+        ((cn->rt == R_SPLIT || cn->rt == R_METRICS) && !get)) {
+        *ret = respond_error(h, cn, c, 405, "MethodNotAllowed",
+                             either ? "use GET or POST" : want_post ? "use POST" : "use GET");
+        return true;
+    }
+    const char *why = "";
+    if (!http_token_check(h->token, MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                                "Authorization"), &why)) {
+        *ret = refuse(h, cn, c, method, 401, "Unauthorized", why);
+        return true;
+    }
+    if (!post)
         return false;
-    a += 7;
-    size_t n = strlen(h->token), m = strlen(a);
-    unsigned char diff = (unsigned char)(n != m);
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)(h->token[i] ^ (i < m ? a[i] : 0));
-    return diff == 0;
+    cn->kind = kind_of(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"));
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    bool has_body = (cl && strcmp(cl, "0")) ||
+                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
+    /* A body must say it is JSON or YAML: the types a browser may send
+     * across sites without asking first (text/plain, forms) are refused. */
+    if ((cn->rt == R_SPLITS && cn->kind != B_JSON && cn->kind != B_YAML) ||
+        (cn->rt == R_ABORT && (cn->kind == B_OTHER || (has_body && cn->kind == B_NONE)))) {
+        *ret = refuse(h, cn, c, method, 415, "UnsupportedMediaType",
+                      "the body must be Content-Type application/json or application/yaml");
+        return true;
+    }
+    if (cl) {
+        char *end;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (*end || n > h->max_body) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "request body larger than %llu bytes "
+                                      "('sources.http.maxBodyBytes')",
+                     (unsigned long long)h->max_body);
+            *ret = refuse(h, cn, c, method, 413, "PayloadTooLarge", msg);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- the end: API calls -------------------------------------------------- */
+
+static enum MHD_Result answer_status(http_server *h, conn *cn, struct MHD_Connection *c,
+                                     shale_status rc, unsigned ok_code, char *out)
+{
+    enum MHD_Result r = rc ? respond_error(h, cn, c, code_of(rc), err_name(rc), shale_errmsg())
+                           : respond_json(h, cn, c, ok_code, out ? out : "{}");
+    free(out);
+    return r;
+}
+
+static enum MHD_Result submit(http_server *h, conn *cn, struct MHD_Connection *c)
+{
+    if (cn->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "request body larger than %llu bytes",
+                 (unsigned long long)h->max_body);
+        return refuse(h, cn, c, "POST", 413, "PayloadTooLarge", msg);
+    }
+    const char *text = cn->body.data ? (const char *)cn->body.data : "";
+    size_t len = cn->body.len, i = 0;
+    while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
+        i++;
+    if (cn->kind == B_JSON && (i == len || text[i] != '{'))
+        return refuse(h, cn, c, "POST", 400, "BadRequest",
+                      "HTTP body: declared application/json but is not a JSON object");
+    split_request *req = NULL;
+    char *out = NULL;
+    bool created = false;
+    shale_status rc = split_request_parse("HTTP body", text, len, &req);
+    if (!rc)
+        snprintf(cn->name, sizeof cn->name, "%s", req->name);
+    if (!rc)
+        rc = h->svc->ops->submit(h->svc, req, &created, &out);
+    bool aborting = !rc && req->abort;
+    if (aborting) {
+        free(out);
+        out = NULL;
+        rc = h->svc->ops->abort(h->svc, req->name, &out);
+    }
+    split_request_free(req);
+    if (rc) {
+        free(out);
+        char reason[1024];
+        snprintf(reason, sizeof reason, "%s", shale_errmsg());
+        return refuse(h, cn, c, "POST", code_of(rc), err_name(rc), reason);
+    }
+    log_msg(LOG_INFO, cn->name, NULL, -1, "HTTP POST /v1/splits from %s: %s", cn->peer,
+            aborting ? "abort requested" : created ? "split accepted (201)"
+                                                   : "same request again (200): its status");
+    return answer_status(h, cn, c, SHALE_OK, created ? 201 : 200, out);
+}
+
+static enum MHD_Result api_call(http_server *h, conn *cn, struct MHD_Connection *c,
+                                const char *method)
+{
+    char *out = NULL;
+    shale_status rc;
+    switch (cn->rt) {
+    case R_SPLITS:
+        if (!strcmp(method, "POST"))
+            return submit(h, cn, c);
+        rc = h->svc->ops->list(h->svc, &out);
+        return answer_status(h, cn, c, rc, 200, out);
+    case R_SPLIT:
+        rc = h->svc->ops->get(h->svc, cn->name, &out);
+        return answer_status(h, cn, c, rc, 200, out);
+    case R_ABORT:
+        rc = h->svc->ops->abort(h->svc, cn->name, &out);
+        if (rc) {
+            free(out);
+            char reason[1024];
+            snprintf(reason, sizeof reason, "%s", shale_errmsg());
+            return refuse(h, cn, c, method, code_of(rc), err_name(rc), reason);
+        }
+        log_msg(LOG_INFO, cn->name, NULL, -1, "HTTP POST abort from %s: abort requested",
+                cn->peer);
+        return answer_status(h, cn, c, SHALE_OK, 200, out);
+    default:
+        return respond_error(h, cn, c, 404, "NotFound", "no such endpoint");
+    }
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -100,15 +473,30 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 {
     (void)version;
     http_server *h = cls;
-    bool post = !strcmp(method, "POST"), get = !strcmp(method, "GET");
-    if (!*con_cls) {
-        conn *cn = calloc(1, sizeof *cn);
-        if (!cn)
+    conn *cn = *con_cls;
+    if (!cn) {
+        if (!(cn = calloc(1, sizeof *cn)))
             return MHD_NO;
         *con_cls = cn;
-        return MHD_YES;   /* headers only; data comes in the next calls */
+        cn->start_ms = mono_ms();
+        enum MHD_Result ret = MHD_YES;
+        if (headers_phase(h, cn, c, url, method, &ret))
+            return ret;
+        return MHD_YES;   /* the body comes in the next calls */
     }
-    conn *cn = *con_cls;
+    if (cn->answered) {   /* refused early: discard what the client still sends */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (mono_ms() - cn->start_ms > (int64_t)h->timeout_s * 1000) {
+        /* A body trickled in slower than the deadline allows: hang up
+         * rather than hold a thread for it. */
+        atomic_fetch_add(&h->cut_off, 1);
+        LOGW("HTTP %s %s from %s: closed, the request took longer than %u s "
+             "('sources.http.timeoutSeconds')", method, route_name(cn->rt), cn->peer,
+             h->timeout_s);
+        return MHD_NO;
+    }
     if (*upload_size) {
         if (!cn->too_large && cn->body.len + *upload_size <= h->max_body)
             buf_append(&cn->body, upload_data, *upload_size);
@@ -117,87 +505,49 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *upload_size = 0;
         return MHD_YES;
     }
-    if (!strcmp(url, "/healthz"))
-        return get ? respond(c, 200, "text/plain", "ok\n")
-                   : respond_error(c, 405, "MethodNotAllowed", "use GET");
-    if (!strcmp(url, "/readyz")) {
-        if (!get)
-            return respond_error(c, 405, "MethodNotAllowed", "use GET");
-        bool ready = h->svc->ops->ready(h->svc);
-        return respond(c, ready ? 200 : 503, "text/plain", ready ? "ready\n" : "not ready\n");
-    }
-    bool api = !strncmp(url, "/v1/splits", 10) && (url[10] == '\0' || url[10] == '/');
-    bool metrics = !strcmp(url, "/metrics");
-    if (!api && !metrics)
-        return respond_error(c, 404, "NotFound", "no such endpoint");
-    if (!authorized(h, c))
-        return respond_error(c, 401, "Unauthorized", "a valid bearer token is required");
-    if (metrics) {
-        if (!get)
-            return respond_error(c, 405, "MethodNotAllowed", "use GET");
-        char *text = metrics_render(h->sp);
-        enum MHD_Result r = respond(c, 200, "text/plain; version=0.0.4", text ? text : "");
+    if (cn->rt == R_METRICS) {
+        char *text = render_metrics(h);
+        enum MHD_Result r = respond(h, cn, c, 200, "text/plain; version=0.0.4", text ? text : "");
         free(text);
         return r;
     }
-    const char *rest = url[10] ? url + 11 : "";
-    char *out = NULL;
-    shale_status rc;
-    if (!*rest) {
-        if (get) {
-            rc = h->svc->ops->list(h->svc, &out);
-            enum MHD_Result r = rc ? respond_error(c, code_of(rc), err_name(rc), shale_errmsg())
-                                   : respond_json(c, 200, out);
-            free(out);
-            return r;
-        }
-        if (!post)
-            return respond_error(c, 405, "MethodNotAllowed", "use GET or POST");
-        if (cn->too_large) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "request body larger than %llu bytes",
-                     (unsigned long long)h->max_body);
-            return respond_error(c, 413, "PayloadTooLarge", msg);
-        }
-        split_request *req = NULL;
-        rc = split_request_parse("HTTP body", cn->body.data ? (char *)cn->body.data : "",
-                                 cn->body.len, &req);
-        bool created = false;
-        if (!rc)
-            rc = h->svc->ops->submit(h->svc, req, &created, &out);
-        if (!rc && req->abort) {
-            free(out);
-            out = NULL;
-            rc = h->svc->ops->abort(h->svc, req->name, &out);
-        }
-        split_request_free(req);
-        enum MHD_Result r = rc ? respond_error(c, code_of(rc), err_name(rc), shale_errmsg())
-                               : respond_json(c, created ? 201 : 200, out);
-        free(out);
-        return r;
+    /* Leave room for probes: past half the connections busy in the API,
+     * answer at once instead of queueing behind a slow store. */
+    if (atomic_fetch_add(&h->busy, 1) >= h->busy_limit) {
+        atomic_fetch_sub(&h->busy, 1);
+        return refuse(h, cn, c, method, 503, "Busy",
+                      "too many API requests in progress; retry shortly");
     }
-    char name[128];
-    const char *slash = strchr(rest, '/');
-    size_t nl = slash ? (size_t)(slash - rest) : strlen(rest);
-    if (nl == 0 || nl >= sizeof name)
-        return respond_error(c, 404, "NotFound", "no such split");
-    memcpy(name, rest, nl);
-    name[nl] = '\0';
-    if (slash && !strcmp(slash, "/abort")) {
-        if (!post)
-            return respond_error(c, 405, "MethodNotAllowed", "use POST");
-        rc = h->svc->ops->abort(h->svc, name, &out);
-    } else if (!slash) {
-        if (!get)
-            return respond_error(c, 405, "MethodNotAllowed", "use GET");
-        rc = h->svc->ops->get(h->svc, name, &out);
-    } else {
-        return respond_error(c, 404, "NotFound", "no such endpoint");
-    }
-    enum MHD_Result r = rc ? respond_error(c, code_of(rc), err_name(rc), shale_errmsg())
-                           : respond_json(c, 200, out);
-    free(out);
+    enum MHD_Result r = api_call(h, cn, c, method);
+    atomic_fetch_sub(&h->busy, 1);
     return r;
+}
+
+/* The probe listener: /healthz and /readyz, nothing else, no body. */
+static enum MHD_Result handle_probe(void *cls, struct MHD_Connection *c, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_size,
+                                    void **con_cls)
+{
+    (void)version;
+    (void)upload_data;
+    http_server *h = cls;
+    if (!*con_cls) {
+        *con_cls = h;   /* headers seen; answer on the next call */
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(method, "GET"))
+        return respond_error(h, NULL, c, 405, "MethodNotAllowed", "use GET");
+    if (!strcmp(url, "/healthz"))
+        return respond(h, NULL, c, 200, "text/plain; charset=utf-8", "ok\n");
+    if (!strcmp(url, "/readyz"))
+        return answer_ready(h, NULL, c);
+    return respond_error(h, NULL, c, 404, "NotFound", "this listener serves /healthz and "
+                                                      "/readyz only");
 }
 
 static void done(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -214,51 +564,166 @@ static void done(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
-shale_status http_start(const char *listen, const char *token, uint64_t max_body,
-                        split_service *svc, splitter *sp, http_server **out)
+static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    *out = NULL;
-    const char *colon = strrchr(listen, ':');
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    LOGW("http: %s", msg);
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+shale_status http_listen_parse(const char *listen, struct sockaddr_storage *out,
+                               bool *loopback)
+{
+    struct sockaddr_storage sa;
+    memset(&sa, 0, sizeof sa);
+    *loopback = false;
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
     char host[64];
-    if (!colon || (size_t)(colon - listen) >= sizeof host)
-        return shale_err(SHALE_INVALID_ARGUMENT, "http: listen address '%s' is not host:port",
-                         listen);
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    if (!colon || hl == 0 || hl >= sizeof host)
+        return shale_err(SHALE_INVALID_ARGUMENT, "listen address '%s' is not host:port",
+                         listen ? listen : "");
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
     char *end;
     long port = strtol(colon + 1, &end, 10);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (*end || port < 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-        return shale_err(SHALE_INVALID_ARGUMENT, "http: listen address '%s' needs an IPv4 "
-                                                 "address and a port", listen);
+    bool bad = !colon[1] || *end || port < 0 || port > 65535;
+    if (!bad && host[0] == '[' && host[hl - 1] == ']') {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&sa;
+        host[hl - 1] = '\0';
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        bad = inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1;
+        *loopback = !bad && IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+    } else if (!bad) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        bad = inet_pton(AF_INET, host, &s4->sin_addr) != 1;
+        *loopback = !bad && (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (bad)
+        return shale_err(SHALE_INVALID_ARGUMENT, "listen address '%s' needs a numeric IPv4 "
+                                                 "address or [IPv6] address and a port",
+                         listen);
+    if (out)
+        *out = sa;
+    return SHALE_OK;
+}
+
+static void server_free(http_server *h)
+{
+    if (!h)
+        return;
+    if (h->probe_d)
+        MHD_stop_daemon(h->probe_d);
+    if (h->d)
+        MHD_stop_daemon(h->d);
+    http_ready_stop(h->ready);
+    http_token_free(h->token);
+    for (size_t i = 0; i < h->norigins; i++)
+        free(h->origins[i]);
+    free(h->origins);
+    free(h);
+}
+
+shale_status http_start(const http_options *o, split_service *svc, splitter *sp,
+                        http_server **out)
+{
+    *out = NULL;
+    struct sockaddr_storage sa;
+    bool loopback = false;
+    shale_status rc = http_listen_parse(o->listen, &sa, &loopback);
+    if (rc)
+        return shale_err_prefix(rc, "http: ");
     http_server *h = calloc(1, sizeof *h);
     if (!h)
         return SHALE_OOM();
     h->svc = svc;
     h->sp = sp;
-    h->max_body = max_body;
-    if (token && !(h->token = xstrdup(token))) {
-        free(h);
-        return SHALE_OOM();
+    h->max_body = o->max_body ? o->max_body : 1u << 20;
+    h->timeout_s = o->timeout_s ? o->timeout_s : 30;
+    uint32_t maxc = o->max_connections ? o->max_connections : 32;
+    /* Busy in /v1/ at most half the connections, fewer than one address
+     * may open (three quarters): a client flooding the API gets quick 503s
+     * while connections are left for probes, even from its own address (a
+     * mesh proxy sends everything from 127.0.0.1). */
+    h->busy_limit = (int)(maxc / 2 ? maxc / 2 : 1);
+    if ((rc = http_token_new(o->token, o->token_file, &h->token)))
+        goto fail;
+    if (!loopback && !http_token_required(h->token)) {
+        rc = shale_err(SHALE_INVALID_ARGUMENT, "http: listening on %s, beyond loopback, "
+                                               "needs a bearer token", o->listen);
+        goto fail;
     }
-    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                            handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+    if (o->allowed_origin_count) {
+        if (!(h->origins = calloc(o->allowed_origin_count, sizeof *h->origins))) {
+            rc = SHALE_OOM();
+            goto fail;
+        }
+        for (; h->norigins < o->allowed_origin_count; h->norigins++)
+            if (!(h->origins[h->norigins] = xstrdup(o->allowed_origins[h->norigins]))) {
+                rc = SHALE_OOM();
+                goto fail;
+            }
+    }
+    if ((rc = http_ready_start(svc, o->ready_check_ms, o->ready_timeout_ms, &h->ready)))
+        goto fail;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (sa.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_NOTIFY_COMPLETED, done, h,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
+                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->timeout_s,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)maxc,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)(maxc * 3 / 4),
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                            MHD_OPTION_END);
     if (!h->d) {
-        free(h->token);
-        free(h);
-        return shale_err(SHALE_IO, "http: cannot listen on %s (in use, or not allowed)",
-                         listen);
+        rc = shale_err(SHALE_IO, "http: cannot listen on %s (in use, or not allowed)",
+                       o->listen);
+        goto fail;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : (uint16_t)port;
+    h->port = info ? info->port : 0;
+    if (o->probe_listen) {
+        struct sockaddr_storage ps;
+        if ((rc = http_listen_parse(o->probe_listen, &ps, &loopback))) {
+            rc = shale_err_prefix(rc, "http: probe listener: ");
+            goto fail;
+        }
+        unsigned pflags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                          MHD_USE_POLL | MHD_USE_ERROR_LOG |
+                          (ps.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+        h->probe_d = MHD_start_daemon(pflags, 0, NULL, NULL, handle_probe, h,
+                                      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ps,
+                                      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+                                      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                                      MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
+                                      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+                                      MHD_OPTION_END);
+        if (!h->probe_d) {
+            rc = shale_err(SHALE_IO, "http: cannot listen on %s for probes (in use, or not "
+                                     "allowed)", o->probe_listen);
+            goto fail;
+        }
+        info = MHD_get_daemon_info(h->probe_d, MHD_DAEMON_INFO_BIND_PORT);
+        h->probe_port = info ? info->port : 0;
+    }
     *out = h;
     return SHALE_OK;
+fail:
+    server_free(h);
+    return rc;
 }
 
 uint16_t http_port(const http_server *h)
@@ -266,11 +731,12 @@ uint16_t http_port(const http_server *h)
     return h->port;
 }
 
+uint16_t http_probe_port(const http_server *h)
+{
+    return h->probe_port;
+}
+
 void http_stop(http_server *h)
 {
-    if (!h)
-        return;
-    MHD_stop_daemon(h->d);
-    free(h->token);
-    free(h);
+    server_free(h);
 }

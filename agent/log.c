@@ -17,16 +17,13 @@ void log_set_level(int level)
     g_level = level;
 }
 
-void log_msg(int level, const char *split, const char *step, double duration_ms,
-             const char *fmt, ...)
+static void vlog(int level, const char *split, const char *step, double duration_ms,
+                 const log_field *f, size_t nf, const char *fmt, va_list ap)
 {
     if (level < g_level || level < 0 || level > 3)
         return;
     char msg[2048], now[40];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     journal_now(now, sizeof now);
     json_t *o = json_object();
     json_object_set_new(o, "time", json_string(now));
@@ -38,6 +35,9 @@ void log_msg(int level, const char *split, const char *step, double duration_ms,
         json_object_set_new(o, "step", json_string(step));
     if (duration_ms >= 0)
         json_object_set_new(o, "duration_ms", json_real(duration_ms));
+    for (size_t i = 0; i < nf; i++)
+        json_object_set_new(o, f[i].key, f[i].is_num ? json_integer((json_int_t)f[i].num)
+                                                     : json_string(f[i].str ? f[i].str : ""));
     char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!line)
@@ -52,4 +52,22 @@ void log_msg(int level, const char *split, const char *step, double duration_ms,
         free(buf);
     }
     free(line);
+}
+
+void log_msg(int level, const char *split, const char *step, double duration_ms,
+             const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, split, step, duration_ms, NULL, 0, fmt, ap);
+    va_end(ap);
+}
+
+void log_fields(int level, const char *split, const char *step, double duration_ms,
+                const log_field *f, size_t nf, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, split, step, duration_ms, f, nf, fmt, ap);
+    va_end(ap);
 }

@@ -4,6 +4,7 @@
  *   shale-agent --config FILE [--set key=value]... [--port-file FILE]
  *   shale-agent --once --config FILE    (run what is pending, then exit)
  *   shale-agent --check-config --config FILE
+ *   shale-agent --clear-journal NAME --config FILE   (docs/agent.md "Resume")
  *   shale-agent --version | --help
  *
  * Runs until SIGTERM or SIGINT, then stops the sources, lets the current
@@ -31,26 +32,14 @@ static void usage(FILE *f)
     fputs("usage: shale-agent --config FILE [--set key=value]... [--port-file FILE]\n"
           "       shale-agent --once --config FILE      run pending splits, then exit\n"
           "       shale-agent --check-config --config FILE [--set key=value]...\n"
+          "       shale-agent --clear-journal NAME --config FILE   clear a bad or failed "
+          "split's journal and lease\n"
           "       shale-agent --version | --help\n"
           "\n"
           "Runs shard splits for one shard: watches the local request directory,\n"
           "serves the HTTP API, journals every step in the shard's store.\n"
           "Settings: docs/agent-config.md; API: docs/agent-http.md.\n",
           f);
-}
-
-static char *read_token(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-        buf[--n] = '\0';
-    return n ? strdup(buf) : NULL;
 }
 
 static void log_engine_warning(const char *msg, void *ud)
@@ -65,9 +54,9 @@ int main(int argc, char **argv)
         {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
         {"check-config", no_argument, 0, 'k'}, {"port-file", required_argument, 0, 'p'},
         {"version", no_argument, 0, 'v'},      {"help", no_argument, 0, 'h'},
-        {"once", no_argument, 0, 'o'},
+        {"once", no_argument, 0, 'o'},         {"clear-journal", required_argument, 0, 'C'},
         {0, 0, 0, 0}};
-    const char *config_path = NULL, *port_file = NULL;
+    const char *config_path = NULL, *port_file = NULL, *clear = NULL;
     const char *sets[64];
     int nsets = 0, check = 0, once = 0, c;
     while ((c = getopt_long(argc, argv, "c:s:kp:vho", opts, NULL)) != -1) {
@@ -79,6 +68,7 @@ int main(int argc, char **argv)
             break;
         case 'k': check = 1; break;
         case 'o': once = 1; break;
+        case 'C': clear = optarg; break;
         case 'p': port_file = optarg; break;
         case 'v': printf("shale-agent %s\n", SHALE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -131,13 +121,30 @@ int main(int argc, char **argv)
     so.db.store.s3_region = cfg.s3_region;
     so.db.store.s3_path_style = cfg.s3_path_style;
     so.db.store.s3_ca_file = cfg.s3_ca_file;
+    if (cfg.s3_timeout_seconds) {  /* an S3 call that gets no answer fails within ~2x */
+        so.db.store.deadline_ms = (int)(cfg.s3_timeout_seconds > 86400 ? 86400000
+                                                                      : cfg.s3_timeout_seconds *
+                                                                            1000);
+        if (so.db.store.timeout_ms > so.db.store.deadline_ms)
+            so.db.store.timeout_ms = so.db.store.deadline_ms;
+    }
     so.step_timeout_s = cfg.step_seconds;
     so.verify = (split_verify)cfg.verify_mode;
+    agent_config_policy(&cfg, &so.policy);
+    if (clear) {
+        rc = splitter_clear_journal(&so, clear);
+        if (rc)
+            LOGE("cannot clear the journal of split %s: %s: %s", clear, shale_strerror(rc),
+                 shale_errmsg());
+        else
+            printf("cleared split %s in %s\n", clear, cfg.store_uri);
+        agent_config_free(&cfg);
+        return rc ? 1 : 0;
+    }
     splitter *sp = NULL;
     source_local *local = NULL;
     source_kube *kube = NULL;
     http_server *http = NULL;
-    char *token = NULL;
     int exit_code = 0;
     rc = splitter_new(&so, &sp);
     if (rc) {
@@ -152,7 +159,7 @@ int main(int argc, char **argv)
             rc = splitter_add_listener(sp, source_local_on_status, local);
         if (rc) {
             LOGE("local source: %s", shale_errmsg());
-            exit_code = 1;
+            exit_code = rc == SHALE_INVALID_ARGUMENT ? 2 : 1;
             goto out;
         }
     }
@@ -200,21 +207,37 @@ int main(int argc, char **argv)
         goto out;
     }
     if (cfg.http_enabled) {
-        if (cfg.http_token_file && !(token = read_token(cfg.http_token_file))) {
-            LOGE("cannot read the bearer token from %s", cfg.http_token_file);
-            exit_code = 2;
-            goto out;
-        }
-        if (strncmp(cfg.http_listen, "127.", 4))
-            LOGW("HTTP API listens on %s, beyond loopback%s", cfg.http_listen,
-                 token ? "" : ", WITHOUT a bearer token");
-        rc = http_start(cfg.http_listen, token, cfg.http_max_body, splitter_service(sp), sp,
-                        &http);
+        /* config.c already refused a listener beyond loopback without a
+         * token; http_start() checks it again and reads the token file. */
+        http_options ho;
+        http_options_init(&ho);
+        ho.listen = cfg.http_listen;
+        ho.token = cfg.http_token;
+        ho.token_file = cfg.http_token_file;
+        ho.max_body = cfg.http_max_body;
+        ho.max_connections = cfg.http_max_connections;
+        ho.timeout_s = cfg.http_timeout_s;
+        ho.allowed_origins = (const char *const *)cfg.http_origins;
+        ho.allowed_origin_count = 0;
+        while (cfg.http_origins && cfg.http_origins[ho.allowed_origin_count])
+            ho.allowed_origin_count++;
+        ho.ready_check_ms = cfg.http_ready_check_ms;
+        ho.ready_timeout_ms = cfg.http_ready_timeout_ms;
+        ho.probe_listen = cfg.http_probe_listen;
+        rc = http_start(&ho, splitter_service(sp), sp, &http);
         if (rc) {
             LOGE("%s", shale_errmsg());
-            exit_code = 1;
+            exit_code = rc == SHALE_INVALID_ARGUMENT ? 2 : 1;
             goto out;
         }
+        if (!strncmp(cfg.http_listen, "127.", 4) || !strncmp(cfg.http_listen, "[::1]", 5))
+            LOGI("HTTP API on %s (loopback)%s", cfg.http_listen,
+                 cfg.http_token || cfg.http_token_file ? ", bearer token required" : "");
+        else
+            LOGI("HTTP API on %s, bearer token required", cfg.http_listen);
+        if (cfg.http_probe_listen)
+            LOGI("probes (/healthz, /readyz) also on %s, port %u", cfg.http_probe_listen,
+                 http_probe_port(http));
         if (port_file) {
             FILE *f = fopen(port_file, "w");
             if (f) {
@@ -232,10 +255,12 @@ int main(int argc, char **argv)
     LOGI("signal %d: shutting down", sig);
 out:
     http_stop(http);
-    source_kube_free(kube);
+    /* The kube source's listener runs until the splitter stops: stop its
+     * reconciling first, free it after the splitter. */
+    source_kube_stop(kube);
     source_local_free(local);
     splitter_free(sp);
-    free(token);
+    source_kube_free(kube);
     agent_config_free(&cfg);
     return exit_code;
 }

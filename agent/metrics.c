@@ -1,6 +1,6 @@
 /* metrics.c -- see metrics.h. */
 #include "metrics.h"
-#include "journal.h"
+#include "split_state.h"
 #include "util/buf.h"
 
 #include <pthread.h>
@@ -8,6 +8,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static pthread_mutex_t g_extra_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *(*g_extra)(void *ctx);
+static void *g_extra_ctx;
+
+void metrics_set_extra(char *(*render)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&g_extra_mu);
+    g_extra = render;
+    g_extra_ctx = ctx;
+    pthread_mutex_unlock(&g_extra_mu);
+}
 
 static const double buckets[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
                                  600};
@@ -22,7 +34,7 @@ void metrics_observe_step(void *ctx, const char *step, double seconds)
 {
     (void)ctx;
     for (int s = 0; s < STEP_COUNT; s++) {
-        if (strcmp(step, journal_step_name(s)))
+        if (strcmp(step, split_step_name((split_step)s)))
             continue;
         pthread_mutex_lock(&g_mu);
         size_t b = 0;
@@ -66,12 +78,29 @@ char *metrics_render(splitter *sp)
     put(&b, "# HELP shale_split_objects_copied_total Objects copied by splits.\n");
     put(&b, "# TYPE shale_split_objects_copied_total counter\n");
     put(&b, "shale_split_objects_copied_total %llu\n", (unsigned long long)st.objects_copied);
+    put(&b, "# HELP shale_split_retries_total Failed split step attempts that were retried.\n");
+    put(&b, "# TYPE shale_split_retries_total counter\n");
+    put(&b, "shale_split_retries_total %llu\n", (unsigned long long)st.retries);
+    put(&b, "# HELP shale_split_stalled Splits past the point of no return whose step keeps "
+            "failing (phase Stalled).\n");
+    put(&b, "# TYPE shale_split_stalled gauge\n");
+    put(&b, "shale_split_stalled %llu\n", (unsigned long long)st.stalled);
+    put(&b, "# HELP shale_split_refused_total Split requests refused after validation (the "
+            "lease is held, journals block new splits or cannot be read yet).\n");
+    put(&b, "# TYPE shale_split_refused_total counter\n");
+    put(&b, "shale_split_refused_total %llu\n", (unsigned long long)st.refused);
+    put(&b, "# HELP shale_split_journals Split journals that could not be used, by state.\n");
+    put(&b, "# TYPE shale_split_journals gauge\n");
+    put(&b, "shale_split_journals{state=\"unreadable\"} %llu\n",
+        (unsigned long long)st.journals_unreadable);
+    put(&b, "shale_split_journals{state=\"corrupt\"} %llu\n",
+        (unsigned long long)st.journals_corrupt);
     put(&b, "# HELP shale_split_step_seconds Duration of split steps.\n");
     put(&b, "# TYPE shale_split_step_seconds histogram\n");
     pthread_mutex_lock(&g_mu);
     for (int s = 0; s < STEP_COUNT; s++) {
         uint64_t cum = 0;
-        const char *name = journal_step_name(s);
+        const char *name = split_step_name((split_step)s);
         for (size_t i = 0; i < NB; i++) {
             cum += g_counts[s][i];
             put(&b, "shale_split_step_seconds_bucket{step=\"%s\",le=\"%g\"} %llu\n", name,
@@ -98,6 +127,12 @@ char *metrics_render(splitter *sp)
     put(&b, "# HELP shale_objectstore_retries_total Object-store retries.\n");
     put(&b, "# TYPE shale_objectstore_retries_total counter\n");
     put(&b, "shale_objectstore_retries_total %llu\n", (unsigned long long)os.retries);
+    pthread_mutex_lock(&g_extra_mu);
+    char *extra = g_extra ? g_extra(g_extra_ctx) : NULL;
+    pthread_mutex_unlock(&g_extra_mu);
+    if (extra)
+        buf_append(&b, extra, strlen(extra));
+    free(extra);
     buf_append_u8(&b, 0);
     return (char *)buf_detach(&b, NULL);
 }

@@ -26,6 +26,17 @@
  * parent's range exactly; names and stores are distinct; no child store
  * equals the parent's store; every URI has a known scheme.
  *
+ * Stores (split_request_check_stores(), request_check.c) are compared by
+ * canonical identity, never by spelling (shale_admin.h): the parent is the
+ * agent's own -- a request naming parent.store or parent.walStore must name
+ * the same stores as the agent's configuration, or it is refused; every
+ * child store (and child WAL store) has an allowed scheme, lies under an
+ * allowed prefix when an allowlist is configured, is apart from the
+ * parent's store and WAL store (not the same, not inside, not containing)
+ * and from the other children's stores, and -- for a new split
+ * (split_request_check_children_empty()) -- holds no database, WAL or other
+ * split's claim.  docs/agent.md "Validation of the stores" lists the rules.
+ *
  * Thread safety: plain data; functions are reentrant.
  */
 #ifndef SHALE_AGENT_REQUEST_H
@@ -34,7 +45,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "shale_status.h"
+#include "shale.h"
 
 typedef struct split_child {
     char *name;
@@ -88,6 +99,49 @@ shale_status split_request_validate(split_request *r, const char *agent_shard,
 /* Canonical JSON of the request (stable: used to tell "same request again"
  * from "same name, different content").  malloc'd. */
 shale_status split_request_to_json(const split_request *r, char **json);
+
+/* Which child stores requests may name (docs/agent-config.md "requests").
+ * Strings borrowed: they must outlive every use of the policy (the
+ * splitter keeps the pointer it was given for its whole life). */
+typedef struct split_policy {
+    bool allow_file;                    /* file:// (default true) */
+    bool allow_s3;                      /* s3:// (default true) */
+    bool allow_test_schemes;            /* mem:// and fault+<uri>: tests only
+                                           (testing.allowTestSchemes; default false) */
+    const char *const *child_prefixes;  /* NULL-terminated allowlist of store
+                                           prefixes, compared canonically;
+                                           NULL: any store */
+} split_policy;
+
+/* file and s3 allowed, no test schemes, no allowlist. */
+void split_policy_init(split_policy *p);
+
+/* The store checks above, run for every source before a split is accepted
+ * and before anything is touched (it reads the file system and the stores'
+ * identity objects, and writes nothing).  Afterwards r->parent_store and
+ * r->parent_wal_store are the agent's own URIs (replaced or filled in).
+ * agent_wal_store NULL: the agent's WAL is in its main store.  opts: the
+ * agent's store options (S3 endpoint).  SHALE_INVALID_ARGUMENT "split
+ * request: field 'children[1].store': ..." naming the field and why; a
+ * store that cannot be read now is its own code (SHALE_IO, ...), so the
+ * caller may retry. */
+shale_status split_request_check_stores(split_request *r, const split_policy *p,
+                                        const char *agent_store, const char *agent_wal_store,
+                                        const shale_options *opts);
+
+/* The children's stores are empty: no database, no WAL, no other split's
+ * claim, no other object -- or claimed by this very split (so it is for a
+ * new split; the same request again is recognised by name before this).
+ * Reads only.  Errors as split_request_check_stores(). */
+shale_status split_request_check_children_empty(const split_request *r,
+                                                const shale_options *opts);
+
+/* The owner string a split's claim of child i's stores carries ("split
+ * <name> child <child> of <parent's canonical URI>"): the same for every
+ * run of one split, so a resumed pre-flight finds its own claim.  *out is
+ * malloc'd. */
+shale_status split_request_claim_owner(const split_request *r, size_t i,
+                                       const shale_options *opts, char **out);
 
 split_request *split_request_dup(const split_request *r);
 void split_request_free(split_request *r);

@@ -8,7 +8,8 @@
  * (docs/agent.md "Status"), so every source reports the same thing:
  *
  *   { "name": "...", "uid": "...", "phase": "Pending|Accepted|Fencing|
- *     Flushing|WipingWAL|Cloning|Verifying|Complete|Failed|Aborted",
+ *     Flushing|WipingWAL|Cloning|Verifying|Completing|Stalled|Complete|
+ *     Failed|Aborted",
  *     "dryRun": false, "message": "...", "reason": "...",
  *     "checkpointId": "...", "startTime": "RFC3339", "completionTime": "...",
  *     "steps": [ {"name": "Fence", "state": "Done|Running|Pending|Failed",
@@ -16,7 +17,15 @@
  *                 "objectsCopied": n, "bytesCopied": n } ],
  *     "children": [ {"name": "...", "store": "...", "manifestId": n,
  *                    "keyCount": n, "sstsReferenced": n, "walSstsCopied": n} ],
- *     "plan": { ... dry-run plan ... } }
+ *     "plan": { ... dry-run plan ... },
+ *     "stalled": {"step": "...", "error": "...", "retries": n,
+ *                 "nextRetryTime": "RFC3339"},       (only while Stalled)
+ *     "lease": {"state": "Held|Released|None", "record": "...", "seq": n} }
+ *
+ * The document is rendered from the typed state by split_status.c.  A
+ * refused request is SHALE_CONFLICT with the split holding the lease named
+ * in shale_errmsg(); journals that cannot be read yet refuse with
+ * SHALE_RETRYABLE.
  *
  * Thread safety: every function may be called from any thread; the
  * implementation serialises what it must.

@@ -1,96 +1,66 @@
-/* source_kube.c -- see source_kube.h. */
+/* source_kube.c -- see source_kube.h: the reconcile loop. */
 #include "source_kube.h"
-#include "journal.h"
+#include "kube_client.h"
+#include "kube_queue.h"
+#include "kube_status.h"
+#include "kube_watch.h"
 #include "log.h"
+#include "metrics.h"
 #include "request.h"
-#include "yamljson.h"
-#include "util/buf.h"
+#include "table/kv.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
-#define GEN_MAX 256
+#define FINALIZER "shale.io/split"
+#define GROUP_VERSION "shale.io/v1alpha1"
+/* Per-object retries: 500 ms doubling to 5 minutes (controller-runtime
+ * uses 5 ms to 1000 s; a split is not urgent to the millisecond). */
+#define RETRY_BASE_MS 500u
+#define RETRY_MAX_MS (5u * 60 * 1000)
+/* On shutdown, time left to write the last statuses. */
+#define STATUS_GRACE_MS 2000
+
+/* What this controller remembers about an object, beyond the cache: the
+ * generations it handled.  Forgotten with the object. */
+typedef struct ctl_state {
+    struct ctl_state *next;
+    char *uid;
+    long long handled_gen;    /* submitted (or adopted) at this generation */
+    long long refused_gen;    /* refused at this generation */
+    long long abort_gen;      /* abort asked at this generation */
+} ctl_state;
 
 struct source_kube {
     char *shard;
-    char *server;             /* https://host:port */
-    char *ns;
-    char *selector;           /* label selector or NULL */
-    char *token;              /* static token, or */
-    char *token_file;         /* re-read before each request */
-    shale_buf ca;             /* CA PEM (empty: system CAs) */
-    shale_buf cert, key;      /* client certificate and key PEM (optional) */
-    bool insecure;
+    char *coll;               /* /apis/shale.io/v1alpha1/namespaces/NS/shardsplits */
+    kube_client *c;
+    kube_watch *w;
+    kube_queue *q;
+    kube_status *ks;
     split_service *svc;
-    pthread_t thread;
-    bool started;
-    bool listed;             /* listed before the watch thread started */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop;
-    char rv[64];              /* resourceVersion to watch from */
-    shale_buf line;           /* partial watch line */
-    bool relist;
-    struct { char name[254]; long long gen; bool deleting; char phase[16]; } gens[GEN_MAX];
-    int ngens;
+    pthread_mutex_t mu;       /* states */
+    ctl_state *states;
+    pthread_t worker;
+    bool started, stopped;
+    /* Counters for /metrics (under mu). */
+    uint64_t reconciles, retries, finalizer_failures;
+    uint64_t refusals[3];     /* InvalidRequest, Conflict, AbortedBeforeStart */
 };
 
-/* ---- small helpers ----------------------------------------------------- */
+static const char *const refusal_reasons[3] = {"InvalidRequest", "Conflict",
+                                               "AbortedBeforeStart"};
 
-static int b64val(int c)
+static void bump(source_kube *k, uint64_t *counter)
 {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-/* Decodes base64 (kubeconfig *-data fields); false if malformed. */
-static bool b64decode(const char *in, shale_buf *out)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    for (const char *p = in; *p; p++) {
-        if (*p == '=' || *p == '\n' || *p == '\r' || *p == ' ')
-            continue;
-        int v = b64val((unsigned char)*p);
-        if (v < 0)
-            return false;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (buf_append_u8(out, (uint8_t)(acc >> bits)))
-                return false;
-        }
-    }
-    return true;
-}
-
-static char *read_text(const char *path, size_t max)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *b = malloc(max + 1);
-    size_t n = b ? fread(b, 1, max, f) : 0;
-    fclose(f);
-    if (!b)
-        return NULL;
-    b[n] = '\0';
-    while (n && (b[n - 1] == '\n' || b[n - 1] == '\r' || b[n - 1] == ' '))
-        b[--n] = '\0';
-    return b;
+    pthread_mutex_lock(&k->mu);
+    (*counter)++;
+    pthread_mutex_unlock(&k->mu);
 }
 
 static const char *jstr(json_t *o, const char *k)
@@ -98,278 +68,79 @@ static const char *jstr(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-static json_t *named(json_t *arr, const char *name, const char *field)
+static bool terminal(const char *phase)
 {
-    size_t i;
-    json_t *v;
-    json_array_foreach(arr, i, v)
-        if (jstr(v, "name") && !strcmp(jstr(v, "name"), name))
-            return json_object_get(v, field);
-    return NULL;
+    return phase && (!strcmp(phase, "Complete") || !strcmp(phase, "Failed") ||
+                     !strcmp(phase, "Aborted"));
 }
 
-/* ---- credentials --------------------------------------------------------- */
+/* ---- per-object state ------------------------------------------------------ */
 
-static shale_status load_kubeconfig(source_kube *k, const char *path)
+/* Runs fn on uid's state (created if missing) under the lock. */
+static ctl_state *state_locked(source_kube *k, const char *uid)
 {
-    char *text = read_text(path, 1u << 20);
-    if (!text)
-        return shale_err(SHALE_NOT_FOUND, "kubeconfig %s: cannot read it", path);
-    json_t *j = NULL;
-    shale_status rc = yamljson_parse(path, text, strlen(text), &j, NULL);
-    free(text);
-    if (rc)
-        return rc;
-    const char *cur = jstr(j, "current-context");
-    json_t *ctx = cur ? named(json_object_get(j, "contexts"), cur, "context") : NULL;
-    json_t *cl = ctx ? named(json_object_get(j, "clusters"), jstr(ctx, "cluster") ?: "", "cluster")
-                     : NULL;
-    json_t *us = ctx ? named(json_object_get(j, "users"), jstr(ctx, "user") ?: "", "user") : NULL;
-    if (!cl || !jstr(cl, "server")) {
-        /* The message first: cur points into j. */
-        rc = shale_err(SHALE_INVALID_ARGUMENT, "kubeconfig %s: no server for the current "
-                                               "context '%s'", path, cur ? cur : "");
-        json_decref(j);
-        return rc;
+    for (ctl_state *s = k->states; s; s = s->next)
+        if (!strcmp(s->uid, uid))
+            return s;
+    ctl_state *s = calloc(1, sizeof *s);
+    if (!s || !(s->uid = xstrdup(uid))) {
+        free(s);
+        return NULL;
     }
-    k->server = xstrdup(jstr(cl, "server"));
-    if (!k->ns && jstr(ctx, "namespace"))
-        k->ns = xstrdup(jstr(ctx, "namespace"));
-    k->insecure = k->insecure || json_is_true(json_object_get(cl, "insecure-skip-tls-verify"));
-    if (jstr(cl, "certificate-authority-data")) {
-        if (!b64decode(jstr(cl, "certificate-authority-data"), &k->ca))
-            rc = shale_err(SHALE_INVALID_ARGUMENT, "kubeconfig %s: bad "
-                                                   "certificate-authority-data", path);
-    } else if (jstr(cl, "certificate-authority")) {
-        char *pem = read_text(jstr(cl, "certificate-authority"), 1u << 20);
-        if (!pem)
-            rc = shale_err(SHALE_NOT_FOUND, "kubeconfig %s: cannot read %s", path,
-                           jstr(cl, "certificate-authority"));
-        else
-            buf_append(&k->ca, pem, strlen(pem));
-        free(pem);
-    }
-    if (us && jstr(us, "token"))
-        k->token = xstrdup(jstr(us, "token"));
-    else if (us && jstr(us, "tokenFile"))
-        k->token_file = xstrdup(jstr(us, "tokenFile"));
-    /* Client certificate authentication (data inline or as files). */
-    static const char *const names[2][2] = {{"client-certificate-data", "client-certificate"},
-                                            {"client-key-data", "client-key"}};
-    for (int i = 0; i < 2 && !rc && us; i++) {
-        shale_buf *dst = i ? &k->key : &k->cert;
-        if (jstr(us, names[i][0])) {
-            if (!b64decode(jstr(us, names[i][0]), dst))
-                rc = shale_err(SHALE_INVALID_ARGUMENT, "kubeconfig %s: bad %s", path,
-                               names[i][0]);
-        } else if (jstr(us, names[i][1])) {
-            char *pem = read_text(jstr(us, names[i][1]), 1u << 20);
-            if (!pem)
-                rc = shale_err(SHALE_NOT_FOUND, "kubeconfig %s: cannot read %s", path,
-                               jstr(us, names[i][1]));
-            else
-                buf_append(dst, pem, strlen(pem));
-            free(pem);
-        }
-    }
-    if (!rc && (k->cert.len > 0) != (k->key.len > 0))
-        rc = shale_err(SHALE_INVALID_ARGUMENT, "kubeconfig %s: a client certificate needs "
-                                               "its key (and the other way round)", path);
-    json_decref(j);
-    return rc;
+    s->handled_gen = s->refused_gen = s->abort_gen = -1;
+    s->next = k->states;
+    k->states = s;
+    return s;
 }
 
-static shale_status load_in_cluster(source_kube *k)
+static ctl_state get_state(source_kube *k, const char *uid)
 {
-    const char *host = getenv("KUBERNETES_SERVICE_HOST");
-    const char *port = getenv("KUBERNETES_SERVICE_PORT");
-    if (!host || !port)
-        return shale_err(SHALE_INVALID_ARGUMENT, "kubernetes source: no kubeconfig given and "
-                                                 "not in a cluster (KUBERNETES_SERVICE_HOST)");
-    size_t n = strlen(host) + strlen(port) + 16;
-    k->server = malloc(n);
-    if (k->server)
-        snprintf(k->server, n, "https://%s:%s", host, port);
-    k->token_file = xstrdup(SA_DIR "/token");
-    char *pem = read_text(SA_DIR "/ca.crt", 1u << 20);
-    if (pem)
-        buf_append(&k->ca, pem, strlen(pem));
-    free(pem);
-    if (!k->ns)
-        k->ns = read_text(SA_DIR "/namespace", 256);
-    return SHALE_OK;
-}
-
-/* ---- requests -------------------------------------------------------------- */
-
-typedef struct resp {
-    long status;
-    shale_buf body;
-    source_kube *k;
-    bool watch;
-} resp;
-
-static void handle_event(source_kube *k, json_t *ev);
-
-static size_t on_data(char *p, size_t sz, size_t n, void *ud)
-{
-    resp *r = ud;
-    size_t len = sz * n;
-    if (!r->watch)
-        return buf_append(&r->body, p, len) ? 0 : len;
-    /* A watch: one JSON event per line. */
-    source_kube *k = r->k;
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] != '\n') {
-            if (buf_append_u8(&k->line, (uint8_t)p[i]))
-                return 0;
-            continue;
-        }
-        json_error_t err;
-        json_t *ev = json_loadb((const char *)k->line.data, k->line.len, 0, &err);
-        buf_reset(&k->line);
-        if (ev) {
-            handle_event(k, ev);
-            json_decref(ev);
-        }
-        if (k->relist)
-            return 0;  /* abort the transfer: re-list */
-    }
-    return len;
-}
-
-static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-    (void)a; (void)b; (void)c; (void)d;
-    source_kube *k = ((resp *)ud)->k;
+    ctl_state copy = {NULL, NULL, -1, -1, -1};
     pthread_mutex_lock(&k->mu);
-    bool stop = k->stop;
+    ctl_state *s = state_locked(k, uid);
+    if (s)
+        copy = *s;
     pthread_mutex_unlock(&k->mu);
-    return stop;
+    return copy;
 }
 
-static CURLcode request(source_kube *k, const char *method, const char *path,
-                        const char *body, const char *ctype, resp *r, long timeout_s)
-{
-    CURL *h = curl_easy_init();
-    if (!h)
-        return CURLE_OUT_OF_MEMORY;
-    size_t un = strlen(k->server) + strlen(path) + 1;
-    char *url = malloc(un), auth[4200];
-    snprintf(url, un, "%s%s", k->server, path);
-    struct curl_slist *hd = NULL;
-    char *tok = k->token_file ? read_text(k->token_file, 4000) : NULL;
-    const char *t = tok ? tok : k->token;
-    if (t) {
-        snprintf(auth, sizeof auth, "Authorization: Bearer %s", t);
-        hd = curl_slist_append(hd, auth);
-    }
-    free(tok);
-    hd = curl_slist_append(hd, "Accept: application/json");
-    if (ctype) {
-        char ct[128];
-        snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
-        hd = curl_slist_append(hd, ct);
-    }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, r);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    if (k->ca.len) {
-        struct curl_blob blob = {k->ca.data, k->ca.len, CURL_BLOB_COPY};
-        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
-    }
-    if (k->cert.len) {
-        struct curl_blob c = {k->cert.data, k->cert.len, CURL_BLOB_COPY};
-        struct curl_blob kb = {k->key.data, k->key.len, CURL_BLOB_COPY};
-        curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &c);
-        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
-        curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &kb);
-        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
-    }
-    if (k->insecure) {
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (body) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-    }
-    CURLcode cc = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(hd);
-    curl_easy_cleanup(h);
-    free(url);
-    return cc;
-}
-
-/* ---- objects -> requests ------------------------------------------------- */
-
-#define FINALIZER "shale.io/split"
-
-static void set_gen(source_kube *k, const char *name, long long gen, bool deleting)
+enum { ST_HANDLED, ST_REFUSED, ST_ABORT };
+static void set_state(source_kube *k, const char *uid, int which, long long gen)
 {
     pthread_mutex_lock(&k->mu);
-    int i = 0;
-    while (i < k->ngens && strcmp(k->gens[i].name, name))
-        i++;
-    if (i == k->ngens && k->ngens < GEN_MAX)
-        k->ngens++;
-    if (i < GEN_MAX) {
-        snprintf(k->gens[i].name, sizeof k->gens[i].name, "%s", name);
-        k->gens[i].gen = gen;
-        k->gens[i].deleting = deleting;
-    }
+    ctl_state *s = state_locked(k, uid);
+    if (s && which == ST_HANDLED)
+        s->handled_gen = gen;
+    else if (s && which == ST_REFUSED)
+        s->refused_gen = gen;
+    else if (s)
+        s->abort_gen = gen;
     pthread_mutex_unlock(&k->mu);
 }
 
-static bool is_deleting(source_kube *k, const char *name)
+static void forget_state(source_kube *k, const char *uid)
 {
-    bool d = false;
     pthread_mutex_lock(&k->mu);
-    for (int i = 0; i < k->ngens; i++)
-        if (!strcmp(k->gens[i].name, name))
-            d = k->gens[i].deleting;
-    pthread_mutex_unlock(&k->mu);
-    return d;
-}
-
-/* Records the phase last reported; true if it changed (an event is due). */
-static bool phase_changed(source_kube *k, const char *name, const char *phase)
-{
-    bool changed = true;
-    pthread_mutex_lock(&k->mu);
-    for (int i = 0; i < k->ngens; i++)
-        if (!strcmp(k->gens[i].name, name)) {
-            changed = strcmp(k->gens[i].phase, phase) != 0;
-            snprintf(k->gens[i].phase, sizeof k->gens[i].phase, "%s", phase);
+    for (ctl_state **p = &k->states; *p; p = &(*p)->next)
+        if (!strcmp((*p)->uid, uid)) {
+            ctl_state *s = *p;
+            *p = s->next;
+            free(s->uid);
+            free(s);
+            break;
         }
     pthread_mutex_unlock(&k->mu);
-    return changed;
 }
 
-static long long get_gen(source_kube *k, const char *name)
-{
-    long long g = 0;
-    pthread_mutex_lock(&k->mu);
-    for (int i = 0; i < k->ngens; i++)
-        if (!strcmp(k->gens[i].name, name))
-            g = k->gens[i].gen;
-    pthread_mutex_unlock(&k->mu);
-    return g;
-}
+/* ---- one object ------------------------------------------------------------- */
 
-static void patch_failed(source_kube *k, const char *name, const char *reason, const char *msg);
-static void post_event(source_kube *k, const char *name, const char *phase, const char *reason,
-                       const char *msg, bool warning);
-static shale_status patch_status(source_kube *k, const char *name, json_t *status);
+typedef struct obj {
+    json_t *o, *md, *spec, *status;
+    const char *name, *uid, *rv;
+    long long gen;
+    bool deleting, has_fin, ours;
+    kube_target t;
+} obj;
 
 static bool has_finalizer(json_t *md)
 {
@@ -381,416 +152,418 @@ static bool has_finalizer(json_t *md)
     return false;
 }
 
-/* Adds or removes this agent's finalizer: read, edit the list, patch with
- * the resourceVersion read (a 409 retries on a fresh read). */
-static void set_finalizer(source_kube *k, const char *name, bool add)
+static void obj_view(source_kube *k, json_t *o, obj *v)
 {
-    char path[600];
-    snprintf(path, sizeof path, "/apis/shale.io/v1alpha1/namespaces/%s/shardsplits/%s", k->ns,
-             name);
-    for (int attempt = 0; attempt < 5; attempt++) {
-        resp r = {0, SHALE_BUF_INIT, k, false};
-        CURLcode cc = request(k, "GET", path, NULL, NULL, &r, 30);
-        json_error_t err;
-        json_t *o = cc == CURLE_OK && r.status == 200
-                        ? json_loadb((const char *)r.body.data, r.body.len, 0, &err)
-                        : NULL;
-        buf_free(&r.body);
-        if (!o)
-            return;   /* gone, or unreachable: the next event retries */
-        json_t *md = json_object_get(o, "metadata");
-        if (has_finalizer(md) == add) {
-            json_decref(o);
-            return;
-        }
-        json_t *list = json_array(), *f;
-        size_t i;
-        json_array_foreach(json_object_get(md, "finalizers"), i, f)
-            if (!json_string_value(f) || strcmp(json_string_value(f), FINALIZER))
-                json_array_append(list, f);
-        if (add)
-            json_array_append_new(list, json_string(FINALIZER));
-        json_t *p = json_pack("{s:{s:o, s:O}}", "metadata", "finalizers", list, "resourceVersion",
-                              json_object_get(md, "resourceVersion"));
-        char *body = p ? json_dumps(p, JSON_COMPACT) : NULL;
-        json_decref(p);
-        json_decref(o);
-        resp w = {0, SHALE_BUF_INIT, k, false};
-        cc = body ? request(k, "PATCH", path, body, "application/merge-patch+json", &w, 30)
-                  : CURLE_OUT_OF_MEMORY;
-        free(body);
-        buf_free(&w.body);
-        if (cc == CURLE_OK && w.status != 409)
-            return;
-    }
+    memset(v, 0, sizeof *v);
+    v->o = o;
+    v->md = json_object_get(o, "metadata");
+    v->spec = json_object_get(o, "spec");
+    v->status = json_object_get(o, "status");
+    v->name = jstr(v->md, "name");
+    v->uid = jstr(v->md, "uid");
+    v->rv = jstr(v->md, "resourceVersion");
+    v->gen = (long long)json_integer_value(json_object_get(v->md, "generation"));
+    v->deleting = json_object_get(v->md, "deletionTimestamp") &&
+                  !json_is_null(json_object_get(v->md, "deletionTimestamp"));
+    v->has_fin = has_finalizer(v->md);
+    const char *shard = jstr(json_object_get(v->spec, "parent"), "shard");
+    v->ours = v->name && v->uid && shard && !strcmp(shard, k->shard);
+    v->t = (kube_target){kube_client_namespace(k->c), v->name, v->uid, v->rv, v->gen,
+                         v->status};
 }
 
-static bool terminal(const char *phase)
-{
-    return phase && (!strcmp(phase, "Complete") || !strcmp(phase, "Failed") ||
-                     !strcmp(phase, "Aborted"));
-}
+/* Reconcile's verdict: done, or retry after the object's backoff (at
+ * least min_ms). */
+typedef struct outcome {
+    bool retry;
+    uint32_t min_ms;
+} outcome;
 
-static void handle_object(source_kube *k, json_t *o)
-{
-    json_t *md = json_object_get(o, "metadata"), *spec = json_object_get(o, "spec");
-    const char *name = jstr(md, "name");
-    json_t *parent = json_object_get(spec, "parent");
-    if (!name || !spec || !jstr(parent, "shard") || strcmp(jstr(parent, "shard"), k->shard))
-        return;   /* another shard's request */
-    bool deleting = json_object_get(md, "deletionTimestamp") != NULL;
-    long long gen = (long long)json_integer_value(json_object_get(md, "generation"));
-    bool new_gen = get_gen(k, name) != gen;   /* status writes do not bump it */
-    set_gen(k, name, gen, deleting);
-    json_t *rq = json_pack("{s:s, s:O, s:O}", "name", name, "parent", parent, "children",
-                           json_object_get(spec, "children") ?: json_null());
-    if (json_object_get(spec, "dryRun"))
-        json_object_set(rq, "dryRun", json_object_get(spec, "dryRun"));
-    if (json_object_get(spec, "verify"))
-        json_object_set(rq, "verify", json_object_get(spec, "verify"));
-    char *text = rq ? json_dumps(rq, JSON_COMPACT) : NULL;
-    json_decref(rq);
-    char origin[300];
-    snprintf(origin, sizeof origin, "ShardSplit %s/%s", k->ns, name);
-    split_request *r = NULL;
-    shale_status rc = text ? split_request_parse(origin, text, strlen(text), &r) : SHALE_OOM();
-    free(text);
-    char *st = NULL;
-    bool created = false;
-    /* The finalizer goes on before the split can start, so that a delete
-     * can never outrun it. */
-    bool added = false;
-    if (!rc && !deleting && !has_finalizer(md)) {
-        set_finalizer(k, name, true);
-        added = true;
-    }
-    if (!rc && !deleting)
-        rc = k->svc->ops->submit(k->svc, r, &created, &st);
-    char why[1024];
-    snprintf(why, sizeof why, "%s", rc ? shale_errmsg() : "");
-    if (added && (rc == SHALE_INVALID_ARGUMENT || rc == SHALE_CONFLICT)) {
-        char *existing = NULL;
-        if (k->svc->ops->get(k->svc, name, &existing) != SHALE_OK)
-            set_finalizer(k, name, false);   /* refused: nothing to guard */
-        free(existing);
-        shale_err(rc, "%s", why);            /* the refusal, not the lookup */
-    }
-    free(st);
-    st = NULL;
-    if (rc == SHALE_INVALID_ARGUMENT) {
-        /* Reported once per generation: our own status write comes back
-         * as a MODIFIED event with the same generation. */
-        if (new_gen)
-            patch_failed(k, name, "InvalidRequest", shale_errmsg());
-    } else if (rc == SHALE_CONFLICT) {
-        char *existing = NULL;
-        if (k->svc->ops->get(k->svc, name, &existing) != SHALE_OK) {
-            if (new_gen)
-                patch_failed(k, name, "Conflict", shale_errmsg());
-        } else if (new_gen) {
-            /* An edited spec: the accepted request stands.  Say that the
-             * new generation was seen, and why nothing changed. */
-            LOGW("%s: %s", origin, shale_errmsg());
-            json_t *st = json_pack("{s:I}", "observedGeneration",
-                                   (json_int_t)get_gen(k, name));
-            if (st)
-                patch_status(k, name, st);
-            json_decref(st);
-            post_event(k, name, "SpecChangeIgnored", "SpecChangeIgnored",
-                       "the spec changed after the split was accepted; the accepted request "
-                       "stands", true);
-        }
-        free(existing);
-    } else if (!rc && (deleting || json_is_true(json_object_get(spec, "abort")))) {
-        /* Deleting mid-split: abort before the WAL wipe, else let it finish;
-         * the finalizer goes once the split is over. */
-        char *cur = NULL;
-        json_t *cs = NULL;
-        json_error_t err;
-        if (k->svc->ops->get(k->svc, name, &cur) == SHALE_OK)
-            cs = json_loads(cur, 0, &err);
-        free(cur);
-        bool over = cs && terminal(json_string_value(json_object_get(cs, "phase")));
-        json_decref(cs);
-        if (!over && k->svc->ops->abort(k->svc, name, &st))
-            LOGW("%s: abort refused: %s", origin, shale_errmsg());
-        free(st);
-        if (deleting && (over || !cs))
-            set_finalizer(k, name, false);
-    } else if (!rc && created) {
-        LOGI("accepted split %s from %s", name, origin);
-    }
-    split_request_free(r);
-}
+static const outcome DONE = {false, 0};
 
-static void handle_event(source_kube *k, json_t *ev)
+/* Adds or removes the finalizer with a merge patch carrying the cached
+ * resourceVersion (a 409 means the cache is behind: the watch brings the
+ * newer object and the retry uses it). */
+static outcome set_finalizer(source_kube *k, obj *v, bool add)
 {
-    const char *type = jstr(ev, "type");
-    json_t *o = json_object_get(ev, "object");
-    const char *orv = jstr(json_object_get(o, "metadata"), "resourceVersion");
-    if (!type)
-        return;
-    if (!strcmp(type, "ERROR")) {
-        /* 410 Gone: our resourceVersion is too old; anything else: re-list. */
-        LOGW("watch error %lld: %s", (long long)json_integer_value(json_object_get(o, "code")),
-             jstr(o, "message") ? jstr(o, "message") : "");
-        k->relist = true;
-        return;
-    }
-    if (orv)
-        snprintf(k->rv, sizeof k->rv, "%s", orv);
-    if (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED"))
-        handle_object(k, o);
-}
-
-/* ---- status ---------------------------------------------------------------- */
-
-static shale_status patch_status(source_kube *k, const char *name, json_t *status)
-{
-    json_t *p = json_pack("{s:O}", "status", status);
+    json_t *list = json_array(), *f;
+    size_t i;
+    json_array_foreach(json_object_get(v->md, "finalizers"), i, f)
+        if (!json_string_value(f) || strcmp(json_string_value(f), FINALIZER))
+            json_array_append(list, f);
+    if (add)
+        json_array_append_new(list, json_string(FINALIZER));
+    json_t *p = json_pack("{s:{s:o, s:s}}", "metadata", "finalizers", list, "resourceVersion",
+                          v->rv ? v->rv : "");
     char *body = p ? json_dumps(p, JSON_COMPACT) : NULL;
     json_decref(p);
-    if (!body)
-        return SHALE_OOM();
-    char path[600];
-    snprintf(path, sizeof path, "/apis/shale.io/v1alpha1/namespaces/%s/shardsplits/%s/status",
-             k->ns, name);
-    shale_status rc = SHALE_OK;
-    for (int attempt = 0; attempt < 5; attempt++) {
-        resp r = {0, SHALE_BUF_INIT, k, false};
-        CURLcode cc = request(k, "PATCH", path, body, "application/merge-patch+json", &r, 30);
-        buf_free(&r.body);
-        if (cc == CURLE_OK && r.status < 300) {
-            rc = SHALE_OK;
+    size_t n = strlen(k->coll) + strlen(v->name) + 2;
+    char *path = malloc(n);
+    if (path)
+        snprintf(path, n, "%s/%s", k->coll, v->name);
+    kube_resp r = KUBE_RESP_INIT;
+    shale_status rc = body && path ? kube_request(k->c, "PATCH", path, body,
+                                                  "application/merge-patch+json", 30, &r)
+                                   : SHALE_OOM();
+    free(body);
+    free(path);
+    outcome out = DONE;
+    if (!rc && r.status == 200) {
+        json_error_t err;
+        json_t *o = json_loadb((const char *)r.body.data, r.body.len, 0, &err);
+        if (o)
+            kube_watch_put(k->w, o);   /* the next reconcile sees the finalizer */
+        json_decref(o);
+        kube_status_touch(k->ks, v->uid);
+        LOGI("ShardSplit %s/%s: finalizer %s %s", kube_client_namespace(k->c), v->name,
+             FINALIZER, add ? "added" : "removed");
+    } else if (!rc && r.status == 404) {
+        /* Gone: the DELETED event forgets it. */
+    } else {
+        char why[512];
+        if (rc)
+            snprintf(why, sizeof why, "%s", shale_errmsg());
+        else
+            kube_resp_describe(&r, why, sizeof why);
+        out.retry = true;
+        out.min_ms = r.retry_after_s * 1000u;
+        bump(k, &k->finalizer_failures);
+        LOGW("ShardSplit %s/%s: cannot %s the finalizer (%s)%s; retrying",
+             kube_client_namespace(k->c), v->name, add ? "add" : "remove", why,
+             add ? ", the split waits" : "");
+    }
+    kube_resp_free(&r);
+    return out;
+}
+
+/* Refuses the request at this generation: status, Warning event, and the
+ * finalizer off if it was ours to guard this request (never a loop: the
+ * MODIFIED events our writes cause find refused_gen == gen). */
+static outcome refuse(source_kube *k, obj *v, const char *phase, const char *reason,
+                      const char *msg, bool split_known)
+{
+    LOGW("ShardSplit %s/%s refused (%s): %s", kube_client_namespace(k->c), v->name, reason,
+         msg);
+    set_state(k, v->uid, ST_REFUSED, v->gen);
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(reason, refusal_reasons[i]))
+            bump(k, &k->refusals[i]);
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:b}", "name", v->name, "phase", phase,
+                          "reason", reason, "message", msg, "refused", 1);
+    char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    if (text)
+        kube_status_want(k->ks, &v->t, text);
+    free(text);
+    if (v->has_fin && !split_known)
+        return set_finalizer(k, v, false);
+    return DONE;
+}
+
+/* A request refused now because the shard is busy: the running split's
+ * name, from the service's list; NULL if none. */
+static char *busy_with(source_kube *k)
+{
+    char *text = NULL, *name = NULL;
+    if (k->svc->ops->list(k->svc, &text))
+        return NULL;
+    json_error_t err;
+    json_t *a = json_loads(text, 0, &err), *s;
+    free(text);
+    size_t i;
+    json_array_foreach(a, i, s)
+        if (!terminal(jstr(s, "phase")) && !json_is_true(json_object_get(s, "dryRun")) &&
+            jstr(s, "name")) {
+            name = xstrdup(jstr(s, "name"));
             break;
         }
-        rc = shale_err(SHALE_IO, "status patch of %s: %s (HTTP %ld)", name,
-                       curl_easy_strerror(cc), r.status);
-        if (r.status == 404)
-            break;   /* deleted meanwhile */
-        sleep_ms(100u << attempt);
+    json_decref(a);
+    return name;
+}
+
+/* The checks the splitter would make that need no store: fields, names,
+ * URIs, overlaps and gaps between the children (the parent's own range is
+ * checked at submit, against its manifest). */
+static shale_status local_check(source_kube *k, split_request *r)
+{
+    split_request *c = split_request_dup(r);
+    if (!c)
+        return SHALE_OOM();
+    const uint8_t *s = NULL, *e = NULL;
+    size_t sl = 0, el = 0;
+    bool s_unb = false, e_unb = false;
+    for (size_t i = 0; i < c->child_count; i++) {
+        const split_child *ch = &c->children[i];
+        if (!ch->start)
+            s_unb = true;
+        else if (!s_unb && (!s || kv_key_cmp(ch->start, ch->start_len, s, sl) < 0))
+            s = ch->start, sl = ch->start_len;
+        if (!ch->end)
+            e_unb = true;
+        else if (!e_unb && (!e || kv_key_cmp(ch->end, ch->end_len, e, el) > 0))
+            e = ch->end, el = ch->end_len;
     }
-    free(body);
+    /* A placeholder store: the real default comes from the splitter. */
+    shale_status rc = split_request_validate(c, k->shard, c->parent_store ? NULL
+                                                                          : "mem://parent",
+                                             NULL, s_unb ? NULL : s, s_unb ? 0 : sl,
+                                             e_unb ? NULL : e, e_unb ? 0 : el);
+    split_request_free(c);
     return rc;
 }
 
-static json_t *condition(const char *type, bool on, const char *reason, const char *msg,
-                         const char *now, long long gen)
+static split_request *request_of(obj *v, char *why, size_t n)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "type", type, "status",
-                     on ? "True" : "False", "reason", reason && *reason ? reason : type,
-                     "message", msg ? msg : "", "lastTransitionTime", now,
-                     "observedGeneration", gen);
+    json_t *rq = json_pack("{s:s, s:O, s:O}", "name", v->name, "parent",
+                           json_object_get(v->spec, "parent"), "children",
+                           json_object_get(v->spec, "children") ?: json_null());
+    if (rq && json_object_get(v->spec, "dryRun"))
+        json_object_set(rq, "dryRun", json_object_get(v->spec, "dryRun"));
+    if (rq && json_object_get(v->spec, "verify"))
+        json_object_set(rq, "verify", json_object_get(v->spec, "verify"));
+    char *text = rq ? json_dumps(rq, JSON_COMPACT) : NULL;
+    json_decref(rq);
+    char origin[400];
+    snprintf(origin, sizeof origin, "ShardSplit %.100s/%.253s", v->t.ns, v->name);
+    split_request *r = NULL;
+    shale_status rc = text ? split_request_parse(origin, text, strlen(text), &r) : SHALE_OOM();
+    free(text);
+    if (rc)
+        snprintf(why, n, "%s", shale_errmsg());
+    return rc ? NULL : r;
 }
 
-static void patch_failed(source_kube *k, const char *name, const char *reason, const char *msg)
+/* The status of an earlier run shows this generation refused (after a
+ * restart the controller's memory is empty; the object's is not). */
+static bool refused_before(obj *v)
 {
-    char now[40];
-    journal_now(now, sizeof now);
-    now[19] = 'Z';
-    now[20] = '\0';
-    long long gen = get_gen(k, name);
-    json_t *st = json_pack("{s:s, s:s, s:s, s:I}", "phase", "Failed", "reason", reason,
-                           "message", msg, "observedGeneration", gen);
-    json_t *conds = json_array();
-    json_array_append_new(conds, condition("Accepted", false, reason, msg, now, gen));
-    json_array_append_new(conds, condition("Failed", true, reason, msg, now, gen));
-    json_object_set_new(st, "conditions", conds);
-    patch_status(k, name, st);
-    json_decref(st);
+    json_t *acc = json_array_get(json_object_get(v->status, "conditions"), 0);
+    return jstr(v->status, "phase") && !strcmp(jstr(v->status, "phase"), "Failed") &&
+           jstr(acc, "type") && !strcmp(jstr(acc, "type"), "Accepted") && jstr(acc, "status") &&
+           !strcmp(jstr(acc, "status"), "False") &&
+           json_integer_value(json_object_get(v->status, "observedGeneration")) == v->gen;
 }
 
-/* An events.k8s.io/v1 Event for a phase change of a ShardSplit. */
-static void post_event(source_kube *k, const char *name, const char *phase, const char *reason,
-                       const char *msg, bool warning)
+/* A split the splitter knows under this name, and this object stands for
+ * it: keep the finalizer while it runs, drop it after, and once it has
+ * ended write its final status here (a running split's statuses come
+ * from the listener, in order). */
+static outcome adopted(source_kube *k, obj *v, const char *cur_text)
 {
-    char now[40], ev_name[400], path[300];
-    journal_now(now, sizeof now);
-    char stamp[48];
-    snprintf(stamp, sizeof stamp, "%.23s000Z", now);   /* MicroTime */
-    uint32_t r;
-    random_bytes(&r, sizeof r);
-    snprintf(ev_name, sizeof ev_name, "%s.%08x", name, r);
-    json_t *e = json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:s, s:s, s:s, "
-                          "s:{s:s, s:s, s:s, s:s}}",
-                          "apiVersion", "events.k8s.io/v1", "kind", "Event", "metadata", "name",
-                          ev_name, "namespace", k->ns, "eventTime", stamp,
-                          "reportingController", "shale.io/shale-agent", "reportingInstance",
-                          k->shard, "action", phase, "reason",
-                          reason && *reason ? reason : phase, "note", msg ? msg : "", "type",
-                          warning ? "Warning" : "Normal", "regarding", "apiVersion",
-                          "shale.io/v1alpha1", "kind", "ShardSplit", "name", name, "namespace",
-                          k->ns);
-    char *body = e ? json_dumps(e, JSON_COMPACT) : NULL;
-    json_decref(e);
-    snprintf(path, sizeof path, "/apis/events.k8s.io/v1/namespaces/%s/events", k->ns);
-    resp w = {0, SHALE_BUF_INIT, k, false};
-    if (body && (request(k, "POST", path, body, "application/json", &w, 10) != CURLE_OK ||
-                 w.status >= 300))
-        LOGW("could not post an event for %s (HTTP %ld)", name, w.status);
-    buf_free(&w.body);
-    free(body);
+    json_error_t err;
+    json_t *cur = json_loads(cur_text, 0, &err);
+    const char *phase = jstr(cur, "phase");
+    bool done = terminal(phase), dry = json_is_true(json_object_get(cur, "dryRun"));
+    outcome out = DONE;
+    if (done)
+        kube_status_want(k->ks, &v->t, cur_text);
+    if (!done && !dry && !v->has_fin)
+        out = set_finalizer(k, v, true);     /* e.g. removed by hand */
+    else if (done && v->has_fin)
+        out = set_finalizer(k, v, false);    /* it guards nothing now */
+    json_decref(cur);
+    return out;
+}
+
+static outcome reconcile(source_kube *k, const char *uid)
+{
+    json_t *o = kube_watch_get(k->w, uid);
+    if (!o) {   /* deleted: forget everything about it */
+        forget_state(k, uid);
+        kube_status_forget(k->ks, uid);
+        return DONE;
+    }
+    obj v;
+    obj_view(k, o, &v);
+    outcome out = DONE;
+    char *cur = NULL;
+    if (!v.ours || !v.spec)
+        goto out;   /* another shard's request */
+    bool known = k->svc->ops->get(k->svc, v.name, &cur) == SHALE_OK;
+    json_error_t err;
+    json_t *cj = known ? json_loads(cur, 0, &err) : NULL;
+    bool cur_done = terminal(jstr(cj, "phase"));
+    json_decref(cj);
+    ctl_state st = get_state(k, uid);
+
+    if (v.deleting) {
+        /* Before the WAL wipe the split aborts; after it, it finishes.
+         * The finalizer goes once it is over (the listener requeues). */
+        if (known && !cur_done) {
+            if (st.abort_gen != v.gen) {
+                char *s2 = NULL;
+                set_state(k, uid, ST_ABORT, v.gen);
+                if (k->svc->ops->abort(k->svc, v.name, &s2))
+                    LOGW("ShardSplit %s/%s deleted: %s", v.t.ns, v.name, shale_errmsg());
+                else
+                    LOGI("ShardSplit %s/%s deleted: aborting its split", v.t.ns, v.name);
+                free(s2);
+            }
+        } else if (v.has_fin) {
+            out = set_finalizer(k, &v, false);
+        }
+        goto out;
+    }
+    if (st.refused_gen == v.gen || (!known && refused_before(&v))) {
+        if (v.has_fin && !known)
+            out = set_finalizer(k, &v, false);
+        goto out;
+    }
+    if (known && st.handled_gen == v.gen) {
+        out = adopted(k, &v, cur);
+        goto out;
+    }
+    if (json_is_true(json_object_get(v.spec, "abort"))) {
+        if (known && !cur_done && st.abort_gen != v.gen) {
+            char *s2 = NULL;
+            set_state(k, uid, ST_ABORT, v.gen);
+            if (k->svc->ops->abort(k->svc, v.name, &s2))
+                LOGW("ShardSplit %s/%s: abort refused: %s", v.t.ns, v.name, shale_errmsg());
+            free(s2);
+        } else if (!known) {
+            out = refuse(k, &v, "Aborted", "AbortedBeforeStart",
+                         "spec.abort is set: the split was not started", false);
+        }
+        if (known)
+            set_state(k, uid, ST_HANDLED, v.gen);
+        goto out;
+    }
+    /* A generation not handled yet. */
+    char why[1024] = "";
+    split_request *r = request_of(&v, why, sizeof why);
+    if (!r) {
+        out = refuse(k, &v, "Failed", "InvalidRequest", why, known);
+        goto out;
+    }
+    if (!known) {
+        if (local_check(k, r)) {
+            snprintf(why, sizeof why, "%s", shale_errmsg());
+            split_request_free(r);
+            out = refuse(k, &v, "Failed", "InvalidRequest", why, false);
+            goto out;
+        }
+        char *busy = r->dry_run ? NULL : busy_with(k);
+        if (busy) {
+            snprintf(why, sizeof why, "shard %s is mid-split (%s); one split at a time: "
+                                      "edit or re-create this ShardSplit once it is over",
+                     k->shard, busy);
+            free(busy);
+            split_request_free(r);
+            out = refuse(k, &v, "Failed", "Conflict", why, false);
+            goto out;
+        }
+        if (!r->dry_run && !v.has_fin) {
+            /* Before the split can start: a delete must never outrun it. */
+            out = set_finalizer(k, &v, true);
+            if (out.retry) {
+                split_request_free(r);
+                goto out;
+            }
+            v.has_fin = true;
+        }
+    }
+    bool created = false;
+    char *st_text = NULL;
+    shale_status rc = k->svc->ops->submit(k->svc, r, &created, &st_text);
+    snprintf(why, sizeof why, "%s", rc ? shale_errmsg() : "");
+    split_request_free(r);
+    if (!rc) {
+        set_state(k, uid, ST_HANDLED, v.gen);
+        if (created)
+            LOGI("ShardSplit %s/%s accepted", v.t.ns, v.name);
+        else
+            out = adopted(k, &v, st_text);   /* the journal had it: restart or re-create */
+    } else if (rc == SHALE_INVALID_ARGUMENT) {
+        out = refuse(k, &v, "Failed", "InvalidRequest", why, known);
+    } else if (rc == SHALE_CONFLICT && known && v.gen > 1) {
+        /* An edited spec: the accepted request stands.  Say that the new
+         * generation was seen, and why nothing changed. */
+        set_state(k, uid, ST_HANDLED, v.gen);
+        if (json_integer_value(json_object_get(v.status, "observedGeneration")) != v.gen)
+            kube_status_event(k->ks, &v.t, true, "SpecChangeIgnored",
+                              "the spec changed after the split was accepted; the accepted "
+                              "request stands");
+        if (cur_done)
+            kube_status_want(k->ks, &v.t, cur);
+        else
+            out = adopted(k, &v, cur);
+    } else if (rc == SHALE_CONFLICT) {
+        out = refuse(k, &v, "Failed", "Conflict", why, known);
+    } else {
+        LOGW("ShardSplit %s/%s: cannot submit it (%s); retrying", v.t.ns, v.name, why);
+        out.retry = true;
+    }
+    free(st_text);
+out:
+    free(cur);
+    json_decref(o);
+    return out;
+}
+
+/* ---- wiring ------------------------------------------------------------------ */
+
+static void on_change(void *ctx, const char *uid)
+{
+    source_kube *k = ctx;
+    kube_queue_add(k->q, uid);
+}
+
+static void process(source_kube *k, const char *uid)
+{
+    bump(k, &k->reconciles);
+    outcome o = reconcile(k, uid);
+    if (o.retry) {
+        bump(k, &k->retries);
+        uint32_t d = kube_queue_add_rate_limited(k->q, uid, o.min_ms);
+        LOGI("kubernetes: object %s retried in %u ms (attempt %u)", uid, d,
+             kube_queue_failures(k->q, uid));
+    } else {
+        kube_queue_forget(k->q, uid);
+    }
+}
+
+/* Reconciles whatever is ready, on the calling thread. */
+static void drain(source_kube *k)
+{
+    char *uid;
+    while (kube_queue_get(k->q, 0, &uid)) {
+        process(k, uid);
+        kube_queue_done(k->q, uid);
+        free(uid);
+    }
+}
+
+static void *work(void *arg)
+{
+    source_kube *k = arg;
+    char *uid;
+    while (kube_queue_get(k->q, -1, &uid)) {
+        process(k, uid);
+        kube_queue_done(k->q, uid);
+        free(uid);
+    }
+    return NULL;
 }
 
 void source_kube_on_status(void *ctx, const char *name, const char *status_json)
 {
     source_kube *k = ctx;
-    json_error_t err;
-    json_t *s = json_loads(status_json, 0, &err);
-    if (!s)
-        return;
-    char now[40];
-    journal_now(now, sizeof now);
-    now[19] = 'Z';   /* RFC 3339 seconds, as Kubernetes writes times */
-    now[20] = '\0';
-    long long gen = get_gen(k, name);
-    const char *phase = jstr(s, "phase") ? jstr(s, "phase") : "Pending";
-    const char *reason = jstr(s, "reason"), *msg = jstr(s, "message");
-    bool done = !strcmp(phase, "Complete") || !strcmp(phase, "Failed") ||
-                !strcmp(phase, "Aborted");
-    json_t *st = json_object();
-    static const char *copy[] = {"phase", "reason", "message", "checkpointId", "uid",
-                                 "startTime", "completionTime", "childCount", "steps",
-                                 "children", "plan", "verifyMode"};
-    for (size_t i = 0; i < sizeof copy / sizeof *copy; i++) {
-        json_t *v = json_object_get(s, copy[i]);
-        if (v && !json_is_null(v))
-            json_object_set(st, copy[i], v);
-    }
-    json_object_set_new(st, "observedGeneration", json_integer(gen));
-    json_t *conds = json_array();
-    json_array_append_new(conds, condition("Accepted", true, "Accepted", "", now, gen));
-    json_array_append_new(conds, condition("Progressing", !done, done ? phase : "Running",
-                                           done ? "" : phase, now, gen));
-    json_array_append_new(conds, condition("Complete", !strcmp(phase, "Complete"), reason, msg,
-                                           now, gen));
-    json_array_append_new(conds, condition("Failed", !strcmp(phase, "Failed"), reason, msg, now,
-                                           gen));
-    json_array_append_new(conds, condition("Aborted", !strcmp(phase, "Aborted"), reason, msg,
-                                           now, gen));
-    json_object_set_new(st, "conditions", conds);
-    if (patch_status(k, name, st))
-        LOGW("%s", shale_errmsg());
-    json_decref(st);
-    if (phase_changed(k, name, phase))
-        post_event(k, name, phase, reason, msg, !strcmp(phase, "Failed"));
-    if (done && is_deleting(k, name))
-        set_finalizer(k, name, false);
-    json_decref(s);
-}
-
-/* ---- the list/watch loop ----------------------------------------------------- */
-
-static bool wait_or_stop(source_kube *k, uint32_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&k->mu);
-    if (!k->stop)
-        pthread_cond_timedwait(&k->cv, &k->mu, &ts);
-    bool stop = k->stop;
-    pthread_mutex_unlock(&k->mu);
-    return stop;
-}
-
-static bool list_all(source_kube *k)
-{
-    char path[1024], *sel = NULL;
-    if (k->selector) {
-        CURL *h = curl_easy_init();
-        sel = h ? curl_easy_escape(h, k->selector, 0) : NULL;
-        curl_easy_cleanup(h);
-    }
-    snprintf(path, sizeof path, "/apis/shale.io/v1alpha1/namespaces/%s/shardsplits%s%s",
-             k->ns, sel ? "?labelSelector=" : "", sel ? sel : "");
-    curl_free(sel);
-    resp r = {0, SHALE_BUF_INIT, k, false};
-    CURLcode cc = request(k, "GET", path, NULL, NULL, &r, 30);
-    bool ok = cc == CURLE_OK && r.status == 200;
-    json_error_t err;
-    json_t *l = ok ? json_loadb((const char *)r.body.data, r.body.len, 0, &err) : NULL;
-    if (!l) {
-        if (cc != CURLE_OK)
-            LOGW("kubernetes: list failed: %s", curl_easy_strerror(cc));
-        else
-            LOGW("kubernetes: list failed: HTTP %ld: %.200s", r.status,
-                 r.body.data ? (const char *)r.body.data : "");
-        buf_free(&r.body);
-        return false;
-    }
-    size_t i;
-    json_t *o;
-    json_array_foreach(json_object_get(l, "items"), i, o)
-        handle_object(k, o);
-    const char *rv = jstr(json_object_get(l, "metadata"), "resourceVersion");
-    snprintf(k->rv, sizeof k->rv, "%s", rv ? rv : "0");
-    json_decref(l);
-    buf_free(&r.body);
-    return true;
-}
-
-static void *loop(void *arg)
-{
-    source_kube *k = arg;
-    uint32_t backoff = 200;
-    bool need_list = !k->listed;   /* source_kube_list_once() may have listed */
-    while (!wait_or_stop(k, 0)) {
-        if (need_list) {
-            if (!list_all(k)) {
-                if (wait_or_stop(k, backoff))
-                    break;
-                backoff = backoff < 30000 ? backoff * 2 : 30000;
-                continue;
-            }
-            need_list = false;
-            backoff = 200;   /* a good answer ends the backoff */
+    char *uid = kube_watch_uid_of(k->w, name);
+    json_t *o = uid ? kube_watch_get(k->w, uid) : NULL;
+    if (o) {
+        obj v;
+        obj_view(k, o, &v);
+        if (v.ours) {
+            kube_status_want(k->ks, &v.t, status_json);
+            json_error_t err;
+            json_t *s = json_loads(status_json, 0, &err);
+            if (terminal(jstr(s, "phase")))
+                kube_queue_add(k->q, uid);   /* its finalizer guards nothing now */
+            json_decref(s);
         }
-        char path[1024], *sel = NULL;
-        if (k->selector) {
-            CURL *h = curl_easy_init();
-            sel = h ? curl_easy_escape(h, k->selector, 0) : NULL;
-            curl_easy_cleanup(h);
-        }
-        snprintf(path, sizeof path,
-                 "/apis/shale.io/v1alpha1/namespaces/%s/shardsplits?allowWatchBookmarks=true"
-                 "%s%s&resourceVersion=%s&timeoutSeconds=300&watch=true",
-                 k->ns, sel ? "&labelSelector=" : "", sel ? sel : "", k->rv);
-        curl_free(sel);
-        k->relist = false;
-        buf_reset(&k->line);
-        resp r = {0, SHALE_BUF_INIT, k, true};
-        CURLcode cc = request(k, "GET", path, NULL, NULL, &r, 330);
-        buf_free(&r.body);
-        if (k->relist || r.status == 410) {
-            need_list = true;
-            continue;
-        }
-        if (cc == CURLE_OK && r.status == 200) {
-            backoff = 200;   /* the server closed the stream: watch again */
-            continue;
-        }
-        if (cc != CURLE_ABORTED_BY_CALLBACK)
-            LOGW("kubernetes: watch failed: %s; retrying in %u ms",
-                 cc != CURLE_OK ? curl_easy_strerror(cc) : "unexpected HTTP status", backoff);
-        if (wait_or_stop(k, backoff))
-            break;
-        backoff = backoff < 30000 ? backoff * 2 : 30000;
-        need_list = true;
     }
-    return NULL;
-}
-
-void source_kube_feed(source_kube *k, const char *data, size_t len)
-{
-    resp r = {0, SHALE_BUF_INIT, k, true};
-    k->relist = false;
-    on_data((char *)data, 1, len, &r);
+    json_decref(o);
+    free(uid);
 }
 
 shale_status source_kube_new(const agent_config *cfg, split_service *svc, source_kube **out)
@@ -800,64 +573,161 @@ shale_status source_kube_new(const agent_config *cfg, split_service *svc, source
     if (!k)
         return SHALE_OOM();
     pthread_mutex_init(&k->mu, NULL);
-    pthread_cond_init(&k->cv, NULL);
     k->svc = svc;
     k->shard = xstrdup(cfg->shard);
-    k->ns = cfg->kube_namespace ? xstrdup(cfg->kube_namespace) : NULL;
-    k->selector = cfg->kube_selector ? xstrdup(cfg->kube_selector) : NULL;
-    k->insecure = cfg->kube_insecure;
-    shale_status rc = cfg->kubeconfig ? load_kubeconfig(k, cfg->kubeconfig) : load_in_cluster(k);
-    if (!rc && !k->ns)
-        k->ns = xstrdup("default");
-    if (!rc && (!k->server || !k->ns || !k->shard))
-        rc = SHALE_OOM();
+    shale_status rc = kube_client_new(cfg->kubeconfig, cfg->kube_namespace, cfg->kube_insecure,
+                                      &k->c);
+    if (!rc) {
+        kube_client_set_shard(k->c, cfg->shard);
+        const char *ns = kube_client_namespace(k->c);
+        size_t n = strlen(ns) + 64;
+        k->coll = malloc(n);
+        if (k->coll)
+            snprintf(k->coll, n, "/apis/" GROUP_VERSION "/namespaces/%s/shardsplits", ns);
+        rc = k->coll && k->shard ? SHALE_OK : SHALE_OOM();
+    }
+    if (!rc)
+        rc = kube_queue_new(RETRY_BASE_MS, RETRY_MAX_MS, &k->q);
+    if (!rc)
+        rc = kube_watch_new(k->c, k->coll, cfg->kube_selector, on_change, k, &k->w);
+    if (!rc)
+        rc = kube_status_new(k->c, cfg->shard, cfg->kube_status_interval_ms, &k->ks);
     if (rc) {
         source_kube_free(k);
         return rc;
     }
-    if (k->insecure)
+    if (kube_client_insecure(k->c))
         LOGW("kubernetes: TLS verification is OFF (insecure-skip-tls-verify)");
+    LOGI("kubernetes: watching ShardSplits in %s on %s", kube_client_namespace(k->c),
+         kube_client_server(k->c));
     *out = k;
     return SHALE_OK;
 }
 
 bool source_kube_list_once(source_kube *k)
 {
-    k->listed = list_all(k);
-    return k->listed;
+    bool ok = kube_watch_list(k->w);
+    drain(k);
+    return ok;
+}
+
+/* The source's metrics (metrics.h), in the exposition format. */
+static char *render_metrics(void *ctx)
+{
+    source_kube *k = ctx;
+    kube_watch_stats ws;
+    kube_status_stats ss;
+    kube_watch_get_stats(k->w, &ws);
+    kube_status_get_stats(k->ks, &ss);
+    pthread_mutex_lock(&k->mu);
+    uint64_t rec = k->reconciles, ret = k->retries, ff = k->finalizer_failures;
+    uint64_t ref[3] = {k->refusals[0], k->refusals[1], k->refusals[2]};
+    pthread_mutex_unlock(&k->mu);
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n);
+    if (!f)
+        return NULL;
+    fprintf(f, "# HELP shale_kube_requests_total Kubernetes API requests sent.\n"
+               "# TYPE shale_kube_requests_total counter\n"
+               "shale_kube_requests_total %llu\n",
+            (unsigned long long)kube_client_requests(k->c));
+    fprintf(f, "# HELP shale_kube_watch_total Lists and watches of ShardSplits; relists "
+               "after 410 Gone.\n# TYPE shale_kube_watch_total counter\n"
+               "shale_kube_watch_total{kind=\"list\"} %llu\n"
+               "shale_kube_watch_total{kind=\"watch\"} %llu\n"
+               "shale_kube_watch_total{kind=\"relist_410\"} %llu\n",
+            (unsigned long long)ws.lists, (unsigned long long)ws.watches,
+            (unsigned long long)ws.relists_410);
+    fprintf(f, "# HELP shale_kube_reconciles_total ShardSplits reconciled, and retried "
+               "with backoff.\n# TYPE shale_kube_reconciles_total counter\n"
+               "shale_kube_reconciles_total %llu\nshale_kube_retries_total %llu\n"
+               "shale_kube_finalizer_failures_total %llu\n",
+            (unsigned long long)rec, (unsigned long long)ret, (unsigned long long)ff);
+    fprintf(f, "# HELP shale_kube_refusals_total Requests refused, by reason.\n"
+               "# TYPE shale_kube_refusals_total counter\n");
+    for (int i = 0; i < 3; i++)
+        fprintf(f, "shale_kube_refusals_total{reason=\"%s\"} %llu\n", refusal_reasons[i],
+                (unsigned long long)ref[i]);
+    fprintf(f, "# HELP shale_kube_status_writes_total Status patches by result; wanted "
+               "statuses dropped unwritten for a newer one.\n"
+               "# TYPE shale_kube_status_writes_total counter\n"
+               "shale_kube_status_writes_total{result=\"ok\"} %llu\n"
+               "shale_kube_status_writes_total{result=\"error\"} %llu\n"
+               "shale_kube_status_coalesced_total %llu\n",
+            (unsigned long long)ss.status_writes, (unsigned long long)ss.status_failures,
+            (unsigned long long)ss.coalesced);
+    fprintf(f, "# HELP shale_kube_events_total Events by outcome.\n"
+               "# TYPE shale_kube_events_total counter\n"
+               "shale_kube_events_total{result=\"posted\"} %llu\n"
+               "shale_kube_events_total{result=\"aggregated\"} %llu\n"
+               "shale_kube_events_total{result=\"dropped\"} %llu\n"
+               "shale_kube_events_total{result=\"error\"} %llu\n",
+            (unsigned long long)ss.events_posted, (unsigned long long)ss.events_aggregated,
+            (unsigned long long)ss.events_dropped, (unsigned long long)ss.event_failures);
+    fclose(f);
+    return out;
 }
 
 shale_status source_kube_start(source_kube *k)
 {
-    if (pthread_create(&k->thread, NULL, loop, k))
-        return shale_err(SHALE_IO, "kubernetes source: cannot start its thread");
+    metrics_set_extra(render_metrics, k);
+    if (pthread_create(&k->worker, NULL, work, k))
+        return shale_err(SHALE_IO, "kubernetes source: cannot start its worker");
     k->started = true;
-    return SHALE_OK;
+    shale_status rc = kube_watch_start(k->w);
+    return rc;
+}
+
+void source_kube_feed(source_kube *k, const char *data, size_t len)
+{
+    kube_watch_feed(k->w, data, len);
+    drain(k);
+}
+
+uint64_t source_kube_requests(source_kube *k)
+{
+    return kube_client_requests(k->c);
+}
+
+void source_kube_stop(source_kube *k)
+{
+    if (!k)
+        return;
+    if (k->q)
+        kube_queue_shutdown(k->q);
+    if (k->started && !k->stopped)
+        pthread_join(k->worker, NULL);
+    k->stopped = true;
 }
 
 void source_kube_free(source_kube *k)
 {
     if (!k)
         return;
-    if (k->started) {
-        pthread_mutex_lock(&k->mu);
-        k->stop = true;
-        pthread_cond_broadcast(&k->cv);
-        pthread_mutex_unlock(&k->mu);
-        pthread_join(k->thread, NULL);
+    if (k->started)
+        metrics_set_extra(NULL, NULL);
+    source_kube_stop(k);
+    /* The last statuses first (bounded), then end every request. */
+    if (k->ks && k->started) {
+        int64_t end = mono_ms() + STATUS_GRACE_MS;
+        while (!kube_status_idle(k->ks) && mono_ms() < end)
+            sleep_ms(20);
     }
+    if (k->c)
+        kube_client_cancel(k->c);
+    kube_watch_free(k->w);
+    kube_status_free(k->ks, 0);
+    kube_queue_free(k->q);
+    kube_client_free(k->c);
+    while (k->states) {
+        ctl_state *s = k->states;
+        k->states = s->next;
+        free(s->uid);
+        free(s);
+    }
+    free(k->coll);
     free(k->shard);
-    free(k->server);
-    free(k->ns);
-    free(k->selector);
-    free(k->token);
-    free(k->token_file);
-    buf_free(&k->ca);
-    memset(k->key.data ? k->key.data : (uint8_t *)"", 0, k->key.len);   /* wipe the key */
-    buf_free(&k->key);
-    buf_free(&k->cert);
-    buf_free(&k->line);
     pthread_mutex_destroy(&k->mu);
-    pthread_cond_destroy(&k->cv);
     free(k);
 }

@@ -1,5 +1,11 @@
-/* source_local.c -- see source_local.h. */
+/*
+ * source_local.c -- see source_local.h.  Everything below the configured
+ * directory is reached through three directory descriptors opened at
+ * start; no path is ever built from a name read from the directory or a
+ * request.
+ */
 #include "source_local.h"
+#include "journal.h"
 #include "log.h"
 #include "request.h"
 #include "util/misc.h"
@@ -10,6 +16,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +25,22 @@
 #include <unistd.h>
 
 #define MAX_REQUEST_BYTES (1u << 20)
+#define MAX_SPLIT_NAME 63
 
 typedef struct seen {
     char *file;
     int64_t mtime_ns;
     off_t size;
+    ino_t ino;
     bool cancelled;
+    bool waiting;            /* refused for now (transient): retried each scan */
+    bool present;            /* found by the current scan */
     struct seen *next;
 } seen;
 
 struct source_local {
     char *dir;
+    int base_fd, req_fd, status_fd, err_fd;
     uint32_t poll_ms;
     split_service *svc;
     pthread_t thread;
@@ -36,77 +48,155 @@ struct source_local {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     seen *files;
+    atomic_uint tmp_seq;
 };
 
-static int write_atomic(const char *path, const char *text)
+/* The split-name rule (request.c): 1-63 of a-z, 0-9, '-' and '.', starting
+ * and ending with a letter or digit.  Such a name is one path component
+ * that is neither "." nor "..". */
+static bool name_ok(const char *s, size_t n)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (n == 0 || n > MAX_SPLIT_NAME)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+        if (!alnum && !((ch == '-' || ch == '.') && i > 0 && i < n - 1))
+            return false;
+    }
+    return true;
+}
+
+/* ---- atomic writes beneath a directory fd --------------------------------- */
+
+static int write_atomic_at(source_local *s, int dfd, const char *name, const char *text)
+{
+    char tmp[320];
+    snprintf(tmp, sizeof tmp, ".%s.tmp-%d-%u", name, (int)getpid(),
+             atomic_fetch_add(&s->tmp_seq, 1));
+    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         return errno;
     size_t n = strlen(text);
     const char *p = text;
-    while (n) {
+    int e = 0;
+    while (n && !e) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return e;
+            e = errno;
+            break;
         }
         p += w;
         n -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
+    if (!e && fsync(fd) != 0)
+        e = errno;
+    if (close(fd) != 0 && !e)
+        e = errno;
+    /* renameat replaces the directory entry itself: a symlink planted at
+     * the final name is replaced, never written through. */
+    if (!e && renameat(dfd, tmp, dfd, name) != 0)
+        e = errno;
+    if (e) {
+        unlinkat(dfd, tmp, 0);
         return e;
     }
+    fsync(dfd);   /* the rename itself durable */
     return 0;
 }
 
 void source_local_on_status(void *ctx, const char *name, const char *status_json)
 {
     source_local *s = ctx;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/status/%s.json", s->dir, name);
-    int e = write_atomic(path, status_json);
+    if (!name || !name_ok(name, strlen(name))) {
+        LOGE("local source: not writing a status for '%.80s': not a valid split name",
+             name ? name : "");
+        return;
+    }
+    char file[MAX_SPLIT_NAME + 8];
+    snprintf(file, sizeof file, "%s.json", name);
+    int e = write_atomic_at(s, s->status_fd, file, status_json);
     if (e)
-        LOGE("cannot write status file %s: %s", path, strerror(e));
+        log_msg(LOG_ERROR, name, NULL, -1, "cannot write status file %s/status/%s: %s",
+                s->dir, file, strerror(e));
 }
 
-static void write_failed(source_local *s, const char *file, const char *reason,
-                         const char *message)
+/* errors/<file>.json: why requests/<file> was not taken. */
+static void write_error(source_local *s, const char *file, const char *reason,
+                        const char *message)
 {
-    char name[256];
-    snprintf(name, sizeof name, "%s", file);
-    char *dot = strrchr(name, '.');
-    if (dot)
-        *dot = '\0';
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "name", name, "phase", "Failed", "reason",
-                          reason, "message", message);
+    char now[40], out[300];
+    journal_now(now, sizeof now);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "file", file, "phase", "Failed",
+                          "reason", reason, "message", message, "time", now);
     char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-    if (text)
-        source_local_on_status(s, name, text);
-    free(text);
     json_decref(o);
+    int n = snprintf(out, sizeof out, "%s.json", file);
+    int e = !text ? ENOMEM : n >= (int)sizeof out ? ENAMETOOLONG
+                                                  : write_atomic_at(s, s->err_fd, out, text);
+    free(text);
+    if (e)
+        LOGE("cannot write %s/errors/%.200s.json: %s", s->dir, file, strerror(e));
 }
 
-static char *read_file(const char *path, size_t *len, const char **why)
+/* Removes errors/<file>.json (also when this process did not write it: an
+ * agent restarted after the file was fixed). */
+static void clear_error(source_local *s, seen *x)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *why = "cannot open";
+    char out[300];
+    if (snprintf(out, sizeof out, "%s.json", x->file) < (int)sizeof out)
+        unlinkat(s->err_fd, out, 0);
+}
+
+/* Refuses requests/<file>: an error file and one warning. */
+static void refuse(source_local *s, seen *x, const char *file, const char *reason,
+                   const char *message)
+{
+    LOGW("local source: requests/%.200s refused (%s): %s", file, reason, message);
+    (void)x;
+    write_error(s, file, reason, message);
+}
+
+/* ---- scanning -------------------------------------------------------------- */
+
+/* Reads requests/<file> beneath the directory fd: never through a symlink
+ * (O_NOFOLLOW), never a FIFO or device (O_NONBLOCK, then S_ISREG). */
+static char *read_request(source_local *s, const char *file, size_t *len, const char **why)
+{
+    int fd = openat(s->req_fd, file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        *why = errno == ELOOP ? "a symbolic link: request files must be regular files"
+                              : "cannot be opened";
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        *why = "not a regular file";
         return NULL;
     }
     char *buf = malloc(MAX_REQUEST_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, MAX_REQUEST_BYTES + 1, f) : 0;
-    fclose(f);
+    size_t n = 0;
+    while (buf && n <= MAX_REQUEST_BYTES) {
+        ssize_t r = read(fd, buf + n, MAX_REQUEST_BYTES + 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r < 0) {
+                free(buf);
+                buf = NULL;
+                *why = "cannot be read";
+            }
+            break;
+        }
+        n += (size_t)r;
+    }
+    close(fd);
     if (!buf) {
-        *why = "out of memory";
+        if (!**why)
+            *why = "out of memory";
         return NULL;
     }
     if (n > MAX_REQUEST_BYTES) {
@@ -135,23 +225,26 @@ static seen *track(source_local *s, const char *file)
     return x;
 }
 
-static void handle_request(source_local *s, const char *file, const char *path)
+static void handle_request(source_local *s, seen *x, const char *file)
 {
     size_t len = 0;
-    const char *why = NULL;
-    char *text = read_file(path, &len, &why);
+    const char *why = "";
+    char *text = read_request(s, file, &len, &why);
     if (!text) {
-        write_failed(s, file, "Unreadable", why);
+        refuse(s, x, file, "Unreadable", why);
         return;
     }
-    char origin[512];
+    char origin[300];
     snprintf(origin, sizeof origin, "requests/%s", file);
     split_request *r = NULL;
     shale_status rc = split_request_parse(origin, text, len, &r);
     free(text);
+    if (!rc && !name_ok(r->name, strlen(r->name)))
+        rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: field 'name': must be 1-63 characters of "
+                                               "a-z, 0-9, '-' and '.'", origin);
     if (rc) {
-        write_failed(s, file, "InvalidRequest", shale_errmsg());
-        LOGW("rejected %s: %s", origin, shale_errmsg());
+        refuse(s, x, file, "InvalidRequest", shale_errmsg());
+        split_request_free(r);
         return;
     }
     bool created = false;
@@ -162,68 +255,131 @@ static void handle_request(source_local *s, const char *file, const char *path)
         st = NULL;
         rc = s->svc->ops->abort(s->svc, r->name, &st);
     }
-    if (rc) {
-        /* Never overwrite the status of an existing split of that name:
-         * the refusal then goes to <name>.rejected.json. */
-        char msg[1024], *existing = NULL, name[300];
+    if (rc == SHALE_RETRYABLE || rc == SHALE_IO || rc == SHALE_TIMEOUT) {
+        /* Not the request's fault (the journals cannot be read yet, a store
+         * did not answer): no error file; the next scan tries again. */
+        if (!x->waiting)   /* once, not at every scan */
+            log_msg(LOG_WARN, r->name, NULL, -1, "request %s not taken yet, will retry: %s: %s",
+                    origin, shale_strerror(rc), shale_errmsg());
+        x->waiting = true;
+        x->mtime_ns = -1;
+    } else if (rc) {
+        char msg[1024];
         snprintf(msg, sizeof msg, "%s", shale_errmsg());
-        bool taken = s->svc->ops->get(s->svc, r->name, &existing) == SHALE_OK;
-        free(existing);
-        snprintf(name, sizeof name, "%s%s.json", r->name, taken ? ".rejected" : "");
-        write_failed(s, name, rc == SHALE_CONFLICT ? "Conflict" : "InvalidRequest", msg);
-        LOGW("request %s refused: %s", origin, msg);
-    } else if (created) {
-        LOGI("accepted split %s from %s", r->name, origin);
+        refuse(s, x, file, rc == SHALE_CONFLICT ? "Conflict" : "InvalidRequest", msg);
+    } else {
+        x->waiting = false;
+        clear_error(s, x);
+        if (created)
+            log_msg(LOG_INFO, r->name, NULL, -1, "accepted split %s from %s", r->name, origin);
+        if (st)
+            source_local_on_status(s, r->name, st);
     }
-    if (st)
-        source_local_on_status(s, r->name, st);
     free(st);
     split_request_free(r);
 }
 
+static void handle_cancel(source_local *s, seen *x, const char *file, size_t stem)
+{
+    char name[MAX_SPLIT_NAME + 1];
+    memcpy(name, file, stem);
+    name[stem] = '\0';
+    char *status = NULL;
+    shale_status rc = s->svc->ops->abort(s->svc, name, &status);
+    if (rc) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", shale_errmsg());
+        refuse(s, x, file, rc == SHALE_NOT_FOUND ? "NotFound" : "Conflict", msg);
+    } else {
+        clear_error(s, x);
+        log_msg(LOG_INFO, name, NULL, -1, "abort of %s requested by requests/%s", name, file);
+        source_local_on_status(s, name, status);
+    }
+    free(status);
+}
+
+/* pass 0: requests, pass 1: cancel files (so a request and its cancel
+ * arriving together end cancelled, whatever readdir's order). */
+static void scan_entry(source_local *s, const char *n, int pass)
+{
+    const char *ext = strrchr(n, '.');
+    if (n[0] == '.' || !ext)
+        return;
+    bool cancel = !strcmp(ext, ".cancel");
+    if (!cancel && strcmp(ext, ".yaml") && strcmp(ext, ".yml") && strcmp(ext, ".json"))
+        return;
+    if (cancel != (pass == 1))
+        return;
+    struct stat st;
+    if (fstatat(s->req_fd, n, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return;   /* gone since readdir */
+    seen *x = track(s, n);
+    if (!x)
+        return;
+    x->present = true;
+    int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    bool changed = mt != x->mtime_ns || st.st_size != x->size || st.st_ino != x->ino;
+    x->mtime_ns = mt;
+    x->size = st.st_size;
+    x->ino = st.st_ino;
+    if (!changed)
+        return;
+    size_t stem = (size_t)(ext - n);
+    if (S_ISLNK(st.st_mode) || !S_ISREG(st.st_mode)) {
+        refuse(s, x, n, "Refused", S_ISLNK(st.st_mode)
+                                       ? "a symbolic link: request files must be regular "
+                                         "files in requests/"
+                                       : "not a regular file");
+        return;
+    }
+    if (!name_ok(n, stem)) {
+        refuse(s, x, n, "InvalidName", "file names must be <name>.yaml|.yml|.json|.cancel "
+                                       "with <name> 1-63 characters of a-z, 0-9, '-' and '.'");
+        return;
+    }
+    if (cancel) {
+        if (!x->cancelled)
+            handle_cancel(s, x, n, stem);
+        x->cancelled = true;
+        return;
+    }
+    handle_request(s, x, n);
+}
+
 void source_local_scan_once(source_local *s)
 {
-    char dirpath[4096];
-    snprintf(dirpath, sizeof dirpath, "%s/requests", s->dir);
-    DIR *d = opendir(dirpath);
-    if (!d)
+    /* A fresh open of the directory each scan: its own offset, beneath the
+     * descriptor opened at start (a directory swapped in later is not
+     * followed). */
+    int fd = openat(s->req_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        LOGE("local source: cannot read %s/requests: %s", s->dir, strerror(errno));
         return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        const char *n = e->d_name, *ext = strrchr(n, '.');
-        if (n[0] == '.' || !ext)
-            continue;
-        char path[8192];
-        snprintf(path, sizeof path, "%s/%s", dirpath, n);
-        struct stat st;
-        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
-            continue;
-        seen *x = track(s, n);
-        if (!x)
-            continue;
-        int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-        bool changed = mt != x->mtime_ns || st.st_size != x->size;
-        x->mtime_ns = mt;
-        x->size = st.st_size;
-        if (!strcmp(ext, ".cancel")) {
-            if (x->cancelled)
-                continue;
-            x->cancelled = true;
-            char name[256];
-            snprintf(name, sizeof name, "%.*s", (int)(ext - n), n);
-            char *status = NULL;
-            shale_status rc = s->svc->ops->abort(s->svc, name, &status);
-            if (rc)
-                LOGW("cancel of %s refused: %s", name, shale_errmsg());
-            else
-                source_local_on_status(s, name, status);
-            free(status);
-            continue;
-        }
-        if (changed && (!strcmp(ext, ".yaml") || !strcmp(ext, ".yml") || !strcmp(ext, ".json")))
-            handle_request(s, n, path);
+    }
+    for (seen *x = s->files; x; x = x->next)
+        x->present = false;
+    for (int pass = 0; pass < 2; pass++) {
+        struct dirent *e;
+        rewinddir(d);
+        while ((e = readdir(d)))
+            scan_entry(s, e->d_name, pass);
     }
     closedir(d);
+    /* Files that went away: forget them, and their error files. */
+    for (seen **p = &s->files; *p;) {
+        seen *x = *p;
+        if (x->present) {
+            p = &x->next;
+            continue;
+        }
+        clear_error(s, x);
+        *p = x->next;
+        free(x->file);
+        free(x);
+    }
 }
 
 static void *loop(void *arg)
@@ -247,33 +403,143 @@ static void *loop(void *arg)
     return NULL;
 }
 
+/* ---- start: the directories and who can write them ------------------------ */
+
+static bool agent_has_group(gid_t g)
+{
+    if (g == getegid())
+        return true;
+    gid_t gs[256];
+    int n = getgroups(256, gs);
+    for (int i = 0; i < n; i++)
+        if (gs[i] == g)
+            return true;
+    return false;
+}
+
+/* Refuses a directory that anyone but the agent (and root) can write. */
+static shale_status check_dir(int fd, const char *dir, const char *sub)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return shale_err(SHALE_IO, "local source: %s%s: %s", dir, sub, strerror(errno));
+    unsigned mode = (unsigned)st.st_mode & 07777;
+    if (st.st_uid != geteuid() && st.st_uid != 0)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "local source: %s%s is owned by uid %u, not the agent (uid %u) or "
+                         "root: its owner could submit splits ('sources.local.dir')",
+                         dir, sub, (unsigned)st.st_uid, (unsigned)geteuid());
+    if (mode & S_IWOTH)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "local source: %s%s is writable by every user (mode %04o): anyone "
+                         "on the host could submit or cancel splits; chmod o-w it or point "
+                         "'sources.local.dir' at a private directory", dir, sub, mode);
+    if ((mode & S_IWGRP) && !agent_has_group(st.st_gid))
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "local source: %s%s is writable by group %u (mode %04o), a group "
+                         "the agent is not in: its members could submit splits; chmod g-w "
+                         "it or chgrp it to the agent's group", dir, sub,
+                         (unsigned)st.st_gid, mode);
+    return SHALE_OK;
+}
+
+static shale_status open_sub(source_local *s, const char *sub, int *out)
+{
+    if (mkdirat(s->base_fd, sub, 0750) != 0 && errno != EEXIST)
+        return shale_err(SHALE_IO, "local source: mkdir %s/%s: %s", s->dir, sub,
+                         strerror(errno));
+    struct stat st;
+    if (fstatat(s->base_fd, sub, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+        return shale_err(SHALE_INVALID_ARGUMENT, "local source: %s/%s is a symbolic link: it "
+                                                 "must be a directory of its own", s->dir, sub);
+    int fd = openat(s->base_fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return shale_err(errno == ELOOP || errno == ENOTDIR ? SHALE_INVALID_ARGUMENT : SHALE_IO,
+                         "local source: %s/%s %s", s->dir, sub,
+                         errno == ELOOP ? "is a symbolic link: it must be a directory of its "
+                                          "own"
+                         : errno == ENOTDIR ? "is not a directory" : strerror(errno));
+    char label[32];
+    snprintf(label, sizeof label, "/%s", sub);
+    shale_status rc = check_dir(fd, s->dir, label);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    *out = fd;
+    return SHALE_OK;
+}
+
+/* At start: error files whose request file went away while the agent was
+ * down go too. */
+static void sweep_errors(source_local *s)
+{
+    int fd = openat(s->err_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        char file[256];
+        struct stat st;
+        if (e->d_name[0] == '.' || n <= 5 || n - 5 >= sizeof file ||
+            strcmp(e->d_name + n - 5, ".json"))
+            continue;
+        memcpy(file, e->d_name, n - 5);
+        file[n - 5] = '\0';
+        if (fstatat(s->req_fd, file, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)
+            unlinkat(s->err_fd, e->d_name, 0);
+    }
+    closedir(d);
+}
+
 shale_status source_local_new(const char *dir, uint32_t poll_ms, split_service *svc,
                               source_local **out)
 {
     *out = NULL;
     char p[4096];
-    const char *subs[] = {"", "/requests", "/status"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s%s", dir, subs[i]);
-        /* mkdir -p for the base directory */
-        for (char *q = p + 1; i == 0 && *q; q++)
-            if (*q == '/') {
-                *q = '\0';
-                mkdir(p, 0755);
-                *q = '/';
-            }
-        if (mkdir(p, 0755) != 0 && errno != EEXIST)
-            return shale_err(SHALE_IO, "local source: mkdir %s: %s", p, strerror(errno));
-    }
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
+        return shale_err(SHALE_INVALID_ARGUMENT, "local source: directory name too long");
+    /* mkdir -p of the configured directory (the operator's path). */
+    for (char *q = p + 1; *q; q++)
+        if (*q == '/') {
+            *q = '\0';
+            mkdir(p, 0750);
+            *q = '/';
+        }
+    if (mkdir(p, 0750) != 0 && errno != EEXIST)
+        return shale_err(SHALE_IO, "local source: mkdir %s: %s", p, strerror(errno));
     source_local *s = calloc(1, sizeof *s);
     if (!s || !(s->dir = xstrdup(dir))) {
         free(s);
         return SHALE_OOM();
     }
+    s->base_fd = s->req_fd = s->status_fd = s->err_fd = -1;
     s->poll_ms = poll_ms ? poll_ms : 200;
     s->svc = svc;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    shale_status rc = SHALE_OK;
+    s->base_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->base_fd < 0)
+        rc = shale_err(SHALE_IO, "local source: %s: %s", dir, strerror(errno));
+    if (!rc)
+        rc = check_dir(s->base_fd, dir, "");
+    if (!rc)
+        rc = open_sub(s, "requests", &s->req_fd);
+    if (!rc)
+        rc = open_sub(s, "status", &s->status_fd);
+    if (!rc)
+        rc = open_sub(s, "errors", &s->err_fd);
+    if (rc) {
+        source_local_free(s);
+        return rc;
+    }
+    sweep_errors(s);
     *out = s;
     return SHALE_OK;
 }
@@ -303,6 +569,10 @@ void source_local_free(source_local *s)
         free(x->file);
         free(x);
     }
+    int fds[] = {s->base_fd, s->req_fd, s->status_fd, s->err_fd};
+    for (int i = 0; i < 4; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->dir);

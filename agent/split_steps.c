@@ -5,7 +5,7 @@
  */
 #include "splitter_int.h"
 #include "failpoint.h"
-#include "journal.h"
+#include "preflight.h"
 #include "db/manifest.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -25,12 +25,12 @@ shale_options db_opts(const splitter *sp, const char *wal)
 
 const char *parent_store(const run *r)
 {
-    return r->j->req->parent_store ? r->j->req->parent_store : r->sp->store_uri;
+    return r->req->parent_store ? r->req->parent_store : r->sp->store_uri;
 }
 
 const char *parent_wal(const run *r)
 {
-    return r->j->req->parent_store ? r->j->req->parent_wal_store : r->sp->wal_uri;
+    return r->req->parent_store ? r->req->parent_wal_store : r->sp->wal_uri;
 }
 
 static shale_status ensure_writer(run *r)
@@ -41,37 +41,27 @@ static shale_status ensure_writer(run *r)
     return shale_open(parent_store(r), &o, &r->db);
 }
 
-shale_status do_fence(run *r)
+shale_status do_fence(run *r, step_result *res)
 {
+    (void)res;
     return ensure_writer(r);
 }
 
-const char *doc_str(run *r, const char *k)
-{
-    return json_string_value(json_object_get(r->j->doc, k));
-}
-
-shale_status do_full_flush(run *r)
+shale_status do_full_flush(run *r, step_result *res)
 {
     splitter *sp = r->sp;
     shale_status rc = ensure_writer(r);
     if (rc)
         return rc;
-    pthread_mutex_lock(&sp->mu);
-    const char *old = doc_str(r, "checkpointId");
-    char prev[37] = "";
-    if (old)
-        snprintf(prev, sizeof prev, "%s", old);
-    pthread_mutex_unlock(&sp->mu);
-    if (*prev) {
+    if (*r->checkpoint_id) {
         /* Redone after a crash: the old checkpoint may or may not exist;
          * a new full-scope one is taken either way (nothing was written
          * since, so it is the same state) and the old one released. */
         shale_options o = db_opts(sp, parent_wal(r));
-        shale_checkpoint_delete(parent_store(r), &o, prev);
+        shale_checkpoint_delete(parent_store(r), &o, r->checkpoint_id);
     }
     char name[300];
-    snprintf(name, sizeof name, "split:%s", r->j->name);
+    snprintf(name, sizeof name, "split:%s", r->name);
     shale_checkpoint cp;
     rc = shale_checkpoint_create(r->db, SHALE_CHECKPOINT_ALL, 0, name, &cp);
     if (rc)
@@ -82,27 +72,11 @@ shale_status do_full_flush(run *r)
                          "next_wal_sst_id %llu): a write raced the split",
                          (unsigned long long)cp.replay_after_wal_id,
                          (unsigned long long)cp.next_wal_sst_id);
-    pthread_mutex_lock(&sp->mu);
-    set_str(r->j->doc, "checkpointId", cp.id);
-    json_object_set_new(r->j->doc, "replayAfterWalId",
-                        json_integer((json_int_t)cp.replay_after_wal_id));
-    json_object_set_new(r->j->doc, "nextWalSstId", json_integer((json_int_t)cp.next_wal_sst_id));
-    pthread_mutex_unlock(&sp->mu);
+    res->has_checkpoint = true;
+    snprintf(res->checkpoint_id, sizeof res->checkpoint_id, "%s", cp.id);
+    res->replay_after_wal_id = cp.replay_after_wal_id;
+    res->next_wal_sst_id = cp.next_wal_sst_id;
     return SHALE_OK;
-}
-
-static int parse_wal_id(const char *key, uint64_t *id)
-{
-    if (strncmp(key, "wal/", 4) || strlen(key) != 4 + 20 + 4 || strcmp(key + 24, ".sst"))
-        return -1;
-    uint64_t x = 0;
-    for (int i = 4; i < 24; i++) {
-        if (key[i] < '0' || key[i] > '9')
-            return -1;
-        x = x * 10 + (uint64_t)(key[i] - '0');
-    }
-    *id = x;
-    return 0;
 }
 
 /* The wipe's deletes, on up to WIPE_THREADS threads: each is one request
@@ -132,7 +106,7 @@ static void *wipe_worker(void *arg)
         if (i >= j->l->count)
             return NULL;
         uint64_t id;
-        if (i == j->keep || parse_wal_id(j->l->items[i].key, &id))
+        if (i == j->keep || !wal_key_parse(j->l->items[i].key, &id))
             continue;
         shale_status rc = shale_objstore_delete(j->w, j->l->items[i].key);
         pthread_mutex_lock(&j->mu);
@@ -149,23 +123,35 @@ static void *wipe_worker(void *arg)
     }
 }
 
-shale_status do_wipe(run *r, char *msg, size_t msglen)
+void release_checkpoint(run *r)
 {
+    if (*r->checkpoint_id) {
+        shale_options o = db_opts(r->sp, parent_wal(r));
+        shale_checkpoint_delete(parent_store(r), &o, r->checkpoint_id);
+    }
+}
+
+shale_status do_wipe(run *r, step_result *res)
+{
+    char *msg = res->message;
+    size_t msglen = sizeof res->message;
+    /* Pre-flight (preflight.h): every child store claimed before anything
+     * is deleted; a refusal fails the split short of the point of no return. */
+    shale_status prc = preflight_children(r->req, &r->sp->o.db, msg, msglen);
+    if ((r->refused = prc != SHALE_OK))
+        return shale_err_prefix(prc, "refused before the WAL wipe, nothing deleted");
     const char *wal = parent_wal(r);
     if (!wal || !strcmp(wal, parent_store(r))) {
         snprintf(msg, msglen, "WAL is in the main store: no local WAL to wipe");
         return SHALE_OK;
     }
-    pthread_mutex_lock(&r->sp->mu);
-    uint64_t replay_after = (uint64_t)json_integer_value(json_object_get(r->j->doc,
-                                                                         "replayAfterWalId"));
-    pthread_mutex_unlock(&r->sp->mu);
+    uint64_t replay_after = r->replay_after_wal_id;
     shale_objstore *w = NULL;
     shale_status rc = shale_objstore_open(wal, &r->sp->o.db.store, &w);
     if (rc)
         return rc;
     shale_objlist l;
-    rc = shale_objstore_list_all(w, "wal/", &l);
+    rc = shale_objstore_list_all(w, PATH_WAL_DIR, &l);
     if (rc) {
         shale_objstore_close(w);
         return rc;
@@ -174,7 +160,7 @@ shale_status do_wipe(run *r, char *msg, size_t msglen)
     size_t keep = l.count;   /* index of the newest WAL object, kept as a fence */
     for (size_t i = 0; i < l.count; i++) {
         uint64_t id;
-        if (parse_wal_id(l.items[i].key, &id))
+        if (!wal_key_parse(l.items[i].key, &id))
             continue;
         if (id > replay_after) {
             rc = shale_err(SHALE_CONFLICT,
@@ -210,121 +196,112 @@ out:
     return rc;
 }
 
-shale_status do_clone(run *r)
+shale_status do_clone(run *r, step_result *res)
 {
     splitter *sp = r->sp;
-    const split_request *q = r->j->req;
-    pthread_mutex_lock(&sp->mu);
-    char cp[37];
-    snprintf(cp, sizeof cp, "%s", doc_str(r, "checkpointId") ? doc_str(r, "checkpointId") : "");
-    pthread_mutex_unlock(&sp->mu);
-    if (!*cp)
-        return shale_err(SHALE_CORRUPT, "journal of %s has no checkpointId at Clone", r->j->name);
+    const split_request *q = r->req;
+    if (!*r->checkpoint_id)
+        return shale_err(SHALE_CORRUPT, "journal of %s has no checkpointId at Clone", r->name);
     for (size_t i = 0; i < q->child_count; i++) {
         const split_child *c = &q->children[i];
         shale_clone_spec s;
         memset(&s, 0, sizeof s);
         s.parent_uri = parent_store(r);
         s.parent_wal_uri = parent_wal(r);
-        s.parent_checkpoint_id = cp;
+        s.parent_checkpoint_id = r->checkpoint_id;
         s.child_uri = c->store;
         s.child_wal_uri = c->wal_store;
         s.range_start = c->start;
         s.range_start_len = c->start_len;
         s.range_end = c->end;
         s.range_end_len = c->end_len;
-        shale_clone_result res;
-        shale_status rc = shale_clone(&s, &sp->o.db, &res);
+        shale_clone_result cr;
+        shale_status rc = shale_clone(&s, &sp->o.db, &cr);
         if (rc)
             return shale_err_prefix(rc, "cloning child %s into %s", c->name, c->store);
-        add_copied(sp, r->j, STEP_CLONE, res.wal_ssts_copied, res.bytes_copied);
-        pthread_mutex_lock(&sp->mu);
-        json_t *k = json_array_get(json_object_get(r->j->doc, "children"), i);
-        json_object_set_new(k, "manifestId", json_integer((json_int_t)res.manifest_id));
-        json_object_set_new(k, "sstsReferenced", json_integer((json_int_t)res.ssts_referenced));
-        json_object_set_new(k, "walSstsCopied", json_integer((json_int_t)res.wal_ssts_copied));
-        pthread_mutex_unlock(&sp->mu);
+        res->objects_copied += cr.wal_ssts_copied;
+        res->bytes_copied += cr.bytes_copied;
+        step_child_result *k = &res->children[i];
+        k->cloned = true;
+        k->manifest_id = cr.manifest_id;
+        k->ssts_referenced = cr.ssts_referenced;
+        k->wal_ssts_copied = cr.wal_ssts_copied;
         if (i == 0)
             failpoint("Clone.mid");
     }
     return SHALE_OK;
 }
 
-shale_status do_complete(run *r)
+shale_status do_complete(run *r, step_result *res)
 {
     /* The children pin what they reference; the split's own checkpoint is
-     * no longer needed. */
-    pthread_mutex_lock(&r->sp->mu);
-    char cp[37];
-    snprintf(cp, sizeof cp, "%s", doc_str(r, "checkpointId") ? doc_str(r, "checkpointId") : "");
-    pthread_mutex_unlock(&r->sp->mu);
+     * no longer needed.  Redone after a crash: a checkpoint already gone is
+     * fine. */
+    (void)res;
     shale_close(r->db);
     r->db = NULL;
-    if (*cp) {
+    if (*r->checkpoint_id) {
         shale_options o = db_opts(r->sp, parent_wal(r));
-        shale_status rc = shale_checkpoint_delete(parent_store(r), &o, cp);
+        shale_status rc = shale_checkpoint_delete(parent_store(r), &o, r->checkpoint_id);
         if (rc && rc != SHALE_NOT_FOUND)
-            return rc;
+            return shale_err_prefix(rc, "releasing the split's checkpoint %s",
+                                    r->checkpoint_id);
     }
+    failpoint("Complete.mid");
     return SHALE_OK;
 }
 
 /* The dry-run plan: what each child would reference and copy. */
-shale_status do_plan(run *r)
+shale_status do_plan(run *r, step_result *res)
 {
     splitter *sp = r->sp;
-    const split_request *q = r->j->req;
+    const split_request *q = r->req;
     shale_objstore *s = NULL;
     manifest *m = NULL;
     shale_reader *pr = NULL;
     shale_options po = db_opts(sp, parent_wal(r));
+    split_plan *plan = calloc(1, sizeof *plan);
+    if (!plan || !(plan->children = calloc(q->child_count, sizeof *plan->children))) {
+        free(plan);
+        return SHALE_OOM();
+    }
     shale_status rc = shale_objstore_open(parent_store(r), &sp->o.db.store, &s);
     if (!rc)
         rc = manifest_store_load_latest(s, 0, &m);
     if (!rc)
         rc = shale_reader_open(parent_store(r), &po, NULL, &pr);
-    json_t *plan = json_object(), *kids = json_array();
     for (size_t i = 0; i < q->child_count && !rc; i++) {
         const split_child *c = &q->children[i];
-        uint64_t ssts = 0, bytes = 0, keys = 0;
+        split_plan_child *k = &plan->children[i];
+        plan->child_count++;
+        if (!(k->name = xstrdup(c->name)) || !(k->store = xstrdup(c->store))) {
+            rc = SHALE_OOM();
+            break;
+        }
         for (size_t l = 0; l <= m->run_count; l++) {
             const sst_handle *h = l == 0 ? m->l0 : m->runs[l - 1].ssts;
             size_t n = l == 0 ? m->l0_count : m->runs[l - 1].count;
-            for (size_t k = 0; k < n; k++) {
-                if (!sst_handle_overlaps(&h[k], c->start, c->start_len, c->end, c->end_len))
+            for (size_t x = 0; x < n; x++) {
+                if (!sst_handle_overlaps(&h[x], c->start, c->start_len, c->end, c->end_len))
                     continue;
-                ssts++;
-                bytes += h[k].size;
+                k->ssts++;
+                k->bytes += h[x].size;
             }
         }
-        rc = shale_reader_count(pr, c->start, c->start_len, c->end, c->end_len, &keys);
-        json_t *k = json_object();
-        set_str(k, "name", c->name);
-        set_str(k, "store", c->store);
-        json_object_set_new(k, "sstsToReference", json_integer((json_int_t)ssts));
-        json_object_set_new(k, "bytesReferenced", json_integer((json_int_t)bytes));
-        json_object_set_new(k, "expectedKeys", json_integer((json_int_t)keys));
-        json_array_append_new(kids, k);
+        rc = shale_reader_count(pr, c->start, c->start_len, c->end, c->end_len,
+                                &k->expected_keys);
     }
     if (!rc) {
         /* Before the full flush the WAL gap is what a Durable clone would
          * copy; the split's full flush makes it zero. */
-        json_object_set_new(plan, "walSstsInGap",
-                            json_integer((json_int_t)(m->next_wal_sst_id - 1 -
-                                                      m->replay_after_wal_id)));
-        json_object_set_new(plan, "walSstsToCopyAfterFullFlush", json_integer(0));
-        json_object_set_new(plan, "parentManifestId", json_integer((json_int_t)m->id));
-        json_object_set_new(plan, "children", kids);
-        pthread_mutex_lock(&sp->mu);
-        json_object_set_new(r->j->doc, "plan", plan);
-        pthread_mutex_unlock(&sp->mu);
+        plan->wal_ssts_in_gap = m->next_wal_sst_id - 1 - m->replay_after_wal_id;
+        plan->parent_manifest_id = m->id;
+        res->plan = plan;
     } else {
-        json_decref(kids);
-        json_decref(plan);
+        split_plan_free(plan);
     }
     shale_reader_close(pr);
     manifest_free(m);
     shale_objstore_close(s);
     return rc;
 }
-

@@ -1,30 +1,39 @@
 /*
- * splitter.c -- the split state machine (see splitter.h for the contract).
+ * splitter.c -- the split service (submit/get/list/abort) and the
+ * splitter's lifecycle.  The worker is split_run.c, loading split_load.c;
+ * splitter_int.h has the locking rule and splitter.h the contract.
  *
- *   submit ──> Accept ──> Fence ──> FullFlush ──> WipeLocalWAL ──> Clone ──> Verify ──> Complete
- *                 │          │           │        (point of no return: from here on a failing
- *                 └──────────┴───────────┴──> Aborted / Failed      step is retried, never undone)
- *
- * Locking: sp->mu guards the job list and every job's status document;
- * steps run on the worker thread without it and take it only to update the
- * document.  A step never holds mu across store I/O.
+ * Accepting a split (docs/agent.md "The split lease"):
+ *   1. the request is validated against the parent (nothing touched);
+ *   2. one accept at a time in this agent (submit_mu);
+ *   3. a split of that name known here, or journalled in the store by any
+ *      agent: the same request gets its current status, another one
+ *      Conflict;
+ *   4. journals that cannot be read yet, or a corrupt one, refuse it;
+ *   5. the shard's split lease is taken (lease.h): another split holding
+ *      it refuses the request with Conflict naming that split;
+ *   6. journal version 1 is written (create-if-absent), then the worker
+ *      runs it.  Nothing has a side effect on the parent before 6.
  *
  * Idempotence, step by step (what makes resume safe):
  *   Fence        opening the writer again just fences once more;
- *   FullFlush    a checkpoint recorded in the journal is reused if it still
- *                exists, else a new one is made;
+ *   FullFlush    a checkpoint recorded in the journal is released and a new
+ *                one made;
  *   WipeLocalWAL refuses if any WAL id is above replay_after_wal_id, deletes
  *                what is left, and always keeps the newest WAL object so a
  *                serving writer that has not noticed the fence cannot write
  *                at a freed id (its next id collides with that object);
  *   Clone        shale_clone() resumes or is a no-op for the same spec;
- *   Verify       read-only.
+ *   Verify       read-only;
+ *   Complete     releasing a checkpoint already released is a no-op.
  */
 #include "splitter_int.h"
-#include "failpoint.h"
 #include "journal.h"
-#include "db/manifest.h"
-#include "table/kv.h"
+#include "db/env.h"
+#include "db/paths.h"
+#include "lease.h"
+#include "log.h"
+#include "split_status.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
@@ -40,412 +49,279 @@ void splitter_options_init(splitter_options *o)
     shale_options_init(&o->db);
     o->step_timeout_s = 600;
     o->verify = SPLIT_VERIFY_FULL;
+    o->retry_base_ms = 1000;
+    o->retry_max_ms = 60000;
+    o->dry_run_keep = 100;
+    o->dry_run_max_age_s = 3600;
+    split_policy_init(&o->policy);
 }
 
-/* ---- status documents --------------------------------------------------- */
-
-static char *status_text_locked(const job *j)
+static int64_t clock_now(const splitter *sp)
 {
-    json_t *copy = json_deep_copy(j->doc);
-    if (!copy)
-        return NULL;
-    json_object_del(copy, "request");
-    char *s = json_dumps(copy, JSON_INDENT(2) | JSON_SORT_KEYS);
-    json_decref(copy);
-    return s;
+    return sp->o.clock_ms ? sp->o.clock_ms(sp->o.clock_ctx) : now_ms();
 }
 
-/* Tells every listener; mu must NOT be held (listeners may call back).
- * notify_mu makes deliveries happen in the order the documents were taken,
- * so a listener never sees an older status after a newer one. */
-static void notify(splitter *sp, job *j)
+/* Two canonical requests mean the same (the journal's copy is re-dumped). */
+static bool same_request(const char *a, const char *b)
 {
-    pthread_mutex_lock(&sp->notify_mu);
+    if (!a || !b)
+        return false;
+    json_error_t e;
+    json_t *x = json_loads(a, 0, &e), *y = json_loads(b, 0, &e);
+    bool same = x && y && json_equal(x, y);
+    json_decref(x);
+    json_decref(y);
+    return same;
+}
+
+/* Drops finished dry runs beyond the count and age bounds (oldest first);
+ * never the job the worker is on. */
+static void expire_dry_runs_locked(splitter *sp)
+{
+    int64_t now = clock_now(sp), max_age = (int64_t)sp->o.dry_run_max_age_s * 1000;
+    size_t n = 0;
+    for (job *j = sp->jobs; j; j = j->next)
+        if (j->st->dry_run && split_phase_terminal(j->st->phase))
+            n++;
+    for (job **pp = &sp->jobs; *pp;) {
+        job *j = *pp;
+        bool dead = j->st->dry_run && split_phase_terminal(j->st->phase) &&
+                    j != sp->current && (n > sp->o.dry_run_keep || now - j->added_ms > max_age);
+        if (dead) {
+            *pp = j->next;
+            job_free(j);
+            n--;
+        } else {
+            pp = &j->next;
+        }
+    }
+}
+
+/* Re-reads a job another agent drives from its journal (mu not held).
+ * Remote jobs are never freed (only finished dry runs expire), so j stays
+ * valid; its state is swapped under mu. */
+static void refresh_remote(splitter *sp, job *j)
+{
     pthread_mutex_lock(&sp->mu);
-    char *text = status_text_locked(j);
-    int n = sp->nlisteners;
+    char *name = xstrdup(j->st->name);
     pthread_mutex_unlock(&sp->mu);
-    for (int i = 0; text && i < n; i++)
-        sp->listeners[i].cb(sp->listeners[i].ctx, j->name, text);
-    pthread_mutex_unlock(&sp->notify_mu);
-    free(text);
-}
-
-json_t *step_obj(job *j, int step)
-{
-    return json_array_get(json_object_get(j->doc, "steps"), (size_t)step);
-}
-
-void set_str(json_t *o, const char *k, const char *v)
-{
-    json_object_set_new(o, k, v ? json_string(v) : json_null());
-}
-
-static json_t *new_doc(const split_request *r, const char *req_json, bool dry_run)
-{
-    json_t *d = json_object();
-    char now[40];
-    journal_now(now, sizeof now);
-    set_str(d, "name", r->name);
-    set_str(d, "uid", r->name);
-    set_str(d, "shard", r->parent_shard);
-    set_str(d, "phase", dry_run ? "Pending" : "Accepted");
-    json_object_set_new(d, "dryRun", json_boolean(dry_run));
-    set_str(d, "message", "");
-    set_str(d, "reason", "");
-    set_str(d, "checkpointId", NULL);
-    set_str(d, "startTime", now);
-    set_str(d, "completionTime", NULL);
-    json_t *steps = json_array();
-    for (int s = 0; s < STEP_COUNT; s++) {
-        json_t *st = json_object();
-        set_str(st, "name", journal_step_name(s));
-        set_str(st, "state", s == STEP_ACCEPT && !dry_run ? "Done" : "Pending");
-        set_str(st, "startTime", s == STEP_ACCEPT ? now : NULL);
-        set_str(st, "endTime", s == STEP_ACCEPT ? now : NULL);
-        set_str(st, "message", "");
-        json_object_set_new(st, "objectsCopied", json_integer(0));
-        json_object_set_new(st, "bytesCopied", json_integer(0));
-        json_array_append_new(steps, st);
-    }
-    json_object_set_new(d, "steps", steps);
-    json_t *kids = json_array();
-    for (size_t i = 0; i < r->child_count; i++) {
-        json_t *c = json_object();
-        set_str(c, "name", r->children[i].name);
-        set_str(c, "store", r->children[i].store);
-        json_object_set_new(c, "manifestId", json_integer(0));
-        json_object_set_new(c, "keyCount", json_integer(0));
-        json_object_set_new(c, "sstsReferenced", json_integer(0));
-        json_object_set_new(c, "walSstsCopied", json_integer(0));
-        json_array_append_new(kids, c);
-    }
-    json_object_set_new(d, "children", kids);
-    json_object_set_new(d, "childCount", json_integer((json_int_t)r->child_count));
-    json_error_t err;
-    json_t *rq = json_loads(req_json, 0, &err);
-    json_object_set_new(d, "request", rq ? rq : json_null());
-    return d;
-}
-
-/* Journals the document (not for dry runs) and tells listeners. */
-static shale_status save(splitter *sp, job *j)
-{
-    shale_status rc = SHALE_OK;
-    if (!j->dry_run) {
+    uint64_t v;
+    split_state *st = NULL;
+    if (name && !journal_load(sp->store, name, &v, &st)) {
         pthread_mutex_lock(&sp->mu);
-        json_t *copy = json_deep_copy(j->doc);
-        uint64_t v = j->version;
-        pthread_mutex_unlock(&sp->mu);
-        rc = copy ? journal_save(sp->store, j->name, &v, copy) : SHALE_OOM();
-        json_decref(copy);
-        pthread_mutex_lock(&sp->mu);
-        if (!rc)
-            j->version = v;
-        else if (rc == SHALE_CONFLICT)
-            j->orphaned = true;
+        split_state *old = j->st;
+        j->st = st;
+        st = old;
         pthread_mutex_unlock(&sp->mu);
     }
-    notify(sp, j);
+    split_state_free(st);
+    free(name);
+}
+
+/* A split journalled in the store that this process accepted: unfinished,
+ * holding the lease, whose take record this process wrote. */
+static bool accepted_here(splitter *sp, const split_state *st)
+{
+    if (split_phase_terminal(st->phase) || st->lease.state != LEASE_HELD)
+        return false;
+    lease_view v;
+    if (lease_read(sp->store, &v))
+        return false;
+    char self[200];
+    lease_self(self, sizeof self);
+    bool mine = v.held && !strcmp(v.holder, st->name) && v.top == st->lease.seq &&
+                !strcmp(v.owner, self);
+    lease_view_free(&v);
+    return mine;
+}
+
+static shale_status status_of(splitter *sp, job *j, char **out)
+{
+    pthread_mutex_lock(&sp->mu);
+    *out = split_status_text(j->st);
+    pthread_mutex_unlock(&sp->mu);
+    return *out ? SHALE_OK : SHALE_OOM();
+}
+
+static shale_status refuse(splitter *sp, const char *name, shale_status rc)
+{
+    log_refusal(sp, name, rc, shale_errmsg());
     return rc;
 }
 
-static void step_state(splitter *sp, job *j, int step, const char *state, const char *msg)
+/* Steps 3 to 6 of the header comment, under submit_mu.  Consumes r and
+ * canon. */
+static shale_status accept(splitter *sp, split_request *r, char *canon, bool *created,
+                           char **status_json)
 {
-    char now[40];
-    journal_now(now, sizeof now);
+    shale_status rc = SHALE_OK;
+    job *j = NULL;
     pthread_mutex_lock(&sp->mu);
-    json_t *st = step_obj(j, step);
-    set_str(st, "state", state);
-    if (!strcmp(state, "Running")) {
-        set_str(st, "startTime", now);
-        set_str(j->doc, "phase", journal_step_phase(step));
-    } else {
-        set_str(st, "endTime", now);
+    expire_dry_runs_locked(sp);
+    job *old = find_locked(sp, r->name);
+    bool remote = old && old->orphaned && old->load == JOB_LOADED;
+    const char *blocked = NULL;
+    char why[700] = "";
+    if (old && old->load != JOB_LOADED) {
+        snprintf(why, sizeof why, "split %s: %s", r->name, old->load_error);
+        blocked = why;
     }
-    if (msg)
-        set_str(st, "message", msg);
-    pthread_mutex_unlock(&sp->mu);
-}
-
-void add_copied(splitter *sp, job *j, int step, uint64_t objects, uint64_t bytes)
-{
-    pthread_mutex_lock(&sp->mu);
-    json_t *st = step_obj(j, step);
-    json_int_t o = json_integer_value(json_object_get(st, "objectsCopied"));
-    json_int_t b = json_integer_value(json_object_get(st, "bytesCopied"));
-    json_object_set_new(st, "objectsCopied", json_integer(o + (json_int_t)objects));
-    json_object_set_new(st, "bytesCopied", json_integer(b + (json_int_t)bytes));
-    sp->stats.objects_copied += objects;
-    sp->stats.bytes_copied += bytes;
-    pthread_mutex_unlock(&sp->mu);
-}
-
-static void finish(splitter *sp, job *j, const char *phase, const char *reason,
-                   const char *message)
-{
-    char now[40];
-    journal_now(now, sizeof now);
-    pthread_mutex_lock(&sp->mu);
-    set_str(j->doc, "phase", phase);
-    set_str(j->doc, "reason", reason ? reason : "");
-    set_str(j->doc, "message", message ? message : "");
-    set_str(j->doc, "completionTime", now);
-    j->terminal = true;
-    if (!strcmp(phase, "Complete"))
-        sp->stats.completed++;
-    else if (!strcmp(phase, "Aborted"))
-        sp->stats.aborted++;
-    else
-        sp->stats.failed++;
-    pthread_mutex_unlock(&sp->mu);
-}
-
-/* ---- running a job ------------------------------------------------------- */
-
-static int first_unfinished(splitter *sp, job *j)
-{
-    pthread_mutex_lock(&sp->mu);
-    int s = STEP_FENCE;
-    for (; s < STEP_COUNT; s++) {
-        const char *st = json_string_value(json_object_get(step_obj(j, s), "state"));
-        if (!st || strcmp(st, "Done"))
-            break;
-    }
-    pthread_mutex_unlock(&sp->mu);
-    return s;
-}
-
-/* Marks a step Running, unless an abort was accepted and the step is not
- * past the point of no return: then returns false.  One lock covers both,
- * so an abort accepted while WipeLocalWAL was Pending always wins. */
-static bool begin_step(splitter *sp, job *j, int step)
-{
-    pthread_mutex_lock(&sp->mu);
-    bool abort = j->abort_requested && step <= STEP_WIPE_WAL;
-    if (!abort) {
-        char now[40];
-        journal_now(now, sizeof now);
-        json_t *st = step_obj(j, step);
-        set_str(st, "state", "Running");
-        set_str(st, "startTime", now);
-        set_str(j->doc, "phase", journal_step_phase(step));
-    }
-    pthread_mutex_unlock(&sp->mu);
-    return !abort;
-}
-
-static void do_abort(run *r)
-{
-    pthread_mutex_lock(&r->sp->mu);
-    char cp[37] = "";
-    const char *id = doc_str(r, "checkpointId");
-    if (id)
-        snprintf(cp, sizeof cp, "%s", id);
-    pthread_mutex_unlock(&r->sp->mu);
-    shale_close(r->db);
-    r->db = NULL;
-    if (*cp) {
-        shale_options o = db_opts(r->sp, parent_wal(r));
-        shale_checkpoint_delete(parent_store(r), &o, cp);
-    }
-    finish(r->sp, r->j, "Aborted", "AbortRequested",
-           "aborted before the local WAL wipe; the parent is unchanged (its serving "
-           "writer must reopen: it was fenced)");
-    save(r->sp, r->j);
-}
-
-static shale_status run_step(run *r, int step, char *msg, size_t msglen)
-{
-    switch (step) {
-    case STEP_FENCE: return do_fence(r);
-    case STEP_FULL_FLUSH: return do_full_flush(r);
-    case STEP_WIPE_WAL: return do_wipe(r, msg, msglen);
-    case STEP_CLONE: return do_clone(r);
-    case STEP_VERIFY: return do_verify(r, msg, msglen);
-    case STEP_COMPLETE: return do_complete(r);
-    }
-    return SHALE_OK;
-}
-
-static void run_dry(run *r)
-{
-    splitter *sp = r->sp;
-    shale_status rc = do_plan(r);
-    if (rc)
-        finish(sp, r->j, "Failed", "PlanFailed", shale_errmsg());
-    else
-        finish(sp, r->j, "Complete", "DryRun", "dry run: plan computed, nothing changed");
-    save(sp, r->j);
-}
-
-static void run_job(splitter *sp, job *j)
-{
-    run r = {sp, j, NULL};
-    if (j->dry_run) {
-        run_dry(&r);
-        return;
-    }
-    for (int step = first_unfinished(sp, j); step < STEP_COUNT; step++) {
-        char name[64];
-        snprintf(name, sizeof name, "%s.before", journal_step_name(step));
-        failpoint(name);
-        if (!begin_step(sp, j, step)) {
-            do_abort(&r);
-            return;
+    for (job *k = sp->jobs; !r->dry_run && !old && !blocked && k; k = k->next)
+        if (k->load == JOB_CORRUPT) {
+            snprintf(why, sizeof why, "the journal of split %s is corrupt (%s): new splits of "
+                                      "shard %s are refused until an operator clears it "
+                                      "(shale-agent --clear-journal %s)",
+                     k->st->name, k->load_error, sp->shard, k->st->name);
+            blocked = why;
         }
-        if (save(sp, j) == SHALE_CONFLICT)
-            goto orphaned;
-        int64_t t0 = mono_ms();
-        shale_status rc = SHALE_OK;
-        char msg[512] = "";
-        for (int attempt = 1;; attempt++) {
-            rc = run_step(&r, step, msg, sizeof msg);
-            if (!rc)
-                break;
-            bool transient = rc == SHALE_IO || rc == SHALE_RETRYABLE || rc == SHALE_TIMEOUT;
-            /* A child that differs from the parent is not a fault that
-             * passes: retrying reads the same data.  It fails the split
-             * (VerifyFailed) for an operator to look at; the parent and
-             * its checkpoint stay as they are. */
-            bool mismatch = step == STEP_VERIFY && rc == SHALE_CORRUPT;
-            bool forward_only = step >= STEP_WIPE_WAL && !mismatch;
-            if (forward_only && !sp->stop) {
-                /* Past the point of no return: keep trying, with backoff. */
-                step_state(sp, j, step, "Running", shale_errmsg());
-                notify(sp, j);
-                pthread_mutex_lock(&sp->mu);
-                uint32_t wait = 100u << (attempt < 8 ? attempt : 8);
-                if (!sp->stop) {
-                    struct timespec ts;
-                    clock_gettime(CLOCK_REALTIME, &ts);
-                    ts.tv_sec += wait / 1000;
-                    ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-                    if (ts.tv_nsec >= 1000000000L) {
-                        ts.tv_sec++;
-                        ts.tv_nsec -= 1000000000L;
-                    }
-                    pthread_cond_timedwait(&sp->cv, &sp->mu, &ts);
-                }
-                bool stop = sp->stop;
-                pthread_mutex_unlock(&sp->mu);
-                if (stop)
-                    goto stopped;
-                continue;
-            }
-            if (!transient || attempt >= STEP_ATTEMPTS)
-                break;
-            sleep_ms(200u * (unsigned)attempt);
-        }
-        double secs = (double)(mono_ms() - t0) / 1000.0;
-        if (sp->step_cb)
-            sp->step_cb(sp->step_ctx, journal_step_name(step), secs);
-        if (rc) {
-            char reason[64];
-            snprintf(reason, sizeof reason, "%sFailed", journal_step_name(step));
-            char emsg[1024];
-            snprintf(emsg, sizeof emsg, "%s: %s", shale_strerror(rc), shale_errmsg());
-            step_state(sp, j, step, "Failed", emsg);
-            shale_close(r.db);
-            r.db = NULL;
-            finish(sp, j, "Failed", reason, emsg);
-            save(sp, j);
-            return;
-        }
-        step_state(sp, j, step, "Done", *msg ? msg : NULL);
-        if (step == STEP_COMPLETE)
-            finish(sp, j, "Complete", "SplitComplete", "every child verified");
-        if (save(sp, j) == SHALE_CONFLICT)
-            goto orphaned;
-        snprintf(name, sizeof name, "%s.after", journal_step_name(step));
-        failpoint(name);
-    }
-    return;
-orphaned:
-stopped:
-    shale_close(r.db);
-}
-
-static job *next_runnable_locked(splitter *sp)
-{
-    for (job *j = sp->jobs; j; j = j->next)
-        if (!j->terminal && !j->orphaned)
-            return j;
-    return NULL;
-}
-
-static void *worker(void *arg)
-{
-    splitter *sp = arg;
-    pthread_mutex_lock(&sp->mu);
-    while (!sp->stop) {
-        job *j = next_runnable_locked(sp);
-        if (!j) {
-            sp->busy = false;
-            pthread_cond_broadcast(&sp->cv);
-            pthread_cond_wait(&sp->cv, &sp->mu);
-            continue;
-        }
-        sp->busy = true;
+    bool unreadable = false;
+    for (job *k = sp->jobs; !r->dry_run && !old && !blocked && k; k = k->next)
+        if (k->load == JOB_UNREADABLE)
+            unreadable = true;
+    if (!r->dry_run && !old && !blocked && (!sp->loaded || unreadable)) {
+        snprintf(why, sizeof why, "the split journals of shard %s could not all be read yet "
+                                  "(%s); new splits are refused until they are", sp->shard,
+                 !sp->loaded ? sp->load_error : "a journal is unreadable");
         pthread_mutex_unlock(&sp->mu);
-        run_job(sp, j);
-        pthread_mutex_lock(&sp->mu);
-        if (!j->terminal && !sp->stop)
-            j->orphaned = true;  /* never spin on a job that cannot progress */
+        rc = refuse(sp, r->name, shale_err(SHALE_RETRYABLE, "%s", why));
+        goto out;
     }
-    sp->busy = false;
+    pthread_mutex_unlock(&sp->mu);
+    if (blocked) {
+        rc = refuse(sp, r->name, shale_err(SHALE_CONFLICT, "%s", why));
+        goto out;
+    }
+    if (old) {
+        if (remote)
+            refresh_remote(sp, old);
+        pthread_mutex_lock(&sp->mu);
+        bool same = same_request(old->req_json ? old->req_json : old->st->request_json, canon);
+        pthread_mutex_unlock(&sp->mu);
+        if (!same) {
+            rc = refuse(sp, r->name, shale_err(SHALE_CONFLICT, "split %s exists with a "
+                                                             "different request", r->name));
+            goto out;
+        }
+        rc = status_of(sp, old, status_json);
+        goto out;
+    }
+    if (!r->dry_run) {
+        /* Known to the store (another agent, or a split this agent's
+         * earlier self finished): its status, never a second run. */
+        uint64_t v;
+        split_state *st = NULL;
+        rc = journal_load(sp->store, r->name, &v, &st);
+        if (!rc) {
+            bool same = same_request(st->request_json, canon);
+            if (!same) {
+                split_state_free(st);
+                rc = refuse(sp, r->name, shale_err(SHALE_CONFLICT, "split %s exists with a "
+                                                                 "different request",
+                                                   r->name));
+                goto out;
+            }
+            j = calloc(1, sizeof *j);
+            if (!j) {
+                split_state_free(st);
+                rc = SHALE_OOM();
+                goto out;
+            }
+            j->st = st;
+            j->orphaned = !accepted_here(sp, st);
+            if (!j->orphaned) {
+                /* This process took its lease and wrote version 1 (the
+                 * write reported a failure but landed): it is ours to run. */
+                j->req = r;
+                r = NULL;
+                log_fields(LOG_INFO, st->name, split_step_name(STEP_ACCEPT), -1, NULL, 0,
+                           "split accepted on re-send (its journal had been written)");
+            }
+            j->req_json = canon;
+            canon = NULL;
+            j->added_ms = clock_now(sp);
+            pthread_mutex_lock(&sp->mu);
+            append_locked(sp, j);
+            pthread_cond_broadcast(&sp->cv);
+            pthread_mutex_unlock(&sp->mu);
+            rc = status_of(sp, j, status_json);
+            goto out;
+        }
+        if (rc != SHALE_NOT_FOUND) {
+            rc = refuse(sp, r->name, rc);
+            goto out;
+        }
+        uint64_t seq;
+        bool fresh;
+        char holder[256];
+        rc = lease_take(sp->store, sp->shard, r->name, canon, &seq, &fresh, holder,
+                        sizeof holder);
+        if (rc) {
+            rc = refuse(sp, r->name, rc);
+            goto out;
+        }
+        if (!(j = calloc(1, sizeof *j)) ||
+            !(j->st = split_state_new(r, canon, false, now_ms()))) {
+            free(j);
+            j = NULL;
+            rc = SHALE_OOM();
+            goto out;
+        }
+        j->st->lease.state = LEASE_HELD;
+        j->st->lease.seq = seq;
+        /* Accept: the journal exists before any side effect. */
+        rc = journal_save(sp->store, j->st);
+        if (rc == SHALE_CONFLICT) {
+            /* Another agent wrote version 1 first: its status. */
+            job_free(j);
+            j = NULL;
+            split_state *st2 = NULL;
+            rc = journal_load(sp->store, r->name, &v, &st2);
+            if (!rc) {
+                *status_json = split_status_text(st2);
+                rc = *status_json ? SHALE_OK : SHALE_OOM();
+            }
+            split_state_free(st2);
+            goto out;
+        }
+        if (rc) {
+            /* The write may have landed although it failed here, so the
+             * lease stays with this split: re-sending the request finishes
+             * the accept (the lease names it), and an agent that finds the
+             * lease without a journal later accepts it from the record. */
+            rc = shale_err_prefix(rc, "accepting split %s (it holds the split lease; re-send "
+                                      "the request)", r->name);
+            job_free(j);
+            j = NULL;
+            goto out;
+        }
+        log_fields(LOG_INFO, r->name, split_step_name(STEP_ACCEPT), -1,
+                   (log_field[]){LOG_S("result", "Done"), LOG_N("leaseSeq", seq)}, 2,
+                   "split accepted; the shard's split lease is held");
+    } else if (!(j = calloc(1, sizeof *j)) || !(j->st = split_state_new(r, canon, true, now_ms()))) {
+        free(j);
+        j = NULL;
+        rc = SHALE_OOM();
+        goto out;
+    }
+    j->req = r;
+    j->req_json = canon;
+    j->added_ms = clock_now(sp);
+    r = NULL;
+    canon = NULL;
+    pthread_mutex_lock(&sp->mu);
+    append_locked(sp, j);
+    *status_json = split_status_text(j->st);
+    *created = true;
+    pthread_mutex_unlock(&sp->mu);
+    /* Listeners hear "Accepted" before the worker is woken for this job. */
+    splitter_notify(sp, j);
+    pthread_mutex_lock(&sp->mu);
     pthread_cond_broadcast(&sp->cv);
     pthread_mutex_unlock(&sp->mu);
-    return NULL;
-}
-
-/* ---- the service ----------------------------------------------------------- */
-
-static job *find_locked(splitter *sp, const char *name)
-{
-    for (job *j = sp->jobs; j; j = j->next)
-        if (!strcmp(j->name, name))
-            return j;
-    return NULL;
-}
-
-static void job_free(job *j)
-{
-    if (!j)
-        return;
-    free(j->name);
-    split_request_free(j->req);
-    free(j->req_json);
-    json_decref(j->doc);
-    free(j);
-}
-
-static void append_locked(splitter *sp, job *j)
-{
-    job **pp = &sp->jobs;
-    while (*pp)
-        pp = &(*pp)->next;
-    *pp = j;
-}
-
-/* Validates a request, with the parent's own visible range (a parent that
- * is itself a clone can only be split within its range). */
-static shale_status validate_against_parent(splitter *sp, split_request *r)
-{
-    const char *uri = r->parent_store ? r->parent_store : sp->store_uri;
-    shale_objstore *s = NULL;
-    manifest *m = NULL;
-    shale_status rc = shale_objstore_open(uri, &sp->o.db.store, &s);
-    if (!rc)
-        rc = manifest_store_load_latest(s, 0, &m);
-    shale_objstore_close(s);
-    if (rc == SHALE_NOT_FOUND)
-        return shale_err(SHALE_INVALID_ARGUMENT, "parent store %s holds no database", uri);
-    if (rc)
-        return rc;
-    rc = split_request_validate(r, sp->shard, sp->store_uri, sp->wal_uri, m->range_start,
-                                m->range_start_len, m->range_end, m->range_end_len);
-    manifest_free(m);
+    rc = *status_json ? SHALE_OK : SHALE_OOM();
+out:
+    split_request_free(r);
+    free(canon);
     return rc;
 }
 
@@ -462,74 +338,28 @@ static shale_status svc_submit(split_service *svc, const split_request *req, boo
     char *canon = NULL;
     if (!rc)
         rc = split_request_to_json(r, &canon);
+    if (!rc) {
+        /* A new split needs empty child stores; a known name is answered
+         * below (its status, or a conflict) whatever its stores hold now. */
+        pthread_mutex_lock(&sp->mu);
+        bool known = find_locked(sp, r->name) != NULL;
+        pthread_mutex_unlock(&sp->mu);
+        if (!known)
+            rc = split_request_check_children_empty(r, &sp->o.db);
+    }
     if (rc) {
+        free(canon);
+        log_fields(LOG_WARN, req->name, NULL, -1,
+                   (log_field[]){LOG_S("result", shale_strerror(rc)),
+                                 LOG_S("error", shale_errmsg())},
+                   2, "request refused");
         split_request_free(r);
         return rc;
     }
-    pthread_mutex_lock(&sp->mu);
-    job *old = find_locked(sp, r->name);
-    if (old) {
-        bool same = old->req_json && !strcmp(old->req_json, canon);
-        if (same)
-            *status_json = status_text_locked(old);
-        pthread_mutex_unlock(&sp->mu);
-        split_request_free(r);
-        free(canon);
-        if (!same)
-            return shale_err(SHALE_CONFLICT, "split %s exists with a different request",
-                             req->name);
-        return *status_json ? SHALE_OK : SHALE_OOM();
-    }
-    if (!r->dry_run)
-        for (job *j = sp->jobs; j; j = j->next)
-            if (!j->terminal && !j->dry_run) {
-                pthread_mutex_unlock(&sp->mu);
-                rc = shale_err(SHALE_CONFLICT, "shard %s is mid-split (%s); one split at a "
-                                               "time", sp->shard, j->name);
-                split_request_free(r);
-                free(canon);
-                return rc;
-            }
-    pthread_mutex_unlock(&sp->mu);
-    job *j = calloc(1, sizeof *j);
-    if (!j || !(j->name = xstrdup(r->name))) {
-        free(j);
-        split_request_free(r);
-        free(canon);
-        return SHALE_OOM();
-    }
-    j->req = r;
-    j->req_json = canon;
-    j->dry_run = r->dry_run;
-    j->doc = new_doc(r, canon, r->dry_run);
-    if (!j->dry_run) {
-        /* Accept: the journal exists before any side effect. */
-        uint64_t v = 0;
-        json_t *copy = json_deep_copy(j->doc);
-        rc = journal_save(sp->store, j->name, &v, copy);
-        json_decref(copy);
-        if (rc) {
-            job_free(j);
-            return rc;
-        }
-        j->version = v;
-    }
-    pthread_mutex_lock(&sp->mu);
-    if (find_locked(sp, j->name)) {  /* a racing submit of the same name */
-        pthread_mutex_unlock(&sp->mu);
-        job_free(j);
-        return shale_err(SHALE_CONFLICT, "split %s was submitted concurrently", req->name);
-    }
-    append_locked(sp, j);
-    *status_json = status_text_locked(j);
-    *created = true;
-    pthread_mutex_unlock(&sp->mu);
-    /* Listeners hear "Accepted" before the worker is woken for this job. */
-    notify(sp, j);
-    pthread_mutex_lock(&sp->mu);
-    pthread_cond_broadcast(&sp->cv);
-    pthread_mutex_unlock(&sp->mu);
-    return SHALE_OK;
+    pthread_mutex_lock(&sp->submit_mu);
+    rc = accept(sp, r, canon, created, status_json);
+    pthread_mutex_unlock(&sp->submit_mu);
+    return rc;
 }
 
 static shale_status svc_get(split_service *svc, const char *name, char **status_json)
@@ -537,11 +367,15 @@ static shale_status svc_get(split_service *svc, const char *name, char **status_
     splitter *sp = (splitter *)svc;
     pthread_mutex_lock(&sp->mu);
     job *j = find_locked(sp, name);
-    *status_json = j ? status_text_locked(j) : NULL;
+    bool remote = j && j->orphaned && j->load == JOB_LOADED;
     pthread_mutex_unlock(&sp->mu);
-    if (!j)
+    if (!j) {
+        *status_json = NULL;
         return shale_err(SHALE_NOT_FOUND, "no split named %s", name);
-    return *status_json ? SHALE_OK : SHALE_OOM();
+    }
+    if (remote)   /* jobs are freed only by expiry, and remote ones never */
+        refresh_remote(sp, j);
+    return status_of(sp, j, status_json);
 }
 
 static shale_status svc_list(split_service *svc, char **out)
@@ -549,11 +383,9 @@ static shale_status svc_list(split_service *svc, char **out)
     splitter *sp = (splitter *)svc;
     json_t *arr = json_array();
     pthread_mutex_lock(&sp->mu);
-    for (job *j = sp->jobs; j; j = j->next) {
-        json_t *c = json_deep_copy(j->doc);
-        json_object_del(c, "request");
-        json_array_append_new(arr, c);
-    }
+    expire_dry_runs_locked(sp);
+    for (job *j = sp->jobs; j; j = j->next)
+        json_array_append_new(arr, split_status_json(j->st));
     pthread_mutex_unlock(&sp->mu);
     *out = json_dumps(arr, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(arr);
@@ -569,28 +401,29 @@ static shale_status svc_abort(split_service *svc, const char *name, char **statu
     shale_status rc = SHALE_OK;
     if (!j) {
         rc = shale_err(SHALE_NOT_FOUND, "no split named %s", name);
-    } else if (j->terminal) {
-        const char *ph = json_string_value(json_object_get(j->doc, "phase"));
-        if (ph && !strcmp(ph, "Aborted"))
-            *status_json = status_text_locked(j);
+    } else if (split_phase_terminal(j->st->phase)) {
+        if (j->st->phase == PHASE_ABORTED)
+            *status_json = split_status_text(j->st);
         else
             rc = shale_err(SHALE_CONFLICT, "split %s already finished (%s)", name,
-                           ph ? ph : "?");
+                           split_phase_name(j->st->phase));
+    } else if (j->orphaned || j->load != JOB_LOADED) {
+        rc = shale_err(SHALE_CONFLICT, "split %s is not driven by this agent (%s)", name,
+                       j->load != JOB_LOADED ? j->load_error : "another agent writes its "
+                                                                "journal");
+    } else if (j->st->steps[STEP_WIPE_WAL].state != STEP_PENDING) {
+        rc = shale_err(SHALE_CONFLICT, "split %s passed the point of no return (the local "
+                                       "WAL wipe started): it only rolls forward", name);
     } else {
-        int done_wipe = 0;
-        const char *st = json_string_value(json_object_get(step_obj(j, STEP_WIPE_WAL), "state"));
-        if (st && strcmp(st, "Pending"))
-            done_wipe = 1;
-        if (done_wipe) {
-            rc = shale_err(SHALE_CONFLICT, "split %s passed the point of no return (the local "
-                                           "WAL wipe started): it only rolls forward", name);
-        } else {
-            j->abort_requested = true;
-            *status_json = status_text_locked(j);
-            pthread_cond_broadcast(&sp->cv);
-        }
+        j->abort_requested = true;
+        *status_json = split_status_text(j->st);
+        pthread_cond_broadcast(&sp->cv);
     }
     pthread_mutex_unlock(&sp->mu);
+    if (rc && rc != SHALE_NOT_FOUND)
+        log_fields(LOG_WARN, name, NULL, -1,
+                   (log_field[]){LOG_S("result", "Conflict"), LOG_S("error", shale_errmsg())}, 2,
+                   "abort refused");
     return rc;
 }
 
@@ -598,7 +431,7 @@ static bool svc_ready(split_service *svc)
 {
     splitter *sp = (splitter *)svc;
     shale_objlist l;
-    shale_status rc = shale_objstore_list(sp->store, "manifest/", NULL, 1, &l);
+    shale_status rc = shale_objstore_list(sp->store, PATH_MANIFEST_DIR, NULL, 1, &l);
     if (rc)
         return false;
     shale_objlist_free(&l);
@@ -608,44 +441,6 @@ static bool svc_ready(split_service *svc)
 static const split_service_ops svc_ops = {svc_submit, svc_get, svc_list, svc_abort, svc_ready};
 
 /* ---- lifecycle ------------------------------------------------------------ */
-
-static void load_one(void *ctx, const char *name, uint64_t version, json_t *doc)
-{
-    splitter *sp = ctx;
-    if (!doc) {
-        fprintf(stderr, "{\"level\":\"error\",\"msg\":\"cannot load split journal\","
-                        "\"split\":\"%s\",\"error\":\"%s\"}\n", name, shale_errmsg());
-        return;
-    }
-    job *j = calloc(1, sizeof *j);
-    json_t *rq = json_object_get(doc, "request");
-    char *text = rq ? json_dumps(rq, 0) : NULL;
-    split_request *r = NULL;
-    if (!j || !text || split_request_parse(name, text, strlen(text), &r) ||
-        validate_against_parent(sp, r) ||
-        split_request_to_json(r, &j->req_json)) {
-        fprintf(stderr, "{\"level\":\"error\",\"msg\":\"split journal has a bad request\","
-                        "\"split\":\"%s\"}\n", name);
-        free(text);
-        split_request_free(r);
-        if (j)
-            free(j->req_json);
-        free(j);
-        json_decref(doc);
-        return;
-    }
-    free(text);
-    j->name = xstrdup(name);
-    j->req = r;
-    j->doc = doc;
-    j->version = version;
-    const char *ph = json_string_value(json_object_get(doc, "phase"));
-    j->terminal = ph && (!strcmp(ph, "Complete") || !strcmp(ph, "Failed") ||
-                         !strcmp(ph, "Aborted"));
-    pthread_mutex_lock(&sp->mu);
-    append_locked(sp, j);
-    pthread_mutex_unlock(&sp->mu);
-}
 
 shale_status splitter_new(const splitter_options *o, splitter **out)
 {
@@ -664,20 +459,27 @@ shale_status splitter_new(const splitter_options *o, splitter **out)
     sp->o.store_uri = sp->store_uri;
     sp->o.wal_store_uri = sp->wal_uri;
     sp->o.db.wal_store_uri = NULL;
+    /* The worker reads the store options long after this call: keep our
+     * own copies of their strings (endpoint, region, keys). */
+    bool store_ok = !db_env_store_options_copy(&sp->o.db.store, &o->db.store);
+    if (!store_ok)
+        memset(&sp->o.db.store, 0, sizeof sp->o.db.store);
     pthread_mutex_init(&sp->mu, NULL);
+    pthread_mutex_init(&sp->submit_mu, NULL);
     pthread_mutex_init(&sp->notify_mu, NULL);
     pthread_cond_init(&sp->cv, NULL);
     shale_status rc = SHALE_OK;
-    if (!sp->shard || !sp->store_uri || (o->wal_store_uri && !sp->wal_uri))
+    if (!sp->shard || !sp->store_uri || (o->wal_store_uri && !sp->wal_uri) || !store_ok)
         rc = SHALE_OOM();
     if (!rc)
         rc = shale_objstore_open(sp->store_uri, &sp->o.db.store, &sp->store);
-    if (!rc)
-        rc = journal_load_all(sp->store, load_one, sp);
     if (rc) {
         splitter_free(sp);
         return rc;
     }
+    /* A first read now, so sources see the known splits before the worker
+     * starts; what cannot be read is retried by the worker. */
+    splitter_load_journals(sp);
     *out = sp;
     return SHALE_OK;
 }
@@ -686,7 +488,7 @@ shale_status splitter_start(splitter *sp)
 {
     if (sp->started)
         return SHALE_OK;
-    if (pthread_create(&sp->worker, NULL, worker, sp))
+    if (pthread_create(&sp->worker, NULL, splitter_worker, sp))
         return shale_err(SHALE_IO, "splitter: cannot start the worker thread");
     sp->started = true;
     return SHALE_OK;
@@ -710,9 +512,11 @@ void splitter_free(splitter *sp)
     }
     shale_objstore_close(sp->store);
     pthread_mutex_destroy(&sp->mu);
+    pthread_mutex_destroy(&sp->submit_mu);
     pthread_mutex_destroy(&sp->notify_mu);
     pthread_cond_destroy(&sp->cv);
     free(sp->shard);
+    db_env_store_options_free(&sp->o.db.store);
     free(sp->store_uri);
     free(sp->wal_uri);
     free(sp);
@@ -747,7 +551,14 @@ shale_status splitter_wait_idle(splitter *sp, int64_t timeout_ms)
 {
     int64_t deadline = mono_ms() + timeout_ms;
     pthread_mutex_lock(&sp->mu);
-    while (sp->busy || next_runnable_locked(sp)) {
+    for (;;) {
+        bool unreadable = !sp->loaded;
+        for (job *j = sp->jobs; j; j = j->next)
+            unreadable = unreadable || j->load == JOB_UNREADABLE ||
+                         (j->load == JOB_LOADED && !j->orphaned && !j->st->dry_run &&
+                          j->st->lease.state == LEASE_HELD && lease_releasable(j->st));
+        if (!sp->busy && !next_runnable_locked(sp) && !(unreadable && sp->started))
+            break;
         int64_t left = deadline - mono_ms();
         if (left <= 0) {
             pthread_mutex_unlock(&sp->mu);
@@ -772,5 +583,41 @@ void splitter_get_stats(splitter *sp, splitter_stats *out)
 {
     pthread_mutex_lock(&sp->mu);
     *out = sp->stats;
+    for (job *j = sp->jobs; j; j = j->next) {
+        out->stalled += j->st->stalled.on && !split_phase_terminal(j->st->phase) && !j->orphaned;
+        out->journals_unreadable += j->load == JOB_UNREADABLE;
+        out->journals_corrupt += j->load == JOB_CORRUPT;
+    }
+    if (!sp->loaded)
+        out->journals_unreadable++;
     pthread_mutex_unlock(&sp->mu);
+}
+
+shale_status splitter_clear_journal(const splitter_options *o, const char *name)
+{
+    shale_objstore *st = NULL;
+    shale_status rc = shale_objstore_open(o->store_uri, &o->db.store, &st);
+    if (rc)
+        return rc;
+    rc = journal_clear(st, name, now_ms());
+    bool no_journal = rc == SHALE_NOT_FOUND;
+    if (!rc || no_journal) {
+        lease_view v;
+        shale_status lr = lease_read(st, &v);
+        bool held = !lr && v.held && !strcmp(v.holder, name);
+        lease_view_free(&v);
+        uint64_t seq = 0;
+        if (held)
+            lr = lease_release(st, name, &seq);
+        if (lr)
+            rc = lr;
+        else if (no_journal && held)
+            rc = SHALE_OK;   /* a lease whose journal was never written */
+        if (!rc)
+            log_fields(LOG_WARN, name, NULL, -1, (log_field[]){LOG_N("leaseSeq", seq)}, 1,
+                       "split journal cleared by an operator%s",
+                       held ? "; the split lease released" : "");
+    }
+    shale_objstore_close(st);
+    return rc;
 }

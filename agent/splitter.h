@@ -13,7 +13,10 @@
  *        -> Complete.  Abort is possible before WipeLocalWAL; from there on
  * the split only rolls forward.  A restarted agent lists the journals and
  * resumes every unfinished split from its last finished step (a step that
- * was running is redone; each step is idempotent).  docs/agent.md has the
+ * was running is redone, Complete included; each step is idempotent).
+ * The right to split the shard is a lease in the same store (lease.h),
+ * taken before journal version 1 and released at the end, so no set of
+ * agents, sources and restarts runs two different splits of one shard.  docs/agent.md has the
  * diagram and the journal format.
  *
  * Thread safety: every function may be called from any thread.
@@ -36,6 +39,21 @@ typedef struct splitter_options {
     uint32_t step_timeout_s;      /* reserved: per-step deadline */
     split_verify verify;          /* Verify for requests that name none
                                      (default SPLIT_VERIFY_FULL) */
+    split_policy policy;          /* which child stores requests may name
+                                     (request.h; its strings borrowed for
+                                     the splitter's life) */
+    /* A step past the point of no return that fails is retried after
+     * retry_base_ms, doubled each time up to retry_max_ms (defaults 1000
+     * and 60000); the same backoff paces re-reading journals that could not
+     * be read at start. */
+    uint32_t retry_base_ms, retry_max_ms;
+    /* Dry-run records kept in memory: at most dry_run_keep (default 100),
+     * none older than dry_run_max_age_s (default 3600). */
+    uint32_t dry_run_keep, dry_run_max_age_s;
+    /* Test hook: the clock for dry-run ages (ms since the epoch); NULL is
+     * the real one. */
+    int64_t (*clock_ms)(void *ctx);
+    void *clock_ctx;
 } splitter_options;
 
 void splitter_options_init(splitter_options *o);
@@ -61,8 +79,22 @@ shale_status splitter_wait_idle(splitter *sp, int64_t timeout_ms);
 typedef struct splitter_stats {
     uint64_t completed, failed, aborted;
     uint64_t bytes_copied, objects_copied;
+    uint64_t retries;             /* failed step attempts that were retried */
+    uint64_t refused;             /* valid requests refused (lease held, journals
+                                     blocking or not read yet) */
+    uint64_t stalled;             /* gauge: splits now Stalled */
+    uint64_t journals_unreadable; /* gauge: journals not read yet */
+    uint64_t journals_corrupt;    /* gauge: bad journals waiting for an operator */
 } splitter_stats;
 void splitter_get_stats(splitter *sp, splitter_stats *out);
+
+/* The operator's way out (shale-agent --clear-journal NAME): writes the
+ * "cleared by an operator" journal version for a split whose newest
+ * journal is bad, or that failed after the point of no return, and
+ * releases the shard's split lease if that split holds it.  SHALE_CONFLICT
+ * for an unfinished split (it is resumed, never cleared); SHALE_NOT_FOUND
+ * if there is no such journal.  Needs no running splitter. */
+shale_status splitter_clear_journal(const splitter_options *o, const char *name);
 
 /* Called after each step with its duration (for the step histogram). */
 typedef void (*splitter_step_cb)(void *ctx, const char *step, double seconds);

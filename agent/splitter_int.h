@@ -1,29 +1,51 @@
 /*
- * splitter_int.h -- what splitter.c (jobs, worker, service) and
- * split_steps.c (the steps themselves) share.  See splitter.c's header
- * comment for the state machine and the locking rule: sp->mu guards the job
- * list and every job's document; steps take it only to update documents.
+ * splitter_int.h -- what the splitter's files share:
+ *
+ *   splitter.c      the service (submit/get/list/abort) and the lifecycle
+ *   split_run.c     the worker: runs a split's steps, applies their results,
+ *                   retries, stalls, finishes and releases the lease
+ *   split_load.c    loading journals at start and reconciling them with the
+ *                   lease (resume, "cannot read now", "corrupt")
+ *   split_steps.c   the steps themselves; verify.c the Verify step
+ *
+ * Locking rule: sp->mu guards the job list and every job's split_state.
+ * Only splitter files take it.  Steps never do: they get a `run` (the
+ * request, which never changes, and a copy of the state fields they read)
+ * and return a step_result, which split_run.c applies under sp->mu.  No
+ * one holds sp->mu across store I/O.  sp->submit_mu serialises accepts of
+ * one agent (taken before sp->mu, never while holding it).
  */
 #ifndef SHALE_AGENT_SPLITTER_INT_H
 #define SHALE_AGENT_SPLITTER_INT_H
 
-#include <jansson.h>
 #include <pthread.h>
 #include "splitter.h"
+#include "split_state.h"
 
 #define MAX_LISTENERS 8
-#define STEP_ATTEMPTS 3
+#define STEP_ATTEMPTS 3      /* tries of a failing step before the point of no return */
+#define ADOPT_GRACE_MS 5000  /* a lease without a journal for this long is adopted */
+
+/* How a job's journal was had at start. */
+typedef enum job_load {
+    JOB_LOADED = 0,
+    JOB_UNREADABLE,          /* could not be read now: retried by the worker */
+    JOB_CORRUPT              /* bad: left in place, reported, blocks new splits */
+} job_load;
 
 typedef struct job {
-    char *name;
-    split_request *req;
+    split_state *st;         /* under sp->mu; while the worker runs the job only
+                                the worker changes it */
+    split_request *req;      /* NULL for a record without one (cleared, bad) */
     char *req_json;          /* canonical request, to recognise a repeat */
-    json_t *doc;             /* status + journal document (under sp->mu) */
-    uint64_t version;        /* journal version; 0 for a dry run */
-    bool dry_run;
-    bool terminal;
+    job_load load;
+    char *load_error;        /* why, for JOB_UNREADABLE / JOB_CORRUPT */
     bool abort_requested;
-    bool orphaned;           /* another agent owns its journal */
+    bool orphaned;           /* another agent drives its journal: status is
+                                read from the store, the worker leaves it */
+    bool unsaved;            /* the last journal write failed */
+    bool tried;              /* worker's mark within one pass over the jobs */
+    int64_t added_ms;        /* when this agent learnt of it (dry-run expiry) */
     struct job *next;
 } job;
 
@@ -38,10 +60,18 @@ struct splitter {
     char *shard, *store_uri, *wal_uri;
     shale_objstore *store;
     pthread_mutex_t mu;
+    pthread_mutex_t submit_mu;   /* one accept at a time in this agent */
     pthread_mutex_t notify_mu;   /* orders status deliveries to listeners */
     pthread_cond_t cv;
     job *jobs;
+    bool loaded;             /* the journal list was read (else retried) */
+    bool lease_adopted;      /* a lease without a journal was looked for */
+    uint64_t adopt_seq;      /* the take record seen without a journal */
+    int64_t adopt_seen_ms;   /* when (mono_ms) */
+    char load_error[512];
+    uint32_t load_tries;
     bool stop, busy, started;
+    job *current;            /* the job the worker runs (never expired) */
     pthread_t worker;
     listener listeners[MAX_LISTENERS];
     int nlisteners;
@@ -50,30 +80,83 @@ struct splitter {
     splitter_stats stats;
 };
 
+/* What a step reads: the request and a copy of the state it needs. */
 typedef struct run {
-    splitter *sp;
-    job *j;
+    splitter *sp;            /* options and URIs only (never sp->mu) */
+    const split_request *req;
+    const char *name;
+    char checkpoint_id[40];
+    uint64_t replay_after_wal_id;
     shale_db *db;            /* the parent, opened as writer at Fence */
+    bool refused;            /* the step refused before any side effect (the
+                                WAL wipe's pre-flight): it fails, it does not
+                                roll forward */
 } run;
 
+typedef struct step_child_result {
+    bool cloned, verified;
+    uint64_t manifest_id, ssts_referenced, wal_ssts_copied, key_count;
+} step_child_result;
 
-/* Document helpers (split_steps.c calls them with sp->mu held). */
-json_t *step_obj(job *j, int step);
-void set_str(json_t *o, const char *k, const char *v);
-void add_copied(splitter *sp, job *j, int step, uint64_t objects, uint64_t bytes);
+/* What a step returns, applied by split_run.c under sp->mu (also after a
+ * failure: what was done stays recorded). */
+typedef struct step_result {
+    char message[512];
+    bool mismatch;           /* Verify: a child's content differs (retrying
+                                cannot pass); read errors are not this */
+    bool has_checkpoint;
+    char checkpoint_id[40];
+    uint64_t replay_after_wal_id, next_wal_sst_id;
+    uint64_t objects_copied, bytes_copied;
+    step_child_result *children;   /* req->child_count entries */
+    split_verify verify_mode;      /* set by Verify */
+    split_plan *plan;              /* dry run: handed over to the state */
+} step_result;
 
-/* Step helpers and steps (split_steps.c).  Each returns SHALE_OK or a code
- * with shale_errmsg() set; msg (where given) receives a line for status. */
+/* Step helpers and steps (split_steps.c, verify.c).  Each returns SHALE_OK
+ * or a code with shale_errmsg() set, and fills *res. */
 shale_options db_opts(const splitter *sp, const char *wal);
 const char *parent_store(const run *r);
 const char *parent_wal(const run *r);
-const char *doc_str(run *r, const char *k);
-shale_status do_fence(run *r);
-shale_status do_full_flush(run *r);
-shale_status do_wipe(run *r, char *msg, size_t msglen);
-shale_status do_clone(run *r);
-shale_status do_verify(run *r, char *msg, size_t msglen);
-shale_status do_complete(run *r);
-shale_status do_plan(run *r);
+shale_status do_fence(run *r, step_result *res);
+shale_status do_full_flush(run *r, step_result *res);
+shale_status do_wipe(run *r, step_result *res);
+shale_status do_clone(run *r, step_result *res);
+shale_status do_verify(run *r, step_result *res);
+shale_status do_complete(run *r, step_result *res);
+shale_status do_plan(run *r, step_result *res);
+/* Deletes the split's checkpoint from the parent, if it took one (best
+ * effort: a failure leaves it for `shale checkpoint delete`). */
+void release_checkpoint(run *r);
+
+/* split_run.c */
+void *splitter_worker(void *arg);
+job *next_runnable_locked(splitter *sp);
+/* Tells every listener; sp->mu must NOT be held. */
+void splitter_notify(splitter *sp, job *j);
+/* Journals the state (not for dry runs) and tells listeners. */
+shale_status splitter_save(splitter *sp, job *j);
+
+/* split_load.c */
+/* Lists and loads the journals; on a list failure sp->loaded stays false
+ * (the worker tries again).  Call without sp->mu. */
+void splitter_load_journals(splitter *sp);
+/* Retries what could not be read; true if something is still unreadable. */
+bool splitter_retry_unreadable(splitter *sp);
+/* A lease held by a split that has no journal (its agent died between the
+ * two writes): writes journal version 1 from the lease's request. */
+void splitter_adopt_lease(splitter *sp);
+/* Validates a request against the parent's manifest. */
+shale_status validate_against_parent(splitter *sp, split_request *r);
+/* A job for a decoded state (consumed) or a placeholder; NULL on OOM. */
+job *job_from_state(splitter *sp, const char *name, split_state *st, shale_status rc);
+void job_free(job *j);
+job *find_locked(splitter *sp, const char *name);
+void append_locked(splitter *sp, job *j);
+/* Whether the split's lease should be released at its end. */
+bool lease_releasable(const split_state *s);
+
+/* Log helpers (split_run.c). */
+void log_refusal(splitter *sp, const char *split, shale_status rc, const char *why);
 
 #endif

@@ -22,8 +22,10 @@
  *               number of SSTs, not with their bytes.
  *
  * Both are read-only and may be redone after a crash.  A mismatch is
- * SHALE_CORRUPT (the splitter fails the split as VerifyFailed); anything
- * else is an ordinary step error.
+ * SHALE_CORRUPT and sets step_result.mismatch (the splitter fails the split
+ * as VerifyFailed); anything else, a read error above all, is an ordinary
+ * step error that the splitter retries: a child that could not be read has
+ * not been shown to differ.
  */
 #include "splitter_int.h"
 #include "db/checkpoint_int.h"
@@ -79,6 +81,10 @@ static shale_status compare_child(shale_reader *parent, shale_reader *child,
     char kt[200];
     while (!rc && (!limit || n < limit)) {
         bool pv = shale_iter_valid(pi), cv = shale_iter_valid(ci);
+        /* An iterator that stopped on an error has not reached the end of
+         * its data: what follows is a read error, never a missing key. */
+        if ((!pv && (rc = shale_iter_status(pi))) || (!cv && (rc = shale_iter_status(ci))))
+            break;
         if (!pv && !cv)
             break;
         size_t pkl = 0, ckl = 0, pvl = 0, cvl = 0;
@@ -109,12 +115,14 @@ static shale_status compare_child(shale_reader *parent, shale_reader *child,
         shale_iter_next(pi);
         shale_iter_next(ci);
     }
-    /* A read error is a finding too (a damaged block fails its checksum):
-     * name the child it was found for. */
-    if (!rc && (rc = shale_iter_status(pi)))
-        shale_err_prefix(rc, "verify: reading the parent's range of child %s", c->name);
-    if (!rc && (rc = shale_iter_status(ci)))
-        shale_err_prefix(rc, "verify: reading child %s", c->name);
+    /* A read error names the child it was found for.  A damaged block
+     * (SHALE_CORRUPT: its checksum fails) is a finding; any other error
+     * (I/O, timeout) is retried by the splitter. */
+    shale_status pst = shale_iter_status(pi), cst = shale_iter_status(ci);
+    if (pst && (!rc || rc == pst))
+        rc = shale_err_prefix(pst, "verify: reading the parent's range of child %s", c->name);
+    else if (cst && (!rc || rc == cst))
+        rc = shale_err_prefix(cst, "verify: reading child %s", c->name);
     shale_iter_free(pi);
     shale_iter_free(ci);
     *count = n;
@@ -354,10 +362,10 @@ static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
     shale_status rc = shale_objstore_open(wal, &v->r->sp->o.db.store, &w);
     if (rc)
         return rc;
-    char after[64];
-    snprintf(after, sizeof after, "wal/%020llu.sst", (unsigned long long)cm->replay_after_wal_id);
+    char after[PATH_KEY_MAX];
+    wal_key(cm->replay_after_wal_id, after, sizeof after);
     shale_objlist l;
-    rc = shale_objstore_list_all(w, "wal/", &l);
+    rc = shale_objstore_list_all(w, PATH_WAL_DIR, &l);
     if (!rc) {
         /* Keys are fixed width: text order is id order. */
         for (size_t i = 0; i < l.count && !rc; i++)
@@ -473,7 +481,7 @@ typedef struct verify_job {
 
 static shale_status verify_child(const verify_ctx *v, size_t i, child_result *res)
 {
-    const split_child *c = &v->r->j->req->children[i];
+    const split_child *c = &v->r->req->children[i];
     shale_options co = db_opts(v->r->sp, c->wal_store);
     co.block_cache = v->cache;
     shale_reader *child = NULL;
@@ -495,7 +503,7 @@ static shale_status verify_child(const verify_ctx *v, size_t i, child_result *re
 static void *verify_worker(void *arg)
 {
     verify_job *w = arg;
-    size_t n = w->v->r->j->req->child_count;
+    size_t n = w->v->r->req->child_count;
     for (size_t i; !atomic_load(w->failed) && (i = atomic_fetch_add(w->next, 1)) < n;) {
         w->rcs[i] = verify_child(w->v, i, &w->res[i]);
         if (w->rcs[i]) {
@@ -526,18 +534,17 @@ static shale_status load_parent_versions(verify_ctx *v)
 /* Each child on up to one thread per core.  The children's ranges were
  * validated to cover the parent's range exactly, so children that each
  * equal their range hold the parent's keys, each once. */
-shale_status do_verify(run *r, char *msg, size_t msglen)
+shale_status do_verify(run *r, step_result *res_out)
 {
     splitter *sp = r->sp;
-    const split_request *q = r->j->req;
-    pthread_mutex_lock(&sp->mu);
-    char cp[37];
-    snprintf(cp, sizeof cp, "%s", doc_str(r, "checkpointId") ? doc_str(r, "checkpointId") : "");
+    const split_request *q = r->req;
+    const char *cp = r->checkpoint_id;
+    char *msg = res_out->message;
+    size_t msglen = sizeof res_out->message;
     split_verify mode = q->verify != SPLIT_VERIFY_DEFAULT ? q->verify : sp->o.verify;
     if (mode == SPLIT_VERIFY_DEFAULT)
         mode = SPLIT_VERIFY_FULL;
-    set_str(r->j->doc, "verifyMode", split_verify_name(mode));
-    pthread_mutex_unlock(&sp->mu);
+    res_out->verify_mode = mode;
     verify_ctx v = {r, mode, cp, NULL, NULL, NULL, NULL};
     /* The children's SSTs are the parent's own objects, and a child is
      * walked beside the parent's range: with one cache the child finds
@@ -579,19 +586,23 @@ shale_status do_verify(run *r, char *msg, size_t msglen)
     verify_worker(&w);   /* this thread works too */
     for (size_t t = 0; t < started; t++)
         pthread_join(th[t], NULL);
+    /* A mismatch found for one child wins over a read error of another:
+     * retrying cannot make it pass. */
+    for (size_t i = 0; i < n && !rc; i++)
+        if (rcs[i] == SHALE_CORRUPT)
+            rc = shale_err(rcs[i], "%s", msgs[i]);
     for (size_t i = 0; i < n && !rc; i++)
         if (rcs[i])
             rc = shale_err(rcs[i], "%s", msgs[i]);
+    res_out->mismatch = rc == SHALE_CORRUPT;
     uint64_t keys = 0, ssts = 0, windows = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         keys += res[i].keys;
         ssts += res[i].ssts;
         windows += res[i].windows;
         if (mode == SPLIT_VERIFY_FULL) {
-            pthread_mutex_lock(&sp->mu);
-            json_t *k = json_array_get(json_object_get(r->j->doc, "children"), i);
-            json_object_set_new(k, "keyCount", json_integer((json_int_t)res[i].keys));
-            pthread_mutex_unlock(&sp->mu);
+            res_out->children[i].verified = true;
+            res_out->children[i].key_count = res[i].keys;
         }
     }
     if (!rc && mode == SPLIT_VERIFY_FULL)

@@ -9,7 +9,8 @@
 #include <string.h>
 #include <yaml.h>
 
-#define MAX_DEPTH 32
+#define MAX_DEPTH 32          /* collections inside collections */
+#define MAX_NODES 65536       /* a request or config has a few hundred */
 
 typedef struct conv {
     const char *origin;
@@ -115,15 +116,31 @@ static json_t *node_json(conv *c, yaml_node_t *n, const char *path, int depth)
     }
 }
 
-/* Refuses aliases before loading the document (libyaml would expand them). */
-static shale_status scan_for_aliases(const char *origin, const char *text, size_t len)
+/* The pre-scan: one pass over libyaml's event stream, refusing what the
+ * loader must never see: aliases and anchors (libyaml would expand them),
+ * nesting deeper than MAX_DEPTH and more than MAX_NODES nodes.  It stops
+ * at the first event past a limit.  Why events and not a byte scan: libyaml
+ * is quadratic in flow nesting only while it builds a deep document (each
+ * token looks at every open flow level); the event parser reads at most
+ * 1,024 bytes ahead of the event it returns (a simple key's lookahead), so
+ * stopping at depth 33 costs milliseconds whatever follows (1 MiB of '['
+ * is refused in under 1 ms; the loader took minutes on it).  A byte-level
+ * YAML lexer would have to agree with libyaml on quotes, comments and
+ * block scalars to count brackets, and where it disagreed it could be
+ * walked past; the event stream is libyaml's own reading. */
+static shale_status prescan(const char *origin, const char *text, size_t len)
 {
+    if (len > YAMLJSON_MAX_BYTES)
+        return shale_err(SHALE_INVALID_ARGUMENT, "%s: larger than %u bytes", origin,
+                         (unsigned)YAMLJSON_MAX_BYTES);
     yaml_parser_t p;
     yaml_event_t ev;
     if (!yaml_parser_initialize(&p))
         return SHALE_OOM();
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
     shale_status rc = SHALE_OK;
+    int depth = 0;
+    size_t nodes = 0;
     for (;;) {
         if (!yaml_parser_parse(&p, &ev)) {
             rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: %s", origin,
@@ -143,6 +160,22 @@ static shale_status scan_for_aliases(const char *origin, const char *text, size_
                            col);
             break;
         }
+        if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
+            if (++depth > MAX_DEPTH) {
+                rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: nesting deeper "
+                                                       "than %d levels", origin, line, col,
+                               MAX_DEPTH);
+                break;
+            }
+        } else if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT) {
+            depth--;
+        }
+        if ((t == YAML_SCALAR_EVENT || t == YAML_SEQUENCE_START_EVENT ||
+             t == YAML_MAPPING_START_EVENT) && ++nodes > MAX_NODES) {
+            rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: more than %d "
+                                                   "values", origin, line, col, MAX_NODES);
+            break;
+        }
         if (t == YAML_STREAM_END_EVENT)
             break;
     }
@@ -156,6 +189,9 @@ shale_status yamljson_parse(const char *origin, const char *text, size_t len, js
     *out = NULL;
     if (marks)
         *marks = NULL;
+    if (len > YAMLJSON_MAX_BYTES)
+        return shale_err(SHALE_INVALID_ARGUMENT, "%s: larger than %u bytes", origin,
+                         (unsigned)YAMLJSON_MAX_BYTES);
     size_t i = 0;
     while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
         i++;
@@ -170,7 +206,7 @@ shale_status yamljson_parse(const char *origin, const char *text, size_t len, js
             *marks = json_object();
         return SHALE_OK;
     }
-    shale_status rc = scan_for_aliases(origin, text, len);
+    shale_status rc = prescan(origin, text, len);
     if (rc)
         return rc;
     yaml_parser_t p;

@@ -9,6 +9,11 @@
  * refused (a request or config has no use for them, and aliases invite
  * billion-laughs expansion).  Mapping keys must be scalars and unique.
  *
+ * Limits, checked by a pre-scan of libyaml's event stream that stops at the
+ * first event past one, before the document loader (quadratic in flow
+ * nesting) runs: at most YAMLJSON_MAX_BYTES, 32 levels of nesting, 65,536
+ * values.  1 MiB of "[[[[" is refused in about a millisecond.
+ *
  * Positions: *marks maps a path ("children[1].range.end") to [line,
  * column], both 1-based.  JSON input gets no marks (jansson does not keep
  * them) except for syntax errors, which always carry line and column.
@@ -19,6 +24,8 @@
 #include <jansson.h>
 #include <stddef.h>
 #include "shale_status.h"
+
+#define YAMLJSON_MAX_BYTES (8u << 20)
 
 /* Parses text (YAML, or JSON if its first non-space byte is '{').  origin
  * names the source in messages.  On success *out (and *marks, if marks is

@@ -59,7 +59,8 @@ const char *value_of(uint64_t i);
 void values_init(void);
 
 /* Runs the split benchmark for a parent of mb MiB on backend "file" (under
- * dir) or "s3" (an s3rver on 127.0.0.1, started and stopped here): 2-way
+ * dir) or "s3" (the Ceph RGW scripts/bench.sh starts, found through
+ * SHALE_TEST_S3_ENDPOINT and the AWS_* keys it exports): 2-way
  * and 8-way splits through the agent's splitter, and for "file" the naive
  * copies.  Prints one table row per split and appends the raw figures to
  * out (a JSON array). */

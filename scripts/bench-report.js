@@ -81,7 +81,7 @@ function splits(j) {
              `${c('Clone')} | ${c('Verify')} |`);
   }
   out.push('');
-  out.push('Object-store requests per split on S3 (s3rver):');
+  out.push('Object-store requests per split on S3 (Ceph RGW 16 on 127.0.0.1):');
   out.push('');
   out.push('| | PUT | PUT if absent | GET | ranged GET | HEAD | LIST | DELETE |');
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|');

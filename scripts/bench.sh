@@ -7,16 +7,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s -j"$(nproc)" build/libshale.a build/libshale-agent.a
-pc="libcurl jansson yaml-0.1 libzstd libxxhash libxml-2.0 libmicrohttpd"
-# The split part drives the agent's splitter and starts s3rver with the
-# test suite's helper (tests/unit/support/s3test.c).
+pc="libcurl libcrypto jansson yaml-0.1 libzstd libxxhash libxml-2.0 libmicrohttpd"
+# The split part drives the agent's splitter; its S3 splits run on a
+# throw-away Ceph RGW (tests/tools/rgw.sh, the test suite's), found through
+# the test suite's helper (tests/unit/support/s3test.c).
 gcc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Iengine/include -Iengine -Iagent -Itests/unit \
   -o build/bench bench/bench.c bench/bench_engines.c bench/bench_split.c \
   tests/unit/support/s3test.c tests/unit/support/testutil.c \
   build/libshale-agent.a build/libshale.a $(pkg-config --libs $pc) \
   -lrocksdb -lleveldb -lcmocka -lpthread -lm
 dir=$(mktemp -d /var/tmp/shale-bench.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
+rgw=$dir/rgw
+trap 'bash tests/tools/rgw.sh stop "$rgw" >/dev/null 2>&1; rm -rf "$dir"' EXIT
+# S3 splits need it: a failed start stops the benchmark (no S3 rows missing
+# silently).  memstore keeps objects in RAM: 64 MiB parents and their
+# children fit in the cap.
+SHALE_RGW_MEMSTORE_BYTES=$((4 << 30)) bash tests/tools/rgw.sh start "$rgw" >"$dir/rgw-env"
+. "$dir/rgw-env"
 # The machine, for build/bench.json.
 BENCH_ROCKSDB_VERSION=$(dpkg-query -W -f='${Version}' librocksdb-dev 2>/dev/null || echo unknown)
 BENCH_DISK=$(df -T "$dir" | awk 'NR==2 {print $1" "$2}')

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # tests/run.sh -- the runner behind `make test`.
 #
+#  0. starts one throw-away Ceph RGW for the whole run (tests/tools/rgw.sh)
+#     and exports SHALE_TEST_S3_ENDPOINT, SHALE_TEST_S3_BUCKET,
+#     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION to every test;
+#     it is stopped at the end whatever happens (trap).  If it cannot
+#     start, that is one failure and every S3 test fails (never skips);
 #  1. builds and runs every cmocka unit binary (tests/unit/test_*.c);
 #  2. rebuilds them with AddressSanitizer + UndefinedBehaviorSanitizer and
 #     runs them again (SHALE_TEST_QUICK=1: suites may shrink their loops);
@@ -15,6 +20,21 @@ rm -rf "$LOGS"; mkdir -p "$LOGS"
 export SHALE_TEST_TMP=${SHALE_TEST_TMP:-$PWD/tests/tmp/work}
 mkdir -p "$SHALE_TEST_TMP"
 passed=0; failed=0; failures=()
+
+# One S3 server per run; tests make their own prefixes inside its bucket.
+RGW_DIR=$SHALE_TEST_TMP/rgw-$$
+trap 'bash tests/tools/rgw.sh stop "$RGW_DIR" >/dev/null 2>&1' EXIT
+trap 'exit 130' INT TERM
+echo "== Ceph RGW (S3) for the S3 tests"
+if bash tests/tools/rgw.sh start "$RGW_DIR" >"$LOGS/rgw-env" 2>"$LOGS/rgw-start.log"; then
+  # shellcheck disable=SC1091
+  . "$LOGS/rgw-env"
+  echo "RGW at $SHALE_TEST_S3_ENDPOINT, bucket $SHALE_TEST_S3_BUCKET"
+else
+  echo "--- FAILED: rgw start (S3 tests will fail) ---"; tail -20 "$LOGS/rgw-start.log"
+  failed=$((failed + 1)); failures+=("rgw-start")
+  unset SHALE_TEST_S3_ENDPOINT SHALE_TEST_S3_BUCKET
+fi
 
 build() {  # build LABEL MAKEARGS...
   local label=$1; shift

@@ -2,7 +2,7 @@
  * shale.c -- the `shale` command: inspect and operate a database by URI.
  *
  *   shale [--wal-store URI] [--unsafe-store] [--no-await-durable] [--ca-file PEM]
- *         COMMAND ...
+ *         [--s3-timeout SECONDS] COMMAND ...
  *
  * Keys and values on the command line accept %XX escapes; output escapes
  * bytes outside printable ASCII (and '%') the same way, so any key can be
@@ -19,7 +19,9 @@
 
 static const char usage_text[] =
     "usage: shale [--wal-store URI] [--unsafe-store] [--no-await-durable] [--ca-file PEM]\n"
-    "             COMMAND ...\n"
+    "             [--s3-timeout SECONDS] COMMAND ...\n"
+    "  --s3-timeout: an S3 call that gets no answer fails within about this long\n"
+    "                (no retry starts later; default 60)\n"
     "\n"
     "commands:\n"
     "  put URI KEY VALUE              write one key\n"
@@ -42,6 +44,7 @@ static const char usage_text[] =
     "  info URI                       shard facts: bytes, keys, SSTs, WAL position, range\n"
     "  split-points URI --ways N [--by bytes|keys]\n"
     "                                 N-1 balanced boundaries from the SST indexes\n"
+    "  store show URI                 the store's canonical URI and identity object\n"
     "  version | help\n"
     "\n"
     "URIs: file:///abs/dir, s3://bucket/prefix (AWS_* environment), mem://name.\n"
@@ -557,6 +560,34 @@ static int cmd_verify(int argc, char **argv)
     return 0;
 }
 
+/* The store's canonical URI and identity (docs/format.md "Store identity"):
+ * what an operator looks at before removing a split's stale claim. */
+static int cmd_store(int argc, char **argv)
+{
+    if (argc != 3 || strcmp(argv[1], "show"))
+        return usage();
+    char *canon = NULL;
+    shale_status rc = shale_store_canonical_uri(argv[2], &g_opts, &canon);
+    if (rc)
+        return fail("store show", rc);
+    printf("canonical: %s\n", canon);
+    shale_free(canon);
+    shale_store_identity id;
+    rc = shale_store_identity_read(argv[2], &g_opts, &id);
+    if (rc == SHALE_NOT_FOUND) {
+        printf("identity: none\n");
+        return 0;
+    }
+    if (rc)
+        return fail("store show", rc);
+    printf("identity: %s\nkind: %s\ncreated: %s\nuri at creation: %s\n", id.uuid,
+           shale_store_kind_name(id.kind), id.created, id.uri ? id.uri : "");
+    if (id.claim)
+        printf("claim: %s\n", id.claim);
+    shale_store_identity_clear(&id);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     shale_options_init(&g_opts);
@@ -564,11 +595,24 @@ int main(int argc, char **argv)
                                          {"unsafe-store", no_argument, 0, 'u'},
                                          {"no-await-durable", no_argument, 0, 'n'},
                                          {"ca-file", required_argument, 0, 'C'},
+                                         {"s3-timeout", required_argument, 0, 't'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "+w:unhC:", opts, NULL)) != -1) {
+    uint64_t secs;
+    while ((c = getopt_long(argc, argv, "+w:unhC:t:", opts, NULL)) != -1) {
         switch (c) {
+        case 't':
+            if (!parse_u64(optarg, &secs) || secs == 0 || secs > 86400) {
+                fprintf(stderr, "shale: --s3-timeout '%s': want whole seconds, 1 to 86400\n",
+                        optarg);
+                return 2;
+            }
+            /* The deadline for retries; a stall alone may use it all. */
+            g_opts.store.deadline_ms = (int)(secs * 1000);
+            if (g_opts.store.timeout_ms > g_opts.store.deadline_ms)
+                g_opts.store.timeout_ms = g_opts.store.deadline_ms;
+            break;
         case 'w': g_opts.wal_store_uri = optarg; break;
         case 'u': g_opts.unsafe_allow_unconditional_store = true; break;
         case 'n': g_opts.await_durable = false; break;
@@ -595,6 +639,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "verify")) return cmd_verify(n, a);
     if (!strcmp(cmd, "info")) return cmd_info(n, a);
     if (!strcmp(cmd, "split-points")) return cmd_split_points(n, a);
+    if (!strcmp(cmd, "store")) return cmd_store(n, a);
     if (!strcmp(cmd, "version")) {
         printf("shale %s\n", SHALE_VERSION);
         return 0;

@@ -17,26 +17,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static shale_status open_main(const char *uri, const shale_options *opts, shale_options *o,
-                              shale_objstore **s)
-{
-    if (opts)
-        *o = *opts;
-    else
-        shale_options_init(o);
-    if (!uri)
-        return shale_err(SHALE_INVALID_ARGUMENT, "store URI is NULL");
-    return shale_objstore_open(uri, &o->store, s);
-}
-
 shale_status shale_manifest_show(const char *uri, const shale_options *opts, uint64_t id,
                                  char **json)
 {
     *json = NULL;
-    shale_options o;
+    db_env *env = NULL;
     shale_objstore *s = NULL;
     manifest *m = NULL;
-    shale_status rc = open_main(uri, opts, &o, &s);
+    shale_status rc = db_env_open(uri, opts, &env);
+    if (!rc)
+        s = db_env_main(env);
     if (!rc)
         rc = id ? manifest_store_load(s, id, &m) : manifest_store_load_latest(s, 0, &m);
     if (!rc) {
@@ -62,7 +52,7 @@ shale_status shale_manifest_show(const char *uri, const shale_options *opts, uin
         }
     }
     manifest_free(m);
-    shale_objstore_close(s);
+    db_env_unref(env);
     return rc;
 }
 
@@ -72,7 +62,7 @@ static shale_status verify_sst(db_env *env, const sst_handle *h, shale_verify_re
     shale_status rc = db_env_store(env, h->store_uri, &s);
     if (rc)
         return rc;
-    char key[64];
+    char key[PATH_KEY_MAX];
     sst_key(h->id, key, sizeof key);
     uint64_t size = 0;
     rc = shale_objstore_head(s, key, &size, NULL);
@@ -105,35 +95,37 @@ shale_status shale_verify(const char *uri, const shale_options *opts, shale_veri
 {
     shale_verify_result res;
     memset(&res, 0, sizeof res);
-    shale_options o;
     shale_objstore *s = NULL, *w = NULL;
     manifest *m = NULL;
     db_env *env = NULL;
-    shale_status rc = open_main(uri, opts, &o, &s);
+    /* Every store verify reads -- this one, its WAL store, the parents a
+     * clone references -- comes from one env with the caller's options. */
+    shale_status rc = db_env_open(uri, opts, &env);
+    if (!rc)
+        s = db_env_main(env);
     if (!rc)
         rc = manifest_store_load_latest(s, 0, &m);
-    if (!rc)
-        rc = db_env_new(s, &o, &env);
     for (size_t i = 0; !rc && i < m->l0_count; i++)
         rc = verify_sst(env, &m->l0[i], &res);
     for (size_t r = 0; !rc && r < m->run_count; r++)
         for (size_t i = 0; !rc && i < m->runs[r].count; i++)
             rc = verify_sst(env, &m->runs[r].ssts[i], &res);
     for (size_t i = 0; !rc && i < m->checkpoint_count; i++) {
-        char key[48];
+        char key[PATH_KEY_MAX];
         manifest_key(m->checkpoints[i].manifest_id, key, sizeof key);
         rc = shale_objstore_head(s, key, NULL, NULL);
         if (rc == SHALE_NOT_FOUND)
             rc = shale_err(SHALE_NOT_FOUND, "verify: %s/%s is pinned by checkpoint %s but "
                                             "missing", uri, key, m->checkpoints[i].id);
     }
-    const char *wuri = o.wal_store_uri ? o.wal_store_uri : m ? m->wal_store_uri : NULL;
+    const char *owal = env ? db_env_options(env)->wal_store_uri : NULL;
+    const char *wuri = owal ? owal : m ? m->wal_store_uri : NULL;
     if (!rc && wuri && strcmp(wuri, uri))
-        rc = shale_objstore_open(wuri, &o.store, &w);
+        rc = db_env_store(env, wuri, &w);
     /* Ids below next_wal_sst_id must exist; later ones are checked while
      * they do (a writer records next_wal_sst_id only at manifest writes). */
     for (uint64_t id = m ? m->replay_after_wal_id + 1 : 0; !rc && m; id++) {
-        char key[48];
+        char key[PATH_KEY_MAX];
         wal_key(id, key, sizeof key);
         void *data = NULL;
         size_t len = 0;
@@ -160,10 +152,8 @@ shale_status shale_verify(const char *uri, const shale_options *opts, shale_veri
         res.wal_ssts_checked++;
         res.bytes_checked += len;
     }
-    db_env_free(env);
     manifest_free(m);
-    shale_objstore_close(w);
-    shale_objstore_close(s);
+    db_env_unref(env);   /* closes s and w */
     if (out)
         *out = res;
     return rc;

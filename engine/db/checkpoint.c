@@ -264,23 +264,23 @@ shale_status shale_checkpoint_create(shale_db *db, shale_checkpoint_scope scope,
     return rc;
 }
 
-static shale_status open_store(const char *uri, const shale_options *opts, shale_objstore **s)
+/* The admin calls' stores come from one env with the caller's options
+ * (env.h); *s is its main store, closed by db_env_unref(*env). */
+static shale_status open_env(const char *uri, const shale_options *opts, db_env **env,
+                             shale_objstore **s)
 {
-    shale_options d;
-    if (!opts) {
-        shale_options_init(&d);
-        opts = &d;
-    }
-    if (!uri)
-        return shale_err(SHALE_INVALID_ARGUMENT, "store URI is NULL");
-    return shale_objstore_open(uri, &opts->store, s);
+    *s = NULL;
+    shale_status rc = db_env_open(uri, opts, env);
+    if (!rc)
+        *s = db_env_main(*env);
+    return rc;
 }
 
 /* First WAL id at or above `from` that the WAL store does not hold. */
 static shale_status first_missing_wal(shale_objstore *w, uint64_t from, uint64_t *out)
 {
     for (uint64_t id = from;; id++) {
-        char key[48];
+        char key[PATH_KEY_MAX];
         wal_key(id, key, sizeof key);
         shale_status rc = shale_objstore_head(w, key, NULL, NULL);
         if (rc == SHALE_NOT_FOUND) {
@@ -298,7 +298,8 @@ shale_status shale_admin_checkpoint_create(const char *uri, const shale_options 
 {
     shale_objstore *s = NULL, *w = NULL;
     manifest *m = NULL;
-    shale_status rc = open_store(uri, opts, &s);
+    db_env *env = NULL;
+    shale_status rc = open_env(uri, opts, &env, &s);
     if (rc)
         return rc;
     /* Durable scope without a writer: WAL SSTs written after the last
@@ -309,7 +310,7 @@ shale_status shale_admin_checkpoint_create(const char *uri, const shale_options 
     const char *wuri = opts && opts->wal_store_uri ? opts->wal_store_uri : m->wal_store_uri;
     uint64_t next = 0;
     if (wuri && strcmp(wuri, uri)) {
-        rc = open_store(wuri, opts, &w);
+        rc = db_env_store(env, wuri, &w);
         if (rc)
             goto out;
     }
@@ -318,8 +319,7 @@ shale_status shale_admin_checkpoint_create(const char *uri, const shale_options 
         rc = cp_add(s, NULL, lifetime_ms, name, next, out);
 out:
     manifest_free(m);
-    shale_objstore_close(w);
-    shale_objstore_close(s);
+    db_env_unref(env);
     return rc;
 }
 
@@ -330,7 +330,8 @@ shale_status shale_checkpoint_list(const char *uri, const shale_options *opts,
     *n = 0;
     shale_objstore *s = NULL;
     manifest *m = NULL;
-    shale_status rc = open_store(uri, opts, &s);
+    db_env *env = NULL;
+    shale_status rc = open_env(uri, opts, &env, &s);
     if (!rc)
         rc = manifest_store_load_latest(s, 0, &m);
     if (!rc) {
@@ -358,7 +359,7 @@ shale_status shale_checkpoint_list(const char *uri, const shale_options *opts,
         }
     }
     manifest_free(m);
-    shale_objstore_close(s);
+    db_env_unref(env);
     return rc;
 }
 
@@ -368,12 +369,13 @@ shale_status shale_checkpoint_refresh(const char *uri, const shale_options *opts
     if (!id)
         return shale_err(SHALE_INVALID_ARGUMENT, "checkpoint id is NULL");
     shale_objstore *s = NULL;
-    shale_status rc = open_store(uri, opts, &s);
+    db_env *env = NULL;
+    shale_status rc = open_env(uri, opts, &env, &s);
     if (!rc) {
         rm_ctx c = {id, false, true, lifetime_ms};
         rc = rm_or_refresh(s, &c, false);
     }
-    shale_objstore_close(s);
+    db_env_unref(env);
     return rc;
 }
 
@@ -383,9 +385,10 @@ shale_status shale_checkpoint_delete(const char *uri, const shale_options *opts,
     if (!id)
         return shale_err(SHALE_INVALID_ARGUMENT, "checkpoint id is NULL");
     shale_objstore *s = NULL;
-    shale_status rc = open_store(uri, opts, &s);
+    db_env *env = NULL;
+    shale_status rc = open_env(uri, opts, &env, &s);
     if (!rc)
         rc = cp_remove(s, id, false);
-    shale_objstore_close(s);
+    db_env_unref(env);
     return rc;
 }

@@ -29,6 +29,8 @@
  * A full-scope parent checkpoint needs no WAL at all (see checkpoint.c).
  */
 #include "db/checkpoint_int.h"
+#include "db/env.h"
+#include "db/identity.h"
 #include "db/wal.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -41,7 +43,8 @@
 
 typedef struct clone_run {
     const shale_clone_spec *spec;
-    shale_options opts;
+    shale_options opts;        /* strings: the env's copies */
+    db_env *env;               /* every store below is the env's (borrowed) */
     shale_objstore *parent, *parent_wal, *child, *child_wal;
     shale_clone_result res;
 } clone_run;
@@ -269,7 +272,7 @@ static shale_status pin_parents(clone_run *cr, const manifest *m)
             s = cr->parent;
             rc = pinned_version(s, src_cp, &pin);
         } else {
-            rc = shale_objstore_open(p->store_uri, &cr->opts.store, &s);
+            rc = db_env_store(cr->env, p->store_uri, &s);
             if (!rc && !pm) {
                 uint64_t pv = 0;
                 rc = pinned_version(cr->parent, src_cp, &pv);
@@ -295,8 +298,6 @@ static shale_status pin_parents(clone_run *cr, const manifest *m)
         }
         if (!rc)
             rc = cp_add_pin(s, p->final_checkpoint_id, pin, name, NULL);
-        if (!direct)
-            shale_objstore_close(s);
         if (rc)
             shale_err_prefix(rc, "pinning parent %s", p->store_uri);
     }
@@ -312,7 +313,7 @@ static shale_status copy_wal_ssts(clone_run *cr, const manifest *m, uint64_t *re
     bool copied_any = false;
     uint64_t first_missing = 0;
     for (uint64_t id = first; id < end; id++) {
-        char key[48];
+        char key[PATH_KEY_MAX];
         wal_key(id, key, sizeof key);
         void *data = NULL;
         size_t len = 0;
@@ -341,7 +342,7 @@ static shale_status copy_wal_ssts(clone_run *cr, const manifest *m, uint64_t *re
         cr->res.bytes_copied += len;
     }
     if (first_missing && !copied_any) {
-        char key[48];
+        char key[PATH_KEY_MAX];
         wal_key(first_missing, key, sizeof key);
         return shale_err(SHALE_NOT_FOUND,
                          "copy_wal_ssts: %s/%s not found: the checkpoint needs WAL ids %llu.."
@@ -391,8 +392,14 @@ static shale_status clone_inner(clone_run *cr)
             goto done;
         }
     } else {
-        /* Fresh clone: pick the checkpoint and the version it pins. */
+        /* Fresh clone: pick the checkpoint and the version it pins.  A
+         * child store may hold a split's claim, never another store's
+         * identity of a database or a WAL. */
         char cp_id[37];
+        if ((rc = identity_check_clone_target(cr->child, sp->child_uri)) ||
+            (cr->child_wal != cr->child &&
+             (rc = identity_check_clone_target(cr->child_wal, sp->child_wal_uri))))
+            goto out;
         if ((rc = manifest_store_load_latest(cr->parent, 0, &platest))) {
             shale_err_prefix(rc, "clone: loading the parent %s", sp->parent_uri);
             goto out;
@@ -476,34 +483,34 @@ shale_status shale_clone(const shale_clone_spec *spec, const shale_options *opts
     clone_run cr;
     memset(&cr, 0, sizeof cr);
     cr.spec = spec;
-    if (opts)
-        cr.opts = *opts;
-    else
-        shale_options_init(&cr.opts);
-    shale_status rc = shale_objstore_open(spec->parent_uri, &cr.opts.store, &cr.parent);
-    if (!rc)
-        rc = shale_objstore_open(spec->child_uri, &cr.opts.store, &cr.child);
-    if (!rc && spec->parent_wal_uri && strcmp(spec->parent_wal_uri, spec->parent_uri))
-        rc = shale_objstore_open(spec->parent_wal_uri, &cr.opts.store, &cr.parent_wal);
-    if (!rc && spec->child_wal_uri && strcmp(spec->child_wal_uri, spec->child_uri))
-        rc = shale_objstore_open(spec->child_wal_uri, &cr.opts.store, &cr.child_wal);
+    /* One env for the run, opened on the child: the parent, both WAL
+     * stores and every grandparent store come from its pool, all with the
+     * caller's options. */
+    shale_status rc = db_env_open(spec->child_uri, opts, &cr.env);
+    if (!rc) {
+        cr.opts = *db_env_options(cr.env);
+        cr.child = db_env_main(cr.env);
+        rc = db_env_store(cr.env, spec->parent_uri, &cr.parent);
+    }
+    cr.parent_wal = cr.parent;
+    cr.child_wal = cr.child;
+    if (!rc && spec->parent_wal_uri)
+        rc = db_env_store(cr.env, spec->parent_wal_uri, &cr.parent_wal);
+    if (!rc && spec->child_wal_uri)
+        rc = db_env_store(cr.env, spec->child_wal_uri, &cr.child_wal);
     if (!rc && !cr.opts.unsafe_allow_unconditional_store)
         rc = shale_objstore_probe_conditional(cr.child);
-    if (!rc) {
-        shale_objstore *pw = cr.parent_wal ? cr.parent_wal : cr.parent;
-        shale_objstore *cw = cr.child_wal ? cr.child_wal : cr.child;
-        shale_objstore *own_pw = cr.parent_wal, *own_cw = cr.child_wal;
-        cr.parent_wal = pw;
-        cr.child_wal = cw;
+    if (!rc)
         rc = clone_inner(&cr);
-        cr.parent_wal = own_pw;
-        cr.child_wal = own_cw;
-    }
+    /* Initialised: the child's stores are a database and its WAL store
+     * now (a claim becomes that, keeping its UUID). */
+    if (!rc)
+        rc = identity_ensure(cr.child, spec->child_uri, &cr.opts.store, SHALE_STORE_KIND_DB);
+    if (!rc && cr.child_wal != cr.child)
+        rc = identity_ensure(cr.child_wal, spec->child_wal_uri, &cr.opts.store,
+                             SHALE_STORE_KIND_WAL);
     if (out)
         *out = cr.res;
-    shale_objstore_close(cr.parent_wal);
-    shale_objstore_close(cr.child_wal);
-    shale_objstore_close(cr.parent);
-    shale_objstore_close(cr.child);
+    db_env_unref(cr.env);
     return rc;
 }

@@ -84,7 +84,7 @@ static shale_status finish_sst(compaction *c)
     sst_handle h;
     memset(&h, 0, sizeof h);
     ulid_new(h.id);
-    char key[64];
+    char key[PATH_KEY_MAX];
     sst_key(h.id, key, sizeof key);
     if ((rc = shale_objstore_put(c->db->store, key, img.data, img.len))) {
         shale_err_prefix(rc, "%s: compaction writing %s", c->db->uri, key);
@@ -343,10 +343,11 @@ static void release_pins(shale_db *db, const manifest *base)
         pthread_mutex_unlock(&db->mu);
         if (kept)
             continue;
+        /* Through the env: the parent's store with the options the
+         * database was opened with (the caller's are long gone). */
         shale_objstore *s = NULL;
-        if (shale_objstore_open(base->parents[p].store_uri, &db->opts.store, &s) == SHALE_OK)
+        if (db_env_store(db->env, base->parents[p].store_uri, &s) == SHALE_OK)
             cp_remove(s, base->parents[p].final_checkpoint_id, true);
-        shale_objstore_close(s);
     }
 }
 
@@ -390,7 +391,7 @@ static shale_status compact_once_locked(shale_db *db, bool force)
     if (rc) {
         /* Best effort: the output SSTs are garbage now; GC also finds them. */
         for (size_t i = 0; i < c.out.count; i++) {
-            char key[64];
+            char key[PATH_KEY_MAX];
             sst_key(c.out.ssts[i].id, key, sizeof key);
             shale_objstore_delete(db->store, key);
         }

@@ -21,6 +21,7 @@
  */
 #include "db/db_int.h"
 #include "db/batch.h"
+#include "db/identity.h"
 #include "db/iter_int.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -34,9 +35,11 @@ struct shale_snapshot {
     uint64_t seq;
 };
 
-void shale_options_init(shale_options *o)
+/* The library's own defaults, whatever the caller's header. */
+static void options_defaults(shale_options *o)
 {
     memset(o, 0, sizeof *o);
+    o->struct_size = sizeof *o;
     shale_objstore_options_init(&o->store);
     o->create_if_missing = true;
     o->await_durable = true;
@@ -54,6 +57,53 @@ void shale_options_init(shale_options *o)
     o->sst_target_bytes = 64u << 20;
     o->compactor = true;
     o->manifest_poll_ms = 1000;
+}
+
+void shale_options_init_size(shale_options *o, size_t size)
+{
+    shale_options d;
+    options_defaults(&d);
+    /* Only the bytes the caller's struct has: an older header's struct is
+     * shorter, and writing past it would overrun the caller's memory.  A
+     * newer header's is longer: its extra fields are zero (their default)
+     * and struct_size says how long it is. */
+    size_t given = size;
+    if (size > sizeof d) {
+        memset(o, 0, size);
+        size = sizeof d;
+    }
+    if (size < sizeof(size_t))
+        return;   /* not even struct_size fits: options_import refuses it */
+    memcpy(o, &d, size);
+    o->struct_size = given;
+}
+
+shale_status options_import(const shale_options *in, shale_options *out)
+{
+    options_defaults(out);
+    if (!in)
+        return SHALE_OK;
+    size_t size = in->struct_size;
+    if (size < offsetof(shale_options, store) + SHALE_OBJSTORE_OPTIONS_SIZE)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "shale_options.struct_size is %zu: initialise the options with "
+                         "shale_options_init() (libshale %s)", size, SHALE_VERSION);
+    if (size > sizeof *out) {
+        /* From a newer header: fine if every field this library does not
+         * know is still zero (its default), else refused -- silently
+         * ignoring a setting would be worse (Linux's copy_struct_from_user). */
+        const uint8_t *tail = (const uint8_t *)in + sizeof *out;
+        for (size_t i = 0; i < size - sizeof *out; i++)
+            if (tail[i])
+                return shale_err(SHALE_UNSUPPORTED,
+                                 "shale_options sets a field at byte %zu that this libshale "
+                                 "(%s, struct of %zu bytes) does not know: upgrade libshale",
+                                 sizeof *out + i, SHALE_VERSION, sizeof *out);
+        size = sizeof *out;
+    }
+    memcpy(out, in, size);
+    out->struct_size = sizeof *out;
+    return SHALE_OK;
 }
 
 void db_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
@@ -308,7 +358,7 @@ static shale_status write_fence_wal(shale_db *db, uint64_t *id)
     wal_buf empty = {0};   /* a fence: a WAL SST of no entries */
     shale_status rc = wal_encode(db->opts.block_size, db->opts.compression_level, &empty, &img);
     while (!rc) {
-        char key[48];
+        char key[PATH_KEY_MAX];
         wal_key(*id, key, sizeof key);
         rc = shale_objstore_put_if_absent(db->wal_store, key, img.data, img.len);
         if (rc != SHALE_PRECONDITION_FAILED)
@@ -335,18 +385,21 @@ static shale_status write_fence_wal(shale_db *db, uint64_t *id)
     return rc;
 }
 
-static shale_status db_open_inner(shale_db *db)
+/* opts: the caller's, read only here (the env copies what is kept). */
+static shale_status db_open_inner(shale_db *db, const shale_options *opts)
 {
-    shale_status rc = shale_objstore_open(db->uri, &db->opts.store, &db->store);
+    shale_options eo = *opts;
+    eo.wal_store_uri = db->wal_uri;
+    shale_status rc = db_env_open(db->uri, &eo, &db->env);
     if (rc)
         return rc;
-    if (db->wal_uri && strcmp(db->wal_uri, db->uri)) {
-        rc = shale_objstore_open(db->wal_uri, &db->opts.store, &db->wal_store);
-        if (rc)
-            return rc;
-    } else {
-        db->wal_store = db->store;
-    }
+    /* From here on the handle's options are the env's copies. */
+    db->opts.store = db_env_options(db->env)->store;
+    db->store = db_env_main(db->env);
+    db->wal_store = db->store;
+    if (db->wal_uri && strcmp(db->wal_uri, db->uri) &&
+        (rc = db_env_store(db->env, db->wal_uri, &db->wal_store)))
+        return rc;
     if (!db->opts.unsafe_allow_unconditional_store) {
         rc = shale_objstore_probe_conditional(db->store);
         if (!rc && db->wal_store != db->store)
@@ -354,9 +407,6 @@ static shale_status db_open_inner(shale_db *db)
         if (rc)
             return rc;
     }
-    rc = db_env_new(db->store, &db->opts, &db->env);
-    if (rc)
-        return rc;
     manifest *m = NULL;
     rc = load_or_create(db, &m);
     if (rc)
@@ -368,6 +418,12 @@ static shale_status db_open_inner(shale_db *db)
                          "(initialized=false); re-run the same clone to complete it",
                          db->uri);
     rc = check_wal_store(db, m);
+    if (rc)
+        return rc;
+    /* Both stores carry an identity (shale_admin.h); older ones get it now. */
+    rc = identity_ensure(db->store, db->uri, &db->opts.store, SHALE_STORE_KIND_DB);
+    if (!rc && db->wal_store != db->store)
+        rc = identity_ensure(db->wal_store, db->wal_uri, &db->opts.store, SHALE_STORE_KIND_WAL);
     if (rc)
         return rc;
     fence_ctx fc = {db->wal_uri, 0, 0};
@@ -416,10 +472,7 @@ static void db_free(shale_db *db)
     memtable_unref(db->mem);
     wal_buf_free(db->walbuf);
     manifest_free(db->man);
-    db_env_free(db->env);
-    if (db->wal_store != db->store)
-        shale_objstore_close(db->wal_store);
-    shale_objstore_close(db->store);
+    db_env_unref(db->env);   /* closes the stores */
     free(db->snapshots);
     free(db->uri);
     free(db->wal_uri);
@@ -449,20 +502,24 @@ static shale_status check_options(const shale_options *o)
 shale_status shale_open(const char *uri, const shale_options *opts, shale_db **out)
 {
     *out = NULL;
-    shale_options defaults;
-    if (!opts) {
-        shale_options_init(&defaults);
-        opts = &defaults;
-    }
+    shale_options imported;
+    shale_status rc = options_import(opts, &imported);
+    if (rc)
+        return rc;
+    opts = &imported;
     if (!uri)
         return shale_err(SHALE_INVALID_ARGUMENT, "shale_open: uri is NULL");
-    shale_status rc = check_options(opts);
+    rc = check_options(opts);
     if (rc)
         return rc;
     shale_db *db = calloc(1, sizeof *db);
     if (!db)
         return SHALE_OOM();
     db->opts = *opts;
+    /* The caller's strings are not kept: db_open_inner points these at the
+     * env's copies (a background thread may read them after we return). */
+    memset(&db->opts.store, 0, sizeof db->opts.store);
+    db->opts.wal_store_uri = NULL;
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->man_mu, NULL);
     pthread_condattr_t ca;
@@ -475,7 +532,6 @@ shale_status shale_open(const char *uri, const shale_options *opts, shale_db **o
     pthread_condattr_destroy(&ca);
     db->uri = xstrdup(uri);
     db->wal_uri = opts->wal_store_uri ? xstrdup(opts->wal_store_uri) : NULL;
-    db->opts.wal_store_uri = NULL;
     if (!db->uri || (opts->wal_store_uri && !db->wal_uri)) {
         db_free(db);
         return SHALE_OOM();
@@ -486,7 +542,7 @@ shale_status shale_open(const char *uri, const shale_options *opts, shale_db **o
         while (n > 0 && u[n - 1] == '/' && !(n >= 3 && !strncmp(u + n - 3, "://", 3)))
             u[--n] = '\0';
     }
-    rc = db_open_inner(db);
+    rc = db_open_inner(db, opts);
     if (!rc) {
         /* Threads are started last; after this the handle is live. */
         if (pthread_create(&db->wal_thread, NULL, db_wal_thread, db) ||

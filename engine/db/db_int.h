@@ -67,7 +67,9 @@ struct shale_db {
     char *wal_uri;                 /* NULL = WAL in the main store */
     shale_objstore *store;
     shale_objstore *wal_store;     /* == store when no separate WAL store */
-    db_env *env;                   /* store pool, table cache, block cache */
+    db_env *env;                   /* every store (store and wal_store are its),
+                                      table cache, block cache; opts.store
+                                      points at its copies */
 
     pthread_mutex_t mu;
     pthread_mutex_t man_mu;        /* serialises this process's manifest
@@ -123,6 +125,13 @@ struct shale_db {
 
 /* Waits on cv (initialised with CLOCK_MONOTONIC) for at most ms. */
 void db_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
+
+/* Copies the caller's options (NULL = defaults) into the library's own
+ * struct by the caller's struct_size: fields an older header lacks keep
+ * their defaults; fields of a newer header must be zero.  Every public
+ * entry point that takes shale_options goes through it (via db_env_open or
+ * shale_open).  Strings are still the caller's. */
+shale_status options_import(const shale_options *in, shale_options *out);
 /* Runs a manifest update under man_mu on a copy of db->man and installs
  * the result.  Called WITHOUT mu held. */
 shale_status db_update_manifest(shale_db *db, manifest_mutator fn, void *ctx);

@@ -72,7 +72,7 @@ static shale_status write_l0(shale_db *db, memtable *mem, sst_handle *h)
     if (rc)
         goto out;
     ulid_new(h->id);
-    char key[64];
+    char key[PATH_KEY_MAX];
     sst_key(h->id, key, sizeof key);
     rc = shale_objstore_put(db->store, key, img.data, img.len);
     if (rc) {

@@ -13,11 +13,13 @@
  * Every deletion also needs the object to be older than min_age_ms (by its
  * modification time, and for SSTs by the time in their ULID): a writer may
  * have written an SST it has not committed yet.  Only keys under wal/,
- * compacted/ and manifest/ that parse as Shale objects are considered.  A
+ * compacted/ and manifest/ that parse as Shale objects (paths.h, strictly)
+ * are considered; every store is the pass's db_env's (env.h).  A
  * pinned version that cannot be read stops the pass before anything is
  * deleted.
  */
 #include "db/checkpoint_int.h"
+#include "db/env.h"
 #include "db/wal.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -76,20 +78,6 @@ static shale_status drop(gc_run *r, shale_objstore *s, const shale_objinfo *o,
     return shale_objstore_delete(s, o->key);
 }
 
-static bool parse_num(const char *s, size_t digits, const char *suffix, uint64_t *out)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < digits; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (strcmp(s + digits, suffix))
-        return false;
-    *out = v;
-    return true;
-}
-
 static bool names_sst(const manifest *m, const char *id, const char *uri)
 {
     for (size_t i = 0; i < m->l0_count; i++)
@@ -108,10 +96,10 @@ static shale_status gc_wal(gc_run *r)
 {
     shale_objstore *w = r->w ? r->w : r->s;
     shale_objlist l;
-    shale_status rc = shale_objstore_list_all(w, "wal/", &l);
+    shale_status rc = shale_objstore_list_all(w, PATH_WAL_DIR, &l);
     for (size_t i = 0; !rc && i < l.count; i++) {
         uint64_t id;
-        if (!parse_num(l.items[i].key + 4, 20, ".sst", &id))
+        if (!wal_key_parse(l.items[i].key, &id))
             continue;
         bool keep = id > r->latest->replay_after_wal_id || !old_enough(r, l.items[i].mtime_ms);
         for (size_t p = 0; !keep && p < r->npinned; p++)
@@ -128,14 +116,11 @@ static shale_status gc_ssts(gc_run *r)
 {
     const char *uri = shale_objstore_uri(r->s);
     shale_objlist l;
-    shale_status rc = shale_objstore_list_all(r->s, "compacted/", &l);
+    shale_status rc = shale_objstore_list_all(r->s, PATH_SST_DIR, &l);
     for (size_t i = 0; !rc && i < l.count; i++) {
-        const char *k = l.items[i].key + 10;
-        char id[27];
-        if (strlen(k) != 30 || strcmp(k + 26, ".sst"))
+        char id[PATH_ULID_LEN + 1];
+        if (!sst_key_parse(l.items[i].key, id))
             continue;
-        memcpy(id, k, 26);
-        id[26] = '\0';
         int64_t born = ulid_time_ms(id);
         if (born < 0 || !old_enough(r, born) || !old_enough(r, l.items[i].mtime_ms))
             continue;
@@ -153,14 +138,14 @@ static shale_status gc_ssts(gc_run *r)
 static shale_status gc_manifests(gc_run *r)
 {
     shale_objlist l;
-    shale_status rc = shale_objstore_list_all(r->s, "manifest/", &l);
+    shale_status rc = shale_objstore_list_all(r->s, PATH_MANIFEST_DIR, &l);
     /* A dry run that found expired checkpoints did not write the version
      * that would drop them: report as if it had (the current latest is then
      * superseded, and the expired checkpoints pin nothing). */
     bool superseded = r->g->dry_run && r->res.checkpoints_removed;
     for (size_t i = 0; !rc && i < l.count; i++) {
         uint64_t id;
-        if (!parse_num(l.items[i].key + 9, 20, ".manifest", &id) || id > r->latest->id ||
+        if (!manifest_key_parse(l.items[i].key, &id) || id > r->latest->id ||
             (id == r->latest->id && !superseded) || !old_enough(r, l.items[i].mtime_ms))
             continue;
         bool pinned = false;
@@ -186,17 +171,16 @@ shale_status shale_gc(const char *uri, const shale_options *opts, const shale_gc
         shale_gc_options_init(&gd);
         g = &gd;
     }
-    shale_options o;
-    if (opts)
-        o = *opts;
-    else
-        shale_options_init(&o);
     gc_run r;
     memset(&r, 0, sizeof r);
     r.g = g;
     r.now = now_ms();
-    shale_status rc = uri ? shale_objstore_open(uri, &o.store, &r.s)
+    db_env *env = NULL;
+    shale_status rc = uri ? db_env_open(uri, opts, &env)
                           : shale_err(SHALE_INVALID_ARGUMENT, "gc: store URI is NULL");
+    const shale_options *o = rc ? NULL : db_env_options(env);
+    if (!rc)
+        r.s = db_env_main(env);
     if (!rc)
         rc = manifest_store_load_latest(r.s, 0, &r.latest);
     for (size_t i = 0; !rc && i < r.latest->checkpoint_count; i++) {
@@ -230,10 +214,11 @@ shale_status shale_gc(const char *uri, const shale_options *opts, const shale_gc
         else
             r.npinned++;
     }
-    const char *wuri = o.wal_store_uri ? o.wal_store_uri : r.latest ? r.latest->wal_store_uri
-                                                                     : NULL;
+    const char *wuri = o && o->wal_store_uri ? o->wal_store_uri
+                       : r.latest                ? r.latest->wal_store_uri
+                                                 : NULL;
     if (!rc && wuri && strcmp(wuri, uri))
-        rc = shale_objstore_open(wuri, &o.store, &r.w);
+        rc = db_env_store(env, wuri, &r.w);
     if (!rc)
         rc = gc_wal(&r);
     if (!rc)
@@ -244,8 +229,7 @@ shale_status shale_gc(const char *uri, const shale_options *opts, const shale_gc
         manifest_free(r.pinned[i]);
     free(r.pinned);
     manifest_free(r.latest);
-    shale_objstore_close(r.w);
-    shale_objstore_close(r.s);
+    db_env_unref(env);   /* closes r.s and r.w */
     if (out)
         *out = r.res;
     return rc;

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "shale_objstore.h"
+#include "db/paths.h"
 
 #define MANIFEST_FORMAT_VERSION 1
 
@@ -115,11 +116,10 @@ uint8_t *manifest_key_unescape(const char *text, size_t *len);
 
 /* ---- Versions in a store ------------------------------------------------ */
 
-/* "manifest/<id:020>.manifest" into buf (>= 40 bytes). */
-void manifest_key(uint64_t id, char *buf, size_t n);
 
-/* Loads the newest version.  hint: a version known to exist (0 = none),
- * used to probe forward before falling back to LIST.  SHALE_NOT_FOUND if
+/* Loads the newest version.  hint: a version known to exist (0 = none):
+ * only the keys after it are listed (one request for up to 1,000 newer
+ * versions), with a full LIST as the fallback when it is gone.  SHALE_NOT_FOUND if
  * the store has no manifest. */
 shale_status manifest_store_load_latest(shale_objstore *s, uint64_t hint, manifest **out);
 /* Loads one version. */

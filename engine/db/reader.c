@@ -15,6 +15,7 @@
  * view under a mutex and running scans keep the old one.
  */
 #include "db/checkpoint_int.h"
+#include "db/env.h"
 #include "db/view.h"
 #include "db/wal.h"
 #include "util/misc.h"
@@ -27,10 +28,10 @@
 struct shale_reader {
     char *uri;
     char *checkpoint_id;        /* NULL: follows the latest version */
-    char *wal_uri_given;
-    shale_options opts;
-    shale_objstore *store;
-    shale_objstore *wal_store;  /* owned when != store */
+    const char *wal_uri_given;  /* the env's copy of opts->wal_store_uri */
+    shale_options opts;         /* strings: the env's copies */
+    shale_objstore *store;      /* the env's main store */
+    shale_objstore *wal_store;  /* the env's (== store when none apart) */
     db_env *env;
     pthread_mutex_t mu;
     db_view *view;
@@ -94,7 +95,7 @@ static shale_status ensure_wal_store(shale_reader *r, const manifest *m)
         r->wal_store = r->store;
         return SHALE_OK;
     }
-    return shale_objstore_open(use, &r->opts.store, &r->wal_store);
+    return db_env_store(r->env, use, &r->wal_store);
 }
 
 /* Builds a fresh view: manifest + replayed WAL. */
@@ -128,14 +129,10 @@ void shale_reader_close(shale_reader *r)
     if (!r)
         return;
     view_unref(r->view);
-    db_env_free(r->env);
-    if (r->wal_store != r->store)
-        shale_objstore_close(r->wal_store);
-    shale_objstore_close(r->store);
+    db_env_unref(r->env);   /* closes the stores */
     pthread_mutex_destroy(&r->mu);
     free(r->uri);
     free(r->checkpoint_id);
-    free(r->wal_uri_given);
     free(r);
 }
 
@@ -148,23 +145,22 @@ shale_status shale_reader_open(const char *uri, const shale_options *opts,
     shale_reader *r = calloc(1, sizeof *r);
     if (!r)
         return SHALE_OOM();
-    if (opts)
-        r->opts = *opts;
-    else
-        shale_options_init(&r->opts);
     pthread_mutex_init(&r->mu, NULL);
     r->uri = xstrdup(uri);
     r->checkpoint_id = checkpoint_id ? xstrdup(checkpoint_id) : NULL;
-    r->wal_uri_given = r->opts.wal_store_uri ? xstrdup(r->opts.wal_store_uri) : NULL;
-    r->opts.wal_store_uri = NULL;
     shale_status rc = SHALE_OK;
-    if (!r->uri || (checkpoint_id && !r->checkpoint_id) ||
-        (opts && opts->wal_store_uri && !r->wal_uri_given))
+    if (!r->uri || (checkpoint_id && !r->checkpoint_id))
         rc = SHALE_OOM();
+    /* The env copies the options deeply; the reader keeps only those
+     * copies (views and lazy parent opens read them after we return). */
     if (!rc)
-        rc = shale_objstore_open(uri, &r->opts.store, &r->store);
-    if (!rc)
-        rc = db_env_new(r->store, &r->opts, &r->env);
+        rc = db_env_open(uri, opts, &r->env);
+    if (!rc) {
+        r->opts = *db_env_options(r->env);
+        r->wal_uri_given = r->opts.wal_store_uri;
+        r->opts.wal_store_uri = NULL;
+        r->store = db_env_main(r->env);
+    }
     if (!rc)
         rc = build_view(r, &r->view);
     if (rc) {

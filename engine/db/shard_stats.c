@@ -26,6 +26,8 @@
  */
 #include "shale_admin.h"
 #include "db/manifest.h"
+#include "db/env.h"
+#include "db/paths.h"
 #include "db/view.h"
 #include "table/kv.h"
 #include "table/sst.h"
@@ -171,7 +173,7 @@ static shale_status walk_sst(walk *w, db_env *env, const sst_handle *h)
     shale_status rc = db_env_store(env, h->store_uri, &s);
     if (rc)
         return rc;
-    char key[64];
+    char key[PATH_KEY_MAX];
     sst_key(h->id, key, sizeof key);
     sst_reader *r = NULL;
     if ((rc = sst_reader_open_index(s, key, h->size, &r)))
@@ -294,33 +296,26 @@ static long double below(const walk *w, const shale_key *k)
     return t;
 }
 
-/* Opens the database's store and its latest manifest. */
-static shale_status load(const char *uri, const shale_options *opts, shale_objstore **s,
-                         db_env **env, manifest **m)
+/* The database's stores (one env, with the caller's options) and its
+ * latest manifest. */
+static shale_status load(const char *uri, const shale_options *opts, db_env **env,
+                         manifest **m)
 {
-    shale_options d;
-    if (!opts) {
-        shale_options_init(&d);
-        opts = &d;
-    }
     if (!uri)
         return shale_err(SHALE_INVALID_ARGUMENT, "store URI is NULL");
-    shale_status rc = shale_objstore_open(uri, &opts->store, s);
+    shale_status rc = db_env_open(uri, opts, env);
     if (!rc)
-        rc = manifest_store_load_latest(*s, 0, m);
+        rc = manifest_store_load_latest(db_env_main(*env), 0, m);
     if (!rc && !(*m)->initialized)
         rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: the database is a clone still being made "
                                                "(initialized = false)", uri);
-    if (!rc)
-        rc = db_env_new(*s, opts, env);
     return rc;
 }
 
-static void close_all(shale_objstore *s, db_env *env, manifest *m)
+static void close_all(db_env *env, manifest *m)
 {
-    db_env_free(env);
     manifest_free(m);
-    shale_objstore_close(s);
+    db_env_unref(env);
 }
 
 static shale_status key_copy(shale_key *dst, const uint8_t *k, size_t len)
@@ -340,10 +335,9 @@ shale_status shale_shard_info_get(const char *uri, const shale_options *opts,
                                   shale_shard_info *out)
 {
     memset(out, 0, sizeof *out);
-    shale_objstore *s = NULL;
     db_env *env = NULL;
     manifest *m = NULL;
-    shale_status rc = load(uri, opts, &s, &env, &m);
+    shale_status rc = load(uri, opts, &env, &m);
     walk w = {0};
     if (!rc) {
         w.m = m;
@@ -368,7 +362,7 @@ shale_status shale_shard_info_get(const char *uri, const shale_options *opts,
             rc = key_copy(&out->range_end, m->range_end, m->range_end_len);
     }
     walk_free(&w);
-    close_all(s, env, m);
+    close_all(env, m);
     if (rc)
         shale_shard_info_clear(out);
     return rc;
@@ -398,10 +392,9 @@ shale_status shale_split_points_get(const char *uri, const shale_options *opts, 
                          ways);
     if (by != SHALE_SPLIT_BY_BYTES && by != SHALE_SPLIT_BY_KEYS)
         return shale_err(SHALE_INVALID_ARGUMENT, "split points: unknown measure %d", (int)by);
-    shale_objstore *s = NULL;
     db_env *env = NULL;
     manifest *m = NULL;
-    shale_status rc = load(uri, opts, &s, &env, &m);
+    shale_status rc = load(uri, opts, &env, &m);
     walk w = {0};
     w.by = by;
     shale_key *cand = NULL;
@@ -485,7 +478,7 @@ shale_status shale_split_points_get(const char *uri, const shale_options *opts, 
 out:
     free(cand);
     walk_free(&w);
-    close_all(s, env, m);
+    close_all(env, m);
     if (rc)
         shale_split_points_clear(out);
     return rc;

@@ -9,6 +9,7 @@
  * range) are never returned, even if a referenced parent SST holds them.
  */
 #include "db/view.h"
+#include "db/paths.h"
 #include "db/iter_int.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -19,237 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
-
-#define TC_BUCKETS 1024
-
-typedef struct tc_entry {
-    char *uri;              /* NULL = main store */
-    char id[27];
-    sst_reader *reader;
-    struct tc_entry *next;
-} tc_entry;
-
-typedef struct pool_entry {
-    char *uri;
-    shale_objstore *store;
-} pool_entry;
-
-struct db_env {
-    shale_objstore *main;
-    shale_objstore_options store_opts;
-    block_cache *cache;
-    bool own_cache;            /* false: the caller's shared cache */
-    pthread_mutex_t mu;
-    pool_entry *pool; size_t pool_count, pool_cap;
-    tc_entry *buckets[TC_BUCKETS];
-};
-
-void sst_key(const char *id, char *buf, size_t n)
-{
-    snprintf(buf, n, "compacted/%s.sst", id);
-}
-
-shale_status db_env_new(shale_objstore *main, const shale_options *opts, db_env **out)
-{
-    db_env *e = calloc(1, sizeof *e);
-    if (!e)
-        return SHALE_OOM();
-    e->main = main;
-    e->store_opts = opts->store;
-    /* Strings in store options are borrowed only for the open call; the
-     * pool opens parent stores later, so keep only what has no strings:
-     * S3 settings come from the environment for parent stores too. */
-    e->store_opts.s3_endpoint = NULL;
-    e->store_opts.s3_region = NULL;
-    e->store_opts.s3_access_key = NULL;
-    e->store_opts.s3_secret_key = NULL;
-    e->store_opts.s3_session_token = NULL;
-    e->store_opts.s3_ca_file = NULL;   /* parents fall back to AWS_CA_BUNDLE */
-    e->own_cache = !opts->block_cache;
-    e->cache = opts->block_cache ? opts->block_cache : block_cache_new(opts->block_cache_bytes);
-    pthread_mutex_init(&e->mu, NULL);
-    *out = e;
-    return SHALE_OK;
-}
-
-void db_env_free(db_env *e)
-{
-    if (!e)
-        return;
-    for (size_t i = 0; i < TC_BUCKETS; i++) {
-        tc_entry *t = e->buckets[i];
-        while (t) {
-            tc_entry *n = t->next;
-            sst_reader_unref(t->reader);
-            free(t->uri);
-            free(t);
-            t = n;
-        }
-    }
-    for (size_t i = 0; i < e->pool_count; i++) {
-        shale_objstore_close(e->pool[i].store);
-        free(e->pool[i].uri);
-    }
-    free(e->pool);
-    if (e->own_cache)
-        block_cache_free(e->cache);
-    pthread_mutex_destroy(&e->mu);
-    free(e);
-}
-
-block_cache *db_env_cache(db_env *e)
-{
-    return e->cache;
-}
-
-static bool same_uri(const char *a, const char *b)
-{
-    if (!a || !b)
-        return a == b;
-    return strcmp(a, b) == 0;
-}
-
-/* Called with e->mu held. */
-static shale_status env_store_locked(db_env *e, const char *uri, shale_objstore **out)
-{
-    if (!uri || !strcmp(uri, shale_objstore_uri(e->main))) {
-        *out = e->main;
-        return SHALE_OK;
-    }
-    for (size_t i = 0; i < e->pool_count; i++)
-        if (!strcmp(e->pool[i].uri, uri)) {
-            *out = e->pool[i].store;
-            return SHALE_OK;
-        }
-    if (e->pool_count == e->pool_cap) {
-        size_t cap = e->pool_cap ? e->pool_cap * 2 : 4;
-        pool_entry *p = realloc(e->pool, cap * sizeof *p);
-        if (!p)
-            return SHALE_OOM();
-        e->pool = p;
-        e->pool_cap = cap;
-    }
-    shale_objstore *s = NULL;
-    shale_status rc = shale_objstore_open(uri, &e->store_opts, &s);
-    if (rc)
-        return shale_err_prefix(rc, "opening parent store %s", uri);
-    char *u = xstrdup(uri);
-    if (!u) {
-        shale_objstore_close(s);
-        return SHALE_OOM();
-    }
-    e->pool[e->pool_count++] = (pool_entry){u, s};
-    *out = s;
-    return SHALE_OK;
-}
-
-shale_status db_env_store(db_env *e, const char *uri, shale_objstore **out)
-{
-    pthread_mutex_lock(&e->mu);
-    shale_status rc = env_store_locked(e, uri, out);
-    pthread_mutex_unlock(&e->mu);
-    return rc;
-}
-
-static size_t tc_bucket(const char *uri, const char *id)
-{
-    uint64_t h = XXH3_64bits(id, strlen(id));
-    if (uri)
-        h ^= XXH3_64bits(uri, strlen(uri)) * 31;
-    return (size_t)(h % TC_BUCKETS);
-}
-
-shale_status db_env_sst(db_env *e, const sst_handle *h, sst_reader **out)
-{
-    const char *uri = h->store_uri;
-    if (uri && !strcmp(uri, shale_objstore_uri(e->main)))
-        uri = NULL;
-    size_t b = tc_bucket(uri, h->id);
-    pthread_mutex_lock(&e->mu);
-    for (tc_entry *t = e->buckets[b]; t; t = t->next)
-        if (!strcmp(t->id, h->id) && same_uri(t->uri, uri)) {
-            sst_reader_ref(t->reader);
-            *out = t->reader;
-            pthread_mutex_unlock(&e->mu);
-            return SHALE_OK;
-        }
-    shale_objstore *s = NULL;
-    shale_status rc = env_store_locked(e, uri, &s);
-    pthread_mutex_unlock(&e->mu);
-    if (rc)
-        return rc;
-    /* Open outside the lock: it does I/O.  A racing opener may insert the
-     * same SST; the loser's reader is dropped below. */
-    char key[64];
-    sst_key(h->id, key, sizeof key);
-    sst_reader *r = NULL;
-    rc = sst_reader_open(s, key, h->size, e->cache, &r);
-    if (rc)
-        return rc;
-    tc_entry *t = calloc(1, sizeof *t);
-    if (!t || (uri && !(t->uri = xstrdup(uri)))) {
-        free(t);
-        *out = r;  /* usable, just not cached */
-        return SHALE_OK;
-    }
-    memcpy(t->id, h->id, sizeof t->id);
-    t->reader = r;
-    pthread_mutex_lock(&e->mu);
-    for (tc_entry *o = e->buckets[b]; o; o = o->next)
-        if (!strcmp(o->id, h->id) && same_uri(o->uri, uri)) {
-            sst_reader_ref(o->reader);
-            *out = o->reader;
-            pthread_mutex_unlock(&e->mu);
-            sst_reader_unref(r);
-            free(t->uri);
-            free(t);
-            return SHALE_OK;
-        }
-    t->next = e->buckets[b];
-    e->buckets[b] = t;
-    sst_reader_ref(r);
-    *out = r;
-    pthread_mutex_unlock(&e->mu);
-    return SHALE_OK;
-}
-
-static bool manifest_names(const manifest *m, const tc_entry *t, const char *main_uri)
-{
-    const char *tu = t->uri ? t->uri : main_uri;
-    for (size_t i = 0; i < m->l0_count; i++) {
-        const sst_handle *h = &m->l0[i];
-        if (!strcmp(h->id, t->id) && !strcmp(h->store_uri ? h->store_uri : main_uri, tu))
-            return true;
-    }
-    for (size_t r = 0; r < m->run_count; r++)
-        for (size_t i = 0; i < m->runs[r].count; i++) {
-            const sst_handle *h = &m->runs[r].ssts[i];
-            if (!strcmp(h->id, t->id) && !strcmp(h->store_uri ? h->store_uri : main_uri, tu))
-                return true;
-        }
-    return false;
-}
-
-void db_env_retain_only(db_env *e, const manifest *m)
-{
-    const char *main_uri = shale_objstore_uri(e->main);
-    pthread_mutex_lock(&e->mu);
-    for (size_t b = 0; b < TC_BUCKETS; b++) {
-        tc_entry **pp = &e->buckets[b];
-        while (*pp) {
-            tc_entry *t = *pp;
-            if (!manifest_names(m, t, main_uri)) {
-                *pp = t->next;
-                sst_reader_unref(t->reader);  /* views still reading hold refs */
-                free(t->uri);
-                free(t);
-            } else {
-                pp = &t->next;
-            }
-        }
-    }
-    pthread_mutex_unlock(&e->mu);
-}
 
 /* ---- views ---------------------------------------------------------- */
 
@@ -272,6 +42,7 @@ shale_status view_new(db_env *env, memtable **mems, size_t n, const manifest *m,
         v->mems[i] = mems[i];
     }
     v->mem_count = n;
+    db_env_ref(env);
     v->env = env;
     atomic_init((_Atomic int *)&v->refs, 1);
     *out = v;
@@ -291,6 +62,7 @@ void view_unref(db_view *v)
         memtable_unref(v->mems[i]);
     free(v->mems);
     manifest_free(v->man);
+    db_env_unref(v->env);
     free(v);
 }
 

@@ -8,16 +8,11 @@
  * A reader takes a reference under the owner's lock and then reads without
  * it; SST readers come from the environment's table cache.
  *
- * A db_env is what views need to reach data: a pool of open stores by URI
- * (a clone reads its parents' SSTs in their stores), a table cache of open
- * sst_readers by (store URI, SST id), and the block cache.  The table cache
- * has no count limit: it holds a reader for every SST the current manifest
- * names (db_env_retain_only drops the rest).  Each reader keeps its object
- * open (on file:// a descriptor); objstore_fs.c caps those descriptors per
- * process and reads by path beyond the cap.
+ * What views need to reach data -- the stores (a clone reads its parents'
+ * SSTs in their stores), the table cache and the block cache -- is the
+ * database's db_env (env.h); each view holds a reference on it.
  *
- * Thread safety: db_env functions may be called from many threads; a
- * db_view is immutable once made.
+ * Thread safety: a db_view is immutable once made.
  */
 #ifndef SHALE_VIEW_H
 #define SHALE_VIEW_H
@@ -26,36 +21,19 @@
 #include <stdint.h>
 
 #include "shale.h"
+#include "db/env.h"
 #include "db/manifest.h"
 #include "db/memtable.h"
 #include "table/cache.h"
 #include "table/iter.h"
 #include "table/sst.h"
 
-typedef struct db_env db_env;
-
-/* main: the database's own store (borrowed: must outlive the env). */
-shale_status db_env_new(shale_objstore *main, const shale_options *opts, db_env **out);
-void db_env_free(db_env *e);
-/* The store for a URI (NULL = the main store); opened on first use and
- * kept until the env is freed.  Borrowed. */
-shale_status db_env_store(db_env *e, const char *uri, shale_objstore **out);
-/* An SST reader for a handle (referenced; sst_reader_unref when done). */
-shale_status db_env_sst(db_env *e, const sst_handle *h, sst_reader **out);
-/* Drops cached readers whose SST is no longer named by m (after a
- * compaction), so memory does not grow with dead SSTs. */
-void db_env_retain_only(db_env *e, const manifest *m);
-block_cache *db_env_cache(db_env *e);
-
-/* "compacted/<id>.sst" into buf (>= 48 bytes). */
-void sst_key(const char *id, char *buf, size_t n);
-
 typedef struct db_view {
     int refs;                  /* atomic */
     memtable **mems;           /* active first, then frozen newest first */
     size_t mem_count;
     manifest *man;             /* owned copy */
-    db_env *env;               /* borrowed */
+    db_env *env;               /* referenced */
 } db_view;
 
 /* Makes a view over mems (each gets a reference) and a copy of m. */

@@ -14,11 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void wal_key(uint64_t id, char *buf, size_t n)
-{
-    snprintf(buf, n, "wal/%020llu.sst", (unsigned long long)id);
-}
-
 wal_buf *wal_buf_new(void)
 {
     return calloc(1, sizeof(wal_buf));
@@ -120,7 +115,7 @@ shale_status wal_read_range(shale_objstore *w, const char *db_uri, const manifes
 {
     uint64_t id = from <= m->replay_after_wal_id ? m->replay_after_wal_id + 1 : from;
     for (;; id++) {
-        char key[48];
+        char key[PATH_KEY_MAX];
         wal_key(id, key, sizeof key);
         void *data = NULL;
         size_t len = 0;

@@ -6,7 +6,7 @@
  *
  * A WAL SST is an ordinary SST (table/sst.h, docs/format.md) of one sealed
  * WAL buffer, rows in internal-key order, no bloom filter, at
- * wal/<id:020>.sst in the WAL store (the main store unless the database
+ * wal/<id:020>.sst (paths.c) in the WAL store (the main store unless the database
  * has a WAL store of its own).  Ids are consecutive from 1; a zero-entry
  * WAL SST is a fence (written by a writer when it opens).
  */
@@ -18,11 +18,11 @@
 
 #include "shale_objstore.h"
 #include "db/manifest.h"
+#include "db/paths.h"
 #include "table/kv.h"
 #include "util/buf.h"
 
-/* "wal/<id:020>.sst" into buf (>= 32 bytes). */
-void wal_key(uint64_t id, char *buf, size_t n);
+/* Keys: wal_key() and PATH_KEY_MAX come from db/paths.h. */
 
 /* A WAL buffer: the entries of one future WAL SST in the order they were
  * written (seq order), appended by the writer under its lock.  Appending

@@ -27,7 +27,7 @@
 /* Writes one sealed buffer.  Called without mu. */
 static shale_status wal_write(shale_db *db, wal_seal *s)
 {
-    char key[48];
+    char key[PATH_KEY_MAX];
     wal_key(s->id, key, sizeof key);
     shale_buf img = SHALE_BUF_INIT;
     shale_status rc = wal_encode(db->opts.block_size, db->opts.compression_level, s->buf, &img);

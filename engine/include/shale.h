@@ -40,12 +40,26 @@ typedef struct shale_cache shale_cache;
 /* ---- Options ------------------------------------------------------------ */
 
 typedef struct shale_options {
-    /* Store settings (S3 endpoint, credentials, retries) for every store the
-     * call opens.  Strings borrowed for the duration of the call. */
+    /* sizeof(shale_options) as the caller's header declares it, set by
+     * shale_options_init().  It lets a newer library take options from a
+     * program built against an older header (fields the program does not
+     * know keep their defaults) and refuse ones from a newer header that
+     * set fields the library does not know (docs/library.md).  0 is
+     * SHALE_INVALID_ARGUMENT: initialise options with shale_options_init(). */
+    size_t struct_size;
+    /* Store settings (S3 endpoint, region, credentials, path style,
+     * retries, timeouts) for EVERY store the engine opens on the database's
+     * behalf: its main store, its WAL store, the parent stores whose SSTs a
+     * clone references (and their parents), the stores whose pins the
+     * compactor releases, and those a clone, GC, verify or an admin call
+     * touches.  One set of settings serves them all (docs/object-store.md,
+     * "Who opens stores").  Strings are borrowed for the duration of the
+     * call only: the engine keeps deep copies of what it keeps. */
     shale_objstore_options store;
     /* Separate WAL store URI, or NULL to keep WAL SSTs in the main store.
      * Recorded in the manifest on first use; changing a recorded one is an
-     * error (SHALE_INVALID_ARGUMENT naming both).  Borrowed. */
+     * error (SHALE_INVALID_ARGUMENT naming both).  Borrowed for the call
+     * (copied). */
     const char *wal_store_uri;
     bool create_if_missing;        /* default true */
     bool await_durable;            /* default true: a write returns after its
@@ -74,14 +88,18 @@ typedef struct shale_options {
                                       of the writer process */
     uint32_t manifest_poll_ms;     /* default 1000: the writer re-reads the
                                       manifest this often to notice fencing */
-    /* The store does not honour put-if-absent (e.g. s3rver): fencing is then
+    /* The store does not honour put-if-absent (S3 servers that ignore
+     * If-None-Match, such as test doubles): fencing is then
      * NOT safe against a concurrent writer.  Default false: opening a writer
      * on such a store fails with SHALE_UNSUPPORTED. */
     bool unsafe_allow_unconditional_store;
 } shale_options;
 
-/* Fills the documented defaults above. */
-void shale_options_init(shale_options *o);
+/* Fills the documented defaults above, for a struct of `size` bytes (the
+ * caller's sizeof): use shale_options_init(), which passes it.  New fields
+ * are only ever added at the end of shale_options. */
+void shale_options_init_size(shale_options *o, size_t size);
+#define shale_options_init(o) shale_options_init_size((o), sizeof *(o))
 
 /* A block cache (decoded blocks, LRU, bounded by capacity_bytes > 0) to
  * share between writers and readers of one process through

@@ -54,12 +54,25 @@ typedef struct shale_objstore_options {
     int max_retries;              /* retries of retryable failures; default 6 */
     int retry_base_ms;            /* first backoff, doubled each time; default 50 */
     int retry_max_ms;             /* backoff cap; default 2000 */
-    int timeout_ms;               /* per request; default 30000 */
+    int timeout_ms;               /* S3: a request that moves no bytes for this
+                                     long fails (a stall, not a size bound);
+                                     default 20000 */
+    int deadline_ms;              /* S3: no retry starts later than this after
+                                     a call began, so a call that never gets an
+                                     answer fails within deadline_ms +
+                                     timeout_ms; default 60000 */
     bool fs_no_fsync;             /* file://: skip fsync (tests, benchmarks only) */
     const char *s3_ca_file;       /* PEM CA bundle for https endpoints (and STS)
                                      with a private CA; default AWS_CA_BUNDLE,
                                      else the system's */
+    /* Zero.  shale_options embeds this struct, so its size is fixed within
+     * an ABI version (SHALE_OBJSTORE_OPTIONS_SIZE bytes): a new field takes
+     * its place from here, and every older program still passes zeros
+     * (= the default) for it. */
+    uint64_t reserved[14];
 } shale_objstore_options;
+
+#define SHALE_OBJSTORE_OPTIONS_SIZE 192
 
 /* Warnings the library cannot return as the error of a call but an
  * operator must see: S3 credentials sent over plain http to a host that is
@@ -133,7 +146,9 @@ typedef struct shale_objlist {
 
 /* Lists one page of objects whose key starts with prefix ("" = all), in key
  * order.  cursor is NULL for the first page, else the previous page's
- * next_cursor.  max_keys 0 means the backend's default (1000).  The caller
+ * next_cursor, which on every backend is that page's last key: any key may
+ * be given, and the page then starts after it (to list what is newer than
+ * a key one knows, in one request).  max_keys 0 means the backend's default (1000).  The caller
  * frees the page with shale_objlist_free(). */
 shale_status shale_objstore_list(shale_objstore *s, const char *prefix,
                                  const char *cursor, size_t max_keys,
@@ -160,10 +175,14 @@ shale_status shale_objstore_probe_conditional(shale_objstore *s);
  * A shale_objreader reads one object by ranges without naming it again.  On
  * file:// it holds an open file descriptor, so a read is one pread() where
  * shale_objstore_get_range() walks the path, opens, fstats and closes the
- * file each time.  Every other backend (s3://, mem://, fault wrappers) gets
- * a generic handle that remembers the key and makes one ranged GET per
- * read, exactly as shale_objstore_get_range() would; in particular a fault
- * wrapper's rules see (and can fail) every read of a handle opened on it.
+ * file each time.  An s3:// handle reads ahead once reads are sequential
+ * (each starts where the previous ended: verify, scans): it fetches a window
+ * (256 KiB doubling to 4 MiB, freed once read to its end) and serves the
+ * reads inside it without a request; random reads are one ranged GET each.  Every other backend
+ * (mem://, fault wrappers) gets a generic handle that remembers the key and
+ * makes one ranged GET per read, exactly as shale_objstore_get_range()
+ * would; in particular a fault wrapper's rules see (and can fail) every
+ * read of a handle opened on it.
  *
  * Handles are meant for objects that are never rewritten (SSTs).  What a
  * handle reads after its key is replaced or deleted depends on the backend:

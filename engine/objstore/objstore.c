@@ -3,6 +3,7 @@
  * backend.  Backends implement objstore_ops (objstore_int.h).
  */
 #include "objstore/objstore_int.h"
+#include "db/paths.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
@@ -14,6 +15,11 @@
 static _Atomic uint64_t g_requests[SHALE_OP_COUNT][2];
 static _Atomic uint64_t g_bytes_read, g_bytes_written, g_retries;
 
+/* shale_options embeds the store options: their size is part of its
+ * layout and fixed within an ABI version (shale_objstore.h "reserved"). */
+_Static_assert(sizeof(shale_objstore_options) == SHALE_OBJSTORE_OPTIONS_SIZE,
+               "shale_objstore_options must keep its size: take new fields from reserved[]");
+
 void shale_objstore_options_init(shale_objstore_options *o)
 {
     memset(o, 0, sizeof *o);
@@ -21,7 +27,8 @@ void shale_objstore_options_init(shale_objstore_options *o)
     o->max_retries = 6;
     o->retry_base_ms = 50;
     o->retry_max_ms = 2000;
-    o->timeout_ms = 30000;
+    o->timeout_ms = 20000;
+    o->deadline_ms = 60000;
 }
 
 const char *shale_objop_name(shale_objop op)
@@ -120,6 +127,15 @@ static shale_status check_prefix(const char *prefix)
     return SHALE_OK;
 }
 
+static objstore_open_hook_fn g_open_hook;
+static void *g_open_hook_ctx;
+
+void objstore_set_open_hook(objstore_open_hook_fn fn, void *ctx)
+{
+    g_open_hook_ctx = ctx;
+    g_open_hook = fn;
+}
+
 shale_status shale_objstore_open(const char *uri, const shale_objstore_options *opts,
                                  shale_objstore **out)
 {
@@ -131,6 +147,8 @@ shale_status shale_objstore_open(const char *uri, const shale_objstore_options *
     *out = NULL;
     if (!uri)
         return shale_err(SHALE_INVALID_ARGUMENT, "store URI is NULL");
+    if (g_open_hook)
+        g_open_hook(g_open_hook_ctx, uri, opts);
     if (!strncmp(uri, "fault+", 6)) {
         shale_status frc = objstore_faulturi_open(uri, opts, out);
         if (!frc && !((*out)->uri = xstrdup(uri))) {
@@ -447,9 +465,9 @@ shale_status shale_objstore_list_all(shale_objstore *s, const char *prefix,
 
 shale_status shale_objstore_probe_conditional(shale_objstore *s)
 {
-    char id[37], key[64];
+    char id[37], key[PATH_KEY_MAX];
     uuid_new(id);
-    snprintf(key, sizeof key, ".probe/%s", id);
+    probe_key(id, key, sizeof key);
     shale_status rc = shale_objstore_put_if_absent(s, key, "1", 1);
     if (rc)
         return shale_err_prefix(rc, "probing conditional create on %s",

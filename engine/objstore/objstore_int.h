@@ -94,6 +94,15 @@ shale_status objstore_fs_fail_fsync(const char *kind, const char *prefix, long n
 /* fsync failures the hook has reported so far in this process. */
 long objstore_fs_fsync_failures(void);
 
+/* Tests only: fn is called at the start of every shale_objstore_open() in
+ * the process with the URI and the options the store is opened with (after
+ * NULL became the defaults), so a test can check that every store opened
+ * on a database's behalf got its caller's options (tests/unit/test_env.c).
+ * Set it while no store is being opened; fn NULL removes it. */
+typedef void (*objstore_open_hook_fn)(void *ctx, const char *uri,
+                                      const shale_objstore_options *opts);
+void objstore_set_open_hook(objstore_open_hook_fn fn, void *ctx);
+
 /* Counts one retry (backends that retry call this). */
 void objstore_count_retry(void);
 /* Adds bytes to the process-wide counters. */

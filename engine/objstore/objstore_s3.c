@@ -1,11 +1,15 @@
 /*
  * objstore_s3.c -- s3://bucket/prefix through libcurl with its SigV4.
  *
- * Requests are signed by curl (CURLOPT_AWS_SIGV4).  Two things curl 7.88
- * does not do are done here: the x-amz-content-sha256 header (S3 and
- * S3-protocol servers require it; UNSIGNED-PAYLOAD is sent, which S3 allows
- * over TLS and s3rver accepts), and sorting the query string, which curl
- * signs as given: every query is built in sorted order.
+ * Requests are signed by curl (CURLOPT_AWS_SIGV4), and checked against a
+ * server that verifies signatures (Ceph RGW in the tests).  What curl 7.88
+ * does not do is done here: the x-amz-content-sha256 header (UNSIGNED-
+ * PAYLOAD; the body's integrity is carried by Content-MD5, which the
+ * server checks, and which buckets with Object Lock require), and a sorted,
+ * percent-encoded query string (curl signs the query as given).  No header
+ * is ever given as "Name:" with no value: curl signs such a header but does
+ * not send it, and the server answers 403 SignatureDoesNotMatch (this is
+ * how `Expect:` broke every PUT; curl's own 100-continue is left alone).
  *
  * Where a request goes is s3_url.c's job (bucket rules, the endpoint
  * parsed once, every URL built with curl's URL API and checked against the
@@ -19,10 +23,28 @@
  * backoff; other 4xx never are.  Conditional create is PUT with
  * If-None-Match: * (412 = someone else's object is there).
  *
- * Status mapping: 404 NOT_FOUND, 412 PRECONDITION_FAILED, 401/403
- * UNAUTHORIZED (message carries S3's error Code, e.g.
- * SignatureDoesNotMatch), 429/5xx RETRYABLE once retries run out, curl
- * timeouts TIMEOUT, other transport errors IO.
+ * Bounds (docs/object-store.md "Timeouts"): a request that moves no bytes
+ * for timeout_ms fails (a low-speed limit, so a slow but moving 64 MB PUT
+ * is never cut); no retry starts after deadline_ms from the operation's
+ * start, so a store that accepts and never answers fails a call within
+ * deadline_ms + timeout_ms.  Throttling (429, 503 SlowDown), other 5xx,
+ * 400 RequestTimeout, timeouts and connection failures are retried with
+ * full-jitter exponential backoff; other 4xx never are.
+ *
+ * Conditional create is PUT with If-None-Match: * (412 = someone else's
+ * object is there).  A 5xx or a transport failure leaves its outcome
+ * unknown (RGW answers 500 to a share of lost races; a timed-out PUT may
+ * have landed), so the key is read back: our bytes there = created, other
+ * bytes = PRECONDITION_FAILED, nothing = retry.  A 412 after such an
+ * unknown attempt is read back the same way.
+ *
+ * Status mapping: 404 NOT_FOUND (NoSuchBucket is INVALID_ARGUMENT naming
+ * the bucket, as is a region redirect naming x-amz-bucket-region), 412
+ * PRECONDITION_FAILED, 401/403 UNAUTHORIZED (message carries S3's error
+ * Code, e.g. SignatureDoesNotMatch), 429/5xx RETRYABLE once retries run
+ * out, curl timeouts TIMEOUT, other transport errors IO.
+ *
+ * Reader handles read ahead when reads are sequential (s3_readahead.c).
  */
 #include "objstore/objstore_int.h"
 #include "objstore/s3_creds.h"
@@ -32,15 +54,26 @@
 #include "util/misc.h"
 #include "util/status_int.h"
 
+#include "objstore/objstore_s3.h"
+
 #include <curl/curl.h>
 #include <errno.h>
+#include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define POOL_MAX 16
+
+static _Atomic uint64_t g_http_requests;
+
+uint64_t objstore_s3_requests(void)
+{
+    return atomic_load_explicit(&g_http_requests, memory_order_relaxed);
+}
 
 typedef struct s3_store {
     shale_objstore base;
@@ -54,7 +87,9 @@ typedef struct s3_store {
     char *ca_file;           /* CURLOPT_CAINFO, or NULL for the system's */
     char sigv4[128];
     int max_retries, base_ms, max_ms;
-    long timeout_ms;
+    long stall_ms;           /* no bytes for this long: the request fails */
+    long deadline_ms;        /* no retry starts later than this */
+    _Atomic bool bucket_ok;  /* the bucket was seen to exist */
     pthread_mutex_t mu;
     CURL *pool[POOL_MAX];
     int npool;
@@ -71,6 +106,8 @@ typedef struct req {
     bool head;
 } req;
 
+#define REQ(m, k) ((req){.method = (m), .key = (k)})
+
 typedef struct resp {
     long status;
     shale_buf body;
@@ -78,6 +115,11 @@ typedef struct resp {
     int64_t mtime_ms;
     CURLcode cc;
     char curl_err[CURL_ERROR_SIZE];
+    char code[64];            /* S3 error Code from the body, "" if none */
+    char region[64];          /* x-amz-bucket-region, "" if none */
+    int attempts;
+    int64_t elapsed_ms;
+    bool gave_up;             /* the deadline stopped the retries */
 } resp;
 
 static pthread_once_t g_curl_once = PTHREAD_ONCE_INIT;
@@ -110,6 +152,35 @@ static size_t on_body(char *p, size_t sz, size_t n, void *ud)
 {
     resp *r = ud;
     return buf_append(&r->body, p, sz * n) ? 0 : sz * n;
+}
+
+/* Keeps x-amz-bucket-region (a region redirect names it). */
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t len = sz * n;
+    static const char name[] = "x-amz-bucket-region:";
+    if (len > sizeof name - 1 && !strncasecmp(p, name, sizeof name - 1)) {
+        const char *v = p + sizeof name - 1;
+        size_t vl = len - (sizeof name - 1);
+        while (vl && (*v == ' ' || *v == '\t'))
+            v++, vl--;
+        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+            vl--;
+        snprintf(r->region, sizeof r->region, "%.*s", (int)vl, v);
+    }
+    return len;
+}
+
+/* Content-MD5: base64 of the body's MD5 (the server checks it). */
+static bool content_md5(const void *data, size_t len, char *out, size_t outlen)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (outlen < 25 || !EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL) || mdlen != 16)
+        return false;
+    EVP_EncodeBlock((unsigned char *)out, md, 16);
+    return true;
 }
 
 /* Percent-encodes s by SigV4's rules ('/' kept when keep_slash). */
@@ -151,10 +222,16 @@ static void perform(s3_store *s, const req *q, resp *r)
         snprintf(line, sizeof line, "Range: %s", q->range);
         hd = curl_slist_append(hd, line);
     }
-    if (q->body) {
+    bool put = !strcmp(q->method, "PUT") && q->key;
+    if (put) {
+        char md5[32];
         hd = curl_slist_append(hd, "Content-Type: application/octet-stream");
-        hd = curl_slist_append(hd, "Expect:");
+        if (content_md5(q->body ? q->body : "", q->body_len, md5, sizeof md5)) {
+            snprintf(line, sizeof line, "Content-MD5: %s", md5);
+            hd = curl_slist_append(hd, line);
+        }
     }
+    long stall_s = (s->stall_ms + 999) / 1000;
     curl_easy_reset(h);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s->sigv4);
@@ -162,12 +239,17 @@ static void perform(s3_store *s, const req *q, resp *r)
     if (s->ca_file)
         curl_easy_setopt(h, CURLOPT_CAINFO, s->ca_file);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms < 10000 ? s->timeout_ms : 10000);
+    /* Stalls are bounded, not sizes: fewer than 16 bytes/s for stall_s
+     * fails the request, however long a moving transfer takes. */
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 16L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall_s > 0 ? stall_s : 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s->stall_ms < 10000 ? s->stall_ms : 10000L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_err);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(h, CURLOPT_FILETIME, 1L);
     if (q->head)
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
@@ -177,6 +259,7 @@ static void perform(s3_store *s, const req *q, resp *r)
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body ? q->body : "");
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
     }
+    atomic_fetch_add_explicit(&g_http_requests, 1, memory_order_relaxed);
     r->cc = !have_cred ? CURLE_LOGIN_DENIED : url ? curl_easy_perform(h) : CURLE_OUT_OF_MEMORY;
     if (r->cc == CURLE_OK) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
@@ -185,6 +268,11 @@ static void perform(s3_store *s, const req *q, resp *r)
         curl_easy_getinfo(h, CURLINFO_FILETIME_T, &ft);
         r->content_length = cl >= 0 ? (uint64_t)cl : 0;
         r->mtime_ms = ft >= 0 ? (int64_t)ft * 1000 : 0;
+        if (r->status >= 300) {
+            char msg[8];
+            s3_xml_parse_error((const char *)r->body.data, r->body.len, r->code,
+                               sizeof r->code, msg, sizeof msg);
+        }
     }
     curl_slist_free_all(hd);
     s3_cred_clear(&cred);
@@ -198,14 +286,47 @@ static bool retryable(const resp *r)
         return r->cc == CURLE_OPERATION_TIMEDOUT || r->cc == CURLE_COULDNT_CONNECT ||
                r->cc == CURLE_SEND_ERROR || r->cc == CURLE_RECV_ERROR ||
                r->cc == CURLE_GOT_NOTHING || r->cc == CURLE_PARTIAL_FILE;
-    return r->status == 429 || r->status >= 500;
+    return r->status == 429 || r->status >= 500 ||
+           (r->status == 400 && !strcmp(r->code, "RequestTimeout"));
 }
 
-/* Runs a request with retries.  Returns the final response in *r. */
+/* After an attempt whose outcome is unknown, what does a conditional
+ * create's key hold?  1: our bytes (created), 0: other bytes (lost),
+ * -1: nothing or the read failed (undecided). */
+static int read_back(s3_store *s, const req *q)
+{
+    req g = REQ("GET", q->key);
+    resp r;
+    perform(s, &g, &r);
+    int v = -1;
+    if (r.cc == CURLE_OK && r.status == 200)
+        v = r.body.len == q->body_len && (!q->body_len || !memcmp(r.body.data, q->body,
+                                                                  q->body_len));
+    buf_free(&r.body);
+    return v;
+}
+
+/* Runs a request with retries within the deadline.  Returns the final
+ * response in *r. */
 static void run(s3_store *s, const req *q, resp *r)
 {
+    int64_t start = mono_ms();
+    bool unknown = false;  /* a conditional create may have landed */
     for (int attempt = 0;; attempt++) {
         perform(s, q, r);
+        r->attempts = attempt + 1;
+        r->elapsed_ms = mono_ms() - start;
+        if (q->if_none_match && (retryable(r) || (unknown && r->status == 412))) {
+            int v = read_back(s, q);
+            if (v >= 0) {
+                buf_free(&r->body);
+                r->cc = CURLE_OK;
+                r->status = v ? 200 : 412;
+                snprintf(r->code, sizeof r->code, "%s", v ? "" : "PreconditionFailed");
+                return;
+            }
+            unknown = true;
+        }
         if (!retryable(r) || attempt >= s->max_retries)
             return;
         uint64_t cap = (uint64_t)s->base_ms << (attempt < 16 ? attempt : 16);
@@ -213,44 +334,96 @@ static void run(s3_store *s, const req *q, resp *r)
             cap = (uint64_t)s->max_ms;
         uint32_t rnd;
         random_bytes(&rnd, sizeof rnd);
+        uint32_t wait = (uint32_t)(rnd % (cap + 1));
+        if (mono_ms() + wait - start >= s->deadline_ms) {
+            r->gave_up = true;
+            return;
+        }
         buf_free(&r->body);
         objstore_count_retry();
-        sleep_ms((uint32_t)(rnd % (cap + 1)));
+        sleep_ms(wait);
     }
+}
+
+/* Does the bucket exist?  Asked once a 404 without a body (HEAD) leaves
+ * it open; cached when it does. */
+static bool bucket_missing(s3_store *s)
+{
+    if (atomic_load(&s->bucket_ok))
+        return false;
+    req q = REQ("HEAD", NULL);
+    q.head = true;
+    resp r;
+    run(s, &q, &r);
+    buf_free(&r.body);
+    if (r.cc == CURLE_OK && r.status == 200)
+        atomic_store(&s->bucket_ok, true);
+    return r.cc == CURLE_OK && r.status == 404;
 }
 
 /* Maps a finished response to a status with a message. */
 static shale_status status_of(s3_store *s, const req *q, resp *r)
 {
     const char *key = q->key ? q->key : "(bucket)";
+    const char *uri = s->base.uri ? s->base.uri : "s3";
+    char tries[128] = "";
+    if (r->attempts > 1 || r->gave_up)
+        snprintf(tries, sizeof tries, " (%d attempts in %.1f s%s)", r->attempts,
+                 (double)r->elapsed_ms / 1000.0, r->gave_up ? ", deadline reached" : "");
     if (r->cc != CURLE_OK)
         return shale_err(r->cc == CURLE_OPERATION_TIMEDOUT ? SHALE_TIMEOUT
                          : r->cc == CURLE_LOGIN_DENIED ? SHALE_UNAUTHORIZED : SHALE_IO,
-                         "%s: %s %s: %s", s->base.uri ? s->base.uri : "s3", q->method, key,
-                         r->curl_err[0] ? r->curl_err : curl_easy_strerror(r->cc));
-    if (r->status >= 200 && r->status < 300)
+                         "%s: %s %s: %s%s%s", uri, q->method, key,
+                         r->curl_err[0] ? r->curl_err : curl_easy_strerror(r->cc),
+                         r->cc == CURLE_OPERATION_TIMEDOUT ? " (stalled: no bytes moved)" : "",
+                         tries);
+    if (r->status >= 200 && r->status < 300) {
+        if (r->status == 200)
+            atomic_store(&s->bucket_ok, true);
         return SHALE_OK;
+    }
     char code[128], msg[512];
     s3_xml_parse_error((const char *)r->body.data, r->body.len, code, sizeof code, msg,
                        sizeof msg);
+    if (!strcmp(code, "NoSuchBucket") || (r->status == 404 && !r->body.len && q->key &&
+                                           bucket_missing(s)))
+        return shale_err(SHALE_INVALID_ARGUMENT, "%s: %s %s: bucket '%s' does not exist at %s "
+                                                 "(NoSuchBucket)", uri, q->method, key,
+                         s->bucket, s->endpoint);
+    if (r->status == 301 || r->status == 307 ||
+        (r->status == 400 && (r->region[0] || !strcmp(code, "AuthorizationHeaderMalformed"))))
+        return shale_err(SHALE_INVALID_ARGUMENT, "%s: %s %s: HTTP %ld %s: bucket '%s' is in "
+                                                 "region '%s' (x-amz-bucket-region), requests "
+                                                 "are signed for '%s': set the region "
+                                                 "(AWS_REGION, s3.region)%s%s", uri, q->method,
+                         key, r->status, code[0] ? code : "redirect", s->bucket,
+                         r->region[0] ? r->region : "?", s->region, msg[0] ? ": " : "", msg);
     shale_status rc;
     switch (r->status) {
     case 404: rc = SHALE_NOT_FOUND; break;
     case 412: rc = SHALE_PRECONDITION_FAILED; break;
     case 401: case 403: rc = SHALE_UNAUTHORIZED; break;
     case 416: rc = SHALE_INVALID_ARGUMENT; break;
+    case 400:  /* a key S3 refuses (not UTF-8, too long) is bad input */
+        rc = !strcmp(code, "InvalidObjectName") || !strcmp(code, "KeyTooLongError")
+                 ? SHALE_INVALID_ARGUMENT
+                 : retryable(r) ? SHALE_RETRYABLE : SHALE_IO;
+        break;
     case 429: rc = SHALE_RETRYABLE; break;
-    default: rc = r->status >= 500 ? SHALE_RETRYABLE : SHALE_IO;
+    default: rc = r->status >= 500 || retryable(r) ? SHALE_RETRYABLE : SHALE_IO;
     }
-    return shale_err(rc, "%s: %s %s: HTTP %ld %s%s%s", s->base.uri ? s->base.uri : "s3",
-                     q->method, key, r->status, code[0] ? code : "", msg[0] ? ": " : "", msg);
+    return shale_err(rc, "%s: %s %s: HTTP %ld %s%s%s%s", uri, q->method, key, r->status,
+                     code[0] ? code : "", msg[0] ? ": " : "", msg, tries);
 }
 
 static shale_status s3_put(shale_objstore *st, const char *key, const void *data, size_t len,
                            bool if_absent)
 {
     s3_store *s = (s3_store *)st;
-    req q = {"PUT", key, NULL, data ? data : "", len, if_absent, NULL, false};
+    req q = REQ("PUT", key);
+    q.body = data ? data : "";
+    q.body_len = len;
+    q.if_none_match = if_absent;
     resp r;
     run(s, &q, &r);
     shale_status rc = status_of(s, &q, &r);
@@ -264,7 +437,8 @@ static shale_status s3_head(shale_objstore *st, const char *key, uint64_t *size,
                             int64_t *mtime_ms)
 {
     s3_store *s = (s3_store *)st;
-    req q = {"HEAD", key, NULL, NULL, 0, false, NULL, true};
+    req q = REQ("HEAD", key);
+    q.head = true;
     resp r;
     run(s, &q, &r);
     shale_status rc = status_of(s, &q, &r);
@@ -299,7 +473,8 @@ static shale_status s3_get_range(shale_objstore *st, const char *key, uint64_t o
     if (!whole)
         snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)offset,
                  (unsigned long long)(offset + len - 1));
-    req q = {"GET", key, NULL, NULL, 0, false, whole ? NULL : range, false};
+    req q = REQ("GET", key);
+    q.range = whole ? NULL : range;
     resp r;
     run(s, &q, &r);
     shale_status rc = status_of(s, &q, &r);
@@ -319,7 +494,7 @@ static shale_status s3_get_range(shale_objstore *st, const char *key, uint64_t o
                                    (unsigned long long)offset, key, (unsigned long long)size);
     }
     if (!rc && !whole && r.body.len > len) {
-        /* A server that ignored the range (200, or s3rver's 206 with the
+        /* A server that ignored the range (200, or a 206 with the
          * whole object for "bytes=0-0"): cut the answer ourselves. */
         size_t n = r.body.len;
         if (offset > n) {
@@ -342,7 +517,7 @@ static shale_status s3_get_range(shale_objstore *st, const char *key, uint64_t o
 static shale_status s3_del(shale_objstore *st, const char *key)
 {
     s3_store *s = (s3_store *)st;
-    req q = {"DELETE", key, NULL, NULL, 0, false, NULL, false};
+    req q = REQ("DELETE", key);
     resp r;
     run(s, &q, &r);
     shale_status rc = status_of(s, &q, &r);
@@ -350,34 +525,55 @@ static shale_status s3_del(shale_objstore *st, const char *key)
     return rc == SHALE_NOT_FOUND ? SHALE_OK : rc;
 }
 
+/* Pages with start-after, not continuation tokens: the cursor is a key
+ * (the page's last, as on every backend), so a caller can also list the
+ * keys after one it knows (the manifest after the current version) in one
+ * request. */
 static shale_status s3_list(shale_objstore *st, const char *prefix, const char *cursor,
                             size_t max_keys, shale_objlist *page)
 {
     s3_store *s = (s3_store *)st;
-    size_t n = strlen(s->prefix) + strlen(prefix) + 1;
-    char *full = malloc(n);
+    if (cursor && !*cursor)
+        cursor = NULL;
+    size_t n = strlen(s->prefix) + strlen(prefix) + (cursor ? strlen(cursor) : 0) + 1;
+    char *full = malloc(n), *ep = NULL, *ec = NULL, *query = NULL;
+    shale_status rc = SHALE_OK;
     if (!full)
         return SHALE_OOM();
     snprintf(full, n, "%s%s", s->prefix, prefix);
-    char *ep = encode(full, false), *ec = cursor ? encode(cursor, false) : NULL;
+    ep = encode(full, false);
+    if (cursor) {
+        snprintf(full, n, "%s%s", s->prefix, cursor);
+        ec = encode(full, false);
+    }
     free(full);
     size_t qn = (ep ? strlen(ep) : 0) + (ec ? strlen(ec) : 0) + 96;
-    char *query = malloc(qn);
-    shale_status rc = SHALE_OK;
-    if (!ep || (cursor && !ec) || !query) {
+    if (!ep || (cursor && !ec) || !(query = malloc(qn))) {
         rc = SHALE_OOM();
         goto out;
     }
-    /* Sorted parameter names: curl signs the query as given. */
-    snprintf(query, qn, "%s%s%slist-type=2&max-keys=%zu&prefix=%s", ec ? "continuation-token=" : "",
-             ec ? ec : "", ec ? "&" : "", max_keys, ep);
-    req q = {"GET", NULL, query, NULL, 0, false, NULL, false};
+    /* Sorted parameter names: curl signs the query as given.  Keys come
+     * back percent-encoded (encoding-type=url): any byte a key may hold
+     * survives the XML. */
+    snprintf(query, qn, "encoding-type=url&list-type=2&max-keys=%zu&prefix=%s%s%s",
+             max_keys ? max_keys : 1000, ep, ec ? "&start-after=" : "", ec ? ec : "");
+    req q = REQ("GET", NULL);
+    q.query = query;
     resp r;
     run(s, &q, &r);
     rc = status_of(s, &q, &r);
     if (!rc)
-        rc = s3_xml_parse_list(st->uri, (const char *)r.body.data, r.body.len, s->prefix, page);
+        rc = s3_xml_parse_list(st->uri, (const char *)r.body.data, r.body.len, s->prefix, true,
+                               page);
     buf_free(&r.body);
+    if (!rc && page->next_cursor) {
+        free(page->next_cursor);
+        page->next_cursor = page->count ? xstrdup(page->items[page->count - 1].key) : NULL;
+        if (!page->next_cursor) {
+            shale_objlist_free(page);
+            rc = shale_err(SHALE_CORRUPT, "%s: a truncated list page without keys", st->uri);
+        }
+    }
 out:
     free(ep);
     free(ec);
@@ -404,6 +600,8 @@ static void s3_close(shale_objstore *st)
 static const objstore_ops s3_ops = {
     .scheme = "s3", .put = s3_put, .get_range = s3_get_range, .head = s3_head,
     .del = s3_del, .list = s3_list, .close = s3_close, .self_retrying = true,
+    .reader_open = objstore_s3_reader_open, .reader_read = objstore_s3_reader_read,
+    .reader_close = objstore_s3_reader_close,
 };
 
 static const char *pick(const char *opt, const char *env)
@@ -473,13 +671,14 @@ shale_status objstore_s3_open(const char *rest, const shale_objstore_options *o,
     s->max_retries = o->max_retries < 0 ? 0 : o->max_retries;
     s->base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : 50;
     s->max_ms = o->retry_max_ms > 0 ? o->retry_max_ms : 2000;
-    s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
+    s->stall_ms = o->timeout_ms > 0 ? o->timeout_ms : 20000;
+    s->deadline_ms = o->deadline_ms > 0 ? o->deadline_ms : 60000;
     /* Credentials last: web identity calls STS, which is pointless for a
      * store whose URI is wrong. */
     s3_creds_config cc = {
         .access_key = o->s3_access_key, .secret_key = o->s3_secret_key,
         .session_token = o->s3_session_token, .region = s->region, .ca_file = s->ca_file,
-        .timeout_ms = s->timeout_ms < 10000 ? s->timeout_ms : 10000,
+        .timeout_ms = s->stall_ms < 10000 ? s->stall_ms : 10000,
     };
     if ((rc = s3_creds_new(&cc, where, &s->creds)))
         goto out;

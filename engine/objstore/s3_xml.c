@@ -3,6 +3,7 @@
 #include "util/misc.h"
 #include "util/status_int.h"
 
+#include <curl/curl.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <stdio.h>
@@ -47,8 +48,29 @@ static int64_t parse_time(const char *s)
     return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
+/* A key from a list answered with encoding-type=url: percent-decoded,
+ * '+' is a space (S3 encodes a literal '+' as %2B).  NULL on a bad
+ * escape or an embedded NUL. */
+static char *url_decode(const char *s)
+{
+    size_t n = strlen(s);
+    char *plus = malloc(n + 1);
+    if (!plus)
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        plus[i] = s[i] == '+' ? ' ' : s[i];
+    int outlen = 0;
+    char *d = curl_easy_unescape(NULL, plus, (int)n, &outlen);
+    free(plus);
+    if (!d)
+        return NULL;
+    char *out = (size_t)outlen == strlen(d) ? xstrdup(d) : NULL;
+    curl_free(d);
+    return out;
+}
+
 shale_status s3_xml_parse_list(const char *where, const char *xml, size_t len,
-                               const char *strip, shale_objlist *page)
+                               const char *strip, bool url_encoded, shale_objlist *page)
 {
     memset(page, 0, sizeof *page);
     xmlDocPtr doc = parse(xml, len);
@@ -73,7 +95,18 @@ shale_status s3_xml_parse_list(const char *where, const char *xml, size_t len,
         } else if (is(n, "Contents")) {
             char *key = NULL, *size = NULL, *mod = NULL;
             for (xmlNode *c = n->children; c; c = c->next) {
-                if (is(c, "Key")) { free(key); key = text_of(c); }
+                if (is(c, "Key")) {
+                    free(key);
+                    key = text_of(c);
+                    if (key && url_encoded) {
+                        char *d = url_decode(key);
+                        if (!d)
+                            rc = shale_err(SHALE_CORRUPT, "%s: list answer has a badly "
+                                                          "encoded key '%.200s'", where, key);
+                        free(key);
+                        key = d;
+                    }
+                }
                 else if (is(c, "Size")) { free(size); size = text_of(c); }
                 else if (is(c, "LastModified")) { free(mod); mod = text_of(c); }
             }

@@ -47,10 +47,15 @@ void shale_free(void *p)
 
 shale_status shale_err(shale_status rc, const char *fmt, ...)
 {
+    /* Formatted aside first: an argument may be shale_errmsg() itself (a
+     * caller rewording the error it got), which vsnprintf must not read
+     * while it writes the same buffer. */
+    char tmp[sizeof errbuf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
+    memcpy(errbuf, tmp, sizeof errbuf);
     return rc;
 }
 

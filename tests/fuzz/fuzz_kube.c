@@ -2,9 +2,11 @@
  * fuzz_kube.c -- libFuzzer target for the Kubernetes source: the input is
  * split at the first NUL into a kubeconfig (YAML) and a watch stream (JSON
  * event lines).  The kubeconfig is loaded (credentials, CA, client cert);
- * the stream is fed through the same handling as a live watch, with a
- * service that accepts everything and an API server address that refuses
- * connections at once (127.0.0.1:1), so nothing leaves the machine.
+ * the stream is fed through the same handling as a live watch (the watch
+ * cache's line parser, then the reconcile of every object that changed,
+ * on the calling thread), with a service that accepts everything and an
+ * API server address that refuses connections at once (127.0.0.1:1), so
+ * nothing leaves the machine.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     shale_objlist page;
-    if (s3_xml_parse_list("fuzz", (const char *)data, size, "pre/", &page) == SHALE_OK)
+    if (s3_xml_parse_list("fuzz", (const char *)data, size, "pre/", size % 2, &page) == SHALE_OK)
         shale_objlist_free(&page);
     char code[64], msg[256];
     s3_xml_parse_error((const char *)data, size, code, sizeof code, msg, sizeof msg);

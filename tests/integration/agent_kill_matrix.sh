@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# agent_kill_matrix.sh -- the agent is SIGKILLed at every step boundary and
-# in the middle of the steps that loop (SHALE_FAILPOINTS), restarted, and
-# the split completes: the children's keys exactly partition the parent's
-# pre-split keys (every acknowledged write present, none twice), and every
-# child passes `shale verify`.  Abort after a crash at each step before the
-# WAL wipe leaves the parent readable and writable with all its data.
+# agent_kill_matrix.sh -- the agent is SIGKILLed right after each journal
+# version a split writes (Journal.<v>: v1 at Accept, Running and Done of
+# every step, the terminal phase, the released lease), after the lease is
+# taken and released, and in the middle of the steps that loop or release
+# (SHALE_FAILPOINTS), restarted, and the split completes: the children's
+# keys exactly partition the parent's pre-split keys (every acknowledged
+# write present, none twice), every child passes `shale verify`, the
+# split's checkpoint is gone from the parent and the shard's split lease is
+# released.  Abort after a crash at each step before the WAL wipe leaves
+# the parent readable and writable with all its data.
 source "$(dirname "$0")/lib.sh"
 N=${N:-3000}
-POINTS="Fence.before Fence.after FullFlush.before FullFlush.after WipeLocalWAL.before
-WipeLocalWAL.mid WipeLocalWAL.after Clone.before Clone.mid Clone.after Verify.before
-Verify.after Complete.before"
+# A 3-child split writes journal versions 1..14 (docs/agent.md "Journal").
+JOURNAL_VERSIONS=14
+POINTS="Lease.taken $(for v in $(seq 1 $JOURNAL_VERSIONS); do printf 'Journal.%d ' "$v"; done)
+WipeLocalWAL.mid Clone.mid Complete.mid Lease.released"
 
 setup() {  # setup DIR: parent shard with N keys and an agent config + request
   local d=$1
@@ -48,6 +53,22 @@ for fp in $POINTS; do
     "$SHALE" $opt scan "file://$d/c$c" | cut -f1 >> "$d/got"
     "$SHALE" $opt verify "file://$d/c$c" >/dev/null 2>&1 || notok "$fp: child c$c verifies"
   done
+  if "$SHALE" --wal-store "file://$d/wal" checkpoint list "file://$d/parent" 2>&1 | grep -q 'split:sp'; then
+    notok "$fp: the split's checkpoint is released"
+  else
+    ok "$fp: the split's checkpoint is released"
+  fi
+  top=$(ls "$d/parent/splits/_lease/" 2>/dev/null | sort | tail -1)
+  grep -q '"op": "release"' "$d/parent/splits/_lease/$top" 2>/dev/null \
+    && ok "$fp: the split lease is released ($top)" || notok "$fp: the split lease is released ($top)"
+  # The newest journal version records the end: Complete, lease released
+  # (a step killed while Running is journalled Running again when redone).
+  last=$(ls "$d/parent/splits/sp/" | sort | tail -1)
+  j="$d/parent/splits/sp/$last"   # indented JSON: only the lease has a state "Released"
+  grep -q '^  "phase": "Complete"' "$j" && grep -q '"state": "Released"' "$j" \
+    && grep -q '^  "completionTime": "' "$j" \
+    && ok "$fp: the newest journal ($last) is Complete with the lease released" \
+    || notok "$fp: the newest journal ($last) is Complete with the lease released"
   if diff -q <(expected_keys "$N") "$d/got" >/dev/null; then
     ok "$fp: children partition the parent's $N keys exactly"
   else
@@ -57,7 +78,7 @@ for fp in $POINTS; do
 done
 
 # Abort after a crash before the point of no return.
-for fp in Fence.after FullFlush.before FullFlush.after WipeLocalWAL.before; do
+for fp in Journal.3 FullFlush.before Journal.5 WipeLocalWAL.before; do
   d=$(tmpdir)
   setup "$d" || { notok "abort $fp: setup"; continue; }
   SHALE_FAILPOINTS=$fp timeout 120 "$AGENT" --once --config "$d/agent.yaml" 2>/dev/null
@@ -65,6 +86,9 @@ for fp in Fence.after FullFlush.before FullFlush.after WipeLocalWAL.before; do
   timeout 120 "$AGENT" --once --config "$d/agent.yaml" 2>"$d/log2"
   grep -q '"phase": "Aborted"' "$d/splits/status/sp.json" && ok "abort after crash at $fp: Aborted" \
     || notok "abort after crash at $fp: Aborted"
+  top=$(ls "$d/parent/splits/_lease/" 2>/dev/null | sort | tail -1)
+  grep -q '"op": "release"' "$d/parent/splits/_lease/$top" 2>/dev/null \
+    && ok "abort $fp: the split lease is released" || notok "abort $fp: the split lease is released"
   "$SHALE" --wal-store "file://$d/wal" put "file://$d/parent" zzz-after-abort 1 >/dev/null 2>&1 \
     && ok "abort $fp: parent writable" || notok "abort $fp: parent writable"
   n=$("$SHALE" --wal-store "file://$d/wal" scan "file://$d/parent" --count 2>/dev/null)

@@ -564,7 +564,10 @@ static void test_token_reaches_requests(void **st)
     shale_objlist page;
     TU_OK(shale_objstore_list(s, "a b", NULL, 0, &page));
     shale_objlist_free(&page);
-    assert_int_equal(stat_int("s3"), ok0 + 3);
+    /* 3 calls, plus one HEAD of the bucket: a 404 without a body (the
+     * HEAD) on a store that has not yet seen the bucket answer checks that
+     * the bucket exists (objstore_s3.c, NoSuchBucket named). */
+    assert_int_equal(stat_int("s3"), ok0 + 4);
     char *key = stat_str("lastKeyId");
     assert_memory_equal(key, "ASIASTUB", 8);
     free(key);
@@ -740,7 +743,7 @@ static void test_private_ca(void **st)
     TU_OK(shale_objstore_open("s3://bkt/p", &o, &s));
     TU_RC(SHALE_NOT_FOUND, shale_objstore_head(s, "k", &size, NULL));
     shale_objstore_close(s);
-    assert_int_equal(stat_int_on(&g_tls, "s3"), 2);
+    assert_int_equal(stat_int_on(&g_tls, "s3"), 4);   /* 2 HEADs, each + its bucket check */
     stop_one(&g_tls);
 }
 

@@ -1,34 +1,34 @@
 /*
- * test_s3_engine.c -- the engine, clones and a split on S3, against the
- * S3-protocol servers on 127.0.0.1: the stub (which honours conditional
- * create, so fencing is safe) and s3rver (which does not: a writer refuses
- * it unless told the store is unconditional).
+ * test_s3_engine.c -- the engine, clones, GC, verify and a split on S3,
+ * against the run's Ceph RGW (tests/tools/rgw.sh: signatures checked,
+ * conditional create honoured); and the stub told to ignore If-None-Match,
+ * which a writer must refuse unless told the store is unconditional.
  */
 #include "support/dbtest.h"
 #include "support/s3test.h"
 #include "request.h"
 #include "splitter.h"
 #include "util/misc.h"
+#include "objstore/objstore_s3.h"
+#include "db/manifest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static s3test_server g_stub, g_s3rver;
+static s3test_server g_stub, g_rgw;
 
 static char *s3uri(const char *name)
 {
-    char id[37], *u = NULL;
-    uuid_new(id);
-    id[8] = '\0';
-    assert_true(asprintf(&u, "s3://test/%s-%s", name, id) > 0);
+    char *u = s3test_uri(&g_rgw, name);
+    assert_non_null(u);
     return u;
 }
 
 static void test_engine_levels_on_s3(void **state)
 {
     (void)state;
-    s3test_env(&g_stub);
+    s3test_env(&g_rgw);
     char *uri = s3uri("levels");
     shale_options o;
     dt_small_options(&o);
@@ -57,7 +57,35 @@ static void test_engine_levels_on_s3(void **state)
     TU_RC(SHALE_FENCED, shale_put(db, k, kl, "x", 1));
     shale_close(db);
     TU_OK(shale_close(b));
+    /* Verify reads every SST sequentially: with readahead a few requests
+     * per SST, not one per block. */
+    shale_verify_result vr;
+    uint64_t before = objstore_s3_requests();
+    TU_OK(shale_verify(uri, &o, &vr));
+    uint64_t reqs = objstore_s3_requests() - before;
+    print_message("verify on RGW: %llu SSTs, %llu blocks, %llu WAL SSTs: %llu requests\n",
+                  (unsigned long long)vr.ssts_checked, (unsigned long long)vr.blocks_checked,
+                  (unsigned long long)vr.wal_ssts_checked, (unsigned long long)reqs);
+    assert_true(vr.ssts_checked > 0);
+    /* Per SST a HEAD, the footer, the metadata, the first block and a
+     * window or two; each WAL SST is one GET.  One GET per block would be
+     * over the bound (blocks > 8 per SST here). */
+    assert_true(vr.blocks_checked > 8 * vr.ssts_checked);
+    assert_true(reqs - vr.wal_ssts_checked <= 16 + 5 * vr.ssts_checked);
+    /* GC on S3: a pass that finds nothing old enough deletes nothing and
+     * leaves a database that still verifies. */
+    shale_gc_options g;
+    shale_gc_options_init(&g);
+    shale_gc_result gr;
+    TU_OK(shale_gc(uri, &o, &g, &gr));
+    g.min_age_ms = 0;
+    TU_OK(shale_gc(uri, &o, &g, &gr));
     TU_OK(shale_verify(uri, &o, NULL));
+    shale_reader *rd = NULL;
+    TU_OK(shale_reader_open(uri, &o, NULL, &rd));
+    for (unsigned i = 0; i < n; i++)
+        dt_expect_reader(rd, i, m.version[i]);
+    shale_reader_close(rd);
     dt_model_free(&m);
     free(uri);
 }
@@ -66,7 +94,7 @@ static void test_engine_levels_on_s3(void **state)
 static void test_clone_after_wal_cleanup_on_s3(void **state)
 {
     (void)state;
-    s3test_env(&g_stub);
+    s3test_env(&g_rgw);
     char *parent = s3uri("parent"), *wal = s3uri("parent-wal"), *child = s3uri("child");
     shale_options o;
     dt_small_options(&o);
@@ -112,7 +140,7 @@ static void test_clone_after_wal_cleanup_on_s3(void **state)
  * mode (NULL: the default, full); tag keeps each run's stores apart. */
 static void split_on_s3(const char *tag, const char *verify)
 {
-    s3test_env(&g_stub);
+    s3test_env(&g_rgw);
     char name[64];
 #define U(what) (snprintf(name, sizeof name, "%s-%s", tag, what), s3uri(name))
     char *parent = U("parent"), *wal = U("wal"), *a = U("a"), *b = U("b");
@@ -127,6 +155,7 @@ static void split_on_s3(const char *tag, const char *verify)
     TU_OK(shale_close(p));
     splitter_options so;
     splitter_options_init(&so);
+    so.policy.allow_test_schemes = true;   /* mem:// and fault+ children (tests) */
     so.shard = "s3shard";
     so.store_uri = parent;
     so.wal_store_uri = wal;
@@ -191,8 +220,9 @@ static void test_split_on_s3_verify_by_references(void **state)
 static void test_writer_refuses_unconditional_store(void **state)
 {
     (void)state;
-    s3test_env(&g_s3rver);
-    char *uri = s3uri("s3rver-db");
+    s3test_env(&g_stub);
+    assert_true(s3test_stub_faults(&g_stub, "{\"ignoreConditional\": true}"));
+    char *uri = s3test_uri(&g_stub, "uncond-db");
     shale_options o;
     dt_small_options(&o);
     shale_db *db = NULL;
@@ -208,13 +238,53 @@ static void test_writer_refuses_unconditional_store(void **state)
     for (unsigned i = 0; i < 100; i++)
         dt_expect(db, i, 1);
     TU_OK(shale_close(db));
+    assert_true(s3test_stub_faults(&g_stub, "{\"ignoreConditional\": false}"));
+    free(uri);
+}
+
+/* The latest manifest from a known version: one LIST after it and one GET,
+ * not a HEAD per newer version. */
+static void test_latest_manifest_after_hint(void **state)
+{
+    (void)state;
+    s3test_env(&g_rgw);
+    char *uri = s3uri("versions");
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, &o, &db));
+    for (unsigned i = 0; i < 20; i++) {
+        dt_put(db, i, 1);
+        TU_OK(shale_flush_memtable(db));
+    }
+    TU_OK(shale_close(db));
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    manifest *all = NULL, *m = NULL;
+    TU_OK(manifest_store_load_latest(s, 0, &all));
+    assert_true(all->id >= 20);
+    uint64_t before = objstore_s3_requests();
+    TU_OK(manifest_store_load_latest(s, 1, &m));
+    uint64_t reqs = objstore_s3_requests() - before;
+    print_message("latest of %llu manifest versions from version 1: %llu requests\n",
+                  (unsigned long long)all->id, (unsigned long long)reqs);
+    assert_int_equal(m->id, all->id);
+    assert_true(reqs <= 2);
+    manifest_free(m);
+    before = objstore_s3_requests();
+    TU_OK(manifest_store_load_latest(s, all->id, &m));      /* nothing newer */
+    assert_int_equal(m->id, all->id);
+    assert_true(objstore_s3_requests() - before <= 3);
+    manifest_free(m);
+    manifest_free(all);
+    shale_objstore_close(s);
     free(uri);
 }
 
 static int start(void **state)
 {
     (void)state;
-    if (s3test_start(&g_stub, true) || s3test_start(&g_s3rver, false)) {
+    if (s3test_rgw(&g_rgw) || s3test_start_stub(&g_stub)) {
         fprintf(stderr, "cannot start the S3 test servers: %s\n", shale_errmsg());
         return -1;
     }
@@ -225,7 +295,6 @@ static int stop(void **state)
 {
     (void)state;
     s3test_stop(&g_stub);
-    s3test_stop(&g_s3rver);
     return 0;
 }
 
@@ -237,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_split_on_s3),
         cmocka_unit_test(test_split_on_s3_verify_by_references),
         cmocka_unit_test(test_writer_refuses_unconditional_store),
+        cmocka_unit_test(test_latest_manifest_after_hint),
     };
     return cmocka_run_group_tests(tests, start, stop);
 }

@@ -126,6 +126,7 @@ static int run_split(run *r, const char *failpoint, bool abort_it)
             setenv("SHALE_FAILPOINTS", failpoint, 1);
         splitter_options so;
         splitter_options_init(&so);
+        so.policy.allow_test_schemes = true;   /* mem:// and fault+ children (tests) */
         so.shard = "sim";
         so.store_uri = r->parent;
         so.wal_store_uri = r->wal;

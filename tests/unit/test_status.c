@@ -26,6 +26,10 @@ static void test_errmsg_kept_per_thread(void **state)
     assert_string_equal(shale_errmsg(), "obj x.sst at 42");
     shale_err_prefix(SHALE_CORRUPT, "reading");
     assert_string_equal(shale_errmsg(), "reading: obj x.sst at 42");
+    /* Rewording the last error through shale_err itself (the message is an
+     * argument and the destination at once) keeps it intact. */
+    shale_err(SHALE_INVALID_ARGUMENT, "field '%s': %s", "children[0].store", shale_errmsg());
+    assert_string_equal(shale_errmsg(), "field 'children[0].store': reading: obj x.sst at 42");
 }
 
 static void test_varint_roundtrip_and_truncation(void **state)

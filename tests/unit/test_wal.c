@@ -53,7 +53,7 @@ static void put_wal(shale_objstore *s, uint64_t id, const wal_buf *b)
 {
     shale_buf img = SHALE_BUF_INIT;
     TU_OK(wal_encode(512, 1, b, &img));
-    char key[48];
+    char key[PATH_KEY_MAX];
     wal_key(id, key, sizeof key);
     TU_OK(shale_objstore_put_if_absent(s, key, img.data, img.len));
     buf_free(&img);
@@ -65,7 +65,7 @@ static void test_encode_sorts_and_read_range_stops(void **state)
     char *uri = tu_mem_uri("walfmt");
     shale_objstore *s = NULL;
     TU_OK(shale_objstore_open(uri, NULL, &s));
-    char key[48];
+    char key[PATH_KEY_MAX];
     wal_key(7, key, sizeof key);
     assert_string_equal(key, "wal/00000000000000000007.sst");
 

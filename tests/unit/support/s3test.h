@@ -1,11 +1,12 @@
 /*
- * s3test.h -- S3-protocol servers for tests, on 127.0.0.1 only:
- *   s3rver (npm, tests/tools/node_modules) for ordinary object calls, and
- *   tests/tools/s3stub.js for what s3rver does not do (SigV4 checks,
- *   If-None-Match, throttling).
- * Each is started on a free port, waited for by reading its "listening"
- * line (no sleeps), and killed with its process group at stop and at exit.
- * A missing node or s3rver is a test failure, never a skip.
+ * s3test.h -- the S3 servers of the tests, on 127.0.0.1 only:
+ *   the real one, Ceph RGW, started once per test run by tests/run.sh
+ *   (tests/tools/rgw.sh) and found through SHALE_TEST_S3_ENDPOINT,
+ *   SHALE_TEST_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+ *   AWS_REGION; tests make unique prefixes inside its bucket;
+ *   and tests/tools/s3stub.js, started per binary, for what a real server
+ *   cannot do on demand (throttling, 5xx, hangs, torn connections).
+ * A missing RGW environment or node is a test failure, never a skip.
  */
 #ifndef SHALE_S3TEST_H
 #define SHALE_S3TEST_H
@@ -15,20 +16,28 @@
 #include "shale_status.h"
 
 typedef struct s3test_server {
-    pid_t pid;
+    pid_t pid;               /* the stub's process; 0 for RGW (not ours) */
     int port;
-    char dir[512];
-    char endpoint[64];       /* http://127.0.0.1:<port> */
+    char endpoint[256];      /* http://127.0.0.1:<port> */
+    char bucket[64];
+    char access[128], secret[128], region[64];
     bool stub;
 } s3test_server;
 
-/* stub false: s3rver with bucket "test" (key S3RVER/S3RVER);
- * stub true: s3stub.js (key STUBKEY/STUBSECRET). */
-shale_status s3test_start(s3test_server *s, bool stub);
+/* The run's RGW, from the environment tests/run.sh exports.  SHALE_IO with
+ * a message saying how to start it when the environment is missing. */
+shale_status s3test_rgw(s3test_server *s);
+/* Starts s3stub.js (bucket "test", key STUBKEY/STUBSECRET). */
+shale_status s3test_start_stub(s3test_server *s);
+/* Stops the stub (nothing for RGW: tests/run.sh stops it). */
 void s3test_stop(s3test_server *s);
-/* Sets AWS_* for the server's credentials and endpoint. */
+/* Sets AWS_* (keys, region, AWS_ENDPOINT_URL) for the server. */
 void s3test_env(const s3test_server *s);
+/* A fresh "s3://<bucket>/<name>-<uuid>" (malloc'd). */
+char *s3test_uri(const s3test_server *s, const char *name);
 /* POSTs a fault-control JSON document to the stub. */
 bool s3test_stub_faults(const s3test_server *s, const char *json);
+/* Signed S3 requests the stub has seen (-1 on error). */
+long s3test_stub_requests(const s3test_server *s);
 
 #endif

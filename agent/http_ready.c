@@ -1,0 +1,140 @@
+/* http_ready.c -- see http_ready.h. */
+#include "http_ready.h"
+#include "log.h"
+#include "util/misc.h"
+#include "util/status_int.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct http_ready {
+    split_service *svc;
+    uint32_t interval_ms, timeout_ms;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;           /* CLOCK_MONOTONIC */
+    bool stop;
+    /* The snapshot (under mu). */
+    bool answered;               /* at least one check finished */
+    bool ok;                     /* the last finished check passed */
+    bool checking;
+    int64_t check_started_ms;    /* mono_ms() of the running check */
+    char reason[512];            /* why the last finished check failed */
+};
+
+static void wait_ms_locked(http_ready *r, uint32_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+}
+
+static void *loop(void *arg)
+{
+    http_ready *r = arg;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        r->checking = true;
+        r->check_started_ms = mono_ms();
+        pthread_mutex_unlock(&r->mu);
+        shale_err_clear();
+        bool ok = r->svc->ops->ready(r->svc);
+        char why[sizeof r->reason];
+        const char *msg = shale_errmsg();
+        snprintf(why, sizeof why, "the shard's store did not answer: %s",
+                 msg && *msg ? msg : "its check failed");
+        pthread_mutex_lock(&r->mu);
+        if (ok != r->ok || !r->answered) {
+            if (ok)
+                LOGI("ready: the shard's store answers");
+            else
+                LOGW("not ready: %s", why);
+        }
+        r->checking = false;
+        r->answered = true;
+        r->ok = ok;
+        memcpy(r->reason, why, sizeof why);
+        pthread_cond_broadcast(&r->cv);
+        if (!r->stop)
+            wait_ms_locked(r, r->interval_ms);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+shale_status http_ready_start(split_service *svc, uint32_t interval_ms, uint32_t timeout_ms,
+                              http_ready **out)
+{
+    *out = NULL;
+    http_ready *r = calloc(1, sizeof *r);
+    if (!r)
+        return SHALE_OOM();
+    r->svc = svc;
+    r->interval_ms = interval_ms ? interval_ms : 1000;
+    r->timeout_ms = timeout_ms ? timeout_ms : 3000;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&r->mu, NULL);
+    if (pthread_create(&r->thread, NULL, loop, r)) {
+        pthread_cond_destroy(&r->cv);
+        pthread_mutex_destroy(&r->mu);
+        free(r);
+        return shale_err(SHALE_IO, "http: cannot start the readiness checker");
+    }
+    /* Bounded wait for the first answer (a hung store does not hold up
+     * the start beyond the timeout; /readyz then says why). */
+    int64_t deadline = mono_ms() + r->timeout_ms;
+    pthread_mutex_lock(&r->mu);
+    while (!r->answered && mono_ms() < deadline)
+        wait_ms_locked(r, (uint32_t)(deadline - mono_ms() > 0 ? deadline - mono_ms() : 1));
+    pthread_mutex_unlock(&r->mu);
+    *out = r;
+    return SHALE_OK;
+}
+
+bool http_ready_get(http_ready *r, char *why, size_t n)
+{
+    if (n)
+        why[0] = '\0';
+    pthread_mutex_lock(&r->mu);
+    int64_t running = r->checking ? mono_ms() - r->check_started_ms : 0;
+    bool ready = false;
+    if (r->checking && running > (int64_t)r->timeout_ms)
+        snprintf(why, n, "the shard's store has not answered a check for %lld ms (limit "
+                         "%u ms: 'sources.http.readyTimeoutMs')", (long long)running,
+                 r->timeout_ms);
+    else if (!r->answered)
+        snprintf(why, n, "starting: the first check of the shard's store is running");
+    else if (!r->ok)
+        snprintf(why, n, "%s", r->reason);
+    else
+        ready = true;
+    pthread_mutex_unlock(&r->mu);
+    return ready;
+}
+
+void http_ready_stop(http_ready *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = true;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->thread, NULL);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}

@@ -1,0 +1,69 @@
+/*
+ * lease.h -- the shard's split lease, held in the parent's store.
+ *
+ * The right to split a shard is an ordered sequence of small records,
+ *
+ *   splits/_lease/<seq:020>.json   {"format":1, "seq":n, "op":"take"|"release",
+ *                                   "split":"<name>", "shard":..., "time":...,
+ *                                   "owner":"<host>:<pid>", "request":{...}}
+ *
+ * each written with put-if-absent, none ever rewritten or deleted.  The
+ * record with the highest seq says who holds the lease: a "take" names the
+ * split holding it, a "release" (or no record) means it is free.  Taking is
+ * the create of seq top+1 as a take; releasing, by the holder only, is the
+ * create of seq top+1 as a release.  Of racing writers (threads, agents,
+ * restarted agents) exactly one creates a given seq; the losers read the new
+ * top and decide again, so two splits of one shard can never both hold it.
+ * Because nothing is deleted, there is no delete race and no ABA: a seq
+ * once written stays the same record.  The take record carries the
+ * canonical request, so a split whose agent died between taking the lease
+ * and writing journal version 1 can still be accepted from it.
+ *
+ * Cost: one LIST of splits/_lease/ and one GET per decision; two records
+ * per split, so the list grows by two per split (docs/agent.md).
+ *
+ * Thread safety: plain functions over a thread-safe store handle.
+ */
+#ifndef SHALE_AGENT_LEASE_H
+#define SHALE_AGENT_LEASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "shale_objstore.h"
+#include "db/paths.h"
+
+#define LEASE_PREFIX PATH_LEASE_DIR   /* engine/db/paths.h names the keys */
+
+typedef struct lease_view {
+    uint64_t top;          /* highest seq written, 0 for none */
+    bool held;             /* the top record is a take */
+    char holder[256];      /* the split holding it (when held) */
+    char *request_json;    /* the holder's canonical request (malloc'd) or NULL */
+    char owner[200];       /* "<host>:<pid>" that wrote the top record */
+} lease_view;
+
+/* This process's owner string (as written in records it takes). */
+void lease_self(char *buf, size_t n);
+
+void lease_view_free(lease_view *v);
+
+/* Reads who holds the lease.  SHALE_CORRUPT naming the record when the top
+ * record is bad (nobody may take the lease then: an operator looks). */
+shale_status lease_read(shale_objstore *st, lease_view *out);
+
+/* Takes the lease for split (request_json is its canonical request).
+ * SHALE_OK with *fresh true: this call took it at *seq.  SHALE_OK with
+ * *fresh false: split already holds it (taken at *seq earlier, by this
+ * agent before a restart or by another one).  SHALE_CONFLICT when another
+ * split holds it, its name in holder and in shale_errmsg(). */
+shale_status lease_take(shale_objstore *st, const char *shard, const char *split,
+                        const char *request_json, uint64_t *seq, bool *fresh,
+                        char *holder, size_t holder_len);
+
+/* Releases the lease split holds.  A lease that split no longer holds (it
+ * was released already) is SHALE_OK with *release_seq 0.  Fires the
+ * failpoint "Lease.released" after the write. */
+shale_status lease_release(shale_objstore *st, const char *split, uint64_t *release_seq);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * preflight.h -- the last check before the point of no return.
+ *
+ * Just before WipeLocalWAL deletes the parent's local WAL, every child
+ * store (and child WAL store) is reached and proven writable and empty by
+ * claiming it: a conditional create of its identity object of kind
+ * child-claim naming the split and the child (shale_store_claim()).  A
+ * claim this split made before (a resumed run) passes; another split's
+ * claim, a database, a WAL or any other object is refused.  So what can
+ * still fail after the wipe is transient: the stores were there, writable
+ * and ours a moment before.  The clone accepts a store holding only the
+ * claim and turns the claim into the child's database identity.
+ *
+ * Thread safety: reentrant.
+ */
+#ifndef SHALE_AGENT_PREFLIGHT_H
+#define SHALE_AGENT_PREFLIGHT_H
+
+#include <stddef.h>
+#include "request.h"
+#include "shale.h"
+
+/* Claims every child's stores for req (validated: parent_store is the
+ * agent's).  opts: store options for every open (borrowed).  On SHALE_OK
+ * msg receives a line for status.  On failure nothing was deleted and
+ * shale_errmsg() names the child, the field and why ("pre-flight:
+ * children[1].store 'file:///x': ... holds a database"); SHALE_CONFLICT
+ * for a store that is not empty or is another's, SHALE_INVALID_ARGUMENT
+ * for a URI that names no store, a store's own code (SHALE_IO,
+ * SHALE_UNAUTHORIZED, ...) when it could not be reached or written. */
+shale_status preflight_children(const split_request *req, const shale_options *opts,
+                                char *msg, size_t msglen);
+
+#endif

@@ -1,0 +1,605 @@
+/*
+ * split_run.c -- the splitter's worker: runs a split's steps in order,
+ * applies their typed results under sp->mu, retries, stalls, finishes and
+ * releases the lease (see splitter_int.h for the locking rule).
+ *
+ *   Accept ──> Fence ──> FullFlush ──> WipeLocalWAL ──> Clone ──> Verify ──> Complete
+ *                 │           │        (point of no return: from here on a failing
+ *                 └───────────┴──> Aborted / Failed      step is retried, never undone)
+ *
+ * Journal writes of one split, in order (docs/agent.md "Journal"): v1 at
+ * Accept; per step "Running" then "Done"; the first failed attempt past the
+ * point of no return (Stalled); the terminal phase; then the released lease.
+ * A kill after any of them resumes: the step that was Running runs again.
+ *
+ * Retries: before the wipe a transient failure is tried STEP_ATTEMPTS
+ * times, then the split fails (and releases the lease).  From the wipe on a
+ * failure is retried with capped exponential backoff, shown as phase
+ * Stalled; the wait is a timed wait on sp->cv, so status, abort, submits
+ * and shutdown are answered meanwhile.  Only a Verify mismatch ends a split
+ * past the point of no return (Failed, lease kept for an operator).
+ */
+#include "splitter_int.h"
+#include "failpoint.h"
+#include "journal.h"
+#include "lease.h"
+#include "log.h"
+#include "split_status.h"
+#include "util/misc.h"
+#include "util/status_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- status and journal --------------------------------------------------- */
+
+void splitter_notify(splitter *sp, job *j)
+{
+    pthread_mutex_lock(&sp->notify_mu);
+    pthread_mutex_lock(&sp->mu);
+    char *text = split_status_text(j->st);
+    int n = sp->nlisteners;
+    pthread_mutex_unlock(&sp->mu);
+    for (int i = 0; text && i < n; i++)
+        sp->listeners[i].cb(sp->listeners[i].ctx, j->st->name, text);
+    pthread_mutex_unlock(&sp->notify_mu);
+    free(text);
+}
+
+shale_status splitter_save(splitter *sp, job *j)
+{
+    shale_status rc = SHALE_OK;
+    if (!j->st->dry_run) {
+        pthread_mutex_lock(&sp->mu);
+        split_state *copy = split_state_dup(j->st);
+        pthread_mutex_unlock(&sp->mu);
+        rc = copy ? journal_save(sp->store, copy) : SHALE_OOM();
+        pthread_mutex_lock(&sp->mu);
+        if (!rc)
+            j->st->journal_version = copy->journal_version;
+        else if (rc == SHALE_CONFLICT)
+            j->orphaned = true;
+        j->unsaved = rc != SHALE_OK;
+        pthread_mutex_unlock(&sp->mu);
+        split_state_free(copy);
+        if (rc)
+            log_fields(LOG_ERROR, j->st->name, NULL, -1, (log_field[]){LOG_S("error",
+                                                                             shale_errmsg())},
+                       1, "journal write failed");
+    }
+    splitter_notify(sp, j);
+    return rc;
+}
+
+void log_refusal(splitter *sp, const char *split, shale_status rc, const char *why)
+{
+    pthread_mutex_lock(&sp->mu);
+    sp->stats.refused++;
+    pthread_mutex_unlock(&sp->mu);
+    log_fields(LOG_WARN, split, NULL, -1,
+               (log_field[]){LOG_S("result", rc == SHALE_CONFLICT ? "Conflict" : shale_strerror(rc)),
+                             LOG_S("error", why)},
+               2, "request refused");
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits on sp->cv (mu held) until ms have passed or stop. */
+static void timed_wait_locked(splitter *sp, uint32_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    int64_t until = wall_ms() + ms;
+    while (!sp->stop && wall_ms() < until)
+        if (pthread_cond_timedwait(&sp->cv, &sp->mu, &ts))
+            break;
+}
+
+static uint32_t backoff_ms(const splitter *sp, uint32_t attempt)
+{
+    uint64_t base = sp->o.retry_base_ms ? sp->o.retry_base_ms : 1000;
+    uint64_t cap = sp->o.retry_max_ms ? sp->o.retry_max_ms : 60000;
+    uint64_t d = base << (attempt < 20 ? attempt : 20);
+    return (uint32_t)(d < cap ? d : cap);
+}
+
+bool lease_releasable(const split_state *s)
+{
+    /* Failed before the wipe deleted anything: not started, or refused by
+     * its pre-flight (reason PreflightRefused). */
+    return s->phase == PHASE_COMPLETE || s->phase == PHASE_ABORTED ||
+           (s->phase == PHASE_FAILED && (s->steps[STEP_WIPE_WAL].state == STEP_PENDING ||
+                                         (s->reason && !strcmp(s->reason, "PreflightRefused"))));
+}
+
+/* ---- applying a step's result --------------------------------------------- */
+
+static void apply_result(splitter *sp, job *j, split_step step, step_result *res)
+{
+    pthread_mutex_lock(&sp->mu);
+    split_state *s = j->st;
+    if (res->has_checkpoint) {
+        snprintf(s->checkpoint_id, sizeof s->checkpoint_id, "%s", res->checkpoint_id);
+        s->replay_after_wal_id = res->replay_after_wal_id;
+        s->next_wal_sst_id = res->next_wal_sst_id;
+    }
+    s->steps[step].objects_copied += res->objects_copied;
+    s->steps[step].bytes_copied += res->bytes_copied;
+    sp->stats.objects_copied += res->objects_copied;
+    sp->stats.bytes_copied += res->bytes_copied;
+    for (size_t i = 0; res->children && i < s->child_count; i++) {
+        step_child_result *c = &res->children[i];
+        if (c->cloned) {
+            s->children[i].manifest_id = c->manifest_id;
+            s->children[i].ssts_referenced = c->ssts_referenced;
+            s->children[i].wal_ssts_copied = c->wal_ssts_copied;
+        }
+        if (c->verified)
+            s->children[i].key_count = c->key_count;
+    }
+    if (res->verify_mode != SPLIT_VERIFY_DEFAULT)
+        s->verify_mode = res->verify_mode;
+    if (res->plan) {
+        split_plan_free(s->plan);
+        s->plan = res->plan;
+        res->plan = NULL;
+    }
+    pthread_mutex_unlock(&sp->mu);
+}
+
+static void set_step(splitter *sp, job *j, split_step step, step_state state, const char *msg)
+{
+    pthread_mutex_lock(&sp->mu);
+    split_step_rec *r = &j->st->steps[step];
+    r->state = state;
+    if (state == STEP_RUNNING)
+        r->start_ms = wall_ms();
+    else
+        r->end_ms = wall_ms();
+    if (msg)
+        split_state_set_str(&r->message, msg);
+    pthread_mutex_unlock(&sp->mu);
+}
+
+/* Sets the terminal phase; the caller saves. */
+static void finish(splitter *sp, job *j, split_phase phase, const char *reason,
+                   const char *message)
+{
+    pthread_mutex_lock(&sp->mu);
+    split_state *s = j->st;
+    s->stalled.on = false;
+    s->phase = phase;
+    split_state_set_str(&s->reason, reason);
+    split_state_set_str(&s->message, message);
+    s->completion_ms = wall_ms();
+    if (phase == PHASE_COMPLETE)
+        sp->stats.completed++;
+    else if (phase == PHASE_ABORTED)
+        sp->stats.aborted++;
+    else
+        sp->stats.failed++;
+    pthread_mutex_unlock(&sp->mu);
+    log_fields(phase == PHASE_COMPLETE ? LOG_INFO : LOG_WARN, s->name, NULL, -1,
+               (log_field[]){LOG_S("result", split_phase_name(phase)), LOG_S("reason", reason)},
+               2, "split finished: %s", message ? message : "");
+}
+
+/* After the terminal journal: releases the lease where due and journals
+ * that.  A failure leaves the lease held; the worker tries again
+ * (splitter_reconcile_leases). */
+static void release_lease(splitter *sp, job *j)
+{
+    pthread_mutex_lock(&sp->mu);
+    bool due = !j->st->dry_run && j->st->lease.state == LEASE_HELD &&
+               lease_releasable(j->st) && !j->unsaved && !j->orphaned;
+    pthread_mutex_unlock(&sp->mu);
+    if (!due)
+        return;
+    uint64_t seq = 0;
+    shale_status rc = lease_release(sp->store, j->st->name, &seq);
+    if (rc) {
+        log_fields(LOG_WARN, j->st->name, NULL, -1, (log_field[]){LOG_S("error",
+                                                                        shale_errmsg())},
+                   1, "cannot release the split lease now; will retry");
+        return;
+    }
+    pthread_mutex_lock(&sp->mu);
+    j->st->lease.state = LEASE_RELEASED;
+    j->st->lease.release_seq = seq;
+    pthread_mutex_unlock(&sp->mu);
+    log_fields(LOG_INFO, j->st->name, NULL, -1, (log_field[]){LOG_N("leaseSeq", seq)}, 1,
+               "split lease released");
+    splitter_save(sp, j);
+}
+
+/* Terminal jobs whose lease is still held (a kill between the terminal
+ * journal and the release, or a release that failed): release it now. */
+static void reconcile_leases(splitter *sp)
+{
+    for (;;) {
+        pthread_mutex_lock(&sp->mu);
+        job *due = NULL;
+        for (job *j = sp->jobs; j && !due; j = j->next)
+            if (j->load == JOB_LOADED && !j->orphaned && !j->st->dry_run &&
+                j->st->lease.state == LEASE_HELD && lease_releasable(j->st) && !j->tried)
+                due = j;
+        if (due)
+            due->tried = true;
+        bool resave = due && due->unsaved;
+        pthread_mutex_unlock(&sp->mu);
+        if (!due)
+            break;
+        if (resave)   /* the terminal journal first, then the release */
+            splitter_save(sp, due);
+        release_lease(sp, due);
+    }
+    pthread_mutex_lock(&sp->mu);
+    for (job *j = sp->jobs; j; j = j->next)
+        j->tried = false;
+    pthread_mutex_unlock(&sp->mu);
+}
+
+/* ---- running a job -------------------------------------------------------- */
+
+static split_step first_unfinished(splitter *sp, job *j)
+{
+    pthread_mutex_lock(&sp->mu);
+    int s = STEP_FENCE;
+    while (s < STEP_COUNT && j->st->steps[s].state == STEP_DONE)
+        s++;
+    pthread_mutex_unlock(&sp->mu);
+    return (split_step)s;
+}
+
+/* Marks a step Running, unless an abort was accepted and the step is not
+ * past the point of no return: then returns false.  One lock covers both,
+ * so an abort accepted while WipeLocalWAL was Pending always wins. */
+static bool begin_step(splitter *sp, job *j, split_step step, run *r)
+{
+    pthread_mutex_lock(&sp->mu);
+    bool abort = j->abort_requested && step <= STEP_WIPE_WAL;
+    if (!abort) {
+        split_step_rec *rec = &j->st->steps[step];
+        rec->state = STEP_RUNNING;
+        rec->start_ms = wall_ms();
+        if (!j->st->stalled.on)
+            j->st->phase = split_step_phase(step);
+    }
+    snprintf(r->checkpoint_id, sizeof r->checkpoint_id, "%s", j->st->checkpoint_id);
+    r->replay_after_wal_id = j->st->replay_after_wal_id;
+    pthread_mutex_unlock(&sp->mu);
+    return !abort;
+}
+
+static void do_abort(run *r, job *j)
+{
+    shale_close(r->db);
+    r->db = NULL;
+    if (*r->checkpoint_id) {
+        shale_options o = db_opts(r->sp, parent_wal(r));
+        shale_checkpoint_delete(parent_store(r), &o, r->checkpoint_id);
+    }
+    finish(r->sp, j, PHASE_ABORTED, "AbortRequested",
+           "aborted before the local WAL wipe; the parent is unchanged (its serving "
+           "writer must reopen: it was fenced)");
+    if (!splitter_save(r->sp, j))
+        release_lease(r->sp, j);
+}
+
+static shale_status run_step(run *r, split_step step, step_result *res)
+{
+    switch (step) {
+    case STEP_FENCE: return do_fence(r, res);
+    case STEP_FULL_FLUSH: return do_full_flush(r, res);
+    case STEP_WIPE_WAL: return do_wipe(r, res);
+    case STEP_CLONE: return do_clone(r, res);
+    case STEP_VERIFY: return do_verify(r, res);
+    case STEP_COMPLETE: return do_complete(r, res);
+    default: return SHALE_OK;
+    }
+}
+
+static void run_dry(splitter *sp, job *j, run *r)
+{
+    step_result res;
+    memset(&res, 0, sizeof res);
+    shale_status rc = do_plan(r, &res);
+    apply_result(sp, j, STEP_ACCEPT, &res);
+    split_plan_free(res.plan);
+    if (rc)
+        finish(sp, j, PHASE_FAILED, "PlanFailed", shale_errmsg());
+    else
+        finish(sp, j, PHASE_COMPLETE, "DryRun", "dry run: plan computed, nothing changed");
+    splitter_save(sp, j);
+}
+
+/* The lease must name this split before it acts: taken at Accept (or, for
+ * a journal from before leases, now).  false: the job cannot run now
+ * (*retry: try again later; else it is orphaned). */
+static bool check_lease(splitter *sp, job *j, bool *retry)
+{
+    *retry = false;
+    pthread_mutex_lock(&sp->mu);
+    lease_state had = j->st->lease.state;
+    uint64_t had_seq = j->st->lease.seq;
+    char *req = j->req_json ? xstrdup(j->req_json) : NULL;
+    pthread_mutex_unlock(&sp->mu);
+    uint64_t seq = 0;
+    bool fresh = false;
+    char holder[256];
+    shale_status rc = lease_take(sp->store, sp->shard, j->st->name, req, &seq, &fresh, holder,
+                                 sizeof holder);
+    free(req);
+    const char *why = NULL;
+    char msg[700];
+    if (rc == SHALE_CONFLICT || (!rc && had == LEASE_HELD && (fresh || seq != had_seq))) {
+        /* Another split holds the lease, or this split's lease was released
+         * (an operator cleared it) and taken anew: never act on it. */
+        snprintf(msg, sizeof msg, "%s", rc ? shale_errmsg() : "the split lease this split held "
+                                                             "was released meanwhile");
+        why = msg;
+    } else if (rc) {
+        *retry = true;
+        log_fields(LOG_WARN, j->st->name, NULL, -1, (log_field[]){LOG_S("error",
+                                                                        shale_errmsg())},
+                   1, "cannot read the split lease now; will retry");
+        return false;
+    }
+    pthread_mutex_lock(&sp->mu);
+    if (why) {
+        j->orphaned = true;
+        split_state_set_str(&j->st->message, why);
+        split_state_set_str(&j->st->reason, "LeaseLost");
+    } else {
+        j->st->lease.state = LEASE_HELD;
+        j->st->lease.seq = seq;
+    }
+    pthread_mutex_unlock(&sp->mu);
+    if (why) {
+        log_fields(LOG_ERROR, j->st->name, NULL, -1, (log_field[]){LOG_S("error", why)}, 1,
+                   "not resuming the split: it does not hold the shard's split lease");
+        splitter_notify(sp, j);
+        return false;
+    }
+    if (fresh)
+        splitter_save(sp, j);
+    return true;
+}
+
+/* One step until it is done, failed, or the splitter stops.  *stopped:
+ * shutting down mid-retry. */
+static shale_status step_loop(splitter *sp, job *j, run *r, split_step step,
+                              step_result *res, bool *stopped)
+{
+    const char *sname = split_step_name(step);
+    shale_status rc = SHALE_OK;
+    *stopped = false;
+    for (uint32_t attempt = 1;; attempt++) {
+        /* A fresh result per attempt: what an attempt did is applied once. */
+        step_child_result *kids = res->children;
+        memset(res, 0, sizeof *res);
+        memset(kids, 0, r->req->child_count * sizeof *kids);
+        res->children = kids;
+        rc = run_step(r, step, res);
+        apply_result(sp, j, step, res);
+        if (!rc)
+            return rc;
+        char err[700];
+        snprintf(err, sizeof err, "%s: %s", shale_strerror(rc), shale_errmsg());
+        bool transient = rc == SHALE_IO || rc == SHALE_RETRYABLE || rc == SHALE_TIMEOUT;
+        /* A child that differs from the parent is not a fault that passes:
+         * retrying reads the same data.  It fails the split (VerifyFailed)
+         * for an operator to look at. */
+        bool forward_only = step >= STEP_WIPE_WAL && !res->mismatch && !r->refused;
+        if (!forward_only && (!transient || attempt >= STEP_ATTEMPTS))
+            return rc;
+        uint32_t wait = forward_only ? backoff_ms(sp, attempt - 1) : 200u * attempt;
+        int64_t next = wall_ms() + wait;
+        pthread_mutex_lock(&sp->mu);
+        sp->stats.retries++;
+        split_state *s = j->st;
+        s->steps[step].attempts = attempt;
+        bool first_stall = forward_only && !s->stalled.on;
+        if (forward_only) {
+            s->stalled.on = true;
+            s->stalled.step = step;
+            split_state_set_str(&s->stalled.error, err);
+            s->stalled.retries = attempt;
+            s->stalled.next_retry_ms = next;
+            s->phase = PHASE_STALLED;
+        }
+        split_state_set_str(&s->steps[step].message, err);
+        pthread_mutex_unlock(&sp->mu);
+        char nt[40];
+        journal_format_time(next, nt, sizeof nt);
+        log_fields(LOG_WARN, s->name, sname, -1,
+                   (log_field[]){LOG_S("result", forward_only ? "Stalled" : "Retry"),
+                                 LOG_S("error", err), LOG_N("retries", attempt),
+                                 LOG_S("nextRetryTime", nt)},
+                   4, "step failed; retrying in %u ms", wait);
+        /* The first stall is journalled (an agent restarted meanwhile shows
+         * it); later retries only tell listeners, so a long stall does not
+         * grow the journal by a version per retry. */
+        if (first_stall) {
+            if (splitter_save(sp, j) == SHALE_CONFLICT)
+                return SHALE_CONFLICT;
+        } else {
+            splitter_notify(sp, j);
+        }
+        pthread_mutex_lock(&sp->mu);
+        timed_wait_locked(sp, wait);
+        bool stop = sp->stop;
+        pthread_mutex_unlock(&sp->mu);
+        if (stop) {
+            *stopped = true;
+            return rc;
+        }
+    }
+}
+
+static void run_job(splitter *sp, job *j)
+{
+    run r;
+    memset(&r, 0, sizeof r);
+    r.sp = sp;
+    r.req = j->req;
+    r.name = j->st->name;
+    if (j->st->dry_run) {
+        run_dry(sp, j, &r);
+        return;
+    }
+    bool retry;
+    if (!check_lease(sp, j, &retry))
+        return;   /* retry: the worker pauses and comes back */
+    step_result res;
+    memset(&res, 0, sizeof res);
+    res.children = calloc(j->req->child_count, sizeof *res.children);
+    if (!res.children)
+        return;
+    for (split_step step = first_unfinished(sp, j); step < STEP_COUNT; step++) {
+        const char *sname = split_step_name(step);
+        char fp[64];
+        snprintf(fp, sizeof fp, "%s.before", sname);
+        failpoint(fp);
+        if (!begin_step(sp, j, step, &r)) {
+            do_abort(&r, j);
+            break;
+        }
+        log_fields(LOG_INFO, j->st->name, sname, -1, NULL, 0, "step started");
+        if (splitter_save(sp, j))
+            break;   /* "Running" is journalled before any side effect */
+        int64_t t0 = mono_ms();
+        bool stopped;
+        shale_status rc = step_loop(sp, j, &r, step, &res, &stopped);
+        /* CONFLICT from the step loop means another agent writes the journal
+         * now -- unless it is the pre-flight's refusal, which fails below. */
+        if (stopped || (rc == SHALE_CONFLICT && !r.refused))
+            break;
+        double secs = (double)(mono_ms() - t0) / 1000.0;
+        if (sp->step_cb)
+            sp->step_cb(sp->step_ctx, sname, secs);
+        if (rc) {
+            char reason[64];
+            snprintf(reason, sizeof reason, "%sFailed", sname);
+            char emsg[1024];
+            snprintf(emsg, sizeof emsg, "%s: %s", shale_strerror(rc), shale_errmsg());
+            if (r.refused) {
+                /* Refused before the point of no return, nothing deleted:
+                 * the parent is left as an abort leaves it. */
+                snprintf(reason, sizeof reason, "PreflightRefused");
+                release_checkpoint(&r);
+            }
+            log_fields(LOG_ERROR, j->st->name, sname, secs * 1000,
+                       (log_field[]){LOG_S("result", "Failed"), LOG_S("error", emsg)}, 2,
+                       "step failed");
+            set_step(sp, j, step, STEP_FAILED, emsg);
+            shale_close(r.db);
+            r.db = NULL;
+            if (step >= STEP_WIPE_WAL && !r.refused)
+                strncat(emsg, "; past the point of no return the split lease stays held: "
+                              "see docs/agent.md \"When a split fails after the wipe\"",
+                        sizeof emsg - strlen(emsg) - 1);
+            finish(sp, j, PHASE_FAILED, reason, emsg);
+            if (!splitter_save(sp, j))
+                release_lease(sp, j);
+            break;
+        }
+        log_fields(LOG_INFO, j->st->name, sname, secs * 1000,
+                   (log_field[]){LOG_S("result", "Done"), LOG_S("message", res.message)}, 2,
+                   "step done");
+        pthread_mutex_lock(&sp->mu);
+        j->st->stalled.on = false;
+        j->st->phase = split_step_phase(step);
+        pthread_mutex_unlock(&sp->mu);
+        set_step(sp, j, step, STEP_DONE, *res.message ? res.message : NULL);
+        if (step == STEP_COMPLETE)
+            finish(sp, j, PHASE_COMPLETE, "SplitComplete", "every child verified");
+        if (splitter_save(sp, j) == SHALE_CONFLICT)
+            break;
+        snprintf(fp, sizeof fp, "%s.after", sname);
+        failpoint(fp);
+        if (step == STEP_COMPLETE)
+            release_lease(sp, j);
+    }
+    split_plan_free(res.plan);
+    free(res.children);
+    shale_close(r.db);
+}
+
+job *next_runnable_locked(splitter *sp)
+{
+    for (job *j = sp->jobs; j; j = j->next)
+        if (j->load == JOB_LOADED && !split_phase_terminal(j->st->phase) && !j->orphaned)
+            return j;
+    return NULL;
+}
+
+void *splitter_worker(void *arg)
+{
+    splitter *sp = arg;
+    pthread_mutex_lock(&sp->mu);
+    uint32_t tries = 0;
+    while (!sp->stop) {
+        bool loaded = sp->loaded;
+        pthread_mutex_unlock(&sp->mu);
+        if (!loaded)
+            splitter_load_journals(sp);
+        bool unreadable = splitter_retry_unreadable(sp);
+        if (!sp->lease_adopted)
+            splitter_adopt_lease(sp);
+        reconcile_leases(sp);
+        pthread_mutex_lock(&sp->mu);
+        pthread_cond_broadcast(&sp->cv);   /* wait_idle re-checks */
+        if (!sp->loaded || unreadable) {
+            /* Journals that cannot be read now: try again with backoff;
+             * meanwhile new splits are refused (splitter.c). */
+            timed_wait_locked(sp, backoff_ms(sp, tries < 6 ? tries : 6));
+            tries++;
+            if (!sp->loaded)
+                continue;
+        } else {
+            tries = 0;
+        }
+        job *j = next_runnable_locked(sp);
+        if (!j) {
+            if (unreadable)
+                continue;
+            sp->busy = false;
+            pthread_cond_broadcast(&sp->cv);
+            if (sp->lease_adopted)
+                pthread_cond_wait(&sp->cv, &sp->mu);
+            else   /* a lease without a journal is looked at again */
+                timed_wait_locked(sp, ADOPT_GRACE_MS / 2);
+            continue;
+        }
+        sp->busy = true;
+        sp->current = j;
+        pthread_mutex_unlock(&sp->mu);
+        run_job(sp, j);
+        pthread_mutex_lock(&sp->mu);
+        sp->current = NULL;
+        if (!split_phase_terminal(j->st->phase) && !j->orphaned && !sp->stop) {
+            /* It could not go on (a journal write or the lease could not
+             * be had now): try again after a pause, never in a hot loop. */
+            timed_wait_locked(sp, backoff_ms(sp, tries < 6 ? tries : 6));
+            tries++;
+        }
+    }
+    sp->busy = false;
+    pthread_cond_broadcast(&sp->cv);
+    pthread_mutex_unlock(&sp->mu);
+    return NULL;
+}

@@ -1,0 +1,40 @@
+/*
+ * identity.h -- store identity inside the engine (the public half is in
+ * shale_admin.h; the object's format in docs/format.md "Store identity").
+ *
+ * The writer open (db.c) and the clone (clone.c) call identity_ensure() on
+ * stores they already hold open; tools go through shale_admin.h, which
+ * opens stores by URI without creating anything.
+ *
+ * Thread safety: reentrant; the store's put-if-absent decides races.
+ */
+#ifndef SHALE_DB_IDENTITY_H
+#define SHALE_DB_IDENTITY_H
+
+#include "shale_admin.h"
+
+#define IDENTITY_KEY ".shale/identity.json"
+
+/* The canonical URI (shale_admin.h); o may be NULL.  *out malloc'd. */
+shale_status identity_canonical(const char *uri, const shale_objstore_options *o,
+                                char **out);
+
+/* Reads the identity object of an open store.  SHALE_NOT_FOUND if none;
+ * SHALE_CORRUPT naming the store if it does not parse. */
+shale_status identity_read(shale_objstore *s, shale_store_identity *out);
+
+/* Makes sure the open store s (named uri) carries an identity of kind:
+ * writes a new one (create-if-absent) when it has none, turns a
+ * child-claim into kind (same UUID, the claim kept: the clone under that
+ * claim finished), and leaves any other identity as it is (the engine does
+ * not refuse a store for its identity; the tools check before they act). */
+shale_status identity_ensure(shale_objstore *s, const char *uri,
+                             const shale_objstore_options *o, shale_store_kind kind);
+
+/* For clone.c, before a fresh clone writes its first manifest: SHALE_OK
+ * if s may receive a new database (no identity, or a child-claim);
+ * SHALE_CONFLICT naming uri when its identity says it is a database's
+ * store or a WAL store already (the parent's own, or another one). */
+shale_status identity_check_clone_target(shale_objstore *s, const char *uri);
+
+#endif
