@@ -93,6 +93,11 @@ void objstore_fs_set_max_fds(long n);
 shale_status objstore_fs_fail_fsync(const char *kind, const char *prefix, long nth, long count);
 /* fsync failures the hook has reported so far in this process. */
 long objstore_fs_fsync_failures(void);
+/* For objstore_fs.c: fsync(fd) made for key (kind 1: the object's data, 2:
+ * a directory), 0 or an errno, through the hook; and applying
+ * SHALE_TEST_FS_FSYNC_FAIL (called when a file:// store opens). */
+int objstore_fs_fsync(int fd, const char *key, int kind);
+void objstore_fs_fsync_hook_from_env(void);
 
 /* Tests only: fn is called at the start of every shale_objstore_open() in
  * the process with the URI and the options the store is opened with (after
