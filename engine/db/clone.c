@@ -29,8 +29,9 @@
  * A full-scope parent checkpoint needs no WAL at all (see checkpoint.c).
  */
 #include "db/checkpoint_int.h"
-#include "db/db_int.h"
+#include "db/env.h"
 #include "db/identity.h"
+#include "db/wal.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
