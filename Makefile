@@ -143,7 +143,7 @@ LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
 BINDIR  ?= $(PREFIX)/bin
 PUBLIC_HEADERS := $(wildcard engine/include/shale*.h)
-ENGINE_PC_DEPS := libcurl jansson libzstd libxxhash libxml-2.0
+ENGINE_PC_DEPS := libcurl libcrypto jansson libzstd libxxhash libxml-2.0
 
 install: all
 	install -d $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)

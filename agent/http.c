@@ -16,6 +16,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
+#include "shard_facts.h"
 #include "util/buf.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -55,7 +56,10 @@ struct http_server {
     uint16_t port;
 };
 
-typedef enum { R_NONE, R_HEALTHZ, R_READYZ, R_METRICS, R_SPLITS, R_SPLIT, R_ABORT } route;
+typedef enum {
+    R_NONE, R_HEALTHZ, R_READYZ, R_METRICS, R_SPLITS, R_SPLIT, R_ABORT, R_SHARD,
+    R_SPLIT_POINTS
+} route;
 typedef enum { B_NONE, B_JSON, B_YAML, B_OTHER } body_kind;
 
 typedef struct conn {
@@ -139,6 +143,9 @@ static unsigned code_of(shale_status rc)
     case SHALE_NOT_FOUND: return 404;
     case SHALE_CONFLICT: return 409;
     case SHALE_UNAUTHORIZED: return 401;
+    /* Not the request's fault, and it may pass later (journals not read
+     * yet, a store that did not answer): 503 with Retry-After. */
+    case SHALE_RETRYABLE: case SHALE_TIMEOUT: case SHALE_IO: return 503;
     default: return 500;
     }
 }
@@ -150,6 +157,7 @@ static const char *err_name(shale_status rc)
     case SHALE_NOT_FOUND: return "NotFound";
     case SHALE_CONFLICT: return "Conflict";
     case SHALE_UNAUTHORIZED: return "Unauthorized";
+    case SHALE_RETRYABLE: case SHALE_TIMEOUT: case SHALE_IO: return "Unavailable";
     default: return "Internal";
     }
 }
@@ -161,6 +169,8 @@ static const char *route_name(route rt)
     case R_SPLIT: return "/v1/splits/<name>";
     case R_ABORT: return "/v1/splits/<name>/abort";
     case R_METRICS: return "/metrics";
+    case R_SHARD: return "/v1/shard";
+    case R_SPLIT_POINTS: return "/v1/shard/split-points";
     default: return "";
     }
 }
@@ -189,6 +199,10 @@ static route classify(const char *url, char *name, size_t n)
         return R_READYZ;
     if (!strcmp(url, "/metrics"))
         return R_METRICS;
+    if (!strcmp(url, "/v1/shard"))
+        return R_SHARD;
+    if (!strcmp(url, "/v1/shard/split-points"))
+        return R_SPLIT_POINTS;
     if (strncmp(url, "/v1/splits", 10) || (url[10] != '\0' && url[10] != '/'))
         return R_NONE;
     if (!url[10] || !url[11])
@@ -286,6 +300,14 @@ static char *render_metrics(http_server *h)
                  "# TYPE shale_agent_ready gauge\nshale_agent_ready %d\n",
                  http_ready_get(h->ready, why, sizeof why) ? 1 : 0);
     buf_append(&b, line, (size_t)n);
+    if (h->sp) {
+        shard_gauges g;
+        http_ready_shard(h->ready, &g);
+        char *sh = metrics_render_shard(&g);
+        if (sh)
+            buf_append(&b, sh, strlen(sh));
+        free(sh);
+    }
     buf_append(&b, "", 1);
     return (char *)b.data;
 }
@@ -340,7 +362,8 @@ static bool headers_phase(http_server *h, conn *cn, struct MHD_Connection *c, co
     }
     bool want_post = cn->rt == R_ABORT, either = cn->rt == R_SPLITS;
     if ((want_post && !post) || (either && !get && !post) ||
-        ((cn->rt == R_SPLIT || cn->rt == R_METRICS) && !get)) {
+        ((cn->rt == R_SPLIT || cn->rt == R_METRICS || cn->rt == R_SHARD ||
+          cn->rt == R_SPLIT_POINTS) && !get)) {
         *ret = respond_error(h, cn, c, 405, "MethodNotAllowed",
                              either ? "use GET or POST" : want_post ? "use POST" : "use GET");
         return true;
@@ -433,6 +456,46 @@ static enum MHD_Result submit(http_server *h, conn *cn, struct MHD_Connection *c
     return answer_status(h, cn, c, SHALE_OK, created ? 201 : 200, out);
 }
 
+/* GET /v1/shard: the shard's figures, read now (an API call may wait on
+ * the store, bounded by the HTTP timeouts; the gauges use the snapshot). */
+static enum MHD_Result answer_shard(http_server *h, conn *cn, struct MHD_Connection *c)
+{
+    if (!h->sp)
+        return respond_error(h, cn, c, 404, "NotFound", "this agent has no shard");
+    shard_facts f;
+    shale_status rc = shard_facts_read(h->sp, &f);
+    char *out = NULL;
+    if (!rc) {
+        out = shard_facts_json(h->sp, &f);
+        shard_facts_clear(&f);
+        if (!out)
+            rc = SHALE_OOM();
+    }
+    return answer_status(h, cn, c, rc, 200, out);
+}
+
+/* GET /v1/shard/split-points?ways=N[&by=bytes|keys]. */
+static enum MHD_Result answer_split_points(http_server *h, conn *cn, struct MHD_Connection *c)
+{
+    if (!h->sp)
+        return respond_error(h, cn, c, 404, "NotFound", "this agent has no shard");
+    const char *w = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ways");
+    const char *by = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "by");
+    char *end = NULL;
+    unsigned long ways = w && *w >= '0' && *w <= '9' ? strtoul(w, &end, 10) : 0;
+    if (!w || !end || *end || ways < 2 || ways > 1024)
+        return respond_error(h, cn, c, 400, "BadRequest",
+                             "query parameter 'ways': must be an integer from 2 to 1024 (the "
+                             "number of children)");
+    int b = by ? split_by_parse(by) : SHALE_SPLIT_BY_BYTES;
+    if (b < 0)
+        return respond_error(h, cn, c, 400, "BadRequest",
+                             "query parameter 'by': must be bytes or keys");
+    char *out = NULL;
+    shale_status rc = shard_split_points_json(h->sp, (uint32_t)ways, (shale_split_by)b, &out);
+    return answer_status(h, cn, c, rc, 200, out);
+}
+
 static enum MHD_Result api_call(http_server *h, conn *cn, struct MHD_Connection *c,
                                 const char *method)
 {
@@ -458,6 +521,10 @@ static enum MHD_Result api_call(http_server *h, conn *cn, struct MHD_Connection 
         log_msg(LOG_INFO, cn->name, NULL, -1, "HTTP POST abort from %s: abort requested",
                 cn->peer);
         return answer_status(h, cn, c, SHALE_OK, 200, out);
+    case R_SHARD:
+        return answer_shard(h, cn, c);
+    case R_SPLIT_POINTS:
+        return answer_split_points(h, cn, c);
     default:
         return respond_error(h, cn, c, 404, "NotFound", "no such endpoint");
     }
@@ -669,7 +736,7 @@ shale_status http_start(const http_options *o, split_service *svc, splitter *sp,
                 goto fail;
             }
     }
-    if ((rc = http_ready_start(svc, o->ready_check_ms, o->ready_timeout_ms, &h->ready)))
+    if ((rc = http_ready_start(svc, sp, o->ready_check_ms, o->ready_timeout_ms, &h->ready)))
         goto fail;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;

@@ -1,6 +1,7 @@
 /* http_ready.c -- see http_ready.h. */
 #include "http_ready.h"
 #include "log.h"
+#include "shard_facts.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
@@ -23,6 +24,13 @@ struct http_ready {
     bool checking;
     int64_t check_started_ms;    /* mono_ms() of the running check */
     char reason[512];            /* why the last finished check failed */
+    /* The shard figures (under mu; refreshed by facts_thread). */
+    splitter *sp;
+    pthread_t facts_thread;
+    bool facts_started;
+    shard_gauges gauges;
+    int64_t facts_ms;            /* mono_ms() of the last successful refresh */
+    bool facts_failing;          /* logged once per failing stretch */
 };
 
 static void wait_ms_locked(http_ready *r, uint32_t ms)
@@ -71,8 +79,60 @@ static void *loop(void *arg)
     return NULL;
 }
 
-shale_status http_ready_start(split_service *svc, uint32_t interval_ms, uint32_t timeout_ms,
-                              http_ready **out)
+/* Refreshes the shard figures every interval, off every request path. */
+static void *facts_loop(void *arg)
+{
+    http_ready *r = arg;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        pthread_mutex_unlock(&r->mu);
+        shard_facts f;
+        shale_status rc = shard_facts_read(r->sp, &f);
+        char why[512] = "";
+        if (rc)
+            snprintf(why, sizeof why, "%s", shale_errmsg());
+        pthread_mutex_lock(&r->mu);
+        if (!rc) {
+            shard_gauges *g = &r->gauges;
+            g->known = g->ok = true;
+            g->bytes = f.info.bytes;
+            g->kv_bytes = f.info.kv_bytes;
+            g->keys = f.info.approx_keys;
+            g->ssts = f.info.sst_count;
+            g->data_blocks = f.info.data_blocks;
+            g->manifest_id = f.info.manifest_id;
+            g->l0 = f.info.l0_count;
+            g->sorted_runs = f.info.sorted_run_count;
+            g->split_in_progress = f.split_held;
+            r->facts_ms = mono_ms();
+            shard_facts_clear(&f);
+            if (r->facts_failing)
+                LOGI("shard figures refreshed again");
+            r->facts_failing = false;
+        } else {
+            r->gauges.ok = false;
+            if (!r->facts_failing)
+                LOGW("cannot refresh the shard's figures (shale_shard_* gauges keep the last "
+                     "ones; shale_shard_facts_ok 0): %s", why);
+            r->facts_failing = true;
+        }
+        if (!r->stop)
+            wait_ms_locked(r, r->interval_ms);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+void http_ready_shard(http_ready *r, shard_gauges *g)
+{
+    pthread_mutex_lock(&r->mu);
+    *g = r->gauges;
+    g->age_ms = g->known ? mono_ms() - r->facts_ms : 0;
+    pthread_mutex_unlock(&r->mu);
+}
+
+shale_status http_ready_start(split_service *svc, splitter *sp, uint32_t interval_ms,
+                              uint32_t timeout_ms, http_ready **out)
 {
     *out = NULL;
     http_ready *r = calloc(1, sizeof *r);
@@ -93,6 +153,11 @@ shale_status http_ready_start(split_service *svc, uint32_t interval_ms, uint32_t
         free(r);
         return shale_err(SHALE_IO, "http: cannot start the readiness checker");
     }
+    r->sp = sp;
+    if (sp && !pthread_create(&r->facts_thread, NULL, facts_loop, r))
+        r->facts_started = true;
+    else if (sp)
+        LOGW("http: cannot start the shard figures refresher: no shale_shard_* gauges");
     /* Bounded wait for the first answer (a hung store does not hold up
      * the start beyond the timeout; /readyz then says why). */
     int64_t deadline = mono_ms() + r->timeout_ms;
@@ -134,6 +199,8 @@ void http_ready_stop(http_ready *r)
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
     pthread_join(r->thread, NULL);
+    if (r->facts_started)
+        pthread_join(r->facts_thread, NULL);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     free(r);

@@ -92,7 +92,8 @@ json_t *kube_status_body(json_t *doc, long long gen, json_t *prev_status, const 
 {
     static const char *const copy[] = {"phase", "reason", "message", "checkpointId",
                                        "startTime", "completionTime", "childCount", "steps",
-                                       "children", "plan", "verifyMode", "stalled", "lease"};
+                                       "children", "plan", "verifyMode", "stalled", "lease",
+                                       "rangesComputed", "splitBy"};
     json_t *st = json_object();
     for (size_t i = 0; i < sizeof copy / sizeof *copy; i++) {
         json_t *v = json_object_get(doc, copy[i]);

@@ -136,3 +136,34 @@ char *metrics_render(splitter *sp)
     buf_append_u8(&b, 0);
     return (char *)buf_detach(&b, NULL);
 }
+
+char *metrics_render_shard(const shard_gauges *g)
+{
+    shale_buf b = SHALE_BUF_INIT;
+    put(&b, "# HELP shale_shard_facts_ok 1 when the last refresh of the shard's figures "
+            "(its SST indexes and split lease) succeeded.\n# TYPE shale_shard_facts_ok "
+            "gauge\nshale_shard_facts_ok %d\n", g->ok ? 1 : 0);
+    if (g->known) {
+        static const struct { const char *name, *help; } m[] = {
+            {"shale_shard_bytes", "Stored bytes of the shard's SST data blocks in its range."},
+            {"shale_shard_kv_bytes", "Key + value bytes in the shard's SSTs (flushed only)."},
+            {"shale_shard_keys", "Approximate entries in the shard's SSTs (flushed only)."},
+            {"shale_shard_ssts", "SSTs in the shard's manifest (L0 + sorted runs)."},
+            {"shale_shard_l0", "L0 SSTs of the shard."},
+            {"shale_shard_sorted_runs", "Sorted runs of the shard."},
+            {"shale_shard_data_blocks", "Data blocks counted in shale_shard_bytes."},
+            {"shale_shard_manifest_id", "The manifest version the figures come from."},
+            {"shale_shard_split_in_progress", "1 while a split holds the shard's split lease."},
+            {"shale_shard_facts_age_seconds", "Seconds since the figures were refreshed."},
+        };
+        double v[] = {(double)g->bytes, (double)g->kv_bytes, (double)g->keys,
+                      (double)g->ssts, (double)g->l0, (double)g->sorted_runs,
+                      (double)g->data_blocks, (double)g->manifest_id,
+                      g->split_in_progress ? 1.0 : 0.0, (double)g->age_ms / 1000.0};
+        for (size_t i = 0; i < sizeof m / sizeof *m; i++)
+            put(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", m[i].name, m[i].help,
+                m[i].name, m[i].name, v[i]);
+    }
+    buf_append_u8(&b, 0);
+    return (char *)buf_detach(&b, NULL);
+}

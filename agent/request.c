@@ -128,6 +128,20 @@ const char *split_verify_name(split_verify v)
                                                                           : "default";
 }
 
+const char *split_by_name(shale_split_by by)
+{
+    return by == SHALE_SPLIT_BY_KEYS ? "keys" : "bytes";
+}
+
+int split_by_parse(const char *name)
+{
+    if (!strcmp(name, "bytes"))
+        return SHALE_SPLIT_BY_BYTES;
+    if (!strcmp(name, "keys"))
+        return SHALE_SPLIT_BY_KEYS;
+    return -1;
+}
+
 int split_verify_parse(const char *name)
 {
     if (!strcmp(name, "full"))
@@ -148,7 +162,7 @@ shale_status split_request_parse(const char *origin, const char *text, size_t le
     pctx c = {origin, marks, SHALE_OK};
     split_request *r = calloc(1, sizeof *r);
     static const char *const top[] = {"name", "parent", "children", "dryRun", "abort",
-                                     "verify", NULL};
+                                     "verify", "splitBy", "rangesComputed", NULL};
     static const char *const par[] = {"shard", "store", "walStore", NULL};
     static const char *const kid[] = {"name", "store", "walStore", "range", NULL};
     static const char *const rng[] = {"start", "end", NULL};
@@ -177,6 +191,23 @@ shale_status split_request_parse(const char *origin, const char *text, size_t le
         }
         r->verify = (split_verify)v;
     }
+    char *by = NULL;
+    bool computed = false;
+    if (!get_str(&c, j, "splitBy", "splitBy", false, &by) ||
+        !get_bool(&c, j, "rangesComputed", "rangesComputed", &computed)) {
+        free(by);
+        goto out;
+    }
+    if (by) {
+        int b = split_by_parse(by);
+        free(by);
+        if (b < 0) {
+            bad(&c, "splitBy", "must be bytes or keys");
+            goto out;
+        }
+        r->split_by = (shale_split_by)b;
+    }
+    bool by_named = json_object_get(j, "splitBy") && !json_is_null(json_object_get(j, "splitBy"));
     if (!json_is_object(parent)) {
         bad(&c, "parent", parent ? "must be a mapping" : "is required");
         goto out;
@@ -215,7 +246,17 @@ shale_status split_request_parse(const char *origin, const char *text, size_t le
             !get_str(&c, k, "walStore", Q("walStore"), false, &ch->wal_store))
             goto out;
         range = json_object_get(k, "range");
-        if (range && !json_is_null(range)) {
+        bool has = range && !json_is_null(range);
+        if (i == 0) {
+            r->ranges_auto = !has;
+        } else if (has == r->ranges_auto) {
+            bad(&c, Q("range"), has ? "is given, but children[0] has none: give every child "
+                                      "a range, or none (the agent then computes them)"
+                                    : "is missing, but children[0] has one: give every child "
+                                      "a range, or none (the agent then computes them)");
+            goto out;
+        }
+        if (has) {
             if (!json_is_object(range)) {
                 bad(&c, Q("range"), "must be a mapping with start and end");
                 goto out;
@@ -226,6 +267,18 @@ shale_status split_request_parse(const char *origin, const char *text, size_t le
                 goto out;
         }
 #undef Q
+    }
+    if (n && r->ranges_auto && computed) {
+        bad(&c, "rangesComputed", "is written by the agent together with the ranges it "
+                                  "computed; leave it out");
+        goto out;
+    }
+    if (n && !r->ranges_auto && computed)
+        r->ranges_auto = r->ranges_computed = true;   /* a journal's own form */
+    else if (n && !r->ranges_auto && by_named) {
+        bad(&c, "splitBy", "only applies to children without ranges (the agent computes "
+                           "them); this request gives the ranges");
+        goto out;
     }
 out:
     if (!rc)
@@ -348,6 +401,9 @@ shale_status split_request_validate(split_request *r, const char *agent_shard,
             }
         }
     }
+    /* Ranges still to be computed (split_auto.h): checked once filled. */
+    if (r->ranges_auto && !r->ranges_computed)
+        return SHALE_OK;
     /* Sorted by start, the ranges must chain: first start = parent start,
      * each end = next start, last end = parent end. */
     split_child **s = malloc(r->child_count * sizeof *s);
@@ -409,9 +465,13 @@ shale_status split_request_to_json(const split_request *r, char **json)
         json_object_set_new(k, "store", json_string(c->store));
         if (c->wal_store)
             json_object_set_new(k, "walStore", json_string(c->wal_store));
-        json_object_set_new(rg, "start", bound_json(c->start, c->start_len));
-        json_object_set_new(rg, "end", bound_json(c->end, c->end_len));
-        json_object_set_new(k, "range", rg);
+        if (!r->ranges_auto || r->ranges_computed) {
+            json_object_set_new(rg, "start", bound_json(c->start, c->start_len));
+            json_object_set_new(rg, "end", bound_json(c->end, c->end_len));
+            json_object_set_new(k, "range", rg);
+        } else {
+            json_decref(rg);
+        }
         json_array_append_new(kids, k);
     }
     json_object_set_new(o, "children", kids);
@@ -420,9 +480,48 @@ shale_status split_request_to_json(const split_request *r, char **json)
      * same request whatever the agent's default. */
     if (r->verify != SPLIT_VERIFY_DEFAULT)
         json_object_set_new(o, "verify", json_string(split_verify_name(r->verify)));
+    if (r->ranges_auto) {
+        json_object_set_new(o, "splitBy", json_string(split_by_name(r->split_by)));
+        if (r->ranges_computed)
+            json_object_set_new(o, "rangesComputed", json_true());
+    }
     *json = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(o);
     return *json ? SHALE_OK : SHALE_OOM();
+}
+
+/* Drops what the agent computed: every child's range, rangesComputed. */
+static void strip_computed(json_t *o)
+{
+    json_t *kids = json_object_get(o, "children"), *k;
+    size_t i;
+    json_array_foreach(kids, i, k)
+        json_object_del(k, "range");
+    json_object_del(o, "rangesComputed");
+}
+
+bool split_request_json_same(const char *journalled, const char *offered)
+{
+    if (!journalled || !offered)
+        return false;
+    json_error_t e;
+    json_t *x = json_loads(journalled, 0, &e), *y = json_loads(offered, 0, &e);
+    bool same = false;
+    if (x && y) {
+        same = json_equal(x, y);
+        /* The offered one leaves the ranges to the agent, the journalled
+         * one has them computed: the same request, whatever they came to
+         * (a parent that took writes since would give other ones). */
+        json_t *k0 = json_array_get(json_object_get(y, "children"), 0);
+        if (!same && json_is_true(json_object_get(x, "rangesComputed")) &&
+            json_object_get(y, "splitBy") && k0 && !json_object_get(k0, "range")) {
+            strip_computed(x);
+            same = json_equal(x, y);
+        }
+    }
+    json_decref(x);
+    json_decref(y);
+    return same;
 }
 
 split_request *split_request_dup(const split_request *r)

@@ -19,6 +19,14 @@
  *   dryRun: false
  *   abort: false
  *   verify: full                    # optional: full | references (the agent's default)
+ *   splitBy: bytes                  # optional, only without ranges: bytes | keys
+ *
+ * Ranges are all given or all left out: without them the agent computes
+ * balanced boundaries when it accepts the split (split_auto.h), fills the
+ * children's ranges in that order (children[0] lowest) and journals the
+ * request with them and "rangesComputed": true (the only form in which a
+ * request may carry that field: a journal's, re-read at resume).  Some
+ * children with a range and others without is refused, naming the field.
  *
  * Range bounds are strings; bytes outside printable ASCII are written %XX
  * (the manifest's key escaping, so '%' itself is %25).  Validation: the
@@ -46,6 +54,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "shale.h"
+#include "shale_admin.h"
 
 typedef struct split_child {
     char *name;
@@ -77,6 +86,11 @@ typedef struct split_request {
     bool dry_run;
     bool abort;
     split_verify verify;
+    /* The children came without ranges: the agent computes them
+     * (split_auto.h).  ranges_computed: they have been (the ranges are
+     * filled in and validated; from a journal, or after the accept). */
+    bool ranges_auto, ranges_computed;
+    shale_split_by split_by;      /* for ranges_auto; default bytes */
 } split_request;
 
 /* Parses a request document.  Content sniffing: a body whose first
@@ -89,6 +103,9 @@ shale_status split_request_parse(const char *origin, const char *text, size_t le
                                  split_request **out);
 
 /* Fills defaults (parent store/WAL store from the agent) and validates.
+ * A request whose ranges are still to be computed (ranges_auto and not
+ * ranges_computed) is validated without its ranges (coverage is checked
+ * again once they are filled in).
  * parent_start/end: the parent's own visible range (NULL = unbounded).
  * SHALE_INVALID_ARGUMENT naming the field and the reason. */
 shale_status split_request_validate(split_request *r, const char *agent_shard,
@@ -142,6 +159,16 @@ shale_status split_request_check_children_empty(const split_request *r,
  * malloc'd. */
 shale_status split_request_claim_owner(const split_request *r, size_t i,
                                        const shale_options *opts, char **out);
+
+/* Does an offered canonical request mean the same as a journalled one?
+ * Equal JSON; or the offered one leaves the ranges to the agent and the
+ * journalled one is that request with its ranges computed (ranges,
+ * whatever they came to, aside).  Both as split_request_to_json() gives. */
+bool split_request_json_same(const char *journalled, const char *offered);
+
+/* "bytes" / "keys"; and the value a name means, or -1. */
+const char *split_by_name(shale_split_by by);
+int split_by_parse(const char *name);
 
 split_request *split_request_dup(const split_request *r);
 void split_request_free(split_request *r);

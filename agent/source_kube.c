@@ -321,6 +321,8 @@ static split_request *request_of(obj *v, char *why, size_t n)
         json_object_set(rq, "dryRun", json_object_get(v->spec, "dryRun"));
     if (rq && json_object_get(v->spec, "verify"))
         json_object_set(rq, "verify", json_object_get(v->spec, "verify"));
+    if (rq && json_object_get(v->spec, "splitBy"))   /* children without ranges */
+        json_object_set(rq, "splitBy", json_object_get(v->spec, "splitBy"));
     char *text = rq ? json_dumps(rq, JSON_COMPACT) : NULL;
     json_decref(rq);
     char origin[400];

@@ -33,6 +33,7 @@ typedef struct seen {
     off_t size;
     ino_t ino;
     bool cancelled;
+    bool waiting;            /* refused for now (transient): retried each scan */
     bool present;            /* found by the current scan */
     struct seen *next;
 } seen;
@@ -254,11 +255,20 @@ static void handle_request(source_local *s, seen *x, const char *file)
         st = NULL;
         rc = s->svc->ops->abort(s->svc, r->name, &st);
     }
-    if (rc) {
+    if (rc == SHALE_RETRYABLE || rc == SHALE_IO || rc == SHALE_TIMEOUT) {
+        /* Not the request's fault (the journals cannot be read yet, a store
+         * did not answer): no error file; the next scan tries again. */
+        if (!x->waiting)   /* once, not at every scan */
+            log_msg(LOG_WARN, r->name, NULL, -1, "request %s not taken yet, will retry: %s: %s",
+                    origin, shale_strerror(rc), shale_errmsg());
+        x->waiting = true;
+        x->mtime_ns = -1;
+    } else if (rc) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", shale_errmsg());
         refuse(s, x, file, rc == SHALE_CONFLICT ? "Conflict" : "InvalidRequest", msg);
     } else {
+        x->waiting = false;
         clear_error(s, x);
         if (created)
             log_msg(LOG_INFO, r->name, NULL, -1, "accepted split %s from %s", r->name, origin);

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static json_t *time_or_null(int64_t ms)
 {
@@ -29,6 +30,27 @@ static json_t *plan_json(const split_plan *p)
     return json_pack("{s:I, s:i, s:I, s:o}", "walSstsInGap", (json_int_t)p->wal_ssts_in_gap,
                      "walSstsToCopyAfterFullFlush", 0, "parentManifestId",
                      (json_int_t)p->parent_manifest_id, "children", kids);
+}
+
+/* The request's children (by name) and whether the agent computed their
+ * ranges, from the canonical request the state carries. */
+static json_t *request_of(const split_state *s)
+{
+    json_error_t e;
+    return s->request_json ? json_loads(s->request_json, 0, &e) : NULL;
+}
+
+static json_t *range_of(json_t *req, const char *child)
+{
+    json_t *kids = json_object_get(req, "children"), *k;
+    size_t i;
+    json_array_foreach(kids, i, k) {
+        const char *n = json_string_value(json_object_get(k, "name"));
+        json_t *rg = json_object_get(k, "range");
+        if (n && !strcmp(n, child) && json_is_object(rg))
+            return json_deep_copy(rg);
+    }
+    return NULL;
 }
 
 json_t *split_status_json(const split_state *s)
@@ -67,17 +89,29 @@ json_t *split_status_json(const split_state *s)
                                                "retries", (json_int_t)r->attempts));
     }
     json_object_set_new(d, "steps", steps);
-    json_t *kids = json_array();
+    json_t *kids = json_array(), *req = request_of(s);
     for (size_t i = 0; i < s->child_count; i++) {
         const split_child_rec *c = &s->children[i];
-        json_array_append_new(kids, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "name",
-                                              c->name, "store", c->store, "manifestId",
-                                              (json_int_t)c->manifest_id, "keyCount",
-                                              (json_int_t)c->key_count, "sstsReferenced",
-                                              (json_int_t)c->ssts_referenced, "walSstsCopied",
-                                              (json_int_t)c->wal_ssts_copied));
+        json_t *k = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "name", c->name, "store",
+                              c->store, "manifestId", (json_int_t)c->manifest_id, "keyCount",
+                              (json_int_t)c->key_count, "sstsReferenced",
+                              (json_int_t)c->ssts_referenced, "walSstsCopied",
+                              (json_int_t)c->wal_ssts_copied);
+        json_t *rg = req ? range_of(req, c->name) : NULL;
+        if (k && rg)
+            json_object_set_new(k, "range", rg);
+        else
+            json_decref(rg);
+        json_array_append_new(kids, k);
     }
     json_object_set_new(d, "children", kids);
+    /* Whether the agent chose the ranges (a request without them). */
+    json_object_set_new(d, "rangesComputed",
+                        json_boolean(req && json_is_true(json_object_get(req, "rangesComputed"))));
+    json_t *by = json_object_get(req, "splitBy");
+    if (json_is_string(by))
+        json_object_set_new(d, "splitBy", json_incref(by));
+    json_decref(req);
     json_object_set_new(d, "childCount", json_integer((json_int_t)s->child_count));
     json_object_set_new(d, "journalVersion", json_integer((json_int_t)s->journal_version));
     if (s->plan)

@@ -10,6 +10,8 @@
  *      agent: the same request gets its current status, another one
  *      Conflict;
  *   4. journals that cannot be read yet, or a corrupt one, refuse it;
+ *   4b. a request without ranges gets them now, from the parent's SST
+ *      indexes (split_auto.h), and is validated with them;
  *   5. the shard's split lease is taken (lease.h): another split holding
  *      it refuses the request with Conflict naming that split;
  *   6. journal version 1 is written (create-if-absent), then the worker
@@ -33,6 +35,7 @@
 #include "db/paths.h"
 #include "lease.h"
 #include "log.h"
+#include "split_auto.h"
 #include "split_status.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -61,17 +64,29 @@ static int64_t clock_now(const splitter *sp)
     return sp->o.clock_ms ? sp->o.clock_ms(sp->o.clock_ctx) : now_ms();
 }
 
-/* Two canonical requests mean the same (the journal's copy is re-dumped). */
+/* Two canonical requests mean the same (the journal's copy is re-dumped;
+ * a request without ranges matches its journalled, computed form). */
 static bool same_request(const char *a, const char *b)
 {
-    if (!a || !b)
-        return false;
-    json_error_t e;
-    json_t *x = json_loads(a, 0, &e), *y = json_loads(b, 0, &e);
-    bool same = x && y && json_equal(x, y);
-    json_decref(x);
-    json_decref(y);
-    return same;
+    return split_request_json_same(a, b);
+}
+
+/* A request without ranges gets them now, at accept, before the lease and
+ * the journal (split_auto.h); canon is re-made with them. */
+static shale_status fill_ranges(splitter *sp, split_request *r, char **canon)
+{
+    if (!r->ranges_auto || r->ranges_computed)
+        return SHALE_OK;
+    shale_status rc = split_auto_fill(r, sp->store_uri, &sp->o.db, sp->shard, sp->store_uri,
+                                      sp->wal_uri);
+    char *c = NULL;
+    if (!rc)
+        rc = split_request_to_json(r, &c);
+    if (!rc) {
+        free(*canon);
+        *canon = c;
+    }
+    return rc;
 }
 
 /* Drops finished dry runs beyond the count and age bounds (oldest first);
@@ -228,6 +243,28 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
             }
             j->st = st;
             j->orphaned = !accepted_here(sp, st);
+            if (!j->orphaned && r->ranges_auto && !r->ranges_computed) {
+                /* Ours to run with the ranges its journal recorded. */
+                split_request *jr = NULL;
+                char *jc = NULL;
+                rc = split_request_parse(st->name, st->request_json, strlen(st->request_json),
+                                         &jr);
+                if (!rc)
+                    rc = validate_against_parent(sp, jr);
+                if (!rc)
+                    rc = split_request_to_json(jr, &jc);
+                if (rc) {
+                    split_request_free(jr);
+                    job_free(j);
+                    j = NULL;
+                    rc = refuse(sp, r->name, rc);
+                    goto out;
+                }
+                split_request_free(r);
+                r = jr;
+                free(canon);
+                canon = jc;
+            }
             if (!j->orphaned) {
                 /* This process took its lease and wrote version 1 (the
                  * write reported a failure but landed): it is ours to run. */
@@ -247,6 +284,10 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
             goto out;
         }
         if (rc != SHALE_NOT_FOUND) {
+            rc = refuse(sp, r->name, rc);
+            goto out;
+        }
+        if ((rc = fill_ranges(sp, r, &canon))) {
             rc = refuse(sp, r->name, rc);
             goto out;
         }
@@ -298,6 +339,9 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
                    (log_field[]){LOG_S("result", "Done"), LOG_N("leaseSeq", seq)}, 2,
                    "split accepted; the shard's split lease is held");
         j->lease_taken_ms = mono_ms();
+    } else if ((rc = fill_ranges(sp, r, &canon))) {
+        rc = refuse(sp, r->name, rc);
+        goto out;
     } else if (!(j = calloc(1, sizeof *j)) || !(j->st = split_state_new(r, canon, true, now_ms()))) {
         free(j);
         j = NULL;

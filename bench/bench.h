@@ -22,6 +22,7 @@ extern const char *const engine_names[NENGINES];   /* shale, rocksdb, leveldb */
 
 /* Settings of this run (bench.c). */
 extern size_t vsize;        /* value bytes; keys are always 16 bytes */
+extern size_t shale_unflushed_mb;  /* Shale's max_unflushed_bytes in MiB (0: default) */
 extern size_t shale_memtable_mb;   /* Shale's memtable_bytes, in MiB (default 64) */
 extern const char *dir;     /* working directory (removed piece by piece) */
 

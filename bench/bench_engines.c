@@ -86,6 +86,8 @@ static kv_engine open_shale(const char *path, bool durable, bool fresh)
         o.await_durable = false;
         o.store.fs_no_fsync = true;
         o.memtable_bytes = shale_memtable_mb << 20;
+        if (shale_unflushed_mb)
+            o.max_unflushed_bytes = shale_unflushed_mb << 20;
     }
     o.block_cache_bytes = 256u << 20;
     shale_ctx *c = calloc(1, sizeof *c);

@@ -327,8 +327,7 @@ static shale_status open_env(const char *uri, const shale_options *opts, db_env 
     return rc;
 }
 
-/* First WAL id at or above `from` that the WAL store does not hold. */
-static shale_status first_missing_wal(shale_objstore *w, uint64_t from, uint64_t *out)
+shale_status cp_first_missing_wal(shale_objstore *w, uint64_t from, uint64_t *out)
 {
     for (uint64_t id = from;; id++) {
         char key[PATH_KEY_MAX];
@@ -365,7 +364,7 @@ shale_status shale_admin_checkpoint_create(const char *uri, const shale_options 
         if (rc)
             goto out;
     }
-    rc = first_missing_wal(w ? w : s, m->next_wal_sst_id, &next);
+    rc = cp_first_missing_wal(w ? w : s, m->next_wal_sst_id, &next);
     if (!rc)
         rc = cp_add(s, NULL, lifetime_ms, name, next, out);
 out:

@@ -23,6 +23,12 @@
 shale_status cp_add(shale_objstore *s, const char *id, uint64_t lifetime_ms,
                     const char *name, uint64_t min_next_wal, shale_checkpoint *out);
 
+/* The first WAL id at or above `from` that the WAL store w does not hold:
+ * where the durable WAL ends when no writer says so (a Durable checkpoint
+ * made from outside the writer covers every WAL SST written since the last
+ * manifest update: acknowledged writes may live only there). */
+shale_status cp_first_missing_wal(shale_objstore *w, uint64_t from, uint64_t *out);
+
 /* Like cp_add, but pins an existing manifest version (pin_id) instead of
  * the version the write creates: a clone pins exactly the parent version
  * whose SSTs it references. */

@@ -32,8 +32,9 @@
  */
 #include "db/clone_int.h"
 #include "db/checkpoint_int.h"
-#include "db/db_int.h"
+#include "db/env.h"
 #include "db/identity.h"
+#include "db/wal.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
@@ -439,8 +440,16 @@ shale_status clone_write(clone_run *cr, const manifest *shared_latest,
         snprintf(cp_id, sizeof cp_id, "%s", r->id);
         pinned_id = r->manifest_id;
     } else {
+        /* A Durable checkpoint made from outside the writer: it must cover
+         * the WAL SSTs written since the parent's last manifest update (a
+         * load's acknowledged writes may be only there), so its
+         * next_wal_sst_id is where the parent's WAL store ends. */
         shale_checkpoint cp;
-        rc = cp_add(cr->parent, NULL, CLONE_DEFAULT_CHECKPOINT_MS, "clone-source", 0, &cp);
+        uint64_t next = 0;
+        rc = cp_first_missing_wal(cr->parent_wal, lat->next_wal_sst_id, &next);
+        if (!rc)
+            rc = cp_add(cr->parent, NULL, CLONE_DEFAULT_CHECKPOINT_MS, "clone-source", next,
+                        &cp);
         if (rc)
             goto out;
         snprintf(cp_id, sizeof cp_id, "%s", cp.id);

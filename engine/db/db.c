@@ -208,13 +208,13 @@ shale_status db_install_manifest_locked(shale_db *db, manifest *m)
 
 shale_status db_seal_wal_locked(shale_db *db)
 {
-    if (memtable_count(db->walbuf) == 0)
+    if (wal_buf_count(db->walbuf) == 0)
         return SHALE_OK;
     wal_seal *s = calloc(1, sizeof *s);
-    memtable *fresh = memtable_new();
+    wal_buf *fresh = wal_buf_new();
     if (!s || !fresh) {
         free(s);
-        memtable_unref(fresh);
+        wal_buf_free(fresh);
         return SHALE_OOM();
     }
     s->id = db->next_wal_id++;
@@ -355,11 +355,8 @@ static shale_status load_or_create(shale_db *db, manifest **out)
 static shale_status write_fence_wal(shale_db *db, uint64_t *id)
 {
     shale_buf img = SHALE_BUF_INIT;
-    memtable *empty = memtable_new();
-    if (!empty)
-        return SHALE_OOM();
-    shale_status rc = wal_encode(db, empty, &img);
-    memtable_unref(empty);
+    wal_buf empty = {0};   /* a fence: a WAL SST of no entries */
+    shale_status rc = wal_encode(db->opts.block_size, db->opts.compression_level, &empty, &img);
     while (!rc) {
         char key[PATH_KEY_MAX];
         wal_key(*id, key, sizeof key);
@@ -436,7 +433,7 @@ static shale_status db_open_inner(shale_db *db, const shale_options *opts)
     db->my_epoch = fc.epoch;
     db->my_compactor_epoch = fc.cepoch;
     db->mem = memtable_new();
-    db->walbuf = memtable_new();
+    db->walbuf = wal_buf_new();
     if (!db->mem || !db->walbuf)
         return SHALE_OOM();
     db->flushed_wal_id = db->man->replay_after_wal_id;
@@ -468,12 +465,12 @@ static void db_free(shale_db *db)
     while (db->seal_head) {
         wal_seal *s = db->seal_head;
         db->seal_head = s->next;
-        memtable_unref(s->buf);
+        wal_buf_free(s->buf);
         free(s);
     }
     view_unref(db->view);
     memtable_unref(db->mem);
-    memtable_unref(db->walbuf);
+    wal_buf_free(db->walbuf);
     manifest_free(db->man);
     db_env_unref(db->env);   /* closes the stores */
     free(db->snapshots);
@@ -654,7 +651,7 @@ static shale_status apply(shale_db *db, const shale_batch *b)
         e.seq = db->last_seq + 1;
         rc = memtable_add(db->mem, &e);
         if (!rc)
-            rc = memtable_add(db->walbuf, &e);
+            rc = wal_buf_add(db->walbuf, &e);
         if (rc) {
             /* Part of the batch may be in memory: refuse further writes
              * until reopened, so nothing partial is ever acknowledged. */
@@ -669,7 +666,7 @@ static shale_status apply(shale_db *db, const shale_batch *b)
         db->walbuf_first_ms = mono_ms();
     if (memtable_bytes(db->mem) >= db->opts.memtable_bytes)
         rc = db_freeze_locked(db);
-    else if (memtable_bytes(db->walbuf) >= db->opts.wal_flush_bytes)
+    else if (wal_buf_bytes(db->walbuf) >= db->opts.wal_flush_bytes)
         rc = db_seal_wal_locked(db);
     if (rc) {
         db_set_bg_error_locked(db, rc);

@@ -6,9 +6,10 @@
  * Write path and its invariants
  * -----------------------------
  * A write takes db->mu, gets consecutive sequence numbers, goes into the
- * active memtable and into the current WAL buffer (itself a small memtable,
- * so a WAL SST is built by iterating it).  The WAL buffer is *sealed* --
- * given the next WAL id -- when it is big enough, when the flush interval
+ * active memtable and is appended to the current WAL buffer (wal_buf, in
+ * seq order; wal_encode sorts it into a WAL SST on the WAL thread).  The
+ * WAL buffer is *sealed* -- given the next WAL id -- when it is big
+ * enough, when the flush interval
  * passes, when a durable writer waits, or when the memtable freezes.  Sealed
  * buffers are written strictly in id order by one WAL thread with
  * put-if-absent; durable_seq only advances over a contiguous prefix of
@@ -43,6 +44,7 @@
 #include "db/manifest.h"
 #include "db/memtable.h"
 #include "db/view.h"
+#include "db/wal.h"
 #include "table/cache.h"
 
 /* A frozen memtable waiting for its flush to L0. */
@@ -54,7 +56,7 @@ typedef struct imm_entry {
 /* A sealed WAL buffer waiting to be written. */
 typedef struct wal_seal {
     uint64_t id;
-    memtable *buf;         /* entries, in internal order */
+    wal_buf *buf;          /* entries, in seq order */
     uint64_t max_seq;      /* highest seq in it (0 if empty) */
     struct wal_seal *next;
 } wal_seal;
@@ -84,7 +86,7 @@ struct shale_db {
     memtable *mem;                 /* active memtable */
     imm_entry *imms; size_t imm_count, imm_cap;   /* oldest first */
     db_view *view;                 /* current read view */
-    memtable *walbuf;              /* current WAL buffer */
+    wal_buf *walbuf;               /* current WAL buffer */
     uint64_t walbuf_max_seq;
     int64_t walbuf_first_ms;       /* mono time of its first entry */
     wal_seal *seal_head, *seal_tail;
@@ -159,19 +161,6 @@ uint64_t db_oldest_snapshot_locked(shale_db *db);
 
 /* ---- wal_writer.c ---- */
 void *db_wal_thread(void *arg);
-/* Builds the SST image of a WAL buffer (all entries). */
-shale_status wal_encode(shale_db *db, memtable *buf, shale_buf *out);
-/* Reading WAL SSTs in id order, for the writer's replay and the reader. */
-typedef struct wal_replay_cb {
-    shale_status (*entry)(void *ctx, const kv_entry *e);   /* every entry */
-    shale_status (*after_sst)(void *ctx, uint64_t id);     /* may be NULL */
-    void *ctx;
-} wal_replay_cb;
-/* Reads WAL ids from max(from, replay_after_wal_id + 1) until the first
- * missing one, returned in *first_free.  Ids below m->next_wal_sst_id must
- * exist: a missing one is SHALE_NOT_FOUND naming the object. */
-shale_status wal_read_range(shale_objstore *w, const char *db_uri, const manifest *m,
-                            uint64_t from, const wal_replay_cb *cb, uint64_t *first_free);
 /* Replays WAL ids after replay_after_wal_id into the memtable on open;
  * sets *first_free to the first id not present. */
 shale_status wal_replay(shale_db *db, uint64_t *first_free);

@@ -19,7 +19,8 @@
  * deleted.
  */
 #include "db/checkpoint_int.h"
-#include "db/db_int.h"
+#include "db/env.h"
+#include "db/wal.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 

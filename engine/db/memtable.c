@@ -10,7 +10,8 @@
  *
  * Node layout in the arena: the node header (key/value lengths, seq, kind,
  * height), then `height` atomic next pointers, then key bytes, then value
- * bytes.  Arena blocks are 64 KiB (or one larger block for a big entry).
+ * bytes.  Arena blocks are 64 KiB from malloc for the first four, then
+ * 1 MiB mapped directly (or one larger block for a big entry).
  */
 #include "db/memtable.h"
 #include "util/misc.h"
@@ -21,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define MAX_HEIGHT 12
 #define BRANCHING 4
@@ -35,11 +37,48 @@ typedef struct node {
     _Atomic(struct node *) next[];   /* height entries, then key, value */
 } node;
 
+/* Blocks after the first few are mapped directly (BIG_BLOCK each) and
+ * unmapped when the memtable goes: a flushed 64 MiB memtable then gives its
+ * memory back to the system at once, instead of leaving a thousand freed
+ * 64 KiB chunks in a malloc arena, where they stayed resident (issue 19:
+ * peak RSS).  Small memtables (tests, readers' replays) stay on malloc. */
+#define BIG_BLOCK (1u << 20)
+#define SMALL_BLOCKS 4
+
 typedef struct arena_block {
     struct arena_block *prev;
     size_t used, cap;
+    size_t mapped;           /* bytes mapped with mmap, 0 = malloc'd */
     alignas(16) uint8_t data[];
 } arena_block;
+
+static arena_block *block_new(size_t cap, bool map)
+{
+    arena_block *nb;
+    size_t total = sizeof *nb + cap;
+    if (map) {
+        void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        nb = p;
+        nb->mapped = total;
+    } else {
+        if (!(nb = malloc(total)))
+            return NULL;
+        nb->mapped = 0;
+    }
+    nb->cap = cap;
+    nb->used = 0;
+    return nb;
+}
+
+static void block_free(arena_block *b)
+{
+    if (b->mapped)
+        munmap(b, b->mapped);
+    else
+        free(b);
+}
 
 struct memtable {
     _Atomic int refs;
@@ -50,6 +89,7 @@ struct memtable {
     _Atomic uint64_t count;
     _Atomic uint64_t max_seq;
     uint64_t rng;
+    unsigned nblocks;        /* blocks allocated so far */
 };
 
 static void *arena_alloc(memtable *m, size_t n)
@@ -57,13 +97,14 @@ static void *arena_alloc(memtable *m, size_t n)
     n = (n + 15) & ~(size_t)15;
     arena_block *b = m->blocks;
     if (!b || b->cap - b->used < n) {
-        size_t cap = n > ARENA_BLOCK / 4 ? n : ARENA_BLOCK;
-        arena_block *nb = malloc(sizeof *nb + cap);
+        bool big = m->nblocks >= SMALL_BLOCKS;
+        size_t unit = big ? BIG_BLOCK - sizeof(arena_block) : ARENA_BLOCK;
+        size_t cap = n > unit / 4 ? n : unit;
+        arena_block *nb = block_new(cap, big || cap > ARENA_BLOCK);
         if (!nb)
             return NULL;
-        nb->cap = cap;
-        nb->used = 0;
-        if (n > ARENA_BLOCK / 4 && b) {
+        m->nblocks++;
+        if (n > unit / 4 && b) {
             /* A big entry gets its own block behind the current one, so
              * the current block's free space is not wasted. */
             nb->prev = b->prev;
@@ -142,7 +183,7 @@ void memtable_unref(memtable *m)
     arena_block *b = m->blocks;
     while (b) {
         arena_block *p = b->prev;
-        free(b);
+        block_free(b);
         b = p;
     }
     free(m);

@@ -15,7 +15,9 @@
  * view under a mutex and running scans keep the old one.
  */
 #include "db/checkpoint_int.h"
-#include "db/db_int.h"
+#include "db/env.h"
+#include "db/view.h"
+#include "db/wal.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 

@@ -1,20 +1,17 @@
 /*
- * wal_writer.c -- WAL SSTs: encoding, the writer thread, and replay.
+ * wal_writer.c -- the WAL writer thread, and the writer's replay on open.
+ * The format (keys, encoding, reading a range) is wal.c.
  *
- * A WAL SST is an ordinary SST (table/sst.h) of one sealed WAL buffer, at
- * wal/<id:020>.sst in the WAL store, written with put-if-absent.  Ids are
- * consecutive; one WAL write is in flight at a time, so ids land in order
- * and durable_seq covers a contiguous prefix.
+ * Sealed WAL buffers are written strictly in id order, one at a time, with
+ * put-if-absent, so ids land in order and durable_seq covers a contiguous
+ * prefix.
  *
  * When a put fails with an error that may hide success (a timeout after the
  * store took the write), the retry finds the id taken; the object is then
  * read back and compared byte for byte: equal means it was our write, not a
  * rival's.  A different object at our id means a newer writer fenced us.
- *
- * Replay reads ids replay_after_wal_id+1, +2, ... until the first missing
- * one.  Ids below the manifest's next_wal_sst_id were written by an earlier
- * writer and must exist; a missing one fails the open with SHALE_NOT_FOUND
- * naming the object, since silently stopping there would lose data.
+ * A store that refuses writes after a failed fsync (file://, SHALE_CLOSED)
+ * is not retried: the writer stops with its error.
  */
 #include "db/db_int.h"
 #include "table/sst.h"
@@ -27,26 +24,13 @@
 
 #define WAL_WRITE_ATTEMPTS 8
 
-shale_status wal_encode(shale_db *db, memtable *buf, shale_buf *out)
-{
-    /* WAL SSTs are read whole at replay: no bloom filter, light compression
-     * only where the options ask for it. */
-    sst_options so = {db->opts.block_size, db->opts.compression_level, 0};
-    kv_iter *it = memtable_iter_new(buf);
-    if (!it)
-        return SHALE_OOM();
-    shale_status rc = sst_build_from_iter(&so, it, out, NULL);
-    kv_iter_destroy(it);
-    return rc;
-}
-
 /* Writes one sealed buffer.  Called without mu. */
 static shale_status wal_write(shale_db *db, wal_seal *s)
 {
     char key[PATH_KEY_MAX];
     wal_key(s->id, key, sizeof key);
     shale_buf img = SHALE_BUF_INIT;
-    shale_status rc = wal_encode(db, s->buf, &img);
+    shale_status rc = wal_encode(db->opts.block_size, db->opts.compression_level, s->buf, &img);
     if (rc)
         goto out;
     for (int attempt = 0; attempt < WAL_WRITE_ATTEMPTS; attempt++) {
@@ -94,7 +78,7 @@ void *db_wal_thread(void *arg)
             continue;
         }
         if (!db->seal_head) {
-            if (memtable_count(db->walbuf) > 0) {
+            if (wal_buf_count(db->walbuf) > 0) {
                 int64_t due = db->walbuf_first_ms + db->opts.wal_flush_interval_ms;
                 if (db->durable_waiters > 0 || db->closing || mono_ms() >= due) {
                     shale_status rc = db_seal_wal_locked(db);
@@ -124,7 +108,7 @@ void *db_wal_thread(void *arg)
         db->durable_wal_id = s->id;
         if (s->max_seq > db->durable_seq)
             db->durable_seq = s->max_seq;
-        memtable_unref(s->buf);
+        wal_buf_free(s->buf);
         free(s);
         pthread_cond_broadcast(&db->cv);
         pthread_cond_signal(&db->cv_flush);
@@ -132,64 +116,6 @@ void *db_wal_thread(void *arg)
     pthread_cond_broadcast(&db->cv);
     pthread_mutex_unlock(&db->mu);
     return NULL;
-}
-
-/* Feeds every entry of one WAL SST image to cb->entry. */
-static shale_status replay_one(const char *key, uint8_t *data, size_t len,
-                               const wal_replay_cb *cb)
-{
-    sst_reader *r = NULL;
-    shale_status rc = sst_reader_open_mem(key, data, len, true, &r);
-    if (rc)
-        return rc;
-    kv_iter *it = sst_iter_new(r);
-    if (!it) {
-        sst_reader_unref(r);
-        return SHALE_OOM();
-    }
-    for (kv_iter_seek_first(it); kv_iter_valid(it) && !rc; kv_iter_next(it)) {
-        kv_entry e;
-        kv_iter_entry(it, &e);
-        rc = cb->entry(cb->ctx, &e);
-    }
-    if (!rc)
-        rc = kv_iter_status(it);
-    kv_iter_destroy(it);
-    sst_reader_unref(r);
-    return rc;
-}
-
-shale_status wal_read_range(shale_objstore *w, const char *db_uri, const manifest *m,
-                            uint64_t from, const wal_replay_cb *cb, uint64_t *first_free)
-{
-    uint64_t id = from <= m->replay_after_wal_id ? m->replay_after_wal_id + 1 : from;
-    for (;; id++) {
-        char key[PATH_KEY_MAX];
-        wal_key(id, key, sizeof key);
-        void *data = NULL;
-        size_t len = 0;
-        shale_status rc = shale_objstore_get(w, key, &data, &len);
-        if (rc == SHALE_NOT_FOUND) {
-            if (id < m->next_wal_sst_id)
-                return shale_err(SHALE_NOT_FOUND,
-                                 "%s: WAL SST %s/%s is needed for replay (replay_after_wal_id="
-                                 "%llu, next_wal_sst_id=%llu) but is missing: wrong WAL store "
-                                 "or lost data",
-                                 db_uri, shale_objstore_uri(w), key,
-                                 (unsigned long long)m->replay_after_wal_id,
-                                 (unsigned long long)m->next_wal_sst_id);
-            break;
-        }
-        if (rc)
-            return shale_err_prefix(rc, "%s: replaying %s", db_uri, key);
-        rc = replay_one(key, data, len, cb);
-        if (!rc && cb->after_sst)
-            rc = cb->after_sst(cb->ctx, id);
-        if (rc)
-            return shale_err_prefix(rc, "%s: replaying %s", db_uri, key);
-    }
-    *first_free = id;
-    return SHALE_OK;
 }
 
 static shale_status db_replay_entry(void *ctx, const kv_entry *e)

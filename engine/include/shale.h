@@ -88,7 +88,8 @@ typedef struct shale_options {
                                       of the writer process */
     uint32_t manifest_poll_ms;     /* default 1000: the writer re-reads the
                                       manifest this often to notice fencing */
-    /* The store does not honour put-if-absent (e.g. s3rver): fencing is then
+    /* The store does not honour put-if-absent (S3 servers that ignore
+     * If-None-Match, such as test doubles): fencing is then
      * NOT safe against a concurrent writer.  Default false: opening a writer
      * on such a store fails with SHALE_UNSUPPORTED. */
     bool unsafe_allow_unconditional_store;
@@ -246,8 +247,9 @@ shale_status shale_manifest_show(const char *uri, const shale_options *opts,
 
 typedef struct shale_clone_spec {
     const char *parent_uri;
-    const char *parent_wal_uri;       /* NULL: the parent's recorded WAL store,
-                                         or its main store */
+    const char *parent_wal_uri;       /* the parent's WAL store; NULL: its main
+                                         store (pass the separate WAL store if
+                                         the parent has one) */
     const char *parent_checkpoint_id; /* NULL: create a Durable checkpoint
                                          (300 s) on the parent */
     const char *child_uri;

@@ -5,7 +5,10 @@
  * to a temporary file ".tmp-<random>" in the target directory, are fsynced,
  * then renamed over the key (put) or hard-linked to it (put-if-absent:
  * link() fails with EEXIST if the key exists, so of racing processes
- * exactly one wins), and the directory is fsynced.  Readers never see a
+ * exactly one wins), and the directory is fsynced; new directories are
+ * fsynced in their parents and deletions in their directory.  A failed
+ * fsync is sticky: the store refuses every later write (see fs_store.broken)
+ * so nothing written after it can be acknowledged.  Readers never see a
  * partial object.  Temporary files are invisible to list and are left
  * behind only by a crash mid-write (harmless; list ignores them).
  *
@@ -47,6 +50,15 @@ typedef struct fs_store {
     shale_objstore base;
     char *root;
     bool no_fsync;
+    /* A failed fsync, sticky (the lesson PostgreSQL learnt: after fsync
+     * reports EIO the kernel may have dropped the dirty pages and marked
+     * them clean, so a retried fsync succeeds without the data reaching
+     * the disk).  Once set, every put and delete is refused with
+     * SHALE_CLOSED naming the first failure, until the store is reopened
+     * (by reopening the database).  Reads go on. */
+    _Atomic int broken;
+    pthread_mutex_t broken_mu;
+    char broken_msg[384];
 } fs_store;
 
 typedef struct fs_reader {
@@ -134,14 +146,25 @@ static int check_dirs(fs_store *fs, char *path)
     return 0;
 }
 
-/* mkdir -p of every directory above `path` (which is under root). */
-static int make_parents(fs_store *fs, char *path)
+/* mkdir -p of every directory above `path` (which is under root); each
+ * directory it creates is made durable in its parent (fsync of the parent)
+ * before the object's own rename or link, which a crash could otherwise
+ * leave in a directory that no longer exists.  0 or an errno; *fsync_failed
+ * when the errno came from an fsync. */
+static int fsync_dir_of(const char *path, const char *key);
+static int make_parents(fs_store *fs, char *path, const char *key, bool *fsync_failed)
 {
     size_t rootlen = strlen(fs->root);
+    *fsync_failed = false;
     for (char *p = path + rootlen + 1; (p = strchr(p, '/')); p++) {
         *p = '\0';
         int r = mkdir(path, 0755);
         int e = errno;
+        if (r == 0 && !fs->no_fsync && (e = fsync_dir_of(path, key))) {
+            *p = '/';
+            *fsync_failed = true;
+            return e;
+        }
         *p = '/';
         if (r != 0 && e != EEXIST)
             return e;
@@ -149,7 +172,37 @@ static int make_parents(fs_store *fs, char *path)
     return 0;
 }
 
-static int fsync_dir_of(const char *path)
+/* ---- fsync: through objstore_fs_fsync(), where tests make it fail ----- */
+
+/* Records the first fsync failure; the store refuses writes from now on. */
+static shale_status fs_fsync_failed(fs_store *fs, const char *what, const char *key, int e)
+{
+    pthread_mutex_lock(&fs->broken_mu);
+    if (!atomic_load(&fs->broken)) {
+        snprintf(fs->broken_msg, sizeof fs->broken_msg, "%s(%s): %s", what, key, strerror(e));
+        atomic_store(&fs->broken, 1);
+    }
+    pthread_mutex_unlock(&fs->broken_mu);
+    return shale_err(SHALE_IO, "file://%s: %s(%s): %s; the store refuses writes from now on "
+                               "(a failed fsync may have lost data that a retry would not "
+                               "notice): reopen it", fs->root, what, key, strerror(e));
+}
+
+/* SHALE_CLOSED once an fsync has failed, else SHALE_OK. */
+static shale_status fs_check_writable(fs_store *fs, const char *key)
+{
+    if (!atomic_load(&fs->broken))
+        return SHALE_OK;
+    pthread_mutex_lock(&fs->broken_mu);
+    shale_status rc = shale_err(SHALE_CLOSED, "file://%s: refusing to write %s: an earlier "
+                                              "%s; reopen the store", fs->root, key,
+                                fs->broken_msg);
+    pthread_mutex_unlock(&fs->broken_mu);
+    return rc;
+}
+
+/* fsyncs the directory holding path (for key): 0 or an errno. */
+static int fsync_dir_of(const char *path, const char *key)
 {
     char *dir = xstrdup(path);
     if (!dir)
@@ -157,10 +210,12 @@ static int fsync_dir_of(const char *path)
     char *slash = strrchr(dir, '/');
     if (slash)
         *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    int e = 0;
-    if (fd < 0 || fsync(fd) != 0)
-        e = errno;
+    if (!*dir) {
+        dir[0] = '/';
+        dir[1] = '\0';
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int e = fd < 0 ? errno : objstore_fs_fsync(fd, key, 2);
     if (fd >= 0)
         close(fd);
     free(dir);
@@ -190,10 +245,14 @@ static shale_status fs_put(shale_objstore *s, const char *key, const void *data,
     shale_status rc = SHALE_OK;
     char *path = path_of(fs, key), *tmp = NULL;
     int fd = -1, e;
+    bool sync_failed = false;
     if (!path)
         return SHALE_OOM();
-    if ((e = make_parents(fs, path)) || (e = check_dirs(fs, path))) {
-        rc = fs_fail(fs, e == ELOOP ? "symlink in path" : "mkdir", key, e);
+    if ((rc = fs_check_writable(fs, key)))
+        goto out;
+    if ((e = check_dirs(fs, path)) || (e = make_parents(fs, path, key, &sync_failed))) {
+        rc = sync_failed ? fs_fsync_failed(fs, "fsync(new dir)", key, e)
+                         : fs_fail(fs, e == ELOOP ? "symlink in path" : "mkdir", key, e);
         goto out;
     }
     uint64_t r;
@@ -210,8 +269,12 @@ static shale_status fs_put(shale_objstore *s, const char *key, const void *data,
         rc = fs_fail(fs, "open", key, errno);
         goto out;
     }
-    if ((e = write_all(fd, data, len)) || (!fs->no_fsync && fsync(fd) != 0 && (e = errno))) {
+    if ((e = write_all(fd, data, len))) {
         rc = fs_fail(fs, "write", key, e);
+        goto out;
+    }
+    if (!fs->no_fsync && (e = objstore_fs_fsync(fd, key, 1))) {
+        rc = fs_fsync_failed(fs, "fsync", key, e);
         goto out;
     }
     if (close(fd) != 0) {
@@ -233,8 +296,11 @@ static shale_status fs_put(shale_objstore *s, const char *key, const void *data,
         free(tmp);
         tmp = NULL;  /* renamed: nothing to unlink */
     }
-    if (!fs->no_fsync && (e = fsync_dir_of(path)))
-        rc = fs_fail(fs, "fsync(dir)", key, e);
+    /* A failed directory fsync leaves the new entry visible but maybe not
+     * durable: the put fails, and the store refuses every later write, so a
+     * retry cannot find the entry in place and report success. */
+    if (!fs->no_fsync && (e = fsync_dir_of(path, key)))
+        rc = fs_fsync_failed(fs, "fsync(dir)", key, e);
 out:
     if (fd >= 0)
         close(fd);
@@ -366,12 +432,38 @@ static shale_status fs_reader_open(shale_objstore *s, const char *key, uint64_t 
     return SHALE_OK;
 }
 
+/* Read-around: a small read through a handle (a block-cache miss of a
+ * point lookup; scans read 64 KiB and more) first asks the kernel to bring
+ * the READ_AROUND-aligned window that holds it into the page cache, where
+ * the next misses nearby find it -- what LevelDB gets from mmap's
+ * fault-around, and what makes its cold random reads fast.  One disk
+ * request either way (a 128 KiB read costs about what a 4 KiB one does
+ * here), nothing is copied or decoded beyond the block, and on a warm page
+ * cache it is one cheap call.  file:// only: on S3 every byte is a
+ * transfer and a block stays one request.  SHALE_FS_READ_AROUND=0 turns
+ * it off (for measuring). */
+#define READ_AROUND (128u << 10)
+static int g_read_around = -1;   /* -1: not yet read from the environment */
+
+static void read_around(fs_reader *r, uint64_t offset, uint64_t len)
+{
+    if (g_read_around < 0) {
+        const char *v = getenv("SHALE_FS_READ_AROUND");
+        g_read_around = !(v && !strcmp(v, "0"));
+    }
+    if (!g_read_around || len >= READ_AROUND / 2 || r->base.size <= READ_AROUND)
+        return;
+    uint64_t from = offset & ~(uint64_t)(READ_AROUND - 1);
+    (void)posix_fadvise(r->fd, (off_t)from, READ_AROUND, POSIX_FADV_WILLNEED);
+}
+
 static shale_status fs_reader_read(shale_objreader *rd, uint64_t offset, uint64_t len,
                                    void **data, size_t *got)
 {
     fs_reader *r = (fs_reader *)rd;
     if (r->fd < 0)
         return fs_get_range(rd->store, rd->key, offset, len, false, data, got);
+    read_around(r, offset, len);
     return read_at((fs_store *)rd->store, rd->key, r->fd, rd->size, offset, len, data, got);
 }
 
@@ -407,15 +499,24 @@ static shale_status fs_head(shale_objstore *s, const char *key, uint64_t *size,
 static shale_status fs_del(shale_objstore *s, const char *key)
 {
     fs_store *fs = (fs_store *)s;
+    shale_status rc = fs_check_writable(fs, key);
+    if (rc)
+        return rc;
     char *path = path_of(fs, key);
     if (!path)
         return SHALE_OOM();
     int r = check_dirs(fs, path) ? (errno = ELOOP, -1) : unlink(path);
     int e = errno;
+    /* The deletion is made durable before it is reported: callers delete
+     * objects whose return after a crash would be wrong (a wiped WAL
+     * replayed again, a deleted fence). */
+    if (r == 0 && !fs->no_fsync && (e = fsync_dir_of(path, key))) {
+        rc = fs_fsync_failed(fs, "fsync(dir)", key, e);
+    } else if (r != 0 && e != ENOENT) {
+        rc = fs_fail(fs, "unlink", key, e);
+    }
     free(path);
-    if (r != 0 && e != ENOENT)
-        return fs_fail(fs, "unlink", key, e);
-    return SHALE_OK;
+    return rc;
 }
 
 /* ---- list: a sorted walk of the directories the prefix can match ------- */
@@ -568,6 +669,7 @@ static shale_status fs_list(shale_objstore *s, const char *prefix, const char *c
 static void fs_close(shale_objstore *s)
 {
     fs_store *fs = (fs_store *)s;
+    pthread_mutex_destroy(&fs->broken_mu);
     free(fs->root);
     free(fs);
 }
@@ -594,17 +696,22 @@ shale_status objstore_fs_open(const char *rest, const shale_objstore_options *o,
     while (n > 1 && fs->root[n - 1] == '/')
         fs->root[--n] = '\0';
     fs->no_fsync = o->fs_no_fsync;
-    /* mkdir -p the root. */
+    pthread_mutex_init(&fs->broken_mu, NULL);
+    objstore_fs_fsync_hook_from_env();
+    /* mkdir -p the root; each directory created is fsynced in its parent. */
     for (char *p = fs->root + 1;; p++) {
         char c = *p;
         if (c == '/' || c == '\0') {
             *p = '\0';
             int r = mkdir(fs->root, 0755);
-            int e = errno;
+            int e = r == 0 ? 0 : errno;
+            const char *what = "mkdir";
+            if (r == 0 && !fs->no_fsync && (e = fsync_dir_of(fs->root, "")))
+                what = "fsync of the new directory's parent";
             *p = c;
-            if (r != 0 && e != EEXIST) {
-                shale_status rc = shale_err(errno_status(e), "file://%s: mkdir: %s", fs->root,
-                                            strerror(e));
+            if (e && e != EEXIST) {
+                shale_status rc = shale_err(errno_status(e), "file://%s: %s: %s", fs->root,
+                                            what, strerror(e));
                 fs_close(&fs->base);
                 return rc;
             }

@@ -83,6 +83,22 @@ shale_status objstore_faulturi_open(const char *uri, const shale_objstore_option
  * handle reads by path.  For tests of that fallback. */
 void objstore_fs_set_max_fds(long n);
 
+/* Test hook, process-wide: from the nth matching call on, `count` fsync
+ * calls (count < 0: all) that file:// makes for a key starting with
+ * prefix report EIO after the real fsync ran.  kind: "file" (the object's
+ * data), "dir" (its directory entry, a new directory, a deletion) or
+ * "any"; NULL disarms.  The environment variable SHALE_TEST_FS_FSYNC_FAIL=
+ * "kind:prefix[:nth]" arms the same rule (count -1) in a child process.
+ * SHALE_INVALID_ARGUMENT for a bad kind or nth. */
+shale_status objstore_fs_fail_fsync(const char *kind, const char *prefix, long nth, long count);
+/* fsync failures the hook has reported so far in this process. */
+long objstore_fs_fsync_failures(void);
+/* For objstore_fs.c: fsync(fd) made for key (kind 1: the object's data, 2:
+ * a directory), 0 or an errno, through the hook; and applying
+ * SHALE_TEST_FS_FSYNC_FAIL (called when a file:// store opens). */
+int objstore_fs_fsync(int fd, const char *key, int kind);
+void objstore_fs_fsync_hook_from_env(void);
+
 /* Tests only: fn is called at the start of every shale_objstore_open() in
  * the process with the URI and the options the store is opened with (after
  * NULL became the defaults), so a test can check that every store opened

@@ -494,7 +494,7 @@ static shale_status s3_get_range(shale_objstore *st, const char *key, uint64_t o
                                    (unsigned long long)offset, key, (unsigned long long)size);
     }
     if (!rc && !whole && r.body.len > len) {
-        /* A server that ignored the range (200, or s3rver's 206 with the
+        /* A server that ignored the range (200, or a 206 with the
          * whole object for "bytes=0-0"): cut the answer ourselves. */
         size_t n = r.body.len;
         if (offset > n) {

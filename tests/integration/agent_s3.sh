@@ -102,9 +102,9 @@ done
 # The CLI on RGW: load, clone, gc, verify, scan (everything in the env).
 cli=s3://$BUCKET/cli-$run_id
 c() { AWS_ENDPOINT_URL=$EP "$SHALE" "$@" 2>>"$D/cli.log"; }
-# (flushed first: a clone of data only in the WAL copies too little, on
-# file:// too -- an engine issue outside this test.)
-if c load "$cli/db" --count 500 >/dev/null && c flush "$cli/db" >/dev/null && \
+# No flush: the load's keys are only in WAL SSTs past the manifest's
+# next_wal_sst_id, and the clone's own checkpoint must still cover them.
+if c load "$cli/db" --count 500 >/dev/null && \
    c clone "$cli/db" "$cli/child" --range key0000000100:key0000000200 >/dev/null && \
    [ "$(c scan "$cli/child" --count)" = 100 ] && c gc "$cli/db" --min-age 0 >/dev/null && \
    c verify "$cli/db" >/dev/null && c verify "$cli/child" >/dev/null && \

@@ -286,6 +286,34 @@ K wait --for=condition=Complete shardsplit/again-split --timeout=90s >/dev/null 
   && ok "and exactly once (journaled)" || notok "and exactly once (journaled)"
 [ "$(jp again-split '{.status.verifyMode}')" = full ] \
   && ok "no spec.verify: the agent's default (full)" || notok "no spec.verify: the agent's default (full)"
+# A ShardSplit without ranges: the agent computes them from the parent's
+# SST indexes (by keys here) and shows them in status.
+cat > "$d/auto.yaml" <<YAML
+apiVersion: shale.io/v1alpha1
+kind: ShardSplit
+metadata: {name: auto-split, labels: {shale.io/shard: orders-0}}
+spec:
+  parent: {shard: orders-0}
+  verify: references
+  splitBy: keys
+  children:
+    - {name: orders-0c, store: "file://$d/c1"}
+    - {name: orders-0d, store: "file://$d/c2"}
+YAML
+check "kubectl apply a ShardSplit without ranges" K apply -f "$d/auto.yaml"
+K wait --for=condition=Complete shardsplit/auto-split --timeout=60s >/dev/null 2>&1 \
+  && ok "a ShardSplit without ranges completes" \
+  || { notok "a ShardSplit without ranges completes"; K get ss auto-split -o json | head -40; }
+ab=$(jp auto-split '{.status.children[0].range.end}')
+want=$("$SHALE" --wal-store "file://$d/wal" split-points "file://$d/parent" --ways 2 --by keys 2>&1)
+[ "$(jp auto-split '{.status.rangesComputed}')" = true ] && [ "$(jp auto-split '{.status.splitBy}')" = keys ] \
+  && [ -n "$ab" ] && [ "$ab" = "$want" ] && [ "$(jp auto-split '{.status.children[1].range.start}')" = "$ab" ] \
+  && [ -z "$(jp auto-split '{.status.children[0].range.start}')" ] && [ -z "$(jp auto-split '{.status.children[1].range.end}')" ] \
+  && ok "its status shows the computed boundary ($ab, the split points by keys)" \
+  || notok "its status shows the computed boundary ('$ab', want '$want')"
+n1=$("$SHALE" scan "file://$d/c1" --count); n2=$("$SHALE" scan "file://$d/c2" --count)
+[ $((n1 + n2)) = 3000 ] && [ "$n1" -ge 1400 ] && [ "$n1" -le 1600 ] \
+  && ok "its children hold half the keys each ($n1 + $n2)" || notok "its children hold half the keys each ($n1 + $n2)"
 # A finalizer patch that fails delays the split: it does not start
 # unguarded.  First a 429 (Retry-After: 1 s is honoured), then 500s until
 # the fault is lifted.

@@ -637,6 +637,43 @@ static void test_clone_many_pins_once_and_resumes(void **state)
         free(kids[i]);
 }
 
+/* A clone made without a checkpoint from a parent whose writer closed
+ * without a manifest update since its writes (a bulk load): the acknowledged
+ * writes live only in WAL SSTs past the manifest's next_wal_sst_id.  The
+ * checkpoint the clone makes must cover them (found by looking in the
+ * parent's WAL store), or the child silently lacks them. */
+static void test_clone_without_checkpoint_sees_every_acknowledged_write(void **state)
+{
+    fixture *f = *state;
+    shale_options po = f->o;
+    po.memtable_bytes = 64u << 20;   /* nothing reaches L0: all of it is WAL */
+    po.max_unflushed_bytes = 256u << 20;
+    shale_db *db = NULL;
+    TU_OK(shale_open(f->parent, &po, &db));
+    shale_db_info before;
+    TU_OK(shale_db_info_get(db, &before));
+    for (unsigned i = 0; i < 300; i++)
+        dt_put(db, i, 1);
+    TU_OK(shale_close(db));
+    shale_clone_spec spec = {0};
+    spec.parent_uri = f->parent;
+    spec.parent_wal_uri = f->parent_wal;
+    spec.child_uri = f->child;
+    spec.child_wal_uri = f->child_wal;
+    shale_clone_result res;
+    TU_OK(shale_clone(&spec, NULL, &res));
+    assert_true(res.wal_ssts_copied >= 2);   /* the fencing SST and the data */
+    shale_options co = with_wal(f, f->child_wal);
+    shale_reader *r = NULL;
+    TU_OK(shale_reader_open(f->child, &co, NULL, &r));
+    uint64_t n = 0;
+    TU_OK(shale_reader_count(r, NULL, 0, NULL, 0, &n));
+    assert_int_equal(n, 300);
+    for (unsigned i = 0; i < 300; i += 37)
+        dt_expect_reader(r, i, 1);
+    shale_reader_close(r);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -650,6 +687,7 @@ int main(void)
         T(test_uninitialized_clone_refused_then_resumed),
         T(test_clone_interrupted_at_every_write_resumes),
         T(test_clone_many_pins_once_and_resumes),
+        T(test_clone_without_checkpoint_sees_every_acknowledged_write),
         cmocka_unit_test(test_shared_cache_serves_clone_from_parent_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

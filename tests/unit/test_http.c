@@ -2,7 +2,7 @@
  * test_http.c -- the agent's HTTP server (agent/http.c) against a real
  * splitter on a fault+file:// store:
  * - a store that hangs: /healthz answers 200 at once (on both listeners)
- *   and /metrics too, while /readyz reports not ready with the reason; it
+ *   and /metrics too (the shard gauges from their snapshot), while /readyz reports not ready with the reason; it
  *   recovers when the store does; a failing store check gives its error;
  * - refusals that need no body (401, 415, 413) come before the body: the
  *   answer arrives while the client has sent only the headers;
@@ -143,6 +143,13 @@ static void test_probes_answer_while_the_store_hangs(void **state)
 {
     fx *f = *state;
     ready_until(f, 200);
+    /* The shard gauges' first refresh (a condition, polled). */
+    reply g = {0};
+    for (int i = 0; i < 400 && !strstr(g.body, "shale_shard_facts_ok 1"); i++) {
+        g = get(http_port(f->h), "/metrics", 2000, true);
+        sleep_ms(10);
+    }
+    assert_non_null(strstr(g.body, "shale_shard_facts_ok 1"));
     /* Every list of manifest/ (the readiness check) now takes 1.5 s. */
     shale_fault_rule rule = {SHALE_FAULT_OP(SHALE_OP_LIST), "manifest/", 0, 0, SHALE_OK,
                              false, 1500, 0};
@@ -161,6 +168,10 @@ static void test_probes_answer_while_the_store_hangs(void **state)
     assert_int_equal(r2.code, 503);
     assert_int_equal(m.code, 200);
     assert_non_null(strstr(m.body, "shale_agent_ready 0"));
+    /* The shard gauges too, from the refresher's snapshot (its own
+     * refresh is stuck in the same hang). */
+    assert_non_null(strstr(m.body, "\nshale_shard_ssts "));
+    assert_non_null(strstr(m.body, "\nshale_shard_split_in_progress 0"));
     /* The store recovers: so does readiness. */
     shale_fault_clear(f->ctl);
     ready_until(f, 200);
