@@ -618,6 +618,12 @@ void *splitter_worker(void *arg)
                 continue;
             sp->busy = false;
             pthread_cond_broadcast(&sp->cv);
+            /* A stop asked while the worker was outside mu (loading
+             * journals, reconciling leases) was broadcast to nobody: look at
+             * the flag under mu before sleeping, or splitter_free waits
+             * forever (seen with shale-agent --once). */
+            if (sp->stop)
+                continue;
             if (sp->lease_adopted)
                 pthread_cond_wait(&sp->cv, &sp->mu);
             else   /* a lease without a journal is looked at again */
