@@ -34,7 +34,7 @@
  * and the local WAL.  Verify's second listing of each child's manifest and
  * the clone's listing of a fresh claimed child are gone: either back fails
  * here (2 children: 19 > 18, 8 children: 49 > 42). */
-#define LIST_BASE 10   /* 9 and one for the lease thread's start, which may land inside */
+#define LIST_BASE 10   /* 9, and one of margin: runs have differed by one LIST */
 #define LIST_PER_CHILD 4
 /* the writer's fence, the final flush, the split's checkpoint, a WAL
  * position, the children's pins (one write), the checkpoint's release */
