@@ -491,17 +491,15 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
     return SHALE_OK;
 }
 
-/* A child's manifest (the latest) and its WAL store's check: the I/O of
- * the references checks, run beside the readers' opening. */
-static shale_status load_child_manifest(const verify_ctx *v, const split_child *c,
-                                        manifest **out)
+/* A child's manifest and its WAL store's check, for the references
+ * checks: the version the child's reader just loaded (the latest at its
+ * open; listing and reading it a second time would cost a LIST and a GET
+ * per child for the same version), then the WAL listing. */
+static shale_status child_manifest(const verify_ctx *v, const split_child *c,
+                                   shale_reader *child, manifest **out)
 {
-    shale_objstore *s = NULL;
     manifest *cm = NULL;
-    shale_status rc = shale_objstore_open(c->store, &v->r->sp->o.db.store, &s);
-    if (!rc)
-        rc = manifest_store_load_latest(s, 0, &cm);
-    shale_objstore_close(s);
+    shale_status rc = reader_manifest_dup(child, &cm);
     if (rc)
         return shale_err_prefix(rc, "verify: reading child %s's manifest", c->name);
     rc = check_child_wal(v, c, cm);
@@ -581,13 +579,15 @@ static shale_status open_child(verify_job *w, size_t i)
     rc = shale_reader_info(child, &info);
     if (!rc && !info.initialized)
         rc = shale_err(SHALE_CORRUPT, "verify: child %s is not initialized", c->name);
+    if (!rc && v->mode == SPLIT_VERIFY_REFERENCES)
+        rc = child_manifest(v, c, child, &w->cms[i]);
     return rc;
 }
 
 /* Phase 1, item i: 0 opens the parent's reader at the checkpoint, 1 loads
- * the parent's versions (references), then per child k: 2+2k opens its
- * reader, 3+2k loads its manifest (references).  All independent: the
- * phase costs the slowest of them. */
+ * the parent's versions (references), then 2+k opens child k's reader and
+ * (references) checks its WAL against the manifest the reader loaded.  All
+ * independent: the phase costs the slowest of them. */
 static shale_status verify_open(verify_job *w, size_t i)
 {
     verify_ctx *v = w->vm;
@@ -601,10 +601,7 @@ static shale_status verify_open(verify_job *w, size_t i)
     }
     if (i == 1)
         return refs ? load_parent_versions(v) : SHALE_OK;
-    size_t k = (i - 2) / 2;
-    if ((i - 2) % 2 == 0)
-        return open_child(w, k);
-    return refs ? load_child_manifest(v, &v->r->req->children[k], &w->cms[k]) : SHALE_OK;
+    return open_child(w, i - 2);
 }
 
 /* Full mode, per child: every key against the parent's range. */
@@ -725,7 +722,7 @@ shale_status do_verify(run *r, step_result *res_out)
         rc = SHALE_OOM();
         goto out;
     }
-    rc = verify_phase(&w, 1, 2 + 2 * n);
+    rc = verify_phase(&w, 1, 2 + n);
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
         rc = check_manifest(&v, &q->children[i], w.cms[i], &res[i]);
     if (!rc && mode == SPLIT_VERIFY_FULL)

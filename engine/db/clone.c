@@ -377,11 +377,37 @@ static void count_refs(clone_run *cr, const manifest *m)
  * same clone, to resume; anything else is refused), else the identity
  * checks a fresh clone needs.  cr->cm: the existing manifest, or NULL for
  * a fresh clone; cr->res.already_done if it was initialised. */
+/* True when the child store is a split's claimed, still fresh store: its
+ * identity is a child claim and it has no manifest version 1.  The claim
+ * was made on an empty store (shale_store_claim lists it), and any writer
+ * since would have written version 1 first (a writer's open and a clone
+ * both start at 1, by put-if-absent) or turned the identity into a
+ * database's; a GC removes old versions only of a store whose writer ran,
+ * whose identity is then no longer a claim.  So the GET of version 1 and
+ * the identity (two requests, one of which a fresh clone reads anyway)
+ * prove no version exists, without listing the store's manifests.  Any
+ * other answer is decided by the listing. */
+static bool fresh_claimed(clone_run *cr)
+{
+    manifest *m1 = NULL;
+    shale_status rc = manifest_store_load(cr->child, 1, &m1);
+    manifest_free(m1);
+    if (rc != SHALE_NOT_FOUND)
+        return false;
+    shale_store_identity id;
+    if (identity_read(cr->child, &id))
+        return false;
+    bool claim = id.kind == SHALE_STORE_KIND_CHILD_CLAIM;
+    shale_store_identity_clear(&id);
+    return claim;
+}
+
 shale_status clone_read(clone_run *cr)
 {
     const shale_clone_spec *sp = cr->spec;
     manifest *cm = NULL;
-    shale_status rc = manifest_store_load_latest(cr->child, 0, &cm);
+    bool claimed = fresh_claimed(cr);
+    shale_status rc = claimed ? SHALE_NOT_FOUND : manifest_store_load_latest(cr->child, 0, &cm);
     if (rc == SHALE_OK) {
         if ((rc = check_origin(cr, cm))) {
             manifest_free(cm);
@@ -395,7 +421,8 @@ shale_status clone_read(clone_run *cr)
         return rc;
     /* Fresh clone.  A child store may hold a split's claim, never another
      * store's identity of a database or a WAL. */
-    if ((rc = identity_check_clone_target(cr->child, sp->child_uri)))
+    rc = SHALE_OK;
+    if (!claimed && (rc = identity_check_clone_target(cr->child, sp->child_uri)))
         return rc;
     if (cr->child_wal != cr->child)
         rc = identity_check_clone_target(cr->child_wal, sp->child_wal_uri);

@@ -423,6 +423,16 @@ shale_status identity_ensure(shale_objstore *s, const char *uri,
 {
     shale_store_identity id;
     shale_status rc = identity_read(s, &id);
+    return identity_settle(s, uri, o, kind, rc, &id);
+}
+
+shale_status identity_settle(shale_objstore *s, const char *uri,
+                             const shale_objstore_options *o, shale_store_kind kind,
+                             shale_status read_rc, shale_store_identity *read)
+{
+    shale_store_identity id = *read;
+    memset(read, 0, sizeof *read);
+    shale_status rc = read_rc;
     if (rc == SHALE_NOT_FOUND) {
         if ((rc = identity_new(uri, o, kind, NULL, &id)))
             return rc;

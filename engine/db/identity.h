@@ -31,6 +31,15 @@ shale_status identity_read(shale_objstore *s, shale_store_identity *out);
 shale_status identity_ensure(shale_objstore *s, const char *uri,
                              const shale_objstore_options *o, shale_store_kind kind);
 
+/* identity_ensure() with its read done already: read_rc and *read are
+ * identity_read()'s answer on s (*read taken over and cleared; it is only
+ * meaningful when read_rc is SHALE_OK).  The writer open reads the
+ * identity beside the conditional-write probe and writes (if it must) only
+ * after the probe passed. */
+shale_status identity_settle(shale_objstore *s, const char *uri,
+                             const shale_objstore_options *o, shale_store_kind kind,
+                             shale_status read_rc, shale_store_identity *read);
+
 /* For clone.c, before a fresh clone writes its first manifest: SHALE_OK
  * if s may receive a new database (no identity, or a child-claim);
  * SHALE_CONFLICT naming uri when its identity says it is a database's

@@ -239,6 +239,14 @@ shale_status shale_reader_refresh(shale_reader *r)
     return SHALE_OK;
 }
 
+shale_status reader_manifest_dup(shale_reader *r, manifest **out)
+{
+    db_view *v = grab(r);
+    *out = manifest_dup(v->man);
+    view_unref(v);
+    return *out ? SHALE_OK : SHALE_OOM();
+}
+
 shale_status shale_reader_info(shale_reader *r, shale_db_info *out)
 {
     return shale_reader_info_get(r, out);

@@ -42,6 +42,12 @@ shale_status view_new(db_env *env, memtable **mems, size_t n, const manifest *m,
 void view_ref(db_view *v);
 void view_unref(db_view *v);
 
+/* A copy of the manifest version reader r stands on (*out owned by the
+ * caller, manifest_free()): the version its open loaded, for a caller that
+ * would otherwise list and read the same latest version again (the split's
+ * Verify).  Defined in reader.c. */
+shale_status reader_manifest_dup(shale_reader *r, manifest **out);
+
 /* Fills the manifest part of a shale_db_info (last_seq = last_l0_seq). */
 void view_fill_info(const manifest *m, shale_db_info *out);
 
