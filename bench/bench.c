@@ -93,6 +93,28 @@ const char *value_of(uint64_t i)
     return valbuf + (i * 7919u) % VALBUF;
 }
 
+void bench_load_parent(void *handle, uint64_t keys, size_t vsize, const char *what)
+{
+    shale_db *db = handle;
+    char k[17];
+    shale_batch *bt = shale_batch_new();
+    if (!bt)
+        die("shale_batch_new", NULL);
+    for (uint64_t i = 0; i < keys; i++) {
+        key_of(i, k);
+        if (shale_batch_put(bt, k, 16, value_of(i), vsize))
+            die(what, shale_errmsg());
+        if (shale_batch_count(bt) == 1000 || i + 1 == keys) {
+            if (shale_write(db, bt))
+                die(what, shale_errmsg());
+            shale_batch_clear(bt);
+        }
+    }
+    shale_batch_free(bt);
+    if (shale_compact(db, true))
+        die(what, shale_errmsg());
+}
+
 /* ---- figures -------------------------------------------------------------- */
 
 /* Lives in a shared mapping: each engine runs in a child process that

@@ -57,6 +57,11 @@ void key_of(uint64_t i, char k[17]);
  * Points into a shared buffer: do not free. */
 const char *value_of(uint64_t i);
 void values_init(void);
+/* A split benchmark's parent: keys 0..keys-1 (key_of, vsize bytes of
+ * value_of) in batches of 1,000, then compacted into one sorted run.
+ * db is a shale_db * (void * here: bench.h does not include shale.h).
+ * what names the caller in die() messages. */
+void bench_load_parent(void *db, uint64_t keys, size_t vsize, const char *what);
 
 /* Runs the split benchmark for a parent of mb MiB on backend "file" (under
  * dir) or "s3" (the Ceph RGW scripts/bench.sh starts, found through

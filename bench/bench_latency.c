@@ -76,21 +76,8 @@ static void build(const char *parent, const char *wal, uint64_t keys)
     shale_db *db = NULL;
     if (shale_open(parent, &o, &db))
         die("latency split: opening the parent", shale_errmsg());
-    shale_batch *bt = shale_batch_new();
+    bench_load_parent(db, keys, vsize, "latency split: loading the parent");
     char k[17];
-    for (uint64_t i = 0; i < keys; i++) {
-        key_of(i, k);
-        if (shale_batch_put(bt, k, 16, value_of(i), vsize))
-            die("latency split: batch", shale_errmsg());
-        if (shale_batch_count(bt) == 1000 || i + 1 == keys) {
-            if (shale_write(db, bt))
-                die("latency split: write", shale_errmsg());
-            shale_batch_clear(bt);
-        }
-    }
-    shale_batch_free(bt);
-    if (shale_compact(db, true))
-        die("latency split: compaction", shale_errmsg());
     /* a tail in the memtable and the WAL, as a serving shard has */
     for (uint64_t i = 0; i < keys / 20; i++) {
         key_of(i * 7 % keys, k);

@@ -91,23 +91,8 @@ static shale_db *build_parent(const char *backend, const stores *st, uint64_t ke
     shale_db *db = NULL;
     if (shale_open(st->parent, &o, &db))
         die("split: opening the parent", shale_errmsg());
+    bench_load_parent(db, keys, vsize, "split: loading the parent");
     char k[17];
-    shale_batch *bt = shale_batch_new();
-    if (!bt)
-        die("shale_batch_new", NULL);
-    for (uint64_t i = 0; i < keys; i++) {
-        key_of(i, k);
-        if (shale_batch_put(bt, k, 16, value_of(i), vsize))
-            die("split: parent batch", shale_errmsg());
-        if (shale_batch_count(bt) == 1000 || i + 1 == keys) {
-            if (shale_write(db, bt))
-                die("split: parent write", shale_errmsg());
-            shale_batch_clear(bt);
-        }
-    }
-    shale_batch_free(bt);
-    if (shale_compact(db, true))
-        die("split: parent compaction", shale_errmsg());
     /* A serving shard's GC keeps its WAL to what it wrote lately: the WAL
      * of the bulk load, in L0 and compacted, goes as it would. */
     shale_gc_options g;

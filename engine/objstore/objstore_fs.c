@@ -507,9 +507,13 @@ static shale_status fs_del(shale_objstore *s, const char *key)
         return SHALE_OOM();
     int r = check_dirs(fs, path) ? (errno = ELOOP, -1) : unlink(path);
     int e = errno;
-    /* The deletion is made durable before it is reported: callers delete
-     * objects whose return after a crash would be wrong (a wiped WAL
-     * replayed again, a deleted fence). */
+    /* The deletion is made durable before it is reported, so the store
+     * keeps the object-store contract (gone means gone, also after a
+     * crash).  No engine invariant needs it today -- a wiped WAL SST that
+     * came back is at or below replay_after_wal_id and never replayed, an
+     * old manifest loses to a newer one -- so this one flush per delete is
+     * a cost GC and the WAL wipe could batch (one directory fsync per
+     * directory) if it shows in a benchmark. */
     if (r == 0 && !fs->no_fsync && (e = fsync_dir_of(path, key))) {
         rc = fs_fsync_failed(fs, "fsync(dir)", key, e);
     } else if (r != 0 && e != ENOENT) {
