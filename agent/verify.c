@@ -7,7 +7,8 @@
  *   full        every key and value of each child against the parent's
  *               range at the split's checkpoint.  Walks the data twice,
  *               reads it from the store once (the readers share a block
- *               cache); its time grows with the shard.
+ *               cache); its time grows with the shard, its memory does
+ *               not (verify_full.c walks in pieces).
  *   references  what makes a child equal its range by construction,
  *               checked without reading the data: the child's manifest
  *               (initialized, the requested range, made from this
@@ -27,7 +28,7 @@
  * step error that the splitter retries: a child that could not be read has
  * not been shown to differ.
  */
-#include "splitter_int.h"
+#include "verify.h"
 #include "db/checkpoint_int.h"
 #include "db/manifest.h"
 #include "db/view.h"
@@ -43,7 +44,6 @@
 
 #define WINDOW 16          /* keys compared per sampled window */
 #define INNER_SAMPLES 3    /* sample points inside each referenced SST */
-#define VERIFY_CACHE_BYTES (64u << 20)
 
 /* Names a key in a message: the manifest's escaped form, cut short. */
 static void key_text(const void *k, size_t kl, char *out, size_t outlen)
@@ -60,8 +60,8 @@ static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
 
 typedef struct child_scan {
     shale_reader *r;
-    const void *from;
-    size_t from_len;
+    const void *from, *to;
+    size_t from_len, to_len;
     shale_iter *it;
     shale_status rc;
     char msg[512];                   /* shale_errmsg() is per thread */
@@ -70,25 +70,26 @@ typedef struct child_scan {
 static void *child_scan_run(void *arg)
 {
     child_scan *c = arg;
-    if ((c->rc = shale_reader_scan(c->r, c->from, c->from_len, NULL, 0, &c->it)))
+    if ((c->rc = shale_reader_scan(c->r, c->from, c->from_len, c->to, c->to_len, &c->it)))
         snprintf(c->msg, sizeof c->msg, "%s", shale_errmsg());
     return NULL;
 }
 
-/* Walks the parent's range [max(from, start), end) at the checkpoint and
- * the child from `from` side by side, for at most `limit` keys (0: to the
- * end): every key and every value must be equal.  The child's scan is not
- * bounded by the range, so a child serving a key beyond its range fails
- * here.  *count receives the equal keys seen. */
-static shale_status compare_child(shale_reader *parent, shale_reader *child,
-                                  const split_child *c, const void *from, size_t from_len,
-                                  uint64_t limit, bool concurrent, uint64_t *count)
+/* verify.h.  The child's scan is bounded by `to` only: with to NULL, a
+ * child serving a key beyond its range fails here. */
+shale_status verify_compare(shale_reader *parent, shale_reader *child, const split_child *c,
+                            const void *from, size_t from_len, const void *to, size_t to_len,
+                            uint64_t limit, bool concurrent, uint64_t *count)
 {
-    const void *ps = c->start;
-    size_t psl = c->start_len;
+    const void *ps = c->start, *pe = c->end;
+    size_t psl = c->start_len, pel = c->end_len;
     if (from && (!ps || key_cmp(from, from_len, ps, psl) > 0)) {
         ps = from;
         psl = from_len;
+    }
+    if (to && (!pe || key_cmp(to, to_len, pe, pel) < 0)) {
+        pe = to;
+        pel = to_len;
     }
     shale_iter *pi = NULL, *ci = NULL;
     /* concurrent: the two scans open their SSTs (each a few round trips on
@@ -96,10 +97,11 @@ static shale_status compare_child(shale_reader *parent, shale_reader *child,
      * thread of its own -- for the first window in an SST, whose opens
      * are the cost; later windows find the SSTs open and the child finds
      * the parent's blocks in the shared cache if it reads after it. */
-    child_scan cs = {child, from, from ? from_len : 0, NULL, SHALE_OK, ""};
+    child_scan cs = {.r = child, .from = from, .from_len = from ? from_len : 0, .to = to,
+                     .to_len = to ? to_len : 0, .rc = SHALE_OK};
     pthread_t th;
     bool threaded = concurrent && !pthread_create(&th, NULL, child_scan_run, &cs);
-    shale_status rc = shale_reader_scan(parent, ps, psl, c->end, c->end_len, &pi);
+    shale_status rc = shale_reader_scan(parent, ps, psl, pe, pel, &pi);
     if (threaded)
         pthread_join(th, NULL);
     else
@@ -540,8 +542,8 @@ static shale_status check_manifest(const verify_ctx *v, const split_child *c,
 /* Two phases, each on a pool of up to VERIFY_THREADS threads (the work is
  * round trips to the store, not CPU: the pool is sized for the store's
  * parallelism, not the cores).  Phase 1, per child: open its reader and
- * check its manifest (references) or walk it whole (full).  Phase 2
- * (references), per task: every HEAD and every sampled window of every
+ * check its manifest (references) or that it is initialized (full, whose
+ * walk then runs in verify_full.c).  Phase 2 (references), per task: every HEAD and every sampled window of every
  * child at once, so the critical path is one child's manifest checks and
  * one window, whatever the number of children and SSTs. */
 #define VERIFY_THREADS 64
@@ -604,13 +606,6 @@ static shale_status verify_open(verify_job *w, size_t i)
     return open_child(w, i - 2);
 }
 
-/* Full mode, per child: every key against the parent's range. */
-static shale_status verify_full(verify_job *w, size_t i)
-{
-    const split_child *c = &w->v->r->req->children[i];
-    return compare_child(w->v->parent, w->readers[i], c, NULL, 0, 0, false, &w->res[i].keys);
-}
-
 static shale_status verify_task(verify_job *w, size_t i)
 {
     const vtask *t = &w->tasks[w->order[i]];
@@ -618,16 +613,15 @@ static shale_status verify_task(verify_job *w, size_t i)
     if (t->head)
         return check_object(w->v, c, w->cms[t->child], t->head);
     uint64_t n = 0;
-    return compare_child(w->v->parent, w->readers[t->child], c, t->at_mid ? t->mid : t->from,
-                         t->from_len, WINDOW, t->first || !t->from, &n);
+    return verify_compare(w->v->parent, w->readers[t->child], c, t->at_mid ? t->mid : t->from,
+                          t->from_len, NULL, 0, WINDOW, t->first || !t->from, &n);
 }
 
 static void *verify_worker(void *arg)
 {
     verify_job *w = arg;
     for (size_t i; !atomic_load(&w->failed) && (i = atomic_fetch_add(&w->next, 1)) < w->n;) {
-        w->rcs[i] = w->phase == 1 ? verify_open(w, i) : w->phase == 3 ? verify_full(w, i)
-                                                                    : verify_task(w, i);
+        w->rcs[i] = w->phase == 1 ? verify_open(w, i) : verify_task(w, i);
         if (w->rcs[i]) {
             snprintf(w->msgs[i], sizeof w->msgs[i], "%s", shale_errmsg());
             /* Phase 2 goes on past a read error, so that a mismatch found
@@ -687,7 +681,7 @@ static shale_status load_parent_versions(verify_ctx *v)
     return rc;
 }
 
-/* Each child on up to one thread per core.  The children's ranges were
+/* The children's ranges were
  * validated to cover the parent's range exactly, so children that each
  * equal their range hold the parent's keys, each once. */
 shale_status do_verify(run *r, step_result *res_out)
@@ -725,8 +719,19 @@ shale_status do_verify(run *r, step_result *res_out)
     rc = verify_phase(&w, 1, 2 + n);
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
         rc = check_manifest(&v, &q->children[i], w.cms[i], &res[i]);
-    if (!rc && mode == SPLIT_VERIFY_FULL)
-        rc = verify_phase(&w, 3, n);
+    if (!rc && mode == SPLIT_VERIFY_FULL) {
+        /* In pieces with readers of their own (verify_full.c): the phase 1
+         * readers stay as they are, holding no SST. */
+        manifest *pm = NULL;
+        uint64_t *keys = calloc(n ? n : 1, sizeof *keys);
+        rc = keys ? reader_manifest_dup(v.parent, &pm) : SHALE_OOM();
+        if (!rc)
+            rc = verify_full_walk(r, v.cache, pm, keys);
+        for (size_t i = 0; !rc && i < n; i++)
+            res[i].keys = keys[i];
+        manifest_free(pm);
+        free(keys);
+    }
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
         rc = add_tasks(i, w.cms[i], &tasks, &ntasks, &cap);
     if (!rc && mode == SPLIT_VERIFY_REFERENCES) {
