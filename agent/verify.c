@@ -700,7 +700,9 @@ shale_status do_verify(run *r, step_result *res_out)
      * walked beside the parent's range: with one cache the child finds
      * each block the parent has just read, decoded (no second read, no
      * second decompression). */
-    shale_status rc = shale_cache_new(VERIFY_CACHE_BYTES, &v.cache);
+    shale_status rc = shale_cache_new(sp->o.verify_cache_bytes ? sp->o.verify_cache_bytes
+                                                               : VERIFY_CACHE_BYTES,
+                                      &v.cache);
     if (rc)
         return rc;
     size_t n = q->child_count;

@@ -5,7 +5,7 @@
  *
  * Memory (docs/agent.md "Verify's memory"): every reader Verify opens uses
  * one block cache of VERIFY_CACHE_BYTES; full mode walks the children's
- * ranges in pieces of about VERIFY_UNIT_BYTES of the parent's SSTs, each
+ * ranges in pieces of about VERIFY_PIECE_BYTES of the parent's SSTs, each
  * with readers of its own (so the SST indexes and filters a reader keeps
  * are those of one piece, not of the shard), on at most
  * VERIFY_FULL_THREADS threads.
@@ -22,6 +22,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Defaults of splitter_options' verify_* limits (0 there picks these). */
+
 /* The block cache every Verify reader shares.  A child's SSTs are the
  * parent's own objects and full mode steps the two scans in lockstep, so
  * the child finds the block the parent decoded a moment before: the cache
@@ -29,14 +31,15 @@
 #define VERIFY_CACHE_BYTES (8u << 20)
 /* Full mode: a piece of a child's range spans about this many bytes of the
  * parent's largest sorted run (cut at its SST boundaries). */
-#define VERIFY_UNIT_BYTES (64ull << 20)
+#define VERIFY_PIECE_BYTES (64ull << 20)
 /* Full mode: pieces walked at once, at most.  Each holds two readers' SST
  * metadata for its piece (the SSTs that overlap it: in every sorted run
- * about one VERIFY_UNIT_BYTES, and all of L0) and a readahead buffer (up
+ * about one VERIFY_PIECE_BYTES, and all of L0) and a readahead buffer (up
  * to 1 MiB); fewer walk at once when the pieces' estimated metadata would
  * exceed VERIFY_META_BUDGET. */
 #define VERIFY_FULL_THREADS 4
 #define VERIFY_META_BUDGET (64ull << 20)
+#define VERIFY_MAX_THREADS 64      /* verify_threads above this is this */
 
 /* Walks the parent's range [max(from, c->start), min(to, c->end)) at the
  * checkpoint and the child's [from, to) side by side (NULL from/to: the

@@ -7,21 +7,23 @@
  * walking a whole range would hold the metadata of every SST in it: memory
  * growing with the shard.  So each child's range is cut into pieces at the
  * SST boundaries of the parent's largest sorted run, about
- * VERIFY_UNIT_BYTES of it each, and each piece is walked with a parent
+ * verify_piece_bytes of it each (splitter_options; defaults in verify.h),
+ * and each piece is walked with a parent
  * reader (at the checkpoint) and a child reader of its own, closed when
  * the piece is done.  A reader then holds the SSTs of one piece: the run's
  * SSTs in it plus the next one (a scan opens it to find its end), the
  * other runs' SSTs overlapping it and the L0 SSTs (bounded by
  * l0_max_ssts and the memtable size, not by the shard).  At most
- * VERIFY_FULL_THREADS pieces are walked at once.
+ * verify_threads pieces are walked at once, fewer when their estimated
+ * metadata would exceed verify_meta_bytes.
  *
  * The data is still read once: the pieces partition each child's range,
  * and within a piece the child's blocks come from the cache the parent's
  * scan has just filled.  What the pieces add is two reader opens each (a
  * manifest read: a LIST and a GET or two on S3) and the index and filter
  * of an SST that straddles a cut read by both pieces -- a few requests per
- * VERIFY_UNIT_BYTES of data, against the 64 ranged reads of 1 MiB it
- * takes to read that much.
+ * 64 MiB of data (the default piece), against the 64 ranged reads of
+ * 1 MiB it takes to read that much.
  */
 #include "verify.h"
 #include "table/kv.h"
@@ -44,6 +46,7 @@ typedef struct piece {
 
 typedef struct walk {
     run *r;
+    uint64_t piece_bytes;            /* the limits, defaults applied */
     shale_cache *cache;
     piece *p;
     size_t n, cap;
@@ -108,7 +111,7 @@ static uint64_t range_meta(const manifest *m, const uint8_t *s, size_t sl, const
 }
 
 /* Cuts child ci's range at the first keys of SSTs of the parent's sorted
- * run with the most bytes in it, every VERIFY_UNIT_BYTES or so. */
+ * run with the most bytes in it, every w->piece_bytes or so. */
 static shale_status plan_child(walk *w, size_t ci, const manifest *m)
 {
     const split_child *c = &w->r->req->children[ci];
@@ -134,7 +137,7 @@ static shale_status plan_child(walk *w, size_t ci, const manifest *m)
         if (!sst_handle_overlaps(h, s, sl, e, el))
             continue;
         /* A cut strictly inside the range, between two SSTs of the run. */
-        if (seen && acc >= VERIFY_UNIT_BYTES &&
+        if (seen && acc >= w->piece_bytes &&
             (!sl || kv_key_cmp(h->first_key, h->first_klen, s, sl) > 0) &&
             (!el || kv_key_cmp(h->first_key, h->first_klen, e, el) < 0)) {
             rc = add_piece(w, ci, h->first_key, h->first_klen);
@@ -203,8 +206,14 @@ shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned
 {
     walk w;
     memset(&w, 0, sizeof w);
+    const splitter_options *o = &r->sp->o;
     w.r = r;
     w.cache = cache;
+    w.piece_bytes = o->verify_piece_bytes ? o->verify_piece_bytes : VERIFY_PIECE_BYTES;
+    uint64_t meta_bytes = o->verify_meta_bytes ? o->verify_meta_bytes : VERIFY_META_BUDGET;
+    uint32_t max_threads = o->verify_threads ? o->verify_threads : VERIFY_FULL_THREADS;
+    if (max_threads > VERIFY_MAX_THREADS)
+        max_threads = VERIFY_MAX_THREADS;
     size_t nc = r->req->child_count;
     shale_status rc = SHALE_OK;
     for (size_t i = 0; i < nc && !rc; i++)
@@ -215,20 +224,20 @@ shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned
         rc = SHALE_OOM();
     if (!rc) {
         /* As many walkers as the largest piece's metadata allows within
-         * VERIFY_META_BUDGET (one at least: a piece over the budget is
-         * walked alone), up to VERIFY_FULL_THREADS. */
+         * the budget (one at least: a piece over it is walked alone), up
+         * to the thread limit. */
         uint64_t most = 1;
         for (size_t i = 0; i < w.n; i++)
             if (w.p[i].meta > most)
                 most = w.p[i].meta;
-        size_t nthreads = VERIFY_META_BUDGET / most;
-        if (nthreads > VERIFY_FULL_THREADS)
-            nthreads = VERIFY_FULL_THREADS;
+        uint64_t nthreads = meta_bytes / most;
+        if (nthreads > max_threads)
+            nthreads = max_threads;
         if (nthreads > w.n)
             nthreads = w.n;
         if (!nthreads)
             nthreads = 1;
-        pthread_t th[VERIFY_FULL_THREADS];
+        pthread_t th[VERIFY_MAX_THREADS];
         size_t started = 0;
         while (started + 1 < nthreads && !pthread_create(&th[started], NULL, walker, &w))
             started++;
