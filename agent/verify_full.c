@@ -26,7 +26,9 @@
  * 1 MiB it takes to read that much.
  */
 #include "verify.h"
+#include "db/paths.h"
 #include "table/kv.h"
+#include "table/sst.h"
 #include "util/status_int.h"
 
 #include <pthread.h>
@@ -47,6 +49,7 @@ typedef struct piece {
 typedef struct walk {
     run *r;
     uint64_t piece_bytes;            /* the limits, defaults applied */
+    double blocks_per_byte;          /* data blocks per stored byte (sampled) */
     shale_cache *cache;
     piece *p;
     size_t n, cap;
@@ -76,33 +79,69 @@ static shale_status add_piece(walk *w, size_t child, const uint8_t *from, size_t
     return SHALE_OK;
 }
 
-/* What a reader holds for an SST it has opened (index and filter), over-
- * estimated from its bytes: about 1/30 of them measured with 100 B and
- * 1000 B values (docs/benchmarks.md), counted as 1/16. */
-static uint64_t sst_meta(const sst_handle *h)
+/* What a reader holds for an SST it has opened: per data block an index
+ * entry (48 bytes) and its key in the decoded index block (about 72 bytes
+ * with 16-byte keys, counted as 96), per entry its bloom bits (10 by
+ * default, counted as 16).  The blocks are estimated from the SST's bytes
+ * at the density the sample measured (verify_full_walk): how many blocks a
+ * stored byte holds depends on how well the values compress, 1/30 of the
+ * bytes with half-random values and several times that with repetitive
+ * ones (docs/benchmarks.md). */
+static uint64_t sst_meta(const walk *w, const sst_handle *h)
 {
-    return h->size / 16 + 4096;
+    return (uint64_t)((double)h->size * w->blocks_per_byte * 96) + h->entries * 2 + 4096;
+}
+
+/* The density of data blocks in the parent's SSTs: the index of its
+ * largest SST (two ranged reads, once per Verify). */
+static shale_status sample_density(walk *w, const manifest *m)
+{
+    const sst_handle *big = NULL;
+    for (size_t k = 0; k < m->l0_count; k++)
+        if (!big || m->l0[k].size > big->size)
+            big = &m->l0[k];
+    for (size_t r = 0; r < m->run_count; r++)
+        for (size_t k = 0; k < m->runs[r].count; k++)
+            if (!big || m->runs[r].ssts[k].size > big->size)
+                big = &m->runs[r].ssts[k];
+    w->blocks_per_byte = 1.0 / 4096;   /* no SST: no piece reads one */
+    if (!big || !big->size)
+        return SHALE_OK;
+    const char *uri = big->store_uri ? big->store_uri : parent_store(w->r);
+    shale_objstore *s = NULL;
+    sst_reader *rd = NULL;
+    char key[64];
+    sst_key(big->id, key, sizeof key);
+    shale_status rc = shale_objstore_open(uri, &w->r->sp->o.db.store, &s);
+    if (!rc)
+        rc = sst_reader_open_index(s, key, big->size, &rd);
+    if (!rc)
+        w->blocks_per_byte = (double)sst_reader_block_count(rd) / (double)big->size;
+    sst_reader_unref(rd);
+    shale_objstore_close(s);
+    return rc ? shale_err_prefix(rc, "verify: reading the index of %s/%s", uri, key)
+              : SHALE_OK;
 }
 
 /* The SST metadata a reader walking [s, e) of m opens: every SST that
  * overlaps it, and in each sorted run the one after (a scan opens it to
  * find where the range ends). */
-static uint64_t range_meta(const manifest *m, const uint8_t *s, size_t sl, const uint8_t *e,
-                           size_t el)
+static uint64_t range_meta(const walk *w, const manifest *m, const uint8_t *s, size_t sl,
+                           const uint8_t *e, size_t el)
 {
     uint64_t b = 0;
     for (size_t k = 0; k < m->l0_count; k++)
         if (sst_handle_overlaps(&m->l0[k], s, sl, e, el))
-            b += sst_meta(&m->l0[k]);
+            b += sst_meta(w, &m->l0[k]);
     for (size_t r = 0; r < m->run_count; r++) {
         const sorted_run *run = &m->runs[r];
         bool in = false;
         for (size_t k = 0; k < run->count; k++) {
             if (sst_handle_overlaps(&run->ssts[k], s, sl, e, el)) {
-                b += sst_meta(&run->ssts[k]);
+                b += sst_meta(w, &run->ssts[k]);
                 in = true;
             } else if (in) {
-                b += sst_meta(&run->ssts[k]);
+                b += sst_meta(w, &run->ssts[k]);
                 break;
             }
         }
@@ -160,7 +199,7 @@ static shale_status plan_child(walk *w, size_t ci, const manifest *m)
             pe = p->to;
             pel = p->to_len;
         }
-        p->meta = 2 * range_meta(m, ps, psl, pe, pel);
+        p->meta = 2 * range_meta(w, m, ps, psl, pe, pel);
     }
     return rc;
 }
@@ -215,7 +254,7 @@ shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned
     if (max_threads > VERIFY_MAX_THREADS)
         max_threads = VERIFY_MAX_THREADS;
     size_t nc = r->req->child_count;
-    shale_status rc = SHALE_OK;
+    shale_status rc = sample_density(&w, pinned);
     for (size_t i = 0; i < nc && !rc; i++)
         rc = plan_child(&w, i, pinned);
     if (!rc && (!(w.keys = calloc(w.n ? w.n : 1, sizeof *w.keys)) ||
