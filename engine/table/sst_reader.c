@@ -298,8 +298,9 @@ static shale_status block_get(sst_reader *r, const sst_ientry *ix, block_ref *b)
  * ahead of it in one ranged read, starting at RA_MIN bytes and doubling up
  * to RA_MAX while it keeps going.  Without it a scan costs one request per
  * 4 KiB block: on S3 that is a round trip each, and on a file store a
- * pread each.  A seek drops back to single blocks, so point
- * lookups and short range reads fetch no more than they use.  A window
+ * pread each.  A seek drops back to single blocks, and so does the next
+ * block, so point lookups and short range reads fetch no more than they
+ * use.  A window
  * that reaches the end of its index partition loads the rest of them. */
 #define RA_MIN (64u << 10)
 #define RA_MAX (1u << 20)
@@ -316,6 +317,7 @@ typedef struct sst_iter {
     uint8_t *ra;             /* stored bytes of [ra_off, ra_off + ra_len) */
     uint64_t ra_off, ra_len;
     uint32_t ra_size;        /* next window; 0 = not reading sequentially */
+    uint32_t seq_run;        /* blocks read in sequence since the last seek */
 } sst_iter;
 
 /* Block bidx of the current partition; sequential says it follows the
@@ -325,7 +327,11 @@ static shale_status si_block_get(sst_iter *it, bool sequential, block_ref *b)
     sst_reader *r = it->r;
     const sst_part *p = it->part;
     const sst_ientry *ix = &p->e[it->bidx];
-    if (!sequential || !r->store) {
+    /* The first block after a seek, and the one after it, are read alone:
+     * a short range read (Verify's 16-key windows) that crosses one block
+     * boundary reads 4 KiB more, not a 64 KiB window. */
+    it->seq_run = sequential ? it->seq_run + 1 : 0;
+    if (it->seq_run < 2 || !r->store) {
         it->ra_size = 0;
         return block_get(r, ix, b);
     }

@@ -230,6 +230,14 @@ shale_status sst_table_part(sst_table *t, const sst_src *src, size_t p, const ss
 {
     sst_part *cur = atomic_load_explicit(&t->parts[p], memory_order_acquire);
     if (!cur) {
+        pthread_mutex_t *mu = &t->load_mu[p % SST_LOAD_LOCKS];
+        pthread_mutex_lock(mu);
+        cur = atomic_load_explicit(&t->parts[p], memory_order_acquire);
+        if (cur) {   /* another reader's load, finished while this one waited */
+            pthread_mutex_unlock(mu);
+            *out = cur;
+            return SHALE_OK;
+        }
         uint8_t *stored = NULL;
         bool owned = false;
         shale_status rc = sst_src_read(src, t->top[p].off, t->top[p].size, &stored, &owned);
@@ -238,6 +246,7 @@ shale_status sst_table_part(sst_table *t, const sst_src *src, size_t p, const ss
             rc = part_decode(t, src, p, stored);
         if (owned)
             free(stored);
+        pthread_mutex_unlock(mu);
         if (rc)
             return rc;
         cur = atomic_load_explicit(&t->parts[p], memory_order_acquire);
@@ -290,11 +299,19 @@ shale_status sst_table_filter(sst_table *t, const sst_src *src, const sst_filter
         return SHALE_OK;
     sst_filter *f = atomic_load_explicit(&t->filter, memory_order_acquire);
     if (!f) {
+        pthread_mutex_lock(&t->filter_mu);
+        if ((f = atomic_load_explicit(&t->filter, memory_order_acquire))) {
+            pthread_mutex_unlock(&t->filter_mu);
+            *out = f;
+            return SHALE_OK;
+        }
         uint8_t *stored = NULL;
         bool owned = false;
         sst_filter *nf = calloc(1, sizeof *nf);
-        if (!nf)
+        if (!nf) {
+            pthread_mutex_unlock(&t->filter_mu);
             return SHALE_OOM();
+        }
         shale_status rc = sst_src_read(src, t->filter_off, t->filter_size, &stored, &owned);
         atomic_fetch_add_explicit(&g_index_reads, 1, memory_order_relaxed);
         if (!rc)
@@ -303,16 +320,14 @@ shale_status sst_table_filter(sst_table *t, const sst_src *src, const sst_filter
         if (owned)
             free(stored);
         if (rc) {
+            pthread_mutex_unlock(&t->filter_mu);
             free(nf);
             return rc;
         }
         atomic_fetch_add_explicit(&g_filter_loads, 1, memory_order_relaxed);
-        sst_filter *expect = NULL;
-        if (!atomic_compare_exchange_strong(&t->filter, &expect, nf)) {
-            free(nf->data);
-            free(nf);
-        }
-        f = atomic_load_explicit(&t->filter, memory_order_acquire);
+        atomic_store_explicit(&t->filter, nf, memory_order_release);
+        pthread_mutex_unlock(&t->filter_mu);
+        f = nf;
     }
     *out = f;
     return SHALE_OK;
@@ -346,10 +361,25 @@ size_t sst_part_find(const sst_part *p, const uint8_t *key, size_t klen)
 
 /* ---- open ---------------------------------------------------------------- */
 
+static sst_table *table_new(void)
+{
+    sst_table *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    for (int i = 0; i < SST_LOAD_LOCKS; i++)
+        pthread_mutex_init(&t->load_mu[i], NULL);
+    pthread_mutex_init(&t->filter_mu, NULL);
+    t->refs = 1;
+    return t;
+}
+
 static void table_free(sst_table *t)
 {
     if (!t)
         return;
+    for (int i = 0; i < SST_LOAD_LOCKS; i++)
+        pthread_mutex_destroy(&t->load_mu[i]);
+    pthread_mutex_destroy(&t->filter_mu);
     for (size_t p = 0; t->parts && p < t->nparts; p++)
         part_free(atomic_load(&t->parts[p]));
     free(t->parts);
@@ -466,10 +496,9 @@ static size_t reg_bucket(const char *k)
 
 static shale_status table_new_private(const sst_src *src, bool all_parts, sst_table **out)
 {
-    sst_table *t = calloc(1, sizeof *t);
+    sst_table *t = table_new();
     if (!t)
         return SHALE_OOM();
-    t->refs = 1;
     t->state = 1;
     shale_status rc = table_load(t, src, all_parts);
     if (rc) {
@@ -517,13 +546,12 @@ shale_status sst_table_open(const sst_src *src, const char *ident, const char *k
         }
         pthread_cond_wait(&g_loaded, &g_mu);   /* being loaded: then look again */
     }
-    sst_table *t = calloc(1, sizeof *t);
+    sst_table *t = table_new();
     if (!t) {
         pthread_mutex_unlock(&g_mu);
         free(rk);
         return SHALE_OOM();
     }
-    t->refs = 1;
     t->reg_key = rk;
     t->next = g_reg[b];
     g_reg[b] = t;

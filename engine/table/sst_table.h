@@ -8,9 +8,9 @@
  * index of index partitions; formats 1 and 2: the whole index, as one
  * partition).  Index partitions are loaded on the first seek into them and
  * the bloom filter on the first point lookup that asks for it; each is
- * loaded once and kept for the table's life (published with an atomic
- * compare-and-swap, so racing loaders waste a read but never block or
- * leak).  A table holds no store: every read goes through the sst_src of
+ * loaded once and kept for the table's life (read under a per-piece
+ * load lock and published atomically: two readers that want one piece at
+ * once make one read, and lookups of loaded pieces take no lock).  A table holds no store: every read goes through the sst_src of
  * the reader that asks, so a table loaded through one database handle's
  * store serves the readers of every other handle on the same object.
  *
@@ -28,11 +28,14 @@
 #ifndef SHALE_SST_TABLE_H
 #define SHALE_SST_TABLE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "shale_objstore.h"
 #include "table/sst.h"
+
+#define SST_LOAD_LOCKS 8
 
 /* Where a table's bytes come from: a reader's open object or image. */
 typedef struct sst_src {
@@ -87,6 +90,12 @@ typedef struct sst_table {
     sst_top *top;
     size_t nparts, nblocks;
     _Atomic(sst_part *) *parts; /* nparts slots, NULL until loaded */
+    /* Held while partition p is read (load_mu[p % SST_LOAD_LOCKS]) or the
+     * filter (filter_mu): a second reader of the same piece waits for the
+     * first one's read instead of making its own (Verify reads one window
+     * through the parent's reader and a child's at once). */
+    pthread_mutex_t load_mu[SST_LOAD_LOCKS];
+    pthread_mutex_t filter_mu;
     sst_info info;
     /* Registry (sst_table.c). */
     int refs;                   /* under the registry lock */
