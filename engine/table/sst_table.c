@@ -470,12 +470,15 @@ static shale_status table_load(sst_table *t, const sst_src *src, bool all_parts)
         }
         p->content = t->top_content;   /* the partition owns it now */
         t->top_content = NULL;
-        atomic_init(&t->parts[0], p);
-        t->nparts = p->n ? 1 : 0;
         t->nblocks = p->n;
-        if (p->n)
+        if (p->n) {
+            atomic_init(&t->parts[0], p);
+            t->nparts = 1;
             t->top[0] = (sst_top){p->e[p->n - 1].last_key, p->e[p->n - 1].klen, to, tsz,
                                   p->n, 0, 0, 0, 0};
+        } else {
+            part_free(p);   /* no data blocks: no partition */
+        }
     }
     if ((rc = block_load(src->name, po, meta + (po - from), ps, &content, &clen)))
         goto out;
