@@ -27,7 +27,7 @@ static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_loaded = PTHREAD_COND_INITIALIZER;
 static sst_table *g_reg[REG_BUCKETS];
 static uint64_t g_tables, g_opens, g_hits;          /* under g_mu */
-static _Atomic uint64_t g_part_loads, g_filter_loads, g_index_reads;
+static _Atomic uint64_t g_part_loads, g_filter_loads, g_index_reads, g_open_reads;
 
 shale_status sst_src_corrupt(const sst_src *src, const char *what, uint64_t off)
 {
@@ -403,24 +403,38 @@ static shale_status table_load(sst_table *t, const sst_src *src, bool all_parts)
     if (t->size < SST_FOOTER_SIZE)
         return sst_src_corrupt(src, "object too short for an SST footer", 0);
     uint64_t foff = t->size - SST_FOOTER_SIZE;
-    uint8_t *f = NULL;
-    bool owned = false;
-    shale_status rc = sst_src_read(src, foff, SST_FOOTER_SIZE, &f, &owned);
+    /* A reader's open reads the object's last SST_TAIL_READ bytes: the
+     * footer, and behind it most often the top-level index, the properties
+     * and the last partitions -- one request where two would be sequential
+     * round trips on S3.  Index-only opens read exactly what they use (no
+     * filter or data block bytes: split facts). */
+    uint64_t tail_len = all_parts ? SST_FOOTER_SIZE
+                        : t->size < SST_TAIL_READ ? t->size : SST_TAIL_READ;
+    uint64_t tail_off = t->size - tail_len;
+    uint8_t *tail = NULL;
+    bool tail_owned = false;
+    shale_status rc = sst_src_read(src, tail_off, tail_len, &tail, &tail_owned);
+    atomic_fetch_add_explicit(&g_open_reads, 1, memory_order_relaxed);
     if (rc)
         return rc;
     uint8_t footer[SST_FOOTER_SIZE];
-    memcpy(footer, f, SST_FOOTER_SIZE);
-    if (owned)
-        free(f);
-    if (get_u64le(footer + 56) != SST_MAGIC)
-        return sst_src_corrupt(src, "bad magic number in the footer (not an SST)", foff);
-    if (get_u64le(footer + 64) != XXH3_64bits(footer, 64))
-        return sst_src_corrupt(src, "footer checksum mismatch", foff);
+    memcpy(footer, tail + tail_len - SST_FOOTER_SIZE, SST_FOOTER_SIZE);
+    bool owned = false;
+    if (get_u64le(footer + 56) != SST_MAGIC) {
+        rc = sst_src_corrupt(src, "bad magic number in the footer (not an SST)", foff);
+        goto done;
+    }
+    if (get_u64le(footer + 64) != XXH3_64bits(footer, 64)) {
+        rc = sst_src_corrupt(src, "footer checksum mismatch", foff);
+        goto done;
+    }
     uint32_t ver = get_u32le(footer + 48);
-    if (ver < SST_FORMAT_VERSION_MIN || ver > SST_FORMAT_VERSION)
-        return shale_err(SHALE_UNSUPPORTED, "%s: SST format version %u is not supported by "
+    if (ver < SST_FORMAT_VERSION_MIN || ver > SST_FORMAT_VERSION) {
+        rc = shale_err(SHALE_UNSUPPORTED, "%s: SST format version %u is not supported by "
                                             "this build (%d to %d)", src->name, ver,
                          SST_FORMAT_VERSION_MIN, SST_FORMAT_VERSION);
+        goto done;
+    }
     t->version = ver;
     uint64_t fo = get_u64le(footer), fs = get_u64le(footer + 8), io = get_u64le(footer + 16),
              is = get_u64le(footer + 24), po = get_u64le(footer + 32),
@@ -428,8 +442,10 @@ static shale_status table_load(sst_table *t, const sst_src *src, bool all_parts)
     if (fo > foff || fs > foff - fo || io != fo + fs || is > foff - io || po != io + is ||
         ps > foff - po || po + ps != foff || is < BLOCK_TRAILER || ps < BLOCK_TRAILER ||
         (ver >= SST_FORMAT_PARTITIONED && (ts < BLOCK_TRAILER || ts > is)) ||
-        (ver < SST_FORMAT_PARTITIONED && ts))
-        return sst_src_corrupt(src, "footer offsets are inconsistent", foff);
+        (ver < SST_FORMAT_PARTITIONED && ts)) {
+        rc = sst_src_corrupt(src, "footer offsets are inconsistent", foff);
+        goto done;
+    }
     t->filter_off = fo;
     t->filter_size = fs;
     t->data_end = fo;
@@ -439,8 +455,13 @@ static shale_status table_load(sst_table *t, const sst_src *src, bool all_parts)
     t->parts_end = to;
     uint64_t from = all_parts ? io : to;
     uint8_t *meta = NULL;
-    if ((rc = sst_src_read(src, from, foff - from, &meta, &owned)))
-        return rc;
+    if (from >= tail_off) {
+        meta = tail + (from - tail_off);   /* in the tail already */
+    } else {
+        if ((rc = sst_src_read(src, from, foff - from, &meta, &owned)))
+            goto done;
+        atomic_fetch_add_explicit(&g_open_reads, 1, memory_order_relaxed);
+    }
     uint8_t *content = NULL;
     size_t clen = 0;
     if ((rc = block_load(src->name, to, meta + (to - from), tsz, &t->top_content, &clen)))
@@ -454,6 +475,13 @@ static shale_status table_load(sst_table *t, const sst_src *src, bool all_parts)
         }
         if (all_parts && (rc = parts_from(t, src, meta, from, to - from, 0)))
             goto out;
+        /* Partitions the tail holds whole come free.  One that does not
+         * decode is left for the seek into it to read and report. */
+        for (size_t p = t->nparts; !all_parts && p-- > 0;) {
+            if (t->top[p].off < tail_off)
+                break;
+            (void)part_decode(t, src, p, tail + (t->top[p].off - tail_off));
+        }
     } else {
         /* The one index block is partition 0, loaded now. */
         sst_part *p = calloc(1, sizeof *p);
@@ -489,6 +517,9 @@ out:
     free(content);
     if (owned)
         free(meta);
+done:
+    if (tail_owned)
+        free(tail);
     return rc;
 }
 
@@ -612,4 +643,5 @@ void sst_table_stats_get(sst_table_stats *out)
     out->part_loads = atomic_load(&g_part_loads);
     out->filter_loads = atomic_load(&g_filter_loads);
     out->lazy_reads = atomic_load(&g_index_reads);
+    out->open_reads = atomic_load(&g_open_reads);
 }

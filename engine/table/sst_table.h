@@ -36,6 +36,10 @@
 #include "table/sst.h"
 
 #define SST_LOAD_LOCKS 8
+/* A reader's open reads this much of the object's end (or all of a smaller
+ * object): footer, top-level index, properties and the last partitions of
+ * an SST of 64 MB in one request (the top level of one is about 6 KB). */
+#define SST_TAIL_READ (16u << 10)
 
 /* Where a table's bytes come from: a reader's open object or image. */
 typedef struct sst_src {
@@ -105,9 +109,12 @@ typedef struct sst_table {
 } sst_table;
 
 /* A table for src: shared under (ident, key, src->size) when ident is not
- * NULL, else private.  Reads the footer, then (one more read) the
- * top-level index and properties -- or, with all_parts, every index
- * partition with them (still one read).  Another thread opening the same
+ * NULL, else private.  Reads the last SST_TAIL_READ bytes (footer, and
+ * most often top-level index and properties), then only if they were not
+ * all in it, the top-level index and properties; partitions found whole in
+ * the tail are kept.  With all_parts: the footer alone, then every index
+ * partition, the top level and the properties in one read (no filter or
+ * data bytes).  Another thread opening the same
  * SST at once waits for this load instead of making its own.  On SHALE_OK
  * *out is referenced (sst_table_unref). */
 shale_status sst_table_open(const sst_src *src, const char *ident, const char *key,
@@ -132,6 +139,7 @@ size_t sst_part_find(const sst_part *p, const uint8_t *key, size_t klen);
  * (lazy_reads: one per partition or filter, or per sst_table_load_all). */
 typedef struct sst_table_stats {
     uint64_t tables, opens, shared_hits, part_loads, filter_loads, lazy_reads;
+    uint64_t open_reads;        /* ranged reads made by table opens */
 } sst_table_stats;
 void sst_table_stats_get(sst_table_stats *out);
 
