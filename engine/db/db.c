@@ -493,7 +493,9 @@ static shale_status db_open_inner(shale_db *db, const shale_options *opts)
     rc = wal_replay(db, &fence_id);
     if (rc)
         return rc;
-    rc = write_fence_wal(db, &fence_id);
+    rc = wal_log_enable(shale_objstore_uri(db->wal_store), &db->opts.store);
+    if (!rc)
+        rc = write_fence_wal(db, &fence_id);
     if (rc)
         return rc;
     db->next_wal_id = fence_id + 1;

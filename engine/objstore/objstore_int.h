@@ -97,6 +97,9 @@ long objstore_fs_fsync_failures(void);
  * a directory), 0 or an errno, through the hook; and applying
  * SHALE_TEST_FS_FSYNC_FAIL (called when a file:// store opens). */
 int objstore_fs_fsync(int fd, const char *key, int kind);
+/* fdatasync(fd) of a WAL log segment for key (objstore_fs_log.c), through
+ * the same hook as a kind-1 fsync. */
+int objstore_fs_fdatasync(int fd, const char *key);
 void objstore_fs_fsync_hook_from_env(void);
 
 /* Tests only: fn is called at the start of every shale_objstore_open() in
