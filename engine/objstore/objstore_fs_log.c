@@ -89,9 +89,17 @@
 #define HDR 48u
 #define KIND_PUT 1u
 #define KIND_TOMB 2u
-#define SEG_BOUND (64ull << 20)
+#define SEG_BOUND_DEFAULT (64ull << 20)
 #define CHUNK (1ull << 20)
 #define WINDOW (256u << 10)
+
+/* The rotation bound, and its test hook (objstore_int.h). */
+static _Atomic uint64_t g_seg_bound = SEG_BOUND_DEFAULT;
+
+void objstore_fs_log_set_segment_bytes(uint64_t n)
+{
+    atomic_store(&g_seg_bound, n ? n : SEG_BOUND_DEFAULT);
+}
 
 typedef struct seg {
     uint64_t no;
@@ -484,7 +492,7 @@ static int prezero(seg *s, uint64_t end)
 static shale_status ensure_room(fs_log *l, uint64_t need, const char *key)
 {
     if (l->nsegs && (l->segs[l->nsegs - 1].tail == 0 ||
-                     l->segs[l->nsegs - 1].tail + need <= SEG_BOUND))
+                     l->segs[l->nsegs - 1].tail + need <= atomic_load(&g_seg_bound)))
         return SHALE_OK;
     uint64_t no = l->nsegs ? l->segs[l->nsegs - 1].no + 1 : 1;
     int fd = -1, e = seg_open(l, no, true, &fd);

@@ -102,6 +102,10 @@ int objstore_fs_fsync(int fd, const char *key, int kind);
 int objstore_fs_fdatasync(int fd, const char *key);
 void objstore_fs_fsync_hook_from_env(void);
 
+/* Tests only: the WAL log's segments rotate past n bytes (0: the default,
+ * 64 MiB), process-wide. */
+void objstore_fs_log_set_segment_bytes(uint64_t n);
+
 /* Tests only: fn is called at the start of every shale_objstore_open() in
  * the process with the URI and the options the store is opened with (after
  * NULL became the defaults), so a test can check that every store opened
