@@ -725,15 +725,8 @@ static shale_status apply(shale_db *db, const shale_batch *b)
         db_set_bg_error_locked(db, rc);
         goto out;
     }
-    if (db->opts.await_durable) {
-        db->durable_waiters++;
-        pthread_cond_signal(&db->cv_wal);
-        while (db->durable_seq < my_seq && !db->fenced && !db->bg_error)
-            pthread_cond_wait(&db->cv, &db->mu);
-        db->durable_waiters--;
-        if (db->durable_seq < my_seq)
-            rc = db_check_writable_locked(db);
-    }
+    if (db->opts.await_durable)
+        rc = db_await_durable_locked(db, my_seq);
 out:
     pthread_mutex_unlock(&db->mu);
     return rc;
