@@ -329,6 +329,10 @@ static shale_status fs_put(shale_objstore *s, const char *key, const void *data,
     } else {
         free(tmp);
         tmp = NULL;  /* renamed: nothing to unlink */
+        /* Too large for a record: a record of the key would be read
+         * before this file, so it goes. */
+        if (log_key(fs, key, &wid) && (rc = fs_log_del(fs->log, key, wid)))
+            goto out;
     }
     /* A failed directory fsync leaves the new entry visible but maybe not
      * durable: the put fails, and the store refuses every later write, so a
@@ -719,44 +723,6 @@ static shale_status walk_dir(walk *w, const char *rel)
     return rc;
 }
 
-/* Merges the WAL log's live records into a walk's page, in key order; a
- * key both in the log and a regular file shows once, as the record (what
- * get reads).  Both lists hold the first max keys after the cursor, so
- * the first max of the merge are the page. */
-static shale_status merge_log(fs_store *fs, walk *w)
-{
-    shale_objinfo *li = NULL, *out = NULL;
-    size_t ln = 0, n = 0, i = 0, j = 0;
-    bool lmore = false;
-    shale_status rc = fs_log_list(fs->log, w->prefix, w->cursor, w->max, &li, &ln, &lmore);
-    if (rc || !ln)
-        return rc;
-    if (!(out = malloc((w->count + ln) * sizeof *out))) {
-        for (size_t k = 0; k < ln; k++)
-            free(li[k].key);
-        free(li);
-        return SHALE_OOM();
-    }
-    while (i < w->count || j < ln) {
-        int c = i == w->count ? 1 : j == ln ? -1 : strcmp(w->items[i].key, li[j].key);
-        if (c == 0)
-            free(w->items[i++].key);
-        else if (c < 0 && n < w->max)
-            out[n++] = w->items[i++];
-        else if (c > 0 && n < w->max)
-            out[n++] = li[j++];
-        else
-            free(c < 0 ? w->items[i++].key : li[j++].key);  /* past this page */
-    }
-    w->more = w->more || lmore || w->count + ln > n;
-    free(w->items);
-    free(li);
-    w->items = out;
-    w->count = n;
-    w->cap = n;
-    return SHALE_OK;
-}
-
 static shale_status fs_list(shale_objstore *s, const char *prefix, const char *cursor,
                             size_t max_keys, shale_objlist *page)
 {
@@ -765,7 +731,8 @@ static shale_status fs_list(shale_objstore *s, const char *prefix, const char *c
     shale_status rc = walk_dir(&w, "");
     size_t pl = strlen(prefix);
     if (!rc && fs->log && !strncmp(prefix, "wal/", pl < 4 ? pl : 4) && fs_log_on(fs->log))
-        rc = merge_log(fs, &w);
+        rc = fs_log_merge_list(fs->log, prefix, w.cursor, w.max, &w.items, &w.count, &w.cap,
+                               &w.more);
     page->items = w.items;
     page->count = w.count;
     if (!rc && w.more && w.count > 0 && !(page->next_cursor = xstrdup(w.items[w.count - 1].key)))

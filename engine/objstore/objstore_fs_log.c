@@ -768,8 +768,10 @@ shale_status fs_log_del(fs_log *l, const char *key, uint64_t id)
     return rc;
 }
 
-shale_status fs_log_list(fs_log *l, const char *prefix, const char *cursor, size_t max,
-                         shale_objinfo **items, size_t *count, bool *more)
+/* The live records whose keys start with prefix and sort after cursor
+ * (NULL: from the start), at most max, in key order, into a new array. */
+static shale_status log_list(fs_log *l, const char *prefix, const char *cursor, size_t max,
+                             shale_objinfo **items, size_t *count, bool *more)
 {
     *items = NULL;
     *count = 0;
@@ -822,5 +824,43 @@ shale_status fs_log_list(fs_log *l, const char *prefix, const char *cursor, size
     }
     *items = out;
     *count = n;
+    return SHALE_OK;
+}
+
+shale_status fs_log_merge_list(fs_log *l, const char *prefix, const char *cursor, size_t max,
+                               shale_objinfo **items, size_t *count, size_t *cap, bool *more)
+{
+    shale_objinfo *li = NULL, *out = NULL, *fi = *items;
+    size_t ln = 0, n = 0, i = 0, j = 0, fn = *count;
+    bool lmore = false;
+    shale_status rc = log_list(l, prefix, cursor, max, &li, &ln, &lmore);
+    if (rc || !ln)
+        return rc;
+    if (!(out = malloc((fn + ln) * sizeof *out))) {
+        for (size_t k = 0; k < ln; k++)
+            free(li[k].key);
+        free(li);
+        return SHALE_OOM();
+    }
+    /* Both lists hold the first max keys after the cursor, so the first
+     * max of the merge are the page; a key held both ways shows once, as
+     * the record (what get reads). */
+    while (i < fn || j < ln) {
+        int c = i == fn ? 1 : j == ln ? -1 : strcmp(fi[i].key, li[j].key);
+        if (c == 0)
+            free(fi[i++].key);
+        else if (c < 0 && n < max)
+            out[n++] = fi[i++];
+        else if (c > 0 && n < max)
+            out[n++] = li[j++];
+        else
+            free(c < 0 ? fi[i++].key : li[j++].key);  /* past this page */
+    }
+    *more = *more || lmore || fn + ln > n;
+    free(fi);
+    free(li);
+    *items = out;
+    *count = n;
+    *cap = n;
     return SHALE_OK;
 }

@@ -75,12 +75,14 @@ shale_status fs_log_find(fs_log *l, const char *key, uint64_t id, bool *found, i
  * a regular file of the key as well. */
 shale_status fs_log_del(fs_log *l, const char *key, uint64_t id);
 
-/* The live records whose keys start with prefix and sort after cursor
- * (NULL: from the start), at most max of them, in key order, into a new
- * array *items (keys malloc'd; the caller frees them and the array); *more
- * when there were more than max. */
-shale_status fs_log_list(fs_log *l, const char *prefix, const char *cursor, size_t max,
-                         shale_objinfo **items, size_t *count, bool *more);
+/* Merges the live records whose keys start with prefix and sort after
+ * cursor (NULL: from the start) into a page of regular files (*items,
+ * *count of them in key order, array capacity *cap, *more: the walk had
+ * more than max): the page becomes the first max keys of both, each key
+ * once (a record shadows a regular file of its key), and *more is set
+ * when anything was left out.  The array is replaced (its keys move). */
+shale_status fs_log_merge_list(fs_log *l, const char *prefix, const char *cursor, size_t max,
+                               shale_objinfo **items, size_t *count, size_t *cap, bool *more);
 
 /* Objects larger than this are written as regular files even in log mode. */
 #define FS_LOG_MAX_RECORD (16u << 20)

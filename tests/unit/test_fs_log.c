@@ -15,6 +15,7 @@
  */
 #include "support/testutil.h"
 #include "objstore/objstore_int.h"
+#include "objstore/objstore_fs_log.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -624,6 +625,23 @@ static void test_mixed_regular_and_records(void **state)
     TU_OK(shale_objstore_list_all(s, "wal/00000000000000000008", &l));
     assert_int_equal(l.count, 1);
     shale_objlist_free(&l);
+    /* Too large for a record: a regular file, and the record it replaces
+     * no longer shadows it. */
+    size_t bigl = FS_LOG_MAX_RECORD + 1;
+    char *big = malloc(bigl);
+    memset(big, 'B', bigl);
+    wk(7, k, sizeof k);
+    TU_OK(shale_objstore_put(s, k, big, bigl));
+    assert_true(file_exists(root, k));
+    void *bp = NULL;
+    size_t bn = 0;
+    TU_OK(shale_objstore_get(s, k, &bp, &bn));
+    assert_int_equal(bn, bigl);
+    assert_memory_equal(bp, big, bigl);
+    shale_free(bp);
+    free(big);
+    wk(8, k, sizeof k);
+    TU_RC(SHALE_PRECONDITION_FAILED, shale_objstore_put_if_absent(s, k, "x", 1));
     /* Deleting a key held both ways removes both. */
     wk(3, k, sizeof k);
     TU_OK(shale_objstore_delete(s, k));
