@@ -372,9 +372,14 @@ static shale_status load(fs_log *l)
         return SHALE_OK;
     if (l->dfd < 0 && (l->dfd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)) < 0)
         return log_fail(l, "open", LOG_DIR, errno);
-    DIR *d = fdopendir(dup(l->dfd));
-    if (!d)
+    int dd = dup(l->dfd);
+    DIR *d = dd < 0 ? NULL : fdopendir(dd);
+    if (!d) {
+        if (dd >= 0)
+            close(dd);
         return log_fail(l, "opendir", LOG_DIR, errno);
+    }
+    rewinddir(d);  /* the duplicate shares dfd's position */
     uint64_t *nos = NULL;
     size_t n = 0, cap = 0;
     shale_status rc = SHALE_OK;
@@ -416,8 +421,14 @@ static shale_status load(fs_log *l)
     free(nos);
     if (!rc)
         rc = refresh(l);
-    if (!rc)
+    if (!rc) {
         l->loaded = true;
+    } else {  /* start over next time */
+        for (size_t i = 0; i < l->nsegs; i++)
+            close(l->segs[i].fd);
+        l->nsegs = l->nrecs = 0;
+        l->win_fd = -1;
+    }
     return rc;
 }
 
