@@ -80,8 +80,8 @@ static void write_head_locked(shale_db *db)
     shale_status rc = wal_write(db, s);
     pthread_mutex_lock(&db->mu);
     db->wal_busy = false;
-    pthread_cond_signal(&db->cv_wal);   /* the thread may have waited for us */
     if (rc) {
+        pthread_cond_signal(&db->cv_wal);
         db_set_bg_error_locked(db, rc);
         return;
     }
@@ -93,6 +93,11 @@ static void write_head_locked(shale_db *db)
         db->durable_seq = s->max_seq;
     wal_buf_free(s->buf);
     free(s);
+    /* The WAL thread, if it waited for this write, has work only when
+     * something is left (a lone durable writer then wakes nobody but its
+     * own waiters). */
+    if (db->seal_head || wal_buf_count(db->walbuf) > 0 || db->closing)
+        pthread_cond_signal(&db->cv_wal);
     pthread_cond_broadcast(&db->cv);
     pthread_cond_signal(&db->cv_flush);
 }
