@@ -15,6 +15,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 const char *const engine_names[NENGINES] = {"shale", "rocksdb", "leveldb"};
 
@@ -90,6 +91,11 @@ static kv_engine open_shale(const char *path, bool durable, bool fresh)
             o.max_unflushed_bytes = shale_unflushed_mb << 20;
     }
     o.block_cache_bytes = 256u << 20;
+    /* SHALE_BENCH_WAL_LOG=0: WAL SSTs as files of their own (the layout
+     * before the WAL log mode), for comparing. */
+    const char *wl = getenv("SHALE_BENCH_WAL_LOG");
+    if (wl && !strcmp(wl, "0"))
+        o.store.fs_wal_log = -1;
     shale_ctx *c = calloc(1, sizeof *c);
     if (!c || shale_open(uri, &o, &c->db))
         die("shale_open", shale_errmsg());

@@ -493,7 +493,9 @@ static shale_status db_open_inner(shale_db *db, const shale_options *opts)
     rc = wal_replay(db, &fence_id);
     if (rc)
         return rc;
-    rc = write_fence_wal(db, &fence_id);
+    rc = wal_log_enable(shale_objstore_uri(db->wal_store), &db->opts.store);
+    if (!rc)
+        rc = write_fence_wal(db, &fence_id);
     if (rc)
         return rc;
     db->next_wal_id = fence_id + 1;
@@ -723,15 +725,8 @@ static shale_status apply(shale_db *db, const shale_batch *b)
         db_set_bg_error_locked(db, rc);
         goto out;
     }
-    if (db->opts.await_durable) {
-        db->durable_waiters++;
-        pthread_cond_signal(&db->cv_wal);
-        while (db->durable_seq < my_seq && !db->fenced && !db->bg_error)
-            pthread_cond_wait(&db->cv, &db->mu);
-        db->durable_waiters--;
-        if (db->durable_seq < my_seq)
-            rc = db_check_writable_locked(db);
-    }
+    if (db->opts.await_durable)
+        rc = db_await_durable_locked(db, my_seq);
 out:
     pthread_mutex_unlock(&db->mu);
     return rc;

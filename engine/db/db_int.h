@@ -161,6 +161,10 @@ uint64_t db_oldest_snapshot_locked(shale_db *db);
 
 /* ---- wal_writer.c ---- */
 void *db_wal_thread(void *arg);
+/* Waits (mu held) until seq is durable, writing the WAL on the caller's
+ * thread when no WAL write is in flight (wal_writer.c); the writer's error
+ * when it stopped first. */
+shale_status db_await_durable_locked(shale_db *db, uint64_t seq);
 /* Replays WAL ids after replay_after_wal_id into the memtable on open;
  * sets *first_free to the first id not present. */
 shale_status wal_replay(shale_db *db, uint64_t *first_free);

@@ -14,6 +14,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+shale_status wal_log_enable(const char *wal_uri, const shale_objstore_options *o)
+{
+    if (o->fs_wal_log < 0)
+        return SHALE_OK;
+    if (!strncmp(wal_uri, "fault+", 6))
+        wal_uri += 6;  /* the directory under the wrapper */
+    if (strncmp(wal_uri, "file://", 7))
+        return SHALE_OK;
+    /* A handle of its own opened with the option makes the directory; the
+     * database's handles see it on their next WAL call. */
+    shale_objstore_options lo = *o;
+    lo.fs_wal_log = 1;
+    shale_objstore *s = NULL;
+    shale_status rc = shale_objstore_open(wal_uri, &lo, &s);
+    shale_objstore_close(s);
+    return rc ? shale_err_prefix(rc, "turning the WAL log mode on") : SHALE_OK;
+}
+
 wal_buf *wal_buf_new(void)
 {
     return calloc(1, sizeof(wal_buf));

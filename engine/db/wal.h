@@ -59,6 +59,12 @@ static inline size_t wal_buf_bytes(const wal_buf *b)
 shale_status wal_encode(size_t block_size, int compression_level, const wal_buf *b,
                         shale_buf *out);
 
+/* Turns the WAL log mode on for a WAL store on file:// (or fault+file://)
+ * unless o->fs_wal_log is -1: creates <root>/.wal-log, which every handle
+ * on the root follows from its next WAL call (objstore_fs_log.h).  Called
+ * by a writer before its fence; no-op for other stores. */
+shale_status wal_log_enable(const char *wal_uri, const shale_objstore_options *o);
+
 /* Reading WAL SSTs in id order, for the writer's replay and the reader. */
 typedef struct wal_replay_cb {
     shale_status (*entry)(void *ctx, const kv_entry *e);   /* every entry */

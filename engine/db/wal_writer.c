@@ -4,7 +4,9 @@
  *
  * Sealed WAL buffers are written strictly in id order, one at a time, with
  * put-if-absent, so ids land in order and durable_seq covers a contiguous
- * prefix.
+ * prefix.  One at a time: by the WAL thread, or by a writer waiting for
+ * durability that leads its group (db_await_durable_locked); wal_busy
+ * says a write is in flight.
  *
  * When a put fails with an error that may hide success (a timeout after the
  * store took the write), the retry finds the id taken; the object is then
@@ -65,6 +67,66 @@ out:
     return rc;
 }
 
+/* Writes the sealed buffer at the head of the queue and publishes it
+ * durable.  Called with mu held and no WAL write in flight; drops mu
+ * around the write.  Whoever calls it (the WAL thread, or a writer waiting
+ * for durability that leads its group) is the only WAL writer meanwhile:
+ * wal_busy keeps the other out. */
+static void write_head_locked(shale_db *db)
+{
+    wal_seal *s = db->seal_head;
+    db->wal_busy = true;
+    pthread_mutex_unlock(&db->mu);
+    shale_status rc = wal_write(db, s);
+    pthread_mutex_lock(&db->mu);
+    db->wal_busy = false;
+    if (rc) {
+        pthread_cond_signal(&db->cv_wal);
+        db_set_bg_error_locked(db, rc);
+        return;
+    }
+    db->seal_head = s->next;
+    if (!db->seal_head)
+        db->seal_tail = NULL;
+    db->durable_wal_id = s->id;
+    if (s->max_seq > db->durable_seq)
+        db->durable_seq = s->max_seq;
+    wal_buf_free(s->buf);
+    free(s);
+    /* The WAL thread, if it waited for this write, has work only when
+     * something is left (a lone durable writer then wakes nobody but its
+     * own waiters). */
+    if (db->seal_head || wal_buf_count(db->walbuf) > 0 || db->closing)
+        pthread_cond_signal(&db->cv_wal);
+    pthread_cond_broadcast(&db->cv);
+    pthread_cond_signal(&db->cv_flush);
+}
+
+shale_status db_await_durable_locked(shale_db *db, uint64_t seq)
+{
+    /* The group's leader: when no WAL write is in flight, the waiting
+     * writer seals what is buffered (its own entries and those of every
+     * writer that came before) and writes it on its own thread -- no hand
+     * off to the WAL thread and back, which costs two wake-ups per durable
+     * put, more than the write itself on a busy machine.  Writers that
+     * arrive meanwhile wait, and one of them leads the next group. */
+    shale_status rc = SHALE_OK;
+    db->durable_waiters++;
+    while (db->durable_seq < seq && !db->fenced && !db->bg_error) {
+        if (!db->wal_busy && !db->seal_head && wal_buf_count(db->walbuf) > 0 &&
+            (rc = db_seal_wal_locked(db))) {
+            db_set_bg_error_locked(db, rc);
+            break;
+        }
+        if (!db->wal_busy && db->seal_head)
+            write_head_locked(db);
+        else
+            pthread_cond_wait(&db->cv, &db->mu);
+    }
+    db->durable_waiters--;
+    return db->durable_seq < seq ? db_check_writable_locked(db) : SHALE_OK;
+}
+
 void *db_wal_thread(void *arg)
 {
     shale_db *db = arg;
@@ -92,26 +154,11 @@ void *db_wal_thread(void *arg)
             }
             continue;
         }
-        wal_seal *s = db->seal_head;
-        db->wal_busy = true;
-        pthread_mutex_unlock(&db->mu);
-        shale_status rc = wal_write(db, s);
-        pthread_mutex_lock(&db->mu);
-        db->wal_busy = false;
-        if (rc) {
-            db_set_bg_error_locked(db, rc);
+        if (db->wal_busy) {   /* a waiting writer is writing the head */
+            pthread_cond_wait(&db->cv_wal, &db->mu);
             continue;
         }
-        db->seal_head = s->next;
-        if (!db->seal_head)
-            db->seal_tail = NULL;
-        db->durable_wal_id = s->id;
-        if (s->max_seq > db->durable_seq)
-            db->durable_seq = s->max_seq;
-        wal_buf_free(s->buf);
-        free(s);
-        pthread_cond_broadcast(&db->cv);
-        pthread_cond_signal(&db->cv_flush);
+        write_head_locked(db);
     }
     pthread_cond_broadcast(&db->cv);
     pthread_mutex_unlock(&db->mu);

@@ -65,11 +65,22 @@ typedef struct shale_objstore_options {
     const char *s3_ca_file;       /* PEM CA bundle for https endpoints (and STS)
                                      with a private CA; default AWS_CA_BUNDLE,
                                      else the system's */
+    /* file://: the WAL log mode (docs/format.md "WAL log segments"): the
+     * objects wal/<id:020>.sst kept as records in segment files under
+     * <root>/.wal-log/, so a durable put is a pwrite and an fdatasync.  The
+     * mode is on for a root iff that directory exists, whatever this field
+     * says (every process opening the store must agree).  1: create it at
+     * open (turn the mode on); 0 (default): the store only follows the
+     * directory, and a database writer turns the mode on for its WAL store
+     * on file://; -1: neither the store nor the writer turns it on (for
+     * comparisons and for WAL stores that older binaries still write). */
+    int fs_wal_log;
+    uint32_t reserved_pad;        /* zero */
     /* Zero.  shale_options embeds this struct, so its size is fixed within
      * an ABI version (SHALE_OBJSTORE_OPTIONS_SIZE bytes): a new field takes
      * its place from here, and every older program still passes zeros
      * (= the default) for it. */
-    uint64_t reserved[14];
+    uint64_t reserved[13];
 } shale_objstore_options;
 
 #define SHALE_OBJSTORE_OPTIONS_SIZE 192

@@ -29,7 +29,14 @@
  * held by handles are counted process-wide and capped (half the
  * RLIMIT_NOFILE soft limit by default); a handle opened past the cap keeps
  * no descriptor and reads by path, as get_range does.
+ *
+ * WAL log mode (objstore_fs_log.c): while <root>/.wal-log exists, the
+ * objects wal/<id:020>.sst are records in its segment files; put, get,
+ * head, delete, list and reader handles of those keys go there first and
+ * fall back to a regular file of the key (the older layout).  Keys under
+ * ".wal-log/" are refused.
  */
+#include "objstore/objstore_fs_log.h"
 #include "objstore/objstore_int.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -59,11 +66,13 @@ typedef struct fs_store {
     _Atomic int broken;
     pthread_mutex_t broken_mu;
     char broken_msg[384];
+    fs_log *log;             /* the WAL log mode (on iff .wal-log exists) */
 } fs_store;
 
 typedef struct fs_reader {
     shale_objreader base;
     int fd;                  /* -1: past the descriptor cap, reads by path */
+    uint64_t base_off;       /* where the object starts in fd (a log record) */
 } fs_reader;
 
 /* Descriptors held by reader handles in this process, and the cap. */
@@ -128,6 +137,21 @@ static char *path_of(fs_store *fs, const char *key)
     if (p)
         snprintf(p, n, "%s/%s", fs->root, key);
     return p;
+}
+
+/* A key the WAL log holds now: *id set. */
+static bool log_key(fs_store *fs, const char *key, uint64_t *id)
+{
+    return fs->log && fs_log_key(key, id) && fs_log_on(fs->log);
+}
+
+/* Keys under ".wal-log/" are the log's own files, not objects. */
+static shale_status check_not_log(fs_store *fs, const char *key)
+{
+    if (strncmp(key, ".wal-log", 8) || (key[8] && key[8] != '/'))
+        return SHALE_OK;
+    return shale_err(SHALE_INVALID_ARGUMENT, "file://%s: key %s: .wal-log/ holds the WAL log's "
+                                             "segments and is not for objects", fs->root, key);
 }
 
 /* Refuses a key whose directories pass through a symbolic link under the
@@ -245,10 +269,14 @@ static shale_status fs_put(shale_objstore *s, const char *key, const void *data,
     shale_status rc = SHALE_OK;
     char *path = path_of(fs, key), *tmp = NULL;
     int fd = -1, e;
-    bool sync_failed = false;
+    bool sync_failed = false, handled = false;
+    uint64_t wid;
     if (!path)
         return SHALE_OOM();
-    if ((rc = fs_check_writable(fs, key)))
+    if ((rc = fs_check_writable(fs, key)) || (rc = check_not_log(fs, key)))
+        goto out;
+    if (log_key(fs, key, &wid) &&
+        ((rc = fs_log_put(fs->log, key, wid, data, len, if_absent, &handled)) || handled))
         goto out;
     if ((e = check_dirs(fs, path)) || (e = make_parents(fs, path, key, &sync_failed))) {
         rc = sync_failed ? fs_fsync_failed(fs, "fsync(new dir)", key, e)
@@ -289,12 +317,22 @@ static shale_status fs_put(shale_objstore *s, const char *key, const void *data,
             rc = e == EEXIST ? SHALE_PRECONDITION_FAILED : fs_fail(fs, "link", key, e);
             goto out;
         }
+        /* Linked; a record in the WAL log may still hold the id (appended
+         * under the log's lock before our link): then it won. */
+        if (log_key(fs, key, &wid) && (rc = fs_log_check_claim(fs->log, key, wid))) {
+            unlink(path);
+            goto out;
+        }
     } else if (rename(tmp, path) != 0) {
         rc = fs_fail(fs, "rename", key, errno);
         goto out;
     } else {
         free(tmp);
         tmp = NULL;  /* renamed: nothing to unlink */
+        /* Too large for a record: a record of the key would be read
+         * before this file, so it goes. */
+        if (log_key(fs, key, &wid) && (rc = fs_log_del(fs->log, key, wid)))
+            goto out;
     }
     /* A failed directory fsync leaves the new entry visible but maybe not
      * durable: the put fails, and the store refuses every later write, so a
@@ -353,8 +391,9 @@ out:
 /* Reads [offset, offset+len) of an object of `size` bytes from fd: what
  * exists of it, into a new buffer (get_range's contract).  A loop, as
  * pread may be interrupted or return less than asked. */
-static shale_status read_at(fs_store *fs, const char *key, int fd, uint64_t size,
-                            uint64_t offset, uint64_t len, void **data, size_t *got)
+static shale_status read_at(fs_store *fs, const char *key, int fd, uint64_t base,
+                            uint64_t size, uint64_t offset, uint64_t len, void **data,
+                            size_t *got)
 {
     shale_status rc = SHALE_OK;
     uint8_t *buf = NULL;
@@ -372,7 +411,7 @@ static shale_status read_at(fs_store *fs, const char *key, int fd, uint64_t size
     }
     size_t done = 0;
     while (done < len) {
-        ssize_t r = pread(fd, buf + done, (size_t)len - done, (off_t)(offset + done));
+        ssize_t r = pread(fd, buf + done, (size_t)len - done, (off_t)(base + offset + done));
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
@@ -396,15 +435,21 @@ static shale_status fs_get_range(shale_objstore *s, const char *key, uint64_t of
 {
     fs_store *fs = (fs_store *)s;
     int fd = -1;
-    uint64_t size = 0;
-    shale_status rc = open_for_read(fs, key, &fd, &size);
+    uint64_t size = 0, base = 0, wid;
+    int64_t mt;
+    bool found = false;
+    shale_status rc = check_not_log(fs, key);
+    if (!rc && log_key(fs, key, &wid))
+        rc = fs_log_find(fs->log, key, wid, &found, &fd, &base, &size, &mt);
+    if (!rc && !found)
+        rc = open_for_read(fs, key, &fd, &size);
     if (rc)
         return rc;
     if (whole) {
         offset = 0;
         len = size;
     }
-    rc = read_at(fs, key, fd, size, offset, len, data, got);
+    rc = read_at(fs, key, fd, base, size, offset, len, data, got);
     close(fd);
     return rc;
 }
@@ -419,7 +464,14 @@ static shale_status fs_reader_open(shale_objstore *s, const char *key, uint64_t 
     fs_reader *r = calloc(1, sizeof *r);
     if (!r)
         return SHALE_OOM();
-    shale_status rc = open_for_read(fs, key, &r->fd, &r->base.size);
+    uint64_t wid;
+    int64_t mt;
+    bool found = false;
+    shale_status rc = check_not_log(fs, key);
+    if (!rc && log_key(fs, key, &wid))
+        rc = fs_log_find(fs->log, key, wid, &found, &r->fd, &r->base_off, &r->base.size, &mt);
+    if (!rc && !found)
+        rc = open_for_read(fs, key, &r->fd, &r->base.size);
     if (rc) {
         free(r);
         return rc;
@@ -463,8 +515,9 @@ static shale_status fs_reader_read(shale_objreader *rd, uint64_t offset, uint64_
     fs_reader *r = (fs_reader *)rd;
     if (r->fd < 0)
         return fs_get_range(rd->store, rd->key, offset, len, false, data, got);
-    read_around(r, offset, len);
-    return read_at((fs_store *)rd->store, rd->key, r->fd, rd->size, offset, len, data, got);
+    read_around(r, r->base_off + offset, len);
+    return read_at((fs_store *)rd->store, rd->key, r->fd, r->base_off, rd->size, offset, len,
+                   data, got);
 }
 
 static void fs_reader_close(shale_objreader *rd)
@@ -481,6 +534,16 @@ static shale_status fs_head(shale_objstore *s, const char *key, uint64_t *size,
                             int64_t *mtime_ms)
 {
     fs_store *fs = (fs_store *)s;
+    uint64_t wid, base;
+    bool found = false;
+    int fd = -1;
+    shale_status rc = check_not_log(fs, key);
+    if (!rc && log_key(fs, key, &wid))
+        rc = fs_log_find(fs->log, key, wid, &found, &fd, &base, size, mtime_ms);
+    if (fd >= 0)
+        close(fd);
+    if (rc || found)
+        return rc;
     char *path = path_of(fs, key);
     if (!path)
         return SHALE_OOM();
@@ -499,7 +562,12 @@ static shale_status fs_head(shale_objstore *s, const char *key, uint64_t *size,
 static shale_status fs_del(shale_objstore *s, const char *key)
 {
     fs_store *fs = (fs_store *)s;
+    uint64_t wid;
     shale_status rc = fs_check_writable(fs, key);
+    if (!rc)
+        rc = check_not_log(fs, key);
+    if (!rc && log_key(fs, key, &wid))
+        rc = fs_log_del(fs->log, key, wid);  /* then the regular file, if any */
     if (rc)
         return rc;
     char *path = path_of(fs, key);
@@ -658,9 +726,13 @@ static shale_status walk_dir(walk *w, const char *rel)
 static shale_status fs_list(shale_objstore *s, const char *prefix, const char *cursor,
                             size_t max_keys, shale_objlist *page)
 {
-    walk w = {(fs_store *)s, prefix, cursor && *cursor ? cursor : NULL, max_keys, NULL, 0, 0,
-              false};
+    fs_store *fs = (fs_store *)s;
+    walk w = {fs, prefix, cursor && *cursor ? cursor : NULL, max_keys, NULL, 0, 0, false};
     shale_status rc = walk_dir(&w, "");
+    size_t pl = strlen(prefix);
+    if (!rc && fs->log && !strncmp(prefix, "wal/", pl < 4 ? pl : 4) && fs_log_on(fs->log))
+        rc = fs_log_merge_list(fs->log, prefix, w.cursor, w.max, &w.items, &w.count, &w.cap,
+                               &w.more);
     page->items = w.items;
     page->count = w.count;
     if (!rc && w.more && w.count > 0 && !(page->next_cursor = xstrdup(w.items[w.count - 1].key)))
@@ -673,9 +745,20 @@ static shale_status fs_list(shale_objstore *s, const char *prefix, const char *c
 static void fs_close(shale_objstore *s)
 {
     fs_store *fs = (fs_store *)s;
+    fs_log_close(fs->log);
     pthread_mutex_destroy(&fs->broken_mu);
     free(fs->root);
     free(fs);
+}
+
+static shale_status log_check_writable(void *ctx, const char *key)
+{
+    return fs_check_writable(ctx, key);
+}
+
+static shale_status log_sync_failed(void *ctx, const char *what, const char *key, int e)
+{
+    return fs_fsync_failed(ctx, what, key, e);
 }
 
 static const objstore_ops fs_ops = {
@@ -722,6 +805,12 @@ shale_status objstore_fs_open(const char *rest, const shale_objstore_options *o,
         }
         if (!c)
             break;
+    }
+    fs_log_host host = {fs->root, fs->no_fsync, log_check_writable, log_sync_failed, fs};
+    shale_status lrc = fs_log_open(&host, o->fs_wal_log > 0, &fs->log);
+    if (lrc) {
+        fs_close(&fs->base);
+        return lrc;
     }
     fs->base.ops = &fs_ops;
     *out = &fs->base;

@@ -7,7 +7,8 @@
  * fsync calls of a kind ("file", "dir" or "any") made for a key starting
  * with a prefix report EIO.  The real fsync is still called first -- the
  * hook only replaces its result -- so every caller is tested on the code
- * path a disk error takes.  Process-wide; one rule at a time.
+ * path a disk error takes.  The WAL log's fdatasync (objstore_fs_log.c)
+ * goes through the same rule as a "file" sync of the record's key.  Process-wide; one rule at a time.
  */
 #include "objstore/objstore_int.h"
 #include "util/status_int.h"
@@ -99,9 +100,22 @@ long objstore_fs_fsync_failures(void)
     return n;
 }
 
+static int hooked(int e, const char *key, int kind);
+
 int objstore_fs_fsync(int fd, const char *key, int kind)
 {
-    int e = fsync(fd) != 0 ? errno : 0;
+    return hooked(fsync(fd) != 0 ? errno : 0, key, kind);
+}
+
+/* The WAL log's sync (objstore_fs_log.c): data only, the kind "file". */
+int objstore_fs_fdatasync(int fd, const char *key)
+{
+    return hooked(fdatasync(fd) != 0 ? errno : 0, key, 1);
+}
+
+/* Replaces the real call's result e when the rule matches. */
+static int hooked(int e, const char *key, int kind)
+{
     pthread_mutex_lock(&g_hook_mu);
     if (g_hook.armed && (g_hook.kind == 0 || g_hook.kind == kind) &&
         !strncmp(key, g_hook.prefix, strlen(g_hook.prefix))) {

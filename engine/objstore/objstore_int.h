@@ -97,7 +97,14 @@ long objstore_fs_fsync_failures(void);
  * a directory), 0 or an errno, through the hook; and applying
  * SHALE_TEST_FS_FSYNC_FAIL (called when a file:// store opens). */
 int objstore_fs_fsync(int fd, const char *key, int kind);
+/* fdatasync(fd) of a WAL log segment for key (objstore_fs_log.c), through
+ * the same hook as a kind-1 fsync. */
+int objstore_fs_fdatasync(int fd, const char *key);
 void objstore_fs_fsync_hook_from_env(void);
+
+/* Tests only: the WAL log's segments rotate past n bytes (0: the default,
+ * 64 MiB), process-wide. */
+void objstore_fs_log_set_segment_bytes(uint64_t n);
 
 /* Tests only: fn is called at the start of every shale_objstore_open() in
  * the process with the URI and the options the store is opened with (after

@@ -7,6 +7,11 @@
  * SHALE_TEST_FS_FSYNC_FAIL): the real fsync runs and its result is replaced
  * by EIO, so the code under test is the path a disk error takes.  fsync is
  * on in every case here (the other tests run with fs_no_fsync).
+ *
+ * The writer cases run twice: with the WAL log mode (the default on
+ * file://: a WAL put is a record in a segment, made durable by fdatasync,
+ * the "file" kind of the hook) and without it (fs_wal_log -1: a WAL SST is
+ * a file of its own, whose directory entry is the "dir" fsync).
  */
 #include "support/dbtest.h"
 #include "objstore/objstore_int.h"
@@ -24,6 +29,24 @@ static void durable_options(shale_options *o)
     dt_small_options(o);
     o->store.fs_no_fsync = false;
     o->await_durable = true;
+}
+
+/* How a writer case runs: the WAL in a store of its own or in the main
+ * one; in the WAL log mode or as files. */
+typedef struct wal_mode {
+    bool separate, log;
+} wal_mode;
+
+static void wal_mode_options(const wal_mode *m, shale_options *o)
+{
+    o->store.fs_wal_log = m->log ? 0 : -1;
+}
+
+/* The fsync a WAL put makes durable with: the log's fdatasync, or the
+ * directory entry of the WAL SST's file. */
+static const char *wal_sync_kind(const wal_mode *m)
+{
+    return m->log ? "file" : "dir";
 }
 
 static bool exists(const char *dir, const char *rel)
@@ -108,17 +131,20 @@ static void test_writer_acknowledges_nothing_after_wal_fsync_failure(void **stat
 {
     char *dir = tu_tmpdir("walfsync");
     char *uri = tu_file_uri(dir, "db"), *wal = tu_file_uri(dir, "wal");
-    bool separate = *state != NULL;   /* WAL in a store of its own */
+    const wal_mode *m = *state;
     shale_options o;
     durable_options(&o);
-    if (separate)
+    wal_mode_options(m, &o);
+    if (m->separate)
         o.wal_store_uri = wal;
     shale_db *db = NULL;
     TU_OK(shale_open(uri, &o, &db));
+    /* The writer turned the log mode on for its WAL store, or did not. */
+    assert_int_equal(exists(dir, m->separate ? "wal/.wal-log" : "db/.wal-log"), m->log);
     for (unsigned i = 0; i < 20; i++)
         dt_put(db, i, 1);
     long before = objstore_fs_fsync_failures();
-    TU_OK(objstore_fs_fail_fsync("dir", "wal/", 1, 1));
+    TU_OK(objstore_fs_fail_fsync(wal_sync_kind(m), "wal/", 1, 1));
     char k[32], v[96];
     size_t kl = dt_key(k, sizeof k, 20), vl = dt_val(v, sizeof v, 20, 1);
     shale_status rc = shale_put(db, k, kl, v, vl);
@@ -190,19 +216,21 @@ static void test_flush_fsync_failure_stops_writer(void **state)
  * and finds every acknowledged put. */
 static void test_crash_after_fsync_failure(void **state)
 {
-    (void)state;
+    const wal_mode *m = *state;
     char *dir = tu_tmpdir("fsynccrash");
     char *uri = tu_file_uri(dir, "db");
     shale_options o;
     durable_options(&o);
+    wal_mode_options(m, &o);
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
-        /* The open writes the fence WAL (dir fsync 1); fail the 8th. */
-        setenv("SHALE_TEST_FS_FSYNC_FAIL", "dir:wal/:8", 1);
+        /* The open writes the fence WAL (its file's fsync and directory
+         * fsync are 1 of each kind); fail the 8th. */
+        setenv("SHALE_TEST_FS_FSYNC_FAIL", m->log ? "file:wal/:8" : "dir:wal/:8", 1);
         shale_db *db = NULL;
         if (shale_open(uri, &o, &db))
             _exit(3);
@@ -252,13 +280,20 @@ static void test_crash_after_fsync_failure(void **state)
 
 int main(void)
 {
-    static char sep[] = "separate-wal";
+    static wal_mode log = {false, true}, log_sep = {true, true}, files = {false, false},
+                    files_sep = {true, false};
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_refuses_writes_after_fsync_failure),
-        cmocka_unit_test(test_writer_acknowledges_nothing_after_wal_fsync_failure),
-        cmocka_unit_test_prestate(test_writer_acknowledges_nothing_after_wal_fsync_failure, sep),
+        cmocka_unit_test_prestate(test_writer_acknowledges_nothing_after_wal_fsync_failure, &log),
+        cmocka_unit_test_prestate(test_writer_acknowledges_nothing_after_wal_fsync_failure,
+                                  &log_sep),
+        cmocka_unit_test_prestate(test_writer_acknowledges_nothing_after_wal_fsync_failure,
+                                  &files),
+        cmocka_unit_test_prestate(test_writer_acknowledges_nothing_after_wal_fsync_failure,
+                                  &files_sep),
         cmocka_unit_test(test_flush_fsync_failure_stops_writer),
-        cmocka_unit_test(test_crash_after_fsync_failure),
+        cmocka_unit_test_prestate(test_crash_after_fsync_failure, &log),
+        cmocka_unit_test_prestate(test_crash_after_fsync_failure, &files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
