@@ -18,7 +18,11 @@
  *     compactor releases pins in, a clone's child and parent stores;
  *   - the table cache (open sst_readers by (store URI, SST id)) and the
  *     block cache (the caller's shared one, or one of block_cache_bytes,
- *     made on first use).
+ *     made on first use).  The readers are the env's own (each holds its
+ *     object open through the env's store), but what they load of an SST
+ *     -- footer, index partitions, filter -- is shared with every other
+ *     env of the process that reads the same SST, by the canonical URI of
+ *     its store (db_env_sst, table/sst_table.h).
  *
  * Nothing in the engine opens a store any other way, so "the options a
  * database is opened with reach every store opened on its behalf" holds by
