@@ -49,6 +49,7 @@ typedef struct piece {
 typedef struct walk {
     run *r;
     uint64_t piece_bytes;            /* the limits, defaults applied */
+    uint64_t piece_meta;             /* a piece ends past this much metadata */
     double blocks_per_byte;          /* data blocks per stored byte (sampled) */
     shale_cache *cache;
     piece *p;
@@ -150,7 +151,9 @@ static uint64_t range_meta(const walk *w, const manifest *m, const uint8_t *s, s
 }
 
 /* Cuts child ci's range at the first keys of SSTs of the parent's sorted
- * run with the most bytes in it, every w->piece_bytes or so. */
+ * run with the most bytes in it, every w->piece_bytes or so, sooner when
+ * the SSTs' estimated metadata passes w->piece_meta (very compressible
+ * SSTs hold many blocks for their bytes).  A piece has one SST at least. */
 static shale_status plan_child(walk *w, size_t ci, const manifest *m)
 {
     const split_child *c = &w->r->req->children[ci];
@@ -169,21 +172,22 @@ static shale_status plan_child(walk *w, size_t ci, const manifest *m)
         }
     }
     shale_status rc = add_piece(w, ci, NULL, 0);
-    uint64_t acc = 0;
+    uint64_t acc = 0, acc_meta = 0;
     bool seen = false;
     for (size_t k = 0; best && k < best->count && !rc; k++) {
         const sst_handle *h = &best->ssts[k];
         if (!sst_handle_overlaps(h, s, sl, e, el))
             continue;
         /* A cut strictly inside the range, between two SSTs of the run. */
-        if (seen && acc >= w->piece_bytes &&
+        if (seen && (acc >= w->piece_bytes || acc_meta >= w->piece_meta) &&
             (!sl || kv_key_cmp(h->first_key, h->first_klen, s, sl) > 0) &&
             (!el || kv_key_cmp(h->first_key, h->first_klen, e, el) < 0)) {
             rc = add_piece(w, ci, h->first_key, h->first_klen);
-            acc = 0;
+            acc = acc_meta = 0;
         }
         seen = true;
         acc += h->size;
+        acc_meta += sst_meta(w, h);
     }
     /* Each piece's estimate, for two readers (the parent's and the
      * child's, which opens the same objects). */
@@ -253,6 +257,9 @@ shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned
     uint32_t max_threads = o->verify_threads ? o->verify_threads : VERIFY_FULL_THREADS;
     if (max_threads > VERIFY_MAX_THREADS)
         max_threads = VERIFY_MAX_THREADS;
+    /* So that max_threads pieces fit the budget: two readers each, and
+     * the SST after the piece's in each (as much again, at worst). */
+    w.piece_meta = meta_bytes / 4 / max_threads;
     size_t nc = r->req->child_count;
     shale_status rc = sample_density(&w, pinned);
     for (size_t i = 0; i < nc && !rc; i++)
