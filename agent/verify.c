@@ -45,8 +45,8 @@
 #define WINDOW 16          /* keys compared per sampled window */
 #define INNER_SAMPLES 3    /* sample points inside each referenced SST */
 
-/* Names a key in a message: the manifest's escaped form, cut short. */
-static void key_text(const void *k, size_t kl, char *out, size_t outlen)
+/* verify.h */
+void verify_key_text(const void *k, size_t kl, char *out, size_t outlen)
 {
     char *e = manifest_key_escape(k, kl > 64 ? 64 : kl);
     snprintf(out, outlen, "'%s'%s", e ? e : "?", kl > 64 ? "..." : "");
@@ -124,18 +124,18 @@ shale_status verify_compare(shale_reader *parent, shale_reader *child, const spl
         const void *ck = cv ? shale_iter_key(ci, &ckl) : NULL;
         int cmp = !pv ? 1 : !cv ? -1 : key_cmp(pk, pkl, ck, ckl);
         if (cmp < 0) {
-            key_text(pk, pkl, kt, sizeof kt);
+            verify_key_text(pk, pkl, kt, sizeof kt);
             rc = shale_err(SHALE_CORRUPT, "verify: child %s lacks key %s of its range (after "
                                           "%llu equal keys)", c->name, kt, (unsigned long long)n);
         } else if (cmp > 0) {
-            key_text(ck, ckl, kt, sizeof kt);
+            verify_key_text(ck, ckl, kt, sizeof kt);
             rc = shale_err(SHALE_CORRUPT, "verify: child %s holds key %s, which the parent "
                                           "does not have in the child's range (after %llu "
                                           "equal keys)", c->name, kt, (unsigned long long)n);
         } else {
             const void *pval = shale_iter_value(pi, &pvl), *cval = shale_iter_value(ci, &cvl);
             if (pvl != cvl || memcmp(pval, cval, pvl)) {
-                key_text(pk, pkl, kt, sizeof kt);
+                verify_key_text(pk, pkl, kt, sizeof kt);
                 rc = shale_err(SHALE_CORRUPT, "verify: child %s returns a different value for "
                                               "key %s (%zu bytes; the parent %zu)", c->name, kt,
                                cvl, pvl);

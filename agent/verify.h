@@ -41,6 +41,10 @@
 #define VERIFY_META_BUDGET (64ull << 20)
 #define VERIFY_MAX_THREADS 64      /* verify_threads above this is this */
 
+/* Names a key in a message: the manifest's escaped form in quotes, cut
+ * short. */
+void verify_key_text(const void *k, size_t kl, char *out, size_t outlen);
+
 /* Walks the parent's range [max(from, c->start), min(to, c->end)) at the
  * checkpoint and the child's [from, to) side by side (NULL from/to: the
  * child's own start/end, so a child serving a key outside its range fails
