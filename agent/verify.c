@@ -543,9 +543,10 @@ static shale_status check_manifest(const verify_ctx *v, const split_child *c,
  * round trips to the store, not CPU: the pool is sized for the store's
  * parallelism, not the cores).  Phase 1, per child: open its reader and
  * check its manifest (references) or that it is initialized (full, whose
- * walk then runs in verify_full.c).  Phase 2 (references), per task: every HEAD and every sampled window of every
- * child at once, so the critical path is one child's manifest checks and
- * one window, whatever the number of children and SSTs. */
+ * walk then runs in verify_full.c).  Phase 2 (references), per task: every
+ * HEAD and every sampled window of every child at once, so the critical
+ * path is one child's manifest checks and one window, whatever the number
+ * of children and SSTs. */
 #define VERIFY_THREADS 64
 
 typedef struct verify_job {

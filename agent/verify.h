@@ -4,11 +4,12 @@
  * verify_full.c the full mode's walk in bounded memory.
  *
  * Memory (docs/agent.md "Verify's memory"): every reader Verify opens uses
- * one block cache of VERIFY_CACHE_BYTES; full mode walks the children's
- * ranges in pieces of about VERIFY_PIECE_BYTES of the parent's SSTs, each
- * with readers of its own (so the SST indexes and filters a reader keeps
- * are those of one piece, not of the shard), on at most
- * VERIFY_FULL_THREADS threads.
+ * one block cache (splitter_options.verify_cache_bytes); full mode walks
+ * the children's ranges in pieces of about verify_piece_bytes of the
+ * parent's SSTs, each with readers of its own (so the SST indexes and
+ * filters a reader keeps are those of one piece, not of the shard), on at
+ * most verify_threads threads, fewer when the pieces' estimated metadata
+ * would pass verify_meta_bytes.  The defaults are below.
  *
  * Thread safety: verify_compare may run on many threads at once (readers
  * are thread-safe); verify_full_walk is called by the splitter's worker.
