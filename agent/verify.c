@@ -722,6 +722,7 @@ shale_status do_verify(run *r, step_result *res_out)
     rc = verify_phase(&w, 1, 2 + n);
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
         rc = check_manifest(&v, &q->children[i], w.cms[i], &res[i]);
+    size_t pieces = 0, walkers = 0;
     if (!rc && mode == SPLIT_VERIFY_FULL) {
         /* In pieces with readers of their own (verify_full.c): the phase 1
          * readers stay as they are, holding no SST. */
@@ -729,7 +730,7 @@ shale_status do_verify(run *r, step_result *res_out)
         uint64_t *keys = calloc(n ? n : 1, sizeof *keys);
         rc = keys ? reader_manifest_dup(v.parent, &pm) : SHALE_OOM();
         if (!rc)
-            rc = verify_full_walk(r, v.cache, pm, keys);
+            rc = verify_full_walk(r, v.cache, pm, keys, &pieces, &walkers);
         for (size_t i = 0; !rc && i < n; i++)
             res[i].keys = keys[i];
         manifest_free(pm);
@@ -779,8 +780,9 @@ shale_status do_verify(run *r, step_result *res_out)
         }
     }
     if (!rc && mode == SPLIT_VERIFY_FULL)
-        snprintf(msg, msglen, "%llu keys in %zu children equal the parent's, key by key",
-                 (unsigned long long)keys, n);
+        snprintf(msg, msglen, "%llu keys in %zu children equal the parent's, key by key "
+                              "(%zu pieces, %zu at a time)", (unsigned long long)keys, n,
+                 pieces, walkers);
     else if (!rc)
         snprintf(msg, msglen, "%zu children reference exactly the parent's %llu SSTs in their "
                               "ranges, all present and pinned; %llu sampled windows of up to "

@@ -61,8 +61,9 @@ shale_status verify_compare(shale_reader *parent, shale_reader *child, const spl
 /* Full mode: every child's range against the parent's (pinned: the
  * parent's version at the split's checkpoint, borrowed), walked in pieces
  * with readers of their own that use `cache` (borrowed).  keys[i] receives
- * child i's key count.  A mismatch is reported before any other error. */
+ * child i's key count, *pieces and *walkers how it was walked (for the
+ * step's message).  A mismatch is reported before any other error. */
 shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned,
-                              uint64_t *keys);
+                              uint64_t *keys, size_t *pieces, size_t *walkers);
 
 #endif

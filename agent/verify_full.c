@@ -300,8 +300,9 @@ static void *walker(void *arg)
 }
 
 shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned,
-                              uint64_t *keys)
+                              uint64_t *keys, size_t *pieces, size_t *walkers)
 {
+    *pieces = *walkers = 0;
     walk w;
     memset(&w, 0, sizeof w);
     const splitter_options *o = &r->sp->o;
@@ -338,6 +339,8 @@ shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned
             nthreads = w.n;
         if (!nthreads)
             nthreads = 1;
+        *pieces = w.n;
+        *walkers = (size_t)nthreads;
         pthread_t th[VERIFY_MAX_THREADS];
         size_t started = 0;
         while (started + 1 < nthreads && !pthread_create(&th[started], NULL, walker, &w))
