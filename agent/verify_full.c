@@ -142,10 +142,9 @@ static shale_status sample_density(walk *w, const manifest *m)
 
 /* The SST metadata a reader walking [s, e) of m opens: every SST that
  * overlaps it, and in each sorted run the one after (a scan opens it to
- * find where the range ends; at a cut of the largest run it does not, so
- * this over-counts there). */
+ * find where the range ends), but in cut_run, whose SST e ends (a cut). */
 static uint64_t range_meta(const walk *w, const manifest *m, const uint8_t *s, size_t sl,
-                           const uint8_t *e, size_t el)
+                           const uint8_t *e, size_t el, const sorted_run *cut_run)
 {
     uint64_t b = 0;
     for (size_t k = 0; k < m->l0_count; k++)
@@ -159,7 +158,8 @@ static uint64_t range_meta(const walk *w, const manifest *m, const uint8_t *s, s
                 b += sst_meta(w, &run->ssts[k]);
                 in = true;
             } else if (in) {
-                b += sst_meta(w, &run->ssts[k]);
+                if (run != cut_run)   /* at a cut of cut_run: not opened */
+                    b += sst_meta(w, &run->ssts[k]);
                 break;
             }
         }
@@ -221,7 +221,7 @@ static shale_status plan_child(walk *w, size_t ci, const manifest *m)
             pe = w->p[i + 1].from;
             pel = w->p[i + 1].from_len;
         }
-        p->meta = 2 * range_meta(w, m, ps, psl, pe, pel);
+        p->meta = 2 * range_meta(w, m, ps, psl, pe, pel, p->to ? best : NULL);
     }
     return rc;
 }
