@@ -45,8 +45,8 @@
 #define WINDOW 16          /* keys compared per sampled window */
 #define INNER_SAMPLES 3    /* sample points inside each referenced SST */
 
-/* Names a key in a message: the manifest's escaped form, cut short. */
-static void key_text(const void *k, size_t kl, char *out, size_t outlen)
+/* verify.h */
+void verify_key_text(const void *k, size_t kl, char *out, size_t outlen)
 {
     char *e = manifest_key_escape(k, kl > 64 ? 64 : kl);
     snprintf(out, outlen, "'%s'%s", e ? e : "?", kl > 64 ? "..." : "");
@@ -124,18 +124,18 @@ shale_status verify_compare(shale_reader *parent, shale_reader *child, const spl
         const void *ck = cv ? shale_iter_key(ci, &ckl) : NULL;
         int cmp = !pv ? 1 : !cv ? -1 : key_cmp(pk, pkl, ck, ckl);
         if (cmp < 0) {
-            key_text(pk, pkl, kt, sizeof kt);
+            verify_key_text(pk, pkl, kt, sizeof kt);
             rc = shale_err(SHALE_CORRUPT, "verify: child %s lacks key %s of its range (after "
                                           "%llu equal keys)", c->name, kt, (unsigned long long)n);
         } else if (cmp > 0) {
-            key_text(ck, ckl, kt, sizeof kt);
+            verify_key_text(ck, ckl, kt, sizeof kt);
             rc = shale_err(SHALE_CORRUPT, "verify: child %s holds key %s, which the parent "
                                           "does not have in the child's range (after %llu "
                                           "equal keys)", c->name, kt, (unsigned long long)n);
         } else {
             const void *pval = shale_iter_value(pi, &pvl), *cval = shale_iter_value(ci, &cvl);
             if (pvl != cvl || memcmp(pval, cval, pvl)) {
-                key_text(pk, pkl, kt, sizeof kt);
+                verify_key_text(pk, pkl, kt, sizeof kt);
                 rc = shale_err(SHALE_CORRUPT, "verify: child %s returns a different value for "
                                               "key %s (%zu bytes; the parent %zu)", c->name, kt,
                                cvl, pvl);
@@ -543,9 +543,10 @@ static shale_status check_manifest(const verify_ctx *v, const split_child *c,
  * round trips to the store, not CPU: the pool is sized for the store's
  * parallelism, not the cores).  Phase 1, per child: open its reader and
  * check its manifest (references) or that it is initialized (full, whose
- * walk then runs in verify_full.c).  Phase 2 (references), per task: every HEAD and every sampled window of every
- * child at once, so the critical path is one child's manifest checks and
- * one window, whatever the number of children and SSTs. */
+ * walk then runs in verify_full.c).  Phase 2 (references), per task: every
+ * HEAD and every sampled window of every child at once, so the critical
+ * path is one child's manifest checks and one window, whatever the number
+ * of children and SSTs. */
 #define VERIFY_THREADS 64
 
 typedef struct verify_job {
@@ -721,6 +722,7 @@ shale_status do_verify(run *r, step_result *res_out)
     rc = verify_phase(&w, 1, 2 + n);
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
         rc = check_manifest(&v, &q->children[i], w.cms[i], &res[i]);
+    size_t pieces = 0, walkers = 0;
     if (!rc && mode == SPLIT_VERIFY_FULL) {
         /* In pieces with readers of their own (verify_full.c): the phase 1
          * readers stay as they are, holding no SST. */
@@ -728,7 +730,7 @@ shale_status do_verify(run *r, step_result *res_out)
         uint64_t *keys = calloc(n ? n : 1, sizeof *keys);
         rc = keys ? reader_manifest_dup(v.parent, &pm) : SHALE_OOM();
         if (!rc)
-            rc = verify_full_walk(r, v.cache, pm, keys);
+            rc = verify_full_walk(r, v.cache, pm, keys, &pieces, &walkers);
         for (size_t i = 0; !rc && i < n; i++)
             res[i].keys = keys[i];
         manifest_free(pm);
@@ -778,8 +780,9 @@ shale_status do_verify(run *r, step_result *res_out)
         }
     }
     if (!rc && mode == SPLIT_VERIFY_FULL)
-        snprintf(msg, msglen, "%llu keys in %zu children equal the parent's, key by key",
-                 (unsigned long long)keys, n);
+        snprintf(msg, msglen, "%llu keys in %zu children equal the parent's, key by key "
+                              "(%zu pieces, %zu at a time)", (unsigned long long)keys, n,
+                 pieces, walkers);
     else if (!rc)
         snprintf(msg, msglen, "%zu children reference exactly the parent's %llu SSTs in their "
                               "ranges, all present and pinned; %llu sampled windows of up to "

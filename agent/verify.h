@@ -4,11 +4,12 @@
  * verify_full.c the full mode's walk in bounded memory.
  *
  * Memory (docs/agent.md "Verify's memory"): every reader Verify opens uses
- * one block cache of VERIFY_CACHE_BYTES; full mode walks the children's
- * ranges in pieces of about VERIFY_PIECE_BYTES of the parent's SSTs, each
- * with readers of its own (so the SST indexes and filters a reader keeps
- * are those of one piece, not of the shard), on at most
- * VERIFY_FULL_THREADS threads.
+ * one block cache (splitter_options.verify_cache_bytes); full mode walks
+ * the children's ranges in pieces of about verify_piece_bytes of the
+ * parent's SSTs, each with readers of its own (so the SST indexes and
+ * filters a reader keeps are those of one piece, not of the shard), on at
+ * most verify_threads threads, fewer when the pieces' estimated metadata
+ * would pass verify_meta_bytes.  The defaults are below.
  *
  * Thread safety: verify_compare may run on many threads at once (readers
  * are thread-safe); verify_full_walk is called by the splitter's worker.
@@ -41,6 +42,10 @@
 #define VERIFY_META_BUDGET (64ull << 20)
 #define VERIFY_MAX_THREADS 64      /* verify_threads above this is this */
 
+/* Names a key in a message: the manifest's escaped form in quotes, cut
+ * short. */
+void verify_key_text(const void *k, size_t kl, char *out, size_t outlen);
+
 /* Walks the parent's range [max(from, c->start), min(to, c->end)) at the
  * checkpoint and the child's [from, to) side by side (NULL from/to: the
  * child's own start/end, so a child serving a key outside its range fails
@@ -56,8 +61,9 @@ shale_status verify_compare(shale_reader *parent, shale_reader *child, const spl
 /* Full mode: every child's range against the parent's (pinned: the
  * parent's version at the split's checkpoint, borrowed), walked in pieces
  * with readers of their own that use `cache` (borrowed).  keys[i] receives
- * child i's key count.  A mismatch is reported before any other error. */
+ * child i's key count, *pieces and *walkers how it was walked (for the
+ * step's message).  A mismatch is reported before any other error. */
 shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned,
-                              uint64_t *keys);
+                              uint64_t *keys, size_t *pieces, size_t *walkers);
 
 #endif

@@ -6,13 +6,14 @@
  * few percent of the SST's bytes) until it is closed, so one reader
  * walking a whole range would hold the metadata of every SST in it: memory
  * growing with the shard.  So each child's range is cut into pieces at the
- * SST boundaries of the parent's largest sorted run, about
+ * SST boundaries of the parent's largest sorted run (at an SST's last key,
+ * so that no scan opens the next SST just to find its end), about
  * verify_piece_bytes of it each (splitter_options; defaults in verify.h),
  * and each piece is walked with a parent
  * reader (at the checkpoint) and a child reader of its own, closed when
  * the piece is done.  A reader then holds the SSTs of one piece: the run's
- * SSTs in it plus the next one (a scan opens it to find its end), the
- * other runs' SSTs overlapping it and the L0 SSTs (bounded by
+ * SSTs in it, the other runs' SSTs overlapping it (and the next one in
+ * each: a scan opens it to find its end) and the L0 SSTs (bounded by
  * l0_max_ssts and the memtable size, not by the shard).  At most
  * verify_threads pieces are walked at once, fewer when their estimated
  * metadata would exceed verify_meta_bytes.
@@ -37,18 +38,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One piece of a child's range: [from, to), NULL = the child's own bound.
- * The keys point into the pinned manifest. */
+/* One piece of a child's range: [from, to), NULL = the child's own bound,
+ * and, with `point`, the key `to` itself, looked up.  A cut between two
+ * pieces is at the last key K of an SST of the largest run: one piece
+ * scans up to K (exclusive) and gets K, the next scans from K's immediate
+ * successor (K + a zero byte: no key lies between), so neither scan steps
+ * from that SST into the next one -- a scan past an SST's last key opens
+ * the next SST (its index and filter) only to find the end.  `to` points
+ * into the pinned manifest; `from` is the piece's own (the successor). */
 typedef struct piece {
     size_t child;
-    const uint8_t *from, *to;
+    uint8_t *from;                   /* owned */
+    const uint8_t *to;
     size_t from_len, to_len;
+    bool point;
     uint64_t meta;                   /* estimated SST metadata its readers hold */
 } piece;
 
 typedef struct walk {
     run *r;
     uint64_t piece_bytes;            /* the limits, defaults applied */
+    uint64_t piece_meta;             /* a piece ends past this much metadata */
     double blocks_per_byte;          /* data blocks per stored byte (sampled) */
     shale_cache *cache;
     piece *p;
@@ -60,7 +70,8 @@ typedef struct walk {
     _Atomic bool failed;
 } walk;
 
-static shale_status add_piece(walk *w, size_t child, const uint8_t *from, size_t from_len)
+/* A new piece of child, after a cut at key (NULL: the child's first). */
+static shale_status add_piece(walk *w, size_t child, const uint8_t *cut, size_t cut_len)
 {
     if (w->n == w->cap) {
         size_t nc = w->cap ? w->cap * 2 : 16;
@@ -70,12 +81,18 @@ static shale_status add_piece(walk *w, size_t child, const uint8_t *from, size_t
         w->p = g;
         w->cap = nc;
     }
-    /* The previous piece of this child ends where this one starts. */
-    if (from && w->n && w->p[w->n - 1].child == child) {
-        w->p[w->n - 1].to = from;
-        w->p[w->n - 1].to_len = from_len;
+    uint8_t *from = NULL;
+    if (cut) {
+        if (!(from = malloc(cut_len + 1)))
+            return SHALE_OOM();
+        memcpy(from, cut, cut_len);
+        from[cut_len] = 0;
+        /* The previous piece of this child ends at the cut, key included. */
+        w->p[w->n - 1].to = cut;
+        w->p[w->n - 1].to_len = cut_len;
+        w->p[w->n - 1].point = true;
     }
-    w->p[w->n++] = (piece){child, from, NULL, from ? from_len : 0, 0, 0};
+    w->p[w->n++] = (piece){child, from, NULL, cut ? cut_len + 1 : 0, 0, false, 0};
     return SHALE_OK;
 }
 
@@ -125,9 +142,9 @@ static shale_status sample_density(walk *w, const manifest *m)
 
 /* The SST metadata a reader walking [s, e) of m opens: every SST that
  * overlaps it, and in each sorted run the one after (a scan opens it to
- * find where the range ends). */
+ * find where the range ends), but in cut_run, whose SST e ends (a cut). */
 static uint64_t range_meta(const walk *w, const manifest *m, const uint8_t *s, size_t sl,
-                           const uint8_t *e, size_t el)
+                           const uint8_t *e, size_t el, const sorted_run *cut_run)
 {
     uint64_t b = 0;
     for (size_t k = 0; k < m->l0_count; k++)
@@ -141,7 +158,8 @@ static uint64_t range_meta(const walk *w, const manifest *m, const uint8_t *s, s
                 b += sst_meta(w, &run->ssts[k]);
                 in = true;
             } else if (in) {
-                b += sst_meta(w, &run->ssts[k]);
+                if (run != cut_run)   /* at a cut of cut_run: not opened */
+                    b += sst_meta(w, &run->ssts[k]);
                 break;
             }
         }
@@ -149,8 +167,10 @@ static uint64_t range_meta(const walk *w, const manifest *m, const uint8_t *s, s
     return b;
 }
 
-/* Cuts child ci's range at the first keys of SSTs of the parent's sorted
- * run with the most bytes in it, every w->piece_bytes or so. */
+/* Cuts child ci's range at the last keys of SSTs of the parent's sorted
+ * run with the most bytes in it, every w->piece_bytes or so, sooner when
+ * the SSTs' estimated metadata passes w->piece_meta (very compressible
+ * SSTs hold many blocks for their bytes).  A piece has one SST at least. */
 static shale_status plan_child(walk *w, size_t ci, const manifest *m)
 {
     const split_child *c = &w->r->req->children[ci];
@@ -169,21 +189,23 @@ static shale_status plan_child(walk *w, size_t ci, const manifest *m)
         }
     }
     shale_status rc = add_piece(w, ci, NULL, 0);
-    uint64_t acc = 0;
-    bool seen = false;
+    uint64_t acc = 0, acc_meta = 0;
+    const sst_handle *prev = NULL;
     for (size_t k = 0; best && k < best->count && !rc; k++) {
         const sst_handle *h = &best->ssts[k];
         if (!sst_handle_overlaps(h, s, sl, e, el))
             continue;
-        /* A cut strictly inside the range, between two SSTs of the run. */
-        if (seen && acc >= w->piece_bytes &&
-            (!sl || kv_key_cmp(h->first_key, h->first_klen, s, sl) > 0) &&
-            (!el || kv_key_cmp(h->first_key, h->first_klen, e, el) < 0)) {
-            rc = add_piece(w, ci, h->first_key, h->first_klen);
-            acc = 0;
+        /* A cut strictly inside the range, at the end of the run's
+         * previous SST. */
+        if (prev && (acc >= w->piece_bytes || acc_meta >= w->piece_meta) &&
+            (!sl || kv_key_cmp(prev->last_key, prev->last_klen, s, sl) > 0) &&
+            (!el || kv_key_cmp(prev->last_key, prev->last_klen, e, el) < 0)) {
+            rc = add_piece(w, ci, prev->last_key, prev->last_klen);
+            acc = acc_meta = 0;
         }
-        seen = true;
+        prev = h;
         acc += h->size;
+        acc_meta += sst_meta(w, h);
     }
     /* Each piece's estimate, for two readers (the parent's and the
      * child's, which opens the same objects). */
@@ -195,12 +217,47 @@ static shale_status plan_child(walk *w, size_t ci, const manifest *m)
             ps = p->from;
             psl = p->from_len;
         }
-        if (p->to) {
-            pe = p->to;
-            pel = p->to_len;
+        if (p->to) {   /* the cut key is read too: up to its successor */
+            pe = w->p[i + 1].from;
+            pel = w->p[i + 1].from_len;
         }
-        p->meta = 2 * range_meta(w, m, ps, psl, pe, pel);
+        p->meta = 2 * range_meta(w, m, ps, psl, pe, pel, p->to ? best : NULL);
     }
+    return rc;
+}
+
+/* Key k in the parent (at the checkpoint) and in the child: both absent,
+ * or both present with equal values (then counted). */
+static shale_status compare_key(shale_reader *parent, shale_reader *child,
+                                const split_child *c, const uint8_t *k, size_t kl,
+                                uint64_t *count)
+{
+    void *pv = NULL, *cv = NULL;
+    size_t pvl = 0, cvl = 0;
+    char kt[200];
+    shale_status prc = shale_reader_get(parent, k, kl, &pv, &pvl), crc = SHALE_OK;
+    shale_status rc = SHALE_OK;
+    if (prc && prc != SHALE_NOT_FOUND)
+        rc = shale_err_prefix(prc, "verify: reading the parent's range of child %s", c->name);
+    else if ((crc = shale_reader_get(child, k, kl, &cv, &cvl)) && crc != SHALE_NOT_FOUND)
+        rc = shale_err_prefix(crc, "verify: reading child %s", c->name);
+    else if (prc != crc)
+        verify_key_text(k, kl, kt, sizeof kt);
+    if (!rc && !prc && crc)
+        rc = shale_err(SHALE_CORRUPT, "verify: child %s lacks key %s of its range", c->name,
+                       kt);
+    else if (!rc && prc && !crc)
+        rc = shale_err(SHALE_CORRUPT, "verify: child %s holds key %s, which the parent does "
+                                      "not have in the child's range", c->name, kt);
+    else if (!rc && !prc && (pvl != cvl || memcmp(pv, cv, pvl))) {
+        verify_key_text(k, kl, kt, sizeof kt);
+        rc = shale_err(SHALE_CORRUPT, "verify: child %s returns a different value for key %s "
+                                      "(%zu bytes; the parent %zu)", c->name, kt, cvl, pvl);
+    } else if (!rc && !prc) {
+        (*count)++;
+    }
+    free(pv);
+    free(cv);
     return rc;
 }
 
@@ -222,6 +279,8 @@ static shale_status walk_piece(walk *w, size_t i)
     } else {
         rc = verify_compare(parent, child, c, p->from, p->from_len, p->to, p->to_len, 0, false,
                             &w->keys[i]);
+        if (!rc && p->point)
+            rc = compare_key(parent, child, c, p->to, p->to_len, &w->keys[i]);
     }
     shale_reader_close(child);
     shale_reader_close(parent);
@@ -241,8 +300,9 @@ static void *walker(void *arg)
 }
 
 shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned,
-                              uint64_t *keys)
+                              uint64_t *keys, size_t *pieces, size_t *walkers)
 {
+    *pieces = *walkers = 0;
     walk w;
     memset(&w, 0, sizeof w);
     const splitter_options *o = &r->sp->o;
@@ -253,6 +313,9 @@ shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned
     uint32_t max_threads = o->verify_threads ? o->verify_threads : VERIFY_FULL_THREADS;
     if (max_threads > VERIFY_MAX_THREADS)
         max_threads = VERIFY_MAX_THREADS;
+    /* So that max_threads pieces fit the budget: two readers each, and
+     * the SST after the piece's in each (as much again, at worst). */
+    w.piece_meta = meta_bytes / 4 / max_threads;
     size_t nc = r->req->child_count;
     shale_status rc = sample_density(&w, pinned);
     for (size_t i = 0; i < nc && !rc; i++)
@@ -276,6 +339,8 @@ shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned
             nthreads = w.n;
         if (!nthreads)
             nthreads = 1;
+        *pieces = w.n;
+        *walkers = (size_t)nthreads;
         pthread_t th[VERIFY_MAX_THREADS];
         size_t started = 0;
         while (started + 1 < nthreads && !pthread_create(&th[started], NULL, walker, &w))
@@ -294,6 +359,8 @@ shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned
         keys[i] = 0;
     for (size_t i = 0; !rc && i < w.n; i++)
         keys[w.p[i].child] += w.keys[i];
+    for (size_t i = 0; i < w.n; i++)
+        free(w.p[i].from);
     free(w.p);
     free(w.keys);
     free(w.rcs);

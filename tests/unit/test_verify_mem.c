@@ -19,6 +19,7 @@
 #include "support/dbtest.h"
 #include "splitter.h"
 #include "request.h"
+#include "db/manifest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,6 +395,53 @@ static void test_pieces_find_a_missing_key(void **state)
                  o.phase, o.msg);
 }
 
+/* With a cut at every SST of the parent's run, a key missing at a cut --
+ * an SST's last key, which neither piece's scan reads but one looks up --
+ * is found and named. */
+static void test_a_missing_cut_key_is_found(void **state)
+{
+    fx *f = *state;
+    f->n = KEYS_DAMAGED;
+    stores(f, "cut");
+    shale_objstore *st = NULL;
+    manifest *m = NULL;
+    TU_OK(shale_objstore_open(f->parent, NULL, &st));
+    TU_OK(manifest_store_load_latest(st, 0, &m));
+    shale_objstore_close(st);
+    assert_true(m->run_count == 1 && m->runs[0].count >= 4);
+    /* An SST's last key inside kid-1's range (the upper half). */
+    const sst_handle *h = &m->runs[0].ssts[m->runs[0].count * 3 / 4];
+    char k[17];
+    assert_int_equal(h->last_klen, 16);
+    memcpy(k, h->last_key, 16);
+    k[16] = 0;
+    unsigned gone = (unsigned)strtoul(k + 3, NULL, 10);
+    manifest_free(m);
+    assert_true(gone > f->n / 2 && gone + 1 < f->n);
+    char want[64];
+    snprintf(want, sizeof want, "lacks key '%s'", k);
+    outcome o;
+    run_split(f, 1, gone, &o);
+    if (strcmp(o.phase, "Failed") || !strstr(o.msg, "kid-1") || !strstr(o.msg, want))
+        fail_msg("expected the split to fail naming kid-1 and \"%s\" (phase '%s'): %s", want,
+                 o.phase, o.msg);
+}
+
+/* The same cuts on an undamaged parent: every key counted once, the cut
+ * keys included. */
+static void test_cuts_count_every_key_once(void **state)
+{
+    fx *f = *state;
+    f->n = KEYS_DAMAGED;
+    stores(f, "cuts");
+    outcome o;
+    run_split(f, 1, -1, &o);
+    if (strcmp(o.phase, "Complete"))
+        fail_msg("the split did not complete (phase '%s'): %s", o.phase, o.msg);
+    if (o.keys != f->n)
+        fail_msg("full Verify compared %llu keys, the parent holds %u", o.keys, f->n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -401,6 +449,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_piece_per_child_exceeds_the_bound, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pieces_find_a_missing_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_missing_cut_key_is_found, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cuts_count_every_key_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
