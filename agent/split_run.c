@@ -497,7 +497,13 @@ static void run_job(splitter *sp, job *j)
                 break;
             }
             log_fields(LOG_INFO, j->st->name, sname, -1, NULL, 0, "step started");
-            if (splitter_save(sp, j))
+            pthread_mutex_lock(&sp->mu);
+            bool in_v1 = step == STEP_FENCE && j->fence_journalled;
+            j->fence_journalled = false;
+            pthread_mutex_unlock(&sp->mu);
+            if (in_v1)
+                splitter_notify(sp, j);   /* journal version 1 has Fence Running */
+            else if (splitter_save(sp, j))
                 break;   /* "Running" is journalled before any side effect */
         }
         running_saved = false;

@@ -48,6 +48,8 @@ typedef struct job {
     int64_t added_ms;        /* when this agent learnt of it (dry-run expiry) */
     int64_t lease_taken_ms;  /* mono_ms() when this process's accept took the
                                 lease and wrote version 1 (0: not here) */
+    bool fence_journalled;   /* version 1 recorded Fence Running: the worker's
+                                first Fence needs no journal write of its own */
     struct job *next;
 } job;
 

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LAT_MAX_WAYS 32
@@ -39,9 +40,26 @@ typedef struct lat_trace {
     shale_objstats last;
 } lat_trace;
 
+/* With SHALE_FAULT_TRACE set (the fault wrapper's request trace), the
+ * split's start and every step's end go into the same file, on the same
+ * clock, so the trace can be cut by step. */
+static void trace_mark(const char *what)
+{
+    const char *p = getenv("SHALE_FAULT_TRACE");
+    FILE *f = p && *p ? fopen(p, "a") : NULL;
+    if (!f)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long us = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    fprintf(f, "%lld %lld 0 MARK - %s\n", us, us, what);
+    fclose(f);
+}
+
 static void lat_on_step(void *ctx, const char *step, double secs)
 {
     lat_trace *t = ctx;
+    trace_mark(step);
     shale_objstats now;
     shale_objstore_global_stats(&now);
     for (int i = 0; i < LNSTEPS; i++)
@@ -146,6 +164,9 @@ static void one(const char *backend, const char *root, unsigned ms, int ways, ui
     shale_objstats before, after;
     shale_objstore_global_stats(&before);
     tr.last = before;
+    char mark[64];
+    snprintf(mark, sizeof mark, "submit %u ms %d ways", ms, ways);
+    trace_mark(mark);
     double t = now_s();
     if (svc->ops->submit(svc, rq, &created, &status))
         die("latency split: submit", shale_errmsg());
@@ -153,6 +174,7 @@ static void one(const char *backend, const char *root, unsigned ms, int ways, ui
     if (splitter_wait_idle(sp, 3600 * 1000))
         die("latency split", "not done within an hour");
     double total = now_s() - t;
+    trace_mark("end");
     shale_objstore_global_stats(&after);
     if (svc->ops->get(svc, "lat", &status) || !strstr(status, "\"phase\": \"Complete\""))
         die("latency split: the split did not complete", status);

@@ -39,7 +39,7 @@
 /* the writer's fence, the final flush, the split's checkpoint, a WAL
  * position, the children's pins (one write), the checkpoint's release */
 #define PARENT_MANIFEST_WRITES 6
-#define JOURNAL_VERSIONS 9
+#define JOURNAL_VERSIONS 8   /* version 1 records the accept and Fence Running */
 
 typedef struct cost {
     uint64_t req[SHALE_OP_COUNT], total;
