@@ -22,6 +22,7 @@
  * past the point of no return (Failed, lease kept for an operator).
  */
 #include "splitter_int.h"
+#include "db/manifest.h"
 #include "failpoint.h"
 #include "journal.h"
 #include "lease.h"
@@ -582,6 +583,7 @@ static void run_job(splitter *sp, job *j)
     split_plan_free(res.plan);
     free(res.children);
     shale_close(r.db);
+    manifest_free(r.parent_latest);
 }
 
 job *next_runnable_locked(splitter *sp)

@@ -6,6 +6,7 @@
 #include "splitter_int.h"
 #include "failpoint.h"
 #include "preflight.h"
+#include "db/checkpoint_int.h"
 #include "db/manifest.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -267,9 +268,17 @@ shale_status do_complete(run *r, step_result *res)
     shale_close(r->db);
     r->db = NULL;
     if (*r->checkpoint_id) {
-        shale_options o = db_opts(r->sp, parent_wal(r));
-        shale_status rc = shale_checkpoint_delete(parent_store(r), &o, r->checkpoint_id);
-        if (rc && rc != SHALE_NOT_FOUND)
+        /* On the parent's latest version as Verify read it, when this
+         * process ran Verify (one conditional write instead of a LIST, a
+         * GET and the write): if anything wrote the parent since, the
+         * write finds its version taken and the removal is applied to the
+         * version read then (cp_remove_on). */
+        shale_objstore *s = NULL;
+        shale_status rc = shale_objstore_open(parent_store(r), &r->sp->o.db.store, &s);
+        if (!rc)
+            rc = cp_remove_on(s, r->checkpoint_id, true, r->parent_latest);
+        shale_objstore_close(s);
+        if (rc)
             return shale_err_prefix(rc, "releasing the split's checkpoint %s",
                                     r->checkpoint_id);
     }

@@ -97,6 +97,9 @@ typedef struct run {
     char checkpoint_id[40];
     uint64_t replay_after_wal_id;
     shale_db *db;            /* the parent, opened as writer at Fence */
+    struct manifest *parent_latest;  /* the parent's latest version as Verify
+                                        read it (owned; NULL: not read by this
+                                        run): Complete writes on it */
     bool refused;            /* the step refused before any side effect (the
                                 WAL wipe's pre-flight): it fails, it does not
                                 roll forward */

@@ -792,7 +792,11 @@ out:
     free(tasks);
     free(res);
     manifest_free(v.pinned);
-    manifest_free(v.latest);
+    /* Complete releases the checkpoint on this version (do_complete). */
+    manifest_free(r->parent_latest);
+    r->parent_latest = rc ? NULL : v.latest;
+    if (rc)
+        manifest_free(v.latest);
     shale_reader_close(v.parent);
     shale_cache_free(v.cache);   /* after every reader that uses it */
     return rc;

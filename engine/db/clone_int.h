@@ -7,6 +7,7 @@
 #define SHALE_CLONE_INT_H
 
 #include "shale.h"
+#include "shale_admin.h"
 #include "db/env.h"
 #include "db/manifest.h"
 
@@ -18,6 +19,13 @@ typedef struct clone_run {
     shale_objstore *parent, *parent_wal, *child, *child_wal;
     manifest *cm;              /* the child's manifest once read or written (owned) */
     shale_clone_result res;
+    /* The child store's identity as clone_read() found it (id_read: it
+     * was read; id_rc its answer, id owned when SHALE_OK): nothing but this
+     * clone writes a claimed child, so the identity step writes on it
+     * without reading it again (identity_settle). */
+    bool id_read;
+    shale_status id_rc;
+    shale_store_identity id;
 } clone_run;
 
 /* The spec's own consistency (no request). */

@@ -14,6 +14,8 @@
  */
 #include "db/clone_int.h"
 #include "db/checkpoint_int.h"
+#include "db/paths.h"
+#include "util/misc.h"
 #include "util/status_int.h"
 
 #include <pthread.h>
@@ -29,6 +31,7 @@ typedef struct many_job {
     const shale_options *opts;
     clone_run *runs;
     shale_objstore *ps;            /* the parent, for the shared loads */
+    char (*probes)[PATH_KEY_MAX];  /* per child: its probe object's key, "" once gone */
     manifest *lat, *pin;           /* the parent's, shared read-only after phase 1 */
     size_t n, items;
     int phase;
@@ -53,17 +56,42 @@ static shale_status many_load_parent(many_job *j)
     return SHALE_OK;
 }
 
+/* shale_objstore_probe_conditional() on child i's store, but the probe
+ * object's delete is left to many_unprobe(), which phase 2 runs beside the
+ * children's first writes: the probe costs two round trips of phase 1
+ * (which waits on two reads anyway), not three. */
 static shale_status many_probe(many_job *j, size_t i)
 {
     if (j->opts && j->opts->unsafe_allow_unconditional_store)
         return SHALE_OK;
-    shale_objstore *s = NULL;
-    shale_status rc = shale_objstore_open(j->specs[i].child_uri, j->opts ? &j->opts->store : NULL,
-                                          &s);
-    if (!rc)
-        rc = shale_objstore_probe_conditional(s);
-    shale_objstore_close(s);
-    return rc;
+    shale_objstore *s = j->runs[i].child;
+    char id[37], *key = j->probes[i];
+    uuid_new(id);
+    probe_key(id, key, PATH_KEY_MAX);
+    shale_status rc = shale_objstore_put_if_absent(s, key, "1", 1);
+    if (rc) {
+        *key = '\0';
+        return shale_err_prefix(rc, "probing conditional create on %s", shale_objstore_uri(s));
+    }
+    rc = shale_objstore_put_if_absent(s, key, "2", 1);
+    if (rc == SHALE_PRECONDITION_FAILED)
+        return SHALE_OK;
+    if (rc == SHALE_OK)
+        return shale_err(SHALE_UNSUPPORTED,
+                         "store %s does not honour create-if-absent (If-None-Match: *): "
+                         "a second conditional create of %s succeeded; fencing is unsafe "
+                         "(set unsafe_allow_unconditional_store to proceed anyway)",
+                         shale_objstore_uri(s), key);
+    return shale_err_prefix(rc, "probing conditional create on %s", shale_objstore_uri(s));
+}
+
+/* Deletes child i's probe object, if any (best effort, as the probe's own
+ * delete is: a leftover .probe/ object is garbage, never state). */
+static void many_unprobe(many_job *j, size_t i)
+{
+    if (j->probes[i][0] && j->runs[i].child)
+        shale_objstore_delete(j->runs[i].child, j->probes[i]);
+    j->probes[i][0] = '\0';
 }
 
 static shale_status many_item(many_job *j, size_t i)
@@ -73,17 +101,25 @@ static shale_status many_item(many_job *j, size_t i)
             return many_load_parent(j);
         if (i >= j->n)
             return many_probe(j, i - j->n);
-        shale_status rc = clone_check_spec(&j->specs[i]);
-        if (!rc)
-            rc = clone_open(&j->runs[i], &j->specs[i], j->opts, false);
-        return rc ? rc : clone_read(&j->runs[i]);
+        return clone_read(&j->runs[i]);
     }
     if (j->phase == 2) {
+        if (i >= j->n) {
+            many_unprobe(j, i - j->n);
+            return SHALE_OK;
+        }
         const manifest *pin = j->pin ? j->pin : j->lat;
         return clone_write(&j->runs[i], j->lat, pin);
     }
-    shale_status rc = clone_finish(&j->runs[i]);
-    return rc ? rc : clone_identities(&j->runs[i]);
+    /* Phase 3: the initialising write and the identity at once.  The
+     * identity may land first: a child whose identity says database but
+     * whose manifest is not initialised is resumed like any unfinished
+     * clone (clone_read finds its version 1 and goes on; nothing reads the
+     * identity on that path), and no writer opens a child before the split
+     * is Complete. */
+    if (i >= j->n)
+        return clone_identities(&j->runs[i - j->n]);
+    return clone_finish(&j->runs[i]);
 }
 
 static void *many_worker(void *arg)
@@ -101,7 +137,7 @@ static void *many_worker(void *arg)
 static shale_status many_phase(many_job *j, int phase, size_t *failed)
 {
     j->phase = phase;
-    j->items = phase == 1 ? 2 * j->n + 1 : j->n;
+    j->items = phase == 1 ? 2 * j->n + 1 : 2 * j->n;
     atomic_store(&j->next, 0);
     memset(j->rcs, 0, (2 * j->n + 1) * sizeof *j->rcs);
     size_t nth = j->items < CLONE_THREADS ? j->items : CLONE_THREADS;
@@ -186,9 +222,19 @@ shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
     j.runs = calloc(n, sizeof *j.runs);
     j.rcs = calloc(2 * n + 1, sizeof *j.rcs);
     j.msgs = calloc(2 * n + 1, sizeof *j.msgs);
-    shale_status rc = j.runs && j.rcs && j.msgs ? SHALE_OK : SHALE_OOM();
+    j.probes = calloc(n, sizeof *j.probes);
+    shale_status rc = j.runs && j.rcs && j.msgs && j.probes ? SHALE_OK : SHALE_OOM();
     if (!rc)
         rc = shale_objstore_open(specs[0].parent_uri, opts ? &opts->store : NULL, &j.ps);
+    /* Every child's env and stores first (no request): the probes of
+     * phase 1 use the child's store. */
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = clone_check_spec(&specs[i]);
+        if (!rc)
+            rc = clone_open(&j.runs[i], &specs[i], opts, false);
+        if (rc && failed)
+            *failed = i;
+    }
     if (!rc)
         rc = many_phase(&j, 1, failed);
     if (!rc)
@@ -198,10 +244,13 @@ shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
     if (!rc)
         rc = many_phase(&j, 3, failed);
     for (size_t i = 0; j.runs && i < n; i++) {
+        if (j.probes)
+            many_unprobe(&j, i);   /* left by a failure before phase 2 */
         if (out)
             out[i] = j.runs[i].res;
         clone_close(&j.runs[i]);
     }
+    free(j.probes);
     manifest_free(j.pin);
     manifest_free(j.lat);
     shale_objstore_close(j.ps);

@@ -79,10 +79,10 @@ for fp in $POINTS; do
 done
 
 # Abort after a crash before the point of no return.
-# Journal.2: Fence Running; Journal.3: Fence Done + FullFlush Running.
-# (Journal.4, FullFlush Done + WipeLocalWAL Running, is past the point of
-# no return: an abort is refused there.)
-for fp in Journal.2 FullFlush.before Journal.3 WipeLocalWAL.before; do
+# Journal.1: Accept and Fence Running; Journal.2: Fence Done + FullFlush
+# Running.  (Journal.3, FullFlush Done + WipeLocalWAL Running, is past the
+# point of no return: an abort is refused there.)
+for fp in Journal.1 FullFlush.before Journal.2 WipeLocalWAL.before; do
   d=$(tmpdir)
   setup "$d" || { notok "abort $fp: setup"; continue; }
   SHALE_FAILPOINTS=$fp timeout 120 "$AGENT" --once --config "$d/agent.yaml" 2>/dev/null
