@@ -377,7 +377,7 @@ static shale_status check_object(const verify_ctx *v, const split_child *c, cons
 
 /* No WAL to replay, and nothing written to the child's WAL since the clone. */
 static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
-                                    const manifest *cm)
+                                    const manifest *cm, const shale_objlist *listed)
 {
     if (cm->replay_after_wal_id + 1 != cm->next_wal_sst_id)
         return shale_err(SHALE_CORRUPT, "verify: child %s has WAL ids %llu..%llu to replay; the "
@@ -386,14 +386,18 @@ static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
                          (unsigned long long)cm->replay_after_wal_id + 1,
                          (unsigned long long)cm->next_wal_sst_id - 1);
     const char *wal = cm->wal_store_uri ? cm->wal_store_uri : c->store;
-    shale_objstore *w = NULL;
-    shale_status rc = shale_objstore_open(wal, &v->r->sp->o.db.store, &w);
-    if (rc)
-        return rc;
     char after[PATH_KEY_MAX];
     wal_key(cm->replay_after_wal_id, after, sizeof after);
+    shale_objstore *w = NULL;
     shale_objlist l;
-    rc = shale_objstore_list_all(w, PATH_WAL_DIR, &l);
+    shale_status rc = SHALE_OK;
+    if (listed) {
+        l = *listed;   /* borrowed: not freed below */
+    } else {
+        if ((rc = shale_objstore_open(wal, &v->r->sp->o.db.store, &w)))
+            return rc;
+        rc = shale_objstore_list_all(w, PATH_WAL_DIR, &l);
+    }
     if (!rc) {
         /* Keys are fixed width: text order is id order. */
         for (size_t i = 0; i < l.count && !rc; i++)
@@ -401,10 +405,19 @@ static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
                 rc = shale_err(SHALE_CORRUPT, "verify: child %s's WAL store %s holds %s, "
                                               "written after the clone: a writer has opened the "
                                               "child", c->name, wal, l.items[i].key);
-        shale_objlist_free(&l);
+        if (!listed)
+            shale_objlist_free(&l);
     }
     shale_objstore_close(w);
     return rc;
+}
+
+/* The WAL store a child's manifest will name: the request's (the clone
+ * records it), listed beside the reader's open; check_child_wal() falls
+ * back to listing cm's own if the two differ. */
+static const char *request_wal(const split_child *c)
+{
+    return c->wal_store ? c->wal_store : c->store;
 }
 
 /* A key at fraction num/4 between a and b (b > a), by their first bytes
@@ -498,16 +511,13 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
 static shale_status child_manifest(const verify_ctx *v, const split_child *c,
                                    shale_reader *child, manifest **out)
 {
+    (void)v;
     manifest *cm = NULL;
     shale_status rc = reader_manifest_dup(child, &cm);
     if (rc)
         return shale_err_prefix(rc, "verify: reading child %s's manifest", c->name);
-    rc = check_child_wal(v, c, cm);
-    if (rc)
-        manifest_free(cm);
-    else
-        *out = cm;
-    return rc;
+    *out = cm;
+    return SHALE_OK;
 }
 
 /* The checks of a child's manifest against the parent's versions (no
@@ -556,6 +566,9 @@ typedef struct verify_job {
     child_result *res;               /* per child */
     shale_reader **readers;          /* per child, opened in phase 1 */
     manifest **cms;                  /* per child (references), phase 1 */
+    shale_objlist *wals;             /* per child (references): its WAL store's
+                                        listing, made in phase 1 */
+    shale_status *wal_rcs;           /* per child: that listing's answer */
     const vtask *tasks;              /* phase 2 */
     size_t *order;                   /* phase 2: indexes into tasks */
     shale_status *rcs;               /* per item */
@@ -601,6 +614,19 @@ static shale_status verify_open(verify_job *w, size_t i)
     }
     if (i == 1)
         return refs ? load_parent_versions(v) : SHALE_OK;
+    size_t n = v->r->req->child_count;
+    if (i >= 2 + n) {
+        /* The child's WAL listing, beside its reader's open (it needs no
+         * manifest to be made; it is judged against the manifest after). */
+        const split_child *c = &v->r->req->children[i - 2 - n];
+        shale_objstore *ws = NULL;
+        shale_status rc = shale_objstore_open(request_wal(c), &v->r->sp->o.db.store, &ws);
+        if (!rc)
+            rc = shale_objstore_list_all(ws, PATH_WAL_DIR, &w->wals[i - 2 - n]);
+        shale_objstore_close(ws);
+        w->wal_rcs[i - 2 - n] = rc;
+        return SHALE_OK;   /* a failed listing is made again by check_child_wal */
+    }
     return open_child(w, i - 2);
 }
 
@@ -722,7 +748,24 @@ shale_status do_verify(run *r, step_result *res_out)
         rc = SHALE_OOM();
         goto out;
     }
-    rc = verify_phase(&w, 1, 2 + n);
+    bool refs = mode == SPLIT_VERIFY_REFERENCES;
+    if (refs) {
+        w.wals = calloc(n ? n : 1, sizeof *w.wals);
+        w.wal_rcs = calloc(n ? n : 1, sizeof *w.wal_rcs);
+        if (!w.wals || !w.wal_rcs) {
+            rc = SHALE_OOM();
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+            w.wal_rcs[i] = SHALE_IO;   /* not listed (yet) */
+    }
+    rc = verify_phase(&w, 1, 2 + (refs ? 2 * n : n));
+    for (size_t i = 0; !rc && refs && i < n; i++) {
+        const split_child *c = &q->children[i];
+        const char *cw = w.cms[i]->wal_store_uri ? w.cms[i]->wal_store_uri : c->store;
+        bool same = !w.wal_rcs[i] && !strcmp(cw, request_wal(c));
+        rc = check_child_wal(&v, c, w.cms[i], same ? &w.wals[i] : NULL);
+    }
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
         rc = check_manifest(&v, &q->children[i], w.cms[i], &res[i]);
     if (!rc && mode == SPLIT_VERIFY_FULL)
@@ -787,6 +830,11 @@ out:
     }
     free(w.readers);
     free(w.cms);
+    for (size_t i = 0; w.wals && w.wal_rcs && i < n; i++)
+        if (!w.wal_rcs[i])
+            shale_objlist_free(&w.wals[i]);
+    free(w.wals);
+    free(w.wal_rcs);
     free(w.rcs);
     free(w.msgs);
     free(tasks);
