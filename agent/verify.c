@@ -453,6 +453,9 @@ typedef struct vtask {
     bool at_mid;                     /* the window starts at mid (the array
                                         moves while it grows: no pointer) */
     bool first;                      /* the SST's first window: opens it */
+    long opener;                     /* a later window of an SST: the index of
+                                        that SST's first window, which it
+                                        waits for (-1: none) */
     uint8_t mid[64 + 8];
 } vtask;
 
@@ -473,6 +476,8 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
             }
             vtask *x = &(*t)[*n];
             memset(x, 0, 6 * sizeof *x);
+            for (int q = 0; q < 6; q++)
+                x[q].opener = -1;
             if (!h) {   /* the window at the range start */
                 x->child = ci;
                 (*n)++;
@@ -488,6 +493,7 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
             x[2].child = ci;
             x[2].from = s->last_key;
             x[2].from_len = s->last_klen;
+            x[2].opener = (long)(*n + 1);
             size_t m = 3;
             for (int f = 1; f <= INNER_SAMPLES; f++) {
                 if (key_cmp(s->first_key, s->first_klen, s->last_key, s->last_klen) >= 0)
@@ -496,6 +502,7 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
                 x[m].from_len = between(s->first_key, s->first_klen, s->last_key, s->last_klen,
                                         f, x[m].mid, sizeof x[m].mid);
                 x[m].at_mid = true;
+                x[m].opener = (long)(*n + 1);
                 m++;
             }
             *n += m;
@@ -570,6 +577,10 @@ typedef struct verify_job {
                                         listing, made in phase 1 */
     shale_status *wal_rcs;           /* per child: that listing's answer */
     const vtask *tasks;              /* phase 2 */
+    _Atomic bool *opened;            /* phase 2, per task: a first window done */
+    _Atomic size_t *firsts_left;     /* phase 2, per child: first windows not done */
+    pthread_mutex_t wait_mu;         /* with wait_cv: a later window waits for */
+    pthread_cond_t wait_cv;          /*   its SST's first window */
     size_t *order;                   /* phase 2: indexes into tasks */
     shale_status *rcs;               /* per item */
     char (*msgs)[512];               /* per item: shale_errmsg() is per thread */
@@ -637,15 +648,47 @@ static shale_status verify_full(verify_job *w, size_t i)
     return compare_child(w->v->parent, w->readers[i], c, NULL, 0, 0, false, &w->res[i].keys);
 }
 
+/* A later window waits until its SST's first window has opened the SST
+ * in the parent's reader and the child's (the range-start window: every
+ * first window of its child), so it finds the SST open instead of opening
+ * it a second time; it does not wait for the other SSTs' windows.  The
+ * first windows are queued before every later one, so what is waited for
+ * is already running. */
+static void wait_opened(verify_job *w, const vtask *t)
+{
+    pthread_mutex_lock(&w->wait_mu);
+    while (!atomic_load(&w->failed) &&
+           (t->opener >= 0 ? !atomic_load(&w->opened[t->opener])
+                           : atomic_load(&w->firsts_left[t->child]) > 0))
+        pthread_cond_wait(&w->wait_cv, &w->wait_mu);
+    pthread_mutex_unlock(&w->wait_mu);
+}
+
+static void mark_opened(verify_job *w, size_t ti, const vtask *t)
+{
+    pthread_mutex_lock(&w->wait_mu);
+    atomic_store(&w->opened[ti], true);
+    atomic_fetch_sub(&w->firsts_left[t->child], 1);
+    pthread_cond_broadcast(&w->wait_cv);
+    pthread_mutex_unlock(&w->wait_mu);
+}
+
 static shale_status verify_task(verify_job *w, size_t i)
 {
-    const vtask *t = &w->tasks[w->order[i]];
+    size_t ti = w->order[i];
+    const vtask *t = &w->tasks[ti];
     const split_child *c = &w->v->r->req->children[t->child];
     if (t->head)
         return check_object(w->v, c, w->cms[t->child], t->head);
+    if (!t->first)
+        wait_opened(w, t);
     uint64_t n = 0;
-    return compare_child(w->v->parent, w->readers[t->child], c, t->at_mid ? t->mid : t->from,
-                         t->from_len, WINDOW, t->first || !t->from, &n);
+    shale_status rc = compare_child(w->v->parent, w->readers[t->child], c,
+                                    t->at_mid ? t->mid : t->from, t->from_len, WINDOW,
+                                    t->first || !t->from, &n);
+    if (t->first)
+        mark_opened(w, ti, t);   /* also on failure: nobody waits forever */
+    return rc;
 }
 
 static void *verify_worker(void *arg)
@@ -659,8 +702,14 @@ static void *verify_worker(void *arg)
             /* Phase 2 goes on past a read error, so that a mismatch found
              * by another task (a missing object's HEAD) is reported as
              * one, never hidden behind a retryable error. */
-            if (w->phase != 2 || w->rcs[i] == SHALE_CORRUPT)
+            if (w->phase != 2 || w->rcs[i] == SHALE_CORRUPT) {
                 atomic_store(&w->failed, true);
+                if (w->phase == 2) {   /* waiting windows give up */
+                    pthread_mutex_lock(&w->wait_mu);
+                    pthread_cond_broadcast(&w->wait_cv);
+                    pthread_mutex_unlock(&w->wait_mu);
+                }
+            }
         }
     }
     return NULL;
@@ -738,6 +787,8 @@ shale_status do_verify(run *r, step_result *res_out)
     size_t n = q->child_count;
     verify_job w;
     memset(&w, 0, sizeof w);
+    pthread_mutex_init(&w.wait_mu, NULL);
+    pthread_cond_init(&w.wait_cv, NULL);
     w.v = w.vm = &v;
     child_result *res = w.res = calloc(n ? n : 1, sizeof *res);
     w.readers = calloc(n ? n : 1, sizeof *w.readers);
@@ -773,16 +824,22 @@ shale_status do_verify(run *r, step_result *res_out)
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
         rc = add_tasks(i, w.cms[i], &tasks, &ntasks, &cap);
     if (!rc && mode == SPLIT_VERIFY_REFERENCES) {
-        /* Phase 2 in two rounds: the HEADs and each SST's first window,
-         * which open every SST once in the parent's reader and the
-         * child's; then every other window, which find the SSTs open
-         * (concurrent first opens of one SST would each read its index and
-         * filter). */
+        /* Phase 2: the HEADs and each SST's first window, which open every
+         * SST once in the parent's reader and the child's, queued first;
+         * then every other window, each of which waits for its own SST's
+         * first window (concurrent first opens of one SST would each read
+         * its index and filter) but not for the other SSTs' (a round
+         * barrier made every later window wait for the slowest open). */
         w.tasks = tasks;
         w.order = calloc(ntasks ? ntasks : 1, sizeof *w.order);
+        w.opened = calloc(ntasks ? ntasks : 1, sizeof *w.opened);
+        w.firsts_left = calloc(n ? n : 1, sizeof *w.firsts_left);
         size_t k = 0;
-        if (!w.order)
+        if (!w.order || !w.opened || !w.firsts_left)
             rc = SHALE_OOM();
+        for (size_t i = 0; !rc && i < ntasks; i++)
+            if (tasks[i].first)
+                w.firsts_left[tasks[i].child]++;
         for (size_t i = 0; !rc && i < ntasks; i++)
             if (tasks[i].head || tasks[i].first)
                 w.order[k++] = i;
@@ -790,14 +847,15 @@ shale_status do_verify(run *r, step_result *res_out)
         for (size_t i = 0; !rc && i < ntasks; i++)
             if (!tasks[i].head && !tasks[i].first)
                 w.order[k++] = i;
+        (void)round1;
+        /* One phase: the HEADs and first windows are queued first; every
+         * later window waits only for its own SST's first (wait_opened),
+         * not for the whole round. */
         if (!rc)
-            rc = verify_phase(&w, 2, round1);
-        if (!rc) {
-            w.order += round1;
-            rc = verify_phase(&w, 2, ntasks - round1);
-            w.order -= round1;
-        }
+            rc = verify_phase(&w, 2, ntasks);
         free(w.order);
+        free(w.opened);
+        free(w.firsts_left);
         for (size_t i = 0; i < ntasks; i++)
             if (!tasks[i].head)
                 res[tasks[i].child].windows++;
@@ -847,5 +905,7 @@ out:
         manifest_free(v.latest);
     shale_reader_close(v.parent);
     shale_cache_free(v.cache);   /* after every reader that uses it */
+    pthread_mutex_destroy(&w.wait_mu);
+    pthread_cond_destroy(&w.wait_cv);
     return rc;
 }
