@@ -76,6 +76,72 @@ shale_status splitter_save(splitter *sp, job *j)
     return rc;
 }
 
+/* A journal write on its own thread, for a step that reads before it
+ * acts (Verify only reads): the step's reads overlap the write of its
+ * "Running", which is joined before the step's result is applied or
+ * anything else is journalled (step_loop), so "Running" is still durable
+ * before the step's "Done", and a step with side effects never starts
+ * them before the join.  The state written is copied here, before the
+ * step runs. */
+struct async_save {
+    splitter *sp;
+    job *j;
+    split_state *copy;
+    shale_status rc;
+    char msg[512];
+    pthread_t th;
+    bool threaded;
+    char after_fp[64];           /* the previous step's ".after" failpoint */
+};
+
+static void *async_save_main(void *arg)
+{
+    async_save *a = arg;
+    a->rc = a->copy ? journal_save(a->sp->store, a->copy) : SHALE_OOM();
+    if (a->rc)
+        snprintf(a->msg, sizeof a->msg, "%s", shale_errmsg());
+    return NULL;
+}
+
+static void async_save_begin(splitter *sp, job *j, async_save *a, const char *after_fp)
+{
+    memset(a, 0, sizeof *a);
+    a->sp = sp;
+    a->j = j;
+    snprintf(a->after_fp, sizeof a->after_fp, "%s", after_fp);
+    pthread_mutex_lock(&sp->mu);
+    a->copy = split_state_dup(j->st);
+    pthread_mutex_unlock(&sp->mu);
+    a->threaded = !pthread_create(&a->th, NULL, async_save_main, a);
+    if (!a->threaded)
+        async_save_main(a);
+}
+
+/* Joins the write and records it as splitter_save() does. */
+static shale_status async_save_join(async_save *a)
+{
+    splitter *sp = a->sp;
+    job *j = a->j;
+    if (a->threaded)
+        pthread_join(a->th, NULL);
+    a->threaded = false;
+    pthread_mutex_lock(&sp->mu);
+    if (!a->rc)
+        j->st->journal_version = a->copy->journal_version;
+    else if (a->rc == SHALE_CONFLICT)
+        j->orphaned = true;
+    j->unsaved = a->rc != SHALE_OK;
+    pthread_mutex_unlock(&sp->mu);
+    split_state_free(a->copy);
+    a->copy = NULL;
+    if (a->rc)
+        log_fields(LOG_ERROR, j->st->name, NULL, -1, (log_field[]){LOG_S("error", a->msg)}, 1,
+                   "journal write failed");
+    splitter_notify(sp, j);
+    failpoint(a->after_fp);
+    return a->rc ? shale_err(a->rc, "%s", a->msg) : SHALE_OK;
+}
+
 void log_refusal(splitter *sp, const char *split, shale_status rc, const char *why)
 {
     pthread_mutex_lock(&sp->mu);
@@ -409,6 +475,21 @@ static shale_status step_loop(splitter *sp, job *j, run *r, split_step step,
         memset(kids, 0, r->req->child_count * sizeof *kids);
         res->children = kids;
         rc = run_step(r, step, res);
+        if (r->pending) {
+            /* The step's "Running" was written beside it (async_save): it
+             * must be durable before its result counts.  A failed write
+             * is made again now; if that fails too, this attempt is
+             * dropped (it only read) and the worker comes back later, as
+             * when a "Running" write fails before a step. */
+            shale_status src = async_save_join(r->pending);
+            r->pending = NULL;
+            if (src == SHALE_CONFLICT)
+                return src;
+            if (src && splitter_save(sp, j)) {
+                *stopped = true;
+                return SHALE_RETRYABLE;
+            }
+        }
         apply_result(sp, j, step, res);
         if (!rc)
             return rc;
@@ -487,6 +568,7 @@ static void run_job(splitter *sp, job *j)
     /* running_saved: this step's Running went out with the previous
      * step's Done, in one journal write. */
     bool running_saved = false;
+    async_save as;   /* the overlapped journal write, while r.pending */
     for (split_step step = first_unfinished(sp, j); step < STEP_COUNT; step++) {
         const char *sname = split_step_name(step);
         char fp[64];
@@ -564,10 +646,18 @@ static void run_job(splitter *sp, job *j)
             failpoint(fp);
             aborting = !begin_step(sp, j, step + 1, &r);
         }
-        if (splitter_save(sp, j) == SHALE_CONFLICT)
-            break;
         snprintf(fp, sizeof fp, "%s.after", sname);
-        failpoint(fp);
+        /* Verify only reads: its "Running" is written beside its reads
+         * and joined before its result counts (async_save). */
+        bool overlap = next && !aborting && step + 1 == STEP_VERIFY;
+        if (overlap) {
+            async_save_begin(sp, j, &as, fp);
+            r.pending = &as;
+        } else {
+            if (splitter_save(sp, j) == SHALE_CONFLICT)
+                break;
+            failpoint(fp);
+        }
         if (step == STEP_COMPLETE)
             release_lease(sp, j);
         if (aborting) {
@@ -577,9 +667,13 @@ static void run_job(splitter *sp, job *j)
         if (next) {
             log_fields(LOG_INFO, j->st->name, split_step_name(step + 1), -1, NULL, 0,
                        "step started");
-            running_saved = !j->unsaved;   /* a failed write: journal Running again */
+            /* a failed write: journal Running again (an overlapped write
+             * is checked when it is joined) */
+            running_saved = overlap || !j->unsaved;
         }
     }
+    if (r.pending)   /* left by a break before the step ran */
+        async_save_join(r.pending);
     split_plan_free(res.plan);
     free(res.children);
     shale_close(r.db);

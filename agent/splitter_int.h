@@ -89,6 +89,8 @@ struct splitter {
     splitter_stats stats;
 };
 
+typedef struct async_save async_save;
+
 /* What a step reads: the request and a copy of the state it needs. */
 typedef struct run {
     splitter *sp;            /* options and URIs only (never sp->mu) */
@@ -100,6 +102,9 @@ typedef struct run {
     struct manifest *parent_latest;  /* the parent's latest version as Verify
                                         read it (owned; NULL: not read by this
                                         run): Complete writes on it */
+    struct async_save *pending;  /* this step's "Running" journal write, in
+                                    flight beside it (split_run.c); joined by
+                                    step_loop before the step's result counts */
     bool refused;            /* the step refused before any side effect (the
                                 WAL wipe's pre-flight): it fails, it does not
                                 roll forward */
