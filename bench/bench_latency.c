@@ -56,6 +56,94 @@ static void trace_mark(const char *what)
     fclose(f);
 }
 
+/* The longest chain of requests each of which started after the one
+ * before it ended, from the trace between the last "submit" mark and the
+ * end: the split's sequential round trips counted, not timed, so a loaded
+ * machine (a stalled thread stretches the time, not the chain) reads the
+ * same.  *steps[i] gets the chain up to step i's end.  -1 when there is no
+ * trace. */
+typedef struct treq {
+    long long t0, t1;
+} treq;
+
+static int treq_by_start(const void *a, const void *b)
+{
+    const treq *x = a, *y = b;
+    return x->t0 < y->t0 ? -1 : x->t0 > y->t0;
+}
+
+static long trace_chain(long steps[LNSTEPS])
+{
+    for (int i = 0; i < LNSTEPS; i++)
+        steps[i] = -1;
+    const char *p = getenv("SHALE_FAULT_TRACE");
+    FILE *f = p && *p ? fopen(p, "r") : NULL;
+    if (!f)
+        return -1;
+    treq *rq = NULL;
+    size_t n = 0, cap = 0;
+    long long mark_t[LNSTEPS];
+    for (int i = 0; i < LNSTEPS; i++)
+        mark_t[i] = -1;
+    char line[1400];
+    bool ended = false;
+    while (fgets(line, sizeof line, f)) {
+        long long t0, t1;
+        char op[32], what[1100];
+        unsigned long tid;
+        char store[600];
+        if (sscanf(line, "%lld %lld %lu %31s %599s %1099[^\n]", &t0, &t1, &tid, op, store,
+                   what) != 6)
+            continue;
+        if (ended && !(!strcmp(op, "MARK") && !strncmp(what, "submit", 6)))
+            continue;
+        if (!strcmp(op, "MARK")) {
+            if (!strcmp(what, "end"))
+                ended = true;
+            if (!strncmp(what, "submit", 6)) {
+                ended = false;
+                n = 0;
+                for (int i = 0; i < LNSTEPS; i++)
+                    mark_t[i] = -1;
+            }
+            for (int i = 0; i < LNSTEPS; i++)
+                if (!strcmp(what, lsteps[i]))
+                    mark_t[i] = t0;
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            treq *g = realloc(rq, cap * sizeof *g);
+            if (!g)
+                break;
+            rq = g;
+        }
+        rq[n++] = (treq){t0, t1};
+    }
+    fclose(f);
+    if (!n) {
+        free(rq);
+        return -1;
+    }
+    qsort(rq, n, sizeof *rq, treq_by_start);
+    long *ch = calloc(n ? n : 1, sizeof *ch), best = 0;
+    for (size_t i = 0; ch && i < n; i++) {
+        long c = 0;
+        for (size_t j = 0; j < i; j++)
+            if (rq[j].t1 <= rq[i].t0 && ch[j] > c)
+                c = ch[j];
+        ch[i] = c + 1;
+        if (ch[i] > best)
+            best = ch[i];
+        for (int s = 0; s < LNSTEPS; s++)
+            if (mark_t[s] >= 0 && rq[i].t1 <= mark_t[s] && ch[i] > steps[s])
+                steps[s] = ch[i];
+    }
+    free(ch);
+    free(rq);
+    return best;
+}
+
 static void lat_on_step(void *ctx, const char *step, double secs)
 {
     lat_trace *t = ctx;
@@ -170,6 +258,7 @@ static void one(const char *backend, const char *root, unsigned ms, int ways, ui
     double t = now_s();
     if (svc->ops->submit(svc, rq, &created, &status))
         die("latency split: submit", shale_errmsg());
+    trace_mark("Accept");   /* journal version 1 written: the worker fences next */
     free(status);
     if (splitter_wait_idle(sp, 3600 * 1000))
         die("latency split", "not done within an hour");
@@ -188,9 +277,14 @@ static void one(const char *backend, const char *root, unsigned ms, int ways, ui
     for (int op = 0; op < SHALE_OP_COUNT; op++)
         all += req[op] = after.requests[op][0] - before.requests[op][0];
     double lat = ms / 1000.0;
-    printf("%-4s %4u %4d %-10s %7.3f %7.3f %7.1f %7.1f %6llu", backend, ms, ways, verify, total,
-           fenced, lat > 0 ? total / lat : 0.0, lat > 0 ? fenced / lat : 0.0,
-           (unsigned long long)all);
+    long chain_at[LNSTEPS];
+    long chain = trace_chain(chain_at);
+    /* fenced in chain terms: the whole chain less what ended before Fence
+     * began (Accept's chain: the submit) */
+    long fchain = chain >= 0 && chain_at[0] >= 0 ? chain - chain_at[0] : -1;
+    printf("%-4s %4u %4d %-10s %7.3f %7.3f %7.1f %7.1f %5ld %5ld %6llu", backend, ms, ways,
+           verify, total, fenced, lat > 0 ? total / lat : 0.0, lat > 0 ? fenced / lat : 0.0,
+           chain, fchain, (unsigned long long)all);
     for (int op = 0; op < SHALE_OP_COUNT; op++)
         printf(" %5llu", (unsigned long long)req[op]);
     printf(" %9llu\n", (unsigned long long)(after.bytes_read - before.bytes_read));
@@ -222,16 +316,33 @@ static void one(const char *backend, const char *root, unsigned ms, int ways, ui
                                          lat > 0 ? fenced / lat : 0.0, "requests", rq_by,
                                          "steps", steps, "bytes_read",
                                          (json_int_t)(after.bytes_read - before.bytes_read)));
+    if (chain >= 0) {
+        json_t *last = json_array_get(out, json_array_size(out) - 1);
+        json_object_set_new(last, "chain", json_integer(chain));
+        json_object_set_new(last, "fenced_chain", json_integer(fchain));
+        printf("       chain at each step's end:");
+        for (int i = 0; i < LNSTEPS; i++)
+            printf(" %s %ld", lsteps[i], chain_at[i]);
+        printf("\n");
+    }
 }
 
 void latency_bench(uint64_t keys, bool s3, json_t *out)
 {
+    /* The fault wrapper's request trace, for the chain column (read after
+     * each split; the file is this run's own). */
+    char tpath[300];
+    if (!getenv("SHALE_FAULT_TRACE")) {
+        snprintf(tpath, sizeof tpath, "/tmp/shale-bench-trace-%d.txt", (int)getpid());
+        remove(tpath);
+        setenv("SHALE_FAULT_TRACE", tpath, 1);
+    }
     printf("\nsplit latency: every request of the parent's and children's stores waits the\n"
            "injected latency (fault+mem://; the local WAL store plain), 'rt' = time / latency\n"
            "(sequential round trips; goal <= 20, fenced <= 16), %llu keys\n",
            (unsigned long long)keys);
-    printf("%-4s %4s %4s %-10s %7s %7s %7s %7s %6s", "store", "ms", "ways", "verify", "split s",
-           "fenced", "rt", "rt fenc", "reqs");
+    printf("%-4s %4s %4s %-10s %7s %7s %7s %7s %5s %5s %6s", "store", "ms", "ways", "verify",
+           "split s", "fenced", "rt", "rt fenc", "chain", "ch fe", "reqs");
     for (int op = 0; op < SHALE_OP_COUNT; op++)
         printf(" %5.5s", shale_objop_name((shale_objop)op));
     printf(" %9s\n", "bytes rd");
