@@ -36,6 +36,7 @@ static const char *const lsteps[] = {"Accept", "Fence", "FullFlush", "WipeLocalW
 
 typedef struct lat_trace {
     double secs[LNSTEPS], end[LNSTEPS];
+    double completed;        /* when listeners first heard phase Complete (journalled) */
     uint64_t req[LNSTEPS][SHALE_OP_COUNT];
     shale_objstats last;
 } lat_trace;
@@ -72,8 +73,10 @@ static int treq_by_start(const void *a, const void *b)
     return x->t0 < y->t0 ? -1 : x->t0 > y->t0;
 }
 
-static long trace_chain(long steps[LNSTEPS])
+static long trace_chain(long steps[LNSTEPS], long *to_complete)
 {
+    *to_complete = -1;
+    long long done_t = -1;
     for (int i = 0; i < LNSTEPS; i++)
         steps[i] = -1;
     const char *p = getenv("SHALE_FAULT_TRACE");
@@ -102,6 +105,7 @@ static long trace_chain(long steps[LNSTEPS])
                 ended = true;
             if (!strncmp(what, "submit", 6)) {
                 ended = false;
+                done_t = -1;
                 n = 0;
                 for (int i = 0; i < LNSTEPS; i++)
                     mark_t[i] = -1;
@@ -109,6 +113,8 @@ static long trace_chain(long steps[LNSTEPS])
             for (int i = 0; i < LNSTEPS; i++)
                 if (!strcmp(what, lsteps[i]))
                     mark_t[i] = t0;
+            if (!strcmp(what, "Completed"))
+                done_t = t0;
             continue;
         }
         if (n == cap) {
@@ -138,6 +144,8 @@ static long trace_chain(long steps[LNSTEPS])
         for (int s = 0; s < LNSTEPS; s++)
             if (mark_t[s] >= 0 && rq[i].t1 <= mark_t[s] && ch[i] > steps[s])
                 steps[s] = ch[i];
+        if (done_t >= 0 && rq[i].t1 <= done_t && ch[i] > *to_complete)
+            *to_complete = ch[i];
     }
     free(ch);
     free(rq);
@@ -158,6 +166,18 @@ static void lat_on_step(void *ctx, const char *step, double secs)
                 t->req[i][op] += now.requests[op][0] - t->last.requests[op][0];
         }
     t->last = now;
+}
+
+/* The split is Complete when its journal says so: listeners hear it right
+ * after that write (the lease's release and its journal record follow). */
+static void lat_on_status(void *ctx, const char *name, const char *status_json)
+{
+    (void)name;
+    lat_trace *t = ctx;
+    if (!t->completed && strstr(status_json, "\"phase\": \"Complete\"")) {
+        t->completed = now_s();
+        trace_mark("Completed");
+    }
 }
 
 static void add_latency(const char *uri, unsigned ms)
@@ -226,6 +246,8 @@ static void one(const char *backend, const char *root, unsigned ms, int ways, ui
     lat_trace tr;
     memset(&tr, 0, sizeof tr);
     splitter_on_step(sp, lat_on_step, &tr);
+    if (splitter_add_listener(sp, lat_on_status, &tr))
+        die("latency split: listener", shale_errmsg());
     size_t cap = 256 + (size_t)ways * 900;
     char *text = malloc(cap);
     if (!text)
@@ -278,7 +300,9 @@ static void one(const char *backend, const char *root, unsigned ms, int ways, ui
         all += req[op] = after.requests[op][0] - before.requests[op][0];
     double lat = ms / 1000.0;
     long chain_at[LNSTEPS];
-    long chain = trace_chain(chain_at);
+    long to_complete = -1;
+    long chain = trace_chain(chain_at, &to_complete);
+    double to_done = tr.completed > 0 ? tr.completed - t : total;
     /* fenced in chain terms: the whole chain less what ended before Fence
      * began (Accept's chain: the submit) */
     long fchain = chain >= 0 && chain_at[0] >= 0 ? chain - chain_at[0] : -1;
@@ -307,11 +331,11 @@ static void one(const char *backend, const char *root, unsigned ms, int ways, ui
     for (int op = 0; op < SHALE_OP_COUNT; op++)
         json_object_set_new(rq_by, shale_objop_name((shale_objop)op),
                             json_integer((json_int_t)req[op]));
-    json_array_append_new(out, json_pack("{s:s, s:i, s:i, s:s, s:I, s:f, s:f, s:f, s:f, s:o, "
-                                         "s:o, s:I}",
+    json_array_append_new(out, json_pack("{s:s, s:i, s:i, s:s, s:I, s:f, s:f, s:f, s:f, s:f, "
+                                         "s:o, s:o, s:I}",
                                          "backend", backend, "latency_ms", (int)ms, "ways", ways,
                                          "verify", verify, "keys", (json_int_t)keys, "split_s",
-                                         total, "fenced_s", fenced, "round_trips",
+                                         total, "to_complete_s", to_done, "fenced_s", fenced, "round_trips",
                                          lat > 0 ? total / lat : 0.0, "fenced_round_trips",
                                          lat > 0 ? fenced / lat : 0.0, "requests", rq_by,
                                          "steps", steps, "bytes_read",
@@ -320,10 +344,12 @@ static void one(const char *backend, const char *root, unsigned ms, int ways, ui
         json_t *last = json_array_get(out, json_array_size(out) - 1);
         json_object_set_new(last, "chain", json_integer(chain));
         json_object_set_new(last, "fenced_chain", json_integer(fchain));
+        json_object_set_new(last, "chain_to_complete", json_integer(to_complete));
         printf("       chain at each step's end:");
         for (int i = 0; i < LNSTEPS; i++)
             printf(" %s %ld", lsteps[i], chain_at[i]);
-        printf("\n");
+        printf("; to Complete journalled: chain %ld, %.3f s (%.1f rt)\n", to_complete,
+               to_done, lat > 0 ? to_done / lat : 0.0);
     }
 }
 
