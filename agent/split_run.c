@@ -142,6 +142,20 @@ static shale_status async_save_join(async_save *a)
     return a->rc ? shale_err(a->rc, "%s", a->msg) : SHALE_OK;
 }
 
+shale_status run_barrier(run *r)
+{
+    if (!r->pending)
+        return SHALE_OK;
+    async_save *a = r->pending;
+    r->pending = NULL;
+    shale_status rc = async_save_join(a);
+    /* A failed write is made again now, synchronously (the state is the
+     * same: nothing of the step has been applied). */
+    if (rc && rc != SHALE_CONFLICT)
+        rc = splitter_save(a->sp, a->j);
+    return rc;
+}
+
 void log_refusal(splitter *sp, const char *split, shale_status rc, const char *why)
 {
     pthread_mutex_lock(&sp->mu);
@@ -476,16 +490,16 @@ static shale_status step_loop(splitter *sp, job *j, run *r, split_step step,
         res->children = kids;
         rc = run_step(r, step, res);
         if (r->pending) {
-            /* The step's "Running" was written beside it (async_save): it
-             * must be durable before its result counts.  A failed write
-             * is made again now; if that fails too, this attempt is
-             * dropped (it only read) and the worker comes back later, as
-             * when a "Running" write fails before a step. */
-            shale_status src = async_save_join(r->pending);
-            r->pending = NULL;
+            /* The step's "Running" was written beside it (async_save) and
+             * the step did not wait for it (Verify only reads): it must be
+             * durable before the step's result counts.  If it cannot be
+             * had, this attempt is dropped (it only read) and the worker
+             * comes back later, as when a "Running" write fails before a
+             * step. */
+            shale_status src = run_barrier(r);
             if (src == SHALE_CONFLICT)
                 return src;
-            if (src && splitter_save(sp, j)) {
+            if (src) {
                 *stopped = true;
                 return SHALE_RETRYABLE;
             }
@@ -647,9 +661,11 @@ static void run_job(splitter *sp, job *j)
             aborting = !begin_step(sp, j, step + 1, &r);
         }
         snprintf(fp, sizeof fp, "%s.after", sname);
-        /* Verify only reads: its "Running" is written beside its reads
-         * and joined before its result counts (async_save). */
-        bool overlap = next && !aborting && step + 1 == STEP_VERIFY;
+        /* Verify only reads, and Clone reads (and probes) before it
+         * writes: their "Running" is written beside those reads and
+         * joined before the step's first write (Clone: run_barrier from
+         * inside the clone) or its result (async_save). */
+        bool overlap = next && !aborting && (step + 1 == STEP_VERIFY || step + 1 == STEP_CLONE);
         if (overlap) {
             async_save_begin(sp, j, &as, fp);
             r.pending = &as;
@@ -673,7 +689,7 @@ static void run_job(splitter *sp, job *j)
         }
     }
     if (r.pending)   /* left by a break before the step ran */
-        async_save_join(r.pending);
+        run_barrier(&r);
     split_plan_free(res.plan);
     free(res.children);
     shale_close(r.db);

@@ -7,6 +7,7 @@
 #include "failpoint.h"
 #include "preflight.h"
 #include "db/checkpoint_int.h"
+#include "db/clone_int.h"
 #include "db/manifest.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -197,6 +198,12 @@ out:
     return rc;
 }
 
+static shale_status clone_barrier(void *ctx)
+{
+    shale_status rc = run_barrier(ctx);
+    return rc ? shale_err_prefix(rc, "journalling Clone Running") : SHALE_OK;
+}
+
 /* Every child at once (shale_clone_many: a thread per child, the parent's
  * manifest read once, one parent write pinning every child).  A kill test
  * that arms Clone.mid gets the first child cloned alone, then the kill,
@@ -231,16 +238,22 @@ shale_status do_clone(run *r, step_result *res)
     const char *fps = getenv("SHALE_FAILPOINTS");
     size_t first = 0, failed = 0;
     shale_status rc = SHALE_OK;
+    /* The clone's first phase (reads and probes) runs beside the journal
+     * write of Clone "Running"; it waits for that write before its first
+     * write (clone_many_run's barrier). */
     if (fps && strstr(fps, "Clone.mid") && n > 0) {
-        rc = shale_clone_many(specs, 1, &sp->o.db, crs, &failed);
+        rc = clone_many_run(specs, 1, &sp->o.db, crs, &failed, clone_barrier, r);
         first = 1;
         if (!rc)
             failpoint("Clone.mid");
     }
     if (!rc) {
-        rc = shale_clone_many(specs + first, n - first, &sp->o.db, crs + first, &failed);
+        rc = clone_many_run(specs + first, n - first, &sp->o.db, crs + first, &failed,
+                            clone_barrier, r);
         failed += first;
     }
+    if (!rc)
+        rc = run_barrier(r);   /* no child to clone: still durable before Done */
     if (rc) {
         const split_child *c = &q->children[failed < n ? failed : 0];
         rc = shale_err_prefix(rc, "cloning child %s into %s", c->name, c->store);

@@ -147,6 +147,10 @@ shale_status do_plan(run *r, step_result *res);
 void release_checkpoint(run *r);
 
 /* split_run.c */
+/* Waits for the step's "Running" journal write if it is in flight beside
+ * the step (run.pending); a step calls it before its first side effect.
+ * SHALE_OK once it is durable; else the write's error (made again once). */
+shale_status run_barrier(run *r);
 void *splitter_worker(void *arg);
 job *next_runnable_locked(splitter *sp);
 /* Tells every listener; sp->mu must NOT be held. */

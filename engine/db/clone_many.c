@@ -196,6 +196,13 @@ shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
                               const shale_options *opts, shale_clone_result *out,
                               size_t *failed)
 {
+    return clone_many_run(specs, n, opts, out, failed, NULL, NULL);
+}
+
+shale_status clone_many_run(const shale_clone_spec *specs, size_t n, const shale_options *opts,
+                            shale_clone_result *out, size_t *failed,
+                            clone_barrier_fn before_write, void *ctx)
+{
     if (!specs && n)
         return shale_err(SHALE_INVALID_ARGUMENT, "clone: no specs");
     bool batch = n > 0 && specs[0].parent_uri && specs[0].parent_checkpoint_id;
@@ -204,6 +211,12 @@ shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
                 specs[i].parent_checkpoint_id &&
                 !strcmp(specs[i].parent_checkpoint_id, specs[0].parent_checkpoint_id);
     if (!batch) {
+        shale_status brc = before_write ? before_write(ctx) : SHALE_OK;
+        if (brc) {
+            if (failed)
+                *failed = 0;
+            return brc;
+        }
         for (size_t i = 0; i < n; i++) {
             shale_status rc = shale_clone(&specs[i], opts, out ? &out[i] : NULL);
             if (rc) {
@@ -237,6 +250,8 @@ shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
     }
     if (!rc)
         rc = many_phase(&j, 1, failed);
+    if (!rc && before_write && (rc = before_write(ctx)) && failed)
+        *failed = 0;
     if (!rc)
         rc = many_phase(&j, 2, failed);
     if (!rc)
