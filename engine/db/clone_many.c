@@ -2,15 +2,19 @@
  * clone_many.c -- shale_clone_many(): the clones of a split, all from one
  * parent checkpoint, at once (see clone.c for the steps of one clone).
  *
- * Phase 1 (all at once): every child's store opened and read (its manifest,
- * or the identity checks of a fresh clone), every child's conditional-
- * create probe, and the parent's latest and pinned versions: nothing is
- * written until all of them are in.  Phase 2 (a thread per clone): the
- * child's manifest version 1.  Then (this thread) one write in the parent
- * adds every child's pin; a clone that references a grandparent pins
- * through pin_parents() as shale_clone does.  Phase 3 (a thread per clone):
- * copy the WAL gap, initialise, identities.  Each clone's state is in its
- * own store, so a crash between phases is resumed by either call.
+ * Phase 0 (all at once): every child's env and stores opened.  Phase 1
+ * (all at once): every child's store read (its version 1 beside its
+ * identity, or its manifest; the identity checks of a fresh clone), every
+ * child's conditional-create probe (its object deleted in phase 2), and
+ * the parent's latest and pinned versions: nothing is written until all of
+ * them are in (and, for the split, until its journal says Clone Running:
+ * clone_many_run's barrier).  Phase 2 (a thread per clone): the child's
+ * manifest version 1, beside the probes' deletes.  Then (this thread) one
+ * write in the parent adds every child's pin; a clone that references a
+ * grandparent pins through pin_parents() as shale_clone does.  Phase 3 (a
+ * thread per item): each child's WAL gap copied and initialising write,
+ * beside its identity write.  Each clone's state is in its own store, so a
+ * crash between phases is resumed by either call.
  */
 #include "db/clone_int.h"
 #include "db/checkpoint_int.h"
@@ -96,6 +100,10 @@ static void many_unprobe(many_job *j, size_t i)
 
 static shale_status many_item(many_job *j, size_t i)
 {
+    if (j->phase == 0) {
+        shale_status rc = clone_check_spec(&j->specs[i]);
+        return rc ? rc : clone_open(&j->runs[i], &j->specs[i], j->opts, false);
+    }
     if (j->phase == 1) {
         if (i == 2 * j->n)
             return many_load_parent(j);
@@ -137,7 +145,7 @@ static void *many_worker(void *arg)
 static shale_status many_phase(many_job *j, int phase, size_t *failed)
 {
     j->phase = phase;
-    j->items = phase == 1 ? 2 * j->n + 1 : 2 * j->n;
+    j->items = phase == 0 ? j->n : phase == 1 ? 2 * j->n + 1 : 2 * j->n;
     atomic_store(&j->next, 0);
     memset(j->rcs, 0, (2 * j->n + 1) * sizeof *j->rcs);
     size_t nth = j->items < CLONE_THREADS ? j->items : CLONE_THREADS;
@@ -239,15 +247,10 @@ shale_status clone_many_run(const shale_clone_spec *specs, size_t n, const shale
     shale_status rc = j.runs && j.rcs && j.msgs && j.probes ? SHALE_OK : SHALE_OOM();
     if (!rc)
         rc = shale_objstore_open(specs[0].parent_uri, opts ? &opts->store : NULL, &j.ps);
-    /* Every child's env and stores first (no request): the probes of
-     * phase 1 use the child's store. */
-    for (size_t i = 0; i < n && !rc; i++) {
-        rc = clone_check_spec(&specs[i]);
-        if (!rc)
-            rc = clone_open(&j.runs[i], &specs[i], opts, false);
-        if (rc && failed)
-            *failed = i;
-    }
+    /* Phase 0: every child's env and stores, at once (an S3 store's open
+     * may fetch credentials); the probes of phase 1 use the child's store. */
+    if (!rc)
+        rc = many_phase(&j, 0, failed);
     if (!rc)
         rc = many_phase(&j, 1, failed);
     if (!rc && before_write && (rc = before_write(ctx)) && failed)
