@@ -301,7 +301,11 @@ static void one(const char *backend, const char *root, unsigned ms, int ways, ui
     double lat = ms / 1000.0;
     long chain_at[LNSTEPS];
     long to_complete = -1;
+    /* Without latency every request ends before the next starts: the
+     * chain would count them all, so it is left out (-1) at 0 ms. */
     long chain = trace_chain(chain_at, &to_complete);
+    if (!ms)
+        chain = to_complete = -1;
     double to_done = tr.completed > 0 ? tr.completed - t : total;
     /* fenced in chain terms: the whole chain less what ended before Fence
      * began (Accept's chain: the submit) */
