@@ -661,11 +661,14 @@ static void run_job(splitter *sp, job *j)
             aborting = !begin_step(sp, j, step + 1, &r);
         }
         snprintf(fp, sizeof fp, "%s.after", sname);
-        /* Verify only reads, and Clone reads (and probes) before it
-         * writes: their "Running" is written beside those reads and
-         * joined before the step's first write (Clone: run_barrier from
-         * inside the clone) or its result (async_save). */
-        bool overlap = next && !aborting && (step + 1 == STEP_VERIFY || step + 1 == STEP_CLONE);
+        /* Verify only reads, and WipeLocalWAL (its pre-flight checks)
+         * and Clone (its reads and probes) read before they write: their
+         * "Running" is written beside those reads and joined before the
+         * step's first write (run_barrier, from inside the step) or its
+         * result (async_save). */
+        bool overlap = next && !aborting &&
+                       (step + 1 == STEP_VERIFY || step + 1 == STEP_CLONE ||
+                        step + 1 == STEP_WIPE_WAL);
         if (overlap) {
             async_save_begin(sp, j, &as, fp);
             r.pending = &as;

@@ -133,13 +133,33 @@ void release_checkpoint(run *r)
     }
 }
 
+typedef struct wipe_gate {
+    run *r;
+    bool journal_failed;
+} wipe_gate;
+
+static shale_status wipe_barrier(void *ctx)
+{
+    wipe_gate *g = ctx;
+    shale_status rc = run_barrier(g->r);
+    g->journal_failed = rc != SHALE_OK;
+    return rc ? shale_err_prefix(rc, "journalling WipeLocalWAL Running") : SHALE_OK;
+}
+
 shale_status do_wipe(run *r, step_result *res)
 {
     char *msg = res->message;
     size_t msglen = sizeof res->message;
     /* Pre-flight (preflight.h): every child store claimed before anything
      * is deleted; a refusal fails the split short of the point of no return. */
-    shale_status prc = preflight_children(r->req, &r->sp->o.db, msg, msglen);
+    /* The checks go beside the journal write of WipeLocalWAL Running, the
+     * claims after it (wipe_barrier); a failed journal write is not a
+     * refusal: the step is retried. */
+    wipe_gate g = {r, false};
+    shale_status prc = preflight_children_after(r->req, &r->sp->o.db, msg, msglen,
+                                                wipe_barrier, &g);
+    if (g.journal_failed)
+        return prc;
     if ((r->refused = prc != SHALE_OK))
         return shale_err_prefix(prc, "refused before the WAL wipe, nothing deleted");
     const char *wal = parent_wal(r);

@@ -690,6 +690,31 @@ shale_status shale_store_check_empty(const char *uri, const shale_options *opts,
     return rc;
 }
 
+shale_status identity_claim_checked(const char *uri, const shale_options *opts,
+                                    const char *owner)
+{
+    if (!uri || !owner || !*owner)
+        return shale_err(SHALE_INVALID_ARGUMENT, "claim: a store URI and an owner are required");
+    shale_objstore *s = NULL;
+    shale_store_identity id;
+    bool ours = false;
+    memset(&id, 0, sizeof id);
+    shale_status rc = open_existing(uri, opts, &s);
+    if (!rc)
+        rc = identity_new(uri, opts ? &opts->store : NULL, SHALE_STORE_KIND_CHILD_CLAIM, owner,
+                          &id);
+    if (!rc) {
+        rc = identity_write(s, &id, false);
+        if (rc == SHALE_PRECONDITION_FAILED)   /* an identity already: whose? */
+            rc = check_open(s, uri, owner, &ours);
+        else if (rc)
+            shale_err_prefix(rc, "claiming %s (writing %s)", uri, IDENTITY_KEY);
+    }
+    shale_store_identity_clear(&id);
+    shale_objstore_close(s);
+    return rc;
+}
+
 shale_status shale_store_claim(const char *uri, const shale_options *opts, const char *owner)
 {
     if (!uri || !owner || !*owner)
