@@ -618,13 +618,12 @@ static shale_status open_child(verify_job *w, size_t i)
 }
 
 /* Phase 1, item i: 0 opens the parent's reader at the checkpoint, 1 loads
- * the parent's versions (references), then 2+k opens child k's reader and
- * (references) checks its WAL against the manifest the reader loaded.  All
- * independent: the phase costs the slowest of them. */
+ * the parent's versions, then 2+k opens child k's reader and (references)
+ * 2+n+k lists child k's WAL store.  All independent: the phase costs the
+ * slowest of them. */
 static shale_status verify_open(verify_job *w, size_t i)
 {
     verify_ctx *v = w->vm;
-    bool refs = v->mode == SPLIT_VERIFY_REFERENCES;
     if (i == 0) {
         shale_options po = db_opts(v->r->sp, parent_wal(v->r));
         po.block_cache = v->cache;
@@ -632,8 +631,10 @@ static shale_status verify_open(verify_job *w, size_t i)
         return rc ? shale_err_prefix(rc, "verify: opening the parent at checkpoint %s", v->cp)
                   : SHALE_OK;
     }
+    /* The full mode loads them too (beside its readers' opens): Complete
+     * writes on the latest (do_complete). */
     if (i == 1)
-        return refs ? load_parent_versions(v) : SHALE_OK;
+        return load_parent_versions(v);
     size_t n = v->r->req->child_count;
     if (i >= 2 + n) {
         /* The child's WAL listing, beside its reader's open (it needs no
