@@ -62,6 +62,10 @@ static const key keys[] = {
     {"logLevel", T_LEVEL, F(log_level)},
     {"timeouts.stepSeconds", T_U32, F(step_seconds)},
     {"verify.mode", T_VERIFY, F(verify_mode)},
+    {"verify.cacheMiB", T_U32, F(verify_cache_mib)},
+    {"verify.pieceMiB", T_U32, F(verify_piece_mib)},
+    {"verify.metadataMiB", T_U32, F(verify_metadata_mib)},
+    {"verify.threads", T_U32, F(verify_threads)},
     {"requests.allowSchemes", T_LIST, F(allow_schemes)},
     {"requests.childStorePrefixes", T_LIST, F(child_prefixes)},
     {"testing.allowTestSchemes", T_BOOL, F(testing_schemes)},
@@ -87,6 +91,10 @@ shale_status agent_config_defaults(agent_config *c)
     c->log_level = 1;
     c->step_seconds = 600;
     c->verify_mode = SPLIT_VERIFY_FULL;
+    c->verify_cache_mib = 8;       /* verify.h's defaults */
+    c->verify_piece_mib = 64;
+    c->verify_metadata_mib = 64;
+    c->verify_threads = 4;
     if (!c->local_dir || !c->http_listen)
         return SHALE_OOM();
     return SHALE_OK;

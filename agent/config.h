@@ -16,7 +16,9 @@
  *                  statusIntervalMs: 1000}
  *   logLevel: info                           # debug | info | warn | error
  *   timeouts: {stepSeconds: 600}
- *   verify: {mode: full}                     # full | references: for requests naming none
+ *   verify: {mode: full,                     # full | references: for requests naming none
+ *            cacheMiB: 8, pieceMiB: 64,      # Verify's memory (docs/agent.md)
+ *            metadataMiB: 64, threads: 4}
  *   requests:
  *     allowSchemes: [file, s3]               # schemes requests may name for child stores
  *     childStorePrefixes: []                 # allowlist of child store prefixes; [] = any
@@ -69,6 +71,10 @@ typedef struct agent_config {
     int log_level;                 /* 0 debug .. 3 error */
     uint32_t step_seconds;
     int verify_mode;               /* split_verify (request.h); default full */
+    uint32_t verify_cache_mib;     /* Verify's memory (docs/agent.md "Verify's */
+    uint32_t verify_piece_mib;     /* memory"): 8, 64, 64 and 4 by default; */
+    uint32_t verify_metadata_mib;  /* 0 = the default */
+    uint32_t verify_threads;
     char **allow_schemes;          /* NULL-terminated; NULL: file and s3 */
     char **child_prefixes;         /* NULL-terminated; NULL or empty: any */
     bool testing_schemes;          /* testing.allowTestSchemes */

@@ -130,6 +130,10 @@ int main(int argc, char **argv)
     }
     so.step_timeout_s = cfg.step_seconds;
     so.verify = (split_verify)cfg.verify_mode;
+    so.verify_cache_bytes = (size_t)cfg.verify_cache_mib << 20;
+    so.verify_piece_bytes = (size_t)cfg.verify_piece_mib << 20;
+    so.verify_meta_bytes = (size_t)cfg.verify_metadata_mib << 20;
+    so.verify_threads = cfg.verify_threads;
     agent_config_policy(&cfg, &so.policy);
     if (clear) {
         rc = splitter_clear_journal(&so, clear);

@@ -54,6 +54,15 @@ typedef struct splitter_options {
      * the real one. */
     int64_t (*clock_ms)(void *ctx);
     void *clock_ctx;
+    /* Verify's memory (docs/agent.md "Verify's memory"); 0 = the default. */
+    size_t verify_cache_bytes;    /* the block cache every Verify reader
+                                     shares (8 MiB) */
+    size_t verify_piece_bytes;    /* full: a piece of a child's range, in
+                                     bytes of the parent's largest sorted
+                                     run (64 MiB) */
+    size_t verify_meta_bytes;     /* full: estimated SST metadata of the
+                                     pieces walked at once (64 MiB) */
+    uint32_t verify_threads;      /* full: pieces walked at once, at most (4) */
 } splitter_options;
 
 void splitter_options_init(splitter_options *o);

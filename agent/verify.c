@@ -7,7 +7,8 @@
  *   full        every key and value of each child against the parent's
  *               range at the split's checkpoint.  Walks the data twice,
  *               reads it from the store once (the readers share a block
- *               cache); its time grows with the shard.
+ *               cache); its time grows with the shard, its memory does
+ *               not (verify_full.c walks in pieces).
  *   references  what makes a child equal its range by construction,
  *               checked without reading the data: the child's manifest
  *               (initialized, the requested range, made from this
@@ -27,7 +28,7 @@
  * step error that the splitter retries: a child that could not be read has
  * not been shown to differ.
  */
-#include "splitter_int.h"
+#include "verify.h"
 #include "db/checkpoint_int.h"
 #include "db/manifest.h"
 #include "db/view.h"
@@ -44,7 +45,6 @@
 
 #define WINDOW 16          /* keys compared per sampled window */
 #define INNER_SAMPLES 3    /* sample points inside each referenced SST */
-#define VERIFY_CACHE_BYTES (64u << 20)
 
 /* Names a key in a message: the manifest's escaped form, cut short. */
 static void key_text(const void *k, size_t kl, char *out, size_t outlen)
@@ -61,8 +61,8 @@ static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
 
 typedef struct child_scan {
     shale_reader *r;
-    const void *from;
-    size_t from_len;
+    const void *from, *to;
+    size_t from_len, to_len;
     shale_iter *it;
     shale_status rc;
     char msg[512];                   /* shale_errmsg() is per thread */
@@ -71,25 +71,26 @@ typedef struct child_scan {
 static void *child_scan_run(void *arg)
 {
     child_scan *c = arg;
-    if ((c->rc = shale_reader_scan(c->r, c->from, c->from_len, NULL, 0, &c->it)))
+    if ((c->rc = shale_reader_scan(c->r, c->from, c->from_len, c->to, c->to_len, &c->it)))
         snprintf(c->msg, sizeof c->msg, "%s", shale_errmsg());
     return NULL;
 }
 
-/* Walks the parent's range [max(from, start), end) at the checkpoint and
- * the child from `from` side by side, for at most `limit` keys (0: to the
- * end): every key and every value must be equal.  The child's scan is not
- * bounded by the range, so a child serving a key beyond its range fails
- * here.  *count receives the equal keys seen. */
-static shale_status compare_child(shale_reader *parent, shale_reader *child,
-                                  const split_child *c, const void *from, size_t from_len,
-                                  uint64_t limit, bool concurrent, uint64_t *count)
+/* verify.h.  The child's scan is bounded by `to` only: with to NULL, a
+ * child serving a key beyond its range fails here. */
+shale_status verify_compare(shale_reader *parent, shale_reader *child, const split_child *c,
+                            const void *from, size_t from_len, const void *to, size_t to_len,
+                            uint64_t limit, bool concurrent, uint64_t *count)
 {
-    const void *ps = c->start;
-    size_t psl = c->start_len;
+    const void *ps = c->start, *pe = c->end;
+    size_t psl = c->start_len, pel = c->end_len;
     if (from && (!ps || key_cmp(from, from_len, ps, psl) > 0)) {
         ps = from;
         psl = from_len;
+    }
+    if (to && (!pe || key_cmp(to, to_len, pe, pel) < 0)) {
+        pe = to;
+        pel = to_len;
     }
     shale_iter *pi = NULL, *ci = NULL;
     /* concurrent: the two scans open their SSTs (each a few round trips on
@@ -97,10 +98,11 @@ static shale_status compare_child(shale_reader *parent, shale_reader *child,
      * thread of its own -- for the first window in an SST, whose opens
      * are the cost; later windows find the SSTs open and the child finds
      * the parent's blocks in the shared cache if it reads after it. */
-    child_scan cs = {child, from, from ? from_len : 0, NULL, SHALE_OK, ""};
+    child_scan cs = {.r = child, .from = from, .from_len = from ? from_len : 0, .to = to,
+                     .to_len = to ? to_len : 0, .rc = SHALE_OK};
     pthread_t th;
     bool threaded = concurrent && !pthread_create(&th, NULL, child_scan_run, &cs);
-    shale_status rc = shale_reader_scan(parent, ps, psl, c->end, c->end_len, &pi);
+    shale_status rc = shale_reader_scan(parent, ps, psl, pe, pel, &pi);
     if (threaded)
         pthread_join(th, NULL);
     else
@@ -567,8 +569,8 @@ static shale_status check_manifest(const verify_ctx *v, const split_child *c,
 /* Two phases, each on a pool of up to VERIFY_THREADS threads (the work is
  * round trips to the store, not CPU: the pool is sized for the store's
  * parallelism, not the cores).  Phase 1, per child: open its reader and
- * check its manifest (references) or walk it whole (full).  Phase 2
- * (references), per task: every HEAD and every sampled window of every
+ * check its manifest (references) or that it is initialized (full, whose
+ * walk then runs in verify_full.c).  Phase 2 (references), per task: every HEAD and every sampled window of every
  * child at once, so the critical path is one child's manifest checks and
  * one window, whatever the number of children and SSTs. */
 #define VERIFY_THREADS 64
@@ -652,13 +654,6 @@ static shale_status verify_open(verify_job *w, size_t i)
     return open_child(w, i - 2);
 }
 
-/* Full mode, per child: every key against the parent's range. */
-static shale_status verify_full(verify_job *w, size_t i)
-{
-    const split_child *c = &w->v->r->req->children[i];
-    return compare_child(w->v->parent, w->readers[i], c, NULL, 0, 0, false, &w->res[i].keys);
-}
-
 /* A later window waits until its SST's first window has opened the SST
  * in the parent's reader and the child's (the range-start window: every
  * first window of its child), so it finds the SST open instead of opening
@@ -700,9 +695,9 @@ static shale_status verify_task(verify_job *w, size_t i)
     if (!t->first)
         wait_opened(w, t);
     uint64_t n = 0;
-    shale_status rc = compare_child(w->v->parent, w->readers[t->child], c,
-                                    t->at_mid ? t->mid : t->from, t->from_len, WINDOW,
-                                    t->first || !t->from, &n);
+    shale_status rc = verify_compare(w->v->parent, w->readers[t->child], c,
+                                     t->at_mid ? t->mid : t->from, t->from_len, NULL, 0, WINDOW,
+                                     t->first || !t->from, &n);
     if (t->first)
         mark_opened(w, ti, t);   /* also on failure: nobody waits forever */
     return rc;
@@ -712,8 +707,7 @@ static void *verify_worker(void *arg)
 {
     verify_job *w = arg;
     for (size_t i; !atomic_load(&w->failed) && (i = atomic_fetch_add(&w->next, 1)) < w->n;) {
-        w->rcs[i] = w->phase == 1 ? verify_open(w, i) : w->phase == 3 ? verify_full(w, i)
-                                                                    : verify_task(w, i);
+        w->rcs[i] = w->phase == 1 ? verify_open(w, i) : verify_task(w, i);
         if (w->rcs[i]) {
             snprintf(w->msgs[i], sizeof w->msgs[i], "%s", shale_errmsg());
             /* Phase 2 goes on past a read error, so that a mismatch found
@@ -787,7 +781,7 @@ static shale_status open_all(verify_job *w, size_t n)
                             n);
 }
 
-/* Each child on up to one thread per core.  The children's ranges were
+/* The children's ranges were
  * validated to cover the parent's range exactly, so children that each
  * equal their range hold the parent's keys, each once. */
 shale_status do_verify(run *r, step_result *res_out)
@@ -806,7 +800,9 @@ shale_status do_verify(run *r, step_result *res_out)
      * walked beside the parent's range: with one cache the child finds
      * each block the parent has just read, decoded (no second read, no
      * second decompression). */
-    shale_status rc = shale_cache_new(VERIFY_CACHE_BYTES, &v.cache);
+    shale_status rc = shale_cache_new(sp->o.verify_cache_bytes ? sp->o.verify_cache_bytes
+                                                               : VERIFY_CACHE_BYTES,
+                                      &v.cache);
     if (rc)
         return rc;
     size_t n = q->child_count;
@@ -844,8 +840,19 @@ shale_status do_verify(run *r, step_result *res_out)
     }
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
         rc = check_manifest(&v, &q->children[i], w.cms[i], &res[i]);
-    if (!rc && mode == SPLIT_VERIFY_FULL)
-        rc = verify_phase(&w, 3, n);
+    if (!rc && mode == SPLIT_VERIFY_FULL) {
+        /* In pieces with readers of their own (verify_full.c): the phase 1
+         * readers stay as they are, holding no SST. */
+        manifest *pm = NULL;
+        uint64_t *keys = calloc(n ? n : 1, sizeof *keys);
+        rc = keys ? reader_manifest_dup(v.parent, &pm) : SHALE_OOM();
+        if (!rc)
+            rc = verify_full_walk(r, v.cache, pm, keys);
+        for (size_t i = 0; !rc && i < n; i++)
+            res[i].keys = keys[i];
+        manifest_free(pm);
+        free(keys);
+    }
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
         rc = add_tasks(i, w.cms[i], &tasks, &ntasks, &cap);
     if (!rc && mode == SPLIT_VERIFY_REFERENCES) {
@@ -868,16 +875,11 @@ shale_status do_verify(run *r, step_result *res_out)
         for (size_t i = 0; !rc && i < ntasks; i++)
             if (tasks[i].head || tasks[i].first)
                 w.order[k++] = i;
-        size_t round1 = k;
         for (size_t i = 0; !rc && i < ntasks; i++)
             if (!tasks[i].head && !tasks[i].first)
                 w.order[k++] = i;
-        (void)round1;
-        /* One phase: the HEADs and first windows are queued first; every
-         * later window waits only for its own SST's first (wait_opened),
-         * not for the whole round. */
-        /* Every SST opened at once first; a failure here is not a
-         * verdict: the windows open what is left themselves. */
+        /* Every SST opened at once first (open_all); a failure there is
+         * not a verdict: the windows open what is left themselves. */
         if (!rc)
             (void)open_all(&w, n);
         if (!rc)

@@ -540,6 +540,8 @@ static void usage(void)
                     "  --latency-keys N: splits at 0/20/50 ms injected latency x 2/8/32\n"
                     "  children of an N-key parent (with --s3-mb, also on the RGW)\n"
                     "  --split-mb \"\" and --s3-mb 0 skip the split benchmarks\n"
+                    "  --split-bytes-mb 50,500 [--split-bytes-s3]: only references splits of\n"
+                    "  parents of those sizes: bytes read, requests, time, ratios\n"
                     "  --shale-memtable-mb: Shale's memtable size (default 64, RocksDB's;\n"
                     "  LevelDB's is 4), for experiments\n");
     exit(2);
@@ -552,6 +554,8 @@ int main(int argc, char **argv)
     uint64_t latency_keys = 0;
     bool latency_only = false;
     bool shale_only = false;
+    const char *split_bytes_mb = NULL;
+    bool split_bytes_s3 = false;
     for (int i = 1; i < argc; i++) {
         bool more = i + 1 < argc;
         if (!strcmp(argv[i], "--keys") && more)
@@ -570,6 +574,10 @@ int main(int argc, char **argv)
             json = argv[++i];
         else if (!strcmp(argv[i], "--dir") && more)
             dir = argv[++i];
+        else if (!strcmp(argv[i], "--split-bytes-mb") && more)   /* bench_splitbytes.c */
+            split_bytes_mb = argv[++i];
+        else if (!strcmp(argv[i], "--split-bytes-s3"))
+            split_bytes_s3 = true;
         else if (!strcmp(argv[i], "--shale-only"))   /* for profiling */
             shale_only = true;
         else if (!strcmp(argv[i], "--durable-only"))   /* for experiments */
@@ -600,6 +608,22 @@ int main(int argc, char **argv)
     json_t *splits = json_array(), *lat = json_array();
     if (latency_keys > 0)
         latency_bench(latency_keys, s3_mb > 0, lat);
+    if (split_bytes_mb) {   /* alone: it writes no JSON of its own kind yet */
+        json_t *sb = json_array();
+        split_bytes_bench("file", split_bytes_mb, sb);
+        if (split_bytes_s3)
+            split_bytes_bench("s3", split_bytes_mb, sb);
+        if (json) {
+            json_t *doc = json_pack("{s:o}", "split_bytes", sb);
+            json_dump_file(doc, json, JSON_INDENT(1));
+            json_decref(doc);
+        } else {
+            json_decref(sb);
+        }
+        json_decref(splits);
+        json_decref(lat);
+        return 0;
+    }
     if (latency_only) {
         if (json)
             write_json(json, splits, lat, 0);

@@ -4,6 +4,7 @@
  *   bench.c          options, the engine workloads, the tables, the JSON
  *   bench_engines.c  Shale, RocksDB and LevelDB behind one kv_engine table
  *   bench_split.c    split cost (the agent's splitter) against copying
+ *   bench_splitbytes.c  a references split's bytes, requests, time by size
  *
  * Not part of libshale and never run by `make test`: a program that dies
  * with a message on the first error (a benchmark that skips a failed
@@ -76,5 +77,11 @@ void split_bench_header(void);
  * 50 ms injected per request (bench_latency.c), and when s3 the same on the
  * RGW; one table row per split, raw figures appended to out. */
 void latency_bench(uint64_t keys, bool s3, json_t *out);
+
+/* References splits (2 children) of parents of each size in mb_list
+ * (comma-separated MB) on backend "file" or "s3": bytes read, requests and
+ * time from submit to Complete, and the largest / smallest ratios
+ * (bench_splitbytes.c); raw figures appended to out. */
+void split_bytes_bench(const char *backend, const char *mb_list, json_t *out);
 
 #endif

@@ -12,7 +12,7 @@ pc="libcurl libcrypto jansson yaml-0.1 libzstd libxxhash libxml-2.0 libmicrohttp
 # throw-away Ceph RGW (tests/tools/rgw.sh, the test suite's), found through
 # the test suite's helper (tests/unit/support/s3test.c).
 gcc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Iengine/include -Iengine -Iagent -Itests/unit \
-  -o build/bench bench/bench.c bench/bench_engines.c bench/bench_split.c bench/bench_latency.c \
+  -o build/bench bench/bench.c bench/bench_engines.c bench/bench_split.c bench/bench_latency.c bench/bench_splitbytes.c \
   tests/unit/support/s3test.c tests/unit/support/testutil.c \
   build/libshale-agent.a build/libshale.a $(pkg-config --libs $pc) \
   -lrocksdb -lleveldb -lcmocka -lpthread -lm
@@ -45,7 +45,12 @@ echo; echo "== split latency"
 if [ "${1:-bench}" = bench-quick ]; then lkeys=50000; else lkeys=200000; fi
 build/bench --latency-keys "$lkeys" --latency-only --s3-mb 1 --dir "$dir" \
   --json build/bench-latency.json 2>"$dir/latency.log"
-echo "raw figures: build/bench.json, build/bench-1k.json, build/bench-latency.json"
+# A references split's bytes, requests and time against the parent's size
+# (issue 16: ratios under 1.2), on file:// and on the RGW.
+echo; echo "== references split vs parent size"
+if [ "${1:-bench}" = bench-quick ]; then sbmb=8,80; else sbmb=50,500; fi
+build/bench --split-bytes-mb "$sbmb" --split-bytes-s3 --dir "$dir" --json build/bench-splitbytes.json
+echo "raw figures: build/bench.json, build/bench-1k.json, build/bench-latency.json, build/bench-splitbytes.json"
 if command -v gnuplot >/dev/null && command -v node >/dev/null; then
   node -e 'const j=JSON.parse(require("fs").readFileSync("build/bench.json"));
     const by = {};

@@ -4,6 +4,7 @@
  */
 #include "db/env.h"
 #include "db/db_int.h"
+#include "db/identity.h"
 #include "db/paths.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -46,6 +47,7 @@ typedef struct tc_entry {
 typedef struct pool_entry {
     char *uri;
     shale_objstore *store;
+    char *ident;            /* store_ident(), made on first SST open */
 } pool_entry;
 
 struct db_env {
@@ -53,6 +55,7 @@ struct db_env {
     shale_options opts;        /* strings owned (see db_env_options) */
     char *wal_store_uri;       /* opts.wal_store_uri points here */
     shale_objstore *main;
+    char *main_ident;          /* store_ident() of main, made on first SST open */
     pthread_mutex_t mu;
     block_cache *cache;        /* under mu until set; then fixed */
     bool own_cache;            /* false: the caller's shared cache */
@@ -131,7 +134,9 @@ static void env_free(db_env *e)
     for (size_t i = 0; i < e->pool_count; i++) {
         shale_objstore_close(e->pool[i].store);
         free(e->pool[i].uri);
+        free(e->pool[i].ident);
     }
+    free(e->main_ident);
     free(e->pool);
     shale_objstore_close(e->main);
     if (e->own_cache)
@@ -249,7 +254,7 @@ static shale_status env_store_locked(db_env *e, const char *uri, shale_objstore 
         shale_objstore_close(s);
         return SHALE_OOM();
     }
-    e->pool[e->pool_count++] = (pool_entry){u, s};
+    e->pool[e->pool_count++] = (pool_entry){u, s, NULL};
     *out = s;
     return SHALE_OK;
 }
@@ -275,6 +280,43 @@ static size_t tc_bucket(const char *uri, const char *id)
     if (uri)
         h ^= XXH3_64bits(uri, strlen(uri)) * 31;
     return (size_t)(h % TC_BUCKETS);
+}
+
+/* What names a store's SSTs to the process-wide table registry
+ * (table/sst_table.h), so that readers of one SST through any handle and
+ * any spelling of its store's URI share its footer, index and filter: the
+ * canonical URI (db/identity.c).  A fault+ URI is its own store (one fault
+ * wrapper per URI, objstore_faulturi.c), so it is taken as it is.  NULL
+ * (not shared) if it cannot be made. */
+static char *store_ident(const char *uri, const shale_objstore_options *o)
+{
+    if (!strncmp(uri, "fault+", 6)) {
+        char *c = malloc(uri_len(uri) + 1);
+        if (c) {
+            memcpy(c, uri, uri_len(uri));
+            c[uri_len(uri)] = '\0';
+        }
+        return c;
+    }
+    char *c = NULL;
+    if (identity_canonical(uri, o, &c))
+        return NULL;
+    return c;
+}
+
+/* The identity of store s of e (main or pooled), made once.  Called with
+ * e->mu held. */
+static const char *env_ident_locked(db_env *e, shale_objstore *s)
+{
+    char **slot = NULL;
+    if (s == e->main)
+        slot = &e->main_ident;
+    for (size_t i = 0; !slot && i < e->pool_count; i++)
+        if (e->pool[i].store == s)
+            slot = &e->pool[i].ident;
+    if (slot && !*slot)
+        *slot = store_ident(shale_objstore_uri(s), &e->opts.store);
+    return slot ? *slot : NULL;
 }
 
 shale_status db_env_sst(db_env *e, const sst_handle *h, sst_reader **out)
@@ -304,7 +346,10 @@ shale_status db_env_sst(db_env *e, const sst_handle *h, sst_reader **out)
      * entry lives only until the open below returns). */
     tc_entry *mark = calloc(1, sizeof *mark);
     shale_objstore *s = NULL;
+    const char *ident = NULL;   /* lives as long as the env */
     shale_status rc = mark ? env_store_locked(e, uri, &s) : SHALE_OOM();
+    if (!rc)
+        ident = env_ident_locked(e, s);
     if (!rc) {
         memcpy(mark->id, h->id, sizeof mark->id);
         mark->uri = (char *)uri;
@@ -321,7 +366,7 @@ shale_status db_env_sst(db_env *e, const sst_handle *h, sst_reader **out)
     char key[PATH_KEY_MAX];
     sst_key(h->id, key, sizeof key);
     sst_reader *r = NULL;
-    rc = sst_reader_open(s, key, h->size, cache, &r);
+    rc = sst_reader_open_shared(s, ident, key, h->size, cache, &r);
     pthread_mutex_lock(&e->mu);
     for (tc_entry **pp = &e->opening; *pp; pp = &(*pp)->next)
         if (*pp == mark) {

@@ -11,9 +11,9 @@
  *
  * An SST may be empty (0 entries): the fencing WAL SST is one.
  *
- * Thread safety: a builder is single-threaded.  An sst_reader is immutable
- * after open and may be used by many threads at once (get and iterators);
- * it is reference counted.
+ * Thread safety: a builder is single-threaded.  An sst_reader may be used
+ * by many threads at once (get and iterators; what it loads lazily is
+ * published atomically); it is reference counted.
  */
 #ifndef SHALE_SST_H
 #define SHALE_SST_H
@@ -47,8 +47,11 @@ void sst_info_free(sst_info *i);   /* frees the keys; accepts NULL */
 
 typedef struct sst_builder sst_builder;
 
-/* NULL on allocation failure. */
+/* NULL on allocation failure.  Writes the current format (3). */
 sst_builder *sst_builder_new(const sst_options *o);
+/* For tests of old-format reads: write format 1 or 2 instead (before the
+ * first add).  SHALE_INVALID_ARGUMENT for any other version. */
+shale_status sst_builder_set_format(sst_builder *b, uint32_t format);
 /* Adds an entry; entries must come in strictly increasing internal order
  * (kv.h), else SHALE_INVALID_ARGUMENT.  The entry's bytes are copied. */
 shale_status sst_builder_add(sst_builder *b, const kv_entry *e);
@@ -70,19 +73,31 @@ typedef struct sst_reader sst_reader;
 /* Opens the SST stored at key in s.  size is the object size if known (from
  * the manifest), else 0 and the object is looked up and measured.  Opens a
  * shale_objreader on the object, kept until the reader is freed (on file://
- * an open descriptor: every later block read is one pread), then reads
- * footer, index, filter and properties through it and checks them.  cache
- * may be NULL.  The store and cache are borrowed and must outlive the
- * reader. */
+ * an open descriptor: every later block read is one pread), then reads the
+ * footer and, with one more ranged read, the top-level index and the
+ * properties (format 3; formats 1 and 2: the whole index), and checks
+ * them.  The filter is read on the first sst_reader_get() or
+ * sst_reader_may_contain(), each index partition on the first seek into
+ * it; neither is read by scans, seeks elsewhere or split facts.  cache may
+ * be NULL.  The store and cache are borrowed and must outlive the reader. */
 shale_status sst_reader_open(shale_objstore *s, const char *key, uint64_t size,
                              block_cache *cache, sst_reader **out);
+/* sst_reader_open(), sharing what is read of the SST's metadata (footer,
+ * index partitions, filter) with every other reader in the process opened
+ * with the same ident, key and size (table/sst_table.h): ident names the
+ * store whatever URI reached it (db/env.c passes the canonical URI).  NULL
+ * ident: not shared. */
+shale_status sst_reader_open_shared(shale_objstore *s, const char *ident, const char *key,
+                                    uint64_t size, block_cache *cache, sst_reader **out);
 /* Opens the SST at key for what its index says, reading only the footer
- * and the index and properties blocks (two ranged reads; no filter, no
- * data block): shard facts and split points (shard_stats.c).  Reads
- * through it still work, without a bloom filter. */
+ * and the index and properties blocks (two ranged reads; format 3: every
+ * partition with the top level and the properties in the second; no
+ * filter, no data block): shard facts and split points (shard_stats.c).
+ * Reads through it still work, without a bloom filter. */
 shale_status sst_reader_open_index(shale_objstore *s, const char *key, uint64_t size,
                                    sst_reader **out);
-/* The data blocks as the index lists them. */
+/* The data blocks as the index lists them (only for readers from
+ * sst_reader_open_index(), which hold every partition). */
 typedef struct sst_block_info {
     const uint8_t *last_key;    /* borrowed from the reader */
     size_t klen;
@@ -104,8 +119,10 @@ void sst_reader_unref(sst_reader *r);      /* frees at zero; accepts NULL */
 const sst_info *sst_reader_info(const sst_reader *r);
 const char *sst_reader_name(const sst_reader *r);
 
-/* False only if the bloom filter proves key absent. */
-bool sst_reader_may_contain(const sst_reader *r, const uint8_t *key, size_t klen);
+/* False only if the bloom filter proves key absent.  Loads the filter on
+ * first use; if that read fails the answer is true, and sst_reader_get()
+ * reports the error. */
+bool sst_reader_may_contain(sst_reader *r, const uint8_t *key, size_t klen);
 
 /* Finds the newest entry for key with seq <= max_seq.  SHALE_OK: *e filled,
  * with e->key/e->val pointing into *scratch (caller-owned buffer, reset by

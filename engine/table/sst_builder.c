@@ -17,11 +17,24 @@
 #include <string.h>
 #include <xxhash.h>
 
+/* A finished index partition (format 3), waiting for finish(). */
+typedef struct part_meta {
+    size_t coff, clen;          /* its content in sst_builder.parts */
+    size_t koff, klen;          /* its last key in sst_builder.part_keys */
+    uint64_t blocks, entries, kv_bytes, data_bytes;
+} part_meta;
+
 struct sst_builder {
     sst_options o;
+    uint32_t format;
     block_builder bb;
     shale_buf out;          /* stored data blocks so far */
-    shale_buf index;        /* index content */
+    shale_buf index;        /* index content (format 3: of the partition being built) */
+    shale_buf parts;        /* format 3: finished partitions' contents */
+    shale_buf part_keys;    /* format 3: their last keys */
+    part_meta *pm;
+    size_t npm, cappm;
+    part_meta cur;          /* counters of the partition being built */
     shale_buf content;      /* scratch for a finished block's content */
     uint64_t *hashes;
     size_t nhash, caphash;
@@ -48,6 +61,7 @@ sst_builder *sst_builder_new(const sst_options *o)
     if (!b)
         return NULL;
     b->o = *o;
+    b->format = SST_FORMAT_VERSION;
     if (b->o.block_size < 256)
         b->o.block_size = 256;
     block_builder_init(&b->bb);
@@ -61,11 +75,24 @@ void sst_builder_free(sst_builder *b)
     block_builder_free(&b->bb);
     buf_free(&b->out);
     buf_free(&b->index);
+    buf_free(&b->parts);
+    buf_free(&b->part_keys);
+    free(b->pm);
     buf_free(&b->content);
     buf_free(&b->last_key);
     buf_free(&b->first_key);
     free(b->hashes);
     free(b);
+}
+
+shale_status sst_builder_set_format(sst_builder *b, uint32_t format)
+{
+    if (format < SST_FORMAT_VERSION_MIN || format > SST_FORMAT_VERSION || b->entries)
+        return shale_err(SHALE_INVALID_ARGUMENT, "sst_builder_set_format: cannot write format "
+                                                 "%u (%d to %d, before the first entry)",
+                         format, SST_FORMAT_VERSION_MIN, SST_FORMAT_VERSION);
+    b->format = format;
+    return SHALE_OK;
 }
 
 uint64_t sst_builder_entries(const sst_builder *b)
@@ -75,7 +102,38 @@ uint64_t sst_builder_entries(const sst_builder *b)
 
 size_t sst_builder_size_estimate(const sst_builder *b)
 {
-    return b->out.len + block_builder_size(&b->bb) + b->index.len + b->nhash * 2 + 128;
+    return b->out.len + block_builder_size(&b->bb) + b->index.len + b->parts.len +
+           b->npm * (BLOCK_TRAILER + 48) + b->nhash * 2 + 128;
+}
+
+/* Format 3: ends the partition being built (its last key is the last
+ * block's, still in bb.last_key or given). */
+static shale_status cut_partition(sst_builder *b, const shale_buf *last_key)
+{
+    if (!b->index.len)
+        return SHALE_OK;
+    if (b->npm == b->cappm) {
+        size_t cap = b->cappm ? b->cappm * 2 : 16;
+        part_meta *n = realloc(b->pm, cap * sizeof *n);
+        if (!n)
+            return SHALE_OOM();
+        b->pm = n;
+        b->cappm = cap;
+    }
+    part_meta m = b->cur;
+    m.coff = b->parts.len;
+    m.clen = b->index.len;
+    m.koff = b->part_keys.len;
+    m.klen = last_key->len;
+    shale_status rc = buf_append(&b->parts, b->index.data, b->index.len);
+    if (!rc)
+        rc = buf_append(&b->part_keys, last_key->data, last_key->len);
+    if (rc)
+        return rc;
+    b->pm[b->npm++] = m;
+    memset(&b->cur, 0, sizeof b->cur);
+    buf_reset(&b->index);
+    return SHALE_OK;
 }
 
 static shale_status flush_block(sst_builder *b)
@@ -97,11 +155,17 @@ static shale_status flush_block(sst_builder *b)
         rc = buf_append_varint(&b->index, b->out.len - off);
     /* Format 2: what the block holds, so that shard facts and split points
      * need no data block (shard_stats.c). */
-    if (!rc)
+    if (!rc && b->format >= 2)
         rc = buf_append_varint(&b->index, b->bb.count);
-    if (!rc)
+    if (!rc && b->format >= 2)
         rc = buf_append_varint(&b->index, b->block_kv_bytes);
+    b->cur.blocks++;
+    b->cur.entries += b->bb.count;
+    b->cur.kv_bytes += b->block_kv_bytes;
+    b->cur.data_bytes += b->out.len - off;
     b->block_kv_bytes = 0;
+    if (!rc && b->format >= SST_FORMAT_PARTITIONED && b->index.len >= SST_PARTITION_BYTES)
+        rc = cut_partition(b, &b->bb.last_key);
     block_builder_reset(&b->bb);
     return rc;
 }
@@ -175,8 +239,33 @@ shale_status sst_builder_finish(sst_builder *b, shale_buf *out, sst_info *info)
         filter_size = b->out.len - filter_off;
     }
     index_off = b->out.len;
-    if (!rc)
+    uint64_t top_size = 0;
+    if (!rc && b->format >= SST_FORMAT_PARTITIONED) {
+        /* The partitions, then the top-level index over them (its last
+         * partition's key is the SST's last key). */
+        rc = cut_partition(b, &b->last_key);
+        shale_buf top = SHALE_BUF_INIT;
+        for (size_t i = 0; !rc && i < b->npm; i++) {
+            const part_meta *m = &b->pm[i];
+            uint64_t off = b->out.len;
+            rc = block_store(b->parts.data + m->coff, m->clen, 0, &b->out);
+            if (!rc)
+                rc = buf_append_varint(&top, m->klen);
+            if (!rc)
+                rc = buf_append(&top, b->part_keys.data + m->koff, m->klen);
+            uint64_t v[6] = {off, b->out.len - off, m->blocks, m->entries, m->kv_bytes,
+                             m->data_bytes};
+            for (int j = 0; !rc && j < 6; j++)
+                rc = buf_append_varint(&top, v[j]);
+        }
+        uint64_t top_off = b->out.len;
+        if (!rc)
+            rc = block_store(top.data, top.len, 0, &b->out);
+        top_size = b->out.len - top_off;
+        buf_free(&top);
+    } else if (!rc) {
         rc = block_store(b->index.data, b->index.len, 0, &b->out);
+    }
     index_size = b->out.len - index_off;
     props_off = b->out.len;
     if (!rc) {
@@ -199,8 +288,11 @@ shale_status sst_builder_finish(sst_builder *b, shale_buf *out, sst_info *info)
         put_u64le(f + 24, index_size);
         put_u64le(f + 32, props_off);
         put_u64le(f + 40, props_size);
-        put_u32le(f + 48, SST_FORMAT_VERSION);
-        put_u32le(f + 52, 0);
+        put_u32le(f + 48, b->format);
+        put_u32le(f + 52, (uint32_t)top_size);   /* format 3; 0 before */
+        if (top_size > UINT32_MAX)
+            rc = shale_err(SHALE_INVALID_ARGUMENT, "SST top-level index of %llu bytes: at "
+                                                   "most 4 GiB", (unsigned long long)top_size);
         put_u64le(f + 56, SST_MAGIC);
         put_u64le(f + 64, XXH3_64bits(f, 64));
         rc = buf_append(&b->out, f, sizeof f);

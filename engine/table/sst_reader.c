@@ -10,16 +10,20 @@
  * reader holds a descriptor for as long as anything references it: the
  * table cache (view.c) while the SST is live, and iterators.
  *
- * Open reads the footer, then filter + index + properties in one ranged
- * GET, verifying every checksum and bounds-checking every offset; after
- * that the reader is immutable, so any number of threads may use it.  Data
- * blocks are fetched on demand and kept decoded in the block cache.  Any
- * inconsistency is SHALE_CORRUPT naming the object and the offset.
+ * Open reads the footer, then the top-level index and properties in one
+ * ranged GET (sst_table.c: the filter and the index partitions wait until
+ * a lookup or a seek needs them, and are then kept in the table, which
+ * every reader of the same SST in the process may share), verifying every
+ * checksum and bounds-checking every offset.  Any number of threads may
+ * use a reader.  Data blocks are fetched on demand and kept decoded in the
+ * block cache.  Any inconsistency is SHALE_CORRUPT naming the object and
+ * the offset.
  */
 #include "table/block.h"
 #include "table/bloom.h"
 #include "table/sst.h"
 #include "table/sst_format.h"
+#include "table/sst_table.h"
 #include "util/coding.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -30,13 +34,6 @@
 #include <string.h>
 #include <xxhash.h>
 
-typedef struct index_entry {
-    const uint8_t *last_key;
-    size_t klen;
-    uint64_t off, size;
-    uint64_t entries, kv_bytes;   /* format >= 2; else 0 */
-} index_entry;
-
 struct sst_reader {
     _Atomic int refs;
     char *name;                 /* "<store uri>/<key>" or the given name */
@@ -46,248 +43,83 @@ struct sst_reader {
     uint64_t file_id;
     uint8_t *image;             /* in-memory image, or NULL */
     bool own_image;
-    uint64_t size;
-    uint8_t *index_content;     /* decoded index (keys point into it) */
-    index_entry *index;
-    size_t nblocks;
-    uint8_t *filter;            /* decoded filter, NULL if none */
-    size_t filter_len;
     bool index_only;            /* opened without its filter (sst_reader_open_index) */
-    uint32_t version;           /* format version from the footer */
-    sst_info info;
+    sst_src src;                /* this reader's bytes, for the table's loads */
+    sst_table *t;               /* footer, index, filter: maybe shared */
 };
 
 static shale_status corrupt(const sst_reader *r, const char *what, uint64_t off)
 {
-    return shale_err(SHALE_CORRUPT, "%s: %s at offset %llu", r->name, what,
-                     (unsigned long long)off);
+    return sst_src_corrupt(&r->src, what, off);
 }
 
-/* Reads [off, off+len) of the object. */
 static shale_status read_range(sst_reader *r, uint64_t off, uint64_t len, uint8_t **data,
                                bool *owned)
 {
-    if (off > r->size || len > r->size - off)
-        return corrupt(r, "block extends past the end of the object", off);
-    if (r->image) {
-        *data = r->image + off;
-        *owned = false;
-        return SHALE_OK;
-    }
-    void *p = NULL;
-    size_t got = 0;
-    shale_status rc = shale_objreader_read(r->rd, off, len, &p, &got);
-    if (rc == SHALE_INVALID_ARGUMENT)  /* offset past the end: truncated */
-        return corrupt(r, "object shorter than expected (truncated?)", off);
-    if (rc)
-        return shale_err_prefix(rc, "%s", r->name);
-    if (got != len) {
-        free(p);
-        return corrupt(r, "object shorter than its index says (truncated?)", off + got);
-    }
-    *data = p;
-    *owned = true;
-    return SHALE_OK;
-}
-
-static shale_status parse_index(sst_reader *r, const uint8_t *p, size_t len, uint64_t at)
-{
-    size_t cap = 16, n = 0, i = 0;
-    index_entry *ix = malloc(cap * sizeof *ix);
-    if (!ix)
-        return SHALE_OOM();
-    while (i < len) {
-        uint64_t klen, off, size;
-        size_t k;
-        if (!(k = get_varint(p + i, len - i, &klen)) || klen > len - i - k)
-            goto bad;
-        i += k;
-        const uint8_t *key = p + i;
-        i += klen;
-        if (!(k = get_varint(p + i, len - i, &off)))
-            goto bad;
-        i += k;
-        if (!(k = get_varint(p + i, len - i, &size)))
-            goto bad;
-        i += k;
-        uint64_t entries = 0, kv_bytes = 0;
-        if (r->version >= 2) {
-            if (!(k = get_varint(p + i, len - i, &entries)))
-                goto bad;
-            i += k;
-            if (!(k = get_varint(p + i, len - i, &kv_bytes)))
-                goto bad;
-            i += k;
-            if (!entries)
-                goto bad;
-        }
-        if (off > r->size || size > r->size - off || size < BLOCK_TRAILER)
-            goto bad;
-        if (n == cap) {
-            cap *= 2;
-            index_entry *nx = realloc(ix, cap * sizeof *nx);
-            if (!nx) {
-                free(ix);
-                return SHALE_OOM();
-            }
-            ix = nx;
-        }
-        ix[n++] = (index_entry){key, klen, off, size, entries, kv_bytes};
-    }
-    r->index = ix;
-    r->nblocks = n;
-    return SHALE_OK;
-bad:
-    free(ix);
-    return corrupt(r, "malformed index entry", at + i);
-}
-
-static shale_status parse_props(sst_reader *r, const uint8_t *p, size_t len, uint64_t at)
-{
-    uint64_t v[3], kl;
-    size_t i = 0, k;
-    for (int j = 0; j < 3; j++) {
-        if (!(k = get_varint(p + i, len - i, &v[j])))
-            return corrupt(r, "malformed properties", at);
-        i += k;
-    }
-    r->info.entries = v[0];
-    r->info.min_seq = v[1];
-    r->info.max_seq = v[2];
-    r->info.size = r->size;
-    for (int j = 0; j < 2; j++) {
-        if (!(k = get_varint(p + i, len - i, &kl)) || kl > len - i - k)
-            return corrupt(r, "malformed properties key", at);
-        i += k;
-        uint8_t *key = malloc(kl ? kl : 1);
-        if (!key)
-            return SHALE_OOM();
-        memcpy(key, p + i, kl);
-        i += kl;
-        if (j == 0) {
-            r->info.first_key = key;
-            r->info.first_klen = kl;
-        } else {
-            r->info.last_key = key;
-            r->info.last_klen = kl;
-        }
-    }
-    if (r->info.entries == 0) {
-        free(r->info.first_key);
-        free(r->info.last_key);
-        r->info.first_key = r->info.last_key = NULL;
-        r->info.first_klen = r->info.last_klen = 0;
-    }
-    return SHALE_OK;
-}
-
-static shale_status load_meta(sst_reader *r)
-{
-    if (r->size < SST_FOOTER_SIZE)
-        return corrupt(r, "object too short for an SST footer", 0);
-    uint64_t foff = r->size - SST_FOOTER_SIZE;
-    uint8_t *f = NULL;
-    bool owned = false;
-    shale_status rc = read_range(r, foff, SST_FOOTER_SIZE, &f, &owned);
-    if (rc)
-        return rc;
-    uint8_t footer[SST_FOOTER_SIZE];
-    memcpy(footer, f, SST_FOOTER_SIZE);
-    if (owned)
-        free(f);
-    if (get_u64le(footer + 56) != SST_MAGIC)
-        return corrupt(r, "bad magic number in the footer (not an SST)", foff);
-    if (get_u64le(footer + 64) != XXH3_64bits(footer, 64))
-        return corrupt(r, "footer checksum mismatch", foff);
-    uint32_t ver = get_u32le(footer + 48);
-    if (ver < SST_FORMAT_VERSION_MIN || ver > SST_FORMAT_VERSION)
-        return shale_err(SHALE_UNSUPPORTED, "%s: SST format version %u is not supported by "
-                                            "this build (%d to %d)", r->name, ver,
-                         SST_FORMAT_VERSION_MIN, SST_FORMAT_VERSION);
-    r->version = ver;
-    uint64_t fo = get_u64le(footer), fs = get_u64le(footer + 8), io = get_u64le(footer + 16),
-             is = get_u64le(footer + 24), po = get_u64le(footer + 32),
-             ps = get_u64le(footer + 40);
-    if (fo > foff || fs > foff - fo || io != fo + fs || is > foff - io || po != io + is ||
-        ps > foff - po || po + ps != foff || is < BLOCK_TRAILER || ps < BLOCK_TRAILER)
-        return corrupt(r, "footer offsets are inconsistent", foff);
-    uint8_t *meta = NULL;
-    if (r->index_only) {
-        /* Index and properties only: the filter is not read, and lookups
-         * through this reader make no use of one. */
-        fs = 0;
-        fo = io;
-    }
-    if ((rc = read_range(r, fo, foff - fo, &meta, &owned)))
-        return rc;
-    uint8_t *content = NULL;
-    size_t clen = 0;
-    if (fs) {
-        rc = block_load(r->name, fo, meta, fs, &r->filter, &r->filter_len);
-        if (rc)
-            goto out;
-    }
-    if ((rc = block_load(r->name, io, meta + fs, is, &r->index_content, &clen)) ||
-        (rc = parse_index(r, r->index_content, clen, io)))
-        goto out;
-    if ((rc = block_load(r->name, po, meta + fs + is, ps, &content, &clen)))
-        goto out;
-    rc = parse_props(r, content, clen, po);
-    if (!rc && r->info.entries && !r->nblocks)
-        rc = corrupt(r, "entries but no data blocks", io);
-out:
-    free(content);
-    if (owned)
-        free(meta);
-    return rc;
+    return sst_src_read(&r->src, off, len, data, owned);
 }
 
 static void reader_free(sst_reader *r)
 {
+    sst_table_unref(r->t);
     shale_objreader_close(r->rd);
     free(r->name);
     if (r->own_image)
         free(r->image);
-    free(r->index_content);
-    free(r->index);
-    free(r->filter);
-    sst_info_free(&r->info);
     free(r);
 }
 
-static shale_status open_store_sst(shale_objstore *s, const char *key, uint64_t size,
-                                   block_cache *cache, bool index_only, sst_reader **out);
+static shale_status open_store_sst(shale_objstore *s, const char *ident, const char *key,
+                                   uint64_t size, block_cache *cache, bool index_only,
+                                   sst_reader **out);
 
 shale_status sst_reader_open(shale_objstore *s, const char *key, uint64_t size,
                              block_cache *cache, sst_reader **out)
 {
-    return open_store_sst(s, key, size, cache, false, out);
+    return open_store_sst(s, NULL, key, size, cache, false, out);
+}
+
+shale_status sst_reader_open_shared(shale_objstore *s, const char *ident, const char *key,
+                                    uint64_t size, block_cache *cache, sst_reader **out)
+{
+    return open_store_sst(s, ident, key, size, cache, false, out);
 }
 
 shale_status sst_reader_open_index(shale_objstore *s, const char *key, uint64_t size,
                                    sst_reader **out)
 {
-    return open_store_sst(s, key, size, NULL, true, out);
+    return open_store_sst(s, NULL, key, size, NULL, true, out);
 }
 
 size_t sst_reader_block_count(const sst_reader *r)
 {
-    return r->nblocks;
+    return r->t->nblocks;
 }
 
 void sst_reader_block(const sst_reader *r, size_t i, sst_block_info *out)
 {
-    const index_entry *e = &r->index[i];
+    const sst_table *t = r->t;
+    size_t lo = 0, hi = t->nparts;   /* the last partition whose first block <= i */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->top[mid].first_block <= i)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const sst_part *p = atomic_load_explicit(&t->parts[lo], memory_order_acquire);
+    const sst_ientry *e = &p->e[i - t->top[lo].first_block];
     out->last_key = e->last_key;
     out->klen = e->klen;
     out->stored_size = e->size;
-    out->has_counts = r->version >= 2;
+    out->has_counts = t->version >= 2;
     out->entries = e->entries;
     out->kv_bytes = e->kv_bytes;
 }
 
-static shale_status open_store_sst(shale_objstore *s, const char *key, uint64_t size,
-                                   block_cache *cache, bool index_only, sst_reader **out)
+static shale_status open_store_sst(shale_objstore *s, const char *ident, const char *key,
+                                   uint64_t size, block_cache *cache, bool index_only,
+                                   sst_reader **out)
 {
     *out = NULL;
     sst_reader *r = calloc(1, sizeof *r);
@@ -304,17 +136,19 @@ static shale_status open_store_sst(shale_objstore *s, const char *key, uint64_t 
     snprintf(r->name, n, "%s/%s", shale_objstore_uri(s), key);
     r->store = s;
     r->cache = cache;
-    r->file_id = block_cache_file_id(shale_objstore_uri(s), key);
+    /* Data blocks are cached under the store's identity where there is
+     * one, so two handles on one store share them too. */
+    r->file_id = block_cache_file_id(ident ? ident : shale_objstore_uri(s), key);
     /* The manifest's size is a hint: backends other than file:// then make
      * no request to open.  Without one the open looks the object up (as a
      * HEAD did) and measures it. */
     shale_status rc = shale_objreader_open(s, key, size, &r->rd);
-    if (rc)
+    if (rc) {
         shale_err_prefix(rc, "opening SST %s", r->name);
-    else
-        r->size = size ? size : shale_objreader_size(r->rd);
-    if (!rc)
-        rc = load_meta(r);
+    } else {
+        r->src = (sst_src){r->name, r->rd, NULL, size ? size : shale_objreader_size(r->rd)};
+        rc = sst_table_open(&r->src, ident, key, index_only, &r->t);
+    }
     if (rc) {
         reader_free(r);
         return rc;
@@ -336,12 +170,12 @@ shale_status sst_reader_open_mem(const char *name, uint8_t *data, size_t len, bo
     atomic_init(&r->refs, 1);
     r->image = data;
     r->own_image = own;
-    r->size = len;
     if (!(r->name = xstrdup(name))) {
         reader_free(r);
         return SHALE_OOM();
     }
-    shale_status rc = load_meta(r);
+    r->src = (sst_src){r->name, NULL, data, len};
+    shale_status rc = sst_table_open(&r->src, NULL, name, false, &r->t);
     if (rc) {
         reader_free(r);
         return rc;
@@ -363,7 +197,7 @@ void sst_reader_unref(sst_reader *r)
 
 const sst_info *sst_reader_info(const sst_reader *r)
 {
-    return &r->info;
+    return &r->t->info;
 }
 
 const char *sst_reader_name(const sst_reader *r)
@@ -371,11 +205,25 @@ const char *sst_reader_name(const sst_reader *r)
     return r->name;
 }
 
-bool sst_reader_may_contain(const sst_reader *r, const uint8_t *key, size_t klen)
+/* The filter's verdict, loading the filter on first use: *may false only
+ * if it proves key absent. */
+static shale_status filter_check(sst_reader *r, const uint8_t *key, size_t klen, bool *may)
 {
-    if (!r->filter)
-        return true;
-    return bloom_may_contain(r->filter, r->filter_len, bloom_hash(key, klen));
+    *may = true;
+    if (r->index_only)
+        return SHALE_OK;
+    const sst_filter *f = NULL;
+    shale_status rc = sst_table_filter(r->t, &r->src, &f);
+    if (!rc && f)
+        *may = bloom_may_contain(f->data, f->len, bloom_hash(key, klen));
+    return rc;
+}
+
+bool sst_reader_may_contain(sst_reader *r, const uint8_t *key, size_t klen)
+{
+    bool may = true;
+    (void)filter_check(r, key, klen, &may);   /* an error: sst_reader_get says it */
+    return may;
 }
 
 /* ---- data blocks ----------------------------------------------------------- */
@@ -395,11 +243,11 @@ static void block_release(sst_reader *r, block_ref *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Decodes the stored bytes of block idx (checksum, decompression) and puts
+/* Decodes the stored bytes of block ix (checksum, decompression) and puts
  * the result in the cache.  stored stays the caller's. */
-static shale_status block_decode(sst_reader *r, size_t idx, const uint8_t *stored, block_ref *b)
+static shale_status block_decode(sst_reader *r, const sst_ientry *ix, const uint8_t *stored,
+                                 block_ref *b)
 {
-    const index_entry *ix = &r->index[idx];
     uint8_t *content = NULL;
     size_t clen = 0;
     shale_status rc = block_load(r->name, ix->off, stored, ix->size, &content, &clen);
@@ -418,10 +266,10 @@ static shale_status block_decode(sst_reader *r, size_t idx, const uint8_t *store
     return SHALE_OK;
 }
 
-static bool block_cached(sst_reader *r, size_t idx, block_ref *b)
+static bool block_cached(sst_reader *r, const sst_ientry *ix, block_ref *b)
 {
     memset(b, 0, sizeof *b);
-    if (r->cache && (b->cb = block_cache_lookup(r->cache, r->file_id, r->index[idx].off))) {
+    if (r->cache && (b->cb = block_cache_lookup(r->cache, r->file_id, ix->off))) {
         b->data = b->cb->data;
         b->len = b->cb->len;
         return true;
@@ -429,34 +277,19 @@ static bool block_cached(sst_reader *r, size_t idx, block_ref *b)
     return false;
 }
 
-static shale_status block_get(sst_reader *r, size_t idx, block_ref *b)
+static shale_status block_get(sst_reader *r, const sst_ientry *ix, block_ref *b)
 {
-    if (block_cached(r, idx, b))
+    if (block_cached(r, ix, b))
         return SHALE_OK;
-    const index_entry *ix = &r->index[idx];
     uint8_t *stored = NULL;
     bool owned = false;
     shale_status rc = read_range(r, ix->off, ix->size, &stored, &owned);
     if (rc)
         return rc;
-    rc = block_decode(r, idx, stored, b);
+    rc = block_decode(r, ix, stored, b);
     if (owned)
         free(stored);
     return rc;
-}
-
-/* First block whose last key >= key (nblocks if none). */
-static size_t find_block(const sst_reader *r, const uint8_t *key, size_t klen)
-{
-    size_t lo = 0, hi = r->nblocks;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (kv_key_cmp(r->index[mid].last_key, r->index[mid].klen, key, klen) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
 }
 
 /* ---- iterator ------------------------------------------------------------- */
@@ -465,15 +298,18 @@ static size_t find_block(const sst_reader *r, const uint8_t *key, size_t klen)
  * ahead of it in one ranged read, starting at RA_MIN bytes and doubling up
  * to RA_MAX while it keeps going.  Without it a scan costs one request per
  * 4 KiB block: on S3 that is a round trip each, and on a file store a
- * pread each.  A seek drops back to single blocks, so point
- * lookups and short range reads fetch no more than they use. */
+ * pread each.  A seek drops back to single blocks, and so does the next
+ * block, so point lookups and short range reads fetch no more than they
+ * use.  A window
+ * that reaches the end of its index partition loads the rest of them. */
 #define RA_MIN (64u << 10)
 #define RA_MAX (1u << 20)
 
 typedef struct sst_iter {
     kv_iter base;
     sst_reader *r;
-    size_t bidx;
+    size_t pidx, bidx;       /* partition, block in it */
+    const sst_part *part;    /* partition pidx (loaded), or NULL */
     block_ref blk;
     block_iter bi;
     bool have_block;
@@ -481,39 +317,63 @@ typedef struct sst_iter {
     uint8_t *ra;             /* stored bytes of [ra_off, ra_off + ra_len) */
     uint64_t ra_off, ra_len;
     uint32_t ra_size;        /* next window; 0 = not reading sequentially */
+    uint32_t seq_run;        /* blocks read in sequence since the last seek */
 } sst_iter;
 
-/* Block idx for an iterator; sequential says it follows the last one. */
-static shale_status si_block_get(sst_iter *it, size_t idx, bool sequential, block_ref *b)
+/* Block bidx of the current partition; sequential says it follows the
+ * last one. */
+static shale_status si_block_get(sst_iter *it, bool sequential, block_ref *b)
 {
     sst_reader *r = it->r;
-    if (!sequential || !r->store) {
+    const sst_part *p = it->part;
+    const sst_ientry *ix = &p->e[it->bidx];
+    /* The first block after a seek, and the one after it, are read alone:
+     * a short range read (Verify's 16-key windows) that crosses one block
+     * boundary reads 4 KiB more, not a 64 KiB window. */
+    it->seq_run = sequential ? it->seq_run + 1 : 0;
+    if (it->seq_run < 2 || !r->store) {
         it->ra_size = 0;
-        return block_get(r, idx, b);
+        return block_get(r, ix, b);
     }
-    if (block_cached(r, idx, b))
+    if (block_cached(r, ix, b))
         return SHALE_OK;
-    const index_entry *ix = &r->index[idx];
     if (!it->ra || ix->off < it->ra_off || ix->off + ix->size > it->ra_off + it->ra_len) {
         it->ra_size = it->ra_size ? (it->ra_size >= RA_MAX / 2 ? RA_MAX : it->ra_size * 2)
                                   : RA_MIN;
         uint64_t end = ix->off + ix->size;
-        for (size_t j = idx + 1; j < r->nblocks && r->index[j].off >= end &&
-                                 r->index[j].off + r->index[j].size - ix->off <= it->ra_size;
-             j++)
-            end = r->index[j].off + r->index[j].size;
+        const sst_part *q = p;
+        size_t j = it->bidx + 1, qi = it->pidx;
+        for (;;) {
+            if (j == q->n) {
+                /* The window goes on into the next partitions: a scan that
+                 * got here reads the rest of the index too, in one read
+                 * (about 1 % of the data it is reading). */
+                if (qi + 1 >= r->t->nparts)
+                    break;
+                if (!atomic_load_explicit(&r->t->parts[qi + 1], memory_order_acquire))
+                    (void)sst_table_load_all(r->t, &r->src, qi + 1);   /* else: the window ends */
+                if (!(q = atomic_load_explicit(&r->t->parts[++qi], memory_order_acquire)))
+                    break;
+                j = 0;
+                continue;
+            }
+            if (q->e[j].off < end || q->e[j].off + q->e[j].size - ix->off > it->ra_size)
+                break;
+            end = q->e[j].off + q->e[j].size;
+            j++;
+        }
         free(it->ra);
         it->ra = NULL;
-        uint8_t *p = NULL;
+        uint8_t *buf = NULL;
         bool owned = false;
-        shale_status rc = read_range(r, ix->off, end - ix->off, &p, &owned);
+        shale_status rc = read_range(r, ix->off, end - ix->off, &buf, &owned);
         if (rc)
             return rc;
-        it->ra = p;  /* owned: the reader has a store */
+        it->ra = buf;  /* owned: the reader has a store */
         it->ra_off = ix->off;
         it->ra_len = end - ix->off;
     }
-    return block_decode(r, idx, it->ra + (ix->off - it->ra_off), b);
+    return block_decode(r, ix, it->ra + (ix->off - it->ra_off), b);
 }
 
 static void si_drop_block(sst_iter *it)
@@ -525,16 +385,38 @@ static void si_drop_block(sst_iter *it)
     }
 }
 
-static bool si_load(sst_iter *it, size_t idx)
+/* Positions on block bidx of partition pidx (moving on to the next
+ * partition past the end of this one), loading the partition if needed. */
+static bool si_load(sst_iter *it, size_t pidx, size_t bidx)
 {
-    bool sequential = it->have_block && idx == it->bidx + 1;
+    bool sequential = it->have_block &&
+                      (pidx == it->pidx ? bidx == it->bidx + 1 : pidx == it->pidx + 1 && !bidx);
     si_drop_block(it);
-    it->bidx = idx;
-    if (idx >= it->r->nblocks)
-        return false;
-    shale_status rc = si_block_get(it, idx, sequential, &it->blk);
+    sst_table *t = it->r->t;
+    for (;;) {
+        if (pidx >= t->nparts) {
+            it->pidx = t->nparts;
+            it->part = NULL;
+            return false;
+        }
+        if (!it->part || it->pidx != pidx) {
+            it->part = NULL;
+            shale_status rc = sst_table_part(t, &it->r->src, pidx, &it->part);
+            if (rc) {
+                it->rc = rc;
+                return false;
+            }
+            it->pidx = pidx;
+        }
+        if (bidx < it->part->n)
+            break;
+        pidx++;
+        bidx = 0;
+    }
+    it->bidx = bidx;
+    shale_status rc = si_block_get(it, sequential, &it->blk);
     if (!rc) {
-        rc = block_iter_init(&it->bi, it->r->name, it->r->index[idx].off, it->blk.data,
+        rc = block_iter_init(&it->bi, it->r->name, it->part->e[bidx].off, it->blk.data,
                              it->blk.len);
         if (rc)
             block_release(it->r, &it->blk);
@@ -555,7 +437,7 @@ static void si_settle(sst_iter *it)
             it->rc = it->bi.rc;
             return;
         }
-        if (!si_load(it, it->bidx + 1))
+        if (!si_load(it, it->pidx, it->bidx + 1))
             return;
         block_iter_seek_first(&it->bi);
     }
@@ -565,17 +447,44 @@ static void si_seek_first(kv_iter *k)
 {
     sst_iter *it = (sst_iter *)k;
     it->rc = SHALE_OK;
-    if (si_load(it, 0)) {
+    if (si_load(it, 0, 0)) {
         block_iter_seek_first(&it->bi);
         si_settle(it);
     }
+}
+
+/* Loads the partition that may hold key; *bidx its first block whose last
+ * key >= key.  False at the end or on an error (it->rc). */
+static bool si_find(sst_iter *it, const uint8_t *key, size_t klen, size_t *pidx, size_t *bidx)
+{
+    sst_table *t = it->r->t;
+    *pidx = sst_table_find_part(t, key, klen);
+    *bidx = 0;
+    if (*pidx >= t->nparts)
+        return false;
+    if (!it->part || it->pidx != *pidx) {
+        it->part = NULL;
+        shale_status rc = sst_table_part(t, &it->r->src, *pidx, &it->part);
+        if (rc) {
+            it->rc = rc;
+            return false;
+        }
+        it->pidx = *pidx;
+    }
+    *bidx = sst_part_find(it->part, key, klen);
+    return true;
 }
 
 static void si_seek(kv_iter *k, const uint8_t *key, size_t klen)
 {
     sst_iter *it = (sst_iter *)k;
     it->rc = SHALE_OK;
-    if (si_load(it, find_block(it->r, key, klen))) {
+    size_t p, b;
+    if (!si_find(it, key, klen, &p, &b)) {
+        si_drop_block(it);
+        return;
+    }
+    if (si_load(it, p, b)) {
         block_iter_seek(&it->bi, key, klen);
         si_settle(it);
     }
@@ -631,14 +540,18 @@ kv_iter *sst_iter_new(sst_reader *r)
 shale_status sst_reader_get(sst_reader *r, const uint8_t *key, size_t klen, uint64_t max_seq,
                             kv_entry *e, shale_buf *scratch)
 {
-    if (!sst_reader_may_contain(r, key, klen))
+    bool may = true;
+    shale_status rc = filter_check(r, key, klen, &may);
+    if (rc)
+        return rc;
+    if (!may)
         return SHALE_NOT_FOUND;
     sst_iter it;
     memset(&it, 0, sizeof it);
     it.base.ops = &sst_iter_ops;
     it.r = r;
     si_seek(&it.base, key, klen);
-    shale_status rc = SHALE_NOT_FOUND;
+    rc = SHALE_NOT_FOUND;
     while (si_valid(&it.base)) {
         const kv_entry *c = &it.bi.e;
         if (kv_key_cmp(c->key, c->klen, key, klen))
@@ -665,27 +578,43 @@ shale_status sst_reader_get(sst_reader *r, const uint8_t *key, size_t klen, uint
 shale_status sst_reader_verify(sst_reader *r, uint64_t *blocks)
 {
     uint64_t n = 0, entries = 0;
+    sst_table *t = r->t;
     shale_status rc = SHALE_OK;
-    for (size_t i = 0; i < r->nblocks && !rc; i++) {
-        uint8_t *stored = NULL, *content = NULL;
-        bool owned = false;
-        size_t clen = 0;
-        rc = read_range(r, r->index[i].off, r->index[i].size, &stored, &owned);
-        if (!rc)
-            rc = block_load(r->name, r->index[i].off, stored, r->index[i].size, &content, &clen);
-        if (owned)
-            free(stored);
-        block_iter bi;
-        if (!rc && !(rc = block_iter_init(&bi, r->name, r->index[i].off, content, clen))) {
-            for (block_iter_seek_first(&bi); bi.valid; block_iter_next(&bi))
-                entries++;
-            rc = bi.rc;
-            block_iter_free(&bi);
+    for (size_t pi = 0; pi < t->nparts && !rc; pi++) {
+        const sst_part *p = NULL;
+        if ((rc = sst_table_part(t, &r->src, pi, &p)))
+            break;
+        uint64_t pentries = 0, pkv = 0, pdata = 0;
+        for (size_t i = 0; i < p->n && !rc; i++) {
+            const sst_ientry *ix = &p->e[i];
+            uint8_t *stored = NULL, *content = NULL;
+            bool owned = false;
+            size_t clen = 0;
+            rc = read_range(r, ix->off, ix->size, &stored, &owned);
+            if (!rc)
+                rc = block_load(r->name, ix->off, stored, ix->size, &content, &clen);
+            if (owned)
+                free(stored);
+            block_iter bi;
+            if (!rc && !(rc = block_iter_init(&bi, r->name, ix->off, content, clen))) {
+                for (block_iter_seek_first(&bi); bi.valid; block_iter_next(&bi))
+                    entries++;
+                rc = bi.rc;
+                block_iter_free(&bi);
+            }
+            free(content);
+            pentries += ix->entries;
+            pkv += ix->kv_bytes;
+            pdata += ix->size;
+            n++;
         }
-        free(content);
-        n++;
+        /* Format 3: the top level's totals are what split facts use. */
+        const sst_top *tp = &t->top[pi];
+        if (!rc && t->version >= SST_FORMAT_PARTITIONED &&
+            (tp->entries != pentries || tp->kv_bytes != pkv || tp->data_bytes != pdata))
+            rc = corrupt(r, "top-level index totals differ from the partition's", tp->off);
     }
-    if (!rc && entries != r->info.entries)
+    if (!rc && entries != t->info.entries)
         rc = corrupt(r, "entry count differs from the properties block", 0);
     if (blocks)
         *blocks = n;

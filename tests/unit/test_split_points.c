@@ -251,7 +251,8 @@ static void test_respects_visible_range(void **state)
 }
 
 /* Reading split points reads no data block: per SST exactly two ranged
- * reads (footer; index and properties), and fewer bytes than the SSTs'
+ * reads (footer; then index -- format 3: its partitions and top level --
+ * and properties), and fewer bytes than the SSTs'
  * non-data part.  Stable: the same answer twice. */
 static void test_reads_no_data_block(void **state)
 {

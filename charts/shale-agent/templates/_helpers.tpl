@@ -93,6 +93,10 @@ sources:
 logLevel: {{ $v.logLevel }}
 verify:
   mode: {{ $v.verify.mode }}
+  cacheMiB: {{ $v.verify.cacheMiB }}
+  pieceMiB: {{ $v.verify.pieceMiB }}
+  metadataMiB: {{ $v.verify.metadataMiB }}
+  threads: {{ $v.verify.threads }}
 {{- end -}}
 
 {{/*

@@ -1,0 +1,198 @@
+/*
+ * bench_splitbytes.c -- does a references split cost the same whatever the
+ * shard's size?  (issue 16: "bytes moved by a references split independent
+ * of the shard's size", a 500 MB / 50 MB ratio under 1.2 for bytes,
+ * requests and time.)
+ *
+ * For each parent size: a parent of that many MB (bench_load_parent: one
+ * sorted run of 64 MiB SSTs, the writer closed, on file:// its pages
+ * dropped from the page cache), split 2 ways with verify: references
+ * through the agent's splitter.  Measured from submit to Complete: bytes
+ * read from the stores, requests, time; then the ratios of the largest
+ * parent to the smallest.  The SSTs' filter + index bytes are shown beside
+ * (what opening each SST once per reader used to read).
+ */
+#include "bench.h"
+#include "shale.h"
+#include "request.h"
+#include "splitter.h"
+#include "support/s3test.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct sb_result {
+    uint64_t bytes, requests, keys, meta_bytes, ssts;
+    double secs;
+} sb_result;
+
+static int drop_pages(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st, (void)ftw;
+    if (type == FTW_F) {
+        int fd = open(path, O_RDONLY);
+        if (fd >= 0) {
+            fdatasync(fd);
+            posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+            close(fd);
+        }
+    }
+    return 0;
+}
+
+/* Filter + index bytes of every SST the parent's latest manifest names. */
+static void meta_of(const char *uri, const shale_options *o, sb_result *r)
+{
+    char *text = NULL;
+    if (shale_manifest_show(uri, o, 0, &text))
+        die("split bytes: manifest", shale_errmsg());
+    json_t *m = json_loads(text, 0, NULL);
+    shale_free(text);
+    shale_objstore *s = NULL;
+    if (!m || shale_objstore_open(uri, &o->store, &s))
+        die("split bytes: parent store", shale_errmsg());
+    json_t *runs = json_object_get(m, "sorted_runs"), *run, *sst;
+    size_t i, j;
+    json_array_foreach(runs, i, run)
+        json_array_foreach(json_object_get(run, "ssts"), j, sst) {
+            char key[64];
+            snprintf(key, sizeof key, "compacted/%s.sst",
+                     json_string_value(json_object_get(sst, "id")));
+            uint64_t size = (uint64_t)json_integer_value(json_object_get(sst, "size"));
+            void *f = NULL;
+            size_t got = 0;
+            if (shale_objstore_get_range(s, key, size - 72, 72, &f, &got) || got != 72)
+                die("split bytes: SST footer", shale_errmsg());
+            const uint8_t *p = f;
+            uint64_t fs = 0, is = 0;
+            for (int b = 7; b >= 0; b--) {
+                fs = fs << 8 | p[8 + b];
+                is = is << 8 | p[24 + b];
+            }
+            shale_free(f);
+            r->meta_bytes += fs + is;
+            r->ssts++;
+        }
+    json_decref(m);
+    shale_objstore_close(s);
+}
+
+static void split_bytes_once(const char *backend, const char *root, int mb, sb_result *r)
+{
+    memset(r, 0, sizeof *r);
+    char parent[640], wal[640], child[2][660];
+    snprintf(parent, sizeof parent, "%s/parent", root);
+    snprintf(wal, sizeof wal, "%s/wal", root);
+    for (int i = 0; i < 2; i++)
+        snprintf(child[i], sizeof child[i], "%s/child-%d", root, i);
+    r->keys = (uint64_t)mb * (1u << 20) / (vsize + 16);
+    shale_options o;
+    shale_options_init(&o);
+    o.await_durable = false;
+    o.wal_store_uri = wal;
+    shale_db *db = NULL;
+    if (shale_open(parent, &o, &db))
+        die("split bytes: opening the parent", shale_errmsg());
+    bench_load_parent(db, r->keys, vsize, "split bytes: loading the parent");
+    if (shale_close(db))
+        die("split bytes: closing the parent", shale_errmsg());
+    meta_of(parent, &o, r);
+    if (!strcmp(backend, "file"))
+        nftw(root + strlen("file://"), drop_pages, 16, FTW_PHYS);
+
+    splitter_options so;
+    splitter_options_init(&so);
+    so.policy.allow_test_schemes = true;
+    so.shard = "bytes";
+    so.store_uri = parent;
+    so.wal_store_uri = wal;
+    so.db = o;
+    so.db.wal_store_uri = NULL;
+    splitter *sp = NULL;
+    if (splitter_new(&so, &sp) || splitter_start(sp) || splitter_wait_idle(sp, 600000))
+        die("split bytes: splitter", shale_errmsg());
+    char text[2048], mid[17];
+    key_of(r->keys / 2, mid);
+    int n = snprintf(text, sizeof text,
+                     "name: bytes\nparent: {shard: bytes}\nverify: references\nchildren:\n"
+                     "  - {name: c0, store: \"%s\", range: {start: \"\", end: \"%s\"}}\n"
+                     "  - {name: c1, store: \"%s\", range: {start: \"%s\", end: \"\"}}\n",
+                     child[0], mid, child[1], mid);
+    split_request *rq = NULL;
+    if (split_request_parse("bench", text, (size_t)n, &rq))
+        die("split bytes: request", shale_errmsg());
+    split_service *svc = splitter_service(sp);
+    bool created;
+    char *status = NULL;
+    shale_objstats before, after;
+    shale_objstore_global_stats(&before);
+    double t = now_s();
+    if (svc->ops->submit(svc, rq, &created, &status))
+        die("split bytes: submit", shale_errmsg());
+    free(status);
+    if (splitter_wait_idle(sp, 3600 * 1000))
+        die("split bytes", "not done within an hour");
+    r->secs = now_s() - t;
+    shale_objstore_global_stats(&after);
+    if (svc->ops->get(svc, "bytes", &status) || !strstr(status, "\"phase\": \"Complete\""))
+        die("split bytes: the split did not complete", status ? status : shale_errmsg());
+    free(status);
+    splitter_free(sp);
+    split_request_free(rq);
+    r->bytes = after.bytes_read - before.bytes_read;
+    for (int op = 0; op < SHALE_OP_COUNT; op++)
+        r->requests += after.requests[op][0] + after.requests[op][1] - before.requests[op][0] -
+                       before.requests[op][1];
+}
+
+void split_bytes_bench(const char *backend, const char *mb_list, json_t *out)
+{
+    char bucket[64] = "";
+    if (strcmp(backend, "file")) {
+        s3test_server srv;
+        if (s3test_rgw(&srv))
+            die("split bytes: finding the S3 server", shale_errmsg());
+        s3test_env(&srv);
+        snprintf(bucket, sizeof bucket, "%s", srv.bucket);
+    }
+    printf("\nreferences split, 2 children: bytes read, requests, time from submit to "
+           "Complete (%s)\n%-5s %8s %5s %12s %12s %9s %8s\n", backend, "store", "parent",
+           "SSTs", "filt+idx B", "bytes read", "requests", "time s");
+    char *list = strdup(mb_list);
+    sb_result first = {0}, last = {0};
+    int firstmb = 0, lastmb = 0, count = 0;
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        int mb = atoi(tok);
+        char root[600];
+        if (!strcmp(backend, "file"))
+            snprintf(root, sizeof root, "file://%s/splitbytes-%d", dir, mb);
+        else
+            snprintf(root, sizeof root, "s3://%s/splitbytes-%d-%d", bucket, mb, (int)getpid());
+        sb_result r;
+        split_bytes_once(backend, root, mb, &r);
+        printf("%-5s %5d MB %5llu %12llu %12llu %9llu %8.3f\n", backend, mb,
+               (unsigned long long)r.ssts, (unsigned long long)r.meta_bytes,
+               (unsigned long long)r.bytes, (unsigned long long)r.requests, r.secs);
+        json_array_append_new(out, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:f}", "backend",
+                                             backend, "parent_mb", mb, "ssts",
+                                             (json_int_t)r.ssts, "sst_filter_index_bytes",
+                                             (json_int_t)r.meta_bytes, "bytes_read",
+                                             (json_int_t)r.bytes, "requests",
+                                             (json_int_t)r.requests, "split_s", r.secs));
+        if (!count++)
+            first = r, firstmb = mb;
+        last = r, lastmb = mb;
+        if (!strcmp(backend, "file")) {
+            rm_rf(root + strlen("file://"));
+        }
+    }
+    free(list);
+    if (count > 1)
+        printf("ratio %d MB / %d MB: bytes %.2f, requests %.2f, time %.2f (goal: each < 1.2)\n",
+               lastmb, firstmb, (double)last.bytes / (double)first.bytes,
+               (double)last.requests / (double)first.requests, last.secs / first.secs);
+}

@@ -1,0 +1,190 @@
+/*
+ * test_split_bytes.c -- the bytes a references split reads do not grow
+ * with the shard's size (issue 16), counted (never timed).
+ *
+ * Two parents with the same number of SSTs (NSSTS sorted-run SSTs, cut
+ * by sst_target_bytes) but ten times the keys in each, split two ways
+ * with verify: references through the agent's splitter, the process's
+ * store counters read before the submit and after Complete.  Verify opens
+ * every referenced SST from the parent's reader and each child's and reads
+ * a window at a few keys of each: with the index partitioned (SST format
+ * 3), the filter left alone (no point lookups) and the tables shared by
+ * the readers of the process, what it reads is a partition and a block or
+ * two per window.  Held:
+ *   - the large parent's split reads less than its SSTs' filters and
+ *     indexes (measured: half, with 6 MB SSTs; the share falls as SSTs
+ *     grow): opening SSTs the old way (whole filter and index, once per
+ *     reader: 3 readers here) read 3 times their size;
+ *   - what the large parent's split reads beyond the small one's is less
+ *     than PER_SST_GROWTH per SST, whatever the SSTs' size;
+ *   - the requests differ by at most REQ_SLACK per SST.
+ */
+#include "support/dbtest.h"
+#include "request.h"
+#include "splitter.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NSSTS 4
+/* Verify reads 5 windows an SST (its first key, its last, 3 inside): in a
+ * larger SST each may need an index partition more (4 KiB, one request). */
+#define WINDOWS 5
+#define PER_SST_GROWTH (WINDOWS * 5u << 10)
+#define REQ_SLACK (WINDOWS + 1)
+
+typedef struct split_cost {
+    uint64_t bytes, requests, meta_bytes;   /* meta: the SSTs' filter + index bytes */
+    size_t ssts;
+} split_cost;
+
+/* Filter + index bytes of one SST (from its footer). */
+static uint64_t footer_meta(shale_objstore *s, const char *id, uint64_t size)
+{
+    char key[64];
+    snprintf(key, sizeof key, "compacted/%s.sst", id);
+    void *f = NULL;
+    size_t got = 0;
+    TU_OK(shale_objstore_get_range(s, key, size - 72, 72, &f, &got));
+    assert_int_equal(got, 72);
+    const uint8_t *p = f;
+    uint64_t fs = 0, is = 0;
+    for (int b = 7; b >= 0; b--) {
+        fs = fs << 8 | p[8 + b];
+        is = is << 8 | p[24 + b];
+    }
+    shale_free(f);
+    return fs + is;
+}
+
+/* Filter + index bytes of the SSTs the latest manifest of uri names, and
+ * how many there are. */
+static void sst_meta_bytes(const char *uri, uint64_t *bytes, size_t *n)
+{
+    char *text = NULL;
+    TU_OK(shale_manifest_show(uri, NULL, 0, &text));
+    json_t *m = json_loads(text, 0, NULL);
+    shale_free(text);
+    assert_non_null(m);
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    *bytes = 0;
+    *n = 0;
+    json_t *runs = json_object_get(m, "sorted_runs"), *run, *sst;
+    size_t i, j;
+    json_array_foreach(runs, i, run)
+        json_array_foreach(json_object_get(run, "ssts"), j, sst) {
+            *bytes += footer_meta(s, json_string_value(json_object_get(sst, "id")),
+                                  (uint64_t)json_integer_value(json_object_get(sst, "size")));
+            (*n)++;
+        }
+    assert_int_equal(json_array_size(json_object_get(m, "l0")), 0);
+    json_decref(m);
+    shale_objstore_close(s);
+}
+
+/* 100 bytes that do not compress, for key i. */
+static void put_incompressible(shale_db *db, unsigned i)
+{
+    char k[32];
+    uint8_t v[100];
+    size_t kl = dt_key(k, sizeof k, i);
+    uint64_t x = 0x9E3779B97F4A7C15ULL * (i + 1);
+    for (size_t b = 0; b < sizeof v; b++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        v[b] = (uint8_t)x;
+    }
+    TU_OK(shale_put(db, k, kl, v, sizeof v));
+}
+
+static void split_cost_of(unsigned keys, const char *tag, split_cost *out)
+{
+    memset(out, 0, sizeof *out);
+    char root[128], parent[200], wal[200], child[2][200];
+    snprintf(root, sizeof root, "mem://splitbytes-%s-%d", tag, (int)getpid());
+    snprintf(parent, sizeof parent, "%s/parent", root);
+    snprintf(wal, sizeof wal, "%s/wal", root);
+    for (int i = 0; i < 2; i++)
+        snprintf(child[i], sizeof child[i], "%s/child-%d", root, i);
+    shale_options o;
+    shale_options_init(&o);
+    o.await_durable = false;
+    o.wal_store_uri = wal;
+    /* NSSTS SSTs whatever the keys: about 120 bytes an entry, stored. */
+    o.sst_target_bytes = (size_t)keys * 120 / NSSTS;
+    shale_db *db = NULL;
+    TU_OK(shale_open(parent, &o, &db));
+    for (unsigned i = 0; i < keys; i++)
+        put_incompressible(db, i);
+    TU_OK(shale_compact(db, true));
+    TU_OK(shale_close(db));
+    sst_meta_bytes(parent, &out->meta_bytes, &out->ssts);
+
+    splitter_options so;
+    splitter_options_init(&so);
+    so.policy.allow_test_schemes = true;
+    so.shard = "bytes";
+    so.store_uri = parent;
+    so.wal_store_uri = wal;
+    so.db = o;
+    so.db.wal_store_uri = NULL;
+    splitter *sp = NULL;
+    TU_OK(splitter_new(&so, &sp));
+    TU_OK(splitter_start(sp));
+    TU_OK(splitter_wait_idle(sp, 60000));
+    char text[2048], mid[32];
+    dt_key(mid, sizeof mid, keys / 2);
+    int n = snprintf(text, sizeof text,
+                     "name: bytes\nparent: {shard: bytes}\nverify: references\nchildren:\n"
+                     "  - {name: c0, store: \"%s\", range: {start: \"\", end: \"%s\"}}\n"
+                     "  - {name: c1, store: \"%s\", range: {start: \"%s\", end: \"\"}}\n",
+                     child[0], mid, child[1], mid);
+    split_request *rq = NULL;
+    TU_OK(split_request_parse("test", text, (size_t)n, &rq));
+    shale_objstats before, after;
+    shale_objstore_global_stats(&before);
+    split_service *svc = splitter_service(sp);
+    bool created;
+    char *status = NULL;
+    TU_OK(svc->ops->submit(svc, rq, &created, &status));
+    free(status);
+    TU_OK(splitter_wait_idle(sp, 120000));
+    shale_objstore_global_stats(&after);
+    TU_OK(svc->ops->get(svc, "bytes", &status));
+    assert_non_null(strstr(status, "\"phase\": \"Complete\""));
+    free(status);
+    splitter_free(sp);
+    split_request_free(rq);
+    out->bytes = after.bytes_read - before.bytes_read;
+    for (int op = 0; op < SHALE_OP_COUNT; op++)
+        out->requests += after.requests[op][0] + after.requests[op][1] -
+                         before.requests[op][0] - before.requests[op][1];
+    printf("# %u keys, %zu SSTs (filters + indexes %llu bytes): split read %llu bytes in "
+           "%llu requests\n", keys, out->ssts, (unsigned long long)out->meta_bytes,
+           (unsigned long long)out->bytes, (unsigned long long)out->requests);
+}
+
+static void test_references_split_bytes_independent_of_size(void **state)
+{
+    (void)state;
+    unsigned small = 20000;   /* also quick: under a second on mem:// */
+    split_cost s, l;
+    split_cost_of(small, "small", &s);
+    split_cost_of(small * 10, "large", &l);
+    assert_true(s.ssts >= NSSTS - 1 && s.ssts <= NSSTS + 1);
+    assert_int_equal(l.ssts, s.ssts);
+    assert_true(l.bytes < l.meta_bytes);
+    assert_true(l.bytes < s.bytes + (uint64_t)PER_SST_GROWTH * l.ssts);
+    assert_true(l.requests <= s.requests + REQ_SLACK * l.ssts);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_references_split_bytes_independent_of_size),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

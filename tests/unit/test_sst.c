@@ -1,0 +1,342 @@
+/*
+ * test_sst.c -- the SST reader and builder on their own (docs/format.md
+ * "SST format"): formats 1, 2 and 3 all read; format 3's open reads the
+ * object's tail only (footer, top-level index, properties); a seek reads
+ * one index partition; the filter is read on the first point lookup and
+ * never by scans; readers of one SST with one identity share what was
+ * loaded (the second open reads nothing); index-only opens read every
+ * partition in one read and no filter; a damaged partition is
+ * SHALE_CORRUPT naming its offset.  Requests are counted through the
+ * process's store counters (never timed).
+ */
+#include "support/testutil.h"
+#include "table/sst.h"
+#include "table/sst_format.h"
+#include "table/sst_table.h"
+#include "util/coding.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NKEYS 20000
+
+static size_t key_of(unsigned i, char *k)
+{
+    return (size_t)snprintf(k, 32, "key%08u", i);
+}
+
+static size_t val_of(unsigned i, char *v)
+{
+    return (size_t)snprintf(v, 64, "value-%u-%u", i, i * 7919u);
+}
+
+/* An SST of NKEYS keys (even i only: odd ones are absent) in the given
+ * format, 256-byte blocks so that format 3 has many partitions. */
+static void build(uint32_t format, shale_buf *out, uint32_t bloom)
+{
+    sst_options so = {256, 0, bloom};
+    sst_builder *b = sst_builder_new(&so);
+    assert_non_null(b);
+    TU_OK(sst_builder_set_format(b, format));
+    for (unsigned i = 0; i < NKEYS; i += 2) {
+        char k[32], v[64];
+        size_t kl = key_of(i, k), vl = val_of(i, v);
+        kv_entry e = {(const uint8_t *)k, kl, 1000 + i, KV_PUT, (const uint8_t *)v, vl};
+        TU_OK(sst_builder_add(b, &e));
+    }
+    TU_OK(sst_builder_finish(b, out, NULL));
+    sst_builder_free(b);
+}
+
+/* Every key found with its value, every absent key not; a full scan; a
+ * seek into the middle. */
+static void check_reads(sst_reader *r)
+{
+    shale_buf scratch = SHALE_BUF_INIT;
+    for (unsigned i = 0; i < NKEYS; i += 37) {
+        char k[32], v[64];
+        size_t kl = key_of(i, k), vl = val_of(i, v);
+        kv_entry e;
+        shale_status rc = sst_reader_get(r, (const uint8_t *)k, kl, UINT64_MAX, &e, &scratch);
+        if (i % 2) {
+            TU_RC(SHALE_NOT_FOUND, rc);
+        } else {
+            TU_OK(rc);
+            assert_int_equal(e.vlen, vl);
+            assert_memory_equal(e.val, v, vl);
+        }
+    }
+    buf_free(&scratch);
+    kv_iter *it = sst_iter_new(r);
+    assert_non_null(it);
+    unsigned n = 0;
+    for (kv_iter_seek_first(it); kv_iter_valid(it); kv_iter_next(it), n++) {
+        kv_entry e;
+        kv_iter_entry(it, &e);
+        char k[32];
+        size_t kl = key_of(2 * n, k);
+        assert_int_equal(e.klen, kl);
+        assert_memory_equal(e.key, k, kl);
+    }
+    TU_OK(kv_iter_status(it));
+    assert_int_equal(n, NKEYS / 2);
+    char k[32];
+    size_t kl = key_of(NKEYS / 2 + 1, k);   /* absent: the next one is found */
+    kv_iter_seek(it, (const uint8_t *)k, kl);
+    assert_true(kv_iter_valid(it));
+    kv_entry e;
+    kv_iter_entry(it, &e);
+    kl = key_of(NKEYS / 2 + 2, k);
+    assert_memory_equal(e.key, k, kl);
+    kl = key_of(NKEYS + 5, k);              /* past the end */
+    kv_iter_seek(it, (const uint8_t *)k, kl);
+    assert_false(kv_iter_valid(it));
+    TU_OK(kv_iter_status(it));
+    kv_iter_destroy(it);
+    uint64_t blocks = 0;
+    TU_OK(sst_reader_verify(r, &blocks));
+    assert_true(blocks > 10);
+}
+
+static void test_every_format_reads(void **state)
+{
+    (void)state;
+    for (uint32_t f = 1; f <= SST_FORMAT_VERSION; f++) {
+        shale_buf img = SHALE_BUF_INIT;
+        build(f, &img, 10);
+        assert_int_equal(get_u32le(img.data + img.len - SST_FOOTER_SIZE + 48), f);
+        sst_reader *r = NULL;
+        TU_OK(sst_reader_open_mem("t.sst", img.data, img.len, false, &r));
+        check_reads(r);
+        assert_int_equal(sst_reader_info(r)->entries, NKEYS / 2);
+        sst_reader_unref(r);
+        buf_free(&img);
+    }
+    sst_builder *b = sst_builder_new(&(sst_options){4096, 0, 0});
+    TU_RC(SHALE_INVALID_ARGUMENT, sst_builder_set_format(b, 4));
+    sst_builder_free(b);
+}
+
+/* An SST image put at key in a fresh mem:// store. */
+static shale_objstore *store_with(const char *name, uint32_t format, const char *key,
+                                  uint64_t *size)
+{
+    char *uri = tu_mem_uri(name);
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    free(uri);
+    shale_buf img = SHALE_BUF_INIT;
+    build(format, &img, 10);
+    TU_OK(shale_objstore_put(s, key, img.data, img.len));
+    *size = img.len;
+    buf_free(&img);
+    return s;
+}
+
+typedef struct counted {
+    shale_objstats os;
+    sst_table_stats ts;
+} counted;
+
+static void snap(counted *c)
+{
+    shale_objstore_global_stats(&c->os);
+    sst_table_stats_get(&c->ts);
+}
+
+static uint64_t ranged(const counted *a, const counted *b)
+{
+    return b->os.requests[SHALE_OP_GET_RANGE][0] - a->os.requests[SHALE_OP_GET_RANGE][0];
+}
+
+/* Format 3 through a store: open = footer + (top-level index and
+ * properties); the filter is read by the first get only; a seek reads one
+ * partition and one data block; a scan never reads the filter. */
+static void test_lazy_reads(void **state)
+{
+    (void)state;
+    uint64_t size;
+    shale_objstore *s = store_with("lazy", SST_FORMAT_VERSION, "a.sst", &size);
+    counted c0, c1, c2, c3, c4;
+    snap(&c0);
+    sst_reader *r = NULL;
+    TU_OK(sst_reader_open(s, "a.sst", size, NULL, &r));
+    snap(&c1);
+    /* One read of the tail: footer, top-level index, properties (and the
+     * last partitions, which it holds whole); not the filter, not the
+     * other partitions: the SST's index is some 1700 blocks' entries
+     * (34 KB) and its filter 12 KB, before the tail. */
+    assert_int_equal(ranged(&c0, &c1), 1);
+    assert_true(c1.os.bytes_read - c0.os.bytes_read <= SST_TAIL_READ);
+    assert_int_equal(c1.ts.filter_loads, c0.ts.filter_loads);
+
+    kv_iter *it = sst_iter_new(r);
+    char k[32];
+    size_t kl = key_of(NKEYS / 4, k);   /* a partition before the tail */
+    kv_iter_seek(it, (const uint8_t *)k, kl);
+    assert_true(kv_iter_valid(it));
+    snap(&c2);
+    assert_int_equal(ranged(&c1, &c2), 2);   /* one partition, one block */
+    assert_int_equal(c2.ts.lazy_reads - c1.ts.lazy_reads, 1);
+    assert_int_equal(c2.ts.filter_loads, c1.ts.filter_loads);
+    /* The last partition came with the tail: a seek to the last key reads
+     * its data block only. */
+    counted c5;
+    kl = key_of(NKEYS - 2, k);
+    kv_iter_seek(it, (const uint8_t *)k, kl);
+    assert_true(kv_iter_valid(it));
+    snap(&c5);
+    assert_int_equal(ranged(&c2, &c5), 1);
+    assert_int_equal(c5.ts.lazy_reads, c2.ts.lazy_reads);
+    for (kv_iter_seek_first(it); kv_iter_valid(it); kv_iter_next(it))
+        ;
+    TU_OK(kv_iter_status(it));
+    kv_iter_destroy(it);
+    snap(&c3);
+    assert_int_equal(c3.ts.filter_loads, c1.ts.filter_loads);   /* a scan: no filter */
+
+    shale_buf scratch = SHALE_BUF_INIT;
+    kv_entry e;
+    kl = key_of(1, k);   /* absent: the filter says so */
+    TU_RC(SHALE_NOT_FOUND, sst_reader_get(r, (const uint8_t *)k, kl, UINT64_MAX, &e, &scratch));
+    kl = key_of(3, k);
+    TU_RC(SHALE_NOT_FOUND, sst_reader_get(r, (const uint8_t *)k, kl, UINT64_MAX, &e, &scratch));
+    snap(&c4);
+    assert_int_equal(c4.ts.filter_loads - c3.ts.filter_loads, 1);   /* once */
+    buf_free(&scratch);
+    sst_reader_unref(r);
+    shale_objstore_close(s);
+}
+
+/* Two readers of one SST with one identity, through two store handles: the
+ * second open reads nothing, and a partition the first loaded is not read
+ * again.  Without an identity each reads its own. */
+static void test_shared_tables(void **state)
+{
+    (void)state;
+    uint64_t size;
+    shale_objstore *s = store_with("shared", SST_FORMAT_VERSION, "b.sst", &size);
+    char *uri = tu_mem_uri("shared");
+    shale_objstore *s2 = NULL;
+    TU_OK(shale_objstore_open(shale_objstore_uri(s), NULL, &s2));
+    free(uri);
+    counted c0, c1, c2, c3;
+    snap(&c0);
+    sst_reader *a = NULL, *b = NULL, *p = NULL;
+    TU_OK(sst_reader_open_shared(s, "ident://x", "b.sst", size, NULL, &a));
+    kv_iter *it = sst_iter_new(a);
+    char k[32];
+    size_t kl = key_of(100, k);
+    kv_iter_seek(it, (const uint8_t *)k, kl);
+    assert_true(kv_iter_valid(it));
+    kv_iter_destroy(it);
+    snap(&c1);
+    TU_OK(sst_reader_open_shared(s2, "ident://x", "b.sst", size, NULL, &b));
+    snap(&c2);
+    assert_int_equal(ranged(&c1, &c2), 0);
+    assert_int_equal(c2.ts.shared_hits - c1.ts.shared_hits, 1);
+    it = sst_iter_new(b);
+    kv_iter_seek(it, (const uint8_t *)k, kl);
+    assert_true(kv_iter_valid(it));
+    kv_iter_destroy(it);
+    snap(&c3);
+    assert_int_equal(ranged(&c2, &c3), 1);   /* the data block only (no cache) */
+    assert_int_equal(c3.ts.part_loads, c2.ts.part_loads);
+    check_reads(b);
+    /* A private reader reads its own footer and index. */
+    snap(&c1);
+    TU_OK(sst_reader_open(s2, "b.sst", size, NULL, &p));
+    snap(&c2);
+    assert_int_equal(ranged(&c1, &c2), 1);
+    sst_reader_unref(p);
+    /* The table lives while a reader does; the last one takes it away. */
+    sst_table_stats t0, t1;
+    sst_table_stats_get(&t0);
+    sst_reader_unref(a);
+    sst_reader_unref(b);
+    sst_table_stats_get(&t1);
+    assert_int_equal(t0.tables - t1.tables, 1);
+    shale_objstore_close(s2);
+    shale_objstore_close(s);
+}
+
+/* Index-only opens (split points): two ranged reads whatever the format,
+ * no filter; every block listed with its counts from format 2 on. */
+static void test_index_only(void **state)
+{
+    (void)state;
+    for (uint32_t f = 1; f <= SST_FORMAT_VERSION; f++) {
+        char name[32];
+        snprintf(name, sizeof name, "idx%u", f);
+        uint64_t size;
+        shale_objstore *s = store_with(name, f, "c.sst", &size);
+        counted c0, c1;
+        snap(&c0);
+        sst_reader *r = NULL;
+        TU_OK(sst_reader_open_index(s, "c.sst", size, &r));
+        snap(&c1);
+        assert_int_equal(ranged(&c0, &c1), 2);
+        assert_int_equal(c1.ts.filter_loads, c0.ts.filter_loads);
+        if (f == SST_FORMAT_VERSION)   /* many partitions, all read at once */
+            assert_true(c1.ts.part_loads - c0.ts.part_loads >= 4);
+        size_t nb = sst_reader_block_count(r);
+        assert_true(nb > 10);
+        uint64_t entries = 0;
+        for (size_t i = 0; i < nb; i++) {
+            sst_block_info bi;
+            sst_reader_block(r, i, &bi);
+            assert_int_equal(bi.has_counts, f >= 2);
+            entries += bi.entries;
+            if (i + 1 == nb) {
+                char k[32];
+                size_t kl = key_of(NKEYS - 2, k);
+                assert_int_equal(bi.klen, kl);
+                assert_memory_equal(bi.last_key, k, kl);
+            }
+        }
+        assert_int_equal(entries, f >= 2 ? NKEYS / 2 : 0);
+        sst_reader_unref(r);
+        shale_objstore_close(s);
+    }
+}
+
+/* A flipped byte in an index partition: open still works (it does not read
+ * it); the seek into it is SHALE_CORRUPT naming the partition's offset. */
+static void test_corrupt_partition(void **state)
+{
+    (void)state;
+    shale_buf img = SHALE_BUF_INIT;
+    build(SST_FORMAT_VERSION, &img, 10);
+    const uint8_t *f = img.data + img.len - SST_FOOTER_SIZE;
+    uint64_t io = get_u64le(f + 16);   /* the first partition */
+    img.data[io + 5] ^= 0x40;
+    sst_reader *r = NULL;
+    TU_OK(sst_reader_open_mem("bad.sst", img.data, img.len, false, &r));
+    kv_iter *it = sst_iter_new(r);
+    char k[32];
+    size_t kl = key_of(0, k);
+    kv_iter_seek(it, (const uint8_t *)k, kl);
+    assert_false(kv_iter_valid(it));
+    TU_RC(SHALE_CORRUPT, kv_iter_status(it));
+    char want[64];
+    snprintf(want, sizeof want, "offset %llu", (unsigned long long)io);
+    assert_non_null(strstr(shale_errmsg(), "bad.sst"));
+    assert_non_null(strstr(shale_errmsg(), want));
+    kv_iter_destroy(it);
+    TU_RC(SHALE_CORRUPT, sst_reader_verify(r, NULL));
+    sst_reader_unref(r);
+    buf_free(&img);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_format_reads),
+        cmocka_unit_test(test_lazy_reads),
+        cmocka_unit_test(test_shared_tables),
+        cmocka_unit_test(test_index_only),
+        cmocka_unit_test(test_corrupt_partition),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
