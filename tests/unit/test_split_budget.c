@@ -30,15 +30,16 @@
 #include <unistd.h>
 
 /* Measured 120-121 requests for 2 children and 281-282 for 8 (27 per
- * child, 67 of base) with the latency below: Verify's windows that read
- * one block at once each read it, more of them the more they overlap in
- * time.  Before the third pass: 112 and 256 without latency. */
+ * child, 67 of base) with the latency below on SST format 2, 113 and 257
+ * with main's format 3: Verify's windows that read one block at once each
+ * read it, more of them the more they overlap in time.  Before the third
+ * pass: 112 and 256 without latency. */
 #define PER_CHILD 28
 #define BASE 72
 /* Sequential round trips: the longest chain of requests each of which
  * started after the one before it ended, from the fault wrapper's trace
  * (SHALE_FAULT_TRACE) with 10 ms injected per request, submit to idle
- * (Complete, the lease released).  Measured 35 for 2 and 8 children
+ * (Complete, the lease released).  Measured 32-35 for 2 and 8 children
  * (53-55 before issue 16's third pass); the margin is for a loaded machine,
  * where a thread that starts late can put one more request in a chain. */
 #define CHAIN_MAX 40
