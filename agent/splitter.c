@@ -137,9 +137,41 @@ static void refresh_remote(splitter *sp, job *j)
 
 /* A split journalled in the store that this process accepted: unfinished,
  * holding the lease, whose take record this process wrote. */
+/* Names whose journal version 1 this splitter wrote but saw fail (it may
+ * have landed): only those are accepted_here.  Another splitter of the
+ * same process (same lease owner string) that is sent the same request
+ * shows it from the store and does not drive it: version 1 records Fence
+ * Running, so the acceptor fences without another journal write first,
+ * and a second driver would fence beside it. */
+static bool uncertain_take(splitter *sp, const char *name)
+{
+    pthread_mutex_lock(&sp->mu);
+    bool found = false;
+    for (size_t i = 0; i < sp->nuncertain && !found; i++)
+        if (!strcmp(sp->uncertain[i], name)) {
+            free(sp->uncertain[i]);
+            sp->uncertain[i] = sp->uncertain[--sp->nuncertain];
+            found = true;
+        }
+    pthread_mutex_unlock(&sp->mu);
+    return found;
+}
+
+static void uncertain_add(splitter *sp, const char *name)
+{
+    pthread_mutex_lock(&sp->mu);
+    char *c = xstrdup(name);
+    if (c && sp->nuncertain < sizeof sp->uncertain / sizeof *sp->uncertain)
+        sp->uncertain[sp->nuncertain++] = c;
+    else
+        free(c);
+    pthread_mutex_unlock(&sp->mu);
+}
+
 static bool accepted_here(splitter *sp, const split_state *st)
 {
-    if (split_phase_terminal(st->phase) || st->lease.state != LEASE_HELD)
+    if (split_phase_terminal(st->phase) || st->lease.state != LEASE_HELD ||
+        !uncertain_take(sp, st->name))
         return false;
     lease_view v;
     if (lease_read(sp->store, &v))
@@ -423,6 +455,7 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
              * lease stays with this split: re-sending the request finishes
              * the accept (the lease names it), and an agent that finds the
              * lease without a journal later accepts it from the record. */
+            uncertain_add(sp, r->name);
             rc = shale_err_prefix(rc, "accepting split %s (it holds the split lease; re-send "
                                       "the request)", r->name);
             job_free(j);
@@ -662,6 +695,8 @@ void splitter_free(splitter *sp)
         sp->jobs = j->next;
         job_free(j);
     }
+    for (size_t i = 0; i < sp->nuncertain; i++)
+        free(sp->uncertain[i]);
     shale_objstore_close(sp->store);
     pthread_mutex_destroy(&sp->mu);
     pthread_mutex_destroy(&sp->submit_mu);

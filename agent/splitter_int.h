@@ -84,6 +84,9 @@ struct splitter {
     pthread_t worker;
     listener listeners[MAX_LISTENERS];
     int nlisteners;
+    char *uncertain[16];     /* names whose version 1 write failed here (it
+                                may have landed): a re-send may drive them */
+    size_t nuncertain;       /* under mu */
     splitter_step_cb step_cb;
     void *step_ctx;
     splitter_stats stats;
