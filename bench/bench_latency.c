@@ -361,7 +361,7 @@ void latency_bench(uint64_t keys, bool s3, json_t *out)
 {
     /* The fault wrapper's request trace, for the chain column (read after
      * each split; the file is this run's own). */
-    char tpath[300];
+    char tpath[300] = "";
     if (!getenv("SHALE_FAULT_TRACE")) {
         snprintf(tpath, sizeof tpath, "/tmp/shale-bench-trace-%d.txt", (int)getpid());
         remove(tpath);
@@ -391,6 +391,8 @@ void latency_bench(uint64_t keys, bool s3, json_t *out)
     snprintf(root, sizeof root, "mem://lat-full-%d", (int)getpid());
     if (!only)
         one("mem", root, 20, 8, keys, "full", out);
+    if (*tpath)
+        remove(tpath);   /* this run's own; the S3 splits are not traced */
     if (!s3 || only)
         return;
     s3test_server srv;
