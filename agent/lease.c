@@ -119,15 +119,27 @@ shale_status lease_take(shale_objstore *st, const char *shard, const char *split
                         const char *request_json, uint64_t *seq, bool *fresh, char *holder,
                         size_t holder_len)
 {
+    return lease_take_seen(st, shard, split, request_json, NULL, seq, fresh, holder,
+                           holder_len);
+}
+
+shale_status lease_take_seen(shale_objstore *st, const char *shard, const char *split,
+                             const char *request_json, const lease_view *seen, uint64_t *seq,
+                             bool *fresh, char *holder, size_t holder_len)
+{
     *fresh = false;
     *seq = 0;
     if (holder_len)
         *holder = '\0';
     for (int round = 0; round < LEASE_ROUNDS; round++) {
         lease_view v;
-        shale_status rc = lease_read(st, &v);
-        if (rc)
+        shale_status rc = SHALE_OK;
+        if (round == 0 && seen && !seen->held) {
+            memset(&v, 0, sizeof v);
+            v.top = seen->top;
+        } else if ((rc = lease_read(st, &v))) {
             return rc;
+        }
         lease_view_free(&v);
         if (v.held) {
             snprintf(holder, holder_len, "%s", v.holder);

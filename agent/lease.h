@@ -60,6 +60,15 @@ shale_status lease_read(shale_objstore *st, lease_view *out);
 shale_status lease_take(shale_objstore *st, const char *shard, const char *split,
                         const char *request_json, uint64_t *seq, bool *fresh,
                         char *holder, size_t holder_len);
+/* lease_take() whose first round uses *seen, a view of the lease read
+ * earlier (the submit reads it beside the request's other checks), instead
+ * of reading it again: the take record's create-if-absent at seen->top + 1
+ * is the check that nothing was written since (a record there means
+ * someone was: the lease is read again, as every lost round is).  Only a
+ * view of a free lease saves the read; NULL or a held one reads. */
+shale_status lease_take_seen(shale_objstore *st, const char *shard, const char *split,
+                             const char *request_json, const lease_view *seen, uint64_t *seq,
+                             bool *fresh, char *holder, size_t holder_len);
 
 /* Releases the lease split holds.  A lease that split no longer holds (it
  * was released already) is SHALE_OK with *release_seq 0.  Fires the

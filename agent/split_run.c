@@ -22,6 +22,7 @@
  * past the point of no return (Failed, lease kept for an operator).
  */
 #include "splitter_int.h"
+#include "db/manifest.h"
 #include "failpoint.h"
 #include "journal.h"
 #include "lease.h"
@@ -72,6 +73,86 @@ shale_status splitter_save(splitter *sp, job *j)
                        1, "journal write failed");
     }
     splitter_notify(sp, j);
+    return rc;
+}
+
+/* A journal write on its own thread, for a step that reads before it
+ * acts (Verify only reads): the step's reads overlap the write of its
+ * "Running", which is joined before the step's result is applied or
+ * anything else is journalled (step_loop), so "Running" is still durable
+ * before the step's "Done", and a step with side effects never starts
+ * them before the join.  The state written is copied here, before the
+ * step runs. */
+struct async_save {
+    splitter *sp;
+    job *j;
+    split_state *copy;
+    shale_status rc;
+    char msg[512];
+    pthread_t th;
+    bool threaded;
+    char after_fp[64];           /* the previous step's ".after" failpoint */
+};
+
+static void *async_save_main(void *arg)
+{
+    async_save *a = arg;
+    a->rc = a->copy ? journal_save(a->sp->store, a->copy) : SHALE_OOM();
+    if (a->rc)
+        snprintf(a->msg, sizeof a->msg, "%s", shale_errmsg());
+    return NULL;
+}
+
+static void async_save_begin(splitter *sp, job *j, async_save *a, const char *after_fp)
+{
+    memset(a, 0, sizeof *a);
+    a->sp = sp;
+    a->j = j;
+    snprintf(a->after_fp, sizeof a->after_fp, "%s", after_fp);
+    pthread_mutex_lock(&sp->mu);
+    a->copy = split_state_dup(j->st);
+    pthread_mutex_unlock(&sp->mu);
+    a->threaded = !pthread_create(&a->th, NULL, async_save_main, a);
+    if (!a->threaded)
+        async_save_main(a);
+}
+
+/* Joins the write and records it as splitter_save() does. */
+static shale_status async_save_join(async_save *a)
+{
+    splitter *sp = a->sp;
+    job *j = a->j;
+    if (a->threaded)
+        pthread_join(a->th, NULL);
+    a->threaded = false;
+    pthread_mutex_lock(&sp->mu);
+    if (!a->rc)
+        j->st->journal_version = a->copy->journal_version;
+    else if (a->rc == SHALE_CONFLICT)
+        j->orphaned = true;
+    j->unsaved = a->rc != SHALE_OK;
+    pthread_mutex_unlock(&sp->mu);
+    split_state_free(a->copy);
+    a->copy = NULL;
+    if (a->rc)
+        log_fields(LOG_ERROR, j->st->name, NULL, -1, (log_field[]){LOG_S("error", a->msg)}, 1,
+                   "journal write failed");
+    splitter_notify(sp, j);
+    failpoint(a->after_fp);
+    return a->rc ? shale_err(a->rc, "%s", a->msg) : SHALE_OK;
+}
+
+shale_status run_barrier(run *r)
+{
+    if (!r->pending)
+        return SHALE_OK;
+    async_save *a = r->pending;
+    r->pending = NULL;
+    shale_status rc = async_save_join(a);
+    /* A failed write is made again now, synchronously (the state is the
+     * same: nothing of the step has been applied). */
+    if (rc && rc != SHALE_CONFLICT)
+        rc = splitter_save(a->sp, a->j);
     return rc;
 }
 
@@ -408,6 +489,21 @@ static shale_status step_loop(splitter *sp, job *j, run *r, split_step step,
         memset(kids, 0, r->req->child_count * sizeof *kids);
         res->children = kids;
         rc = run_step(r, step, res);
+        if (r->pending) {
+            /* The step's "Running" was written beside it (async_save) and
+             * the step did not wait for it (Verify only reads): it must be
+             * durable before the step's result counts.  If it cannot be
+             * had, this attempt is dropped (it only read) and the worker
+             * comes back later, as when a "Running" write fails before a
+             * step. */
+            shale_status src = run_barrier(r);
+            if (src == SHALE_CONFLICT)
+                return src;
+            if (src) {
+                *stopped = true;
+                return SHALE_RETRYABLE;
+            }
+        }
         apply_result(sp, j, step, res);
         if (!rc)
             return rc;
@@ -486,6 +582,7 @@ static void run_job(splitter *sp, job *j)
     /* running_saved: this step's Running went out with the previous
      * step's Done, in one journal write. */
     bool running_saved = false;
+    async_save as;   /* the overlapped journal write, while r.pending */
     for (split_step step = first_unfinished(sp, j); step < STEP_COUNT; step++) {
         const char *sname = split_step_name(step);
         char fp[64];
@@ -497,7 +594,13 @@ static void run_job(splitter *sp, job *j)
                 break;
             }
             log_fields(LOG_INFO, j->st->name, sname, -1, NULL, 0, "step started");
-            if (splitter_save(sp, j))
+            pthread_mutex_lock(&sp->mu);
+            bool in_v1 = step == STEP_FENCE && j->fence_journalled;
+            j->fence_journalled = false;
+            pthread_mutex_unlock(&sp->mu);
+            if (in_v1)
+                splitter_notify(sp, j);   /* journal version 1 has Fence Running */
+            else if (splitter_save(sp, j))
                 break;   /* "Running" is journalled before any side effect */
         }
         running_saved = false;
@@ -557,10 +660,23 @@ static void run_job(splitter *sp, job *j)
             failpoint(fp);
             aborting = !begin_step(sp, j, step + 1, &r);
         }
-        if (splitter_save(sp, j) == SHALE_CONFLICT)
-            break;
         snprintf(fp, sizeof fp, "%s.after", sname);
-        failpoint(fp);
+        /* Verify only reads, and WipeLocalWAL (its pre-flight checks)
+         * and Clone (its reads and probes) read before they write: their
+         * "Running" is written beside those reads and joined before the
+         * step's first write (run_barrier, from inside the step) or its
+         * result (async_save). */
+        bool overlap = next && !aborting &&
+                       (step + 1 == STEP_VERIFY || step + 1 == STEP_CLONE ||
+                        step + 1 == STEP_WIPE_WAL);
+        if (overlap) {
+            async_save_begin(sp, j, &as, fp);
+            r.pending = &as;
+        } else {
+            if (splitter_save(sp, j) == SHALE_CONFLICT)
+                break;
+            failpoint(fp);
+        }
         if (step == STEP_COMPLETE)
             release_lease(sp, j);
         if (aborting) {
@@ -570,12 +686,17 @@ static void run_job(splitter *sp, job *j)
         if (next) {
             log_fields(LOG_INFO, j->st->name, split_step_name(step + 1), -1, NULL, 0,
                        "step started");
-            running_saved = !j->unsaved;   /* a failed write: journal Running again */
+            /* a failed write: journal Running again (an overlapped write
+             * is checked when it is joined) */
+            running_saved = overlap || !j->unsaved;
         }
     }
+    if (r.pending)   /* left by a break before the step ran */
+        run_barrier(&r);
     split_plan_free(res.plan);
     free(res.children);
     shale_close(r.db);
+    manifest_free(r.parent_latest);
 }
 
 job *next_runnable_locked(splitter *sp)

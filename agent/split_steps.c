@@ -6,6 +6,8 @@
 #include "splitter_int.h"
 #include "failpoint.h"
 #include "preflight.h"
+#include "db/checkpoint_int.h"
+#include "db/clone_int.h"
 #include "db/manifest.h"
 #include "util/misc.h"
 #include "util/status_int.h"
@@ -131,13 +133,33 @@ void release_checkpoint(run *r)
     }
 }
 
+typedef struct wipe_gate {
+    run *r;
+    bool journal_failed;
+} wipe_gate;
+
+static shale_status wipe_barrier(void *ctx)
+{
+    wipe_gate *g = ctx;
+    shale_status rc = run_barrier(g->r);
+    g->journal_failed = rc != SHALE_OK;
+    return rc ? shale_err_prefix(rc, "journalling WipeLocalWAL Running") : SHALE_OK;
+}
+
 shale_status do_wipe(run *r, step_result *res)
 {
     char *msg = res->message;
     size_t msglen = sizeof res->message;
     /* Pre-flight (preflight.h): every child store claimed before anything
      * is deleted; a refusal fails the split short of the point of no return. */
-    shale_status prc = preflight_children(r->req, &r->sp->o.db, msg, msglen);
+    /* The checks go beside the journal write of WipeLocalWAL Running, the
+     * claims after it (wipe_barrier); a failed journal write is not a
+     * refusal: the step is retried. */
+    wipe_gate g = {r, false};
+    shale_status prc = preflight_children_after(r->req, &r->sp->o.db, msg, msglen,
+                                                wipe_barrier, &g);
+    if (g.journal_failed)
+        return prc;
     if ((r->refused = prc != SHALE_OK))
         return shale_err_prefix(prc, "refused before the WAL wipe, nothing deleted");
     const char *wal = parent_wal(r);
@@ -196,6 +218,12 @@ out:
     return rc;
 }
 
+static shale_status clone_barrier(void *ctx)
+{
+    shale_status rc = run_barrier(ctx);
+    return rc ? shale_err_prefix(rc, "journalling Clone Running") : SHALE_OK;
+}
+
 /* Every child at once (shale_clone_many: a thread per child, the parent's
  * manifest read once, one parent write pinning every child).  A kill test
  * that arms Clone.mid gets the first child cloned alone, then the kill,
@@ -230,16 +258,22 @@ shale_status do_clone(run *r, step_result *res)
     const char *fps = getenv("SHALE_FAILPOINTS");
     size_t first = 0, failed = 0;
     shale_status rc = SHALE_OK;
+    /* The clone's first phase (reads and probes) runs beside the journal
+     * write of Clone "Running"; it waits for that write before its first
+     * write (clone_many_run's barrier). */
     if (fps && strstr(fps, "Clone.mid") && n > 0) {
-        rc = shale_clone_many(specs, 1, &sp->o.db, crs, &failed);
+        rc = clone_many_run(specs, 1, &sp->o.db, crs, &failed, clone_barrier, r);
         first = 1;
         if (!rc)
             failpoint("Clone.mid");
     }
     if (!rc) {
-        rc = shale_clone_many(specs + first, n - first, &sp->o.db, crs + first, &failed);
+        rc = clone_many_run(specs + first, n - first, &sp->o.db, crs + first, &failed,
+                            clone_barrier, r);
         failed += first;
     }
+    if (!rc)
+        rc = run_barrier(r);   /* no child to clone: still durable before Done */
     if (rc) {
         const split_child *c = &q->children[failed < n ? failed : 0];
         rc = shale_err_prefix(rc, "cloning child %s into %s", c->name, c->store);
@@ -267,9 +301,17 @@ shale_status do_complete(run *r, step_result *res)
     shale_close(r->db);
     r->db = NULL;
     if (*r->checkpoint_id) {
-        shale_options o = db_opts(r->sp, parent_wal(r));
-        shale_status rc = shale_checkpoint_delete(parent_store(r), &o, r->checkpoint_id);
-        if (rc && rc != SHALE_NOT_FOUND)
+        /* On the parent's latest version as Verify read it, when this
+         * process ran Verify (one conditional write instead of a LIST, a
+         * GET and the write): if anything wrote the parent since, the
+         * write finds its version taken and the removal is applied to the
+         * version read then (cp_remove_on). */
+        shale_objstore *s = NULL;
+        shale_status rc = shale_objstore_open(parent_store(r), &r->sp->o.db.store, &s);
+        if (!rc)
+            rc = cp_remove_on(s, r->checkpoint_id, true, r->parent_latest);
+        shale_objstore_close(s);
+        if (rc)
             return shale_err_prefix(rc, "releasing the split's checkpoint %s",
                                     r->checkpoint_id);
     }

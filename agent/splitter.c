@@ -33,8 +33,10 @@
 #include "journal.h"
 #include "db/env.h"
 #include "db/paths.h"
+#include "db/manifest.h"
 #include "lease.h"
 #include "log.h"
+#include "par.h"
 #include "split_auto.h"
 #include "split_status.h"
 #include "util/misc.h"
@@ -135,9 +137,41 @@ static void refresh_remote(splitter *sp, job *j)
 
 /* A split journalled in the store that this process accepted: unfinished,
  * holding the lease, whose take record this process wrote. */
+/* Names whose journal version 1 this splitter wrote but saw fail (it may
+ * have landed): only those are accepted_here.  Another splitter of the
+ * same process (same lease owner string) that is sent the same request
+ * shows it from the store and does not drive it: version 1 records Fence
+ * Running, so the acceptor fences without another journal write first,
+ * and a second driver would fence beside it. */
+static bool uncertain_take(splitter *sp, const char *name)
+{
+    pthread_mutex_lock(&sp->mu);
+    bool found = false;
+    for (size_t i = 0; i < sp->nuncertain && !found; i++)
+        if (!strcmp(sp->uncertain[i], name)) {
+            free(sp->uncertain[i]);
+            sp->uncertain[i] = sp->uncertain[--sp->nuncertain];
+            found = true;
+        }
+    pthread_mutex_unlock(&sp->mu);
+    return found;
+}
+
+static void uncertain_add(splitter *sp, const char *name)
+{
+    pthread_mutex_lock(&sp->mu);
+    char *c = xstrdup(name);
+    if (c && sp->nuncertain < sizeof sp->uncertain / sizeof *sp->uncertain)
+        sp->uncertain[sp->nuncertain++] = c;
+    else
+        free(c);
+    pthread_mutex_unlock(&sp->mu);
+}
+
 static bool accepted_here(splitter *sp, const split_state *st)
 {
-    if (split_phase_terminal(st->phase) || st->lease.state != LEASE_HELD)
+    if (split_phase_terminal(st->phase) || st->lease.state != LEASE_HELD ||
+        !uncertain_take(sp, st->name))
         return false;
     lease_view v;
     if (lease_read(sp->store, &v))
@@ -164,10 +198,72 @@ static shale_status refuse(splitter *sp, const char *name, shale_status rc)
     return rc;
 }
 
+/* What the submit reads at once, before submit_mu (each a round trip or
+ * two on S3, independent of each other): the request's stores (the
+ * policy's checks on their spellings first, before any is opened, then
+ * their identities, then the emptiness of the children's), the parent's
+ * latest manifest (its range validates the request), this split's journal
+ * (known in the store?) and the shard's lease.  The last two are only
+ * hints for accept(): the lease is taken by a create-if-absent after the
+ * record seen, which fails if anything was written since, and journal
+ * version 1 is a create-if-absent too, so a hint gone stale costs a
+ * re-read, never a second split. */
+typedef struct submit_reads {
+    splitter *sp;
+    split_request *r;
+    bool check_empty;        /* a split not known here: its stores must be empty */
+    bool journal_hints;      /* not a dry run: read the journal and the lease */
+    manifest *m;             /* the parent's latest */
+    shale_status jrc;        /* journal_load's answer, or -1: not read */
+    uint64_t jv;
+    split_state *jst;
+    shale_status lrc;        /* lease_read's answer, or -1: not read */
+    lease_view lv;
+    shale_status erc;        /* the children's emptiness */
+    char emsg[1024];
+} submit_reads;
+
+static shale_status submit_read_one(void *ctx, size_t i)
+{
+    submit_reads *x = ctx;
+    splitter *sp = x->sp;
+    shale_status rc = SHALE_OK;
+    if (i == 0) {
+        rc = split_request_check_stores(x->r, &sp->o.policy, sp->store_uri, sp->wal_uri,
+                                        &sp->o.db);
+        /* Reported after the request's validation, as before (an invalid
+         * request is told so first). */
+        if (!rc && x->check_empty &&
+            (x->erc = split_request_check_children_empty(x->r, &sp->o.db)))
+            snprintf(x->emsg, sizeof x->emsg, "%s", shale_errmsg());
+    } else if (i == 1) {
+        shale_objstore *s = NULL;
+        rc = shale_objstore_open(sp->store_uri, &sp->o.db.store, &s);
+        if (!rc)
+            rc = manifest_store_load_latest(s, 0, &x->m);
+        shale_objstore_close(s);
+        if (rc == SHALE_NOT_FOUND)
+            rc = shale_err(SHALE_INVALID_ARGUMENT, "parent store %s holds no database",
+                           sp->store_uri);
+    } else if (i == 2) {
+        x->jrc = journal_load(sp->store, x->r->name, &x->jv, &x->jst);
+    } else {
+        x->lrc = lease_read(sp->store, &x->lv);
+    }
+    return rc;
+}
+
+static void submit_reads_free(submit_reads *x)
+{
+    manifest_free(x->m);
+    split_state_free(x->jst);
+    lease_view_free(&x->lv);
+}
+
 /* Steps 3 to 6 of the header comment, under submit_mu.  Consumes r and
  * canon. */
 static shale_status accept(splitter *sp, split_request *r, char *canon, bool *created,
-                           char **status_json)
+                           char **status_json, submit_reads *pre)
 {
     shale_status rc = SHALE_OK;
     job *j = NULL;
@@ -225,7 +321,16 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
          * earlier self finished): its status, never a second run. */
         uint64_t v;
         split_state *st = NULL;
-        rc = journal_load(sp->store, r->name, &v, &st);
+        if (pre->jrc == SHALE_OK || pre->jrc == SHALE_NOT_FOUND) {
+            /* Read beside the request's checks (submit_reads) */
+            rc = pre->jrc;
+            v = pre->jv;
+            st = pre->jst;
+            pre->jst = NULL;
+            pre->jrc = (shale_status)-1;
+        } else {
+            rc = journal_load(sp->store, r->name, &v, &st);
+        }
         if (!rc) {
             bool same = same_request(st->request_json, canon);
             if (!same) {
@@ -294,8 +399,9 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
         uint64_t seq;
         bool fresh;
         char holder[256];
-        rc = lease_take(sp->store, sp->shard, r->name, canon, &seq, &fresh, holder,
-                        sizeof holder);
+        rc = lease_take_seen(sp->store, sp->shard, r->name, canon,
+                             pre->lrc == SHALE_OK ? &pre->lv : NULL, &seq, &fresh, holder,
+                             sizeof holder);
         if (rc) {
             rc = refuse(sp, r->name, rc);
             goto out;
@@ -309,8 +415,28 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
         }
         j->st->lease.state = LEASE_HELD;
         j->st->lease.seq = seq;
-        /* Accept: the journal exists before any side effect. */
-        rc = journal_save(sp->store, j->st);
+        /* Accept: the journal exists before any side effect.  Version 1
+         * also records Fence Running (the worker's first step), so the
+         * worker does not write a version of its own before fencing: one
+         * round trip fewer, and Fence is journalled before its side
+         * effects all the same.  Listeners still hear Accepted first (the
+         * state in memory); a kill after this write resumes at Fence. */
+        split_state *v1 = split_state_dup(j->st);
+        if (!v1) {
+            job_free(j);
+            j = NULL;
+            rc = SHALE_OOM();
+            goto out;
+        }
+        v1->steps[STEP_FENCE].state = STEP_RUNNING;
+        v1->steps[STEP_FENCE].start_ms = now_ms();
+        v1->phase = split_step_phase(STEP_FENCE);
+        rc = journal_save(sp->store, v1);
+        if (!rc) {
+            j->st->journal_version = v1->journal_version;
+            j->fence_journalled = true;
+        }
+        split_state_free(v1);
         if (rc == SHALE_CONFLICT) {
             /* Another agent wrote version 1 first: its status. */
             job_free(j);
@@ -329,6 +455,7 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
              * lease stays with this split: re-sending the request finishes
              * the accept (the lease names it), and an agent that finds the
              * lease without a journal later accepts it from the record. */
+            uncertain_add(sp, r->name);
             rc = shale_err_prefix(rc, "accepting split %s (it holds the split lease; re-send "
                                       "the request)", r->name);
             job_free(j);
@@ -379,19 +506,30 @@ static shale_status svc_submit(split_service *svc, const split_request *req, boo
     split_request *r = split_request_dup(req);
     if (!r)
         return SHALE_OOM();
-    shale_status rc = validate_against_parent(sp, r);
+    /* A new split needs empty child stores; a known name is answered
+     * below (its status, or a conflict) whatever its stores hold now. */
+    pthread_mutex_lock(&sp->mu);
+    bool known = find_locked(sp, r->name) != NULL;
+    pthread_mutex_unlock(&sp->mu);
+    submit_reads pre;
+    memset(&pre, 0, sizeof pre);
+    pre.sp = sp;
+    pre.r = r;
+    pre.check_empty = !known;
+    pre.journal_hints = !known && !r->dry_run;
+    pre.jrc = pre.lrc = (shale_status)-1;
+    /* validate_against_parent()'s checks and the accept's reads at once
+     * (submit_reads): the request's error comes first, as in that order. */
+    shale_status rc = par_for(pre.journal_hints ? 4 : 2, submit_read_one, &pre, NULL);
+    if (!rc)
+        rc = split_request_validate(r, sp->shard, sp->store_uri, sp->wal_uri,
+                                    pre.m->range_start, pre.m->range_start_len,
+                                    pre.m->range_end, pre.m->range_end_len);
+    if (!rc && pre.erc)
+        rc = shale_err(pre.erc, "%s", pre.emsg);
     char *canon = NULL;
     if (!rc)
         rc = split_request_to_json(r, &canon);
-    if (!rc) {
-        /* A new split needs empty child stores; a known name is answered
-         * below (its status, or a conflict) whatever its stores hold now. */
-        pthread_mutex_lock(&sp->mu);
-        bool known = find_locked(sp, r->name) != NULL;
-        pthread_mutex_unlock(&sp->mu);
-        if (!known)
-            rc = split_request_check_children_empty(r, &sp->o.db);
-    }
     if (rc) {
         free(canon);
         log_fields(LOG_WARN, req->name, NULL, -1,
@@ -399,11 +537,13 @@ static shale_status svc_submit(split_service *svc, const split_request *req, boo
                                  LOG_S("error", shale_errmsg())},
                    2, "request refused");
         split_request_free(r);
+        submit_reads_free(&pre);
         return rc;
     }
     pthread_mutex_lock(&sp->submit_mu);
-    rc = accept(sp, r, canon, created, status_json);
+    rc = accept(sp, r, canon, created, status_json, &pre);
     pthread_mutex_unlock(&sp->submit_mu);
+    submit_reads_free(&pre);
     return rc;
 }
 
@@ -555,6 +695,8 @@ void splitter_free(splitter *sp)
         sp->jobs = j->next;
         job_free(j);
     }
+    for (size_t i = 0; i < sp->nuncertain; i++)
+        free(sp->uncertain[i]);
     shale_objstore_close(sp->store);
     pthread_mutex_destroy(&sp->mu);
     pthread_mutex_destroy(&sp->submit_mu);

@@ -48,6 +48,8 @@ typedef struct job {
     int64_t added_ms;        /* when this agent learnt of it (dry-run expiry) */
     int64_t lease_taken_ms;  /* mono_ms() when this process's accept took the
                                 lease and wrote version 1 (0: not here) */
+    bool fence_journalled;   /* version 1 recorded Fence Running: the worker's
+                                first Fence needs no journal write of its own */
     struct job *next;
 } job;
 
@@ -82,10 +84,15 @@ struct splitter {
     pthread_t worker;
     listener listeners[MAX_LISTENERS];
     int nlisteners;
+    char *uncertain[16];     /* names whose version 1 write failed here (it
+                                may have landed): a re-send may drive them */
+    size_t nuncertain;       /* under mu */
     splitter_step_cb step_cb;
     void *step_ctx;
     splitter_stats stats;
 };
+
+typedef struct async_save async_save;
 
 /* What a step reads: the request and a copy of the state it needs. */
 typedef struct run {
@@ -95,6 +102,12 @@ typedef struct run {
     char checkpoint_id[40];
     uint64_t replay_after_wal_id;
     shale_db *db;            /* the parent, opened as writer at Fence */
+    struct manifest *parent_latest;  /* the parent's latest version as Verify
+                                        read it (owned; NULL: not read by this
+                                        run): Complete writes on it */
+    struct async_save *pending;  /* this step's "Running" journal write, in
+                                    flight beside it (split_run.c); joined by
+                                    step_loop before the step's result counts */
     bool refused;            /* the step refused before any side effect (the
                                 WAL wipe's pre-flight): it fails, it does not
                                 roll forward */
@@ -137,6 +150,10 @@ shale_status do_plan(run *r, step_result *res);
 void release_checkpoint(run *r);
 
 /* split_run.c */
+/* Waits for the step's "Running" journal write if it is in flight beside
+ * the step (run.pending); a step calls it before its first side effect.
+ * SHALE_OK once it is durable; else the write's error (made again once). */
+shale_status run_barrier(run *r);
 void *splitter_worker(void *arg);
 job *next_runnable_locked(splitter *sp);
 /* Tells every listener; sp->mu must NOT be held. */

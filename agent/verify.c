@@ -32,6 +32,7 @@
 #include "db/checkpoint_int.h"
 #include "db/manifest.h"
 #include "db/view.h"
+#include "verify_open.h"
 #include "table/kv.h"
 #include "util/status_int.h"
 
@@ -379,7 +380,7 @@ static shale_status check_object(const verify_ctx *v, const split_child *c, cons
 
 /* No WAL to replay, and nothing written to the child's WAL since the clone. */
 static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
-                                    const manifest *cm)
+                                    const manifest *cm, const shale_objlist *listed)
 {
     if (cm->replay_after_wal_id + 1 != cm->next_wal_sst_id)
         return shale_err(SHALE_CORRUPT, "verify: child %s has WAL ids %llu..%llu to replay; the "
@@ -388,14 +389,18 @@ static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
                          (unsigned long long)cm->replay_after_wal_id + 1,
                          (unsigned long long)cm->next_wal_sst_id - 1);
     const char *wal = cm->wal_store_uri ? cm->wal_store_uri : c->store;
-    shale_objstore *w = NULL;
-    shale_status rc = shale_objstore_open(wal, &v->r->sp->o.db.store, &w);
-    if (rc)
-        return rc;
     char after[PATH_KEY_MAX];
     wal_key(cm->replay_after_wal_id, after, sizeof after);
+    shale_objstore *w = NULL;
     shale_objlist l;
-    rc = shale_objstore_list_all(w, PATH_WAL_DIR, &l);
+    shale_status rc = SHALE_OK;
+    if (listed) {
+        l = *listed;   /* borrowed: not freed below */
+    } else {
+        if ((rc = shale_objstore_open(wal, &v->r->sp->o.db.store, &w)))
+            return rc;
+        rc = shale_objstore_list_all(w, PATH_WAL_DIR, &l);
+    }
     if (!rc) {
         /* Keys are fixed width: text order is id order. */
         for (size_t i = 0; i < l.count && !rc; i++)
@@ -403,10 +408,19 @@ static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
                 rc = shale_err(SHALE_CORRUPT, "verify: child %s's WAL store %s holds %s, "
                                               "written after the clone: a writer has opened the "
                                               "child", c->name, wal, l.items[i].key);
-        shale_objlist_free(&l);
+        if (!listed)
+            shale_objlist_free(&l);
     }
     shale_objstore_close(w);
     return rc;
+}
+
+/* The WAL store a child's manifest will name: the request's (the clone
+ * records it), listed beside the reader's open; check_child_wal() falls
+ * back to listing cm's own if the two differ. */
+static const char *request_wal(const split_child *c)
+{
+    return c->wal_store ? c->wal_store : c->store;
 }
 
 /* A key at fraction num/4 between a and b (b > a), by their first bytes
@@ -442,6 +456,12 @@ typedef struct vtask {
     bool at_mid;                     /* the window starts at mid (the array
                                         moves while it grows: no pointer) */
     bool first;                      /* the SST's first window: opens it */
+    long opener;                     /* a later window of an SST: the index of
+                                        that SST's first window, which it
+                                        waits for (-1: none) */
+    long opener2;                    /* the window at an SST's last key reads
+                                        on into the next SST of its run: that
+                                        one's first window too (-1: none) */
     uint8_t mid[64 + 8];
 } vtask;
 
@@ -451,6 +471,7 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
     for (size_t l = 0; l <= cm->run_count + 1; l++) {
         const sst_handle *h = l == 0 ? NULL : l == 1 ? cm->l0 : cm->runs[l - 2].ssts;
         size_t cnt = l == 0 ? 1 : l == 1 ? cm->l0_count : cm->runs[l - 2].count;
+        long prev_last = -1;   /* the previous SST's last-key window (runs only) */
         for (size_t k = 0; k < cnt; k++) {
             if (*n + 6 > *cap) {
                 size_t nc = *cap ? *cap * 2 : 64;
@@ -462,6 +483,8 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
             }
             vtask *x = &(*t)[*n];
             memset(x, 0, 6 * sizeof *x);
+            for (int q = 0; q < 6; q++)
+                x[q].opener = x[q].opener2 = -1;
             if (!h) {   /* the window at the range start */
                 x->child = ci;
                 (*n)++;
@@ -477,6 +500,12 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
             x[2].child = ci;
             x[2].from = s->last_key;
             x[2].from_len = s->last_klen;
+            x[2].opener = (long)(*n + 1);
+            /* In a sorted run the scan from an SST's last key goes on into
+             * the next SST (L0 SSTs overlap: each is its own scan). */
+            if (prev_last >= 0)
+                (*t)[prev_last].opener2 = (long)(*n + 1);
+            prev_last = l >= 2 ? (long)(*n + 2) : -1;
             size_t m = 3;
             for (int f = 1; f <= INNER_SAMPLES; f++) {
                 if (key_cmp(s->first_key, s->first_klen, s->last_key, s->last_klen) >= 0)
@@ -485,6 +514,7 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
                 x[m].from_len = between(s->first_key, s->first_klen, s->last_key, s->last_klen,
                                         f, x[m].mid, sizeof x[m].mid);
                 x[m].at_mid = true;
+                x[m].opener = (long)(*n + 1);
                 m++;
             }
             *n += m;
@@ -500,16 +530,13 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
 static shale_status child_manifest(const verify_ctx *v, const split_child *c,
                                    shale_reader *child, manifest **out)
 {
+    (void)v;
     manifest *cm = NULL;
     shale_status rc = reader_manifest_dup(child, &cm);
     if (rc)
         return shale_err_prefix(rc, "verify: reading child %s's manifest", c->name);
-    rc = check_child_wal(v, c, cm);
-    if (rc)
-        manifest_free(cm);
-    else
-        *out = cm;
-    return rc;
+    *out = cm;
+    return SHALE_OK;
 }
 
 /* The checks of a child's manifest against the parent's versions (no
@@ -559,7 +586,14 @@ typedef struct verify_job {
     child_result *res;               /* per child */
     shale_reader **readers;          /* per child, opened in phase 1 */
     manifest **cms;                  /* per child (references), phase 1 */
+    shale_objlist *wals;             /* per child (references): its WAL store's
+                                        listing, made in phase 1 */
+    shale_status *wal_rcs;           /* per child: that listing's answer */
     const vtask *tasks;              /* phase 2 */
+    _Atomic bool *opened;            /* phase 2, per task: a first window done */
+    _Atomic size_t *firsts_left;     /* phase 2, per child: first windows not done */
+    pthread_mutex_t wait_mu;         /* with wait_cv: a later window waits for */
+    pthread_cond_t wait_cv;          /*   its SST's first window */
     size_t *order;                   /* phase 2: indexes into tasks */
     shale_status *rcs;               /* per item */
     char (*msgs)[512];               /* per item: shale_errmsg() is per thread */
@@ -588,13 +622,12 @@ static shale_status open_child(verify_job *w, size_t i)
 }
 
 /* Phase 1, item i: 0 opens the parent's reader at the checkpoint, 1 loads
- * the parent's versions (references), then 2+k opens child k's reader and
- * (references) checks its WAL against the manifest the reader loaded.  All
- * independent: the phase costs the slowest of them. */
+ * the parent's versions, then 2+k opens child k's reader and (references)
+ * 2+n+k lists child k's WAL store.  All independent: the phase costs the
+ * slowest of them. */
 static shale_status verify_open(verify_job *w, size_t i)
 {
     verify_ctx *v = w->vm;
-    bool refs = v->mode == SPLIT_VERIFY_REFERENCES;
     if (i == 0) {
         shale_options po = db_opts(v->r->sp, parent_wal(v->r));
         po.block_cache = v->cache;
@@ -602,20 +635,73 @@ static shale_status verify_open(verify_job *w, size_t i)
         return rc ? shale_err_prefix(rc, "verify: opening the parent at checkpoint %s", v->cp)
                   : SHALE_OK;
     }
+    /* The full mode loads them too (beside its readers' opens): Complete
+     * writes on the latest (do_complete). */
     if (i == 1)
-        return refs ? load_parent_versions(v) : SHALE_OK;
+        return load_parent_versions(v);
+    size_t n = v->r->req->child_count;
+    if (i >= 2 + n) {
+        /* The child's WAL listing, beside its reader's open (it needs no
+         * manifest to be made; it is judged against the manifest after). */
+        const split_child *c = &v->r->req->children[i - 2 - n];
+        shale_objstore *ws = NULL;
+        shale_status rc = shale_objstore_open(request_wal(c), &v->r->sp->o.db.store, &ws);
+        if (!rc)
+            rc = shale_objstore_list_all(ws, PATH_WAL_DIR, &w->wals[i - 2 - n]);
+        shale_objstore_close(ws);
+        w->wal_rcs[i - 2 - n] = rc;
+        return SHALE_OK;   /* a failed listing is made again by check_child_wal */
+    }
     return open_child(w, i - 2);
+}
+
+/* A later window waits until its SST's first window has opened the SST
+ * in the parent's reader and the child's (the range-start window: every
+ * first window of its child), so it finds the SST open instead of opening
+ * it a second time; it does not wait for the other SSTs' windows.  The
+ * first windows are queued before every later one, so what is waited for
+ * is already running. */
+static void wait_opened(verify_job *w, const vtask *t)
+{
+    /* Still waited for when open_all() opened every SST: the first window
+     * then only reads blocks, and a later one finds the blocks it shares
+     * with it in the cache.  Not waiting saved a round trip or two at most
+     * and read about 40 % more blocks (two windows that miss one block
+     * both read it: docs/benchmarks.md). */
+    pthread_mutex_lock(&w->wait_mu);
+    while (!atomic_load(&w->failed) &&
+           (t->opener >= 0 ? !atomic_load(&w->opened[t->opener]) ||
+                                 (t->opener2 >= 0 && !atomic_load(&w->opened[t->opener2]))
+                           : atomic_load(&w->firsts_left[t->child]) > 0))
+        pthread_cond_wait(&w->wait_cv, &w->wait_mu);
+    pthread_mutex_unlock(&w->wait_mu);
+}
+
+static void mark_opened(verify_job *w, size_t ti, const vtask *t)
+{
+    pthread_mutex_lock(&w->wait_mu);
+    atomic_store(&w->opened[ti], true);
+    atomic_fetch_sub(&w->firsts_left[t->child], 1);
+    pthread_cond_broadcast(&w->wait_cv);
+    pthread_mutex_unlock(&w->wait_mu);
 }
 
 static shale_status verify_task(verify_job *w, size_t i)
 {
-    const vtask *t = &w->tasks[w->order[i]];
+    size_t ti = w->order[i];
+    const vtask *t = &w->tasks[ti];
     const split_child *c = &w->v->r->req->children[t->child];
     if (t->head)
         return check_object(w->v, c, w->cms[t->child], t->head);
+    if (!t->first)
+        wait_opened(w, t);
     uint64_t n = 0;
-    return verify_compare(w->v->parent, w->readers[t->child], c, t->at_mid ? t->mid : t->from,
-                          t->from_len, NULL, 0, WINDOW, t->first || !t->from, &n);
+    shale_status rc = verify_compare(w->v->parent, w->readers[t->child], c,
+                                     t->at_mid ? t->mid : t->from, t->from_len, NULL, 0, WINDOW,
+                                     t->first || !t->from, &n);
+    if (t->first)
+        mark_opened(w, ti, t);   /* also on failure: nobody waits forever */
+    return rc;
 }
 
 static void *verify_worker(void *arg)
@@ -628,8 +714,14 @@ static void *verify_worker(void *arg)
             /* Phase 2 goes on past a read error, so that a mismatch found
              * by another task (a missing object's HEAD) is reported as
              * one, never hidden behind a retryable error. */
-            if (w->phase != 2 || w->rcs[i] == SHALE_CORRUPT)
+            if (w->phase != 2 || w->rcs[i] == SHALE_CORRUPT) {
                 atomic_store(&w->failed, true);
+                if (w->phase == 2) {   /* waiting windows give up */
+                    pthread_mutex_lock(&w->wait_mu);
+                    pthread_cond_broadcast(&w->wait_cv);
+                    pthread_mutex_unlock(&w->wait_mu);
+                }
+            }
         }
     }
     return NULL;
@@ -682,6 +774,14 @@ static shale_status load_parent_versions(verify_ctx *v)
     return rc;
 }
 
+/* Every SST each reader will touch opened at once, before the windows
+ * (verify_open.h). */
+static shale_status open_all(verify_job *w, size_t n)
+{
+    return verify_open_ssts(w->v->parent, w->v->pinned, w->readers, (const manifest *const *)w->cms,
+                            n);
+}
+
 /* The children's ranges were
  * validated to cover the parent's range exactly, so children that each
  * equal their range hold the parent's keys, each once. */
@@ -709,6 +809,8 @@ shale_status do_verify(run *r, step_result *res_out)
     size_t n = q->child_count;
     verify_job w;
     memset(&w, 0, sizeof w);
+    pthread_mutex_init(&w.wait_mu, NULL);
+    pthread_cond_init(&w.wait_cv, NULL);
     w.v = w.vm = &v;
     child_result *res = w.res = calloc(n ? n : 1, sizeof *res);
     w.readers = calloc(n ? n : 1, sizeof *w.readers);
@@ -719,7 +821,24 @@ shale_status do_verify(run *r, step_result *res_out)
         rc = SHALE_OOM();
         goto out;
     }
-    rc = verify_phase(&w, 1, 2 + n);
+    bool refs = mode == SPLIT_VERIFY_REFERENCES;
+    if (refs) {
+        w.wals = calloc(n ? n : 1, sizeof *w.wals);
+        w.wal_rcs = calloc(n ? n : 1, sizeof *w.wal_rcs);
+        if (!w.wals || !w.wal_rcs) {
+            rc = SHALE_OOM();
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++)
+            w.wal_rcs[i] = SHALE_IO;   /* not listed (yet) */
+    }
+    rc = verify_phase(&w, 1, 2 + (refs ? 2 * n : n));
+    for (size_t i = 0; !rc && refs && i < n; i++) {
+        const split_child *c = &q->children[i];
+        const char *cw = w.cms[i]->wal_store_uri ? w.cms[i]->wal_store_uri : c->store;
+        bool same = !w.wal_rcs[i] && !strcmp(cw, request_wal(c));
+        rc = check_child_wal(&v, c, w.cms[i], same ? &w.wals[i] : NULL);
+    }
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
         rc = check_manifest(&v, &q->children[i], w.cms[i], &res[i]);
     size_t pieces = 0, walkers = 0;
@@ -739,31 +858,37 @@ shale_status do_verify(run *r, step_result *res_out)
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
         rc = add_tasks(i, w.cms[i], &tasks, &ntasks, &cap);
     if (!rc && mode == SPLIT_VERIFY_REFERENCES) {
-        /* Phase 2 in two rounds: the HEADs and each SST's first window,
-         * which open every SST once in the parent's reader and the
-         * child's; then every other window, which find the SSTs open
-         * (concurrent first opens of one SST would each read its index and
-         * filter). */
+        /* Phase 2: the HEADs and each SST's first window, which open every
+         * SST once in the parent's reader and the child's, queued first;
+         * then every other window, each of which waits for its own SST's
+         * first window (concurrent first opens of one SST would each read
+         * its index and filter) but not for the other SSTs' (a round
+         * barrier made every later window wait for the slowest open). */
         w.tasks = tasks;
         w.order = calloc(ntasks ? ntasks : 1, sizeof *w.order);
+        w.opened = calloc(ntasks ? ntasks : 1, sizeof *w.opened);
+        w.firsts_left = calloc(n ? n : 1, sizeof *w.firsts_left);
         size_t k = 0;
-        if (!w.order)
+        if (!w.order || !w.opened || !w.firsts_left)
             rc = SHALE_OOM();
+        for (size_t i = 0; !rc && i < ntasks; i++)
+            if (tasks[i].first)
+                w.firsts_left[tasks[i].child]++;
         for (size_t i = 0; !rc && i < ntasks; i++)
             if (tasks[i].head || tasks[i].first)
                 w.order[k++] = i;
-        size_t round1 = k;
         for (size_t i = 0; !rc && i < ntasks; i++)
             if (!tasks[i].head && !tasks[i].first)
                 w.order[k++] = i;
+        /* Every SST opened at once first (open_all); a failure there is
+         * not a verdict: the windows open what is left themselves. */
         if (!rc)
-            rc = verify_phase(&w, 2, round1);
-        if (!rc) {
-            w.order += round1;
-            rc = verify_phase(&w, 2, ntasks - round1);
-            w.order -= round1;
-        }
+            (void)open_all(&w, n);
+        if (!rc)
+            rc = verify_phase(&w, 2, ntasks);
         free(w.order);
+        free(w.opened);
+        free(w.firsts_left);
         for (size_t i = 0; i < ntasks; i++)
             if (!tasks[i].head)
                 res[tasks[i].child].windows++;
@@ -797,13 +922,24 @@ out:
     }
     free(w.readers);
     free(w.cms);
+    for (size_t i = 0; w.wals && w.wal_rcs && i < n; i++)
+        if (!w.wal_rcs[i])
+            shale_objlist_free(&w.wals[i]);
+    free(w.wals);
+    free(w.wal_rcs);
     free(w.rcs);
     free(w.msgs);
     free(tasks);
     free(res);
     manifest_free(v.pinned);
-    manifest_free(v.latest);
+    /* Complete releases the checkpoint on this version (do_complete). */
+    manifest_free(r->parent_latest);
+    r->parent_latest = rc ? NULL : v.latest;
+    if (rc)
+        manifest_free(v.latest);
     shale_reader_close(v.parent);
     shale_cache_free(v.cache);   /* after every reader that uses it */
+    pthread_mutex_destroy(&w.wait_mu);
+    pthread_cond_destroy(&w.wait_cv);
     return rc;
 }

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LAT_MAX_WAYS 32
@@ -35,13 +36,126 @@ static const char *const lsteps[] = {"Accept", "Fence", "FullFlush", "WipeLocalW
 
 typedef struct lat_trace {
     double secs[LNSTEPS], end[LNSTEPS];
+    double completed;        /* when listeners first heard phase Complete (journalled) */
     uint64_t req[LNSTEPS][SHALE_OP_COUNT];
     shale_objstats last;
 } lat_trace;
 
+/* With SHALE_FAULT_TRACE set (the fault wrapper's request trace), the
+ * split's start and every step's end go into the same file, on the same
+ * clock, so the trace can be cut by step. */
+static void trace_mark(const char *what)
+{
+    const char *p = getenv("SHALE_FAULT_TRACE");
+    FILE *f = p && *p ? fopen(p, "a") : NULL;
+    if (!f)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long us = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    fprintf(f, "%lld %lld 0 MARK - %s\n", us, us, what);
+    fclose(f);
+}
+
+/* The longest chain of requests each of which started after the one
+ * before it ended, from the trace between the last "submit" mark and the
+ * end: the split's sequential round trips counted, not timed, so a loaded
+ * machine (a stalled thread stretches the time, not the chain) reads the
+ * same.  *steps[i] gets the chain up to step i's end.  -1 when there is no
+ * trace. */
+typedef struct treq {
+    long long t0, t1;
+} treq;
+
+static int treq_by_start(const void *a, const void *b)
+{
+    const treq *x = a, *y = b;
+    return x->t0 < y->t0 ? -1 : x->t0 > y->t0;
+}
+
+static long trace_chain(long steps[LNSTEPS], long *to_complete)
+{
+    *to_complete = -1;
+    long long done_t = -1;
+    for (int i = 0; i < LNSTEPS; i++)
+        steps[i] = -1;
+    const char *p = getenv("SHALE_FAULT_TRACE");
+    FILE *f = p && *p ? fopen(p, "r") : NULL;
+    if (!f)
+        return -1;
+    treq *rq = NULL;
+    size_t n = 0, cap = 0;
+    long long mark_t[LNSTEPS];
+    for (int i = 0; i < LNSTEPS; i++)
+        mark_t[i] = -1;
+    char line[1400];
+    bool ended = false;
+    while (fgets(line, sizeof line, f)) {
+        long long t0, t1;
+        char op[32], what[1100];
+        unsigned long tid;
+        char store[600];
+        if (sscanf(line, "%lld %lld %lu %31s %599s %1099[^\n]", &t0, &t1, &tid, op, store,
+                   what) != 6)
+            continue;
+        if (ended && !(!strcmp(op, "MARK") && !strncmp(what, "submit", 6)))
+            continue;
+        if (!strcmp(op, "MARK")) {
+            if (!strcmp(what, "end"))
+                ended = true;
+            if (!strncmp(what, "submit", 6)) {
+                ended = false;
+                done_t = -1;
+                n = 0;
+                for (int i = 0; i < LNSTEPS; i++)
+                    mark_t[i] = -1;
+            }
+            for (int i = 0; i < LNSTEPS; i++)
+                if (!strcmp(what, lsteps[i]))
+                    mark_t[i] = t0;
+            if (!strcmp(what, "Completed"))
+                done_t = t0;
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            treq *g = realloc(rq, cap * sizeof *g);
+            if (!g)
+                break;
+            rq = g;
+        }
+        rq[n++] = (treq){t0, t1};
+    }
+    fclose(f);
+    if (!n) {
+        free(rq);
+        return -1;
+    }
+    qsort(rq, n, sizeof *rq, treq_by_start);
+    long *ch = calloc(n ? n : 1, sizeof *ch), best = 0;
+    for (size_t i = 0; ch && i < n; i++) {
+        long c = 0;
+        for (size_t j = 0; j < i; j++)
+            if (rq[j].t1 <= rq[i].t0 && ch[j] > c)
+                c = ch[j];
+        ch[i] = c + 1;
+        if (ch[i] > best)
+            best = ch[i];
+        for (int s = 0; s < LNSTEPS; s++)
+            if (mark_t[s] >= 0 && rq[i].t1 <= mark_t[s] && ch[i] > steps[s])
+                steps[s] = ch[i];
+        if (done_t >= 0 && rq[i].t1 <= done_t && ch[i] > *to_complete)
+            *to_complete = ch[i];
+    }
+    free(ch);
+    free(rq);
+    return best;
+}
+
 static void lat_on_step(void *ctx, const char *step, double secs)
 {
     lat_trace *t = ctx;
+    trace_mark(step);
     shale_objstats now;
     shale_objstore_global_stats(&now);
     for (int i = 0; i < LNSTEPS; i++)
@@ -52,6 +166,18 @@ static void lat_on_step(void *ctx, const char *step, double secs)
                 t->req[i][op] += now.requests[op][0] - t->last.requests[op][0];
         }
     t->last = now;
+}
+
+/* The split is Complete when its journal says so: listeners hear it right
+ * after that write (the lease's release and its journal record follow). */
+static void lat_on_status(void *ctx, const char *name, const char *status_json)
+{
+    (void)name;
+    lat_trace *t = ctx;
+    if (!t->completed && strstr(status_json, "\"phase\": \"Complete\"")) {
+        t->completed = now_s();
+        trace_mark("Completed");
+    }
 }
 
 static void add_latency(const char *uri, unsigned ms)
@@ -120,6 +246,8 @@ static void one(const char *backend, const char *root, unsigned ms, int ways, ui
     lat_trace tr;
     memset(&tr, 0, sizeof tr);
     splitter_on_step(sp, lat_on_step, &tr);
+    if (splitter_add_listener(sp, lat_on_status, &tr))
+        die("latency split: listener", shale_errmsg());
     size_t cap = 256 + (size_t)ways * 900;
     char *text = malloc(cap);
     if (!text)
@@ -146,13 +274,18 @@ static void one(const char *backend, const char *root, unsigned ms, int ways, ui
     shale_objstats before, after;
     shale_objstore_global_stats(&before);
     tr.last = before;
+    char mark[64];
+    snprintf(mark, sizeof mark, "submit %u ms %d ways", ms, ways);
+    trace_mark(mark);
     double t = now_s();
     if (svc->ops->submit(svc, rq, &created, &status))
         die("latency split: submit", shale_errmsg());
+    trace_mark("Accept");   /* journal version 1 written: the worker fences next */
     free(status);
     if (splitter_wait_idle(sp, 3600 * 1000))
         die("latency split", "not done within an hour");
     double total = now_s() - t;
+    trace_mark("end");
     shale_objstore_global_stats(&after);
     if (svc->ops->get(svc, "lat", &status) || !strstr(status, "\"phase\": \"Complete\""))
         die("latency split: the split did not complete", status);
@@ -166,9 +299,20 @@ static void one(const char *backend, const char *root, unsigned ms, int ways, ui
     for (int op = 0; op < SHALE_OP_COUNT; op++)
         all += req[op] = after.requests[op][0] - before.requests[op][0];
     double lat = ms / 1000.0;
-    printf("%-4s %4u %4d %-10s %7.3f %7.3f %7.1f %7.1f %6llu", backend, ms, ways, verify, total,
-           fenced, lat > 0 ? total / lat : 0.0, lat > 0 ? fenced / lat : 0.0,
-           (unsigned long long)all);
+    long chain_at[LNSTEPS];
+    long to_complete = -1;
+    /* Without latency every request ends before the next starts: the
+     * chain would count them all, so it is left out (-1) at 0 ms. */
+    long chain = trace_chain(chain_at, &to_complete);
+    if (!ms)
+        chain = to_complete = -1;
+    double to_done = tr.completed > 0 ? tr.completed - t : total;
+    /* fenced in chain terms: the whole chain less what ended before Fence
+     * began (Accept's chain: the submit) */
+    long fchain = chain >= 0 && chain_at[0] >= 0 ? chain - chain_at[0] : -1;
+    printf("%-4s %4u %4d %-10s %7.3f %7.3f %7.1f %7.1f %5ld %5ld %6llu", backend, ms, ways,
+           verify, total, fenced, lat > 0 ? total / lat : 0.0, lat > 0 ? fenced / lat : 0.0,
+           chain, fchain, (unsigned long long)all);
     for (int op = 0; op < SHALE_OP_COUNT; op++)
         printf(" %5llu", (unsigned long long)req[op]);
     printf(" %9llu\n", (unsigned long long)(after.bytes_read - before.bytes_read));
@@ -191,25 +335,44 @@ static void one(const char *backend, const char *root, unsigned ms, int ways, ui
     for (int op = 0; op < SHALE_OP_COUNT; op++)
         json_object_set_new(rq_by, shale_objop_name((shale_objop)op),
                             json_integer((json_int_t)req[op]));
-    json_array_append_new(out, json_pack("{s:s, s:i, s:i, s:s, s:I, s:f, s:f, s:f, s:f, s:o, "
-                                         "s:o, s:I}",
+    json_array_append_new(out, json_pack("{s:s, s:i, s:i, s:s, s:I, s:f, s:f, s:f, s:f, s:f, "
+                                         "s:o, s:o, s:I}",
                                          "backend", backend, "latency_ms", (int)ms, "ways", ways,
                                          "verify", verify, "keys", (json_int_t)keys, "split_s",
-                                         total, "fenced_s", fenced, "round_trips",
+                                         total, "to_complete_s", to_done, "fenced_s", fenced, "round_trips",
                                          lat > 0 ? total / lat : 0.0, "fenced_round_trips",
                                          lat > 0 ? fenced / lat : 0.0, "requests", rq_by,
                                          "steps", steps, "bytes_read",
                                          (json_int_t)(after.bytes_read - before.bytes_read)));
+    if (chain >= 0) {
+        json_t *last = json_array_get(out, json_array_size(out) - 1);
+        json_object_set_new(last, "chain", json_integer(chain));
+        json_object_set_new(last, "fenced_chain", json_integer(fchain));
+        json_object_set_new(last, "chain_to_complete", json_integer(to_complete));
+        printf("       chain at each step's end:");
+        for (int i = 0; i < LNSTEPS; i++)
+            printf(" %s %ld", lsteps[i], chain_at[i]);
+        printf("; to Complete journalled: chain %ld, %.3f s (%.1f rt)\n", to_complete,
+               to_done, lat > 0 ? to_done / lat : 0.0);
+    }
 }
 
 void latency_bench(uint64_t keys, bool s3, json_t *out)
 {
+    /* The fault wrapper's request trace, for the chain column (read after
+     * each split; the file is this run's own). */
+    char tpath[300] = "";
+    if (!getenv("SHALE_FAULT_TRACE")) {
+        snprintf(tpath, sizeof tpath, "/tmp/shale-bench-trace-%d.txt", (int)getpid());
+        remove(tpath);
+        setenv("SHALE_FAULT_TRACE", tpath, 1);
+    }
     printf("\nsplit latency: every request of the parent's and children's stores waits the\n"
            "injected latency (fault+mem://; the local WAL store plain), 'rt' = time / latency\n"
            "(sequential round trips; goal <= 20, fenced <= 16), %llu keys\n",
            (unsigned long long)keys);
-    printf("%-4s %4s %4s %-10s %7s %7s %7s %7s %6s", "store", "ms", "ways", "verify", "split s",
-           "fenced", "rt", "rt fenc", "reqs");
+    printf("%-4s %4s %4s %-10s %7s %7s %7s %7s %5s %5s %6s", "store", "ms", "ways", "verify",
+           "split s", "fenced", "rt", "rt fenc", "chain", "ch fe", "reqs");
     for (int op = 0; op < SHALE_OP_COUNT; op++)
         printf(" %5.5s", shale_objop_name((shale_objop)op));
     printf(" %9s\n", "bytes rd");
@@ -228,6 +391,8 @@ void latency_bench(uint64_t keys, bool s3, json_t *out)
     snprintf(root, sizeof root, "mem://lat-full-%d", (int)getpid());
     if (!only)
         one("mem", root, 20, 8, keys, "full", out);
+    if (*tpath)
+        remove(tpath);   /* this run's own; the S3 splits are not traced */
     if (!s3 || only)
         return;
     s3test_server srv;

@@ -247,10 +247,11 @@ static shale_status rm_mut(manifest *m, void *arg)
     return SHALE_NOT_FOUND;  /* abort: nothing to write */
 }
 
-static shale_status rm_or_refresh(shale_objstore *s, rm_ctx *c, bool missing_ok)
+static shale_status rm_or_refresh_on(shale_objstore *s, rm_ctx *c, bool missing_ok,
+                                     const manifest *base)
 {
-    manifest *cur = NULL;
-    shale_status rc = manifest_store_load_latest(s, 0, &cur);
+    manifest *cur = base ? manifest_dup(base) : NULL;
+    shale_status rc = base ? (cur ? SHALE_OK : SHALE_OOM()) : manifest_store_load_latest(s, 0, &cur);
     if (!rc)
         rc = manifest_store_update(s, &cur, rm_mut, c);
     manifest_free(cur);
@@ -263,10 +264,22 @@ static shale_status rm_or_refresh(shale_objstore *s, rm_ctx *c, bool missing_ok)
     return rc;
 }
 
+static shale_status rm_or_refresh(shale_objstore *s, rm_ctx *c, bool missing_ok)
+{
+    return rm_or_refresh_on(s, c, missing_ok, NULL);
+}
+
 shale_status cp_remove(shale_objstore *s, const char *id, bool missing_ok)
 {
     rm_ctx c = {id, false, false, 0};
     return rm_or_refresh(s, &c, missing_ok);
+}
+
+shale_status cp_remove_on(shale_objstore *s, const char *id, bool missing_ok,
+                          const manifest *base)
+{
+    rm_ctx c = {id, false, false, 0};
+    return rm_or_refresh_on(s, &c, missing_ok, base);
 }
 
 /* ---- public calls ----------------------------------------------------- */

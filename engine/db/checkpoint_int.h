@@ -55,6 +55,13 @@ shale_status cp_add_pins(shale_objstore *s, const char *src_id, const cp_pin_req
 /* Removes checkpoint id from the latest manifest.  SHALE_NOT_FOUND if no
  * such checkpoint (missing_ok makes that SHALE_OK). */
 shale_status cp_remove(shale_objstore *s, const char *id, bool missing_ok);
+/* cp_remove() on base, the latest version as the caller read it (NULL:
+ * read here): the write goes on it, and a newer version found by the
+ * conditional write is re-read and the removal applied to it, as
+ * cp_add_pins() does.  A caller that holds the latest version saves the
+ * LIST and the GET (two round trips on S3). */
+shale_status cp_remove_on(shale_objstore *s, const char *id, bool missing_ok,
+                          const manifest *base);
 
 /* Finds a checkpoint record by id in m; NULL if absent. */
 const checkpoint_rec *cp_find(const manifest *m, const char *id);

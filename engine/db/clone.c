@@ -38,6 +38,7 @@
 #include "util/misc.h"
 #include "util/status_int.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,19 +388,37 @@ static void count_refs(clone_run *cr, const manifest *m)
  * the identity (two requests, one of which a fresh clone reads anyway)
  * prove no version exists, without listing the store's manifests.  Any
  * other answer is decided by the listing. */
+typedef struct id_read_job {
+    clone_run *cr;
+    shale_status rc;
+} id_read_job;
+
+static void *id_read_run(void *arg)
+{
+    id_read_job *j = arg;
+    j->rc = identity_read(j->cr->child, &j->cr->id);
+    return NULL;
+}
+
 static bool fresh_claimed(clone_run *cr)
 {
+    /* The two GETs at once (each a round trip on S3); the identity is kept
+     * for the identity step (clone_identities). */
+    id_read_job j = {cr, SHALE_OK};
+    pthread_t th;
+    bool threaded = !pthread_create(&th, NULL, id_read_run, &j);
     manifest *m1 = NULL;
     shale_status rc = manifest_store_load(cr->child, 1, &m1);
     manifest_free(m1);
-    if (rc != SHALE_NOT_FOUND)
+    if (threaded)
+        pthread_join(th, NULL);
+    else
+        id_read_run(&j);
+    cr->id_read = true;
+    cr->id_rc = j.rc;
+    if (rc != SHALE_NOT_FOUND || j.rc)
         return false;
-    shale_store_identity id;
-    if (identity_read(cr->child, &id))
-        return false;
-    bool claim = id.kind == SHALE_STORE_KIND_CHILD_CLAIM;
-    shale_store_identity_clear(&id);
-    return claim;
+    return cr->id.kind == SHALE_STORE_KIND_CHILD_CLAIM;
 }
 
 shale_status clone_read(clone_run *cr)
@@ -574,8 +593,15 @@ shale_status clone_open(clone_run *cr, const shale_clone_spec *spec,
  * claim becomes that, keeping its UUID). */
 shale_status clone_identities(clone_run *cr)
 {
-    shale_status rc = identity_ensure(cr->child, cr->spec->child_uri, &cr->opts.store,
-                                      SHALE_STORE_KIND_DB);
+    shale_status rc;
+    if (cr->id_read && (cr->id_rc == SHALE_OK || cr->id_rc == SHALE_NOT_FOUND)) {
+        cr->id_read = false;
+        rc = identity_settle(cr->child, cr->spec->child_uri, &cr->opts.store,
+                             SHALE_STORE_KIND_DB, cr->id_rc, &cr->id);
+    } else {
+        rc = identity_ensure(cr->child, cr->spec->child_uri, &cr->opts.store,
+                             SHALE_STORE_KIND_DB);
+    }
     if (!rc && cr->child_wal != cr->child)
         rc = identity_ensure(cr->child_wal, cr->spec->child_wal_uri, &cr->opts.store,
                              SHALE_STORE_KIND_WAL);
@@ -584,6 +610,9 @@ shale_status clone_identities(clone_run *cr)
 
 void clone_close(clone_run *cr)
 {
+    if (cr->id_read && cr->id_rc == SHALE_OK)
+        shale_store_identity_clear(&cr->id);
+    cr->id_read = false;
     manifest_free(cr->cm);
     cr->cm = NULL;
     db_env_unref(cr->env);

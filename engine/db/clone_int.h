@@ -7,6 +7,7 @@
 #define SHALE_CLONE_INT_H
 
 #include "shale.h"
+#include "shale_admin.h"
 #include "db/env.h"
 #include "db/manifest.h"
 
@@ -18,6 +19,13 @@ typedef struct clone_run {
     shale_objstore *parent, *parent_wal, *child, *child_wal;
     manifest *cm;              /* the child's manifest once read or written (owned) */
     shale_clone_result res;
+    /* The child store's identity as clone_read() found it (id_read: it
+     * was read; id_rc its answer, id owned when SHALE_OK): nothing but this
+     * clone writes a claimed child, so the identity step writes on it
+     * without reading it again (identity_settle). */
+    bool id_read;
+    shale_status id_rc;
+    shale_store_identity id;
 } clone_run;
 
 /* The spec's own consistency (no request). */
@@ -42,5 +50,16 @@ shale_status clone_finish(clone_run *cr);
 shale_status clone_identities(clone_run *cr);
 /* Frees what cr holds (cr itself is the caller's). */
 void clone_close(clone_run *cr);
+
+/* shale_clone_many() with a barrier: before_write(ctx), when given, is
+ * called once after every read of the batch's first phase (and the
+ * probes, whose objects are garbage, never state) and before its first
+ * write; a failure it returns stops the batch there.  The split's worker
+ * passes the join of its journal write of Clone "Running", which runs
+ * beside those reads. */
+typedef shale_status (*clone_barrier_fn)(void *ctx);
+shale_status clone_many_run(const shale_clone_spec *specs, size_t n, const shale_options *opts,
+                            shale_clone_result *out, size_t *failed,
+                            clone_barrier_fn before_write, void *ctx);
 
 #endif

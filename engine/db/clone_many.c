@@ -2,18 +2,24 @@
  * clone_many.c -- shale_clone_many(): the clones of a split, all from one
  * parent checkpoint, at once (see clone.c for the steps of one clone).
  *
- * Phase 1 (all at once): every child's store opened and read (its manifest,
- * or the identity checks of a fresh clone), every child's conditional-
- * create probe, and the parent's latest and pinned versions: nothing is
- * written until all of them are in.  Phase 2 (a thread per clone): the
- * child's manifest version 1.  Then (this thread) one write in the parent
- * adds every child's pin; a clone that references a grandparent pins
- * through pin_parents() as shale_clone does.  Phase 3 (a thread per clone):
- * copy the WAL gap, initialise, identities.  Each clone's state is in its
- * own store, so a crash between phases is resumed by either call.
+ * Phase 0 (all at once): every child's env and stores opened.  Phase 1
+ * (all at once): every child's store read (its version 1 beside its
+ * identity, or its manifest; the identity checks of a fresh clone), every
+ * child's conditional-create probe (its object deleted in phase 2), and
+ * the parent's latest and pinned versions: nothing is written until all of
+ * them are in (and, for the split, until its journal says Clone Running:
+ * clone_many_run's barrier).  Phase 2 (a thread per clone): the child's
+ * manifest version 1, beside the probes' deletes.  Then (this thread) one
+ * write in the parent adds every child's pin; a clone that references a
+ * grandparent pins through pin_parents() as shale_clone does.  Phase 3 (a
+ * thread per item): each child's WAL gap copied and initialising write,
+ * beside its identity write.  Each clone's state is in its own store, so a
+ * crash between phases is resumed by either call.
  */
 #include "db/clone_int.h"
 #include "db/checkpoint_int.h"
+#include "db/paths.h"
+#include "util/misc.h"
 #include "util/status_int.h"
 
 #include <pthread.h>
@@ -29,6 +35,7 @@ typedef struct many_job {
     const shale_options *opts;
     clone_run *runs;
     shale_objstore *ps;            /* the parent, for the shared loads */
+    char (*probes)[PATH_KEY_MAX];  /* per child: its probe object's key, "" once gone */
     manifest *lat, *pin;           /* the parent's, shared read-only after phase 1 */
     size_t n, items;
     int phase;
@@ -53,37 +60,74 @@ static shale_status many_load_parent(many_job *j)
     return SHALE_OK;
 }
 
+/* shale_objstore_probe_conditional() on child i's store, but the probe
+ * object's delete is left to many_unprobe(), which phase 2 runs beside the
+ * children's first writes: the probe costs two round trips of phase 1
+ * (which waits on two reads anyway), not three. */
 static shale_status many_probe(many_job *j, size_t i)
 {
     if (j->opts && j->opts->unsafe_allow_unconditional_store)
         return SHALE_OK;
-    shale_objstore *s = NULL;
-    shale_status rc = shale_objstore_open(j->specs[i].child_uri, j->opts ? &j->opts->store : NULL,
-                                          &s);
-    if (!rc)
-        rc = shale_objstore_probe_conditional(s);
-    shale_objstore_close(s);
-    return rc;
+    shale_objstore *s = j->runs[i].child;
+    char id[37], *key = j->probes[i];
+    uuid_new(id);
+    probe_key(id, key, PATH_KEY_MAX);
+    shale_status rc = shale_objstore_put_if_absent(s, key, "1", 1);
+    if (rc) {
+        *key = '\0';
+        return shale_err_prefix(rc, "probing conditional create on %s", shale_objstore_uri(s));
+    }
+    rc = shale_objstore_put_if_absent(s, key, "2", 1);
+    if (rc == SHALE_PRECONDITION_FAILED)
+        return SHALE_OK;
+    if (rc == SHALE_OK)
+        return shale_err(SHALE_UNSUPPORTED,
+                         "store %s does not honour create-if-absent (If-None-Match: *): "
+                         "a second conditional create of %s succeeded; fencing is unsafe "
+                         "(set unsafe_allow_unconditional_store to proceed anyway)",
+                         shale_objstore_uri(s), key);
+    return shale_err_prefix(rc, "probing conditional create on %s", shale_objstore_uri(s));
+}
+
+/* Deletes child i's probe object, if any (best effort, as the probe's own
+ * delete is: a leftover .probe/ object is garbage, never state). */
+static void many_unprobe(many_job *j, size_t i)
+{
+    if (j->probes[i][0] && j->runs[i].child)
+        shale_objstore_delete(j->runs[i].child, j->probes[i]);
+    j->probes[i][0] = '\0';
 }
 
 static shale_status many_item(many_job *j, size_t i)
 {
+    if (j->phase == 0) {
+        shale_status rc = clone_check_spec(&j->specs[i]);
+        return rc ? rc : clone_open(&j->runs[i], &j->specs[i], j->opts, false);
+    }
     if (j->phase == 1) {
         if (i == 2 * j->n)
             return many_load_parent(j);
         if (i >= j->n)
             return many_probe(j, i - j->n);
-        shale_status rc = clone_check_spec(&j->specs[i]);
-        if (!rc)
-            rc = clone_open(&j->runs[i], &j->specs[i], j->opts, false);
-        return rc ? rc : clone_read(&j->runs[i]);
+        return clone_read(&j->runs[i]);
     }
     if (j->phase == 2) {
+        if (i >= j->n) {
+            many_unprobe(j, i - j->n);
+            return SHALE_OK;
+        }
         const manifest *pin = j->pin ? j->pin : j->lat;
         return clone_write(&j->runs[i], j->lat, pin);
     }
-    shale_status rc = clone_finish(&j->runs[i]);
-    return rc ? rc : clone_identities(&j->runs[i]);
+    /* Phase 3: the initialising write and the identity at once.  The
+     * identity may land first: a child whose identity says database but
+     * whose manifest is not initialised is resumed like any unfinished
+     * clone (clone_read finds its version 1 and goes on; nothing reads the
+     * identity on that path), and no writer opens a child before the split
+     * is Complete. */
+    if (i >= j->n)
+        return clone_identities(&j->runs[i - j->n]);
+    return clone_finish(&j->runs[i]);
 }
 
 static void *many_worker(void *arg)
@@ -101,7 +145,7 @@ static void *many_worker(void *arg)
 static shale_status many_phase(many_job *j, int phase, size_t *failed)
 {
     j->phase = phase;
-    j->items = phase == 1 ? 2 * j->n + 1 : j->n;
+    j->items = phase == 0 ? j->n : phase == 1 ? 2 * j->n + 1 : 2 * j->n;
     atomic_store(&j->next, 0);
     memset(j->rcs, 0, (2 * j->n + 1) * sizeof *j->rcs);
     size_t nth = j->items < CLONE_THREADS ? j->items : CLONE_THREADS;
@@ -160,6 +204,13 @@ shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
                               const shale_options *opts, shale_clone_result *out,
                               size_t *failed)
 {
+    return clone_many_run(specs, n, opts, out, failed, NULL, NULL);
+}
+
+shale_status clone_many_run(const shale_clone_spec *specs, size_t n, const shale_options *opts,
+                            shale_clone_result *out, size_t *failed,
+                            clone_barrier_fn before_write, void *ctx)
+{
     if (!specs && n)
         return shale_err(SHALE_INVALID_ARGUMENT, "clone: no specs");
     bool batch = n > 0 && specs[0].parent_uri && specs[0].parent_checkpoint_id;
@@ -168,6 +219,12 @@ shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
                 specs[i].parent_checkpoint_id &&
                 !strcmp(specs[i].parent_checkpoint_id, specs[0].parent_checkpoint_id);
     if (!batch) {
+        shale_status brc = before_write ? before_write(ctx) : SHALE_OK;
+        if (brc) {
+            if (failed)
+                *failed = 0;
+            return brc;
+        }
         for (size_t i = 0; i < n; i++) {
             shale_status rc = shale_clone(&specs[i], opts, out ? &out[i] : NULL);
             if (rc) {
@@ -186,11 +243,18 @@ shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
     j.runs = calloc(n, sizeof *j.runs);
     j.rcs = calloc(2 * n + 1, sizeof *j.rcs);
     j.msgs = calloc(2 * n + 1, sizeof *j.msgs);
-    shale_status rc = j.runs && j.rcs && j.msgs ? SHALE_OK : SHALE_OOM();
+    j.probes = calloc(n, sizeof *j.probes);
+    shale_status rc = j.runs && j.rcs && j.msgs && j.probes ? SHALE_OK : SHALE_OOM();
     if (!rc)
         rc = shale_objstore_open(specs[0].parent_uri, opts ? &opts->store : NULL, &j.ps);
+    /* Phase 0: every child's env and stores, at once (an S3 store's open
+     * may fetch credentials); the probes of phase 1 use the child's store. */
+    if (!rc)
+        rc = many_phase(&j, 0, failed);
     if (!rc)
         rc = many_phase(&j, 1, failed);
+    if (!rc && before_write && (rc = before_write(ctx)) && failed)
+        *failed = 0;
     if (!rc)
         rc = many_phase(&j, 2, failed);
     if (!rc)
@@ -198,10 +262,13 @@ shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
     if (!rc)
         rc = many_phase(&j, 3, failed);
     for (size_t i = 0; j.runs && i < n; i++) {
+        if (j.probes)
+            many_unprobe(&j, i);   /* left by a failure before phase 2 */
         if (out)
             out[i] = j.runs[i].res;
         clone_close(&j.runs[i]);
     }
+    free(j.probes);
     manifest_free(j.pin);
     manifest_free(j.lat);
     shale_objstore_close(j.ps);

@@ -387,23 +387,76 @@ static shale_status write_fence_wal(shale_db *db, uint64_t *id)
 }
 
 /* The conditional-create probe of the open's stores, on its own thread
- * (shale_errmsg() is per thread: the message is carried back in msg). */
+ * (shale_errmsg() is per thread: the message is carried back in msg), and
+ * the identity read on another.  The probe is shale_objstore_probe_
+ * conditional()'s two creates; its object's delete is left to
+ * probe_cleanup(), which runs beside the fence write: the probe costs the
+ * open two round trips (as the manifest's LIST and GET do), not three. */
 typedef struct open_probe {
     shale_db *db;
     shale_status rc;
     char msg[512];
+    char keys[2][PATH_KEY_MAX];    /* probe objects to delete ("" none) */
+    shale_objstore *stores[2];
+    shale_status id_rc;            /* the identity read's answer */
+    shale_store_identity id;
 } open_probe;
+
+static shale_status probe_one(open_probe *p, int k, shale_objstore *s)
+{
+    char uid[37];
+    uuid_new(uid);
+    probe_key(uid, p->keys[k], sizeof p->keys[k]);
+    p->stores[k] = s;
+    shale_status rc = shale_objstore_put_if_absent(s, p->keys[k], "1", 1);
+    if (rc) {
+        p->keys[k][0] = '\0';
+        return shale_err_prefix(rc, "probing conditional create on %s", shale_objstore_uri(s));
+    }
+    rc = shale_objstore_put_if_absent(s, p->keys[k], "2", 1);
+    if (rc == SHALE_PRECONDITION_FAILED)
+        return SHALE_OK;
+    if (rc == SHALE_OK)
+        return shale_err(SHALE_UNSUPPORTED,
+                         "store %s does not honour create-if-absent (If-None-Match: *): "
+                         "a second conditional create of %s succeeded; fencing is unsafe "
+                         "(set unsafe_allow_unconditional_store to proceed anyway)",
+                         shale_objstore_uri(s), p->keys[k]);
+    return shale_err_prefix(rc, "probing conditional create on %s", shale_objstore_uri(s));
+}
 
 static void *probe_main(void *arg)
 {
     open_probe *p = arg;
-    p->rc = shale_objstore_probe_conditional(p->db->store);
+    p->rc = probe_one(p, 0, p->db->store);
     if (!p->rc && p->db->wal_store != p->db->store)
-        p->rc = shale_objstore_probe_conditional(p->db->wal_store);
+        p->rc = probe_one(p, 1, p->db->wal_store);
     if (p->rc)
         snprintf(p->msg, sizeof p->msg, "%s", shale_errmsg());
     return NULL;
 }
+
+static void *identity_main(void *arg)
+{
+    open_probe *p = arg;
+    p->id_rc = identity_read(p->db->store, &p->id);
+    return NULL;
+}
+
+/* Deletes the probe objects (best effort, as the probe's own delete is: a
+ * leftover .probe/ object is garbage, never state). */
+static void *probe_cleanup(void *arg)
+{
+    open_probe *p = arg;
+    for (int k = 0; k < 2; k++)
+        if (p->keys[k][0])
+            shale_objstore_delete(p->stores[k], p->keys[k]);
+    return NULL;
+}
+
+static shale_status db_open_fence(shale_db *db, const shale_options *opts, manifest *m,
+                                  shale_status rc, const char *msg, const open_probe *pr_,
+                                  shale_status id_rc, shale_store_identity *idp);
 
 /* opts: the caller's, read only here (the env copies what is kept). */
 static shale_status db_open_inner(shale_db *db, const shale_options *opts)
@@ -426,25 +479,56 @@ static shale_status db_open_inner(shale_db *db, const shale_options *opts)
      * Nothing is written before the probe has passed: the reads only
      * read, and a new database's first manifest and any identity write
      * come after the join. */
-    open_probe pr = {db, SHALE_OK, ""};
-    pthread_t th;
+    open_probe pr;
+    memset(&pr, 0, sizeof pr);
+    pr.db = db;
+    pthread_t th, ith, cth;
     bool probing = !db->opts.unsafe_allow_unconditional_store;
     bool threaded = probing && !pthread_create(&th, NULL, probe_main, &pr);
     if (probing && !threaded)
         probe_main(&pr);
+    /* The identity on its own thread too: three reads and two creates in
+     * two round trips. */
+    bool id_threaded = !pthread_create(&ith, NULL, identity_main, &pr);
     manifest *m = NULL;
     rc = manifest_store_load_latest(db->store, 0, &m);
-    shale_store_identity id;
-    memset(&id, 0, sizeof id);
-    shale_status id_rc = rc && rc != SHALE_NOT_FOUND ? rc : identity_read(db->store, &id);
     char msg[512] = "";
     if (rc && rc != SHALE_NOT_FOUND)
         snprintf(msg, sizeof msg, "%s", shale_errmsg());
+    if (id_threaded)
+        pthread_join(ith, NULL);
+    else
+        identity_main(&pr);
+    shale_store_identity id = pr.id;
+    shale_status id_rc = rc && rc != SHALE_NOT_FOUND ? rc : pr.id_rc;
+    if (rc && rc != SHALE_NOT_FOUND && pr.id_rc == SHALE_OK)
+        shale_store_identity_clear(&id);   /* not used on this path */
     if (threaded)
         pthread_join(th, NULL);
+    /* The probe objects go beside what follows (joined below). */
+    bool cleaning = !pthread_create(&cth, NULL, probe_cleanup, &pr);
+    if (!cleaning)
+        probe_cleanup(&pr);
+    rc = db_open_fence(db, opts, m, rc, msg, &pr, id_rc, &id);
+    if (cleaning)
+        pthread_join(cth, NULL);
+    return rc;
+}
+
+/* The rest of db_open_inner() once the probe and the reads are in: m and
+ * rc the manifest read's (m owned), id_rc / *id the identity read's (*id
+ * owned when id_rc is SHALE_OK). */
+static shale_status db_open_fence(shale_db *db, const shale_options *opts, manifest *m,
+                                  shale_status rc, const char *msg, const open_probe *pr_,
+                                  shale_status id_rc, shale_store_identity *idp)
+{
+    (void)opts;
+    const open_probe pr = *pr_;
+    shale_store_identity id = *idp;
     if (pr.rc) {
         manifest_free(m);
-        shale_store_identity_clear(&id);
+        if (id_rc == SHALE_OK)
+            shale_store_identity_clear(&id);
         return shale_err(pr.rc, "%s", pr.msg);
     }
     if (rc == SHALE_NOT_FOUND)

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -621,17 +622,47 @@ static shale_status refuse_identity(const char *uri, const shale_store_identity 
                      id->uuid, id->created, id->uri ? id->uri : "?");
 }
 
-/* Checks an open store for a claim by owner: *ours when it is owner's. */
+typedef struct objects_job {
+    shale_objstore *s;
+    const char *uri;
+    shale_status rc;
+    char msg[512];                 /* shale_errmsg() is per thread */
+} objects_job;
+
+static void *objects_run(void *arg)
+{
+    objects_job *j = arg;
+    if ((j->rc = check_objects(j->s, j->uri)))
+        snprintf(j->msg, sizeof j->msg, "%s", shale_errmsg());
+    return NULL;
+}
+
+/* Checks an open store for a claim by owner: *ours when it is owner's.
+ * The listing that judges a store without an identity runs beside the
+ * identity's read (each a round trip on S3; a split checks every child
+ * store this way at submit and again when it claims it), and is used only
+ * when there is no identity. */
 static shale_status check_open(shale_objstore *s, const char *uri, const char *owner,
                                bool *ours)
 {
     *ours = false;
+    objects_job oj = {s, uri, SHALE_OK, ""};
+    pthread_t th;
+    bool threaded = !pthread_create(&th, NULL, objects_run, &oj);
     shale_store_identity id;
     shale_status rc = identity_read(s, &id);
-    if (rc == SHALE_NOT_FOUND)
-        return check_objects(s, uri);
+    char msg[512] = "";
+    if (rc && rc != SHALE_NOT_FOUND)
+        snprintf(msg, sizeof msg, "%s", shale_errmsg());
+    if (threaded)
+        pthread_join(th, NULL);
+    if (rc == SHALE_NOT_FOUND) {
+        if (!threaded)
+            objects_run(&oj);
+        return oj.rc ? shale_err(oj.rc, "%s", oj.msg) : SHALE_OK;
+    }
     if (rc)
-        return rc;
+        return shale_err(rc, "%s", msg);
     if (owner && id.claim && !strcmp(id.claim, owner))
         *ours = true;
     else
@@ -655,6 +686,31 @@ shale_status shale_store_check_empty(const char *uri, const shale_options *opts,
     rc = open_existing(uri, opts, &s);
     if (!rc)
         rc = check_open(s, uri, owner, &ours);
+    shale_objstore_close(s);
+    return rc;
+}
+
+shale_status identity_claim_checked(const char *uri, const shale_options *opts,
+                                    const char *owner)
+{
+    if (!uri || !owner || !*owner)
+        return shale_err(SHALE_INVALID_ARGUMENT, "claim: a store URI and an owner are required");
+    shale_objstore *s = NULL;
+    shale_store_identity id;
+    bool ours = false;
+    memset(&id, 0, sizeof id);
+    shale_status rc = open_existing(uri, opts, &s);
+    if (!rc)
+        rc = identity_new(uri, opts ? &opts->store : NULL, SHALE_STORE_KIND_CHILD_CLAIM, owner,
+                          &id);
+    if (!rc) {
+        rc = identity_write(s, &id, false);
+        if (rc == SHALE_PRECONDITION_FAILED)   /* an identity already: whose? */
+            rc = check_open(s, uri, owner, &ours);
+        else if (rc)
+            shale_err_prefix(rc, "claiming %s (writing %s)", uri, IDENTITY_KEY);
+    }
+    shale_store_identity_clear(&id);
     shale_objstore_close(s);
     return rc;
 }

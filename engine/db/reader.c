@@ -247,6 +247,14 @@ shale_status reader_manifest_dup(shale_reader *r, manifest **out)
     return *out ? SHALE_OK : SHALE_OOM();
 }
 
+shale_status reader_open_sst(shale_reader *r, const sst_handle *h)
+{
+    sst_reader *sr = NULL;
+    shale_status rc = db_env_sst(r->env, h, &sr);
+    sst_reader_unref(sr);
+    return rc;
+}
+
 shale_status shale_reader_info(shale_reader *r, shale_db_info *out)
 {
     return shale_reader_info_get(r, out);

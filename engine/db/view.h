@@ -48,6 +48,13 @@ void view_unref(db_view *v);
  * Verify).  Defined in reader.c. */
 shale_status reader_manifest_dup(shale_reader *r, manifest **out);
 
+/* Opens SST h in reader r's table cache (footer, then metadata: two
+ * requests), so that a scan that reaches it later finds it open.  A scan
+ * opens the SSTs of its levels one after the other as it seeks; the split's
+ * Verify opens every SST a reader will touch at once, first.  Defined in
+ * reader.c. */
+shale_status reader_open_sst(shale_reader *r, const sst_handle *h);
+
 /* Fills the manifest part of a shale_db_info (last_seq = last_l0_seq). */
 void view_fill_info(const manifest *m, shale_db_info *out);
 

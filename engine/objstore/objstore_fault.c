@@ -19,6 +19,39 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* SHALE_FAULT_TRACE=<file>: every call through a fault store is appended
+ * to the file as "start_us end_us thread op store key" (monotonic
+ * microseconds), to find a split's chain of sequential requests
+ * (bench/bench_latency.c, docs/benchmarks.md).  Off unless set. */
+static FILE *trace_fp;
+static void trace_open(void)
+{
+    const char *p = getenv("SHALE_FAULT_TRACE");
+    if (p && *p && (trace_fp = fopen(p, "a")))
+        setvbuf(trace_fp, NULL, _IOLBF, 0);
+}
+static FILE *trace_file(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, trace_open);
+    return trace_fp;
+}
+static int64_t trace_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+static void trace_call(const shale_objstore *s, shale_objop op, const char *key, int64_t t0)
+{
+    FILE *f = trace_file();
+    if (f)
+        fprintf(f, "%lld %lld %lu %s %s %s\n", (long long)t0, (long long)trace_us(),
+                (unsigned long)pthread_self(), shale_objop_name(op), s->uri ? s->uri : "-",
+                key && *key ? key : "-");
+}
 
 typedef struct rule {
     shale_fault_rule r;
@@ -80,6 +113,7 @@ static bool decide(shale_fault *f, shale_objop op, const char *key, shale_status
         shale_status st = SHALE_OK;                                                        \
         bool after = false;                                                                \
         uint32_t lat = 0;                                                                  \
+        int64_t t0_ = trace_file() ? trace_us() : 0;                                       \
         bool act = decide(&fs->ctl, op, key, &st, &after, &lat);                           \
         if (lat)                                                                           \
             sleep_ms(lat);                                                                 \
@@ -87,6 +121,8 @@ static bool decide(shale_fault *f, shale_objop op, const char *key, shale_status
             return shale_err(st, "%s: injected %s on %s %s", s->uri ? s->uri : "fault",     \
                              shale_strerror(st), shale_objop_name(op), key ? key : "");    \
         shale_status rc = (call);                                                          \
+        if (t0_)                                                                           \
+            trace_call(s, op, key, t0_);                                                   \
         if (act && st != SHALE_OK && after && rc == SHALE_OK)                              \
             return shale_err(st, "%s: injected %s after %s %s took effect",                \
                              s->uri ? s->uri : "fault", shale_strerror(st),                \

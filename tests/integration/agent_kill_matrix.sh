@@ -11,8 +11,9 @@
 # the parent readable and writable with all its data.
 source "$(dirname "$0")/lib.sh"
 N=${N:-3000}
-# A 3-child split writes journal versions 1..9 (docs/agent.md "Journal").
-JOURNAL_VERSIONS=9
+# A 3-child split writes journal versions 1..8 (docs/agent.md "Journal":
+# version 1 records the accept and Fence Running).
+JOURNAL_VERSIONS=8
 POINTS="Lease.taken $(for v in $(seq 1 $JOURNAL_VERSIONS); do printf 'Journal.%d ' "$v"; done)
 WipeLocalWAL.mid Clone.mid Complete.mid Lease.released"
 
@@ -78,10 +79,10 @@ for fp in $POINTS; do
 done
 
 # Abort after a crash before the point of no return.
-# Journal.2: Fence Running; Journal.3: Fence Done + FullFlush Running.
-# (Journal.4, FullFlush Done + WipeLocalWAL Running, is past the point of
-# no return: an abort is refused there.)
-for fp in Journal.2 FullFlush.before Journal.3 WipeLocalWAL.before; do
+# Journal.1: Accept and Fence Running; Journal.2: Fence Done + FullFlush
+# Running.  (Journal.3, FullFlush Done + WipeLocalWAL Running, is past the
+# point of no return: an abort is refused there.)
+for fp in Journal.1 FullFlush.before Journal.2 WipeLocalWAL.before; do
   d=$(tmpdir)
   setup "$d" || { notok "abort $fp: setup"; continue; }
   SHALE_FAILPOINTS=$fp timeout 120 "$AGENT" --once --config "$d/agent.yaml" 2>/dev/null
