@@ -166,7 +166,10 @@ static void *race(void *arg)
 static void race_round(bool two_agents)
 {
     fx *f = fx_new(false);
-    splitter *a = agent(f, true), *b = two_agents ? agent(f, true) : a;
+    /* Not started: the winner holds the lease from its accept until the
+     * workers start below, so the loser's submit meets it whatever the
+     * timing (a started winner could finish and release it first). */
+    splitter *a = agent(f, false), *b = two_agents ? agent(f, false) : a;
     pthread_barrier_t go;
     pthread_barrier_init(&go, NULL, 2);
     racer x[2] = {{a, request(f, "split-x", 0, false), &go, 0, false, ""},
@@ -181,6 +184,9 @@ static void race_round(bool two_agents)
         fail_msg("no submit won: %s / %s", x[0].msg, x[1].msg);
     assert_int_equal(x[lost].rc, SHALE_CONFLICT);
     expect_in(x[lost].msg, won ? "being split by split-y" : "being split by split-x");
+    TU_OK(splitter_start(a));
+    if (b != a)
+        TU_OK(splitter_start(b));
     TU_OK(splitter_wait_idle(a, 60000));
     TU_OK(splitter_wait_idle(b, 60000));
     char *st = status(a == b || !won ? a : b, x[won].r->name);
