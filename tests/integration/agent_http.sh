@@ -21,7 +21,7 @@ sources:
 YAML
 "$AGENT" --config "$d/agent.yaml" --port-file "$d/port" 2>"$d/log" &
 AGENT_PID=$!
-for _ in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$d/port" ] && break; sleep 0.05; done
 U=http://127.0.0.1:$(cat "$d/port")
 code() { curl -s -o "$d/body" -w '%{http_code}' "$@"; }
 A=(-H "Authorization: Bearer s3cret-token")
@@ -172,7 +172,7 @@ out=$("$AGENT" --config "$d/open.yaml" --set sources.http.tokenFile="$d/missing"
 "$AGENT" --config "$d/open.yaml" --set 'sources.http.listen=[::1]:0' \
   --set 'sources.http.probeListen=127.0.0.1:0' --port-file "$d/port6" 2>"$d/log6" &
 AGENT_PID=$!
-for _ in $(seq 100); do [ -s "$d/port6" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$d/port6" ] && break; sleep 0.05; done
 [ "$(code "http://[::1]:$(cat "$d/port6")/v1/splits")" = 200 ] && ok "[::1] listener serves the API (loopback, no token)" \
   || notok "[::1] listener serves the API (loopback, no token)"
 pp=$(grep -o 'port [0-9]*' "$d/log6" | head -1 | cut -d' ' -f2)

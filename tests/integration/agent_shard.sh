@@ -23,7 +23,7 @@ sources:
 YAML
 "$AGENT" --config "$d/agent.yaml" --port-file "$d/port" 2>"$d/log" &
 AGENT_PID=$!
-for _ in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$d/port" ] && break; sleep 0.05; done
 U=http://127.0.0.1:$(cat "$d/port")
 code() { curl -s -o "$d/body" -w '%{http_code}' "$@"; }
 A=(-H "Authorization: Bearer tok")
@@ -70,7 +70,7 @@ done
   || notok "split-points on a shard too small: 400 ($(cat "$d/body"))"
 
 # Gauges: from the background refresher (polled until the first refresh).
-for _ in $(seq 100); do
+for _ in $(seq 1200); do
   code "${A[@]}" "$U/metrics" >/dev/null; grep -q '^shale_shard_facts_ok 1' "$d/body" && break; sleep 0.05
 done
 grep -q "^shale_shard_keys $keys\$" "$d/body" && grep -q '^shale_shard_split_in_progress 0$' "$d/body" \

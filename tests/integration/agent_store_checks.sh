@@ -22,7 +22,7 @@ YAML
 wal_before=$(ls "$d/wal/wal" | wc -l)
 "$AGENT" --config "$d/agent.yaml" --port-file "$d/port" 2>"$d/log" &
 AGENT_PID=$!
-for _ in $(seq 100); do [ -s "$d/port" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$d/port" ] && break; sleep 0.05; done
 U=http://127.0.0.1:$(cat "$d/port")
 code() { curl -s -o "$d/body" -w '%{http_code}' -H 'Content-Type: application/json' "$@"; }
 req() {  # req PARENT_EXTRA KID0 -> JSON request
@@ -63,7 +63,7 @@ children:
   - {name: a, store: "file://$d/./parent", range: {start: "", end: "key0000000150"}}
   - {name: b, store: "file://$d/b", range: {start: "key0000000150", end: ""}}
 YAML
-for _ in $(seq 100); do [ -s "$d/splits/errors/loc.yaml.json" ] && break; sleep 0.05; done
+for _ in $(seq 1200); do [ -s "$d/splits/errors/loc.yaml.json" ] && break; sleep 0.05; done
 grep -qF "children[0].store" "$d/splits/errors/loc.yaml.json" 2>/dev/null \
   && grep -q "is the parent's store" "$d/splits/errors/loc.yaml.json" \
   && [ ! -e "$d/splits/status/loc.json" ] \

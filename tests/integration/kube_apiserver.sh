@@ -19,7 +19,7 @@ echo "admin-$RANDOM$RANDOM" > "$d/admin"; echo "sa-$RANDOM$RANDOM" > "$d/sa"; ec
 node "$ROOT/tests/kube/apiserver.js" --tls-dir "$d" --admin-token-file "$d/admin" \
   --sa-token "shards:shale-agent=$d/sa" --sa-token "elsewhere:shale-agent=$d/other" > "$d/srv.out" 2>&1 &
 SRV=$!
-for _ in $(seq 100); do grep -q LISTENING "$d/srv.out" 2>/dev/null && break; sleep 0.05; done
+for _ in $(seq 1200); do grep -q LISTENING "$d/srv.out" 2>/dev/null && break; sleep 0.05; done
 PORT=$(sed -n 's/LISTENING //p' "$d/srv.out")
 [ -n "$PORT" ] || { notok "the test API server starts"; cat "$d/srv.out"; finish; }
 U=https://127.0.0.1:$PORT

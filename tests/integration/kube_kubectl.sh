@@ -30,7 +30,7 @@ openssl x509 -req -in "$d/client.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcrea
 node "$ROOT/tests/kube/apiserver.js" --admin-token-file "$d/admin-token" \
   --sa-token "shards:shale-agent=$d/token" --tls-dir "$d" --client-ca "$d/ca.pem" --ipv6 > "$d/srv.out" 2>&1 &
 SRV=$!
-for _ in $(seq 100); do grep -q LISTENING "$d/srv.out" 2>/dev/null && break; sleep 0.05; done
+for _ in $(seq 1200); do grep -q LISTENING "$d/srv.out" 2>/dev/null && break; sleep 0.05; done
 PORT=$(sed -n 's/LISTENING //p' "$d/srv.out")
 cat > "$d/kubeconfig" <<YAML
 apiVersion: v1
