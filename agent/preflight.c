@@ -9,7 +9,7 @@
 #include "log.h"
 #include "par.h"
 #include "shale_admin.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@ static shale_status claim_one(const char *uri, const char *owner, const char *fi
 {
     shale_status rc = shale_store_claim(uri, opts, owner);
     if (rc)
-        return shale_err_prefix(rc, "pre-flight: %s", field);
+        return shale_error_prefix(rc, "pre-flight: %s", field);
     return SHALE_OK;
 }
 
@@ -69,7 +69,7 @@ shale_status preflight_children(const split_request *req, const shale_options *o
 {
     size_t n = req->child_count, claimed = 0;
     pf_ctx c = {req, opts, calloc(n ? n : 1, sizeof(size_t))};
-    shale_status rc = c.claimed ? par_for(n, pf_one, &c, NULL) : SHALE_OOM();
+    shale_status rc = c.claimed ? par_for(n, pf_one, &c, NULL) : AGENT_OOM();
     for (size_t i = 0; c.claimed && i < n; i++)
         claimed += c.claimed[i];
     free(c.claimed);

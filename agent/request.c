@@ -6,8 +6,7 @@
 #include "yamljson.h"
 #include "db/manifest.h"
 #include "table/kv.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -28,8 +27,8 @@ static bool bad(pctx *c, const char *path, const char *what)
     if (!c->rc) {
         char where[64];
         yamljson_where(c->marks, path, where, sizeof where);
-        c->rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: field '%s'%s: %s", c->origin, path,
-                          where, what);
+        c->rc = shale_error_set(SHALE_INVALID_ARGUMENT, "%s: field '%s'%s: %s", c->origin, path,
+                                where, what);
     }
     return false;
 }
@@ -65,8 +64,8 @@ static bool get_str(pctx *c, json_t *o, const char *k, const char *path, bool re
     }
     if (!json_is_string(v))
         return bad(c, path, "must be a string");
-    if (!(*out = xstrdup(json_string_value(v)))) {
-        c->rc = SHALE_OOM();
+    if (!(*out = agent_strdup(json_string_value(v)))) {
+        c->rc = AGENT_OOM();
         return false;
     }
     return true;
@@ -167,7 +166,7 @@ shale_status split_request_parse(const char *origin, const char *text, size_t le
     static const char *const kid[] = {"name", "store", "walStore", "range", NULL};
     static const char *const rng[] = {"start", "end", NULL};
     if (!r) {
-        rc = SHALE_OOM();
+        rc = AGENT_OOM();
         goto out;
     }
     if (!json_is_object(j)) {
@@ -227,7 +226,7 @@ shale_status split_request_parse(const char *origin, const char *text, size_t le
         goto out;
     }
     if (!(r->children = calloc(n ? n : 1, sizeof *r->children))) {
-        rc = SHALE_OOM();
+        rc = AGENT_OOM();
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
@@ -317,7 +316,7 @@ static bool uri_ok(const char *u)
 
 static shale_status vbad(const char *field, const char *what)
 {
-    return shale_err(SHALE_INVALID_ARGUMENT, "split request: field '%s': %s", field, what);
+    return shale_error_set(SHALE_INVALID_ARGUMENT, "split request: field '%s': %s", field, what);
 }
 
 /* Compares bounds where NULL means -inf (as a start) or +inf (as an end). */
@@ -356,10 +355,10 @@ shale_status split_request_validate(split_request *r, const char *agent_shard,
         return vbad("parent.shard", msg);
     }
     if (!r->parent_store && agent_store) {
-        if (!(r->parent_store = xstrdup(agent_store)) ||
+        if (!(r->parent_store = agent_strdup(agent_store)) ||
             (agent_wal_store && !r->parent_wal_store &&
-             !(r->parent_wal_store = xstrdup(agent_wal_store))))
-            return SHALE_OOM();
+             !(r->parent_wal_store = agent_strdup(agent_wal_store))))
+            return AGENT_OOM();
     }
     if (!r->parent_store || !uri_ok(r->parent_store))
         return vbad("parent.store", "must be a file:///, s3:// or mem:// URI");
@@ -408,7 +407,7 @@ shale_status split_request_validate(split_request *r, const char *agent_shard,
      * each end = next start, last end = parent end. */
     split_child **s = malloc(r->child_count * sizeof *s);
     if (!s)
-        return SHALE_OOM();
+        return AGENT_OOM();
     for (size_t i = 0; i < r->child_count; i++)
         s[i] = &r->children[i];
     qsort(s, r->child_count, sizeof *s, by_start);
@@ -487,7 +486,7 @@ shale_status split_request_to_json(const split_request *r, char **json)
     }
     *json = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(o);
-    return *json ? SHALE_OK : SHALE_OOM();
+    return *json ? SHALE_OK : AGENT_OOM();
 }
 
 /* Drops what the agent computed: every child's range, rangesComputed. */

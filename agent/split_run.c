@@ -27,8 +27,7 @@
 #include "lease.h"
 #include "log.h"
 #include "split_status.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +56,7 @@ shale_status splitter_save(splitter *sp, job *j)
         pthread_mutex_lock(&sp->mu);
         split_state *copy = split_state_dup(j->st);
         pthread_mutex_unlock(&sp->mu);
-        rc = copy ? journal_save(sp->store, copy) : SHALE_OOM();
+        rc = copy ? journal_save(sp->store, copy) : AGENT_OOM();
         pthread_mutex_lock(&sp->mu);
         if (!rc)
             j->st->journal_version = copy->journal_version;
@@ -341,7 +340,7 @@ static bool check_lease(splitter *sp, job *j, bool *retry)
     *retry = false;
     pthread_mutex_lock(&sp->mu);
     bool fresh_here = j->lease_taken_ms && j->st->lease.state == LEASE_HELD &&
-                      mono_ms() - j->lease_taken_ms < LEASE_FRESH_MS;
+                      agent_mono_ms() - j->lease_taken_ms < LEASE_FRESH_MS;
     j->lease_taken_ms = 0;   /* a later run (a retry, a resume) reads it */
     pthread_mutex_unlock(&sp->mu);
     if (fresh_here)
@@ -349,7 +348,7 @@ static bool check_lease(splitter *sp, job *j, bool *retry)
     pthread_mutex_lock(&sp->mu);
     lease_state had = j->st->lease.state;
     uint64_t had_seq = j->st->lease.seq;
-    char *req = j->req_json ? xstrdup(j->req_json) : NULL;
+    char *req = j->req_json ? agent_strdup(j->req_json) : NULL;
     pthread_mutex_unlock(&sp->mu);
     uint64_t seq = 0;
     bool fresh = false;
@@ -501,14 +500,14 @@ static void run_job(splitter *sp, job *j)
                 break;   /* "Running" is journalled before any side effect */
         }
         running_saved = false;
-        int64_t t0 = mono_ms();
+        int64_t t0 = agent_mono_ms();
         bool stopped;
         shale_status rc = step_loop(sp, j, &r, step, &res, &stopped);
         /* CONFLICT from the step loop means another agent writes the journal
          * now -- unless it is the pre-flight's refusal, which fails below. */
         if (stopped || (rc == SHALE_CONFLICT && !r.refused))
             break;
-        double secs = (double)(mono_ms() - t0) / 1000.0;
+        double secs = (double)(agent_mono_ms() - t0) / 1000.0;
         if (sp->step_cb)
             sp->step_cb(sp->step_ctx, sname, secs);
         if (rc) {

@@ -7,8 +7,7 @@
 #include "failpoint.h"
 #include "preflight.h"
 #include "db/manifest.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -67,11 +66,11 @@ shale_status do_full_flush(run *r, step_result *res)
     if (rc)
         return rc;
     if (cp.replay_after_wal_id != cp.next_wal_sst_id - 1)
-        return shale_err(SHALE_CONFLICT,
-                         "full flush left a WAL gap (replay_after_wal_id %llu, "
-                         "next_wal_sst_id %llu): a write raced the split",
-                         (unsigned long long)cp.replay_after_wal_id,
-                         (unsigned long long)cp.next_wal_sst_id);
+        return shale_error_set(SHALE_CONFLICT,
+                               "full flush left a WAL gap (replay_after_wal_id %llu, "
+                               "next_wal_sst_id %llu): a write raced the split",
+                               (unsigned long long)cp.replay_after_wal_id,
+                               (unsigned long long)cp.next_wal_sst_id);
     res->has_checkpoint = true;
     snprintf(res->checkpoint_id, sizeof res->checkpoint_id, "%s", cp.id);
     res->replay_after_wal_id = cp.replay_after_wal_id;
@@ -139,7 +138,7 @@ shale_status do_wipe(run *r, step_result *res)
      * is deleted; a refusal fails the split short of the point of no return. */
     shale_status prc = preflight_children(r->req, &r->sp->o.db, msg, msglen);
     if ((r->refused = prc != SHALE_OK))
-        return shale_err_prefix(prc, "refused before the WAL wipe, nothing deleted");
+        return shale_error_prefix(prc, "refused before the WAL wipe, nothing deleted");
     const char *wal = parent_wal(r);
     if (!wal || !strcmp(wal, parent_store(r))) {
         snprintf(msg, msglen, "WAL is in the main store: no local WAL to wipe");
@@ -163,10 +162,10 @@ shale_status do_wipe(run *r, step_result *res)
         if (!wal_key_parse(l.items[i].key, &id))
             continue;
         if (id > replay_after) {
-            rc = shale_err(SHALE_CONFLICT,
-                           "refusing to wipe the local WAL: %s/%s is above "
-                           "replay_after_wal_id %llu, so its data is not in L0 (data loss)",
-                           wal, l.items[i].key, (unsigned long long)replay_after);
+            rc = shale_error_set(SHALE_CONFLICT,
+                                 "refusing to wipe the local WAL: %s/%s is above "
+                                 "replay_after_wal_id %llu, so its data is not in L0 (data loss)",
+                                 wal, l.items[i].key, (unsigned long long)replay_after);
             goto out;
         }
         keep = i;
@@ -184,7 +183,7 @@ shale_status do_wipe(run *r, step_result *res)
     deleted = wj.deleted;
     bytes = wj.bytes;
     if ((rc = wj.rc)) {
-        shale_err(rc, "%s", wj.msg);
+        shale_error_set(rc, "%s", wj.msg);
         goto out;
     }
     snprintf(msg, msglen, "deleted %llu WAL objects (%llu bytes) at or below %llu; kept the "
@@ -205,14 +204,15 @@ shale_status do_clone(run *r, step_result *res)
     splitter *sp = r->sp;
     const split_request *q = r->req;
     if (!*r->checkpoint_id)
-        return shale_err(SHALE_CORRUPT, "journal of %s has no checkpointId at Clone", r->name);
+        return shale_error_set(SHALE_CORRUPT,
+                               "journal of %s has no checkpointId at Clone", r->name);
     size_t n = q->child_count;
     shale_clone_spec *specs = calloc(n ? n : 1, sizeof *specs);
     shale_clone_result *crs = calloc(n ? n : 1, sizeof *crs);
     if (!specs || !crs) {
         free(specs);
         free(crs);
-        return SHALE_OOM();
+        return AGENT_OOM();
     }
     for (size_t i = 0; i < n; i++) {
         const split_child *c = &q->children[i];
@@ -242,7 +242,7 @@ shale_status do_clone(run *r, step_result *res)
     }
     if (rc) {
         const split_child *c = &q->children[failed < n ? failed : 0];
-        rc = shale_err_prefix(rc, "cloning child %s into %s", c->name, c->store);
+        rc = shale_error_prefix(rc, "cloning child %s into %s", c->name, c->store);
     }
     for (size_t i = 0; i < n && !rc; i++) {
         res->objects_copied += crs[i].wal_ssts_copied;
@@ -270,8 +270,8 @@ shale_status do_complete(run *r, step_result *res)
         shale_options o = db_opts(r->sp, parent_wal(r));
         shale_status rc = shale_checkpoint_delete(parent_store(r), &o, r->checkpoint_id);
         if (rc && rc != SHALE_NOT_FOUND)
-            return shale_err_prefix(rc, "releasing the split's checkpoint %s",
-                                    r->checkpoint_id);
+            return shale_error_prefix(rc, "releasing the split's checkpoint %s",
+                                      r->checkpoint_id);
     }
     failpoint("Complete.mid");
     return SHALE_OK;
@@ -289,7 +289,7 @@ shale_status do_plan(run *r, step_result *res)
     split_plan *plan = calloc(1, sizeof *plan);
     if (!plan || !(plan->children = calloc(q->child_count, sizeof *plan->children))) {
         free(plan);
-        return SHALE_OOM();
+        return AGENT_OOM();
     }
     shale_status rc = shale_objstore_open(parent_store(r), &sp->o.db.store, &s);
     if (!rc)
@@ -300,8 +300,8 @@ shale_status do_plan(run *r, step_result *res)
         const split_child *c = &q->children[i];
         split_plan_child *k = &plan->children[i];
         plan->child_count++;
-        if (!(k->name = xstrdup(c->name)) || !(k->store = xstrdup(c->store))) {
-            rc = SHALE_OOM();
+        if (!(k->name = agent_strdup(c->name)) || !(k->store = agent_strdup(c->store))) {
+            rc = AGENT_OOM();
             break;
         }
         for (size_t l = 0; l <= m->run_count; l++) {

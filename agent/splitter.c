@@ -37,8 +37,7 @@
 #include "log.h"
 #include "split_auto.h"
 #include "split_status.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -61,7 +60,7 @@ void splitter_options_init(splitter_options *o)
 
 static int64_t clock_now(const splitter *sp)
 {
-    return sp->o.clock_ms ? sp->o.clock_ms(sp->o.clock_ctx) : now_ms();
+    return sp->o.clock_ms ? sp->o.clock_ms(sp->o.clock_ctx) : agent_now_ms();
 }
 
 /* Two canonical requests mean the same (the journal's copy is re-dumped;
@@ -118,7 +117,7 @@ static void expire_dry_runs_locked(splitter *sp)
 static void refresh_remote(splitter *sp, job *j)
 {
     pthread_mutex_lock(&sp->mu);
-    char *name = xstrdup(j->st->name);
+    char *name = agent_strdup(j->st->name);
     pthread_mutex_unlock(&sp->mu);
     uint64_t v;
     split_state *st = NULL;
@@ -155,7 +154,7 @@ static shale_status status_of(splitter *sp, job *j, char **out)
     pthread_mutex_lock(&sp->mu);
     *out = split_status_text(j->st);
     pthread_mutex_unlock(&sp->mu);
-    return *out ? SHALE_OK : SHALE_OOM();
+    return *out ? SHALE_OK : AGENT_OOM();
 }
 
 static shale_status refuse(splitter *sp, const char *name, shale_status rc)
@@ -198,12 +197,12 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
                                   "(%s); new splits are refused until they are", sp->shard,
                  !sp->loaded ? sp->load_error : "a journal is unreadable");
         pthread_mutex_unlock(&sp->mu);
-        rc = refuse(sp, r->name, shale_err(SHALE_RETRYABLE, "%s", why));
+        rc = refuse(sp, r->name, shale_error_set(SHALE_RETRYABLE, "%s", why));
         goto out;
     }
     pthread_mutex_unlock(&sp->mu);
     if (blocked) {
-        rc = refuse(sp, r->name, shale_err(SHALE_CONFLICT, "%s", why));
+        rc = refuse(sp, r->name, shale_error_set(SHALE_CONFLICT, "%s", why));
         goto out;
     }
     if (old) {
@@ -213,8 +212,8 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
         bool same = same_request(old->req_json ? old->req_json : old->st->request_json, canon);
         pthread_mutex_unlock(&sp->mu);
         if (!same) {
-            rc = refuse(sp, r->name, shale_err(SHALE_CONFLICT, "split %s exists with a "
-                                                             "different request", r->name));
+            rc = refuse(sp, r->name, shale_error_set(SHALE_CONFLICT, "split %s exists with a "
+                                                                   "different request", r->name));
             goto out;
         }
         rc = status_of(sp, old, status_json);
@@ -230,15 +229,15 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
             bool same = same_request(st->request_json, canon);
             if (!same) {
                 split_state_free(st);
-                rc = refuse(sp, r->name, shale_err(SHALE_CONFLICT, "split %s exists with a "
-                                                                 "different request",
-                                                   r->name));
+                rc = refuse(sp, r->name, shale_error_set(SHALE_CONFLICT, "split %s exists with a "
+                                                                       "different request",
+                                                         r->name));
                 goto out;
             }
             j = calloc(1, sizeof *j);
             if (!j) {
                 split_state_free(st);
-                rc = SHALE_OOM();
+                rc = AGENT_OOM();
                 goto out;
             }
             j->st = st;
@@ -301,10 +300,10 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
             goto out;
         }
         if (!(j = calloc(1, sizeof *j)) ||
-            !(j->st = split_state_new(r, canon, false, now_ms()))) {
+            !(j->st = split_state_new(r, canon, false, agent_now_ms()))) {
             free(j);
             j = NULL;
-            rc = SHALE_OOM();
+            rc = AGENT_OOM();
             goto out;
         }
         j->st->lease.state = LEASE_HELD;
@@ -319,7 +318,7 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
             rc = journal_load(sp->store, r->name, &v, &st2);
             if (!rc) {
                 *status_json = split_status_text(st2);
-                rc = *status_json ? SHALE_OK : SHALE_OOM();
+                rc = *status_json ? SHALE_OK : AGENT_OOM();
             }
             split_state_free(st2);
             goto out;
@@ -329,8 +328,8 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
              * lease stays with this split: re-sending the request finishes
              * the accept (the lease names it), and an agent that finds the
              * lease without a journal later accepts it from the record. */
-            rc = shale_err_prefix(rc, "accepting split %s (it holds the split lease; re-send "
-                                      "the request)", r->name);
+            rc = shale_error_prefix(rc, "accepting split %s (it holds the split lease; re-send "
+                                        "the request)", r->name);
             job_free(j);
             j = NULL;
             goto out;
@@ -338,14 +337,15 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
         log_fields(LOG_INFO, r->name, split_step_name(STEP_ACCEPT), -1,
                    (log_field[]){LOG_S("result", "Done"), LOG_N("leaseSeq", seq)}, 2,
                    "split accepted; the shard's split lease is held");
-        j->lease_taken_ms = mono_ms();
+        j->lease_taken_ms = agent_mono_ms();
     } else if ((rc = fill_ranges(sp, r, &canon))) {
         rc = refuse(sp, r->name, rc);
         goto out;
-    } else if (!(j = calloc(1, sizeof *j)) || !(j->st = split_state_new(r, canon, true, now_ms()))) {
+    } else if (!(j = calloc(1, sizeof *j)) || !(j->st = split_state_new(r, canon, true,
+                                                                        agent_now_ms()))) {
         free(j);
         j = NULL;
-        rc = SHALE_OOM();
+        rc = AGENT_OOM();
         goto out;
     }
     j->req = r;
@@ -363,7 +363,7 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
     pthread_mutex_lock(&sp->mu);
     pthread_cond_broadcast(&sp->cv);
     pthread_mutex_unlock(&sp->mu);
-    rc = *status_json ? SHALE_OK : SHALE_OOM();
+    rc = *status_json ? SHALE_OK : AGENT_OOM();
 out:
     split_request_free(r);
     free(canon);
@@ -378,7 +378,7 @@ static shale_status svc_submit(split_service *svc, const split_request *req, boo
     *status_json = NULL;
     split_request *r = split_request_dup(req);
     if (!r)
-        return SHALE_OOM();
+        return AGENT_OOM();
     shale_status rc = validate_against_parent(sp, r);
     char *canon = NULL;
     if (!rc)
@@ -416,7 +416,7 @@ static shale_status svc_get(split_service *svc, const char *name, char **status_
     pthread_mutex_unlock(&sp->mu);
     if (!j) {
         *status_json = NULL;
-        return shale_err(SHALE_NOT_FOUND, "no split named %s", name);
+        return shale_error_set(SHALE_NOT_FOUND, "no split named %s", name);
     }
     if (remote)   /* jobs are freed only by expiry, and remote ones never */
         refresh_remote(sp, j);
@@ -434,7 +434,7 @@ static shale_status svc_list(split_service *svc, char **out)
     pthread_mutex_unlock(&sp->mu);
     *out = json_dumps(arr, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(arr);
-    return *out ? SHALE_OK : SHALE_OOM();
+    return *out ? SHALE_OK : AGENT_OOM();
 }
 
 static shale_status svc_abort(split_service *svc, const char *name, char **status_json)
@@ -445,20 +445,20 @@ static shale_status svc_abort(split_service *svc, const char *name, char **statu
     job *j = find_locked(sp, name);
     shale_status rc = SHALE_OK;
     if (!j) {
-        rc = shale_err(SHALE_NOT_FOUND, "no split named %s", name);
+        rc = shale_error_set(SHALE_NOT_FOUND, "no split named %s", name);
     } else if (split_phase_terminal(j->st->phase)) {
         if (j->st->phase == PHASE_ABORTED)
             *status_json = split_status_text(j->st);
         else
-            rc = shale_err(SHALE_CONFLICT, "split %s already finished (%s)", name,
-                           split_phase_name(j->st->phase));
+            rc = shale_error_set(SHALE_CONFLICT, "split %s already finished (%s)", name,
+                                 split_phase_name(j->st->phase));
     } else if (j->orphaned || j->load != JOB_LOADED) {
-        rc = shale_err(SHALE_CONFLICT, "split %s is not driven by this agent (%s)", name,
-                       j->load != JOB_LOADED ? j->load_error : "another agent writes its "
+        rc = shale_error_set(SHALE_CONFLICT, "split %s is not driven by this agent (%s)", name,
+                             j->load != JOB_LOADED ? j->load_error : "another agent writes its "
                                                                 "journal");
     } else if (j->st->steps[STEP_WIPE_WAL].state != STEP_PENDING) {
-        rc = shale_err(SHALE_CONFLICT, "split %s passed the point of no return (the local "
-                                       "WAL wipe started): it only rolls forward", name);
+        rc = shale_error_set(SHALE_CONFLICT, "split %s passed the point of no return (the local "
+                                             "WAL wipe started): it only rolls forward", name);
     } else {
         j->abort_requested = true;
         *status_json = split_status_text(j->st);
@@ -491,15 +491,15 @@ shale_status splitter_new(const splitter_options *o, splitter **out)
 {
     *out = NULL;
     if (!o->shard || !o->store_uri)
-        return shale_err(SHALE_INVALID_ARGUMENT, "splitter: shard and store are required");
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "splitter: shard and store are required");
     splitter *sp = calloc(1, sizeof *sp);
     if (!sp)
-        return SHALE_OOM();
+        return AGENT_OOM();
     sp->svc.ops = &svc_ops;
     sp->o = *o;
-    sp->shard = xstrdup(o->shard);
-    sp->store_uri = xstrdup(o->store_uri);
-    sp->wal_uri = o->wal_store_uri ? xstrdup(o->wal_store_uri) : NULL;
+    sp->shard = agent_strdup(o->shard);
+    sp->store_uri = agent_strdup(o->store_uri);
+    sp->wal_uri = o->wal_store_uri ? agent_strdup(o->wal_store_uri) : NULL;
     sp->o.shard = sp->shard;
     sp->o.store_uri = sp->store_uri;
     sp->o.wal_store_uri = sp->wal_uri;
@@ -515,7 +515,7 @@ shale_status splitter_new(const splitter_options *o, splitter **out)
     pthread_cond_init(&sp->cv, NULL);
     shale_status rc = SHALE_OK;
     if (!sp->shard || !sp->store_uri || (o->wal_store_uri && !sp->wal_uri) || !store_ok)
-        rc = SHALE_OOM();
+        rc = AGENT_OOM();
     if (!rc)
         rc = shale_objstore_open(sp->store_uri, &sp->o.db.store, &sp->store);
     if (rc) {
@@ -534,7 +534,7 @@ shale_status splitter_start(splitter *sp)
     if (sp->started)
         return SHALE_OK;
     if (pthread_create(&sp->worker, NULL, splitter_worker, sp))
-        return shale_err(SHALE_IO, "splitter: cannot start the worker thread");
+        return shale_error_set(SHALE_IO, "splitter: cannot start the worker thread");
     sp->started = true;
     return SHALE_OK;
 }
@@ -577,7 +577,7 @@ shale_status splitter_add_listener(splitter *sp, split_status_cb cb, void *ctx)
     pthread_mutex_lock(&sp->mu);
     shale_status rc = SHALE_OK;
     if (sp->nlisteners == MAX_LISTENERS)
-        rc = shale_err(SHALE_INVALID_ARGUMENT, "splitter: too many status listeners");
+        rc = shale_error_set(SHALE_INVALID_ARGUMENT, "splitter: too many status listeners");
     else
         sp->listeners[sp->nlisteners++] = (listener){cb, ctx};
     pthread_mutex_unlock(&sp->mu);
@@ -594,7 +594,7 @@ void splitter_on_step(splitter *sp, splitter_step_cb cb, void *ctx)
 
 shale_status splitter_wait_idle(splitter *sp, int64_t timeout_ms)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = agent_mono_ms() + timeout_ms;
     pthread_mutex_lock(&sp->mu);
     for (;;) {
         bool unreadable = !sp->loaded;
@@ -604,11 +604,11 @@ shale_status splitter_wait_idle(splitter *sp, int64_t timeout_ms)
                           j->st->lease.state == LEASE_HELD && lease_releasable(j->st));
         if (!sp->busy && !next_runnable_locked(sp) && !(unreadable && sp->started))
             break;
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - agent_mono_ms();
         if (left <= 0) {
             pthread_mutex_unlock(&sp->mu);
-            return shale_err(SHALE_TIMEOUT, "splitter: still busy after %lld ms",
-                             (long long)timeout_ms);
+            return shale_error_set(SHALE_TIMEOUT, "splitter: still busy after %lld ms",
+                                   (long long)timeout_ms);
         }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -644,7 +644,7 @@ shale_status splitter_clear_journal(const splitter_options *o, const char *name)
     shale_status rc = shale_objstore_open(o->store_uri, &o->db.store, &st);
     if (rc)
         return rc;
-    rc = journal_clear(st, name, now_ms());
+    rc = journal_clear(st, name, agent_now_ms());
     bool no_journal = rc == SHALE_NOT_FOUND;
     if (!rc || no_journal) {
         lease_view v;

@@ -46,7 +46,7 @@ typedef struct job {
     bool unsaved;            /* the last journal write failed */
     bool tried;              /* worker's mark within one pass over the jobs */
     int64_t added_ms;        /* when this agent learnt of it (dry-run expiry) */
-    int64_t lease_taken_ms;  /* mono_ms() when this process's accept took the
+    int64_t lease_taken_ms;  /* agent_mono_ms() when this process's accept took the
                                 lease and wrote version 1 (0: not here) */
     struct job *next;
 } job;

@@ -32,7 +32,7 @@
 #include "db/manifest.h"
 #include "db/view.h"
 #include "table/kv.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -106,7 +106,7 @@ static shale_status compare_child(shale_reader *parent, shale_reader *child,
         child_scan_run(&cs);
     ci = cs.it;
     if (!rc && cs.rc)
-        rc = shale_err(cs.rc, "%s", cs.msg);
+        rc = shale_error_set(cs.rc, "%s", cs.msg);
     uint64_t n = 0;
     char kt[200];
     while (!rc && (!limit || n < limit)) {
@@ -123,20 +123,22 @@ static shale_status compare_child(shale_reader *parent, shale_reader *child,
         int cmp = !pv ? 1 : !cv ? -1 : key_cmp(pk, pkl, ck, ckl);
         if (cmp < 0) {
             key_text(pk, pkl, kt, sizeof kt);
-            rc = shale_err(SHALE_CORRUPT, "verify: child %s lacks key %s of its range (after "
-                                          "%llu equal keys)", c->name, kt, (unsigned long long)n);
+            rc = shale_error_set(SHALE_CORRUPT,
+                                 "verify: child %s lacks key %s of its range (after "
+                                 "%llu equal keys)", c->name, kt, (unsigned long long)n);
         } else if (cmp > 0) {
             key_text(ck, ckl, kt, sizeof kt);
-            rc = shale_err(SHALE_CORRUPT, "verify: child %s holds key %s, which the parent "
-                                          "does not have in the child's range (after %llu "
-                                          "equal keys)", c->name, kt, (unsigned long long)n);
+            rc = shale_error_set(SHALE_CORRUPT, "verify: child %s holds key %s, which the parent "
+                                                "does not have in the child's range (after %llu "
+                                                "equal keys)", c->name, kt, (unsigned long long)n);
         } else {
             const void *pval = shale_iter_value(pi, &pvl), *cval = shale_iter_value(ci, &cvl);
             if (pvl != cvl || memcmp(pval, cval, pvl)) {
                 key_text(pk, pkl, kt, sizeof kt);
-                rc = shale_err(SHALE_CORRUPT, "verify: child %s returns a different value for "
-                                              "key %s (%zu bytes; the parent %zu)", c->name, kt,
-                               cvl, pvl);
+                rc = shale_error_set(SHALE_CORRUPT,
+                                     "verify: child %s returns a different value for "
+                                     "key %s (%zu bytes; the parent %zu)", c->name, kt,
+                                     cvl, pvl);
             }
         }
         if (rc)
@@ -150,9 +152,9 @@ static shale_status compare_child(shale_reader *parent, shale_reader *child,
      * (I/O, timeout) is retried by the splitter. */
     shale_status pst = shale_iter_status(pi), cst = shale_iter_status(ci);
     if (pst && (!rc || rc == pst))
-        rc = shale_err_prefix(pst, "verify: reading the parent's range of child %s", c->name);
+        rc = shale_error_prefix(pst, "verify: reading the parent's range of child %s", c->name);
     else if (cst && (!rc || rc == cst))
-        rc = shale_err_prefix(cst, "verify: reading child %s", c->name);
+        rc = shale_error_prefix(cst, "verify: reading child %s", c->name);
     shale_iter_free(pi);
     shale_iter_free(ci);
     *count = n;
@@ -209,18 +211,20 @@ static shale_status same_handle(const split_child *c, const char *where, const s
 {
     const char *got_store = got->store_uri ? got->store_uri : "(the child's own store)";
     if (strcmp(want->id, got->id))
-        return shale_err(SHALE_CORRUPT, "verify: child %s lacks the parent's SST "
-                                        "%s at %s (it has %s there)", c->name, want->id, where,
-                         got->id);
+        return shale_error_set(SHALE_CORRUPT,
+                               "verify: child %s lacks the parent's SST "
+                               "%s at %s (it has %s there)", c->name, want->id, where,
+                               got->id);
     if (strcmp(want_store, got_store))
-        return shale_err(SHALE_CORRUPT, "verify: child %s references SST %s in store %s; it "
-                                        "lives in %s", c->name, got->id, got_store, want_store);
+        return shale_error_set(SHALE_CORRUPT,
+                               "verify: child %s references SST %s in store %s; it "
+                               "lives in %s", c->name, got->id, got_store, want_store);
     if (want->size != got->size || want->entries != got->entries ||
         !same_bytes(want->first_key, want->first_klen, got->first_key, got->first_klen) ||
         !same_bytes(want->last_key, want->last_klen, got->last_key, got->last_klen))
-        return shale_err(SHALE_CORRUPT, "verify: child %s describes SST %s unlike the parent "
-                                        "(size, entries or key bounds differ)", c->name,
-                         got->id);
+        return shale_error_set(SHALE_CORRUPT, "verify: child %s describes SST %s unlike the parent "
+                                              "(size, entries or key bounds differ)", c->name,
+                               got->id);
     return SHALE_OK;
 }
 
@@ -242,17 +246,17 @@ static shale_status check_refs(const verify_ctx *v, const split_child *c, const 
             continue;
         snprintf(where, sizeof where, "L0 position %zu", ci);
         if (ci >= cm->l0_count)
-            return shale_err(SHALE_CORRUPT, "verify: child %s lacks the parent's L0 SST %s",
-                             c->name, h->id);
+            return shale_error_set(SHALE_CORRUPT, "verify: child %s lacks the parent's L0 SST %s",
+                                   c->name, h->id);
         shale_status rc = same_handle(c, where, h, h->store_uri ? h->store_uri : puri,
                                       &cm->l0[ci++]);
         if (rc)
             return rc;
     }
     if (ci != cm->l0_count)
-        return shale_err(SHALE_CORRUPT, "verify: child %s has L0 SST %s, which the parent's "
-                                        "checkpoint does not reference in its range", c->name,
-                         cm->l0[ci].id);
+        return shale_error_set(SHALE_CORRUPT, "verify: child %s has L0 SST %s, which the parent's "
+                                              "checkpoint does not reference in its range", c->name,
+                               cm->l0[ci].id);
     *nssts = ci;
     size_t cr = 0;
     for (size_t r = 0; r < pm->run_count; r++) {
@@ -265,29 +269,30 @@ static shale_status check_refs(const verify_ctx *v, const split_child *c, const 
                 continue;
             if (!crun) {
                 if (cr >= cm->run_count || cm->runs[cr].id != prun->id)
-                    return shale_err(SHALE_CORRUPT, "verify: child %s lacks the parent's "
-                                                    "sorted run %u", c->name, prun->id);
+                    return shale_error_set(SHALE_CORRUPT, "verify: child %s lacks the parent's "
+                                                          "sorted run %u", c->name, prun->id);
                 crun = &cm->runs[cr++];
             }
             snprintf(where, sizeof where, "sorted run %u position %zu", prun->id, j);
             if (j >= crun->count)
-                return shale_err(SHALE_CORRUPT, "verify: child %s lacks SST %s of sorted run "
-                                                "%u", c->name, h->id, prun->id);
+                return shale_error_set(SHALE_CORRUPT, "verify: child %s lacks SST %s of sorted run "
+                                                      "%u", c->name, h->id, prun->id);
             shale_status rc = same_handle(c, where, h, h->store_uri ? h->store_uri : puri,
                                           &crun->ssts[j++]);
             if (rc)
                 return rc;
         }
         if (crun && j != crun->count)
-            return shale_err(SHALE_CORRUPT, "verify: child %s has SST %s in sorted run %u, "
-                                            "which the parent's checkpoint does not reference "
-                                            "in its range", c->name, crun->ssts[j].id, prun->id);
+            return shale_error_set(SHALE_CORRUPT,
+                                   "verify: child %s has SST %s in sorted run %u, "
+                                   "which the parent's checkpoint does not reference "
+                                   "in its range", c->name, crun->ssts[j].id, prun->id);
         *nssts += j;
     }
     if (cr != cm->run_count)
-        return shale_err(SHALE_CORRUPT, "verify: child %s has sorted run %u, which the "
-                                        "parent's checkpoint does not have", c->name,
-                         cm->runs[cr].id);
+        return shale_error_set(SHALE_CORRUPT, "verify: child %s has sorted run %u, which the "
+                                              "parent's checkpoint does not have", c->name,
+                               cm->runs[cr].id);
     return SHALE_OK;
 }
 
@@ -301,9 +306,9 @@ static shale_status check_pins(const verify_ctx *v, const split_child *c, const 
         const parent_rec *pr = &cm->parents[p];
         bool direct = !strcmp(pr->store_uri, puri);
         if (direct && strcmp(pr->source_checkpoint_id, v->cp))
-            return shale_err(SHALE_CORRUPT, "verify: child %s records checkpoint %s of the "
-                                            "parent, not the split's %s", c->name,
-                             pr->source_checkpoint_id, v->cp);
+            return shale_error_set(SHALE_CORRUPT, "verify: child %s records checkpoint %s of the "
+                                                  "parent, not the split's %s", c->name,
+                                   pr->source_checkpoint_id, v->cp);
         manifest *owner = NULL;
         shale_objstore *s = NULL;
         shale_status rc = SHALE_OK;
@@ -313,19 +318,20 @@ static shale_status check_pins(const verify_ctx *v, const split_child *c, const 
                 rc = manifest_store_load_latest(s, 0, &owner);
             shale_objstore_close(s);
             if (rc)
-                return shale_err_prefix(rc, "verify: child %s: reading the manifest of %s",
-                                        c->name, pr->store_uri);
+                return shale_error_prefix(rc, "verify: child %s: reading the manifest of %s",
+                                          c->name, pr->store_uri);
         }
         const checkpoint_rec *pin = cp_find(direct ? v->latest : owner, pr->final_checkpoint_id);
         if (!pin)
-            rc = shale_err(SHALE_CORRUPT, "verify: child %s has no pin (checkpoint %s) in %s: "
-                                          "that store's GC could delete what the child reads",
-                           c->name, pr->final_checkpoint_id, pr->store_uri);
+            rc = shale_error_set(SHALE_CORRUPT,
+                                 "verify: child %s has no pin (checkpoint %s) in %s: "
+                                 "that store's GC could delete what the child reads",
+                                 c->name, pr->final_checkpoint_id, pr->store_uri);
         else if (direct && src && pin->manifest_id != src->manifest_id)
-            rc = shale_err(SHALE_CORRUPT, "verify: child %s pins version %llu of the parent, "
-                                          "not the checkpoint's %llu", c->name,
-                           (unsigned long long)pin->manifest_id,
-                           (unsigned long long)src->manifest_id);
+            rc = shale_error_set(SHALE_CORRUPT, "verify: child %s pins version %llu of the parent, "
+                                                "not the checkpoint's %llu", c->name,
+                                 (unsigned long long)pin->manifest_id,
+                                 (unsigned long long)src->manifest_id);
         manifest_free(owner);
         if (rc)
             return rc;
@@ -342,9 +348,10 @@ static shale_status sst_parent(const split_child *c, const manifest *cm, const s
     while (i < cm->parent_count && strcmp(cm->parents[i].store_uri, h->store_uri))
         i++;
     if (i == cm->parent_count)
-        return shale_err(SHALE_CORRUPT, "verify: child %s references SST %s in %s, which is not "
-                                        "among its parents (no pin keeps it)", c->name, h->id,
-                         h->store_uri);
+        return shale_error_set(SHALE_CORRUPT,
+                               "verify: child %s references SST %s in %s, which is not "
+                               "among its parents (no pin keeps it)", c->name, h->id,
+                               h->store_uri);
     *at = i;
     return SHALE_OK;
 }
@@ -365,12 +372,13 @@ static shale_status check_object(const verify_ctx *v, const split_child *c, cons
     sst_key(h->id, key, sizeof key);
     rc = shale_objstore_head(s, key, &size, NULL);
     if (rc == SHALE_NOT_FOUND)
-        rc = shale_err(SHALE_CORRUPT, "verify: child %s references %s/%s, which does not exist",
-                       c->name, h->store_uri, key);
+        rc = shale_error_set(SHALE_CORRUPT,
+                             "verify: child %s references %s/%s, which does not exist",
+                             c->name, h->store_uri, key);
     else if (!rc && size != h->size)
-        rc = shale_err(SHALE_CORRUPT, "verify: child %s references %s/%s of %llu bytes; it "
-                                      "holds %llu", c->name, h->store_uri, key,
-                       (unsigned long long)h->size, (unsigned long long)size);
+        rc = shale_error_set(SHALE_CORRUPT, "verify: child %s references %s/%s of %llu bytes; it "
+                                            "holds %llu", c->name, h->store_uri, key,
+                             (unsigned long long)h->size, (unsigned long long)size);
     shale_objstore_close(s);
     return rc;
 }
@@ -380,11 +388,12 @@ static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
                                     const manifest *cm)
 {
     if (cm->replay_after_wal_id + 1 != cm->next_wal_sst_id)
-        return shale_err(SHALE_CORRUPT, "verify: child %s has WAL ids %llu..%llu to replay; the "
-                                        "split's full flush left none, so a writer has opened "
-                                        "the child since the clone", c->name,
-                         (unsigned long long)cm->replay_after_wal_id + 1,
-                         (unsigned long long)cm->next_wal_sst_id - 1);
+        return shale_error_set(SHALE_CORRUPT,
+                               "verify: child %s has WAL ids %llu..%llu to replay; the "
+                               "split's full flush left none, so a writer has opened "
+                               "the child since the clone", c->name,
+                               (unsigned long long)cm->replay_after_wal_id + 1,
+                               (unsigned long long)cm->next_wal_sst_id - 1);
     const char *wal = cm->wal_store_uri ? cm->wal_store_uri : c->store;
     shale_objstore *w = NULL;
     shale_status rc = shale_objstore_open(wal, &v->r->sp->o.db.store, &w);
@@ -398,9 +407,10 @@ static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
         /* Keys are fixed width: text order is id order. */
         for (size_t i = 0; i < l.count && !rc; i++)
             if (strlen(l.items[i].key) == strlen(after) && strcmp(l.items[i].key, after) > 0)
-                rc = shale_err(SHALE_CORRUPT, "verify: child %s's WAL store %s holds %s, "
-                                              "written after the clone: a writer has opened the "
-                                              "child", c->name, wal, l.items[i].key);
+                rc = shale_error_set(SHALE_CORRUPT,
+                                     "verify: child %s's WAL store %s holds %s, "
+                                     "written after the clone: a writer has opened the "
+                                     "child", c->name, wal, l.items[i].key);
         shale_objlist_free(&l);
     }
     shale_objstore_close(w);
@@ -454,7 +464,7 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
                 size_t nc = *cap ? *cap * 2 : 64;
                 vtask *g = realloc(*t, nc * sizeof *g);
                 if (!g)
-                    return SHALE_OOM();
+                    return AGENT_OOM();
                 *t = g;
                 *cap = nc;
             }
@@ -501,7 +511,7 @@ static shale_status child_manifest(const verify_ctx *v, const split_child *c,
     manifest *cm = NULL;
     shale_status rc = reader_manifest_dup(child, &cm);
     if (rc)
-        return shale_err_prefix(rc, "verify: reading child %s's manifest", c->name);
+        return shale_error_prefix(rc, "verify: reading child %s's manifest", c->name);
     rc = check_child_wal(v, c, cm);
     if (rc)
         manifest_free(cm);
@@ -522,12 +532,14 @@ static shale_status check_manifest(const verify_ctx *v, const split_child *c,
     shale_status rc = SHALE_OK;
     if (!cm->origin.parent_uri || strcmp(cm->origin.parent_uri, parent_store(v->r)) ||
         !cm->origin.parent_checkpoint_id || strcmp(cm->origin.parent_checkpoint_id, v->cp))
-        rc = shale_err(SHALE_CORRUPT, "verify: child %s was not cloned from checkpoint %s of %s",
-                       c->name, v->cp, parent_store(v->r));
+        rc = shale_error_set(SHALE_CORRUPT,
+                             "verify: child %s was not cloned from checkpoint %s of %s",
+                             c->name, v->cp, parent_store(v->r));
     else if (!same_bytes(es, esl, cm->range_start, cm->range_start_len) ||
              !same_bytes(ee, eel, cm->range_end, cm->range_end_len))
-        rc = shale_err(SHALE_CORRUPT, "verify: child %s's manifest has another key range than "
-                                      "the request's", c->name);
+        rc = shale_error_set(SHALE_CORRUPT,
+                             "verify: child %s's manifest has another key range than "
+                             "the request's", c->name);
     if (!rc)
         rc = check_refs(v, c, cm, &res->ssts);
     if (!rc)
@@ -573,12 +585,12 @@ static shale_status open_child(verify_job *w, size_t i)
     shale_reader *child = NULL;
     shale_status rc = shale_reader_open(c->store, &co, NULL, &child);
     if (rc)
-        return shale_err_prefix(rc, "verify: opening child %s", c->name);
+        return shale_error_prefix(rc, "verify: opening child %s", c->name);
     w->readers[i] = child;
     shale_db_info info;
     rc = shale_reader_info(child, &info);
     if (!rc && !info.initialized)
-        rc = shale_err(SHALE_CORRUPT, "verify: child %s is not initialized", c->name);
+        rc = shale_error_set(SHALE_CORRUPT, "verify: child %s is not initialized", c->name);
     if (!rc && v->mode == SPLIT_VERIFY_REFERENCES)
         rc = child_manifest(v, c, child, &w->cms[i]);
     return rc;
@@ -596,7 +608,7 @@ static shale_status verify_open(verify_job *w, size_t i)
         shale_options po = db_opts(v->r->sp, parent_wal(v->r));
         po.block_cache = v->cache;
         shale_status rc = shale_reader_open(parent_store(v->r), &po, v->cp, &v->parent);
-        return rc ? shale_err_prefix(rc, "verify: opening the parent at checkpoint %s", v->cp)
+        return rc ? shale_error_prefix(rc, "verify: opening the parent at checkpoint %s", v->cp)
                   : SHALE_OK;
     }
     if (i == 1)
@@ -652,7 +664,7 @@ static shale_status verify_phase(verify_job *w, int phase, size_t n)
     w->rcs = calloc(n ? n : 1, sizeof *w->rcs);
     w->msgs = calloc(n ? n : 1, sizeof *w->msgs);
     if (!w->rcs || !w->msgs)
-        return SHALE_OOM();
+        return AGENT_OOM();
     size_t nthreads = n < VERIFY_THREADS ? n : VERIFY_THREADS;
     pthread_t th[VERIFY_THREADS];
     size_t started = 0;
@@ -663,10 +675,10 @@ static shale_status verify_phase(verify_job *w, int phase, size_t n)
         pthread_join(th[t], NULL);
     for (size_t i = 0; i < n; i++)
         if (w->rcs[i] == SHALE_CORRUPT)
-            return shale_err(w->rcs[i], "%s", w->msgs[i]);
+            return shale_error_set(w->rcs[i], "%s", w->msgs[i]);
     for (size_t i = 0; i < n; i++)
         if (w->rcs[i])
-            return shale_err(w->rcs[i], "%s", w->msgs[i]);
+            return shale_error_set(w->rcs[i], "%s", w->msgs[i]);
     return SHALE_OK;
 }
 
@@ -680,7 +692,7 @@ static shale_status load_parent_versions(verify_ctx *v)
         rc = manifest_store_load_latest(s, 0, &v->latest);
     const checkpoint_rec *cp = rc ? NULL : cp_find(v->latest, v->cp);
     if (!rc && !cp)
-        rc = shale_err(SHALE_NOT_FOUND, "verify: the parent has no checkpoint %s", v->cp);
+        rc = shale_error_set(SHALE_NOT_FOUND, "verify: the parent has no checkpoint %s", v->cp);
     if (!rc)
         rc = manifest_store_load(s, cp->manifest_id, &v->pinned);
     shale_objstore_close(s);
@@ -719,7 +731,7 @@ shale_status do_verify(run *r, step_result *res_out)
     vtask *tasks = NULL;
     size_t ntasks = 0, cap = 0;
     if (!res || !w.readers || !w.cms) {
-        rc = SHALE_OOM();
+        rc = AGENT_OOM();
         goto out;
     }
     rc = verify_phase(&w, 1, 2 + n);
@@ -739,7 +751,7 @@ shale_status do_verify(run *r, step_result *res_out)
         w.order = calloc(ntasks ? ntasks : 1, sizeof *w.order);
         size_t k = 0;
         if (!w.order)
-            rc = SHALE_OOM();
+            rc = AGENT_OOM();
         for (size_t i = 0; !rc && i < ntasks; i++)
             if (tasks[i].head || tasks[i].first)
                 w.order[k++] = i;
