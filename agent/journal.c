@@ -1,6 +1,6 @@
 /* journal.c -- see journal.h. */
 #include "journal.h"
-#include "db/paths.h"
+#include "shale_admin.h"
 #include "failpoint.h"
 #include "agent_util.h"
 
@@ -365,12 +365,12 @@ shale_status journal_decode(const char *origin, const void *data, size_t len,
 static shale_status put_version(shale_objstore *st, const char *name, uint64_t v,
                                 const char *text)
 {
-    char key[PATH_JOURNAL_MAX];
-    if (!journal_key(name, v, key, sizeof key))
+    char key[SHALE_JOURNAL_KEY_MAX];
+    if (!shale_journal_key(name, v, key, sizeof key))
         return shale_error_set(SHALE_INVALID_ARGUMENT,
                                "journal: split name '%s' cannot name a "
                                "journal key (empty, '/', a leading '_' or "
-                               "over %d bytes)", name, PATH_JOURNAL_NAME_MAX);
+                               "over %d bytes)", name, SHALE_JOURNAL_NAME_MAX);
     shale_status rc = shale_objstore_put_if_absent(st, key, text, strlen(text));
     if (rc == SHALE_PRECONDITION_FAILED)
         return shale_error_set(SHALE_CONFLICT,
@@ -404,7 +404,7 @@ shale_status journal_save(shale_objstore *st, split_state *s)
  * journals): 0, or -1 for another key. */
 static int parse_key(const char *key, char *name, size_t nlen, uint64_t *version)
 {
-    return journal_key_parse(key, name, nlen, version) ? 0 : -1;
+    return shale_journal_key_parse(key, name, nlen, version) ? 0 : -1;
 }
 
 static shale_status read_version(shale_objstore *st, const char *key, split_state **out)
@@ -423,12 +423,12 @@ static shale_status read_version(shale_objstore *st, const char *key, split_stat
 shale_status journal_load_all(shale_objstore *st, journal_fn fn, void *ctx)
 {
     shale_objlist l;
-    shale_status rc = shale_objstore_list_all(st, PATH_JOURNAL_DIR, &l);
+    shale_status rc = shale_objstore_list_all(st, SHALE_JOURNAL_DIR, &l);
     if (rc)
         return shale_error_prefix(rc, "listing split journals in %s", shale_objstore_uri(st));
     /* Keys sort by name then version: the last key of each name wins. */
     for (size_t i = 0; i < l.count; i++) {
-        char name[PATH_JOURNAL_NAME_MAX + 1], next_name[PATH_JOURNAL_NAME_MAX + 1];
+        char name[SHALE_JOURNAL_NAME_MAX + 1], next_name[SHALE_JOURNAL_NAME_MAX + 1];
         uint64_t ver, nv;
         if (parse_key(l.items[i].key, name, sizeof name, &ver))
             continue;
@@ -454,14 +454,14 @@ shale_status journal_load(shale_objstore *st, const char *name, uint64_t *versio
 {
     *out = NULL;
     *version = 0;
-    char prefix[PATH_JOURNAL_MAX];
-    snprintf(prefix, sizeof prefix, PATH_JOURNAL_DIR "%s/", name);
+    char prefix[SHALE_JOURNAL_KEY_MAX];
+    snprintf(prefix, sizeof prefix, SHALE_JOURNAL_DIR "%s/", name);
     shale_objlist l;
     shale_status rc = shale_objstore_list_all(st, prefix, &l);
     if (rc)
         return shale_error_prefix(rc, "listing journal %s", prefix);
     const char *last = NULL;
-    char nm[PATH_JOURNAL_NAME_MAX + 1];
+    char nm[SHALE_JOURNAL_NAME_MAX + 1];
     for (size_t i = 0; i < l.count; i++)
         if (!parse_key(l.items[i].key, nm, sizeof nm, version) && !strcmp(nm, name))
             last = l.items[i].key;

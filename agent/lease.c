@@ -1,6 +1,6 @@
 /* lease.c -- see lease.h. */
 #include "lease.h"
-#include "db/paths.h"
+#include "shale_admin.h"
 #include "failpoint.h"
 #include "journal.h"
 #include "agent_util.h"
@@ -36,7 +36,7 @@ void lease_self(char *buf, size_t n)
 static uint64_t parse_seq(const char *key)
 {
     uint64_t x = 0;
-    return lease_key_parse(key, &x) ? x : 0;
+    return shale_lease_key_parse(key, &x) ? x : 0;
 }
 
 shale_status lease_read(shale_objstore *st, lease_view *out)
@@ -57,7 +57,7 @@ shale_status lease_read(shale_objstore *st, lease_view *out)
     if (!top)
         return SHALE_OK;
     char key[128];
-    lease_key(top, key, sizeof key);
+    shale_lease_key(top, key, sizeof key);
     void *data = NULL;
     size_t len = 0;
     rc = shale_objstore_get(st, key, &data, &len);
@@ -106,7 +106,7 @@ static shale_status put_record(shale_objstore *st, uint64_t seq, const char *op,
     json_decref(d);
     if (!text)
         return AGENT_OOM();
-    lease_key(seq, key, sizeof key);
+    shale_lease_key(seq, key, sizeof key);
     shale_status rc = shale_objstore_put_if_absent(st, key, text, strlen(text));
     free(text);
     if (rc && rc != SHALE_PRECONDITION_FAILED)

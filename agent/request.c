@@ -4,8 +4,7 @@
  */
 #include "request.h"
 #include "yamljson.h"
-#include "db/manifest.h"
-#include "table/kv.h"
+#include "shale_admin.h"
 #include "agent_util.h"
 
 #include <jansson.h>
@@ -95,7 +94,7 @@ static bool get_bound(pctx *c, json_t *o, const char *k, const char *path, uint8
         free(s);
         return true;
     }
-    *out = manifest_key_unescape(s, len);
+    *out = shale_key_unescape(s, len);
     free(s);
     if (!*out)
         return bad(c, path, "has a bad %XX escape");
@@ -324,14 +323,14 @@ static int cmp_start(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
     if (!a || !b)
         return (a != NULL) - (b != NULL);
-    return kv_key_cmp(a, al, b, bl);
+    return shale_key_compare(a, al, b, bl);
 }
 
 static int cmp_end(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
     if (!a || !b)
         return (a == NULL) - (b == NULL);
-    return kv_key_cmp(a, al, b, bl);
+    return shale_key_compare(a, al, b, bl);
 }
 
 static int by_start(const void *x, const void *y)
@@ -380,7 +379,8 @@ shale_status split_request_validate(split_request *r, const char *agent_shard,
         snprintf(f, sizeof f, "children[%zu].walStore", i);
         if (c->wal_store && !uri_ok(c->wal_store))
             return vbad(f, "must be a file:///, s3:// or mem:// URI");
-        if (c->start && c->end && kv_key_cmp(c->start, c->start_len, c->end, c->end_len) >= 0) {
+        if (c->start && c->end && shale_key_compare(c->start, c->start_len, c->end,
+                                                    c->end_len) >= 0) {
             snprintf(f, sizeof f, "children[%zu].range", i);
             return vbad(f, "is empty (start must be below end)");
         }
@@ -419,9 +419,9 @@ shale_status split_request_validate(split_request *r, const char *agent_shard,
     }
     for (size_t i = 0; !rc && i + 1 < r->child_count; i++) {
         const split_child *a = s[i], *b = s[i + 1];
-        if (!a->end || !b->start || kv_key_cmp(a->end, a->end_len, b->start, b->start_len)) {
-            bool overlap = !a->end || (b->start && kv_key_cmp(a->end, a->end_len, b->start,
-                                                              b->start_len) > 0);
+        if (!a->end || !b->start || shale_key_compare(a->end, a->end_len, b->start, b->start_len)) {
+            bool overlap = !a->end || (b->start && shale_key_compare(a->end, a->end_len, b->start,
+                                                                     b->start_len) > 0);
             snprintf(msg, sizeof msg, "ranges of '%.60s' and '%.60s' %s", a->name, b->name,
                      overlap ? "overlap" : "leave a gap between them");
             rc = vbad("children", msg);
@@ -441,7 +441,7 @@ static json_t *bound_json(const uint8_t *b, size_t n)
 {
     if (!b)
         return json_string("");
-    char *e = manifest_key_escape(b, n);
+    char *e = shale_key_escape(b, n);
     json_t *j = e ? json_string(e) : NULL;
     free(e);
     return j;

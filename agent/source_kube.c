@@ -7,7 +7,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
-#include "table/kv.h"
+#include "shale_admin.h"
 #include "agent_util.h"
 
 #include <jansson.h>
@@ -295,11 +295,11 @@ static shale_status local_check(source_kube *k, split_request *r)
         const split_child *ch = &c->children[i];
         if (!ch->start)
             s_unb = true;
-        else if (!s_unb && (!s || kv_key_cmp(ch->start, ch->start_len, s, sl) < 0))
+        else if (!s_unb && (!s || shale_key_compare(ch->start, ch->start_len, s, sl) < 0))
             s = ch->start, sl = ch->start_len;
         if (!ch->end)
             e_unb = true;
-        else if (!e_unb && (!e || kv_key_cmp(ch->end, ch->end_len, e, el) > 0))
+        else if (!e_unb && (!e || shale_key_compare(ch->end, ch->end_len, e, el) > 0))
             e = ch->end, el = ch->end_len;
     }
     /* A placeholder store: the real default comes from the splitter. */

@@ -19,7 +19,7 @@
 #include "journal.h"
 #include "lease.h"
 #include "log.h"
-#include "db/manifest.h"
+#include "shale_admin.h"
 #include "agent_util.h"
 
 #include <stdio.h>
@@ -66,14 +66,14 @@ shale_status validate_against_parent(splitter *sp, split_request *r)
     /* The stores first, before any is opened: the parent is the agent's. */
     const char *uri = sp->store_uri;
     shale_objstore *s = NULL;
-    manifest *m = NULL;
+    shale_manifest_view *m = NULL;
     shale_status rc = split_request_check_stores(r, &sp->o.policy, sp->store_uri, sp->wal_uri,
                                                  &sp->o.db);
     if (rc)
         return rc;
     rc = shale_objstore_open(uri, &sp->o.db.store, &s);
     if (!rc)
-        rc = manifest_store_load_latest(s, 0, &m);
+        rc = shale_manifest_view_load(s, 0, &m);
     shale_objstore_close(s);
     if (rc == SHALE_NOT_FOUND)
         return shale_error_set(SHALE_INVALID_ARGUMENT, "parent store %s holds no database", uri);
@@ -81,7 +81,7 @@ shale_status validate_against_parent(splitter *sp, split_request *r)
         return rc;
     rc = split_request_validate(r, sp->shard, sp->store_uri, sp->wal_uri, m->range_start,
                                 m->range_start_len, m->range_end, m->range_end_len);
-    manifest_free(m);
+    shale_manifest_view_free(m);
     return rc;
 }
 

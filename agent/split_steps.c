@@ -6,7 +6,7 @@
 #include "splitter_int.h"
 #include "failpoint.h"
 #include "preflight.h"
-#include "db/manifest.h"
+#include "shale_admin.h"
 #include "agent_util.h"
 
 #include <pthread.h>
@@ -105,7 +105,7 @@ static void *wipe_worker(void *arg)
         if (i >= j->l->count)
             return NULL;
         uint64_t id;
-        if (i == j->keep || !wal_key_parse(j->l->items[i].key, &id))
+        if (i == j->keep || !shale_wal_key_parse(j->l->items[i].key, &id))
             continue;
         shale_status rc = shale_objstore_delete(j->w, j->l->items[i].key);
         pthread_mutex_lock(&j->mu);
@@ -150,7 +150,7 @@ shale_status do_wipe(run *r, step_result *res)
     if (rc)
         return rc;
     shale_objlist l;
-    rc = shale_objstore_list_all(w, PATH_WAL_DIR, &l);
+    rc = shale_objstore_list_all(w, SHALE_WAL_DIR, &l);
     if (rc) {
         shale_objstore_close(w);
         return rc;
@@ -159,7 +159,7 @@ shale_status do_wipe(run *r, step_result *res)
     size_t keep = l.count;   /* index of the newest WAL object, kept as a fence */
     for (size_t i = 0; i < l.count; i++) {
         uint64_t id;
-        if (!wal_key_parse(l.items[i].key, &id))
+        if (!shale_wal_key_parse(l.items[i].key, &id))
             continue;
         if (id > replay_after) {
             rc = shale_error_set(SHALE_CONFLICT,
@@ -283,7 +283,7 @@ shale_status do_plan(run *r, step_result *res)
     splitter *sp = r->sp;
     const split_request *q = r->req;
     shale_objstore *s = NULL;
-    manifest *m = NULL;
+    shale_manifest_view *m = NULL;
     shale_reader *pr = NULL;
     shale_options po = db_opts(sp, parent_wal(r));
     split_plan *plan = calloc(1, sizeof *plan);
@@ -293,7 +293,7 @@ shale_status do_plan(run *r, step_result *res)
     }
     shale_status rc = shale_objstore_open(parent_store(r), &sp->o.db.store, &s);
     if (!rc)
-        rc = manifest_store_load_latest(s, 0, &m);
+        rc = shale_manifest_view_load(s, 0, &m);
     if (!rc)
         rc = shale_reader_open(parent_store(r), &po, NULL, &pr);
     for (size_t i = 0; i < q->child_count && !rc; i++) {
@@ -305,10 +305,10 @@ shale_status do_plan(run *r, step_result *res)
             break;
         }
         for (size_t l = 0; l <= m->run_count; l++) {
-            const sst_handle *h = l == 0 ? m->l0 : m->runs[l - 1].ssts;
+            const shale_manifest_sst *h = l == 0 ? m->l0 : m->runs[l - 1].ssts;
             size_t n = l == 0 ? m->l0_count : m->runs[l - 1].count;
             for (size_t x = 0; x < n; x++) {
-                if (!sst_handle_overlaps(&h[x], c->start, c->start_len, c->end, c->end_len))
+                if (!shale_manifest_sst_overlaps(&h[x], c->start, c->start_len, c->end, c->end_len))
                     continue;
                 k->ssts++;
                 k->bytes += h[x].size;
@@ -327,7 +327,7 @@ shale_status do_plan(run *r, step_result *res)
         split_plan_free(plan);
     }
     shale_reader_close(pr);
-    manifest_free(m);
+    shale_manifest_view_free(m);
     shale_objstore_close(s);
     return rc;
 }

@@ -31,8 +31,7 @@
  */
 #include "splitter_int.h"
 #include "journal.h"
-#include "db/env.h"
-#include "db/paths.h"
+#include "shale_admin.h"
 #include "lease.h"
 #include "log.h"
 #include "split_auto.h"
@@ -476,7 +475,7 @@ static bool svc_ready(split_service *svc)
 {
     splitter *sp = (splitter *)svc;
     shale_objlist l;
-    shale_status rc = shale_objstore_list(sp->store, PATH_MANIFEST_DIR, NULL, 1, &l);
+    shale_status rc = shale_objstore_list(sp->store, SHALE_MANIFEST_DIR, NULL, 1, &l);
     if (rc)
         return false;
     shale_objlist_free(&l);
@@ -506,7 +505,7 @@ shale_status splitter_new(const splitter_options *o, splitter **out)
     sp->o.db.wal_store_uri = NULL;
     /* The worker reads the store options long after this call: keep our
      * own copies of their strings (endpoint, region, keys). */
-    bool store_ok = !db_env_store_options_copy(&sp->o.db.store, &o->db.store);
+    bool store_ok = !shale_objstore_options_copy(&sp->o.db.store, &o->db.store);
     if (!store_ok)
         memset(&sp->o.db.store, 0, sizeof sp->o.db.store);
     pthread_mutex_init(&sp->mu, NULL);
@@ -561,7 +560,7 @@ void splitter_free(splitter *sp)
     pthread_mutex_destroy(&sp->notify_mu);
     pthread_cond_destroy(&sp->cv);
     free(sp->shard);
-    db_env_store_options_free(&sp->o.db.store);
+    shale_objstore_options_free(&sp->o.db.store);
     free(sp->store_uri);
     free(sp->wal_uri);
     free(sp);

@@ -28,10 +28,7 @@
  * not been shown to differ.
  */
 #include "splitter_int.h"
-#include "db/checkpoint_int.h"
-#include "db/manifest.h"
-#include "db/view.h"
-#include "table/kv.h"
+#include "shale_admin.h"
 #include "agent_util.h"
 
 #include <pthread.h>
@@ -48,14 +45,14 @@
 /* Names a key in a message: the manifest's escaped form, cut short. */
 static void key_text(const void *k, size_t kl, char *out, size_t outlen)
 {
-    char *e = manifest_key_escape(k, kl > 64 ? 64 : kl);
+    char *e = shale_key_escape(k, kl > 64 ? 64 : kl);
     snprintf(out, outlen, "'%s'%s", e ? e : "?", kl > 64 ? "..." : "");
     free(e);
 }
 
 static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
 {
-    return kv_key_cmp(a, al, b, bl);
+    return shale_key_compare(a, al, b, bl);
 }
 
 typedef struct child_scan {
@@ -170,8 +167,8 @@ typedef struct verify_ctx {
     const char *cp;                  /* the split's checkpoint id */
     shale_reader *parent;            /* at the checkpoint; shared by threads */
     shale_cache *cache;              /* shared by the parent and child readers */
-    manifest *pinned;                /* the parent's version the checkpoint pins */
-    manifest *latest;                /* the parent's latest version (its pins) */
+    shale_manifest_view *pinned;     /* the parent's version the checkpoint pins */
+    shale_manifest_view *latest;     /* the parent's latest version (its pins) */
 } verify_ctx;
 
 /* Per child results. */
@@ -188,7 +185,7 @@ static bool same_bytes(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 }
 
 /* The child's expected range: the request's, within the parent's own. */
-static void expected_range(const split_child *c, const manifest *pm, const uint8_t **s,
+static void expected_range(const split_child *c, const shale_manifest_view *pm, const uint8_t **s,
                            size_t *sl, const uint8_t **e, size_t *el)
 {
     *s = c->start;
@@ -206,8 +203,9 @@ static void expected_range(const split_child *c, const manifest *pm, const uint8
 }
 
 /* One child handle against the parent's: the same object, described alike. */
-static shale_status same_handle(const split_child *c, const char *where, const sst_handle *want,
-                                const char *want_store, const sst_handle *got)
+static shale_status same_handle(const split_child *c, const char *where,
+                                const shale_manifest_sst *want,
+                                const char *want_store, const shale_manifest_sst *got)
 {
     const char *got_store = got->store_uri ? got->store_uri : "(the child's own store)";
     if (strcmp(want->id, got->id))
@@ -230,10 +228,11 @@ static shale_status same_handle(const split_child *c, const char *where, const s
 
 /* The child's L0 and sorted runs are exactly the parent's SSTs at the
  * checkpoint that overlap its range, in the same order. */
-static shale_status check_refs(const verify_ctx *v, const split_child *c, const manifest *cm,
+static shale_status check_refs(const verify_ctx *v, const split_child *c,
+                               const shale_manifest_view *cm,
                                uint64_t *nssts)
 {
-    const manifest *pm = v->pinned;
+    const shale_manifest_view *pm = v->pinned;
     const char *puri = parent_store(v->r);
     const uint8_t *s, *e;
     size_t sl, el;
@@ -241,8 +240,8 @@ static shale_status check_refs(const verify_ctx *v, const split_child *c, const 
     char where[64];
     size_t ci = 0;
     for (size_t k = 0; k < pm->l0_count; k++) {
-        const sst_handle *h = &pm->l0[k];
-        if (!sst_handle_overlaps(h, s, sl, e, el))
+        const shale_manifest_sst *h = &pm->l0[k];
+        if (!shale_manifest_sst_overlaps(h, s, sl, e, el))
             continue;
         snprintf(where, sizeof where, "L0 position %zu", ci);
         if (ci >= cm->l0_count)
@@ -260,12 +259,12 @@ static shale_status check_refs(const verify_ctx *v, const split_child *c, const 
     *nssts = ci;
     size_t cr = 0;
     for (size_t r = 0; r < pm->run_count; r++) {
-        const sorted_run *prun = &pm->runs[r];
-        const sorted_run *crun = NULL;
+        const shale_manifest_run *prun = &pm->runs[r];
+        const shale_manifest_run *crun = NULL;
         size_t j = 0;
         for (size_t k = 0; k < prun->count; k++) {
-            const sst_handle *h = &prun->ssts[k];
-            if (!sst_handle_overlaps(h, s, sl, e, el))
+            const shale_manifest_sst *h = &prun->ssts[k];
+            if (!shale_manifest_sst_overlaps(h, s, sl, e, el))
                 continue;
             if (!crun) {
                 if (cr >= cm->run_count || cm->runs[cr].id != prun->id)
@@ -298,30 +297,32 @@ static shale_status check_refs(const verify_ctx *v, const split_child *c, const 
 
 /* Every store the child references holds a pin on the version it reads, so
  * that store's GC keeps the objects. */
-static shale_status check_pins(const verify_ctx *v, const split_child *c, const manifest *cm)
+static shale_status check_pins(const verify_ctx *v, const split_child *c,
+                               const shale_manifest_view *cm)
 {
     const char *puri = parent_store(v->r);
-    const checkpoint_rec *src = cp_find(v->latest, v->cp);
+    const shale_manifest_checkpoint *src = shale_manifest_view_checkpoint(v->latest, v->cp);
     for (size_t p = 0; p < cm->parent_count; p++) {
-        const parent_rec *pr = &cm->parents[p];
+        const shale_manifest_parent *pr = &cm->parents[p];
         bool direct = !strcmp(pr->store_uri, puri);
         if (direct && strcmp(pr->source_checkpoint_id, v->cp))
             return shale_error_set(SHALE_CORRUPT, "verify: child %s records checkpoint %s of the "
                                                   "parent, not the split's %s", c->name,
                                    pr->source_checkpoint_id, v->cp);
-        manifest *owner = NULL;
+        shale_manifest_view *owner = NULL;
         shale_objstore *s = NULL;
         shale_status rc = SHALE_OK;
         if (!direct) {
             rc = shale_objstore_open(pr->store_uri, &v->r->sp->o.db.store, &s);
             if (!rc)
-                rc = manifest_store_load_latest(s, 0, &owner);
+                rc = shale_manifest_view_load(s, 0, &owner);
             shale_objstore_close(s);
             if (rc)
                 return shale_error_prefix(rc, "verify: child %s: reading the manifest of %s",
                                           c->name, pr->store_uri);
         }
-        const checkpoint_rec *pin = cp_find(direct ? v->latest : owner, pr->final_checkpoint_id);
+        const shale_manifest_checkpoint *pin =
+            shale_manifest_view_checkpoint(direct ? v->latest : owner, pr->final_checkpoint_id);
         if (!pin)
             rc = shale_error_set(SHALE_CORRUPT,
                                  "verify: child %s has no pin (checkpoint %s) in %s: "
@@ -332,7 +333,7 @@ static shale_status check_pins(const verify_ctx *v, const split_child *c, const 
                                                 "not the checkpoint's %llu", c->name,
                                  (unsigned long long)pin->manifest_id,
                                  (unsigned long long)src->manifest_id);
-        manifest_free(owner);
+        shale_manifest_view_free(owner);
         if (rc)
             return rc;
     }
@@ -341,8 +342,8 @@ static shale_status check_pins(const verify_ctx *v, const split_child *c, const 
 
 /* Which of the child's recorded parents holds SST h (check_refs has held
  * every SST's store to a parent's). */
-static shale_status sst_parent(const split_child *c, const manifest *cm, const sst_handle *h,
-                               size_t *at)
+static shale_status sst_parent(const split_child *c, const shale_manifest_view *cm,
+                               const shale_manifest_sst *h, size_t *at)
 {
     size_t i = 0;
     while (i < cm->parent_count && strcmp(cm->parents[i].store_uri, h->store_uri))
@@ -357,8 +358,9 @@ static shale_status sst_parent(const split_child *c, const manifest *cm, const s
 }
 
 /* A referenced object exists with its recorded size: one HEAD. */
-static shale_status check_object(const verify_ctx *v, const split_child *c, const manifest *cm,
-                                 const sst_handle *h)
+static shale_status check_object(const verify_ctx *v, const split_child *c,
+                                 const shale_manifest_view *cm,
+                                 const shale_manifest_sst *h)
 {
     size_t i;
     shale_status rc = sst_parent(c, cm, h, &i);
@@ -369,7 +371,7 @@ static shale_status check_object(const verify_ctx *v, const split_child *c, cons
         return rc;
     char key[64];
     uint64_t size = 0;
-    sst_key(h->id, key, sizeof key);
+    shale_sst_key(h->id, key, sizeof key);
     rc = shale_objstore_head(s, key, &size, NULL);
     if (rc == SHALE_NOT_FOUND)
         rc = shale_error_set(SHALE_CORRUPT,
@@ -385,7 +387,7 @@ static shale_status check_object(const verify_ctx *v, const split_child *c, cons
 
 /* No WAL to replay, and nothing written to the child's WAL since the clone. */
 static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
-                                    const manifest *cm)
+                                    const shale_manifest_view *cm)
 {
     if (cm->replay_after_wal_id + 1 != cm->next_wal_sst_id)
         return shale_error_set(SHALE_CORRUPT,
@@ -399,10 +401,10 @@ static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
     shale_status rc = shale_objstore_open(wal, &v->r->sp->o.db.store, &w);
     if (rc)
         return rc;
-    char after[PATH_KEY_MAX];
-    wal_key(cm->replay_after_wal_id, after, sizeof after);
+    char after[SHALE_KEY_MAX];
+    shale_wal_key(cm->replay_after_wal_id, after, sizeof after);
     shale_objlist l;
-    rc = shale_objstore_list_all(w, PATH_WAL_DIR, &l);
+    rc = shale_objstore_list_all(w, SHALE_WAL_DIR, &l);
     if (!rc) {
         /* Keys are fixed width: text order is id order. */
         for (size_t i = 0; i < l.count && !rc; i++)
@@ -444,7 +446,7 @@ static size_t between(const uint8_t *a, size_t al, const uint8_t *b, size_t bl, 
  * inside every SST the child references). */
 typedef struct vtask {
     size_t child;
-    const sst_handle *head;          /* non-NULL: HEAD this object */
+    const shale_manifest_sst *head;  /* non-NULL: HEAD this object */
     const void *from;                /* window start (NULL: the range start) */
     size_t from_len;
     bool at_mid;                     /* the window starts at mid (the array
@@ -454,10 +456,11 @@ typedef struct vtask {
 } vtask;
 
 /* Appends the tasks of child ci (its manifest cm) to *t. */
-static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *n, size_t *cap)
+static shale_status add_tasks(size_t ci, const shale_manifest_view *cm, vtask **t, size_t *n,
+                              size_t *cap)
 {
     for (size_t l = 0; l <= cm->run_count + 1; l++) {
-        const sst_handle *h = l == 0 ? NULL : l == 1 ? cm->l0 : cm->runs[l - 2].ssts;
+        const shale_manifest_sst *h = l == 0 ? NULL : l == 1 ? cm->l0 : cm->runs[l - 2].ssts;
         size_t cnt = l == 0 ? 1 : l == 1 ? cm->l0_count : cm->runs[l - 2].count;
         for (size_t k = 0; k < cnt; k++) {
             if (*n + 6 > *cap) {
@@ -475,7 +478,7 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
                 (*n)++;
                 continue;
             }
-            const sst_handle *s = &h[k];
+            const shale_manifest_sst *s = &h[k];
             x[0].child = ci;
             x[0].head = s;
             x[1].child = ci;
@@ -506,15 +509,15 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
  * open; listing and reading it a second time would cost a LIST and a GET
  * per child for the same version), then the WAL listing. */
 static shale_status child_manifest(const verify_ctx *v, const split_child *c,
-                                   shale_reader *child, manifest **out)
+                                   shale_reader *child, shale_manifest_view **out)
 {
-    manifest *cm = NULL;
-    shale_status rc = reader_manifest_dup(child, &cm);
+    shale_manifest_view *cm = NULL;
+    shale_status rc = shale_reader_manifest_view(child, &cm);
     if (rc)
         return shale_error_prefix(rc, "verify: reading child %s's manifest", c->name);
     rc = check_child_wal(v, c, cm);
     if (rc)
-        manifest_free(cm);
+        shale_manifest_view_free(cm);
     else
         *out = cm;
     return rc;
@@ -524,7 +527,7 @@ static shale_status child_manifest(const verify_ctx *v, const split_child *c,
  * request unless the child references a grandparent): origin, range,
  * references, pins. */
 static shale_status check_manifest(const verify_ctx *v, const split_child *c,
-                                   const manifest *cm, child_result *res)
+                                   const shale_manifest_view *cm, child_result *res)
 {
     const uint8_t *es, *ee;
     size_t esl, eel;
@@ -567,7 +570,7 @@ typedef struct verify_job {
     _Atomic bool failed;             /* phase 1: any failure; phase 2: a mismatch */
     child_result *res;               /* per child */
     shale_reader **readers;          /* per child, opened in phase 1 */
-    manifest **cms;                  /* per child (references), phase 1 */
+    shale_manifest_view **cms;       /* per child (references), phase 1 */
     const vtask *tasks;              /* phase 2 */
     size_t *order;                   /* phase 2: indexes into tasks */
     shale_status *rcs;               /* per item */
@@ -689,12 +692,13 @@ static shale_status load_parent_versions(verify_ctx *v)
     shale_objstore *s = NULL;
     shale_status rc = shale_objstore_open(parent_store(v->r), &v->r->sp->o.db.store, &s);
     if (!rc)
-        rc = manifest_store_load_latest(s, 0, &v->latest);
-    const checkpoint_rec *cp = rc ? NULL : cp_find(v->latest, v->cp);
+        rc = shale_manifest_view_load(s, 0, &v->latest);
+    const shale_manifest_checkpoint *cp = rc ? NULL : shale_manifest_view_checkpoint(v->latest,
+                                                                                     v->cp);
     if (!rc && !cp)
         rc = shale_error_set(SHALE_NOT_FOUND, "verify: the parent has no checkpoint %s", v->cp);
     if (!rc)
-        rc = manifest_store_load(s, cp->manifest_id, &v->pinned);
+        rc = shale_manifest_view_load(s, cp->manifest_id, &v->pinned);
     shale_objstore_close(s);
     return rc;
 }
@@ -795,7 +799,7 @@ out:
         if (w.readers)
             shale_reader_close(w.readers[i]);
         if (w.cms)
-            manifest_free(w.cms[i]);
+            shale_manifest_view_free(w.cms[i]);
     }
     free(w.readers);
     free(w.cms);
@@ -803,8 +807,8 @@ out:
     free(w.msgs);
     free(tasks);
     free(res);
-    manifest_free(v.pinned);
-    manifest_free(v.latest);
+    shale_manifest_view_free(v.pinned);
+    shale_manifest_view_free(v.latest);
     shale_reader_close(v.parent);
     shale_cache_free(v.cache);   /* after every reader that uses it */
     return rc;
