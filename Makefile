@@ -15,8 +15,13 @@ BUILD    ?= build
 SANITIZE ?=
 OPT      ?= -O2 -g
 
-CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC $(OPT) \
-               -Iengine/include -Iengine -Iagent -Itests/unit
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC $(OPT)
+# The engine and the tests see everything; programs on the engine (the
+# agent, the CLI) see its public headers only, so a private include there
+# ("util/...", "db/...", "table/...", "objstore/...") fails the build
+# (docs/library.md, "What tools get").
+INCLUDES        := -Iengine/include -Iengine -Iagent -Itests/unit
+PROGRAM_INCLUDES := -Iengine/include
 DEP_PKGS    := libcurl libcrypto jansson yaml-0.1 libzstd libxxhash libxml-2.0 libmicrohttpd
 PKG_CFLAGS  := $(shell pkg-config --cflags $(DEP_PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(DEP_PKGS) 2>/dev/null)
@@ -30,7 +35,8 @@ SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recove
 BUILD     := $(BUILD)-san
 endif
 
-CFLAGS  := $(CFLAGS_BASE) $(PKG_CFLAGS) $(SAN_FLAGS) $(EXTRA_CFLAGS)
+CFLAGS  := $(CFLAGS_BASE) $(INCLUDES) $(PKG_CFLAGS) $(SAN_FLAGS) $(EXTRA_CFLAGS)
+PROGRAM_CFLAGS := $(CFLAGS_BASE) $(PROGRAM_INCLUDES) $(PKG_CFLAGS) $(SAN_FLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN_FLAGS) $(EXTRA_LDFLAGS)
 LIBS    := $(PKG_LIBS) -lpthread -lm
 
@@ -76,6 +82,9 @@ $(LIB_A): $(ENGINE_OBJ)
 # Only what the public headers declare leaves the shared library
 # (shale_export.h); everything else in the engine is hidden.
 $(ENGINE_OBJ): CFLAGS += -fvisibility=hidden
+
+# The agent and the CLI: public headers only (see INCLUDES above).
+$(AGENT_LIB_OBJ) $(BUILD)/agent/main.o $(CLI_OBJ): CFLAGS := $(PROGRAM_CFLAGS)
 
 $(LIB_SO_REAL): $(ENGINE_OBJ)
 	$(CC) -shared -Wl,-soname,libshale.so.$(SOVERSION) -o $@ $^ $(LDFLAGS) $(LIBS)

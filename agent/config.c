@@ -11,8 +11,7 @@
 #include "request.h"
 #include "yamljson.h"
 #include "shale_admin.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -78,11 +77,11 @@ shale_status agent_config_defaults(agent_config *c)
     memset(c, 0, sizeof *c);
     c->s3_path_style = -1;
     c->local_enabled = true;
-    c->local_dir = xstrdup("/var/lib/shale/splits");
+    c->local_dir = agent_strdup("/var/lib/shale/splits");
     c->local_poll_ms = 200;
     c->kube_status_interval_ms = 1000;
     c->http_enabled = true;
-    c->http_listen = xstrdup("127.0.0.1:8080");
+    c->http_listen = agent_strdup("127.0.0.1:8080");
     c->http_max_body = 1u << 20;
     c->http_max_connections = 32;
     c->http_timeout_s = 30;
@@ -96,7 +95,7 @@ shale_status agent_config_defaults(agent_config *c)
     c->verify_metadata_mib = 64;
     c->verify_threads = 4;
     if (!c->local_dir || !c->http_listen)
-        return SHALE_OOM();
+        return AGENT_OOM();
     return SHALE_OK;
 }
 
@@ -156,7 +155,7 @@ static shale_status set_list_items(char ***field, json_t *v, const char **why)
     }
     char **l = calloc(n + 1, sizeof *l);
     if (!l)
-        return SHALE_OOM();
+        return AGENT_OOM();
     for (size_t i = 0; i < n; i++) {
         const char *s = json_string_value(json_array_get(v, i));
         if (!s || !*s) {
@@ -164,9 +163,9 @@ static shale_status set_list_items(char ***field, json_t *v, const char **why)
             *why = "must be a list of non-empty strings";
             return SHALE_INVALID_ARGUMENT;
         }
-        if (!(l[i] = xstrdup(s))) {
+        if (!(l[i] = agent_strdup(s))) {
             list_free(l);
-            return SHALE_OOM();
+            return AGENT_OOM();
         }
     }
     list_free(*field);
@@ -185,9 +184,9 @@ static shale_status set_value(agent_config *c, const key *k, json_t *v, const ch
             *why = "must be a string";
             return SHALE_INVALID_ARGUMENT;
         }
-        char *d = s && *s ? xstrdup(s) : NULL;
+        char *d = s && *s ? agent_strdup(s) : NULL;
         if (s && *s && !d)
-            return SHALE_OOM();
+            return AGENT_OOM();
         free(*(char **)field);
         *(char **)field = d;
         return SHALE_OK;
@@ -261,8 +260,8 @@ static void fail_at(walk *w, const char *path, const char *what)
     json_t *m = json_object_get(w->marks, path[0] ? path : "(root)");
     int line = m ? (int)json_integer_value(json_array_get(m, 0)) : 0;
     int col = m ? (int)json_integer_value(json_array_get(m, 1)) : 0;
-    w->rc = shale_err(SHALE_INVALID_ARGUMENT, "%s:%d:%d: '%s' %s", w->file, line, col,
-                      path[0] ? path : "(document)", what);
+    w->rc = shale_error_set(SHALE_INVALID_ARGUMENT, "%s:%d:%d: '%s' %s", w->file, line, col,
+                            path[0] ? path : "(document)", what);
 }
 
 static void walk_obj(walk *w, json_t *o, const char *prefix)
@@ -304,7 +303,7 @@ shale_status agent_config_load(agent_config *c, const char *path)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return shale_err(SHALE_NOT_FOUND, "%s: cannot open: %s", path, strerror(errno));
+        return shale_error_set(SHALE_NOT_FOUND, "%s: cannot open: %s", path, strerror(errno));
     char *text = NULL;
     size_t len = 0, cap = 0;
     for (;;) {
@@ -313,13 +312,13 @@ shale_status agent_config_load(agent_config *c, const char *path)
             if (cap > (1u << 20)) {
                 fclose(f);
                 free(text);
-                return shale_err(SHALE_INVALID_ARGUMENT, "%s: larger than 1 MiB", path);
+                return shale_error_set(SHALE_INVALID_ARGUMENT, "%s: larger than 1 MiB", path);
             }
             char *n = realloc(text, cap);
             if (!n) {
                 fclose(f);
                 free(text);
-                return SHALE_OOM();
+                return AGENT_OOM();
             }
             text = n;
         }
@@ -348,7 +347,7 @@ shale_status agent_config_set(agent_config *c, const char *assignment)
 {
     const char *eq = strchr(assignment, '=');
     if (!eq || eq == assignment)
-        return shale_err(SHALE_INVALID_ARGUMENT, "--set %s: expected key=value", assignment);
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "--set %s: expected key=value", assignment);
     size_t kl = (size_t)(eq - assignment);
     for (size_t i = 0; i < NKEYS; i++) {
         if (strlen(keys[i].path) != kl || strncmp(keys[i].path, assignment, kl))
@@ -370,16 +369,16 @@ shale_status agent_config_set(agent_config *c, const char *assignment)
             }
         }
         else if (yamljson_parse("--set", val, strlen(val), &v, NULL))
-            return shale_err(SHALE_INVALID_ARGUMENT, "--set %s: bad value", assignment);
+            return shale_error_set(SHALE_INVALID_ARGUMENT, "--set %s: bad value", assignment);
         const char *why = "has a bad value";
         shale_status rc = set_value(c, &keys[i], v, &why);
         json_decref(v);
         if (rc == SHALE_INVALID_ARGUMENT)
-            return shale_err(rc, "--set %s: %s", assignment, why);
+            return shale_error_set(rc, "--set %s: %s", assignment, why);
         return rc;
     }
-    return shale_err(SHALE_INVALID_ARGUMENT, "--set %s: '%.*s' is not a known setting",
-                     assignment, (int)kl, assignment);
+    return shale_error_set(SHALE_INVALID_ARGUMENT, "--set %s: '%.*s' is not a known setting",
+                           assignment, (int)kl, assignment);
 }
 
 /* The HTTP API fails closed: beyond loopback it needs a token. */
@@ -387,70 +386,70 @@ static shale_status check_http(const agent_config *c)
 {
     bool loopback = false;
     if (http_listen_parse(c->http_listen, NULL, &loopback))
-        return shale_err_prefix(SHALE_INVALID_ARGUMENT, "config: 'sources.http.listen': ");
+        return shale_error_prefix(SHALE_INVALID_ARGUMENT, "config: 'sources.http.listen': ");
     bool probe_lo;
     if (c->http_probe_listen && http_listen_parse(c->http_probe_listen, NULL, &probe_lo))
-        return shale_err_prefix(SHALE_INVALID_ARGUMENT, "config: 'sources.http.probeListen': ");
+        return shale_error_prefix(SHALE_INVALID_ARGUMENT, "config: 'sources.http.probeListen': ");
     if (c->http_token && c->http_token_file)
-        return shale_err(SHALE_INVALID_ARGUMENT, "config: set 'sources.http.tokenFile' or "
-                                                 "'sources.http.token', not both");
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "config: set 'sources.http.tokenFile' or "
+                                                       "'sources.http.token', not both");
     if (!loopback && !c->http_token && !c->http_token_file)
-        return shale_err(SHALE_INVALID_ARGUMENT,
-                         "config: 'sources.http.listen' is %s, beyond loopback, and neither "
-                         "'sources.http.tokenFile' nor 'sources.http.token' is set: anyone "
-                         "who can reach the port could split or abort this shard. Set a "
-                         "bearer token, or listen on 127.0.0.1 (docs/agent-http.md)",
-                         c->http_listen);
+        return shale_error_set(SHALE_INVALID_ARGUMENT,
+                               "config: 'sources.http.listen' is %s, beyond loopback, and neither "
+                               "'sources.http.tokenFile' nor 'sources.http.token' is set: anyone "
+                               "who can reach the port could split or abort this shard. Set a "
+                               "bearer token, or listen on 127.0.0.1 (docs/agent-http.md)",
+                               c->http_listen);
     if (c->http_max_connections < 4 || c->http_max_connections > 1024)
-        return shale_err(SHALE_INVALID_ARGUMENT,
-                         "config: 'sources.http.maxConnections' must be 4..1024");
+        return shale_error_set(SHALE_INVALID_ARGUMENT,
+                               "config: 'sources.http.maxConnections' must be 4..1024");
     if (c->http_timeout_s < 1 || c->http_timeout_s > 3600)
-        return shale_err(SHALE_INVALID_ARGUMENT,
-                         "config: 'sources.http.timeoutSeconds' must be 1..3600");
+        return shale_error_set(SHALE_INVALID_ARGUMENT,
+                               "config: 'sources.http.timeoutSeconds' must be 1..3600");
     if (c->http_ready_check_ms < 10 || c->http_ready_timeout_ms < 10)
-        return shale_err(SHALE_INVALID_ARGUMENT, "config: 'sources.http.readyCheckMs' and "
-                                                 "'readyTimeoutMs' must be at least 10");
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "config: 'sources.http.readyCheckMs' and "
+                                                       "'readyTimeoutMs' must be at least 10");
     for (size_t i = 0; c->http_origins && c->http_origins[i]; i++)
         if (!strcmp(c->http_origins[i], "*") || !strcmp(c->http_origins[i], "null"))
-            return shale_err(SHALE_INVALID_ARGUMENT,
-                             "config: 'sources.http.allowedOrigins' item '%s': name each "
-                             "origin (scheme://host[:port]); '*' and 'null' are refused",
-                             c->http_origins[i]);
+            return shale_error_set(SHALE_INVALID_ARGUMENT,
+                                   "config: 'sources.http.allowedOrigins' item '%s': name each "
+                                   "origin (scheme://host[:port]); '*' and 'null' are refused",
+                                   c->http_origins[i]);
     return SHALE_OK;
 }
 
 shale_status agent_config_check(const agent_config *c)
 {
     if (!c->shard)
-        return shale_err(SHALE_INVALID_ARGUMENT, "config: 'shard' is required");
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "config: 'shard' is required");
     if (!c->store_uri)
-        return shale_err(SHALE_INVALID_ARGUMENT, "config: 'store.uri' is required");
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "config: 'store.uri' is required");
     if (c->local_enabled && !c->local_dir)
-        return shale_err(SHALE_INVALID_ARGUMENT,
-                         "config: 'sources.local.dir' is required when the local source is on");
+        return shale_error_set(SHALE_INVALID_ARGUMENT,
+                               "config: 'sources.local.dir' is required when the local source is on");
     if (c->http_enabled && (!c->http_listen || !strchr(c->http_listen, ':')))
-        return shale_err(SHALE_INVALID_ARGUMENT,
-                         "config: 'sources.http.listen' must be host:port");
+        return shale_error_set(SHALE_INVALID_ARGUMENT,
+                               "config: 'sources.http.listen' must be host:port");
     if (!c->local_enabled && !c->http_enabled && !c->kube_enabled)
-        return shale_err(SHALE_INVALID_ARGUMENT, "config: every request source is disabled");
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "config: every request source is disabled");
     if (c->http_max_body < 1024)
-        return shale_err(SHALE_INVALID_ARGUMENT,
-                         "config: 'sources.http.maxBodyBytes' must be at least 1024");
+        return shale_error_set(SHALE_INVALID_ARGUMENT,
+                               "config: 'sources.http.maxBodyBytes' must be at least 1024");
     for (size_t i = 0; c->allow_schemes && c->allow_schemes[i]; i++) {
         const char *s = c->allow_schemes[i];
         if (!strcmp(s, "mem") || !strcmp(s, "fault"))
-            return shale_err(SHALE_INVALID_ARGUMENT,
-                             "config: 'requests.allowSchemes' names '%s': mem and fault "
-                             "stores are for tests only (testing.allowTestSchemes: true)", s);
+            return shale_error_set(SHALE_INVALID_ARGUMENT,
+                                   "config: 'requests.allowSchemes' names '%s': mem and fault "
+                                   "stores are for tests only (testing.allowTestSchemes: true)", s);
         if (strcmp(s, "file") && strcmp(s, "s3"))
-            return shale_err(SHALE_INVALID_ARGUMENT,
-                             "config: 'requests.allowSchemes' names '%s': must be file or s3",
-                             s);
+            return shale_error_set(SHALE_INVALID_ARGUMENT,
+                                   "config: 'requests.allowSchemes' names '%s': must be file or s3",
+                                   s);
     }
     if (c->allow_schemes && !c->allow_schemes[0] && !c->testing_schemes)
-        return shale_err(SHALE_INVALID_ARGUMENT,
-                         "config: 'requests.allowSchemes' is empty: no split could name a "
-                         "child store");
+        return shale_error_set(SHALE_INVALID_ARGUMENT,
+                               "config: 'requests.allowSchemes' is empty: no split could name a "
+                               "child store");
     for (size_t i = 0; c->child_prefixes && c->child_prefixes[i]; i++) {
         char *canon = NULL;
         shale_options o;
@@ -460,9 +459,9 @@ shale_status agent_config_check(const agent_config *c)
         shale_status rc = shale_store_canonical_uri(c->child_prefixes[i], &o, &canon);
         free(canon);
         if (rc)
-            return shale_err(SHALE_INVALID_ARGUMENT,
-                             "config: 'requests.childStorePrefixes[%zu]': %s", i,
-                             shale_errmsg());
+            return shale_error_set(SHALE_INVALID_ARGUMENT,
+                                   "config: 'requests.childStorePrefixes[%zu]': %s", i,
+                                   shale_errmsg());
     }
     if (c->http_enabled)
         return check_http(c);

@@ -17,9 +17,7 @@
 #include "metrics.h"
 #include "request.h"
 #include "shard_facts.h"
-#include "util/buf.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -63,7 +61,7 @@ typedef enum {
 typedef enum { B_NONE, B_JSON, B_YAML, B_OTHER } body_kind;
 
 typedef struct conn {
-    shale_buf body;
+    agent_buf body;
     bool too_large;
     bool answered;         /* a response was queued in the headers phase */
     int64_t start_ms;
@@ -270,15 +268,15 @@ static enum MHD_Result answer_ready(http_server *h, conn *cn, struct MHD_Connect
 static char *render_metrics(http_server *h)
 {
     char *base = metrics_render(h->sp);
-    shale_buf b = SHALE_BUF_INIT;
+    agent_buf b = AGENT_BUF_INIT;
     if (base)
-        buf_append(&b, base, strlen(base));
+        agent_buf_append(&b, base, strlen(base));
     free(base);
     char line[256], why[8];
     static const char head[] =
         "# HELP shale_http_responses_total HTTP API answers, by status code.\n"
         "# TYPE shale_http_responses_total counter\n";
-    buf_append(&b, head, sizeof head - 1);
+    agent_buf_append(&b, head, sizeof head - 1);
     for (size_t i = 0; i <= NCODES; i++) {
         char code[8];
         if (i < NCODES)
@@ -287,28 +285,28 @@ static char *render_metrics(http_server *h)
             snprintf(code, sizeof code, "other");
         int n = snprintf(line, sizeof line, "shale_http_responses_total{code=\"%s\"} %llu\n",
                          code, (unsigned long long)atomic_load(&h->codes[i]));
-        buf_append(&b, line, (size_t)n);
+        agent_buf_append(&b, line, (size_t)n);
     }
     int n = snprintf(line, sizeof line,
                      "# HELP shale_http_deadline_closed_total Connections closed at the "
                      "request deadline.\n# TYPE shale_http_deadline_closed_total counter\n"
                      "shale_http_deadline_closed_total %llu\n",
                      (unsigned long long)atomic_load(&h->cut_off));
-    buf_append(&b, line, (size_t)n);
+    agent_buf_append(&b, line, (size_t)n);
     n = snprintf(line, sizeof line,
                  "# HELP shale_agent_ready 1 while the shard's store answers (/readyz).\n"
                  "# TYPE shale_agent_ready gauge\nshale_agent_ready %d\n",
                  http_ready_get(h->ready, why, sizeof why) ? 1 : 0);
-    buf_append(&b, line, (size_t)n);
+    agent_buf_append(&b, line, (size_t)n);
     if (h->sp) {
         shard_gauges g;
         http_ready_shard(h->ready, &g);
         char *sh = metrics_render_shard(&g);
         if (sh)
-            buf_append(&b, sh, strlen(sh));
+            agent_buf_append(&b, sh, strlen(sh));
         free(sh);
     }
-    buf_append(&b, "", 1);
+    agent_buf_append(&b, "", 1);
     return (char *)b.data;
 }
 
@@ -469,7 +467,7 @@ static enum MHD_Result answer_shard(http_server *h, conn *cn, struct MHD_Connect
         out = shard_facts_json(h->sp, &f);
         shard_facts_clear(&f);
         if (!out)
-            rc = SHALE_OOM();
+            rc = AGENT_OOM();
     }
     return answer_status(h, cn, c, rc, 200, out);
 }
@@ -541,7 +539,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!(cn = calloc(1, sizeof *cn)))
             return MHD_NO;
         *con_cls = cn;
-        cn->start_ms = mono_ms();
+        cn->start_ms = agent_mono_ms();
         enum MHD_Result ret = MHD_YES;
         if (headers_phase(h, cn, c, url, method, &ret))
             return ret;
@@ -551,7 +549,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *upload_size = 0;
         return MHD_YES;
     }
-    if (mono_ms() - cn->start_ms > (int64_t)h->timeout_s * 1000) {
+    if (agent_mono_ms() - cn->start_ms > (int64_t)h->timeout_s * 1000) {
         /* A body trickled in slower than the deadline allows: hang up
          * rather than hold a thread for it. */
         atomic_fetch_add(&h->cut_off, 1);
@@ -562,7 +560,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     if (*upload_size) {
         if (!cn->too_large && cn->body.len + *upload_size <= h->max_body)
-            buf_append(&cn->body, upload_data, *upload_size);
+            agent_buf_append(&cn->body, upload_data, *upload_size);
         else
             cn->too_large = true;
         *upload_size = 0;
@@ -621,7 +619,7 @@ static void done(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     conn *cn = *con_cls;
     if (cn) {
-        buf_free(&cn->body);
+        agent_buf_free(&cn->body);
         free(cn);
         *con_cls = NULL;
     }
@@ -650,8 +648,8 @@ shale_status http_listen_parse(const char *listen, struct sockaddr_storage *out,
     char host[64];
     size_t hl = colon ? (size_t)(colon - listen) : 0;
     if (!colon || hl == 0 || hl >= sizeof host)
-        return shale_err(SHALE_INVALID_ARGUMENT, "listen address '%s' is not host:port",
-                         listen ? listen : "");
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "listen address '%s' is not host:port",
+                               listen ? listen : "");
     memcpy(host, listen, hl);
     host[hl] = '\0';
     char *end;
@@ -672,9 +670,9 @@ shale_status http_listen_parse(const char *listen, struct sockaddr_storage *out,
         *loopback = !bad && (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
     }
     if (bad)
-        return shale_err(SHALE_INVALID_ARGUMENT, "listen address '%s' needs a numeric IPv4 "
-                                                 "address or [IPv6] address and a port",
-                         listen);
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "listen address '%s' needs a numeric IPv4 "
+                                                       "address or [IPv6] address and a port",
+                               listen);
     if (out)
         *out = sa;
     return SHALE_OK;
@@ -704,10 +702,10 @@ shale_status http_start(const http_options *o, split_service *svc, splitter *sp,
     bool loopback = false;
     shale_status rc = http_listen_parse(o->listen, &sa, &loopback);
     if (rc)
-        return shale_err_prefix(rc, "http: ");
+        return shale_error_prefix(rc, "http: ");
     http_server *h = calloc(1, sizeof *h);
     if (!h)
-        return SHALE_OOM();
+        return AGENT_OOM();
     h->svc = svc;
     h->sp = sp;
     h->max_body = o->max_body ? o->max_body : 1u << 20;
@@ -721,18 +719,18 @@ shale_status http_start(const http_options *o, split_service *svc, splitter *sp,
     if ((rc = http_token_new(o->token, o->token_file, &h->token)))
         goto fail;
     if (!loopback && !http_token_required(h->token)) {
-        rc = shale_err(SHALE_INVALID_ARGUMENT, "http: listening on %s, beyond loopback, "
-                                               "needs a bearer token", o->listen);
+        rc = shale_error_set(SHALE_INVALID_ARGUMENT, "http: listening on %s, beyond loopback, "
+                                                     "needs a bearer token", o->listen);
         goto fail;
     }
     if (o->allowed_origin_count) {
         if (!(h->origins = calloc(o->allowed_origin_count, sizeof *h->origins))) {
-            rc = SHALE_OOM();
+            rc = AGENT_OOM();
             goto fail;
         }
         for (; h->norigins < o->allowed_origin_count; h->norigins++)
-            if (!(h->origins[h->norigins] = xstrdup(o->allowed_origins[h->norigins]))) {
-                rc = SHALE_OOM();
+            if (!(h->origins[h->norigins] = agent_strdup(o->allowed_origins[h->norigins]))) {
+                rc = AGENT_OOM();
                 goto fail;
             }
     }
@@ -752,8 +750,8 @@ shale_status http_start(const http_options *o, split_service *svc, splitter *sp,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                             MHD_OPTION_END);
     if (!h->d) {
-        rc = shale_err(SHALE_IO, "http: cannot listen on %s (in use, or not allowed)",
-                       o->listen);
+        rc = shale_error_set(SHALE_IO, "http: cannot listen on %s (in use, or not allowed)",
+                             o->listen);
         goto fail;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -761,7 +759,7 @@ shale_status http_start(const http_options *o, split_service *svc, splitter *sp,
     if (o->probe_listen) {
         struct sockaddr_storage ps;
         if ((rc = http_listen_parse(o->probe_listen, &ps, &loopback))) {
-            rc = shale_err_prefix(rc, "http: probe listener: ");
+            rc = shale_error_prefix(rc, "http: probe listener: ");
             goto fail;
         }
         unsigned pflags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
@@ -775,8 +773,8 @@ shale_status http_start(const http_options *o, split_service *svc, splitter *sp,
                                       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
                                       MHD_OPTION_END);
         if (!h->probe_d) {
-            rc = shale_err(SHALE_IO, "http: cannot listen on %s for probes (in use, or not "
-                                     "allowed)", o->probe_listen);
+            rc = shale_error_set(SHALE_IO, "http: cannot listen on %s for probes (in use, or not "
+                                           "allowed)", o->probe_listen);
             goto fail;
         }
         info = MHD_get_daemon_info(h->probe_d, MHD_DAEMON_INFO_BIND_PORT);

@@ -2,8 +2,7 @@
 #include "http_ready.h"
 #include "log.h"
 #include "shard_facts.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -22,14 +21,14 @@ struct http_ready {
     bool answered;               /* at least one check finished */
     bool ok;                     /* the last finished check passed */
     bool checking;
-    int64_t check_started_ms;    /* mono_ms() of the running check */
+    int64_t check_started_ms;    /* agent_mono_ms() of the running check */
     char reason[512];            /* why the last finished check failed */
     /* The shard figures (under mu; refreshed by facts_thread). */
     splitter *sp;
     pthread_t facts_thread;
     bool facts_started;
     shard_gauges gauges;
-    int64_t facts_ms;            /* mono_ms() of the last successful refresh */
+    int64_t facts_ms;            /* agent_mono_ms() of the last successful refresh */
     bool facts_failing;          /* logged once per failing stretch */
 };
 
@@ -52,9 +51,9 @@ static void *loop(void *arg)
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
         r->checking = true;
-        r->check_started_ms = mono_ms();
+        r->check_started_ms = agent_mono_ms();
         pthread_mutex_unlock(&r->mu);
-        shale_err_clear();
+        shale_error_clear();
         bool ok = r->svc->ops->ready(r->svc);
         char why[sizeof r->reason];
         const char *msg = shale_errmsg();
@@ -104,7 +103,7 @@ static void *facts_loop(void *arg)
             g->l0 = f.info.l0_count;
             g->sorted_runs = f.info.sorted_run_count;
             g->split_in_progress = f.split_held;
-            r->facts_ms = mono_ms();
+            r->facts_ms = agent_mono_ms();
             shard_facts_clear(&f);
             if (r->facts_failing)
                 LOGI("shard figures refreshed again");
@@ -127,7 +126,7 @@ void http_ready_shard(http_ready *r, shard_gauges *g)
 {
     pthread_mutex_lock(&r->mu);
     *g = r->gauges;
-    g->age_ms = g->known ? mono_ms() - r->facts_ms : 0;
+    g->age_ms = g->known ? agent_mono_ms() - r->facts_ms : 0;
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -137,7 +136,7 @@ shale_status http_ready_start(split_service *svc, splitter *sp, uint32_t interva
     *out = NULL;
     http_ready *r = calloc(1, sizeof *r);
     if (!r)
-        return SHALE_OOM();
+        return AGENT_OOM();
     r->svc = svc;
     r->interval_ms = interval_ms ? interval_ms : 1000;
     r->timeout_ms = timeout_ms ? timeout_ms : 3000;
@@ -151,7 +150,7 @@ shale_status http_ready_start(split_service *svc, splitter *sp, uint32_t interva
         pthread_cond_destroy(&r->cv);
         pthread_mutex_destroy(&r->mu);
         free(r);
-        return shale_err(SHALE_IO, "http: cannot start the readiness checker");
+        return shale_error_set(SHALE_IO, "http: cannot start the readiness checker");
     }
     r->sp = sp;
     if (sp && !pthread_create(&r->facts_thread, NULL, facts_loop, r))
@@ -160,10 +159,11 @@ shale_status http_ready_start(split_service *svc, splitter *sp, uint32_t interva
         LOGW("http: cannot start the shard figures refresher: no shale_shard_* gauges");
     /* Bounded wait for the first answer (a hung store does not hold up
      * the start beyond the timeout; /readyz then says why). */
-    int64_t deadline = mono_ms() + r->timeout_ms;
+    int64_t deadline = agent_mono_ms() + r->timeout_ms;
     pthread_mutex_lock(&r->mu);
-    while (!r->answered && mono_ms() < deadline)
-        wait_ms_locked(r, (uint32_t)(deadline - mono_ms() > 0 ? deadline - mono_ms() : 1));
+    while (!r->answered && agent_mono_ms() < deadline)
+        wait_ms_locked(r,
+                       (uint32_t)(deadline - agent_mono_ms() > 0 ? deadline - agent_mono_ms() : 1));
     pthread_mutex_unlock(&r->mu);
     *out = r;
     return SHALE_OK;
@@ -174,7 +174,7 @@ bool http_ready_get(http_ready *r, char *why, size_t n)
     if (n)
         why[0] = '\0';
     pthread_mutex_lock(&r->mu);
-    int64_t running = r->checking ? mono_ms() - r->check_started_ms : 0;
+    int64_t running = r->checking ? agent_mono_ms() - r->check_started_ms : 0;
     bool ready = false;
     if (r->checking && running > (int64_t)r->timeout_ms)
         snprintf(why, n, "the shard's store has not answered a check for %lld ms (limit "

@@ -1,8 +1,7 @@
 /* http_token.c -- see http_token.h. */
 #include "http_token.h"
 #include "log.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -66,21 +65,22 @@ shale_status http_token_new(const char *token, const char *file, http_token **ou
     *out = NULL;
     http_token *t = calloc(1, sizeof *t);
     if (!t)
-        return SHALE_OOM();
+        return AGENT_OOM();
     pthread_mutex_init(&t->mu, NULL);
     if (file) {
         const char *why = "";
-        if (!(t->file = xstrdup(file)) || !(t->token = read_token_file(file, &t->seen, &why))) {
+        if (!(t->file = agent_strdup(file)) || !(t->token = read_token_file(file, &t->seen,
+                                                                            &why))) {
             http_token_free(t);
-            return shale_err(SHALE_INVALID_ARGUMENT,
-                             "http: the bearer token file %s ('sources.http.tokenFile') %s",
-                             file, why);
+            return shale_error_set(SHALE_INVALID_ARGUMENT,
+                                   "http: the bearer token file %s ('sources.http.tokenFile') %s",
+                                   file, why);
         }
     } else if (token) {
-        if (!*token || !(t->token = xstrdup(token))) {
+        if (!*token || !(t->token = agent_strdup(token))) {
             http_token_free(t);
-            return *token ? SHALE_OOM()
-                          : shale_err(SHALE_INVALID_ARGUMENT, "http: the token is empty");
+            return *token ? AGENT_OOM()
+                          : shale_error_set(SHALE_INVALID_ARGUMENT, "http: the token is empty");
         }
     }
     t->len = t->token ? strlen(t->token) : 0;

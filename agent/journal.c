@@ -1,9 +1,8 @@
 /* journal.c -- see journal.h. */
 #include "journal.h"
-#include "db/paths.h"
+#include "shale_admin.h"
 #include "failpoint.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -129,7 +128,7 @@ shale_status journal_encode(const split_state *s, char **out)
     json_object_set_new(d, "request", rq ? rq : json_null());
     *out = json_dumps(d, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(d);
-    return *out ? SHALE_OK : SHALE_OOM();
+    return *out ? SHALE_OK : AGENT_OOM();
 }
 
 /* ---- decoding ------------------------------------------------------------- */
@@ -142,7 +141,7 @@ typedef struct dec {
 static void bad(dec *d, const char *field, const char *why)
 {
     if (!d->rc)
-        d->rc = shale_err(SHALE_CORRUPT, "journal %s: field '%s': %s", d->origin, field, why);
+        d->rc = shale_error_set(SHALE_CORRUPT, "journal %s: field '%s': %s", d->origin, field, why);
 }
 
 /* Optional string (absent or null -> def). */
@@ -186,7 +185,7 @@ static int64_t get_time(dec *d, json_t *o, const char *k)
 static void set(dec *d, char **dst, const char *v)
 {
     if (!split_state_set_str(dst, v) && !d->rc)
-        d->rc = SHALE_OOM();
+        d->rc = AGENT_OOM();
 }
 
 static void dec_step(dec *d, split_state *s, int i, json_t *st)
@@ -248,7 +247,7 @@ static void dec_children(dec *d, split_state *s, json_t *kids)
         return;
     s->children = calloc(n, sizeof *s->children);
     if (!s->children) {
-        d->rc = SHALE_OOM();
+        d->rc = AGENT_OOM();
         return;
     }
     for (size_t i = 0; i < n && !d->rc; i++) {
@@ -271,24 +270,26 @@ shale_status journal_decode(const char *origin, const void *data, size_t len,
     json_error_t err;
     json_t *doc = json_loadb(data, len, 0, &err);
     if (!doc || !json_is_object(doc)) {
-        shale_status rc = shale_err(SHALE_CORRUPT, "journal %s: line %d column %d: %s", origin,
-                                    err.line, err.column, doc ? "not an object" : err.text);
+        shale_status rc = shale_error_set(SHALE_CORRUPT,
+                                          "journal %s: line %d column %d: %s", origin,
+                                          err.line, err.column, doc ? "not an object" : err.text);
         json_decref(doc);
         return rc;
     }
     dec d = {origin, SHALE_OK};
     uint64_t format = json_object_get(doc, "format") ? get_u64(&d, doc, "format") : 1;
     if (!d.rc && (format < 1 || format > JOURNAL_FORMAT)) {
-        d.rc = shale_err(SHALE_UNSUPPORTED, "journal %s has format %llu; this agent reads "
-                                            "formats 1 to %d (a newer agent wrote it)", origin,
-                         (unsigned long long)format, JOURNAL_FORMAT);
+        d.rc = shale_error_set(SHALE_UNSUPPORTED,
+                               "journal %s has format %llu; this agent reads "
+                               "formats 1 to %d (a newer agent wrote it)", origin,
+                               (unsigned long long)format, JOURNAL_FORMAT);
         json_decref(doc);
         return d.rc;
     }
     split_state *s = split_state_alloc();
     if (!s) {
         json_decref(doc);
-        return SHALE_OOM();
+        return AGENT_OOM();
     }
     s->journal_version = get_u64(&d, doc, "journalVersion");
     set(&d, &s->name, get_str(&d, doc, "name", ""));
@@ -347,7 +348,7 @@ shale_status journal_decode(const char *origin, const void *data, size_t len,
     json_t *rq = json_object_get(doc, "request");
     if (rq && json_is_object(rq) && !(s->request_json = json_dumps(rq, JSON_SORT_KEYS)) &&
         !d.rc)
-        d.rc = SHALE_OOM();
+        d.rc = AGENT_OOM();
     if (!d.rc && !s->request_json && !split_phase_terminal(s->phase))
         bad(&d, "request", "missing in an unfinished split");
     json_decref(doc);
@@ -364,18 +365,19 @@ shale_status journal_decode(const char *origin, const void *data, size_t len,
 static shale_status put_version(shale_objstore *st, const char *name, uint64_t v,
                                 const char *text)
 {
-    char key[PATH_JOURNAL_MAX];
-    if (!journal_key(name, v, key, sizeof key))
-        return shale_err(SHALE_INVALID_ARGUMENT, "journal: split name '%s' cannot name a "
-                                                 "journal key (empty, '/', a leading '_' or "
-                                                 "over %d bytes)", name, PATH_JOURNAL_NAME_MAX);
+    char key[SHALE_JOURNAL_KEY_MAX];
+    if (!shale_journal_key(name, v, key, sizeof key))
+        return shale_error_set(SHALE_INVALID_ARGUMENT,
+                               "journal: split name '%s' cannot name a "
+                               "journal key (empty, '/', a leading '_' or "
+                               "over %d bytes)", name, SHALE_JOURNAL_NAME_MAX);
     shale_status rc = shale_objstore_put_if_absent(st, key, text, strlen(text));
     if (rc == SHALE_PRECONDITION_FAILED)
-        return shale_err(SHALE_CONFLICT,
-                         "journal %s/%s already exists: another agent is driving split %s",
-                         shale_objstore_uri(st), key, name);
+        return shale_error_set(SHALE_CONFLICT,
+                               "journal %s/%s already exists: another agent is driving split %s",
+                               shale_objstore_uri(st), key, name);
     if (rc)
-        return shale_err_prefix(rc, "writing journal %s", key);
+        return shale_error_prefix(rc, "writing journal %s", key);
     return SHALE_OK;
 }
 
@@ -402,7 +404,7 @@ shale_status journal_save(shale_objstore *st, split_state *s)
  * journals): 0, or -1 for another key. */
 static int parse_key(const char *key, char *name, size_t nlen, uint64_t *version)
 {
-    return journal_key_parse(key, name, nlen, version) ? 0 : -1;
+    return shale_journal_key_parse(key, name, nlen, version) ? 0 : -1;
 }
 
 static shale_status read_version(shale_objstore *st, const char *key, split_state **out)
@@ -411,8 +413,8 @@ static shale_status read_version(shale_objstore *st, const char *key, split_stat
     size_t len = 0;
     shale_status rc = shale_objstore_get(st, key, &data, &len);
     if (rc)
-        return shale_err_prefix(rc == SHALE_NOT_FOUND ? SHALE_IO : rc, "reading journal %s",
-                                key);
+        return shale_error_prefix(rc == SHALE_NOT_FOUND ? SHALE_IO : rc, "reading journal %s",
+                                  key);
     rc = journal_decode(key, data, len, out);
     free(data);
     return rc;
@@ -421,12 +423,12 @@ static shale_status read_version(shale_objstore *st, const char *key, split_stat
 shale_status journal_load_all(shale_objstore *st, journal_fn fn, void *ctx)
 {
     shale_objlist l;
-    shale_status rc = shale_objstore_list_all(st, PATH_JOURNAL_DIR, &l);
+    shale_status rc = shale_objstore_list_all(st, SHALE_JOURNAL_DIR, &l);
     if (rc)
-        return shale_err_prefix(rc, "listing split journals in %s", shale_objstore_uri(st));
+        return shale_error_prefix(rc, "listing split journals in %s", shale_objstore_uri(st));
     /* Keys sort by name then version: the last key of each name wins. */
     for (size_t i = 0; i < l.count; i++) {
-        char name[PATH_JOURNAL_NAME_MAX + 1], next_name[PATH_JOURNAL_NAME_MAX + 1];
+        char name[SHALE_JOURNAL_NAME_MAX + 1], next_name[SHALE_JOURNAL_NAME_MAX + 1];
         uint64_t ver, nv;
         if (parse_key(l.items[i].key, name, sizeof name, &ver))
             continue;
@@ -436,8 +438,8 @@ shale_status journal_load_all(shale_objstore *st, journal_fn fn, void *ctx)
         split_state *s = NULL;
         rc = read_version(st, l.items[i].key, &s);
         if (!rc && (strcmp(s->name, name) || s->journal_version != ver)) {
-            rc = shale_err(SHALE_CORRUPT, "journal %s names split %s version %llu",
-                           l.items[i].key, s->name, (unsigned long long)s->journal_version);
+            rc = shale_error_set(SHALE_CORRUPT, "journal %s names split %s version %llu",
+                                 l.items[i].key, s->name, (unsigned long long)s->journal_version);
             split_state_free(s);
             s = NULL;
         }
@@ -452,19 +454,19 @@ shale_status journal_load(shale_objstore *st, const char *name, uint64_t *versio
 {
     *out = NULL;
     *version = 0;
-    char prefix[PATH_JOURNAL_MAX];
-    snprintf(prefix, sizeof prefix, PATH_JOURNAL_DIR "%s/", name);
+    char prefix[SHALE_JOURNAL_KEY_MAX];
+    snprintf(prefix, sizeof prefix, SHALE_JOURNAL_DIR "%s/", name);
     shale_objlist l;
     shale_status rc = shale_objstore_list_all(st, prefix, &l);
     if (rc)
-        return shale_err_prefix(rc, "listing journal %s", prefix);
+        return shale_error_prefix(rc, "listing journal %s", prefix);
     const char *last = NULL;
-    char nm[PATH_JOURNAL_NAME_MAX + 1];
+    char nm[SHALE_JOURNAL_NAME_MAX + 1];
     for (size_t i = 0; i < l.count; i++)
         if (!parse_key(l.items[i].key, nm, sizeof nm, version) && !strcmp(nm, name))
             last = l.items[i].key;
     if (!last)
-        rc = shale_err(SHALE_NOT_FOUND, "no journal for split %s", name);
+        rc = shale_error_set(SHALE_NOT_FOUND, "no journal for split %s", name);
     else
         rc = read_version(st, last, out);
     shale_objlist_free(&l);
@@ -480,8 +482,8 @@ shale_status journal_clear(shale_objstore *st, const char *name, int64_t now)
         return rc;
     if (!rc && !split_phase_terminal(old->phase)) {
         split_state_free(old);
-        return shale_err(SHALE_CONFLICT, "split %s is unfinished (%s): it is resumed, not "
-                                         "cleared", name, split_phase_name(old->phase));
+        return shale_error_set(SHALE_CONFLICT, "split %s is unfinished (%s): it is resumed, not "
+                                               "cleared", name, split_phase_name(old->phase));
     }
     if (rc && rc != SHALE_CORRUPT && rc != SHALE_UNSUPPORTED)
         return rc;   /* cannot read it now: nothing is known to clear */
@@ -490,10 +492,10 @@ shale_status journal_clear(shale_objstore *st, const char *name, int64_t now)
              old ? (old->message ? old->message : "") : shale_errmsg());
     split_state *s = old ? old : split_state_alloc();
     if (!s)
-        return SHALE_OOM();
+        return AGENT_OOM();
     if (!old && !split_state_set_str(&s->name, name)) {
         split_state_free(s);
-        return SHALE_OOM();
+        return AGENT_OOM();
     }
     s->phase = PHASE_FAILED;
     s->stalled.on = false;
@@ -501,7 +503,7 @@ shale_status journal_clear(shale_objstore *st, const char *name, int64_t now)
     s->journal_version = v;
     if (!split_state_set_str(&s->reason, "ClearedByOperator") ||
         !split_state_set_str(&s->message, why))
-        rc = SHALE_OOM();
+        rc = AGENT_OOM();
     else
         rc = journal_save(st, s);
     split_state_free(s);

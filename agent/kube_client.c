@@ -3,8 +3,7 @@
 #include "log.h"
 #include "yamljson.h"
 #include "shale.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -18,8 +17,8 @@ struct kube_client {
     char *ns;
     char *token;              /* a static token, or */
     char *token_file;         /* one read before each request */
-    shale_buf ca;             /* CA PEM (empty: system CAs) */
-    shale_buf cert, key;      /* client certificate and key PEM (optional) */
+    agent_buf ca;             /* CA PEM (empty: system CAs) */
+    agent_buf cert, key;      /* client certificate and key PEM (optional) */
     bool insecure;
     char ua[200];             /* User-Agent: shale-agent/VERSION (shard S) */
     _Atomic bool cancelled;
@@ -39,7 +38,7 @@ static int b64val(int c)
 }
 
 /* Decodes base64 (kubeconfig *-data fields); false if malformed. */
-static bool b64decode(const char *in, shale_buf *out)
+static bool b64decode(const char *in, agent_buf *out)
 {
     uint32_t acc = 0;
     int bits = 0;
@@ -53,7 +52,7 @@ static bool b64decode(const char *in, shale_buf *out)
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
-            if (buf_append_u8(out, (uint8_t)(acc >> bits)))
+            if (agent_buf_append_u8(out, (uint8_t)(acc >> bits)))
                 return false;
         }
     }
@@ -94,18 +93,18 @@ static json_t *named(json_t *arr, const char *name, const char *field)
 
 /* Inline data (base64) or a file, into dst; "" if neither is given. */
 static shale_status load_pem(const char *path, json_t *o, const char *data_key,
-                             const char *file_key, shale_buf *dst)
+                             const char *file_key, agent_buf *dst)
 {
     if (jstr(o, data_key)) {
         if (!b64decode(jstr(o, data_key), dst))
-            return shale_err(SHALE_INVALID_ARGUMENT, "kubeconfig %s: %s is not base64", path,
-                             data_key);
+            return shale_error_set(SHALE_INVALID_ARGUMENT, "kubeconfig %s: %s is not base64", path,
+                                   data_key);
     } else if (jstr(o, file_key)) {
         char *pem = read_text(jstr(o, file_key), 1u << 20);
         if (!pem)
-            return shale_err(SHALE_NOT_FOUND, "kubeconfig %s: %s: cannot read %s", path,
-                             file_key, jstr(o, file_key));
-        shale_status rc = buf_append(dst, pem, strlen(pem));
+            return shale_error_set(SHALE_NOT_FOUND, "kubeconfig %s: %s: cannot read %s", path,
+                                   file_key, jstr(o, file_key));
+        shale_status rc = agent_buf_append(dst, pem, strlen(pem));
         free(pem);
         return rc;
     }
@@ -118,7 +117,7 @@ static shale_status load_kubeconfig(kube_client *c, const char *path)
 {
     char *text = read_text(path, 1u << 20);
     if (!text)
-        return shale_err(SHALE_NOT_FOUND, "kubeconfig %s: cannot read it", path);
+        return shale_error_set(SHALE_NOT_FOUND, "kubeconfig %s: cannot read it", path);
     json_t *j = NULL;
     shale_status rc = yamljson_parse(path, text, strlen(text), &j, NULL);
     free(text);
@@ -131,27 +130,27 @@ static shale_status load_kubeconfig(kube_client *c, const char *path)
     json_t *us = ctx ? named(json_object_get(j, "users"), jstr(ctx, "user") ?: "", "user") : NULL;
     if (!cl || !jstr(cl, "server")) {
         /* The message first: cur points into j. */
-        rc = shale_err(SHALE_INVALID_ARGUMENT, "kubeconfig %s: no server for the current "
-                                               "context '%s'", path, cur ? cur : "");
+        rc = shale_error_set(SHALE_INVALID_ARGUMENT, "kubeconfig %s: no server for the current "
+                                                     "context '%s'", path, cur ? cur : "");
         json_decref(j);
         return rc;
     }
-    c->server = xstrdup(jstr(cl, "server"));
+    c->server = agent_strdup(jstr(cl, "server"));
     if (!c->ns && jstr(ctx, "namespace") && *jstr(ctx, "namespace"))
-        c->ns = xstrdup(jstr(ctx, "namespace"));
+        c->ns = agent_strdup(jstr(ctx, "namespace"));
     c->insecure = c->insecure || json_is_true(json_object_get(cl, "insecure-skip-tls-verify"));
     rc = load_pem(path, cl, "certificate-authority-data", "certificate-authority", &c->ca);
     if (!rc && us && jstr(us, "token"))
-        c->token = xstrdup(jstr(us, "token"));
+        c->token = agent_strdup(jstr(us, "token"));
     else if (!rc && us && jstr(us, "tokenFile"))
-        c->token_file = xstrdup(jstr(us, "tokenFile"));
+        c->token_file = agent_strdup(jstr(us, "tokenFile"));
     if (!rc && us)
         rc = load_pem(path, us, "client-certificate-data", "client-certificate", &c->cert);
     if (!rc && us)
         rc = load_pem(path, us, "client-key-data", "client-key", &c->key);
     if (!rc && (c->cert.len > 0) != (c->key.len > 0))
-        rc = shale_err(SHALE_INVALID_ARGUMENT, "kubeconfig %s: a client certificate needs "
-                                               "its key (and the other way round)", path);
+        rc = shale_error_set(SHALE_INVALID_ARGUMENT, "kubeconfig %s: a client certificate needs "
+                                                     "its key (and the other way round)", path);
     json_decref(j);
     return rc;
 }
@@ -160,19 +159,19 @@ shale_status kube_in_cluster_url(const char *host, const char *port, char **out)
 {
     *out = NULL;
     if (!host || !*host)
-        return shale_err(SHALE_INVALID_ARGUMENT, "KUBERNETES_SERVICE_HOST is empty");
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "KUBERNETES_SERVICE_HOST is empty");
     char *end = NULL;
     long p = port && *port ? strtol(port, &end, 10) : 0;
     if (!port || !*port || *end || p < 1 || p > 65535)
-        return shale_err(SHALE_INVALID_ARGUMENT, "KUBERNETES_SERVICE_PORT '%s' is not a port "
-                                                 "(1-65535)", port ? port : "");
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "KUBERNETES_SERVICE_PORT '%s' is not a port "
+                                                       "(1-65535)", port ? port : "");
     /* An IPv6 literal (it has a colon) goes in brackets (RFC 3986); one
      * given with brackets already is kept as it is. */
     bool v6 = strchr(host, ':') && host[0] != '[';
     size_t n = strlen(host) + 32;
     char *u = malloc(n);
     if (!u)
-        return SHALE_OOM();
+        return AGENT_OOM();
     snprintf(u, n, v6 ? "https://[%s]:%ld" : "https://%s:%ld", host, p);
     *out = u;
     return SHALE_OK;
@@ -183,12 +182,12 @@ static shale_status load_in_cluster(kube_client *c)
     const char *host = getenv("KUBERNETES_SERVICE_HOST");
     const char *port = getenv("KUBERNETES_SERVICE_PORT");
     if (!host || !port)
-        return shale_err(SHALE_INVALID_ARGUMENT, "kubernetes source: no kubeconfig given and "
-                                                 "not in a cluster (KUBERNETES_SERVICE_HOST "
-                                                 "and KUBERNETES_SERVICE_PORT are not set)");
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "kubernetes source: no kubeconfig given and "
+                                                       "not in a cluster (KUBERNETES_SERVICE_HOST "
+                                                       "and KUBERNETES_SERVICE_PORT are not set)");
     shale_status rc = kube_in_cluster_url(host, port, &c->server);
     if (rc)
-        return shale_err_prefix(rc, "in-cluster configuration");
+        return shale_error_prefix(rc, "in-cluster configuration");
     const char *dir = getenv("SHALE_KUBE_SA_DIR");
     if (dir && *dir)
         LOGW("kubernetes: service account files from %s (SHALE_KUBE_SA_DIR, a test-only "
@@ -197,18 +196,18 @@ static shale_status load_in_cluster(kube_client *c)
         dir = KUBE_SA_DIR_DEFAULT;
     char path[1024];
     snprintf(path, sizeof path, "%s/token", dir);
-    c->token_file = xstrdup(path);
+    c->token_file = agent_strdup(path);
     FILE *probe = fopen(path, "rb");
     if (!probe)
-        return shale_err(SHALE_NOT_FOUND, "in-cluster configuration: cannot read the service "
-                                          "account token %s", path);
+        return shale_error_set(SHALE_NOT_FOUND, "in-cluster configuration: cannot read the service "
+                                                "account token %s", path);
     fclose(probe);
     snprintf(path, sizeof path, "%s/ca.crt", dir);
     char *pem = read_text(path, 1u << 20);
     if (!pem)
-        return shale_err(SHALE_NOT_FOUND, "in-cluster configuration: cannot read the cluster "
-                                          "CA %s", path);
-    rc = buf_append(&c->ca, pem, strlen(pem));
+        return shale_error_set(SHALE_NOT_FOUND, "in-cluster configuration: cannot read the cluster "
+                                                "CA %s", path);
+    rc = agent_buf_append(&c->ca, pem, strlen(pem));
     free(pem);
     if (!c->ns) {
         snprintf(path, sizeof path, "%s/namespace", dir);
@@ -223,18 +222,18 @@ shale_status kube_client_new(const char *kubeconfig, const char *ns, bool insecu
     *out = NULL;
     kube_client *c = calloc(1, sizeof *c);
     if (!c)
-        return SHALE_OOM();
+        return AGENT_OOM();
     c->insecure = insecure;
     snprintf(c->ua, sizeof c->ua, "User-Agent: shale-agent/%s", SHALE_VERSION);
-    c->ns = ns && *ns ? xstrdup(ns) : NULL;
+    c->ns = ns && *ns ? agent_strdup(ns) : NULL;
     shale_status rc = kubeconfig && *kubeconfig ? load_kubeconfig(c, kubeconfig)
                                                 : load_in_cluster(c);
     if (!rc && (!c->ns || !*c->ns)) {
         free(c->ns);
-        c->ns = xstrdup("default");
+        c->ns = agent_strdup("default");
     }
     if (!rc && (!c->server || !c->ns))
-        rc = SHALE_OOM();
+        rc = AGENT_OOM();
     if (rc) {
         kube_client_free(c);
         return rc;
@@ -253,11 +252,11 @@ void kube_client_free(kube_client *c)
         memset(c->token, 0, strlen(c->token));
     free(c->token);
     free(c->token_file);
-    buf_free(&c->ca);
+    agent_buf_free(&c->ca);
     if (c->key.data)
         memset(c->key.data, 0, c->key.len);   /* wipe the key */
-    buf_free(&c->key);
-    buf_free(&c->cert);
+    agent_buf_free(&c->key);
+    agent_buf_free(&c->cert);
     free(c);
 }
 
@@ -277,7 +276,7 @@ void kube_client_set_shard(kube_client *c, const char *shard)
 
 void kube_resp_free(kube_resp *r)
 {
-    buf_free(&r->body);
+    agent_buf_free(&r->body);
     r->status = 0;
     r->retry_after_s = 0;
 }
@@ -298,9 +297,9 @@ void kube_resp_describe(const kube_resp *r, char *buf, size_t n)
 }
 
 /* Makes body a C string without counting the NUL in its length. */
-static void terminate(shale_buf *b)
+static void terminate(agent_buf *b)
 {
-    if (buf_append_u8(b, 0) == SHALE_OK)
+    if (agent_buf_append_u8(b, 0) == SHALE_OK)
         b->len--;
 }
 
@@ -312,7 +311,7 @@ typedef struct xfer {
     long status;              /* known once the headers arrived */
     kube_line_fn fn;          /* a stream, or NULL */
     void *ctx;
-    shale_buf line;           /* partial stream line */
+    agent_buf line;           /* partial stream line */
     bool stopped;             /* fn asked to stop */
     bool oom;
 } xfer;
@@ -344,7 +343,7 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
     xfer *x = ud;
     size_t len = sz * n;
     if (!x->fn || x->status != 200) {
-        if (buf_append(&x->r->body, p, len)) {
+        if (agent_buf_append(&x->r->body, p, len)) {
             x->oom = true;
             return 0;
         }
@@ -354,7 +353,7 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
     while (i < len) {
         const char *nl = memchr(p + i, '\n', len - i);
         size_t m = nl ? (size_t)(nl - (p + i)) : len - i;
-        if (buf_append(&x->line, p + i, m)) {
+        if (agent_buf_append(&x->line, p + i, m)) {
             x->oom = true;
             return 0;
         }
@@ -363,7 +362,7 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
             break;
         i++;   /* the newline */
         bool go = x->line.len == 0 || x->fn(x->ctx, (const char *)x->line.data, x->line.len);
-        buf_reset(&x->line);
+        agent_buf_reset(&x->line);
         if (!go) {
             x->stopped = true;
             return 0;   /* ends the transfer */
@@ -384,16 +383,16 @@ static shale_status perform(kube_client *c, const char *method, const char *path
 {
     kube_resp_free(r);
     if (c->cancelled)
-        return shale_err(SHALE_CLOSED, "kubernetes client: shutting down");
+        return shale_error_set(SHALE_CLOSED, "kubernetes client: shutting down");
     CURL *h = curl_easy_init();
     if (!h)
-        return SHALE_OOM();
+        return AGENT_OOM();
     c->requests++;
     size_t un = strlen(c->server) + strlen(path) + 1;
     char *url = malloc(un);
     if (!url) {
         curl_easy_cleanup(h);
-        return SHALE_OOM();
+        return AGENT_OOM();
     }
     snprintf(url, un, "%s%s", c->server, path);
     struct curl_slist *hd = NULL;
@@ -423,7 +422,7 @@ static shale_status perform(kube_client *c, const char *method, const char *path
         snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
         hd = curl_slist_append(hd, ct);
     }
-    xfer x = {c, r, 0, fn, ctx, SHALE_BUF_INIT, false, false};
+    xfer x = {c, r, 0, fn, ctx, AGENT_BUF_INIT, false, false};
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
@@ -463,18 +462,18 @@ static shale_status perform(kube_client *c, const char *method, const char *path
     r->status = code ? code : x.status;
     curl_slist_free_all(hd);
     curl_easy_cleanup(h);
-    buf_free(&x.line);
+    agent_buf_free(&x.line);
     terminate(&r->body);
     shale_status rc = SHALE_OK;
     if (x.oom)
-        rc = SHALE_OOM();
+        rc = AGENT_OOM();
     else if (c->cancelled && cc != CURLE_OK)
-        rc = shale_err(SHALE_CLOSED, "kubernetes client: shutting down");
+        rc = shale_error_set(SHALE_CLOSED, "kubernetes client: shutting down");
     else if (cc != CURLE_OK && !(x.stopped && cc == CURLE_WRITE_ERROR) &&
              !(fn && r->status == 200 && cc == CURLE_OPERATION_TIMEDOUT))
-        rc = shale_err(SHALE_IO, "%s %s: %s", method, path, curl_easy_strerror(cc));
+        rc = shale_error_set(SHALE_IO, "%s %s: %s", method, path, curl_easy_strerror(cc));
     else if (r->status == 0)
-        rc = shale_err(SHALE_IO, "%s %s: no HTTP answer", method, path);
+        rc = shale_error_set(SHALE_IO, "%s %s: no HTTP answer", method, path);
     free(url);
     return rc;
 }
@@ -495,7 +494,7 @@ shale_status kube_stream(kube_client *c, const char *path, long timeout_s, kube_
 char *kube_escape(const char *s)
 {
     char *e = curl_easy_escape(NULL, s, 0);
-    char *out = e ? xstrdup(e) : NULL;
+    char *out = e ? agent_strdup(e) : NULL;
     curl_free(e);
     return out;
 }

@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "shale_status.h"
-#include "util/buf.h"
+#include "agent_util.h"
 
 typedef struct kube_client kube_client;
 
@@ -68,10 +68,10 @@ shale_status kube_in_cluster_url(const char *host, const char *port, char **out)
 typedef struct kube_resp {
     long status;            /* HTTP status; 0 if no answer */
     uint32_t retry_after_s; /* Retry-After of a 429/503 answer, else 0 */
-    shale_buf body;
+    agent_buf body;
 } kube_resp;
 
-#define KUBE_RESP_INIT {0, 0, SHALE_BUF_INIT}
+#define KUBE_RESP_INIT {0, 0, AGENT_BUF_INIT}
 void kube_resp_free(kube_resp *r);
 /* "HTTP 409 Conflict: the object has been modified" from a Status body,
  * bounded to n bytes; for logs and messages. */

@@ -1,7 +1,7 @@
 /* kube_events.c -- see kube_events.h.  Linked lists: an agent has a
  * handful of objects and events. */
 #include "kube_events.h"
-#include "util/misc.h"
+#include "agent_util.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -114,7 +114,7 @@ kube_ev_action kube_evagg_decide(kube_evagg *a, const char *uid, const char *obj
     bucket *b = a->buckets;
     while (b && strcmp(b->uid, uid))
         b = b->next;
-    if (!b && (b = calloc(1, sizeof *b)) && (b->uid = xstrdup(uid))) {
+    if (!b && (b = calloc(1, sizeof *b)) && (b->uid = agent_strdup(uid))) {
         b->tokens = EV_BURST;
         b->at_ms = now_ms;
         b->next = a->buckets;
@@ -137,7 +137,7 @@ kube_ev_action kube_evagg_decide(kube_evagg *a, const char *uid, const char *obj
     }
     b->tokens -= 1.0;
     evrec *r = calloc(1, sizeof *r);
-    if (!r || !(r->uid = xstrdup(uid))) {
+    if (!r || !(r->uid = agent_strdup(uid))) {
         free(r);
         free(key);
         return KUBE_EV_DROP;
@@ -146,7 +146,7 @@ kube_ev_action kube_evagg_decide(kube_evagg *a, const char *uid, const char *obj
     r->count = 1;
     r->last_ms = now_ms;
     uint64_t rnd;
-    random_bytes(&rnd, sizeof rnd);
+    agent_random_bytes(&rnd, sizeof rnd);
     snprintf(r->name, sizeof r->name, "%.200s.%016" PRIx64, objname, rnd);
     r->next = a->recs;
     a->recs = r;

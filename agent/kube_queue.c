@@ -2,8 +2,7 @@
  * one shard has a handful of objects, so linear scans are cheaper than
  * any index. */
 #include "kube_queue.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -67,7 +66,7 @@ static void free_list(item *l)
 static item *new_item(const char *key)
 {
     item *i = calloc(1, sizeof *i);
-    if (i && !(i->key = xstrdup(key))) {
+    if (i && !(i->key = agent_strdup(key))) {
         free(i);
         i = NULL;
     }
@@ -78,7 +77,7 @@ shale_status kube_queue_new(uint32_t base_ms, uint32_t max_ms, kube_queue **out)
 {
     kube_queue *q = calloc(1, sizeof *q);
     if (!q)
-        return SHALE_OOM();
+        return AGENT_OOM();
     pthread_mutex_init(&q->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -149,7 +148,7 @@ void kube_queue_add_after(kube_queue *q, const char *key, uint32_t delay_ms)
         return;
     }
     pthread_mutex_lock(&q->mu);
-    int64_t due = mono_ms() + delay_ms;
+    int64_t due = agent_mono_ms() + delay_ms;
     item *d = find(q->delayed, key);
     if (d) {
         if (due < d->due_ms)
@@ -171,7 +170,7 @@ static failures *fails_of(kube_queue *q, const char *key, bool create)
     if (!create)
         return NULL;
     failures *f = calloc(1, sizeof *f);
-    if (f && !(f->key = xstrdup(key))) {
+    if (f && !(f->key = agent_strdup(key))) {
         free(f);
         return NULL;
     }
@@ -240,7 +239,7 @@ void kube_queue_forget(kube_queue *q, const char *key)
  * due time left (INT64_MAX if none).  Locked. */
 static int64_t promote_locked(kube_queue *q)
 {
-    int64_t now = mono_ms(), next = INT64_MAX;
+    int64_t now = agent_mono_ms(), next = INT64_MAX;
     for (item **p = &q->delayed; *p;) {
         item *d = *p;
         if (d->due_ms <= now) {
@@ -260,7 +259,7 @@ static int64_t promote_locked(kube_queue *q)
 bool kube_queue_get(kube_queue *q, int64_t wait_ms, char **key)
 {
     *key = NULL;
-    int64_t deadline = wait_ms < 0 ? INT64_MAX : mono_ms() + wait_ms;
+    int64_t deadline = wait_ms < 0 ? INT64_MAX : agent_mono_ms() + wait_ms;
     pthread_mutex_lock(&q->mu);
     for (;;) {
         if (q->shutdown)
@@ -273,11 +272,11 @@ bool kube_queue_get(kube_queue *q, int64_t wait_ms, char **key)
                 q->ready_tail = NULL;
             i->next = q->processing;
             q->processing = i;
-            *key = xstrdup(i->key);
+            *key = agent_strdup(i->key);
             break;
         }
         int64_t until = next < deadline ? next : deadline;
-        if (until <= mono_ms())
+        if (until <= agent_mono_ms())
             break;
         if (until == INT64_MAX) {
             pthread_cond_wait(&q->cv, &q->mu);

@@ -1,8 +1,7 @@
 /* kube_status.c -- see kube_status.h. */
 #include "kube_status.h"
 #include "log.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -202,10 +201,10 @@ static void tc_free(target_copy *t)
 static void tc_set(target_copy *t, const kube_target *s)
 {
     tc_free(t);
-    t->ns = xstrdup(s->ns ? s->ns : "default");
-    t->name = xstrdup(s->name ? s->name : "");
-    t->uid = xstrdup(s->uid ? s->uid : "");
-    t->rv = xstrdup(s->rv ? s->rv : "");
+    t->ns = agent_strdup(s->ns ? s->ns : "default");
+    t->name = agent_strdup(s->name ? s->name : "");
+    t->uid = agent_strdup(s->uid ? s->uid : "");
+    t->rv = agent_strdup(s->rv ? s->rv : "");
     t->gen = s->generation;
 }
 
@@ -257,8 +256,8 @@ static void queue_event_locked(kube_status *ks, const target_copy *t, bool warni
         return;
     tc_copy(&e->t, t);
     e->warning = warning;
-    e->reason = xstrdup(reason);
-    e->message = xstrdup(message ? message : "");
+    e->reason = agent_strdup(reason);
+    e->message = agent_strdup(message ? message : "");
     rfc3339_now(e->when, sizeof e->when);
     if (ks->events_tail)
         ks->events_tail->next = e;
@@ -366,7 +365,7 @@ void kube_status_touch(kube_status *ks, const char *uid)
         tc_set(&s->t, &k);
     }
     if (s)
-        s->last_write_ms = mono_ms();
+        s->last_write_ms = agent_mono_ms();
     pthread_mutex_unlock(&ks->mu);
 }
 
@@ -444,7 +443,7 @@ static json_t *write_status(kube_status *ks, const target_copy *t, json_t *doc, 
     kube_resp r = KUBE_RESP_INIT;
     shale_status rc = text && path ? kube_request(ks->c, "PATCH", path, text,
                                                   "application/merge-patch+json", 30, &r)
-                                   : SHALE_OOM();
+                                   : AGENT_OOM();
     free(text);
     free(path);
     char why[512];
@@ -479,7 +478,7 @@ static void post_event(kube_status *ks, event *e)
     const char *type = e->warning ? "Warning" : "Normal";
     pthread_mutex_lock(&ks->mu);
     kube_ev_action act = kube_evagg_decide(ks->agg, e->t.uid, e->t.name, type, e->reason,
-                                           e->message, mono_ms(), name, sizeof name, &count);
+                                           e->message, agent_mono_ms(), name, sizeof name, &count);
     if (act == KUBE_EV_DROP)
         ks->st.events_dropped++;
     pthread_mutex_unlock(&ks->mu);
@@ -497,7 +496,7 @@ static void post_event(kube_status *ks, event *e)
         char *path = ns_path(e->t.ns, "/api/v1/namespaces/%s/events/%s", name);
         rc = text && path ? kube_request(ks->c, "PATCH", path, text,
                                          "application/merge-patch+json", 10, &r)
-                          : SHALE_OOM();
+                          : AGENT_OOM();
         free(text);
         free(path);
         if (!rc && r.status < 300) {
@@ -524,7 +523,7 @@ static void post_event(kube_status *ks, event *e)
     json_decref(ev);
     char *path = ns_path(e->t.ns, "/api/v1/namespaces/%s/events", NULL);
     rc = text && path ? kube_request(ks->c, "POST", path, text, "application/json", 10, &r)
-                      : SHALE_OOM();
+                      : AGENT_OOM();
     free(text);
     free(path);
     char why[512] = "";
@@ -551,7 +550,7 @@ static void *writer(void *arg)
     kube_status *ks = arg;
     pthread_mutex_lock(&ks->mu);
     for (;;) {
-        int64_t now = mono_ms(), next = INT64_MAX;
+        int64_t now = agent_mono_ms(), next = INT64_MAX;
         slot *pick = NULL;
         for (slot *s = ks->slots; s; s = s->next) {
             int64_t d = due_of(ks, s);
@@ -577,7 +576,7 @@ static void *writer(void *arg)
             pick->busy = ks->busy = false;
             if (body && !skipped) {
                 ks->st.status_writes++;
-                pick->last_write_ms = mono_ms();
+                pick->last_write_ms = agent_mono_ms();
                 pick->backoff_ms = 0;
                 pick->retry_at_ms = 0;
             }
@@ -593,7 +592,7 @@ static void *writer(void *arg)
                 if (pick->backoff_ms > RETRY_MAX_MS)
                     pick->backoff_ms = RETRY_MAX_MS;
                 uint32_t d = retry > pick->backoff_ms ? retry : pick->backoff_ms;
-                pick->retry_at_ms = mono_ms() + d;
+                pick->retry_at_ms = agent_mono_ms() + d;
                 if (!pick->wanted)
                     pick->wanted = doc;   /* nothing newer arrived: retry this */
                 else
@@ -633,9 +632,9 @@ shale_status kube_status_new(kube_client *c, const char *instance, uint32_t inte
     *out = NULL;
     kube_status *ks = calloc(1, sizeof *ks);
     if (!ks)
-        return SHALE_OOM();
+        return AGENT_OOM();
     ks->c = c;
-    ks->instance = xstrdup(instance ? instance : "shale-agent");
+    ks->instance = agent_strdup(instance ? instance : "shale-agent");
     ks->interval_ms = interval_ms;
     ks->agg = kube_evagg_new();
     pthread_mutex_init(&ks->mu, NULL);
@@ -650,7 +649,7 @@ shale_status kube_status_new(kube_client *c, const char *instance, uint32_t inte
         pthread_mutex_destroy(&ks->mu);
         pthread_cond_destroy(&ks->cv);
         free(ks);
-        return shale_err(SHALE_IO, "kubernetes status writer: cannot start its thread");
+        return shale_error_set(SHALE_IO, "kubernetes status writer: cannot start its thread");
     }
     *out = ks;
     return SHALE_OK;
@@ -662,9 +661,9 @@ void kube_status_free(kube_status *ks, int64_t wait_ms)
         return;
     /* A short grace period: the last status (often the final one) is
      * worth writing before the agent exits. */
-    int64_t end = mono_ms() + wait_ms;
-    while (!kube_status_idle(ks) && mono_ms() < end)
-        sleep_ms(20);
+    int64_t end = agent_mono_ms() + wait_ms;
+    while (!kube_status_idle(ks) && agent_mono_ms() < end)
+        agent_sleep_ms(20);
     pthread_mutex_lock(&ks->mu);
     ks->stop = true;
     for (slot *s = ks->slots; s; s = s->next) {   /* drop what is left */

@@ -1,8 +1,7 @@
 /* kube_watch.c -- see kube_watch.h. */
 #include "kube_watch.h"
 #include "log.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -48,18 +47,18 @@ shale_status kube_watch_new(kube_client *c, const char *path, const char *select
     *out = NULL;
     kube_watch *w = calloc(1, sizeof *w);
     if (!w)
-        return SHALE_OOM();
+        return AGENT_OOM();
     w->c = c;
     w->fn = fn;
     w->ctx = ctx;
-    w->path = xstrdup(path);
+    w->path = agent_strdup(path);
     w->selector = selector && *selector ? kube_escape(selector) : NULL;
     w->cache = json_object();
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     if (!w->path || !w->cache || (selector && *selector && !w->selector)) {
         kube_watch_free(w);
-        return SHALE_OOM();
+        return AGENT_OOM();
     }
     *out = w;
     return SHALE_OK;
@@ -101,7 +100,7 @@ char *kube_watch_uid_of(kube_watch *w, const char *name)
     json_object_foreach(w->cache, k, o)
         if (jstr(json_object_get(o, "metadata"), "name") &&
             !strcmp(jstr(json_object_get(o, "metadata"), "name"), name)) {
-            uid = xstrdup(k);
+            uid = agent_strdup(k);
             break;
         }
     pthread_mutex_unlock(&w->mu);
@@ -182,11 +181,11 @@ static bool on_line(void *ctx, const char *line, size_t len)
     } else if (uid && (!strcmp(type, "ADDED") || !strcmp(type, "MODIFIED"))) {
         w->st.events++;
         json_object_set(w->cache, uid, o);
-        changed = xstrdup(uid);
+        changed = agent_strdup(uid);
     } else if (uid && !strcmp(type, "DELETED")) {
         w->st.events++;
         json_object_del(w->cache, uid);
-        changed = xstrdup(uid);
+        changed = agent_strdup(uid);
     }
     bool stop = w->stop;
     pthread_mutex_unlock(&w->mu);
@@ -400,7 +399,7 @@ static void *loop(void *arg)
 shale_status kube_watch_start(kube_watch *w)
 {
     if (pthread_create(&w->thread, NULL, loop, w))
-        return shale_err(SHALE_IO, "kubernetes watch: cannot start its thread");
+        return shale_error_set(SHALE_IO, "kubernetes watch: cannot start its thread");
     w->started = true;
     return SHALE_OK;
 }

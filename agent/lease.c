@@ -1,10 +1,9 @@
 /* lease.c -- see lease.h. */
 #include "lease.h"
-#include "db/paths.h"
+#include "shale_admin.h"
 #include "failpoint.h"
 #include "journal.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -37,7 +36,7 @@ void lease_self(char *buf, size_t n)
 static uint64_t parse_seq(const char *key)
 {
     uint64_t x = 0;
-    return lease_key_parse(key, &x) ? x : 0;
+    return shale_lease_key_parse(key, &x) ? x : 0;
 }
 
 shale_status lease_read(shale_objstore *st, lease_view *out)
@@ -46,7 +45,7 @@ shale_status lease_read(shale_objstore *st, lease_view *out)
     shale_objlist l;
     shale_status rc = shale_objstore_list_all(st, LEASE_PREFIX, &l);
     if (rc)
-        return shale_err_prefix(rc, "listing the split lease in %s", shale_objstore_uri(st));
+        return shale_error_prefix(rc, "listing the split lease in %s", shale_objstore_uri(st));
     uint64_t top = 0;
     for (size_t i = 0; i < l.count; i++) {
         uint64_t s = parse_seq(l.items[i].key);
@@ -58,13 +57,13 @@ shale_status lease_read(shale_objstore *st, lease_view *out)
     if (!top)
         return SHALE_OK;
     char key[128];
-    lease_key(top, key, sizeof key);
+    shale_lease_key(top, key, sizeof key);
     void *data = NULL;
     size_t len = 0;
     rc = shale_objstore_get(st, key, &data, &len);
     if (rc)   /* listed, so it exists: any failure is "cannot read now" */
-        return shale_err_prefix(rc == SHALE_NOT_FOUND ? SHALE_IO : rc,
-                                "reading the split lease %s", key);
+        return shale_error_prefix(rc == SHALE_NOT_FOUND ? SHALE_IO : rc,
+                                  "reading the split lease %s", key);
     json_error_t err;
     json_t *d = json_loadb(data, len, 0, &err);
     free(data);
@@ -75,9 +74,9 @@ shale_status lease_read(shale_objstore *st, lease_view *out)
         (uint64_t)json_integer_value(seq) != top || (strcmp(op, "take") && strcmp(op, "release")) ||
         strlen(split) >= sizeof out->holder) {
         json_decref(d);
-        return shale_err(SHALE_CORRUPT, "split lease record %s/%s is not a lease record "
-                                        "(docs/agent.md \"The split lease\")",
-                         shale_objstore_uri(st), key);
+        return shale_error_set(SHALE_CORRUPT, "split lease record %s/%s is not a lease record "
+                                              "(docs/agent.md \"The split lease\")",
+                               shale_objstore_uri(st), key);
     }
     out->held = !strcmp(op, "take");
     snprintf(out->holder, sizeof out->holder, "%s", split);
@@ -106,12 +105,12 @@ static shale_status put_record(shale_objstore *st, uint64_t seq, const char *op,
     char *text = d ? json_dumps(d, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
     json_decref(d);
     if (!text)
-        return SHALE_OOM();
-    lease_key(seq, key, sizeof key);
+        return AGENT_OOM();
+    shale_lease_key(seq, key, sizeof key);
     shale_status rc = shale_objstore_put_if_absent(st, key, text, strlen(text));
     free(text);
     if (rc && rc != SHALE_PRECONDITION_FAILED)
-        shale_err_prefix(rc, "writing the split lease %s", key);
+        shale_error_prefix(rc, "writing the split lease %s", key);
     return rc;
 }
 
@@ -147,10 +146,11 @@ shale_status lease_take_seen(shale_objstore *st, const char *shard, const char *
                 *seq = v.top;
                 return SHALE_OK;
             }
-            return shale_err(SHALE_CONFLICT, "shard %s is being split by %s (it holds the split "
-                                             "lease, %s%020llu.json); one split at a time",
-                             shard ? shard : "?", v.holder, LEASE_PREFIX,
-                             (unsigned long long)v.top);
+            return shale_error_set(SHALE_CONFLICT,
+                                   "shard %s is being split by %s (it holds the split "
+                                   "lease, %s%020llu.json); one split at a time",
+                                   shard ? shard : "?", v.holder, LEASE_PREFIX,
+                                   (unsigned long long)v.top);
         }
         rc = put_record(st, v.top + 1, "take", shard, split, request_json);
         if (rc == SHALE_PRECONDITION_FAILED)
@@ -163,8 +163,8 @@ shale_status lease_take_seen(shale_objstore *st, const char *shard, const char *
         failpoint("Lease.taken");
         return SHALE_OK;
     }
-    return shale_err(SHALE_RETRYABLE, "split lease: lost %d races in a row; try again",
-                     LEASE_ROUNDS);
+    return shale_error_set(SHALE_RETRYABLE, "split lease: lost %d races in a row; try again",
+                           LEASE_ROUNDS);
 }
 
 shale_status lease_release(shale_objstore *st, const char *split, uint64_t *release_seq)
@@ -187,8 +187,8 @@ shale_status lease_release(shale_objstore *st, const char *split, uint64_t *rele
         failpoint("Lease.released");
         return SHALE_OK;
     }
-    return shale_err(SHALE_RETRYABLE, "split lease: lost %d races in a row releasing it",
-                     LEASE_ROUNDS);
+    return shale_error_set(SHALE_RETRYABLE, "split lease: lost %d races in a row releasing it",
+                           LEASE_ROUNDS);
 }
 
 shale_status lease_release_after(shale_objstore *st, const char *split, uint64_t taken_seq,

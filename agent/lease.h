@@ -31,9 +31,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "shale_objstore.h"
-#include "db/paths.h"
+#include "shale_admin.h"
 
-#define LEASE_PREFIX PATH_LEASE_DIR   /* engine/db/paths.h names the keys */
+#define LEASE_PREFIX SHALE_LEASE_DIR  /* shale_admin.h names the keys */
 
 typedef struct lease_view {
     uint64_t top;          /* highest seq written, 0 for none */

@@ -1,7 +1,7 @@
 /* metrics.c -- see metrics.h. */
 #include "metrics.h"
 #include "split_state.h"
-#include "util/buf.h"
+#include "agent_util.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -48,8 +48,8 @@ void metrics_observe_step(void *ctx, const char *step, double seconds)
     }
 }
 
-static void put(shale_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(shale_buf *b, const char *fmt, ...)
+static void put(agent_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(agent_buf *b, const char *fmt, ...)
 {
     char line[512];
     va_list ap;
@@ -57,12 +57,12 @@ static void put(shale_buf *b, const char *fmt, ...)
     int n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     if (n > 0)
-        buf_append(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+        agent_buf_append(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 char *metrics_render(splitter *sp)
 {
-    shale_buf b = SHALE_BUF_INIT;
+    agent_buf b = AGENT_BUF_INIT;
     splitter_stats st;
     memset(&st, 0, sizeof st);
     if (sp)
@@ -131,15 +131,15 @@ char *metrics_render(splitter *sp)
     char *extra = g_extra ? g_extra(g_extra_ctx) : NULL;
     pthread_mutex_unlock(&g_extra_mu);
     if (extra)
-        buf_append(&b, extra, strlen(extra));
+        agent_buf_append(&b, extra, strlen(extra));
     free(extra);
-    buf_append_u8(&b, 0);
-    return (char *)buf_detach(&b, NULL);
+    agent_buf_append_u8(&b, 0);
+    return (char *)agent_buf_detach(&b, NULL);
 }
 
 char *metrics_render_shard(const shard_gauges *g)
 {
-    shale_buf b = SHALE_BUF_INIT;
+    agent_buf b = AGENT_BUF_INIT;
     put(&b, "# HELP shale_shard_facts_ok 1 when the last refresh of the shard's figures "
             "(its SST indexes and split lease) succeeded.\n# TYPE shale_shard_facts_ok "
             "gauge\nshale_shard_facts_ok %d\n", g->ok ? 1 : 0);
@@ -164,6 +164,6 @@ char *metrics_render_shard(const shard_gauges *g)
             put(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", m[i].name, m[i].help,
                 m[i].name, m[i].name, v[i]);
     }
-    buf_append_u8(&b, 0);
-    return (char *)buf_detach(&b, NULL);
+    agent_buf_append_u8(&b, 0);
+    return (char *)agent_buf_detach(&b, NULL);
 }

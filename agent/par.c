@@ -4,7 +4,7 @@
  * shale_errmsg() is per thread.
  */
 #include "par.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -41,7 +41,7 @@ shale_status par_for(size_t n, par_fn fn, void *ctx, size_t *failed)
     if (!j.rcs || !j.msgs) {
         free(j.rcs);
         free(j.msgs);
-        return SHALE_OOM();
+        return AGENT_OOM();
     }
     size_t nth = n < PAR_THREADS ? n : PAR_THREADS;
     pthread_t th[PAR_THREADS];
@@ -54,7 +54,7 @@ shale_status par_for(size_t n, par_fn fn, void *ctx, size_t *failed)
     shale_status rc = SHALE_OK;
     for (size_t i = 0; i < n && !rc; i++)
         if (j.rcs[i]) {
-            rc = shale_err(j.rcs[i], "%s", j.msgs[i]);
+            rc = shale_error_set(j.rcs[i], "%s", j.msgs[i]);
             if (failed)
                 *failed = i;
         }

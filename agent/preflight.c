@@ -9,8 +9,7 @@
 #include "log.h"
 #include "par.h"
 #include "shale_admin.h"
-#include "db/identity.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,10 +21,10 @@
 static shale_status claim_one(const char *uri, const char *owner, const char *field,
                               const shale_options *opts, bool checked)
 {
-    shale_status rc = checked ? identity_claim_checked(uri, opts, owner)
+    shale_status rc = checked ? shale_store_claim_checked(uri, opts, owner)
                               : shale_store_claim(uri, opts, owner);
     if (rc)
-        return shale_err_prefix(rc, "pre-flight: %s", field);
+        return shale_error_prefix(rc, "pre-flight: %s", field);
     return SHALE_OK;
 }
 
@@ -49,14 +48,14 @@ static shale_status check_child(pf_ctx *c, size_t i)
         return rc;
     snprintf(field, sizeof field, "children[%zu].store", i);
     if ((rc = shale_store_check_empty(ch->store, c->opts, owner)))
-        shale_err_prefix(rc, "pre-flight: %s", field);
+        shale_error_prefix(rc, "pre-flight: %s", field);
     if (!rc && ch->wal_store) {
         shale_store_relation rel;
         rc = shale_store_relate(ch->wal_store, ch->store, c->opts, &rel);
         snprintf(field, sizeof field, "children[%zu].walStore", i);
         c->wal_apart[i] = !rc && rel != SHALE_STORE_SAME;
         if (!rc && c->wal_apart[i] && (rc = shale_store_check_empty(ch->wal_store, c->opts, owner)))
-            shale_err_prefix(rc, "pre-flight: %s", field);
+            shale_error_prefix(rc, "pre-flight: %s", field);
     }
     free(owner);
     return rc;
@@ -106,7 +105,7 @@ shale_status preflight_children_after(const split_request *req, const shale_opti
     size_t n = req->child_count, claimed = 0;
     pf_ctx c = {req, opts, 1, calloc(n ? n : 1, sizeof(bool)),
                 calloc(n ? n : 1, sizeof(size_t))};
-    shale_status rc = c.claimed && c.wal_apart ? SHALE_OK : SHALE_OOM();
+    shale_status rc = c.claimed && c.wal_apart ? SHALE_OK : AGENT_OOM();
     if (!rc && barrier) {
         /* The checks are reads: they go beside the journal write that
          * starts the step; the claims, its first writes, after it. */

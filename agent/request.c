@@ -4,10 +4,8 @@
  */
 #include "request.h"
 #include "yamljson.h"
-#include "db/manifest.h"
-#include "table/kv.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "shale_admin.h"
+#include "agent_util.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -28,8 +26,8 @@ static bool bad(pctx *c, const char *path, const char *what)
     if (!c->rc) {
         char where[64];
         yamljson_where(c->marks, path, where, sizeof where);
-        c->rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: field '%s'%s: %s", c->origin, path,
-                          where, what);
+        c->rc = shale_error_set(SHALE_INVALID_ARGUMENT, "%s: field '%s'%s: %s", c->origin, path,
+                                where, what);
     }
     return false;
 }
@@ -65,8 +63,8 @@ static bool get_str(pctx *c, json_t *o, const char *k, const char *path, bool re
     }
     if (!json_is_string(v))
         return bad(c, path, "must be a string");
-    if (!(*out = xstrdup(json_string_value(v)))) {
-        c->rc = SHALE_OOM();
+    if (!(*out = agent_strdup(json_string_value(v)))) {
+        c->rc = AGENT_OOM();
         return false;
     }
     return true;
@@ -96,7 +94,7 @@ static bool get_bound(pctx *c, json_t *o, const char *k, const char *path, uint8
         free(s);
         return true;
     }
-    *out = manifest_key_unescape(s, len);
+    *out = shale_key_unescape(s, len);
     free(s);
     if (!*out)
         return bad(c, path, "has a bad %XX escape");
@@ -167,7 +165,7 @@ shale_status split_request_parse(const char *origin, const char *text, size_t le
     static const char *const kid[] = {"name", "store", "walStore", "range", NULL};
     static const char *const rng[] = {"start", "end", NULL};
     if (!r) {
-        rc = SHALE_OOM();
+        rc = AGENT_OOM();
         goto out;
     }
     if (!json_is_object(j)) {
@@ -227,7 +225,7 @@ shale_status split_request_parse(const char *origin, const char *text, size_t le
         goto out;
     }
     if (!(r->children = calloc(n ? n : 1, sizeof *r->children))) {
-        rc = SHALE_OOM();
+        rc = AGENT_OOM();
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
@@ -317,7 +315,7 @@ static bool uri_ok(const char *u)
 
 static shale_status vbad(const char *field, const char *what)
 {
-    return shale_err(SHALE_INVALID_ARGUMENT, "split request: field '%s': %s", field, what);
+    return shale_error_set(SHALE_INVALID_ARGUMENT, "split request: field '%s': %s", field, what);
 }
 
 /* Compares bounds where NULL means -inf (as a start) or +inf (as an end). */
@@ -325,14 +323,14 @@ static int cmp_start(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
     if (!a || !b)
         return (a != NULL) - (b != NULL);
-    return kv_key_cmp(a, al, b, bl);
+    return shale_key_compare(a, al, b, bl);
 }
 
 static int cmp_end(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
     if (!a || !b)
         return (a == NULL) - (b == NULL);
-    return kv_key_cmp(a, al, b, bl);
+    return shale_key_compare(a, al, b, bl);
 }
 
 static int by_start(const void *x, const void *y)
@@ -356,10 +354,10 @@ shale_status split_request_validate(split_request *r, const char *agent_shard,
         return vbad("parent.shard", msg);
     }
     if (!r->parent_store && agent_store) {
-        if (!(r->parent_store = xstrdup(agent_store)) ||
+        if (!(r->parent_store = agent_strdup(agent_store)) ||
             (agent_wal_store && !r->parent_wal_store &&
-             !(r->parent_wal_store = xstrdup(agent_wal_store))))
-            return SHALE_OOM();
+             !(r->parent_wal_store = agent_strdup(agent_wal_store))))
+            return AGENT_OOM();
     }
     if (!r->parent_store || !uri_ok(r->parent_store))
         return vbad("parent.store", "must be a file:///, s3:// or mem:// URI");
@@ -381,7 +379,8 @@ shale_status split_request_validate(split_request *r, const char *agent_shard,
         snprintf(f, sizeof f, "children[%zu].walStore", i);
         if (c->wal_store && !uri_ok(c->wal_store))
             return vbad(f, "must be a file:///, s3:// or mem:// URI");
-        if (c->start && c->end && kv_key_cmp(c->start, c->start_len, c->end, c->end_len) >= 0) {
+        if (c->start && c->end && shale_key_compare(c->start, c->start_len, c->end,
+                                                    c->end_len) >= 0) {
             snprintf(f, sizeof f, "children[%zu].range", i);
             return vbad(f, "is empty (start must be below end)");
         }
@@ -408,7 +407,7 @@ shale_status split_request_validate(split_request *r, const char *agent_shard,
      * each end = next start, last end = parent end. */
     split_child **s = malloc(r->child_count * sizeof *s);
     if (!s)
-        return SHALE_OOM();
+        return AGENT_OOM();
     for (size_t i = 0; i < r->child_count; i++)
         s[i] = &r->children[i];
     qsort(s, r->child_count, sizeof *s, by_start);
@@ -420,9 +419,9 @@ shale_status split_request_validate(split_request *r, const char *agent_shard,
     }
     for (size_t i = 0; !rc && i + 1 < r->child_count; i++) {
         const split_child *a = s[i], *b = s[i + 1];
-        if (!a->end || !b->start || kv_key_cmp(a->end, a->end_len, b->start, b->start_len)) {
-            bool overlap = !a->end || (b->start && kv_key_cmp(a->end, a->end_len, b->start,
-                                                              b->start_len) > 0);
+        if (!a->end || !b->start || shale_key_compare(a->end, a->end_len, b->start, b->start_len)) {
+            bool overlap = !a->end || (b->start && shale_key_compare(a->end, a->end_len, b->start,
+                                                                     b->start_len) > 0);
             snprintf(msg, sizeof msg, "ranges of '%.60s' and '%.60s' %s", a->name, b->name,
                      overlap ? "overlap" : "leave a gap between them");
             rc = vbad("children", msg);
@@ -442,7 +441,7 @@ static json_t *bound_json(const uint8_t *b, size_t n)
 {
     if (!b)
         return json_string("");
-    char *e = manifest_key_escape(b, n);
+    char *e = shale_key_escape(b, n);
     json_t *j = e ? json_string(e) : NULL;
     free(e);
     return j;
@@ -487,7 +486,7 @@ shale_status split_request_to_json(const split_request *r, char **json)
     }
     *json = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(o);
-    return *json ? SHALE_OK : SHALE_OOM();
+    return *json ? SHALE_OK : AGENT_OOM();
 }
 
 /* Drops what the agent computed: every child's range, rangesComputed. */

@@ -16,8 +16,7 @@
 #include "par.h"
 #include "request.h"
 #include "shale_admin.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,7 +39,7 @@ static shale_status refuse(const char *field, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return shale_err(SHALE_INVALID_ARGUMENT, "split request: field '%s': %s", field, what);
+    return shale_error_set(SHALE_INVALID_ARGUMENT, "split request: field '%s': %s", field, what);
 }
 
 /* A store's failure to answer is not the request's fault: pass it on
@@ -49,9 +48,9 @@ static shale_status store_error(shale_status rc, const char *field)
 {
     if (rc == SHALE_INVALID_ARGUMENT || rc == SHALE_CORRUPT || rc == SHALE_UNSUPPORTED ||
         rc == SHALE_CONFLICT)
-        return shale_err(SHALE_INVALID_ARGUMENT, "split request: field '%s': %s", field,
-                         shale_errmsg());
-    return shale_err_prefix(rc, "split request: field '%s'", field);
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "split request: field '%s': %s", field,
+                               shale_errmsg());
+    return shale_error_prefix(rc, "split request: field '%s'", field);
 }
 
 static shale_status scheme_allowed(const split_policy *p, const char *uri, const char *field)
@@ -120,7 +119,7 @@ shale_status split_request_claim_owner(const split_request *r, size_t i,
     if ((*out = malloc(n)))
         snprintf(*out, n, "split %s child %s of %s", r->name, r->children[i].name, canon);
     free(canon);
-    return *out ? SHALE_OK : SHALE_OOM();
+    return *out ? SHALE_OK : AGENT_OOM();
 }
 
 /* Every store the request names, looked at once: its canonical URI, and
@@ -200,7 +199,7 @@ static shale_status check_children(const split_request *r, const split_policy *p
     size_t n = 0, cap = 2 + 2 * r->child_count;
     fact *f = calloc(cap, sizeof *f);
     if (!f)
-        return SHALE_OOM();
+        return AGENT_OOM();
     f[n].uri = r->parent_store;
     f[n].child = -1;
     snprintf(f[n++].what, sizeof f->what, "the parent's store");
@@ -304,7 +303,7 @@ shale_status split_request_check_stores(split_request *r, const split_policy *p,
         p = &dp;
     }
     if (!agent_store)
-        return shale_err(SHALE_INVALID_ARGUMENT, "split request: the agent has no store");
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "split request: the agent has no store");
     const char *agent_wal = agent_wal_store ? agent_wal_store : agent_store;
     shale_status rc = SHALE_OK;
     if (r->parent_store)
@@ -314,11 +313,12 @@ shale_status split_request_check_stores(split_request *r, const split_policy *p,
     if (rc)
         return rc;
     /* From here on the parent is named the agent's way. */
-    char *ps = xstrdup(agent_store), *pw = agent_wal_store ? xstrdup(agent_wal_store) : NULL;
+    char *ps = agent_strdup(agent_store),
+    *pw = agent_wal_store ? agent_strdup(agent_wal_store) : NULL;
     if (!ps || (agent_wal_store && !pw)) {
         free(ps);
         free(pw);
-        return SHALE_OOM();
+        return AGENT_OOM();
     }
     free(r->parent_store);
     free(r->parent_wal_store);

@@ -3,7 +3,7 @@
 #include "lease.h"
 #include "request.h"
 #include "splitter_int.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -15,13 +15,13 @@ shale_status shard_facts_read(splitter *sp, shard_facts *out)
     memset(out, 0, sizeof *out);
     shale_status rc = shale_shard_info_get(sp->store_uri, &sp->o.db, &out->info);
     if (rc)
-        return shale_err_prefix(rc, "shard %s: reading its SST indexes", sp->shard);
+        return shale_error_prefix(rc, "shard %s: reading its SST indexes", sp->shard);
     lease_view v;
     rc = lease_read(sp->store, &v);
     if (rc) {
         shale_shard_info_clear(&out->info);
         memset(out, 0, sizeof *out);
-        return shale_err_prefix(rc, "shard %s: reading its split lease", sp->shard);
+        return shale_error_prefix(rc, "shard %s: reading its split lease", sp->shard);
     }
     out->split_held = v.held;
     if (v.held)
@@ -73,9 +73,9 @@ shale_status shard_split_points_json(splitter *sp, uint32_t ways, shale_split_by
     shale_status rc = shale_split_points_get(sp->store_uri, &sp->o.db, ways, by, &p);
     if (rc)
         return rc == SHALE_INVALID_ARGUMENT
-                   ? shale_err(SHALE_INVALID_ARGUMENT, "shard %s cannot be split %u ways by "
-                                                       "%s: %s", sp->shard, ways,
-                               split_by_name(by), shale_errmsg())
+                   ? shale_error_set(SHALE_INVALID_ARGUMENT, "shard %s cannot be split %u ways by "
+                                                             "%s: %s", sp->shard, ways,
+                                     split_by_name(by), shale_errmsg())
                    : rc;
     json_t *b = json_array(), *w = json_array();
     for (uint32_t i = 0; i + 1 < p.ways; i++)
@@ -88,5 +88,5 @@ shale_status shard_split_points_json(splitter *sp, uint32_t ways, shale_split_by
     shale_split_points_clear(&p);
     *out = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
     json_decref(o);
-    return *out ? SHALE_OK : SHALE_OOM();
+    return *out ? SHALE_OK : AGENT_OOM();
 }

@@ -7,9 +7,8 @@
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
-#include "table/kv.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "shale_admin.h"
+#include "agent_util.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -83,7 +82,7 @@ static ctl_state *state_locked(source_kube *k, const char *uid)
         if (!strcmp(s->uid, uid))
             return s;
     ctl_state *s = calloc(1, sizeof *s);
-    if (!s || !(s->uid = xstrdup(uid))) {
+    if (!s || !(s->uid = agent_strdup(uid))) {
         free(s);
         return NULL;
     }
@@ -204,7 +203,7 @@ static outcome set_finalizer(source_kube *k, obj *v, bool add)
     kube_resp r = KUBE_RESP_INIT;
     shale_status rc = body && path ? kube_request(k->c, "PATCH", path, body,
                                                   "application/merge-patch+json", 30, &r)
-                                   : SHALE_OOM();
+                                   : AGENT_OOM();
     free(body);
     free(path);
     outcome out = DONE;
@@ -274,7 +273,7 @@ static char *busy_with(source_kube *k)
     json_array_foreach(a, i, s)
         if (!terminal(jstr(s, "phase")) && !json_is_true(json_object_get(s, "dryRun")) &&
             jstr(s, "name")) {
-            name = xstrdup(jstr(s, "name"));
+            name = agent_strdup(jstr(s, "name"));
             break;
         }
     json_decref(a);
@@ -288,7 +287,7 @@ static shale_status local_check(source_kube *k, split_request *r)
 {
     split_request *c = split_request_dup(r);
     if (!c)
-        return SHALE_OOM();
+        return AGENT_OOM();
     const uint8_t *s = NULL, *e = NULL;
     size_t sl = 0, el = 0;
     bool s_unb = false, e_unb = false;
@@ -296,11 +295,11 @@ static shale_status local_check(source_kube *k, split_request *r)
         const split_child *ch = &c->children[i];
         if (!ch->start)
             s_unb = true;
-        else if (!s_unb && (!s || kv_key_cmp(ch->start, ch->start_len, s, sl) < 0))
+        else if (!s_unb && (!s || shale_key_compare(ch->start, ch->start_len, s, sl) < 0))
             s = ch->start, sl = ch->start_len;
         if (!ch->end)
             e_unb = true;
-        else if (!e_unb && (!e || kv_key_cmp(ch->end, ch->end_len, e, el) > 0))
+        else if (!e_unb && (!e || shale_key_compare(ch->end, ch->end_len, e, el) > 0))
             e = ch->end, el = ch->end_len;
     }
     /* A placeholder store: the real default comes from the splitter. */
@@ -328,7 +327,7 @@ static split_request *request_of(obj *v, char *why, size_t n)
     char origin[400];
     snprintf(origin, sizeof origin, "ShardSplit %.100s/%.253s", v->t.ns, v->name);
     split_request *r = NULL;
-    shale_status rc = text ? split_request_parse(origin, text, strlen(text), &r) : SHALE_OOM();
+    shale_status rc = text ? split_request_parse(origin, text, strlen(text), &r) : AGENT_OOM();
     free(text);
     if (rc)
         snprintf(why, n, "%s", shale_errmsg());
@@ -573,10 +572,10 @@ shale_status source_kube_new(const agent_config *cfg, split_service *svc, source
     *out = NULL;
     source_kube *k = calloc(1, sizeof *k);
     if (!k)
-        return SHALE_OOM();
+        return AGENT_OOM();
     pthread_mutex_init(&k->mu, NULL);
     k->svc = svc;
-    k->shard = xstrdup(cfg->shard);
+    k->shard = agent_strdup(cfg->shard);
     shale_status rc = kube_client_new(cfg->kubeconfig, cfg->kube_namespace, cfg->kube_insecure,
                                       &k->c);
     if (!rc) {
@@ -586,7 +585,7 @@ shale_status source_kube_new(const agent_config *cfg, split_service *svc, source
         k->coll = malloc(n);
         if (k->coll)
             snprintf(k->coll, n, "/apis/" GROUP_VERSION "/namespaces/%s/shardsplits", ns);
-        rc = k->coll && k->shard ? SHALE_OK : SHALE_OOM();
+        rc = k->coll && k->shard ? SHALE_OK : AGENT_OOM();
     }
     if (!rc)
         rc = kube_queue_new(RETRY_BASE_MS, RETRY_MAX_MS, &k->q);
@@ -675,7 +674,7 @@ shale_status source_kube_start(source_kube *k)
 {
     metrics_set_extra(render_metrics, k);
     if (pthread_create(&k->worker, NULL, work, k))
-        return shale_err(SHALE_IO, "kubernetes source: cannot start its worker");
+        return shale_error_set(SHALE_IO, "kubernetes source: cannot start its worker");
     k->started = true;
     shale_status rc = kube_watch_start(k->w);
     return rc;
@@ -712,9 +711,9 @@ void source_kube_free(source_kube *k)
     source_kube_stop(k);
     /* The last statuses first (bounded), then end every request. */
     if (k->ks && k->started) {
-        int64_t end = mono_ms() + STATUS_GRACE_MS;
-        while (!kube_status_idle(k->ks) && mono_ms() < end)
-            sleep_ms(20);
+        int64_t end = agent_mono_ms() + STATUS_GRACE_MS;
+        while (!kube_status_idle(k->ks) && agent_mono_ms() < end)
+            agent_sleep_ms(20);
     }
     if (k->c)
         kube_client_cancel(k->c);

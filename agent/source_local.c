@@ -8,8 +8,7 @@
 #include "journal.h"
 #include "log.h"
 #include "request.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -215,7 +214,7 @@ static seen *track(source_local *s, const char *file)
         if (!strcmp(x->file, file))
             return x;
     seen *x = calloc(1, sizeof *x);
-    if (!x || !(x->file = xstrdup(file))) {
+    if (!x || !(x->file = agent_strdup(file))) {
         free(x);
         return NULL;
     }
@@ -240,8 +239,8 @@ static void handle_request(source_local *s, seen *x, const char *file)
     shale_status rc = split_request_parse(origin, text, len, &r);
     free(text);
     if (!rc && !name_ok(r->name, strlen(r->name)))
-        rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: field 'name': must be 1-63 characters of "
-                                               "a-z, 0-9, '-' and '.'", origin);
+        rc = shale_error_set(SHALE_INVALID_ARGUMENT, "%s: field 'name': must be 1-63 characters of "
+                                                     "a-z, 0-9, '-' and '.'", origin);
     if (rc) {
         refuse(s, x, file, "InvalidRequest", shale_errmsg());
         split_request_free(r);
@@ -422,43 +421,44 @@ static shale_status check_dir(int fd, const char *dir, const char *sub)
 {
     struct stat st;
     if (fstat(fd, &st) != 0)
-        return shale_err(SHALE_IO, "local source: %s%s: %s", dir, sub, strerror(errno));
+        return shale_error_set(SHALE_IO, "local source: %s%s: %s", dir, sub, strerror(errno));
     unsigned mode = (unsigned)st.st_mode & 07777;
     if (st.st_uid != geteuid() && st.st_uid != 0)
-        return shale_err(SHALE_INVALID_ARGUMENT,
-                         "local source: %s%s is owned by uid %u, not the agent (uid %u) or "
-                         "root: its owner could submit splits ('sources.local.dir')",
-                         dir, sub, (unsigned)st.st_uid, (unsigned)geteuid());
+        return shale_error_set(SHALE_INVALID_ARGUMENT,
+                               "local source: %s%s is owned by uid %u, not the agent (uid %u) or "
+                               "root: its owner could submit splits ('sources.local.dir')",
+                               dir, sub, (unsigned)st.st_uid, (unsigned)geteuid());
     if (mode & S_IWOTH)
-        return shale_err(SHALE_INVALID_ARGUMENT,
-                         "local source: %s%s is writable by every user (mode %04o): anyone "
-                         "on the host could submit or cancel splits; chmod o-w it or point "
-                         "'sources.local.dir' at a private directory", dir, sub, mode);
+        return shale_error_set(SHALE_INVALID_ARGUMENT,
+                               "local source: %s%s is writable by every user (mode %04o): anyone "
+                               "on the host could submit or cancel splits; chmod o-w it or point "
+                               "'sources.local.dir' at a private directory", dir, sub, mode);
     if ((mode & S_IWGRP) && !agent_has_group(st.st_gid))
-        return shale_err(SHALE_INVALID_ARGUMENT,
-                         "local source: %s%s is writable by group %u (mode %04o), a group "
-                         "the agent is not in: its members could submit splits; chmod g-w "
-                         "it or chgrp it to the agent's group", dir, sub,
-                         (unsigned)st.st_gid, mode);
+        return shale_error_set(SHALE_INVALID_ARGUMENT,
+                               "local source: %s%s is writable by group %u (mode %04o), a group "
+                               "the agent is not in: its members could submit splits; chmod g-w "
+                               "it or chgrp it to the agent's group", dir, sub,
+                               (unsigned)st.st_gid, mode);
     return SHALE_OK;
 }
 
 static shale_status open_sub(source_local *s, const char *sub, int *out)
 {
     if (mkdirat(s->base_fd, sub, 0750) != 0 && errno != EEXIST)
-        return shale_err(SHALE_IO, "local source: mkdir %s/%s: %s", s->dir, sub,
-                         strerror(errno));
+        return shale_error_set(SHALE_IO, "local source: mkdir %s/%s: %s", s->dir, sub,
+                               strerror(errno));
     struct stat st;
     if (fstatat(s->base_fd, sub, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-        return shale_err(SHALE_INVALID_ARGUMENT, "local source: %s/%s is a symbolic link: it "
-                                                 "must be a directory of its own", s->dir, sub);
+        return shale_error_set(SHALE_INVALID_ARGUMENT,
+                               "local source: %s/%s is a symbolic link: it "
+                               "must be a directory of its own", s->dir, sub);
     int fd = openat(s->base_fd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return shale_err(errno == ELOOP || errno == ENOTDIR ? SHALE_INVALID_ARGUMENT : SHALE_IO,
-                         "local source: %s/%s %s", s->dir, sub,
-                         errno == ELOOP ? "is a symbolic link: it must be a directory of its "
-                                          "own"
-                         : errno == ENOTDIR ? "is not a directory" : strerror(errno));
+        return shale_error_set(errno == ELOOP || errno == ENOTDIR ? SHALE_INVALID_ARGUMENT : SHALE_IO,
+                               "local source: %s/%s %s", s->dir, sub,
+                               errno == ELOOP ? "is a symbolic link: it must be a directory of its "
+                                                "own"
+                               : errno == ENOTDIR ? "is not a directory" : strerror(errno));
     char label[32];
     snprintf(label, sizeof label, "/%s", sub);
     shale_status rc = check_dir(fd, s->dir, label);
@@ -503,7 +503,7 @@ shale_status source_local_new(const char *dir, uint32_t poll_ms, split_service *
     *out = NULL;
     char p[4096];
     if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p)
-        return shale_err(SHALE_INVALID_ARGUMENT, "local source: directory name too long");
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "local source: directory name too long");
     /* mkdir -p of the configured directory (the operator's path). */
     for (char *q = p + 1; *q; q++)
         if (*q == '/') {
@@ -512,11 +512,11 @@ shale_status source_local_new(const char *dir, uint32_t poll_ms, split_service *
             *q = '/';
         }
     if (mkdir(p, 0750) != 0 && errno != EEXIST)
-        return shale_err(SHALE_IO, "local source: mkdir %s: %s", p, strerror(errno));
+        return shale_error_set(SHALE_IO, "local source: mkdir %s: %s", p, strerror(errno));
     source_local *s = calloc(1, sizeof *s);
-    if (!s || !(s->dir = xstrdup(dir))) {
+    if (!s || !(s->dir = agent_strdup(dir))) {
         free(s);
-        return SHALE_OOM();
+        return AGENT_OOM();
     }
     s->base_fd = s->req_fd = s->status_fd = s->err_fd = -1;
     s->poll_ms = poll_ms ? poll_ms : 200;
@@ -526,7 +526,7 @@ shale_status source_local_new(const char *dir, uint32_t poll_ms, split_service *
     shale_status rc = SHALE_OK;
     s->base_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->base_fd < 0)
-        rc = shale_err(SHALE_IO, "local source: %s: %s", dir, strerror(errno));
+        rc = shale_error_set(SHALE_IO, "local source: %s: %s", dir, strerror(errno));
     if (!rc)
         rc = check_dir(s->base_fd, dir, "");
     if (!rc)
@@ -547,7 +547,7 @@ shale_status source_local_new(const char *dir, uint32_t poll_ms, split_service *
 shale_status source_local_start(source_local *s)
 {
     if (pthread_create(&s->thread, NULL, loop, s))
-        return shale_err(SHALE_IO, "local source: cannot start its thread");
+        return shale_error_set(SHALE_IO, "local source: cannot start its thread");
     s->started = true;
     return SHALE_OK;
 }

@@ -2,8 +2,7 @@
 #include "split_auto.h"
 #include "log.h"
 #include "shale_admin.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,24 +36,24 @@ shale_status split_auto_fill(split_request *r, const char *uri, const shale_opti
      * what the figures need), then the points inside it. */
     shale_status rc = shale_shard_info_get(uri, opts, &info);
     if (rc)
-        return shale_err_prefix(rc, "split request: computing the children's ranges");
+        return shale_error_prefix(rc, "split request: computing the children's ranges");
     rc = shale_split_points_get(uri, opts, (uint32_t)n, r->split_by, &pts);
     if (rc == SHALE_INVALID_ARGUMENT) {
-        rc = shale_err(SHALE_INVALID_ARGUMENT,
-                       "split request: field 'children': the shard is too small to split %zu "
-                       "ways by %s (%llu %s in %llu data blocks of its SSTs; unflushed writes "
-                       "are not counted): %s; give the ranges, or fewer children",
-                       n, split_by_name(r->split_by),
-                       (unsigned long long)(r->split_by == SHALE_SPLIT_BY_KEYS
+        rc = shale_error_set(SHALE_INVALID_ARGUMENT,
+                             "split request: field 'children': the shard is too small to split %zu "
+                             "ways by %s (%llu %s in %llu data blocks of its SSTs; unflushed writes "
+                             "are not counted): %s; give the ranges, or fewer children",
+                             n, split_by_name(r->split_by),
+                             (unsigned long long)(r->split_by == SHALE_SPLIT_BY_KEYS
                                                 ? info.approx_keys : info.kv_bytes),
-                       r->split_by == SHALE_SPLIT_BY_KEYS ? "keys" : "bytes",
-                       (unsigned long long)info.data_blocks, shale_errmsg());
+                             r->split_by == SHALE_SPLIT_BY_KEYS ? "keys" : "bytes",
+                             (unsigned long long)info.data_blocks, shale_errmsg());
         shale_shard_info_clear(&info);
         return rc;
     }
     if (rc) {
         shale_shard_info_clear(&info);
-        return shale_err_prefix(rc, "split request: computing the children's ranges");
+        return shale_error_prefix(rc, "split request: computing the children's ranges");
     }
     /* Fill a copy, so a failure leaves r as it was. */
     split_child *kids = calloc(n, sizeof *kids);
@@ -74,7 +73,7 @@ shale_status split_auto_fill(split_request *r, const char *uri, const shale_opti
         free(kids);
         shale_shard_info_clear(&info);
         shale_split_points_clear(&pts);
-        return SHALE_OOM();
+        return AGENT_OOM();
     }
     for (size_t i = 0; i < n; i++) {
         split_child *c = &r->children[i];

@@ -19,9 +19,8 @@
 #include "journal.h"
 #include "lease.h"
 #include "log.h"
-#include "db/manifest.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "shale_admin.h"
+#include "agent_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,22 +66,22 @@ shale_status validate_against_parent(splitter *sp, split_request *r)
     /* The stores first, before any is opened: the parent is the agent's. */
     const char *uri = sp->store_uri;
     shale_objstore *s = NULL;
-    manifest *m = NULL;
+    shale_manifest_view *m = NULL;
     shale_status rc = split_request_check_stores(r, &sp->o.policy, sp->store_uri, sp->wal_uri,
                                                  &sp->o.db);
     if (rc)
         return rc;
     rc = shale_objstore_open(uri, &sp->o.db.store, &s);
     if (!rc)
-        rc = manifest_store_load_latest(s, 0, &m);
+        rc = shale_manifest_view_load(s, 0, &m);
     shale_objstore_close(s);
     if (rc == SHALE_NOT_FOUND)
-        return shale_err(SHALE_INVALID_ARGUMENT, "parent store %s holds no database", uri);
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "parent store %s holds no database", uri);
     if (rc)
         return rc;
     rc = split_request_validate(r, sp->shard, sp->store_uri, sp->wal_uri, m->range_start,
                                 m->range_start_len, m->range_end, m->range_end_len);
-    manifest_free(m);
+    shale_manifest_view_free(m);
     return rc;
 }
 
@@ -131,7 +130,7 @@ job *job_from_state(splitter *sp, const char *name, split_state *st, shale_statu
     if (rc) {
         split_state_free(st);
         j->load = transient(rc) ? JOB_UNREADABLE : JOB_CORRUPT;
-        j->load_error = xstrdup(why);
+        j->load_error = agent_strdup(why);
         st = placeholder(name, j->load == JOB_CORRUPT, why);
         if (!st || !j->load_error) {
             split_state_free(st);
@@ -149,7 +148,7 @@ job *job_from_state(splitter *sp, const char *name, split_state *st, shale_statu
                           : "split journal cannot be read now; will retry");
     }
     j->st = st;
-    j->added_ms = now_ms();
+    j->added_ms = agent_now_ms();
     return j;
 }
 
@@ -245,9 +244,9 @@ void splitter_adopt_lease(splitter *sp)
     bool wait = false;
     if (!known && sp->adopt_seq != v.top) {
         sp->adopt_seq = v.top;
-        sp->adopt_seen_ms = mono_ms();
+        sp->adopt_seen_ms = agent_mono_ms();
         wait = true;
-    } else if (!known && mono_ms() - sp->adopt_seen_ms < ADOPT_GRACE_MS) {
+    } else if (!known && agent_mono_ms() - sp->adopt_seen_ms < ADOPT_GRACE_MS) {
         wait = true;
     }
     pthread_mutex_unlock(&sp->mu);
@@ -268,8 +267,8 @@ void splitter_adopt_lease(splitter *sp)
                 rc = validate_against_parent(sp, r);
             if (!rc)
                 rc = split_request_to_json(r, &canon);
-            if (!rc && !(st = split_state_new(r, canon, false, now_ms())))
-                rc = SHALE_OOM();
+            if (!rc && !(st = split_state_new(r, canon, false, agent_now_ms())))
+                rc = AGENT_OOM();
             if (!rc) {
                 st->lease.state = LEASE_HELD;
                 st->lease.seq = v.top;

@@ -22,14 +22,13 @@
  * past the point of no return (Failed, lease kept for an operator).
  */
 #include "splitter_int.h"
-#include "db/manifest.h"
+#include "shale_admin.h"
 #include "failpoint.h"
 #include "journal.h"
 #include "lease.h"
 #include "log.h"
 #include "split_status.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,7 +57,7 @@ shale_status splitter_save(splitter *sp, job *j)
         pthread_mutex_lock(&sp->mu);
         split_state *copy = split_state_dup(j->st);
         pthread_mutex_unlock(&sp->mu);
-        rc = copy ? journal_save(sp->store, copy) : SHALE_OOM();
+        rc = copy ? journal_save(sp->store, copy) : AGENT_OOM();
         pthread_mutex_lock(&sp->mu);
         if (!rc)
             j->st->journal_version = copy->journal_version;
@@ -97,7 +96,7 @@ struct async_save {
 static void *async_save_main(void *arg)
 {
     async_save *a = arg;
-    a->rc = a->copy ? journal_save(a->sp->store, a->copy) : SHALE_OOM();
+    a->rc = a->copy ? journal_save(a->sp->store, a->copy) : AGENT_OOM();
     if (a->rc)
         snprintf(a->msg, sizeof a->msg, "%s", shale_errmsg());
     return NULL;
@@ -139,7 +138,7 @@ static shale_status async_save_join(async_save *a)
                    "journal write failed");
     splitter_notify(sp, j);
     failpoint(a->after_fp);
-    return a->rc ? shale_err(a->rc, "%s", a->msg) : SHALE_OK;
+    return a->rc ? shale_error_set(a->rc, "%s", a->msg) : SHALE_OK;
 }
 
 shale_status run_barrier(run *r)
@@ -422,7 +421,7 @@ static bool check_lease(splitter *sp, job *j, bool *retry)
     *retry = false;
     pthread_mutex_lock(&sp->mu);
     bool fresh_here = j->lease_taken_ms && j->st->lease.state == LEASE_HELD &&
-                      mono_ms() - j->lease_taken_ms < LEASE_FRESH_MS;
+                      agent_mono_ms() - j->lease_taken_ms < LEASE_FRESH_MS;
     j->lease_taken_ms = 0;   /* a later run (a retry, a resume) reads it */
     pthread_mutex_unlock(&sp->mu);
     if (fresh_here)
@@ -430,7 +429,7 @@ static bool check_lease(splitter *sp, job *j, bool *retry)
     pthread_mutex_lock(&sp->mu);
     lease_state had = j->st->lease.state;
     uint64_t had_seq = j->st->lease.seq;
-    char *req = j->req_json ? xstrdup(j->req_json) : NULL;
+    char *req = j->req_json ? agent_strdup(j->req_json) : NULL;
     pthread_mutex_unlock(&sp->mu);
     uint64_t seq = 0;
     bool fresh = false;
@@ -604,14 +603,14 @@ static void run_job(splitter *sp, job *j)
                 break;   /* "Running" is journalled before any side effect */
         }
         running_saved = false;
-        int64_t t0 = mono_ms();
+        int64_t t0 = agent_mono_ms();
         bool stopped;
         shale_status rc = step_loop(sp, j, &r, step, &res, &stopped);
         /* CONFLICT from the step loop means another agent writes the journal
          * now -- unless it is the pre-flight's refusal, which fails below. */
         if (stopped || (rc == SHALE_CONFLICT && !r.refused))
             break;
-        double secs = (double)(mono_ms() - t0) / 1000.0;
+        double secs = (double)(agent_mono_ms() - t0) / 1000.0;
         if (sp->step_cb)
             sp->step_cb(sp->step_ctx, sname, secs);
         if (rc) {
@@ -696,7 +695,7 @@ static void run_job(splitter *sp, job *j)
     split_plan_free(res.plan);
     free(res.children);
     shale_close(r.db);
-    manifest_free(r.parent_latest);
+    shale_manifest_view_free(r.parent_latest);
 }
 
 job *next_runnable_locked(splitter *sp)

@@ -1,6 +1,6 @@
 /* split_state.c -- see split_state.h. */
 #include "split_state.h"
-#include "util/misc.h"
+#include "agent_util.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -76,7 +76,7 @@ bool split_phase_terminal(split_phase p)
 
 bool split_state_set_str(char **dst, const char *src)
 {
-    char *c = xstrdup(src ? src : "");
+    char *c = agent_strdup(src ? src : "");
     if (!c)
         return false;
     free(*dst);
@@ -108,7 +108,7 @@ split_state *split_state_new(const split_request *r, const char *request_json, b
         return NULL;
     bool ok = split_state_set_str(&s->name, r->name) &&
               split_state_set_str(&s->shard, r->parent_shard) &&
-              (!request_json || (s->request_json = xstrdup(request_json)));
+              (!request_json || (s->request_json = agent_strdup(request_json)));
     s->dry_run = dry_run;
     s->phase = dry_run ? PHASE_PENDING : PHASE_ACCEPTED;
     s->start_ms = now;
@@ -119,8 +119,8 @@ split_state *split_state_new(const split_request *r, const char *request_json, b
     ok = ok && s->children;
     for (size_t i = 0; ok && i < r->child_count; i++) {
         s->child_count++;
-        ok = (s->children[i].name = xstrdup(r->children[i].name)) &&
-             (s->children[i].store = xstrdup(r->children[i].store));
+        ok = (s->children[i].name = agent_strdup(r->children[i].name)) &&
+             (s->children[i].store = agent_strdup(r->children[i].store));
     }
     if (!ok) {
         split_state_free(s);
@@ -165,7 +165,7 @@ void split_state_free(split_state *s)
 static bool dup_str(char **dst, const char *src)
 {
     *dst = NULL;
-    return !src || (*dst = xstrdup(src));
+    return !src || (*dst = agent_strdup(src));
 }
 
 split_state *split_state_dup(const split_state *s)

@@ -124,9 +124,9 @@ json_t *split_status_json(const split_state *s)
                                       (json_int_t)s->stalled.retries, "nextRetryTime",
                                       time_or_null(s->stalled.next_retry_ms)));
     if (!s->dry_run) {
-        char key[PATH_KEY_MAX] = "";
+        char key[SHALE_KEY_MAX] = "";
         if (s->lease.seq)
-            lease_key(s->lease.seq, key, sizeof key);
+            shale_lease_key(s->lease.seq, key, sizeof key);
         json_object_set_new(d, "lease", json_pack("{s:s, s:s, s:I}", "state",
                                                   lease_state_name(s->lease.state), "record",
                                                   key, "seq", (json_int_t)s->lease.seq));

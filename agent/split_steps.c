@@ -6,11 +6,8 @@
 #include "splitter_int.h"
 #include "failpoint.h"
 #include "preflight.h"
-#include "db/checkpoint_int.h"
-#include "db/clone_int.h"
-#include "db/manifest.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "shale_admin.h"
+#include "agent_util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -69,11 +66,11 @@ shale_status do_full_flush(run *r, step_result *res)
     if (rc)
         return rc;
     if (cp.replay_after_wal_id != cp.next_wal_sst_id - 1)
-        return shale_err(SHALE_CONFLICT,
-                         "full flush left a WAL gap (replay_after_wal_id %llu, "
-                         "next_wal_sst_id %llu): a write raced the split",
-                         (unsigned long long)cp.replay_after_wal_id,
-                         (unsigned long long)cp.next_wal_sst_id);
+        return shale_error_set(SHALE_CONFLICT,
+                               "full flush left a WAL gap (replay_after_wal_id %llu, "
+                               "next_wal_sst_id %llu): a write raced the split",
+                               (unsigned long long)cp.replay_after_wal_id,
+                               (unsigned long long)cp.next_wal_sst_id);
     res->has_checkpoint = true;
     snprintf(res->checkpoint_id, sizeof res->checkpoint_id, "%s", cp.id);
     res->replay_after_wal_id = cp.replay_after_wal_id;
@@ -108,7 +105,7 @@ static void *wipe_worker(void *arg)
         if (i >= j->l->count)
             return NULL;
         uint64_t id;
-        if (i == j->keep || !wal_key_parse(j->l->items[i].key, &id))
+        if (i == j->keep || !shale_wal_key_parse(j->l->items[i].key, &id))
             continue;
         shale_status rc = shale_objstore_delete(j->w, j->l->items[i].key);
         pthread_mutex_lock(&j->mu);
@@ -143,7 +140,7 @@ static shale_status wipe_barrier(void *ctx)
     wipe_gate *g = ctx;
     shale_status rc = run_barrier(g->r);
     g->journal_failed = rc != SHALE_OK;
-    return rc ? shale_err_prefix(rc, "journalling WipeLocalWAL Running") : SHALE_OK;
+    return rc ? shale_error_prefix(rc, "journalling WipeLocalWAL Running") : SHALE_OK;
 }
 
 shale_status do_wipe(run *r, step_result *res)
@@ -161,7 +158,7 @@ shale_status do_wipe(run *r, step_result *res)
     if (g.journal_failed)
         return prc;
     if ((r->refused = prc != SHALE_OK))
-        return shale_err_prefix(prc, "refused before the WAL wipe, nothing deleted");
+        return shale_error_prefix(prc, "refused before the WAL wipe, nothing deleted");
     const char *wal = parent_wal(r);
     if (!wal || !strcmp(wal, parent_store(r))) {
         snprintf(msg, msglen, "WAL is in the main store: no local WAL to wipe");
@@ -173,7 +170,7 @@ shale_status do_wipe(run *r, step_result *res)
     if (rc)
         return rc;
     shale_objlist l;
-    rc = shale_objstore_list_all(w, PATH_WAL_DIR, &l);
+    rc = shale_objstore_list_all(w, SHALE_WAL_DIR, &l);
     if (rc) {
         shale_objstore_close(w);
         return rc;
@@ -182,13 +179,13 @@ shale_status do_wipe(run *r, step_result *res)
     size_t keep = l.count;   /* index of the newest WAL object, kept as a fence */
     for (size_t i = 0; i < l.count; i++) {
         uint64_t id;
-        if (!wal_key_parse(l.items[i].key, &id))
+        if (!shale_wal_key_parse(l.items[i].key, &id))
             continue;
         if (id > replay_after) {
-            rc = shale_err(SHALE_CONFLICT,
-                           "refusing to wipe the local WAL: %s/%s is above "
-                           "replay_after_wal_id %llu, so its data is not in L0 (data loss)",
-                           wal, l.items[i].key, (unsigned long long)replay_after);
+            rc = shale_error_set(SHALE_CONFLICT,
+                                 "refusing to wipe the local WAL: %s/%s is above "
+                                 "replay_after_wal_id %llu, so its data is not in L0 (data loss)",
+                                 wal, l.items[i].key, (unsigned long long)replay_after);
             goto out;
         }
         keep = i;
@@ -206,7 +203,7 @@ shale_status do_wipe(run *r, step_result *res)
     deleted = wj.deleted;
     bytes = wj.bytes;
     if ((rc = wj.rc)) {
-        shale_err(rc, "%s", wj.msg);
+        shale_error_set(rc, "%s", wj.msg);
         goto out;
     }
     snprintf(msg, msglen, "deleted %llu WAL objects (%llu bytes) at or below %llu; kept the "
@@ -221,7 +218,7 @@ out:
 static shale_status clone_barrier(void *ctx)
 {
     shale_status rc = run_barrier(ctx);
-    return rc ? shale_err_prefix(rc, "journalling Clone Running") : SHALE_OK;
+    return rc ? shale_error_prefix(rc, "journalling Clone Running") : SHALE_OK;
 }
 
 /* Every child at once (shale_clone_many: a thread per child, the parent's
@@ -233,14 +230,15 @@ shale_status do_clone(run *r, step_result *res)
     splitter *sp = r->sp;
     const split_request *q = r->req;
     if (!*r->checkpoint_id)
-        return shale_err(SHALE_CORRUPT, "journal of %s has no checkpointId at Clone", r->name);
+        return shale_error_set(SHALE_CORRUPT,
+                               "journal of %s has no checkpointId at Clone", r->name);
     size_t n = q->child_count;
     shale_clone_spec *specs = calloc(n ? n : 1, sizeof *specs);
     shale_clone_result *crs = calloc(n ? n : 1, sizeof *crs);
     if (!specs || !crs) {
         free(specs);
         free(crs);
-        return SHALE_OOM();
+        return AGENT_OOM();
     }
     for (size_t i = 0; i < n; i++) {
         const split_child *c = &q->children[i];
@@ -260,15 +258,15 @@ shale_status do_clone(run *r, step_result *res)
     shale_status rc = SHALE_OK;
     /* The clone's first phase (reads and probes) runs beside the journal
      * write of Clone "Running"; it waits for that write before its first
-     * write (clone_many_run's barrier). */
+     * write (shale_clone_many_barrier's barrier). */
     if (fps && strstr(fps, "Clone.mid") && n > 0) {
-        rc = clone_many_run(specs, 1, &sp->o.db, crs, &failed, clone_barrier, r);
+        rc = shale_clone_many_barrier(specs, 1, &sp->o.db, crs, &failed, clone_barrier, r);
         first = 1;
         if (!rc)
             failpoint("Clone.mid");
     }
     if (!rc) {
-        rc = clone_many_run(specs + first, n - first, &sp->o.db, crs + first, &failed,
+        rc = shale_clone_many_barrier(specs + first, n - first, &sp->o.db, crs + first, &failed,
                             clone_barrier, r);
         failed += first;
     }
@@ -276,7 +274,7 @@ shale_status do_clone(run *r, step_result *res)
         rc = run_barrier(r);   /* no child to clone: still durable before Done */
     if (rc) {
         const split_child *c = &q->children[failed < n ? failed : 0];
-        rc = shale_err_prefix(rc, "cloning child %s into %s", c->name, c->store);
+        rc = shale_error_prefix(rc, "cloning child %s into %s", c->name, c->store);
     }
     for (size_t i = 0; i < n && !rc; i++) {
         res->objects_copied += crs[i].wal_ssts_copied;
@@ -305,15 +303,15 @@ shale_status do_complete(run *r, step_result *res)
          * process ran Verify (one conditional write instead of a LIST, a
          * GET and the write): if anything wrote the parent since, the
          * write finds its version taken and the removal is applied to the
-         * version read then (cp_remove_on). */
+         * version read then (shale_checkpoint_delete_on). */
         shale_objstore *s = NULL;
         shale_status rc = shale_objstore_open(parent_store(r), &r->sp->o.db.store, &s);
         if (!rc)
-            rc = cp_remove_on(s, r->checkpoint_id, true, r->parent_latest);
+            rc = shale_checkpoint_delete_on(s, r->checkpoint_id, r->parent_latest);
         shale_objstore_close(s);
         if (rc)
-            return shale_err_prefix(rc, "releasing the split's checkpoint %s",
-                                    r->checkpoint_id);
+            return shale_error_prefix(rc, "releasing the split's checkpoint %s",
+                                      r->checkpoint_id);
     }
     failpoint("Complete.mid");
     return SHALE_OK;
@@ -325,32 +323,32 @@ shale_status do_plan(run *r, step_result *res)
     splitter *sp = r->sp;
     const split_request *q = r->req;
     shale_objstore *s = NULL;
-    manifest *m = NULL;
+    shale_manifest_view *m = NULL;
     shale_reader *pr = NULL;
     shale_options po = db_opts(sp, parent_wal(r));
     split_plan *plan = calloc(1, sizeof *plan);
     if (!plan || !(plan->children = calloc(q->child_count, sizeof *plan->children))) {
         free(plan);
-        return SHALE_OOM();
+        return AGENT_OOM();
     }
     shale_status rc = shale_objstore_open(parent_store(r), &sp->o.db.store, &s);
     if (!rc)
-        rc = manifest_store_load_latest(s, 0, &m);
+        rc = shale_manifest_view_load(s, 0, &m);
     if (!rc)
         rc = shale_reader_open(parent_store(r), &po, NULL, &pr);
     for (size_t i = 0; i < q->child_count && !rc; i++) {
         const split_child *c = &q->children[i];
         split_plan_child *k = &plan->children[i];
         plan->child_count++;
-        if (!(k->name = xstrdup(c->name)) || !(k->store = xstrdup(c->store))) {
-            rc = SHALE_OOM();
+        if (!(k->name = agent_strdup(c->name)) || !(k->store = agent_strdup(c->store))) {
+            rc = AGENT_OOM();
             break;
         }
         for (size_t l = 0; l <= m->run_count; l++) {
-            const sst_handle *h = l == 0 ? m->l0 : m->runs[l - 1].ssts;
+            const shale_manifest_sst *h = l == 0 ? m->l0 : m->runs[l - 1].ssts;
             size_t n = l == 0 ? m->l0_count : m->runs[l - 1].count;
             for (size_t x = 0; x < n; x++) {
-                if (!sst_handle_overlaps(&h[x], c->start, c->start_len, c->end, c->end_len))
+                if (!shale_manifest_sst_overlaps(&h[x], c->start, c->start_len, c->end, c->end_len))
                     continue;
                 k->ssts++;
                 k->bytes += h[x].size;
@@ -369,7 +367,7 @@ shale_status do_plan(run *r, step_result *res)
         split_plan_free(plan);
     }
     shale_reader_close(pr);
-    manifest_free(m);
+    shale_manifest_view_free(m);
     shale_objstore_close(s);
     return rc;
 }

@@ -31,16 +31,13 @@
  */
 #include "splitter_int.h"
 #include "journal.h"
-#include "db/env.h"
-#include "db/paths.h"
-#include "db/manifest.h"
+#include "shale_admin.h"
 #include "lease.h"
 #include "log.h"
 #include "par.h"
 #include "split_auto.h"
 #include "split_status.h"
-#include "util/misc.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -63,7 +60,7 @@ void splitter_options_init(splitter_options *o)
 
 static int64_t clock_now(const splitter *sp)
 {
-    return sp->o.clock_ms ? sp->o.clock_ms(sp->o.clock_ctx) : now_ms();
+    return sp->o.clock_ms ? sp->o.clock_ms(sp->o.clock_ctx) : agent_now_ms();
 }
 
 /* Two canonical requests mean the same (the journal's copy is re-dumped;
@@ -120,7 +117,7 @@ static void expire_dry_runs_locked(splitter *sp)
 static void refresh_remote(splitter *sp, job *j)
 {
     pthread_mutex_lock(&sp->mu);
-    char *name = xstrdup(j->st->name);
+    char *name = agent_strdup(j->st->name);
     pthread_mutex_unlock(&sp->mu);
     uint64_t v;
     split_state *st = NULL;
@@ -160,7 +157,7 @@ static bool uncertain_take(splitter *sp, const char *name)
 static void uncertain_add(splitter *sp, const char *name)
 {
     pthread_mutex_lock(&sp->mu);
-    char *c = xstrdup(name);
+    char *c = agent_strdup(name);
     if (c && sp->nuncertain < sizeof sp->uncertain / sizeof *sp->uncertain)
         sp->uncertain[sp->nuncertain++] = c;
     else
@@ -189,7 +186,7 @@ static shale_status status_of(splitter *sp, job *j, char **out)
     pthread_mutex_lock(&sp->mu);
     *out = split_status_text(j->st);
     pthread_mutex_unlock(&sp->mu);
-    return *out ? SHALE_OK : SHALE_OOM();
+    return *out ? SHALE_OK : AGENT_OOM();
 }
 
 static shale_status refuse(splitter *sp, const char *name, shale_status rc)
@@ -213,7 +210,7 @@ typedef struct submit_reads {
     split_request *r;
     bool check_empty;        /* a split not known here: its stores must be empty */
     bool journal_hints;      /* not a dry run: read the journal and the lease */
-    manifest *m;             /* the parent's latest */
+    shale_manifest_view *m;  /* the parent's latest */
     shale_status jrc;        /* journal_load's answer, or -1: not read */
     uint64_t jv;
     split_state *jst;
@@ -240,11 +237,11 @@ static shale_status submit_read_one(void *ctx, size_t i)
         shale_objstore *s = NULL;
         rc = shale_objstore_open(sp->store_uri, &sp->o.db.store, &s);
         if (!rc)
-            rc = manifest_store_load_latest(s, 0, &x->m);
+            rc = shale_manifest_view_load(s, 0, &x->m);
         shale_objstore_close(s);
         if (rc == SHALE_NOT_FOUND)
-            rc = shale_err(SHALE_INVALID_ARGUMENT, "parent store %s holds no database",
-                           sp->store_uri);
+            rc = shale_error_set(SHALE_INVALID_ARGUMENT, "parent store %s holds no database",
+                                 sp->store_uri);
     } else if (i == 2) {
         x->jrc = journal_load(sp->store, x->r->name, &x->jv, &x->jst);
     } else {
@@ -255,7 +252,7 @@ static shale_status submit_read_one(void *ctx, size_t i)
 
 static void submit_reads_free(submit_reads *x)
 {
-    manifest_free(x->m);
+    shale_manifest_view_free(x->m);
     split_state_free(x->jst);
     lease_view_free(&x->lv);
 }
@@ -294,12 +291,12 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
                                   "(%s); new splits are refused until they are", sp->shard,
                  !sp->loaded ? sp->load_error : "a journal is unreadable");
         pthread_mutex_unlock(&sp->mu);
-        rc = refuse(sp, r->name, shale_err(SHALE_RETRYABLE, "%s", why));
+        rc = refuse(sp, r->name, shale_error_set(SHALE_RETRYABLE, "%s", why));
         goto out;
     }
     pthread_mutex_unlock(&sp->mu);
     if (blocked) {
-        rc = refuse(sp, r->name, shale_err(SHALE_CONFLICT, "%s", why));
+        rc = refuse(sp, r->name, shale_error_set(SHALE_CONFLICT, "%s", why));
         goto out;
     }
     if (old) {
@@ -309,8 +306,8 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
         bool same = same_request(old->req_json ? old->req_json : old->st->request_json, canon);
         pthread_mutex_unlock(&sp->mu);
         if (!same) {
-            rc = refuse(sp, r->name, shale_err(SHALE_CONFLICT, "split %s exists with a "
-                                                             "different request", r->name));
+            rc = refuse(sp, r->name, shale_error_set(SHALE_CONFLICT, "split %s exists with a "
+                                                                   "different request", r->name));
             goto out;
         }
         rc = status_of(sp, old, status_json);
@@ -335,15 +332,15 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
             bool same = same_request(st->request_json, canon);
             if (!same) {
                 split_state_free(st);
-                rc = refuse(sp, r->name, shale_err(SHALE_CONFLICT, "split %s exists with a "
-                                                                 "different request",
-                                                   r->name));
+                rc = refuse(sp, r->name, shale_error_set(SHALE_CONFLICT, "split %s exists with a "
+                                                                       "different request",
+                                                         r->name));
                 goto out;
             }
             j = calloc(1, sizeof *j);
             if (!j) {
                 split_state_free(st);
-                rc = SHALE_OOM();
+                rc = AGENT_OOM();
                 goto out;
             }
             j->st = st;
@@ -407,10 +404,10 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
             goto out;
         }
         if (!(j = calloc(1, sizeof *j)) ||
-            !(j->st = split_state_new(r, canon, false, now_ms()))) {
+            !(j->st = split_state_new(r, canon, false, agent_now_ms()))) {
             free(j);
             j = NULL;
-            rc = SHALE_OOM();
+            rc = AGENT_OOM();
             goto out;
         }
         j->st->lease.state = LEASE_HELD;
@@ -425,11 +422,11 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
         if (!v1) {
             job_free(j);
             j = NULL;
-            rc = SHALE_OOM();
+            rc = AGENT_OOM();
             goto out;
         }
         v1->steps[STEP_FENCE].state = STEP_RUNNING;
-        v1->steps[STEP_FENCE].start_ms = now_ms();
+        v1->steps[STEP_FENCE].start_ms = agent_now_ms();
         v1->phase = split_step_phase(STEP_FENCE);
         rc = journal_save(sp->store, v1);
         if (!rc) {
@@ -445,7 +442,7 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
             rc = journal_load(sp->store, r->name, &v, &st2);
             if (!rc) {
                 *status_json = split_status_text(st2);
-                rc = *status_json ? SHALE_OK : SHALE_OOM();
+                rc = *status_json ? SHALE_OK : AGENT_OOM();
             }
             split_state_free(st2);
             goto out;
@@ -456,8 +453,8 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
              * the accept (the lease names it), and an agent that finds the
              * lease without a journal later accepts it from the record. */
             uncertain_add(sp, r->name);
-            rc = shale_err_prefix(rc, "accepting split %s (it holds the split lease; re-send "
-                                      "the request)", r->name);
+            rc = shale_error_prefix(rc, "accepting split %s (it holds the split lease; re-send "
+                                        "the request)", r->name);
             job_free(j);
             j = NULL;
             goto out;
@@ -465,14 +462,15 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
         log_fields(LOG_INFO, r->name, split_step_name(STEP_ACCEPT), -1,
                    (log_field[]){LOG_S("result", "Done"), LOG_N("leaseSeq", seq)}, 2,
                    "split accepted; the shard's split lease is held");
-        j->lease_taken_ms = mono_ms();
+        j->lease_taken_ms = agent_mono_ms();
     } else if ((rc = fill_ranges(sp, r, &canon))) {
         rc = refuse(sp, r->name, rc);
         goto out;
-    } else if (!(j = calloc(1, sizeof *j)) || !(j->st = split_state_new(r, canon, true, now_ms()))) {
+    } else if (!(j = calloc(1, sizeof *j)) || !(j->st = split_state_new(r, canon, true,
+                                                                        agent_now_ms()))) {
         free(j);
         j = NULL;
-        rc = SHALE_OOM();
+        rc = AGENT_OOM();
         goto out;
     }
     j->req = r;
@@ -490,7 +488,7 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
     pthread_mutex_lock(&sp->mu);
     pthread_cond_broadcast(&sp->cv);
     pthread_mutex_unlock(&sp->mu);
-    rc = *status_json ? SHALE_OK : SHALE_OOM();
+    rc = *status_json ? SHALE_OK : AGENT_OOM();
 out:
     split_request_free(r);
     free(canon);
@@ -505,7 +503,7 @@ static shale_status svc_submit(split_service *svc, const split_request *req, boo
     *status_json = NULL;
     split_request *r = split_request_dup(req);
     if (!r)
-        return SHALE_OOM();
+        return AGENT_OOM();
     /* A new split needs empty child stores; a known name is answered
      * below (its status, or a conflict) whatever its stores hold now. */
     pthread_mutex_lock(&sp->mu);
@@ -526,7 +524,7 @@ static shale_status svc_submit(split_service *svc, const split_request *req, boo
                                     pre.m->range_start, pre.m->range_start_len,
                                     pre.m->range_end, pre.m->range_end_len);
     if (!rc && pre.erc)
-        rc = shale_err(pre.erc, "%s", pre.emsg);
+        rc = shale_error_set(pre.erc, "%s", pre.emsg);
     char *canon = NULL;
     if (!rc)
         rc = split_request_to_json(r, &canon);
@@ -556,7 +554,7 @@ static shale_status svc_get(split_service *svc, const char *name, char **status_
     pthread_mutex_unlock(&sp->mu);
     if (!j) {
         *status_json = NULL;
-        return shale_err(SHALE_NOT_FOUND, "no split named %s", name);
+        return shale_error_set(SHALE_NOT_FOUND, "no split named %s", name);
     }
     if (remote)   /* jobs are freed only by expiry, and remote ones never */
         refresh_remote(sp, j);
@@ -574,7 +572,7 @@ static shale_status svc_list(split_service *svc, char **out)
     pthread_mutex_unlock(&sp->mu);
     *out = json_dumps(arr, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(arr);
-    return *out ? SHALE_OK : SHALE_OOM();
+    return *out ? SHALE_OK : AGENT_OOM();
 }
 
 static shale_status svc_abort(split_service *svc, const char *name, char **status_json)
@@ -585,20 +583,20 @@ static shale_status svc_abort(split_service *svc, const char *name, char **statu
     job *j = find_locked(sp, name);
     shale_status rc = SHALE_OK;
     if (!j) {
-        rc = shale_err(SHALE_NOT_FOUND, "no split named %s", name);
+        rc = shale_error_set(SHALE_NOT_FOUND, "no split named %s", name);
     } else if (split_phase_terminal(j->st->phase)) {
         if (j->st->phase == PHASE_ABORTED)
             *status_json = split_status_text(j->st);
         else
-            rc = shale_err(SHALE_CONFLICT, "split %s already finished (%s)", name,
-                           split_phase_name(j->st->phase));
+            rc = shale_error_set(SHALE_CONFLICT, "split %s already finished (%s)", name,
+                                 split_phase_name(j->st->phase));
     } else if (j->orphaned || j->load != JOB_LOADED) {
-        rc = shale_err(SHALE_CONFLICT, "split %s is not driven by this agent (%s)", name,
-                       j->load != JOB_LOADED ? j->load_error : "another agent writes its "
+        rc = shale_error_set(SHALE_CONFLICT, "split %s is not driven by this agent (%s)", name,
+                             j->load != JOB_LOADED ? j->load_error : "another agent writes its "
                                                                 "journal");
     } else if (j->st->steps[STEP_WIPE_WAL].state != STEP_PENDING) {
-        rc = shale_err(SHALE_CONFLICT, "split %s passed the point of no return (the local "
-                                       "WAL wipe started): it only rolls forward", name);
+        rc = shale_error_set(SHALE_CONFLICT, "split %s passed the point of no return (the local "
+                                             "WAL wipe started): it only rolls forward", name);
     } else {
         j->abort_requested = true;
         *status_json = split_status_text(j->st);
@@ -616,7 +614,7 @@ static bool svc_ready(split_service *svc)
 {
     splitter *sp = (splitter *)svc;
     shale_objlist l;
-    shale_status rc = shale_objstore_list(sp->store, PATH_MANIFEST_DIR, NULL, 1, &l);
+    shale_status rc = shale_objstore_list(sp->store, SHALE_MANIFEST_DIR, NULL, 1, &l);
     if (rc)
         return false;
     shale_objlist_free(&l);
@@ -631,22 +629,22 @@ shale_status splitter_new(const splitter_options *o, splitter **out)
 {
     *out = NULL;
     if (!o->shard || !o->store_uri)
-        return shale_err(SHALE_INVALID_ARGUMENT, "splitter: shard and store are required");
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "splitter: shard and store are required");
     splitter *sp = calloc(1, sizeof *sp);
     if (!sp)
-        return SHALE_OOM();
+        return AGENT_OOM();
     sp->svc.ops = &svc_ops;
     sp->o = *o;
-    sp->shard = xstrdup(o->shard);
-    sp->store_uri = xstrdup(o->store_uri);
-    sp->wal_uri = o->wal_store_uri ? xstrdup(o->wal_store_uri) : NULL;
+    sp->shard = agent_strdup(o->shard);
+    sp->store_uri = agent_strdup(o->store_uri);
+    sp->wal_uri = o->wal_store_uri ? agent_strdup(o->wal_store_uri) : NULL;
     sp->o.shard = sp->shard;
     sp->o.store_uri = sp->store_uri;
     sp->o.wal_store_uri = sp->wal_uri;
     sp->o.db.wal_store_uri = NULL;
     /* The worker reads the store options long after this call: keep our
      * own copies of their strings (endpoint, region, keys). */
-    bool store_ok = !db_env_store_options_copy(&sp->o.db.store, &o->db.store);
+    bool store_ok = !shale_objstore_options_copy(&sp->o.db.store, &o->db.store);
     if (!store_ok)
         memset(&sp->o.db.store, 0, sizeof sp->o.db.store);
     pthread_mutex_init(&sp->mu, NULL);
@@ -655,7 +653,7 @@ shale_status splitter_new(const splitter_options *o, splitter **out)
     pthread_cond_init(&sp->cv, NULL);
     shale_status rc = SHALE_OK;
     if (!sp->shard || !sp->store_uri || (o->wal_store_uri && !sp->wal_uri) || !store_ok)
-        rc = SHALE_OOM();
+        rc = AGENT_OOM();
     if (!rc)
         rc = shale_objstore_open(sp->store_uri, &sp->o.db.store, &sp->store);
     if (rc) {
@@ -674,7 +672,7 @@ shale_status splitter_start(splitter *sp)
     if (sp->started)
         return SHALE_OK;
     if (pthread_create(&sp->worker, NULL, splitter_worker, sp))
-        return shale_err(SHALE_IO, "splitter: cannot start the worker thread");
+        return shale_error_set(SHALE_IO, "splitter: cannot start the worker thread");
     sp->started = true;
     return SHALE_OK;
 }
@@ -703,7 +701,7 @@ void splitter_free(splitter *sp)
     pthread_mutex_destroy(&sp->notify_mu);
     pthread_cond_destroy(&sp->cv);
     free(sp->shard);
-    db_env_store_options_free(&sp->o.db.store);
+    shale_objstore_options_free(&sp->o.db.store);
     free(sp->store_uri);
     free(sp->wal_uri);
     free(sp);
@@ -719,7 +717,7 @@ shale_status splitter_add_listener(splitter *sp, split_status_cb cb, void *ctx)
     pthread_mutex_lock(&sp->mu);
     shale_status rc = SHALE_OK;
     if (sp->nlisteners == MAX_LISTENERS)
-        rc = shale_err(SHALE_INVALID_ARGUMENT, "splitter: too many status listeners");
+        rc = shale_error_set(SHALE_INVALID_ARGUMENT, "splitter: too many status listeners");
     else
         sp->listeners[sp->nlisteners++] = (listener){cb, ctx};
     pthread_mutex_unlock(&sp->mu);
@@ -736,7 +734,7 @@ void splitter_on_step(splitter *sp, splitter_step_cb cb, void *ctx)
 
 shale_status splitter_wait_idle(splitter *sp, int64_t timeout_ms)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = agent_mono_ms() + timeout_ms;
     pthread_mutex_lock(&sp->mu);
     for (;;) {
         bool unreadable = !sp->loaded;
@@ -746,11 +744,11 @@ shale_status splitter_wait_idle(splitter *sp, int64_t timeout_ms)
                           j->st->lease.state == LEASE_HELD && lease_releasable(j->st));
         if (!sp->busy && !next_runnable_locked(sp) && !(unreadable && sp->started))
             break;
-        int64_t left = deadline - mono_ms();
+        int64_t left = deadline - agent_mono_ms();
         if (left <= 0) {
             pthread_mutex_unlock(&sp->mu);
-            return shale_err(SHALE_TIMEOUT, "splitter: still busy after %lld ms",
-                             (long long)timeout_ms);
+            return shale_error_set(SHALE_TIMEOUT, "splitter: still busy after %lld ms",
+                                   (long long)timeout_ms);
         }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -786,7 +784,7 @@ shale_status splitter_clear_journal(const splitter_options *o, const char *name)
     shale_status rc = shale_objstore_open(o->store_uri, &o->db.store, &st);
     if (rc)
         return rc;
-    rc = journal_clear(st, name, now_ms());
+    rc = journal_clear(st, name, agent_now_ms());
     bool no_journal = rc == SHALE_NOT_FOUND;
     if (!rc || no_journal) {
         lease_view v;

@@ -46,7 +46,7 @@ typedef struct job {
     bool unsaved;            /* the last journal write failed */
     bool tried;              /* worker's mark within one pass over the jobs */
     int64_t added_ms;        /* when this agent learnt of it (dry-run expiry) */
-    int64_t lease_taken_ms;  /* mono_ms() when this process's accept took the
+    int64_t lease_taken_ms;  /* agent_mono_ms() when this process's accept took the
                                 lease and wrote version 1 (0: not here) */
     bool fence_journalled;   /* version 1 recorded Fence Running: the worker's
                                 first Fence needs no journal write of its own */
@@ -102,7 +102,7 @@ typedef struct run {
     char checkpoint_id[40];
     uint64_t replay_after_wal_id;
     shale_db *db;            /* the parent, opened as writer at Fence */
-    struct manifest *parent_latest;  /* the parent's latest version as Verify
+    struct shale_manifest_view *parent_latest; /* the parent's latest version as Verify
                                         read it (owned; NULL: not read by this
                                         run): Complete writes on it */
     struct async_save *pending;  /* this step's "Running" journal write, in

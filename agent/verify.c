@@ -29,12 +29,9 @@
  * not been shown to differ.
  */
 #include "verify.h"
-#include "db/checkpoint_int.h"
-#include "db/manifest.h"
-#include "db/view.h"
+#include "shale_admin.h"
 #include "verify_open.h"
-#include "table/kv.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -49,14 +46,14 @@
 /* verify.h */
 void verify_key_text(const void *k, size_t kl, char *out, size_t outlen)
 {
-    char *e = manifest_key_escape(k, kl > 64 ? 64 : kl);
+    char *e = shale_key_escape(k, kl > 64 ? 64 : kl);
     snprintf(out, outlen, "'%s'%s", e ? e : "?", kl > 64 ? "..." : "");
     free(e);
 }
 
 static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
 {
-    return kv_key_cmp(a, al, b, bl);
+    return shale_key_compare(a, al, b, bl);
 }
 
 typedef struct child_scan {
@@ -109,7 +106,7 @@ shale_status verify_compare(shale_reader *parent, shale_reader *child, const spl
         child_scan_run(&cs);
     ci = cs.it;
     if (!rc && cs.rc)
-        rc = shale_err(cs.rc, "%s", cs.msg);
+        rc = shale_error_set(cs.rc, "%s", cs.msg);
     uint64_t n = 0;
     char kt[200];
     while (!rc && (!limit || n < limit)) {
@@ -126,20 +123,22 @@ shale_status verify_compare(shale_reader *parent, shale_reader *child, const spl
         int cmp = !pv ? 1 : !cv ? -1 : key_cmp(pk, pkl, ck, ckl);
         if (cmp < 0) {
             verify_key_text(pk, pkl, kt, sizeof kt);
-            rc = shale_err(SHALE_CORRUPT, "verify: child %s lacks key %s of its range (after "
-                                          "%llu equal keys)", c->name, kt, (unsigned long long)n);
+            rc = shale_error_set(SHALE_CORRUPT,
+                                 "verify: child %s lacks key %s of its range (after "
+                                 "%llu equal keys)", c->name, kt, (unsigned long long)n);
         } else if (cmp > 0) {
             verify_key_text(ck, ckl, kt, sizeof kt);
-            rc = shale_err(SHALE_CORRUPT, "verify: child %s holds key %s, which the parent "
-                                          "does not have in the child's range (after %llu "
-                                          "equal keys)", c->name, kt, (unsigned long long)n);
+            rc = shale_error_set(SHALE_CORRUPT, "verify: child %s holds key %s, which the parent "
+                                                "does not have in the child's range (after %llu "
+                                                "equal keys)", c->name, kt, (unsigned long long)n);
         } else {
             const void *pval = shale_iter_value(pi, &pvl), *cval = shale_iter_value(ci, &cvl);
             if (pvl != cvl || memcmp(pval, cval, pvl)) {
                 verify_key_text(pk, pkl, kt, sizeof kt);
-                rc = shale_err(SHALE_CORRUPT, "verify: child %s returns a different value for "
-                                              "key %s (%zu bytes; the parent %zu)", c->name, kt,
-                               cvl, pvl);
+                rc = shale_error_set(SHALE_CORRUPT,
+                                     "verify: child %s returns a different value for "
+                                     "key %s (%zu bytes; the parent %zu)", c->name, kt,
+                                     cvl, pvl);
             }
         }
         if (rc)
@@ -153,9 +152,9 @@ shale_status verify_compare(shale_reader *parent, shale_reader *child, const spl
      * (I/O, timeout) is retried by the splitter. */
     shale_status pst = shale_iter_status(pi), cst = shale_iter_status(ci);
     if (pst && (!rc || rc == pst))
-        rc = shale_err_prefix(pst, "verify: reading the parent's range of child %s", c->name);
+        rc = shale_error_prefix(pst, "verify: reading the parent's range of child %s", c->name);
     else if (cst && (!rc || rc == cst))
-        rc = shale_err_prefix(cst, "verify: reading child %s", c->name);
+        rc = shale_error_prefix(cst, "verify: reading child %s", c->name);
     shale_iter_free(pi);
     shale_iter_free(ci);
     *count = n;
@@ -171,8 +170,8 @@ typedef struct verify_ctx {
     const char *cp;                  /* the split's checkpoint id */
     shale_reader *parent;            /* at the checkpoint; shared by threads */
     shale_cache *cache;              /* shared by the parent and child readers */
-    manifest *pinned;                /* the parent's version the checkpoint pins */
-    manifest *latest;                /* the parent's latest version (its pins) */
+    shale_manifest_view *pinned;     /* the parent's version the checkpoint pins */
+    shale_manifest_view *latest;     /* the parent's latest version (its pins) */
 } verify_ctx;
 
 /* Per child results. */
@@ -189,7 +188,7 @@ static bool same_bytes(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 }
 
 /* The child's expected range: the request's, within the parent's own. */
-static void expected_range(const split_child *c, const manifest *pm, const uint8_t **s,
+static void expected_range(const split_child *c, const shale_manifest_view *pm, const uint8_t **s,
                            size_t *sl, const uint8_t **e, size_t *el)
 {
     *s = c->start;
@@ -207,32 +206,36 @@ static void expected_range(const split_child *c, const manifest *pm, const uint8
 }
 
 /* One child handle against the parent's: the same object, described alike. */
-static shale_status same_handle(const split_child *c, const char *where, const sst_handle *want,
-                                const char *want_store, const sst_handle *got)
+static shale_status same_handle(const split_child *c, const char *where,
+                                const shale_manifest_sst *want,
+                                const char *want_store, const shale_manifest_sst *got)
 {
     const char *got_store = got->store_uri ? got->store_uri : "(the child's own store)";
     if (strcmp(want->id, got->id))
-        return shale_err(SHALE_CORRUPT, "verify: child %s lacks the parent's SST "
-                                        "%s at %s (it has %s there)", c->name, want->id, where,
-                         got->id);
+        return shale_error_set(SHALE_CORRUPT,
+                               "verify: child %s lacks the parent's SST "
+                               "%s at %s (it has %s there)", c->name, want->id, where,
+                               got->id);
     if (strcmp(want_store, got_store))
-        return shale_err(SHALE_CORRUPT, "verify: child %s references SST %s in store %s; it "
-                                        "lives in %s", c->name, got->id, got_store, want_store);
+        return shale_error_set(SHALE_CORRUPT,
+                               "verify: child %s references SST %s in store %s; it "
+                               "lives in %s", c->name, got->id, got_store, want_store);
     if (want->size != got->size || want->entries != got->entries ||
         !same_bytes(want->first_key, want->first_klen, got->first_key, got->first_klen) ||
         !same_bytes(want->last_key, want->last_klen, got->last_key, got->last_klen))
-        return shale_err(SHALE_CORRUPT, "verify: child %s describes SST %s unlike the parent "
-                                        "(size, entries or key bounds differ)", c->name,
-                         got->id);
+        return shale_error_set(SHALE_CORRUPT, "verify: child %s describes SST %s unlike the parent "
+                                              "(size, entries or key bounds differ)", c->name,
+                               got->id);
     return SHALE_OK;
 }
 
 /* The child's L0 and sorted runs are exactly the parent's SSTs at the
  * checkpoint that overlap its range, in the same order. */
-static shale_status check_refs(const verify_ctx *v, const split_child *c, const manifest *cm,
+static shale_status check_refs(const verify_ctx *v, const split_child *c,
+                               const shale_manifest_view *cm,
                                uint64_t *nssts)
 {
-    const manifest *pm = v->pinned;
+    const shale_manifest_view *pm = v->pinned;
     const char *puri = parent_store(v->r);
     const uint8_t *s, *e;
     size_t sl, el;
@@ -240,96 +243,100 @@ static shale_status check_refs(const verify_ctx *v, const split_child *c, const 
     char where[64];
     size_t ci = 0;
     for (size_t k = 0; k < pm->l0_count; k++) {
-        const sst_handle *h = &pm->l0[k];
-        if (!sst_handle_overlaps(h, s, sl, e, el))
+        const shale_manifest_sst *h = &pm->l0[k];
+        if (!shale_manifest_sst_overlaps(h, s, sl, e, el))
             continue;
         snprintf(where, sizeof where, "L0 position %zu", ci);
         if (ci >= cm->l0_count)
-            return shale_err(SHALE_CORRUPT, "verify: child %s lacks the parent's L0 SST %s",
-                             c->name, h->id);
+            return shale_error_set(SHALE_CORRUPT, "verify: child %s lacks the parent's L0 SST %s",
+                                   c->name, h->id);
         shale_status rc = same_handle(c, where, h, h->store_uri ? h->store_uri : puri,
                                       &cm->l0[ci++]);
         if (rc)
             return rc;
     }
     if (ci != cm->l0_count)
-        return shale_err(SHALE_CORRUPT, "verify: child %s has L0 SST %s, which the parent's "
-                                        "checkpoint does not reference in its range", c->name,
-                         cm->l0[ci].id);
+        return shale_error_set(SHALE_CORRUPT, "verify: child %s has L0 SST %s, which the parent's "
+                                              "checkpoint does not reference in its range", c->name,
+                               cm->l0[ci].id);
     *nssts = ci;
     size_t cr = 0;
     for (size_t r = 0; r < pm->run_count; r++) {
-        const sorted_run *prun = &pm->runs[r];
-        const sorted_run *crun = NULL;
+        const shale_manifest_run *prun = &pm->runs[r];
+        const shale_manifest_run *crun = NULL;
         size_t j = 0;
         for (size_t k = 0; k < prun->count; k++) {
-            const sst_handle *h = &prun->ssts[k];
-            if (!sst_handle_overlaps(h, s, sl, e, el))
+            const shale_manifest_sst *h = &prun->ssts[k];
+            if (!shale_manifest_sst_overlaps(h, s, sl, e, el))
                 continue;
             if (!crun) {
                 if (cr >= cm->run_count || cm->runs[cr].id != prun->id)
-                    return shale_err(SHALE_CORRUPT, "verify: child %s lacks the parent's "
-                                                    "sorted run %u", c->name, prun->id);
+                    return shale_error_set(SHALE_CORRUPT, "verify: child %s lacks the parent's "
+                                                          "sorted run %u", c->name, prun->id);
                 crun = &cm->runs[cr++];
             }
             snprintf(where, sizeof where, "sorted run %u position %zu", prun->id, j);
             if (j >= crun->count)
-                return shale_err(SHALE_CORRUPT, "verify: child %s lacks SST %s of sorted run "
-                                                "%u", c->name, h->id, prun->id);
+                return shale_error_set(SHALE_CORRUPT, "verify: child %s lacks SST %s of sorted run "
+                                                      "%u", c->name, h->id, prun->id);
             shale_status rc = same_handle(c, where, h, h->store_uri ? h->store_uri : puri,
                                           &crun->ssts[j++]);
             if (rc)
                 return rc;
         }
         if (crun && j != crun->count)
-            return shale_err(SHALE_CORRUPT, "verify: child %s has SST %s in sorted run %u, "
-                                            "which the parent's checkpoint does not reference "
-                                            "in its range", c->name, crun->ssts[j].id, prun->id);
+            return shale_error_set(SHALE_CORRUPT,
+                                   "verify: child %s has SST %s in sorted run %u, "
+                                   "which the parent's checkpoint does not reference "
+                                   "in its range", c->name, crun->ssts[j].id, prun->id);
         *nssts += j;
     }
     if (cr != cm->run_count)
-        return shale_err(SHALE_CORRUPT, "verify: child %s has sorted run %u, which the "
-                                        "parent's checkpoint does not have", c->name,
-                         cm->runs[cr].id);
+        return shale_error_set(SHALE_CORRUPT, "verify: child %s has sorted run %u, which the "
+                                              "parent's checkpoint does not have", c->name,
+                               cm->runs[cr].id);
     return SHALE_OK;
 }
 
 /* Every store the child references holds a pin on the version it reads, so
  * that store's GC keeps the objects. */
-static shale_status check_pins(const verify_ctx *v, const split_child *c, const manifest *cm)
+static shale_status check_pins(const verify_ctx *v, const split_child *c,
+                               const shale_manifest_view *cm)
 {
     const char *puri = parent_store(v->r);
-    const checkpoint_rec *src = cp_find(v->latest, v->cp);
+    const shale_manifest_checkpoint *src = shale_manifest_view_checkpoint(v->latest, v->cp);
     for (size_t p = 0; p < cm->parent_count; p++) {
-        const parent_rec *pr = &cm->parents[p];
+        const shale_manifest_parent *pr = &cm->parents[p];
         bool direct = !strcmp(pr->store_uri, puri);
         if (direct && strcmp(pr->source_checkpoint_id, v->cp))
-            return shale_err(SHALE_CORRUPT, "verify: child %s records checkpoint %s of the "
-                                            "parent, not the split's %s", c->name,
-                             pr->source_checkpoint_id, v->cp);
-        manifest *owner = NULL;
+            return shale_error_set(SHALE_CORRUPT, "verify: child %s records checkpoint %s of the "
+                                                  "parent, not the split's %s", c->name,
+                                   pr->source_checkpoint_id, v->cp);
+        shale_manifest_view *owner = NULL;
         shale_objstore *s = NULL;
         shale_status rc = SHALE_OK;
         if (!direct) {
             rc = shale_objstore_open(pr->store_uri, &v->r->sp->o.db.store, &s);
             if (!rc)
-                rc = manifest_store_load_latest(s, 0, &owner);
+                rc = shale_manifest_view_load(s, 0, &owner);
             shale_objstore_close(s);
             if (rc)
-                return shale_err_prefix(rc, "verify: child %s: reading the manifest of %s",
-                                        c->name, pr->store_uri);
+                return shale_error_prefix(rc, "verify: child %s: reading the manifest of %s",
+                                          c->name, pr->store_uri);
         }
-        const checkpoint_rec *pin = cp_find(direct ? v->latest : owner, pr->final_checkpoint_id);
+        const shale_manifest_checkpoint *pin =
+            shale_manifest_view_checkpoint(direct ? v->latest : owner, pr->final_checkpoint_id);
         if (!pin)
-            rc = shale_err(SHALE_CORRUPT, "verify: child %s has no pin (checkpoint %s) in %s: "
-                                          "that store's GC could delete what the child reads",
-                           c->name, pr->final_checkpoint_id, pr->store_uri);
+            rc = shale_error_set(SHALE_CORRUPT,
+                                 "verify: child %s has no pin (checkpoint %s) in %s: "
+                                 "that store's GC could delete what the child reads",
+                                 c->name, pr->final_checkpoint_id, pr->store_uri);
         else if (direct && src && pin->manifest_id != src->manifest_id)
-            rc = shale_err(SHALE_CORRUPT, "verify: child %s pins version %llu of the parent, "
-                                          "not the checkpoint's %llu", c->name,
-                           (unsigned long long)pin->manifest_id,
-                           (unsigned long long)src->manifest_id);
-        manifest_free(owner);
+            rc = shale_error_set(SHALE_CORRUPT, "verify: child %s pins version %llu of the parent, "
+                                                "not the checkpoint's %llu", c->name,
+                                 (unsigned long long)pin->manifest_id,
+                                 (unsigned long long)src->manifest_id);
+        shale_manifest_view_free(owner);
         if (rc)
             return rc;
     }
@@ -338,23 +345,26 @@ static shale_status check_pins(const verify_ctx *v, const split_child *c, const 
 
 /* Which of the child's recorded parents holds SST h (check_refs has held
  * every SST's store to a parent's). */
-static shale_status sst_parent(const split_child *c, const manifest *cm, const sst_handle *h,
+static shale_status sst_parent(const split_child *c, const shale_manifest_view *cm,
+                               const shale_manifest_sst *h,
                                size_t *at)
 {
     size_t i = 0;
     while (i < cm->parent_count && strcmp(cm->parents[i].store_uri, h->store_uri))
         i++;
     if (i == cm->parent_count)
-        return shale_err(SHALE_CORRUPT, "verify: child %s references SST %s in %s, which is not "
-                                        "among its parents (no pin keeps it)", c->name, h->id,
-                         h->store_uri);
+        return shale_error_set(SHALE_CORRUPT,
+                               "verify: child %s references SST %s in %s, which is not "
+                               "among its parents (no pin keeps it)", c->name, h->id,
+                               h->store_uri);
     *at = i;
     return SHALE_OK;
 }
 
 /* A referenced object exists with its recorded size: one HEAD. */
-static shale_status check_object(const verify_ctx *v, const split_child *c, const manifest *cm,
-                                 const sst_handle *h)
+static shale_status check_object(const verify_ctx *v, const split_child *c,
+                                 const shale_manifest_view *cm,
+                                 const shale_manifest_sst *h)
 {
     size_t i;
     shale_status rc = sst_parent(c, cm, h, &i);
@@ -365,32 +375,34 @@ static shale_status check_object(const verify_ctx *v, const split_child *c, cons
         return rc;
     char key[64];
     uint64_t size = 0;
-    sst_key(h->id, key, sizeof key);
+    shale_sst_key(h->id, key, sizeof key);
     rc = shale_objstore_head(s, key, &size, NULL);
     if (rc == SHALE_NOT_FOUND)
-        rc = shale_err(SHALE_CORRUPT, "verify: child %s references %s/%s, which does not exist",
-                       c->name, h->store_uri, key);
+        rc = shale_error_set(SHALE_CORRUPT,
+                             "verify: child %s references %s/%s, which does not exist",
+                             c->name, h->store_uri, key);
     else if (!rc && size != h->size)
-        rc = shale_err(SHALE_CORRUPT, "verify: child %s references %s/%s of %llu bytes; it "
-                                      "holds %llu", c->name, h->store_uri, key,
-                       (unsigned long long)h->size, (unsigned long long)size);
+        rc = shale_error_set(SHALE_CORRUPT, "verify: child %s references %s/%s of %llu bytes; it "
+                                            "holds %llu", c->name, h->store_uri, key,
+                             (unsigned long long)h->size, (unsigned long long)size);
     shale_objstore_close(s);
     return rc;
 }
 
 /* No WAL to replay, and nothing written to the child's WAL since the clone. */
 static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
-                                    const manifest *cm, const shale_objlist *listed)
+                                    const shale_manifest_view *cm, const shale_objlist *listed)
 {
     if (cm->replay_after_wal_id + 1 != cm->next_wal_sst_id)
-        return shale_err(SHALE_CORRUPT, "verify: child %s has WAL ids %llu..%llu to replay; the "
-                                        "split's full flush left none, so a writer has opened "
-                                        "the child since the clone", c->name,
-                         (unsigned long long)cm->replay_after_wal_id + 1,
-                         (unsigned long long)cm->next_wal_sst_id - 1);
+        return shale_error_set(SHALE_CORRUPT,
+                               "verify: child %s has WAL ids %llu..%llu to replay; the "
+                               "split's full flush left none, so a writer has opened "
+                               "the child since the clone", c->name,
+                               (unsigned long long)cm->replay_after_wal_id + 1,
+                               (unsigned long long)cm->next_wal_sst_id - 1);
     const char *wal = cm->wal_store_uri ? cm->wal_store_uri : c->store;
-    char after[PATH_KEY_MAX];
-    wal_key(cm->replay_after_wal_id, after, sizeof after);
+    char after[SHALE_KEY_MAX];
+    shale_wal_key(cm->replay_after_wal_id, after, sizeof after);
     shale_objstore *w = NULL;
     shale_objlist l;
     shale_status rc = SHALE_OK;
@@ -399,15 +411,16 @@ static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
     } else {
         if ((rc = shale_objstore_open(wal, &v->r->sp->o.db.store, &w)))
             return rc;
-        rc = shale_objstore_list_all(w, PATH_WAL_DIR, &l);
+        rc = shale_objstore_list_all(w, SHALE_WAL_DIR, &l);
     }
     if (!rc) {
         /* Keys are fixed width: text order is id order. */
         for (size_t i = 0; i < l.count && !rc; i++)
             if (strlen(l.items[i].key) == strlen(after) && strcmp(l.items[i].key, after) > 0)
-                rc = shale_err(SHALE_CORRUPT, "verify: child %s's WAL store %s holds %s, "
-                                              "written after the clone: a writer has opened the "
-                                              "child", c->name, wal, l.items[i].key);
+                rc = shale_error_set(SHALE_CORRUPT,
+                                     "verify: child %s's WAL store %s holds %s, "
+                                     "written after the clone: a writer has opened the "
+                                     "child", c->name, wal, l.items[i].key);
         if (!listed)
             shale_objlist_free(&l);
     }
@@ -450,7 +463,7 @@ static size_t between(const uint8_t *a, size_t al, const uint8_t *b, size_t bl, 
  * inside every SST the child references). */
 typedef struct vtask {
     size_t child;
-    const sst_handle *head;          /* non-NULL: HEAD this object */
+    const shale_manifest_sst *head;  /* non-NULL: HEAD this object */
     const void *from;                /* window start (NULL: the range start) */
     size_t from_len;
     bool at_mid;                     /* the window starts at mid (the array
@@ -466,10 +479,11 @@ typedef struct vtask {
 } vtask;
 
 /* Appends the tasks of child ci (its manifest cm) to *t. */
-static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *n, size_t *cap)
+static shale_status add_tasks(size_t ci, const shale_manifest_view *cm, vtask **t, size_t *n,
+                              size_t *cap)
 {
     for (size_t l = 0; l <= cm->run_count + 1; l++) {
-        const sst_handle *h = l == 0 ? NULL : l == 1 ? cm->l0 : cm->runs[l - 2].ssts;
+        const shale_manifest_sst *h = l == 0 ? NULL : l == 1 ? cm->l0 : cm->runs[l - 2].ssts;
         size_t cnt = l == 0 ? 1 : l == 1 ? cm->l0_count : cm->runs[l - 2].count;
         long prev_last = -1;   /* the previous SST's last-key window (runs only) */
         for (size_t k = 0; k < cnt; k++) {
@@ -477,7 +491,7 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
                 size_t nc = *cap ? *cap * 2 : 64;
                 vtask *g = realloc(*t, nc * sizeof *g);
                 if (!g)
-                    return SHALE_OOM();
+                    return AGENT_OOM();
                 *t = g;
                 *cap = nc;
             }
@@ -490,7 +504,7 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
                 (*n)++;
                 continue;
             }
-            const sst_handle *s = &h[k];
+            const shale_manifest_sst *s = &h[k];
             x[0].child = ci;
             x[0].head = s;
             x[1].child = ci;
@@ -528,13 +542,13 @@ static shale_status add_tasks(size_t ci, const manifest *cm, vtask **t, size_t *
  * open; listing and reading it a second time would cost a LIST and a GET
  * per child for the same version), then the WAL listing. */
 static shale_status child_manifest(const verify_ctx *v, const split_child *c,
-                                   shale_reader *child, manifest **out)
+                                   shale_reader *child, shale_manifest_view **out)
 {
     (void)v;
-    manifest *cm = NULL;
-    shale_status rc = reader_manifest_dup(child, &cm);
+    shale_manifest_view *cm = NULL;
+    shale_status rc = shale_reader_manifest_view(child, &cm);
     if (rc)
-        return shale_err_prefix(rc, "verify: reading child %s's manifest", c->name);
+        return shale_error_prefix(rc, "verify: reading child %s's manifest", c->name);
     *out = cm;
     return SHALE_OK;
 }
@@ -543,7 +557,7 @@ static shale_status child_manifest(const verify_ctx *v, const split_child *c,
  * request unless the child references a grandparent): origin, range,
  * references, pins. */
 static shale_status check_manifest(const verify_ctx *v, const split_child *c,
-                                   const manifest *cm, child_result *res)
+                                   const shale_manifest_view *cm, child_result *res)
 {
     const uint8_t *es, *ee;
     size_t esl, eel;
@@ -551,12 +565,14 @@ static shale_status check_manifest(const verify_ctx *v, const split_child *c,
     shale_status rc = SHALE_OK;
     if (!cm->origin.parent_uri || strcmp(cm->origin.parent_uri, parent_store(v->r)) ||
         !cm->origin.parent_checkpoint_id || strcmp(cm->origin.parent_checkpoint_id, v->cp))
-        rc = shale_err(SHALE_CORRUPT, "verify: child %s was not cloned from checkpoint %s of %s",
-                       c->name, v->cp, parent_store(v->r));
+        rc = shale_error_set(SHALE_CORRUPT,
+                             "verify: child %s was not cloned from checkpoint %s of %s",
+                             c->name, v->cp, parent_store(v->r));
     else if (!same_bytes(es, esl, cm->range_start, cm->range_start_len) ||
              !same_bytes(ee, eel, cm->range_end, cm->range_end_len))
-        rc = shale_err(SHALE_CORRUPT, "verify: child %s's manifest has another key range than "
-                                      "the request's", c->name);
+        rc = shale_error_set(SHALE_CORRUPT,
+                             "verify: child %s's manifest has another key range than "
+                             "the request's", c->name);
     if (!rc)
         rc = check_refs(v, c, cm, &res->ssts);
     if (!rc)
@@ -585,7 +601,7 @@ typedef struct verify_job {
     _Atomic bool failed;             /* phase 1: any failure; phase 2: a mismatch */
     child_result *res;               /* per child */
     shale_reader **readers;          /* per child, opened in phase 1 */
-    manifest **cms;                  /* per child (references), phase 1 */
+    shale_manifest_view **cms;       /* per child (references), phase 1 */
     shale_objlist *wals;             /* per child (references): its WAL store's
                                         listing, made in phase 1 */
     shale_status *wal_rcs;           /* per child: that listing's answer */
@@ -610,12 +626,12 @@ static shale_status open_child(verify_job *w, size_t i)
     shale_reader *child = NULL;
     shale_status rc = shale_reader_open(c->store, &co, NULL, &child);
     if (rc)
-        return shale_err_prefix(rc, "verify: opening child %s", c->name);
+        return shale_error_prefix(rc, "verify: opening child %s", c->name);
     w->readers[i] = child;
     shale_db_info info;
     rc = shale_reader_info(child, &info);
     if (!rc && !info.initialized)
-        rc = shale_err(SHALE_CORRUPT, "verify: child %s is not initialized", c->name);
+        rc = shale_error_set(SHALE_CORRUPT, "verify: child %s is not initialized", c->name);
     if (!rc && v->mode == SPLIT_VERIFY_REFERENCES)
         rc = child_manifest(v, c, child, &w->cms[i]);
     return rc;
@@ -632,7 +648,7 @@ static shale_status verify_open(verify_job *w, size_t i)
         shale_options po = db_opts(v->r->sp, parent_wal(v->r));
         po.block_cache = v->cache;
         shale_status rc = shale_reader_open(parent_store(v->r), &po, v->cp, &v->parent);
-        return rc ? shale_err_prefix(rc, "verify: opening the parent at checkpoint %s", v->cp)
+        return rc ? shale_error_prefix(rc, "verify: opening the parent at checkpoint %s", v->cp)
                   : SHALE_OK;
     }
     /* The full mode loads them too (beside its readers' opens): Complete
@@ -647,7 +663,7 @@ static shale_status verify_open(verify_job *w, size_t i)
         shale_objstore *ws = NULL;
         shale_status rc = shale_objstore_open(request_wal(c), &v->r->sp->o.db.store, &ws);
         if (!rc)
-            rc = shale_objstore_list_all(ws, PATH_WAL_DIR, &w->wals[i - 2 - n]);
+            rc = shale_objstore_list_all(ws, SHALE_WAL_DIR, &w->wals[i - 2 - n]);
         shale_objstore_close(ws);
         w->wal_rcs[i - 2 - n] = rc;
         return SHALE_OK;   /* a failed listing is made again by check_child_wal */
@@ -739,7 +755,7 @@ static shale_status verify_phase(verify_job *w, int phase, size_t n)
     w->rcs = calloc(n ? n : 1, sizeof *w->rcs);
     w->msgs = calloc(n ? n : 1, sizeof *w->msgs);
     if (!w->rcs || !w->msgs)
-        return SHALE_OOM();
+        return AGENT_OOM();
     size_t nthreads = n < VERIFY_THREADS ? n : VERIFY_THREADS;
     pthread_t th[VERIFY_THREADS];
     size_t started = 0;
@@ -750,10 +766,10 @@ static shale_status verify_phase(verify_job *w, int phase, size_t n)
         pthread_join(th[t], NULL);
     for (size_t i = 0; i < n; i++)
         if (w->rcs[i] == SHALE_CORRUPT)
-            return shale_err(w->rcs[i], "%s", w->msgs[i]);
+            return shale_error_set(w->rcs[i], "%s", w->msgs[i]);
     for (size_t i = 0; i < n; i++)
         if (w->rcs[i])
-            return shale_err(w->rcs[i], "%s", w->msgs[i]);
+            return shale_error_set(w->rcs[i], "%s", w->msgs[i]);
     return SHALE_OK;
 }
 
@@ -764,12 +780,13 @@ static shale_status load_parent_versions(verify_ctx *v)
     shale_objstore *s = NULL;
     shale_status rc = shale_objstore_open(parent_store(v->r), &v->r->sp->o.db.store, &s);
     if (!rc)
-        rc = manifest_store_load_latest(s, 0, &v->latest);
-    const checkpoint_rec *cp = rc ? NULL : cp_find(v->latest, v->cp);
+        rc = shale_manifest_view_load(s, 0, &v->latest);
+    const shale_manifest_checkpoint *cp = rc ? NULL : shale_manifest_view_checkpoint(v->latest,
+                                                                                     v->cp);
     if (!rc && !cp)
-        rc = shale_err(SHALE_NOT_FOUND, "verify: the parent has no checkpoint %s", v->cp);
+        rc = shale_error_set(SHALE_NOT_FOUND, "verify: the parent has no checkpoint %s", v->cp);
     if (!rc)
-        rc = manifest_store_load(s, cp->manifest_id, &v->pinned);
+        rc = shale_manifest_view_load(s, cp->manifest_id, &v->pinned);
     shale_objstore_close(s);
     return rc;
 }
@@ -778,7 +795,8 @@ static shale_status load_parent_versions(verify_ctx *v)
  * (verify_open.h). */
 static shale_status open_all(verify_job *w, size_t n)
 {
-    return verify_open_ssts(w->v->parent, w->v->pinned, w->readers, (const manifest *const *)w->cms,
+    return verify_open_ssts(w->v->parent, w->v->pinned, w->readers,
+                            (const shale_manifest_view *const *)w->cms,
                             n);
 }
 
@@ -818,7 +836,7 @@ shale_status do_verify(run *r, step_result *res_out)
     vtask *tasks = NULL;
     size_t ntasks = 0, cap = 0;
     if (!res || !w.readers || !w.cms) {
-        rc = SHALE_OOM();
+        rc = AGENT_OOM();
         goto out;
     }
     bool refs = mode == SPLIT_VERIFY_REFERENCES;
@@ -826,7 +844,7 @@ shale_status do_verify(run *r, step_result *res_out)
         w.wals = calloc(n ? n : 1, sizeof *w.wals);
         w.wal_rcs = calloc(n ? n : 1, sizeof *w.wal_rcs);
         if (!w.wals || !w.wal_rcs) {
-            rc = SHALE_OOM();
+            rc = AGENT_OOM();
             goto out;
         }
         for (size_t i = 0; i < n; i++)
@@ -845,14 +863,14 @@ shale_status do_verify(run *r, step_result *res_out)
     if (!rc && mode == SPLIT_VERIFY_FULL) {
         /* In pieces with readers of their own (verify_full.c): the phase 1
          * readers stay as they are, holding no SST. */
-        manifest *pm = NULL;
+        shale_manifest_view *pm = NULL;
         uint64_t *keys = calloc(n ? n : 1, sizeof *keys);
-        rc = keys ? reader_manifest_dup(v.parent, &pm) : SHALE_OOM();
+        rc = keys ? shale_reader_manifest_view(v.parent, &pm) : AGENT_OOM();
         if (!rc)
             rc = verify_full_walk(r, v.cache, pm, keys, &pieces, &walkers);
         for (size_t i = 0; !rc && i < n; i++)
             res[i].keys = keys[i];
-        manifest_free(pm);
+        shale_manifest_view_free(pm);
         free(keys);
     }
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
@@ -870,7 +888,7 @@ shale_status do_verify(run *r, step_result *res_out)
         w.firsts_left = calloc(n ? n : 1, sizeof *w.firsts_left);
         size_t k = 0;
         if (!w.order || !w.opened || !w.firsts_left)
-            rc = SHALE_OOM();
+            rc = AGENT_OOM();
         for (size_t i = 0; !rc && i < ntasks; i++)
             if (tasks[i].first)
                 w.firsts_left[tasks[i].child]++;
@@ -918,7 +936,7 @@ out:
         if (w.readers)
             shale_reader_close(w.readers[i]);
         if (w.cms)
-            manifest_free(w.cms[i]);
+            shale_manifest_view_free(w.cms[i]);
     }
     free(w.readers);
     free(w.cms);
@@ -931,12 +949,12 @@ out:
     free(w.msgs);
     free(tasks);
     free(res);
-    manifest_free(v.pinned);
+    shale_manifest_view_free(v.pinned);
     /* Complete releases the checkpoint on this version (do_complete). */
-    manifest_free(r->parent_latest);
+    shale_manifest_view_free(r->parent_latest);
     r->parent_latest = rc ? NULL : v.latest;
     if (rc)
-        manifest_free(v.latest);
+        shale_manifest_view_free(v.latest);
     shale_reader_close(v.parent);
     shale_cache_free(v.cache);   /* after every reader that uses it */
     pthread_mutex_destroy(&w.wait_mu);

@@ -18,7 +18,7 @@
 #define SHALE_AGENT_VERIFY_H
 
 #include "splitter_int.h"
-#include "db/manifest.h"
+#include "shale_admin.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -63,7 +63,7 @@ shale_status verify_compare(shale_reader *parent, shale_reader *child, const spl
  * with readers of their own that use `cache` (borrowed).  keys[i] receives
  * child i's key count, *pieces and *walkers how it was walked (for the
  * step's message).  A mismatch is reported before any other error. */
-shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned,
+shale_status verify_full_walk(run *r, shale_cache *cache, const shale_manifest_view *pinned,
                               uint64_t *keys, size_t *pieces, size_t *walkers);
 
 #endif

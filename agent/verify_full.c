@@ -27,10 +27,8 @@
  * 1 MiB it takes to read that much.
  */
 #include "verify.h"
-#include "db/paths.h"
-#include "table/kv.h"
-#include "table/sst.h"
-#include "util/status_int.h"
+#include "shale_admin.h"
+#include "agent_util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -77,14 +75,14 @@ static shale_status add_piece(walk *w, size_t child, const uint8_t *cut, size_t 
         size_t nc = w->cap ? w->cap * 2 : 16;
         piece *g = realloc(w->p, nc * sizeof *g);
         if (!g)
-            return SHALE_OOM();
+            return AGENT_OOM();
         w->p = g;
         w->cap = nc;
     }
     uint8_t *from = NULL;
     if (cut) {
         if (!(from = malloc(cut_len + 1)))
-            return SHALE_OOM();
+            return AGENT_OOM();
         memcpy(from, cut, cut_len);
         from[cut_len] = 0;
         /* The previous piece of this child ends at the cut, key included. */
@@ -104,16 +102,16 @@ static shale_status add_piece(walk *w, size_t child, const uint8_t *cut, size_t 
  * stored byte holds depends on how well the values compress, 1/30 of the
  * bytes with half-random values and several times that with repetitive
  * ones (docs/benchmarks.md). */
-static uint64_t sst_meta(const walk *w, const sst_handle *h)
+static uint64_t sst_meta(const walk *w, const shale_manifest_sst *h)
 {
     return (uint64_t)((double)h->size * w->blocks_per_byte * 96) + h->entries * 2 + 4096;
 }
 
 /* The density of data blocks in the parent's SSTs: the index of its
  * largest SST (two ranged reads, once per Verify). */
-static shale_status sample_density(walk *w, const manifest *m)
+static shale_status sample_density(walk *w, const shale_manifest_view *m)
 {
-    const sst_handle *big = NULL;
+    const shale_manifest_sst *big = NULL;
     for (size_t k = 0; k < m->l0_count; k++)
         if (!big || m->l0[k].size > big->size)
             big = &m->l0[k];
@@ -126,35 +124,34 @@ static shale_status sample_density(walk *w, const manifest *m)
         return SHALE_OK;
     const char *uri = big->store_uri ? big->store_uri : parent_store(w->r);
     shale_objstore *s = NULL;
-    sst_reader *rd = NULL;
+    uint64_t blocks = 0;
     char key[64];
-    sst_key(big->id, key, sizeof key);
+    shale_sst_key(big->id, key, sizeof key);
     shale_status rc = shale_objstore_open(uri, &w->r->sp->o.db.store, &s);
     if (!rc)
-        rc = sst_reader_open_index(s, key, big->size, &rd);
+        rc = shale_sst_block_count(s, key, big->size, &blocks);
     if (!rc)
-        w->blocks_per_byte = (double)sst_reader_block_count(rd) / (double)big->size;
-    sst_reader_unref(rd);
+        w->blocks_per_byte = (double)blocks / (double)big->size;
     shale_objstore_close(s);
-    return rc ? shale_err_prefix(rc, "verify: reading the index of %s/%s", uri, key)
+    return rc ? shale_error_prefix(rc, "verify: reading the index of %s/%s", uri, key)
               : SHALE_OK;
 }
 
 /* The SST metadata a reader walking [s, e) of m opens: every SST that
  * overlaps it, and in each sorted run the one after (a scan opens it to
  * find where the range ends), but in cut_run, whose SST e ends (a cut). */
-static uint64_t range_meta(const walk *w, const manifest *m, const uint8_t *s, size_t sl,
-                           const uint8_t *e, size_t el, const sorted_run *cut_run)
+static uint64_t range_meta(const walk *w, const shale_manifest_view *m, const uint8_t *s, size_t sl,
+                           const uint8_t *e, size_t el, const shale_manifest_run *cut_run)
 {
     uint64_t b = 0;
     for (size_t k = 0; k < m->l0_count; k++)
-        if (sst_handle_overlaps(&m->l0[k], s, sl, e, el))
+        if (shale_manifest_sst_overlaps(&m->l0[k], s, sl, e, el))
             b += sst_meta(w, &m->l0[k]);
     for (size_t r = 0; r < m->run_count; r++) {
-        const sorted_run *run = &m->runs[r];
+        const shale_manifest_run *run = &m->runs[r];
         bool in = false;
         for (size_t k = 0; k < run->count; k++) {
-            if (sst_handle_overlaps(&run->ssts[k], s, sl, e, el)) {
+            if (shale_manifest_sst_overlaps(&run->ssts[k], s, sl, e, el)) {
                 b += sst_meta(w, &run->ssts[k]);
                 in = true;
             } else if (in) {
@@ -171,17 +168,17 @@ static uint64_t range_meta(const walk *w, const manifest *m, const uint8_t *s, s
  * run with the most bytes in it, every w->piece_bytes or so, sooner when
  * the SSTs' estimated metadata passes w->piece_meta (very compressible
  * SSTs hold many blocks for their bytes).  A piece has one SST at least. */
-static shale_status plan_child(walk *w, size_t ci, const manifest *m)
+static shale_status plan_child(walk *w, size_t ci, const shale_manifest_view *m)
 {
     const split_child *c = &w->r->req->children[ci];
     const uint8_t *s = c->start, *e = c->end;
     size_t sl = s ? c->start_len : 0, el = e ? c->end_len : 0;
-    const sorted_run *best = NULL;
+    const shale_manifest_run *best = NULL;
     uint64_t best_bytes = 0;
     for (size_t r = 0; r < m->run_count; r++) {
         uint64_t b = 0;
         for (size_t k = 0; k < m->runs[r].count; k++)
-            if (sst_handle_overlaps(&m->runs[r].ssts[k], s, sl, e, el))
+            if (shale_manifest_sst_overlaps(&m->runs[r].ssts[k], s, sl, e, el))
                 b += m->runs[r].ssts[k].size;
         if (b > best_bytes) {
             best = &m->runs[r];
@@ -190,16 +187,16 @@ static shale_status plan_child(walk *w, size_t ci, const manifest *m)
     }
     shale_status rc = add_piece(w, ci, NULL, 0);
     uint64_t acc = 0, acc_meta = 0;
-    const sst_handle *prev = NULL;
+    const shale_manifest_sst *prev = NULL;
     for (size_t k = 0; best && k < best->count && !rc; k++) {
-        const sst_handle *h = &best->ssts[k];
-        if (!sst_handle_overlaps(h, s, sl, e, el))
+        const shale_manifest_sst *h = &best->ssts[k];
+        if (!shale_manifest_sst_overlaps(h, s, sl, e, el))
             continue;
         /* A cut strictly inside the range, at the end of the run's
          * previous SST. */
         if (prev && (acc >= w->piece_bytes || acc_meta >= w->piece_meta) &&
-            (!sl || kv_key_cmp(prev->last_key, prev->last_klen, s, sl) > 0) &&
-            (!el || kv_key_cmp(prev->last_key, prev->last_klen, e, el) < 0)) {
+            (!sl || shale_key_compare(prev->last_key, prev->last_klen, s, sl) > 0) &&
+            (!el || shale_key_compare(prev->last_key, prev->last_klen, e, el) < 0)) {
             rc = add_piece(w, ci, prev->last_key, prev->last_klen);
             acc = acc_meta = 0;
         }
@@ -238,21 +235,21 @@ static shale_status compare_key(shale_reader *parent, shale_reader *child,
     shale_status prc = shale_reader_get(parent, k, kl, &pv, &pvl), crc = SHALE_OK;
     shale_status rc = SHALE_OK;
     if (prc && prc != SHALE_NOT_FOUND)
-        rc = shale_err_prefix(prc, "verify: reading the parent's range of child %s", c->name);
+        rc = shale_error_prefix(prc, "verify: reading the parent's range of child %s", c->name);
     else if ((crc = shale_reader_get(child, k, kl, &cv, &cvl)) && crc != SHALE_NOT_FOUND)
-        rc = shale_err_prefix(crc, "verify: reading child %s", c->name);
+        rc = shale_error_prefix(crc, "verify: reading child %s", c->name);
     else if (prc != crc)
         verify_key_text(k, kl, kt, sizeof kt);
     if (!rc && !prc && crc)
-        rc = shale_err(SHALE_CORRUPT, "verify: child %s lacks key %s of its range", c->name,
-                       kt);
+        rc = shale_error_set(SHALE_CORRUPT, "verify: child %s lacks key %s of its range", c->name,
+                             kt);
     else if (!rc && prc && !crc)
-        rc = shale_err(SHALE_CORRUPT, "verify: child %s holds key %s, which the parent does "
-                                      "not have in the child's range", c->name, kt);
+        rc = shale_error_set(SHALE_CORRUPT, "verify: child %s holds key %s, which the parent does "
+                                            "not have in the child's range", c->name, kt);
     else if (!rc && !prc && (pvl != cvl || memcmp(pv, cv, pvl))) {
         verify_key_text(k, kl, kt, sizeof kt);
-        rc = shale_err(SHALE_CORRUPT, "verify: child %s returns a different value for key %s "
-                                      "(%zu bytes; the parent %zu)", c->name, kt, cvl, pvl);
+        rc = shale_error_set(SHALE_CORRUPT, "verify: child %s returns a different value for key %s "
+                                            "(%zu bytes; the parent %zu)", c->name, kt, cvl, pvl);
     } else if (!rc && !prc) {
         (*count)++;
     }
@@ -272,10 +269,10 @@ static shale_status walk_piece(walk *w, size_t i)
     shale_reader *parent = NULL, *child = NULL;
     shale_status rc = shale_reader_open(parent_store(r), &po, r->checkpoint_id, &parent);
     if (rc) {
-        rc = shale_err_prefix(rc, "verify: opening the parent at checkpoint %s",
-                              r->checkpoint_id);
+        rc = shale_error_prefix(rc, "verify: opening the parent at checkpoint %s",
+                                r->checkpoint_id);
     } else if ((rc = shale_reader_open(c->store, &co, NULL, &child))) {
-        rc = shale_err_prefix(rc, "verify: opening child %s", c->name);
+        rc = shale_error_prefix(rc, "verify: opening child %s", c->name);
     } else {
         rc = verify_compare(parent, child, c, p->from, p->from_len, p->to, p->to_len, 0, false,
                             &w->keys[i]);
@@ -299,7 +296,7 @@ static void *walker(void *arg)
     return NULL;
 }
 
-shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned,
+shale_status verify_full_walk(run *r, shale_cache *cache, const shale_manifest_view *pinned,
                               uint64_t *keys, size_t *pieces, size_t *walkers)
 {
     *pieces = *walkers = 0;
@@ -323,7 +320,7 @@ shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned
     if (!rc && (!(w.keys = calloc(w.n ? w.n : 1, sizeof *w.keys)) ||
                 !(w.rcs = calloc(w.n ? w.n : 1, sizeof *w.rcs)) ||
                 !(w.msgs = calloc(w.n ? w.n : 1, sizeof *w.msgs))))
-        rc = SHALE_OOM();
+        rc = AGENT_OOM();
     if (!rc) {
         /* As many walkers as the largest piece's metadata allows within
          * the budget (one at least: a piece over it is walked alone), up
@@ -350,10 +347,10 @@ shale_status verify_full_walk(run *r, shale_cache *cache, const manifest *pinned
             pthread_join(th[t], NULL);
         for (size_t i = 0; i < w.n && !rc; i++)
             if (w.rcs[i] == SHALE_CORRUPT)
-                rc = shale_err(w.rcs[i], "%s", w.msgs[i]);
+                rc = shale_error_set(w.rcs[i], "%s", w.msgs[i]);
         for (size_t i = 0; i < w.n && !rc; i++)
             if (w.rcs[i])
-                rc = shale_err(w.rcs[i], "%s", w.msgs[i]);
+                rc = shale_error_set(w.rcs[i], "%s", w.msgs[i]);
     }
     for (size_t i = 0; i < nc; i++)
         keys[i] = 0;

@@ -1,7 +1,7 @@
 /* verify_open.c -- see verify_open.h. */
 #include "verify_open.h"
-#include "db/view.h"
-#include "util/status_int.h"
+#include "shale_admin.h"
+#include "agent_util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -11,7 +11,7 @@
 
 typedef struct open_item {
     shale_reader *r;
-    const sst_handle *h;
+    const shale_manifest_sst *h;
 } open_item;
 
 typedef struct open_list {
@@ -19,17 +19,17 @@ typedef struct open_list {
     size_t n, cap;
 } open_list;
 
-static shale_status add_opens(open_list *l, shale_reader *r, const manifest *m)
+static shale_status add_opens(open_list *l, shale_reader *r, const shale_manifest_view *m)
 {
     for (size_t lv = 0; lv <= m->run_count; lv++) {
-        const sst_handle *h = lv == 0 ? m->l0 : m->runs[lv - 1].ssts;
+        const shale_manifest_sst *h = lv == 0 ? m->l0 : m->runs[lv - 1].ssts;
         size_t cnt = lv == 0 ? m->l0_count : m->runs[lv - 1].count;
         for (size_t k = 0; k < cnt; k++) {
             if (l->n == l->cap) {
                 size_t nc = l->cap ? l->cap * 2 : 64;
                 open_item *g = realloc(l->it, nc * sizeof *g);
                 if (!g)
-                    return SHALE_OOM();
+                    return AGENT_OOM();
                 l->it = g;
                 l->cap = nc;
             }
@@ -42,8 +42,8 @@ static shale_status add_opens(open_list *l, shale_reader *r, const manifest *m)
 static shale_status open_one(void *ctx, size_t i)
 {
     const open_item *x = &((open_list *)ctx)->it[i];
-    shale_status rc = reader_open_sst(x->r, x->h);
-    return rc ? shale_err_prefix(rc, "verify: opening SST %s", x->h->id) : SHALE_OK;
+    shale_status rc = shale_reader_open_sst(x->r, x->h);
+    return rc ? shale_error_prefix(rc, "verify: opening SST %s", x->h->id) : SHALE_OK;
 }
 
 /* Up to OPEN_THREADS opens at once: each is two requests that wait on
@@ -91,11 +91,11 @@ static shale_status open_pool(open_list *l)
         pthread_join(th[t], NULL);
     pthread_mutex_destroy(&j.mu);
     int f = atomic_load(&j.failed);
-    return f ? shale_err((shale_status)f, "%s", j.msg) : SHALE_OK;
+    return f ? shale_error_set((shale_status)f, "%s", j.msg) : SHALE_OK;
 }
 
-shale_status verify_open_ssts(shale_reader *parent, const manifest *pinned,
-                              shale_reader *const *children, const manifest *const *cms,
+shale_status verify_open_ssts(shale_reader *parent, const shale_manifest_view *pinned,
+                              shale_reader *const *children, const shale_manifest_view *const *cms,
                               size_t n)
 {
     open_list l = {NULL, 0, 0};

@@ -19,13 +19,13 @@
 
 #include <stddef.h>
 #include "shale.h"
-#include "db/manifest.h"
+#include "shale_admin.h"
 
 /* Opens in parent every SST of pinned, and in children[i] every SST of
  * cms[i] (all borrowed).  The first failure is returned (the caller may go
  * on: a window opens what it needs itself). */
-shale_status verify_open_ssts(shale_reader *parent, const manifest *pinned,
-                              shale_reader *const *children, const manifest *const *cms,
+shale_status verify_open_ssts(shale_reader *parent, const shale_manifest_view *pinned,
+                              shale_reader *const *children, const shale_manifest_view *const *cms,
                               size_t n);
 
 #endif

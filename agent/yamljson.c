@@ -1,6 +1,6 @@
 /* yamljson.c -- see yamljson.h. */
 #include "yamljson.h"
-#include "util/status_int.h"
+#include "agent_util.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -31,8 +31,8 @@ static void mark(conv *c, const char *path, const yaml_node_t *n)
 static json_t *fail(conv *c, const yaml_node_t *n, const char *what)
 {
     if (!c->rc)
-        c->rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: %s", c->origin,
-                          (int)n->start_mark.line + 1, (int)n->start_mark.column + 1, what);
+        c->rc = shale_error_set(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: %s", c->origin,
+                                (int)n->start_mark.line + 1, (int)n->start_mark.column + 1, what);
     return NULL;
 }
 
@@ -131,21 +131,21 @@ static json_t *node_json(conv *c, yaml_node_t *n, const char *path, int depth)
 static shale_status prescan(const char *origin, const char *text, size_t len)
 {
     if (len > YAMLJSON_MAX_BYTES)
-        return shale_err(SHALE_INVALID_ARGUMENT, "%s: larger than %u bytes", origin,
-                         (unsigned)YAMLJSON_MAX_BYTES);
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "%s: larger than %u bytes", origin,
+                               (unsigned)YAMLJSON_MAX_BYTES);
     yaml_parser_t p;
     yaml_event_t ev;
     if (!yaml_parser_initialize(&p))
-        return SHALE_OOM();
+        return AGENT_OOM();
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
     shale_status rc = SHALE_OK;
     int depth = 0;
     size_t nodes = 0;
     for (;;) {
         if (!yaml_parser_parse(&p, &ev)) {
-            rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: %s", origin,
-                           (int)p.problem_mark.line + 1, (int)p.problem_mark.column + 1,
-                           p.problem ? p.problem : "YAML syntax error");
+            rc = shale_error_set(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: %s", origin,
+                                 (int)p.problem_mark.line + 1, (int)p.problem_mark.column + 1,
+                                 p.problem ? p.problem : "YAML syntax error");
             break;
         }
         yaml_event_type_t t = ev.type;
@@ -155,16 +155,17 @@ static shale_status prescan(const char *origin, const char *text, size_t len)
                         (t == YAML_SEQUENCE_START_EVENT && ev.data.sequence_start.anchor);
         yaml_event_delete(&ev);
         if (t == YAML_ALIAS_EVENT || anchored) {
-            rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: YAML anchors and "
-                                                   "aliases are not supported", origin, line,
-                           col);
+            rc = shale_error_set(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: YAML anchors and "
+                                                         "aliases are not supported", origin, line,
+                                 col);
             break;
         }
         if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
             if (++depth > MAX_DEPTH) {
-                rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: nesting deeper "
-                                                       "than %d levels", origin, line, col,
-                               MAX_DEPTH);
+                rc = shale_error_set(SHALE_INVALID_ARGUMENT,
+                                     "%s: line %d column %d: nesting deeper "
+                                     "than %d levels", origin, line, col,
+                                     MAX_DEPTH);
                 break;
             }
         } else if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT) {
@@ -172,8 +173,8 @@ static shale_status prescan(const char *origin, const char *text, size_t len)
         }
         if ((t == YAML_SCALAR_EVENT || t == YAML_SEQUENCE_START_EVENT ||
              t == YAML_MAPPING_START_EVENT) && ++nodes > MAX_NODES) {
-            rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: more than %d "
-                                                   "values", origin, line, col, MAX_NODES);
+            rc = shale_error_set(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: more than %d "
+                                                         "values", origin, line, col, MAX_NODES);
             break;
         }
         if (t == YAML_STREAM_END_EVENT)
@@ -190,8 +191,8 @@ shale_status yamljson_parse(const char *origin, const char *text, size_t len, js
     if (marks)
         *marks = NULL;
     if (len > YAMLJSON_MAX_BYTES)
-        return shale_err(SHALE_INVALID_ARGUMENT, "%s: larger than %u bytes", origin,
-                         (unsigned)YAMLJSON_MAX_BYTES);
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "%s: larger than %u bytes", origin,
+                               (unsigned)YAMLJSON_MAX_BYTES);
     size_t i = 0;
     while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'))
         i++;
@@ -199,8 +200,8 @@ shale_status yamljson_parse(const char *origin, const char *text, size_t len, js
         json_error_t err;
         json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
         if (!j)
-            return shale_err(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: %s", origin,
-                             err.line, err.column, err.text);
+            return shale_error_set(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: %s", origin,
+                                   err.line, err.column, err.text);
         *out = j;
         if (marks)
             *marks = json_object();
@@ -212,12 +213,12 @@ shale_status yamljson_parse(const char *origin, const char *text, size_t len, js
     yaml_parser_t p;
     yaml_document_t doc;
     if (!yaml_parser_initialize(&p))
-        return SHALE_OOM();
+        return AGENT_OOM();
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
     if (!yaml_parser_load(&p, &doc)) {
-        rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: %s", origin,
-                       (int)p.problem_mark.line + 1, (int)p.problem_mark.column + 1,
-                       p.problem ? p.problem : "YAML syntax error");
+        rc = shale_error_set(SHALE_INVALID_ARGUMENT, "%s: line %d column %d: %s", origin,
+                             (int)p.problem_mark.line + 1, (int)p.problem_mark.column + 1,
+                             p.problem ? p.problem : "YAML syntax error");
         yaml_parser_delete(&p);
         return rc;
     }
@@ -225,13 +226,13 @@ shale_status yamljson_parse(const char *origin, const char *text, size_t len, js
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     json_t *j = root ? node_json(&c, root, "", 0) : NULL;
     if (!root)
-        c.rc = shale_err(SHALE_INVALID_ARGUMENT, "%s: the document is empty", origin);
+        c.rc = shale_error_set(SHALE_INVALID_ARGUMENT, "%s: the document is empty", origin);
     yaml_document_delete(&doc);
     yaml_parser_delete(&p);
     if (c.rc || !j) {
         json_decref(j);
         json_decref(c.marks);
-        return c.rc ? c.rc : SHALE_OOM();
+        return c.rc ? c.rc : AGENT_OOM();
     }
     *out = j;
     if (marks)

@@ -51,15 +51,6 @@ shale_status clone_identities(clone_run *cr);
 /* Frees what cr holds (cr itself is the caller's). */
 void clone_close(clone_run *cr);
 
-/* shale_clone_many() with a barrier: before_write(ctx), when given, is
- * called once after every read of the batch's first phase (and the
- * probes, whose objects are garbage, never state) and before its first
- * write; a failure it returns stops the batch there.  The split's worker
- * passes the join of its journal write of Clone "Running", which runs
- * beside those reads. */
-typedef shale_status (*clone_barrier_fn)(void *ctx);
-shale_status clone_many_run(const shale_clone_spec *specs, size_t n, const shale_options *opts,
-                            shale_clone_result *out, size_t *failed,
-                            clone_barrier_fn before_write, void *ctx);
+/* shale_clone_many_barrier() is public (shale_admin.h). */
 
 #endif

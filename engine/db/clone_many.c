@@ -8,8 +8,8 @@
  * child's conditional-create probe (its object deleted in phase 2), and
  * the parent's latest and pinned versions: nothing is written until all of
  * them are in (and, for the split, until its journal says Clone Running:
- * clone_many_run's barrier).  Phase 2 (a thread per clone): the child's
- * manifest version 1, beside the probes' deletes.  Then (this thread) one
+ * shale_clone_many_barrier's barrier).  Phase 2 (a thread per clone): the
+ * child's manifest version 1, beside the probes' deletes.  Then (this thread) one
  * write in the parent adds every child's pin; a clone that references a
  * grandparent pins through pin_parents() as shale_clone does.  Phase 3 (a
  * thread per item): each child's WAL gap copied and initialising write,
@@ -204,12 +204,13 @@ shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
                               const shale_options *opts, shale_clone_result *out,
                               size_t *failed)
 {
-    return clone_many_run(specs, n, opts, out, failed, NULL, NULL);
+    return shale_clone_many_barrier(specs, n, opts, out, failed, NULL, NULL);
 }
 
-shale_status clone_many_run(const shale_clone_spec *specs, size_t n, const shale_options *opts,
-                            shale_clone_result *out, size_t *failed,
-                            clone_barrier_fn before_write, void *ctx)
+shale_status shale_clone_many_barrier(const shale_clone_spec *specs, size_t n,
+                                      const shale_options *opts, shale_clone_result *out,
+                                      size_t *failed, shale_clone_barrier_fn before_write,
+                                      void *ctx)
 {
     if (!specs && n)
         return shale_err(SHALE_INVALID_ARGUMENT, "clone: no specs");

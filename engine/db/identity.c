@@ -690,8 +690,8 @@ shale_status shale_store_check_empty(const char *uri, const shale_options *opts,
     return rc;
 }
 
-shale_status identity_claim_checked(const char *uri, const shale_options *opts,
-                                    const char *owner)
+shale_status shale_store_claim_checked(const char *uri, const shale_options *opts,
+                                       const char *owner)
 {
     if (!uri || !owner || !*owner)
         return shale_err(SHALE_INVALID_ARGUMENT, "claim: a store URI and an owner are required");

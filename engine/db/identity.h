@@ -40,14 +40,6 @@ shale_status identity_settle(shale_objstore *s, const char *uri,
                              const shale_objstore_options *o, shale_store_kind kind,
                              shale_status read_rc, shale_store_identity *read);
 
-/* shale_store_claim() whose checks were made already (shale_store_check_
- * empty() with the same owner passed, a moment before): only the claim's
- * create-if-absent; an identity found there is judged as the claim judges
- * it (this owner's claim passes, anything else is refused).  The split's
- * pre-flight makes the checks beside the journal write that starts the
- * step and the claims after it (agent/preflight.c). */
-shale_status identity_claim_checked(const char *uri, const shale_options *opts,
-                                    const char *owner);
 /* For clone.c, before a fresh clone writes its first manifest: SHALE_OK
  * if s may receive a new database (no identity, or a child-claim);
  * SHALE_CONFLICT naming uri when its identity says it is a database's

@@ -1,7 +1,10 @@
 /*
  * shale_admin.h -- what tools (the agent, the CLI) need from libshale beyond
- * reading and writing a database: store identity (below), and shard facts
- * and balanced split points (second part).
+ * reading and writing a database: store identity (below), shard facts and
+ * balanced split points (second part), object keys and key order (third),
+ * a read-only view of a manifest version (fourth) and a deep copy of store
+ * options (last).  A program outside the engine (shale-agent, the CLI)
+ * builds with -Iengine/include only: what it needs is here.
  *
  * Store identity (docs/format.md "Store identity").  A store is named by a
  * URI, and one store can be spelled many ways (file:///a/b/, file:///a//b,
@@ -123,6 +126,32 @@ shale_status shale_store_check_empty(const char *uri, const shale_options *opts,
  * the store is reachable and writable.  owner is borrowed. */
 shale_status shale_store_claim(const char *uri, const shale_options *opts, const char *owner);
 
+/* shale_store_claim() for a caller that made its checks already
+ * (shale_store_check_empty() with the same owner passed a moment before,
+ * e.g. beside another write): only the claim's create-if-absent; an
+ * identity found there is judged as the claim judges it (this owner's
+ * claim passes, anything else is SHALE_CONFLICT).  The split's pre-flight
+ * makes the checks beside the journal write that starts its step and the
+ * claims after it. */
+shale_status shale_store_claim_checked(const char *uri, const shale_options *opts,
+                                       const char *owner);
+
+/* ---- Clones with a barrier -------------------------------------------------- */
+
+/* shale_clone_many() with a barrier: before_write(ctx), when given, is
+ * called once after every read of the batch's first phase (and the
+ * conditional-write probes, whose objects are garbage, never state) and
+ * before its first write; a failure it returns stops the batch there with
+ * that status and message.  A caller that must record its intent durably
+ * before the clones write anything (the split's journal write of Clone
+ * "Running") runs that write beside the reads and joins it here.
+ * before_write NULL: shale_clone_many(). */
+typedef shale_status (*shale_clone_barrier_fn)(void *ctx);
+shale_status shale_clone_many_barrier(const shale_clone_spec *specs, size_t n,
+                                      const shale_options *opts, shale_clone_result *out,
+                                      size_t *failed, shale_clone_barrier_fn before_write,
+                                      void *ctx);
+
 /* ---- Shard facts and split points ----------------------------------------
  * Everything here reads the manifest and the SSTs' footers, indexes and
  * properties, never a data block: on S3 a call costs a LIST and a GET for
@@ -199,6 +228,177 @@ void shale_split_points_clear(shale_split_points *p);   /* accepts NULL */
  * of memory, unescape also for a malformed %XX (then *len is untouched). */
 char *shale_key_escape(const void *key, size_t len);
 uint8_t *shale_key_unescape(const char *text, size_t *len);
+
+/* ---- Object keys and key order --------------------------------------------
+ * The layout of a store (docs/format.md, "Object layout"): manifest
+ * versions under SHALE_MANIFEST_DIR, WAL SSTs under SHALE_WAL_DIR,
+ * compacted SSTs under SHALE_SST_DIR, shale-agent's split journals under
+ * SHALE_JOURNAL_DIR and its split lease under SHALE_LEASE_DIR.  Ids are
+ * zero-padded to 20 digits so that key order is id order.  Builders write
+ * into the caller's buffer; parsers are strict (the exact pattern, no
+ * overflow, no id 0 for manifests and WAL SSTs) and leave their outputs
+ * untouched when they return false.  Pure functions. */
+
+#define SHALE_MANIFEST_DIR "manifest/"
+#define SHALE_WAL_DIR "wal/"
+#define SHALE_SST_DIR "compacted/"
+#define SHALE_JOURNAL_DIR "splits/"
+#define SHALE_LEASE_DIR "splits/_lease/"   /* split names never start with '_' */
+#define SHALE_KEY_MAX 64                   /* every manifest, WAL, SST and lease key */
+#define SHALE_JOURNAL_NAME_MAX 253         /* a split's name (a Kubernetes name) */
+#define SHALE_JOURNAL_KEY_MAX (sizeof SHALE_JOURNAL_DIR + SHALE_JOURNAL_NAME_MAX + 1 + 20 + 5 + 1)
+
+/* "wal/<id:020>.sst" into buf (n >= SHALE_KEY_MAX). */
+void shale_wal_key(uint64_t id, char *buf, size_t n);
+/* The id of a WAL SST key (>= 1); false for any other key. */
+bool shale_wal_key_parse(const char *key, uint64_t *id);
+/* "compacted/<ulid>.sst" into buf (n >= SHALE_KEY_MAX); ulid as a
+ * shale_manifest_sst's id. */
+void shale_sst_key(const char *ulid, char *buf, size_t n);
+/* "splits/<name>/<version:020>.json" into buf (n >= SHALE_JOURNAL_KEY_MAX).
+ * False (buf "") if name is empty, longer than SHALE_JOURNAL_NAME_MAX,
+ * holds '/', starts with '_' (the lease's directory), or n is too small. */
+bool shale_journal_key(const char *name, uint64_t version, char *buf, size_t n);
+/* The split name (nlen bytes with the NUL) and version of a journal key;
+ * false for lease records and any other key. */
+bool shale_journal_key_parse(const char *key, char *name, size_t nlen, uint64_t *version);
+/* "splits/_lease/<seq:020>.json" into buf (n >= SHALE_KEY_MAX): one record
+ * of a shard's split lease. */
+void shale_lease_key(uint64_t seq, char *buf, size_t n);
+/* The seq (>= 1) of a lease record key. */
+bool shale_lease_key_parse(const char *key, uint64_t *seq);
+
+/* The engine's key order: bytewise, a shorter prefix first.  -1, 0 or 1. */
+int shale_key_compare(const void *a, size_t alen, const void *b, size_t blen);
+
+/* ---- A manifest version, read-only ----------------------------------------
+ * What a tool checks in a database's manifest (docs/format.md, "Manifest")
+ * without being its writer: the SSTs of L0 and of each sorted run with
+ * their key ranges, the WAL state, checkpoints, parents a clone references
+ * and how it was made.  The view is one allocation tree owned by the
+ * caller: every pointer in it (strings, keys, arrays) stays valid until
+ * shale_manifest_view_free() and is never changed by the library.
+ *
+ * Compatibility: the library fills struct_size with its own sizeof
+ * (shale_manifest_view); later versions only append fields, so a program
+ * reads the fields its header knows.  The element structs
+ * (shale_manifest_sst, _run, _checkpoint, _parent) keep their layout:
+ * per-element facts a later version adds arrive as new arrays at the end
+ * of shale_manifest_view.
+ *
+ * Thread safety: a view is immutable; threads may read one at once. */
+
+typedef struct shale_manifest_sst {
+    char id[27];                  /* ULID: the object shale_sst_key(id) */
+    const char *store_uri;        /* NULL: this database's store; else the
+                                     parent's store holding the object */
+    uint64_t size;                /* object bytes */
+    uint64_t entries;
+    const uint8_t *first_key; size_t first_klen;   /* NULL when empty */
+    const uint8_t *last_key;  size_t last_klen;
+} shale_manifest_sst;
+
+typedef struct shale_manifest_run {
+    uint32_t id;                  /* higher = newer */
+    const shale_manifest_sst *ssts;   /* key-ordered, non-overlapping */
+    size_t count;
+} shale_manifest_run;
+
+typedef struct shale_manifest_checkpoint {
+    char id[37];                  /* UUID */
+    uint64_t manifest_id;         /* the version it pins */
+    int64_t create_time_ms;
+    int64_t expire_time_ms;       /* 0 = never */
+    const char *name;             /* NULL if none */
+} shale_manifest_checkpoint;
+
+/* A database whose SSTs this one references (a clone's parent, and the
+ * parent's own parents). */
+typedef struct shale_manifest_parent {
+    const char *store_uri;
+    char source_checkpoint_id[37];    /* the checkpoint the clone was made from */
+    char final_checkpoint_id[37];     /* the pin this database holds there */
+} shale_manifest_parent;
+
+/* The arguments a clone was made with (parent_uri NULL: not a clone). */
+typedef struct shale_manifest_origin {
+    const char *parent_uri;
+    const char *parent_checkpoint_id;
+    bool has_range;
+} shale_manifest_origin;
+
+typedef struct shale_manifest_view {
+    size_t struct_size;           /* the library's sizeof (see above) */
+    uint64_t id;                  /* the version */
+    uint32_t format_version;
+    uint64_t writer_epoch, compactor_epoch;
+    uint64_t replay_after_wal_id; /* WAL ids <= this are in L0 or the runs */
+    uint64_t next_wal_sst_id;     /* first WAL id not yet recorded */
+    uint64_t last_l0_seq;
+    bool initialized;             /* false while a clone is half made */
+    const char *wal_store_uri;    /* recorded WAL store; NULL: the main store */
+    const shale_manifest_sst *l0; size_t l0_count;      /* newest first */
+    const shale_manifest_run *runs; size_t run_count;   /* newest first */
+    const shale_manifest_checkpoint *checkpoints; size_t checkpoint_count;
+    const shale_manifest_parent *parents; size_t parent_count;
+    /* Visible key range [start, end); NULL = unbounded on that side. */
+    const uint8_t *range_start; size_t range_start_len;
+    const uint8_t *range_end;   size_t range_end_len;
+    shale_manifest_origin origin;
+} shale_manifest_view;
+
+/* Reads manifest version id (0: the latest) of the database in store s
+ * (borrowed; opened with shale_objstore_open()).  SHALE_NOT_FOUND when the
+ * store holds no manifest (or not that version); SHALE_CORRUPT naming the
+ * object when it does not decode. */
+shale_status shale_manifest_view_load(shale_objstore *s, uint64_t id,
+                                      shale_manifest_view **out);
+/* The manifest version reader r stands on (the one its open or last
+ * refresh loaded; no store is read). */
+shale_status shale_reader_manifest_view(shale_reader *r, shale_manifest_view **out);
+void shale_manifest_view_free(shale_manifest_view *v);   /* accepts NULL */
+
+/* The checkpoint with this id in v, or NULL.  Borrowed from v. */
+const shale_manifest_checkpoint *shale_manifest_view_checkpoint(const shale_manifest_view *v,
+                                                                const char *id);
+/* Removes checkpoint id from the database in store s, writing on latest
+ * -- the latest version as the caller read it (NULL: read here) -- so a
+ * caller that holds it saves a LIST and a GET (two round trips on S3).  A
+ * newer version found by the conditional write is re-read and the removal
+ * applied to it.  SHALE_OK also when no such checkpoint exists (a removal
+ * redone after a crash).  latest is borrowed. */
+shale_status shale_checkpoint_delete_on(shale_objstore *s, const char *id,
+                                        const shale_manifest_view *latest);
+
+/* The number of data blocks of the SST object key (size bytes) in store s,
+ * from its footer and index alone (no data block, no filter): how a tool
+ * estimates what a reader of that SST holds in memory. */
+shale_status shale_sst_block_count(shale_objstore *s, const char *key, uint64_t size,
+                                   uint64_t *blocks);
+
+/* Opens SST h (from a view of r's database) in reader r's table cache
+ * (footer, then metadata: two requests), so that a scan reaching it later
+ * finds it open.  A tool that will scan many SSTs opens them all at once
+ * first instead of one after the other as the scan seeks.  h borrowed. */
+shale_status shale_reader_open_sst(shale_reader *r, const shale_manifest_sst *h);
+
+/* Does SST h hold keys of [start, end)?  NULL (or length 0) = unbounded on
+ * that side; an SST without entries holds none. */
+bool shale_manifest_sst_overlaps(const shale_manifest_sst *h, const void *start,
+                                 size_t start_len, const void *end, size_t end_len);
+
+/* ---- Store options ----------------------------------------------------------
+ * A program that keeps store options beyond one call (shale_options says
+ * the engine borrows their strings only for the call) keeps its own deep
+ * copy. */
+
+/* Copies src into *dst, every string duplicated (NULL stays NULL).  On
+ * SHALE_NO_MEMORY the strings of *dst are NULL (nothing to free).  Free with
+ * shale_objstore_options_free(), which zeroes the strings first (they hold
+ * secrets) and leaves *dst all zero. */
+shale_status shale_objstore_options_copy(shale_objstore_options *dst,
+                                         const shale_objstore_options *src);
+void shale_objstore_options_free(shale_objstore_options *o);   /* accepts NULL */
 
 SHALE_API_END
 #endif /* SHALE_ADMIN_H */

@@ -4,6 +4,9 @@
  * shale_err() is how every module reports a failure: it formats the detail
  * into this thread's buffer and returns the code, so a failure site reads
  * `return shale_err(SHALE_CORRUPT, "%s: bad footer at %llu", key, off);`.
+ * shale_err() is the engine's short name for the public shale_error_set()
+ * (status_int.h), which programs that wrap engine calls use for their own
+ * messages in the same slot.
  */
 #include "util/status_int.h"
 
@@ -45,28 +48,23 @@ void shale_free(void *p)
     free(p);
 }
 
-shale_status shale_err(shale_status rc, const char *fmt, ...)
+/* Formatted aside first: an argument may be shale_errmsg() itself (a
+ * caller rewording the error it got), which vsnprintf must not read while
+ * it writes the same buffer. */
+static void set_v(const char *fmt, va_list ap)
 {
-    /* Formatted aside first: an argument may be shale_errmsg() itself (a
-     * caller rewording the error it got), which vsnprintf must not read
-     * while it writes the same buffer. */
     char tmp[sizeof errbuf];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
     memcpy(errbuf, tmp, sizeof errbuf);
-    return rc;
 }
 
-shale_status shale_err_prefix(shale_status rc, const char *fmt, ...)
+/* "<prefix>: <old>", the old message copied aside before the slot is
+ * written (the prefix's arguments may point into it too). */
+static void prefix_v(const char *fmt, va_list ap)
 {
     char prefix[512], old[sizeof errbuf];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
-    va_end(ap);
     memcpy(old, errbuf, sizeof old);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
     size_t n = strlen(prefix);
     if (n > sizeof errbuf - 3)
         n = sizeof errbuf - 3;
@@ -76,10 +74,27 @@ shale_status shale_err_prefix(shale_status rc, const char *fmt, ...)
     size_t m = strnlen(old, rest);
     memcpy(errbuf + n + 2, old, m);
     errbuf[n + 2 + m] = '\0';
-    return rc;
 }
 
-void shale_err_clear(void)
+shale_status shale_error_set(shale_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_v(fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+shale_status shale_error_prefix(shale_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    prefix_v(fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+void shale_error_clear(void)
 {
     errbuf[0] = '\0';
 }

@@ -6,17 +6,14 @@
 
 #include "shale_status.h"
 
-#if defined(__GNUC__)
-#define SHALE_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#else
-#define SHALE_PRINTF(a, b)
-#endif
-
-/* Sets this thread's message (printf-style) and returns rc. */
-shale_status shale_err(shale_status rc, const char *fmt, ...) SHALE_PRINTF(2, 3);
-/* Prepends context ("opening manifest/...: ") to the current message. */
-shale_status shale_err_prefix(shale_status rc, const char *fmt, ...) SHALE_PRINTF(2, 3);
-void shale_err_clear(void);
+/* The engine's short names for the public setters (shale_status.h): the
+ * same functions, the same per-thread slot that shale_errmsg() reads.
+ *   shale_err(rc, fmt, ...)         sets the message, returns rc
+ *   shale_err_prefix(rc, fmt, ...)  "<fmt>: <current message>", returns rc
+ *   shale_err_clear()               empties it */
+#define shale_err shale_error_set
+#define shale_err_prefix shale_error_prefix
+#define shale_err_clear shale_error_clear
 
 /* Allocation failure is reported, never fatal. */
 #define SHALE_OOM() shale_err(SHALE_NO_MEMORY, "out of memory at %s:%d", __FILE__, __LINE__)
