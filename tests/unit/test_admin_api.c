@@ -314,6 +314,63 @@ static void manifest_view_of_a_clone(void **state)
 
 /* ---- store options copy ---------------------------------------------------- */
 
+/* The calls the split uses: a checkpoint removed on a view the caller
+ * holds (and again: a redone removal passes), an SST's block count from
+ * its index, an SST opened in a reader's cache, and a claim whose checks
+ * were made already (ours passes again, another owner's is refused). */
+static void split_helpers(void **state)
+{
+    (void)state;
+    dt_fixture *f = dt_fixture_new("admin_api_split");
+    shale_db *db = NULL;
+    TU_OK(shale_open(f->uri, &f->o, &db));
+    put_range(db, 0, 300);
+    TU_OK(shale_compact(db, true));
+    shale_checkpoint cp;
+    TU_OK(shale_checkpoint_create(db, SHALE_CHECKPOINT_DURABLE, 0, "to-drop", &cp));
+    TU_OK(shale_close(db));
+
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(f->uri, &f->o.store, &s));
+    shale_manifest_view *v = NULL;
+    TU_OK(shale_manifest_view_load(s, 0, &v));
+    assert_non_null(shale_manifest_view_checkpoint(v, cp.id));
+    assert_true(v->run_count >= 1 && v->runs[0].count >= 1);
+    const shale_manifest_sst *h = &v->runs[0].ssts[0];
+    char key[SHALE_KEY_MAX];
+    shale_sst_key(h->id, key, sizeof key);
+    uint64_t blocks = 0;
+    TU_OK(shale_sst_block_count(s, key, h->size, &blocks));
+    assert_true(blocks >= 1);
+    TU_RC(SHALE_NOT_FOUND, shale_sst_block_count(s, "compacted/none.sst", 100, &blocks));
+
+    shale_options ro = f->o;
+    shale_reader *r = NULL;
+    TU_OK(shale_reader_open(f->uri, &ro, NULL, &r));
+    TU_OK(shale_reader_open_sst(r, h));
+    shale_reader_close(r);
+
+    TU_OK(shale_checkpoint_delete_on(s, cp.id, v));
+    TU_OK(shale_checkpoint_delete_on(s, cp.id, v));   /* on a stale view: redone */
+    shale_manifest_view *after = NULL;
+    TU_OK(shale_manifest_view_load(s, 0, &after));
+    assert_null(shale_manifest_view_checkpoint(after, cp.id));
+    assert_true(after->id > v->id);
+    shale_manifest_view_free(after);
+    shale_manifest_view_free(v);
+    shale_objstore_close(s);
+
+    char *dir = tu_tmpdir("admin_api_claim");
+    char *kid = tu_file_uri(dir, "kid");
+    TU_OK(shale_store_check_empty(kid, NULL, "split a"));
+    TU_OK(shale_store_claim_checked(kid, NULL, "split a"));
+    TU_OK(shale_store_claim_checked(kid, NULL, "split a"));
+    TU_RC(SHALE_CONFLICT, shale_store_claim_checked(kid, NULL, "split b"));
+    free(kid);
+    free(dir);
+    dt_fixture_free(f);
+}
+
 static void options_copy_is_deep(void **state)
 {
     (void)state;
@@ -351,6 +408,7 @@ int main(void)
         cmocka_unit_test(key_compare_order),
         cmocka_unit_test(manifest_view_matches_database),
         cmocka_unit_test(manifest_view_of_a_clone),
+        cmocka_unit_test(split_helpers),
         cmocka_unit_test(options_copy_is_deep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
