@@ -13,7 +13,7 @@ make -s -j"$(nproc)" CC=clang BUILD=build-fuzz-lib OPT="-O1 -g" \
   EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
   EXTRA_LDFLAGS="-fsanitize=address,undefined" build-fuzz-lib/libshale.a build-fuzz-lib/libshale-agent.a
 flags="-std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iengine/include -Iengine -Iagent $(pkg-config --cflags libxml-2.0)"
-libs="build-fuzz-lib/libshale-agent.a build-fuzz-lib/libshale.a $(pkg-config --libs libcurl jansson yaml-0.1 libzstd libxxhash libxml-2.0 libmicrohttpd) -lpthread -lm"
+libs="build-fuzz-lib/libshale-agent.a build-fuzz-lib/libshale.a $(pkg-config --libs libcurl jansson yaml-0.1 libzstd libxxhash libxml-2.0 libmicrohttpd libcrypto) -lpthread -lm"
 total=0
 for src in tests/fuzz/fuzz_*.c; do
   name=$(basename "$src" .c); name=${name#fuzz_}
