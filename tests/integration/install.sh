@@ -33,11 +33,12 @@ stray=$(grep -v '^shale_' "$T/exported" | head -20)
 if [ -z "$stray" ] && [ -s "$T/exported" ]; then ok "every exported symbol starts with shale_ ($(wc -l <"$T/exported") symbols)"
 else notok "symbols exported without the shale_ prefix: $(echo $stray)"; fi
 # Functions the public headers declare (a name followed by '(' at the start
-# of a declaration), preprocessed so comments do not count.
+# of a declaration, not by '(*': that is a function-pointer type returning
+# a shale_ type), preprocessed so comments do not count.
 gcc -E -P -D_GNU_SOURCE -I"$DEST$PREFIX/include" -x c - <<<'#include <shale.h>
 #include <shale_admin.h>' 2>/dev/null >"$T/pp.c" ||
   gcc -E -P -D_GNU_SOURCE -I"$DEST$PREFIX/include" -x c - <<<'#include <shale.h>' >"$T/pp.c"
-grep -oE '\bshale_[a-z0-9_]+ *\(' "$T/pp.c" | tr -d ' (' | sort -u >"$T/declared"
+grep -oE '\bshale_[a-z0-9_]+ *\([^*]' "$T/pp.c" | sed -E 's/ *\(.*//' | sort -u >"$T/declared"
 missing=$(comm -23 "$T/declared" "$T/exported" | head -20)
 if [ -z "$missing" ] && [ -s "$T/declared" ]; then ok "every function of the public headers is exported ($(wc -l <"$T/declared"))"
 else notok "declared in the public headers but not exported: $(echo $missing)"; fi
