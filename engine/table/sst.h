@@ -74,9 +74,10 @@ typedef struct sst_reader sst_reader;
  * the manifest), else 0 and the object is looked up and measured.  Opens a
  * shale_objreader on the object, kept until the reader is freed (on file://
  * an open descriptor: every later block read is one pread), then reads the
- * footer and, with one more ranged read, the top-level index and the
- * properties (format 3; formats 1 and 2: the whole index), and checks
- * them.  The filter is read on the first sst_reader_get() or
+ * object's last 16 KiB (footer, and most often the top-level index, the
+ * properties and the last index partitions) and, only if they were not
+ * all in it, the top-level index and the properties (format 3; formats 1
+ * and 2: the whole index), and checks them.  The filter is read on the first sst_reader_get() or
  * sst_reader_may_contain(), each index partition on the first seek into
  * it; neither is read by scans, seeks elsewhere or split facts.  cache may
  * be NULL.  The store and cache are borrowed and must outlive the reader. */

@@ -10,8 +10,8 @@
  * reader holds a descriptor for as long as anything references it: the
  * table cache (view.c) while the SST is live, and iterators.
  *
- * Open reads the footer, then the top-level index and properties in one
- * ranged GET (sst_table.c: the filter and the index partitions wait until
+ * Open reads the object's tail (footer, top-level index, properties; a
+ * second GET if they did not fit) (sst_table.c: the filter and the index partitions wait until
  * a lookup or a seek needs them, and are then kept in the table, which
  * every reader of the same SST in the process may share), verifying every
  * checksum and bounds-checking every offset.  Any number of threads may
