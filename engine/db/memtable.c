@@ -1,5 +1,5 @@
 /*
- * memtable.c -- a skiplist in internal order over an arena (LevelDB style).
+ * memtable.c -- a skiplist in internal order over two arenas (LevelDB style).
  *
  * Concurrency: one writer (the caller serialises memtable_add) and any
  * number of lock-free readers.  A node is fully built, its forward pointers
@@ -8,10 +8,17 @@
  * old list or the new node complete.  Nodes are never unlinked or freed
  * before the memtable itself (reference counted).
  *
- * Node layout in the arena: the node header (key/value lengths, seq, kind,
- * height), then `height` atomic next pointers, then key bytes, then value
- * bytes.  Arena blocks are 64 KiB from malloc for the first four, then
- * 1 MiB mapped directly (or one larger block for a big entry).
+ * Node layout in the node arena: the node header (key/value lengths, seq,
+ * value pointer), the key bytes padded to 8, then `height` atomic next
+ * pointers.  Values live in a value arena of their own.  Why (issue 19:
+ * fillrandom at 1M keys): a search visits ~30 nodes and almost every
+ * visit below the top levels was a cache miss.  With the key beside the
+ * header and the values elsewhere, a visit reads one compact record (48
+ * bytes for a 16-byte key at height 1, against 160 with a 100-byte value
+ * inline), and the nodes of a 64 MiB memtable take a third of the memory,
+ * so far more of them stay in the caches.  Arena blocks are 64 KiB from
+ * malloc for the first four of each arena, then 2 MiB mapped directly
+ * (or one larger block for a big entry).
  */
 #include "db/memtable.h"
 #include "util/misc.h"
@@ -32,17 +39,27 @@ typedef struct node {
     uint32_t klen;
     uint32_t vlen;
     uint64_t seq;
-    uint8_t kind;
-    uint8_t height;
-    _Atomic(struct node *) next[];   /* height entries, then key, value */
+    const uint8_t *val;      /* in the value arena; NULL for a tombstone */
+    /* key bytes, padded to 8, then the next pointers */
 } node;
 
-/* Blocks after the first few are mapped directly (BIG_BLOCK each) and
- * unmapped when the memtable goes: a flushed 64 MiB memtable then gives its
- * memory back to the system at once, instead of leaving a thousand freed
- * 64 KiB chunks in a malloc arena, where they stayed resident (issue 19:
- * peak RSS).  Small memtables (tests, readers' replays) stay on malloc. */
-#define BIG_BLOCK (1u << 20)
+/* A put's empty value: a tombstone is told from a put by val == NULL. */
+static const uint8_t empty_value[1];
+
+/* Blocks after the first few are mapped directly (BIG_BLOCK each, aligned
+ * to BIG_BLOCK) and unmapped when the memtable goes: a flushed 64 MiB
+ * memtable then gives its memory back to the system at once, instead of
+ * leaving a thousand freed 64 KiB chunks in a malloc arena, where they
+ * stayed resident (issue 19: peak RSS).  Small memtables (tests, readers'
+ * replays) stay on malloc.
+ *
+ * The mapped blocks are 2 MiB, aligned, and marked MADV_HUGEPAGE: an
+ * insert into a big memtable visits ~30 nodes at random places in 64 MiB,
+ * and with 4 KiB pages nearly every visit was a TLB miss (a nested page
+ * walk under a hypervisor) on top of the cache miss -- find_ge's first
+ * touch of a node was 80 % of its samples (issue 19: fillrandom).  The
+ * hint costs nothing where transparent huge pages are off. */
+#define BIG_BLOCK (2u << 20)
 #define SMALL_BLOCKS 4
 
 typedef struct arena_block {
@@ -52,16 +69,42 @@ typedef struct arena_block {
     alignas(16) uint8_t data[];
 } arena_block;
 
+/* An anonymous mapping of len bytes (a multiple of the page size) aligned
+ * to BIG_BLOCK when len is at least that: map more, trim both ends. */
+static void *map_aligned(size_t len)
+{
+    if (len < BIG_BLOCK) {
+        void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+    }
+    size_t span = len + BIG_BLOCK;
+    uint8_t *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    uintptr_t a = ((uintptr_t)p + BIG_BLOCK - 1) & ~(uintptr_t)(BIG_BLOCK - 1);
+    uint8_t *q = (uint8_t *)a;
+    if (q > p)
+        munmap(p, (size_t)(q - p));
+    if (p + span > q + len)
+        munmap(q + len, (size_t)(p + span - (q + len)));
+#ifdef MADV_HUGEPAGE
+    madvise(q, len, MADV_HUGEPAGE);   /* a hint: failure changes nothing */
+#endif
+    return q;
+}
+
 static arena_block *block_new(size_t cap, bool map)
 {
     arena_block *nb;
     size_t total = sizeof *nb + cap;
     if (map) {
-        void *p = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
+        total = (total + 4095) & ~(size_t)4095;
+        void *p = map_aligned(total);
+        if (!p)
             return NULL;
         nb = p;
         nb->mapped = total;
+        cap = total - sizeof *nb;
     } else {
         if (!(nb = malloc(total)))
             return NULL;
@@ -80,30 +123,35 @@ static void block_free(arena_block *b)
         free(b);
 }
 
+typedef struct arena {
+    arena_block *blocks;     /* newest first */
+    unsigned nblocks;        /* blocks allocated so far */
+} arena;
+
 struct memtable {
     _Atomic int refs;
     node *head;
     _Atomic int max_height;
-    arena_block *blocks;
+    arena nodes, values;
     _Atomic size_t bytes;
     _Atomic uint64_t count;
     _Atomic uint64_t max_seq;
     uint64_t rng;
-    unsigned nblocks;        /* blocks allocated so far */
 };
 
-static void *arena_alloc(memtable *m, size_t n)
+/* n bytes aligned to `align` (a power of two, at most 16) from a. */
+static void *arena_alloc(memtable *m, arena *a, size_t n, size_t align)
 {
-    n = (n + 15) & ~(size_t)15;
-    arena_block *b = m->blocks;
-    if (!b || b->cap - b->used < n) {
-        bool big = m->nblocks >= SMALL_BLOCKS;
+    arena_block *b = a->blocks;
+    size_t pad = b ? (align - (b->used & (align - 1))) & (align - 1) : 0;
+    if (!b || b->cap - b->used < n + pad) {
+        bool big = a->nblocks >= SMALL_BLOCKS;
         size_t unit = big ? BIG_BLOCK - sizeof(arena_block) : ARENA_BLOCK;
         size_t cap = n > unit / 4 ? n : unit;
         arena_block *nb = block_new(cap, big || cap > ARENA_BLOCK);
         if (!nb)
             return NULL;
-        m->nblocks++;
+        a->nblocks++;
         if (n > unit / 4 && b) {
             /* A big entry gets its own block behind the current one, so
              * the current block's free space is not wasted. */
@@ -111,45 +159,68 @@ static void *arena_alloc(memtable *m, size_t n)
             b->prev = nb;
         } else {
             nb->prev = b;
-            m->blocks = nb;
+            a->blocks = nb;
         }
         b = nb;
+        pad = 0;
     }
-    void *p = b->data + b->used;
-    b->used += n;
+    void *p = b->data + b->used + pad;
+    b->used += n + pad;
     /* Count what entries use, not what blocks reserve: a 64 KiB block must
      * not make a small memtable look full. */
-    atomic_fetch_add_explicit(&m->bytes, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->bytes, n + pad, memory_order_relaxed);
     return p;
 }
 
-static inline uint8_t *node_key(const node *x)
+static void arena_free(arena *a)
 {
-    return (uint8_t *)&x->next[x->height];
+    arena_block *b = a->blocks;
+    while (b) {
+        arena_block *p = b->prev;
+        block_free(b);
+        b = p;
+    }
 }
 
-static inline uint8_t *node_val(const node *x)
+static inline const uint8_t *node_key(const node *x)
 {
-    return node_key(x) + x->klen;
+    return (const uint8_t *)(x + 1);
+}
+
+static inline size_t key_room(size_t klen)
+{
+    return (klen + 7) & ~(size_t)7;
+}
+
+static inline _Atomic(node *) *node_next(const node *x)
+{
+    return (_Atomic(node *) *)((uint8_t *)(uintptr_t)(x + 1) + key_room(x->klen));
 }
 
 static node *new_node(memtable *m, const kv_entry *e, int height)
 {
-    size_t sz = sizeof(node) + (size_t)height * sizeof(_Atomic(node *)) + e->klen + e->vlen;
-    node *x = arena_alloc(m, sz);
+    const uint8_t *val = NULL;
+    if (e->kind == KV_PUT) {
+        uint8_t *v = e->vlen ? arena_alloc(m, &m->values, e->vlen, 1) : NULL;
+        if (e->vlen && !v)
+            return NULL;
+        if (v)
+            memcpy(v, e->val, e->vlen);
+        val = v ? v : empty_value;
+    }
+    size_t sz = sizeof(node) + key_room(e->klen) + (size_t)height * sizeof(_Atomic(node *));
+    node *x = arena_alloc(m, &m->nodes, sz, 8);
     if (!x)
-        return NULL;
+        return NULL;   /* the value's bytes stay in the arena unused */
     x->klen = (uint32_t)e->klen;
-    x->vlen = (uint32_t)e->vlen;
+    x->vlen = e->kind == KV_PUT ? (uint32_t)e->vlen : 0;
     x->seq = e->seq;
-    x->kind = e->kind;
-    x->height = (uint8_t)height;
-    for (int i = 0; i < height; i++)
-        atomic_init(&x->next[i], NULL);
+    x->val = val;
     if (e->klen)
-        memcpy(node_key(x), e->key, e->klen);
-    if (e->vlen)
-        memcpy(node_val(x), e->val, e->vlen);
+        memcpy((uint8_t *)(x + 1), e->key, e->klen);
+    _Atomic(node *) *next = node_next(x);
+    for (int i = 0; i < height; i++)
+        atomic_init(&next[i], NULL);
     return x;
 }
 
@@ -162,9 +233,10 @@ memtable *memtable_new(void)
     atomic_init(&m->max_height, 1);
     random_bytes(&m->rng, sizeof m->rng);
     m->rng |= 1;
-    kv_entry none = {NULL, 0, 0, 0, NULL, 0};
+    kv_entry none = {NULL, 0, 0, KV_DELETE, NULL, 0};
     m->head = new_node(m, &none, MAX_HEIGHT);
     if (!m->head) {
+        arena_free(&m->nodes);
         free(m);
         return NULL;
     }
@@ -180,12 +252,8 @@ void memtable_unref(memtable *m)
 {
     if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
         return;
-    arena_block *b = m->blocks;
-    while (b) {
-        arena_block *p = b->prev;
-        block_free(b);
-        b = p;
-    }
+    arena_free(&m->nodes);
+    arena_free(&m->values);
     free(m);
 }
 
@@ -218,7 +286,7 @@ static node *find_ge(memtable *m, const uint8_t *key, size_t klen, uint64_t seq,
     node *x = m->head;
     int level = atomic_load_explicit(&m->max_height, memory_order_acquire) - 1;
     for (;;) {
-        node *next = atomic_load_explicit(&x->next[level], memory_order_acquire);
+        node *next = atomic_load_explicit(&node_next(x)[level], memory_order_acquire);
         if (next && node_cmp(next, key, klen, seq) < 0) {
             x = next;
         } else {
@@ -247,11 +315,12 @@ shale_status memtable_add(memtable *m, const kv_entry *e)
     node *x = new_node(m, e, h);
     if (!x)
         return SHALE_OOM();
+    _Atomic(node *) *xn = node_next(x);
     for (int i = 0; i < h; i++) {
-        atomic_store_explicit(&x->next[i],
-                              atomic_load_explicit(&prev[i]->next[i], memory_order_relaxed),
+        _Atomic(node *) *pn = node_next(prev[i]);
+        atomic_store_explicit(&xn[i], atomic_load_explicit(&pn[i], memory_order_relaxed),
                               memory_order_relaxed);
-        atomic_store_explicit(&prev[i]->next[i], x, memory_order_release);
+        atomic_store_explicit(&pn[i], x, memory_order_release);
     }
     atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
     uint64_t ms = atomic_load_explicit(&m->max_seq, memory_order_relaxed);
@@ -260,18 +329,23 @@ shale_status memtable_add(memtable *m, const kv_entry *e)
     return SHALE_OK;
 }
 
+static void node_entry(const node *x, kv_entry *out)
+{
+    out->key = node_key(x);
+    out->klen = x->klen;
+    out->seq = x->seq;
+    out->kind = x->val ? KV_PUT : KV_DELETE;
+    out->val = x->val;
+    out->vlen = x->vlen;
+}
+
 bool memtable_get(memtable *m, const uint8_t *key, size_t klen, uint64_t max_seq,
                   kv_entry *out)
 {
     node *x = find_ge(m, key, klen, max_seq, NULL);
     if (!x || kv_key_cmp(node_key(x), x->klen, key, klen))
         return false;
-    out->key = node_key(x);
-    out->klen = x->klen;
-    out->seq = x->seq;
-    out->kind = x->kind;
-    out->val = x->kind == KV_PUT ? node_val(x) : NULL;
-    out->vlen = x->kind == KV_PUT ? x->vlen : 0;
+    node_entry(x, out);
     return true;
 }
 
@@ -301,7 +375,7 @@ typedef struct mem_iter {
 static void mi_seek_first(kv_iter *it)
 {
     mem_iter *mi = (mem_iter *)it;
-    mi->cur = atomic_load_explicit(&mi->m->head->next[0], memory_order_acquire);
+    mi->cur = atomic_load_explicit(&node_next(mi->m->head)[0], memory_order_acquire);
 }
 
 static void mi_seek(kv_iter *it, const uint8_t *key, size_t klen)
@@ -313,7 +387,7 @@ static void mi_seek(kv_iter *it, const uint8_t *key, size_t klen)
 static void mi_next(kv_iter *it)
 {
     mem_iter *mi = (mem_iter *)it;
-    mi->cur = atomic_load_explicit(&mi->cur->next[0], memory_order_acquire);
+    mi->cur = atomic_load_explicit(&node_next(mi->cur)[0], memory_order_acquire);
 }
 
 static bool mi_valid(const kv_iter *it)
@@ -323,13 +397,7 @@ static bool mi_valid(const kv_iter *it)
 
 static void mi_entry(const kv_iter *it, kv_entry *e)
 {
-    const node *x = ((const mem_iter *)it)->cur;
-    e->key = node_key(x);
-    e->klen = x->klen;
-    e->seq = x->seq;
-    e->kind = x->kind;
-    e->val = x->kind == KV_PUT ? node_val(x) : NULL;
-    e->vlen = x->kind == KV_PUT ? x->vlen : 0;
+    node_entry(((const mem_iter *)it)->cur, e);
 }
 
 static shale_status mi_status(const kv_iter *it)
