@@ -47,7 +47,7 @@ static void options_defaults(shale_options *o)
     o->wal_flush_interval_ms = 100;
     o->wal_flush_bytes = 4u << 20;
     o->memtable_bytes = 64u << 20;
-    o->max_unflushed_bytes = 256u << 20;
+    o->max_unflushed_bytes = 128u << 20;   /* RocksDB: 2 x 64 MiB write buffers */
     o->l0_compaction_trigger = 4;
     o->l0_max_ssts = 16;
     o->max_sorted_runs = 4;
