@@ -6,7 +6,7 @@
  * (bench_split.c).
  *
  *   bench [--keys N] [--value-size B] [--split-mb M,M,...] [--s3-mb M]
- *         [--json FILE] [--dir D] [--shale-only] [--durable-only]
+ *         [--json FILE] [--dir D] [--shale-only] [--durable-only] [--no-durable]
  *
  * Durability is matched and stated in the output: (a) no sync per write
  * for every workload but one, (b) durable acknowledgement with 1, 4 and 32
@@ -396,6 +396,7 @@ static void run_durable(int col, int threads)
 /* Runs one engine's whole share in a child process, so its peak RSS and
  * its bytes written are its own. */
 static bool durable_only;   /* --durable-only: just the durable puts */
+static bool no_durable;     /* --no-durable: all but the durable puts */
 
 static void run_engine(int col)
 {
@@ -406,9 +407,11 @@ static void run_engine(int col)
     if (pid == 0) {
         if (!durable_only)
             run_workloads(col);
-        run_durable(col, 1);
-        run_durable(col, 4);
-        run_durable(col, 32);
+        if (!no_durable) {
+            run_durable(col, 1);
+            run_durable(col, 4);
+            run_durable(col, 32);
+        }
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         sh->tot[col].peak_rss_kb = ru.ru_maxrss;
@@ -535,7 +538,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench [--keys N] [--value-size B] [--split-mb M,M,...] "
                     "[--s3-mb M] [--json FILE] [--dir D] [--shale-only] "
-                    "[--durable-only] [--shale-memtable-mb M] [--shale-max-unflushed-mb M]\n"
+                    "[--durable-only] [--no-durable] [--shale-memtable-mb M] [--shale-max-unflushed-mb M]\n"
                     "[--latency-keys N] [--latency-only]\n"
                     "  --latency-keys N: splits at 0/20/50 ms injected latency x 2/8/32\n"
                     "  children of an N-key parent (with --s3-mb, also on the RGW)\n"
@@ -582,6 +585,8 @@ int main(int argc, char **argv)
             shale_only = true;
         else if (!strcmp(argv[i], "--durable-only"))   /* for experiments */
             durable_only = true;
+        else if (!strcmp(argv[i], "--no-durable"))     /* repeated runs of the rest */
+            no_durable = true;
         else if (!strcmp(argv[i], "--shale-max-unflushed-mb") && more)
             shale_unflushed_mb = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--shale-memtable-mb") && more)

@@ -13,10 +13,10 @@ shale_batch *shale_batch_new(void)
     return calloc(1, sizeof(shale_batch));
 }
 
-static shale_status add(shale_batch *b, uint8_t kind, const void *key, size_t klen,
-                        const void *val, size_t vlen)
+shale_status batch_check(uint8_t kind, const void *key, size_t klen, const void *val,
+                         size_t vlen)
 {
-    if (!b || (!key && klen))
+    if (!key && klen)
         return shale_err(SHALE_INVALID_ARGUMENT, "batch: NULL batch or key");
     if (klen == 0)
         return shale_err(SHALE_INVALID_ARGUMENT, "batch: empty keys are not allowed");
@@ -28,8 +28,21 @@ static shale_status add(shale_batch *b, uint8_t kind, const void *key, size_t kl
                          MAX_VALUE_BYTES);
     if (!val && vlen)
         return shale_err(SHALE_INVALID_ARGUMENT, "batch: NULL value with length %zu", vlen);
+    if (kind != KV_PUT && vlen)
+        return shale_err(SHALE_INVALID_ARGUMENT, "batch: a delete carries no value");
+    return SHALE_OK;
+}
+
+static shale_status add(shale_batch *b, uint8_t kind, const void *key, size_t klen,
+                        const void *val, size_t vlen)
+{
+    if (!b)
+        return shale_err(SHALE_INVALID_ARGUMENT, "batch: NULL batch or key");
+    shale_status rc = batch_check(kind, key, klen, val, vlen);
+    if (rc)
+        return rc;
     size_t mark = b->buf.len;
-    shale_status rc = buf_append_u8(&b->buf, kind);
+    rc = buf_append_u8(&b->buf, kind);
     if (!rc) rc = buf_append_varint(&b->buf, klen);
     if (!rc) rc = buf_append(&b->buf, key, klen);
     if (!rc && kind == KV_PUT) {

@@ -21,6 +21,12 @@ struct shale_batch {
  * The entry's pointers borrow from the batch; seq is left 0. */
 bool batch_next(const shale_batch *b, size_t *pos, kv_entry *e);
 
+/* The checks shale_batch_put/delete make on one record (key present, not
+ * empty, key and value sizes within bounds); a single put or delete is
+ * applied from them without building a batch. */
+shale_status batch_check(uint8_t kind, const void *key, size_t klen, const void *val,
+                         size_t vlen);
+
 /* Bytes the batch will take in memtables (for stall accounting). */
 size_t batch_bytes(const shale_batch *b);
 

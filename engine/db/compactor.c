@@ -381,7 +381,11 @@ static shale_status compact_once_locked(shale_db *db, bool force)
     db->compact_busy = true;
     pthread_mutex_unlock(&db->mu);
 
+    /* The inputs are read once: leave the block cache to the readers (its
+     * blocks are still used where present).  See sst_thread_fill_cache. */
+    sst_thread_fill_cache(false);
     shale_status rc = merge_inputs(&c);
+    sst_thread_fill_cache(true);
     if (!rc) {
         commit_ctx cc = {&c, db->my_compactor_epoch};
         rc = db_update_manifest(db, commit_mut, &cc);

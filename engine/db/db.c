@@ -47,7 +47,7 @@ static void options_defaults(shale_options *o)
     o->wal_flush_interval_ms = 100;
     o->wal_flush_bytes = 4u << 20;
     o->memtable_bytes = 64u << 20;
-    o->max_unflushed_bytes = 256u << 20;
+    o->max_unflushed_bytes = 128u << 20;   /* RocksDB: 2 x 64 MiB write buffers */
     o->l0_compaction_trigger = 4;
     o->l0_max_ssts = 16;
     o->max_sorted_runs = 4;
@@ -749,11 +749,30 @@ static size_t unflushed_bytes_locked(shale_db *db)
     return n;
 }
 
-static shale_status apply(shale_db *db, const shale_batch *b)
+/* The records to apply: a batch's, or one entry (shale_put/delete build
+ * no batch: the encoding, a malloc and a realloc per put, bought
+ * nothing). */
+typedef struct records {
+    const shale_batch *b;
+    const kv_entry *one;
+} records;
+
+static bool records_next(const records *r, size_t *pos, kv_entry *e)
 {
-    if (!db || !b)
+    if (r->b)
+        return batch_next(r->b, pos, e);
+    if (*pos)
+        return false;
+    *e = *r->one;
+    *pos = 1;
+    return true;
+}
+
+static shale_status apply(shale_db *db, const records *r)
+{
+    if (!db || (!r->b && !r->one))
         return shale_err(SHALE_INVALID_ARGUMENT, "shale_write: NULL argument");
-    if (b->count == 0)
+    if (r->b && r->b->count == 0)
         return SHALE_OK;
     const manifest *m;
     size_t pos = 0;
@@ -763,7 +782,7 @@ static shale_status apply(shale_db *db, const shale_batch *b)
     if (rc)
         goto out;
     m = db->man;
-    while (batch_next(b, &pos, &e))
+    while (records_next(r, &pos, &e))
         if (!view_in_range(m, e.key, e.klen)) {
             rc = shale_err(SHALE_INVALID_ARGUMENT,
                            "%s: key outside this clone's visible range; write refused",
@@ -784,7 +803,7 @@ static shale_status apply(shale_db *db, const shale_batch *b)
             goto out;
     }
     pos = 0;
-    while (batch_next(b, &pos, &e)) {
+    while (records_next(r, &pos, &e)) {
         e.seq = db->last_seq + 1;
         rc = memtable_add(db->mem, &e);
         if (!rc)
@@ -818,28 +837,31 @@ out:
 
 shale_status shale_write(shale_db *db, const shale_batch *b)
 {
-    return apply(db, b);
+    if (!b)
+        return shale_err(SHALE_INVALID_ARGUMENT, "shale_write: NULL argument");
+    records r = {b, NULL};
+    return apply(db, &r);
 }
 
 shale_status shale_put(shale_db *db, const void *key, size_t klen, const void *val,
                        size_t vlen)
 {
-    shale_batch b = {SHALE_BUF_INIT, 0};
-    shale_status rc = shale_batch_put(&b, key, klen, val, vlen);
-    if (!rc)
-        rc = apply(db, &b);
-    buf_free(&b.buf);
-    return rc;
+    shale_status rc = batch_check(KV_PUT, key, klen, val, vlen);
+    if (rc)
+        return rc;
+    kv_entry e = {key, klen, 0, KV_PUT, val ? val : (const void *)"", vlen};
+    records r = {NULL, &e};
+    return apply(db, &r);
 }
 
 shale_status shale_delete(shale_db *db, const void *key, size_t klen)
 {
-    shale_batch b = {SHALE_BUF_INIT, 0};
-    shale_status rc = shale_batch_delete(&b, key, klen);
-    if (!rc)
-        rc = apply(db, &b);
-    buf_free(&b.buf);
-    return rc;
+    shale_status rc = batch_check(KV_DELETE, key, klen, NULL, 0);
+    if (rc)
+        return rc;
+    kv_entry e = {key, klen, 0, KV_DELETE, NULL, 0};
+    records r = {NULL, &e};
+    return apply(db, &r);
 }
 
 /* ---- reads ------------------------------------------------------------ */

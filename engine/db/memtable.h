@@ -1,6 +1,7 @@
 /*
- * memtable.h -- the in-memory write buffer: a skiplist in internal order
- * (kv.h) over an arena.
+ * memtable.h -- the in-memory write buffer: skiplists in internal order
+ * (kv.h) over arenas, in segments of at most 32768 entries (the newest takes
+ * the inserts; gets consult each older one's bloom filter first).
  *
  * Thread safety: one writer at a time (the caller serialises memtable_add),
  * any number of concurrent readers and iterators without locks: nodes are
@@ -32,7 +33,9 @@ shale_status memtable_add(memtable *m, const kv_entry *e);
 bool memtable_get(memtable *m, const uint8_t *key, size_t klen, uint64_t max_seq,
                   kv_entry *out);
 
-/* Iterator over all entries; holds a reference.  NULL on OOM. */
+/* Iterator over all entries; holds a reference.  NULL on OOM.  Entries
+ * added while it is open may or may not be seen (those of a segment begun
+ * after it was made are not). */
 kv_iter *memtable_iter_new(memtable *m);
 
 size_t memtable_bytes(const memtable *m);      /* approximate memory use */

@@ -70,7 +70,7 @@ typedef struct shale_options {
     size_t wal_flush_bytes;        /* default 4 MiB: write the WAL buffer at
                                       this size */
     size_t memtable_bytes;         /* default 64 MiB: freeze the memtable */
-    size_t max_unflushed_bytes;    /* default 256 MiB: writers wait while the
+    size_t max_unflushed_bytes;    /* default 128 MiB: writers wait while the
                                       memtables not yet in L0 exceed this */
     uint32_t l0_compaction_trigger;/* default 4: compact when L0 holds this many */
     uint32_t l0_max_ssts;          /* default 16: memtable flushes wait above */

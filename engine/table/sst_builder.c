@@ -297,12 +297,20 @@ shale_status sst_builder_finish(sst_builder *b, shale_buf *out, sst_info *info)
         put_u64le(f + 64, XXH3_64bits(f, 64));
         rc = buf_append(&b->out, f, sizeof f);
     }
-    if (!rc)
+    size_t size = b->out.len;
+    if (!rc && out->len == 0) {
+        /* Hand the image over instead of copying it: a copy doubled a
+         * flush's or compaction's memory for a moment (issue 19). */
+        buf_free(out);
+        *out = b->out;
+        b->out = (shale_buf)SHALE_BUF_INIT;
+    } else if (!rc) {
         rc = buf_append(out, b->out.data, b->out.len);
+    }
     if (!rc && info) {
         memset(info, 0, sizeof *info);
         info->entries = b->entries;
-        info->size = b->out.len;
+        info->size = size;
         info->min_seq = b->min_seq;
         info->max_seq = b->max_seq;
         if (b->entries) {

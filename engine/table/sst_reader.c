@@ -243,6 +243,14 @@ static void block_release(sst_reader *r, block_ref *b)
     memset(b, 0, sizeof *b);
 }
 
+/* Set on a thread whose reads must not fill the block cache (see sst.h). */
+static _Thread_local bool no_cache_fill;
+
+void sst_thread_fill_cache(bool fill)
+{
+    no_cache_fill = !fill;
+}
+
 /* Decodes the stored bytes of block ix (checksum, decompression) and puts
  * the result in the cache.  stored stays the caller's. */
 static shale_status block_decode(sst_reader *r, const sst_ientry *ix, const uint8_t *stored,
@@ -253,12 +261,13 @@ static shale_status block_decode(sst_reader *r, const sst_ientry *ix, const uint
     shale_status rc = block_load(r->name, ix->off, stored, ix->size, &content, &clen);
     if (rc)
         return rc;
-    if (r->cache && (b->cb = block_cache_insert(r->cache, r->file_id, ix->off, content, clen))) {
+    bool fill = r->cache && !no_cache_fill;
+    if (fill && (b->cb = block_cache_insert(r->cache, r->file_id, ix->off, content, clen))) {
         b->data = b->cb->data;
         b->len = b->cb->len;
         return SHALE_OK;
     }
-    if (r->cache)
+    if (fill)
         return SHALE_OOM();  /* insert freed content */
     b->owned = content;
     b->data = content;

@@ -3,8 +3,27 @@
 #include "util/coding.h"
 #include "util/status_int.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* Buffers of BUF_MAP_MIN bytes or more are mapped directly (mmap, grown
+ * with mremap, unmapped when freed); smaller ones come from malloc.  The
+ * capacity says which: mapped exactly when cap >= BUF_MAP_MIN.  Why (issue
+ * 19, peak RSS): SST images and data-block buffers of up to 64 MiB are
+ * built by the flush, compactor and WAL threads; through malloc, the ones
+ * under glibc's dynamic mmap threshold (which rises to 32 MiB once such a
+ * buffer is freed) came from those threads' arenas and stayed resident
+ * after free.  A mapping gives its pages back at once, and growing it
+ * moves no bytes. */
+#define BUF_MAP_MIN ((size_t)1 << 20)
+#define PAGE_ROUND(n) (((n) + 4095) & ~(size_t)4095)
+
+static bool buf_mapped(const shale_buf *b)
+{
+    return b->cap >= BUF_MAP_MIN;
+}
 
 shale_status buf_reserve(shale_buf *b, size_t extra)
 {
@@ -16,9 +35,30 @@ shale_status buf_reserve(shale_buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    uint8_t *p = realloc(b->data, cap);
-    if (!p)
+    if (cap < BUF_MAP_MIN) {
+        uint8_t *p = realloc(b->data, cap);
+        if (!p)
+            return SHALE_OOM();
+        b->data = p;
+        b->cap = cap;
+        return SHALE_OK;
+    }
+    if (cap > SIZE_MAX - 4096)
         return SHALE_OOM();
+    cap = PAGE_ROUND(cap);
+    void *p;
+    if (buf_mapped(b)) {
+        p = mremap(b->data, b->cap, cap, MREMAP_MAYMOVE);
+        if (p == MAP_FAILED)
+            return SHALE_OOM();
+    } else {
+        p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return SHALE_OOM();
+        if (b->len)
+            memcpy(p, b->data, b->len);
+        free(b->data);
+    }
     b->data = p;
     b->cap = cap;
     return SHALE_OK;
@@ -69,7 +109,10 @@ void buf_reset(shale_buf *b)
 
 void buf_free(shale_buf *b)
 {
-    free(b->data);
+    if (buf_mapped(b))
+        munmap(b->data, b->cap);
+    else
+        free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }
@@ -77,8 +120,15 @@ void buf_free(shale_buf *b)
 uint8_t *buf_detach(shale_buf *b, size_t *len)
 {
     uint8_t *p = b->data;
-    if (!p)
+    if (buf_mapped(b)) {
+        /* The caller free()s: hand over a malloc'd copy. */
+        if (!(p = malloc(b->len ? b->len : 1)))
+            return NULL;
+        memcpy(p, b->data, b->len);
+        munmap(b->data, b->cap);
+    } else if (!p) {
         p = malloc(1);
+    }
     if (len)
         *len = b->len;
     b->data = NULL;

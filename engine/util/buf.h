@@ -27,7 +27,10 @@ shale_status buf_append_u64le(shale_buf *b, uint64_t v);
 shale_status buf_append_varint(shale_buf *b, uint64_t v);
 void buf_reset(shale_buf *b);          /* len = 0, keeps memory */
 void buf_free(shale_buf *b);           /* frees memory, back to INIT */
-/* Hands the bytes to the caller (malloc'd; free()) and resets b. */
+/* Hands the bytes to the caller (malloc'd; free()) and resets b.  A buffer
+ * of 1 MiB or more is mapped, not malloc'd (buf.c): it is copied into a
+ * malloc'd one, and on failure NULL is returned with b unchanged.  Code
+ * outside buf.c never frees or reallocs data itself. */
 uint8_t *buf_detach(shale_buf *b, size_t *len);
 
 #endif

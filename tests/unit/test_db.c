@@ -6,6 +6,7 @@
 #include "support/dbtest.h"
 #include "table/sst_table.h"
 #include "util/misc.h"
+#include "db/db_int.h"
 #include "db/manifest.h"
 #include "objstore/objstore_fault.h"
 
@@ -297,6 +298,37 @@ static void test_forced_compaction_includes_memtable(void **state)
     assert_int_equal(info.l0_count, 0);
     assert_int_equal(info.sorted_run_count, 1);
     assert_true(info.last_l0_seq == info.last_seq);
+    TU_OK(shale_close(db));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+/* Compaction reads its inputs without filling the block cache (issue 19:
+ * they filled it to its limit during every compaction); a get still
+ * fills it. */
+static void test_compaction_leaves_block_cache_alone(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "nocachefill", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, &o, &db));
+    for (unsigned i = 0; i < 2000; i++)
+        dt_put(db, i, 1);
+    TU_OK(shale_compact(db, true));     /* every L0 and run merged */
+    for (unsigned i = 0; i < 2000; i += 3)
+        dt_put(db, i, 2);
+    TU_OK(shale_compact(db, true));     /* the run and the new L0s */
+    shale_db_info info;
+    TU_OK(shale_db_info_get(db, &info));
+    assert_true(info.compactions_done >= 2);
+    block_cache *c = db_env_cache(db->env);
+    assert_non_null(c);
+    assert_int_equal(block_cache_usage(c), 0);
+    dt_expect(db, 7, 1);
+    dt_expect(db, 9, 2);
+    assert_true(block_cache_usage(c) > 0);
     TU_OK(shale_close(db));
     tu_rmtree(dir);
     free(dir);
@@ -721,6 +753,8 @@ int main(void)
         cmocka_unit_test_prestate(test_replay_stops_at_first_missing_wal, file),
         cmocka_unit_test_prestate(test_missing_needed_wal_is_not_found, mem),
         cmocka_unit_test_prestate(test_missing_needed_wal_is_not_found, file),
+        cmocka_unit_test_prestate(test_compaction_leaves_block_cache_alone, mem),
+        cmocka_unit_test_prestate(test_compaction_leaves_block_cache_alone, file),
         cmocka_unit_test_prestate(test_corrupt_sst_and_manifest, mem),
         cmocka_unit_test_prestate(test_corrupt_sst_and_manifest, file),
         cmocka_unit_test_prestate(test_concurrent_durable_writers, mem),

@@ -1,7 +1,8 @@
 /*
  * test_memtable.c -- the skiplist memtable against a sorted-array model:
  * point reads at many snapshots, full iteration order, seeks, big and empty
- * entries, reference counting, and one writer racing two lock-free readers.
+ * entries, reference counting, and one writer racing two lock-free readers,
+ * within one skiplist segment and across several.
  */
 #include "support/testutil.h"
 #include "db/memtable.h"
@@ -75,11 +76,9 @@ static size_t model_lower_bound(const mentry *s, size_t n, const char *k, size_t
 
 /* ---- model test ------------------------------------------------------------ */
 
-static void test_model(void **state)
+static void run_model(size_t n)
 {
-    (void)state;
     uint64_t rng = 12345;
-    const size_t n = tu_quick() ? 4000 : 20000;
     const uint64_t nkeys = n / 8;  /* ~8 versions per key */
     mentry *ents = calloc(n, sizeof *ents);
     assert_non_null(ents);
@@ -210,6 +209,22 @@ static void test_model(void **state)
     }
     memtable_unref(m);
     free(ents);
+}
+
+static void test_model(void **state)
+{
+    (void)state;
+    run_model(tu_quick() ? 4000 : 20000);
+}
+
+/* More entries than one segment holds (memtable.c: SEG_ENTRIES, 32768):
+ * iteration merges the segments, and gets must find the newest version at
+ * or below max_seq across them -- the seqs are shuffled, so a key's newest
+ * version is often in an older segment than an older version of it. */
+static void test_model_many_segments(void **state)
+{
+    (void)state;
+    run_model(tu_quick() ? 70000 : 140000);
 }
 
 /* ---- edge cases ------------------------------------------------------------- */
@@ -495,6 +510,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model),
+        cmocka_unit_test(test_model_many_segments),
         cmocka_unit_test(test_key_compare_matches_bytewise_order),
         cmocka_unit_test(test_big_and_empty_entries),
         cmocka_unit_test(test_refcount_iterator_keeps_memtable),

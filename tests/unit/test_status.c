@@ -58,6 +58,41 @@ static void test_buf_grows(void **state)
     buf_free(&b);
 }
 
+/* Past 1 MiB a buffer moves from malloc to a mapping and grows by mremap
+ * (util/buf.c): the bytes survive both moves, and buf_detach still hands
+ * over memory that free() takes (ASan flags it otherwise). */
+static void test_buf_large_is_mapped_and_detaches(void **state)
+{
+    (void)state;
+    shale_buf b = SHALE_BUF_INIT;
+    uint8_t chunk[1000];
+    for (size_t i = 0; i < 3000; i++) {          /* 3 MB: malloc, map, remap */
+        memset(chunk, (int)(i % 251), sizeof chunk);
+        TU_OK(buf_append(&b, chunk, sizeof chunk));
+    }
+    assert_int_equal(b.len, 3000000);
+    for (size_t i = 0; i < 3000; i += 7)
+        assert_int_equal(b.data[i * 1000 + 999], (uint8_t)(i % 251));
+    buf_reset(&b);                               /* keeps the mapping */
+    TU_OK(buf_append(&b, "xyz", 3));
+    assert_memory_equal(b.data, "xyz", 3);
+    for (size_t i = 0; i < 1500; i++)
+        TU_OK(buf_append(&b, chunk, sizeof chunk));
+    size_t len = 0;
+    uint8_t *p = buf_detach(&b, &len);
+    assert_non_null(p);
+    assert_int_equal(len, 1500003);
+    assert_memory_equal(p, "xyz", 3);
+    assert_int_equal(p[len - 1], chunk[0]);
+    assert_null(b.data);
+    assert_int_equal(b.cap, 0);
+    free(p);
+    TU_OK(buf_reserve(&b, 5u << 20));            /* mapped from the start */
+    assert_true(b.cap >= 5u << 20);
+    buf_free(&b);
+    assert_null(b.data);
+}
+
 static void test_ulid_time_and_order(void **state)
 {
     (void)state;
@@ -78,6 +113,7 @@ int main(void)
         cmocka_unit_test(test_errmsg_kept_per_thread),
         cmocka_unit_test(test_varint_roundtrip_and_truncation),
         cmocka_unit_test(test_buf_grows),
+        cmocka_unit_test(test_buf_large_is_mapped_and_detaches),
         cmocka_unit_test(test_ulid_time_and_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
