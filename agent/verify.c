@@ -31,6 +31,7 @@
 #include "verify.h"
 #include "shale_admin.h"
 #include "verify_open.h"
+#include "verify_int.h"
 #include "agent_util.h"
 
 #include <pthread.h>
@@ -40,8 +41,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WINDOW 16          /* keys compared per sampled window */
-#define INNER_SAMPLES 3    /* sample points inside each referenced SST */
 
 /* verify.h */
 void verify_key_text(const void *k, size_t kl, char *out, size_t outlen)
@@ -49,11 +48,6 @@ void verify_key_text(const void *k, size_t kl, char *out, size_t outlen)
     char *e = shale_key_escape(k, kl > 64 ? 64 : kl);
     snprintf(out, outlen, "'%s'%s", e ? e : "?", kl > 64 ? "..." : "");
     free(e);
-}
-
-static int key_cmp(const void *a, size_t al, const void *b, size_t bl)
-{
-    return shale_key_compare(a, al, b, bl);
 }
 
 typedef struct child_scan {
@@ -161,425 +155,6 @@ shale_status verify_compare(shale_reader *parent, shale_reader *child, const spl
     return rc;
 }
 
-/* ---- references mode ------------------------------------------------------ */
-
-/* What every child's check shares: read once before the workers start. */
-typedef struct verify_ctx {
-    run *r;
-    split_verify mode;
-    const char *cp;                  /* the split's checkpoint id */
-    shale_reader *parent;            /* at the checkpoint; shared by threads */
-    shale_cache *cache;              /* shared by the parent and child readers */
-    shale_manifest_view *pinned;     /* the parent's version the checkpoint pins */
-    shale_manifest_view *latest;     /* the parent's latest version (its pins) */
-} verify_ctx;
-
-/* Per child results. */
-typedef struct child_result {
-    uint64_t keys;                   /* full: keys compared */
-    uint64_t ssts, windows;          /* references: SSTs checked, windows read */
-} child_result;
-
-static bool same_bytes(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
-{
-    if (!a || !al)
-        return !b || !bl;
-    return b && al == bl && !memcmp(a, b, al);
-}
-
-/* The child's expected range: the request's, within the parent's own. */
-static void expected_range(const split_child *c, const shale_manifest_view *pm, const uint8_t **s,
-                           size_t *sl, const uint8_t **e, size_t *el)
-{
-    *s = c->start;
-    *sl = c->start_len;
-    *e = c->end;
-    *el = c->end_len;
-    if (pm->range_start && (!*s || key_cmp(*s, *sl, pm->range_start, pm->range_start_len) < 0)) {
-        *s = pm->range_start;
-        *sl = pm->range_start_len;
-    }
-    if (pm->range_end && (!*e || key_cmp(*e, *el, pm->range_end, pm->range_end_len) > 0)) {
-        *e = pm->range_end;
-        *el = pm->range_end_len;
-    }
-}
-
-/* One child handle against the parent's: the same object, described alike. */
-static shale_status same_handle(const split_child *c, const char *where,
-                                const shale_manifest_sst *want,
-                                const char *want_store, const shale_manifest_sst *got)
-{
-    const char *got_store = got->store_uri ? got->store_uri : "(the child's own store)";
-    if (strcmp(want->id, got->id))
-        return shale_error_set(SHALE_CORRUPT,
-                               "verify: child %s lacks the parent's SST "
-                               "%s at %s (it has %s there)", c->name, want->id, where,
-                               got->id);
-    if (strcmp(want_store, got_store))
-        return shale_error_set(SHALE_CORRUPT,
-                               "verify: child %s references SST %s in store %s; it "
-                               "lives in %s", c->name, got->id, got_store, want_store);
-    if (want->size != got->size || want->entries != got->entries ||
-        !same_bytes(want->first_key, want->first_klen, got->first_key, got->first_klen) ||
-        !same_bytes(want->last_key, want->last_klen, got->last_key, got->last_klen))
-        return shale_error_set(SHALE_CORRUPT, "verify: child %s describes SST %s unlike the parent "
-                                              "(size, entries or key bounds differ)", c->name,
-                               got->id);
-    return SHALE_OK;
-}
-
-/* The child's L0 and sorted runs are exactly the parent's SSTs at the
- * checkpoint that overlap its range, in the same order. */
-static shale_status check_refs(const verify_ctx *v, const split_child *c,
-                               const shale_manifest_view *cm,
-                               uint64_t *nssts)
-{
-    const shale_manifest_view *pm = v->pinned;
-    const char *puri = parent_store(v->r);
-    const uint8_t *s, *e;
-    size_t sl, el;
-    expected_range(c, pm, &s, &sl, &e, &el);
-    char where[64];
-    size_t ci = 0;
-    for (size_t k = 0; k < pm->l0_count; k++) {
-        const shale_manifest_sst *h = &pm->l0[k];
-        if (!shale_manifest_sst_overlaps(h, s, sl, e, el))
-            continue;
-        snprintf(where, sizeof where, "L0 position %zu", ci);
-        if (ci >= cm->l0_count)
-            return shale_error_set(SHALE_CORRUPT, "verify: child %s lacks the parent's L0 SST %s",
-                                   c->name, h->id);
-        shale_status rc = same_handle(c, where, h, h->store_uri ? h->store_uri : puri,
-                                      &cm->l0[ci++]);
-        if (rc)
-            return rc;
-    }
-    if (ci != cm->l0_count)
-        return shale_error_set(SHALE_CORRUPT, "verify: child %s has L0 SST %s, which the parent's "
-                                              "checkpoint does not reference in its range", c->name,
-                               cm->l0[ci].id);
-    *nssts = ci;
-    size_t cr = 0;
-    for (size_t r = 0; r < pm->run_count; r++) {
-        const shale_manifest_run *prun = &pm->runs[r];
-        const shale_manifest_run *crun = NULL;
-        size_t j = 0;
-        for (size_t k = 0; k < prun->count; k++) {
-            const shale_manifest_sst *h = &prun->ssts[k];
-            if (!shale_manifest_sst_overlaps(h, s, sl, e, el))
-                continue;
-            if (!crun) {
-                if (cr >= cm->run_count || cm->runs[cr].id != prun->id)
-                    return shale_error_set(SHALE_CORRUPT, "verify: child %s lacks the parent's "
-                                                          "sorted run %u", c->name, prun->id);
-                crun = &cm->runs[cr++];
-            }
-            snprintf(where, sizeof where, "sorted run %u position %zu", prun->id, j);
-            if (j >= crun->count)
-                return shale_error_set(SHALE_CORRUPT, "verify: child %s lacks SST %s of sorted run "
-                                                      "%u", c->name, h->id, prun->id);
-            shale_status rc = same_handle(c, where, h, h->store_uri ? h->store_uri : puri,
-                                          &crun->ssts[j++]);
-            if (rc)
-                return rc;
-        }
-        if (crun && j != crun->count)
-            return shale_error_set(SHALE_CORRUPT,
-                                   "verify: child %s has SST %s in sorted run %u, "
-                                   "which the parent's checkpoint does not reference "
-                                   "in its range", c->name, crun->ssts[j].id, prun->id);
-        *nssts += j;
-    }
-    if (cr != cm->run_count)
-        return shale_error_set(SHALE_CORRUPT, "verify: child %s has sorted run %u, which the "
-                                              "parent's checkpoint does not have", c->name,
-                               cm->runs[cr].id);
-    return SHALE_OK;
-}
-
-/* Every store the child references holds a pin on the version it reads, so
- * that store's GC keeps the objects. */
-static shale_status check_pins(const verify_ctx *v, const split_child *c,
-                               const shale_manifest_view *cm)
-{
-    const char *puri = parent_store(v->r);
-    const shale_manifest_checkpoint *src = shale_manifest_view_checkpoint(v->latest, v->cp);
-    for (size_t p = 0; p < cm->parent_count; p++) {
-        const shale_manifest_parent *pr = &cm->parents[p];
-        bool direct = !strcmp(pr->store_uri, puri);
-        if (direct && strcmp(pr->source_checkpoint_id, v->cp))
-            return shale_error_set(SHALE_CORRUPT, "verify: child %s records checkpoint %s of the "
-                                                  "parent, not the split's %s", c->name,
-                                   pr->source_checkpoint_id, v->cp);
-        shale_manifest_view *owner = NULL;
-        shale_objstore *s = NULL;
-        shale_status rc = SHALE_OK;
-        if (!direct) {
-            rc = shale_objstore_open(pr->store_uri, &v->r->sp->o.db.store, &s);
-            if (!rc)
-                rc = shale_manifest_view_load(s, 0, &owner);
-            shale_objstore_close(s);
-            if (rc)
-                return shale_error_prefix(rc, "verify: child %s: reading the manifest of %s",
-                                          c->name, pr->store_uri);
-        }
-        const shale_manifest_checkpoint *pin =
-            shale_manifest_view_checkpoint(direct ? v->latest : owner, pr->final_checkpoint_id);
-        if (!pin)
-            rc = shale_error_set(SHALE_CORRUPT,
-                                 "verify: child %s has no pin (checkpoint %s) in %s: "
-                                 "that store's GC could delete what the child reads",
-                                 c->name, pr->final_checkpoint_id, pr->store_uri);
-        else if (direct && src && pin->manifest_id != src->manifest_id)
-            rc = shale_error_set(SHALE_CORRUPT, "verify: child %s pins version %llu of the parent, "
-                                                "not the checkpoint's %llu", c->name,
-                                 (unsigned long long)pin->manifest_id,
-                                 (unsigned long long)src->manifest_id);
-        shale_manifest_view_free(owner);
-        if (rc)
-            return rc;
-    }
-    return SHALE_OK;
-}
-
-/* Which of the child's recorded parents holds SST h (check_refs has held
- * every SST's store to a parent's). */
-static shale_status sst_parent(const split_child *c, const shale_manifest_view *cm,
-                               const shale_manifest_sst *h,
-                               size_t *at)
-{
-    size_t i = 0;
-    while (i < cm->parent_count && strcmp(cm->parents[i].store_uri, h->store_uri))
-        i++;
-    if (i == cm->parent_count)
-        return shale_error_set(SHALE_CORRUPT,
-                               "verify: child %s references SST %s in %s, which is not "
-                               "among its parents (no pin keeps it)", c->name, h->id,
-                               h->store_uri);
-    *at = i;
-    return SHALE_OK;
-}
-
-/* A referenced object exists with its recorded size: one HEAD. */
-static shale_status check_object(const verify_ctx *v, const split_child *c,
-                                 const shale_manifest_view *cm,
-                                 const shale_manifest_sst *h)
-{
-    size_t i;
-    shale_status rc = sst_parent(c, cm, h, &i);
-    if (rc)
-        return rc;
-    shale_objstore *s = NULL;
-    if ((rc = shale_objstore_open(h->store_uri, &v->r->sp->o.db.store, &s)))
-        return rc;
-    char key[64];
-    uint64_t size = 0;
-    shale_sst_key(h->id, key, sizeof key);
-    rc = shale_objstore_head(s, key, &size, NULL);
-    if (rc == SHALE_NOT_FOUND)
-        rc = shale_error_set(SHALE_CORRUPT,
-                             "verify: child %s references %s/%s, which does not exist",
-                             c->name, h->store_uri, key);
-    else if (!rc && size != h->size)
-        rc = shale_error_set(SHALE_CORRUPT, "verify: child %s references %s/%s of %llu bytes; it "
-                                            "holds %llu", c->name, h->store_uri, key,
-                             (unsigned long long)h->size, (unsigned long long)size);
-    shale_objstore_close(s);
-    return rc;
-}
-
-/* No WAL to replay, and nothing written to the child's WAL since the clone. */
-static shale_status check_child_wal(const verify_ctx *v, const split_child *c,
-                                    const shale_manifest_view *cm, const shale_objlist *listed)
-{
-    if (cm->replay_after_wal_id + 1 != cm->next_wal_sst_id)
-        return shale_error_set(SHALE_CORRUPT,
-                               "verify: child %s has WAL ids %llu..%llu to replay; the "
-                               "split's full flush left none, so a writer has opened "
-                               "the child since the clone", c->name,
-                               (unsigned long long)cm->replay_after_wal_id + 1,
-                               (unsigned long long)cm->next_wal_sst_id - 1);
-    const char *wal = cm->wal_store_uri ? cm->wal_store_uri : c->store;
-    char after[SHALE_KEY_MAX];
-    shale_wal_key(cm->replay_after_wal_id, after, sizeof after);
-    shale_objstore *w = NULL;
-    shale_objlist l;
-    shale_status rc = SHALE_OK;
-    if (listed) {
-        l = *listed;   /* borrowed: not freed below */
-    } else {
-        if ((rc = shale_objstore_open(wal, &v->r->sp->o.db.store, &w)))
-            return rc;
-        rc = shale_objstore_list_all(w, SHALE_WAL_DIR, &l);
-    }
-    if (!rc) {
-        /* Keys are fixed width: text order is id order. */
-        for (size_t i = 0; i < l.count && !rc; i++)
-            if (strlen(l.items[i].key) == strlen(after) && strcmp(l.items[i].key, after) > 0)
-                rc = shale_error_set(SHALE_CORRUPT,
-                                     "verify: child %s's WAL store %s holds %s, "
-                                     "written after the clone: a writer has opened the "
-                                     "child", c->name, wal, l.items[i].key);
-        if (!listed)
-            shale_objlist_free(&l);
-    }
-    shale_objstore_close(w);
-    return rc;
-}
-
-/* The WAL store a child's manifest will name: the request's (the clone
- * records it), listed beside the reader's open; check_child_wal() falls
- * back to listing cm's own if the two differ. */
-static const char *request_wal(const split_child *c)
-{
-    return c->wal_store ? c->wal_store : c->store;
-}
-
-/* A key at fraction num/4 between a and b (b > a), by their first bytes
- * after the common prefix read as a big-endian number: a seek target, not
- * necessarily a key that exists. */
-static size_t between(const uint8_t *a, size_t al, const uint8_t *b, size_t bl, int num,
-                      uint8_t *out, size_t cap)
-{
-    size_t p = 0;
-    while (p < al && p < bl && a[p] == b[p] && p + 8 < cap)
-        p++;
-    uint64_t x = 0, y = 0;
-    for (size_t i = 0; i < 8; i++) {
-        x = (x << 8) | (p + i < al ? a[p + i] : 0);
-        y = (y << 8) | (p + i < bl ? b[p + i] : 0);
-    }
-    uint64_t m = x + ((y - x) / 4) * (uint64_t)num;
-    memcpy(out, a, p);
-    for (size_t i = 0; i < 8; i++)
-        out[p + i] = (uint8_t)(m >> (56 - 8 * i));
-    return p + 8;
-}
-
-/* One unit of Verify's second phase: a HEAD of a referenced object, or a
- * window of keys read through the child's read path against the parent's
- * (at the range start, and at the first key, the last key and points
- * inside every SST the child references). */
-typedef struct vtask {
-    size_t child;
-    const shale_manifest_sst *head;  /* non-NULL: HEAD this object */
-    const void *from;                /* window start (NULL: the range start) */
-    size_t from_len;
-    bool at_mid;                     /* the window starts at mid (the array
-                                        moves while it grows: no pointer) */
-    bool first;                      /* the SST's first window: opens it */
-    long opener;                     /* a later window of an SST: the index of
-                                        that SST's first window, which it
-                                        waits for (-1: none) */
-    long opener2;                    /* the window at an SST's last key reads
-                                        on into the next SST of its run: that
-                                        one's first window too (-1: none) */
-    uint8_t mid[64 + 8];
-} vtask;
-
-/* Appends the tasks of child ci (its manifest cm) to *t. */
-static shale_status add_tasks(size_t ci, const shale_manifest_view *cm, vtask **t, size_t *n,
-                              size_t *cap)
-{
-    for (size_t l = 0; l <= cm->run_count + 1; l++) {
-        const shale_manifest_sst *h = l == 0 ? NULL : l == 1 ? cm->l0 : cm->runs[l - 2].ssts;
-        size_t cnt = l == 0 ? 1 : l == 1 ? cm->l0_count : cm->runs[l - 2].count;
-        long prev_last = -1;   /* the previous SST's last-key window (runs only) */
-        for (size_t k = 0; k < cnt; k++) {
-            if (*n + 6 > *cap) {
-                size_t nc = *cap ? *cap * 2 : 64;
-                vtask *g = realloc(*t, nc * sizeof *g);
-                if (!g)
-                    return AGENT_OOM();
-                *t = g;
-                *cap = nc;
-            }
-            vtask *x = &(*t)[*n];
-            memset(x, 0, 6 * sizeof *x);
-            for (int q = 0; q < 6; q++)
-                x[q].opener = x[q].opener2 = -1;
-            if (!h) {   /* the window at the range start */
-                x->child = ci;
-                (*n)++;
-                continue;
-            }
-            const shale_manifest_sst *s = &h[k];
-            x[0].child = ci;
-            x[0].head = s;
-            x[1].child = ci;
-            x[1].from = s->first_key;
-            x[1].from_len = s->first_klen;
-            x[1].first = true;
-            x[2].child = ci;
-            x[2].from = s->last_key;
-            x[2].from_len = s->last_klen;
-            x[2].opener = (long)(*n + 1);
-            /* In a sorted run the scan from an SST's last key goes on into
-             * the next SST (L0 SSTs overlap: each is its own scan). */
-            if (prev_last >= 0)
-                (*t)[prev_last].opener2 = (long)(*n + 1);
-            prev_last = l >= 2 ? (long)(*n + 2) : -1;
-            size_t m = 3;
-            for (int f = 1; f <= INNER_SAMPLES; f++) {
-                if (key_cmp(s->first_key, s->first_klen, s->last_key, s->last_klen) >= 0)
-                    break;
-                x[m].child = ci;
-                x[m].from_len = between(s->first_key, s->first_klen, s->last_key, s->last_klen,
-                                        f, x[m].mid, sizeof x[m].mid);
-                x[m].at_mid = true;
-                x[m].opener = (long)(*n + 1);
-                m++;
-            }
-            *n += m;
-        }
-    }
-    return SHALE_OK;
-}
-
-/* A child's manifest and its WAL store's check, for the references
- * checks: the version the child's reader just loaded (the latest at its
- * open; listing and reading it a second time would cost a LIST and a GET
- * per child for the same version), then the WAL listing. */
-static shale_status child_manifest(const verify_ctx *v, const split_child *c,
-                                   shale_reader *child, shale_manifest_view **out)
-{
-    (void)v;
-    shale_manifest_view *cm = NULL;
-    shale_status rc = shale_reader_manifest_view(child, &cm);
-    if (rc)
-        return shale_error_prefix(rc, "verify: reading child %s's manifest", c->name);
-    *out = cm;
-    return SHALE_OK;
-}
-
-/* The checks of a child's manifest against the parent's versions (no
- * request unless the child references a grandparent): origin, range,
- * references, pins. */
-static shale_status check_manifest(const verify_ctx *v, const split_child *c,
-                                   const shale_manifest_view *cm, child_result *res)
-{
-    const uint8_t *es, *ee;
-    size_t esl, eel;
-    expected_range(c, v->pinned, &es, &esl, &ee, &eel);
-    shale_status rc = SHALE_OK;
-    if (!cm->origin.parent_uri || strcmp(cm->origin.parent_uri, parent_store(v->r)) ||
-        !cm->origin.parent_checkpoint_id || strcmp(cm->origin.parent_checkpoint_id, v->cp))
-        rc = shale_error_set(SHALE_CORRUPT,
-                             "verify: child %s was not cloned from checkpoint %s of %s",
-                             c->name, v->cp, parent_store(v->r));
-    else if (!same_bytes(es, esl, cm->range_start, cm->range_start_len) ||
-             !same_bytes(ee, eel, cm->range_end, cm->range_end_len))
-        rc = shale_error_set(SHALE_CORRUPT,
-                             "verify: child %s's manifest has another key range than "
-                             "the request's", c->name);
-    if (!rc)
-        rc = check_refs(v, c, cm, &res->ssts);
-    if (!rc)
-        rc = check_pins(v, c, cm);
-    return rc;
-}
-
 /* ---- both modes ----------------------------------------------------------- */
 
 /* Two phases, each on a pool of up to VERIFY_THREADS threads (the work is
@@ -633,7 +208,7 @@ static shale_status open_child(verify_job *w, size_t i)
     if (!rc && !info.initialized)
         rc = shale_error_set(SHALE_CORRUPT, "verify: child %s is not initialized", c->name);
     if (!rc && v->mode == SPLIT_VERIFY_REFERENCES)
-        rc = child_manifest(v, c, child, &w->cms[i]);
+        rc = refs_child_manifest(v, c, child, &w->cms[i]);
     return rc;
 }
 
@@ -661,7 +236,7 @@ static shale_status verify_open(verify_job *w, size_t i)
          * manifest to be made; it is judged against the manifest after). */
         const split_child *c = &v->r->req->children[i - 2 - n];
         shale_objstore *ws = NULL;
-        shale_status rc = shale_objstore_open(request_wal(c), &v->r->sp->o.db.store, &ws);
+        shale_status rc = shale_objstore_open(refs_request_wal(c), &v->r->sp->o.db.store, &ws);
         if (!rc)
             rc = shale_objstore_list_all(ws, SHALE_WAL_DIR, &w->wals[i - 2 - n]);
         shale_objstore_close(ws);
@@ -708,7 +283,7 @@ static shale_status verify_task(verify_job *w, size_t i)
     const vtask *t = &w->tasks[ti];
     const split_child *c = &w->v->r->req->children[t->child];
     if (t->head)
-        return check_object(w->v, c, w->cms[t->child], t->head);
+        return refs_check_object(w->v, c, w->cms[t->child], t->head);
     if (!t->first)
         wait_opened(w, t);
     uint64_t n = 0;
@@ -854,11 +429,11 @@ shale_status do_verify(run *r, step_result *res_out)
     for (size_t i = 0; !rc && refs && i < n; i++) {
         const split_child *c = &q->children[i];
         const char *cw = w.cms[i]->wal_store_uri ? w.cms[i]->wal_store_uri : c->store;
-        bool same = !w.wal_rcs[i] && !strcmp(cw, request_wal(c));
-        rc = check_child_wal(&v, c, w.cms[i], same ? &w.wals[i] : NULL);
+        bool same = !w.wal_rcs[i] && !strcmp(cw, refs_request_wal(c));
+        rc = refs_check_child_wal(&v, c, w.cms[i], same ? &w.wals[i] : NULL);
     }
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
-        rc = check_manifest(&v, &q->children[i], w.cms[i], &res[i]);
+        rc = refs_check_manifest(&v, &q->children[i], w.cms[i], &res[i]);
     size_t pieces = 0, walkers = 0;
     if (!rc && mode == SPLIT_VERIFY_FULL) {
         /* In pieces with readers of their own (verify_full.c): the phase 1
@@ -874,7 +449,7 @@ shale_status do_verify(run *r, step_result *res_out)
         free(keys);
     }
     for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
-        rc = add_tasks(i, w.cms[i], &tasks, &ntasks, &cap);
+        rc = refs_add_tasks(i, w.cms[i], &tasks, &ntasks, &cap);
     if (!rc && mode == SPLIT_VERIFY_REFERENCES) {
         /* Phase 2: the HEADs and each SST's first window, which open every
          * SST once in the parent's reader and the child's, queued first;
