@@ -107,31 +107,13 @@ void wal_writer_set_sync_hook(void (*fn)(void *ctx, uint64_t wal_id), void *ctx)
     atomic_store(&g_sync_hook, fn);
 }
 
-/* Claimed seals whose sync has not returned, at most: one in its
- * fdatasync and the next group claimed behind it.  A deeper pipeline cuts
- * the groups smaller (each claim takes what is buffered at that moment)
- * and costs more claims and wake-ups than the overlap saves. */
-#define WAL_PIPELINE_DEPTH 2
-
-/* The first sealed buffer whose id is not yet claimed, or NULL when there
- * is none or the pipeline is full.  mu held. */
+/* The first sealed buffer whose id is not yet claimed, or NULL.  mu held. */
 static wal_seal *first_unclaimed(shale_db *db)
 {
     wal_seal *s = db->seal_head;
-    int in_flight = 0;
-    for (; s && s->claimed; s = s->next)
-        in_flight += !s->synced;
-    return in_flight < WAL_PIPELINE_DEPTH ? s : NULL;
-}
-
-/* Whether a seal is claimable now or will be (mu held): what the WAL
- * thread and a group's leader check before sealing more. */
-static bool pipeline_full(shale_db *db)
-{
-    int in_flight = 0;
-    for (wal_seal *s = db->seal_head; s && s->claimed; s = s->next)
-        in_flight += !s->synced;
-    return in_flight >= WAL_PIPELINE_DEPTH;
+    while (s && s->claimed)
+        s = s->next;
+    return s;
 }
 
 /* Claims the first unclaimed sealed buffer, syncs it, and publishes every
@@ -151,11 +133,10 @@ static void write_next_locked(shale_db *db)
     db->wal_busy = false;
     if (!rc) {
         s->claimed = true;
-        /* The next group may be claimed now: wake one leader for it. */
-        if (first_unclaimed(db) || (!pipeline_full(db) && wal_buf_count(db->walbuf) > 0)) {
+        /* The next group may be claimed now: wake its leader. */
+        if (first_unclaimed(db) || wal_buf_count(db->walbuf) > 0)
             pthread_cond_signal(&db->cv_wal);
-            pthread_cond_signal(&db->cv);
-        }
+        pthread_cond_broadcast(&db->cv);
         if (t.log) {
             uint64_t id = s->id;
             pthread_mutex_unlock(&db->mu);
@@ -205,8 +186,7 @@ shale_status db_await_durable_locked(shale_db *db, uint64_t seq)
     shale_status rc = SHALE_OK;
     db->durable_waiters++;
     while (db->durable_seq < seq && !db->fenced && !db->bg_error) {
-        if (!db->wal_busy && !pipeline_full(db) && !first_unclaimed(db) &&
-            wal_buf_count(db->walbuf) > 0 &&
+        if (!db->wal_busy && !first_unclaimed(db) && wal_buf_count(db->walbuf) > 0 &&
             (rc = db_seal_wal_locked(db))) {
             db_set_bg_error_locked(db, rc);
             break;
@@ -229,10 +209,6 @@ void *db_wal_thread(void *arg)
         if (db->closing && (stopped || (!db->seal_head && !db->wal_busy)))
             break;
         if (stopped) {
-            pthread_cond_wait(&db->cv_wal, &db->mu);
-            continue;
-        }
-        if (!first_unclaimed(db) && pipeline_full(db)) {   /* a sync's return wakes us */
             pthread_cond_wait(&db->cv_wal, &db->mu);
             continue;
         }

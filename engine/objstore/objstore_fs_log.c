@@ -128,8 +128,6 @@ struct fs_log {
     char *dir;                /* <root>/.wal-log */
     _Atomic int on;
     pthread_mutex_t mu;       /* everything below */
-    pthread_cond_t sync_cv;   /* syncing went false */
-    bool syncing;             /* an fdatasync is in flight (sync_seg) */
     bool loaded, claimed;
     int dfd;                  /* the log directory: flock, fsync */
     seg *segs;                /* ascending by number */
@@ -561,52 +559,34 @@ static shale_status append(fs_log *l, uint32_t kind, uint64_t id, const char *ke
 
 /* Makes segment segno durable up to end.  Called with mu held; drops it
  * around the fdatasync (on a descriptor of its own: the segment may be
- * unlinked meanwhile) and takes it again.  One fdatasync of the log at a
- * time (syncing): a caller that finds one in flight waits for it, and then
- * needs its own only if that one began before its append.  An fdatasync
- * covers the tail as it was when it began -- every frame appended before,
- * by any thread -- so while one is in flight the next groups' appends
- * queue up and the following fdatasync makes them all durable at once
- * (concurrent fdatasyncs of one file would each flush the disk cache). */
+ * unlinked meanwhile) and takes it again. */
 static shale_status sync_seg(fs_log *l, uint64_t segno, uint64_t end, const char *key)
 {
-    for (;;) {
-        seg *s = seg_of(l, segno);
-        if (!s || s->synced >= end)
-            return SHALE_OK;
-        if (l->h.no_fsync) {
-            s->synced = s->tail > end ? s->tail : end;
-            return SHALE_OK;
-        }
-        /* A failed fdatasync (this store's, any thread's) vouches for
-         * nothing after it: it may have dropped pages a later one finds
-         * clean (sticky, as in the header). */
-        shale_status wrc = l->h.check_writable(l->h.ctx, key);
-        if (wrc)
-            return wrc;
-        if (l->syncing) {
-            pthread_cond_wait(&l->sync_cv, &l->mu);
-            continue;
-        }
-        uint64_t target = s->tail > end ? s->tail : end;
-        int fd = dup(s->fd);
-        if (fd < 0)
-            return log_fail(l, "dup", key, errno);
-        l->syncing = true;
-        pthread_mutex_unlock(&l->mu);
-        int e = objstore_fs_fdatasync(fd, key);
-        close(fd);
-        pthread_mutex_lock(&l->mu);
-        l->syncing = false;
-        pthread_cond_broadcast(&l->sync_cv);
-        if (e)
-            return l->h.sync_failed(l->h.ctx, "fdatasync(" LOG_DIR ")", key, e);
-        if ((wrc = l->h.check_writable(l->h.ctx, key)))
-            return wrc;
-        if ((s = seg_of(l, segno)) && s->synced < target)
-            s->synced = target;
+    seg *s = seg_of(l, segno);
+    if (!s || s->synced >= end)
+        return SHALE_OK;
+    if (l->h.no_fsync) {
+        s->synced = end;
         return SHALE_OK;
     }
+    int fd = dup(s->fd);
+    if (fd < 0)
+        return log_fail(l, "dup", key, errno);
+    pthread_mutex_unlock(&l->mu);
+    int e = objstore_fs_fdatasync(fd, key);
+    close(fd);
+    pthread_mutex_lock(&l->mu);
+    if (e)
+        return l->h.sync_failed(l->h.ctx, "fdatasync(" LOG_DIR ")", key, e);
+    /* Another fdatasync of this file that failed meanwhile may have lost
+     * pages below end that this one then found clean: once the store is
+     * broken no sync vouches for anything (sticky, as in the header). */
+    shale_status wrc = l->h.check_writable(l->h.ctx, key);
+    if (wrc)
+        return wrc;
+    if ((s = seg_of(l, segno)) && s->synced < end)
+        s->synced = end;
+    return SHALE_OK;
 }
 
 /* Unlinks the oldest segments whose puts are all dead (never the current
@@ -654,7 +634,6 @@ shale_status fs_log_open(const fs_log_host *host, bool create, fs_log **out)
     l->dfd = -1;
     l->win_fd = -1;
     pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->sync_cv, NULL);
     if (create) {
         int e = mkdir(l->dir, 0755) == 0 ? 0 : errno;
         if (!e && !host->no_fsync) {
@@ -698,7 +677,6 @@ void fs_log_close(fs_log *l)
     if (l->dfd >= 0)
         close(l->dfd);
     pthread_mutex_destroy(&l->mu);
-    pthread_cond_destroy(&l->sync_cv);
     free(l->segs);
     free(l->recs);
     free(l->win);
