@@ -11,10 +11,9 @@
  * WAL buffer is *sealed* -- given the next WAL id -- when it is big
  * enough, when the flush interval
  * passes, when a durable writer waits, or when the memtable freezes.  Sealed
- * buffers are claimed strictly in id order with put-if-absent, and made
- * durable possibly overlapping (wal_writer.c); durable_seq only advances
- * over a contiguous prefix of durable ids, so an acknowledged write is in
- * a WAL SST that replay reaches.
+ * buffers are written strictly in id order by one WAL thread with
+ * put-if-absent; durable_seq only advances over a contiguous prefix of
+ * written ids, so an acknowledged write is in a WAL SST that replay reaches.
  *
  * A memtable is frozen together with sealing the WAL buffer, under mu, so
  * the frozen memtable holds exactly the data of WAL ids <= its wal_id (=
@@ -59,8 +58,6 @@ typedef struct wal_seal {
     uint64_t id;
     wal_buf *buf;          /* entries, in seq order */
     uint64_t max_seq;      /* highest seq in it (0 if empty) */
-    bool claimed;          /* its id is taken in the store (wal_writer.c) */
-    bool synced;           /* ... and durable: acknowledged once all before are */
     struct wal_seal *next;
 } wal_seal;
 
@@ -100,9 +97,7 @@ struct shale_db {
     uint64_t durable_seq;          /* every seq <= this is in a written WAL */
     uint64_t flushed_wal_id;       /* replay_after_wal_id we committed */
     uint32_t durable_waiters;      /* writers waiting for durable_seq */
-    bool wal_busy;                 /* a WAL claim (the id-taking part of a
-                                      write) is in flight; syncs of claimed
-                                      seals may be in flight besides */
+    bool wal_busy;                 /* a WAL write is in flight */
     bool flush_busy;
     bool compact_busy;
     bool compact_requested, compact_force;
@@ -170,11 +165,6 @@ void *db_wal_thread(void *arg);
  * thread when no WAL write is in flight (wal_writer.c); the writer's error
  * when it stopped first. */
 shale_status db_await_durable_locked(shale_db *db, uint64_t seq);
-/* Tests only, process-wide: fn(ctx, id) runs on the writing thread after
- * WAL id's claim and before its sync (two-phase puts only, without mu),
- * so a test can hold a sync while the next group is claimed.  NULL
- * removes it; set it while no database is writing. */
-void wal_writer_set_sync_hook(void (*fn)(void *ctx, uint64_t wal_id), void *ctx);
 /* Replays WAL ids after replay_after_wal_id into the memtable on open;
  * sets *first_free to the first id not present. */
 shale_status wal_replay(shale_db *db, uint64_t *first_free);

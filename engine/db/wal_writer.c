@@ -2,27 +2,11 @@
  * wal_writer.c -- the WAL writer thread, and the writer's replay on open.
  * The format (keys, encoding, reading a range) is wal.c.
  *
- * Sealed WAL buffers are claimed strictly in id order, one claim at a
- * time, with put-if-absent, so ids land in order; durable_seq covers a
- * contiguous prefix of ids that are durable.  One claim at a time: by the
- * WAL thread, or by a writer waiting for durability that leads its group
- * (db_await_durable_locked); wal_busy says a claim is in flight.
- *
- * Claim, then sync.  On a file:// store in WAL log mode the put is two
- * calls (objstore_fs_log.h, fs_log_wal_claim / fs_log_wal_sync, where the
- * store-side argument is): the claim takes the id under the log's lock --
- * from then on a rival's put of the id fails, so fencing is decided -- and
- * the sync returns once an fdatasync begun after the append succeeded.
- * wal_busy is dropped between the two, so the next group's leader encodes
- * and claims id N+1 while N's fdatasync is in flight.  A seal is marked
- * synced when its own sync returns OK, and seals leave the queue (and
- * durable_seq advances) only from the head, each synced: an id is never
- * acknowledged before its sync, nor before every id below it synced.  A
- * failed claim or sync sets bg_error (or fenced): the seal stays in the
- * queue unsynced, so nothing at or after it is acknowledged, whatever the
- * later syncs return (the store also fails them: a failed fdatasync is
- * sticky there).  Every other store keeps the one-call put, which is
- * claim and sync at once.
+ * Sealed WAL buffers are written strictly in id order, one at a time, with
+ * put-if-absent, so ids land in order and durable_seq covers a contiguous
+ * prefix.  One at a time: by the WAL thread, or by a writer waiting for
+ * durability that leads its group (db_await_durable_locked); wal_busy
+ * says a write is in flight.
  *
  * When a put fails with an error that may hide success (a timeout after the
  * store took the write), the retry finds the id taken; the object is then
@@ -32,39 +16,25 @@
  * is not retried: the writer stops with its error.
  */
 #include "db/db_int.h"
-#include "objstore/objstore_fs_log.h"
 #include "table/sst.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define WAL_WRITE_ATTEMPTS 8
 
-/* Claims one sealed buffer's id: the two-phase put's claim (*t set: the
- * caller syncs it), or the whole one-call put (t->log NULL: durable
- * already).  Called without mu. */
-static shale_status wal_write(shale_db *db, wal_seal *s, fs_log_ticket *t)
+/* Writes one sealed buffer.  Called without mu. */
+static shale_status wal_write(shale_db *db, wal_seal *s)
 {
     char key[PATH_KEY_MAX];
     wal_key(s->id, key, sizeof key);
     shale_buf img = SHALE_BUF_INIT;
-    bool handled = false;
     shale_status rc = wal_encode(db->opts.block_size, db->opts.compression_level, s->buf, &img);
     if (rc)
         goto out;
-    rc = fs_log_wal_claim(db->wal_store, key, img.data, img.len, &handled, t);
-    if (handled && rc == SHALE_PRECONDITION_FAILED) {
-        rc = shale_err(SHALE_FENCED, "%s: %s already exists: a newer writer fenced this one",
-                       shale_objstore_uri(db->wal_store), key);
-        goto out;
-    }
-    if (handled && (rc == SHALE_OK || rc == SHALE_CLOSED))
-        goto out;
-    memset(t, 0, sizeof *t);  /* not claimed: the one-call put, with its retries */
     for (int attempt = 0; attempt < WAL_WRITE_ATTEMPTS; attempt++) {
         rc = shale_objstore_put_if_absent(db->wal_store, key, img.data, img.len);
         if (rc == SHALE_OK)
@@ -97,79 +67,36 @@ out:
     return rc;
 }
 
-/* Test hook: called between a claim and its sync (wal_writer_set_sync_hook). */
-static void (*_Atomic g_sync_hook)(void *ctx, uint64_t wal_id);
-static void *_Atomic g_sync_hook_ctx;
-
-void wal_writer_set_sync_hook(void (*fn)(void *ctx, uint64_t wal_id), void *ctx)
-{
-    atomic_store(&g_sync_hook_ctx, ctx);
-    atomic_store(&g_sync_hook, fn);
-}
-
-/* The first sealed buffer whose id is not yet claimed, or NULL.  mu held. */
-static wal_seal *first_unclaimed(shale_db *db)
+/* Writes the sealed buffer at the head of the queue and publishes it
+ * durable.  Called with mu held and no WAL write in flight; drops mu
+ * around the write.  Whoever calls it (the WAL thread, or a writer waiting
+ * for durability that leads its group) is the only WAL writer meanwhile:
+ * wal_busy keeps the other out. */
+static void write_head_locked(shale_db *db)
 {
     wal_seal *s = db->seal_head;
-    while (s && s->claimed)
-        s = s->next;
-    return s;
-}
-
-/* Claims the first unclaimed sealed buffer, syncs it, and publishes every
- * synced buffer at the head of the queue durable.  Called with mu held and
- * no claim in flight; drops mu around the claim and the sync.  Whoever
- * calls it (the WAL thread, or a writer waiting for durability that leads
- * its group) is the only claimer meanwhile: wal_busy keeps the others out
- * until the claim returned; the sync runs beside the next claim. */
-static void write_next_locked(shale_db *db)
-{
-    wal_seal *s = first_unclaimed(db);
-    fs_log_ticket t;
     db->wal_busy = true;
     pthread_mutex_unlock(&db->mu);
-    shale_status rc = wal_write(db, s, &t);
+    shale_status rc = wal_write(db, s);
     pthread_mutex_lock(&db->mu);
     db->wal_busy = false;
-    if (!rc) {
-        s->claimed = true;
-        /* The next group may be claimed now: wake its leader. */
-        if (first_unclaimed(db) || wal_buf_count(db->walbuf) > 0)
-            pthread_cond_signal(&db->cv_wal);
-        pthread_cond_broadcast(&db->cv);
-        if (t.log) {
-            uint64_t id = s->id;
-            pthread_mutex_unlock(&db->mu);
-            void (*hook)(void *, uint64_t) = atomic_load(&g_sync_hook);
-            if (hook)
-                hook(atomic_load(&g_sync_hook_ctx), id);
-            rc = fs_log_wal_sync(&t);
-            if (rc)
-                shale_err_prefix(rc, "writing WAL SST %020llu to %s",
-                                 (unsigned long long)s->id, shale_objstore_uri(db->wal_store));
-            pthread_mutex_lock(&db->mu);
-        }
-    }
     if (rc) {
         pthread_cond_signal(&db->cv_wal);
         db_set_bg_error_locked(db, rc);
         return;
     }
-    s->synced = true;
-    while ((s = db->seal_head) && s->synced) {
-        db->seal_head = s->next;
-        if (!db->seal_head)
-            db->seal_tail = NULL;
-        db->durable_wal_id = s->id;
-        if (s->max_seq > db->durable_seq)
-            db->durable_seq = s->max_seq;
-        wal_buf_free(s->buf);
-        free(s);
-    }
+    db->seal_head = s->next;
+    if (!db->seal_head)
+        db->seal_tail = NULL;
+    db->durable_wal_id = s->id;
+    if (s->max_seq > db->durable_seq)
+        db->durable_seq = s->max_seq;
+    wal_buf_free(s->buf);
+    free(s);
     /* The WAL thread, if it waited for this write, has work only when
      * something is left (a lone durable writer then wakes nobody but its
      * own waiters). */
-    if (first_unclaimed(db) || wal_buf_count(db->walbuf) > 0 || db->closing)
+    if (db->seal_head || wal_buf_count(db->walbuf) > 0 || db->closing)
         pthread_cond_signal(&db->cv_wal);
     pthread_cond_broadcast(&db->cv);
     pthread_cond_signal(&db->cv_flush);
@@ -186,13 +113,13 @@ shale_status db_await_durable_locked(shale_db *db, uint64_t seq)
     shale_status rc = SHALE_OK;
     db->durable_waiters++;
     while (db->durable_seq < seq && !db->fenced && !db->bg_error) {
-        if (!db->wal_busy && !first_unclaimed(db) && wal_buf_count(db->walbuf) > 0 &&
+        if (!db->wal_busy && !db->seal_head && wal_buf_count(db->walbuf) > 0 &&
             (rc = db_seal_wal_locked(db))) {
             db_set_bg_error_locked(db, rc);
             break;
         }
-        if (!db->wal_busy && first_unclaimed(db))
-            write_next_locked(db);
+        if (!db->wal_busy && db->seal_head)
+            write_head_locked(db);
         else
             pthread_cond_wait(&db->cv, &db->mu);
     }
@@ -212,7 +139,7 @@ void *db_wal_thread(void *arg)
             pthread_cond_wait(&db->cv_wal, &db->mu);
             continue;
         }
-        if (!first_unclaimed(db)) {
+        if (!db->seal_head) {
             if (wal_buf_count(db->walbuf) > 0) {
                 int64_t due = db->walbuf_first_ms + db->opts.wal_flush_interval_ms;
                 if (db->durable_waiters > 0 || db->closing || mono_ms() >= due) {
@@ -227,11 +154,11 @@ void *db_wal_thread(void *arg)
             }
             continue;
         }
-        if (db->wal_busy) {   /* a waiting writer is claiming */
+        if (db->wal_busy) {   /* a waiting writer is writing the head */
             pthread_cond_wait(&db->cv_wal, &db->mu);
             continue;
         }
-        write_next_locked(db);
+        write_head_locked(db);
     }
     pthread_cond_broadcast(&db->cv);
     pthread_mutex_unlock(&db->mu);

@@ -88,11 +88,6 @@ static shale_status count(shale_objop op, shale_status rc)
     return rc;
 }
 
-void objstore_count_request(shale_objop op, shale_status rc)
-{
-    (void)count(op, rc);
-}
-
 shale_status shale_objstore_check_key(const char *key)
 {
     if (!key || !*key)

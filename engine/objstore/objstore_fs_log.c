@@ -96,12 +96,6 @@
 /* The rotation bound, and its test hook (objstore_int.h). */
 static _Atomic uint64_t g_seg_bound = SEG_BOUND_DEFAULT;
 
-/* Open logs by their store (host ctx), for the two-phase WAL put: the
- * engine holds a shale_objstore, and the log is the file:// store's
- * private member (objstore_fs.c), so it is found here by pointer. */
-static pthread_mutex_t g_reg_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct fs_log *g_reg;
-
 void objstore_fs_log_set_segment_bytes(uint64_t n)
 {
     atomic_store(&g_seg_bound, n ? n : SEG_BOUND_DEFAULT);
@@ -124,7 +118,6 @@ typedef struct rec {
 
 struct fs_log {
     fs_log_host h;
-    struct fs_log *reg_next;  /* the registry of open logs, under g_reg_mu */
     char *dir;                /* <root>/.wal-log */
     _Atomic int on;
     pthread_mutex_t mu;       /* everything below */
@@ -578,12 +571,6 @@ static shale_status sync_seg(fs_log *l, uint64_t segno, uint64_t end, const char
     pthread_mutex_lock(&l->mu);
     if (e)
         return l->h.sync_failed(l->h.ctx, "fdatasync(" LOG_DIR ")", key, e);
-    /* Another fdatasync of this file that failed meanwhile may have lost
-     * pages below end that this one then found clean: once the store is
-     * broken no sync vouches for anything (sticky, as in the header). */
-    shale_status wrc = l->h.check_writable(l->h.ctx, key);
-    if (wrc)
-        return wrc;
     if ((s = seg_of(l, segno)) && s->synced < end)
         s->synced = end;
     return SHALE_OK;
@@ -653,10 +640,6 @@ shale_status fs_log_open(const fs_log_host *host, bool create, fs_log **out)
         }
     }
     (void)fs_log_on(l);
-    pthread_mutex_lock(&g_reg_mu);
-    l->reg_next = g_reg;
-    g_reg = l;
-    pthread_mutex_unlock(&g_reg_mu);
     *out = l;
     return SHALE_OK;
 }
@@ -665,13 +648,6 @@ void fs_log_close(fs_log *l)
 {
     if (!l)
         return;
-    pthread_mutex_lock(&g_reg_mu);
-    for (fs_log **pp = &g_reg; *pp; pp = &(*pp)->reg_next)
-        if (*pp == l) {
-            *pp = l->reg_next;
-            break;
-        }
-    pthread_mutex_unlock(&g_reg_mu);
     for (size_t i = 0; i < l->nsegs; i++)
         close(l->segs[i].fd);
     if (l->dfd >= 0)
@@ -695,16 +671,19 @@ bool fs_log_on(fs_log *l)
     return true;
 }
 
-/* The claim half of fs_log_put: everything up to the fdatasync. */
-static shale_status put_claim(fs_log *l, const char *key, uint64_t id, const void *data,
-                              size_t len, bool if_absent, bool *handled, uint64_t *segno,
-                              uint64_t *end)
+shale_status fs_log_put(fs_log *l, const char *key, uint64_t id, const void *data, size_t len,
+                        bool if_absent, bool *handled)
 {
     *handled = false;
-    pthread_mutex_lock(&l->mu);  /* held on return, in every case */
-    if (len > FS_LOG_MAX_RECORD || (if_absent && !l->claimed))
+    if (len > FS_LOG_MAX_RECORD)
         return SHALE_OK;
+    pthread_mutex_lock(&l->mu);
+    if (if_absent && !l->claimed) {
+        pthread_mutex_unlock(&l->mu);
+        return SHALE_OK;
+    }
     *handled = true;
+    uint64_t segno = 0, end = 0;
     shale_status rc = l->h.check_writable(l->h.ctx, key);
     if (!rc)
         rc = load(l);
@@ -716,18 +695,10 @@ static shale_status put_claim(fs_log *l, const char *key, uint64_t id, const voi
                 rc = SHALE_PRECONDITION_FAILED;
         }
         if (!rc)
-            rc = append(l, KIND_PUT, id, key, data, len, segno, end);
+            rc = append(l, KIND_PUT, id, key, data, len, &segno, &end);
         unlock_log(l);
     }
-    return rc;
-}
-
-shale_status fs_log_put(fs_log *l, const char *key, uint64_t id, const void *data, size_t len,
-                        bool if_absent, bool *handled)
-{
-    uint64_t segno = 0, end = 0;
-    shale_status rc = put_claim(l, key, id, data, len, if_absent, handled, &segno, &end);
-    if (!rc && *handled)
+    if (!rc)
         rc = sync_seg(l, segno, end, key);
     pthread_mutex_unlock(&l->mu);
     return rc;
@@ -903,42 +874,4 @@ shale_status fs_log_merge_list(fs_log *l, const char *prefix, const char *cursor
     *count = n;
     *cap = n;
     return SHALE_OK;
-}
-
-/* ---- the two-phase WAL put (objstore_fs_log.h) ---------------------- */
-
-shale_status fs_log_wal_claim(shale_objstore *s, const char *key, const void *data, size_t len,
-                              bool *handled, fs_log_ticket *t)
-{
-    *handled = false;
-    memset(t, 0, sizeof *t);
-    fs_log *l = NULL;
-    pthread_mutex_lock(&g_reg_mu);
-    for (fs_log *r = g_reg; r && !l; r = r->reg_next)
-        if (r->h.ctx == (void *)s)
-            l = r;
-    pthread_mutex_unlock(&g_reg_mu);
-    uint64_t id;
-    if (!l || !fs_log_key(key, &id) || !fs_log_on(l))
-        return SHALE_OK;
-    shale_status rc = put_claim(l, key, id, data, len, true, handled, &t->segno, &t->end);
-    pthread_mutex_unlock(&l->mu);
-    if (*handled) {
-        t->log = l;
-        snprintf(t->key, sizeof t->key, "%s", key);
-        objstore_count_request(SHALE_OP_PUT_IF_ABSENT, rc);
-        if (!rc)
-            objstore_count_bytes(0, len);
-    }
-    return rc;
-}
-
-shale_status fs_log_wal_sync(const fs_log_ticket *t)
-{
-    if (!t->log)
-        return SHALE_OK;
-    pthread_mutex_lock(&t->log->mu);
-    shale_status rc = sync_seg(t->log, t->segno, t->end, t->key);
-    pthread_mutex_unlock(&t->log->mu);
-    return rc;
 }

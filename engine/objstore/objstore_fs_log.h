@@ -84,48 +84,6 @@ shale_status fs_log_del(fs_log *l, const char *key, uint64_t id);
 shale_status fs_log_merge_list(fs_log *l, const char *prefix, const char *cursor, size_t max,
                                shale_objinfo **items, size_t *count, size_t *cap, bool *more);
 
-/* ---- the two-phase WAL put (engine-private: db/wal_writer.c) ----------
- *
- * fs_log_put with if_absent split in two, so a writer can claim WAL id
- * N+1 while the fdatasync that makes N durable is in flight:
- *
- *   claim: the check and the append of fs_log_put, under the log's flock
- *     (SHALE_PRECONDITION_FAILED when a live record or regular file holds
- *     the id -- the fence, unchanged); returns a ticket: where it ended.
- *   sync(ticket): returns once an fdatasync of the segment that began
- *     after the ticket's append has succeeded (its own, or one another
- *     thread started later; seg.synced records the end such a sync
- *     covered), or the sticky error of a failed one.
- *
- * Why it is safe.  Fencing and create-if-absent are decided entirely by
- * the claim: its check and append are one critical section under the
- * flock, so once claim(N) returned, every other writer's claim of N fails,
- * whether or not N is durable yet; a writer that claims ids in order
- * (N+1 only after claim(N) returned) lands them in order.  Durability is
- * decided by the sync: an acknowledgement needs sync(ticket) OK, and
- * synced only moves past an end after an fdatasync that started after
- * that append returned 0 with the store not broken (a concurrent failed
- * fdatasync makes every later sync fail: it may have dropped the pages a
- * successful one then found clean).  A crash between claim and sync can
- * lose the claimed record -- it was never acknowledged, and the scan on
- * reopen stops at the first frame that does not check, exactly as for a
- * torn fs_log_put.  The caller acknowledges id N only when N and every id
- * before it synced (db/wal_writer.c).
- *
- * s: any store.  *handled false: s is not a file:// store in log mode, or
- * the put is not a record (too large, or the handle's first fence -- see
- * fs_log_check_claim); nothing was done and the caller makes the one-call
- * shale_objstore_put_if_absent.  The ticket is a value (no resources);
- * the store must stay open until fs_log_wal_sync returned. */
-typedef struct fs_log_ticket {
-    fs_log *log;          /* NULL: nothing to sync */
-    uint64_t segno, end;
-    char key[32];
-} fs_log_ticket;
-shale_status fs_log_wal_claim(shale_objstore *s, const char *key, const void *data, size_t len,
-                              bool *handled, fs_log_ticket *t);
-shale_status fs_log_wal_sync(const fs_log_ticket *t);
-
 /* Objects larger than this are written as regular files even in log mode. */
 #define FS_LOG_MAX_RECORD (16u << 20)
 

@@ -117,9 +117,6 @@ void objstore_set_open_hook(objstore_open_hook_fn fn, void *ctx);
 
 /* Counts one retry (backends that retry call this). */
 void objstore_count_retry(void);
-/* Counts one request of op with result rc, as the dispatcher does (for a
- * call that bypasses it: fs_log_wal_claim). */
-void objstore_count_request(shale_objop op, shale_status rc);
 /* Adds bytes to the process-wide counters. */
 void objstore_count_bytes(uint64_t read, uint64_t written);
 
