@@ -137,7 +137,8 @@ static shale_status on_big(void *ctx, const kv_entry *e)
 {
     bigseen *s = ctx;
     assert_true(s->n < s->cap && e->klen + e->vlen <= 96);
-    memcpy(s->bytes[s->n], e->key, e->klen);
+    if (e->klen)   /* an empty key may come back as NULL */
+        memcpy(s->bytes[s->n], e->key, e->klen);
     if (e->vlen)
         memcpy(s->bytes[s->n] + e->klen, e->val, e->vlen);
     s->e[s->n] = *e;
