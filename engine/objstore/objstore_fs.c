@@ -73,6 +73,12 @@ typedef struct fs_reader {
     shale_objreader base;
     int fd;                  /* -1: past the descriptor cap, reads by path */
     uint64_t base_off;       /* where the object starts in fd (a log record) */
+    /* Read-around windows already advised through this handle, one bit per
+     * READ_AROUND window of fd counted from base_off's window (NULL: none
+     * allocated, read-around off for this handle).  Atomic: a handle is
+     * read by many threads at once; a lost race costs one extra advice. */
+    _Atomic uint64_t *advised;
+    uint64_t advised_words;
 } fs_reader;
 
 /* Descriptors held by reader handles in this process, and the cap. */
@@ -454,6 +460,64 @@ static shale_status fs_get_range(shale_objstore *s, const char *key, uint64_t of
     return rc;
 }
 
+/* Read-around: a small read through a handle (a block-cache miss of a
+ * point lookup; scans read 64 KiB and more) first asks the kernel to bring
+ * the READ_AROUND-aligned window that holds it into the page cache, where
+ * the next misses nearby find it -- what LevelDB gets from mmap's
+ * fault-around, and what makes its cold random reads fast.  One disk
+ * request either way (a 128 KiB read costs about what a 4 KiB one does
+ * here), nothing is copied or decoded beyond the block, and on a warm page
+ * cache it is one cheap call.  file:// only: on S3 every byte is a
+ * transfer and a block stays one request.  SHALE_FS_READ_AROUND=0 turns
+ * it off (for measuring). */
+#define READ_AROUND (128u << 10)
+static int g_read_around = -1;   /* -1: not yet read from the environment */
+static _Atomic long g_fadvise_calls;
+
+long objstore_fs_read_around_advices(void)
+{
+    return atomic_load(&g_fadvise_calls);
+}
+
+/* Each window is advised once per handle: a second miss in a window the
+ * kernel was already asked for finds it in the page cache (or on its way
+ * there), and the advice itself was 9 % of a cold readrandom's CPU when
+ * made on every miss (docs/benchmarks.md).  If the page cache has since
+ * dropped the window, the read still reads its block; only the
+ * read-around is lost. */
+static void read_around_init(fs_reader *r)
+{
+    if (g_read_around < 0) {
+        const char *v = getenv("SHALE_FS_READ_AROUND");
+        g_read_around = !(v && !strcmp(v, "0"));
+    }
+    if (!g_read_around || r->fd < 0 || r->base.size <= READ_AROUND)
+        return;
+    uint64_t first = r->base_off / READ_AROUND;
+    uint64_t last = (r->base_off + r->base.size - 1) / READ_AROUND;
+    uint64_t words = (last - first) / 64 + 1;
+    r->advised = calloc(words, sizeof *r->advised);  /* NULL: no read-around */
+    r->advised_words = r->advised ? words : 0;
+}
+
+static void read_around(fs_reader *r, uint64_t offset, uint64_t len)
+{
+    if (!r->advised || len >= READ_AROUND / 2)
+        return;
+    uint64_t w = offset / READ_AROUND - r->base_off / READ_AROUND;
+    if (w / 64 >= r->advised_words)
+        return;
+    uint64_t bit = (uint64_t)1 << (w % 64);
+    if (atomic_load_explicit(&r->advised[w / 64], memory_order_relaxed) & bit)
+        return;
+    if (atomic_fetch_or_explicit(&r->advised[w / 64], bit, memory_order_relaxed) & bit)
+        return;
+    atomic_fetch_add_explicit(&g_fadvise_calls, 1, memory_order_relaxed);
+    (void)posix_fadvise(r->fd, (off_t)(offset & ~(uint64_t)(READ_AROUND - 1)), READ_AROUND,
+                        POSIX_FADV_WILLNEED);
+}
+
+
 /* ---- reader handles: one descriptor, one pread per read ------------------ */
 
 static shale_status fs_reader_open(shale_objstore *s, const char *key, uint64_t size_hint,
@@ -480,33 +544,9 @@ static shale_status fs_reader_open(shale_objstore *s, const char *key, uint64_t 
         close(r->fd);  /* past the cap: read by path */
         r->fd = -1;
     }
+    read_around_init(r);
     *out = &r->base;
     return SHALE_OK;
-}
-
-/* Read-around: a small read through a handle (a block-cache miss of a
- * point lookup; scans read 64 KiB and more) first asks the kernel to bring
- * the READ_AROUND-aligned window that holds it into the page cache, where
- * the next misses nearby find it -- what LevelDB gets from mmap's
- * fault-around, and what makes its cold random reads fast.  One disk
- * request either way (a 128 KiB read costs about what a 4 KiB one does
- * here), nothing is copied or decoded beyond the block, and on a warm page
- * cache it is one cheap call.  file:// only: on S3 every byte is a
- * transfer and a block stays one request.  SHALE_FS_READ_AROUND=0 turns
- * it off (for measuring). */
-#define READ_AROUND (128u << 10)
-static int g_read_around = -1;   /* -1: not yet read from the environment */
-
-static void read_around(fs_reader *r, uint64_t offset, uint64_t len)
-{
-    if (g_read_around < 0) {
-        const char *v = getenv("SHALE_FS_READ_AROUND");
-        g_read_around = !(v && !strcmp(v, "0"));
-    }
-    if (!g_read_around || len >= READ_AROUND / 2 || r->base.size <= READ_AROUND)
-        return;
-    uint64_t from = offset & ~(uint64_t)(READ_AROUND - 1);
-    (void)posix_fadvise(r->fd, (off_t)from, READ_AROUND, POSIX_FADV_WILLNEED);
 }
 
 static shale_status fs_reader_read(shale_objreader *rd, uint64_t offset, uint64_t len,
@@ -527,6 +567,7 @@ static void fs_reader_close(shale_objreader *rd)
         close(r->fd);
         atomic_fetch_sub(&g_reader_fds, 1);
     }
+    free((void *)r->advised);
     free(r);
 }
 

@@ -83,6 +83,10 @@ shale_status objstore_faulturi_open(const char *uri, const shale_objstore_option
  * handle reads by path.  For tests of that fallback. */
 void objstore_fs_set_max_fds(long n);
 
+/* Read-around advices (posix_fadvise WILLNEED) file:// handles have made
+ * in this process: each window once per handle.  For tests. */
+long objstore_fs_read_around_advices(void);
+
 /* Test hook, process-wide: from the nth matching call on, `count` fsync
  * calls (count < 0: all) that file:// makes for a key starting with
  * prefix report EIO after the real fsync ran.  kind: "file" (the object's

@@ -1,5 +1,6 @@
 /*
- * cache.c -- the block cache: 16 shards, each an LRU list plus a chained
+ * cache.c -- the block cache: 16 shards, each an LRU list (with second
+ * chance for entries hit since their last pass, see evict) plus a chained
  * hash table under its own mutex.  Entries are reference counted: eviction
  * only unlinks an entry, and the last release frees it, so a block in use
  * is never freed under a reader.  Usage counts entries still linked.
@@ -28,6 +29,7 @@ typedef struct centry {
     uint64_t file_id, offset;
     int refs;                /* under the shard mutex */
     bool linked;
+    bool hit;                /* looked up since it last reached the LRU tail */
     struct centry *hnext;    /* hash chain */
     struct centry *prev, *next;  /* LRU: head = most recent */
 } centry;
@@ -147,12 +149,25 @@ static void table_remove(shard *s, centry *e)
         *pp = e->hnext;
 }
 
-/* Evicts least recently used entries until usage fits (mu held). */
+/* Evicts least recently used entries until usage fits (mu held).  A hit
+ * does not move its entry (that wrote to both LRU neighbours and the head,
+ * three more cache misses per lookup of a large cache, perf in
+ * docs/benchmarks.md); it marks it, and an entry marked when it reaches
+ * the tail goes back to the head unmarked instead (second chance: what
+ * was looked up since its last pass survives what was not).  Each entry
+ * moves at most once per call, so this ends. */
 static void evict(shard *s)
 {
     centry *e = s->tail;
     while (e && s->usage > s->capacity) {
         centry *prev = e->prev;
+        if (e->hit && prev) {
+            e->hit = false;
+            lru_unlink(s, e);
+            lru_push_front(s, e);
+            e = prev;
+            continue;
+        }
         lru_unlink(s, e);
         table_remove(s, e);
         e->linked = false;
@@ -174,8 +189,7 @@ const cached_block *block_cache_lookup(block_cache *c, uint64_t file_id, uint64_
         e = e->hnext;
     if (e) {
         e->refs++;
-        lru_unlink(s, e);
-        lru_push_front(s, e);
+        e->hit = true;
     }
     pthread_mutex_unlock(&s->mu);
     return e ? &e->b : NULL;
@@ -200,6 +214,7 @@ const cached_block *block_cache_insert(block_cache *c, uint64_t file_id, uint64_
     for (centry *o = s->buckets[bk]; o; o = o->hnext)
         if (o->file_id == file_id && o->offset == offset) {
             o->refs++;
+            o->hit = true;
             pthread_mutex_unlock(&s->mu);
             entry_free(e);
             return &o->b;

@@ -3,6 +3,7 @@
 #include "support/testutil.h"
 #include "table/cache.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,6 +103,73 @@ static void test_blocks_spread_over_buckets(void **state)
     block_cache_free(c);
 }
 
+/* Second chance: a block looked up since it was inserted survives the
+ * eviction that takes it when nobody looked (the same sequence in a
+ * second cache without the lookup is the control); usage stays bounded. */
+/* Enough new blocks that the oldest one's shard evicts it (deterministic:
+ * the hash is fixed). */
+enum { EXTRA = 160 };
+
+static void second_chance_run(bool look, bool *survived)
+{
+    block_cache *c = block_cache_new(1 << 20);    /* 16 blocks per shard */
+    for (uint64_t i = 0; i < 128; i++)
+        block_cache_release(c, block_cache_insert(c, 5, i * 4096, block_of(4096, 1), 4096));
+    const cached_block *a = block_cache_lookup(c, 5, 0);   /* the oldest */
+    assert_non_null(a);
+    block_cache_release(c, a);
+    if (!look) {   /* the control: start again without the lookup */
+        block_cache_free(c);
+        c = block_cache_new(1 << 20);
+        for (uint64_t i = 0; i < 128; i++)
+            block_cache_release(c, block_cache_insert(c, 5, i * 4096, block_of(4096, 1), 4096));
+    }
+    for (uint64_t i = 128; i < 128 + EXTRA; i++)
+        block_cache_release(c, block_cache_insert(c, 5, i * 4096, block_of(4096, 1), 4096));
+    assert_true(block_cache_usage(c) <= (1 << 20));
+    a = block_cache_lookup(c, 5, 0);
+    *survived = a != NULL;
+    block_cache_release(c, a);
+    block_cache_free(c);
+}
+
+static void test_hit_block_gets_second_chance(void **state)
+{
+    (void)state;
+    bool with = false, without = true;
+    second_chance_run(true, &with);
+    second_chance_run(false, &without);
+    assert_true(with);
+    assert_false(without);
+}
+
+/* Every block inserted into a growing cache that holds them all is found
+ * again, with its bytes, however the lookups are interleaved. */
+static void test_lookup_after_growth(void **state)
+{
+    (void)state;
+    enum { N = 40000 };
+    block_cache *c = block_cache_new((size_t)N * 64 * 2);   /* room for uneven shards */
+    for (uint64_t i = 0; i < N; i++) {
+        block_cache_release(c, block_cache_insert(c, i % 37, i * 4096, block_of(64, (uint8_t)(i % 251)), 64));
+        if (i % 1000 == 999)   /* an earlier block, while it grows */
+            for (uint64_t j = 0; j <= i; j += 97) {
+                const cached_block *b = block_cache_lookup(c, j % 37, j * 4096);
+                assert_non_null(b);
+                block_cache_release(c, b);
+            }
+    }
+    for (uint64_t i = 0; i < N; i++) {
+        const cached_block *b = block_cache_lookup(c, i % 37, i * 4096);
+        assert_non_null(b);
+        assert_int_equal(b->len, 64);
+        assert_int_equal(b->data[63], (uint8_t)(i % 251));
+        block_cache_release(c, b);
+    }
+    assert_int_equal(block_cache_usage(c), (size_t)N * 64);
+    block_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -109,6 +177,8 @@ int main(void)
         cmocka_unit_test(test_file_ids_differ_by_store_and_key),
         cmocka_unit_test(test_eviction_keeps_usage_bounded),
         cmocka_unit_test(test_referenced_block_outlives_eviction),
+        cmocka_unit_test(test_hit_block_gets_second_chance),
+        cmocka_unit_test(test_lookup_after_growth),
         cmocka_unit_test(test_blocks_spread_over_buckets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -122,10 +122,114 @@ static void test_encode_sorts_and_read_range_stops(void **state)
     free(uri);
 }
 
+/* A big buffer goes through the radix sort (small ones through qsort):
+ * keys of 0..40 bytes from a small alphabet, so that many share their
+ * first 16 bytes or more, some are written several times and some are
+ * tombstones.  Replay must see exactly the reference order (kv_cmp), and
+ * the blocks are stored raw (WAL SSTs are not compressed). */
+typedef struct bigseen {
+    kv_entry *e;
+    uint8_t (*bytes)[96];
+    size_t n, cap;
+} bigseen;
+
+static shale_status on_big(void *ctx, const kv_entry *e)
+{
+    bigseen *s = ctx;
+    assert_true(s->n < s->cap && e->klen + e->vlen <= 96);
+    if (e->klen)   /* an empty key may come back as NULL */
+        memcpy(s->bytes[s->n], e->key, e->klen);
+    if (e->vlen)
+        memcpy(s->bytes[s->n] + e->klen, e->val, e->vlen);
+    s->e[s->n] = *e;
+    s->e[s->n].key = s->bytes[s->n];
+    s->e[s->n].val = e->vlen ? s->bytes[s->n] + e->klen : NULL;
+    s->n++;
+    return SHALE_OK;
+}
+
+static int ref_cmp(const void *a, const void *b)
+{
+    return kv_cmp(a, b);
+}
+
+static void test_big_buffer_sorted_like_kv_cmp(void **state)
+{
+    (void)state;
+    enum { N = 6000 };
+    static uint8_t keys[N][40], vals[N][48];
+    static kv_entry ref[N];
+    wal_buf *b = wal_buf_new();
+    assert_non_null(b);
+    uint64_t r = 12345;
+    size_t vbytes = 0;
+    for (size_t i = 0; i < N; i++) {
+        r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+        size_t klen = (r >> 33) % 41;
+        if (i % 7 == 3 && i > 10) {      /* an earlier key again */
+            size_t j = (r >> 20) % i;
+            memcpy(keys[i], ref[j].key, ref[j].klen);
+            klen = ref[j].klen;
+        } else {
+            for (size_t k = 0; k < klen; k++) {
+                r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+                /* mostly 'a': long shared prefixes; bytes 0 and 255 too */
+                uint64_t x = (r >> 40) % 16;
+                keys[i][k] = x < 12 ? 'a' : x == 12 ? 0 : x == 13 ? 255 : (uint8_t)('a' + x);
+            }
+        }
+        memset(vals[i], 'x', sizeof vals[i]);
+        bool del = i % 11 == 5;
+        ref[i] = (kv_entry){keys[i], klen, 100 + i, del ? KV_DELETE : KV_PUT,
+                            del ? NULL : vals[i], del ? 0 : sizeof vals[i]};
+        vbytes += ref[i].vlen;
+        TU_OK(wal_buf_add(b, &ref[i]));
+    }
+    qsort(ref, N, sizeof *ref, ref_cmp);
+
+    char *uri = tu_mem_uri("walbig");
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    shale_buf img = SHALE_BUF_INIT;
+    TU_OK(wal_encode(4096, 3, b, &img));
+    assert_true(img.len > vbytes);       /* raw: 'x' * 48 would compress */
+    char key[PATH_KEY_MAX];
+    wal_key(1, key, sizeof key);
+    TU_OK(shale_objstore_put_if_absent(s, key, img.data, img.len));
+    buf_free(&img);
+
+    manifest *m = manifest_new();
+    assert_non_null(m);
+    m->next_wal_sst_id = 2;
+    bigseen got = {calloc(N, sizeof *got.e), calloc(N, sizeof *got.bytes), 0, N};
+    assert_non_null(got.e);
+    assert_non_null(got.bytes);
+    wal_replay_cb cb = {on_big, NULL, &got};
+    uint64_t first_free = 0;
+    TU_OK(wal_read_range(s, "test", m, 0, &cb, &first_free));
+    assert_int_equal(first_free, 2);
+    assert_int_equal(got.n, N);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(got.e[i].seq, ref[i].seq);
+        assert_int_equal(got.e[i].klen, ref[i].klen);
+        if (ref[i].klen)
+            assert_memory_equal(got.e[i].key, ref[i].key, ref[i].klen);
+        assert_int_equal(got.e[i].kind, ref[i].kind);
+        assert_int_equal(got.e[i].vlen, ref[i].vlen);
+    }
+    free(got.e);
+    free(got.bytes);
+    manifest_free(m);
+    wal_buf_free(b);
+    shale_objstore_close(s);
+    free(uri);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_sorts_and_read_range_stops),
+        cmocka_unit_test(test_big_buffer_sorted_like_kv_cmp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
