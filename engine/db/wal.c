@@ -156,14 +156,14 @@ shale_status wal_encode(size_t block_size, int compression_level, const wal_buf 
                         shale_buf *out)
 {
     /* WAL SSTs are read whole at replay and live until the next flush: no
-     * bloom filter, and blocks stored raw whatever the options say (an
-     * ordinary SST that every reader reads -- replay, clone, tailing
-     * readers).  zstd level 1 was half the WAL thread's encode time; raw
-     * blocks cost the bytes compression would have saved (docs/
-     * benchmarks.md, 2026-12-02).  compression_level is kept so that the
-     * callers need not change. */
-    (void)compression_level;
-    sst_options so = {block_size, 0, 0};
+     * bloom filter, and blocks compressed only at the level the caller
+     * passes -- the writer passes 0 (raw) unless its WAL store is remote
+     * (wal_writer.c): on a local disk zstd level 1 was half the WAL
+     * thread's encode time for bytes that only pass through the page
+     * cache; on S3 a raw WAL SST is about 4x the bytes per upload
+     * (docs/benchmarks.md, 2026-12-02).  Either way an ordinary SST that
+     * every reader reads (replay, clone, tailing readers). */
+    sst_options so = {block_size, compression_level, 0};
     kv_entry *es = malloc((b->count ? b->count : 1) * sizeof *es);
     if (!es)
         return SHALE_OOM();

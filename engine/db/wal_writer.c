@@ -26,13 +26,22 @@
 
 #define WAL_WRITE_ATTEMPTS 8
 
+/* The zstd level of WAL SSTs: the options' for a remote WAL store (S3,
+ * where bytes cost an upload), raw blocks otherwise (a local disk or
+ * memory, where compression is CPU on the durable path for nothing).  The
+ * uri may carry a wrapper's scheme ("fault+s3://..."). */
+static int wal_compression_level(const shale_db *db)
+{
+    return strstr(shale_objstore_uri(db->wal_store), "s3://") ? db->opts.compression_level : 0;
+}
+
 /* Writes one sealed buffer.  Called without mu. */
 static shale_status wal_write(shale_db *db, wal_seal *s)
 {
     char key[PATH_KEY_MAX];
     wal_key(s->id, key, sizeof key);
     shale_buf img = SHALE_BUF_INIT;
-    shale_status rc = wal_encode(db->opts.block_size, db->opts.compression_level, s->buf, &img);
+    shale_status rc = wal_encode(db->opts.block_size, wal_compression_level(db), s->buf, &img);
     if (rc)
         goto out;
     for (int attempt = 0; attempt < WAL_WRITE_ATTEMPTS; attempt++) {
