@@ -30,6 +30,12 @@ REGION=us-east-1
 # memstore keeps objects in RAM: the cap bounds the OSD's memory.
 MEMSTORE_BYTES=${SHALE_RGW_MEMSTORE_BYTES:-$((2 << 30))}
 
+running() {  # running PID: the process exists and is not a zombie
+  local st
+  st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
 stop_all() {  # stops the processes recorded under $dir/pids
   local f pid name i alive
   [ -d "$dir/pids" ] || return 0
@@ -52,6 +58,15 @@ stop_all() {  # stops the processes recorded under $dir/pids
     sleep 0.1
   done
   while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done <"$dir/pids/.stopping"
+  # SIGKILL is delivered, not yet acted on: wait (up to 10 s more) until
+  # each is gone or a zombie its parent has still to reap, so that a caller
+  # that checks right after stop returns finds nothing running.
+  for ((i = 0; i < 100; i++)); do
+    alive=0
+    while read -r pid; do running "$pid" && alive=1; done <"$dir/pids/.stopping"
+    [ "$alive" -eq 0 ] && break
+    sleep 0.1
+  done
   rm -f "$dir/pids/.stopping"
 }
 

@@ -157,6 +157,9 @@ static int run_split(run *r, const char *failpoint, bool abort_it)
                           strstr(st, "\"phase\": \"Aborted\""))
                        ? (strstr(st, "Aborted") ? 10 : 0)
                        : 9;
+        if (code == 9)   /* say why in the test's log */
+            fprintf(stderr, "seed's split ended neither Complete nor Aborted: %s\n",
+                    st ? st : "(no status)");
         _exit(code);
     }
     int st;
