@@ -1,0 +1,325 @@
+/*
+ * db_open.c -- the writer's open: stores, manifest, fencing, WAL replay
+ * (the steps are listed in db.c's header; SlateDB's fencing protocol,
+ * docs/format.md).  shale_open() (db.c) allocates the handle, calls
+ * db_open_inner() and starts the threads.
+ */
+#include "db/db_int.h"
+#include "db/identity.h"
+#include "util/misc.h"
+#include "util/status_int.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct fence_ctx {
+    const char *wal_uri;   /* to record when none is */
+    uint64_t epoch, cepoch;
+} fence_ctx;
+
+static shale_status fence_mut(manifest *m, void *arg)
+{
+    fence_ctx *c = arg;
+    m->writer_epoch++;
+    m->compactor_epoch++;
+    c->epoch = m->writer_epoch;
+    c->cepoch = m->compactor_epoch;
+    if (c->wal_uri && !m->wal_store_uri && !(m->wal_store_uri = xstrdup(c->wal_uri)))
+        return SHALE_OOM();
+    return SHALE_OK;
+}
+
+typedef struct next_wal_ctx {
+    uint64_t epoch, next;
+} next_wal_ctx;
+
+static shale_status next_wal_mut(manifest *m, void *arg)
+{
+    next_wal_ctx *c = arg;
+    if (m->writer_epoch != c->epoch)
+        return shale_err(SHALE_FENCED, "manifest writer_epoch %llu is not ours (%llu)",
+                         (unsigned long long)m->writer_epoch, (unsigned long long)c->epoch);
+    if (m->next_wal_sst_id < c->next)
+        m->next_wal_sst_id = c->next;
+    return SHALE_OK;
+}
+
+/* Checks the WAL-store rules: None -> Some allowed (recorded by the fence
+ * write), Some(a) -> Some(b) or Some(a) -> None refused. */
+static shale_status check_wal_store(const shale_db *db, const manifest *m)
+{
+    const char *rec = m->wal_store_uri;
+    if (!rec)
+        return SHALE_OK;
+    if (!db->wal_uri)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "%s: the manifest records WAL store '%s' but none was given; open "
+                         "with wal_store_uri = '%s'",
+                         db->uri, rec, rec);
+    if (strcmp(rec, db->wal_uri))
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "%s: WAL store reconfiguration refused: the manifest records '%s', "
+                         "the caller gave '%s'",
+                         db->uri, rec, db->wal_uri);
+    return SHALE_OK;
+}
+
+static shale_status load_or_create(shale_db *db, manifest **out)
+{
+    shale_status rc = manifest_store_load_latest(db->store, 0, out);
+    if (rc != SHALE_NOT_FOUND)
+        return rc;
+    if (!db->opts.create_if_missing)
+        return shale_err(SHALE_NOT_FOUND, "%s: no database here (no manifest) and "
+                                          "create_if_missing is off", db->uri);
+    manifest *m = manifest_new();
+    if (!m)
+        return SHALE_OOM();
+    m->id = 1;
+    rc = manifest_store_write(db->store, m);
+    manifest_free(m);
+    if (rc && rc != SHALE_PRECONDITION_FAILED)
+        return rc;
+    return manifest_store_load_latest(db->store, 1, out);
+}
+
+static shale_status write_fence_wal(shale_db *db, uint64_t *id)
+{
+    shale_buf img = SHALE_BUF_INIT;
+    wal_buf empty = {0};   /* a fence: a WAL SST of no entries */
+    shale_status rc = wal_encode(db->opts.block_size, db->opts.compression_level, &empty, &img);
+    while (!rc) {
+        char key[PATH_KEY_MAX];
+        wal_key(*id, key, sizeof key);
+        rc = shale_objstore_put_if_absent(db->wal_store, key, img.data, img.len);
+        if (rc != SHALE_PRECONDITION_FAILED)
+            break;
+        /* Someone wrote this id after our probe: the old writer, still
+         * alive, or a newer writer.  A newer epoch means we lost. */
+        manifest *latest = NULL;
+        rc = manifest_store_load_latest(db->store, db->man->id, &latest);
+        if (rc)
+            break;
+        bool lost = latest->writer_epoch > db->my_epoch;
+        manifest_free(latest);
+        if (lost) {
+            rc = shale_err(SHALE_FENCED, "%s: a newer writer took over while opening",
+                           db->uri);
+            break;
+        }
+        uint64_t next = 0;
+        rc = wal_replay(db, &next);   /* picks up the id just written */
+        if (!rc)
+            *id = next;
+    }
+    buf_free(&img);
+    return rc;
+}
+
+/* The conditional-create probe of the open's stores, on its own thread
+ * (shale_errmsg() is per thread: the message is carried back in msg), and
+ * the identity read on another.  The probe is shale_objstore_probe_
+ * conditional()'s two creates; its object's delete is left to
+ * probe_cleanup(), which runs beside the fence write: the probe costs the
+ * open two round trips (as the manifest's LIST and GET do), not three. */
+typedef struct open_probe {
+    shale_db *db;
+    shale_status rc;
+    char msg[512];
+    char keys[2][PATH_KEY_MAX];    /* probe objects to delete ("" none) */
+    shale_objstore *stores[2];
+    shale_status id_rc;            /* the identity read's answer */
+    shale_store_identity id;
+} open_probe;
+
+static shale_status probe_one(open_probe *p, int k, shale_objstore *s)
+{
+    char uid[37];
+    uuid_new(uid);
+    probe_key(uid, p->keys[k], sizeof p->keys[k]);
+    p->stores[k] = s;
+    shale_status rc = shale_objstore_put_if_absent(s, p->keys[k], "1", 1);
+    if (rc) {
+        p->keys[k][0] = '\0';
+        return shale_err_prefix(rc, "probing conditional create on %s", shale_objstore_uri(s));
+    }
+    rc = shale_objstore_put_if_absent(s, p->keys[k], "2", 1);
+    if (rc == SHALE_PRECONDITION_FAILED)
+        return SHALE_OK;
+    if (rc == SHALE_OK)
+        return shale_err(SHALE_UNSUPPORTED,
+                         "store %s does not honour create-if-absent (If-None-Match: *): "
+                         "a second conditional create of %s succeeded; fencing is unsafe "
+                         "(set unsafe_allow_unconditional_store to proceed anyway)",
+                         shale_objstore_uri(s), p->keys[k]);
+    return shale_err_prefix(rc, "probing conditional create on %s", shale_objstore_uri(s));
+}
+
+static void *probe_main(void *arg)
+{
+    open_probe *p = arg;
+    p->rc = probe_one(p, 0, p->db->store);
+    if (!p->rc && p->db->wal_store != p->db->store)
+        p->rc = probe_one(p, 1, p->db->wal_store);
+    if (p->rc)
+        snprintf(p->msg, sizeof p->msg, "%s", shale_errmsg());
+    return NULL;
+}
+
+static void *identity_main(void *arg)
+{
+    open_probe *p = arg;
+    p->id_rc = identity_read(p->db->store, &p->id);
+    return NULL;
+}
+
+/* Deletes the probe objects (best effort, as the probe's own delete is: a
+ * leftover .probe/ object is garbage, never state). */
+static void *probe_cleanup(void *arg)
+{
+    open_probe *p = arg;
+    for (int k = 0; k < 2; k++)
+        if (p->keys[k][0])
+            shale_objstore_delete(p->stores[k], p->keys[k]);
+    return NULL;
+}
+
+static shale_status db_open_fence(shale_db *db, const shale_options *opts, manifest *m,
+                                  shale_status rc, const char *msg, const open_probe *pr_,
+                                  shale_status id_rc, shale_store_identity *idp);
+
+/* opts: the caller's, read only here (the env copies what is kept). */
+shale_status db_open_inner(shale_db *db, const shale_options *opts)
+{
+    shale_options eo = *opts;
+    eo.wal_store_uri = db->wal_uri;
+    shale_status rc = db_env_open(db->uri, &eo, &db->env);
+    if (rc)
+        return rc;
+    /* From here on the handle's options are the env's copies. */
+    db->opts.store = db_env_options(db->env)->store;
+    db->store = db_env_main(db->env);
+    db->wal_store = db->store;
+    if (db->wal_uri && strcmp(db->wal_uri, db->uri) &&
+        (rc = db_env_store(db->env, db->wal_uri, &db->wal_store)))
+        return rc;
+    /* The probe (3 requests) and the reads an open needs (the latest
+     * manifest, 2; the identity, 1) are independent: run the probe on its
+     * own thread beside the reads, so they cost 3 round trips, not 6.
+     * Nothing is written before the probe has passed: the reads only
+     * read, and a new database's first manifest and any identity write
+     * come after the join. */
+    open_probe pr;
+    memset(&pr, 0, sizeof pr);
+    pr.db = db;
+    pthread_t th, ith, cth;
+    bool probing = !db->opts.unsafe_allow_unconditional_store;
+    bool threaded = probing && !pthread_create(&th, NULL, probe_main, &pr);
+    if (probing && !threaded)
+        probe_main(&pr);
+    /* The identity on its own thread too: three reads and two creates in
+     * two round trips. */
+    bool id_threaded = !pthread_create(&ith, NULL, identity_main, &pr);
+    manifest *m = NULL;
+    rc = manifest_store_load_latest(db->store, 0, &m);
+    char msg[512] = "";
+    if (rc && rc != SHALE_NOT_FOUND)
+        snprintf(msg, sizeof msg, "%s", shale_errmsg());
+    if (id_threaded)
+        pthread_join(ith, NULL);
+    else
+        identity_main(&pr);
+    shale_store_identity id = pr.id;
+    shale_status id_rc = rc && rc != SHALE_NOT_FOUND ? rc : pr.id_rc;
+    if (rc && rc != SHALE_NOT_FOUND && pr.id_rc == SHALE_OK)
+        shale_store_identity_clear(&id);   /* not used on this path */
+    if (threaded)
+        pthread_join(th, NULL);
+    /* The probe objects go beside what follows (joined below). */
+    bool cleaning = !pthread_create(&cth, NULL, probe_cleanup, &pr);
+    if (!cleaning)
+        probe_cleanup(&pr);
+    rc = db_open_fence(db, opts, m, rc, msg, &pr, id_rc, &id);
+    if (cleaning)
+        pthread_join(cth, NULL);
+    return rc;
+}
+
+/* The rest of db_open_inner() once the probe and the reads are in: m and
+ * rc the manifest read's (m owned), id_rc / *id the identity read's (*id
+ * owned when id_rc is SHALE_OK). */
+static shale_status db_open_fence(shale_db *db, const shale_options *opts, manifest *m,
+                                  shale_status rc, const char *msg, const open_probe *pr_,
+                                  shale_status id_rc, shale_store_identity *idp)
+{
+    (void)opts;
+    const open_probe pr = *pr_;
+    shale_store_identity id = *idp;
+    if (pr.rc) {
+        manifest_free(m);
+        if (id_rc == SHALE_OK)
+            shale_store_identity_clear(&id);
+        return shale_err(pr.rc, "%s", pr.msg);
+    }
+    if (rc == SHALE_NOT_FOUND)
+        rc = load_or_create(db, &m);   /* lists again: a new database only */
+    else if (rc)
+        rc = shale_err(rc, "%s", msg);
+    if (rc) {
+        shale_store_identity_clear(&id);
+        return rc;
+    }
+    db->man = m;
+    if (!m->initialized)
+        rc = shale_err(SHALE_INVALID_ARGUMENT,
+                       "%s: this database is a clone that was not finished "
+                       "(initialized=false); re-run the same clone to complete it",
+                       db->uri);
+    if (!rc)
+        rc = check_wal_store(db, m);
+    if (rc) {
+        shale_store_identity_clear(&id);
+        return rc;
+    }
+    /* Both stores carry an identity (shale_admin.h); older ones get it now. */
+    rc = id_rc && id_rc != SHALE_NOT_FOUND
+             ? id_rc
+             : identity_settle(db->store, db->uri, &db->opts.store, SHALE_STORE_KIND_DB, id_rc,
+                               &id);
+    shale_store_identity_clear(&id);
+    if (!rc && db->wal_store != db->store)
+        rc = identity_ensure(db->wal_store, db->wal_uri, &db->opts.store, SHALE_STORE_KIND_WAL);
+    if (rc)
+        return rc;
+    fence_ctx fc = {db->wal_uri, 0, 0};
+    rc = manifest_store_update(db->store, &db->man, fence_mut, &fc);
+    if (rc)
+        return shale_err_prefix(rc, "%s: raising writer_epoch", db->uri);
+    db->my_epoch = fc.epoch;
+    db->my_compactor_epoch = fc.cepoch;
+    db->mem = memtable_new();
+    db->walbuf = wal_buf_new();
+    if (!db->mem || !db->walbuf)
+        return SHALE_OOM();
+    db->flushed_wal_id = db->man->replay_after_wal_id;
+    db->last_seq = db->man->last_l0_seq;
+    uint64_t fence_id = 0;
+    rc = wal_replay(db, &fence_id);
+    if (rc)
+        return rc;
+    rc = wal_log_enable(shale_objstore_uri(db->wal_store), &db->opts.store);
+    if (!rc)
+        rc = write_fence_wal(db, &fence_id);
+    if (rc)
+        return rc;
+    db->next_wal_id = fence_id + 1;
+    db->durable_wal_id = fence_id;
+    db->durable_seq = db->last_seq;
+    next_wal_ctx nc = {db->my_epoch, fence_id + 1};
+    rc = manifest_store_update(db->store, &db->man, next_wal_mut, &nc);
+    if (rc)
+        return rc;
+    return db_rebuild_view_locked(db);
+}
