@@ -70,6 +70,15 @@ void bench_load_parent(void *db, uint64_t keys, size_t vsize, const char *what);
  * and 8-way splits through the agent's splitter, and for "file" the naive
  * copies.  Prints one table row per split and appends the raw figures to
  * out (a JSON array). */
+/* One split through a started splitter: parses request text (n bytes,
+ * the split named name), submits it, waits until the splitter is idle and
+ * dies unless the split is Complete.  *before / *after: the process's
+ * object-store counters around it.  Returns the seconds from submit to
+ * idle. */
+struct splitter;
+struct shale_objstats;
+double bench_split_run(struct splitter *sp, const char *name, const char *text, size_t n,
+                       struct shale_objstats *before, struct shale_objstats *after);
 void split_bench(const char *backend, int mb, json_t *out);
 void split_bench_header(void);
 

@@ -204,30 +204,10 @@ static void split_once(const char *backend, const stores *st, int ways, uint64_t
                       "  - {name: c%d, store: \"%s\", range: {start: \"%s\", end: \"%s\"}}\n", i,
                       st->child[i], lo, hi);
     }
-    split_request *rq = NULL;
-    if (split_request_parse("bench", text, (size_t)n, &rq))
-        die("split request", shale_errmsg());
-    split_service *svc = splitter_service(sp);
-    bool created;
-    char *status = NULL;
     shale_objstats before, after;
-    shale_objstore_global_stats(&before);
-    double t = now_s();
-    if (svc->ops->submit(svc, rq, &created, &status))
-        die("split submit", shale_errmsg());
-    free(status);
-    if (splitter_wait_idle(sp, 3600 * 1000))
-        die("split", "not done within an hour");
-    res->total_s = now_s() - t;
-    shale_objstore_global_stats(&after);
-    if (svc->ops->get(svc, "bench-split", &status))
-        die("split status", shale_errmsg());
-    if (!strstr(status, "\"phase\": \"Complete\""))
-        die("the split did not complete", status);
-    free(status);
+    res->total_s = bench_split_run(sp, "bench-split", text, (size_t)n, &before, &after);
     splitter_get_stats(sp, &res->agent);
     splitter_free(sp);
-    split_request_free(rq);
     for (int op = 0; op < SHALE_OP_COUNT; op++)
         res->delta.requests[op][0] = after.requests[op][0] - before.requests[op][0];
     res->delta.bytes_read = after.bytes_read - before.bytes_read;
@@ -363,4 +343,30 @@ void split_bench(const char *backend, int mb, json_t *out)
     }
     if (!file)
         s3test_stop(&srv);
+}
+
+double bench_split_run(splitter *sp, const char *name, const char *text, size_t n,
+                       shale_objstats *before, shale_objstats *after)
+{
+    split_request *rq = NULL;
+    if (split_request_parse("bench", text, n, &rq))
+        die("split request", shale_errmsg());
+    split_service *svc = splitter_service(sp);
+    bool created;
+    char *status = NULL;
+    shale_objstore_global_stats(before);
+    double t = now_s();
+    if (svc->ops->submit(svc, rq, &created, &status))
+        die("split submit", shale_errmsg());
+    free(status);
+    if (splitter_wait_idle(sp, 3600 * 1000))
+        die("split", "not done within an hour");
+    double secs = now_s() - t;
+    shale_objstore_global_stats(after);
+    status = NULL;
+    if (svc->ops->get(svc, name, &status) || !strstr(status, "\"phase\": \"Complete\""))
+        die("the split did not complete", status ? status : shale_errmsg());
+    free(status);
+    split_request_free(rq);
+    return secs;
 }

@@ -122,27 +122,9 @@ static void split_bytes_once(const char *backend, const char *root, int mb, sb_r
                      "  - {name: c0, store: \"%s\", range: {start: \"\", end: \"%s\"}}\n"
                      "  - {name: c1, store: \"%s\", range: {start: \"%s\", end: \"\"}}\n",
                      child[0], mid, child[1], mid);
-    split_request *rq = NULL;
-    if (split_request_parse("bench", text, (size_t)n, &rq))
-        die("split bytes: request", shale_errmsg());
-    split_service *svc = splitter_service(sp);
-    bool created;
-    char *status = NULL;
     shale_objstats before, after;
-    shale_objstore_global_stats(&before);
-    double t = now_s();
-    if (svc->ops->submit(svc, rq, &created, &status))
-        die("split bytes: submit", shale_errmsg());
-    free(status);
-    if (splitter_wait_idle(sp, 3600 * 1000))
-        die("split bytes", "not done within an hour");
-    r->secs = now_s() - t;
-    shale_objstore_global_stats(&after);
-    if (svc->ops->get(svc, "bytes", &status) || !strstr(status, "\"phase\": \"Complete\""))
-        die("split bytes: the split did not complete", status ? status : shale_errmsg());
-    free(status);
+    r->secs = bench_split_run(sp, "bytes", text, (size_t)n, &before, &after);
     splitter_free(sp);
-    split_request_free(rq);
     r->bytes = after.bytes_read - before.bytes_read;
     for (int op = 0; op < SHALE_OP_COUNT; op++)
         r->requests += after.requests[op][0] + after.requests[op][1] - before.requests[op][0] -
