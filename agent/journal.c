@@ -82,6 +82,10 @@ shale_status journal_encode(const split_state *s, char **out)
     json_object_set_new(d, "message", json_string(s->message));
     json_object_set_new(d, "checkpointId",
                         *s->checkpoint_id ? json_string(s->checkpoint_id) : json_null());
+    /* Written only while owed, so a journal that never owed one reads as
+     * an earlier agent's did (the checkpoint released before Complete). */
+    if (s->checkpoint_owed)
+        json_object_set_new(d, "checkpointReleaseOwed", json_true());
     json_object_set_new(d, "replayAfterWalId", u64(s->replay_after_wal_id));
     json_object_set_new(d, "nextWalSstId", u64(s->next_wal_sst_id));
     json_object_set_new(d, "startTime", time_json(s->start_ms));
@@ -307,6 +311,10 @@ shale_status journal_decode(const char *origin, const void *data, size_t len,
         bad(&d, "checkpointId", "too long");
     else
         snprintf(s->checkpoint_id, sizeof s->checkpoint_id, "%s", cp);
+    json_t *owed = json_object_get(doc, "checkpointReleaseOwed");
+    if (owed && !json_is_boolean(owed))
+        bad(&d, "checkpointReleaseOwed", "not a boolean");
+    s->checkpoint_owed = owed && json_is_true(owed) && *s->checkpoint_id;
     s->replay_after_wal_id = get_u64(&d, doc, "replayAfterWalId");
     s->next_wal_sst_id = get_u64(&d, doc, "nextWalSstId");
     s->start_ms = get_time(&d, doc, "startTime");

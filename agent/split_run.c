@@ -279,66 +279,6 @@ static void finish(splitter *sp, job *j, split_phase phase, const char *reason,
                2, "split finished: %s", message ? message : "");
 }
 
-/* After the terminal journal: releases the lease where due and journals
- * that.  A failure leaves the lease held; the worker tries again
- * (splitter_reconcile_leases). */
-static void release_lease(splitter *sp, job *j)
-{
-    pthread_mutex_lock(&sp->mu);
-    bool due = !j->st->dry_run && j->st->lease.state == LEASE_HELD &&
-               lease_releasable(j->st) && !j->unsaved && !j->orphaned;
-    pthread_mutex_unlock(&sp->mu);
-    if (!due)
-        return;
-    pthread_mutex_lock(&sp->mu);
-    uint64_t taken = j->st->lease.seq;
-    pthread_mutex_unlock(&sp->mu);
-    uint64_t seq = 0;
-    /* The release goes right after this split's take (one request); a
-     * record there already means someone wrote since: read and decide. */
-    shale_status rc = lease_release_after(sp->store, j->st->name, taken, &seq);
-    if (rc) {
-        log_fields(LOG_WARN, j->st->name, NULL, -1, (log_field[]){LOG_S("error",
-                                                                        shale_errmsg())},
-                   1, "cannot release the split lease now; will retry");
-        return;
-    }
-    pthread_mutex_lock(&sp->mu);
-    j->st->lease.state = LEASE_RELEASED;
-    j->st->lease.release_seq = seq;
-    pthread_mutex_unlock(&sp->mu);
-    log_fields(LOG_INFO, j->st->name, NULL, -1, (log_field[]){LOG_N("leaseSeq", seq)}, 1,
-               "split lease released");
-    splitter_save(sp, j);
-}
-
-/* Terminal jobs whose lease is still held (a kill between the terminal
- * journal and the release, or a release that failed): release it now. */
-static void reconcile_leases(splitter *sp)
-{
-    for (;;) {
-        pthread_mutex_lock(&sp->mu);
-        job *due = NULL;
-        for (job *j = sp->jobs; j && !due; j = j->next)
-            if (j->load == JOB_LOADED && !j->orphaned && !j->st->dry_run &&
-                j->st->lease.state == LEASE_HELD && lease_releasable(j->st) && !j->tried)
-                due = j;
-        if (due)
-            due->tried = true;
-        bool resave = due && due->unsaved;
-        pthread_mutex_unlock(&sp->mu);
-        if (!due)
-            break;
-        if (resave)   /* the terminal journal first, then the release */
-            splitter_save(sp, due);
-        release_lease(sp, due);
-    }
-    pthread_mutex_lock(&sp->mu);
-    for (job *j = sp->jobs; j; j = j->next)
-        j->tried = false;
-    pthread_mutex_unlock(&sp->mu);
-}
-
 /* ---- running a job -------------------------------------------------------- */
 
 static split_step first_unfinished(splitter *sp, job *j)
@@ -383,7 +323,7 @@ static void do_abort(run *r, job *j)
            "aborted before the local WAL wipe; the parent is unchanged (its serving "
            "writer must reopen: it was fenced)");
     if (!splitter_save(r->sp, j))
-        release_lease(r->sp, j);
+        split_settle(r->sp, j, NULL);
 }
 
 static shale_status run_step(run *r, split_step step, step_result *res)
@@ -394,7 +334,6 @@ static shale_status run_step(run *r, split_step step, step_result *res)
     case STEP_WIPE_WAL: return do_wipe(r, res);
     case STEP_CLONE: return do_clone(r, res);
     case STEP_VERIFY: return do_verify(r, res);
-    case STEP_COMPLETE: return do_complete(r, res);
     default: return SHALE_OK;
     }
 }
@@ -559,6 +498,46 @@ static shale_status step_loop(splitter *sp, job *j, run *r, split_step step,
     }
 }
 
+/* The Complete step.  It has no side effect of its own that must come
+ * before the split is journalled Complete: its one action, releasing the
+ * split's checkpoint, is owed from then on (checkpointReleaseOwed) and made
+ * after the terminal write, beside the lease's release (split_settle.c).
+ * So one journal write records Verify Done (when Verify ran just before:
+ * verify_done) and Complete Done -- where there were two, "Verify Done,
+ * Complete Running" and "Complete Done" -- and the checkpoint is still
+ * released only after Verify Done is durable (a resumed Verify reads the
+ * parent at it).  A journal that an earlier agent left at Complete Running
+ * comes here too. */
+static void complete_split(splitter *sp, job *j, run *r, bool verify_done)
+{
+    failpoint("Complete.before");
+    int64_t t0 = agent_mono_ms();
+    /* The writer opened at Fence is not needed any more. */
+    shale_close(r->db);
+    r->db = NULL;
+    pthread_mutex_lock(&sp->mu);
+    split_state *s = j->st;
+    split_step_rec *rec = &s->steps[STEP_COMPLETE];
+    rec->state = STEP_DONE;
+    rec->start_ms = rec->end_ms = wall_ms();
+    s->checkpoint_owed = *s->checkpoint_id != '\0';
+    pthread_mutex_unlock(&sp->mu);
+    finish(sp, j, PHASE_COMPLETE, "SplitComplete", "every child verified");
+    shale_status rc = splitter_save(sp, j);
+    if (!rc) {
+        if (verify_done)
+            failpoint("Verify.after");
+        failpoint("Complete.after");
+    }
+    double secs = (double)(agent_mono_ms() - t0) / 1000.0;
+    if (sp->step_cb)
+        sp->step_cb(sp->step_ctx, split_step_name(STEP_COMPLETE), secs);
+    log_fields(LOG_INFO, s->name, split_step_name(STEP_COMPLETE), secs * 1000,
+               (log_field[]){LOG_S("result", "Done")}, 1, "step done");
+    if (!rc)
+        split_settle(sp, j, r);
+}
+
 static void run_job(splitter *sp, job *j)
 {
     run r;
@@ -585,6 +564,10 @@ static void run_job(splitter *sp, job *j)
     for (split_step step = first_unfinished(sp, j); step < STEP_COUNT; step++) {
         const char *sname = split_step_name(step);
         char fp[64];
+        if (step == STEP_COMPLETE) {
+            complete_split(sp, j, &r, running_saved);
+            break;
+        }
         if (!running_saved) {
             snprintf(fp, sizeof fp, "%s.before", sname);
             failpoint(fp);
@@ -636,7 +619,7 @@ static void run_job(splitter *sp, job *j)
                         sizeof emsg - strlen(emsg) - 1);
             finish(sp, j, PHASE_FAILED, reason, emsg);
             if (!splitter_save(sp, j))
-                release_lease(sp, j);
+                split_settle(sp, j, NULL);
             break;
         }
         log_fields(LOG_INFO, j->st->name, sname, secs * 1000,
@@ -647,8 +630,11 @@ static void run_job(splitter *sp, job *j)
         j->st->phase = split_step_phase(step);
         pthread_mutex_unlock(&sp->mu);
         set_step(sp, j, step, STEP_DONE, *res.message ? res.message : NULL);
-        if (step == STEP_COMPLETE)
-            finish(sp, j, PHASE_COMPLETE, "SplitComplete", "every child verified");
+        if (step + 1 == STEP_COMPLETE) {
+            /* Verify's Done goes out with Complete's (complete_split) */
+            running_saved = true;
+            continue;
+        }
         /* One journal write ends this step and starts the next (each is a
          * round trip on S3): the next step is still journalled Running
          * before any of its side effects, and an abort accepted meanwhile
@@ -676,8 +662,6 @@ static void run_job(splitter *sp, job *j)
                 break;
             failpoint(fp);
         }
-        if (step == STEP_COMPLETE)
-            release_lease(sp, j);
         if (aborting) {
             do_abort(&r, j);
             break;
@@ -719,7 +703,7 @@ void *splitter_worker(void *arg)
         bool unreadable = splitter_retry_unreadable(sp);
         if (!sp->lease_adopted)
             splitter_adopt_lease(sp);
-        reconcile_leases(sp);
+        splitter_settle_due(sp);
         pthread_mutex_lock(&sp->mu);
         pthread_cond_broadcast(&sp->cv);   /* wait_idle re-checks */
         if (!sp->loaded || unreadable) {

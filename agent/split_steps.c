@@ -290,29 +290,26 @@ shale_status do_clone(run *r, step_result *res)
     return rc;
 }
 
-shale_status do_complete(run *r, step_result *res)
+shale_status complete_release_checkpoint(const splitter *sp, const char *checkpoint_id,
+                                         const shale_manifest_view *latest)
 {
     /* The children pin what they reference; the split's own checkpoint is
      * no longer needed.  Redone after a crash: a checkpoint already gone is
      * fine. */
-    (void)res;
-    shale_close(r->db);
-    r->db = NULL;
-    if (*r->checkpoint_id) {
-        /* On the parent's latest version as Verify read it, when this
-         * process ran Verify (one conditional write instead of a LIST, a
-         * GET and the write): if anything wrote the parent since, the
-         * write finds its version taken and the removal is applied to the
-         * version read then (shale_checkpoint_delete_on). */
-        shale_objstore *s = NULL;
-        shale_status rc = shale_objstore_open(parent_store(r), &r->sp->o.db.store, &s);
-        if (!rc)
-            rc = shale_checkpoint_delete_on(s, r->checkpoint_id, r->parent_latest);
-        shale_objstore_close(s);
-        if (rc)
-            return shale_error_prefix(rc, "releasing the split's checkpoint %s",
-                                      r->checkpoint_id);
-    }
+    if (!checkpoint_id || !*checkpoint_id)
+        return SHALE_OK;
+    /* On the parent's latest version as Verify read it, when this process
+     * ran Verify (one conditional write instead of a LIST, a GET and the
+     * write): if anything wrote the parent since, the write finds its
+     * version taken and the removal is applied to the version read then
+     * (shale_checkpoint_delete_on). */
+    shale_objstore *s = NULL;
+    shale_status rc = shale_objstore_open(sp->store_uri, &sp->o.db.store, &s);
+    if (!rc)
+        rc = shale_checkpoint_delete_on(s, checkpoint_id, latest);
+    shale_objstore_close(s);
+    if (rc)
+        return shale_error_prefix(rc, "releasing the split's checkpoint %s", checkpoint_id);
     failpoint("Complete.mid");
     return SHALE_OK;
 }

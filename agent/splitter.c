@@ -740,8 +740,7 @@ shale_status splitter_wait_idle(splitter *sp, int64_t timeout_ms)
         bool unreadable = !sp->loaded;
         for (job *j = sp->jobs; j; j = j->next)
             unreadable = unreadable || j->load == JOB_UNREADABLE ||
-                         (j->load == JOB_LOADED && !j->orphaned && !j->st->dry_run &&
-                          j->st->lease.state == LEASE_HELD && lease_releasable(j->st));
+                         (split_phase_terminal(j->st->phase) && split_settle_due(j));
         if (!sp->busy && !next_runnable_locked(sp) && !(unreadable && sp->started))
             break;
         int64_t left = deadline - agent_mono_ms();

@@ -6,6 +6,8 @@
  *                   retries, stalls, finishes and releases the lease
  *   split_load.c    loading journals at start and reconciling them with the
  *                   lease (resume, "cannot read now", "corrupt")
+ *   split_settle.c  what a finished split still owes: its checkpoint's and
+ *                   its lease's release, and their journal record
  *   split_steps.c   the steps themselves; verify.c the Verify step
  *
  * Locking rule: sp->mu guards the job list and every job's split_state.
@@ -143,7 +145,14 @@ shale_status do_full_flush(run *r, step_result *res);
 shale_status do_wipe(run *r, step_result *res);
 shale_status do_clone(run *r, step_result *res);
 shale_status do_verify(run *r, step_result *res);
-shale_status do_complete(run *r, step_result *res);
+/* Complete's one action, made after the split is journalled Complete
+ * (split_settle.c): removes the split's checkpoint checkpoint_id from the
+ * agent's parent store, writing on latest (the parent's latest version as
+ * Verify read it, borrowed) when given -- one conditional write instead of
+ * a LIST, a GET and the write -- else on a fresh read.  A checkpoint gone
+ * already is SHALE_OK.  Fires the failpoint "Complete.mid" after it. */
+shale_status complete_release_checkpoint(const splitter *sp, const char *checkpoint_id,
+                                         const struct shale_manifest_view *latest);
 shale_status do_plan(run *r, step_result *res);
 /* Deletes the split's checkpoint from the parent, if it took one (best
  * effort: a failure leaves it for `shale checkpoint delete`). */
@@ -179,6 +188,19 @@ job *find_locked(splitter *sp, const char *name);
 void append_locked(splitter *sp, job *j);
 /* Whether the split's lease should be released at its end. */
 bool lease_releasable(const split_state *s);
+
+/* split_settle.c */
+/* True when terminal job j still owes a release (its checkpoint, once
+ * Complete; its lease) and is this agent's to settle.  sp->mu held. */
+bool split_settle_due(const job *j);
+/* After j's terminal journal write: the releases it owes, at once, then one
+ * journal write recording them (a failure leaves them owed: the worker
+ * tries again, splitter_settle_due).  r: the run that finished it (its
+ * view of the parent), or NULL.  sp->mu not held. */
+void split_settle(splitter *sp, job *j, const run *r);
+/* Settles every terminal job that still owes something (a kill between
+ * the terminal journal and the releases, or a release that failed). */
+void splitter_settle_due(splitter *sp);
 
 /* Log helpers (split_run.c). */
 void log_refusal(splitter *sp, const char *split, shale_status rc, const char *why);
