@@ -328,6 +328,17 @@ shale_status journal_decode(const char *origin, const void *data, size_t len,
             s->verify_mode = (split_verify)m;
     }
     dec_steps(&d, s, json_object_get(doc, "steps"), (int)format);
+    /* Version 1 journals FullFlush Running ahead, with Fence (the accept:
+     * a resumed FullFlush fences again).  A step after the first one not
+     * Done has not started: it shows Pending. */
+    int first = STEP_FENCE;
+    while (first < STEP_COUNT && s->steps[first].state == STEP_DONE)
+        first++;
+    for (int i = first + 1; i < STEP_COUNT; i++)
+        if (s->steps[i].state == STEP_RUNNING) {
+            s->steps[i].state = STEP_PENDING;
+            s->steps[i].start_ms = 0;
+        }
     dec_children(&d, s, json_object_get(doc, "children"));
     json_t *stl = json_object_get(doc, "stalled");
     if (json_is_object(stl)) {

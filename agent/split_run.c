@@ -560,6 +560,7 @@ static void run_job(splitter *sp, job *j)
     /* running_saved: this step's Running went out with the previous
      * step's Done, in one journal write. */
     bool running_saved = false;
+    bool flush_in_v1 = false;   /* version 1 has FullFlush Running too */
     async_save as;   /* the overlapped journal write, while r.pending */
     for (split_step step = first_unfinished(sp, j); step < STEP_COUNT; step++) {
         const char *sname = split_step_name(step);
@@ -580,6 +581,7 @@ static void run_job(splitter *sp, job *j)
             bool in_v1 = step == STEP_FENCE && j->fence_journalled;
             j->fence_journalled = false;
             pthread_mutex_unlock(&sp->mu);
+            flush_in_v1 = in_v1;
             if (in_v1)
                 splitter_notify(sp, j);   /* journal version 1 has Fence Running */
             else if (splitter_save(sp, j))
@@ -654,9 +656,16 @@ static void run_job(splitter *sp, job *j)
         bool overlap = next && !aborting &&
                        (step + 1 == STEP_VERIFY || step + 1 == STEP_CLONE ||
                         step + 1 == STEP_WIPE_WAL);
+        /* FullFlush after the Fence that version 1 started: journalled
+         * Running already (accept), its writer's open fences again if
+         * resumed; Fence's Done goes out with FullFlush's. */
+        bool ahead = next && !aborting && step == STEP_FENCE && flush_in_v1;
         if (overlap) {
             async_save_begin(sp, j, &as, fp);
             r.pending = &as;
+        } else if (ahead) {
+            splitter_notify(sp, j);
+            failpoint(fp);
         } else {
             if (splitter_save(sp, j) == SHALE_CONFLICT)
                 break;
@@ -671,7 +680,7 @@ static void run_job(splitter *sp, job *j)
                        "step started");
             /* a failed write: journal Running again (an overlapped write
              * is checked when it is joined) */
-            running_saved = overlap || !j->unsaved;
+            running_saved = overlap || ahead || !j->unsaved;
         }
     }
     if (r.pending)   /* left by a break before the step ran */

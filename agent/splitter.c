@@ -417,7 +417,13 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
          * worker does not write a version of its own before fencing: one
          * round trip fewer, and Fence is journalled before its side
          * effects all the same.  Listeners still hear Accepted first (the
-         * state in memory); a kill after this write resumes at Fence. */
+         * state in memory); a kill after this write resumes at Fence.
+         * It records FullFlush Running too, journalled ahead: FullFlush
+         * opens the writer itself (a resumed one fences again), so the
+         * step after Fence needs no journal write of its own before its
+         * side effects either, and Fence's Done goes out with FullFlush's
+         * (journal_decode shows a step Running after an unfinished one as
+         * Pending). */
         split_state *v1 = split_state_dup(j->st);
         if (!v1) {
             job_free(j);
@@ -427,6 +433,8 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
         }
         v1->steps[STEP_FENCE].state = STEP_RUNNING;
         v1->steps[STEP_FENCE].start_ms = agent_now_ms();
+        v1->steps[STEP_FULL_FLUSH].state = STEP_RUNNING;
+        v1->steps[STEP_FULL_FLUSH].start_ms = v1->steps[STEP_FENCE].start_ms;
         v1->phase = split_step_phase(STEP_FENCE);
         rc = journal_save(sp->store, v1);
         if (!rc) {

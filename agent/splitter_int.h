@@ -50,8 +50,10 @@ typedef struct job {
     int64_t added_ms;        /* when this agent learnt of it (dry-run expiry) */
     int64_t lease_taken_ms;  /* agent_mono_ms() when this process's accept took the
                                 lease and wrote version 1 (0: not here) */
-    bool fence_journalled;   /* version 1 recorded Fence Running: the worker's
-                                first Fence needs no journal write of its own */
+    bool fence_journalled;   /* version 1 recorded Fence Running and FullFlush
+                                Running: the worker's first Fence and the
+                                FullFlush after it need no journal write of
+                                their own */
     struct job *next;
 } job;
 

@@ -11,10 +11,12 @@
 # the parent readable and writable with all its data.
 source "$(dirname "$0")/lib.sh"
 N=${N:-3000}
-# A 3-child split writes journal versions 1..7 (docs/agent.md "Journal":
-# version 1 records the accept and Fence Running; version 6 Verify Done and
-# Complete Done with the checkpoint's release owed, version 7 the releases).
-JOURNAL_VERSIONS=7
+# A 3-child split writes journal versions 1..6 (docs/agent.md "Journal":
+# version 1 records the accept, Fence Running and FullFlush Running; version
+# 2 Fence and FullFlush Done, WipeLocalWAL Running; version 5 Verify Done
+# and Complete Done with the checkpoint's release owed, version 6 the
+# releases).
+JOURNAL_VERSIONS=6
 POINTS="Lease.taken $(for v in $(seq 1 $JOURNAL_VERSIONS); do printf 'Journal.%d ' "$v"; done)
 WipeLocalWAL.mid Clone.mid Complete.mid Lease.released"
 
@@ -80,10 +82,11 @@ for fp in $POINTS; do
 done
 
 # Abort after a crash before the point of no return.
-# Journal.1: Accept and Fence Running; Journal.2: Fence Done + FullFlush
-# Running.  (Journal.3, FullFlush Done + WipeLocalWAL Running, is past the
-# point of no return: an abort is refused there.)
-for fp in Journal.1 FullFlush.before Journal.2 WipeLocalWAL.before; do
+# Journal.1: Accept, Fence Running and FullFlush Running; Fence.after: Fence
+# done, journal still at version 1.  (Journal.2, FullFlush Done +
+# WipeLocalWAL Running, is past the point of no return: an abort is refused
+# there.)
+for fp in Journal.1 FullFlush.before Fence.after WipeLocalWAL.before; do
   d=$(tmpdir)
   setup "$d" || { notok "abort $fp: setup"; continue; }
   SHALE_FAILPOINTS=$fp timeout 120 "$AGENT" --once --config "$d/agent.yaml" 2>/dev/null

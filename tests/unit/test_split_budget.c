@@ -59,8 +59,9 @@
 /* the writer's fence, the final flush, the split's checkpoint, a WAL
  * position, the children's pins (one write), the checkpoint's release */
 #define PARENT_MANIFEST_WRITES 6
-#define JOURNAL_VERSIONS 7   /* version 1 records the accept and Fence Running; one
-                                version records Verify Done and Complete Done (issue 16) */
+#define JOURNAL_VERSIONS 6   /* version 1 records the accept, Fence Running and
+                                FullFlush Running; one version records Verify Done and
+                                Complete Done (issue 16, h/chainrt) */
 
 typedef struct cost {
     uint64_t req[SHALE_OP_COUNT], total;

@@ -16,6 +16,8 @@
 #include "journal.h"
 #include "lease.h"
 
+#include <jansson.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,9 +207,10 @@ static void test_previous_agent_killed_in_complete_finishes(void **state)
     killed_after_verify_done(false);
 }
 
-/* One journal version records Verify Done and Complete Done (with the
- * checkpoint's release owed), the next the releases: a split's journal
- * ends with those two, and none has Complete Running. */
+/* The journal of a split run here: version 1 records Fence and FullFlush
+ * Running, version 2 both Done (and WipeLocalWAL Running); one version
+ * records Verify Done and Complete Done (with the checkpoint's release
+ * owed), the next the releases; none has Complete Running. */
 static void test_verify_and_complete_done_in_one_version(void **state)
 {
     (void)state;
@@ -234,6 +237,24 @@ static void test_verify_and_complete_done_in_one_version(void **state)
         size_t len = 0;
         TU_OK(shale_objstore_get(s, key, &data, &len));
         TU_OK(journal_decode(key, data, len, &js));
+        if (v == 1) {
+            /* Version 1 journals FullFlush Running ahead, with Fence (a
+             * resumed FullFlush fences again); read back, a step after an
+             * unfinished one shows Pending. */
+            json_error_t jerr;
+            json_t *doc = json_loadb(data, len, 0, &jerr);
+            assert_non_null(doc);
+            json_t *ff = json_object_get(json_object_get(doc, "steps"), "FullFlush");
+            assert_string_equal(json_string_value(json_object_get(ff, "state")), "Running");
+            json_decref(doc);
+            assert_int_equal(js->steps[STEP_FENCE].state, STEP_RUNNING);
+            assert_int_equal(js->steps[STEP_FULL_FLUSH].state, STEP_PENDING);
+        }
+        if (v == 2) {   /* Fence's Done went out with FullFlush's */
+            assert_int_equal(js->steps[STEP_FENCE].state, STEP_DONE);
+            assert_int_equal(js->steps[STEP_FULL_FLUSH].state, STEP_DONE);
+            assert_int_equal(js->steps[STEP_WIPE_WAL].state, STEP_RUNNING);
+        }
         shale_free(data);
         assert_int_not_equal(js->steps[STEP_COMPLETE].state, STEP_RUNNING);
         if (v == newest - 1) {
