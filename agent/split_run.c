@@ -8,11 +8,14 @@
  *                 └───────────┴──> Aborted / Failed      step is retried, never undone)
  *
  * Journal writes of one split, in order (docs/agent.md "Journal"): v1 at
- * Accept; Fence "Running"; then one write per step that records its
- * "Done" and the next step's "Running" (Complete's "Done" carries the
- * terminal phase); the first failed attempt past the point of no return
- * (Stalled); then the released lease.
- * A kill after any of them resumes: the step that was Running runs again.
+ * Accept, with Fence and FullFlush "Running" (FullFlush journalled ahead:
+ * it opens the writer itself); then one write per step that records its
+ * "Done" and the next step's "Running" -- Fence's "Done" goes out with
+ * FullFlush's, Verify's with Complete's "Done" and the terminal phase
+ * (complete_split); the first failed attempt past the point of no return
+ * (Stalled); then the released checkpoint and lease (split_settle.c).
+ * A kill after any of them resumes: the first step not Done runs again,
+ * or, once Complete is journalled, the releases still owed are made.
  *
  * Retries: before the wipe a transient failure is tried STEP_ATTEMPTS
  * times, then the split fails (and releases the lease).  From the wipe on a
@@ -717,7 +720,7 @@ void *splitter_worker(void *arg)
         pthread_cond_broadcast(&sp->cv);   /* wait_idle re-checks */
         if (!sp->loaded || unreadable) {
             /* Journals that cannot be read now: try again with backoff;
-             * meanwhile new splits are refused (splitter.c). */
+             * meanwhile new splits are refused (split_accept.c). */
             timed_wait_locked(sp, backoff_ms(sp, tries < 6 ? tries : 6));
             tries++;
             if (!sp->loaded)

@@ -1,7 +1,8 @@
 /*
  * splitter_int.h -- what the splitter's files share:
  *
- *   splitter.c      the service (submit/get/list/abort) and the lifecycle
+ *   splitter.c      the service (get/list/abort) and the lifecycle
+ *   split_accept.c  the service's submit: the reads, the lease, version 1
  *   split_run.c     the worker: runs a split's steps, applies their results,
  *                   retries, stalls, finishes and releases the lease
  *   split_load.c    loading journals at start and reconciling them with the
@@ -203,6 +204,19 @@ void split_settle(splitter *sp, job *j, const run *r);
 /* Settles every terminal job that still owes something (a kill between
  * the terminal journal and the releases, or a release that failed). */
 void splitter_settle_due(splitter *sp);
+
+/* splitter.c, shared with split_accept.c (sp->mu as each says) */
+int64_t splitter_clock_now(const splitter *sp);
+/* Drops finished dry runs beyond the count and age bounds; sp->mu held. */
+void expire_dry_runs_locked(splitter *sp);
+/* Re-reads a job another agent drives from its journal; sp->mu not held. */
+void refresh_remote(splitter *sp, job *j);
+/* j's status document (malloc'd); sp->mu not held. */
+shale_status status_of(splitter *sp, job *j, char **out);
+
+/* split_accept.c: the service's submit (splitter.h). */
+shale_status splitter_svc_submit(split_service *svc, const split_request *req, bool *created,
+                                 char **status_json);
 
 /* Log helpers (split_run.c). */
 void log_refusal(splitter *sp, const char *split, shale_status rc, const char *why);
