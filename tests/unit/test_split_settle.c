@@ -276,9 +276,42 @@ static void test_verify_and_complete_done_in_one_version(void **state)
     fx_free(f);
 }
 
+/* checkpointReleaseOwed is a boolean or absent (a journal of an agent
+ * before it owes none); anything else is a corrupt journal naming it. */
+static void test_owed_field_decodes(void **state)
+{
+    (void)state;
+    const char *base = "{\"format\": 2, \"journalVersion\": 5, \"name\": \"x\", "
+                       "\"shard\": \"s\", \"phase\": \"Complete\", "
+                       "\"checkpointId\": \"01ABC\"%s, \"steps\": {\"Complete\": "
+                       "{\"state\": \"Done\"}}}";
+    char doc[512];
+    split_state *js = NULL;
+    snprintf(doc, sizeof doc, base, ", \"checkpointReleaseOwed\": true");
+    TU_OK(journal_decode("t", doc, strlen(doc), &js));
+    assert_true(js->checkpoint_owed);
+    char *text = NULL;
+    TU_OK(journal_encode(js, &text));
+    assert_non_null(strstr(text, "\"checkpointReleaseOwed\": true"));
+    free(text);
+    js->checkpoint_owed = false;
+    TU_OK(journal_encode(js, &text));
+    assert_null(strstr(text, "checkpointReleaseOwed"));
+    free(text);
+    split_state_free(js);
+    snprintf(doc, sizeof doc, base, "");
+    TU_OK(journal_decode("t", doc, strlen(doc), &js));
+    assert_false(js->checkpoint_owed);
+    split_state_free(js);
+    snprintf(doc, sizeof doc, base, ", \"checkpointReleaseOwed\": \"yes\"");
+    TU_RC(SHALE_CORRUPT, journal_decode("t", doc, strlen(doc), &js));
+    assert_non_null(strstr(shale_errmsg(), "checkpointReleaseOwed"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_owed_field_decodes),
         cmocka_unit_test(test_verify_and_complete_done_in_one_version),
         cmocka_unit_test(test_killed_after_complete_journalled_settles),
         cmocka_unit_test(test_previous_agent_killed_in_complete_finishes),
