@@ -69,12 +69,15 @@ shale_status do_full_flush(run *r, step_result *res)
     snprintf(name, sizeof name, "split:%s", r->name);
     /* Redone after a crash: the old checkpoint may or may not exist; a new
      * full-scope one is taken either way (nothing was written since, so it
-     * is the same state) and the old one removed in the same write. */
+     * is the same state) and the old one removed in the same write -- by
+     * its name, which is this split's: a crash after the manifest write
+     * and before the journal recorded its id leaves one the journal does
+     * not know (FullFlush.mid). */
     shale_checkpoint cp;
-    rc = shale_flush_checkpoint(r->db, 0, name, *r->checkpoint_id ? r->checkpoint_id : NULL,
-                                flush_barrier, r, &cp);
+    rc = shale_flush_checkpoint(r->db, 0, name, name, flush_barrier, r, &cp);
     if (rc)
         return rc;
+    failpoint("FullFlush.mid");
     if (cp.replay_after_wal_id != cp.next_wal_sst_id - 1)
         return shale_error_set(SHALE_CONFLICT,
                                "full flush left a WAL gap (replay_after_wal_id %llu, "

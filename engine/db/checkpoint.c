@@ -61,21 +61,26 @@ typedef struct add_ctx {
     uint64_t epoch;          /* writer epoch to check, 0 = none */
     uint64_t min_replay_after; /* scope All: the gap must be closed to this */
     uint64_t pin_id;         /* version to pin; 0 = the one being written */
-    const char *replaces;    /* a record removed in the same write, or NULL */
+    const char *replaces;    /* records whose id or name this is leave in the
+                                same write, or NULL */
     bool existed;
 } add_ctx;
 
-/* Removes record id from m (absent: nothing to do). */
-static void cp_drop(manifest *m, const char *id)
+/* Removes every record of m whose id or name is what (none: nothing to
+ * do), but keep (the record being added). */
+static void cp_drop(manifest *m, const char *what, const char *keep)
 {
-    for (size_t i = 0; i < m->checkpoint_count; i++) {
-        if (strcmp(m->checkpoints[i].id, id))
+    for (size_t i = 0; i < m->checkpoint_count;) {
+        const checkpoint_rec *r = &m->checkpoints[i];
+        bool hit = !strcmp(r->id, what) || (r->name && !strcmp(r->name, what));
+        if (!hit || !strcmp(r->id, keep)) {
+            i++;
             continue;
+        }
         free(m->checkpoints[i].name);
         memmove(&m->checkpoints[i], &m->checkpoints[i + 1],
                 (m->checkpoint_count - i - 1) * sizeof *m->checkpoints);
         m->checkpoint_count--;
-        return;
     }
 }
 
@@ -91,8 +96,8 @@ static shale_status add_mut(manifest *m, void *arg)
         return SHALE_OK;  /* written again unchanged; harmless */
     }
     c->existed = false;
-    if (c->replaces && strcmp(c->replaces, id))
-        cp_drop(m, c->replaces);
+    if (c->replaces)
+        cp_drop(m, c->replaces, id);
     if (c->min_next_wal > m->next_wal_sst_id)
         m->next_wal_sst_id = c->min_next_wal;
     if (c->min_replay_after > m->replay_after_wal_id) {

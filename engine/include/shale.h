@@ -246,8 +246,10 @@ typedef shale_status (*shale_barrier_fn)(void *ctx);
  * checkpoint exists (the split's journal) runs that record beside the
  * upload and joins it here.  If it fails, the flush still commits, without
  * the record, and the call returns the barrier's status and message.
- * replaces: a checkpoint id removed in the same write (a step redone after
- * a crash replaces the one it made before), or NULL.  lifetime_ms 0 = no
+ * replaces: every checkpoint whose id or name is this string leaves in the
+ * same write (a step redone after a crash replaces what it made before,
+ * also one whose id it never got to record: by its name), or NULL; none
+ * matching is fine.  lifetime_ms 0 = no
  * expiry; name may be NULL; all strings are the caller's, read during the
  * call only.  out (may be NULL) gets the record and its version's WAL
  * fields. */

@@ -14,8 +14,10 @@ N=${N:-3000}
 # A 3-child split writes journal versions 1..8 (docs/agent.md "Journal":
 # version 1 records the accept and Fence Running).
 JOURNAL_VERSIONS=8
+# FullFlush.mid: the checkpoint is in the parent's manifest, its id not yet
+# in the journal; the redone FullFlush replaces it by its name.
 POINTS="Lease.taken $(for v in $(seq 1 $JOURNAL_VERSIONS); do printf 'Journal.%d ' "$v"; done)
-WipeLocalWAL.mid Clone.mid Complete.mid Lease.released"
+FullFlush.mid WipeLocalWAL.mid Clone.mid Complete.mid Lease.released"
 
 setup() {  # setup DIR: parent shard with N keys and an agent config + request
   local d=$1

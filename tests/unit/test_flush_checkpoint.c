@@ -179,7 +179,8 @@ static void test_flush_checkpoint_barrier_failure(void **state)
 }
 
 /* replaces: the old checkpoint leaves in the same write the new one
- * enters (a FullFlush redone after a crash); an id already gone is fine. */
+ * enters (a FullFlush redone after a crash), by id or by name; an id
+ * already gone is fine. */
 static void test_flush_checkpoint_replaces(void **state)
 {
     fixture *f = *state;
@@ -197,6 +198,15 @@ static void test_flush_checkpoint_replaces(void **state)
     assert_true(listed(f, b.id));
     TU_OK(shale_flush_checkpoint(db, 0, "c", a.id, NULL, NULL, &c));  /* a: gone already */
     assert_true(listed(f, b.id));
+    assert_true(listed(f, c.id));
+    /* By name: a record whose id the caller never learnt (a crash after
+     * the write) goes too, and the new record of that name stays. */
+    shale_checkpoint d, e;
+    TU_OK(shale_flush_checkpoint(db, 0, "split:s", NULL, NULL, NULL, &d));
+    TU_OK(shale_flush_checkpoint(db, 0, "split:s", "split:s", NULL, NULL, &e));
+    assert_false(listed(f, d.id));
+    assert_true(listed(f, e.id));
+    assert_true(listed(f, b.id));   /* other names untouched */
     assert_true(listed(f, c.id));
     TU_OK(shale_close(db));
 }
