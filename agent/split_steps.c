@@ -46,25 +46,38 @@ shale_status do_fence(run *r, step_result *res)
     return ensure_writer(r);
 }
 
+static shale_status flush_barrier(void *ctx)
+{
+    shale_status rc = run_barrier(ctx);
+    return rc ? shale_error_prefix(rc, "journalling FullFlush Running") : SHALE_OK;
+}
+
+/* One upload and one parent manifest write (shale_flush_checkpoint): the
+ * memtable's SST, then the write that adds it to L0, closes the WAL gap
+ * and adds the split's checkpoint pinning that version.  The SST upload
+ * may run beside the journal write of FullFlush "Running" (when the run
+ * overlaps it, r->pending): it is invisible until the manifest write names
+ * it, and a crash before that leaves an orphan for GC, never state.  The
+ * barrier joins that journal write before the manifest write, the step's
+ * first side effect. */
 shale_status do_full_flush(run *r, step_result *res)
 {
-    splitter *sp = r->sp;
     shale_status rc = ensure_writer(r);
     if (rc)
         return rc;
-    if (*r->checkpoint_id) {
-        /* Redone after a crash: the old checkpoint may or may not exist;
-         * a new full-scope one is taken either way (nothing was written
-         * since, so it is the same state) and the old one released. */
-        shale_options o = db_opts(sp, parent_wal(r));
-        shale_checkpoint_delete(parent_store(r), &o, r->checkpoint_id);
-    }
     char name[300];
     snprintf(name, sizeof name, "split:%s", r->name);
+    /* Redone after a crash: the old checkpoint may or may not exist; a new
+     * full-scope one is taken either way (nothing was written since, so it
+     * is the same state) and the old one removed in the same write -- by
+     * its name, which is this split's: a crash after the manifest write
+     * and before the journal recorded its id leaves one the journal does
+     * not know (FullFlush.mid). */
     shale_checkpoint cp;
-    rc = shale_checkpoint_create(r->db, SHALE_CHECKPOINT_ALL, 0, name, &cp);
+    rc = shale_flush_checkpoint(r->db, 0, name, name, flush_barrier, r, &cp);
     if (rc)
         return rc;
+    failpoint("FullFlush.mid");
     if (cp.replay_after_wal_id != cp.next_wal_sst_id - 1)
         return shale_error_set(SHALE_CONFLICT,
                                "full flush left a WAL gap (replay_after_wal_id %llu, "
