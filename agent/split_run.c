@@ -318,10 +318,7 @@ static void do_abort(run *r, job *j)
 {
     shale_close(r->db);
     r->db = NULL;
-    if (*r->checkpoint_id) {
-        shale_options o = db_opts(r->sp, parent_wal(r));
-        shale_checkpoint_delete(parent_store(r), &o, r->checkpoint_id);
-    }
+    release_checkpoint(r);
     finish(r->sp, j, PHASE_ABORTED, "AbortRequested",
            "aborted before the local WAL wipe; the parent is unchanged (its serving "
            "writer must reopen: it was fenced)");

@@ -137,10 +137,25 @@ static void *wipe_worker(void *arg)
 
 void release_checkpoint(run *r)
 {
+    shale_options o = db_opts(r->sp, parent_wal(r));
     if (*r->checkpoint_id) {
-        shale_options o = db_opts(r->sp, parent_wal(r));
         shale_checkpoint_delete(parent_store(r), &o, r->checkpoint_id);
+        return;
     }
+    /* No id journalled.  A kill after FullFlush's manifest write and before
+     * the journal recorded its id (FullFlush.mid) leaves a checkpoint only
+     * its name ties to this split, and it never expires: find it by name.
+     * A LIST and a GET on the parent, on an abort or refusal only. */
+    char name[300];
+    snprintf(name, sizeof name, "split:%s", r->name);
+    shale_checkpoint *cps = NULL;
+    size_t n = 0;
+    if (shale_checkpoint_list(parent_store(r), &o, &cps, &n))
+        return;   /* best effort, as the delete by id: the abort stands */
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(cps[i].name, name))
+            shale_checkpoint_delete(parent_store(r), &o, cps[i].id);
+    shale_free(cps);
 }
 
 typedef struct wipe_gate {

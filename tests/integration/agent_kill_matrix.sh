@@ -87,8 +87,9 @@ done
 # Journal.1: Accept, Fence Running and FullFlush Running; Fence.after: Fence
 # done, journal still at version 1.  (Journal.2, FullFlush Done +
 # WipeLocalWAL Running, is past the point of no return: an abort is refused
-# there.)
-for fp in Journal.1 FullFlush.before Fence.after WipeLocalWAL.before; do
+# there.)  FullFlush.mid: the checkpoint is on the parent and the journal
+# does not have its id; the abort finds it by the split's name.
+for fp in Journal.1 FullFlush.before Fence.after FullFlush.mid WipeLocalWAL.before; do
   d=$(tmpdir)
   setup "$d" || { notok "abort $fp: setup"; continue; }
   SHALE_FAILPOINTS=$fp timeout 120 "$AGENT" --once --config "$d/agent.yaml" 2>/dev/null
@@ -99,6 +100,11 @@ for fp in Journal.1 FullFlush.before Fence.after WipeLocalWAL.before; do
   top=$(ls "$d/parent/splits/_lease/" 2>/dev/null | sort | tail -1)
   grep -q '"op": "release"' "$d/parent/splits/_lease/$top" 2>/dev/null \
     && ok "abort $fp: the split lease is released" || notok "abort $fp: the split lease is released"
+  if "$SHALE" --wal-store "file://$d/wal" checkpoint list "file://$d/parent" 2>&1 | grep -q 'split:sp'; then
+    notok "abort $fp: the split's checkpoint is released"
+  else
+    ok "abort $fp: the split's checkpoint is released"
+  fi
   "$SHALE" --wal-store "file://$d/wal" put "file://$d/parent" zzz-after-abort 1 >/dev/null 2>&1 \
     && ok "abort $fp: parent writable" || notok "abort $fp: parent writable"
   n=$("$SHALE" --wal-store "file://$d/wal" scan "file://$d/parent" --count 2>/dev/null)
