@@ -18,9 +18,10 @@
  *               object present with its recorded size), its pins in every
  *               store it references, and reads through the child's own
  *               read path: a window of keys and values at its range start
- *               and at sample points inside every referenced SST, each
- *               compared with the parent's.  Its cost grows with the
- *               number of SSTs, not with their bytes.
+ *               and at SPAN_SAMPLES points over its key span, each
+ *               compared with the parent's.  A fixed number of windows per
+ *               child: what it reads does not grow with the shard, only
+ *               its HEADs (one per referenced object) do.
  *
  * Both are read-only and may be redone after a crash.  A mismatch is
  * SHALE_CORRUPT and sets step_result.mismatch (the splitter fails the split
@@ -341,8 +342,8 @@ static shale_status reopen_child_latest(verify_job *w, size_t i)
 static shale_status verify_window(verify_job *w, const vtask *t)
 {
     const split_child *c = &w->v->r->req->children[t->child];
-    const void *from = t->at_mid ? t->mid : NULL;
-    size_t from_len = t->at_mid ? t->from_len : 0;
+    const void *from = t->at_mid ? t->mid : t->from;
+    size_t from_len = from ? t->from_len : 0;
     const void *pk = from ? from : c->start;
     size_t pkl = from ? from_len : c->start_len;
     if (from && c->start && key_cmp(from, from_len, c->start, c->start_len) < 0) {
@@ -354,8 +355,16 @@ static shale_status verify_window(verify_job *w, const vtask *t)
      * next entry loaded. */
     (void)shale_reader_prefetch(w->v->parent, pk, pk ? pkl : 0, WINDOW + 2);
     uint64_t n = 0;
-    return verify_compare(w->v->parent, w->readers[t->child], c, from, from_len, NULL, 0,
-                          WINDOW, false, &n);
+    shale_status rc = verify_compare(w->v->parent, w->readers[t->child], c, from, from_len,
+                                     NULL, 0, WINDOW, false, &n);
+    if (!rc && t->end_of >= 0) {
+        /* The end window of the child that ends where this one starts:
+         * the blocks there are the ones just read. */
+        const split_child *e = &w->v->r->req->children[t->end_of];
+        rc = verify_compare(w->v->parent, w->readers[t->end_of], e, e->end, e->end_len, NULL,
+                            0, WINDOW, false, &n);
+    }
+    return rc;
 }
 
 static shale_status verify_task(verify_job *w, size_t i)
@@ -565,13 +574,18 @@ shale_status do_verify(run *r, step_result *res_out)
     }
     for (size_t i = 0; !rc && refs && i < n; i++)
         rc = refs_add_tasks(i, w.cms[i], &q->children[i], &tasks, &ntasks, &cap);
+    if (!rc && refs)
+        ntasks = refs_fold_end_windows(q, tasks, ntasks);
     if (!rc && refs) {
         /* Phase 2: every HEAD and every window of every child at once. */
         w.tasks = tasks;
         rc = verify_phase(&w, 2, ntasks);
-        for (size_t i = 0; i < ntasks; i++)
+        for (size_t i = 0; i < ntasks; i++) {
             if (!tasks[i].head)
                 res[tasks[i].child].windows++;
+            if (tasks[i].end_of >= 0)
+                res[tasks[i].end_of].windows++;
+        }
     }
     /* The pins (and the checkpoint's record) need the latest version. */
     shale_status lrc = latest_join(&ll);

@@ -39,14 +39,20 @@ typedef struct child_result {
 
 /* One unit of Verify's second phase: a HEAD of a referenced object, or a
  * window of keys read through the child's read path against the parent's
- * (at the range start, and at SPAN_SAMPLES points spread over the child's
- * key span). */
+ * (at the range start, at SPAN_SAMPLES points spread over the child's
+ * key span, and at its range end, where the child must serve nothing). */
 typedef struct vtask {
     size_t child;
     const shale_manifest_sst *head;  /* non-NULL: HEAD this object */
-    bool at_mid;                     /* the window starts at mid (else at
-                                        the range start) */
-    size_t from_len;                 /* of mid */
+    bool at_mid;                     /* the window starts at mid, else at
+                                        from (NULL: the range start) */
+    const void *from;                /* the child's range end (borrowed from
+                                        the request), or NULL */
+    size_t from_len;                 /* of mid or from */
+    long end_of;                     /* a range-start window: also the end
+                                        window of this child, whose range
+                                        ends where this one's starts (one
+                                        prefetch for both; -1: none) */
     uint8_t mid[64 + 8];
 } vtask;
 
@@ -63,12 +69,17 @@ shale_status refs_check_child_replay(const split_child *c, const shale_manifest_
 shale_status refs_check_child_wal(const verify_ctx *v, const split_child *c,
                                   const shale_manifest_view *cm, const shale_objlist *listed);
 const char *refs_request_wal(const split_child *c);
-/* Appends child ci's tasks to *t: a HEAD per referenced SST, the window
- * at its range start and SPAN_SAMPLES windows inside its key span. */
+/* Appends child ci's tasks to *t: a HEAD per referenced object not yet
+ * HEADed for another child, the window at its range start, the one at its
+ * range end and SPAN_SAMPLES windows inside its key span. */
 shale_status refs_add_tasks(size_t ci, const shale_manifest_view *cm, const split_child *c,
                             vtask **t, size_t *n, size_t *cap);
 shale_status refs_child_manifest(const verify_ctx *v, const split_child *c,
                                  shale_reader *child, shale_manifest_view **out);
+/* Folds each child's range-end window into the range-start window of the
+ * child whose range starts there (one prefetch of those blocks, one task:
+ * the two windows read the same blocks); returns the tasks left. */
+size_t refs_fold_end_windows(const split_request *q, vtask *t, size_t n);
 /* Origin, range and references, against the parent's pinned version (no
  * request). */
 shale_status refs_check_manifest(const verify_ctx *v, const split_child *c,

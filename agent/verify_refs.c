@@ -391,6 +391,7 @@ shale_status refs_add_tasks(size_t ci, const shale_manifest_view *cm, const spli
                 return rc;
             vtask *x = &(*t)[(*n)++];
             memset(x, 0, sizeof *x);
+            x->end_of = -1;
             x->child = ci;
             x->head = &h[k];
         }
@@ -400,7 +401,22 @@ shale_status refs_add_tasks(size_t ci, const shale_manifest_view *cm, const spli
         return rc;
     vtask *x = &(*t)[(*n)++];   /* the window at the range start */
     memset(x, 0, sizeof *x);
+    x->end_of = -1;
     x->child = ci;
+    if (c->end) {
+        /* At the range end: the parent's side is empty there, so the
+         * child's scan from its end (bounded by nothing but its own range)
+         * must find nothing -- a read path that let keys past its range
+         * through fails here. */
+        if ((rc = grow(t, *n, cap)))
+            return rc;
+        x = &(*t)[(*n)++];
+        memset(x, 0, sizeof *x);
+        x->end_of = -1;
+        x->child = ci;
+        x->from = c->end;
+        x->from_len = c->end_len;
+    }
     const uint8_t *lo, *hi;
     size_t lol, hil;
     if (!key_span(cm, c, &lo, &lol, &hi, &hil))
@@ -410,6 +426,7 @@ shale_status refs_add_tasks(size_t ci, const shale_manifest_view *cm, const spli
             return rc;
         x = &(*t)[(*n)++];
         memset(x, 0, sizeof *x);
+        x->end_of = -1;
         x->child = ci;
         x->at_mid = true;
         x->from_len = between(lo, lol, hi, hil, f, SPAN_SAMPLES + 1, x->mid, sizeof x->mid);
@@ -465,4 +482,29 @@ shale_status refs_check_pins(const verify_ctx *v, const split_child *c,
                              const shale_manifest_view *cm)
 {
     return check_pins(v, c, cm);
+}
+
+/* verify_int.h */
+size_t refs_fold_end_windows(const split_request *q, vtask *t, size_t n)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        vtask *x = &t[i];
+        if (!x->head && !x->at_mid && x->from) {   /* child x->child's end window */
+            long into = -1;
+            for (size_t j = 0; j < n && into < 0; j++) {
+                const split_child *o = &q->children[t[j].child];
+                if (!t[j].head && !t[j].at_mid && !t[j].from && t[j].end_of < 0 && o->start &&
+                    key_cmp(o->start, o->start_len, x->from, x->from_len) == 0)
+                    into = (long)j;
+            }
+            if (into >= 0) {
+                t[into].end_of = (long)x->child;
+                continue;   /* dropped: done by that window */
+            }
+        }
+        t[out++] = *x;
+    }
+    /* end_of indexes children, not tasks: moving tasks keeps it right. */
+    return out;
 }
