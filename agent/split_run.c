@@ -310,6 +310,10 @@ static bool begin_step(splitter *sp, job *j, split_step step, run *r)
     }
     snprintf(r->checkpoint_id, sizeof r->checkpoint_id, "%s", j->st->checkpoint_id);
     r->replay_after_wal_id = j->st->replay_after_wal_id;
+    /* the versions Clone wrote (journalled): Verify opens each child there */
+    for (size_t i = 0; r->child_manifest_ids && i < j->st->child_count && i < r->req->child_count;
+         i++)
+        r->child_manifest_ids[i] = j->st->children[i].manifest_id;
     pthread_mutex_unlock(&sp->mu);
     return !abort;
 }
@@ -555,8 +559,13 @@ static void run_job(splitter *sp, job *j)
     step_result res;
     memset(&res, 0, sizeof res);
     res.children = calloc(j->req->child_count, sizeof *res.children);
-    if (!res.children)
+    r.child_manifest_ids = calloc(j->req->child_count ? j->req->child_count : 1,
+                                  sizeof *r.child_manifest_ids);
+    if (!res.children || !r.child_manifest_ids) {
+        free(res.children);
+        free(r.child_manifest_ids);
         return;
+    }
     /* running_saved: this step's Running went out with the previous
      * step's Done, in one journal write. */
     bool running_saved = false;
@@ -687,6 +696,7 @@ static void run_job(splitter *sp, job *j)
         run_barrier(&r);
     split_plan_free(res.plan);
     free(res.children);
+    free(r.child_manifest_ids);
     shale_close(r.db);
     shale_manifest_view_free(r.parent_latest);
 }

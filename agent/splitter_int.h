@@ -107,6 +107,11 @@ typedef struct run {
     char checkpoint_id[40];
     uint64_t replay_after_wal_id;
     shale_db *db;            /* the parent, opened as writer at Fence */
+    uint64_t *child_manifest_ids; /* per child (NULL: none): the manifest
+                                     version Clone wrote (the journal's
+                                     manifestId; 0: unknown), copied from the
+                                     state by begin_step: Verify reads it by
+                                     id, no LIST (verify.c) */
     struct shale_manifest_view *parent_latest; /* the parent's latest version as Verify
                                         read it (owned; NULL: not read by this
                                         run): Complete writes on it */
