@@ -324,8 +324,8 @@ out:
  * exists of it, into a new buffer (get_range's contract).  A loop, as
  * pread may be interrupted or return less than asked. */
 shale_status objfs_read_at(fs_store *fs, const char *key, int fd, uint64_t base,
-                            uint64_t size, uint64_t offset, uint64_t len, void **data,
-                            size_t *got)
+                           uint64_t size, uint64_t offset, uint64_t len, void **data,
+                           size_t *got)
 {
     shale_status rc = SHALE_OK;
     uint8_t *buf = NULL;
@@ -363,7 +363,7 @@ out:
 }
 
 shale_status objfs_get_range(shale_objstore *s, const char *key, uint64_t offset,
-                                 uint64_t len, bool whole, void **data, size_t *got)
+                             uint64_t len, bool whole, void **data, size_t *got)
 {
     fs_store *fs = (fs_store *)s;
     int fd = -1;

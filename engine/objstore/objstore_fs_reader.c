@@ -137,7 +137,7 @@ static void read_around(fs_reader *r, uint64_t offset, uint64_t len)
 /* ---- reader handles: one descriptor, one pread per read ------------------ */
 
 shale_status objfs_reader_open(shale_objstore *s, const char *key, uint64_t size_hint,
-                                   shale_objreader **out)
+                               shale_objreader **out)
 {
     (void)size_hint;  /* fstat is free: the measured size is used */
     fs_store *fs = (fs_store *)s;
@@ -166,14 +166,14 @@ shale_status objfs_reader_open(shale_objstore *s, const char *key, uint64_t size
 }
 
 shale_status objfs_reader_read(shale_objreader *rd, uint64_t offset, uint64_t len,
-                                   void **data, size_t *got)
+                               void **data, size_t *got)
 {
     fs_reader *r = (fs_reader *)rd;
     if (r->fd < 0)
         return objfs_get_range(rd->store, rd->key, offset, len, false, data, got);
     read_around(r, r->base_off + offset, len);
-    return objfs_read_at((fs_store *)rd->store, rd->key, r->fd, r->base_off, rd->size, offset, len,
-                   data, got);
+    return objfs_read_at((fs_store *)rd->store, rd->key, r->fd, r->base_off, rd->size, offset,
+                         len, data, got);
 }
 
 void objfs_reader_close(shale_objreader *rd)

@@ -10,6 +10,7 @@
  * process's store counters (never timed).
  */
 #include "support/testutil.h"
+#include "table/block.h"
 #include "table/sst.h"
 #include "table/sst_format.h"
 #include "table/sst_table.h"
@@ -248,6 +249,33 @@ static void test_index_search_keys(void **state)
     }
 }
 
+/* Negative compression levels (zstd's fast ones, the default -1) store a
+ * compressible block as zstd (type 1), smaller than its content, and it
+ * loads back; level 0 stores it raw. */
+static void test_fast_levels(void **state)
+{
+    (void)state;
+    uint8_t content[4096];
+    for (size_t i = 0; i < sizeof content; i++)
+        content[i] = (uint8_t)(i % 100 < 50 ? 'a' + (i * 7919u) % 26 : 'x');
+    int levels[] = {-1, -5, 1, 0};
+    for (size_t l = 0; l < sizeof levels / sizeof *levels; l++) {
+        shale_buf out = SHALE_BUF_INIT;
+        TU_OK(block_store(content, sizeof content, levels[l], &out));
+        uint8_t type = out.data[out.len - BLOCK_TRAILER];
+        assert_int_equal(type, levels[l] ? 1 : 0);
+        if (levels[l])
+            assert_true(out.len < sizeof content / 2);
+        uint8_t *back = NULL;
+        size_t blen = 0;
+        TU_OK(block_load("t", 0, out.data, out.len, &back, &blen));
+        assert_int_equal(blen, sizeof content);
+        assert_memory_equal(back, content, sizeof content);
+        free(back);
+        buf_free(&out);
+    }
+}
+
 /* An SST image put at key in a fresh mem:// store. */
 static shale_objstore *store_with(const char *name, uint32_t format, const char *key,
                                   uint64_t *size)
@@ -464,6 +492,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_format_reads),
         cmocka_unit_test(test_index_search_keys),
+        cmocka_unit_test(test_fast_levels),
         cmocka_unit_test(test_lazy_reads),
         cmocka_unit_test(test_shared_tables),
         cmocka_unit_test(test_index_only),
