@@ -53,7 +53,11 @@ static void options_defaults(shale_options *o)
     o->l0_max_ssts = 16;
     o->max_sorted_runs = 4;
     o->block_size = 4096;
-    o->compression_level = 1;
+    /* zstd's fast level -1 (no entropy coding of literals): blocks decode
+     * about twice as fast as at level 1 for 12 % more bytes, and a cold
+     * read's block misses were mostly decompression (docs/benchmarks.md,
+     * 2026-12-02 "Cold reads"). */
+    o->compression_level = -1;
     o->bloom_bits_per_key = 10;
     o->block_cache_bytes = 64u << 20;
     o->sst_target_bytes = 64u << 20;
@@ -316,12 +320,12 @@ static shale_status check_options(const shale_options *o)
     if (o->memtable_bytes < 4096 || o->wal_flush_bytes < 1 || o->block_size < 256 ||
         o->block_size > (64u << 20) || o->l0_compaction_trigger < 1 || o->max_sorted_runs < 1 ||
         o->l0_max_ssts < o->l0_compaction_trigger || o->sst_target_bytes < 4096 ||
-        o->max_unflushed_bytes < o->memtable_bytes || o->compression_level < 0 ||
+        o->max_unflushed_bytes < o->memtable_bytes || o->compression_level < -22 ||
         o->compression_level > 22 || o->bloom_bits_per_key > 64)
         return shale_err(SHALE_INVALID_ARGUMENT,
                          "options out of range (memtable_bytes >= 4096, block_size 256..64MiB, "
                          "l0_max_ssts >= l0_compaction_trigger >= 1, max_unflushed_bytes >= "
-                         "memtable_bytes, compression_level 0..22, bloom_bits_per_key <= 64)");
+                         "memtable_bytes, compression_level -22..22, bloom_bits_per_key <= 64)");
     return SHALE_OK;
 }
 

@@ -76,7 +76,8 @@ typedef struct shale_options {
     uint32_t l0_max_ssts;          /* default 16: memtable flushes wait above */
     uint32_t max_sorted_runs;      /* default 4: merge runs beyond this many */
     size_t block_size;             /* default 4096 */
-    int compression_level;         /* zstd level; 0 = none; default 1 */
+    int compression_level;         /* zstd level -22..22; 0 = none; below 0
+                                      zstd's fast levels; default -1 */
     uint32_t bloom_bits_per_key;   /* default 10; 0 = no filter */
     size_t block_cache_bytes;      /* default 64 MiB; 0 = no cache */
     /* A block cache shared with other handles (see shale_cache_new), used

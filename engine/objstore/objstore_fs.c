@@ -18,17 +18,8 @@
  * and files are opened with O_NOFOLLOW, so a link planted under the root
  * is never followed to read or overwrite anything elsewhere.
  *
- * Reader handles (shale_objreader): open does the checks above once and
- * keeps the descriptor, so each read is a pread() and not a path walk,
- * open, fstat and close.  An object is never modified in place -- put
- * renames a new file over the key, delete unlinks it -- so a descriptor
- * keeps reading exactly the object it opened, whatever happens to the key
- * later, and the size measured at open stays true.  For SSTs (immutable,
- * named by ULID, never rewritten) that is the right thing; the disk space
- * of a deleted SST comes back when its last handle closes.  Descriptors
- * held by handles are counted process-wide and capped (half the
- * RLIMIT_NOFILE soft limit by default); a handle opened past the cap keeps
- * no descriptor and reads by path, as get_range does.
+ * Reader handles (shale_objreader, one descriptor each) and their
+ * read-around are in objstore_fs_reader.c.
  *
  * WAL log mode (objstore_fs_log.c): while <root>/.wal-log exists, the
  * objects wal/<id:020>.sst are records in its segment files; put, get,
@@ -36,6 +27,7 @@
  * fall back to a regular file of the key (the older layout).  Keys under
  * ".wal-log/" are refused.
  */
+#include "objstore/objstore_fs_int.h"
 #include "objstore/objstore_fs_log.h"
 #include "objstore/objstore_int.h"
 #include "util/misc.h"
@@ -49,74 +41,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-typedef struct fs_store {
-    shale_objstore base;
-    char *root;
-    bool no_fsync;
-    /* A failed fsync, sticky (the lesson PostgreSQL learnt: after fsync
-     * reports EIO the kernel may have dropped the dirty pages and marked
-     * them clean, so a retried fsync succeeds without the data reaching
-     * the disk).  Once set, every put and delete is refused with
-     * SHALE_CLOSED naming the first failure, until the store is reopened
-     * (by reopening the database).  Reads go on. */
-    _Atomic int broken;
-    pthread_mutex_t broken_mu;
-    char broken_msg[384];
-    fs_log *log;             /* the WAL log mode (on iff .wal-log exists) */
-} fs_store;
-
-typedef struct fs_reader {
-    shale_objreader base;
-    int fd;                  /* -1: past the descriptor cap, reads by path */
-    uint64_t base_off;       /* where the object starts in fd (a log record) */
-    /* Read-around windows already advised through this handle, one bit per
-     * READ_AROUND window of fd counted from base_off's window (NULL: none
-     * allocated, read-around off for this handle).  Atomic: a handle is
-     * read by many threads at once; a lost race costs one extra advice. */
-    _Atomic uint64_t *advised;
-    uint64_t advised_words;
-} fs_reader;
-
-/* Descriptors held by reader handles in this process, and the cap. */
-static _Atomic long g_reader_fds;
-static _Atomic long g_reader_fds_max = -1;  /* -1: not yet set */
-static pthread_once_t g_fds_once = PTHREAD_ONCE_INIT;
-
-static void fds_default(void)
-{
-    long want = 512;
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-        want = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 21) ? (1L << 20)
-                                                                       : (long)rl.rlim_cur / 2;
-    long unset = -1;
-    atomic_compare_exchange_strong(&g_reader_fds_max, &unset, want);
-}
-
-void objstore_fs_set_max_fds(long n)
-{
-    pthread_once(&g_fds_once, fds_default);
-    if (n < 0) {
-        atomic_store(&g_reader_fds_max, -1);
-        fds_default();
-    } else {
-        atomic_store(&g_reader_fds_max, n);
-    }
-}
-
-/* Takes one descriptor slot; false when the cap is reached. */
-static bool fds_take(void)
-{
-    pthread_once(&g_fds_once, fds_default);
-    if (atomic_fetch_add(&g_reader_fds, 1) < atomic_load(&g_reader_fds_max))
-        return true;
-    atomic_fetch_sub(&g_reader_fds, 1);
-    return false;
-}
 
 static shale_status errno_status(int e)
 {
@@ -146,13 +72,13 @@ static char *path_of(fs_store *fs, const char *key)
 }
 
 /* A key the WAL log holds now: *id set. */
-static bool log_key(fs_store *fs, const char *key, uint64_t *id)
+bool objfs_log_key(fs_store *fs, const char *key, uint64_t *id)
 {
     return fs->log && fs_log_key(key, id) && fs_log_on(fs->log);
 }
 
 /* Keys under ".wal-log/" are the log's own files, not objects. */
-static shale_status check_not_log(fs_store *fs, const char *key)
+shale_status objfs_check_not_log(fs_store *fs, const char *key)
 {
     if (strncmp(key, ".wal-log", 8) || (key[8] && key[8] != '/'))
         return SHALE_OK;
@@ -279,9 +205,9 @@ static shale_status fs_put(shale_objstore *s, const char *key, const void *data,
     uint64_t wid;
     if (!path)
         return SHALE_OOM();
-    if ((rc = fs_check_writable(fs, key)) || (rc = check_not_log(fs, key)))
+    if ((rc = fs_check_writable(fs, key)) || (rc = objfs_check_not_log(fs, key)))
         goto out;
-    if (log_key(fs, key, &wid) &&
+    if (objfs_log_key(fs, key, &wid) &&
         ((rc = fs_log_put(fs->log, key, wid, data, len, if_absent, &handled)) || handled))
         goto out;
     if ((e = check_dirs(fs, path)) || (e = make_parents(fs, path, key, &sync_failed))) {
@@ -325,7 +251,7 @@ static shale_status fs_put(shale_objstore *s, const char *key, const void *data,
         }
         /* Linked; a record in the WAL log may still hold the id (appended
          * under the log's lock before our link): then it won. */
-        if (log_key(fs, key, &wid) && (rc = fs_log_check_claim(fs->log, key, wid))) {
+        if (objfs_log_key(fs, key, &wid) && (rc = fs_log_check_claim(fs->log, key, wid))) {
             unlink(path);
             goto out;
         }
@@ -337,7 +263,7 @@ static shale_status fs_put(shale_objstore *s, const char *key, const void *data,
         tmp = NULL;  /* renamed: nothing to unlink */
         /* Too large for a record: a record of the key would be read
          * before this file, so it goes. */
-        if (log_key(fs, key, &wid) && (rc = fs_log_del(fs->log, key, wid)))
+        if (objfs_log_key(fs, key, &wid) && (rc = fs_log_del(fs->log, key, wid)))
             goto out;
     }
     /* A failed directory fsync leaves the new entry visible but maybe not
@@ -358,7 +284,7 @@ out:
 
 /* Opens key's file for reading after the symlink checks; on success *fd
  * and *size (a regular file's size). */
-static shale_status open_for_read(fs_store *fs, const char *key, int *fd, uint64_t *size)
+shale_status objfs_open_for_read(fs_store *fs, const char *key, int *fd, uint64_t *size)
 {
     shale_status rc = SHALE_OK;
     int f = -1;
@@ -397,9 +323,9 @@ out:
 /* Reads [offset, offset+len) of an object of `size` bytes from fd: what
  * exists of it, into a new buffer (get_range's contract).  A loop, as
  * pread may be interrupted or return less than asked. */
-static shale_status read_at(fs_store *fs, const char *key, int fd, uint64_t base,
-                            uint64_t size, uint64_t offset, uint64_t len, void **data,
-                            size_t *got)
+shale_status objfs_read_at(fs_store *fs, const char *key, int fd, uint64_t base,
+                           uint64_t size, uint64_t offset, uint64_t len, void **data,
+                           size_t *got)
 {
     shale_status rc = SHALE_OK;
     uint8_t *buf = NULL;
@@ -436,139 +362,28 @@ out:
     return rc;
 }
 
-static shale_status fs_get_range(shale_objstore *s, const char *key, uint64_t offset,
-                                 uint64_t len, bool whole, void **data, size_t *got)
+shale_status objfs_get_range(shale_objstore *s, const char *key, uint64_t offset,
+                             uint64_t len, bool whole, void **data, size_t *got)
 {
     fs_store *fs = (fs_store *)s;
     int fd = -1;
     uint64_t size = 0, base = 0, wid;
     int64_t mt;
     bool found = false;
-    shale_status rc = check_not_log(fs, key);
-    if (!rc && log_key(fs, key, &wid))
+    shale_status rc = objfs_check_not_log(fs, key);
+    if (!rc && objfs_log_key(fs, key, &wid))
         rc = fs_log_find(fs->log, key, wid, &found, &fd, &base, &size, &mt);
     if (!rc && !found)
-        rc = open_for_read(fs, key, &fd, &size);
+        rc = objfs_open_for_read(fs, key, &fd, &size);
     if (rc)
         return rc;
     if (whole) {
         offset = 0;
         len = size;
     }
-    rc = read_at(fs, key, fd, base, size, offset, len, data, got);
+    rc = objfs_read_at(fs, key, fd, base, size, offset, len, data, got);
     close(fd);
     return rc;
-}
-
-/* Read-around: a small read through a handle (a block-cache miss of a
- * point lookup; scans read 64 KiB and more) first asks the kernel to bring
- * the READ_AROUND-aligned window that holds it into the page cache, where
- * the next misses nearby find it -- what LevelDB gets from mmap's
- * fault-around, and what makes its cold random reads fast.  One disk
- * request either way (a 128 KiB read costs about what a 4 KiB one does
- * here), nothing is copied or decoded beyond the block, and on a warm page
- * cache it is one cheap call.  file:// only: on S3 every byte is a
- * transfer and a block stays one request.  SHALE_FS_READ_AROUND=0 turns
- * it off (for measuring). */
-#define READ_AROUND (128u << 10)
-static int g_read_around = -1;   /* -1: not yet read from the environment */
-static _Atomic long g_fadvise_calls;
-
-long objstore_fs_read_around_advices(void)
-{
-    return atomic_load(&g_fadvise_calls);
-}
-
-/* Each window is advised once per handle: a second miss in a window the
- * kernel was already asked for finds it in the page cache (or on its way
- * there), and the advice itself was 9 % of a cold readrandom's CPU when
- * made on every miss (docs/benchmarks.md).  If the page cache has since
- * dropped the window, the read still reads its block; only the
- * read-around is lost. */
-static void read_around_init(fs_reader *r)
-{
-    if (g_read_around < 0) {
-        const char *v = getenv("SHALE_FS_READ_AROUND");
-        g_read_around = !(v && !strcmp(v, "0"));
-    }
-    if (!g_read_around || r->fd < 0 || r->base.size <= READ_AROUND)
-        return;
-    uint64_t first = r->base_off / READ_AROUND;
-    uint64_t last = (r->base_off + r->base.size - 1) / READ_AROUND;
-    uint64_t words = (last - first) / 64 + 1;
-    r->advised = calloc(words, sizeof *r->advised);  /* NULL: no read-around */
-    r->advised_words = r->advised ? words : 0;
-}
-
-static void read_around(fs_reader *r, uint64_t offset, uint64_t len)
-{
-    if (!r->advised || len >= READ_AROUND / 2)
-        return;
-    uint64_t w = offset / READ_AROUND - r->base_off / READ_AROUND;
-    if (w / 64 >= r->advised_words)
-        return;
-    uint64_t bit = (uint64_t)1 << (w % 64);
-    if (atomic_load_explicit(&r->advised[w / 64], memory_order_relaxed) & bit)
-        return;
-    if (atomic_fetch_or_explicit(&r->advised[w / 64], bit, memory_order_relaxed) & bit)
-        return;
-    atomic_fetch_add_explicit(&g_fadvise_calls, 1, memory_order_relaxed);
-    (void)posix_fadvise(r->fd, (off_t)(offset & ~(uint64_t)(READ_AROUND - 1)), READ_AROUND,
-                        POSIX_FADV_WILLNEED);
-}
-
-
-/* ---- reader handles: one descriptor, one pread per read ------------------ */
-
-static shale_status fs_reader_open(shale_objstore *s, const char *key, uint64_t size_hint,
-                                   shale_objreader **out)
-{
-    (void)size_hint;  /* fstat is free: the measured size is used */
-    fs_store *fs = (fs_store *)s;
-    fs_reader *r = calloc(1, sizeof *r);
-    if (!r)
-        return SHALE_OOM();
-    uint64_t wid;
-    int64_t mt;
-    bool found = false;
-    shale_status rc = check_not_log(fs, key);
-    if (!rc && log_key(fs, key, &wid))
-        rc = fs_log_find(fs->log, key, wid, &found, &r->fd, &r->base_off, &r->base.size, &mt);
-    if (!rc && !found)
-        rc = open_for_read(fs, key, &r->fd, &r->base.size);
-    if (rc) {
-        free(r);
-        return rc;
-    }
-    if (!fds_take()) {
-        close(r->fd);  /* past the cap: read by path */
-        r->fd = -1;
-    }
-    read_around_init(r);
-    *out = &r->base;
-    return SHALE_OK;
-}
-
-static shale_status fs_reader_read(shale_objreader *rd, uint64_t offset, uint64_t len,
-                                   void **data, size_t *got)
-{
-    fs_reader *r = (fs_reader *)rd;
-    if (r->fd < 0)
-        return fs_get_range(rd->store, rd->key, offset, len, false, data, got);
-    read_around(r, r->base_off + offset, len);
-    return read_at((fs_store *)rd->store, rd->key, r->fd, r->base_off, rd->size, offset, len,
-                   data, got);
-}
-
-static void fs_reader_close(shale_objreader *rd)
-{
-    fs_reader *r = (fs_reader *)rd;
-    if (r->fd >= 0) {
-        close(r->fd);
-        atomic_fetch_sub(&g_reader_fds, 1);
-    }
-    free((void *)r->advised);
-    free(r);
 }
 
 static shale_status fs_head(shale_objstore *s, const char *key, uint64_t *size,
@@ -578,8 +393,8 @@ static shale_status fs_head(shale_objstore *s, const char *key, uint64_t *size,
     uint64_t wid, base;
     bool found = false;
     int fd = -1;
-    shale_status rc = check_not_log(fs, key);
-    if (!rc && log_key(fs, key, &wid))
+    shale_status rc = objfs_check_not_log(fs, key);
+    if (!rc && objfs_log_key(fs, key, &wid))
         rc = fs_log_find(fs->log, key, wid, &found, &fd, &base, size, mtime_ms);
     if (fd >= 0)
         close(fd);
@@ -606,8 +421,8 @@ static shale_status fs_del(shale_objstore *s, const char *key)
     uint64_t wid;
     shale_status rc = fs_check_writable(fs, key);
     if (!rc)
-        rc = check_not_log(fs, key);
-    if (!rc && log_key(fs, key, &wid))
+        rc = objfs_check_not_log(fs, key);
+    if (!rc && objfs_log_key(fs, key, &wid))
         rc = fs_log_del(fs->log, key, wid);  /* then the regular file, if any */
     if (rc)
         return rc;
@@ -803,10 +618,10 @@ static shale_status log_sync_failed(void *ctx, const char *what, const char *key
 }
 
 static const objstore_ops fs_ops = {
-    .scheme = "file", .put = fs_put, .get_range = fs_get_range, .head = fs_head,
+    .scheme = "file", .put = fs_put, .get_range = objfs_get_range, .head = fs_head,
     .del = fs_del, .list = fs_list, .close = fs_close, .self_retrying = false,
-    .reader_open = fs_reader_open, .reader_read = fs_reader_read,
-    .reader_close = fs_reader_close,
+    .reader_open = objfs_reader_open, .reader_read = objfs_reader_read,
+    .reader_close = objfs_reader_close,
 };
 
 shale_status objstore_fs_open(const char *rest, const shale_objstore_options *o,

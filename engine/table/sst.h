@@ -28,7 +28,7 @@
 
 typedef struct sst_options {
     size_t block_size;          /* target uncompressed data-block size */
-    int compression_level;      /* zstd level; 0 = store blocks raw */
+    int compression_level;      /* zstd level (below 0: its fast levels); 0 = raw */
     uint32_t bloom_bits_per_key;/* 0 = no filter */
 } sst_options;
 

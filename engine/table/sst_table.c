@@ -62,6 +62,83 @@ shale_status sst_src_read(const sst_src *src, uint64_t off, uint64_t len, uint8_
     return SHALE_OK;
 }
 
+/* ---- search keys ---------------------------------------------------------- */
+
+/* The 8 bytes of key from `at` (zero past its end), big-endian. */
+static inline uint64_t key_prefix(const uint8_t *key, size_t klen, size_t at)
+{
+    uint64_t v = 0;
+    for (size_t j = 0; j < 8; j++)
+        v = v << 8 | (at + j < klen ? key[at + j] : 0);
+    return v;
+}
+
+/* Search keys of n sorted keys, key i at *(keys + i * stride) with its
+ * length at *(lens + i * stride) (an sst_ientry or sst_top array).  Out of
+ * memory leaves pfx NULL: the search then compares the keys. */
+static void keys_build(sst_keys *k, const uint8_t *const *keys, const size_t *lens, size_t n,
+                       size_t stride)
+{
+    memset(k, 0, sizeof *k);
+    if (!n || !(k->pfx = malloc(n * sizeof *k->pfx)))
+        return;
+#define KEY(i) (*(const uint8_t *const *)((const char *)keys + (i) * stride))
+#define LEN(i) (*(const size_t *)((const char *)lens + (i) * stride))
+    /* Sorted: the first and last keys' shared bytes are every key's. */
+    const uint8_t *a = KEY(0), *b = KEY(n - 1);
+    size_t al = LEN(0), bl = LEN(n - 1), cp = 0;
+    while (cp < al && cp < bl && a[cp] == b[cp])
+        cp++;
+    k->cpk = a;
+    k->cp = cp;
+    for (size_t i = 0; i < n; i++)
+        k->pfx[i] = key_prefix(KEY(i), LEN(i), cp);
+#undef KEY
+#undef LEN
+}
+
+/* First i in [0, n) whose key >= key (n if none); see sst_keys. */
+static size_t keys_find(const sst_keys *k, const uint8_t *const *keys, const size_t *lens,
+                        size_t n, size_t stride, const uint8_t *key, size_t klen)
+{
+#define KEY(i) (*(const uint8_t *const *)((const char *)keys + (i) * stride))
+#define LEN(i) (*(const size_t *)((const char *)lens + (i) * stride))
+    size_t lo = 0, hi = n;
+    if (!k->pfx) {
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (kv_key_cmp(KEY(mid), LEN(mid), key, klen) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        return lo;
+    }
+    /* Against the shared bytes first: a key below them is below every
+     * key (also a key that is a proper prefix of them), above them above
+     * every key. */
+    size_t m = klen < k->cp ? klen : k->cp;
+    int c = memcmp(key, k->cpk, m);
+    if (c < 0 || (c == 0 && klen < k->cp))
+        return 0;
+    if (c > 0)
+        return n;
+    uint64_t want = key_prefix(key, klen, k->cp);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t have = k->pfx[mid];
+        /* Padded prefixes that differ order the keys as the keys do; equal
+         * ones need the keys. */
+        if (have < want || (have == want && kv_key_cmp(KEY(mid), LEN(mid), key, klen) < 0))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+#undef KEY
+#undef LEN
+}
+
 /* ---- decoding ------------------------------------------------------------ */
 
 static bool varint_at(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
@@ -106,6 +183,7 @@ static shale_status parse_entries(const sst_table *t, const sst_src *src, const 
     }
     out->e = ix;
     out->n = n;
+    keys_build(&out->keys, &ix[0].last_key, &ix[0].klen, n, sizeof *ix);
     return SHALE_OK;
 bad:
     free(ix);
@@ -149,6 +227,7 @@ static shale_status parse_top(sst_table *t, const sst_src *src, const uint8_t *p
     t->top = top;
     t->nparts = n;
     t->nblocks = blocks;
+    keys_build(&t->top_keys, &top[0].last_key, &top[0].klen, n, sizeof *top);
     return SHALE_OK;
 bad:
     free(top);
@@ -195,6 +274,7 @@ static void part_free(sst_part *p)
     if (p) {
         free(p->content);
         free(p->e);
+        free(p->keys.pfx);
         free(p);
     }
 }
@@ -346,28 +426,18 @@ shale_status sst_table_filter(sst_table *t, const sst_src *src, const sst_filter
 
 size_t sst_table_find_part(const sst_table *t, const uint8_t *key, size_t klen)
 {
-    size_t lo = 0, hi = t->nparts;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (kv_key_cmp(t->top[mid].last_key, t->top[mid].klen, key, klen) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    if (!t->nparts)
+        return 0;
+    return keys_find(&t->top_keys, &t->top[0].last_key, &t->top[0].klen, t->nparts,
+                     sizeof *t->top, key, klen);
 }
 
 size_t sst_part_find(const sst_part *p, const uint8_t *key, size_t klen)
 {
-    size_t lo = 0, hi = p->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (kv_key_cmp(p->e[mid].last_key, p->e[mid].klen, key, klen) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    if (!p->n)
+        return 0;
+    return keys_find(&p->keys, &p->e[0].last_key, &p->e[0].klen, p->n, sizeof *p->e, key,
+                     klen);
 }
 
 /* ---- open ---------------------------------------------------------------- */
@@ -406,6 +476,7 @@ static void table_free(sst_table *t)
     }
     free(t->top_content);
     free(t->top);
+    free(t->top_keys.pfx);
     sst_info_free(&t->info);
     free(t->reg_key);
     free(t);

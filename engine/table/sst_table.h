@@ -63,10 +63,25 @@ typedef struct sst_ientry {
     uint64_t entries, kv_bytes; /* format >= 2; else 0 */
 } sst_ientry;
 
+/* Search keys (sst_keys_build): every key of a sorted list shares its
+ * first cp bytes, and pfx[i] holds the 8 bytes after them of key i,
+ * big-endian, zero-padded.  A lookup's binary search compares these
+ * (contiguous: a few cache lines for a partition of ~100 blocks) and reads
+ * a key itself only where two prefixes are equal; comparing the keys
+ * (pointers into the partition's content) missed the cache twice per step
+ * and was the largest part of a cold lookup's index search
+ * (docs/benchmarks.md). */
+typedef struct sst_keys {
+    const uint8_t *cpk;         /* the shared bytes (into the first key) */
+    size_t cp;
+    uint64_t *pfx;              /* NULL: none, search the keys */
+} sst_keys;
+
 typedef struct sst_part {
     uint8_t *content;
     sst_ientry *e;
     size_t n;
+    sst_keys keys;
 } sst_part;
 
 /* One index partition as the top level lists it. */
@@ -92,6 +107,7 @@ typedef struct sst_table {
     _Atomic(sst_filter *) filter;   /* NULL until loaded */
     uint8_t *top_content;
     sst_top *top;
+    sst_keys top_keys;          /* of top[].last_key */
     size_t nparts, nblocks;
     _Atomic(sst_part *) *parts; /* nparts slots, NULL until loaded */
     /* A second reader of a piece being read waits for the first one's

@@ -10,6 +10,7 @@
  * process's store counters (never timed).
  */
 #include "support/testutil.h"
+#include "table/block.h"
 #include "table/sst.h"
 #include "table/sst_format.h"
 #include "table/sst_table.h"
@@ -116,6 +117,163 @@ static void test_every_format_reads(void **state)
     sst_builder *b = sst_builder_new(&(sst_options){4096, 0, 0});
     TU_RC(SHALE_INVALID_ARGUMENT, sst_builder_set_format(b, 4));
     sst_builder_free(b);
+}
+
+/* The index searches compare 8-byte prefixes after the bytes a partition's
+ * keys share (sst_table.h sst_keys) and the keys only on a tie: keys that
+ * share more than 8 bytes, that are proper prefixes of others, that hold
+ * zero bytes (a padded prefix ties with a shorter key), and probes below,
+ * between, inside the shared bytes and above every key all seek to the
+ * first key >= the probe, in every format. */
+static size_t tricky_key(unsigned i, uint8_t *k)
+{
+    /* Groups of 64 keys under one 20-byte prefix; inside a group a
+     * 1-to-4-byte tail, of which the shorter ones prefix the longer and
+     * zero bytes occur. */
+    memcpy(k, "shared-prefix-000000", 20);
+    unsigned g = i / 64, j = i % 64;
+    k[14] = (uint8_t)('0' + g / 10), k[15] = (uint8_t)('0' + g % 10);
+    size_t n = 20;
+    k[n++] = (uint8_t)(j / 16);          /* 0..3: zero bytes included */
+    if (j % 16 >= 4)
+        k[n++] = (uint8_t)((j % 16) / 4 - 1);   /* 0..2 */
+    if (j % 4 >= 2)
+        k[n++] = 0;
+    if (j % 2)
+        k[n++] = 0xff;
+    return n;
+}
+
+static int ucmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al > bl) - (al < bl);
+}
+
+static void test_index_search_keys(void **state)
+{
+    (void)state;
+    enum { N = 64 * 40 };
+    static uint8_t keys[N][32];
+    static size_t lens[N];
+    size_t n = 0;
+    for (unsigned i = 0; i < N; i++) {
+        uint8_t k[32];
+        size_t kl = tricky_key(i, k);
+        /* tricky_key may repeat a key; keep them sorted and distinct */
+        if (n && ucmp(keys[n - 1], lens[n - 1], k, kl) >= 0) {
+            bool dup = false;
+            for (size_t m = 0; m < n && !dup; m++)
+                dup = !ucmp(keys[m], lens[m], k, kl);
+            if (dup)
+                continue;
+        }
+        memcpy(keys[n], k, kl);
+        lens[n++] = kl;
+    }
+    /* sort (insertion: n is small) */
+    for (size_t a = 1; a < n; a++)
+        for (size_t b = a; b > 0 && ucmp(keys[b - 1], lens[b - 1], keys[b], lens[b]) > 0; b--) {
+            uint8_t t[32];
+            size_t tl = lens[b];
+            memcpy(t, keys[b], 32);
+            memcpy(keys[b], keys[b - 1], 32);
+            memcpy(keys[b - 1], t, 32);
+            lens[b] = lens[b - 1];
+            lens[b - 1] = tl;
+        }
+    for (uint32_t f = 1; f <= SST_FORMAT_VERSION; f++) {
+        sst_options so = {128, 0, 10};
+        sst_builder *b = sst_builder_new(&so);
+        assert_non_null(b);
+        TU_OK(sst_builder_set_format(b, f));
+        for (size_t i = 0; i < n; i++) {
+            kv_entry e = {keys[i], lens[i], 5, KV_PUT, (const uint8_t *)"v", 1};
+            TU_OK(sst_builder_add(b, &e));
+        }
+        shale_buf img = SHALE_BUF_INIT;
+        TU_OK(sst_builder_finish(b, &img, NULL));
+        sst_builder_free(b);
+        sst_reader *r = NULL;
+        TU_OK(sst_reader_open_mem("k.sst", img.data, img.len, false, &r));
+        assert_true(sst_reader_block_count(r) > 100);
+        kv_iter *it = sst_iter_new(r);
+        assert_non_null(it);
+        shale_buf scratch = SHALE_BUF_INIT;
+        /* Probes: every key, every key cut short by one byte, every key
+         * with a zero byte and a 0xff byte appended, below and above all. */
+        for (size_t i = 0; i < n; i++) {
+            for (int v = 0; v < 4; v++) {
+                uint8_t p[40];
+                size_t pl = lens[i];
+                memcpy(p, keys[i], pl);
+                if (v == 1 && pl)
+                    pl--;
+                else if (v == 2)
+                    p[pl++] = 0;
+                else if (v == 3)
+                    p[pl++] = 0xff;
+                size_t want = 0;
+                while (want < n && ucmp(keys[want], lens[want], p, pl) < 0)
+                    want++;
+                kv_iter_seek(it, p, pl);
+                TU_OK(kv_iter_status(it));
+                if (want == n) {
+                    assert_false(kv_iter_valid(it));
+                    continue;
+                }
+                assert_true(kv_iter_valid(it));
+                kv_entry e;
+                kv_iter_entry(it, &e);
+                assert_int_equal(e.klen, lens[want]);
+                assert_memory_equal(e.key, keys[want], lens[want]);
+                if (v == 0)
+                    TU_OK(sst_reader_get(r, p, pl, UINT64_MAX, &e, &scratch));
+            }
+        }
+        const uint8_t lo[] = "a", mid[] = "shared-prefix-0", hi[] = "zz";
+        kv_iter_seek(it, lo, 1);
+        assert_true(kv_iter_valid(it));
+        kv_iter_seek(it, mid, sizeof mid - 1);   /* inside the shared bytes */
+        assert_true(kv_iter_valid(it));
+        kv_entry e;
+        kv_iter_entry(it, &e);
+        assert_memory_equal(e.key, keys[0], lens[0]);
+        kv_iter_seek(it, hi, 2);
+        assert_false(kv_iter_valid(it));
+        TU_RC(SHALE_NOT_FOUND, sst_reader_get(r, hi, 2, UINT64_MAX, &e, &scratch));
+        buf_free(&scratch);
+        kv_iter_destroy(it);
+        sst_reader_unref(r);
+        buf_free(&img);
+    }
+}
+
+/* Negative compression levels (zstd's fast ones, the default -1) store a
+ * compressible block as zstd (type 1), smaller than its content, and it
+ * loads back; level 0 stores it raw. */
+static void test_fast_levels(void **state)
+{
+    (void)state;
+    uint8_t content[4096];
+    for (size_t i = 0; i < sizeof content; i++)
+        content[i] = (uint8_t)(i % 100 < 50 ? 'a' + (i * 7919u) % 26 : 'x');
+    int levels[] = {-1, -5, 1, 0};
+    for (size_t l = 0; l < sizeof levels / sizeof *levels; l++) {
+        shale_buf out = SHALE_BUF_INIT;
+        TU_OK(block_store(content, sizeof content, levels[l], &out));
+        uint8_t type = out.data[out.len - BLOCK_TRAILER];
+        assert_int_equal(type, levels[l] ? 1 : 0);
+        if (levels[l])
+            assert_true(out.len < sizeof content / 2);
+        uint8_t *back = NULL;
+        size_t blen = 0;
+        TU_OK(block_load("t", 0, out.data, out.len, &back, &blen));
+        assert_int_equal(blen, sizeof content);
+        assert_memory_equal(back, content, sizeof content);
+        free(back);
+        buf_free(&out);
+    }
 }
 
 /* An SST image put at key in a fresh mem:// store. */
@@ -333,6 +491,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_format_reads),
+        cmocka_unit_test(test_index_search_keys),
+        cmocka_unit_test(test_fast_levels),
         cmocka_unit_test(test_lazy_reads),
         cmocka_unit_test(test_shared_tables),
         cmocka_unit_test(test_index_only),
