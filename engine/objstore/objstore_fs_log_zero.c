@@ -41,6 +41,12 @@
 #define PIECE (256u << 10)   /* zeroes written (and written back) at a time */
 
 static const uint8_t zeros[64 << 10];
+static _Atomic uint64_t g_spares_linked;   /* tests: objstore_int.h */
+
+uint64_t objstore_fs_log_spares_linked(void)
+{
+    return atomic_load(&g_spares_linked);
+}
 
 int fsl_write_at(int fd, const struct iovec *iov, int n, uint64_t off)
 {
@@ -175,9 +181,10 @@ void fsl_spare_maybe_want(fs_log *l)
         !l->nsegs || l->h.no_fsync)
         return;
     const seg *s = &l->segs[l->nsegs - 1];
-    if (s->tail < s->size / 2)
+    uint64_t bound = fsl_seg_bound(), room = s->size < bound ? s->size : bound;
+    if (s->tail < room / 2)
         return;
-    uint64_t bound = fsl_seg_bound(), size = s->size * 2 < 2 * CHUNK ? 2 * CHUNK : s->size * 2;
+    uint64_t size = s->size * 2 < 2 * CHUNK ? 2 * CHUNK : s->size * 2;
     if (size > bound)
         size = bound;
     size = (size + 4095) & ~4095ull;
@@ -205,6 +212,7 @@ int fsl_spare_link(fs_log *l, uint64_t no, uint64_t need, int *fd)
         l->spare_off = true;
     } else {
         *fd = l->spare_fd;
+        atomic_fetch_add(&g_spares_linked, 1);
     }
     l->spare_fd = -1;
     return e;
