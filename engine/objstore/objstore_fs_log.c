@@ -329,11 +329,13 @@ shale_status fs_log_put(fs_log *l, const char *key, uint64_t id, const void *dat
 /* The writer's first segment, made at its claim (the open's fence) rather
  * than at its first put: created and its first chunk zeroed and made
  * durable, so that the first put's fdatasync writes data only.  Under mu
- * and the lock. */
+ * and the lock, with claimed set. */
 static shale_status first_room(fs_log *l, const char *key)
 {
-    if (l->nsegs)
+    if (l->nsegs) {
+        fsl_spare_maybe_want(l);  /* a reopened log may be half used already */
         return SHALE_OK;
+    }
     shale_status rc = ensure_room(l, HDR, key);
     if (rc)
         return rc;
@@ -358,8 +360,8 @@ shale_status fs_log_check_claim(fs_log *l, const char *key, uint64_t id)
             (void)fsl_rec_find(l, id, &hit);
             if (hit)
                 rc = SHALE_PRECONDITION_FAILED;
-            else if (!(rc = first_room(l, key)))
-                l->claimed = true;
+            else if ((l->claimed = true), (rc = first_room(l, key)))
+                l->claimed = false;
         }
         unlock_log(l);
     }
