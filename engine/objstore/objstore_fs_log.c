@@ -23,9 +23,12 @@
  * all little-endian, frames back to back from offset 0.  A scan stops at
  * the first frame whose magic, kind, length, prev or sum is wrong: that is
  * the tail, where the next frame is written.  Ahead of the tail the file is
- * pre-zeroed in 1 MiB chunks (so a record's fdatasync flushes data only,
- * and the one after a chunk was added also makes the new size durable);
- * past 64 MiB the next frame goes to a new segment, created O_EXCL with a
+ * pre-zeroed, so a record's fdatasync flushes data only: the writer's
+ * segments are spares zeroed and synced on a thread of their own and linked
+ * as the next segment when the current one's zeroed space runs out; other
+ * handles grow the current segment by 1 MiB chunks under the lock
+ * (objstore_fs_log_zero.c has why and how).  Past 64 MiB the next frame
+ * goes to a new segment in any case, linked or created O_EXCL, with a
  * directory fsync (once per segment).  Records of one id: the last put
  * wins; a tombstone deletes.  Segments are unlinked oldest first, and only
  * once every put in them is dead, so a tombstone is never dropped while a
