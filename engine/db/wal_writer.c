@@ -6,7 +6,10 @@
  * put-if-absent, so ids land in order and durable_seq covers a contiguous
  * prefix.  One at a time: by the WAL thread, or by a writer waiting for
  * durability that leads its group (db_await_durable_locked); wal_busy
- * says a write is in flight.
+ * says a write is in flight.  Writers waiting for durability are listed in
+ * seq order, each with its own condition variable: a finished write wakes
+ * the first one it did not cover (the next leader) and the ones it did;
+ * an error or fencing wakes them all (db_set_bg_error_locked).
  *
  * When a put fails with an error that may hide success (a timeout after the
  * store took the write), the retry finds the id taken; the object is then
