@@ -5,7 +5,7 @@
 #                         tests under ASan+UBSan, and the integration tests
 #   make demo             the README's first command: a 3-way split end to end
 #   make SANITIZE=address,undefined   any target, built with sanitizers
-#   make bench / bench-quick / fuzz / soak / lint / clean
+#   make bench / bench-quick / bench-build / fuzz / soak / lint / clean
 #
 # Every engine/*/*.c file is part of libshale, every tests/unit/test_*.c is
 # one cmocka binary, so adding a module needs no edit here.
@@ -67,7 +67,7 @@ AGENT_A := $(BUILD)/libshale-agent.a
 CLI    := $(BUILD)/shale
 AGENT  := $(BUILD)/shale-agent
 
-.PHONY: install uninstall all test test-unit test-integration demo bench bench-quick fuzz soak lint clean deps unit
+.PHONY: install uninstall all test test-unit test-integration demo bench bench-quick bench-build fuzz soak lint clean deps unit
 
 all: $(LIB_A) $(LIB_SO) $(if $(CLI_SRC),$(CLI)) $(if $(wildcard agent/main.c),$(AGENT))
 
@@ -129,6 +129,11 @@ demo:
 bench bench-quick:
 	@scripts/deps.sh bench
 	@scripts/bench.sh $@ | tee build/bench.txt
+
+# build/bench only (no run): for the experiments docs/benchmarks.md names
+bench-build:
+	@scripts/deps.sh bench
+	@scripts/bench.sh build
 
 fuzz:
 	@scripts/deps.sh fuzz

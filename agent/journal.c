@@ -82,6 +82,10 @@ shale_status journal_encode(const split_state *s, char **out)
     json_object_set_new(d, "message", json_string(s->message));
     json_object_set_new(d, "checkpointId",
                         *s->checkpoint_id ? json_string(s->checkpoint_id) : json_null());
+    /* Written only while owed, so a journal that never owed one reads as
+     * an earlier agent's did (the checkpoint released before Complete). */
+    if (s->checkpoint_owed)
+        json_object_set_new(d, "checkpointReleaseOwed", json_true());
     json_object_set_new(d, "replayAfterWalId", u64(s->replay_after_wal_id));
     json_object_set_new(d, "nextWalSstId", u64(s->next_wal_sst_id));
     json_object_set_new(d, "startTime", time_json(s->start_ms));
@@ -307,6 +311,10 @@ shale_status journal_decode(const char *origin, const void *data, size_t len,
         bad(&d, "checkpointId", "too long");
     else
         snprintf(s->checkpoint_id, sizeof s->checkpoint_id, "%s", cp);
+    json_t *owed = json_object_get(doc, "checkpointReleaseOwed");
+    if (owed && !json_is_boolean(owed))
+        bad(&d, "checkpointReleaseOwed", "not a boolean");
+    s->checkpoint_owed = owed && json_is_true(owed) && *s->checkpoint_id;
     s->replay_after_wal_id = get_u64(&d, doc, "replayAfterWalId");
     s->next_wal_sst_id = get_u64(&d, doc, "nextWalSstId");
     s->start_ms = get_time(&d, doc, "startTime");
@@ -320,6 +328,17 @@ shale_status journal_decode(const char *origin, const void *data, size_t len,
             s->verify_mode = (split_verify)m;
     }
     dec_steps(&d, s, json_object_get(doc, "steps"), (int)format);
+    /* Version 1 journals FullFlush Running ahead, with Fence (the accept:
+     * a resumed FullFlush fences again).  A step after the first one not
+     * Done has not started: it shows Pending. */
+    int first = STEP_FENCE;
+    while (first < STEP_COUNT && s->steps[first].state == STEP_DONE)
+        first++;
+    for (int i = first + 1; i < STEP_COUNT; i++)
+        if (s->steps[i].state == STEP_RUNNING) {
+            s->steps[i].state = STEP_PENDING;
+            s->steps[i].start_ms = 0;
+        }
     dec_children(&d, s, json_object_get(doc, "children"));
     json_t *stl = json_object_get(doc, "stalled");
     if (json_is_object(stl)) {

@@ -8,11 +8,14 @@
  *                 └───────────┴──> Aborted / Failed      step is retried, never undone)
  *
  * Journal writes of one split, in order (docs/agent.md "Journal"): v1 at
- * Accept; Fence "Running"; then one write per step that records its
- * "Done" and the next step's "Running" (Complete's "Done" carries the
- * terminal phase); the first failed attempt past the point of no return
- * (Stalled); then the released lease.
- * A kill after any of them resumes: the step that was Running runs again.
+ * Accept, with Fence and FullFlush "Running" (FullFlush journalled ahead:
+ * it opens the writer itself); then one write per step that records its
+ * "Done" and the next step's "Running" -- Fence's "Done" goes out with
+ * FullFlush's, Verify's with Complete's "Done" and the terminal phase
+ * (complete_split); the first failed attempt past the point of no return
+ * (Stalled); then the released checkpoint and lease (split_settle.c).
+ * A kill after any of them resumes: the first step not Done runs again,
+ * or, once Complete is journalled, the releases still owed are made.
  *
  * Retries: before the wipe a transient failure is tried STEP_ATTEMPTS
  * times, then the split fails (and releases the lease).  From the wipe on a
@@ -279,66 +282,6 @@ static void finish(splitter *sp, job *j, split_phase phase, const char *reason,
                2, "split finished: %s", message ? message : "");
 }
 
-/* After the terminal journal: releases the lease where due and journals
- * that.  A failure leaves the lease held; the worker tries again
- * (splitter_reconcile_leases). */
-static void release_lease(splitter *sp, job *j)
-{
-    pthread_mutex_lock(&sp->mu);
-    bool due = !j->st->dry_run && j->st->lease.state == LEASE_HELD &&
-               lease_releasable(j->st) && !j->unsaved && !j->orphaned;
-    pthread_mutex_unlock(&sp->mu);
-    if (!due)
-        return;
-    pthread_mutex_lock(&sp->mu);
-    uint64_t taken = j->st->lease.seq;
-    pthread_mutex_unlock(&sp->mu);
-    uint64_t seq = 0;
-    /* The release goes right after this split's take (one request); a
-     * record there already means someone wrote since: read and decide. */
-    shale_status rc = lease_release_after(sp->store, j->st->name, taken, &seq);
-    if (rc) {
-        log_fields(LOG_WARN, j->st->name, NULL, -1, (log_field[]){LOG_S("error",
-                                                                        shale_errmsg())},
-                   1, "cannot release the split lease now; will retry");
-        return;
-    }
-    pthread_mutex_lock(&sp->mu);
-    j->st->lease.state = LEASE_RELEASED;
-    j->st->lease.release_seq = seq;
-    pthread_mutex_unlock(&sp->mu);
-    log_fields(LOG_INFO, j->st->name, NULL, -1, (log_field[]){LOG_N("leaseSeq", seq)}, 1,
-               "split lease released");
-    splitter_save(sp, j);
-}
-
-/* Terminal jobs whose lease is still held (a kill between the terminal
- * journal and the release, or a release that failed): release it now. */
-static void reconcile_leases(splitter *sp)
-{
-    for (;;) {
-        pthread_mutex_lock(&sp->mu);
-        job *due = NULL;
-        for (job *j = sp->jobs; j && !due; j = j->next)
-            if (j->load == JOB_LOADED && !j->orphaned && !j->st->dry_run &&
-                j->st->lease.state == LEASE_HELD && lease_releasable(j->st) && !j->tried)
-                due = j;
-        if (due)
-            due->tried = true;
-        bool resave = due && due->unsaved;
-        pthread_mutex_unlock(&sp->mu);
-        if (!due)
-            break;
-        if (resave)   /* the terminal journal first, then the release */
-            splitter_save(sp, due);
-        release_lease(sp, due);
-    }
-    pthread_mutex_lock(&sp->mu);
-    for (job *j = sp->jobs; j; j = j->next)
-        j->tried = false;
-    pthread_mutex_unlock(&sp->mu);
-}
-
 /* ---- running a job -------------------------------------------------------- */
 
 static split_step first_unfinished(splitter *sp, job *j)
@@ -367,6 +310,10 @@ static bool begin_step(splitter *sp, job *j, split_step step, run *r)
     }
     snprintf(r->checkpoint_id, sizeof r->checkpoint_id, "%s", j->st->checkpoint_id);
     r->replay_after_wal_id = j->st->replay_after_wal_id;
+    /* the versions Clone wrote (journalled): Verify opens each child there */
+    for (size_t i = 0; r->child_manifest_ids && i < j->st->child_count && i < r->req->child_count;
+         i++)
+        r->child_manifest_ids[i] = j->st->children[i].manifest_id;
     pthread_mutex_unlock(&sp->mu);
     return !abort;
 }
@@ -375,15 +322,12 @@ static void do_abort(run *r, job *j)
 {
     shale_close(r->db);
     r->db = NULL;
-    if (*r->checkpoint_id) {
-        shale_options o = db_opts(r->sp, parent_wal(r));
-        shale_checkpoint_delete(parent_store(r), &o, r->checkpoint_id);
-    }
+    release_checkpoint(r);
     finish(r->sp, j, PHASE_ABORTED, "AbortRequested",
            "aborted before the local WAL wipe; the parent is unchanged (its serving "
            "writer must reopen: it was fenced)");
     if (!splitter_save(r->sp, j))
-        release_lease(r->sp, j);
+        split_settle(r->sp, j, NULL);
 }
 
 static shale_status run_step(run *r, split_step step, step_result *res)
@@ -394,7 +338,6 @@ static shale_status run_step(run *r, split_step step, step_result *res)
     case STEP_WIPE_WAL: return do_wipe(r, res);
     case STEP_CLONE: return do_clone(r, res);
     case STEP_VERIFY: return do_verify(r, res);
-    case STEP_COMPLETE: return do_complete(r, res);
     default: return SHALE_OK;
     }
 }
@@ -559,6 +502,46 @@ static shale_status step_loop(splitter *sp, job *j, run *r, split_step step,
     }
 }
 
+/* The Complete step.  It has no side effect of its own that must come
+ * before the split is journalled Complete: its one action, releasing the
+ * split's checkpoint, is owed from then on (checkpointReleaseOwed) and made
+ * after the terminal write, beside the lease's release (split_settle.c).
+ * So one journal write records Verify Done (when Verify ran just before:
+ * verify_done) and Complete Done -- where there were two, "Verify Done,
+ * Complete Running" and "Complete Done" -- and the checkpoint is still
+ * released only after Verify Done is durable (a resumed Verify reads the
+ * parent at it).  A journal that an earlier agent left at Complete Running
+ * comes here too. */
+static void complete_split(splitter *sp, job *j, run *r, bool verify_done)
+{
+    failpoint("Complete.before");
+    int64_t t0 = agent_mono_ms();
+    /* The writer opened at Fence is not needed any more. */
+    shale_close(r->db);
+    r->db = NULL;
+    pthread_mutex_lock(&sp->mu);
+    split_state *s = j->st;
+    split_step_rec *rec = &s->steps[STEP_COMPLETE];
+    rec->state = STEP_DONE;
+    rec->start_ms = rec->end_ms = wall_ms();
+    s->checkpoint_owed = *s->checkpoint_id != '\0';
+    pthread_mutex_unlock(&sp->mu);
+    finish(sp, j, PHASE_COMPLETE, "SplitComplete", "every child verified");
+    shale_status rc = splitter_save(sp, j);
+    if (!rc) {
+        if (verify_done)
+            failpoint("Verify.after");
+        failpoint("Complete.after");
+    }
+    double secs = (double)(agent_mono_ms() - t0) / 1000.0;
+    if (sp->step_cb)
+        sp->step_cb(sp->step_ctx, split_step_name(STEP_COMPLETE), secs);
+    log_fields(LOG_INFO, s->name, split_step_name(STEP_COMPLETE), secs * 1000,
+               (log_field[]){LOG_S("result", "Done")}, 1, "step done");
+    if (!rc)
+        split_settle(sp, j, r);
+}
+
 static void run_job(splitter *sp, job *j)
 {
     run r;
@@ -576,15 +559,25 @@ static void run_job(splitter *sp, job *j)
     step_result res;
     memset(&res, 0, sizeof res);
     res.children = calloc(j->req->child_count, sizeof *res.children);
-    if (!res.children)
+    r.child_manifest_ids = calloc(j->req->child_count ? j->req->child_count : 1,
+                                  sizeof *r.child_manifest_ids);
+    if (!res.children || !r.child_manifest_ids) {
+        free(res.children);
+        free(r.child_manifest_ids);
         return;
+    }
     /* running_saved: this step's Running went out with the previous
      * step's Done, in one journal write. */
     bool running_saved = false;
+    bool flush_in_v1 = false;   /* version 1 has FullFlush Running too */
     async_save as;   /* the overlapped journal write, while r.pending */
     for (split_step step = first_unfinished(sp, j); step < STEP_COUNT; step++) {
         const char *sname = split_step_name(step);
         char fp[64];
+        if (step == STEP_COMPLETE) {
+            complete_split(sp, j, &r, running_saved);
+            break;
+        }
         if (!running_saved) {
             snprintf(fp, sizeof fp, "%s.before", sname);
             failpoint(fp);
@@ -597,6 +590,7 @@ static void run_job(splitter *sp, job *j)
             bool in_v1 = step == STEP_FENCE && j->fence_journalled;
             j->fence_journalled = false;
             pthread_mutex_unlock(&sp->mu);
+            flush_in_v1 = in_v1;
             if (in_v1)
                 splitter_notify(sp, j);   /* journal version 1 has Fence Running */
             else if (splitter_save(sp, j))
@@ -636,7 +630,7 @@ static void run_job(splitter *sp, job *j)
                         sizeof emsg - strlen(emsg) - 1);
             finish(sp, j, PHASE_FAILED, reason, emsg);
             if (!splitter_save(sp, j))
-                release_lease(sp, j);
+                split_settle(sp, j, NULL);
             break;
         }
         log_fields(LOG_INFO, j->st->name, sname, secs * 1000,
@@ -647,8 +641,11 @@ static void run_job(splitter *sp, job *j)
         j->st->phase = split_step_phase(step);
         pthread_mutex_unlock(&sp->mu);
         set_step(sp, j, step, STEP_DONE, *res.message ? res.message : NULL);
-        if (step == STEP_COMPLETE)
-            finish(sp, j, PHASE_COMPLETE, "SplitComplete", "every child verified");
+        if (step + 1 == STEP_COMPLETE) {
+            /* Verify's Done goes out with Complete's (complete_split) */
+            running_saved = true;
+            continue;
+        }
         /* One journal write ends this step and starts the next (each is a
          * round trip on S3): the next step is still journalled Running
          * before any of its side effects, and an abort accepted meanwhile
@@ -668,16 +665,21 @@ static void run_job(splitter *sp, job *j)
         bool overlap = next && !aborting &&
                        (step + 1 == STEP_VERIFY || step + 1 == STEP_CLONE ||
                         step + 1 == STEP_WIPE_WAL);
+        /* FullFlush after the Fence that version 1 started: journalled
+         * Running already (accept), its writer's open fences again if
+         * resumed; Fence's Done goes out with FullFlush's. */
+        bool ahead = next && !aborting && step == STEP_FENCE && flush_in_v1;
         if (overlap) {
             async_save_begin(sp, j, &as, fp);
             r.pending = &as;
+        } else if (ahead) {
+            splitter_notify(sp, j);
+            failpoint(fp);
         } else {
             if (splitter_save(sp, j) == SHALE_CONFLICT)
                 break;
             failpoint(fp);
         }
-        if (step == STEP_COMPLETE)
-            release_lease(sp, j);
         if (aborting) {
             do_abort(&r, j);
             break;
@@ -687,13 +689,14 @@ static void run_job(splitter *sp, job *j)
                        "step started");
             /* a failed write: journal Running again (an overlapped write
              * is checked when it is joined) */
-            running_saved = overlap || !j->unsaved;
+            running_saved = overlap || ahead || !j->unsaved;
         }
     }
     if (r.pending)   /* left by a break before the step ran */
         run_barrier(&r);
     split_plan_free(res.plan);
     free(res.children);
+    free(r.child_manifest_ids);
     shale_close(r.db);
     shale_manifest_view_free(r.parent_latest);
 }
@@ -719,12 +722,12 @@ void *splitter_worker(void *arg)
         bool unreadable = splitter_retry_unreadable(sp);
         if (!sp->lease_adopted)
             splitter_adopt_lease(sp);
-        reconcile_leases(sp);
+        splitter_settle_due(sp);
         pthread_mutex_lock(&sp->mu);
         pthread_cond_broadcast(&sp->cv);   /* wait_idle re-checks */
         if (!sp->loaded || unreadable) {
             /* Journals that cannot be read now: try again with backoff;
-             * meanwhile new splits are refused (splitter.c). */
+             * meanwhile new splits are refused (split_accept.c). */
             timed_wait_locked(sp, backoff_ms(sp, tries < 6 ? tries : 6));
             tries++;
             if (!sp->loaded)

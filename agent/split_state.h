@@ -95,6 +95,10 @@ typedef struct split_state {
     split_phase phase;
     char *reason, *message;        /* "" when none */
     char checkpoint_id[40];        /* "" until FullFlush */
+    bool checkpoint_owed;          /* Complete is journalled and the split's
+                                      checkpoint is still to be released (the
+                                      release follows the terminal journal
+                                      write, beside the lease's: split_run.c) */
     uint64_t replay_after_wal_id, next_wal_sst_id;
     int64_t start_ms, completion_ms;
     split_verify verify_mode;      /* SPLIT_VERIFY_DEFAULT until Verify ran */

@@ -46,25 +46,38 @@ shale_status do_fence(run *r, step_result *res)
     return ensure_writer(r);
 }
 
+static shale_status flush_barrier(void *ctx)
+{
+    shale_status rc = run_barrier(ctx);
+    return rc ? shale_error_prefix(rc, "journalling FullFlush Running") : SHALE_OK;
+}
+
+/* One upload and one parent manifest write (shale_flush_checkpoint): the
+ * memtable's SST, then the write that adds it to L0, closes the WAL gap
+ * and adds the split's checkpoint pinning that version.  The SST upload
+ * may run beside the journal write of FullFlush "Running" (when the run
+ * overlaps it, r->pending): it is invisible until the manifest write names
+ * it, and a crash before that leaves an orphan for GC, never state.  The
+ * barrier joins that journal write before the manifest write, the step's
+ * first side effect. */
 shale_status do_full_flush(run *r, step_result *res)
 {
-    splitter *sp = r->sp;
     shale_status rc = ensure_writer(r);
     if (rc)
         return rc;
-    if (*r->checkpoint_id) {
-        /* Redone after a crash: the old checkpoint may or may not exist;
-         * a new full-scope one is taken either way (nothing was written
-         * since, so it is the same state) and the old one released. */
-        shale_options o = db_opts(sp, parent_wal(r));
-        shale_checkpoint_delete(parent_store(r), &o, r->checkpoint_id);
-    }
     char name[300];
     snprintf(name, sizeof name, "split:%s", r->name);
+    /* Redone after a crash: the old checkpoint may or may not exist; a new
+     * full-scope one is taken either way (nothing was written since, so it
+     * is the same state) and the old one removed in the same write -- by
+     * its name, which is this split's: a crash after the manifest write
+     * and before the journal recorded its id leaves one the journal does
+     * not know (FullFlush.mid). */
     shale_checkpoint cp;
-    rc = shale_checkpoint_create(r->db, SHALE_CHECKPOINT_ALL, 0, name, &cp);
+    rc = shale_flush_checkpoint(r->db, 0, name, name, flush_barrier, r, &cp);
     if (rc)
         return rc;
+    failpoint("FullFlush.mid");
     if (cp.replay_after_wal_id != cp.next_wal_sst_id - 1)
         return shale_error_set(SHALE_CONFLICT,
                                "full flush left a WAL gap (replay_after_wal_id %llu, "
@@ -124,10 +137,25 @@ static void *wipe_worker(void *arg)
 
 void release_checkpoint(run *r)
 {
+    shale_options o = db_opts(r->sp, parent_wal(r));
     if (*r->checkpoint_id) {
-        shale_options o = db_opts(r->sp, parent_wal(r));
         shale_checkpoint_delete(parent_store(r), &o, r->checkpoint_id);
+        return;
     }
+    /* No id journalled.  A kill after FullFlush's manifest write and before
+     * the journal recorded its id (FullFlush.mid) leaves a checkpoint only
+     * its name ties to this split, and it never expires: find it by name.
+     * A LIST and a GET on the parent, on an abort or refusal only. */
+    char name[300];
+    snprintf(name, sizeof name, "split:%s", r->name);
+    shale_checkpoint *cps = NULL;
+    size_t n = 0;
+    if (shale_checkpoint_list(parent_store(r), &o, &cps, &n))
+        return;   /* best effort, as the delete by id: the abort stands */
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(cps[i].name, name))
+            shale_checkpoint_delete(parent_store(r), &o, cps[i].id);
+    shale_free(cps);
 }
 
 typedef struct wipe_gate {
@@ -290,29 +318,26 @@ shale_status do_clone(run *r, step_result *res)
     return rc;
 }
 
-shale_status do_complete(run *r, step_result *res)
+shale_status complete_release_checkpoint(const splitter *sp, const char *checkpoint_id,
+                                         const shale_manifest_view *latest)
 {
     /* The children pin what they reference; the split's own checkpoint is
      * no longer needed.  Redone after a crash: a checkpoint already gone is
      * fine. */
-    (void)res;
-    shale_close(r->db);
-    r->db = NULL;
-    if (*r->checkpoint_id) {
-        /* On the parent's latest version as Verify read it, when this
-         * process ran Verify (one conditional write instead of a LIST, a
-         * GET and the write): if anything wrote the parent since, the
-         * write finds its version taken and the removal is applied to the
-         * version read then (shale_checkpoint_delete_on). */
-        shale_objstore *s = NULL;
-        shale_status rc = shale_objstore_open(parent_store(r), &r->sp->o.db.store, &s);
-        if (!rc)
-            rc = shale_checkpoint_delete_on(s, r->checkpoint_id, r->parent_latest);
-        shale_objstore_close(s);
-        if (rc)
-            return shale_error_prefix(rc, "releasing the split's checkpoint %s",
-                                      r->checkpoint_id);
-    }
+    if (!checkpoint_id || !*checkpoint_id)
+        return SHALE_OK;
+    /* On the parent's latest version as Verify read it, when this process
+     * ran Verify (one conditional write instead of a LIST, a GET and the
+     * write): if anything wrote the parent since, the write finds its
+     * version taken and the removal is applied to the version read then
+     * (shale_checkpoint_delete_on). */
+    shale_objstore *s = NULL;
+    shale_status rc = shale_objstore_open(sp->store_uri, &sp->o.db.store, &s);
+    if (!rc)
+        rc = shale_checkpoint_delete_on(s, checkpoint_id, latest);
+    shale_objstore_close(s);
+    if (rc)
+        return shale_error_prefix(rc, "releasing the split's checkpoint %s", checkpoint_id);
     failpoint("Complete.mid");
     return SHALE_OK;
 }

@@ -1,11 +1,14 @@
 /*
  * splitter_int.h -- what the splitter's files share:
  *
- *   splitter.c      the service (submit/get/list/abort) and the lifecycle
+ *   splitter.c      the service (get/list/abort) and the lifecycle
+ *   split_accept.c  the service's submit: the reads, the lease, version 1
  *   split_run.c     the worker: runs a split's steps, applies their results,
  *                   retries, stalls, finishes and releases the lease
  *   split_load.c    loading journals at start and reconciling them with the
  *                   lease (resume, "cannot read now", "corrupt")
+ *   split_settle.c  what a finished split still owes: its checkpoint's and
+ *                   its lease's release, and their journal record
  *   split_steps.c   the steps themselves; verify.c the Verify step
  *
  * Locking rule: sp->mu guards the job list and every job's split_state.
@@ -48,8 +51,10 @@ typedef struct job {
     int64_t added_ms;        /* when this agent learnt of it (dry-run expiry) */
     int64_t lease_taken_ms;  /* agent_mono_ms() when this process's accept took the
                                 lease and wrote version 1 (0: not here) */
-    bool fence_journalled;   /* version 1 recorded Fence Running: the worker's
-                                first Fence needs no journal write of its own */
+    bool fence_journalled;   /* version 1 recorded Fence Running and FullFlush
+                                Running: the worker's first Fence and the
+                                FullFlush after it need no journal write of
+                                their own */
     struct job *next;
 } job;
 
@@ -102,6 +107,11 @@ typedef struct run {
     char checkpoint_id[40];
     uint64_t replay_after_wal_id;
     shale_db *db;            /* the parent, opened as writer at Fence */
+    uint64_t *child_manifest_ids; /* per child (NULL: none): the manifest
+                                     version Clone wrote (the journal's
+                                     manifestId; 0: unknown), copied from the
+                                     state by begin_step: Verify reads it by
+                                     id, no LIST (verify.c) */
     struct shale_manifest_view *parent_latest; /* the parent's latest version as Verify
                                         read it (owned; NULL: not read by this
                                         run): Complete writes on it */
@@ -143,7 +153,14 @@ shale_status do_full_flush(run *r, step_result *res);
 shale_status do_wipe(run *r, step_result *res);
 shale_status do_clone(run *r, step_result *res);
 shale_status do_verify(run *r, step_result *res);
-shale_status do_complete(run *r, step_result *res);
+/* Complete's one action, made after the split is journalled Complete
+ * (split_settle.c): removes the split's checkpoint checkpoint_id from the
+ * agent's parent store, writing on latest (the parent's latest version as
+ * Verify read it, borrowed) when given -- one conditional write instead of
+ * a LIST, a GET and the write -- else on a fresh read.  A checkpoint gone
+ * already is SHALE_OK.  Fires the failpoint "Complete.mid" after it. */
+shale_status complete_release_checkpoint(const splitter *sp, const char *checkpoint_id,
+                                         const struct shale_manifest_view *latest);
 shale_status do_plan(run *r, step_result *res);
 /* Deletes the split's checkpoint from the parent, if it took one (best
  * effort: a failure leaves it for `shale checkpoint delete`). */
@@ -179,6 +196,32 @@ job *find_locked(splitter *sp, const char *name);
 void append_locked(splitter *sp, job *j);
 /* Whether the split's lease should be released at its end. */
 bool lease_releasable(const split_state *s);
+
+/* split_settle.c */
+/* True when terminal job j still owes a release (its checkpoint, once
+ * Complete; its lease) and is this agent's to settle.  sp->mu held. */
+bool split_settle_due(const job *j);
+/* After j's terminal journal write: the releases it owes, at once, then one
+ * journal write recording them (a failure leaves them owed: the worker
+ * tries again, splitter_settle_due).  r: the run that finished it (its
+ * view of the parent), or NULL.  sp->mu not held. */
+void split_settle(splitter *sp, job *j, const run *r);
+/* Settles every terminal job that still owes something (a kill between
+ * the terminal journal and the releases, or a release that failed). */
+void splitter_settle_due(splitter *sp);
+
+/* splitter.c, shared with split_accept.c (sp->mu as each says) */
+int64_t splitter_clock_now(const splitter *sp);
+/* Drops finished dry runs beyond the count and age bounds; sp->mu held. */
+void expire_dry_runs_locked(splitter *sp);
+/* Re-reads a job another agent drives from its journal; sp->mu not held. */
+void refresh_remote(splitter *sp, job *j);
+/* j's status document (malloc'd); sp->mu not held. */
+shale_status status_of(splitter *sp, job *j, char **out);
+
+/* split_accept.c: the service's submit (splitter.h). */
+shale_status splitter_svc_submit(split_service *svc, const split_request *req, bool *created,
+                                 char **status_json);
 
 /* Log helpers (split_run.c). */
 void log_refusal(splitter *sp, const char *split, shale_status rc, const char *why);

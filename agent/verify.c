@@ -18,9 +18,10 @@
  *               object present with its recorded size), its pins in every
  *               store it references, and reads through the child's own
  *               read path: a window of keys and values at its range start
- *               and at sample points inside every referenced SST, each
- *               compared with the parent's.  Its cost grows with the
- *               number of SSTs, not with their bytes.
+ *               and at SPAN_SAMPLES points over its key span, each
+ *               compared with the parent's.  A fixed number of windows per
+ *               child: what it reads does not grow with the shard, only
+ *               its HEADs (one per referenced object) do.
  *
  * Both are read-only and may be redone after a crash.  A mismatch is
  * SHALE_CORRUPT and sets step_result.mismatch (the splitter fails the split
@@ -30,7 +31,6 @@
  */
 #include "verify.h"
 #include "shale_admin.h"
-#include "verify_open.h"
 #include "verify_int.h"
 #include "agent_util.h"
 
@@ -159,13 +159,16 @@ shale_status verify_compare(shale_reader *parent, shale_reader *child, const spl
 
 /* Two phases, each on a pool of up to VERIFY_THREADS threads (the work is
  * round trips to the store, not CPU: the pool is sized for the store's
- * parallelism, not the cores).  Phase 1, per child: open its reader and
- * check its manifest (references) or that it is initialized (full, whose
- * walk then runs in verify_full.c).  Phase 2 (references), per task: every
- * HEAD and every sampled window of every child at once, so the critical
- * path is one child's manifest checks and one window, whatever the number
- * of children and SSTs. */
-#define VERIFY_THREADS 64
+ * parallelism, not the cores).  Phase 1, per child: open its reader (at
+ * the version Clone wrote, by id) and probe that it is the latest
+ * (references), or check that it is initialized (full, whose walk then
+ * runs in verify_full.c); the parent's reader at the checkpoint beside
+ * them, and the parent's latest version on a thread of its own until the
+ * pins are checked.  Phase 2 (references), per task: every HEAD and every
+ * sampled window of every child at once, each window's levels prefetched
+ * at once, so the critical path is one manifest read, a window's SST open,
+ * index partition and blocks, whatever the number of children and SSTs. */
+#define VERIFY_THREADS 128
 
 typedef struct verify_job {
     const verify_ctx *v;
@@ -180,119 +183,197 @@ typedef struct verify_job {
     shale_objlist *wals;             /* per child (references): its WAL store's
                                         listing, made in phase 1 */
     shale_status *wal_rcs;           /* per child: that listing's answer */
+    uint64_t *ids;                   /* per child: the version Clone wrote (0: unknown) */
+    bool *at_id;                     /* per child: its reader stands on ids[i] */
+    bool *newer;                     /* per child: a version after ids[i] exists
+                                        (or could not be ruled out) */
     const vtask *tasks;              /* phase 2 */
-    _Atomic bool *opened;            /* phase 2, per task: a first window done */
-    _Atomic size_t *firsts_left;     /* phase 2, per child: first windows not done */
-    pthread_mutex_t wait_mu;         /* with wait_cv: a later window waits for */
-    pthread_cond_t wait_cv;          /*   its SST's first window */
-    size_t *order;                   /* phase 2: indexes into tasks */
     shale_status *rcs;               /* per item */
     char (*msgs)[512];               /* per item: shale_errmsg() is per thread */
 } verify_job;
 
-static shale_status load_parent_versions(verify_ctx *v);
-
-static shale_status open_child(verify_job *w, size_t i)
+/* Child i's reader: at the manifest version Clone wrote, by one GET, when
+ * the run knows it (r->child_manifest_ids); else at its latest (a LIST
+ * and a GET).  A known version that cannot be read there (gone, or a
+ * read error) is not a verdict: the latest is opened instead, and the
+ * child's checks are those of an unknown id (at_id false). */
+static shale_status open_child_reader(verify_job *w, size_t i)
 {
     const verify_ctx *v = w->v;
     const split_child *c = &v->r->req->children[i];
     shale_options co = db_opts(v->r->sp, c->wal_store);
     co.block_cache = v->cache;
     shale_reader *child = NULL;
-    shale_status rc = shale_reader_open(c->store, &co, NULL, &child);
+    shale_status rc = SHALE_NOT_FOUND;
+    w->at_id[i] = false;
+    if (w->ids[i] && !(rc = shale_reader_open_version(c->store, &co, w->ids[i], &child)))
+        w->at_id[i] = true;
+    if (rc)
+        rc = shale_reader_open(c->store, &co, NULL, &child);
     if (rc)
         return shale_error_prefix(rc, "verify: opening child %s", c->name);
     w->readers[i] = child;
+    return SHALE_OK;
+}
+
+static shale_status open_child(verify_job *w, size_t i)
+{
+    const verify_ctx *v = w->v;
+    const split_child *c = &v->r->req->children[i];
+    shale_status rc = open_child_reader(w, i);
+    if (rc)
+        return rc;
     shale_db_info info;
-    rc = shale_reader_info(child, &info);
+    rc = shale_reader_info(w->readers[i], &info);
     if (!rc && !info.initialized)
         rc = shale_error_set(SHALE_CORRUPT, "verify: child %s is not initialized", c->name);
     if (!rc && v->mode == SPLIT_VERIFY_REFERENCES)
-        rc = refs_child_manifest(v, c, child, &w->cms[i]);
+        rc = refs_child_manifest(v, c, w->readers[i], &w->cms[i]);
     return rc;
 }
 
-/* Phase 1, item i: 0 opens the parent's reader at the checkpoint, 1 loads
- * the parent's versions, then 2+k opens child k's reader and (references)
- * 2+n+k lists child k's WAL store.  All independent: the phase costs the
- * slowest of them. */
+/* Probe item of child k (references): with its manifest id known, a HEAD
+ * of the version after it, which must not exist (versions are written
+ * put-if-absent at the next id: then the version read is the child's
+ * latest, and no writer has opened the child -- a writer's open writes a
+ * version before any WAL object, db_open.c -- so its WAL store need not
+ * be listed); else its WAL store's listing.  Neither needs the manifest:
+ * both run beside the reader's open. */
+static void probe_child(verify_job *w, size_t k)
+{
+    const verify_ctx *v = w->v;
+    const split_child *c = &v->r->req->children[k];
+    if (w->ids[k]) {
+        shale_objstore *s = NULL;
+        char key[SHALE_KEY_MAX];
+        shale_manifest_key(w->ids[k] + 1, key, sizeof key);
+        shale_status rc = shale_objstore_open(c->store, &v->r->sp->o.db.store, &s);
+        if (!rc)
+            rc = shale_objstore_head(s, key, NULL, NULL);
+        shale_objstore_close(s);
+        w->newer[k] = rc != SHALE_NOT_FOUND;   /* found, or not known: the slow way */
+        return;
+    }
+    shale_objstore *ws = NULL;
+    shale_status rc = shale_objstore_open(refs_request_wal(c), &v->r->sp->o.db.store, &ws);
+    if (!rc)
+        rc = shale_objstore_list_all(ws, SHALE_WAL_DIR, &w->wals[k]);
+    shale_objstore_close(ws);
+    w->wal_rcs[k] = rc;   /* a failed listing is made again by check_child_wal */
+}
+
+/* The parent's reader at the split's checkpoint.  The writer Fence opened
+ * (r->db, this process) stands on the version its checkpoint wrote, or a
+ * later one of its own: that version is read by one GET, and if it holds
+ * the checkpoint pinning that very version, it is the checkpoint's (a
+ * checkpoint pins the version that records it, and a record never moves);
+ * if it names another version, that one is read.  Otherwise (a resumed
+ * run has no writer) the reader finds the checkpoint in the latest
+ * version, as before: a LIST and two GETs.  check_pinned() holds the
+ * version read to the latest's record either way. */
+static shale_status open_parent(verify_ctx *v)
+{
+    shale_options po = db_opts(v->r->sp, parent_wal(v->r));
+    po.block_cache = v->cache;
+    const char *uri = parent_store(v->r);
+    shale_db_info info;
+    uint64_t at = v->r->db && !shale_db_info_get(v->r->db, &info) ? info.manifest_id : 0;
+    for (int tries = 0; at && tries < 2; tries++) {
+        shale_reader *p = NULL;
+        shale_manifest_view *m = NULL;
+        if (shale_reader_open_version(uri, &po, at, &p) || shale_reader_manifest_view(p, &m)) {
+            shale_reader_close(p);
+            break;
+        }
+        const shale_manifest_checkpoint *cp = shale_manifest_view_checkpoint(m, v->cp);
+        uint64_t pin = cp ? cp->manifest_id : 0;
+        shale_manifest_view_free(m);
+        if (pin == at) {
+            v->parent = p;
+            return SHALE_OK;
+        }
+        shale_reader_close(p);
+        at = pin;
+    }
+    shale_status rc = shale_reader_open(uri, &po, v->cp, &v->parent);
+    return rc ? shale_error_prefix(rc, "verify: opening the parent at checkpoint %s", v->cp)
+              : SHALE_OK;
+}
+
+/* Phase 1, item i: 0 opens the parent's reader at the checkpoint, 1+k
+ * opens child k's reader and (references) 1+n+k probes child k
+ * (probe_child).  All independent: the phase costs the slowest of them. */
 static shale_status verify_open(verify_job *w, size_t i)
 {
     verify_ctx *v = w->vm;
-    if (i == 0) {
-        shale_options po = db_opts(v->r->sp, parent_wal(v->r));
-        po.block_cache = v->cache;
-        shale_status rc = shale_reader_open(parent_store(v->r), &po, v->cp, &v->parent);
-        return rc ? shale_error_prefix(rc, "verify: opening the parent at checkpoint %s", v->cp)
-                  : SHALE_OK;
-    }
-    /* The full mode loads them too (beside its readers' opens): Complete
-     * writes on the latest (do_complete). */
-    if (i == 1)
-        return load_parent_versions(v);
+    if (i == 0)
+        return open_parent(v);
     size_t n = v->r->req->child_count;
-    if (i >= 2 + n) {
-        /* The child's WAL listing, beside its reader's open (it needs no
-         * manifest to be made; it is judged against the manifest after). */
-        const split_child *c = &v->r->req->children[i - 2 - n];
-        shale_objstore *ws = NULL;
-        shale_status rc = shale_objstore_open(refs_request_wal(c), &v->r->sp->o.db.store, &ws);
-        if (!rc)
-            rc = shale_objstore_list_all(ws, SHALE_WAL_DIR, &w->wals[i - 2 - n]);
-        shale_objstore_close(ws);
-        w->wal_rcs[i - 2 - n] = rc;
-        return SHALE_OK;   /* a failed listing is made again by check_child_wal */
+    if (i >= 1 + n) {
+        probe_child(w, i - 1 - n);
+        return SHALE_OK;
     }
-    return open_child(w, i - 2);
+    return open_child(w, i - 1);
 }
 
-/* A later window waits until its SST's first window has opened the SST
- * in the parent's reader and the child's (the range-start window: every
- * first window of its child), so it finds the SST open instead of opening
- * it a second time; it does not wait for the other SSTs' windows.  The
- * first windows are queued before every later one, so what is waited for
- * is already running. */
-static void wait_opened(verify_job *w, const vtask *t)
+/* Child i read at a known version that is not (or not shown to be) its
+ * latest: something wrote the child after the clone.  Its checks are made
+ * on its latest version, with its WAL store listed, as for an unknown id:
+ * what changed is found and named there. */
+static shale_status reopen_child_latest(verify_job *w, size_t i)
 {
-    /* Still waited for when open_all() opened every SST: the first window
-     * then only reads blocks, and a later one finds the blocks it shares
-     * with it in the cache.  Not waiting saved a round trip or two at most
-     * and read about 40 % more blocks (two windows that miss one block
-     * both read it: docs/benchmarks.md). */
-    pthread_mutex_lock(&w->wait_mu);
-    while (!atomic_load(&w->failed) &&
-           (t->opener >= 0 ? !atomic_load(&w->opened[t->opener]) ||
-                                 (t->opener2 >= 0 && !atomic_load(&w->opened[t->opener2]))
-                           : atomic_load(&w->firsts_left[t->child]) > 0))
-        pthread_cond_wait(&w->wait_cv, &w->wait_mu);
-    pthread_mutex_unlock(&w->wait_mu);
+    shale_reader_close(w->readers[i]);
+    w->readers[i] = NULL;
+    shale_manifest_view_free(w->cms[i]);
+    w->cms[i] = NULL;
+    uint64_t id = w->ids[i];
+    w->ids[i] = 0;
+    shale_status rc = open_child(w, i);
+    w->ids[i] = id;
+    return rc;
 }
 
-static void mark_opened(verify_job *w, size_t ti, const vtask *t)
+/* A window: the parent's levels prefetched at once from the window's
+ * start (shale_reader_prefetch: one level's round trips, not their sum),
+ * then the parent's range and the child's compared -- the child's
+ * SSTs are the parent's objects, so both scans find their blocks in the
+ * shared cache.  A failed prefetch is no verdict: the scans read what
+ * they lack and report it. */
+static shale_status verify_window(verify_job *w, const vtask *t)
 {
-    pthread_mutex_lock(&w->wait_mu);
-    atomic_store(&w->opened[ti], true);
-    atomic_fetch_sub(&w->firsts_left[t->child], 1);
-    pthread_cond_broadcast(&w->wait_cv);
-    pthread_mutex_unlock(&w->wait_mu);
+    const split_child *c = &w->v->r->req->children[t->child];
+    const void *from = t->at_mid ? t->mid : t->from;
+    size_t from_len = from ? t->from_len : 0;
+    const void *pk = from ? from : c->start;
+    size_t pkl = from ? from_len : c->start_len;
+    if (from && c->start && key_cmp(from, from_len, c->start, c->start_len) < 0) {
+        pk = c->start;
+        pkl = c->start_len;
+    }
+    /* WINDOW + 2 entries a level: the compare's last next() reads one
+     * past the window, and a level the merge has not consumed holds its
+     * next entry loaded. */
+    (void)shale_reader_prefetch(w->v->parent, pk, pk ? pkl : 0, WINDOW + 2);
+    uint64_t n = 0;
+    shale_status rc = verify_compare(w->v->parent, w->readers[t->child], c, from, from_len,
+                                     NULL, 0, WINDOW, false, &n);
+    if (!rc && t->end_of >= 0) {
+        /* The end window of the child that ends where this one starts:
+         * the blocks there are the ones just read. */
+        const split_child *e = &w->v->r->req->children[t->end_of];
+        rc = verify_compare(w->v->parent, w->readers[t->end_of], e, e->end, e->end_len, NULL,
+                            0, WINDOW, false, &n);
+    }
+    return rc;
 }
 
 static shale_status verify_task(verify_job *w, size_t i)
 {
-    size_t ti = w->order[i];
-    const vtask *t = &w->tasks[ti];
-    const split_child *c = &w->v->r->req->children[t->child];
+    const vtask *t = &w->tasks[i];
     if (t->head)
-        return refs_check_object(w->v, c, w->cms[t->child], t->head);
-    if (!t->first)
-        wait_opened(w, t);
-    uint64_t n = 0;
-    shale_status rc = verify_compare(w->v->parent, w->readers[t->child], c,
-                                     t->at_mid ? t->mid : t->from, t->from_len, NULL, 0, WINDOW,
-                                     t->first || !t->from, &n);
-    if (t->first)
-        mark_opened(w, ti, t);   /* also on failure: nobody waits forever */
-    return rc;
+        return refs_check_object(w->v, &w->v->r->req->children[t->child], w->cms[t->child],
+                                 t->head);
+    return verify_window(w, t);
 }
 
 static void *verify_worker(void *arg)
@@ -305,14 +386,8 @@ static void *verify_worker(void *arg)
             /* Phase 2 goes on past a read error, so that a mismatch found
              * by another task (a missing object's HEAD) is reported as
              * one, never hidden behind a retryable error. */
-            if (w->phase != 2 || w->rcs[i] == SHALE_CORRUPT) {
+            if (w->phase != 2 || w->rcs[i] == SHALE_CORRUPT)
                 atomic_store(&w->failed, true);
-                if (w->phase == 2) {   /* waiting windows give up */
-                    pthread_mutex_lock(&w->wait_mu);
-                    pthread_cond_broadcast(&w->wait_cv);
-                    pthread_mutex_unlock(&w->wait_mu);
-                }
-            }
         }
     }
     return NULL;
@@ -348,31 +423,66 @@ static shale_status verify_phase(verify_job *w, int phase, size_t n)
     return SHALE_OK;
 }
 
-/* The parent's versions Verify compares against: the one the split's
- * checkpoint pins, and the latest (which holds the children's pins). */
-static shale_status load_parent_versions(verify_ctx *v)
+/* The parent's latest version (which holds the children's pins; Complete
+ * writes on it): a LIST and a GET, on a thread of its own from the step's
+ * start until the pins are checked, so neither is on the step's path.
+ * The version the checkpoint pins is the parent reader's own (not read
+ * twice). */
+typedef struct latest_load {
+    verify_ctx *v;
+    shale_status rc;
+    char msg[512];
+    pthread_t th;
+    bool threaded, joined;
+} latest_load;
+
+static void *latest_run(void *arg)
 {
+    latest_load *l = arg;
+    verify_ctx *v = l->v;
     shale_objstore *s = NULL;
     shale_status rc = shale_objstore_open(parent_store(v->r), &v->r->sp->o.db.store, &s);
     if (!rc)
         rc = shale_manifest_view_load(s, 0, &v->latest);
-    const shale_manifest_checkpoint *cp = rc ? NULL : shale_manifest_view_checkpoint(v->latest,
-                                                                                     v->cp);
-    if (!rc && !cp)
+    if (!rc && !shale_manifest_view_checkpoint(v->latest, v->cp))
         rc = shale_error_set(SHALE_NOT_FOUND, "verify: the parent has no checkpoint %s", v->cp);
-    if (!rc)
-        rc = shale_manifest_view_load(s, cp->manifest_id, &v->pinned);
     shale_objstore_close(s);
-    return rc;
+    if ((l->rc = rc))
+        snprintf(l->msg, sizeof l->msg, "%s", shale_errmsg());
+    return NULL;
 }
 
-/* Every SST each reader will touch opened at once, before the windows
- * (verify_open.h). */
-static shale_status open_all(verify_job *w, size_t n)
+static void latest_start(latest_load *l, verify_ctx *v)
 {
-    return verify_open_ssts(w->v->parent, w->v->pinned, w->readers,
-                            (const shale_manifest_view *const *)w->cms,
-                            n);
+    memset(l, 0, sizeof *l);
+    l->v = v;
+    l->threaded = !pthread_create(&l->th, NULL, latest_run, l);
+}
+
+/* Joins the load (made here if no thread could be started); once. */
+static shale_status latest_join(latest_load *l)
+{
+    if (l->joined)
+        return l->rc ? shale_error_set(l->rc, "%s", l->msg) : SHALE_OK;
+    l->joined = true;
+    if (l->threaded)
+        pthread_join(l->th, NULL);
+    else
+        latest_run(l);
+    return l->rc ? shale_error_set(l->rc, "%s", l->msg) : SHALE_OK;
+}
+
+/* The version the parent's reader stands on must be the one the latest
+ * version's record of the checkpoint pins. */
+static shale_status check_pinned(const verify_ctx *v)
+{
+    const shale_manifest_checkpoint *cp = shale_manifest_view_checkpoint(v->latest, v->cp);
+    if (!cp || cp->manifest_id != v->pinned->id)
+        return shale_error_set(SHALE_CORRUPT, "verify: the parent's checkpoint %s pins version "
+                                              "%llu; its reader stands on %llu", v->cp,
+                               cp ? (unsigned long long)cp->manifest_id : 0ull,
+                               (unsigned long long)v->pinned->id);
+    return SHALE_OK;
 }
 
 /* The children's ranges were
@@ -402,18 +512,25 @@ shale_status do_verify(run *r, step_result *res_out)
     size_t n = q->child_count;
     verify_job w;
     memset(&w, 0, sizeof w);
-    pthread_mutex_init(&w.wait_mu, NULL);
-    pthread_cond_init(&w.wait_cv, NULL);
     w.v = w.vm = &v;
+    /* The full mode loads it too (beside its readers' opens): Complete
+     * writes on the latest (do_complete). */
+    latest_load ll;
+    latest_start(&ll, &v);
     child_result *res = w.res = calloc(n ? n : 1, sizeof *res);
     w.readers = calloc(n ? n : 1, sizeof *w.readers);
     w.cms = calloc(n ? n : 1, sizeof *w.cms);
+    w.ids = calloc(n ? n : 1, sizeof *w.ids);
+    w.at_id = calloc(n ? n : 1, sizeof *w.at_id);
+    w.newer = calloc(n ? n : 1, sizeof *w.newer);
     vtask *tasks = NULL;
     size_t ntasks = 0, cap = 0;
-    if (!res || !w.readers || !w.cms) {
+    if (!res || !w.readers || !w.cms || !w.ids || !w.at_id || !w.newer) {
         rc = AGENT_OOM();
         goto out;
     }
+    for (size_t i = 0; r->child_manifest_ids && i < n; i++)
+        w.ids[i] = r->child_manifest_ids[i];
     bool refs = mode == SPLIT_VERIFY_REFERENCES;
     if (refs) {
         w.wals = calloc(n ? n : 1, sizeof *w.wals);
@@ -425,67 +542,59 @@ shale_status do_verify(run *r, step_result *res_out)
         for (size_t i = 0; i < n; i++)
             w.wal_rcs[i] = SHALE_IO;   /* not listed (yet) */
     }
-    rc = verify_phase(&w, 1, 2 + (refs ? 2 * n : n));
+    rc = verify_phase(&w, 1, 1 + (refs ? 2 * n : n));
+    if (!rc)
+        rc = shale_reader_manifest_view(v.parent, &v.pinned);
     for (size_t i = 0; !rc && refs && i < n; i++) {
         const split_child *c = &q->children[i];
+        if (w.at_id[i] && !w.newer[i]) {
+            /* The version Clone wrote, still the latest (probe_child):
+             * nothing to list. */
+            rc = refs_check_child_replay(c, w.cms[i]);
+            continue;
+        }
+        if (w.at_id[i] && (rc = reopen_child_latest(&w, i)))
+            break;
         const char *cw = w.cms[i]->wal_store_uri ? w.cms[i]->wal_store_uri : c->store;
-        bool same = !w.wal_rcs[i] && !strcmp(cw, refs_request_wal(c));
+        bool same = !w.ids[i] && !w.wal_rcs[i] && !strcmp(cw, refs_request_wal(c));
         rc = refs_check_child_wal(&v, c, w.cms[i], same ? &w.wals[i] : NULL);
     }
-    for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
+    for (size_t i = 0; !rc && refs && i < n; i++)
         rc = refs_check_manifest(&v, &q->children[i], w.cms[i], &res[i]);
     size_t pieces = 0, walkers = 0;
     if (!rc && mode == SPLIT_VERIFY_FULL) {
         /* In pieces with readers of their own (verify_full.c): the phase 1
          * readers stay as they are, holding no SST. */
-        shale_manifest_view *pm = NULL;
         uint64_t *keys = calloc(n ? n : 1, sizeof *keys);
-        rc = keys ? shale_reader_manifest_view(v.parent, &pm) : AGENT_OOM();
-        if (!rc)
-            rc = verify_full_walk(r, v.cache, pm, keys, &pieces, &walkers);
+        rc = keys ? verify_full_walk(r, v.cache, v.pinned, keys, &pieces, &walkers)
+                  : AGENT_OOM();
         for (size_t i = 0; !rc && i < n; i++)
             res[i].keys = keys[i];
-        shale_manifest_view_free(pm);
         free(keys);
     }
-    for (size_t i = 0; !rc && mode == SPLIT_VERIFY_REFERENCES && i < n; i++)
-        rc = refs_add_tasks(i, w.cms[i], &tasks, &ntasks, &cap);
-    if (!rc && mode == SPLIT_VERIFY_REFERENCES) {
-        /* Phase 2: the HEADs and each SST's first window, which open every
-         * SST once in the parent's reader and the child's, queued first;
-         * then every other window, each of which waits for its own SST's
-         * first window (concurrent first opens of one SST would each read
-         * its index and filter) but not for the other SSTs' (a round
-         * barrier made every later window wait for the slowest open). */
+    for (size_t i = 0; !rc && refs && i < n; i++)
+        rc = refs_add_tasks(i, w.cms[i], &q->children[i], &tasks, &ntasks, &cap);
+    if (!rc && refs)
+        ntasks = refs_fold_end_windows(q, tasks, ntasks);
+    if (!rc && refs) {
+        /* Phase 2: every HEAD and every window of every child at once. */
         w.tasks = tasks;
-        w.order = calloc(ntasks ? ntasks : 1, sizeof *w.order);
-        w.opened = calloc(ntasks ? ntasks : 1, sizeof *w.opened);
-        w.firsts_left = calloc(n ? n : 1, sizeof *w.firsts_left);
-        size_t k = 0;
-        if (!w.order || !w.opened || !w.firsts_left)
-            rc = AGENT_OOM();
-        for (size_t i = 0; !rc && i < ntasks; i++)
-            if (tasks[i].first)
-                w.firsts_left[tasks[i].child]++;
-        for (size_t i = 0; !rc && i < ntasks; i++)
-            if (tasks[i].head || tasks[i].first)
-                w.order[k++] = i;
-        for (size_t i = 0; !rc && i < ntasks; i++)
-            if (!tasks[i].head && !tasks[i].first)
-                w.order[k++] = i;
-        /* Every SST opened at once first (open_all); a failure there is
-         * not a verdict: the windows open what is left themselves. */
-        if (!rc)
-            (void)open_all(&w, n);
-        if (!rc)
-            rc = verify_phase(&w, 2, ntasks);
-        free(w.order);
-        free(w.opened);
-        free(w.firsts_left);
-        for (size_t i = 0; i < ntasks; i++)
+        rc = verify_phase(&w, 2, ntasks);
+        for (size_t i = 0; i < ntasks; i++) {
             if (!tasks[i].head)
                 res[tasks[i].child].windows++;
+            if (tasks[i].end_of >= 0)
+                res[tasks[i].end_of].windows++;
+        }
     }
+    /* The pins (and the checkpoint's record) need the latest version. */
+    shale_status lrc = latest_join(&ll);
+    if (!rc)
+        rc = lrc;
+    if (!rc)
+        rc = check_pinned(&v);
+    for (size_t i = 0; !rc && refs && i < n; i++)
+        rc = refs_check_pins(&v, &q->children[i], w.cms[i]);
     res_out->mismatch = rc == SHALE_CORRUPT;
     uint64_t keys = 0, ssts = 0, windows = 0;
     for (size_t i = 0; i < n && !rc; i++) {
@@ -507,6 +616,8 @@ shale_status do_verify(run *r, step_result *res_out)
                               "%d keys read back equal", n, (unsigned long long)ssts,
                  (unsigned long long)windows, WINDOW);
 out:
+    if (!ll.joined && ll.threaded)   /* left early: the thread must end first */
+        pthread_join(ll.th, NULL);
     for (size_t i = 0; i < n; i++) {
         if (w.readers)
             shale_reader_close(w.readers[i]);
@@ -520,6 +631,9 @@ out:
             shale_objlist_free(&w.wals[i]);
     free(w.wals);
     free(w.wal_rcs);
+    free(w.ids);
+    free(w.at_id);
+    free(w.newer);
     free(w.rcs);
     free(w.msgs);
     free(tasks);
@@ -532,7 +646,5 @@ out:
         shale_manifest_view_free(v.latest);
     shale_reader_close(v.parent);
     shale_cache_free(v.cache);   /* after every reader that uses it */
-    pthread_mutex_destroy(&w.wait_mu);
-    pthread_cond_destroy(&w.wait_cv);
     return rc;
 }

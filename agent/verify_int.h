@@ -10,7 +10,10 @@
 #include "shale_admin.h"
 
 #define WINDOW 16          /* keys compared per sampled window */
-#define INNER_SAMPLES 3    /* sample points inside each referenced SST */
+/* Windows per child inside its key span, besides the one at its range
+ * start: a fixed number, whatever the number of SSTs the child references
+ * (a references split's reads do not grow with the shard). */
+#define SPAN_SAMPLES 3
 
 static inline int key_cmp(const void *a, size_t al, const void *b, size_t bl)
 {
@@ -36,22 +39,20 @@ typedef struct child_result {
 
 /* One unit of Verify's second phase: a HEAD of a referenced object, or a
  * window of keys read through the child's read path against the parent's
- * (at the range start, and at the first key, the last key and points
- * inside every SST the child references). */
+ * (at the range start, at SPAN_SAMPLES points spread over the child's
+ * key span, and at its range end, where the child must serve nothing). */
 typedef struct vtask {
     size_t child;
     const shale_manifest_sst *head;  /* non-NULL: HEAD this object */
-    const void *from;                /* window start (NULL: the range start) */
-    size_t from_len;
-    bool at_mid;                     /* the window starts at mid (the array
-                                        moves while it grows: no pointer) */
-    bool first;                      /* the SST's first window: opens it */
-    long opener;                     /* a later window of an SST: the index of
-                                        that SST's first window, which it
-                                        waits for (-1: none) */
-    long opener2;                    /* the window at an SST's last key reads
-                                        on into the next SST of its run: that
-                                        one's first window too (-1: none) */
+    bool at_mid;                     /* the window starts at mid, else at
+                                        from (NULL: the range start) */
+    const void *from;                /* the child's range end (borrowed from
+                                        the request), or NULL */
+    size_t from_len;                 /* of mid or from */
+    long end_of;                     /* a range-start window: also the end
+                                        window of this child, whose range
+                                        ends where this one's starts (one
+                                        prefetch for both; -1: none) */
     uint8_t mid[64 + 8];
 } vtask;
 
@@ -60,14 +61,31 @@ typedef struct vtask {
 shale_status refs_check_object(const verify_ctx *v, const split_child *c,
                                const shale_manifest_view *cm,
                                const shale_manifest_sst *h);
+/* The child's manifest records no WAL to replay (the split's full flush
+ * left none).  With refs_check_child_wal's listing, or alone where the
+ * child's manifest is known to be its latest version (verify.c: a writer
+ * writes a manifest version before any WAL object). */
+shale_status refs_check_child_replay(const split_child *c, const shale_manifest_view *cm);
 shale_status refs_check_child_wal(const verify_ctx *v, const split_child *c,
                                   const shale_manifest_view *cm, const shale_objlist *listed);
 const char *refs_request_wal(const split_child *c);
-shale_status refs_add_tasks(size_t ci, const shale_manifest_view *cm, vtask **t, size_t *n,
-                            size_t *cap);
+/* Appends child ci's tasks to *t: a HEAD per referenced object not yet
+ * HEADed for another child, the window at its range start, the one at its
+ * range end and SPAN_SAMPLES windows inside its key span. */
+shale_status refs_add_tasks(size_t ci, const shale_manifest_view *cm, const split_child *c,
+                            vtask **t, size_t *n, size_t *cap);
 shale_status refs_child_manifest(const verify_ctx *v, const split_child *c,
                                  shale_reader *child, shale_manifest_view **out);
+/* Folds each child's range-end window into the range-start window of the
+ * child whose range starts there (one prefetch of those blocks, one task:
+ * the two windows read the same blocks); returns the tasks left. */
+size_t refs_fold_end_windows(const split_request *q, vtask *t, size_t n);
+/* Origin, range and references, against the parent's pinned version (no
+ * request). */
 shale_status refs_check_manifest(const verify_ctx *v, const split_child *c,
                                  const shale_manifest_view *cm, child_result *res);
+/* The child's pins, against the parent's latest version (v->latest). */
+shale_status refs_check_pins(const verify_ctx *v, const split_child *c,
+                             const shale_manifest_view *cm);
 
 #endif

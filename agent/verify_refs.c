@@ -192,15 +192,31 @@ static shale_status sst_parent(const split_child *c, const shale_manifest_view *
     return SHALE_OK;
 }
 
-/* A referenced object exists with its recorded size: one HEAD. */
+/* Every SST the child references lives in one of its recorded parents
+ * (no request). */
+static shale_status check_parents(const split_child *c, const shale_manifest_view *cm)
+{
+    for (size_t l = 0; l <= cm->run_count; l++) {
+        const shale_manifest_sst *h = l == 0 ? cm->l0 : cm->runs[l - 1].ssts;
+        size_t cnt = l == 0 ? cm->l0_count : cm->runs[l - 1].count;
+        for (size_t k = 0; k < cnt; k++) {
+            size_t i;
+            shale_status rc = sst_parent(c, cm, &h[k], &i);
+            if (rc)
+                return rc;
+        }
+    }
+    return SHALE_OK;
+}
+
+/* A referenced object exists with its recorded size: one HEAD (once per
+ * object, for the first child that references it: refs_add_tasks). */
 shale_status refs_check_object(const verify_ctx *v, const split_child *c,
                                const shale_manifest_view *cm,
                                const shale_manifest_sst *h)
 {
-    size_t i;
-    shale_status rc = sst_parent(c, cm, h, &i);
-    if (rc)
-        return rc;
+    (void)cm;
+    shale_status rc = SHALE_OK;
     shale_objstore *s = NULL;
     if ((rc = shale_objstore_open(h->store_uri, &v->r->sp->o.db.store, &s)))
         return rc;
@@ -220,9 +236,8 @@ shale_status refs_check_object(const verify_ctx *v, const split_child *c,
     return rc;
 }
 
-/* No WAL to replay, and nothing written to the child's WAL since the clone. */
-shale_status refs_check_child_wal(const verify_ctx *v, const split_child *c,
-                                  const shale_manifest_view *cm, const shale_objlist *listed)
+/* verify_int.h */
+shale_status refs_check_child_replay(const split_child *c, const shale_manifest_view *cm)
 {
     if (cm->replay_after_wal_id + 1 != cm->next_wal_sst_id)
         return shale_error_set(SHALE_CORRUPT,
@@ -231,6 +246,16 @@ shale_status refs_check_child_wal(const verify_ctx *v, const split_child *c,
                                "the child since the clone", c->name,
                                (unsigned long long)cm->replay_after_wal_id + 1,
                                (unsigned long long)cm->next_wal_sst_id - 1);
+    return SHALE_OK;
+}
+
+/* No WAL to replay, and nothing written to the child's WAL since the clone. */
+shale_status refs_check_child_wal(const verify_ctx *v, const split_child *c,
+                                  const shale_manifest_view *cm, const shale_objlist *listed)
+{
+    shale_status rc0 = refs_check_child_replay(c, cm);
+    if (rc0)
+        return rc0;
     const char *wal = cm->wal_store_uri ? cm->wal_store_uri : c->store;
     char after[SHALE_KEY_MAX];
     shale_wal_key(cm->replay_after_wal_id, after, sizeof after);
@@ -267,11 +292,11 @@ const char *refs_request_wal(const split_child *c)
     return c->wal_store ? c->wal_store : c->store;
 }
 
-/* A key at fraction num/4 between a and b (b > a), by their first bytes
+/* A key at fraction num/den between a and b (b > a), by their first bytes
  * after the common prefix read as a big-endian number: a seek target, not
  * necessarily a key that exists. */
 static size_t between(const uint8_t *a, size_t al, const uint8_t *b, size_t bl, int num,
-                      uint8_t *out, size_t cap)
+                      int den, uint8_t *out, size_t cap)
 {
     size_t p = 0;
     while (p < al && p < bl && a[p] == b[p] && p + 8 < cap)
@@ -281,69 +306,130 @@ static size_t between(const uint8_t *a, size_t al, const uint8_t *b, size_t bl, 
         x = (x << 8) | (p + i < al ? a[p + i] : 0);
         y = (y << 8) | (p + i < bl ? b[p + i] : 0);
     }
-    uint64_t m = x + ((y - x) / 4) * (uint64_t)num;
+    uint64_t m = x + ((y - x) / (uint64_t)den) * (uint64_t)num;
     memcpy(out, a, p);
     for (size_t i = 0; i < 8; i++)
         out[p + i] = (uint8_t)(m >> (56 - 8 * i));
     return p + 8;
 }
 
-
-/* Appends the tasks of child ci (its manifest cm) to *t. */
-shale_status refs_add_tasks(size_t ci, const shale_manifest_view *cm, vtask **t, size_t *n,
-                            size_t *cap)
+static shale_status grow(vtask **t, size_t n, size_t *cap)
 {
-    for (size_t l = 0; l <= cm->run_count + 1; l++) {
-        const shale_manifest_sst *h = l == 0 ? NULL : l == 1 ? cm->l0 : cm->runs[l - 2].ssts;
-        size_t cnt = l == 0 ? 1 : l == 1 ? cm->l0_count : cm->runs[l - 2].count;
-        long prev_last = -1;   /* the previous SST's last-key window (runs only) */
+    if (n < *cap)
+        return SHALE_OK;
+    size_t nc = *cap ? *cap * 2 : 64;
+    vtask *g = realloc(*t, nc * sizeof *g);
+    if (!g)
+        return AGENT_OOM();
+    *t = g;
+    *cap = nc;
+    return SHALE_OK;
+}
+
+/* The child's key span: from the smallest first key to the largest last
+ * key of the SSTs it references, within its range.  False when it
+ * references none (or the span is a single key). */
+static bool key_span(const shale_manifest_view *cm, const split_child *c, const uint8_t **lo,
+                     size_t *lol, const uint8_t **hi, size_t *hil)
+{
+    *lo = *hi = NULL;
+    *lol = *hil = 0;
+    for (size_t l = 0; l <= cm->run_count; l++) {
+        const shale_manifest_sst *h = l == 0 ? cm->l0 : cm->runs[l - 1].ssts;
+        size_t cnt = l == 0 ? cm->l0_count : cm->runs[l - 1].count;
         for (size_t k = 0; k < cnt; k++) {
-            if (*n + 6 > *cap) {
-                size_t nc = *cap ? *cap * 2 : 64;
-                vtask *g = realloc(*t, nc * sizeof *g);
-                if (!g)
-                    return AGENT_OOM();
-                *t = g;
-                *cap = nc;
-            }
-            vtask *x = &(*t)[*n];
-            memset(x, 0, 6 * sizeof *x);
-            for (int q = 0; q < 6; q++)
-                x[q].opener = x[q].opener2 = -1;
-            if (!h) {   /* the window at the range start */
-                x->child = ci;
-                (*n)++;
+            if (!h[k].entries || !h[k].first_key)
                 continue;
+            if (!*lo || key_cmp(h[k].first_key, h[k].first_klen, *lo, *lol) < 0) {
+                *lo = h[k].first_key;
+                *lol = h[k].first_klen;
             }
-            const shale_manifest_sst *s = &h[k];
-            x[0].child = ci;
-            x[0].head = s;
-            x[1].child = ci;
-            x[1].from = s->first_key;
-            x[1].from_len = s->first_klen;
-            x[1].first = true;
-            x[2].child = ci;
-            x[2].from = s->last_key;
-            x[2].from_len = s->last_klen;
-            x[2].opener = (long)(*n + 1);
-            /* In a sorted run the scan from an SST's last key goes on into
-             * the next SST (L0 SSTs overlap: each is its own scan). */
-            if (prev_last >= 0)
-                (*t)[prev_last].opener2 = (long)(*n + 1);
-            prev_last = l >= 2 ? (long)(*n + 2) : -1;
-            size_t m = 3;
-            for (int f = 1; f <= INNER_SAMPLES; f++) {
-                if (key_cmp(s->first_key, s->first_klen, s->last_key, s->last_klen) >= 0)
-                    break;
-                x[m].child = ci;
-                x[m].from_len = between(s->first_key, s->first_klen, s->last_key, s->last_klen,
-                                        f, x[m].mid, sizeof x[m].mid);
-                x[m].at_mid = true;
-                x[m].opener = (long)(*n + 1);
-                m++;
+            if (!*hi || key_cmp(h[k].last_key, h[k].last_klen, *hi, *hil) > 0) {
+                *hi = h[k].last_key;
+                *hil = h[k].last_klen;
             }
-            *n += m;
         }
+    }
+    if (!*lo)
+        return false;
+    if (c->start && key_cmp(*lo, *lol, c->start, c->start_len) < 0) {
+        *lo = c->start;
+        *lol = c->start_len;
+    }
+    if (c->end && key_cmp(*hi, *hil, c->end, c->end_len) > 0) {
+        *hi = c->end;
+        *hil = c->end_len;
+    }
+    return key_cmp(*lo, *lol, *hi, *hil) < 0;
+}
+
+/* verify_int.h.  The windows are a fixed number per child: what a
+ * references Verify reads does not grow with the shard.  Every referenced
+ * SST is still checked to exist with its size (a HEAD: no bytes), and
+ * each window reads every level of the child at its point, so a child
+ * whose levels, range or data differ from the parent's shows it there. */
+shale_status refs_add_tasks(size_t ci, const shale_manifest_view *cm, const split_child *c,
+                            vtask **t, size_t *n, size_t *cap)
+{
+    for (size_t l = 0; l <= cm->run_count; l++) {
+        const shale_manifest_sst *h = l == 0 ? cm->l0 : cm->runs[l - 1].ssts;
+        size_t cnt = l == 0 ? cm->l0_count : cm->runs[l - 1].count;
+        for (size_t k = 0; k < cnt; k++) {
+            /* One HEAD per object: the children of a split reference the
+             * same parent SSTs (check_refs holds each handle to the
+             * parent's, so the first child's is every child's). */
+            bool seen = false;
+            for (size_t j = 0; j < *n && !seen; j++) {
+                const shale_manifest_sst *o = (*t)[j].head;
+                seen = o && !strcmp(o->id, h[k].id) && o->store_uri && h[k].store_uri &&
+                       !strcmp(o->store_uri, h[k].store_uri);
+            }
+            if (seen)
+                continue;
+            shale_status rc = grow(t, *n, cap);
+            if (rc)
+                return rc;
+            vtask *x = &(*t)[(*n)++];
+            memset(x, 0, sizeof *x);
+            x->end_of = -1;
+            x->child = ci;
+            x->head = &h[k];
+        }
+    }
+    shale_status rc = grow(t, *n, cap);
+    if (rc)
+        return rc;
+    vtask *x = &(*t)[(*n)++];   /* the window at the range start */
+    memset(x, 0, sizeof *x);
+    x->end_of = -1;
+    x->child = ci;
+    if (c->end) {
+        /* At the range end: the parent's side is empty there, so the
+         * child's scan from its end (bounded by nothing but its own range)
+         * must find nothing -- a read path that let keys past its range
+         * through fails here. */
+        if ((rc = grow(t, *n, cap)))
+            return rc;
+        x = &(*t)[(*n)++];
+        memset(x, 0, sizeof *x);
+        x->end_of = -1;
+        x->child = ci;
+        x->from = c->end;
+        x->from_len = c->end_len;
+    }
+    const uint8_t *lo, *hi;
+    size_t lol, hil;
+    if (!key_span(cm, c, &lo, &lol, &hi, &hil))
+        return SHALE_OK;
+    for (int f = 1; f <= SPAN_SAMPLES; f++) {
+        if ((rc = grow(t, *n, cap)))
+            return rc;
+        x = &(*t)[(*n)++];
+        memset(x, 0, sizeof *x);
+        x->end_of = -1;
+        x->child = ci;
+        x->at_mid = true;
+        x->from_len = between(lo, lol, hi, hil, f, SPAN_SAMPLES + 1, x->mid, sizeof x->mid);
     }
     return SHALE_OK;
 }
@@ -364,9 +450,9 @@ shale_status refs_child_manifest(const verify_ctx *v, const split_child *c,
     return SHALE_OK;
 }
 
-/* The checks of a child's manifest against the parent's versions (no
- * request unless the child references a grandparent): origin, range,
- * references, pins. */
+/* The checks of a child's manifest against the parent's pinned version
+ * (no request): origin, range, references.  The pins are checked once the
+ * parent's latest version is read (refs_check_pins). */
 shale_status refs_check_manifest(const verify_ctx *v, const split_child *c,
                                  const shale_manifest_view *cm, child_result *res)
 {
@@ -387,6 +473,38 @@ shale_status refs_check_manifest(const verify_ctx *v, const split_child *c,
     if (!rc)
         rc = check_refs(v, c, cm, &res->ssts);
     if (!rc)
-        rc = check_pins(v, c, cm);
+        rc = check_parents(c, cm);
     return rc;
+}
+
+/* verify_int.h */
+shale_status refs_check_pins(const verify_ctx *v, const split_child *c,
+                             const shale_manifest_view *cm)
+{
+    return check_pins(v, c, cm);
+}
+
+/* verify_int.h */
+size_t refs_fold_end_windows(const split_request *q, vtask *t, size_t n)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        vtask *x = &t[i];
+        if (!x->head && !x->at_mid && x->from) {   /* child x->child's end window */
+            long into = -1;
+            for (size_t j = 0; j < n && into < 0; j++) {
+                const split_child *o = &q->children[t[j].child];
+                if (!t[j].head && !t[j].at_mid && !t[j].from && t[j].end_of < 0 && o->start &&
+                    key_cmp(o->start, o->start_len, x->from, x->from_len) == 0)
+                    into = (long)j;
+            }
+            if (into >= 0) {
+                t[into].end_of = (long)x->child;
+                continue;   /* dropped: done by that window */
+            }
+        }
+        t[out++] = *x;
+    }
+    /* end_of indexes children, not tasks: moving tasks keeps it right. */
+    return out;
 }

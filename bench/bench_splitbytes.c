@@ -27,8 +27,27 @@
 
 typedef struct sb_result {
     uint64_t bytes, requests, keys, meta_bytes, ssts;
-    double secs;
+    uint64_t verify_bytes, verify_requests;   /* the Verify step's share */
+    double secs, verify_secs;
 } sb_result;
+
+/* The process's counters at each step's end: the Verify step's share is
+ * the difference between Clone's end and Verify's. */
+typedef struct sb_steps {
+    shale_objstats clone_end, verify_end;
+    double verify_secs;
+} sb_steps;
+
+static void sb_on_step(void *ctx, const char *step, double secs)
+{
+    sb_steps *s = ctx;
+    if (!strcmp(step, "Clone"))
+        shale_objstore_global_stats(&s->clone_end);
+    if (!strcmp(step, "Verify")) {
+        shale_objstore_global_stats(&s->verify_end);
+        s->verify_secs = secs;
+    }
+}
 
 static int drop_pages(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
@@ -123,12 +142,21 @@ static void split_bytes_once(const char *backend, const char *root, int mb, sb_r
                      "  - {name: c1, store: \"%s\", range: {start: \"%s\", end: \"\"}}\n",
                      child[0], mid, child[1], mid);
     shale_objstats before, after;
+    sb_steps steps;
+    memset(&steps, 0, sizeof steps);
+    splitter_on_step(sp, sb_on_step, &steps);
     r->secs = bench_split_run(sp, "bytes", text, (size_t)n, &before, &after);
     splitter_free(sp);
     r->bytes = after.bytes_read - before.bytes_read;
-    for (int op = 0; op < SHALE_OP_COUNT; op++)
+    r->verify_bytes = steps.verify_end.bytes_read - steps.clone_end.bytes_read;
+    r->verify_secs = steps.verify_secs;
+    for (int op = 0; op < SHALE_OP_COUNT; op++) {
         r->requests += after.requests[op][0] + after.requests[op][1] - before.requests[op][0] -
                        before.requests[op][1];
+        r->verify_requests += steps.verify_end.requests[op][0] +
+                              steps.verify_end.requests[op][1] -
+                              steps.clone_end.requests[op][0] - steps.clone_end.requests[op][1];
+    }
 }
 
 void split_bytes_bench(const char *backend, const char *mb_list, json_t *out)
@@ -142,8 +170,9 @@ void split_bytes_bench(const char *backend, const char *mb_list, json_t *out)
         snprintf(bucket, sizeof bucket, "%s", srv.bucket);
     }
     printf("\nreferences split, 2 children: bytes read, requests, time from submit to "
-           "Complete (%s)\n%-5s %8s %5s %12s %12s %9s %8s\n", backend, "store", "parent",
-           "SSTs", "filt+idx B", "bytes read", "requests", "time s");
+           "Complete (%s); the Verify step's share after the '|'\n%-5s %8s %5s %12s %12s %9s "
+           "%8s | %10s %8s %8s\n", backend, "store", "parent", "SSTs", "filt+idx B",
+           "bytes read", "requests", "time s", "V bytes", "V reqs", "V s");
     char *list = strdup(mb_list);
     sb_result first = {0}, last = {0};
     int firstmb = 0, lastmb = 0, count = 0;
@@ -156,9 +185,11 @@ void split_bytes_bench(const char *backend, const char *mb_list, json_t *out)
             snprintf(root, sizeof root, "s3://%s/splitbytes-%d-%d", bucket, mb, (int)getpid());
         sb_result r;
         split_bytes_once(backend, root, mb, &r);
-        printf("%-5s %5d MB %5llu %12llu %12llu %9llu %8.3f\n", backend, mb,
-               (unsigned long long)r.ssts, (unsigned long long)r.meta_bytes,
-               (unsigned long long)r.bytes, (unsigned long long)r.requests, r.secs);
+        printf("%-5s %5d MB %5llu %12llu %12llu %9llu %8.3f | %10llu %8llu %8.3f\n", backend,
+               mb, (unsigned long long)r.ssts, (unsigned long long)r.meta_bytes,
+               (unsigned long long)r.bytes, (unsigned long long)r.requests, r.secs,
+               (unsigned long long)r.verify_bytes, (unsigned long long)r.verify_requests,
+               r.verify_secs);
         json_array_append_new(out, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:f}", "backend",
                                              backend, "parent_mb", mb, "ssts",
                                              (json_int_t)r.ssts, "sst_filter_index_bytes",
@@ -177,4 +208,9 @@ void split_bytes_bench(const char *backend, const char *mb_list, json_t *out)
         printf("ratio %d MB / %d MB: bytes %.2f, requests %.2f, time %.2f (goal: each < 1.2)\n",
                lastmb, firstmb, (double)last.bytes / (double)first.bytes,
                (double)last.requests / (double)first.requests, last.secs / first.secs);
+    if (count > 1 && first.verify_requests && first.verify_bytes)
+        printf("Verify step alone: bytes %.2f, requests %.2f, time %.2f\n",
+               (double)last.verify_bytes / (double)first.verify_bytes,
+               (double)last.verify_requests / (double)first.verify_requests,
+               first.verify_secs > 0 ? last.verify_secs / first.verify_secs : 0.0);
 }

@@ -16,6 +16,8 @@ gcc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Iengine/include -Iengine -Iagen
   tests/unit/support/s3test.c tests/unit/support/testutil.c \
   build/libshale-agent.a build/libshale.a $(pkg-config --libs $pc) \
   -lrocksdb -lleveldb -lcmocka -lpthread -lm
+# `make bench-build`: the binary alone, for runs by hand (build/bench --help)
+[ "${1:-bench}" = build ] && exit 0
 dir=$(mktemp -d /var/tmp/shale-bench.XXXXXX)
 rgw=$dir/rgw
 trap 'bash tests/tools/rgw.sh stop "$rgw" >/dev/null 2>&1; rm -rf "$dir"' EXIT

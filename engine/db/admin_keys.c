@@ -23,6 +23,11 @@ _Static_assert(sizeof SHALE_SST_DIR == sizeof PATH_SST_DIR, "SHALE_SST_DIR");
 _Static_assert(sizeof SHALE_JOURNAL_DIR == sizeof PATH_JOURNAL_DIR, "SHALE_JOURNAL_DIR");
 _Static_assert(sizeof SHALE_LEASE_DIR == sizeof PATH_LEASE_DIR, "SHALE_LEASE_DIR");
 
+void shale_manifest_key(uint64_t id, char *buf, size_t n)
+{
+    manifest_key(id, buf, n);
+}
+
 void shale_wal_key(uint64_t id, char *buf, size_t n)
 {
     wal_key(id, buf, n);

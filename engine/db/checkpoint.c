@@ -6,9 +6,12 @@
  *      memtable -- even when it is empty.  The frozen memtable's wal_id is
  *      next_wal_id - 1 at that instant, which covers every WAL id written
  *      so far, including the empty fencing WAL SST that open wrote;
- *   2. wait until every frozen memtable is in L0.  The flush of the (maybe
- *      empty) memtable sets replay_after_wal_id = its wal_id;
- *   3. add the checkpoint in the next manifest write.
+ *   2. hook the checkpoint on that frozen memtable: its flush (flush.c)
+ *      writes its SST (none when empty), runs the caller's barrier if any,
+ *      and commits in ONE manifest write the L0 SST, replay_after_wal_id =
+ *      its wal_id and the checkpoint record pinning that same version.
+ *      (Until 2026-12 the checkpoint was a second manifest write after the
+ *      flush's: a round trip more on S3.)
  * So replay_after_wal_id == next_wal_sst_id - 1 in the pinned version when
  * no write raced the checkpoint: the checkpoint needs no WAL file at all,
  * and a split may wipe the local WAL before cloning.  (SlateDB before the
@@ -58,8 +61,28 @@ typedef struct add_ctx {
     uint64_t epoch;          /* writer epoch to check, 0 = none */
     uint64_t min_replay_after; /* scope All: the gap must be closed to this */
     uint64_t pin_id;         /* version to pin; 0 = the one being written */
+    const char *replaces;    /* records whose id or name this is leave in the
+                                same write, or NULL */
     bool existed;
 } add_ctx;
+
+/* Removes every record of m whose id or name is what (none: nothing to
+ * do), but keep (the record being added). */
+static void cp_drop(manifest *m, const char *what, const char *keep)
+{
+    for (size_t i = 0; i < m->checkpoint_count;) {
+        const checkpoint_rec *r = &m->checkpoints[i];
+        bool hit = !strcmp(r->id, what) || (r->name && !strcmp(r->name, what));
+        if (!hit || !strcmp(r->id, keep)) {
+            i++;
+            continue;
+        }
+        free(m->checkpoints[i].name);
+        memmove(&m->checkpoints[i], &m->checkpoints[i + 1],
+                (m->checkpoint_count - i - 1) * sizeof *m->checkpoints);
+        m->checkpoint_count--;
+    }
+}
 
 static shale_status add_mut(manifest *m, void *arg)
 {
@@ -73,6 +96,8 @@ static shale_status add_mut(manifest *m, void *arg)
         return SHALE_OK;  /* written again unchanged; harmless */
     }
     c->existed = false;
+    if (c->replaces)
+        cp_drop(m, c->replaces, id);
     if (c->min_next_wal > m->next_wal_sst_id)
         m->next_wal_sst_id = c->min_next_wal;
     if (c->min_replay_after > m->replay_after_wal_id) {
@@ -284,6 +309,89 @@ shale_status cp_remove_on(shale_objstore *s, const char *id, bool missing_ok,
 
 /* ---- public calls ----------------------------------------------------- */
 
+/* Scope All through the writer: the memtable frozen (the WAL buffer
+ * sealed with it, so its wal_id covers every WAL id written, the fencing
+ * WAL's too) and its flush made to carry the record: one SST upload and
+ * ONE manifest write with the L0 SST, replay_after_wal_id = that wal_id
+ * and the record pinning that version (flush.c).  Older frozen memtables
+ * flush first, as they would. */
+static shale_status cp_flushed(shale_db *db, add_ctx *c,
+                               shale_status (*before_commit)(void *), void *bctx,
+                               shale_checkpoint *out)
+{
+    flush_cp fc;
+    memset(&fc, 0, sizeof fc);
+    fc.add = add_mut;
+    fc.add_ctx = c;
+    fc.id = c->new_id;
+    fc.before_commit = before_commit;
+    fc.barrier_ctx = bctx;
+    pthread_mutex_lock(&db->mu);
+    shale_status rc = db_check_writable_locked(db);
+    if (!rc)
+        rc = db_freeze_locked(db);
+    if (!rc) {
+        imm_entry *e = &db->imms[db->imm_count - 1];
+        c->min_replay_after = e->wal_id;
+        c->epoch = db->my_epoch;
+        c->min_next_wal = db->durable_wal_id + 1;
+        e->cp = &fc;
+        fc.state = FCP_QUEUED;
+    }
+    while (!rc && fc.state != FCP_DONE) {
+        if (fc.state == FCP_BARRIER) {
+            /* The SST is written and invisible; the flush thread waits. */
+            pthread_mutex_unlock(&db->mu);
+            shale_status brc = before_commit(bctx);
+            if (brc)
+                snprintf(fc.msg, sizeof fc.msg, "%s", shale_errmsg());
+            pthread_mutex_lock(&db->mu);
+            fc.barrier_rc = brc;
+            fc.state = FCP_COMMIT;
+            pthread_cond_broadcast(&db->cv);
+            continue;
+        }
+        if (fc.state == FCP_QUEUED) {
+            /* Not taken: a stop now unhooks it (the flush thread never
+             * sees it) and fails the call. */
+            rc = db_check_writable_locked(db);
+            if (!rc)
+                rc = db_check_compaction_stall_locked(db, "flush not possible now");
+            if (rc) {
+                for (size_t i = 0; i < db->imm_count; i++)
+                    if (db->imms[i].cp == &fc)
+                        db->imms[i].cp = NULL;
+                break;
+            }
+        }
+        pthread_cond_wait(&db->cv, &db->mu);
+    }
+    pthread_mutex_unlock(&db->mu);
+    if (rc)
+        return rc;
+    if (fc.rc)
+        return shale_err(fc.rc, "%s", fc.msg);
+    if (out)
+        *out = fc.desc;
+    return SHALE_OK;
+}
+
+shale_status shale_flush_checkpoint(shale_db *db, uint64_t lifetime_ms, const char *name,
+                                    const char *replaces, shale_barrier_fn before_commit,
+                                    void *ctx, shale_checkpoint *out)
+{
+    if (!db)
+        return shale_err(SHALE_INVALID_ARGUMENT, "shale_flush_checkpoint: db is NULL");
+    add_ctx c;
+    memset(&c, 0, sizeof c);
+    uuid_new(c.new_id);
+    c.lifetime_ms = lifetime_ms;
+    c.name = name;
+    c.replaces = replaces && *replaces ? replaces : NULL;
+    shale_status rc = cp_flushed(db, &c, before_commit, ctx, out);
+    return rc ? shale_err_prefix(rc, "%s: creating a flushed checkpoint", db->uri) : SHALE_OK;
+}
+
 shale_status shale_checkpoint_create(shale_db *db, shale_checkpoint_scope scope,
                                      uint64_t lifetime_ms, const char *name,
                                      shale_checkpoint *out)
@@ -293,6 +401,8 @@ shale_status shale_checkpoint_create(shale_db *db, shale_checkpoint_scope scope,
     if (scope != SHALE_CHECKPOINT_ALL && scope != SHALE_CHECKPOINT_DURABLE)
         return shale_err(SHALE_INVALID_ARGUMENT, "checkpoint scope %d is not All or Durable",
                          (int)scope);
+    if (scope == SHALE_CHECKPOINT_ALL)
+        return shale_flush_checkpoint(db, lifetime_ms, name, NULL, NULL, NULL, out);
     add_ctx c;
     memset(&c, 0, sizeof c);
     uuid_new(c.new_id);
@@ -300,13 +410,6 @@ shale_status shale_checkpoint_create(shale_db *db, shale_checkpoint_scope scope,
     c.name = name;
     pthread_mutex_lock(&db->mu);
     shale_status rc = db_check_writable_locked(db);
-    if (!rc && scope == SHALE_CHECKPOINT_ALL) {
-        rc = db_freeze_locked(db);
-        if (!rc) {
-            c.min_replay_after = db->imms[db->imm_count - 1].wal_id;
-            rc = db_wait_flushed_locked(db);
-        }
-    }
     c.epoch = db->my_epoch;
     c.min_next_wal = db->durable_wal_id + 1;
     pthread_mutex_unlock(&db->mu);

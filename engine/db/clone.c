@@ -597,14 +597,14 @@ shale_status clone_identities(clone_run *cr)
     if (cr->id_read && (cr->id_rc == SHALE_OK || cr->id_rc == SHALE_NOT_FOUND)) {
         cr->id_read = false;
         rc = identity_settle(cr->child, cr->spec->child_uri, &cr->opts.store,
-                             SHALE_STORE_KIND_DB, cr->id_rc, &cr->id);
+                             SHALE_STORE_KIND_DB, cr->id_rc, &cr->id, identity_any_claim);
     } else {
         rc = identity_ensure(cr->child, cr->spec->child_uri, &cr->opts.store,
-                             SHALE_STORE_KIND_DB);
+                             SHALE_STORE_KIND_DB, identity_any_claim);
     }
     if (!rc && cr->child_wal != cr->child)
         rc = identity_ensure(cr->child_wal, cr->spec->child_wal_uri, &cr->opts.store,
-                             SHALE_STORE_KIND_WAL);
+                             SHALE_STORE_KIND_WAL, identity_any_claim);
     return rc;
 }
 

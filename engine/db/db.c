@@ -253,7 +253,7 @@ shale_status db_freeze_locked(shale_db *db)
         db->imms = n;
         db->imm_cap = cap;
     }
-    db->imms[db->imm_count++] = (imm_entry){db->mem, db->next_wal_id - 1};
+    db->imms[db->imm_count++] = (imm_entry){db->mem, db->next_wal_id - 1, NULL};
     db->mem = fresh;
     rc = db_rebuild_view_locked(db);
     pthread_cond_signal(&db->cv_flush);

@@ -47,10 +47,40 @@
 #include "db/wal.h"
 #include "table/cache.h"
 
+/* A checkpoint that rides a memtable's flush (shale_flush_checkpoint,
+ * checkpoint.c): the flush thread writes the memtable's SST, hands the
+ * caller its barrier (run on the caller's thread, while the flush thread
+ * waits), then commits the new L0 AND the checkpoint record in ONE
+ * manifest write.  It lives on the caller's stack; the flush thread stops
+ * touching it once it sets FCP_DONE (under mu), and the caller does not
+ * return before that unless the flush thread never took it (FCP_QUEUED:
+ * the caller unhooks it from its imm_entry under mu). */
+typedef enum flush_cp_state {
+    FCP_QUEUED,    /* hooked on an imm_entry, not taken yet */
+    FCP_TAKEN,     /* the flush thread is writing the SST */
+    FCP_BARRIER,   /* SST written: the caller runs before_commit */
+    FCP_COMMIT,    /* barrier run (barrier_rc): the flush thread commits */
+    FCP_DONE       /* rc / msg / desc final */
+} flush_cp_state;
+
+typedef struct flush_cp {
+    manifest_mutator add;          /* adds the record (checkpoint.c) */
+    void *add_ctx;
+    const char *id;                /* the record's id, to describe it */
+    shale_status (*before_commit)(void *ctx);   /* NULL: none */
+    void *barrier_ctx;
+    flush_cp_state state;          /* under mu */
+    shale_status barrier_rc;       /* under mu, set with FCP_COMMIT */
+    shale_status rc;               /* under mu, set with FCP_DONE */
+    char msg[512];                 /* rc's message */
+    shale_checkpoint desc;         /* on success: the record and its version */
+} flush_cp;
+
 /* A frozen memtable waiting for its flush to L0. */
 typedef struct imm_entry {
     memtable *mem;
     uint64_t wal_id;       /* its data is exactly WAL ids <= wal_id */
+    flush_cp *cp;          /* a checkpoint its flush carries, or NULL */
 } imm_entry;
 
 /* A sealed WAL buffer waiting to be written. */

@@ -263,7 +263,16 @@ static shale_status db_open_fence(shale_db *db, const shale_options *opts, manif
             shale_store_identity_clear(&id);
         return shale_err(pr.rc, "%s", pr.msg);
     }
-    if (rc == SHALE_NOT_FOUND)
+    bool created = rc == SHALE_NOT_FOUND;
+    if (created && id_rc == SHALE_OK && id.kind == SHALE_STORE_KIND_CHILD_CLAIM)
+        /* A split claimed this store for a child: only its clone may make
+         * the database there (and a writer's version 1 would make the
+         * clone fail after the split's point of no return). */
+        rc = shale_err(SHALE_CONFLICT,
+                       "%s is claimed by a split (%s, since %s): it receives its database "
+                       "from that split's clone, and no other writer may open it",
+                       db->uri, id.claim ? id.claim : "?", id.created);
+    else if (created)
         rc = load_or_create(db, &m);   /* lists again: a new database only */
     else if (rc)
         rc = shale_err(rc, "%s", msg);
@@ -283,14 +292,20 @@ static shale_status db_open_fence(shale_db *db, const shale_options *opts, manif
         shale_store_identity_clear(&id);
         return rc;
     }
-    /* Both stores carry an identity (shale_admin.h); older ones get it now. */
+    /* Both stores carry an identity (shale_admin.h); older ones get it now.
+     * A claim is adopted only where the database already was (a finished
+     * clone under it: its manifest is initialised), and the WAL store's
+     * only when it is the same split's claim as the database's origin. */
+    char *origin = id_rc == SHALE_OK && id.claim ? strdup(id.claim) : NULL;
     rc = id_rc && id_rc != SHALE_NOT_FOUND
              ? id_rc
              : identity_settle(db->store, db->uri, &db->opts.store, SHALE_STORE_KIND_DB, id_rc,
-                               &id);
+                               &id, created ? NULL : identity_any_claim);
     shale_store_identity_clear(&id);
     if (!rc && db->wal_store != db->store)
-        rc = identity_ensure(db->wal_store, db->wal_uri, &db->opts.store, SHALE_STORE_KIND_WAL);
+        rc = identity_ensure(db->wal_store, db->wal_uri, &db->opts.store, SHALE_STORE_KIND_WAL,
+                             origin);
+    free(origin);
     if (rc)
         return rc;
     fence_ctx fc = {db->wal_uri, 0, 0};

@@ -8,15 +8,28 @@
  * memtable writes no SST and only advances replay_after_wal_id.  L0 is
  * bounded: while it holds l0_max_ssts SSTs the flush waits for compaction.
  *
+ * A flush may carry a checkpoint (flush_cp, db_int.h; shale_flush_checkpoint):
+ * the SST is written, the caller's barrier runs on the caller's thread
+ * while this thread waits, and the one manifest write adds the L0 SST, sets
+ * replay_after_wal_id and adds the checkpoint record pinning that very
+ * version.  The SST is invisible until that write (nothing names it), so
+ * it may be written before the barrier: a caller that must record its
+ * intent durably before the checkpoint exists (the split's journal) runs
+ * that record beside the SST's upload.  A barrier that fails leaves the
+ * flush to commit without the record (the flush is the writer's own
+ * business; only the checkpoint is the caller's).
+ *
  * Between flushes the thread re-reads the manifest every manifest_poll_ms:
  * a writer_epoch above ours means a newer writer took over, and this
  * handle refuses writes from then on (SHALE_FENCED).
  */
+#include "db/checkpoint_int.h"
 #include "db/db_int.h"
 #include "table/sst.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +39,7 @@ typedef struct l0_ctx {
     uint64_t wal_id;
     uint64_t max_seq;
     uint64_t next_wal;      /* durable next WAL id to record */
+    flush_cp *cp;           /* a checkpoint to add in the same write, or NULL */
 } l0_ctx;
 
 static shale_status l0_mut(manifest *m, void *arg)
@@ -56,7 +70,48 @@ static shale_status l0_mut(manifest *m, void *arg)
         m->next_wal_sst_id = m->replay_after_wal_id + 1;
     if (c->max_seq > m->last_l0_seq)
         m->last_l0_seq = c->max_seq;
-    return SHALE_OK;
+    if (!c->cp)
+        return SHALE_OK;
+    /* After the WAL fields: the record pins this version, with the gap
+     * closed (add_mut checks it, checkpoint.c).  Described here, from the
+     * version being written: a race lost re-runs this on the newer base,
+     * so the last description is the written one. */
+    shale_status rc = c->cp->add(m, c->cp->add_ctx);
+    const checkpoint_rec *r = rc ? NULL : cp_find(m, c->cp->id);
+    if (!rc && !r)
+        rc = shale_err(SHALE_NOT_FOUND, "checkpoint %s not added", c->cp->id);
+    if (r)
+        cp_describe(r, m, &c->cp->desc);
+    return rc;
+}
+
+/* Ends a carried checkpoint (mu held): after this the flush thread does
+ * not touch it (it is on the caller's stack). */
+static void cp_finish_locked(shale_db *db, flush_cp *cp, shale_status rc, const char *msg)
+{
+    cp->rc = rc;
+    if (rc && msg != cp->msg)
+        snprintf(cp->msg, sizeof cp->msg, "%s", msg);
+    cp->state = FCP_DONE;
+    pthread_cond_broadcast(&db->cv);
+}
+
+/* The SST is written: the caller runs its barrier (mu not held on entry
+ * or return).  Returns its status: on a failure the flush commits without
+ * the record, and the caller hears the barrier's status once the flush
+ * is done (its message is in cp->msg already, from the caller's thread). */
+static shale_status cp_barrier(shale_db *db, flush_cp *cp)
+{
+    if (!cp || !cp->before_commit)
+        return SHALE_OK;
+    pthread_mutex_lock(&db->mu);
+    cp->state = FCP_BARRIER;
+    pthread_cond_broadcast(&db->cv);
+    while (cp->state == FCP_BARRIER)
+        pthread_cond_wait(&db->cv, &db->mu);
+    shale_status rc = cp->barrier_rc;
+    pthread_mutex_unlock(&db->mu);
+    return rc;
 }
 
 /* Writes a memtable as an SST in the main store; fills *h. */
@@ -98,6 +153,10 @@ out:
 static void flush_one_locked(shale_db *db)
 {
     imm_entry imm = db->imms[0];
+    flush_cp *cp = imm.cp;
+    db->imms[0].cp = NULL;   /* this flush owns it now */
+    if (cp)
+        cp->state = FCP_TAKEN;
     memtable_ref(imm.mem);
     db->flush_busy = true;
     uint64_t next_wal = db->durable_wal_id + 1;
@@ -109,17 +168,23 @@ static void flush_one_locked(shale_db *db)
     bool empty = memtable_count(imm.mem) == 0;
     if (!empty)
         rc = write_l0(db, imm.mem, &h);
+    shale_status brc = rc ? SHALE_OK : cp_barrier(db, cp);
     if (!rc) {
         l0_ctx c = {db->my_epoch, empty ? NULL : &h, imm.wal_id, memtable_max_seq(imm.mem),
-                    next_wal};
+                    next_wal, brc ? NULL : cp};
         rc = db_update_manifest(db, l0_mut, &c);
     }
+    char msg[512] = "";
+    if (rc)
+        snprintf(msg, sizeof msg, "%s", shale_errmsg());
     sst_handle_clear(&h);
     memtable_unref(imm.mem);
 
     pthread_mutex_lock(&db->mu);
     db->flush_busy = false;
     if (rc) {
+        if (cp)
+            cp_finish_locked(db, cp, brc ? brc : rc, brc ? cp->msg : msg);
         db_set_bg_error_locked(db, rc);
         return;
     }
@@ -128,6 +193,8 @@ static void flush_one_locked(shale_db *db)
     db->imm_count--;
     db->flushed_wal_id = imm.wal_id;
     shale_status vrc = db_install_manifest_locked(db, db->man);  /* drop the imm */
+    if (cp)
+        cp_finish_locked(db, cp, brc, cp->msg);   /* the barrier's failure: its message */
     if (vrc)
         db_set_bg_error_locked(db, vrc);
     if (db->man->l0_count >= db->opts.l0_compaction_trigger)

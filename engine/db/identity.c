@@ -419,17 +419,37 @@ static shale_status identity_new(const char *uri, const shale_objstore_options *
     return rc;
 }
 
+const char identity_any_claim[] = "any claim";
+
 shale_status identity_ensure(shale_objstore *s, const char *uri,
-                             const shale_objstore_options *o, shale_store_kind kind)
+                             const shale_objstore_options *o, shale_store_kind kind,
+                             const char *adopt)
 {
     shale_store_identity id;
     shale_status rc = identity_read(s, &id);
-    return identity_settle(s, uri, o, kind, rc, &id);
+    return identity_settle(s, uri, o, kind, rc, &id, adopt);
+}
+
+/* A claim the caller may not turn into kind: the store belongs to the
+ * split that claimed it until that split's clone makes it a database. */
+static bool claim_refused(const shale_store_identity *id, const char *adopt)
+{
+    return id->kind == SHALE_STORE_KIND_CHILD_CLAIM && adopt != identity_any_claim &&
+           !(adopt && id->claim && !strcmp(adopt, id->claim));
+}
+
+static shale_status refuse_claim(const char *uri, const shale_store_identity *id)
+{
+    return shale_err(SHALE_CONFLICT,
+                     "%s is claimed by a split (%s, since %s): it receives its database "
+                     "from that split's clone, and no other writer may open it",
+                     uri, id->claim ? id->claim : "?", id->created);
 }
 
 shale_status identity_settle(shale_objstore *s, const char *uri,
                              const shale_objstore_options *o, shale_store_kind kind,
-                             shale_status read_rc, shale_store_identity *read)
+                             shale_status read_rc, shale_store_identity *read,
+                             const char *adopt)
 {
     shale_store_identity id = *read;
     memset(read, 0, sizeof *read);
@@ -438,15 +458,28 @@ shale_status identity_settle(shale_objstore *s, const char *uri,
         if ((rc = identity_new(uri, o, kind, NULL, &id)))
             return rc;
         rc = identity_write(s, &id, false);
-        if (rc == SHALE_PRECONDITION_FAILED)
-            rc = SHALE_OK;   /* another opener wrote one first: that one stands */
+        shale_store_identity_clear(&id);
+        if (rc == SHALE_PRECONDITION_FAILED) {
+            /* Another opener wrote one first: that one stands -- unless it
+             * is a split's claim, which a writer racing the claim must not
+             * write under (the claim is what keeps the store the split's). */
+            if ((rc = identity_read(s, &id)))
+                return shale_err_prefix(rc, "reading the identity of %s", uri);
+            rc = claim_refused(&id, adopt) ? refuse_claim(uri, &id) : SHALE_OK;
+            shale_store_identity_clear(&id);
+            return rc;
+        }
         if (rc)
             shale_err_prefix(rc, "writing the identity of %s", uri);
-        shale_store_identity_clear(&id);
         return rc;
     }
     if (rc)
         return rc;
+    if (claim_refused(&id, adopt)) {
+        rc = refuse_claim(uri, &id);
+        shale_store_identity_clear(&id);
+        return rc;
+    }
     if (id.kind == SHALE_STORE_KIND_CHILD_CLAIM && kind != SHALE_STORE_KIND_CHILD_CLAIM) {
         /* The clone under this claim finished: the store is a database (or
          * its WAL store) now.  Same UUID, the claim kept as its origin. */

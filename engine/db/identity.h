@@ -23,13 +23,23 @@ shale_status identity_canonical(const char *uri, const shale_objstore_options *o
  * SHALE_CORRUPT naming the store if it does not parse. */
 shale_status identity_read(shale_objstore *s, shale_store_identity *out);
 
+/* For adopt: a child-claim of any owner may be turned into kind (the
+ * clone, which runs under the claim its split made). */
+extern const char identity_any_claim[];
+
 /* Makes sure the open store s (named uri) carries an identity of kind:
  * writes a new one (create-if-absent) when it has none, turns a
  * child-claim into kind (same UUID, the claim kept: the clone under that
- * claim finished), and leaves any other identity as it is (the engine does
- * not refuse a store for its identity; the tools check before they act). */
+ * claim finished) when adopt allows it, and leaves any other identity as it
+ * is (the engine does not refuse a store for a db or wal identity; the
+ * tools check before they act).  adopt: identity_any_claim (the clone), a
+ * claim's owner text (only that claim), or NULL (none).  A claim adopt does
+ * not allow is SHALE_CONFLICT naming the claim -- also when it appeared
+ * between the read and a create-if-absent that lost to it: a writer racing
+ * a split's claim must not take the store. */
 shale_status identity_ensure(shale_objstore *s, const char *uri,
-                             const shale_objstore_options *o, shale_store_kind kind);
+                             const shale_objstore_options *o, shale_store_kind kind,
+                             const char *adopt);
 
 /* identity_ensure() with its read done already: read_rc and *read are
  * identity_read()'s answer on s (*read taken over and cleared; it is only
@@ -38,7 +48,8 @@ shale_status identity_ensure(shale_objstore *s, const char *uri,
  * after the probe passed. */
 shale_status identity_settle(shale_objstore *s, const char *uri,
                              const shale_objstore_options *o, shale_store_kind kind,
-                             shale_status read_rc, shale_store_identity *read);
+                             shale_status read_rc, shale_store_identity *read,
+                             const char *adopt);
 
 /* For clone.c, before a fresh clone writes its first manifest: SHALE_OK
  * if s may receive a new database (no identity, or a child-claim);

@@ -1,11 +1,12 @@
 /*
  * reader.c -- read-only access to a database without fencing its writer.
  *
- * A reader loads a manifest version (the latest, or the one a checkpoint
- * pins), replays the WAL SSTs that version still needs into a private
+ * A reader loads a manifest version (the latest, the one a checkpoint
+ * pins, or one its caller names by id), replays the WAL SSTs that version still needs into a private
  * memtable, and serves gets and scans from a view over both.  It never
  * writes to the store.  At the latest state, refresh re-reads the manifest
- * and the WAL, so new data shows up; at a checkpoint the view is fixed.
+ * and the WAL, so new data shows up; at a checkpoint or a named version
+ * the view is fixed.
  *
  * The reader refuses an uninitialised clone.  WAL store: the given one, or
  * the one the manifest records; a given one that differs from a recorded
@@ -22,12 +23,16 @@
 #include "util/status_int.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct shale_reader {
     char *uri;
     char *checkpoint_id;        /* NULL: follows the latest version */
+    uint64_t version_id;        /* non-zero: at this manifest version (no
+                                   LIST, no checkpoint lookup) */
     const char *wal_uri_given;  /* the env's copy of opts->wal_store_uri */
     shale_options opts;         /* strings: the env's copies */
     shale_objstore *store;      /* the env's main store */
@@ -50,19 +55,35 @@ static shale_status reader_entry(void *ctx, const kv_entry *e)
     return memtable_add(c->mem, e);
 }
 
-/* Loads the manifest to read (latest or pinned by the checkpoint). */
+static shale_status refuse_uninitialized(const shale_reader *r, manifest *m)
+{
+    manifest_free(m);
+    return shale_err(SHALE_INVALID_ARGUMENT,
+                     "%s: this database is a clone that was not finished "
+                     "(initialized=false); reads are refused", r->uri);
+}
+
+/* Loads the manifest to read (latest, pinned by the checkpoint, or the
+ * named version: one GET). */
 static shale_status load_target(shale_reader *r, manifest **out)
 {
+    if (r->version_id) {
+        manifest *m = NULL;
+        shale_status rc = manifest_store_load(r->store, r->version_id, &m);
+        if (rc)
+            return shale_err_prefix(rc, "reader %s: manifest version %llu", r->uri,
+                                    (unsigned long long)r->version_id);
+        if (!m->initialized)
+            return refuse_uninitialized(r, m);
+        *out = m;
+        return SHALE_OK;
+    }
     manifest *latest = NULL;
     shale_status rc = manifest_store_load_latest(r->store, 0, &latest);
     if (rc)
         return shale_err_prefix(rc, "reader %s", r->uri);
-    if (!latest->initialized) {
-        manifest_free(latest);
-        return shale_err(SHALE_INVALID_ARGUMENT,
-                         "%s: this database is a clone that was not finished "
-                         "(initialized=false); reads are refused", r->uri);
-    }
+    if (!latest->initialized)
+        return refuse_uninitialized(r, latest);
     if (!r->checkpoint_id) {
         *out = latest;
         return SHALE_OK;
@@ -115,7 +136,12 @@ static shale_status build_view(shale_reader *r, db_view **out)
     rctx c = {mem, m->last_l0_seq};
     wal_replay_cb cb = {reader_entry, NULL, &c};
     uint64_t first_free = 0;
-    if ((rc = wal_read_range(r->wal_store, r->uri, m, 0, &cb, &first_free)))
+    /* A named version that records no WAL to replay needs none: what a
+     * writer wrote after it is not part of it (shale_admin.h).  The
+     * latest state and a checkpoint read on from replay_after_wal_id + 1
+     * as before. */
+    bool none = r->version_id && m->replay_after_wal_id + 1 >= m->next_wal_sst_id;
+    if (!none && (rc = wal_read_range(r->wal_store, r->uri, m, 0, &cb, &first_free)))
         goto out;
     rc = view_new(r->env, &mem, 1, m, out);
 out:
@@ -136,8 +162,9 @@ void shale_reader_close(shale_reader *r)
     free(r);
 }
 
-shale_status shale_reader_open(const char *uri, const shale_options *opts,
-                               const char *checkpoint_id, shale_reader **out)
+static shale_status reader_open(const char *uri, const shale_options *opts,
+                                const char *checkpoint_id, uint64_t version_id,
+                                shale_reader **out)
 {
     *out = NULL;
     if (!uri)
@@ -146,6 +173,7 @@ shale_status shale_reader_open(const char *uri, const shale_options *opts,
     if (!r)
         return SHALE_OOM();
     pthread_mutex_init(&r->mu, NULL);
+    r->version_id = version_id;
     r->uri = xstrdup(uri);
     r->checkpoint_id = checkpoint_id ? xstrdup(checkpoint_id) : NULL;
     shale_status rc = SHALE_OK;
@@ -169,6 +197,22 @@ shale_status shale_reader_open(const char *uri, const shale_options *opts,
     }
     *out = r;
     return SHALE_OK;
+}
+
+shale_status shale_reader_open(const char *uri, const shale_options *opts,
+                               const char *checkpoint_id, shale_reader **out)
+{
+    return reader_open(uri, opts, checkpoint_id, 0, out);
+}
+
+shale_status shale_reader_open_version(const char *uri, const shale_options *opts,
+                                       uint64_t manifest_id, shale_reader **out)
+{
+    *out = NULL;
+    if (!manifest_id)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "shale_reader_open_version: manifest id 0 names no version");
+    return reader_open(uri, opts, NULL, manifest_id, out);
 }
 
 static db_view *grab(shale_reader *r)
@@ -224,7 +268,7 @@ shale_status shale_reader_refresh(shale_reader *r)
 {
     if (!r)
         return shale_err(SHALE_INVALID_ARGUMENT, "shale_reader_refresh: reader is NULL");
-    if (r->checkpoint_id)
+    if (r->checkpoint_id || r->version_id)
         return SHALE_OK;
     db_view *v = NULL;
     shale_status rc = build_view(r, &v);
@@ -270,4 +314,116 @@ shale_status shale_reader_info_get(shale_reader *r, shale_db_info *out)
         out->last_seq = mem_seq;
     view_unref(v);
     return SHALE_OK;
+}
+
+/* ---- prefetch (shale_admin.h) -------------------------------------------- */
+
+#define PREFETCH_THREADS 16
+/* What the seek's first read covers in each level: its block and those
+ * after it up to this (sst_thread_seek_read), so a window that crosses one
+ * block boundary is one round trip, not two. */
+#define PREFETCH_SEEK_READ (8u << 10)
+
+typedef struct pf_job {
+    db_view *v;
+    const uint8_t *key;          /* NULL: from the first key */
+    size_t klen, entries;
+    _Atomic size_t next;
+    size_t n;                    /* levels: L0 SSTs, then sorted runs */
+    pthread_mutex_t mu;
+    shale_status rc;             /* first failure, under mu */
+    char msg[512];
+} pf_job;
+
+/* Level i: does it hold keys at or after the prefetch's key? */
+static bool pf_wanted(const pf_job *j, const sst_handle *last)
+{
+    return last->entries && last->last_key &&
+           (!j->key || kv_key_cmp(last->last_key, last->last_klen, j->key, j->klen) >= 0);
+}
+
+static shale_status pf_level(pf_job *j, size_t i)
+{
+    const manifest *m = j->v->man;
+    kv_iter *it = NULL;
+    if (i < m->l0_count) {
+        if (!pf_wanted(j, &m->l0[i]))
+            return SHALE_OK;
+        sst_reader *r = NULL;
+        shale_status rc = db_env_sst(j->v->env, &m->l0[i], &r);
+        if (rc)
+            return rc;
+        it = sst_iter_new(r);
+        sst_reader_unref(r);   /* the iterator holds its own reference */
+    } else {
+        const sorted_run *run = &m->runs[i - m->l0_count];
+        if (!run->count || !pf_wanted(j, &run->ssts[run->count - 1]))
+            return SHALE_OK;
+        it = run_iter_new(j->v->env, run);
+    }
+    if (!it)
+        return SHALE_OOM();
+    sst_thread_seek_read(PREFETCH_SEEK_READ);
+    if (j->key)
+        kv_iter_seek(it, j->key, j->klen);
+    else
+        kv_iter_seek_first(it);
+    for (size_t k = 1; k < j->entries && kv_iter_valid(it); k++)
+        kv_iter_next(it);
+    sst_thread_seek_read(0);
+    shale_status rc = kv_iter_status(it);
+    kv_iter_destroy(it);
+    return rc;
+}
+
+static void *pf_worker(void *arg)
+{
+    pf_job *j = arg;
+    for (size_t i; (i = atomic_fetch_add(&j->next, 1)) < j->n;) {
+        shale_status rc = pf_level(j, i);
+        if (rc) {
+            pthread_mutex_lock(&j->mu);
+            if (!j->rc) {
+                j->rc = rc;
+                snprintf(j->msg, sizeof j->msg, "%s", shale_errmsg());
+            }
+            pthread_mutex_unlock(&j->mu);
+        }
+    }
+    return NULL;
+}
+
+shale_status shale_reader_prefetch(shale_reader *r, const void *key, size_t klen,
+                                   size_t entries)
+{
+    if (!r)
+        return shale_err(SHALE_INVALID_ARGUMENT, "shale_reader_prefetch: reader is NULL");
+    db_view *v = grab(r);
+    const manifest *m = v->man;
+    pf_job j;
+    memset(&j, 0, sizeof j);
+    j.v = v;
+    j.key = key && klen ? key : NULL;
+    j.klen = j.key ? klen : 0;
+    /* A scan starts at the visible range's start at the earliest. */
+    if (m->range_start && (!j.key || kv_key_cmp(j.key, j.klen, m->range_start,
+                                                m->range_start_len) < 0)) {
+        j.key = m->range_start;
+        j.klen = m->range_start_len;
+    }
+    j.entries = entries ? entries : 1;
+    j.n = m->l0_count + m->run_count;
+    if (m->range_end && j.key && kv_key_cmp(j.key, j.klen, m->range_end, m->range_end_len) >= 0)
+        j.n = 0;   /* past the visible range: a scan from here reads nothing */
+    pthread_mutex_init(&j.mu, NULL);
+    size_t nth = j.n < PREFETCH_THREADS ? j.n : PREFETCH_THREADS, started = 0;
+    pthread_t th[PREFETCH_THREADS];
+    while (started + 1 < nth && !pthread_create(&th[started], NULL, pf_worker, &j))
+        started++;
+    pf_worker(&j);
+    for (size_t t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    pthread_mutex_destroy(&j.mu);
+    view_unref(v);
+    return j.rc ? shale_err(j.rc, "%s", j.msg) : SHALE_OK;
 }

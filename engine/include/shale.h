@@ -225,6 +225,38 @@ shale_status shale_checkpoint_create(shale_db *db, shale_checkpoint_scope scope,
                                      uint64_t lifetime_ms, const char *name,
                                      shale_checkpoint *out);
 
+/* A barrier: called once at a fixed point of a call that takes it; a
+ * failure it returns (with its message, shale_error_set) stops the call
+ * there with that status. */
+typedef shale_status (*shale_barrier_fn)(void *ctx);
+
+/* A Scope-All checkpoint whose memtable flush carries it: the active
+ * memtable is frozen (with the WAL buffer, so it covers every WAL id
+ * written, the fencing WAL's too), its SST uploaded, then ONE manifest
+ * write adds the L0 SST, sets replay_after_wal_id = next_wal_sst_id - 1
+ * (the WAL gap closed, when no write raced the call) and adds the record,
+ * pinning that version.  shale_checkpoint_create(SCOPE_ALL) is this with
+ * no barrier and no replaces.  Older frozen memtables flush first, each
+ * in its own write, as they would anyway.
+ *
+ * before_commit(ctx), when not NULL, is called once on the caller's
+ * thread after the SST is written and before the manifest write: the SST
+ * is invisible until that write (no manifest names it; GC removes an
+ * orphan), so a caller that must record its intent durably before the
+ * checkpoint exists (the split's journal) runs that record beside the
+ * upload and joins it here.  If it fails, the flush still commits, without
+ * the record, and the call returns the barrier's status and message.
+ * replaces: every checkpoint whose id or name is this string leaves in the
+ * same write (a step redone after a crash replaces what it made before,
+ * also one whose id it never got to record: by its name), or NULL; none
+ * matching is fine.  lifetime_ms 0 = no
+ * expiry; name may be NULL; all strings are the caller's, read during the
+ * call only.  out (may be NULL) gets the record and its version's WAL
+ * fields. */
+shale_status shale_flush_checkpoint(shale_db *db, uint64_t lifetime_ms, const char *name,
+                                    const char *replaces, shale_barrier_fn before_commit,
+                                    void *ctx, shale_checkpoint *out);
+
 /* Admin calls on a database by URI, without being its writer (they do not
  * fence it).  shale_admin_checkpoint_create() makes a Durable-scope one. */
 shale_status shale_admin_checkpoint_create(const char *uri, const shale_options *opts,

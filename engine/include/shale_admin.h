@@ -248,6 +248,11 @@ uint8_t *shale_key_unescape(const char *text, size_t *len);
 #define SHALE_JOURNAL_NAME_MAX 253         /* a split's name (a Kubernetes name) */
 #define SHALE_JOURNAL_KEY_MAX (sizeof SHALE_JOURNAL_DIR + SHALE_JOURNAL_NAME_MAX + 1 + 20 + 5 + 1)
 
+/* "manifest/<id:020>.manifest" into buf (n >= SHALE_KEY_MAX): manifest
+ * version id.  A tool that knows a version's id checks whether a newer one
+ * exists with one HEAD of id + 1 (versions are written put-if-absent at
+ * the next id, so the ids of a database have no gaps). */
+void shale_manifest_key(uint64_t id, char *buf, size_t n);
 /* "wal/<id:020>.sst" into buf (n >= SHALE_KEY_MAX). */
 void shale_wal_key(uint64_t id, char *buf, size_t n);
 /* The id of a WAL SST key (>= 1); false for any other key. */
@@ -353,6 +358,23 @@ typedef struct shale_manifest_view {
  * object when it does not decode. */
 shale_status shale_manifest_view_load(shale_objstore *s, uint64_t id,
                                       shale_manifest_view **out);
+/* Opens uri read-only at manifest version manifest_id (>= 1), read by
+ * one GET of that object: no LIST, no latest version, no checkpoint
+ * lookup -- for a caller that knows the id (one it wrote, or one a
+ * checkpoint names), on S3 a round trip instead of two or three.  The view
+ * stays at that version (shale_reader_refresh() is a no-op), as a reader
+ * at a checkpoint does.  WAL: a version that records WAL ids to replay
+ * (replay_after_wal_id + 1 < next_wal_sst_id) has them replayed, and, as a
+ * checkpoint reader does, the WAL SSTs that follow them; one that records
+ * none makes no WAL request at all (what a writer wrote after that version
+ * is not part of it).  The reader holds no pin: the caller keeps the
+ * version from GC (a checkpoint on it, or it being the latest; GC's
+ * min_age covers a version a moment old).  SHALE_NOT_FOUND when the store
+ * holds no such version; SHALE_INVALID_ARGUMENT for an uninitialised
+ * clone's version (reads are refused, as by shale_reader_open()) or id 0.
+ * opts as for shale_reader_open(); *out closed with shale_reader_close(). */
+shale_status shale_reader_open_version(const char *uri, const shale_options *opts,
+                                       uint64_t manifest_id, shale_reader **out);
 /* The manifest version reader r stands on (the one its open or last
  * refresh loaded; no store is read). */
 shale_status shale_reader_manifest_view(shale_reader *r, shale_manifest_view **out);
@@ -381,6 +403,22 @@ shale_status shale_sst_block_count(shale_objstore *s, const char *key, uint64_t 
  * finds it open.  A tool that will scan many SSTs opens them all at once
  * first instead of one after the other as the scan seeks.  h borrowed. */
 shale_status shale_reader_open_sst(shale_reader *r, const shale_manifest_sst *h);
+
+/* Reads into r's block cache, all at once, what a scan of r from key
+ * (NULL: from the first key; before the visible range: from its start)
+ * reads first in every level of r's view -- each L0 SST and each sorted
+ * run that holds keys at or after key: the SST's open if not yet made, the
+ * index partition, and the data blocks of the next `entries` entries (0
+ * counts as 1).  A scan iterator seeks its levels one after the other (on
+ * S3, a round trip or two each); after a prefetch, a scan of up to about
+ * `entries` keys from key finds them in the cache, so a short window costs
+ * the round trips of one level, not the sum.  The levels run on up to 16
+ * threads, made and joined within the call.  Useful only when r has a
+ * block cache (shale_options.block_cache).  Returns the first read error
+ * (named); either way nothing about r changes: a later scan reads what it
+ * lacks itself and reports its own errors.  key is borrowed. */
+shale_status shale_reader_prefetch(shale_reader *r, const void *key, size_t klen,
+                                   size_t entries);
 
 /* Does SST h hold keys of [start, end)?  NULL (or length 0) = unbounded on
  * that side; an SST without entries holds none. */

@@ -128,6 +128,14 @@ const char *sst_reader_name(const sst_reader *r);
  * too).  Blocks already cached are still used. */
 void sst_thread_fill_cache(bool fill);
 
+/* Bytes the first block read after a seek covers on the calling thread (0,
+ * the default: that block alone): with bytes > 0 it reads the block and
+ * those after it up to bytes in one request, and the iterator takes the
+ * next ones from that read.  A prefetch (shale_reader_prefetch) of a
+ * short window sets it, so a window that crosses one block boundary costs
+ * one round trip, not two. */
+void sst_thread_seek_read(uint32_t bytes);
+
 /* False only if the bloom filter proves key absent.  Loads the filter on
  * first use; if that read fails the answer is true, and sst_reader_get()
  * reports the error. */

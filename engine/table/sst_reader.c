@@ -251,6 +251,14 @@ void sst_thread_fill_cache(bool fill)
     no_cache_fill = !fill;
 }
 
+/* Set on a thread whose seeks read ahead (see sst.h). */
+static _Thread_local uint32_t seek_read;
+
+void sst_thread_seek_read(uint32_t bytes)
+{
+    seek_read = bytes;
+}
+
 /* Decodes the stored bytes of block ix (checksum, decompression) and puts
  * the result in the cache.  stored stays the caller's. */
 static shale_status block_decode(sst_reader *r, const sst_ientry *ix, const uint8_t *stored,
@@ -340,15 +348,23 @@ static shale_status si_block_get(sst_iter *it, bool sequential, block_ref *b)
      * a short range read (Verify's 16-key windows) that crosses one block
      * boundary reads 4 KiB more, not a 64 KiB window. */
     it->seq_run = sequential ? it->seq_run + 1 : 0;
-    if (it->seq_run < 2 || !r->store) {
+    bool in_ra = it->ra && ix->off >= it->ra_off && ix->off + ix->size <= it->ra_off + it->ra_len;
+    /* A seek on a thread that reads ahead from seeks (sst.h). */
+    bool seek_ahead = !sequential && seek_read && r->store;
+    if (!seek_ahead && (it->seq_run < 2 || !r->store)) {
         it->ra_size = 0;
-        return block_get(r, ix, b);
+        if (!in_ra)
+            return block_get(r, ix, b);
+        if (block_cached(r, ix, b))   /* else: read with the seek's block */
+            return SHALE_OK;
+        return block_decode(r, ix, it->ra + (ix->off - it->ra_off), b);
     }
     if (block_cached(r, ix, b))
         return SHALE_OK;
-    if (!it->ra || ix->off < it->ra_off || ix->off + ix->size > it->ra_off + it->ra_len) {
-        it->ra_size = it->ra_size ? (it->ra_size >= RA_MAX / 2 ? RA_MAX : it->ra_size * 2)
-                                  : RA_MIN;
+    if (seek_ahead || !in_ra) {
+        it->ra_size = seek_ahead ? seek_read
+                      : it->ra_size ? (it->ra_size >= RA_MAX / 2 ? RA_MAX : it->ra_size * 2)
+                                    : RA_MIN;
         uint64_t end = ix->off + ix->size;
         const sst_part *q = p;
         size_t j = it->bidx + 1, qi = it->pidx;
@@ -356,8 +372,9 @@ static shale_status si_block_get(sst_iter *it, bool sequential, block_ref *b)
             if (j == q->n) {
                 /* The window goes on into the next partitions: a scan that
                  * got here reads the rest of the index too, in one read
-                 * (about 1 % of the data it is reading). */
-                if (qi + 1 >= r->t->nparts)
+                 * (about 1 % of the data it is reading).  A seek's read
+                 * ahead stops at its partition's end. */
+                if (seek_ahead || qi + 1 >= r->t->nparts)
                     break;
                 if (!atomic_load_explicit(&r->t->parts[qi + 1], memory_order_acquire))
                     (void)sst_table_load_all(r->t, &r->src, qi + 1);   /* else: the window ends */

@@ -232,11 +232,17 @@ shale_status sst_table_part(sst_table *t, const sst_src *src, size_t p, const ss
     if (!cur) {
         pthread_mutex_t *mu = &t->load_mu[p % SST_LOAD_LOCKS];
         pthread_mutex_lock(mu);
-        cur = atomic_load_explicit(&t->parts[p], memory_order_acquire);
+        while (!(cur = atomic_load_explicit(&t->parts[p], memory_order_acquire)) &&
+               t->loading && t->loading[p])
+            pthread_cond_wait(&t->load_cv[p % SST_LOAD_LOCKS], mu);
         if (cur) {   /* another reader's load, finished while this one waited */
             pthread_mutex_unlock(mu);
             *out = cur;
             return SHALE_OK;
+        }
+        if (t->loading) {   /* read outside the lock (sst_table.h) */
+            t->loading[p] = 1;
+            pthread_mutex_unlock(mu);
         }
         uint8_t *stored = NULL;
         bool owned = false;
@@ -246,6 +252,11 @@ shale_status sst_table_part(sst_table *t, const sst_src *src, size_t p, const ss
             rc = part_decode(t, src, p, stored);
         if (owned)
             free(stored);
+        if (t->loading) {
+            pthread_mutex_lock(mu);
+            t->loading[p] = 0;   /* a failed read: the next waiter reads */
+            pthread_cond_broadcast(&t->load_cv[p % SST_LOAD_LOCKS]);
+        }
         pthread_mutex_unlock(mu);
         if (rc)
             return rc;
@@ -366,8 +377,10 @@ static sst_table *table_new(void)
     sst_table *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    for (int i = 0; i < SST_LOAD_LOCKS; i++)
+    for (int i = 0; i < SST_LOAD_LOCKS; i++) {
         pthread_mutex_init(&t->load_mu[i], NULL);
+        pthread_cond_init(&t->load_cv[i], NULL);
+    }
     pthread_mutex_init(&t->filter_mu, NULL);
     t->refs = 1;
     return t;
@@ -377,8 +390,11 @@ static void table_free(sst_table *t)
 {
     if (!t)
         return;
-    for (int i = 0; i < SST_LOAD_LOCKS; i++)
+    for (int i = 0; i < SST_LOAD_LOCKS; i++) {
         pthread_mutex_destroy(&t->load_mu[i]);
+        pthread_cond_destroy(&t->load_cv[i]);
+    }
+    free(t->loading);
     pthread_mutex_destroy(&t->filter_mu);
     for (size_t p = 0; t->parts && p < t->nparts; p++)
         part_free(atomic_load(&t->parts[p]));
@@ -469,7 +485,8 @@ static shale_status table_load(sst_table *t, const sst_src *src, bool all_parts)
     if (ver >= SST_FORMAT_PARTITIONED) {
         if ((rc = parse_top(t, src, t->top_content, clen, to)))
             goto out;
-        if (!(t->parts = calloc(t->nparts ? t->nparts : 1, sizeof *t->parts))) {
+        if (!(t->parts = calloc(t->nparts ? t->nparts : 1, sizeof *t->parts)) ||
+            !(t->loading = calloc(t->nparts ? t->nparts : 1, 1))) {
             rc = SHALE_OOM();
             goto out;
         }

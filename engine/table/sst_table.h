@@ -94,11 +94,18 @@ typedef struct sst_table {
     sst_top *top;
     size_t nparts, nblocks;
     _Atomic(sst_part *) *parts; /* nparts slots, NULL until loaded */
-    /* Held while partition p is read (load_mu[p % SST_LOAD_LOCKS]) or the
-     * filter (filter_mu): a second reader of the same piece waits for the
-     * first one's read instead of making its own (Verify reads one window
-     * through the parent's reader and a child's at once). */
+    /* A second reader of a piece being read waits for the first one's
+     * read instead of making its own (Verify reads one window through the
+     * parent's reader and a child's at once).  Partition p: loading[p] is
+     * set while it is read, under load_mu[p % SST_LOAD_LOCKS], and waiters
+     * wait on load_cv[p % SST_LOAD_LOCKS]; the lock is not held during
+     * the read, so loads of two partitions that share a lock go on at once
+     * (Verify's windows load many partitions of one SST at once).  Without
+     * the flags (formats 1 and 2: the one partition is loaded at open)
+     * the lock is held for the read.  The filter: filter_mu is held. */
     pthread_mutex_t load_mu[SST_LOAD_LOCKS];
+    pthread_cond_t load_cv[SST_LOAD_LOCKS];
+    uint8_t *loading;           /* nparts flags, or NULL */
     pthread_mutex_t filter_mu;
     sst_info info;
     /* Registry (sst_table.c). */

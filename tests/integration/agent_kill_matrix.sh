@@ -11,11 +11,16 @@
 # the parent readable and writable with all its data.
 source "$(dirname "$0")/lib.sh"
 N=${N:-3000}
-# A 3-child split writes journal versions 1..8 (docs/agent.md "Journal":
-# version 1 records the accept and Fence Running).
-JOURNAL_VERSIONS=8
+# A 3-child split writes journal versions 1..6 (docs/agent.md "Journal":
+# version 1 records the accept, Fence Running and FullFlush Running; version
+# 2 Fence and FullFlush Done, WipeLocalWAL Running; version 5 Verify Done
+# and Complete Done with the checkpoint's release owed, version 6 the
+# releases).
+JOURNAL_VERSIONS=6
+# FullFlush.mid: the checkpoint is in the parent's manifest, its id not yet
+# in the journal; the redone FullFlush replaces it by its name.
 POINTS="Lease.taken $(for v in $(seq 1 $JOURNAL_VERSIONS); do printf 'Journal.%d ' "$v"; done)
-WipeLocalWAL.mid Clone.mid Complete.mid Lease.released"
+FullFlush.mid WipeLocalWAL.mid Clone.mid Complete.mid Lease.released"
 
 setup() {  # setup DIR: parent shard with N keys and an agent config + request
   local d=$1
@@ -79,10 +84,12 @@ for fp in $POINTS; do
 done
 
 # Abort after a crash before the point of no return.
-# Journal.1: Accept and Fence Running; Journal.2: Fence Done + FullFlush
-# Running.  (Journal.3, FullFlush Done + WipeLocalWAL Running, is past the
-# point of no return: an abort is refused there.)
-for fp in Journal.1 FullFlush.before Journal.2 WipeLocalWAL.before; do
+# Journal.1: Accept, Fence Running and FullFlush Running; Fence.after: Fence
+# done, journal still at version 1.  (Journal.2, FullFlush Done +
+# WipeLocalWAL Running, is past the point of no return: an abort is refused
+# there.)  FullFlush.mid: the checkpoint is on the parent and the journal
+# does not have its id; the abort finds it by the split's name.
+for fp in Journal.1 FullFlush.before Fence.after FullFlush.mid WipeLocalWAL.before; do
   d=$(tmpdir)
   setup "$d" || { notok "abort $fp: setup"; continue; }
   SHALE_FAILPOINTS=$fp timeout 120 "$AGENT" --once --config "$d/agent.yaml" 2>/dev/null
@@ -93,6 +100,11 @@ for fp in Journal.1 FullFlush.before Journal.2 WipeLocalWAL.before; do
   top=$(ls "$d/parent/splits/_lease/" 2>/dev/null | sort | tail -1)
   grep -q '"op": "release"' "$d/parent/splits/_lease/$top" 2>/dev/null \
     && ok "abort $fp: the split lease is released" || notok "abort $fp: the split lease is released"
+  if "$SHALE" --wal-store "file://$d/wal" checkpoint list "file://$d/parent" 2>&1 | grep -q 'split:sp'; then
+    notok "abort $fp: the split's checkpoint is released"
+  else
+    ok "abort $fp: the split's checkpoint is released"
+  fi
   "$SHALE" --wal-store "file://$d/wal" put "file://$d/parent" zzz-after-abort 1 >/dev/null 2>&1 \
     && ok "abort $fp: parent writable" || notok "abort $fp: parent writable"
   n=$("$SHALE" --wal-store "file://$d/wal" scan "file://$d/parent" --count 2>/dev/null)

@@ -413,6 +413,49 @@ static void test_clone_into_claimed_store(void **state)
     free(dir);
 }
 
+/* A store a split claimed belongs to that split's clone: a writer's open
+ * is refused and writes nothing there, as the database's store or as its
+ * WAL store (a writer racing the claim would make the clone fail after
+ * the split's point of no return). */
+static void test_writer_refuses_claimed_store(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("identity");
+    char *kid = tu_file_uri(dir, "kid"), *kidwal = tu_file_uri(dir, "kidwal");
+    char *fresh = tu_file_uri(dir, "fresh");
+    TU_OK(shale_store_claim(kid, NULL, "split s child a"));
+    TU_OK(shale_store_claim(kidwal, NULL, "split s child a"));
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *db = NULL;
+    TU_RC(SHALE_CONFLICT, shale_open(kid, &o, &db));
+    assert_null(db);
+    assert_non_null(strstr(shale_errmsg(), "is claimed by a split (split s child a"));
+    shale_objstore *s = NULL;
+    shale_objlist l;
+    TU_OK(shale_objstore_open(kid, NULL, &s));
+    TU_OK(shale_objstore_list_all(s, "manifest/", &l));
+    assert_int_equal(l.count, 0);                 /* no version 1 under the claim */
+    shale_objlist_free(&l);
+    shale_objstore_close(s);
+    shale_store_identity id;
+    TU_OK(shale_store_identity_read(kid, NULL, &id));
+    assert_int_equal(id.kind, SHALE_STORE_KIND_CHILD_CLAIM);   /* still the split's */
+    shale_store_identity_clear(&id);
+    /* A new database whose WAL store is a claimed one. */
+    o.wal_store_uri = kidwal;
+    TU_RC(SHALE_CONFLICT, shale_open(fresh, &o, &db));
+    assert_non_null(strstr(shale_errmsg(), "is claimed by a split (split s child a"));
+    TU_OK(shale_store_identity_read(kidwal, NULL, &id));
+    assert_int_equal(id.kind, SHALE_STORE_KIND_CHILD_CLAIM);
+    shale_store_identity_clear(&id);
+    free(kid);
+    free(kidwal);
+    free(fresh);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -424,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_claims),
         cmocka_unit_test(test_racing_claims_one_wins),
         cmocka_unit_test(test_clone_into_claimed_store),
+        cmocka_unit_test(test_writer_refuses_claimed_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

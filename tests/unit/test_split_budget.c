@@ -41,23 +41,34 @@
  * (SHALE_FAULT_TRACE) with 10 ms injected per request, submit to idle
  * (Complete, the lease released).  Measured 32-35 for 2 and 8 children
  * (53-55 before issue 16's third pass); the margin is for a loaded machine,
- * where a thread that starts late can put one more request in a chain. */
-#define CHAIN_MAX 40
+ * where a thread that starts late can put one more request in a chain.
+ * 30-31 since Verify Done and Complete Done are one journal write and the
+ * checkpoint's and the lease's releases go at once after it (h/chainrt);
+ * the final flush carrying the checkpoint saves one more (h/flushrt).
+ * 23 for 2 and 8 children once Verify opens its readers by version, reads
+ * every level of a window at once and samples a fixed set per child
+ * (h/verifyrt): 5 of margin. */
+#define CHAIN_MAX 28
 #define CHAIN_LATENCY_MS 10
-/* LISTs, measured 17 for 2 children and 41 for 8 (9 + 4 per child): per
- * child store the submit's emptiness check, the pre-flight claim, the
- * Verify reader's manifest listing and the WAL check; the parent's request
+/* LISTs, measured 12 for 2 children and 24 for 8 (8 + 2 per child): per
+ * child store the submit's emptiness check and the pre-flight claim's
+ * (Verify opens each child at the version Clone wrote, by id, and lists
+ * neither its manifests nor its WAL since h/verifyrt: 17 and 41 before); the parent's request
  * validation, journal, lease, writer open, clone, Verify (2) and Complete,
  * and the local WAL.  Verify's second listing of each child's manifest and
  * the clone's listing of a fresh claimed child are gone: either back fails
  * here (2 children: 19 > 18, 8 children: 49 > 42). */
 #define LIST_BASE 10   /* 9, and one of margin: runs have differed by one LIST;
                           measured 16 for 2 children and 41 for 8 after the third pass */
-#define LIST_PER_CHILD 4
-/* the writer's fence, the final flush, the split's checkpoint, a WAL
- * position, the children's pins (one write), the checkpoint's release */
-#define PARENT_MANIFEST_WRITES 6
-#define JOURNAL_VERSIONS 8   /* version 1 records the accept and Fence Running */
+#define LIST_PER_CHILD 2
+/* the writer's fence, a WAL position, the final flush carrying the
+ * split's checkpoint (one write since 2026-12-02, shale_flush_checkpoint:
+ * measured 5, was 6 with the checkpoint a write of its own), the
+ * children's pins (one write), the checkpoint's release */
+#define PARENT_MANIFEST_WRITES 5
+#define JOURNAL_VERSIONS 6   /* version 1 records the accept, Fence Running and
+                                FullFlush Running; one version records Verify Done and
+                                Complete Done (issue 16, h/chainrt) */
 
 typedef struct cost {
     uint64_t req[SHALE_OP_COUNT], total;
