@@ -127,6 +127,7 @@ struct shale_db {
     uint64_t durable_seq;          /* every seq <= this is in a written WAL */
     uint64_t flushed_wal_id;       /* replay_after_wal_id we committed */
     uint32_t durable_waiters;      /* writers waiting for durable_seq */
+    struct dur_waiter *dur_waiters; /* those writers, ascending seq, each woken on its own (wal_writer.c) */
     bool wal_busy;                 /* a WAL write is in flight */
     bool flush_busy;
     bool compact_busy;
@@ -200,6 +201,10 @@ void *db_wal_thread(void *arg);
  * thread when no WAL write is in flight (wal_writer.c); the writer's error
  * when it stopped first. */
 shale_status db_await_durable_locked(shale_db *db, uint64_t seq);
+/* Wakes the writers waiting for durability (under mu): all of them (all:
+ * an error, fencing), or those durable_seq now covers and the first one it
+ * does not (who leads the next group). */
+void db_wake_durable_locked(shale_db *db, bool all);
 /* Replays WAL ids after replay_after_wal_id into the memtable on open;
  * sets *first_free to the first id not present. */
 shale_status wal_replay(shale_db *db, uint64_t *first_free);

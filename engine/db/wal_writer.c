@@ -6,7 +6,10 @@
  * put-if-absent, so ids land in order and durable_seq covers a contiguous
  * prefix.  One at a time: by the WAL thread, or by a writer waiting for
  * durability that leads its group (db_await_durable_locked); wal_busy
- * says a write is in flight.
+ * says a write is in flight.  Writers waiting for durability are listed in
+ * seq order, each with its own condition variable: a finished write wakes
+ * the first one it did not cover (the next leader) and the ones it did;
+ * an error or fencing wakes them all (db_set_bg_error_locked).
  *
  * When a put fails with an error that may hide success (a timeout after the
  * store took the write), the retry finds the id taken; the object is then
@@ -107,8 +110,33 @@ static void write_head_locked(shale_db *db)
      * own waiters). */
     if (db->seal_head || wal_buf_count(db->walbuf) > 0 || db->closing)
         pthread_cond_signal(&db->cv_wal);
+    db_wake_durable_locked(db, false);
     pthread_cond_broadcast(&db->cv);
     pthread_cond_signal(&db->cv_flush);
+}
+
+/* A writer waiting for durability, on its own stack.  Each has its own
+ * condition variable so that a finished group wakes only the writers it
+ * acknowledged and the one that leads the next group: with one broadcast
+ * every waiter woke, and at 32 threads on 2 cores half of them went back
+ * to sleep while the next leader queued behind them for the mutex. */
+typedef struct dur_waiter {
+    uint64_t seq;
+    pthread_cond_t cv;
+    struct dur_waiter *next;
+} dur_waiter;
+
+void db_wake_durable_locked(shale_db *db, bool all)
+{
+    dur_waiter *w = db->dur_waiters;
+    /* The next leader first: it has I/O to start. */
+    for (dur_waiter *x = w; x && !all; x = x->next)
+        if (x->seq > db->durable_seq) {
+            pthread_cond_signal(&x->cv);
+            break;
+        }
+    for (; w && (all || w->seq <= db->durable_seq); w = w->next)
+        pthread_cond_signal(&w->cv);
 }
 
 shale_status db_await_durable_locked(shale_db *db, uint64_t seq)
@@ -120,6 +148,12 @@ shale_status db_await_durable_locked(shale_db *db, uint64_t seq)
      * put, more than the write itself on a busy machine.  Writers that
      * arrive meanwhile wait, and one of them leads the next group. */
     shale_status rc = SHALE_OK;
+    dur_waiter me = {.seq = seq}, **at = &db->dur_waiters;
+    pthread_cond_init(&me.cv, NULL);
+    while (*at && (*at)->seq <= seq)
+        at = &(*at)->next;
+    me.next = *at;
+    *at = &me;
     db->durable_waiters++;
     while (db->durable_seq < seq && !db->fenced && !db->bg_error) {
         if (!db->wal_busy && !db->seal_head && wal_buf_count(db->walbuf) > 0 &&
@@ -130,9 +164,13 @@ shale_status db_await_durable_locked(shale_db *db, uint64_t seq)
         if (!db->wal_busy && db->seal_head)
             write_head_locked(db);
         else
-            pthread_cond_wait(&db->cv, &db->mu);
+            pthread_cond_wait(&me.cv, &db->mu);
     }
     db->durable_waiters--;
+    for (at = &db->dur_waiters; *at != &me; at = &(*at)->next)
+        ;
+    *at = me.next;
+    pthread_cond_destroy(&me.cv);
     return db->durable_seq < seq ? db_check_writable_locked(db) : SHALE_OK;
 }
 

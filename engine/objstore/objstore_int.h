@@ -109,6 +109,9 @@ void objstore_fs_fsync_hook_from_env(void);
 /* Tests only: the WAL log's segments rotate past n bytes (0: the default,
  * 64 MiB), process-wide. */
 void objstore_fs_log_set_segment_bytes(uint64_t n);
+/* Tests only: spare segments linked into WAL logs so far in the process
+ * (objstore_fs_log_zero.c). */
+uint64_t objstore_fs_log_spares_linked(void);
 
 /* Tests only: fn is called at the start of every shale_objstore_open() in
  * the process with the URI and the options the store is opened with (after

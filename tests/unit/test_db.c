@@ -11,6 +11,7 @@
 #include "objstore/objstore_fault.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -465,6 +466,67 @@ static void test_concurrent_durable_writers(void **state)
     free(uri);
 }
 
+/* Durable writers keep putting until a put fails; each counts what was
+ * acknowledged. */
+typedef struct fenced_arg {
+    shale_db *db;
+    unsigned base, acked;
+    shale_status last;
+} fenced_arg;
+
+static void *until_refused(void *p)
+{
+    fenced_arg *a = p;
+    for (unsigned i = 0;; i++) {
+        char k[32], v[96];
+        size_t kl = dt_key(k, sizeof k, a->base + i), vl = dt_val(v, sizeof v, a->base + i, 1);
+        if ((a->last = shale_put(a->db, k, kl, v, vl)))
+            return NULL;
+        a->acked = i + 1;
+    }
+}
+
+/* 16 writers waiting for durability in groups (each woken on its own:
+ * the acknowledged ones and the next leader) are all woken when a newer
+ * writer fences theirs mid-stream: every one returns SHALE_FENCED (none
+ * hangs), and everything they were told was durable is in the new
+ * writer's view. */
+static void test_fenced_durable_waiters_all_return(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "fencewait", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *a = NULL, *b = NULL;
+    TU_OK(shale_open(uri, &o, &a));
+    enum { T = 16 };
+    pthread_t th[T];
+    fenced_arg args[T];
+    for (int t = 0; t < T; t++) {
+        args[t] = (fenced_arg){a, (unsigned)t * 100000, 0, SHALE_OK};
+        assert_int_equal(pthread_create(&th[t], NULL, until_refused, &args[t]), 0);
+    }
+    /* Open the rival once the writers are going (a few groups in). */
+    for (;;) {
+        shale_db_info info;
+        TU_OK(shale_db_info_get(a, &info));
+        if (info.last_seq >= 64)
+            break;
+        sched_yield();
+    }
+    TU_OK(shale_open(uri, &o, &b));          /* fences a */
+    for (int t = 0; t < T; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(args[t].last, SHALE_FENCED);
+        for (unsigned i = 0; i < args[t].acked; i++)
+            dt_expect(b, args[t].base + i, 1);
+    }
+    shale_close(a);
+    TU_OK(shale_close(b));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
 /* A child writes 3-key batches with await_durable and reports each
  * acknowledged batch on a pipe; the parent SIGKILLs it at a random point,
  * reopens, and checks every acknowledged batch is whole and no batch is
@@ -760,6 +822,8 @@ int main(void)
         cmocka_unit_test_prestate(test_concurrent_durable_writers, mem),
         cmocka_unit_test_prestate(test_concurrent_durable_writers, file),
         cmocka_unit_test_prestate(test_concurrent_durable_writers, fault),
+        cmocka_unit_test_prestate(test_fenced_durable_waiters_all_return, mem),
+        cmocka_unit_test_prestate(test_fenced_durable_waiters_all_return, file),
         cmocka_unit_test(test_crash_loses_nothing_acknowledged),
         cmocka_unit_test(test_writes_that_took_effect_despite_errors),
         cmocka_unit_test(test_bad_options_and_args),

@@ -8,7 +8,9 @@
  * surviving reopen, create-if-absent among processes and handles, torn
  * and garbage tails, stale frames beyond a rewritten tail, tombstones,
  * rotation and segment unlinking, regular wal/ files beside records, a
- * sticky fdatasync failure, and a writer SIGKILLed mid-stream.  A SIGKILL
+ * sticky fdatasync failure, a writer SIGKILLed mid-stream (also while it
+ * rotates onto spare segments), and the spares themselves: appends from
+ * four threads while the zeroer makes them, and a failed spare sync.  A SIGKILL
  * keeps the page cache: power loss is covered by the argument in
  * objstore_fs_log.c and by the torn-tail cases, which build the states a
  * lost page cache can leave.
@@ -17,6 +19,7 @@
 #include "objstore/objstore_int.h"
 #include "objstore/objstore_fs_log.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -112,6 +115,22 @@ static int count_segs(const char *root)
         n += stat(p, &st) == 0;
         free(p);
     }
+    return n;
+}
+
+/* Files in .wal-log other than segments (a spare left behind would be one). */
+static int count_other_files(const char *root)
+{
+    char p[1024];
+    snprintf(p, sizeof p, "%s/.wal-log", root);
+    DIR *d = opendir(p);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+             (strlen(de->d_name) != 24 || strcmp(de->d_name + 20, ".seg"));
+    closedir(d);
     return n;
 }
 
@@ -689,9 +708,12 @@ static void test_fdatasync_failure_is_sticky(void **state)
 
 /* ---- a writer killed mid-stream -------------------------------------- */
 
-static void test_sigkill_writer(void **state)
+/* bound: the rotation bound (0: the default), small to have the child
+ * rotate through spares while it is killed; the log after the kill holds
+ * segments only (no spare is left behind) and every acknowledged record. */
+static void sigkill_writer(uint64_t bound)
 {
-    (void)state;
+    objstore_fs_log_set_segment_bytes(bound);
     char *uri, *root = new_root(&uri, true);
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -737,6 +759,124 @@ static void test_sigkill_writer(void **state)
     s = open_uri(uri, false);
     expect(s, last + 1000, "after");
     shale_objstore_close(s);
+    assert_int_equal(count_other_files(root), 0);
+    objstore_fs_log_set_segment_bytes(0);
+    free(root);
+    free(uri);
+}
+
+static void test_sigkill_writer(void **state)
+{
+    (void)state;
+    sigkill_writer(0);
+}
+
+static void test_sigkill_writer_rotating_spares(void **state)
+{
+    (void)state;
+    sigkill_writer(16u << 10);
+}
+
+/* ---- spare segments (objstore_fs_log_zero.c) ------------------------- */
+
+typedef struct spare_arg {
+    shale_objstore *s;
+    uint64_t first, n;
+} spare_arg;
+
+static void *spare_writer(void *p)
+{
+    spare_arg *a = p;
+    char v[901];
+    for (uint64_t id = a->first; id < a->first + a->n; id++) {
+        char k[64];
+        wk(id, k, sizeof k);
+        int n = snprintf(v, sizeof v, "%llu:", (unsigned long long)id);
+        memset(v + n, 'a' + (int)(id % 26), (size_t)(id % 800));
+        if (shale_objstore_put_if_absent(a->s, k, v, (size_t)n + (size_t)(id % 800)))
+            return (void *)1;
+    }
+    return NULL;
+}
+
+/* The writer's appends and its zeroer run at once: four threads append
+ * through one claimed handle while segments rotate every 32 KiB onto
+ * spares the zeroer is making.  Every record reads back, from this handle
+ * and from a new one, and the spares were used (the counter). */
+static void test_spares_under_appends(void **state)
+{
+    (void)state;
+    objstore_fs_log_set_segment_bytes(32u << 10);
+    char *uri, *root = new_root(&uri, true);
+    shale_objstore *s = open_uri(uri, true);
+    char k[64];
+    wk(1, k, sizeof k);
+    TU_OK(shale_objstore_put_if_absent(s, k, "fence", 5));   /* the claim */
+    uint64_t before = objstore_fs_log_spares_linked();
+    pthread_t th[4];
+    spare_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (spare_arg){s, 2 + (uint64_t)i * 150, 150};
+        assert_int_equal(pthread_create(&th[i], NULL, spare_writer, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *r = NULL;
+        pthread_join(th[i], &r);
+        assert_null(r);
+    }
+    assert_true(objstore_fs_log_spares_linked() > before);
+    for (int round = 0; round < 2; round++) {
+        for (uint64_t id = 2; id < 2 + 600; id++) {
+            char v[901];
+            int n = snprintf(v, sizeof v, "%llu:", (unsigned long long)id);
+            memset(v + n, 'a' + (int)(id % 26), (size_t)(id % 800));
+            v[n + (int)(id % 800)] = '\0';
+            expect(s, id, v);
+        }
+        shale_objstore_close(s);
+        s = open_uri(uri, true);
+    }
+    assert_true(count_segs(root) > 4);
+    assert_int_equal(count_other_files(root), 0);
+    shale_objstore_close(s);
+    objstore_fs_log_set_segment_bytes(0);
+    free(root);
+    free(uri);
+}
+
+/* A failed fdatasync of a spare is sticky like any other: the store
+ * refuses writes from then on, although no record was in the spare. */
+static void test_spare_fdatasync_failure_is_sticky(void **state)
+{
+    (void)state;
+    objstore_fs_log_set_segment_bytes(32u << 10);
+    char *uri, *root = new_root(&uri, true);
+    shale_objstore *s = open_uri(uri, true);
+    char k[64];
+    wk(1, k, sizeof k);
+    TU_OK(shale_objstore_put_if_absent(s, k, "fence", 5));
+    long before = objstore_fs_fsync_failures();
+    TU_OK(objstore_fs_fail_fsync("file", ".wal-log/spare", 1, 1));
+    char v[1001];
+    memset(v, 'v', 1000);
+    v[1000] = '\0';
+    /* Appends go on until the zeroer, asked for a spare once the first
+     * segment is half used, reports its failed sync; then every write is
+     * refused.  (Bounded: a spare of 32 KiB takes a few ms.) */
+    shale_status rc = SHALE_OK;
+    uint64_t id = 2;
+    for (; id < 20000 && rc == SHALE_OK; id++) {
+        wk(id, k, sizeof k);
+        rc = shale_objstore_put_if_absent(s, k, v, 1000);
+    }
+    TU_RC(SHALE_CLOSED, rc);
+    assert_int_equal(objstore_fs_fsync_failures(), before + 1);
+    wk(id + 1, k, sizeof k);
+    TU_RC(SHALE_CLOSED, shale_objstore_put(s, k, "x", 1));
+    expect(s, 2, v);                                        /* reads go on */
+    shale_objstore_close(s);
+    TU_OK(objstore_fs_fail_fsync(NULL, NULL, 1, 0));
+    objstore_fs_log_set_segment_bytes(0);
     free(root);
     free(uri);
 }
@@ -757,6 +897,9 @@ int main(void)
         cmocka_unit_test(test_mixed_regular_and_records),
         cmocka_unit_test(test_fdatasync_failure_is_sticky),
         cmocka_unit_test(test_sigkill_writer),
+        cmocka_unit_test(test_sigkill_writer_rotating_spares),
+        cmocka_unit_test(test_spares_under_appends),
+        cmocka_unit_test(test_spare_fdatasync_failure_is_sticky),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_rmtree(g_dir);
