@@ -64,6 +64,8 @@ typedef struct add_ctx {
     const char *replaces;    /* records whose id or name this is leave in the
                                 same write, or NULL */
     bool existed;
+    shale_checkpoint desc;   /* the record as the written version holds it */
+    bool described;
 } add_ctx;
 
 /* Removes every record of m whose id or name is what (none: nothing to
@@ -91,8 +93,13 @@ static shale_status add_mut(manifest *m, void *arg)
         return shale_err(SHALE_FENCED, "writer_epoch %llu is not ours (%llu)",
                          (unsigned long long)m->writer_epoch, (unsigned long long)c->epoch);
     const char *id = c->id ? c->id : c->new_id;
-    if (cp_find(m, id)) {
+    const checkpoint_rec *had = cp_find(m, id);
+    if (had) {
         c->existed = true;
+        if (!c->described && had->manifest_id == m->id) {   /* an earlier try landed */
+            cp_describe(had, m, &c->desc);
+            c->described = true;
+        }
         return SHALE_OK;  /* written again unchanged; harmless */
     }
     c->existed = false;
@@ -119,6 +126,14 @@ static shale_status add_mut(manifest *m, void *arg)
     if (c->name && *c->name && !(r->name = xstrdup(c->name)))
         return SHALE_OOM();
     m->checkpoint_count++;
+    /* Described from the version being written (the one it pins when
+     * pin_id is 0): a lost race re-runs this on the newer base, so the
+     * last description is the written one, whatever the writer's flush or
+     * compaction commits after it. */
+    if (!c->pin_id) {
+        cp_describe(r, m, &c->desc);
+        c->described = true;
+    }
     return SHALE_OK;
 }
 
@@ -419,14 +434,13 @@ shale_status shale_checkpoint_create(shale_db *db, shale_checkpoint_scope scope,
     if (rc)
         return shale_err_prefix(rc, "%s: creating checkpoint", db->uri);
     if (out) {
-        pthread_mutex_lock(&db->mu);
-        const checkpoint_rec *r = cp_find(db->man, c.new_id);
-        if (r && r->manifest_id == db->man->id)
-            cp_describe(r, db->man, out);
+        /* Not from db->man: a flush or compaction may have committed a
+         * newer version since (which failed this call spuriously before). */
+        if (c.described)
+            *out = c.desc;
         else
             rc = shale_err(SHALE_NOT_FOUND, "%s: checkpoint %s not in the manifest after "
                                             "creating it", db->uri, c.new_id);
-        pthread_mutex_unlock(&db->mu);
     }
     return rc;
 }

@@ -4,6 +4,8 @@
  */
 #include "support/dbtest.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,10 +186,66 @@ static void test_wal_store_reconfiguration(void **state)
     TU_OK(shale_close(db));
 }
 
+typedef struct flusher {
+    shale_db *db;
+    volatile int stop;
+    shale_status rc;
+} flusher;
+
+static void *flush_loop(void *arg)
+{
+    flusher *fl = arg;
+    for (unsigned i = 0; !fl->stop && !fl->rc; i++) {
+        dt_put(fl->db, 1000 + i % 50, i);
+        fl->rc = shale_flush_memtable(fl->db);
+    }
+    return NULL;
+}
+
+/* A Durable-scope checkpoint whose own manifest write is followed at once
+ * by the writer's flush (another version) is still described from the
+ * version it pins: the call used to look it up in the writer's latest
+ * version and fail ("not in the manifest after creating it") when a flush
+ * had committed in between (seen in test_sim). */
+static void test_durable_checkpoint_beside_flushes(void **state)
+{
+    fixture *f = *state;
+    shale_db *db = NULL;
+    TU_OK(shale_open(f->uri, &f->o, &db));
+    flusher fl = {db, 0, SHALE_OK};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, flush_loop, &fl), 0);
+    for (unsigned i = 0; i < 60; i++) {
+        shale_checkpoint cp;
+        TU_OK(shale_checkpoint_create(db, SHALE_CHECKPOINT_DURABLE, 0, NULL, &cp));
+        assert_true(cp.manifest_id > 0);
+        assert_true(cp.next_wal_sst_id > cp.replay_after_wal_id);
+        shale_checkpoint *all = NULL;
+        size_t n = 0;
+        TU_OK(shale_checkpoint_list(f->uri, &f->o, &all, &n));
+        bool found = false;
+        for (size_t k = 0; k < n; k++)
+            if (!strcmp(all[k].id, cp.id)) {
+                found = true;
+                assert_int_equal(all[k].manifest_id, cp.manifest_id);
+                assert_int_equal(all[k].replay_after_wal_id, cp.replay_after_wal_id);
+                assert_int_equal(all[k].next_wal_sst_id, cp.next_wal_sst_id);
+            }
+        assert_true(found);
+        shale_free(all);
+        TU_OK(shale_checkpoint_delete(f->uri, &f->o, cp.id));
+    }
+    fl.stop = 1;
+    pthread_join(th, NULL);
+    TU_OK(fl.rc);
+    TU_OK(shale_close(db));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_checkpoint_scope_all_closes_wal_gap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_durable_checkpoint_beside_flushes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_wal_replay_needed_without_full_flush,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_list_refresh_delete, setup, teardown),
