@@ -355,6 +355,9 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
         if (!rc) {
             j->st->journal_version = v1->journal_version;
             j->fence_journalled = true;
+            /* The version the submit read: Fence's open reads it and lists
+             * what came after at once (shale_open_at), a round trip fewer. */
+            j->parent_manifest_id = pre->m ? pre->m->id : 0;
         }
         split_state_free(v1);
         if (rc == SHALE_CONFLICT) {

@@ -545,6 +545,7 @@ static void run_job(splitter *sp, job *j)
     r.sp = sp;
     r.req = j->req;
     r.name = j->st->name;
+    r.manifest_hint = j->parent_manifest_id;
     if (j->st->dry_run) {
         run_dry(sp, j, &r);
         return;

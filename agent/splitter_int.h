@@ -55,6 +55,8 @@ typedef struct job {
                                 Running: the worker's first Fence and the
                                 FullFlush after it need no journal write of
                                 their own */
+    uint64_t parent_manifest_id; /* the parent's version the accept read (0:
+                                    none): Fence's open is hinted with it */
     struct job *next;
 } job;
 
@@ -107,6 +109,7 @@ typedef struct run {
     char checkpoint_id[40];
     uint64_t replay_after_wal_id;
     shale_db *db;            /* the parent, opened as writer at Fence */
+    uint64_t manifest_hint;  /* shale_open_at()'s hint for that open (0: none) */
     struct shale_manifest_view *parent_latest; /* the parent's latest version as Verify
                                         read it (owned; NULL: not read by this
                                         run): Complete writes on it */

@@ -327,6 +327,12 @@ static shale_status check_options(const shale_options *o)
 
 shale_status shale_open(const char *uri, const shale_options *opts, shale_db **out)
 {
+    return shale_open_at(uri, opts, 0, out);
+}
+
+shale_status shale_open_at(const char *uri, const shale_options *opts,
+                           uint64_t manifest_id_hint, shale_db **out)
+{
     *out = NULL;
     shale_options imported;
     shale_status rc = options_import(opts, &imported);
@@ -368,7 +374,7 @@ shale_status shale_open(const char *uri, const shale_options *opts, shale_db **o
         while (n > 0 && u[n - 1] == '/' && !(n >= 3 && !strncmp(u + n - 3, "://", 3)))
             u[--n] = '\0';
     }
-    rc = db_open_inner(db, opts);
+    rc = db_open_inner(db, opts, manifest_id_hint);
     if (!rc) {
         /* Threads are started last; after this the handle is live. */
         if (pthread_create(&db->wal_thread, NULL, db_wal_thread, db) ||

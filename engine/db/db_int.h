@@ -177,8 +177,9 @@ shale_status db_install_manifest_locked(shale_db *db, manifest *m);
 /* Rebuilds the read view from db->man and the memtables (mu held). */
 shale_status db_rebuild_view_locked(shale_db *db);
 /* The writer's open after the handle is allocated: stores, manifest,
- * fencing, WAL replay (db_open.c).  opts: the caller's, read only. */
-shale_status db_open_inner(shale_db *db, const shale_options *opts);
+ * fencing, WAL replay (db_open.c).  opts: the caller's, read only; hint:
+ * shale_open_at()'s manifest id (0 none). */
+shale_status db_open_inner(shale_db *db, const shale_options *opts, uint64_t hint);
 /* Freezes the active memtable (even if empty) and seals the WAL buffer.
  * mu held.  Wakes the flush and WAL threads. */
 shale_status db_freeze_locked(shale_db *db);
