@@ -4,6 +4,7 @@
  * a crash anywhere is followed by the same step again.
  */
 #include "splitter_int.h"
+#include "split_preopen.h"
 #include "failpoint.h"
 #include "preflight.h"
 #include "shale_admin.h"
@@ -42,6 +43,10 @@ static shale_status ensure_writer(run *r)
 {
     if (r->db)
         return SHALE_OK;
+    struct preopen *po = r->preopen;
+    r->preopen = NULL;
+    if (po)   /* started beside version 1, its reads done: fence now */
+        return preopen_finish(po, &r->db);
     shale_options o = db_opts(r->sp, parent_wal(r));
     uint64_t hint = strcmp(parent_store(r), r->sp->store_uri) ? 0 : r->manifest_hint;
     return shale_open_at(parent_store(r), &o, hint, &r->db);

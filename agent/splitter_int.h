@@ -57,6 +57,9 @@ typedef struct job {
                                 their own */
     uint64_t parent_manifest_id; /* the parent's version the accept read (0:
                                     none): Fence's open is hinted with it */
+    struct preopen *preopen; /* Fence's open, started beside version 1 and
+                                waiting for the worker's Fence (split_preopen.h);
+                                owned, freed (cancelled) by run_job's end */
     struct job *next;
 } job;
 
@@ -110,6 +113,7 @@ typedef struct run {
     uint64_t replay_after_wal_id;
     shale_db *db;            /* the parent, opened as writer at Fence */
     uint64_t manifest_hint;  /* shale_open_at()'s hint for that open (0: none) */
+    struct preopen *preopen; /* the job's, borrowed: Fence finishes it */
     struct shale_manifest_view *parent_latest; /* the parent's latest version as Verify
                                         read it (owned; NULL: not read by this
                                         run): Complete writes on it */

@@ -365,12 +365,12 @@ static void *probe_cleanup(void *arg)
     return NULL;
 }
 
-static shale_status db_open_fence(shale_db *db, const shale_options *opts, manifest *m,
+static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest *m,
                                   shale_status rc, const char *msg, const open_probe *pr_,
                                   shale_status id_rc, shale_store_identity *idp);
 
 /* opts: the caller's, read only here (the env copies what is kept). */
-shale_status db_open_inner(shale_db *db, const shale_options *opts, uint64_t hint)
+shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_open_args *a)
 {
     shale_options eo = *opts;
     eo.wal_store_uri = db->wal_uri;
@@ -402,7 +402,7 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts, uint64_t hin
      * two round trips. */
     bool id_threaded = !pthread_create(&ith, NULL, identity_main, &pr);
     manifest *m = NULL;
-    rc = load_latest_hinted(db->store, hint, &m);
+    rc = load_latest_hinted(db->store, a->hint, &m);
     char msg[512] = "";
     if (rc && rc != SHALE_NOT_FOUND)
         snprintf(msg, sizeof msg, "%s", shale_errmsg());
@@ -420,7 +420,7 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts, uint64_t hin
     bool cleaning = !pthread_create(&cth, NULL, probe_cleanup, &pr);
     if (!cleaning)
         probe_cleanup(&pr);
-    rc = db_open_fence(db, opts, m, rc, msg, &pr, id_rc, &id);
+    rc = db_open_fence(db, a, m, rc, msg, &pr, id_rc, &id);
     if (cleaning)
         pthread_join(cth, NULL);
     return rc;
@@ -429,17 +429,21 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts, uint64_t hin
 /* The rest of db_open_inner() once the probe and the reads are in: m and
  * rc the manifest read's (m owned), id_rc / *id the identity read's (*id
  * owned when id_rc is SHALE_OK). */
-static shale_status db_open_fence(shale_db *db, const shale_options *opts, manifest *m,
+static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest *m,
                                   shale_status rc, const char *msg, const open_probe *pr_,
                                   shale_status id_rc, shale_store_identity *idp)
 {
-    (void)opts;
     const open_probe pr = *pr_;
     shale_store_identity id = *idp;
-    if (pr.rc) {
+    shale_status brc = SHALE_OK;
+    if (!pr.rc && a->before_fence)
+        brc = a->before_fence(a->ctx);   /* nothing written yet but probe objects */
+    if (pr.rc || brc) {
         manifest_free(m);
         if (id_rc == SHALE_OK)
             shale_store_identity_clear(&id);
+        if (brc)
+            return brc;   /* the barrier's message stands */
         return shale_err(pr.rc, "%s", pr.msg);
     }
     if (rc == SHALE_NOT_FOUND)
