@@ -233,6 +233,86 @@ static void test_probe_creates_at_once(void **state)
     free(m);
 }
 
+/* shale_open_at_fenced_after()'s barrier: called once, after the reads
+ * and before the fence write (the previous writer still writes then); a
+ * failing one fails the open with its status and fences nothing; not
+ * called when the probe fails. */
+typedef struct barrier_ctx {
+    shale_db *old;        /* the previous writer */
+    const char *uri;
+    uint64_t latest;      /* the latest version before the open */
+    int calls;
+    shale_status answer;
+} barrier_ctx;
+
+static shale_status barrier(void *arg)
+{
+    barrier_ctx *b = arg;
+    b->calls++;
+    assert_int_equal(latest_listed(b->uri), b->latest);   /* no fence write yet */
+    dt_put(b->old, 900 + (unsigned)b->calls, 1);
+    TU_OK(shale_flush_wal(b->old));                        /* not fenced yet */
+    if (b->answer)
+        return shale_error_set(b->answer, "the test's barrier says no");
+    return SHALE_OK;
+}
+
+static void test_barrier_before_fence(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "hint_barrier", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *a = NULL, *b = NULL;
+    TU_OK(shale_open(uri, &o, &a));
+    uint64_t a_epoch = epoch(a);
+    barrier_ctx bc = {a, uri, latest_listed(uri), 0, SHALE_CONFLICT};
+    TU_RC(SHALE_CONFLICT, shale_open_at_fenced_after(uri, &o, bc.latest, barrier, &bc, &b));
+    assert_null(b);
+    assert_non_null(strstr(shale_errmsg(), "the test's barrier says no"));
+    assert_int_equal(bc.calls, 1);
+    assert_int_equal(latest_listed(uri), bc.latest);       /* nothing fenced */
+    assert_int_equal(epoch(a), a_epoch);
+    dt_put(a, 950, 1);
+    TU_OK(shale_flush_wal(a));
+    bc.answer = SHALE_OK;
+    bc.calls = 0;
+    bc.latest = latest_listed(uri);
+    TU_OK(shale_open_at_fenced_after(uri, &o, bc.latest, barrier, &bc, &b));
+    assert_int_equal(bc.calls, 1);
+    assert_int_equal(epoch(b), a_epoch + 1);
+    dt_expect(b, 901, 1);                   /* written at the barrier: kept */
+    dt_expect(b, 950, 1);
+    char k[32], v[96];
+    size_t kl = dt_key(k, sizeof k, 960), vl = dt_val(v, sizeof v, 960, 1);
+    TU_RC(SHALE_FENCED, shale_put(a, k, kl, v, vl));
+    shale_close(a);
+    TU_OK(shale_close(b));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+static void test_barrier_not_called_when_probe_fails(void **state)
+{
+    (void)state;
+    char *m = tu_mem_uri("hint_barrier_probe"), *u = NULL;
+    assert_non_null(u = tu_fault_uri(m));
+    shale_fault *f = shale_fault_for_uri(u, NULL);
+    assert_non_null(f);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *a = NULL, *b = NULL;
+    TU_OK(shale_open(u, &o, &a));
+    barrier_ctx bc = {a, u, 0, 0, SHALE_OK};
+    TU_OK(objstore_fault_parse(f, "put_if_absent:.probe/:count=2:io"));
+    TU_RC(SHALE_IO, shale_open_at_fenced_after(u, &o, 0, barrier, &bc, &b));
+    assert_int_equal(bc.calls, 0);
+    shale_fault_clear(f);
+    TU_OK(shale_close(a));
+    free(u);
+    free(m);
+}
+
 /* Two stores (the WAL's apart): both probed, at once, and the open works. */
 static void test_hint_with_wal_store(void **state)
 {
@@ -259,6 +339,9 @@ int main(void)
         cmocka_unit_test_prestate(test_hint_with_successor_deleted, (void *)file),
         cmocka_unit_test_prestate(test_hint_on_new_database, (void *)mem),
         cmocka_unit_test_prestate(test_hint_on_new_database, (void *)file),
+        cmocka_unit_test_prestate(test_barrier_before_fence, (void *)mem),
+        cmocka_unit_test_prestate(test_barrier_before_fence, (void *)file),
+        cmocka_unit_test(test_barrier_not_called_when_probe_fails),
         cmocka_unit_test(test_probe_creates_at_once),
         cmocka_unit_test(test_hint_with_wal_store),
     };
