@@ -13,7 +13,10 @@
  *   5. the shard's split lease is taken (lease.h): another split holding
  *      it refuses the request with Conflict naming that split;
  *   6. journal version 1 is written (create-if-absent), then the worker
- *      runs it.  Nothing has a side effect on the parent before 6.
+ *      runs it.  Nothing has a side effect on the parent before 6: Fence's
+ *      open starts beside 6's write, but only reads (and writes its
+ *      probe's garbage objects) until the worker's Fence lets it fence
+ *      (split_preopen.h).
  */
 #include "splitter_int.h"
 #include "split_preopen.h"

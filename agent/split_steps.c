@@ -38,7 +38,9 @@ const char *parent_wal(const run *r)
  * listing of the versions after it, one round trip where a plain open
  * lists and then reads.  The listing still decides the latest version, so
  * a stale hint (the parent written since the submit) costs a read, never
- * the fence's soundness. */
+ * the fence's soundness.  A split this process accepted has that open
+ * started already, beside journal version 1, and waiting to fence
+ * (split_preopen.h): the first Fence finishes it; a retried one opens. */
 static shale_status ensure_writer(run *r)
 {
     if (r->db)
