@@ -13,9 +13,13 @@
  *   5. the shard's split lease is taken (lease.h): another split holding
  *      it refuses the request with Conflict naming that split;
  *   6. journal version 1 is written (create-if-absent), then the worker
- *      runs it.  Nothing has a side effect on the parent before 6.
+ *      runs it.  Nothing has a side effect on the parent before 6: Fence's
+ *      open starts beside 6's write, but only reads (and writes its
+ *      probe's garbage objects) until the worker's Fence lets it fence
+ *      (split_preopen.h).
  */
 #include "splitter_int.h"
+#include "split_preopen.h"
 #include "journal.h"
 #include "shale_admin.h"
 #include "lease.h"
@@ -351,10 +355,27 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
         v1->steps[STEP_FULL_FLUSH].state = STEP_RUNNING;
         v1->steps[STEP_FULL_FLUSH].start_ms = v1->steps[STEP_FENCE].start_ms;
         v1->phase = split_step_phase(STEP_FENCE);
+        /* Fence's open starts now, beside this write: its reads and probe
+         * go out at once with it, and it waits before the fence write for
+         * the worker's Fence, which runs only once this version is
+         * durable (split_preopen.h).  The parent and its WAL store as
+         * Fence's ensure_writer names them (parent_store, parent_wal); the
+         * hint only when that parent is the store the submit read. */
+        const char *puri = r->parent_store ? r->parent_store : sp->store_uri;
+        shale_options oo = db_opts(sp, r->parent_store ? r->parent_wal_store : sp->wal_uri);
+        struct preopen *po =
+            preopen_start(puri, &oo, pre->m && !strcmp(puri, sp->store_uri) ? pre->m->id : 0);
         rc = journal_save(sp->store, v1);
+        if (rc)
+            preopen_free(po);   /* cancelled at its barrier: nothing fenced */
+        else
+            j->preopen = po;
         if (!rc) {
             j->st->journal_version = v1->journal_version;
             j->fence_journalled = true;
+            /* The version the submit read: Fence's open reads it and lists
+             * what came after at once (shale_open_at), a round trip fewer. */
+            j->parent_manifest_id = pre->m ? pre->m->id : 0;
         }
         split_state_free(v1);
         if (rc == SHALE_CONFLICT) {

@@ -16,6 +16,7 @@
  * new splits are refused meanwhile.
  */
 #include "splitter_int.h"
+#include "split_preopen.h"
 #include "journal.h"
 #include "lease.h"
 #include "log.h"
@@ -52,6 +53,7 @@ void job_free(job *j)
 {
     if (!j)
         return;
+    preopen_free(j->preopen);   /* never run: cancelled, nothing fenced */
     split_state_free(j->st);
     split_request_free(j->req);
     free(j->req_json);

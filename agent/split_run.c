@@ -25,6 +25,7 @@
  * past the point of no return (Failed, lease kept for an operator).
  */
 #include "splitter_int.h"
+#include "split_preopen.h"
 #include "shale_admin.h"
 #include "failpoint.h"
 #include "journal.h"
@@ -549,6 +550,8 @@ static void run_job(splitter *sp, job *j)
     r.sp = sp;
     r.req = j->req;
     r.name = j->st->name;
+    r.manifest_hint = j->parent_manifest_id;
+    r.preopen = j->preopen;
     if (j->st->dry_run) {
         run_dry(sp, j, &r);
         return;
@@ -699,6 +702,8 @@ static void run_job(splitter *sp, job *j)
     free(r.child_manifest_ids);
     shale_close(r.db);
     shale_manifest_view_free(r.parent_latest);
+    preopen_free(j->preopen);   /* an open Fence did not take: cancelled */
+    j->preopen = NULL;
 }
 
 job *next_runnable_locked(splitter *sp)

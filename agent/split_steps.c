@@ -4,6 +4,7 @@
  * a crash anywhere is followed by the same step again.
  */
 #include "splitter_int.h"
+#include "split_preopen.h"
 #include "failpoint.h"
 #include "preflight.h"
 #include "shale_admin.h"
@@ -32,12 +33,25 @@ const char *parent_wal(const run *r)
     return r->req->parent_store ? r->req->parent_wal_store : r->sp->wal_uri;
 }
 
+/* The parent's writer, opened (fencing the previous one) at the version
+ * the accept read when this run has it: shale_open_at() reads it beside a
+ * listing of the versions after it, one round trip where a plain open
+ * lists and then reads.  The listing still decides the latest version, so
+ * a stale hint (the parent written since the submit) costs a read, never
+ * the fence's soundness.  A split this process accepted has that open
+ * started already, beside journal version 1, and waiting to fence
+ * (split_preopen.h): the first Fence finishes it; a retried one opens. */
 static shale_status ensure_writer(run *r)
 {
     if (r->db)
         return SHALE_OK;
+    struct preopen *po = r->preopen;
+    r->preopen = NULL;
+    if (po)   /* started beside version 1, its reads done: fence now */
+        return preopen_finish(po, &r->db);
     shale_options o = db_opts(r->sp, parent_wal(r));
-    return shale_open(parent_store(r), &o, &r->db);
+    uint64_t hint = strcmp(parent_store(r), r->sp->store_uri) ? 0 : r->manifest_hint;
+    return shale_open_at(parent_store(r), &o, hint, &r->db);
 }
 
 shale_status do_fence(run *r, step_result *res)

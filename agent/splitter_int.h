@@ -55,6 +55,11 @@ typedef struct job {
                                 Running: the worker's first Fence and the
                                 FullFlush after it need no journal write of
                                 their own */
+    uint64_t parent_manifest_id; /* the parent's version the accept read (0:
+                                    none): Fence's open is hinted with it */
+    struct preopen *preopen; /* Fence's open, started beside version 1 and
+                                waiting for the worker's Fence (split_preopen.h);
+                                owned, freed (cancelled) by run_job's end */
     struct job *next;
 } job;
 
@@ -112,6 +117,8 @@ typedef struct run {
                                      manifestId; 0: unknown), copied from the
                                      state by begin_step: Verify reads it by
                                      id, no LIST (verify.c) */
+    uint64_t manifest_hint;  /* shale_open_at()'s hint for that open (0: none) */
+    struct preopen *preopen; /* the job's, borrowed: Fence finishes it */
     struct shale_manifest_view *parent_latest; /* the parent's latest version as Verify
                                         read it (owned; NULL: not read by this
                                         run): Complete writes on it */

@@ -332,6 +332,20 @@ static shale_status check_options(const shale_options *o)
 
 shale_status shale_open(const char *uri, const shale_options *opts, shale_db **out)
 {
+    return shale_open_at(uri, opts, 0, out);
+}
+
+shale_status shale_open_at(const char *uri, const shale_options *opts,
+                           uint64_t manifest_id_hint, shale_db **out)
+{
+    return shale_open_at_fenced_after(uri, opts, manifest_id_hint, NULL, NULL, out);
+}
+
+shale_status shale_open_at_fenced_after(const char *uri, const shale_options *opts,
+                                        uint64_t manifest_id_hint,
+                                        shale_status (*before_fence)(void *ctx), void *ctx,
+                                        shale_db **out)
+{
     *out = NULL;
     shale_options imported;
     shale_status rc = options_import(opts, &imported);
@@ -373,7 +387,7 @@ shale_status shale_open(const char *uri, const shale_options *opts, shale_db **o
         while (n > 0 && u[n - 1] == '/' && !(n >= 3 && !strncmp(u + n - 3, "://", 3)))
             u[--n] = '\0';
     }
-    rc = db_open_inner(db, opts);
+    rc = db_open_inner(db, opts, &(db_open_args){manifest_id_hint, before_fence, ctx});
     if (!rc) {
         /* Threads are started last; after this the handle is live. */
         if (pthread_create(&db->wal_thread, NULL, db_wal_thread, db) ||

@@ -177,9 +177,16 @@ void db_set_bg_error_locked(shale_db *db, shale_status rc);
 shale_status db_install_manifest_locked(shale_db *db, manifest *m);
 /* Rebuilds the read view from db->man and the memtables (mu held). */
 shale_status db_rebuild_view_locked(shale_db *db);
+/* shale_open_at_fenced_after()'s arguments: the manifest id hint (0 none)
+ * and the barrier before the open's first write (NULL none). */
+typedef struct db_open_args {
+    uint64_t hint;
+    shale_status (*before_fence)(void *ctx);
+    void *ctx;
+} db_open_args;
 /* The writer's open after the handle is allocated: stores, manifest,
  * fencing, WAL replay (db_open.c).  opts: the caller's, read only. */
-shale_status db_open_inner(shale_db *db, const shale_options *opts);
+shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_open_args *a);
 /* Freezes the active memtable (even if empty) and seals the WAL buffer.
  * mu held.  Wakes the flush and WAL threads. */
 shale_status db_freeze_locked(shale_db *db);

@@ -15,13 +15,24 @@
 #include <string.h>
 
 typedef struct fence_ctx {
+    const shale_db *db;
     const char *wal_uri;   /* to record when none is */
     uint64_t epoch, cepoch;
 } fence_ctx;
 
+static shale_status check_wal_store(const shale_db *db, const manifest *m);
+static shale_status check_initialized(const shale_db *db, const manifest *m);
+
 static shale_status fence_mut(manifest *m, void *arg)
 {
     fence_ctx *c = arg;
+    /* The open checked the version it read; a lost race (or a stale
+     * shale_open_at() hint) raises a newer one: the same checks on it. */
+    shale_status rc = check_initialized(c->db, m);
+    if (!rc)
+        rc = check_wal_store(c->db, m);
+    if (rc)
+        return rc;
     m->writer_epoch++;
     m->compactor_epoch++;
     c->epoch = m->writer_epoch;
@@ -63,6 +74,96 @@ static shale_status check_wal_store(const shale_db *db, const manifest *m)
                          "%s: WAL store reconfiguration refused: the manifest records '%s', "
                          "the caller gave '%s'",
                          db->uri, rec, db->wal_uri);
+    return SHALE_OK;
+}
+
+static shale_status check_initialized(const shale_db *db, const manifest *m)
+{
+    if (m->initialized)
+        return SHALE_OK;
+    return shale_err(SHALE_INVALID_ARGUMENT,
+                     "%s: this database is a clone that was not finished "
+                     "(initialized=false); re-run the same clone to complete it",
+                     db->uri);
+}
+
+/* The hinted version's GET, on its own thread (beside the listing). */
+typedef struct hinted_get {
+    shale_objstore *s;
+    uint64_t id;
+    manifest *m;
+    shale_status rc;
+    char msg[512];
+} hinted_get;
+
+static void *hinted_get_main(void *arg)
+{
+    hinted_get *g = arg;
+    g->rc = manifest_store_load(g->s, g->id, &g->m);
+    if (g->rc && g->rc != SHALE_NOT_FOUND)
+        snprintf(g->msg, sizeof g->msg, "%s", shale_errmsg());
+    return NULL;
+}
+
+/* The latest manifest version, given shale_open_at()'s hint: the hinted
+ * version's GET beside a listing of the versions after it (one round trip,
+ * where the full listing and then the GET are two).  The listing decides
+ * which version is the latest, exactly as manifest_store_load_latest()'s
+ * does: a newer version listed is read next, and a hint that names no
+ * version (deleted, or never written) falls back to the full listing.  The
+ * fence write that follows is a create-if-absent of the next id, so a
+ * version written after the listing makes it fail and re-read, as without
+ * a hint.  0: no hint. */
+static shale_status load_latest_hinted(shale_objstore *s, uint64_t hint, manifest **out)
+{
+    *out = NULL;
+    if (!hint)
+        return manifest_store_load_latest(s, 0, out);
+    hinted_get g = {s, hint, NULL, SHALE_OK, ""};
+    pthread_t th;
+    bool threaded = !pthread_create(&th, NULL, hinted_get_main, &g);
+    if (!threaded)
+        hinted_get_main(&g);
+    char key[PATH_KEY_MAX];
+    manifest_key(hint, key, sizeof key);
+    uint64_t newer = 0;
+    char *cursor = xstrdup(key);   /* listed after the cursor, not from it */
+    shale_status rc = cursor ? SHALE_OK : SHALE_OOM();
+    while (!rc && cursor) {
+        shale_objlist page;
+        rc = shale_objstore_list(s, PATH_MANIFEST_DIR, cursor, 0, &page);
+        free(cursor);
+        cursor = NULL;
+        if (rc)
+            break;
+        for (size_t i = 0; i < page.count; i++) {
+            uint64_t id = 0;
+            if (manifest_key_parse(page.items[i].key, &id) && id > hint && id > newer)
+                newer = id;
+        }
+        if (page.next_cursor && !(cursor = xstrdup(page.next_cursor)))
+            rc = SHALE_OOM();
+        shale_objlist_free(&page);
+    }
+    free(cursor);
+    if (threaded)
+        pthread_join(th, NULL);
+    if (rc) {
+        manifest_free(g.m);
+        return rc;
+    }
+    if (newer) {
+        /* The hint was stale: the newest version listed (gone by now, to
+         * a GC that found a newer one still: the full listing). */
+        manifest_free(g.m);
+        rc = manifest_store_load(s, newer, out);
+        return rc == SHALE_NOT_FOUND ? manifest_store_load_latest(s, 0, out) : rc;
+    }
+    if (g.rc == SHALE_NOT_FOUND)
+        return manifest_store_load_latest(s, 0, out);   /* the hint names nothing */
+    if (g.rc)
+        return shale_err(g.rc, "%s", g.msg);
+    *out = g.m;
     return SHALE_OK;
 }
 
@@ -134,18 +235,70 @@ typedef struct open_probe {
     shale_store_identity id;
 } open_probe;
 
+/* One conditional create of the probe, on its own thread. */
+typedef struct probe_create {
+    shale_objstore *s;
+    const char *key, *val;
+    shale_status rc;
+    char msg[512];
+} probe_create;
+
+static void *probe_create_main(void *arg)
+{
+    probe_create *c = arg;
+    c->rc = shale_objstore_put_if_absent(c->s, c->key, c->val, 1);
+    if (c->rc && c->rc != SHALE_PRECONDITION_FAILED)
+        snprintf(c->msg, sizeof c->msg, "%s", shale_errmsg());
+    return NULL;
+}
+
+/* shale_objstore_probe_conditional()'s test, in one round trip: the two
+ * creates of one new key go out at once.  A store that honours
+ * create-if-absent lets exactly one of them create the key and refuses the
+ * other (412); one that ignores it lets both succeed.  Any other answer
+ * (S3 may refuse one of two racing conditional writes with 409: retry) is
+ * settled by the sequential test: a create of the key, which exists once
+ * either succeeded, must then be refused. */
 static shale_status probe_one(open_probe *p, int k, shale_objstore *s)
 {
     char uid[37];
     uuid_new(uid);
     probe_key(uid, p->keys[k], sizeof p->keys[k]);
     p->stores[k] = s;
-    shale_status rc = shale_objstore_put_if_absent(s, p->keys[k], "1", 1);
-    if (rc) {
-        p->keys[k][0] = '\0';
-        return shale_err_prefix(rc, "probing conditional create on %s", shale_objstore_uri(s));
+    probe_create a = {s, p->keys[k], "1", SHALE_OK, ""}, b = {s, p->keys[k], "2", SHALE_OK, ""};
+    pthread_t th;
+    bool threaded = !pthread_create(&th, NULL, probe_create_main, &a);
+    if (!threaded)
+        probe_create_main(&a);
+    probe_create_main(&b);
+    if (threaded)
+        pthread_join(th, NULL);
+    if (a.rc == SHALE_OK && b.rc == SHALE_OK)
+        return shale_err(SHALE_UNSUPPORTED,
+                         "store %s does not honour create-if-absent (If-None-Match: *): "
+                         "a second conditional create of %s succeeded; fencing is unsafe "
+                         "(set unsafe_allow_unconditional_store to proceed anyway)",
+                         shale_objstore_uri(s), p->keys[k]);
+    bool created = a.rc == SHALE_OK || b.rc == SHALE_OK;
+    shale_status other = a.rc == SHALE_OK ? b.rc : a.rc;
+    if (created && other == SHALE_PRECONDITION_FAILED)
+        return SHALE_OK;
+    if (!created) {
+        /* Neither created the key: the probe fails as its first create
+         * did (a 412 with no success means the key was there: keep it
+         * for the delete). */
+        const probe_create *e = a.rc != SHALE_PRECONDITION_FAILED ? &a : &b;
+        if (a.rc != SHALE_PRECONDITION_FAILED && b.rc != SHALE_PRECONDITION_FAILED)
+            p->keys[k][0] = '\0';
+        if (e->rc == SHALE_PRECONDITION_FAILED)
+            return shale_err(SHALE_IO, "probing conditional create on %s: a new key %s "
+                                       "was refused as existing",
+                             shale_objstore_uri(s), p->keys[k]);
+        return shale_err(e->rc, "probing conditional create on %s: %s",
+                         shale_objstore_uri(s), e->msg);
     }
-    rc = shale_objstore_put_if_absent(s, p->keys[k], "2", 1);
+    /* One created it, the other failed otherwise: the sequential test. */
+    shale_status rc = shale_objstore_put_if_absent(s, p->keys[k], "2", 1);
     if (rc == SHALE_PRECONDITION_FAILED)
         return SHALE_OK;
     if (rc == SHALE_OK)
@@ -157,14 +310,40 @@ static shale_status probe_one(open_probe *p, int k, shale_objstore *s)
     return shale_err_prefix(rc, "probing conditional create on %s", shale_objstore_uri(s));
 }
 
+/* The stores' probes at once (the WAL store's beside the main one's). */
+typedef struct probe_wal {
+    open_probe *p;
+    shale_status rc;
+    char msg[512];
+} probe_wal;
+
+static void *probe_wal_main(void *arg)
+{
+    probe_wal *w = arg;
+    w->rc = probe_one(w->p, 1, w->p->db->wal_store);
+    if (w->rc)
+        snprintf(w->msg, sizeof w->msg, "%s", shale_errmsg());
+    return NULL;
+}
+
 static void *probe_main(void *arg)
 {
     open_probe *p = arg;
+    probe_wal w = {p, SHALE_OK, ""};
+    pthread_t th;
+    bool two = p->db->wal_store != p->db->store;
+    bool threaded = two && !pthread_create(&th, NULL, probe_wal_main, &w);
     p->rc = probe_one(p, 0, p->db->store);
-    if (!p->rc && p->db->wal_store != p->db->store)
-        p->rc = probe_one(p, 1, p->db->wal_store);
     if (p->rc)
         snprintf(p->msg, sizeof p->msg, "%s", shale_errmsg());
+    if (threaded)
+        pthread_join(th, NULL);
+    else if (two && !p->rc)
+        probe_wal_main(&w);
+    if (!p->rc && w.rc) {
+        p->rc = w.rc;
+        snprintf(p->msg, sizeof p->msg, "%s", w.msg);
+    }
     return NULL;
 }
 
@@ -186,12 +365,12 @@ static void *probe_cleanup(void *arg)
     return NULL;
 }
 
-static shale_status db_open_fence(shale_db *db, const shale_options *opts, manifest *m,
+static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest *m,
                                   shale_status rc, const char *msg, const open_probe *pr_,
                                   shale_status id_rc, shale_store_identity *idp);
 
 /* opts: the caller's, read only here (the env copies what is kept). */
-shale_status db_open_inner(shale_db *db, const shale_options *opts)
+shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_open_args *a)
 {
     shale_options eo = *opts;
     eo.wal_store_uri = db->wal_uri;
@@ -223,7 +402,7 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts)
      * two round trips. */
     bool id_threaded = !pthread_create(&ith, NULL, identity_main, &pr);
     manifest *m = NULL;
-    rc = manifest_store_load_latest(db->store, 0, &m);
+    rc = load_latest_hinted(db->store, a->hint, &m);
     char msg[512] = "";
     if (rc && rc != SHALE_NOT_FOUND)
         snprintf(msg, sizeof msg, "%s", shale_errmsg());
@@ -241,7 +420,7 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts)
     bool cleaning = !pthread_create(&cth, NULL, probe_cleanup, &pr);
     if (!cleaning)
         probe_cleanup(&pr);
-    rc = db_open_fence(db, opts, m, rc, msg, &pr, id_rc, &id);
+    rc = db_open_fence(db, a, m, rc, msg, &pr, id_rc, &id);
     if (cleaning)
         pthread_join(cth, NULL);
     return rc;
@@ -250,17 +429,21 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts)
 /* The rest of db_open_inner() once the probe and the reads are in: m and
  * rc the manifest read's (m owned), id_rc / *id the identity read's (*id
  * owned when id_rc is SHALE_OK). */
-static shale_status db_open_fence(shale_db *db, const shale_options *opts, manifest *m,
+static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest *m,
                                   shale_status rc, const char *msg, const open_probe *pr_,
                                   shale_status id_rc, shale_store_identity *idp)
 {
-    (void)opts;
     const open_probe pr = *pr_;
     shale_store_identity id = *idp;
-    if (pr.rc) {
+    shale_status brc = SHALE_OK;
+    if (!pr.rc && a->before_fence)
+        brc = a->before_fence(a->ctx);   /* nothing written yet but probe objects */
+    if (pr.rc || brc) {
         manifest_free(m);
         if (id_rc == SHALE_OK)
             shale_store_identity_clear(&id);
+        if (brc)
+            return brc;   /* the barrier's message stands */
         return shale_err(pr.rc, "%s", pr.msg);
     }
     bool created = rc == SHALE_NOT_FOUND;
@@ -281,11 +464,7 @@ static shale_status db_open_fence(shale_db *db, const shale_options *opts, manif
         return rc;
     }
     db->man = m;
-    if (!m->initialized)
-        rc = shale_err(SHALE_INVALID_ARGUMENT,
-                       "%s: this database is a clone that was not finished "
-                       "(initialized=false); re-run the same clone to complete it",
-                       db->uri);
+    rc = check_initialized(db, m);
     if (!rc)
         rc = check_wal_store(db, m);
     if (rc) {
@@ -308,7 +487,7 @@ static shale_status db_open_fence(shale_db *db, const shale_options *opts, manif
     free(origin);
     if (rc)
         return rc;
-    fence_ctx fc = {db->wal_uri, 0, 0};
+    fence_ctx fc = {db, db->wal_uri, 0, 0};
     rc = manifest_store_update(db->store, &db->man, fence_mut, &fc);
     if (rc)
         return shale_err_prefix(rc, "%s: raising writer_epoch", db->uri);

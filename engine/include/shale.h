@@ -120,6 +120,34 @@ void shale_cache_free(shale_cache *c);   /* accepts NULL */
  * be NULL.  Close with shale_close(). */
 shale_status shale_open(const char *uri, const shale_options *opts, shale_db **out);
 
+/* shale_open() given the id of a manifest version the caller read lately
+ * (a shale_manifest_view's id, say), so that the open reads that version
+ * and lists only the versions after it at once (one round trip on S3)
+ * instead of listing every version and then reading the latest (two).
+ * The hint is only a hint: the listing decides which version is the
+ * latest, as without one (a newer version is read next; a hint that names
+ * no version -- deleted, or never written -- falls back to shale_open()'s
+ * full listing), and the fence write is a create-if-absent of the next id
+ * whatever was read.  0 is no hint (shale_open()).  Nothing is kept. */
+shale_status shale_open_at(const char *uri, const shale_options *opts,
+                           uint64_t manifest_id_hint, shale_db **out);
+
+/* shale_open_at() with a barrier: before_fence(ctx) is called once, on
+ * the calling thread, when the open's reads and its conditional-create
+ * probe are in and before its first write that is state (the fence write,
+ * a new database's first manifest, an identity write); only the probe's
+ * objects (garbage, never state) may exist by then.  A caller that must
+ * record its intent durably before the writer is fenced (the split's
+ * journal) can start the open beside that record and wait for it here.
+ * A failing barrier (its status and message, shale_error_set) fails the
+ * open with nothing fenced.  Not called when the open fails before it.
+ * NULL: none (shale_open_at()).  ctx is the caller's, used during the
+ * call only. */
+shale_status shale_open_at_fenced_after(const char *uri, const shale_options *opts,
+                                        uint64_t manifest_id_hint,
+                                        shale_status (*before_fence)(void *ctx), void *ctx,
+                                        shale_db **out);
+
 /* Flushes what await_durable promised, stops background work and frees the
  * handle.  Accepts NULL.  Returns the first error met while flushing. */
 shale_status shale_close(shale_db *db);

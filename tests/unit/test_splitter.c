@@ -234,6 +234,8 @@ static void test_abort_before_wipe_leaves_parent(void **state)
 {
     fx *f = *state;
     new_splitter(f, false);                  /* not started: abort wins */
+    shale_db *w = NULL;
+    TU_OK(shale_open(f->parent, &f->o, &w)); /* the shard's live writer */
     unsigned cuts[] = {f->n / 2};
     split_request *r = request(f, "split-b", cuts, 1, false);
     bool created;
@@ -248,6 +250,11 @@ static void test_abort_before_wipe_leaves_parent(void **state)
     expect_phase(st, "Aborted");
     free(st);
     split_request_free(r);
+    /* Fence's open, started beside version 1, waited for the worker's
+     * Fence and the abort cancelled it: the live writer was never fenced. */
+    dt_put(w, f->n + 2, 1);
+    TU_OK(shale_flush_wal(w));
+    TU_OK(shale_close(w));
     /* The parent is readable and writable with all its data. */
     shale_db *db = NULL;
     TU_OK(shale_open(f->parent, &f->o, &db));

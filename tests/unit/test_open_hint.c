@@ -1,0 +1,349 @@
+/*
+ * test_open_hint.c -- shale_open_at(): the writer's open given a manifest
+ * id (right, stale, naming nothing, or naming a version whose successor a
+ * GC removed) opens the latest version and fences the previous writer
+ * exactly as shale_open() does; and the open's conditional-create probe,
+ * whose two creates go out at once, still passes a store that honours
+ * create-if-absent when one of them fails otherwise, and fails the open
+ * when both fail.
+ */
+#include "support/dbtest.h"
+#include "objstore/objstore_fault.h"
+#include "shale_admin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *backend(void **state)
+{
+    return *state ? (const char *)*state : "mem";
+}
+
+static uint64_t manifest_id(shale_db *db)
+{
+    shale_db_info info;
+    TU_OK(shale_db_info_get(db, &info));
+    return info.manifest_id;
+}
+
+static uint64_t epoch(shale_db *db)
+{
+    shale_db_info info;
+    TU_OK(shale_db_info_get(db, &info));
+    return info.writer_epoch;
+}
+
+/* The latest version's id as a plain listing finds it. */
+static uint64_t latest_listed(const char *uri)
+{
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    shale_manifest_view *v = NULL;
+    TU_OK(shale_manifest_view_load(s, 0, &v));
+    uint64_t id = v->id;
+    shale_manifest_view_free(v);
+    shale_objstore_close(s);
+    return id;
+}
+
+/* a writes 0..n-1 at version ver (flushing its memtable: manifest writes),
+ * then b opens with the hint: a is fenced, b holds everything a
+ * acknowledged, and b's fence is the latest version, one epoch above a's. */
+static void open_over(const char *uri, shale_options *o, shale_db *a, unsigned n,
+                      uint64_t hint)
+{
+    for (unsigned i = 0; i < n; i++)
+        dt_put(a, i, 1);
+    TU_OK(shale_flush_memtable(a));           /* a manifest write after the hint */
+    uint64_t a_epoch = epoch(a), a_latest = latest_listed(uri);
+    shale_db *b = NULL;
+    TU_OK(shale_open_at(uri, o, hint, &b));
+    assert_int_equal(epoch(b), a_epoch + 1);
+    assert_true(manifest_id(b) > a_latest);
+    assert_int_equal(latest_listed(uri), manifest_id(b));   /* b's fence is the latest */
+    for (unsigned i = 0; i < n; i++)
+        dt_expect(b, i, 1);
+    char k[32], v[96];
+    size_t kl = dt_key(k, sizeof k, 5000), vl = dt_val(v, sizeof v, 5000, 1);
+    TU_RC(SHALE_FENCED, shale_put(a, k, kl, v, vl));   /* never both acknowledge */
+    dt_put(b, 5000, 2);
+    shale_close(a);
+    TU_OK(shale_close(b));
+    TU_OK(shale_open(uri, o, &b));
+    dt_expect(b, 5000, 2);
+    for (unsigned i = 0; i < n; i++)
+        dt_expect(b, i, 1);
+    TU_OK(shale_close(b));
+}
+
+static void test_right_hint(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "hint_right", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *a = NULL;
+    TU_OK(shale_open(uri, &o, &a));
+    for (unsigned i = 0; i < 20; i++)
+        dt_put(a, i, 1);
+    TU_OK(shale_flush_memtable(a));
+    /* The hint is the latest version: read by it, nothing newer listed. */
+    uint64_t a_epoch = epoch(a), hint = latest_listed(uri);
+    shale_db *b = NULL;
+    TU_OK(shale_open_at(uri, &o, hint, &b));
+    assert_int_equal(epoch(b), a_epoch + 1);
+    assert_int_equal(latest_listed(uri), manifest_id(b));
+    assert_true(manifest_id(b) > hint);
+    for (unsigned i = 0; i < 20; i++)
+        dt_expect(b, i, 1);
+    char k[32], v[96];
+    size_t kl = dt_key(k, sizeof k, 7), vl = dt_val(v, sizeof v, 7, 9);
+    TU_RC(SHALE_FENCED, shale_put(a, k, kl, v, vl));
+    shale_close(a);
+    TU_OK(shale_close(b));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+/* Versions written after the hint: the listing finds the newest. */
+static void test_stale_hint(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "hint_stale", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *a = NULL;
+    TU_OK(shale_open(uri, &o, &a));
+    uint64_t hint = manifest_id(a);
+    dt_put(a, 100, 1);
+    TU_OK(shale_flush_memtable(a));
+    assert_true(latest_listed(uri) > hint);
+    open_over(uri, &o, a, 40, hint);
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+/* A hint naming no version: one never written, and one deleted. */
+static void test_missing_hint(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "hint_missing", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *a = NULL;
+    TU_OK(shale_open(uri, &o, &a));
+    open_over(uri, &o, a, 30, 1000000);       /* beyond the latest */
+    TU_OK(shale_open(uri, &o, &a));
+    /* Version 1 (neither latest nor pinned) deleted, as GC would. */
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    TU_OK(shale_objstore_delete(s, "manifest/00000000000000000001.manifest"));
+    shale_objstore_close(s);
+    open_over(uri, &o, a, 30, 1);
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+/* The hinted version is there (a checkpoint may pin an old one) but the
+ * one after it was deleted by a GC, and newer ones exist: a create of
+ * hint + 1 would succeed, so the open must not trust the GET alone -- the
+ * listing beside it finds the newest, and the fence goes after that. */
+static void test_hint_with_successor_deleted(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "hint_gap", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *a = NULL;
+    TU_OK(shale_open(uri, &o, &a));
+    uint64_t hint = manifest_id(a);
+    for (unsigned r = 0; r < 3; r++) {
+        dt_put(a, 200 + r, 1);
+        TU_OK(shale_flush_memtable(a));
+    }
+    assert_true(latest_listed(uri) > hint + 1);
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    char key[64];
+    snprintf(key, sizeof key, "manifest/%020llu.manifest", (unsigned long long)(hint + 1));
+    TU_OK(shale_objstore_delete(s, key));
+    shale_objstore_close(s);
+    open_over(uri, &o, a, 25, hint);
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+/* A database that does not exist yet: the hint names nothing and the open
+ * creates it as shale_open() does. */
+static void test_hint_on_new_database(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "hint_new", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *a = NULL;
+    TU_OK(shale_open_at(uri, &o, 5, &a));
+    assert_int_equal(epoch(a), 1);
+    dt_put(a, 1, 1);
+    TU_OK(shale_close(a));
+    o.create_if_missing = false;
+    TU_OK(shale_open_at(uri, &o, 1, &a));
+    dt_expect(a, 1, 1);
+    TU_OK(shale_close(a));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+/* The probe's two creates at once: one refused otherwise (as S3 may refuse
+ * one of two racing conditional writes) is settled by a sequential create,
+ * which a store that honours create-if-absent refuses: the open passes.
+ * Both refused: the open fails, and nothing was fenced. */
+static void test_probe_creates_at_once(void **state)
+{
+    (void)state;
+    char *m = tu_mem_uri("hint_probe"), *u = NULL;
+    assert_non_null(u = tu_fault_uri(m));
+    shale_fault *f = shale_fault_for_uri(u, NULL);
+    assert_non_null(f);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *a = NULL, *b = NULL;
+    TU_OK(shale_open(u, &o, &a));
+    dt_put(a, 1, 1);
+    uint64_t a_epoch = epoch(a);
+    TU_OK(objstore_fault_parse(f, "put_if_absent:.probe/:nth=1:io"));
+    TU_OK(shale_open(u, &o, &b));
+    assert_int_equal(shale_fault_injected(f), 1);
+    assert_int_equal(epoch(b), a_epoch + 1);
+    dt_expect(b, 1, 1);
+    shale_close(a);
+    TU_OK(shale_close(b));
+    shale_fault_clear(f);
+    TU_OK(objstore_fault_parse(f, "put_if_absent:.probe/:count=2:io"));
+    TU_RC(SHALE_IO, shale_open(u, &o, &b));
+    assert_null(b);
+    assert_non_null(strstr(shale_errmsg(), "probing conditional create"));
+    shale_fault_clear(f);
+    TU_OK(shale_open(u, &o, &b));
+    assert_int_equal(epoch(b), a_epoch + 2);  /* the failed open raised nothing */
+    dt_expect(b, 1, 1);
+    TU_OK(shale_close(b));
+    free(u);
+    free(m);
+}
+
+/* shale_open_at_fenced_after()'s barrier: called once, after the reads
+ * and before the fence write (the previous writer still writes then); a
+ * failing one fails the open with its status and fences nothing; not
+ * called when the probe fails. */
+typedef struct barrier_ctx {
+    shale_db *old;        /* the previous writer */
+    const char *uri;
+    uint64_t latest;      /* the latest version before the open */
+    int calls;
+    shale_status answer;
+} barrier_ctx;
+
+static shale_status barrier(void *arg)
+{
+    barrier_ctx *b = arg;
+    b->calls++;
+    assert_int_equal(latest_listed(b->uri), b->latest);   /* no fence write yet */
+    dt_put(b->old, 900 + (unsigned)b->calls, 1);
+    TU_OK(shale_flush_wal(b->old));                        /* not fenced yet */
+    if (b->answer)
+        return shale_error_set(b->answer, "the test's barrier says no");
+    return SHALE_OK;
+}
+
+static void test_barrier_before_fence(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "hint_barrier", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *a = NULL, *b = NULL;
+    TU_OK(shale_open(uri, &o, &a));
+    uint64_t a_epoch = epoch(a);
+    barrier_ctx bc = {a, uri, latest_listed(uri), 0, SHALE_CONFLICT};
+    TU_RC(SHALE_CONFLICT, shale_open_at_fenced_after(uri, &o, bc.latest, barrier, &bc, &b));
+    assert_null(b);
+    assert_non_null(strstr(shale_errmsg(), "the test's barrier says no"));
+    assert_int_equal(bc.calls, 1);
+    assert_int_equal(latest_listed(uri), bc.latest);       /* nothing fenced */
+    assert_int_equal(epoch(a), a_epoch);
+    dt_put(a, 950, 1);
+    TU_OK(shale_flush_wal(a));
+    bc.answer = SHALE_OK;
+    bc.calls = 0;
+    bc.latest = latest_listed(uri);
+    TU_OK(shale_open_at_fenced_after(uri, &o, bc.latest, barrier, &bc, &b));
+    assert_int_equal(bc.calls, 1);
+    assert_int_equal(epoch(b), a_epoch + 1);
+    dt_expect(b, 901, 1);                   /* written at the barrier: kept */
+    dt_expect(b, 950, 1);
+    char k[32], v[96];
+    size_t kl = dt_key(k, sizeof k, 960), vl = dt_val(v, sizeof v, 960, 1);
+    TU_RC(SHALE_FENCED, shale_put(a, k, kl, v, vl));
+    shale_close(a);
+    TU_OK(shale_close(b));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+static void test_barrier_not_called_when_probe_fails(void **state)
+{
+    (void)state;
+    char *m = tu_mem_uri("hint_barrier_probe"), *u = NULL;
+    assert_non_null(u = tu_fault_uri(m));
+    shale_fault *f = shale_fault_for_uri(u, NULL);
+    assert_non_null(f);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *a = NULL, *b = NULL;
+    TU_OK(shale_open(u, &o, &a));
+    barrier_ctx bc = {a, u, 0, 0, SHALE_OK};
+    TU_OK(objstore_fault_parse(f, "put_if_absent:.probe/:count=2:io"));
+    TU_RC(SHALE_IO, shale_open_at_fenced_after(u, &o, 0, barrier, &bc, &b));
+    assert_int_equal(bc.calls, 0);
+    shale_fault_clear(f);
+    TU_OK(shale_close(a));
+    free(u);
+    free(m);
+}
+
+/* Two stores (the WAL's apart): both probed, at once, and the open works. */
+static void test_hint_with_wal_store(void **state)
+{
+    (void)state;
+    dt_fixture *fx = dt_fixture_new("hint_wal");
+    shale_db *a = NULL;
+    TU_OK(shale_open(fx->uri, &fx->o, &a));
+    uint64_t hint = manifest_id(a);
+    open_over(fx->uri, &fx->o, a, 30, hint);
+    dt_fixture_free(fx);
+}
+
+int main(void)
+{
+    static const char mem[] = "mem", file[] = "file";
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_prestate(test_right_hint, (void *)mem),
+        cmocka_unit_test_prestate(test_right_hint, (void *)file),
+        cmocka_unit_test_prestate(test_stale_hint, (void *)mem),
+        cmocka_unit_test_prestate(test_stale_hint, (void *)file),
+        cmocka_unit_test_prestate(test_missing_hint, (void *)mem),
+        cmocka_unit_test_prestate(test_missing_hint, (void *)file),
+        cmocka_unit_test_prestate(test_hint_with_successor_deleted, (void *)mem),
+        cmocka_unit_test_prestate(test_hint_with_successor_deleted, (void *)file),
+        cmocka_unit_test_prestate(test_hint_on_new_database, (void *)mem),
+        cmocka_unit_test_prestate(test_hint_on_new_database, (void *)file),
+        cmocka_unit_test_prestate(test_barrier_before_fence, (void *)mem),
+        cmocka_unit_test_prestate(test_barrier_before_fence, (void *)file),
+        cmocka_unit_test(test_barrier_not_called_when_probe_fails),
+        cmocka_unit_test(test_probe_creates_at_once),
+        cmocka_unit_test(test_hint_with_wal_store),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
