@@ -131,9 +131,12 @@ static shale_status many_item(many_job *j, size_t i)
         return clone_read(&j->runs[i]);
     }
     if (j->phase == 2) {
-        if (i == 2 * j->n)
+        /* Item 0, taken first (so it runs whatever fails beside it): the
+         * pins; then the children's version 1 writes, then the probes'
+         * deletes. */
+        if (i == 0)
             return many_pin_write(j, j->lat);
-        if (i >= j->n) {
+        if (--i >= j->n) {
             many_unprobe(j, i - j->n);
             return SHALE_OK;
         }
@@ -179,7 +182,8 @@ static shale_status many_phase(many_job *j, int phase, size_t *failed)
     for (size_t i = 0; i < j->items; i++)
         if (j->rcs[i]) {
             if (failed)
-                *failed = i == 2 * j->n ? 0 : i % j->n;
+                *failed = phase == 2 ? (i ? (i - 1) % j->n : 0)
+                                     : i == 2 * j->n ? 0 : i % j->n;
             return shale_err(j->rcs[i], "%s", j->msgs[i]);
         }
     return SHALE_OK;
