@@ -11,8 +11,9 @@
  *      the range, each tagged with the store it lives in), the visible
  *      range (the parent's range intersected with the requested one), the
  *      parent's WAL position, the clone's origin (to recognise a repeat),
- *      and a parent entry per referenced store with a fresh, fixed
- *      final_checkpoint_id.  The clone does NOT inherit the parent's WAL
+ *      and a parent entry per referenced store with a fixed
+ *      final_checkpoint_id derived from the clone (pin_id_for: the same
+ *      for every run of the same clone).  The clone does NOT inherit the parent's WAL
  *      store URI: it records none; its first open records its own.
  *   3. Pin: add checkpoint final_checkpoint_id (no expiry) in each parent
  *      store, so the parents' GC keeps every SST the child references.

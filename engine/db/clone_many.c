@@ -5,16 +5,33 @@
  * Phase 0 (all at once): every child's env and stores opened.  Phase 1
  * (all at once): every child's store read (its version 1 beside its
  * identity, or its manifest; the identity checks of a fresh clone), every
- * child's conditional-create probe (its object deleted in phase 2), and
- * the parent's latest and pinned versions: nothing is written until all of
- * them are in (and, for the split, until its journal says Clone Running:
- * shale_clone_many_barrier's barrier).  Phase 2 (a thread per clone): the
- * child's manifest version 1, beside the probes' deletes.  Then (this thread) one
- * write in the parent adds every child's pin; a clone that references a
- * grandparent pins through pin_parents() as shale_clone does.  Phase 3 (a
- * thread per item): each child's WAL gap copied and initialising write,
- * beside its identity write.  Each clone's state is in its own store, so a
- * crash between phases is resumed by either call.
+ * child's conditional-create probe unless the caller proved it already
+ * (unsafe_allow_unconditional_store: the split's pre-flight did; the
+ * probe's object is deleted in phase 2), and the parent's latest and
+ * pinned versions (by id when spec.parent_manifest_id names one that
+ * holds the checkpoint, else a LIST and a GET): nothing is written until
+ * all of them are in (and, for the split, until its journal says Clone
+ * Running: shale_clone_many_barrier's barrier).  Then every fresh child's
+ * version 1 is built in memory.  Phase 2 (a thread per item): ONE write in
+ * the parent adding every child's pin, beside the children's version 1
+ * writes (uninitialised) and the probes' deletes; a clone that references
+ * a grandparent pins after it through pin_parents() as shale_clone does.
+ * Phase 3 (a thread per item): each child's WAL gap copied and
+ * initialising write, beside its identity write.  Three round trips when
+ * the parent's version is known.
+ *
+ * Why the pin may go beside version 1: a pin without its child's manifest
+ * (a crash between) is not lost, because its id is the clone's own
+ * (pin_id_for in clone.c: a hash of the parent store, the checkpoint, the
+ * child and its range): the redone clone builds the same version 1 with
+ * the same id, finds the pin in the parent and writes none.  A version 1
+ * without the pin is what a crash between the two left before, resumed
+ * the same way (an uninitialised child is pinned before it is
+ * initialised).  The initialising write still waits for the pin: an
+ * initialised child is always pinned, and until then the source
+ * checkpoint pins the version either way (the pin write re-checks it).
+ * Each clone's state is in its own store, so a crash between phases is
+ * resumed by either call.
  */
 #include "db/clone_int.h"
 #include "db/checkpoint_int.h"
