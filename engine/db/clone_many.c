@@ -71,7 +71,7 @@ static shale_status many_load_parent(many_job *j)
 {
     /* By id when the caller knows a version holding the checkpoint (the
      * split's writer does: it is the parent's only writer): one GET, not a
-     * LIST and a GET.  It may be behind the latest; see many_pins. */
+     * LIST and a GET.  It may be behind the latest; see many_pin_write. */
     uint64_t hint = j->specs[0].parent_manifest_id;
     if (hint) {
         shale_status hrc = manifest_store_load(j->ps, hint, &j->lat);
