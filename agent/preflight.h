@@ -39,4 +39,17 @@ shale_status preflight_children_after(const split_request *req, const shale_opti
                                       char *msg, size_t msglen,
                                       shale_status (*barrier)(void *), void *ctx);
 
+/* The pre-flight also proves each child's store honours conditional
+ * create (the probe shale_objstore_probe_conditional() makes, its two
+ * creates beside the checks and the claims), so that the clone after the
+ * wipe need not: a store that ignores If-None-Match is refused before the
+ * point of no return, SHALE_UNSUPPORTED (skipped when
+ * opts->unsafe_allow_unconditional_store).  The probe object's key names
+ * the claim (preflight_probe_key, buf of 64 bytes at least), so the step
+ * after deletes it (preflight_unprobe: best effort, every child at once; a
+ * leftover ".probe/" object is garbage, never state). */
+shale_status preflight_probe_key(const split_request *req, size_t i, const shale_options *opts,
+                                 char *buf, size_t n);
+void preflight_unprobe(const split_request *req, const shale_options *opts);
+
 #endif

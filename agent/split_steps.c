@@ -267,6 +267,18 @@ static shale_status clone_barrier(void *ctx)
  * manifest read once, one parent write pinning every child).  A kill test
  * that arms Clone.mid gets the first child cloned alone, then the kill,
  * so a resume finds one child done and the others not started. */
+typedef struct unprobe_job {
+    const split_request *req;
+    const shale_options *opts;
+} unprobe_job;
+
+static void *unprobe_run(void *arg)
+{
+    unprobe_job *u = arg;
+    preflight_unprobe(u->req, u->opts);
+    return NULL;
+}
+
 shale_status do_clone(run *r, step_result *res)
 {
     splitter *sp = r->sp;
@@ -295,6 +307,25 @@ shale_status do_clone(run *r, step_result *res)
         s->range_end = c->end;
         s->range_end_len = c->end_len;
     }
+    /* The parent's version by id: the split's writer (opened at Fence, the
+     * parent's only writer since) knows its current one, which holds the
+     * checkpoint FullFlush made; a resumed run without the writer lists. */
+    shale_db_info info;
+    uint64_t hint = r->db && !shale_db_info_get(r->db, &info) ? info.manifest_id : 0;
+    for (size_t i = 0; i < n; i++)
+        specs[i].parent_manifest_id = hint;
+    /* The children's stores were proven to honour conditional create by
+     * WipeLocalWAL's pre-flight (preflight.h), on the same URIs with the
+     * same store options, before the point of no return; that step is
+     * Done before this one runs, so the clone does not probe again (its
+     * probe is what unsafe_allow_unconditional_store skips, nothing else
+     * in a clone reads it).  The pre-flight's probe objects are deleted
+     * beside the clone's first phase. */
+    shale_options copts = sp->o.db;
+    copts.unsafe_allow_unconditional_store = true;
+    unprobe_job uj = {q, &sp->o.db};
+    pthread_t uth;
+    bool unprobing = !pthread_create(&uth, NULL, unprobe_run, &uj);
     const char *fps = getenv("SHALE_FAILPOINTS");
     size_t first = 0, failed = 0;
     shale_status rc = SHALE_OK;
@@ -302,14 +333,14 @@ shale_status do_clone(run *r, step_result *res)
      * write of Clone "Running"; it waits for that write before its first
      * write (shale_clone_many_barrier's barrier). */
     if (fps && strstr(fps, "Clone.mid") && n > 0) {
-        rc = shale_clone_many_barrier(specs, 1, &sp->o.db, crs, &failed, clone_barrier, r);
+        rc = shale_clone_many_barrier(specs, 1, &copts, crs, &failed, clone_barrier, r);
         first = 1;
         if (!rc)
             failpoint("Clone.mid");
     }
     if (!rc) {
-        rc = shale_clone_many_barrier(specs + first, n - first, &sp->o.db, crs + first, &failed,
-                            clone_barrier, r);
+        rc = shale_clone_many_barrier(specs + first, n - first, &copts, crs + first, &failed,
+                                      clone_barrier, r);
         failed += first;
     }
     if (!rc)
@@ -318,6 +349,10 @@ shale_status do_clone(run *r, step_result *res)
         const split_child *c = &q->children[failed < n ? failed : 0];
         rc = shale_error_prefix(rc, "cloning child %s into %s", c->name, c->store);
     }
+    if (unprobing)
+        pthread_join(uth, NULL);
+    else
+        unprobe_run(&uj);
     for (size_t i = 0; i < n && !rc; i++) {
         res->objects_copied += crs[i].wal_ssts_copied;
         res->bytes_copied += crs[i].bytes_copied;

@@ -211,6 +211,7 @@ typedef struct pins_ctx {
     const char *src_id;
     const cp_pin_req *reqs;
     size_t n;
+    bool none_missing;   /* the version read holds every pin: nothing to write */
 } pins_ctx;
 
 static shale_status pins_mut(manifest *m, void *arg)
@@ -218,6 +219,13 @@ static shale_status pins_mut(manifest *m, void *arg)
     pins_ctx *c = arg;
     const checkpoint_rec *src = cp_find(m, c->src_id);
     uint64_t pin_id = src ? src->manifest_id : 0;
+    size_t missing = 0;
+    for (size_t i = 0; i < c->n; i++)
+        missing += cp_find(m, c->reqs[i].id) == NULL;
+    /* A base behind the latest (the caller's guess) may lack pins the
+     * latest has: found there after the conflict, nothing is written. */
+    if ((c->none_missing = missing == 0))
+        return SHALE_NOT_FOUND;   /* abort: nothing to write */
     for (size_t i = 0; i < c->n; i++) {
         if (cp_find(m, c->reqs[i].id))
             continue;
@@ -251,9 +259,10 @@ shale_status cp_add_pins(shale_objstore *s, const char *src_id, const cp_pin_req
     size_t missing = 0;
     for (size_t i = 0; i < n; i++)
         missing += cp_find(cur, reqs[i].id) == NULL;
-    pins_ctx c = {src_id, reqs, n};
-    if (missing)
-        rc = manifest_store_update(s, &cur, pins_mut, &c);
+    pins_ctx c = {src_id, reqs, n, false};
+    if (missing && (rc = manifest_store_update(s, &cur, pins_mut, &c)) == SHALE_NOT_FOUND &&
+        c.none_missing)
+        rc = SHALE_OK;
     manifest_free(cur);
     return rc;
 }

@@ -11,8 +11,9 @@
  *      the range, each tagged with the store it lives in), the visible
  *      range (the parent's range intersected with the requested one), the
  *      parent's WAL position, the clone's origin (to recognise a repeat),
- *      and a parent entry per referenced store with a fresh, fixed
- *      final_checkpoint_id.  The clone does NOT inherit the parent's WAL
+ *      and a parent entry per referenced store with a fixed
+ *      final_checkpoint_id derived from the clone (pin_id_for: the same
+ *      for every run of the same clone).  The clone does NOT inherit the parent's WAL
  *      store URI: it records none; its first open records its own.
  *   3. Pin: add checkpoint final_checkpoint_id (no expiry) in each parent
  *      store, so the parents' GC keeps every SST the child references.
@@ -102,7 +103,47 @@ static shale_status intersect_range(manifest *child, const manifest *parent,
 }
 
 
-static shale_status add_parent(manifest *m, const char *uri, const char *source_cp)
+/* FNV-1a over a string and its terminator, from h. */
+static uint64_t fnv_str(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return (h ^ 0xff) * 0x100000001b3ULL;
+}
+
+/* The final checkpoint id of the clone sp's pin in store uri, made from
+ * what names the clone (the pinned store, the parent checkpoint it was
+ * cloned from, the child, its range), not drawn at random: a clone redone
+ * after a crash computes the same id, so a pin that landed before the
+ * child's version 1 did (shale_clone_many writes them at once) is found
+ * and kept, never left behind as a second pin no manifest names. */
+static void pin_id_for(const shale_clone_spec *sp, const char *uri, const char *cp_id,
+                       char out[37])
+{
+    uint8_t b[16];
+    for (int half = 0; half < 2; half++) {
+        uint64_t h = half ? 0x84222325cbf29ce4ULL : 0xcbf29ce484222325ULL;
+        h = fnv_str(h, uri, strlen(uri));
+        h = fnv_str(h, cp_id ? cp_id : "", cp_id ? strlen(cp_id) : 0);
+        h = fnv_str(h, sp->child_uri, strlen(sp->child_uri));
+        h = fnv_str(h, sp->range_start ? sp->range_start : "",
+                    bound_set(sp->range_start, sp->range_start_len) ? sp->range_start_len : 0);
+        h = fnv_str(h, sp->range_end ? sp->range_end : "",
+                    bound_set(sp->range_end, sp->range_end_len) ? sp->range_end_len : 0);
+        for (int k = 0; k < 8; k++)
+            b[half * 8 + k] = (uint8_t)(h >> (8 * k));
+    }
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x80);   /* version 8: made by the application */
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+             b[11], b[12], b[13], b[14], b[15]);
+}
+
+static shale_status add_parent(manifest *m, const shale_clone_spec *sp, const char *uri,
+                               const char *source_cp)
 {
     for (size_t i = 0; i < m->parent_count; i++)
         if (!strcmp(m->parents[i].store_uri, uri))
@@ -117,15 +158,16 @@ static shale_status add_parent(manifest *m, const char *uri, const char *source_
         return SHALE_OOM();
     snprintf(p->source_checkpoint_id, sizeof p->source_checkpoint_id, "%s",
              source_cp ? source_cp : "");
-    uuid_new(p->final_checkpoint_id);
+    pin_id_for(sp, uri, m->origin.parent_checkpoint_id, p->final_checkpoint_id);
     m->parent_count++;
     return SHALE_OK;
 }
 
 /* Copies the referenced SST handles of `from` into `to`, tagging each with
  * the store it lives in, and registers the stores as parents. */
-static shale_status copy_handles(manifest *to, const manifest *from, const char *parent_uri,
-                                 const char *cp_id, sst_handle *src, size_t n,
+static shale_status copy_handles(manifest *to, const shale_clone_spec *sp,
+                                 const char *parent_uri, const char *cp_id, sst_handle *src,
+                                 size_t n,
                                  sst_handle **dst, size_t *dn)
 {
     *dst = calloc(n ? n : 1, sizeof **dst);
@@ -145,11 +187,10 @@ static shale_status copy_handles(manifest *to, const manifest *from, const char 
         if (!h->store_uri && !(h->store_uri = xstrdup(where)))
             return SHALE_OOM();
         /* A grandparent's SSTs are pinned through our own new pin there. */
-        rc = add_parent(to, where, !strcmp(where, parent_uri) ? cp_id : NULL);
+        rc = add_parent(to, sp, where, !strcmp(where, parent_uri) ? cp_id : NULL);
         if (rc)
             return rc;
     }
-    (void)from;
     return SHALE_OK;
 }
 
@@ -178,7 +219,7 @@ static shale_status build_child_manifest(clone_run *cr, const manifest *pm, cons
     }
     m->origin.has_range = bound_set(sp->range_start, sp->range_start_len) ||
                           bound_set(sp->range_end, sp->range_end_len);
-    rc = copy_handles(m, pm, sp->parent_uri, cp_id, pm->l0, pm->l0_count, &m->l0,
+    rc = copy_handles(m, sp, sp->parent_uri, cp_id, pm->l0, pm->l0_count, &m->l0,
                       &m->l0_count);
     if (rc)
         goto out;
@@ -190,7 +231,7 @@ static shale_status build_child_manifest(clone_run *cr, const manifest *pm, cons
     for (size_t r = 0; r < pm->run_count; r++) {
         sorted_run *dr = &m->runs[m->run_count];
         dr->id = pm->runs[r].id;
-        rc = copy_handles(m, pm, sp->parent_uri, cp_id, pm->runs[r].ssts, pm->runs[r].count,
+        rc = copy_handles(m, sp, sp->parent_uri, cp_id, pm->runs[r].ssts, pm->runs[r].count,
                           &dr->ssts, &dr->count);
         m->run_count++;
         if (rc)
@@ -202,7 +243,7 @@ static shale_status build_child_manifest(clone_run *cr, const manifest *pm, cons
     }
     /* The parent itself is always recorded: it is the clone's origin even
      * when no SST overlaps the range. */
-    rc = add_parent(m, sp->parent_uri, cp_id);
+    rc = add_parent(m, sp, sp->parent_uri, cp_id);
 out:
     if (rc)
         manifest_free(m);
@@ -453,10 +494,10 @@ shale_status clone_read(clone_run *cr)
  * shared: the parent's latest and pinned versions loaded once for a batch
  * of clones from one checkpoint (NULL: loaded here).  On success cr->cm
  * holds the child's manifest. */
-shale_status clone_write(clone_run *cr, const manifest *shared_latest,
-                                const manifest *shared_pinned)
+shale_status clone_prepare(clone_run *cr, const manifest *shared_latest,
+                           const manifest *shared_pinned)
 {
-    if (cr->cm)
+    if (cr->cm || cr->fresh)
         return SHALE_OK;
     const shale_clone_spec *sp = cr->spec;
     manifest *cm = NULL, *pm = NULL, *platest = NULL;
@@ -510,23 +551,37 @@ shale_status clone_write(clone_run *cr, const manifest *shared_latest,
         }
         pin = pm;
     }
-    if ((rc = build_child_manifest(cr, pin, cp_id, &cm)))
-        goto out;
+    rc = build_child_manifest(cr, pin, cp_id, &cm);
+out:
+    if (!rc)
+        cr->fresh = cm;
+    manifest_free(pm);
+    manifest_free(platest);
+    return rc;
+}
+
+/* Step 2's write (after clone_prepare; a no-op for a resumed clone). */
+shale_status clone_write(clone_run *cr, const manifest *shared_latest,
+                         const manifest *shared_pinned)
+{
+    shale_status rc = clone_prepare(cr, shared_latest, shared_pinned);
+    if (rc || cr->cm)
+        return rc;
+    manifest *cm = cr->fresh;
+    cr->fresh = NULL;
     rc = manifest_store_write(cr->child, cm);
     if (rc == SHALE_PRECONDITION_FAILED) {
         /* Another run of this clone got there first: resume its work. */
         manifest_free(cm);
         cm = NULL;
+        cr->raced = true;
         if (!(rc = manifest_store_load_latest(cr->child, 0, &cm)))
             rc = check_origin(cr, cm);
     }
-out:
     if (rc)
         manifest_free(cm);
     else
         cr->cm = cm;
-    manifest_free(pm);
-    manifest_free(platest);
     return rc;
 }
 
@@ -615,6 +670,8 @@ void clone_close(clone_run *cr)
     cr->id_read = false;
     manifest_free(cr->cm);
     cr->cm = NULL;
+    manifest_free(cr->fresh);
+    cr->fresh = NULL;
     db_env_unref(cr->env);
     cr->env = NULL;
 }

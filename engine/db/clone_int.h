@@ -18,6 +18,10 @@ typedef struct clone_run {
     db_env *env;               /* every store below is the env's (borrowed) */
     shale_objstore *parent, *parent_wal, *child, *child_wal;
     manifest *cm;              /* the child's manifest once read or written (owned) */
+    manifest *fresh;           /* a fresh clone's version 1, built by clone_prepare,
+                                  not yet written (owned; NULL once written) */
+    bool raced;                /* clone_write found version 1 written by another run
+                                  of this clone: cm is that one */
     shale_clone_result res;
     /* The child store's identity as clone_read() found it (id_read: it
      * was read; id_rc its answer, id owned when SHALE_OK): nothing but this
@@ -42,6 +46,9 @@ shale_status clone_read(clone_run *cr);
  * else loaded here. */
 shale_status clone_write(clone_run *cr, const manifest *shared_latest,
                          const manifest *shared_pinned);
+/* clone_write's first half, no write: cr->fresh built (cr->cm NULL only). */
+shale_status clone_prepare(clone_run *cr, const manifest *shared_latest,
+                           const manifest *shared_pinned);
 /* A pin in every store the child manifest m references, one write each. */
 shale_status pin_parents(clone_run *cr, const manifest *m);
 /* After the pins: the WAL gap copied, initialised, the result filled. */

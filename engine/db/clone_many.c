@@ -5,16 +5,33 @@
  * Phase 0 (all at once): every child's env and stores opened.  Phase 1
  * (all at once): every child's store read (its version 1 beside its
  * identity, or its manifest; the identity checks of a fresh clone), every
- * child's conditional-create probe (its object deleted in phase 2), and
- * the parent's latest and pinned versions: nothing is written until all of
- * them are in (and, for the split, until its journal says Clone Running:
- * shale_clone_many_barrier's barrier).  Phase 2 (a thread per clone): the
- * child's manifest version 1, beside the probes' deletes.  Then (this thread) one
- * write in the parent adds every child's pin; a clone that references a
- * grandparent pins through pin_parents() as shale_clone does.  Phase 3 (a
- * thread per item): each child's WAL gap copied and initialising write,
- * beside its identity write.  Each clone's state is in its own store, so a
- * crash between phases is resumed by either call.
+ * child's conditional-create probe unless the caller proved it already
+ * (unsafe_allow_unconditional_store: the split's pre-flight did; the
+ * probe's object is deleted in phase 2), and the parent's latest and
+ * pinned versions (by id when spec.parent_manifest_id names one that
+ * holds the checkpoint, else a LIST and a GET): nothing is written until
+ * all of them are in (and, for the split, until its journal says Clone
+ * Running: shale_clone_many_barrier's barrier).  Then every fresh child's
+ * version 1 is built in memory.  Phase 2 (a thread per item): ONE write in
+ * the parent adding every child's pin, beside the children's version 1
+ * writes (uninitialised) and the probes' deletes; a clone that references
+ * a grandparent pins after it through pin_parents() as shale_clone does.
+ * Phase 3 (a thread per item): each child's WAL gap copied and
+ * initialising write, beside its identity write.  Three round trips when
+ * the parent's version is known.
+ *
+ * Why the pin may go beside version 1: a pin without its child's manifest
+ * (a crash between) is not lost, because its id is the clone's own
+ * (pin_id_for in clone.c: a hash of the parent store, the checkpoint, the
+ * child and its range): the redone clone builds the same version 1 with
+ * the same id, finds the pin in the parent and writes none.  A version 1
+ * without the pin is what a crash between the two left before, resumed
+ * the same way (an uninitialised child is pinned before it is
+ * initialised).  The initialising write still waits for the pin: an
+ * initialised child is always pinned, and until then the source
+ * checkpoint pins the version either way (the pin write re-checks it).
+ * Each clone's state is in its own store, so a crash between phases is
+ * resumed by either call.
  */
 #include "db/clone_int.h"
 #include "db/checkpoint_int.h"
@@ -38,6 +55,9 @@ typedef struct many_job {
     char (*probes)[PATH_KEY_MAX];  /* per child: its probe object's key, "" once gone */
     manifest *lat, *pin;           /* the parent's, shared read-only after phase 1 */
     size_t n, items;
+    cp_pin_req *reqs;              /* phase 2's pins (many_pin_reqs), k of them */
+    char (*names)[256];
+    size_t k;
     int phase;
     _Atomic size_t next;
     _Atomic bool failed;
@@ -49,7 +69,21 @@ typedef struct many_job {
  * checkpoint is gone, each clone reports it or finds its child made). */
 static shale_status many_load_parent(many_job *j)
 {
-    shale_status rc = manifest_store_load_latest(j->ps, 0, &j->lat);
+    /* By id when the caller knows a version holding the checkpoint (the
+     * split's writer does: it is the parent's only writer): one GET, not a
+     * LIST and a GET.  It may be behind the latest; see many_pin_write. */
+    uint64_t hint = j->specs[0].parent_manifest_id;
+    if (hint) {
+        shale_status hrc = manifest_store_load(j->ps, hint, &j->lat);
+        if (hrc && hrc != SHALE_NOT_FOUND)
+            return shale_err_prefix(hrc, "clone: loading the parent %s's manifest %llu",
+                                    j->specs[0].parent_uri, (unsigned long long)hint);
+        if (!hrc && !cp_find(j->lat, j->specs[0].parent_checkpoint_id)) {
+            manifest_free(j->lat);
+            j->lat = NULL;
+        }
+    }
+    shale_status rc = j->lat ? SHALE_OK : manifest_store_load_latest(j->ps, 0, &j->lat);
     if (rc)
         return shale_err_prefix(rc, "clone: loading the parent %s", j->specs[0].parent_uri);
     const checkpoint_rec *r = cp_find(j->lat, j->specs[0].parent_checkpoint_id);
@@ -98,6 +132,8 @@ static void many_unprobe(many_job *j, size_t i)
     j->probes[i][0] = '\0';
 }
 
+static shale_status many_pin_write(many_job *j, const manifest *base);
+
 static shale_status many_item(many_job *j, size_t i)
 {
     if (j->phase == 0) {
@@ -112,12 +148,16 @@ static shale_status many_item(many_job *j, size_t i)
         return clone_read(&j->runs[i]);
     }
     if (j->phase == 2) {
-        if (i >= j->n) {
+        /* Item 0, taken first (so it runs whatever fails beside it): the
+         * pins; then the children's version 1 writes, then the probes'
+         * deletes. */
+        if (i == 0)
+            return many_pin_write(j, j->lat);
+        if (--i >= j->n) {
             many_unprobe(j, i - j->n);
             return SHALE_OK;
         }
-        const manifest *pin = j->pin ? j->pin : j->lat;
-        return clone_write(&j->runs[i], j->lat, pin);
+        return clone_write(&j->runs[i], j->lat, j->pin ? j->pin : j->lat);
     }
     /* Phase 3: the initialising write and the identity at once.  The
      * identity may land first: a child whose identity says database but
@@ -145,7 +185,7 @@ static void *many_worker(void *arg)
 static shale_status many_phase(many_job *j, int phase, size_t *failed)
 {
     j->phase = phase;
-    j->items = phase == 0 ? j->n : phase == 1 ? 2 * j->n + 1 : 2 * j->n;
+    j->items = phase == 0 ? j->n : phase == 1 || phase == 2 ? 2 * j->n + 1 : 2 * j->n;
     atomic_store(&j->next, 0);
     memset(j->rcs, 0, (2 * j->n + 1) * sizeof *j->rcs);
     size_t nth = j->items < CLONE_THREADS ? j->items : CLONE_THREADS;
@@ -159,44 +199,76 @@ static shale_status many_phase(many_job *j, int phase, size_t *failed)
     for (size_t i = 0; i < j->items; i++)
         if (j->rcs[i]) {
             if (failed)
-                *failed = i == 2 * j->n ? 0 : i % j->n;
+                *failed = phase == 2 ? (i ? (i - 1) % j->n : 0)
+                                     : i == 2 * j->n ? 0 : i % j->n;
             return shale_err(j->rcs[i], "%s", j->msgs[i]);
         }
     return SHALE_OK;
 }
 
-/* Phase 2: the direct parent's pins in one write; grandparents one by one. */
-static shale_status many_pins(many_job *j, shale_objstore *ps, size_t *failed)
+/* The direct parent's pins of every clone not yet initialised, for one
+ * write (j->reqs): from the manifest each clone has or is about to write
+ * (clone_prepare).  A clone that also references a grandparent is left to
+ * many_pins_after (pin_parents, which reads its written version 1). */
+static shale_status many_pin_reqs(many_job *j, bool raced_only)
 {
-    cp_pin_req *reqs = calloc(j->n ? j->n : 1, sizeof *reqs);
-    char (*names)[256] = calloc(j->n ? j->n : 1, sizeof *names);
-    shale_status rc = reqs && names ? SHALE_OK : SHALE_OOM();
-    size_t k = 0;
-    const char *src = j->specs[0].parent_checkpoint_id;
+    j->k = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        clone_run *cr = &j->runs[i];
+        const manifest *m = cr->cm ? cr->cm : cr->fresh;
+        if (cr->res.already_done || !m || (raced_only && !cr->raced))
+            continue;
+        bool only_direct = true;
+        for (size_t p = 0; p < m->parent_count; p++)
+            if (strcmp(m->parents[p].store_uri, cr->spec->parent_uri))
+                only_direct = false;
+        if (!only_direct)
+            continue;
+        for (size_t p = 0; p < m->parent_count; p++) {
+            snprintf(j->names[j->k], sizeof j->names[j->k], "clone:%s", cr->spec->child_uri);
+            j->reqs[j->k].id = m->parents[p].final_checkpoint_id;
+            j->reqs[j->k].name = j->names[j->k];
+            j->k++;
+        }
+    }
+    return SHALE_OK;
+}
+
+/* Phase 2's item beside the children's version 1 writes: every direct
+ * pin in one conditional write on the parent, which re-checks there that
+ * the source checkpoint still pins the version the clones reference.  The
+ * pin may land before a child's version 1 does: its id is the clone's own
+ * (pin_id_for in clone.c), so a redone clone builds the same id and finds
+ * the pin made; and until the split's checkpoint is released (after the
+ * clones are initialised) the parent's version is pinned by it anyway. */
+static shale_status many_pin_write(many_job *j, const manifest *base)
+{
+    shale_status rc = SHALE_OK;
+    if (j->k && (rc = cp_add_pins(j->ps, j->specs[0].parent_checkpoint_id, j->reqs, j->k,
+                                  base)))
+        shale_err_prefix(rc, "pinning parent %s", j->specs[0].parent_uri);
+    return rc;
+}
+
+/* After phase 2: a clone that found another run's version 1 (its ids may
+ * not be the ones just pinned) is pinned again from the parent's latest
+ * (no write when they are there); grandparents one by one. */
+static shale_status many_pins_after(many_job *j, size_t *failed)
+{
+    shale_status rc = many_pin_reqs(j, true);
+    if (!rc)
+        rc = many_pin_write(j, NULL);
     for (size_t i = 0; i < j->n && !rc; i++) {
         clone_run *cr = &j->runs[i];
         if (cr->res.already_done)
             continue;
-        bool only_direct = true;
         for (size_t p = 0; p < cr->cm->parent_count; p++)
-            if (strcmp(cr->cm->parents[p].store_uri, cr->spec->parent_uri))
-                only_direct = false;
-        if (!only_direct) {
-            if ((rc = pin_parents(cr, cr->cm)) && failed)
-                *failed = i;
-            continue;
-        }
-        for (size_t p = 0; p < cr->cm->parent_count; p++) {
-            snprintf(names[k], sizeof names[k], "clone:%s", cr->spec->child_uri);
-            reqs[k].id = cr->cm->parents[p].final_checkpoint_id;
-            reqs[k].name = names[k];
-            k++;
-        }
+            if (strcmp(cr->cm->parents[p].store_uri, cr->spec->parent_uri)) {
+                if ((rc = pin_parents(cr, cr->cm)) && failed)
+                    *failed = i;
+                break;
+            }
     }
-    if (!rc && k && (rc = cp_add_pins(ps, src, reqs, k, j->lat)))
-        shale_err_prefix(rc, "pinning parent %s", j->specs[0].parent_uri);
-    free(reqs);
-    free(names);
     return rc;
 }
 
@@ -245,7 +317,10 @@ shale_status shale_clone_many_barrier(const shale_clone_spec *specs, size_t n,
     j.rcs = calloc(2 * n + 1, sizeof *j.rcs);
     j.msgs = calloc(2 * n + 1, sizeof *j.msgs);
     j.probes = calloc(n, sizeof *j.probes);
-    shale_status rc = j.runs && j.rcs && j.msgs && j.probes ? SHALE_OK : SHALE_OOM();
+    j.reqs = calloc(n, sizeof *j.reqs);
+    j.names = calloc(n, sizeof *j.names);
+    shale_status rc = j.runs && j.rcs && j.msgs && j.probes && j.reqs && j.names
+                          ? SHALE_OK : SHALE_OOM();
     if (!rc)
         rc = shale_objstore_open(specs[0].parent_uri, opts ? &opts->store : NULL, &j.ps);
     /* Phase 0: every child's env and stores, at once (an S3 store's open
@@ -256,10 +331,19 @@ shale_status shale_clone_many_barrier(const shale_clone_spec *specs, size_t n,
         rc = many_phase(&j, 1, failed);
     if (!rc && before_write && (rc = before_write(ctx)) && failed)
         *failed = 0;
+    /* Every fresh child's version 1 built here (no request: the parent's
+     * versions are in), so that phase 2 writes them beside the pins. */
+    for (size_t i = 0; i < n && !rc; i++) {
+        const manifest *pin = j.pin ? j.pin : j.lat;
+        if ((rc = clone_prepare(&j.runs[i], j.lat, pin)) && failed)
+            *failed = i;
+    }
+    if (!rc)
+        rc = many_pin_reqs(&j, false);
     if (!rc)
         rc = many_phase(&j, 2, failed);
     if (!rc)
-        rc = many_pins(&j, j.ps, failed);
+        rc = many_pins_after(&j, failed);
     if (!rc)
         rc = many_phase(&j, 3, failed);
     for (size_t i = 0; j.runs && i < n; i++) {
@@ -270,6 +354,8 @@ shale_status shale_clone_many_barrier(const shale_clone_spec *specs, size_t n,
         clone_close(&j.runs[i]);
     }
     free(j.probes);
+    free(j.reqs);
+    free(j.names);
     manifest_free(j.pin);
     manifest_free(j.lat);
     shale_objstore_close(j.ps);

@@ -318,6 +318,14 @@ typedef struct shale_clone_spec {
     /* Visible key range [start, end); NULL/0-length = unbounded. */
     const void *range_start; size_t range_start_len;
     const void *range_end;   size_t range_end_len;
+    /* A hint, 0 = none: a version of the parent's manifest that holds
+     * parent_checkpoint_id (e.g. the writer's current one, shale_db_info's
+     * manifest_id).  shale_clone_many() then GETs that version instead of
+     * listing the parent's manifests (a LIST and a GET); a version that is
+     * gone, or does not hold the checkpoint, falls back to the listing.  A
+     * stale one is safe: the pin write is conditional on the parent's
+     * latest version and re-checks the checkpoint there. */
+    uint64_t parent_manifest_id;
 } shale_clone_spec;
 
 typedef struct shale_clone_result {

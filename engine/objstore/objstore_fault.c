@@ -58,6 +58,8 @@ typedef struct rule {
     char *prefix;
     uint64_t seen;          /* matching calls so far */
     uint64_t acted;
+    bool unconditional;     /* "unconditional" (parse only): a put_if_absent it
+                               acts on is made as a plain put */
 } rule;
 
 struct shale_fault {
@@ -76,7 +78,7 @@ typedef struct fault_store {
 /* Decides what to do with a call.  Returns true and fills the action when
  * a rule acts. */
 static bool decide(shale_fault *f, shale_objop op, const char *key, shale_status *status,
-                   bool *after, uint32_t *latency)
+                   bool *after, uint32_t *latency, bool *uncond)
 {
     bool act = false;
     pthread_mutex_lock(&f->mu);
@@ -100,6 +102,7 @@ static bool decide(shale_fault *f, shale_objop op, const char *key, shale_status
         *status = r->r.status;
         *after = r->r.after_effect;
         *latency = r->r.latency_ms;
+        *uncond = r->unconditional;
         if (*status != SHALE_OK)
             f->injected++;
     }
@@ -113,8 +116,10 @@ static bool decide(shale_fault *f, shale_objop op, const char *key, shale_status
         shale_status st = SHALE_OK;                                                        \
         bool after = false;                                                                \
         uint32_t lat = 0;                                                                  \
+        bool uncond_ = false;                                                              \
         int64_t t0_ = trace_file() ? trace_us() : 0;                                       \
-        bool act = decide(&fs->ctl, op, key, &st, &after, &lat);                           \
+        bool act = decide(&fs->ctl, op, key, &st, &after, &lat, &uncond_);                 \
+        (void)uncond_;                                                                     \
         if (lat)                                                                           \
             sleep_ms(lat);                                                                 \
         if (act && st != SHALE_OK && !after)                                               \
@@ -135,7 +140,7 @@ static shale_status f_put(shale_objstore *s, const char *key, const void *data, 
 {
     shale_objstore *in = ((fault_store *)s)->inner;
     FAULT_CALL(if_absent ? SHALE_OP_PUT_IF_ABSENT : SHALE_OP_PUT, key,
-               in->ops->put(in, key, data, len, if_absent));
+               in->ops->put(in, key, data, len, if_absent && !(act && uncond_)));
 }
 
 static shale_status f_get_range(shale_objstore *s, const char *key, uint64_t off,
@@ -280,6 +285,7 @@ static shale_status parse_rule(shale_fault *f, char *text)
     shale_fault_rule r;
     memset(&r, 0, sizeof r);
     r.status = SHALE_IO;
+    bool uncond = false;
     /* strsep, not strtok: an empty prefix ("list::count=1") is a field. */
     char *cur = text;
     char *op = strsep(&cur, ":");
@@ -332,6 +338,9 @@ static shale_status parse_rule(shale_fault *f, char *text)
         } else if (!strcmp(opt, "after")) {
             r.after_effect = true;
             ok = true;
+        } else if (!strcmp(opt, "unconditional")) {
+            uncond = true;
+            ok = true;
         }
         for (size_t i = 0; !ok && i < sizeof sts / sizeof *sts; i++)
             if (!strcmp(opt, sts[i].name)) {
@@ -341,7 +350,14 @@ static shale_status parse_rule(shale_fault *f, char *text)
         if (!ok)
             return shale_err(SHALE_INVALID_ARGUMENT, "fault spec: bad option '%s'", opt);
     }
-    return shale_fault_add(f, &r, NULL);
+    int id = -1;
+    shale_status rc = shale_fault_add(f, &r, &id);
+    if (!rc && uncond && id >= 0) {
+        pthread_mutex_lock(&f->mu);
+        f->rules[id].unconditional = true;
+        pthread_mutex_unlock(&f->mu);
+    }
+    return rc;
 }
 
 shale_status objstore_fault_parse(shale_fault *f, const char *spec)

@@ -13,6 +13,8 @@
  *                        or once when nth is given)
  *            latency=MS  sleep MS before the call
  *            after       perform the call, then report the error
+ *            unconditional  a put_if_absent is made as a plain put (a store
+ *                        that ignores If-None-Match)
  *            io | retryable | timeout | unauthorized | corrupt | notfound |
  *            ok          the status to return (default io)
  * Example: "put_if_absent:wal/:nth=3:io;get:manifest/:count=2:retryable"

@@ -5,6 +5,7 @@
 #include "support/dbtest.h"
 #include "db/manifest.h"
 #include "objstore/objstore_fault.h"
+#include "shale_admin.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -640,6 +641,97 @@ static void test_clone_many_pins_once_and_resumes(void **state)
         free(kids[i]);
 }
 
+/* shale_clone_many writes the parent's pins beside the children's version
+ * 1: a failure (a kill) can leave the pins without any child manifest.
+ * The clone redone finds them (the pin ids are derived from the clone, not
+ * drawn at random) and writes no pin again: the parent ends with exactly
+ * one pin per child, each the one its child names, and one pin write in
+ * all.  With random ids the redo would add a second set no child names,
+ * pinning the parent's version for good. */
+static void test_clone_many_pins_before_children_resume(void **state)
+{
+    fixture *f = *state;
+    shale_db *p = NULL;
+    TU_OK(shale_open(f->parent, &f->o, &p));
+    for (unsigned i = 0; i < 200; i++)
+        dt_put(p, i, 1);
+    shale_checkpoint cp;
+    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_ALL, 0, "split", &cp));
+    TU_OK(shale_close(p));
+    enum { N = 2 };
+    char *mem[N], *kids[N], mid[32];
+    shale_clone_spec specs[N];
+    memset(specs, 0, sizeof specs);
+    dt_key(mid, sizeof mid, 100);
+    for (int i = 0; i < N; i++) {
+        assert_non_null(mem[i] = tu_mem_uri(i ? "pk1" : "pk0"));
+        assert_non_null(kids[i] = tu_fault_uri(mem[i]));
+        TU_OK(objstore_fault_parse(shale_fault_for_uri(kids[i], NULL), "write:manifest/:io"));
+        specs[i].parent_uri = f->parent;
+        specs[i].parent_wal_uri = f->parent_wal;
+        specs[i].parent_checkpoint_id = cp.id;
+        specs[i].parent_manifest_id = cp.manifest_id;
+        specs[i].child_uri = kids[i];
+        specs[i].range_start = i ? mid : NULL;
+        specs[i].range_start_len = i ? strlen(mid) : 0;
+        specs[i].range_end = i ? NULL : mid;
+        specs[i].range_end_len = i ? 0 : strlen(mid);
+    }
+    shale_objstore *ps = NULL;
+    TU_OK(shale_objstore_open(f->parent, NULL, &ps));
+    uint64_t *ids = NULL;
+    size_t before = 0, after = 0;
+    TU_OK(manifest_store_list_ids(ps, &ids, &before));
+    free(ids);
+    size_t failed = 99;
+    assert_int_equal(shale_clone_many(specs, N, &f->o, NULL, &failed), SHALE_IO);
+    shale_checkpoint *cps = NULL;
+    size_t ncp = 0, pins = 0;
+    TU_OK(shale_checkpoint_list(f->parent, &f->o, &cps, &ncp));
+    for (size_t i = 0; i < ncp; i++)
+        pins += !strncmp(cps[i].name, "clone:", 6);
+    shale_free(cps);
+    assert_int_equal(pins, N);   /* the pins landed, no child's version 1 did */
+    for (int i = 0; i < N; i++)
+        shale_fault_clear(shale_fault_for_uri(kids[i], NULL));
+    shale_clone_result res[N];
+    TU_OK(shale_clone_many(specs, N, &f->o, res, &failed));
+    TU_OK(manifest_store_list_ids(ps, &ids, &after));
+    free(ids);
+    assert_int_equal(after, before + 1);   /* the redo wrote no pin */
+    TU_OK(shale_checkpoint_list(f->parent, &f->o, &cps, &ncp));
+    pins = 0;
+    for (int k = 0; k < N; k++) {
+        shale_manifest_view *m = NULL;
+        shale_objstore *cs = NULL;
+        TU_OK(shale_objstore_open(kids[k], NULL, &cs));
+        TU_OK(shale_manifest_view_load(cs, 0, &m));
+        assert_int_equal(m->parent_count, 1);
+        for (size_t i = 0; i < ncp; i++)
+            pins += !strcmp(cps[i].id, m->parents[0].final_checkpoint_id) &&
+                    cps[i].manifest_id == cp.manifest_id;
+        shale_manifest_view_free(m);
+        shale_objstore_close(cs);
+        shale_reader *r = NULL;
+        uint64_t c = 0;
+        TU_OK(shale_reader_open(kids[k], &f->o, NULL, &r));
+        TU_OK(shale_reader_count(r, NULL, 0, NULL, 0, &c));
+        shale_reader_close(r);
+        assert_int_equal(c, 100);
+    }
+    size_t named = 0;
+    for (size_t i = 0; i < ncp; i++)
+        named += !strncmp(cps[i].name, "clone:", 6);
+    shale_free(cps);
+    assert_int_equal(pins, N);
+    assert_int_equal(named, N);
+    shale_objstore_close(ps);
+    for (int i = 0; i < N; i++) {
+        free(kids[i]);
+        free(mem[i]);
+    }
+}
+
 /* A clone made without a checkpoint from a parent whose writer closed
  * without a manifest update since its writes (a bulk load): the acknowledged
  * writes live only in WAL SSTs past the manifest's next_wal_sst_id.  The
@@ -690,6 +782,7 @@ int main(void)
         T(test_uninitialized_clone_refused_then_resumed),
         T(test_clone_interrupted_at_every_write_resumes),
         T(test_clone_many_pins_once_and_resumes),
+        T(test_clone_many_pins_before_children_resume),
         T(test_clone_without_checkpoint_sees_every_acknowledged_write),
         cmocka_unit_test(test_shared_cache_serves_clone_from_parent_blocks),
     };

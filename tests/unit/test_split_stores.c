@@ -12,6 +12,7 @@
 #include "request.h"
 #include "shale_admin.h"
 #include "splitter.h"
+#include "objstore/objstore_fault.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -452,12 +453,13 @@ static void test_known_split_answered_whatever_its_stores_hold(void **state)
  * before the split reaches the wipe.  The pre-flight refuses the split
  * there: Failed, nothing deleted from the local WAL. */
 
-typedef enum { BAD_DB, BAD_JUNK, BAD_CLAIM, BAD_UNWRITABLE } badness;
+typedef enum { BAD_DB, BAD_JUNK, BAD_CLAIM, BAD_UNWRITABLE, BAD_UNCONDITIONAL } badness;
 
 static void preflight_case(fx *f, badness how)
 {
     char *k0 = tu_file_uri(f->dir, "kid-0");
-    char *k1 = how == BAD_UNWRITABLE ? fmt("fault+file://%s/kid-1", f->dir)
+    bool faulty = how == BAD_UNWRITABLE || how == BAD_UNCONDITIONAL;
+    char *k1 = faulty ? fmt("fault+file://%s/kid-1", f->dir)
                                      : tu_file_uri(f->dir, "kid-1");
     new_splitter(f, NULL, false);            /* accepted, not yet run */
     split_request *r = request(f, "pre", "", k0, NULL, k1, false);
@@ -487,6 +489,12 @@ static void preflight_case(fx *f, badness how)
         TU_OK(shale_fault_add(ctl, &rule, NULL));
         break;
     }
+    case BAD_UNCONDITIONAL:
+        /* A store that ignores If-None-Match: the probe's second create of
+         * its object answers success (and the claim's would too). */
+        TU_OK(objstore_fault_parse(shale_fault_for_uri(k1, NULL),
+                                   "put_if_absent:.probe/:unconditional:ok"));
+        break;
     }
     /* The local WAL as it is now: every object must still be there. */
     shale_objstore *w = NULL;
@@ -537,7 +545,20 @@ static void preflight_case(fx *f, badness how)
     for (unsigned i = 0; i < 200; i += 9)
         dt_expect(db, i, 1);
     TU_OK(shale_close(db));
-    if (how == BAD_UNWRITABLE)
+    if (how == BAD_UNCONDITIONAL) {
+        TU_OK(svc->ops->get(svc, "pre", &st));
+        if (!strstr(st, "does not honour create-if-absent"))
+            fail_msg("not refused for the unconditional create:\n%s", st);
+        free(st);
+        /* The probe objects were deleted with the refusal: no clone follows. */
+        shale_objlist pl;
+        TU_OK(shale_objstore_open(k1, NULL, &s));
+        TU_OK(shale_objstore_list_all(s, ".probe/", &pl));
+        assert_int_equal(pl.count, 0);
+        shale_objlist_free(&pl);
+        shale_objstore_close(s);
+    }
+    if (faulty)
         shale_fault_clear(shale_fault_for_uri(k1, NULL));
     split_request_free(r);
     free(k0);
@@ -562,6 +583,14 @@ static void test_preflight_refuses_another_claim(void **state)
 static void test_preflight_refuses_an_unwritable_store(void **state)
 {
     preflight_case(*state, BAD_UNWRITABLE);
+}
+
+/* Conditional create is proven in the pre-flight, before the wipe (the
+ * clone after it no longer probes): a store that ignores it is refused
+ * there with nothing deleted. */
+static void test_preflight_refuses_an_unconditional_store(void **state)
+{
+    preflight_case(*state, BAD_UNCONDITIONAL);
 }
 
 /* The split's own claims (as a resumed run finds them) pass; after the
@@ -628,6 +657,7 @@ int main(void)
         T(test_preflight_refuses_a_non_empty_store),
         T(test_preflight_refuses_another_claim),
         T(test_preflight_refuses_an_unwritable_store),
+        T(test_preflight_refuses_an_unconditional_store),
         T(test_own_claims_pass_and_become_databases),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
