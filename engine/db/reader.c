@@ -15,6 +15,7 @@
  * Thread safety: all calls may come from many threads; refresh swaps the
  * view under a mutex and running scans keep the old one.
  */
+#include "shale_admin.h"   /* shale_reader_open_version, _prefetch: exported as declared there */
 #include "db/checkpoint_int.h"
 #include "db/env.h"
 #include "db/view.h"
