@@ -117,28 +117,30 @@ void preflight_unprobe(const split_request *req, const shale_options *opts)
     par_for(req->child_count, unprobe_one, &c, NULL);
 }
 
-/* Phase 1, child i: its stores empty or claimed by this split already
- * (shale_store_check_empty(): the identity read beside the listing), and
- * whether its WAL store is a store of its own.  Reads only. */
+/* Phase 1, child i: whether its WAL store is a store of its own (an
+ * identity read or two).  No emptiness listing: the submit listed every
+ * child store before the parent was fenced, and from then on what can
+ * take a store is refused by the claim itself -- a writer's open leaves an
+ * identity (kind db or wal) that the claim's create-if-absent finds and
+ * refuses, another split's claim likewise, and a writer that opens the
+ * store after the claim is refused by the engine (docs/format.md "Store
+ * identity").  What no identity marks -- an object put there by something
+ * that is not Shale -- is looked for only at the submit (docs/agent.md
+ * "Pre-flight"); it cannot harm the child, whose objects the clone writes
+ * with create-if-absent under its own keys.  Reads only. */
 static shale_status check_child(pf_ctx *c, size_t i)
 {
     const split_child *ch = &c->req->children[i];
-    char *owner = NULL, field[64];
-    shale_status rc = split_request_claim_owner(c->req, i, c->opts, &owner);
-    if (rc)
-        return rc;
-    snprintf(field, sizeof field, "children[%zu].store", i);
-    if ((rc = shale_store_check_empty(ch->store, c->opts, owner)))
-        shale_error_prefix(rc, "pre-flight: %s", field);
-    if (!rc && ch->wal_store) {
-        shale_store_relation rel;
-        rc = shale_store_relate(ch->wal_store, ch->store, c->opts, &rel);
+    if (!ch->wal_store)
+        return SHALE_OK;
+    shale_store_relation rel;
+    shale_status rc = shale_store_relate(ch->wal_store, ch->store, c->opts, &rel);
+    c->wal_apart[i] = !rc && rel != SHALE_STORE_SAME;
+    if (rc) {
+        char field[64];
         snprintf(field, sizeof field, "children[%zu].walStore", i);
-        c->wal_apart[i] = !rc && rel != SHALE_STORE_SAME;
-        if (!rc && c->wal_apart[i] && (rc = shale_store_check_empty(ch->wal_store, c->opts, owner)))
-            shale_error_prefix(rc, "pre-flight: %s", field);
+        shale_error_prefix(rc, "pre-flight: %s", field);
     }
-    free(owner);
     return rc;
 }
 

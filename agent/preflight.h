@@ -30,9 +30,10 @@
  * SHALE_UNAUTHORIZED, ...) when it could not be reached or written. */
 shale_status preflight_children(const split_request *req, const shale_options *opts,
                                 char *msg, size_t msglen);
-/* preflight_children() in two phases: every store's checks (reads: the
- * identity beside the emptiness listing), then barrier(ctx), then the
- * claims' creates alone.  The split's WipeLocalWAL passes the join of its
+/* preflight_children() in two phases: every store's reads (which stores
+ * are apart; no emptiness listing -- the submit made it, and the claim's
+ * create-if-absent refuses any identity found since), then barrier(ctx),
+ * then the claims' creates alone.  The split's WipeLocalWAL passes the join of its
  * "Running" journal write, which runs beside the checks; a barrier failure
  * stops it before any claim.  barrier NULL: preflight_children(). */
 shale_status preflight_children_after(const split_request *req, const shale_options *opts,

@@ -453,7 +453,7 @@ static void test_known_split_answered_whatever_its_stores_hold(void **state)
  * before the split reaches the wipe.  The pre-flight refuses the split
  * there: Failed, nothing deleted from the local WAL. */
 
-typedef enum { BAD_DB, BAD_JUNK, BAD_CLAIM, BAD_UNWRITABLE, BAD_UNCONDITIONAL } badness;
+typedef enum { BAD_DB, BAD_CLAIM, BAD_UNWRITABLE, BAD_UNCONDITIONAL } badness;
 
 static void preflight_case(fx *f, badness how)
 {
@@ -472,11 +472,6 @@ static void preflight_case(fx *f, badness how)
     case BAD_DB:
         TU_OK(shale_open(k1, &o, &db));
         TU_OK(shale_close(db));
-        break;
-    case BAD_JUNK:
-        TU_OK(shale_objstore_open(k1, NULL, &s));
-        TU_OK(shale_objstore_put(s, "junk", "x", 1));
-        shale_objstore_close(s);
         break;
     case BAD_CLAIM:
         TU_OK(shale_store_claim(k1, NULL, "split other child x of somewhere"));
@@ -570,9 +565,41 @@ static void test_preflight_refuses_a_database(void **state)
     preflight_case(*state, BAD_DB);
 }
 
-static void test_preflight_refuses_a_non_empty_store(void **state)
+/* An object that no identity marks, put into a child store after the
+ * submit's listing, is not looked for again: the pre-flight's claim
+ * guards against what can take a store (a writer's identity, another
+ * split's claim: the cases above), and the split completes around the
+ * stray object, which it leaves alone (docs/agent.md "Pre-flight"; one
+ * LIST per child store, issue 16).  The submit still refuses such a store
+ * (test_child_not_empty_refused_at_submit). */
+static void test_junk_after_submit_is_left_alone(void **state)
 {
-    preflight_case(*state, BAD_JUNK);
+    fx *f = *state;
+    char *k0 = tu_file_uri(f->dir, "kid-0"), *k1 = tu_file_uri(f->dir, "kid-1");
+    new_splitter(f, NULL, false);
+    split_request *r = request(f, "pre", "", k0, NULL, k1, false);
+    TU_OK(submit_rc(f, r, NULL));
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(k1, NULL, &s));
+    TU_OK(shale_objstore_put(s, "junk", "x", 1));
+    shale_objstore_close(s);
+    TU_OK(splitter_start(f->sp));
+    TU_OK(splitter_wait_idle(f->sp, 60000));
+    char *st = NULL;
+    split_service *svc = splitter_service(f->sp);
+    TU_OK(svc->ops->get(svc, "pre", &st));
+    if (!strstr(st, "\"phase\": \"Complete\""))
+        fail_msg("junk after the submit: not complete:\n%s", st);
+    free(st);
+    TU_OK(shale_objstore_open(k1, NULL, &s));
+    void *buf = NULL;
+    size_t n = 0;
+    TU_OK(shale_objstore_get(s, "junk", &buf, &n));
+    assert_int_equal(n, 1);
+    shale_free(buf);
+    shale_objstore_close(s);
+    free(k0);
+    free(k1);
 }
 
 static void test_preflight_refuses_another_claim(void **state)
@@ -654,7 +681,7 @@ int main(void)
         T(test_child_not_empty_refused_at_submit),
         T(test_known_split_answered_whatever_its_stores_hold),
         T(test_preflight_refuses_a_database),
-        T(test_preflight_refuses_a_non_empty_store),
+        T(test_junk_after_submit_is_left_alone),
         T(test_preflight_refuses_another_claim),
         T(test_preflight_refuses_an_unwritable_store),
         T(test_preflight_refuses_an_unconditional_store),
