@@ -598,6 +598,7 @@ static void test_junk_after_submit_is_left_alone(void **state)
     assert_int_equal(n, 1);
     shale_free(buf);
     shale_objstore_close(s);
+    split_request_free(r);
     free(k0);
     free(k1);
 }
