@@ -51,8 +51,18 @@
  * journal version 1 saves two more (h/fenceacc), Clone in 3 round trips
  * (the probe in the pre-flight, the parent's version by id, the pin beside
  * the children's version 1: h/clonert) two more: 5 of margin. */
-#define CHAIN_MAX 24   /* 19 measured after h/clonert and h/fenceacc together */
-#define CHAIN_LATENCY_MS 10
+/* 19 measured after h/clonert and h/fenceacc together (plain build);
+ * under ASan with make test's other suites on the 2 cores, 19-23 and
+ * once above 24, so the sanitizer build gets more room. */
+#ifdef __SANITIZE_ADDRESS__
+#define CHAIN_MAX 28
+#else
+#define CHAIN_MAX 25
+#endif
+/* 20 ms, not 10: a thread that starts a few ms late (ASan, a loaded
+ * machine) lets a request that overlaps another start after it ended and
+ * lengthens the chain; the more latency, the less that jitter shows. */
+#define CHAIN_LATENCY_MS 20
 /* LISTs, measured 12 for 2 children and 24 for 8 (8 + 2 per child): per
  * child store the submit's emptiness check and the pre-flight claim's
  * (Verify opens each child at the version Clone wrote, by id, and lists
