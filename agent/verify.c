@@ -514,7 +514,7 @@ shale_status do_verify(run *r, step_result *res_out)
     memset(&w, 0, sizeof w);
     w.v = w.vm = &v;
     /* The full mode loads it too (beside its readers' opens): Complete
-     * writes on the latest (do_complete). */
+     * writes on the latest (complete_release_checkpoint). */
     latest_load ll;
     latest_start(&ll, &v);
     child_result *res = w.res = calloc(n ? n : 1, sizeof *res);
@@ -639,7 +639,7 @@ out:
     free(tasks);
     free(res);
     shale_manifest_view_free(v.pinned);
-    /* Complete releases the checkpoint on this version (do_complete). */
+    /* Complete releases the checkpoint on this version (complete_release_checkpoint). */
     shale_manifest_view_free(r->parent_latest);
     r->parent_latest = rc ? NULL : v.latest;
     if (rc)
