@@ -446,18 +446,26 @@ static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest 
             return brc;   /* the barrier's message stands */
         return shale_err(pr.rc, "%s", pr.msg);
     }
-    bool created = rc == SHALE_NOT_FOUND;
-    if (created && id_rc == SHALE_OK && id.kind == SHALE_STORE_KIND_CHILD_CLAIM)
+    bool created = rc == SHALE_NOT_FOUND, id_settled = false;
+    if (created && id_rc == SHALE_OK && id.kind == SHALE_STORE_KIND_CHILD_CLAIM) {
         /* A split claimed this store for a child: only its clone may make
          * the database there (and a writer's version 1 would make the
          * clone fail after the split's point of no return). */
-        rc = shale_err(SHALE_CONFLICT,
-                       "%s is claimed by a split (%s, since %s): it receives its database "
-                       "from that split's clone, and no other writer may open it",
-                       db->uri, id.claim ? id.claim : "?", id.created);
-    else if (created)
-        rc = load_or_create(db, &m);   /* lists again: a new database only */
-    else if (rc)
+        rc = identity_refuse_claim(db->uri, &id);
+    } else if (created) {
+        /* A new database's identity goes before its version 1: a split's
+         * claim racing this open meets it at the same create-if-absent, so
+         * exactly one of them takes the store -- the claim is refused, or
+         * this open is, with no manifest left in the claimed store. */
+        rc = SHALE_OK;   /* the manifest read's NOT_FOUND: a new database */
+        if (id_rc == SHALE_NOT_FOUND) {
+            rc = identity_settle(db->store, db->uri, &db->opts.store, SHALE_STORE_KIND_DB,
+                                 SHALE_NOT_FOUND, &id, NULL);
+            id_settled = true;
+        }
+        if (!rc)
+            rc = load_or_create(db, &m);   /* lists again: a new database only */
+    } else if (rc)
         rc = shale_err(rc, "%s", msg);
     if (rc) {
         shale_store_identity_clear(&id);
@@ -476,10 +484,13 @@ static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest 
      * clone under it: its manifest is initialised), and the WAL store's
      * only when it is the same split's claim as the database's origin. */
     char *origin = id_rc == SHALE_OK && id.claim ? strdup(id.claim) : NULL;
-    rc = id_rc && id_rc != SHALE_NOT_FOUND
-             ? id_rc
-             : identity_settle(db->store, db->uri, &db->opts.store, SHALE_STORE_KIND_DB, id_rc,
-                               &id, created ? NULL : identity_any_claim);
+    rc = id_settled                          ? SHALE_OK
+         : id_rc && id_rc != SHALE_NOT_FOUND ? id_rc
+                                             : identity_settle(db->store, db->uri,
+                                                               &db->opts.store,
+                                                               SHALE_STORE_KIND_DB, id_rc, &id,
+                                                               created ? NULL
+                                                                       : identity_any_claim);
     shale_store_identity_clear(&id);
     if (!rc && db->wal_store != db->store)
         rc = identity_ensure(db->wal_store, db->wal_uri, &db->opts.store, SHALE_STORE_KIND_WAL,

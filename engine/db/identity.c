@@ -438,7 +438,7 @@ static bool claim_refused(const shale_store_identity *id, const char *adopt)
            !(adopt && id->claim && !strcmp(adopt, id->claim));
 }
 
-static shale_status refuse_claim(const char *uri, const shale_store_identity *id)
+shale_status identity_refuse_claim(const char *uri, const shale_store_identity *id)
 {
     return shale_err(SHALE_CONFLICT,
                      "%s is claimed by a split (%s, since %s): it receives its database "
@@ -465,7 +465,7 @@ shale_status identity_settle(shale_objstore *s, const char *uri,
              * write under (the claim is what keeps the store the split's). */
             if ((rc = identity_read(s, &id)))
                 return shale_err_prefix(rc, "reading the identity of %s", uri);
-            rc = claim_refused(&id, adopt) ? refuse_claim(uri, &id) : SHALE_OK;
+            rc = claim_refused(&id, adopt) ? identity_refuse_claim(uri, &id) : SHALE_OK;
             shale_store_identity_clear(&id);
             return rc;
         }
@@ -476,7 +476,7 @@ shale_status identity_settle(shale_objstore *s, const char *uri,
     if (rc)
         return rc;
     if (claim_refused(&id, adopt)) {
-        rc = refuse_claim(uri, &id);
+        rc = identity_refuse_claim(uri, &id);
         shale_store_identity_clear(&id);
         return rc;
     }

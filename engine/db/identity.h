@@ -41,6 +41,10 @@ shale_status identity_ensure(shale_objstore *s, const char *uri,
                              const shale_objstore_options *o, shale_store_kind kind,
                              const char *adopt);
 
+/* SHALE_CONFLICT naming uri and the split that claimed it (id a
+ * child-claim): the store receives its database from that split's clone. */
+shale_status identity_refuse_claim(const char *uri, const shale_store_identity *id);
+
 /* identity_ensure() with its read done already: read_rc and *read are
  * identity_read()'s answer on s (*read taken over and cleared; it is only
  * meaningful when read_rc is SHALE_OK).  The writer open reads the

@@ -456,6 +456,74 @@ static void test_writer_refuses_claimed_store(void **state)
     free(dir);
 }
 
+static shale_status claim_meanwhile(void *ctx)
+{
+    return shale_store_claim(ctx, NULL, "split s child race");
+}
+
+/* A split's claim that lands after a new database's open read the store
+ * (here: at the open's barrier, after its reads, before its first write)
+ * meets the open at the identity's create-if-absent: the open is refused
+ * and leaves no version 1 in the claimed store, which would make the
+ * split's clone fail after its point of no return. */
+static void test_claim_racing_a_new_database_wins_cleanly(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("identity");
+    char *kid = tu_file_uri(dir, "kid");
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *db = NULL;
+    TU_RC(SHALE_CONFLICT, shale_open_at_fenced_after(kid, &o, 0, claim_meanwhile, kid, &db));
+    assert_null(db);
+    assert_non_null(strstr(shale_errmsg(), "is claimed by a split (split s child race"));
+    shale_objstore *s = NULL;
+    shale_objlist l;
+    TU_OK(shale_objstore_open(kid, NULL, &s));
+    TU_OK(shale_objstore_list_all(s, "manifest/", &l));
+    assert_int_equal(l.count, 0);
+    shale_objlist_free(&l);
+    shale_objstore_close(s);
+    TU_OK(shale_store_check_empty(kid, NULL, "split s child race"));   /* still the split's */
+    free(kid);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* A store whose identity says database but which holds no manifest (its
+ * manifests deleted by hand) opens as a new database under that identity:
+ * the open's "no manifest" is not taken for an error. */
+static void test_identity_without_manifest_opens_new(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("identity");
+    char *u = tu_file_uri(dir, "db");
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *db = NULL;
+    TU_OK(shale_open(u, &o, &db));
+    TU_OK(shale_close(db));
+    shale_store_identity before, after;
+    TU_OK(shale_store_identity_read(u, NULL, &before));
+    shale_objstore *s = NULL;
+    shale_objlist l;
+    TU_OK(shale_objstore_open(u, NULL, &s));
+    TU_OK(shale_objstore_list_all(s, "manifest/", &l));
+    for (size_t i = 0; i < l.count; i++)
+        TU_OK(shale_objstore_delete(s, l.items[i].key));
+    shale_objlist_free(&l);
+    shale_objstore_close(s);
+    TU_OK(shale_open(u, &o, &db));
+    TU_OK(shale_close(db));
+    TU_OK(shale_store_identity_read(u, NULL, &after));
+    assert_string_equal(after.uuid, before.uuid);
+    shale_store_identity_clear(&before);
+    shale_store_identity_clear(&after);
+    free(u);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -468,6 +536,8 @@ int main(void)
         cmocka_unit_test(test_racing_claims_one_wins),
         cmocka_unit_test(test_clone_into_claimed_store),
         cmocka_unit_test(test_writer_refuses_claimed_store),
+        cmocka_unit_test(test_claim_racing_a_new_database_wins_cleanly),
+        cmocka_unit_test(test_identity_without_manifest_opens_new),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
