@@ -371,7 +371,28 @@ kv_iter *run_iter_new(db_env *env, const sorted_run *run)
 
 /* ---- scans ------------------------------------------------------------ */
 
+/* Does an SST (or a run, from its first SST's first key to its last's
+ * last) hold keys in [start, end)?  NULL bounds are open. */
+static bool overlaps(const uint8_t *first, size_t flen, const uint8_t *last, size_t llen,
+                     const uint8_t *start, size_t slen, const uint8_t *end, size_t elen)
+{
+    if (!first || !last)
+        return false;   /* empty */
+    if (start && kv_key_cmp(last, llen, start, slen) < 0)
+        return false;
+    if (end && kv_key_cmp(first, flen, end, elen) >= 0)
+        return false;
+    return true;
+}
+
 shale_status view_internal_iter(db_view *v, bool include_mems, kv_iter **out)
+{
+    return view_internal_iter_range(v, include_mems, NULL, 0, NULL, 0, out);
+}
+
+shale_status view_internal_iter_range(db_view *v, bool include_mems, const uint8_t *start,
+                                      size_t slen, const uint8_t *end, size_t elen,
+                                      kv_iter **out)
 {
     const manifest *m = v->man;
     size_t n = (include_mems ? v->mem_count : 0) + m->l0_count + m->run_count;
@@ -384,6 +405,13 @@ shale_status view_internal_iter(db_view *v, bool include_mems, kv_iter **out)
         if (!(kids[k++] = memtable_iter_new(v->mems[i])))
             rc = SHALE_OOM();
     for (size_t i = 0; i < m->l0_count && !rc; i++) {
+        const sst_handle *h = &m->l0[i];
+        /* An SST wholly outside the scan's bounds is not opened: opening
+         * one costs its index's GET on a cold cache, for no key. */
+        if ((start || end) && h->entries &&
+            !overlaps(h->first_key, h->first_klen, h->last_key, h->last_klen, start, slen, end,
+                      elen))
+            continue;
         sst_reader *r = NULL;
         rc = db_env_sst(v->env, &m->l0[i], &r);
         if (rc)
@@ -393,9 +421,16 @@ shale_status view_internal_iter(db_view *v, bool include_mems, kv_iter **out)
         if (!kids[k++])
             rc = SHALE_OOM();
     }
-    for (size_t i = 0; i < m->run_count && !rc; i++)
-        if (!(kids[k++] = run_iter_new(v->env, &m->runs[i])))
+    for (size_t i = 0; i < m->run_count && !rc; i++) {
+        const sorted_run *run = &m->runs[i];
+        if ((start || end) && run->count &&
+            !overlaps(run->ssts[0].first_key, run->ssts[0].first_klen,
+                      run->ssts[run->count - 1].last_key, run->ssts[run->count - 1].last_klen,
+                      start, slen, end, elen))
+            continue;
+        if (!(kids[k++] = run_iter_new(v->env, run)))
             rc = SHALE_OOM();
+    }
     if (rc) {
         for (size_t i = 0; i < k; i++)
             kv_iter_destroy(kids[i]);
@@ -438,7 +473,7 @@ shale_status view_scan(db_view *v, uint64_t max_seq, const uint8_t *start, size_
         elen = m->range_end_len;
     }
     kv_iter *internal = NULL;
-    shale_status rc = view_internal_iter(v, true, &internal);
+    shale_status rc = view_internal_iter_range(v, true, start, slen, end, elen, &internal);
     if (rc)
         return rc;
     view_ref(v);

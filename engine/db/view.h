@@ -74,6 +74,12 @@ shale_status view_scan(db_view *v, uint64_t max_seq, const uint8_t *start, size_
 /* An internal iterator over every entry of the view's SSTs and memtables
  * (used by compaction and tests).  include_mems selects memtables. */
 shale_status view_internal_iter(db_view *v, bool include_mems, kv_iter **out);
+/* The same over the SSTs and runs that may hold keys in [start, end)
+ * (NULL bounds are open): the rest are not opened.  The iterator may still
+ * yield keys outside the bounds; its caller bounds what it reads. */
+shale_status view_internal_iter_range(db_view *v, bool include_mems, const uint8_t *start,
+                                      size_t slen, const uint8_t *end, size_t elen,
+                                      kv_iter **out);
 
 /* An internal iterator over one sorted run: opens its SSTs lazily, in key
  * order.  Holds a reference on nothing but env (borrowed). */
