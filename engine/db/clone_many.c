@@ -111,16 +111,7 @@ static shale_status many_probe(many_job *j, size_t i)
         *key = '\0';
         return shale_err_prefix(rc, "probing conditional create on %s", shale_objstore_uri(s));
     }
-    rc = shale_objstore_put_if_absent(s, key, "2", 1);
-    if (rc == SHALE_PRECONDITION_FAILED)
-        return SHALE_OK;
-    if (rc == SHALE_OK)
-        return shale_err(SHALE_UNSUPPORTED,
-                         "store %s does not honour create-if-absent (If-None-Match: *): "
-                         "a second conditional create of %s succeeded; fencing is unsafe "
-                         "(set unsafe_allow_unconditional_store to proceed anyway)",
-                         shale_objstore_uri(s), key);
-    return shale_err_prefix(rc, "probing conditional create on %s", shale_objstore_uri(s));
+    return probe_verdict(s, key, shale_objstore_put_if_absent(s, key, "2", 1));
 }
 
 /* Deletes child i's probe object, if any (best effort, as the probe's own

@@ -274,11 +274,7 @@ static shale_status probe_one(open_probe *p, int k, shale_objstore *s)
     if (threaded)
         pthread_join(th, NULL);
     if (a.rc == SHALE_OK && b.rc == SHALE_OK)
-        return shale_err(SHALE_UNSUPPORTED,
-                         "store %s does not honour create-if-absent (If-None-Match: *): "
-                         "a second conditional create of %s succeeded; fencing is unsafe "
-                         "(set unsafe_allow_unconditional_store to proceed anyway)",
-                         shale_objstore_uri(s), p->keys[k]);
+        return probe_verdict(s, p->keys[k], SHALE_OK);   /* both created it */
     bool created = a.rc == SHALE_OK || b.rc == SHALE_OK;
     shale_status other = a.rc == SHALE_OK ? b.rc : a.rc;
     if (created && other == SHALE_PRECONDITION_FAILED)
@@ -298,16 +294,7 @@ static shale_status probe_one(open_probe *p, int k, shale_objstore *s)
                          shale_objstore_uri(s), e->msg);
     }
     /* One created it, the other failed otherwise: the sequential test. */
-    shale_status rc = shale_objstore_put_if_absent(s, p->keys[k], "2", 1);
-    if (rc == SHALE_PRECONDITION_FAILED)
-        return SHALE_OK;
-    if (rc == SHALE_OK)
-        return shale_err(SHALE_UNSUPPORTED,
-                         "store %s does not honour create-if-absent (If-None-Match: *): "
-                         "a second conditional create of %s succeeded; fencing is unsafe "
-                         "(set unsafe_allow_unconditional_store to proceed anyway)",
-                         shale_objstore_uri(s), p->keys[k]);
-    return shale_err_prefix(rc, "probing conditional create on %s", shale_objstore_uri(s));
+    return probe_verdict(s, p->keys[k], shale_objstore_put_if_absent(s, p->keys[k], "2", 1));
 }
 
 /* The stores' probes at once (the WAL store's beside the main one's). */

@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shale_objstore.h"
+
 #define PATH_MANIFEST_DIR "manifest/"
 #define PATH_WAL_DIR "wal/"
 #define PATH_SST_DIR "compacted/"
@@ -50,6 +52,11 @@ void wal_key(uint64_t id, char *buf, size_t n);
 void sst_key(const char *ulid, char *buf, size_t n);
 /* ".probe/<id>" into buf (n >= PATH_KEY_MAX; id at most 36 characters). */
 void probe_key(const char *id, char *buf, size_t n);
+/* The probe's verdict (objstore.c) from rc, the answer to a second
+ * conditional create of the probe object key, which exists: SHALE_OK if
+ * it was refused; SHALE_UNSUPPORTED, with the message operators read, if it
+ * succeeded (the store ignores If-None-Match); else rc with context. */
+shale_status probe_verdict(shale_objstore *s, const char *key, shale_status rc);
 /* "splits/<name>/<version:020>.json" into buf.  False (buf "") if name is
  * empty, longer than PATH_JOURNAL_NAME_MAX, holds '/', starts with '_'
  * (the lease's directory), or n is too small. */

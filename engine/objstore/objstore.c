@@ -474,6 +474,11 @@ shale_status shale_objstore_probe_conditional(shale_objstore *s)
                                 shale_objstore_uri(s));
     rc = shale_objstore_put_if_absent(s, key, "2", 1);
     shale_objstore_delete(s, key);
+    return probe_verdict(s, key, rc);
+}
+
+shale_status probe_verdict(shale_objstore *s, const char *key, shale_status rc)
+{
     if (rc == SHALE_PRECONDITION_FAILED)
         return SHALE_OK;
     if (rc == SHALE_OK)
