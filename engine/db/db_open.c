@@ -20,6 +20,12 @@ typedef struct fence_ctx {
     uint64_t epoch, cepoch;
 } fence_ctx;
 
+/* An open whose barrier (before_fence) held it longer than this after its
+ * reads lists the versions after the one it read again before fencing:
+ * the GC's min_age (5 minutes by default) is what makes a read a moment
+ * old good enough for the fence write (load_latest_hinted). */
+#define OPEN_READ_FRESH_MS 10000
+
 static shale_status check_wal_store(const shale_db *db, const manifest *m);
 static shale_status check_initialized(const shale_db *db, const manifest *m);
 
@@ -114,7 +120,17 @@ static void *hinted_get_main(void *arg)
  * fence write that follows is a create-if-absent of the next id, so a
  * version written after the listing makes it fail and re-read, as without
  * a hint.  0: no hint. */
-static shale_status load_latest_hinted(shale_objstore *s, uint64_t hint, manifest **out)
+/* With latest (shale_open_at_latest_fenced_after: the caller read the hint
+ * as the latest version a moment ago), a HEAD of the version after it
+ * instead of the listing: none there, and the hint is still the latest.
+ * That stands because versions are written in order (each the
+ * create-if-absent of the one after the latest) and a GC deletes only a
+ * version older than its min_age (5 minutes by default): a version after
+ * the hint was written after the caller's read, so if one existed and
+ * another after it, the first could not have been deleted yet.  One there
+ * (the database written since) and the listing decides, as without it. */
+static shale_status load_latest_hinted(shale_objstore *s, uint64_t hint, bool latest,
+                                       manifest **out)
 {
     *out = NULL;
     if (!hint)
@@ -125,6 +141,24 @@ static shale_status load_latest_hinted(shale_objstore *s, uint64_t hint, manifes
     if (!threaded)
         hinted_get_main(&g);
     char key[PATH_KEY_MAX];
+    if (latest) {
+        manifest_key(hint + 1, key, sizeof key);
+        shale_status hrc = shale_objstore_head(s, key, NULL, NULL);
+        if (hrc == SHALE_NOT_FOUND) {
+            if (threaded)
+                pthread_join(th, NULL);
+            if (g.rc == SHALE_OK) {
+                *out = g.m;
+                return SHALE_OK;
+            }
+            manifest_free(g.m);
+            if (g.rc != SHALE_NOT_FOUND)
+                return shale_err(g.rc, "%s", g.msg);
+            return manifest_store_load_latest(s, 0, out);   /* the hint names nothing */
+        }
+        /* Found (written since), or not known: list, as without latest.
+         * The GET is still in flight (or done): joined below. */
+    }
     manifest_key(hint, key, sizeof key);
     uint64_t newer = 0;
     char *cursor = xstrdup(key);   /* listed after the cursor, not from it */
@@ -367,7 +401,8 @@ static void *probe_cleanup(void *arg)
 
 static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest *m,
                                   shale_status rc, const char *msg, const open_probe *pr_,
-                                  shale_status id_rc, shale_store_identity *idp);
+                                  shale_status id_rc, shale_store_identity *idp,
+                                  int64_t read_ms);
 
 /* opts: the caller's, read only here (the env copies what is kept). */
 shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_open_args *a)
@@ -402,7 +437,8 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_ope
      * two round trips. */
     bool id_threaded = !pthread_create(&ith, NULL, identity_main, &pr);
     manifest *m = NULL;
-    rc = load_latest_hinted(db->store, a->hint, &m);
+    rc = load_latest_hinted(db->store, a->hint, a->hint_latest, &m);
+    int64_t read_ms = mono_ms();
     char msg[512] = "";
     if (rc && rc != SHALE_NOT_FOUND)
         snprintf(msg, sizeof msg, "%s", shale_errmsg());
@@ -420,7 +456,7 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_ope
     bool cleaning = !pthread_create(&cth, NULL, probe_cleanup, &pr);
     if (!cleaning)
         probe_cleanup(&pr);
-    rc = db_open_fence(db, a, m, rc, msg, &pr, id_rc, &id);
+    rc = db_open_fence(db, a, m, rc, msg, &pr, id_rc, &id, read_ms);
     if (cleaning)
         pthread_join(cth, NULL);
     return rc;
@@ -431,13 +467,31 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_ope
  * owned when id_rc is SHALE_OK). */
 static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest *m,
                                   shale_status rc, const char *msg, const open_probe *pr_,
-                                  shale_status id_rc, shale_store_identity *idp)
+                                  shale_status id_rc, shale_store_identity *idp, int64_t read_ms)
 {
     const open_probe pr = *pr_;
     shale_store_identity id = *idp;
     shale_status brc = SHALE_OK;
     if (!pr.rc && a->before_fence)
         brc = a->before_fence(a->ctx);   /* nothing written yet but probe objects */
+    if (!pr.rc && !brc && !rc && a->before_fence && mono_ms() - read_ms > OPEN_READ_FRESH_MS) {
+        /* The barrier held the open long: what it read may be older than a
+         * GC's min_age allows by the fence write (load_latest_hinted), so
+         * the versions after it are listed again first. */
+        manifest *m2 = NULL;
+        shale_status lrc = manifest_store_load_latest(db->store, m->id, &m2);
+        if (lrc) {
+            manifest_free(m);
+            if (id_rc == SHALE_OK)
+                shale_store_identity_clear(&id);
+            /* Never "a new database": the store held a version a moment ago. */
+            return shale_err_prefix(lrc == SHALE_NOT_FOUND ? SHALE_IO : lrc,
+                                    "%s: reading the latest version again before the fence",
+                                    db->uri);
+        }
+        manifest_free(m);
+        m = m2;
+    }
     if (pr.rc || brc) {
         manifest_free(m);
         if (id_rc == SHALE_OK)
