@@ -758,64 +758,6 @@ static void test_wipe_fault_is_retried_to_completion(void **state)
     shale_fault_clear(ctl);
 }
 
-/* ---- What a submit does not list ------------------------------------------
- * The parent behind a fault+ URI.  After split-b (aborted: its lease
- * released by this process), every LIST of the split lease and of
- * split-c's journal fails: split-c is accepted and completes all the
- * same, because the submit asks for its journal's version 1 by a HEAD and
- * takes the lease after the release it knows, without listing either
- * (both were LISTs before 2026-12-02, and this test failed at the submit). */
-static int setup_fault_parent(void **state)
-{
-    int rc = setup_with(state, false);
-    fx *f = *state;
-    char *u = tu_fault_uri(f->parent);
-    free(f->parent);
-    f->parent = u;
-    return rc;
-}
-
-static void test_next_split_lists_no_lease_nor_journal(void **state)
-{
-    fx *f = *state;
-    new_splitter(f, false);
-    unsigned cuts[] = {f->n / 2};
-    split_request *r = request(f, "split-b", cuts, 1, false);
-    bool created;
-    free(submit(f, r, &created));
-    assert_true(created);
-    split_request_free(r);
-    char *st = NULL;
-    split_service *svc = splitter_service(f->sp);
-    TU_OK(svc->ops->abort(svc, "split-b", &st));
-    free(st);
-    TU_OK(splitter_start(f->sp));
-    TU_OK(splitter_wait_idle(f->sp, 60000));
-    st = get_status(f, "split-b");
-    expect_phase(st, "Aborted");
-    free(st);
-    shale_fault *ctl = shale_fault_for_uri(f->parent, NULL);
-    assert_non_null(ctl);
-    shale_fault_rule lease = {SHALE_FAULT_OP(SHALE_OP_LIST), "splits/_lease/", 0, 0, SHALE_IO,
-                              false, 0, 0};
-    shale_fault_rule journal = {SHALE_FAULT_OP(SHALE_OP_LIST), "splits/split-c/", 0, 0,
-                                SHALE_IO, false, 0, 0};
-    TU_OK(shale_fault_add(ctl, &lease, NULL));
-    TU_OK(shale_fault_add(ctl, &journal, NULL));
-    r = request(f, "split-c", cuts, 1, false);
-    free(submit(f, r, &created));
-    assert_true(created);
-    TU_OK(splitter_wait_idle(f->sp, 60000));
-    assert_int_equal(shale_fault_injected(ctl), 0);   /* neither was listed */
-    st = get_status(f, "split-c");
-    expect_phase(st, "Complete");
-    assert_non_null(strstr(st, "00000000000000000003.json"));   /* after split-b's release */
-    free(st);
-    split_request_free(r);
-    shale_fault_clear(ctl);
-    check_children(f, cuts, 1);
-}
-
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -839,8 +781,6 @@ int main(void)
         T(test_references_catch_a_damaged_block),
         cmocka_unit_test_setup_teardown(test_wipe_fault_is_retried_to_completion,
                                         setup_fault_wal, teardown),
-        cmocka_unit_test_setup_teardown(test_next_split_lists_no_lease_nor_journal,
-                                        setup_fault_parent, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
