@@ -157,8 +157,10 @@ shale_status shale_open_at_fenced_after(const char *uri, const shale_options *op
  * older than its min_age (shale_gc_options, 5 minutes by default; run it
  * with at least a minute): a version written after the caller's read
  * cannot have been deleted yet, so no next version means no newer one.
- * A next version there (written since) and the versions after latest_id
- * are listed, as shale_open_at() does; a latest_id that names no version
+ * A next version there (written since) is a moment old too: the same
+ * from it (a GET and a HEAD, one round trip), up to 3 times, and then the
+ * versions after it are listed, as shale_open_at() does; a latest_id that
+ * names no version
  * falls back to the full listing; a barrier that holds the open more than
  * 10 s after its reads has them listed again before the fence write.  The
  * fence write is a create-if-absent of the next id whatever was read.
