@@ -492,6 +492,27 @@ shale_status journal_load(shale_objstore *st, const char *name, uint64_t *versio
     return rc;
 }
 
+shale_status journal_load_if_any(shale_objstore *st, const char *name, uint64_t *version,
+                                 split_state **out)
+{
+    *out = NULL;
+    *version = 0;
+    char key[SHALE_JOURNAL_KEY_MAX];
+    if (!shale_journal_key(name, 1, key, sizeof key))
+        return shale_error_set(SHALE_INVALID_ARGUMENT, "split name %s cannot name a journal",
+                               name);
+    /* Version 1 is the first every journal writes (journal_save, from
+     * journal_version 0; the same keys since the first format) and no
+     * version is ever deleted (journal_clear writes one more): without
+     * version 1 there is no journal of that name. */
+    shale_status rc = shale_objstore_head(st, key, NULL, NULL);
+    if (rc == SHALE_NOT_FOUND)
+        return shale_error_set(SHALE_NOT_FOUND, "no journal for split %s", name);
+    if (rc)
+        return shale_error_prefix(rc, "reading journal %s", key);
+    return journal_load(st, name, version, out);
+}
+
 shale_status journal_clear(shale_objstore *st, const char *name, int64_t now)
 {
     uint64_t v = 0;

@@ -55,6 +55,13 @@ shale_status journal_load_all(shale_objstore *st, journal_fn fn, void *ctx);
  * even when it does not decode. */
 shale_status journal_load(shale_objstore *st, const char *name, uint64_t *version,
                           split_state **out);
+/* journal_load() that first asks for version 1 alone (a HEAD): a split
+ * not journalled, the usual case at a submit, costs that one request and
+ * no LIST; one that is journalled is then listed and read as by
+ * journal_load() (a round trip more).  Sound because every journal starts
+ * at version 1 and none of its versions is ever deleted. */
+shale_status journal_load_if_any(shale_objstore *st, const char *name, uint64_t *version,
+                                 split_state **out);
 
 /* Writes the "cleared by an operator" record for a split whose newest
  * journal is bad (or that failed after the point of no return): version

@@ -20,7 +20,10 @@
  * and writing journal version 1 can still be accepted from it.
  *
  * Cost: one LIST of splits/_lease/ and one GET per decision; two records
- * per split, so the list grows by two per split (docs/agent.md).
+ * per split, so the list grows by two per split (docs/agent.md).  A caller
+ * that knows a record to be a release (it read or wrote it) may take after
+ * it without reading (lease_take_seen): records are dense and never change,
+ * so the create of the next seq is the check that it is still the top.
  *
  * Thread safety: plain functions over a thread-safe store handle.
  */

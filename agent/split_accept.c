@@ -34,6 +34,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The parent's latest version as the submit listed it is handed to
+ * Fence's open as the latest only if read less than this long before the
+ * open starts (well within a GC's min_age). */
+#define SUBMIT_READ_FRESH_MS 5000
+
 /* Two canonical requests mean the same (the journal's copy is re-dumped;
  * a request without ranges matches its journalled, computed form). */
 static bool same_request(const char *a, const char *b)
@@ -130,6 +135,7 @@ typedef struct submit_reads {
     bool check_empty;        /* a split not known here: its stores must be empty */
     bool journal_hints;      /* not a dry run: read the journal and the lease */
     shale_manifest_view *m;  /* the parent's latest */
+    int64_t m_ms;            /* when it was read (agent_mono_ms) */
     shale_status jrc;        /* journal_load's answer, or -1: not read */
     uint64_t jv;
     split_state *jst;
@@ -157,14 +163,18 @@ static shale_status submit_read_one(void *ctx, size_t i)
         rc = shale_objstore_open(sp->store_uri, &sp->o.db.store, &s);
         if (!rc)
             rc = shale_manifest_view_load(s, 0, &x->m);
+        x->m_ms = agent_mono_ms();
         shale_objstore_close(s);
         if (rc == SHALE_NOT_FOUND)
             rc = shale_error_set(SHALE_INVALID_ARGUMENT, "parent store %s holds no database",
                                  sp->store_uri);
     } else if (i == 2) {
-        x->jrc = journal_load(sp->store, x->r->name, &x->jv, &x->jst);
+        /* Version 1's HEAD: a new split's journal costs no LIST. */
+        x->jrc = journal_load_if_any(sp->store, x->r->name, &x->jv, &x->jst);
     } else {
         x->lrc = lease_read(sp->store, &x->lv);
+        if (!x->lrc && !x->lv.held)
+            splitter_lease_free_seen(sp, x->lv.top);
     }
     return rc;
 }
@@ -322,6 +332,7 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
             rc = refuse(sp, r->name, rc);
             goto out;
         }
+        splitter_lease_taken(sp, seq);
         if (!(j = calloc(1, sizeof *j)) ||
             !(j->st = split_state_new(r, canon, false, agent_now_ms()))) {
             free(j);
@@ -363,8 +374,12 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
          * hint only when that parent is the store the submit read. */
         const char *puri = r->parent_store ? r->parent_store : sp->store_uri;
         shale_options oo = db_opts(sp, r->parent_store ? r->parent_wal_store : sp->wal_uri);
-        struct preopen *po =
-            preopen_start(puri, &oo, pre->m && !strcmp(puri, sp->store_uri) ? pre->m->id : 0);
+        uint64_t hint = pre->m && !strcmp(puri, sp->store_uri) ? pre->m->id : 0;
+        /* Listed by this submit a moment ago (a lease take that lost many
+         * rounds aside): the open HEADs the next version instead of listing
+         * again (shale_open_at_latest_fenced_after says why that holds). */
+        bool latest = hint && agent_mono_ms() - pre->m_ms < SUBMIT_READ_FRESH_MS;
+        struct preopen *po = preopen_start(puri, &oo, hint, latest);
         rc = journal_save(sp->store, v1);
         if (rc)
             preopen_free(po);   /* cancelled at its barrier: nothing fenced */
@@ -460,9 +475,19 @@ shale_status splitter_svc_submit(split_service *svc, const split_request *req, b
     pre.check_empty = !known;
     pre.journal_hints = !known && !r->dry_run;
     pre.jrc = pre.lrc = (shale_status)-1;
+    /* The lease as this process last saw it free (splitter.lease_free_top):
+     * then it is not listed here; the take's create-if-absent after it is
+     * the check (lease_take_seen). */
+    pthread_mutex_lock(&sp->mu);
+    if (pre.journal_hints && sp->lease_free_known) {
+        pre.lrc = SHALE_OK;
+        pre.lv.top = sp->lease_free_top;
+    }
+    pthread_mutex_unlock(&sp->mu);
+    size_t reads = !pre.journal_hints ? 2 : pre.lrc == SHALE_OK ? 3 : 4;
     /* validate_against_parent()'s checks and the accept's reads at once
      * (submit_reads): the request's error comes first, as in that order. */
-    shale_status rc = par_for(pre.journal_hints ? 4 : 2, submit_read_one, &pre, NULL);
+    shale_status rc = par_for(reads, submit_read_one, &pre, NULL);
     if (!rc)
         rc = split_request_validate(r, sp->shard, sp->store_uri, sp->wal_uri,
                                     pre.m->range_start, pre.m->range_start_len,

@@ -231,12 +231,35 @@ bool splitter_retry_unreadable(splitter *sp)
     return left;
 }
 
+void splitter_lease_free_seen(splitter *sp, uint64_t top)
+{
+    pthread_mutex_lock(&sp->mu);
+    if (!sp->lease_free_known || top > sp->lease_free_top) {
+        sp->lease_free_top = top;
+        sp->lease_free_known = true;
+    }
+    pthread_mutex_unlock(&sp->mu);
+}
+
+void splitter_lease_taken(splitter *sp, uint64_t seq)
+{
+    pthread_mutex_lock(&sp->mu);
+    if (seq > sp->lease_free_top)
+        sp->lease_free_known = false;
+    pthread_mutex_unlock(&sp->mu);
+}
+
 void splitter_adopt_lease(splitter *sp)
 {
     lease_view v;
     shale_status rc = lease_read(sp->store, &v);
+    pthread_mutex_lock(&sp->mu);
+    sp->adopt_tried = true;
+    pthread_mutex_unlock(&sp->mu);
     if (rc)
         return;   /* tried again next round */
+    if (!v.held)
+        splitter_lease_free_seen(sp, v.top);   /* the next submit's take hint */
     pthread_mutex_lock(&sp->mu);
     bool known = !v.held || find_locked(sp, v.holder);
     /* A take record without a journal is also what a live accept in

@@ -19,6 +19,7 @@ struct preopen {
     const char *uri;
     shale_options opts;
     uint64_t hint;
+    bool latest;               /* hint was the latest a moment ago */
     shale_db *db;              /* the open's result */
     shale_status rc;
     char msg[1024];
@@ -43,13 +44,16 @@ static shale_status wait_verdict(void *ctx)
 static void *open_main(void *arg)
 {
     preopen *p = arg;
-    p->rc = shale_open_at_fenced_after(p->uri, &p->opts, p->hint, wait_verdict, p, &p->db);
+    p->rc = p->latest ? shale_open_at_latest_fenced_after(p->uri, &p->opts, p->hint,
+                                                          wait_verdict, p, &p->db)
+                      : shale_open_at_fenced_after(p->uri, &p->opts, p->hint, wait_verdict, p,
+                                                   &p->db);
     if (p->rc)
         snprintf(p->msg, sizeof p->msg, "%s", shale_errmsg());
     return NULL;
 }
 
-preopen *preopen_start(const char *uri, const shale_options *opts, uint64_t hint)
+preopen *preopen_start(const char *uri, const shale_options *opts, uint64_t hint, bool latest)
 {
     preopen *p = calloc(1, sizeof *p);
     if (!p)
@@ -57,6 +61,7 @@ preopen *preopen_start(const char *uri, const shale_options *opts, uint64_t hint
     p->uri = uri;
     p->opts = *opts;
     p->hint = hint;
+    p->latest = latest && hint;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     if (pthread_create(&p->th, NULL, open_main, p)) {

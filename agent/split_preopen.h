@@ -19,9 +19,11 @@ typedef struct preopen preopen;
 
 /* Starts the open of uri (opts copied; uri and opts' strings borrowed:
  * they must outlive the preopen) at manifest version hint on a thread of
- * its own.  NULL when no thread could be made (the worker then opens
- * plainly). */
-preopen *preopen_start(const char *uri, const shale_options *opts, uint64_t hint);
+ * its own.  latest: the caller read hint as the latest version a moment
+ * ago (shale_open_at_latest_fenced_after: a HEAD of the next version, no
+ * listing); else the versions after it are listed (shale_open_at).  NULL
+ * when no thread could be made (the worker then opens plainly). */
+preopen *preopen_start(const char *uri, const shale_options *opts, uint64_t hint, bool latest);
 
 /* The worker's Fence: lets the open fence and returns its result (*db the
  * writer, owned by the caller, on SHALE_OK; the open's message set

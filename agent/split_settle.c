@@ -97,6 +97,8 @@ void split_settle(splitter *sp, job *j, const run *r)
         j->st->lease.release_seq = seq;
     }
     pthread_mutex_unlock(&sp->mu);
+    if (lease && !lrc && seq)
+        splitter_lease_free_seen(sp, seq);   /* the next take's hint: no LIST */
     if (lease && !lrc)
         log_fields(LOG_INFO, j->st->name, NULL, -1, (log_field[]){LOG_N("leaseSeq", seq)}, 1,
                    "split lease released");

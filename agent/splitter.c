@@ -296,7 +296,9 @@ shale_status splitter_wait_idle(splitter *sp, int64_t timeout_ms)
         for (job *j = sp->jobs; j; j = j->next)
             unreadable = unreadable || j->load == JOB_UNREADABLE ||
                          (split_phase_terminal(j->st->phase) && split_settle_due(j));
-        if (!sp->busy && !next_runnable_locked(sp) && !(unreadable && sp->started))
+        /* The worker's first look at the lease counts as its start. */
+        bool starting = sp->started && !sp->adopt_tried;
+        if (!sp->busy && !next_runnable_locked(sp) && !(unreadable && sp->started) && !starting)
             break;
         int64_t left = deadline - agent_mono_ms();
         if (left <= 0) {

@@ -87,6 +87,20 @@ struct splitter {
     bool lease_adopted;      /* a lease without a journal was looked for */
     uint64_t adopt_seq;      /* the take record seen without a journal */
     int64_t adopt_seen_ms;   /* when (mono_ms) */
+    /* A free lease record this process saw or wrote (under mu): record
+     * lease_free_top of splits/_lease/ is a release, or there is none
+     * (lease_free_known with top 0).  Lease records are never rewritten or
+     * deleted and each seq is written only after the one before it, so
+     * this stays true of that record forever; the submit's take is the
+     * create-if-absent of lease_free_top + 1 (lease_take_seen), which
+     * fails when anything was written since, and only then lists the
+     * lease: a split accepted after another one in this process lists
+     * nothing (issue 16). */
+    uint64_t lease_free_top;
+    bool lease_free_known;
+    bool adopt_tried;        /* splitter_adopt_lease ran once (under mu):
+                                splitter_wait_idle waits for it, so that its
+                                read is not counted in what comes next */
     char load_error[512];
     uint32_t load_tries;
     bool stop, busy, started;
@@ -203,6 +217,13 @@ job *find_locked(splitter *sp, const char *name);
 void append_locked(splitter *sp, job *j);
 /* Whether the split's lease should be released at its end. */
 bool lease_releasable(const split_state *s);
+/* Records that lease record top is a release (or, top 0, that there is
+ * no record), as read or written by this process: the hint of the next
+ * take (splitter.lease_free_top).  A lower top than the one kept is
+ * ignored.  Call without sp->mu. */
+void splitter_lease_free_seen(splitter *sp, uint64_t top);
+/* Forgets that hint: a take was written above it. */
+void splitter_lease_taken(splitter *sp, uint64_t seq);
 
 /* split_settle.c */
 /* True when terminal job j still owes a release (its checkpoint, once

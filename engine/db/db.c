@@ -341,10 +341,28 @@ shale_status shale_open_at(const char *uri, const shale_options *opts,
     return shale_open_at_fenced_after(uri, opts, manifest_id_hint, NULL, NULL, out);
 }
 
+static shale_status open_with(const char *uri, const shale_options *opts, const db_open_args *a,
+                              shale_db **out);
+
 shale_status shale_open_at_fenced_after(const char *uri, const shale_options *opts,
                                         uint64_t manifest_id_hint,
                                         shale_status (*before_fence)(void *ctx), void *ctx,
                                         shale_db **out)
+{
+    return open_with(uri, opts, &(db_open_args){manifest_id_hint, false, before_fence, ctx}, out);
+}
+
+shale_status shale_open_at_latest_fenced_after(const char *uri, const shale_options *opts,
+                                               uint64_t latest_id,
+                                               shale_status (*before_fence)(void *ctx),
+                                               void *ctx, shale_db **out)
+{
+    return open_with(uri, opts, &(db_open_args){latest_id, latest_id != 0, before_fence, ctx},
+                     out);
+}
+
+static shale_status open_with(const char *uri, const shale_options *opts, const db_open_args *a,
+                              shale_db **out)
 {
     *out = NULL;
     shale_options imported;
@@ -387,7 +405,7 @@ shale_status shale_open_at_fenced_after(const char *uri, const shale_options *op
         while (n > 0 && u[n - 1] == '/' && !(n >= 3 && !strncmp(u + n - 3, "://", 3)))
             u[--n] = '\0';
     }
-    rc = db_open_inner(db, opts, &(db_open_args){manifest_id_hint, before_fence, ctx});
+    rc = db_open_inner(db, opts, a);
     if (!rc) {
         /* Threads are started last; after this the handle is live. */
         if (pthread_create(&db->wal_thread, NULL, db_wal_thread, db) ||

@@ -177,10 +177,13 @@ void db_set_bg_error_locked(shale_db *db, shale_status rc);
 shale_status db_install_manifest_locked(shale_db *db, manifest *m);
 /* Rebuilds the read view from db->man and the memtables (mu held). */
 shale_status db_rebuild_view_locked(shale_db *db);
-/* shale_open_at_fenced_after()'s arguments: the manifest id hint (0 none)
- * and the barrier before the open's first write (NULL none). */
+/* shale_open_at_fenced_after()'s arguments: the manifest id hint (0 none),
+ * whether it was the latest a moment ago (shale_open_at_latest_fenced_after:
+ * a HEAD of the next version instead of a listing) and the barrier before
+ * the open's first write (NULL none). */
 typedef struct db_open_args {
     uint64_t hint;
+    bool hint_latest;
     shale_status (*before_fence)(void *ctx);
     void *ctx;
 } db_open_args;

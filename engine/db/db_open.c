@@ -20,6 +20,12 @@ typedef struct fence_ctx {
     uint64_t epoch, cepoch;
 } fence_ctx;
 
+/* An open whose barrier (before_fence) held it longer than this after its
+ * reads lists the versions after the one it read again before fencing:
+ * the GC's min_age (5 minutes by default) is what makes a read a moment
+ * old good enough for the fence write (load_latest_fresh). */
+#define OPEN_READ_FRESH_MS 10000
+
 static shale_status check_wal_store(const shale_db *db, const manifest *m);
 static shale_status check_initialized(const shale_db *db, const manifest *m);
 
@@ -165,6 +171,51 @@ static shale_status load_latest_hinted(shale_objstore *s, uint64_t hint, manifes
         return shale_err(g.rc, "%s", g.msg);
     *out = g.m;
     return SHALE_OK;
+}
+
+/* Rounds of load_latest_fresh() before it lists. */
+#define FRESH_ROUNDS 3
+
+/* The latest version given shale_open_at_latest_fenced_after()'s latest_id
+ * (the caller read it as the latest a moment ago): its GET beside a HEAD
+ * of the version after it, and no listing when there is none.  That
+ * stands because versions are written in order (each the create-if-absent
+ * of the one after the latest) and a GC deletes only versions older than
+ * its min_age (5 minutes by default): any version after latest_id was
+ * written after the caller's read, so if one existed and another after
+ * it, the first could not have been deleted yet.  A version after it
+ * there (the database written since) is a moment old too: the same again
+ * from it, up to FRESH_ROUNDS times (one round trip each, where the
+ * listing and then the newest's GET are two), then the listing
+ * (load_latest_hinted()).  A HEAD that fails, or a version that names
+ * nothing, lists too. */
+static shale_status load_latest_fresh(shale_objstore *s, uint64_t latest_id, manifest **out)
+{
+    *out = NULL;
+    uint64_t at = latest_id;
+    for (int round = 0; at && round < FRESH_ROUNDS; round++) {
+        hinted_get g = {s, at, NULL, SHALE_OK, ""};
+        pthread_t th;
+        bool threaded = !pthread_create(&th, NULL, hinted_get_main, &g);
+        if (!threaded)
+            hinted_get_main(&g);
+        char key[PATH_KEY_MAX];
+        manifest_key(at + 1, key, sizeof key);
+        shale_status hrc = shale_objstore_head(s, key, NULL, NULL);
+        if (threaded)
+            pthread_join(th, NULL);
+        if (hrc == SHALE_NOT_FOUND && g.rc == SHALE_OK) {
+            *out = g.m;
+            return SHALE_OK;
+        }
+        manifest_free(g.m);
+        if (hrc == SHALE_NOT_FOUND && g.rc != SHALE_NOT_FOUND)
+            return shale_err(g.rc, "%s", g.msg);
+        if (hrc != SHALE_OK)
+            break;   /* at names nothing (or the HEAD failed): list */
+        at++;        /* written since: the next one */
+    }
+    return load_latest_hinted(s, at, out);
 }
 
 static shale_status load_or_create(shale_db *db, manifest **out)
@@ -354,7 +405,8 @@ static void *probe_cleanup(void *arg)
 
 static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest *m,
                                   shale_status rc, const char *msg, const open_probe *pr_,
-                                  shale_status id_rc, shale_store_identity *idp);
+                                  shale_status id_rc, shale_store_identity *idp,
+                                  int64_t read_ms);
 
 /* opts: the caller's, read only here (the env copies what is kept). */
 shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_open_args *a)
@@ -389,7 +441,9 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_ope
      * two round trips. */
     bool id_threaded = !pthread_create(&ith, NULL, identity_main, &pr);
     manifest *m = NULL;
-    rc = load_latest_hinted(db->store, a->hint, &m);
+    rc = a->hint_latest ? load_latest_fresh(db->store, a->hint, &m)
+                        : load_latest_hinted(db->store, a->hint, &m);
+    int64_t read_ms = mono_ms();
     char msg[512] = "";
     if (rc && rc != SHALE_NOT_FOUND)
         snprintf(msg, sizeof msg, "%s", shale_errmsg());
@@ -407,7 +461,7 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_ope
     bool cleaning = !pthread_create(&cth, NULL, probe_cleanup, &pr);
     if (!cleaning)
         probe_cleanup(&pr);
-    rc = db_open_fence(db, a, m, rc, msg, &pr, id_rc, &id);
+    rc = db_open_fence(db, a, m, rc, msg, &pr, id_rc, &id, read_ms);
     if (cleaning)
         pthread_join(cth, NULL);
     return rc;
@@ -418,13 +472,31 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_ope
  * owned when id_rc is SHALE_OK). */
 static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest *m,
                                   shale_status rc, const char *msg, const open_probe *pr_,
-                                  shale_status id_rc, shale_store_identity *idp)
+                                  shale_status id_rc, shale_store_identity *idp, int64_t read_ms)
 {
     const open_probe pr = *pr_;
     shale_store_identity id = *idp;
     shale_status brc = SHALE_OK;
     if (!pr.rc && a->before_fence)
         brc = a->before_fence(a->ctx);   /* nothing written yet but probe objects */
+    if (!pr.rc && !brc && !rc && a->before_fence && mono_ms() - read_ms > OPEN_READ_FRESH_MS) {
+        /* The barrier held the open long: what it read may be older than a
+         * GC's min_age allows by the fence write (load_latest_fresh), so
+         * the versions after it are listed again first. */
+        manifest *m2 = NULL;
+        shale_status lrc = manifest_store_load_latest(db->store, m->id, &m2);
+        if (lrc) {
+            manifest_free(m);
+            if (id_rc == SHALE_OK)
+                shale_store_identity_clear(&id);
+            /* Never "a new database": the store held a version a moment ago. */
+            return shale_err_prefix(lrc == SHALE_NOT_FOUND ? SHALE_IO : lrc,
+                                    "%s: reading the latest version again before the fence",
+                                    db->uri);
+        }
+        manifest_free(m);
+        m = m2;
+    }
     if (pr.rc || brc) {
         manifest_free(m);
         if (id_rc == SHALE_OK)

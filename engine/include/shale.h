@@ -148,6 +148,28 @@ shale_status shale_open_at_fenced_after(const char *uri, const shale_options *op
                                         shale_status (*before_fence)(void *ctx), void *ctx,
                                         shale_db **out);
 
+/* shale_open_at_fenced_after() given latest_id, the version the caller
+ * read as the LATEST a moment ago (it listed the versions itself, seconds
+ * before, not minutes): the open reads that version beside a HEAD of the
+ * next one and lists nothing when there is none, so a caller that has
+ * just listed the database's versions does not list them again.  Sound
+ * because versions are written in order and a GC deletes only versions
+ * older than its min_age (shale_gc_options, 5 minutes by default; run it
+ * with at least a minute): a version written after the caller's read
+ * cannot have been deleted yet, so no next version means no newer one.
+ * A next version there (written since) is a moment old too: the same
+ * from it (a GET and a HEAD, one round trip), up to 3 times, and then the
+ * versions after it are listed, as shale_open_at() does; a latest_id that
+ * names no version
+ * falls back to the full listing; a barrier that holds the open more than
+ * 10 s after its reads has them listed again before the fence write.  The
+ * fence write is a create-if-absent of the next id whatever was read.
+ * latest_id 0: shale_open_at_fenced_after() without a hint. */
+shale_status shale_open_at_latest_fenced_after(const char *uri, const shale_options *opts,
+                                               uint64_t latest_id,
+                                               shale_status (*before_fence)(void *ctx),
+                                               void *ctx, shale_db **out);
+
 /* Flushes what await_durable promised, stops background work and frees the
  * handle.  Accepts NULL.  Returns the first error met while flushing. */
 shale_status shale_close(shale_db *db);

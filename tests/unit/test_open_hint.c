@@ -5,7 +5,9 @@
  * exactly as shale_open() does; and the open's conditional-create probe,
  * whose two creates go out at once, still passes a store that honours
  * create-if-absent when one of them fails otherwise, and fails the open
- * when both fail.
+ * when both fail.  shale_open_at_latest_fenced_after(): given the latest
+ * version it lists nothing; given one the writer wrote after, it lists and
+ * fences after the newest.
  */
 #include "support/dbtest.h"
 #include "objstore/objstore_fault.h"
@@ -325,6 +327,137 @@ static void test_hint_with_wal_store(void **state)
     dt_fixture_free(fx);
 }
 
+/* LISTs made by this process so far (every store, both outcomes). */
+static uint64_t lists_made(void)
+{
+    shale_objstats st;
+    shale_objstore_global_stats(&st);
+    return st.requests[SHALE_OP_LIST][0] + st.requests[SHALE_OP_LIST][1];
+}
+
+/* shale_open_at_latest_fenced_after() given the latest version, read a
+ * moment ago: the open lists nothing (a HEAD of the next version says
+ * there is none) and fences the previous writer as shale_open() does.
+ * Fails if the open lists the versions again. */
+static void test_latest_hint_lists_nothing(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "latest_right", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *a = NULL, *b = NULL;
+    TU_OK(shale_open(uri, &o, &a));
+    for (unsigned i = 0; i < 20; i++)
+        dt_put(a, i, 1);
+    TU_OK(shale_flush_memtable(a));
+    uint64_t a_epoch = epoch(a), hint = latest_listed(uri);
+    uint64_t lists = lists_made();
+    TU_OK(shale_open_at_latest_fenced_after(uri, &o, hint, NULL, NULL, &b));
+    assert_int_equal(lists_made(), lists);
+    assert_int_equal(epoch(b), a_epoch + 1);
+    assert_true(manifest_id(b) > hint);
+    assert_int_equal(latest_listed(uri), manifest_id(b));
+    for (unsigned i = 0; i < 20; i++)
+        dt_expect(b, i, 1);
+    char k[32], v[96];
+    size_t kl = dt_key(k, sizeof k, 7), vl = dt_val(v, sizeof v, 7, 9);
+    TU_RC(SHALE_FENCED, shale_put(a, k, kl, v, vl));
+    shale_close(a);
+    TU_OK(shale_close(b));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
+/* The writer wrote after the caller read its latest version (the race a
+ * split's submit and Fence leave open): the next version is there, so the
+ * open reads it (and the next, up to 3) or, further behind, lists, and
+ * fences after the newest; nothing the previous writer acknowledged is
+ * lost and it cannot write on.  The same for versions written inside the
+ * open's barrier.  And a latest_id that names no version falls back to
+ * the full listing. */
+typedef struct late_write {
+    shale_db *old;
+    unsigned n;
+} late_write;
+
+static shale_status write_after_read(void *arg)
+{
+    late_write *w = arg;
+    for (unsigned i = 0; i < w->n; i++)
+        dt_put(w->old, 300 + i, 1);
+    TU_OK(shale_flush_memtable(w->old));   /* versions after the open's reads */
+    return SHALE_OK;
+}
+
+/* a writes versions after hint until the latest is at least `behind`
+ * past it, then b opens given hint as the latest: b fences after the
+ * newest with everything a wrote, and lists iff it was more than
+ * FRESH_ROUNDS (3) versions behind. */
+static void open_latest_behind(const char *uri, shale_options *o, unsigned behind)
+{
+    shale_db *a = NULL, *b = NULL;
+    TU_OK(shale_open(uri, o, &a));
+    uint64_t hint = latest_listed(uri), a_epoch = epoch(a);
+    for (unsigned r = 0; latest_listed(uri) < hint + behind; r++) {
+        dt_put(a, 100 + r, 1);
+        TU_OK(shale_flush_memtable(a));   /* written after the caller's read */
+    }
+    uint64_t newest = latest_listed(uri);
+    uint64_t lists = lists_made();
+    TU_OK(shale_open_at_latest_fenced_after(uri, o, hint, NULL, NULL, &b));
+    if (newest - hint <= 3)
+        assert_int_equal(lists_made(), lists);   /* the next ones' GET and HEAD */
+    else
+        assert_true(lists_made() > lists);       /* too far behind: listed */
+    assert_int_equal(epoch(b), a_epoch + 1);
+    assert_true(manifest_id(b) > newest);
+    assert_int_equal(latest_listed(uri), manifest_id(b));
+    dt_expect(b, 100, 1);
+    char k[32], v[96];
+    size_t kl = dt_key(k, sizeof k, 99), vl = dt_val(v, sizeof v, 99, 1);
+    TU_RC(SHALE_FENCED, shale_put(a, k, kl, v, vl));
+    shale_close(a);
+    TU_OK(shale_close(b));
+}
+
+static void test_latest_hint_written_since(void **state)
+{
+    char *dir, *uri = dt_store_uri(backend(state), "latest_stale", &dir);
+    shale_options o;
+    dt_small_options(&o);
+    open_latest_behind(uri, &o, 1);
+    open_latest_behind(uri, &o, 4);
+    shale_db *a = NULL, *b = NULL;
+    char k[32], v[96];
+    size_t kl = dt_key(k, sizeof k, 101), vl = dt_val(v, sizeof v, 101, 1);
+    uint64_t a_epoch;
+    /* Written between the open's reads and its fence: the fence write's
+     * create-if-absent finds the newer version and goes after it. */
+    TU_OK(shale_open(uri, &o, &a));
+    a_epoch = epoch(a);
+    late_write w = {a, 10};
+    TU_OK(shale_open_at_latest_fenced_after(uri, &o, latest_listed(uri), write_after_read, &w,
+                                            &b));
+    assert_int_equal(epoch(b), a_epoch + 1);
+    assert_int_equal(latest_listed(uri), manifest_id(b));
+    for (unsigned i = 0; i < 10; i++)
+        dt_expect(b, 300 + i, 1);
+    TU_RC(SHALE_FENCED, shale_put(a, k, kl, v, vl));
+    shale_close(a);
+    TU_OK(shale_close(b));
+    /* A latest_id beyond every version: the full listing. */
+    TU_OK(shale_open(uri, &o, &a));
+    a_epoch = epoch(a);
+    TU_OK(shale_open_at_latest_fenced_after(uri, &o, 1000000, NULL, NULL, &b));
+    assert_int_equal(epoch(b), a_epoch + 1);
+    assert_int_equal(latest_listed(uri), manifest_id(b));
+    shale_close(a);
+    TU_OK(shale_close(b));
+    tu_rmtree(dir);
+    free(dir);
+    free(uri);
+}
+
 int main(void)
 {
     static const char mem[] = "mem", file[] = "file";
@@ -344,6 +477,10 @@ int main(void)
         cmocka_unit_test(test_barrier_not_called_when_probe_fails),
         cmocka_unit_test(test_probe_creates_at_once),
         cmocka_unit_test(test_hint_with_wal_store),
+        cmocka_unit_test_prestate(test_latest_hint_lists_nothing, (void *)mem),
+        cmocka_unit_test_prestate(test_latest_hint_lists_nothing, (void *)file),
+        cmocka_unit_test_prestate(test_latest_hint_written_since, (void *)mem),
+        cmocka_unit_test_prestate(test_latest_hint_written_since, (void *)file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

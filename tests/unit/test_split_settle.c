@@ -8,7 +8,9 @@
  * (tests/integration/agent_kill_matrix.sh) kills a real agent at each
  * journal version; this suite rebuilds the journal states those kills
  * leave, including the previous agent's (Complete Running), and checks
- * the store after the restart.
+ * the store after the restart.  And the release this process wrote is the
+ * next take's hint: the next split lists neither the lease nor its
+ * journal.
  */
 #include "support/dbtest.h"
 #include "splitter.h"
@@ -74,6 +76,7 @@ static splitter *agent(fx *f, bool start)
     so.wal_store_uri = f->wal;
     so.db = f->o;
     so.db.wal_store_uri = NULL;
+    so.policy.allow_test_schemes = true;   /* a fault+ parent (below) */
     so.retry_base_ms = 5;
     so.retry_max_ms = 40;
     splitter *sp = NULL;
@@ -308,6 +311,62 @@ static void test_owed_field_decodes(void **state)
     assert_non_null(strstr(shale_errmsg(), "checkpointReleaseOwed"));
 }
 
+/* The lease's release as the next take's hint (splitter.lease_free_top):
+ * after split-b (aborted, its lease released by this process), every LIST
+ * of the split lease and of split-c's journal fails, and split-c is
+ * accepted and completes all the same -- the submit asks for its
+ * journal's version 1 by a HEAD and takes the lease after the release it
+ * wrote, listing neither (both were LISTs before 2026-12-02: the submit
+ * was refused here then). */
+static void test_next_split_lists_no_lease_nor_journal(void **state)
+{
+    (void)state;
+    fx *f = fx_new();
+    char *u = tu_fault_uri(f->parent);
+    free(f->parent);
+    f->parent = u;
+    splitter *a = agent(f, false);   /* not started: the abort wins */
+    split_service *svc = splitter_service(a);
+    split_request *b = request(f, "split-b");
+    bool created;
+    char *st = NULL;
+    TU_OK(svc->ops->submit(svc, b, &created, &st));
+    assert_true(created);
+    free(st);
+    TU_OK(svc->ops->abort(svc, "split-b", &st));
+    free(st);
+    TU_OK(splitter_start(a));
+    TU_OK(splitter_wait_idle(a, 60000));
+    TU_OK(svc->ops->get(svc, "split-b", &st));
+    assert_non_null(strstr(st, "\"phase\": \"Aborted\""));
+    free(st);
+    shale_fault *ctl = shale_fault_for_uri(f->parent, NULL);
+    assert_non_null(ctl);
+    shale_fault_rule lease = {SHALE_FAULT_OP(SHALE_OP_LIST), "splits/_lease/", 0, 0, SHALE_IO,
+                              false, 0, 0};
+    shale_fault_rule journal = {SHALE_FAULT_OP(SHALE_OP_LIST), "splits/split-c/", 0, 0,
+                                SHALE_IO, false, 0, 0};
+    TU_OK(shale_fault_add(ctl, &lease, NULL));
+    TU_OK(shale_fault_add(ctl, &journal, NULL));
+    split_request *c = request(f, "split-c");
+    TU_OK(svc->ops->submit(svc, c, &created, &st));
+    assert_true(created);
+    free(st);
+    TU_OK(splitter_wait_idle(a, 60000));
+    assert_int_equal(shale_fault_injected(ctl), 0);   /* neither was listed */
+    TU_OK(svc->ops->get(svc, "split-c", &st));
+    if (!strstr(st, "\"phase\": \"Complete\""))
+        fail_msg("not Complete:\n%s", st);
+    /* taken right after split-b's release (seq 2), released after it */
+    assert_non_null(strstr(st, "00000000000000000003.json"));
+    free(st);
+    shale_fault_clear(ctl);
+    splitter_free(a);
+    split_request_free(b);
+    split_request_free(c);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_verify_and_complete_done_in_one_version),
         cmocka_unit_test(test_killed_after_complete_journalled_settles),
         cmocka_unit_test(test_previous_agent_killed_in_complete_finishes),
+        cmocka_unit_test(test_next_split_lists_no_lease_nor_journal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
