@@ -243,6 +243,8 @@ static void probe_child(verify_job *w, size_t k)
 {
     const verify_ctx *v = w->v;
     const split_child *c = &v->r->req->children[k];
+    if (!w->ids[k] && v->mode != SPLIT_VERIFY_REFERENCES)
+        return;   /* full: the walk opens its latest; no WAL check */
     if (w->ids[k]) {
         shale_objstore *s = NULL;
         char key[SHALE_KEY_MAX];
@@ -573,7 +575,9 @@ shale_status do_verify(run *r, step_result *res_out)
         for (size_t i = 0; i < n; i++)
             w.wal_rcs[i] = SHALE_IO;   /* not listed (yet) */
     }
-    rc = verify_phase(&w, 1, 1 + (refs ? 2 * n : n));
+    /* Both modes probe a child whose version is known: the full walk reads
+     * it by id when it is the latest. */
+    rc = verify_phase(&w, 1, 1 + 2 * n);
     if (!rc)
         rc = shale_reader_manifest_view(v.parent, &v.pinned);
     for (size_t i = 0; !rc && refs && i < n; i++) {
@@ -597,8 +601,15 @@ shale_status do_verify(run *r, step_result *res_out)
         /* In pieces with readers of their own (verify_full.c): the phase 1
          * readers stay as they are, holding no SST. */
         uint64_t *keys = calloc(n ? n : 1, sizeof *keys);
-        rc = keys ? verify_full_walk(r, v.cache, v.pinned, keys, &pieces, &walkers)
-                  : AGENT_OOM();
+        uint64_t *at = calloc(n ? n : 1, sizeof *at);
+        /* Each child by id where phase 1 found the version Clone wrote to
+         * be its latest (no writer has opened it since); else at its
+         * latest, as before. */
+        for (size_t i = 0; at && i < n; i++)
+            at[i] = w.at_id[i] && !w.newer[i] ? w.ids[i] : 0;
+        rc = keys && at ? verify_full_walk(r, v.cache, v.pinned, at, keys, &pieces, &walkers)
+                        : AGENT_OOM();
+        free(at);
         for (size_t i = 0; !rc && i < n; i++)
             res[i].keys = keys[i];
         free(keys);
