@@ -442,7 +442,6 @@ static shale_status verify_phase(verify_job *w, int phase, size_t n)
 typedef struct latest_load {
     verify_ctx *v;
     uint64_t after;                  /* the writer's version (0: unknown) */
-    bool by_id;                      /* read by id, no LIST (for tests' counts) */
     shale_status rc;
     char msg[512];
     pthread_t th;
@@ -472,8 +471,6 @@ static void *latest_run(void *arg)
     shale_status rc = shale_objstore_open(parent_store(v->r), &v->r->sp->o.db.store, &s);
     if (!rc && !(v->latest = latest_by_id(l, s)))
         rc = shale_manifest_view_load(s, 0, &v->latest);
-    else if (!rc)
-        l->by_id = true;
     if (!rc && !shale_manifest_view_checkpoint(v->latest, v->cp))
         rc = shale_error_set(SHALE_NOT_FOUND, "verify: the parent has no checkpoint %s", v->cp);
     shale_objstore_close(s);

@@ -263,7 +263,6 @@ static shale_status compare_key(shale_reader *parent, shale_reader *child,
 /* A piece's child reader, opened on a thread of its own beside the
  * parent's. */
 typedef struct child_open {
-    const walk *w;
     const split_child *c;
     uint64_t id;
     shale_options co;
@@ -275,8 +274,12 @@ typedef struct child_open {
 static void *child_open_run(void *arg)
 {
     child_open *o = arg;
+    /* A known version that cannot be read (gone, a read error) is no
+     * verdict: the latest is read instead, as phase 1 does. */
     o->rc = o->id ? shale_reader_open_version(o->c->store, &o->co, o->id, &o->rd)
-                  : shale_reader_open(o->c->store, &o->co, NULL, &o->rd);
+                  : SHALE_NOT_FOUND;
+    if (o->rc)
+        o->rc = shale_reader_open(o->c->store, &o->co, NULL, &o->rd);
     if (o->rc)
         snprintf(o->msg, sizeof o->msg, "%s", shale_errmsg());
     return NULL;
@@ -295,7 +298,7 @@ static shale_status walk_piece(walk *w, size_t i)
     const split_child *c = &r->req->children[p->child];
     shale_options po = db_opts(r->sp, parent_wal(r));
     po.block_cache = w->cache;
-    child_open co = {.w = w, .c = c, .id = w->child_ids ? w->child_ids[p->child] : 0,
+    child_open co = {.c = c, .id = w->child_ids ? w->child_ids[p->child] : 0,
                      .co = db_opts(r->sp, c->wal_store)};
     co.co.block_cache = w->cache;
     pthread_t th;
