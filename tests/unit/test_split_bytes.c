@@ -216,11 +216,12 @@ static void test_references_split_bytes_independent_of_size(void **state)
  * smaller one's ranges meet in its first SST) and a partition or two.  The
  * rest is the noise of windows that read one block at once (about 16 KiB
  * between runs).  Its HEADs (one per referenced object, no bytes) are
- * what grows: requests are held to one per SST more and a few.  Sampling
+ * what grows: requests are held to one per SST more and six (runs differ by
+ * one or two: two windows reading one block at once).  Sampling
  * over the whole key span opened an SST per window: 4-5 more opens here
  * (80 KiB and more), which fails this. */
 #define MORE_SSTS_GROWTH (48u << 10)
-#define MORE_SSTS_REQS 4
+#define MORE_SSTS_REQS 6   /* measured 4-5; the old sampling: 35 against 19 */
 
 static void test_references_verify_reads_do_not_follow_the_sst_count(void **state)
 {
