@@ -361,20 +361,6 @@ static bool key_span(const shale_manifest_view *cm, const split_child *c, const 
     }
     if (!*lo)
         return false;
-    /* A run's SSTs are in key order and the child's are those that
-     * overlap its range (check_refs): its first with entries is the one
-     * the range-start window lands in. */
-    for (size_t r = 0; r < cm->run_count; r++)
-        for (size_t k = 0; k < cm->runs[r].count; k++) {
-            const shale_manifest_sst *h = &cm->runs[r].ssts[k];
-            if (!h->entries || !h->last_key)
-                continue;
-            if (key_cmp(h->last_key, h->last_klen, *hi, *hil) < 0) {
-                *hi = h->last_key;
-                *hil = h->last_klen;
-            }
-            break;
-        }
     if (c->start && key_cmp(*lo, *lol, c->start, c->start_len) < 0) {
         *lo = c->start;
         *lol = c->start_len;
@@ -383,6 +369,21 @@ static bool key_span(const shale_manifest_view *cm, const split_child *c, const 
         *hi = c->end;
         *hil = c->end_len;
     }
+    /* A run's SSTs are in key order and the child's are those that
+     * overlap its range (check_refs): its first with keys past lo is the
+     * one the range-start window reads on from.  (Past lo: a first SST
+     * whose last key is the range's first would leave no span.) */
+    for (size_t r = 0; r < cm->run_count; r++)
+        for (size_t k = 0; k < cm->runs[r].count; k++) {
+            const shale_manifest_sst *h = &cm->runs[r].ssts[k];
+            if (!h->entries || !h->last_key || key_cmp(h->last_key, h->last_klen, *lo, *lol) <= 0)
+                continue;
+            if (key_cmp(h->last_key, h->last_klen, *hi, *hil) < 0) {
+                *hi = h->last_key;
+                *hil = h->last_klen;
+            }
+            break;
+        }
     return key_cmp(*lo, *lol, *hi, *hil) < 0;
 }
 

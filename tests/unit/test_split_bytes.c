@@ -40,6 +40,9 @@ typedef struct split_cost {
     uint64_t bytes, requests, meta_bytes;   /* meta: the SSTs' filter + index bytes */
     uint64_t verify_bytes, verify_requests; /* the Verify step's share */
     size_t ssts;
+    bool cut_at_sst_end;                    /* in: the children meet at the first SST's
+                                               last key (else at the middle key) */
+    unsigned windows;                       /* out: Verify's sampled windows */
 } split_cost;
 
 /* The process's counters at Clone's end and Verify's. */
@@ -119,6 +122,7 @@ static void put_incompressible(shale_db *db, unsigned i)
 /* keys keys in SSTs of about sst_bytes (0: NSSTS SSTs whatever the keys). */
 static void split_cost_of(unsigned keys, size_t sst_bytes, const char *tag, split_cost *out)
 {
+    bool cut_at_sst_end = out->cut_at_sst_end;
     memset(out, 0, sizeof *out);
     char root[128], parent[200], wal[200], child[2][200];
     snprintf(root, sizeof root, "mem://splitbytes-%s-%d", tag, (int)getpid());
@@ -152,8 +156,21 @@ static void split_cost_of(unsigned keys, size_t sst_bytes, const char *tag, spli
     TU_OK(splitter_new(&so, &sp));
     TU_OK(splitter_start(sp));
     TU_OK(splitter_wait_idle(sp, 60000));
-    char text[2048], mid[32];
+    char text[2048], mid[64];
     dt_key(mid, sizeof mid, keys / 2);
+    if (cut_at_sst_end) {
+        shale_objstore *ps = NULL;
+        shale_manifest_view *m = NULL;
+        TU_OK(shale_objstore_open(parent, NULL, &ps));
+        TU_OK(shale_manifest_view_load(ps, 0, &m));
+        assert_true(m->run_count == 1 && m->runs[0].count > 1);
+        const shale_manifest_sst *h = &m->runs[0].ssts[0];
+        assert_true(h->last_klen < sizeof mid);
+        memcpy(mid, h->last_key, h->last_klen);
+        mid[h->last_klen] = 0;
+        shale_manifest_view_free(m);
+        shale_objstore_close(ps);
+    }
     int n = snprintf(text, sizeof text,
                      "name: bytes\nparent: {shard: bytes}\nverify: references\nchildren:\n"
                      "  - {name: c0, store: \"%s\", range: {start: \"\", end: \"%s\"}}\n"
@@ -175,6 +192,13 @@ static void split_cost_of(unsigned keys, size_t sst_bytes, const char *tag, spli
     shale_objstore_global_stats(&after);
     TU_OK(svc->ops->get(svc, "bytes", &status));
     assert_non_null(strstr(status, "\"phase\": \"Complete\""));
+    const char *wm = strstr(status, "sampled windows");
+    assert_non_null(wm);
+    while (wm > status && wm[-1] == ' ')
+        wm--;
+    while (wm > status && wm[-1] >= '0' && wm[-1] <= '9')
+        wm--;
+    out->windows = (unsigned)strtoul(wm, NULL, 10);
     free(status);
     splitter_free(sp);
     split_request_free(rq);
@@ -199,7 +223,7 @@ static void test_references_split_bytes_independent_of_size(void **state)
 {
     (void)state;
     unsigned small = 20000;   /* also quick: under a second on mem:// */
-    split_cost s, l;
+    split_cost s = {0}, l = {0};
     split_cost_of(small, 0, "small", &s);
     split_cost_of(small * 10, 0, "large", &l);
     assert_true(s.ssts >= NSSTS - 1 && s.ssts <= NSSTS + 1);
@@ -228,7 +252,7 @@ static void test_references_verify_reads_do_not_follow_the_sst_count(void **stat
     (void)state;
     unsigned few = 20000;
     size_t sst = (size_t)few * 120 / 2;   /* 2 SSTs, then 8 */
-    split_cost s, l;
+    split_cost s = {0}, l = {0};
     split_cost_of(few, sst, "few", &s);
     split_cost_of(few * 4, sst, "many", &l);
     assert_true(s.ssts >= 2 && s.ssts <= 3);
@@ -237,11 +261,30 @@ static void test_references_verify_reads_do_not_follow_the_sst_count(void **stat
     assert_true(l.verify_requests <= s.verify_requests + MORE_SSTS_REQS + (l.ssts - s.ssts));
 }
 
+/* A child whose range starts at the last key of its first SST still has
+ * its windows inside its span: they go to the first SST with keys past
+ * its start (in the first SST alone the span would be one key, and the
+ * child would get none).  2 children: each a range-start window and
+ * SPAN_SAMPLES (3) in its span, the first one's end window folded into
+ * the second's start: 8 windows and the folded one counted, 9. */
+static void test_references_windows_when_a_range_starts_at_an_sst_end(void **state)
+{
+    (void)state;
+    unsigned keys = 20000;
+    split_cost c;
+    memset(&c, 0, sizeof c);
+    c.cut_at_sst_end = true;
+    split_cost_of(keys, (size_t)keys * 120 / 4, "sstend", &c);
+    assert_true(c.ssts >= 3);
+    assert_int_equal(c.windows, 9);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_references_split_bytes_independent_of_size),
         cmocka_unit_test(test_references_verify_reads_do_not_follow_the_sst_count),
+        cmocka_unit_test(test_references_windows_when_a_range_starts_at_an_sst_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
