@@ -328,7 +328,8 @@ static shale_status grow(vtask **t, size_t n, size_t *cap)
 
 /* Where the child's span windows go: from the smallest first key of the
  * SSTs it references (within its range) to the end of the first SST of
- * each sorted run there -- the SSTs its range-start window opens anyway --
+ * each sorted run there with keys past that -- the SSTs its range-start
+ * window reads anyway --
  * so the windows open no SST of their own: a constant number of SST opens
  * per child, whatever the number of SSTs in its range (each open is a
  * 16 KiB read and a request, and spread over the whole span the windows
