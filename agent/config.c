@@ -93,7 +93,7 @@ shale_status agent_config_defaults(agent_config *c)
     c->verify_cache_mib = 8;       /* verify.h's defaults */
     c->verify_piece_mib = 64;
     c->verify_metadata_mib = 64;
-    c->verify_threads = 4;
+    c->verify_threads = 8;
     if (!c->local_dir || !c->http_listen)
         return AGENT_OOM();
     return SHALE_OK;

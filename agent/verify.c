@@ -243,6 +243,8 @@ static void probe_child(verify_job *w, size_t k)
 {
     const verify_ctx *v = w->v;
     const split_child *c = &v->r->req->children[k];
+    if (!w->ids[k] && v->mode != SPLIT_VERIFY_REFERENCES)
+        return;   /* full: the walk opens its latest; no WAL check */
     if (w->ids[k]) {
         shale_objstore *s = NULL;
         char key[SHALE_KEY_MAX];
@@ -424,17 +426,42 @@ static shale_status verify_phase(verify_job *w, int phase, size_t n)
 }
 
 /* The parent's latest version (which holds the children's pins; Complete
- * writes on it): a LIST and a GET, on a thread of its own from the step's
- * start until the pins are checked, so neither is on the step's path.
- * The version the checkpoint pins is the parent reader's own (not read
- * twice). */
+ * writes on it), on a thread of its own from the step's start until the
+ * pins are checked, so it is not on the step's path.  The version the
+ * checkpoint pins is the parent reader's own (not read twice).
+ *
+ * Without a LIST where it can: the split's writer (r->db, opened at Fence,
+ * the parent's only writer since) stands on version `after`, and Clone's
+ * one pin write is the next, so version after + 1 is read by id (a GET)
+ * and then a HEAD of after + 2 must find nothing -- versions are written
+ * put-if-absent at the next id, so after + 1, existing before that HEAD,
+ * was the latest when it was made, just as a LIST's answer is the latest
+ * when it is made.  Found (anything else wrote the parent since), or
+ * after + 1 not there (Clone wrote no pin: a resumed clone found them
+ * made), or no writer (a resumed run): the latest is listed, as before. */
 typedef struct latest_load {
     verify_ctx *v;
+    uint64_t after;                  /* the writer's version (0: unknown) */
     shale_status rc;
     char msg[512];
     pthread_t th;
     bool threaded, joined;
 } latest_load;
+
+/* Version l->after + 1 if it is the parent's latest (NULL: not shown). */
+static shale_manifest_view *latest_by_id(latest_load *l, shale_objstore *s)
+{
+    shale_manifest_view *m = NULL;
+    if (!l->after || shale_manifest_view_load(s, l->after + 1, &m))
+        return NULL;
+    char key[SHALE_KEY_MAX];
+    shale_manifest_key(l->after + 2, key, sizeof key);
+    if (m->id != l->after + 1 || shale_objstore_head(s, key, NULL, NULL) != SHALE_NOT_FOUND) {
+        shale_manifest_view_free(m);   /* newer, or not known: list */
+        return NULL;
+    }
+    return m;
+}
 
 static void *latest_run(void *arg)
 {
@@ -442,7 +469,7 @@ static void *latest_run(void *arg)
     verify_ctx *v = l->v;
     shale_objstore *s = NULL;
     shale_status rc = shale_objstore_open(parent_store(v->r), &v->r->sp->o.db.store, &s);
-    if (!rc)
+    if (!rc && !(v->latest = latest_by_id(l, s)))
         rc = shale_manifest_view_load(s, 0, &v->latest);
     if (!rc && !shale_manifest_view_checkpoint(v->latest, v->cp))
         rc = shale_error_set(SHALE_NOT_FOUND, "verify: the parent has no checkpoint %s", v->cp);
@@ -456,6 +483,9 @@ static void latest_start(latest_load *l, verify_ctx *v)
 {
     memset(l, 0, sizeof *l);
     l->v = v;
+    shale_db_info info;
+    if (v->r->db && !shale_db_info_get(v->r->db, &info))
+        l->after = info.manifest_id;
     l->threaded = !pthread_create(&l->th, NULL, latest_run, l);
 }
 
@@ -542,7 +572,9 @@ shale_status do_verify(run *r, step_result *res_out)
         for (size_t i = 0; i < n; i++)
             w.wal_rcs[i] = SHALE_IO;   /* not listed (yet) */
     }
-    rc = verify_phase(&w, 1, 1 + (refs ? 2 * n : n));
+    /* Both modes probe a child whose version is known: the full walk reads
+     * it by id when it is the latest. */
+    rc = verify_phase(&w, 1, 1 + 2 * n);
     if (!rc)
         rc = shale_reader_manifest_view(v.parent, &v.pinned);
     for (size_t i = 0; !rc && refs && i < n; i++) {
@@ -566,8 +598,15 @@ shale_status do_verify(run *r, step_result *res_out)
         /* In pieces with readers of their own (verify_full.c): the phase 1
          * readers stay as they are, holding no SST. */
         uint64_t *keys = calloc(n ? n : 1, sizeof *keys);
-        rc = keys ? verify_full_walk(r, v.cache, v.pinned, keys, &pieces, &walkers)
-                  : AGENT_OOM();
+        uint64_t *at = calloc(n ? n : 1, sizeof *at);
+        /* Each child by id where phase 1 found the version Clone wrote to
+         * be its latest (no writer has opened it since); else at its
+         * latest, as before. */
+        for (size_t i = 0; at && i < n; i++)
+            at[i] = w.at_id[i] && !w.newer[i] ? w.ids[i] : 0;
+        rc = keys && at ? verify_full_walk(r, v.cache, v.pinned, at, keys, &pieces, &walkers)
+                        : AGENT_OOM();
+        free(at);
         for (size_t i = 0; !rc && i < n; i++)
             res[i].keys = keys[i];
         free(keys);

@@ -35,11 +35,17 @@
 #define VERIFY_PIECE_BYTES (64ull << 20)
 /* Full mode: pieces walked at once, at most.  Each holds two readers' SST
  * metadata for its piece (the SSTs that overlap it: in every sorted run
- * about one VERIFY_PIECE_BYTES, and all of L0) and a readahead buffer (up
- * to 1 MiB); fewer walk at once when the pieces' estimated metadata would
- * exceed VERIFY_META_BUDGET. */
-#define VERIFY_FULL_THREADS 4
+ * about one VERIFY_PIECE_BYTES, and all of L0) and a readahead window (1
+ * MiB) per level it reads; fewer walk at once when the pieces' estimated
+ * metadata would exceed VERIFY_META_BUDGET or their windows
+ * VERIFY_READAHEAD_BUDGET.  8: a store's requests are round trips, so
+ * pieces walked at once cost one walk's time (8 children: one piece
+ * each, one round of walks instead of two). */
+#define VERIFY_FULL_THREADS 8
 #define VERIFY_META_BUDGET (64ull << 20)
+/* Full mode: the walkers' readahead windows, at most (1 MiB per level a
+ * walker reads: fewer walk at once when the parent has many levels). */
+#define VERIFY_READAHEAD_BUDGET (16ull << 20)
 #define VERIFY_MAX_THREADS 64      /* verify_threads above this is this */
 
 /* Names a key in a message: the manifest's escaped form in quotes, cut
@@ -60,10 +66,14 @@ shale_status verify_compare(shale_reader *parent, shale_reader *child, const spl
 
 /* Full mode: every child's range against the parent's (pinned: the
  * parent's version at the split's checkpoint, borrowed), walked in pieces
- * with readers of their own that use `cache` (borrowed).  keys[i] receives
- * child i's key count, *pieces and *walkers how it was walked (for the
+ * with readers of their own that use `cache` (borrowed), the parent's read
+ * at pinned's version by id and child i's at child_ids[i] (its latest
+ * version as the caller found it; 0 or child_ids NULL: opened at its
+ * latest, a LIST and a GET; borrowed).  keys[i] receives child i's key
+ * count, *pieces and *walkers how it was walked (for the
  * step's message).  A mismatch is reported before any other error. */
 shale_status verify_full_walk(run *r, shale_cache *cache, const shale_manifest_view *pinned,
-                              uint64_t *keys, size_t *pieces, size_t *walkers);
+                              const uint64_t *child_ids, uint64_t *keys, size_t *pieces,
+                              size_t *walkers);
 
 #endif

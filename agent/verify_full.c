@@ -21,7 +21,7 @@
  * The data is still read once: the pieces partition each child's range,
  * and within a piece the child's blocks come from the cache the parent's
  * scan has just filled.  What the pieces add is two reader opens each (a
- * manifest read: a LIST and a GET or two on S3) and the index and filter
+ * manifest GET each, by id, at once: walk_piece) and the index and filter
  * of an SST that straddles a cut read by both pieces -- a few requests per
  * 64 MiB of data (the default piece), against the 64 ranged reads of
  * 1 MiB it takes to read that much.
@@ -55,6 +55,8 @@ typedef struct piece {
 
 typedef struct walk {
     run *r;
+    uint64_t parent_id;              /* the pinned version, read by id by every piece */
+    const uint64_t *child_ids;       /* per child: its version to read by id (0: its latest) */
     uint64_t piece_bytes;            /* the limits, defaults applied */
     uint64_t piece_meta;             /* a piece ends past this much metadata */
     double blocks_per_byte;          /* data blocks per stored byte (sampled) */
@@ -258,22 +260,64 @@ static shale_status compare_key(shale_reader *parent, shale_reader *child,
     return rc;
 }
 
-/* One piece: readers of its own, walked, closed. */
+/* A piece's child reader, opened on a thread of its own beside the
+ * parent's. */
+typedef struct child_open {
+    const split_child *c;
+    uint64_t id;
+    shale_options co;
+    shale_reader *rd;
+    shale_status rc;
+    char msg[512];                   /* shale_errmsg() is per thread */
+} child_open;
+
+static void *child_open_run(void *arg)
+{
+    child_open *o = arg;
+    /* A known version that cannot be read (gone, a read error) is no
+     * verdict: the latest is read instead, as phase 1 does. */
+    o->rc = o->id ? shale_reader_open_version(o->c->store, &o->co, o->id, &o->rd)
+                  : SHALE_NOT_FOUND;
+    if (o->rc)
+        o->rc = shale_reader_open(o->c->store, &o->co, NULL, &o->rd);
+    if (o->rc)
+        snprintf(o->msg, sizeof o->msg, "%s", shale_errmsg());
+    return NULL;
+}
+
+/* One piece: readers of its own, walked, closed.  Both readers are opened
+ * at once and by id where the version is known -- the parent at the
+ * version the checkpoint pins, the child at the version phase 1 found to
+ * be its latest -- one GET each, so a piece's opens cost one round trip
+ * (at their latest and at the checkpoint, one after the other: a LIST and
+ * a GET or two each, and the child's WAL probe, 6 round trips). */
 static shale_status walk_piece(walk *w, size_t i)
 {
     const piece *p = &w->p[i];
     run *r = w->r;
     const split_child *c = &r->req->children[p->child];
-    shale_options po = db_opts(r->sp, parent_wal(r)), co = db_opts(r->sp, c->wal_store);
-    po.block_cache = co.block_cache = w->cache;
+    shale_options po = db_opts(r->sp, parent_wal(r));
+    po.block_cache = w->cache;
+    child_open co = {.c = c, .id = w->child_ids ? w->child_ids[p->child] : 0,
+                     .co = db_opts(r->sp, c->wal_store)};
+    co.co.block_cache = w->cache;
+    pthread_t th;
+    bool threaded = !pthread_create(&th, NULL, child_open_run, &co);
     shale_reader *parent = NULL, *child = NULL;
-    shale_status rc = shale_reader_open(parent_store(r), &po, r->checkpoint_id, &parent);
-    if (rc) {
+    shale_status rc = w->parent_id
+                          ? shale_reader_open_version(parent_store(r), &po, w->parent_id, &parent)
+                          : shale_reader_open(parent_store(r), &po, r->checkpoint_id, &parent);
+    if (rc)
         rc = shale_error_prefix(rc, "verify: opening the parent at checkpoint %s",
                                 r->checkpoint_id);
-    } else if ((rc = shale_reader_open(c->store, &co, NULL, &child))) {
-        rc = shale_error_prefix(rc, "verify: opening child %s", c->name);
-    } else {
+    if (threaded)
+        pthread_join(th, NULL);
+    else
+        child_open_run(&co);
+    child = co.rd;
+    if (!rc && co.rc)
+        rc = shale_error_set(co.rc, "verify: opening child %s: %s", c->name, co.msg);
+    if (!rc) {
         rc = verify_compare(parent, child, c, p->from, p->from_len, p->to, p->to_len, 0, false,
                             &w->keys[i]);
         if (!rc && p->point)
@@ -284,26 +328,37 @@ static shale_status walk_piece(walk *w, size_t i)
     return rc;
 }
 
+/* A walker's scans read every block of their ranges: windows of 1 MiB
+ * from the seek on (shale_thread_scan_readahead), where the engine's ramp
+ * for short reads (two blocks alone, then 64 KiB doubling) cost about six
+ * round trips per SST of a piece before its windows were that big. */
+#define WALK_READAHEAD (1u << 20)
+
 static void *walker(void *arg)
 {
     walk *w = arg;
+    shale_thread_scan_readahead(WALK_READAHEAD);
     for (size_t i; !atomic_load(&w->failed) && (i = atomic_fetch_add(&w->next, 1)) < w->n;) {
         if ((w->rcs[i] = walk_piece(w, i))) {
             snprintf(w->msgs[i], sizeof w->msgs[i], "%s", shale_errmsg());
             atomic_store(&w->failed, true);
         }
     }
+    shale_thread_scan_readahead(0);   /* the splitter's worker walks too */
     return NULL;
 }
 
 shale_status verify_full_walk(run *r, shale_cache *cache, const shale_manifest_view *pinned,
-                              uint64_t *keys, size_t *pieces, size_t *walkers)
+                              const uint64_t *child_ids, uint64_t *keys, size_t *pieces,
+                              size_t *walkers)
 {
     *pieces = *walkers = 0;
     walk w;
     memset(&w, 0, sizeof w);
     const splitter_options *o = &r->sp->o;
     w.r = r;
+    w.parent_id = pinned->id;
+    w.child_ids = child_ids;
     w.cache = cache;
     w.piece_bytes = o->verify_piece_bytes ? o->verify_piece_bytes : VERIFY_PIECE_BYTES;
     uint64_t meta_bytes = o->verify_meta_bytes ? o->verify_meta_bytes : VERIFY_META_BUDGET;
@@ -332,6 +387,13 @@ shale_status verify_full_walk(run *r, shale_cache *cache, const shale_manifest_v
         uint64_t nthreads = meta_bytes / most;
         if (nthreads > max_threads)
             nthreads = max_threads;
+        /* And as many as their readahead fits: a walker's scan holds a
+         * window of up to WALK_READAHEAD in every level it reads (each L0
+         * SST and each sorted run of the pinned version). */
+        uint64_t levels = pinned->l0_count + pinned->run_count;
+        uint64_t ra_walkers = VERIFY_READAHEAD_BUDGET / (WALK_READAHEAD * (levels ? levels : 1));
+        if (nthreads > ra_walkers)
+            nthreads = ra_walkers;
         if (nthreads > w.n)
             nthreads = w.n;
         if (!nthreads)

@@ -326,9 +326,19 @@ static shale_status grow(vtask **t, size_t n, size_t *cap)
     return SHALE_OK;
 }
 
-/* The child's key span: from the smallest first key to the largest last
- * key of the SSTs it references, within its range.  False when it
- * references none (or the span is a single key). */
+/* Where the child's span windows go: from the smallest first key of the
+ * SSTs it references (within its range) to the end of the first SST of
+ * each sorted run there with keys past that -- the SSTs its range-start
+ * window reads anyway --
+ * so the windows open no SST of their own: a constant number of SST opens
+ * per child, whatever the number of SSTs in its range (each open is a
+ * 16 KiB read and a request, and spread over the whole span the windows
+ * landed in as many SSTs as there were up to SPAN_SAMPLES + 1, so what
+ * Verify read grew with the shard until each window had an SST of its
+ * own).  The other SSTs are checked by their references and HEADs.
+ * L0 SSTs do not bound it: every window reads every L0 SST that holds
+ * keys at its point, and L0 is small (l0_max_ssts).  False when the child
+ * references no SST (or the span is a single key). */
 static bool key_span(const shale_manifest_view *cm, const split_child *c, const uint8_t **lo,
                      size_t *lol, const uint8_t **hi, size_t *hil)
 {
@@ -360,6 +370,21 @@ static bool key_span(const shale_manifest_view *cm, const split_child *c, const 
         *hi = c->end;
         *hil = c->end_len;
     }
+    /* A run's SSTs are in key order and the child's are those that
+     * overlap its range (check_refs): its first with keys past lo is the
+     * one the range-start window reads on from.  (Past lo: a first SST
+     * whose last key is the range's first would leave no span.) */
+    for (size_t r = 0; r < cm->run_count; r++)
+        for (size_t k = 0; k < cm->runs[r].count; k++) {
+            const shale_manifest_sst *h = &cm->runs[r].ssts[k];
+            if (!h->entries || !h->last_key || key_cmp(h->last_key, h->last_klen, *lo, *lol) <= 0)
+                continue;
+            if (key_cmp(h->last_key, h->last_klen, *hi, *hil) < 0) {
+                *hi = h->last_key;
+                *hil = h->last_klen;
+            }
+            break;
+        }
     return key_cmp(*lo, *lol, *hi, *hil) < 0;
 }
 

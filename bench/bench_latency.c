@@ -379,6 +379,10 @@ void latency_bench(uint64_t keys, bool s3, json_t *out)
     static const unsigned lats[] = {0, 20, 50};
     static const int ways[] = {2, 8, 32};
     const char *only = getenv("BENCH_LATENCY_MS");   /* one latency, for quick looks */
+    /* BENCH_LATENCY_FULL=1: only the full-Verify row (20 ms, 8 children). */
+    const char *full_only = getenv("BENCH_LATENCY_FULL");
+    if (full_only && *full_only == '1')
+        only = "-1";
     for (size_t l = 0; l < sizeof lats / sizeof *lats; l++)
         for (size_t w = 0; w < sizeof ways / sizeof *ways; w++) {
             if (only && (unsigned)strtoul(only, NULL, 10) != lats[l])
@@ -389,12 +393,12 @@ void latency_bench(uint64_t keys, bool s3, json_t *out)
         }
     char root[200];
     snprintf(root, sizeof root, "mem://lat-full-%d", (int)getpid());
-    if (!only)
+    if (!only || (full_only && *full_only == '1'))
         one("mem", root, 20, 8, keys, "full", out);
     if (*tpath)
         remove(tpath);   /* this run's own; the S3 splits are not traced */
     if (!s3 || only)
-        return;
+        return;   /* BENCH_LATENCY_FULL=1 leaves only set: no S3 rows either */
     s3test_server srv;
     if (s3test_rgw(&srv))
         die("finding the S3 server (scripts/bench.sh starts Ceph RGW)", shale_errmsg());

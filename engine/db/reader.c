@@ -428,3 +428,8 @@ shale_status shale_reader_prefetch(shale_reader *r, const void *key, size_t klen
     view_unref(v);
     return j.rc ? shale_err(j.rc, "%s", j.msg) : SHALE_OK;
 }
+
+void shale_thread_scan_readahead(size_t bytes)
+{
+    sst_thread_scan_readahead(bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes);
+}

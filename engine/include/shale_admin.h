@@ -420,6 +420,20 @@ shale_status shale_reader_open_sst(shale_reader *r, const shale_manifest_sst *h)
 shale_status shale_reader_prefetch(shale_reader *r, const void *key, size_t klen,
                                    size_t entries);
 
+/* Scans made on the calling thread from now on read ahead in windows of
+ * `bytes` (at most 1 MiB, larger is 1 MiB) from their seek on: the first
+ * read after a seek covers up to `bytes` (to the end of its index
+ * partition) and every window after it is `bytes`.  0, the default: the
+ * engine's ramp (the first two blocks after a seek read alone, then 64 KiB
+ * doubling to 1 MiB), which keeps short range reads short.  For a caller
+ * that scans long ranges from end to end (the split's full Verify walks
+ * every key of each child): on S3 each window is a round trip, and the
+ * ramp cost six or so per SST scanned before its windows reached 1 MiB.
+ * Per thread: other threads' scans are not changed; each iterator holds a
+ * window (up to `bytes`) per SST it is reading.  A value, no state to
+ * free. */
+void shale_thread_scan_readahead(size_t bytes);
+
 /* Does SST h hold keys of [start, end)?  NULL (or length 0) = unbounded on
  * that side; an SST without entries holds none. */
 bool shale_manifest_sst_overlaps(const shale_manifest_sst *h, const void *start,

@@ -136,6 +136,15 @@ void sst_thread_fill_cache(bool fill);
  * one round trip, not two. */
 void sst_thread_seek_read(uint32_t bytes);
 
+/* Scans on the calling thread read whole ranges (shale_thread_scan_
+ * readahead): a seek's first read covers up to bytes (to its index
+ * partition's end, as with sst_thread_seek_read), and every readahead
+ * window after it starts at bytes (capped at the iterator's largest, 1 MiB)
+ * instead of ramping up from 64 KiB.  0, the default: the ramp.  A
+ * prefetch's sst_thread_seek_read() on the same thread takes precedence
+ * for its seeks and leaves this setting as it was. */
+void sst_thread_scan_readahead(uint32_t bytes);
+
 /* False only if the bloom filter proves key absent.  Loads the filter on
  * first use; if that read fails the answer is true, and sst_reader_get()
  * reports the error. */

@@ -259,6 +259,11 @@ void sst_thread_seek_read(uint32_t bytes)
     seek_read = bytes;
 }
 
+/* Set on a thread whose scans read whole ranges (sst_thread_scan_readahead):
+ * the seek's read and every window after it are this big, no ramp.  Apart
+ * from seek_read, which a prefetch on the same thread sets and clears. */
+static _Thread_local uint32_t scan_ra;
+
 /* Decodes the stored bytes of block ix (checksum, decompression) and puts
  * the result in the cache.  stored stays the caller's. */
 static shale_status block_decode(sst_reader *r, const sst_ientry *ix, const uint8_t *stored,
@@ -322,6 +327,11 @@ static shale_status block_get(sst_reader *r, const sst_ientry *ix, block_ref *b)
 #define RA_MIN (64u << 10)
 #define RA_MAX (1u << 20)
 
+void sst_thread_scan_readahead(uint32_t bytes)
+{
+    scan_ra = bytes > RA_MAX ? RA_MAX : bytes;
+}
+
 typedef struct sst_iter {
     kv_iter base;
     sst_reader *r;
@@ -350,7 +360,8 @@ static shale_status si_block_get(sst_iter *it, bool sequential, block_ref *b)
     it->seq_run = sequential ? it->seq_run + 1 : 0;
     bool in_ra = it->ra && ix->off >= it->ra_off && ix->off + ix->size <= it->ra_off + it->ra_len;
     /* A seek on a thread that reads ahead from seeks (sst.h). */
-    bool seek_ahead = !sequential && seek_read && r->store;
+    uint32_t sread = seek_read ? seek_read : scan_ra;
+    bool seek_ahead = !sequential && sread && r->store;
     if (!seek_ahead && (it->seq_run < 2 || !r->store)) {
         it->ra_size = 0;
         if (!in_ra)
@@ -362,9 +373,9 @@ static shale_status si_block_get(sst_iter *it, bool sequential, block_ref *b)
     if (block_cached(r, ix, b))
         return SHALE_OK;
     if (seek_ahead || !in_ra) {
-        it->ra_size = seek_ahead ? seek_read
+        it->ra_size = seek_ahead ? sread
                       : it->ra_size ? (it->ra_size >= RA_MAX / 2 ? RA_MAX : it->ra_size * 2)
-                                    : RA_MIN;
+                                    : scan_ra > RA_MIN ? scan_ra : RA_MIN;
         uint64_t end = ix->off + ix->size;
         const sst_part *q = p;
         size_t j = it->bidx + 1, qi = it->pidx;

@@ -1,7 +1,7 @@
 /*
  * test_reader_version.c -- readers at a named manifest version
- * (shale_reader_open_version), the manifest key builder and
- * shale_reader_prefetch, through the public headers (shale.h,
+ * (shale_reader_open_version), the manifest key builder,
+ * shale_reader_prefetch and shale_thread_scan_readahead, through the public headers (shale.h,
  * shale_admin.h).  Requests are counted with the process's store counters
  * (shale_objstore_global_stats): what these calls are for is the requests
  * they do not make.
@@ -224,6 +224,74 @@ static void prefetch_fills_every_level(void **state)
     dt_fixture_free(f);
 }
 
+/* Ranged reads and bytes of a whole scan of uri by a reader with a
+ * cache of its own. */
+static void scan_all(const char *uri, const shale_options *o, uint64_t *reads, uint64_t *bytes,
+                     unsigned *keys)
+{
+    shale_reader *r = NULL;
+    TU_OK(shale_reader_open(uri, o, NULL, &r));
+    shale_objstats a, b;
+    shale_objstore_global_stats(&a);
+    shale_iter *it = NULL;
+    TU_OK(shale_reader_scan(r, NULL, 0, NULL, 0, &it));
+    unsigned n = 0;
+    for (; shale_iter_valid(it); shale_iter_next(it))
+        n++;
+    TU_OK(shale_iter_status(it));
+    shale_iter_free(it);
+    shale_objstore_global_stats(&b);
+    *reads = b.requests[SHALE_OP_GET_RANGE][0] + b.requests[SHALE_OP_GET_RANGE][1] -
+             a.requests[SHALE_OP_GET_RANGE][0] - a.requests[SHALE_OP_GET_RANGE][1];
+    *bytes = b.bytes_read - a.bytes_read;
+    *keys = n;
+    shale_reader_close(r);
+}
+
+/* With shale_thread_scan_readahead(1 MiB) a scan of a ~3 MB SST reads it
+ * in 1 MiB windows from its seek on (a few reads); with the default ramp
+ * (two blocks alone, then 64 KiB doubling) it takes several more.  The
+ * setting is the calling thread's: 0 restores the ramp. */
+static void scan_readahead_reads_whole_windows(void **state)
+{
+    (void)state;
+    /* mem://: a store reached by requests (file:// reads its blocks
+     * through an open descriptor, without readahead windows). */
+    char *dir = NULL, *uri = dt_store_uri("mem", "reader_scan_ra", &dir);
+    shale_options o;
+    shale_options_init(&o);
+    o.await_durable = false;
+    o.compactor = false;
+    o.compression_level = 0;   /* stored bytes = what the scan reads */
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, &o, &db));
+    put_range(db, 0, 45000, 1);
+    TU_OK(shale_compact(db, true));
+    TU_OK(shale_close(db));
+    uint64_t ra_reads, ra_bytes, plain_reads, plain_bytes, again_reads, again_bytes;
+    unsigned ra_keys, plain_keys, again_keys;
+    /* With the setting first: the partitions it loads are then in the
+     * process's shared table, which only helps the scans after it. */
+    shale_thread_scan_readahead(1u << 20);
+    scan_all(uri, &o, &ra_reads, &ra_bytes, &ra_keys);
+    shale_thread_scan_readahead(0);
+    scan_all(uri, &o, &plain_reads, &plain_bytes, &plain_keys);
+    scan_all(uri, &o, &again_reads, &again_bytes, &again_keys);
+    print_message("# scan of %u keys: %llu reads (%llu bytes) with 1 MiB windows, %llu "
+                  "(%llu) with the ramp\n", ra_keys, (unsigned long long)ra_reads,
+                  (unsigned long long)ra_bytes, (unsigned long long)plain_reads,
+                  (unsigned long long)plain_bytes);
+    assert_int_equal(ra_keys, 45000);
+    assert_int_equal(plain_keys, 45000);
+    assert_true(plain_bytes > (2u << 20));   /* enough data for the ramp to show */
+    /* 1 MiB windows: the data's MiBs, the tail and a partition read or two. */
+    assert_true(ra_reads <= ra_bytes / (1u << 20) + 4);
+    assert_true(ra_reads + 3 <= plain_reads);
+    assert_int_equal(again_reads, plain_reads);   /* 0 restored the ramp */
+    free(uri);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +300,7 @@ int main(void)
         cmocka_unit_test(version_reader_refusals),
         cmocka_unit_test(manifest_key_names_versions),
         cmocka_unit_test(prefetch_fills_every_level),
+        cmocka_unit_test(scan_readahead_reads_whole_windows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
