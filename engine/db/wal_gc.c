@@ -13,7 +13,8 @@
  * The flush thread runs a round when no flush is ready, after a flush
  * committed a replay_after_wal_id above wal_gc_next, and the last rounds
  * at close: never on the put / acknowledgement path.  A round deletes at
- * most WAL_GC_BATCH ids, then the thread looks for a ready flush again.
+ * most WAL_GC_BATCH ids in one shale_objstore_delete_many, then the thread
+ * looks for a ready flush again.
  *
  * Which ids are this writer's to delete: only those ABOVE the fencing WAL
  * SST this open wrote (fence_wal_id), i.e. the ones it wrote itself.  A
@@ -40,7 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WAL_GC_BATCH 16
+#define WAL_GC_BATCH 128
 #define WAL_GC_BACKOFF_MS 1000
 
 /* The WAL fields of a version a checkpoint pins: its gap. */
@@ -130,26 +131,31 @@ bool wal_gc_round_locked(shale_db *db)
 
     shale_status rc = ids ? resolve_pins(db, ids, n, &cur) : SHALE_OOM();
     free(ids);
-    uint64_t id = lo, deleted = 0;
-    for (; !rc && id <= hi; id++) {
+    /* The round's keys, in one shale_objstore_delete_many: on file:// in
+     * the WAL log mode one fdatasync for all their tombstones, where a
+     * delete each made one each (a WAL SST per durable put doubled the
+     * fdatasyncs of a small-put workload). */
+    char keys[WAL_GC_BATCH][PATH_KEY_MAX];
+    const char *kp[WAL_GC_BATCH];
+    size_t nk = 0;
+    for (uint64_t id = lo; !rc && id <= hi; id++) {
         /* Held by a checkpoint's gap: left to the GC pass, which deletes
          * it once the checkpoint is gone. */
         if (in_a_gap(db->wal_gc_pins, db->wal_gc_pin_count, id))
             continue;
-        char key[PATH_KEY_MAX];
-        wal_key(id, key, sizeof key);
-        rc = shale_objstore_delete(db->wal_store, key);   /* a missing one is fine */
-        if (rc)
-            shale_err_prefix(rc, "%s: WAL GC: deleting %s", db->uri, key);
-        else
-            deleted++;
+        wal_key(id, keys[nk], sizeof keys[nk]);
+        kp[nk] = keys[nk];
+        nk++;
     }
+    if (!rc && nk && (rc = shale_objstore_delete_many(db->wal_store, kp, nk)))
+        shale_err_prefix(rc, "%s: WAL GC: deleting %s .. %s", db->uri, kp[0], kp[nk - 1]);
+    uint64_t deleted = rc ? 0 : nk;
 
     pthread_mutex_lock(&db->mu);
     db->wal_gc_deleted += deleted;
     /* A failure only delays the WAL's shrinking: the data of these ids is
-     * in L0 either way.  The failed id is tried again after the backoff. */
-    db->wal_gc_next = rc ? (id > lo ? id - 1 : lo) : hi + 1;
+     * in L0 either way.  The round is tried again after the backoff. */
+    db->wal_gc_next = rc ? lo : hi + 1;
     if (rc)
         db->wal_gc_retry_at = mono_ms() + WAL_GC_BACKOFF_MS;
     return rc == SHALE_OK;

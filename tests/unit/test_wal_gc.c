@@ -12,12 +12,18 @@
  *   - the WAL an earlier writer left below this open's fence is not this
  *     writer's to delete (a zombie of that writer next writes at a fence);
  *   - keep_flushed_wal = true keeps them all (for the GC pass);
- *   - a reader at the latest state after the writer's GC reads every key.
+ *   - a reader at the latest state after the writer's GC reads every key;
+ *   - shale_objstore_delete_many, the round's one call: on file:// in the
+ *     WAL log mode the tombstones of 30 records take one fdatasync (a
+ *     failure armed on the second fails per-key deletes, not the batch),
+ *     the deletes are durable (a new handle lists what is left), missing
+ *     keys are fine, and each key counts as one DELETE; on mem:// too.
  * The close drains what the flushes made obsolete, so the tests count the
  * store after shale_close(): no waiting on the flush thread.
  */
 #include "support/dbtest.h"
 #include "db/wal.h"
+#include "objstore/objstore_int.h"   /* objstore_fs_fail_fsync: counting syncs */
 #include "shale_objstore.h"
 
 #include <stdio.h>
@@ -246,6 +252,70 @@ static void test_latest_reader_after_gc(void **state)
     dt_model_free(&m);
 }
 
+static uint64_t deletes_counted(void)
+{
+    shale_objstats st;
+    shale_objstore_global_stats(&st);
+    return st.requests[SHALE_OP_DELETE][0] + st.requests[SHALE_OP_DELETE][1];
+}
+
+static void delete_many_on(const char *uri, const shale_objstore_options *so, bool log)
+{
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, so, &s));
+    char keys[41][64];
+    const char *kp[41];
+    for (unsigned i = 0; i < 40; i++) {
+        wal_key(i + 1, keys[i], sizeof keys[i]);
+        TU_OK(shale_objstore_put_if_absent(s, keys[i], "wal", 3));
+    }
+    wal_key(1000, keys[40], sizeof keys[40]);   /* never written: fine */
+    for (unsigned i = 0; i < 30; i++)
+        kp[i] = keys[i];
+    kp[30] = keys[40];
+    uint64_t before = deletes_counted();
+    long failures = log ? objstore_fs_fsync_failures() : 0;
+    if (log)   /* the second file sync of a WAL key fails: per-key deletes would meet it */
+        TU_OK(objstore_fs_fail_fsync("file", "wal/", 2, 1));
+    TU_OK(shale_objstore_delete_many(s, kp, 31));
+    if (log) {
+        assert_int_equal(objstore_fs_fsync_failures(), failures);
+        TU_OK(objstore_fs_fail_fsync("file", "no-such-prefix/", 1, 0));   /* disarmed */
+    }
+    assert_int_equal(deletes_counted() - before, 31);
+    TU_OK(shale_objstore_delete_many(s, kp, 0));
+    size_t n = 0;
+    uint64_t *ids = NULL;
+    if (log) {
+        shale_objstore_close(s);   /* durable: a new handle reads the log again */
+        ids = wal_ids(uri, &n);
+    } else {
+        shale_objlist l;
+        TU_OK(shale_objstore_list_all(s, "wal/", &l));
+        ids = calloc(l.count + 1, sizeof *ids);
+        for (size_t i = 0; i < l.count; i++)
+            assert_true(wal_key_parse(l.items[i].key, &ids[n++]));
+        shale_objlist_free(&l);
+        shale_objstore_close(s);
+    }
+    assert_int_equal(n, 10);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(ids[i], 31 + i);
+    free(ids);
+}
+
+static void test_delete_many(void **state)
+{
+    fixture *f = *state;
+    shale_objstore_options so;
+    shale_objstore_options_init(&so);
+    so.fs_wal_log = 1;   /* the WAL log mode, as a writer's WAL store on file:// */
+    char uri[600];
+    snprintf(uri, sizeof uri, "file://%s/dm", f->dir);
+    delete_many_on(uri, &so, true);
+    delete_many_on("mem://walgc-delete-many", NULL, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -254,6 +324,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_earlier_writers_wal_is_not_ours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_flushed_wal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latest_reader_after_gc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_many, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
