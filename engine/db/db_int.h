@@ -186,6 +186,8 @@ bool wal_gc_due_locked(const shale_db *db);
  * round could not finish (a pinned version or a delete failed: retried
  * after a backoff; never fatal to the writer). */
 bool wal_gc_round_locked(shale_db *db);
+/* The rounds still due at close (mu held), a bounded number. */
+void wal_gc_at_close_locked(shale_db *db);
 void wal_gc_free(shale_db *db);
 
 /* ---- db.c ---- */

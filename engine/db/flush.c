@@ -264,11 +264,7 @@ void *db_flush_thread(void *arg)
         db_cond_wait_ms(&db->cv_flush, &db->mu,
                         db->opts.manifest_poll_ms ? next_poll - now : 1000);
     }
-    /* At close, what the last flushes made obsolete: a writer closed after
-     * its final flush leaves only that flush's unflushed tail (none), not
-     * the WAL its last rounds had no time for.  A failed round stops it. */
-    while (wal_gc_due_locked(db) && wal_gc_round_locked(db))
-        ;
+    wal_gc_at_close_locked(db);
     pthread_mutex_unlock(&db->mu);
     return NULL;
 }

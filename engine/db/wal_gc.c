@@ -161,6 +161,20 @@ bool wal_gc_round_locked(shale_db *db)
     return rc == SHALE_OK;
 }
 
+/* At close, what the last flushes made obsolete: a writer closed after
+ * its final flush leaves its fence and unflushed tail, not the WAL its
+ * last rounds had no time for.  Bounded (WAL_GC_CLOSE_ROUNDS rounds: a
+ * close on S3 waits for at most that many deletes); a failed round stops
+ * it; what is left is the GC pass's. */
+#define WAL_GC_CLOSE_ROUNDS 8
+
+void wal_gc_at_close_locked(shale_db *db)
+{
+    for (int i = 0; i < WAL_GC_CLOSE_ROUNDS && wal_gc_due_locked(db); i++)
+        if (!wal_gc_round_locked(db))
+            break;
+}
+
 void wal_gc_free(shale_db *db)
 {
     free(db->wal_gc_pins);
