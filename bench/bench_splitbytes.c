@@ -25,10 +25,23 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The split's steps in order (agent/split_state.c), for the per-step
+ * table: each step's share is the counters at its end less those at the
+ * previous step's end (Accept's: less those at the submit). */
+static const char *const sb_step_names[] = {"Accept", "Fence", "FullFlush", "WipeLocalWAL",
+                                            "Clone", "Verify", "Complete"};
+#define SB_STEPS (sizeof sb_step_names / sizeof *sb_step_names)
+
+typedef struct sb_step {
+    uint64_t bytes, requests, deletes, lists;
+    double secs;
+} sb_step;
+
 typedef struct sb_result {
     uint64_t bytes, requests, keys, meta_bytes, ssts;
     uint64_t verify_bytes, verify_requests;   /* the Verify step's share */
     double secs, verify_secs;
+    sb_step step[SB_STEPS];
 } sb_result;
 
 /* The process's counters at each step's end: the Verify step's share is
@@ -36,6 +49,9 @@ typedef struct sb_result {
 typedef struct sb_steps {
     shale_objstats clone_end, verify_end;
     double verify_secs;
+    shale_objstats end[SB_STEPS];
+    double secs[SB_STEPS];
+    bool seen[SB_STEPS];
 } sb_steps;
 
 static void sb_on_step(void *ctx, const char *step, double secs)
@@ -46,6 +62,58 @@ static void sb_on_step(void *ctx, const char *step, double secs)
     if (!strcmp(step, "Verify")) {
         shale_objstore_global_stats(&s->verify_end);
         s->verify_secs = secs;
+    }
+    for (size_t i = 0; i < SB_STEPS; i++)
+        if (!strcmp(step, sb_step_names[i])) {
+            shale_objstore_global_stats(&s->end[i]);
+            s->secs[i] = secs;
+            s->seen[i] = true;
+        }
+}
+
+static uint64_t sb_reqs(const shale_objstats *a, const shale_objstats *b, int op)
+{
+    return a->requests[op][0] + a->requests[op][1] - b->requests[op][0] - b->requests[op][1];
+}
+
+/* Each step's share, from the counters at the step ends. */
+static void sb_fill_steps(const sb_steps *st, const shale_objstats *before, sb_result *r)
+{
+    const shale_objstats *prev = before;
+    for (size_t i = 0; i < SB_STEPS; i++) {
+        if (!st->seen[i])
+            continue;
+        sb_step *o = &r->step[i];
+        o->bytes = st->end[i].bytes_read - prev->bytes_read;
+        for (int op = 0; op < SHALE_OP_COUNT; op++)
+            o->requests += sb_reqs(&st->end[i], prev, op);
+        o->deletes = sb_reqs(&st->end[i], prev, SHALE_OP_DELETE);
+        o->lists = sb_reqs(&st->end[i], prev, SHALE_OP_LIST);
+        o->secs = st->secs[i];
+        prev = &st->end[i];
+    }
+}
+
+static double sb_ratio(double a, double b)
+{
+    return b > 0 ? a / b : 0.0;
+}
+
+/* The per-step table for the smallest and largest parent, and their ratios. */
+static void sb_print_steps(int firstmb, const sb_result *first, int lastmb, const sb_result *last)
+{
+    printf("per step (bytes read / requests (DELETE, LIST) / step s): %d MB | %d MB | ratio\n",
+           firstmb, lastmb);
+    for (size_t i = 0; i < SB_STEPS; i++) {
+        const sb_step *a = &first->step[i], *b = &last->step[i];
+        printf("  %-12s %10llu %5llu (%3llu,%2llu) %7.3f | %10llu %5llu (%3llu,%2llu) %7.3f | "
+               "bytes %5.2f reqs %5.2f time %5.2f\n",
+               sb_step_names[i], (unsigned long long)a->bytes, (unsigned long long)a->requests,
+               (unsigned long long)a->deletes, (unsigned long long)a->lists, a->secs,
+               (unsigned long long)b->bytes, (unsigned long long)b->requests,
+               (unsigned long long)b->deletes, (unsigned long long)b->lists, b->secs,
+               sb_ratio((double)b->bytes, (double)a->bytes),
+               sb_ratio((double)b->requests, (double)a->requests), sb_ratio(b->secs, a->secs));
     }
 }
 
@@ -150,6 +218,7 @@ static void split_bytes_once(const char *backend, const char *root, int mb, sb_r
     r->bytes = after.bytes_read - before.bytes_read;
     r->verify_bytes = steps.verify_end.bytes_read - steps.clone_end.bytes_read;
     r->verify_secs = steps.verify_secs;
+    sb_fill_steps(&steps, &before, r);
     for (int op = 0; op < SHALE_OP_COUNT; op++) {
         r->requests += after.requests[op][0] + after.requests[op][1] - before.requests[op][0] -
                        before.requests[op][1];
@@ -208,6 +277,8 @@ void split_bytes_bench(const char *backend, const char *mb_list, json_t *out)
         printf("ratio %d MB / %d MB: bytes %.2f, requests %.2f, time %.2f (goal: each < 1.2)\n",
                lastmb, firstmb, (double)last.bytes / (double)first.bytes,
                (double)last.requests / (double)first.requests, last.secs / first.secs);
+    if (count > 1)
+        sb_print_steps(firstmb, &first, lastmb, &last);
     if (count > 1 && first.verify_requests && first.verify_bytes)
         printf("Verify step alone: bytes %.2f, requests %.2f, time %.2f\n",
                (double)last.verify_bytes / (double)first.verify_bytes,

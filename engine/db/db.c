@@ -303,6 +303,7 @@ static void db_free(shale_db *db)
     memtable_unref(db->mem);
     wal_buf_free(db->walbuf);
     manifest_free(db->man);
+    wal_gc_free(db);
     db_env_unref(db->env);   /* closes the stores */
     free(db->snapshots);
     free(db->uri);

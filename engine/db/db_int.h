@@ -150,6 +150,17 @@ struct shale_db {
     char bg_errmsg[512];
     bool closing;
 
+    /* The writer's WAL GC (wal_gc.c): the flush thread deletes WAL ids in
+     * [wal_gc_next, replay_after_wal_id] outside every checkpoint's gap;
+     * only ids above fence_wal_id (this open's fencing WAL SST) are ever
+     * its to delete.  wal_gc_pins caches the WAL fields of the versions
+     * checkpoints pin (immutable), touched by the flush thread only. */
+    uint64_t fence_wal_id;
+    uint64_t wal_gc_next;
+    int64_t wal_gc_retry_at;           /* mono ms: after a failed round */
+    uint64_t wal_gc_deleted;           /* objects deleted (tests, info) */
+    struct wal_gc_pin *wal_gc_pins; size_t wal_gc_pin_count;
+
     pthread_t wal_thread, flush_thread, compact_thread;
     bool threads_started;
 };
@@ -166,6 +177,18 @@ shale_status options_import(const shale_options *in, shale_options *out);
 /* Runs a manifest update under man_mu on a copy of db->man and installs
  * the result.  Called WITHOUT mu held. */
 shale_status db_update_manifest(shale_db *db, manifest_mutator fn, void *ctx);
+
+/* ---- wal_gc.c ---- */
+/* A round of the writer's WAL GC is due (mu held). */
+bool wal_gc_due_locked(const shale_db *db);
+/* Runs one round (mu held on entry and return, dropped for the I/O):
+ * deletes up to a batch of obsolete WAL SSTs.  Returns false when the
+ * round could not finish (a pinned version or a delete failed: retried
+ * after a backoff; never fatal to the writer). */
+bool wal_gc_round_locked(shale_db *db);
+/* The rounds still due at close (mu held), a bounded number. */
+void wal_gc_at_close_locked(shale_db *db);
+void wal_gc_free(shale_db *db);
 
 /* ---- db.c ---- */
 /* Fails with the sticky state (fenced / background error / closed), copying

@@ -580,6 +580,9 @@ static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest 
         return rc;
     db->next_wal_id = fence_id + 1;
     db->durable_wal_id = fence_id;
+    /* The writer's WAL GC deletes only ids above its own fence (wal_gc.c). */
+    db->fence_wal_id = fence_id;
+    db->wal_gc_next = fence_id + 1;
     db->durable_seq = db->last_seq;
     next_wal_ctx nc = {db->my_epoch, fence_id + 1};
     rc = manifest_store_update(db->store, &db->man, next_wal_mut, &nc);

@@ -19,6 +19,9 @@
  * flush to commit without the record (the flush is the writer's own
  * business; only the checkpoint is the caller's).
  *
+ * When no flush is ready the thread deletes the WAL SSTs the flushes made
+ * obsolete, a batch at a time (wal_gc.c), and finishes that at close.
+ *
  * Between flushes the thread re-reads the manifest every manifest_poll_ms:
  * a writer_epoch above ours means a newer writer took over, and this
  * handle refuses writes from then on (SHALE_FENCED).
@@ -247,6 +250,11 @@ void *db_flush_thread(void *arg)
         }
         if (ready && l0_full)
             pthread_cond_signal(&db->cv_compact);
+        /* Flushes first: a round of the WAL GC runs only when none is ready. */
+        if (wal_gc_due_locked(db)) {
+            wal_gc_round_locked(db);
+            continue;
+        }
         int64_t now = mono_ms();
         if (db->opts.manifest_poll_ms && now >= next_poll) {
             poll_manifest_locked(db);
@@ -256,6 +264,7 @@ void *db_flush_thread(void *arg)
         db_cond_wait_ms(&db->cv_flush, &db->mu,
                         db->opts.manifest_poll_ms ? next_poll - now : 1000);
     }
+    wal_gc_at_close_locked(db);
     pthread_mutex_unlock(&db->mu);
     return NULL;
 }

@@ -120,8 +120,48 @@ static shale_status ensure_wal_store(shale_reader *r, const manifest *m)
     return db_env_store(r->env, use, &r->wal_store);
 }
 
-/* Builds a fresh view: manifest + replayed WAL. */
+/* At the latest state: is there a version after m?  A writer deletes the
+ * WAL SSTs a flush made obsolete once that flush's version is written
+ * (wal_gc.c), so a WAL id this reader found missing may have been flushed
+ * and deleted after the reader read m: the WAL it replayed is then a
+ * prefix of what m needs, and the state it would serve is older than the
+ * open.  Deletions only ever follow a newer version, so if there is none
+ * after the replay, nothing m needed was deleted.  One GET (NOT_FOUND in
+ * the common case). */
+static shale_status newer_version(shale_reader *r, const manifest *m, bool *newer)
+{
+    manifest *next = NULL;
+    shale_status rc = manifest_store_load(r->store, m->id + 1, &next);
+    manifest_free(next);
+    *newer = rc == SHALE_OK;
+    if (rc == SHALE_NOT_FOUND)
+        return SHALE_OK;
+    return rc ? shale_err_prefix(rc, "reader %s: checking for a version after %llu", r->uri,
+                                 (unsigned long long)m->id)
+              : SHALE_OK;
+}
+
+#define READER_BUILD_ATTEMPTS 16
+
+static shale_status build_view_once(shale_reader *r, db_view **out, bool *again);
+
+/* Builds a fresh view: manifest + replayed WAL; at the latest state again
+ * from the newer version when one was written meanwhile (newer_version). */
 static shale_status build_view(shale_reader *r, db_view **out)
+{
+    shale_status rc = SHALE_OK;
+    for (int attempt = 0; attempt < READER_BUILD_ATTEMPTS; attempt++) {
+        bool again = false;
+        rc = build_view_once(r, out, &again);
+        if (rc || !again)
+            return rc;
+    }
+    return shale_err(SHALE_RETRYABLE,
+                     "reader %s: the manifest moved on during each of %d reads of the WAL", r->uri,
+                     READER_BUILD_ATTEMPTS);
+}
+
+static shale_status build_view_once(shale_reader *r, db_view **out, bool *again)
 {
     manifest *m = NULL;
     memtable *mem = NULL;
@@ -142,7 +182,25 @@ static shale_status build_view(shale_reader *r, db_view **out)
      * latest state and a checkpoint read on from replay_after_wal_id + 1
      * as before. */
     bool none = r->version_id && m->replay_after_wal_id + 1 >= m->next_wal_sst_id;
-    if (!none && (rc = wal_read_range(r->wal_store, r->uri, m, 0, &cb, &first_free)))
+    if (!none)
+        rc = wal_read_range(r->wal_store, r->uri, m, 0, &cb, &first_free);
+    /* The latest state: a missing WAL id (the end of the WAL, or one a
+     * flush made obsolete and the writer deleted) is only the end if no
+     * version came after m (newer_version). */
+    bool latest = !r->checkpoint_id && !r->version_id;
+    if (latest && (!rc || rc == SHALE_NOT_FOUND)) {
+        char msg[512] = "";
+        if (rc)
+            snprintf(msg, sizeof msg, "%s", shale_errmsg());   /* the check's GET sets its own */
+        shale_status nrc = newer_version(r, m, again);
+        if (nrc || *again) {
+            rc = nrc;
+            goto out;
+        }
+        if (rc)
+            shale_err(rc, "%s", msg);
+    }
+    if (rc)
         goto out;
     rc = view_new(r->env, &mem, 1, m, out);
 out:

@@ -94,6 +94,14 @@ typedef struct shale_options {
      * NOT safe against a concurrent writer.  Default false: opening a writer
      * on such a store fails with SHALE_UNSUPPORTED. */
     bool unsafe_allow_unconditional_store;
+    /* Default false: once a memtable flush has committed a new
+     * replay_after_wal_id, the writer deletes the WAL SSTs it wrote that
+     * the flush made obsolete (above its own fencing WAL SST, at or below
+     * replay_after_wal_id, outside every live checkpoint's WAL gap), on
+     * its flush thread and at close, so the WAL store holds the unflushed
+     * tail only (docs/gc.md "The writer's WAL GC").  True keeps them for
+     * the GC pass (shale_gc) to delete. */
+    bool keep_flushed_wal;
 } shale_options;
 
 /* Fills the documented defaults above, for a struct of `size` bytes (the

@@ -142,6 +142,14 @@ shale_status shale_objstore_head(shale_objstore *s, const char *key,
 
 /* Deletes an object.  Deleting a missing object is SHALE_OK. */
 shale_status shale_objstore_delete(shale_objstore *s, const char *key);
+/* Deletes keys[0..n) (the caller's, read during the call), as n calls of
+ * shale_objstore_delete() would: missing ones are SHALE_OK, each is
+ * counted as one DELETE, and each deletion is durable when the call
+ * returns.  A backend may do them together: on file:// the WAL log mode
+ * appends the records' tombstones in one run and makes them durable with
+ * one fdatasync (where n deletes made n).  The first failure stops the
+ * call; the keys before it may be deleted. */
+shale_status shale_objstore_delete_many(shale_objstore *s, const char *const *keys, size_t n);
 
 typedef struct shale_objinfo {
     char *key;          /* full key, including the prefix */

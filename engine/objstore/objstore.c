@@ -396,6 +396,25 @@ shale_status shale_objstore_delete(shale_objstore *s, const char *key)
     return count(SHALE_OP_DELETE, rc);
 }
 
+shale_status shale_objstore_delete_many(shale_objstore *s, const char *const *keys, size_t n)
+{
+    shale_status rc = SHALE_OK;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = shale_objstore_check_key(keys[i]);
+    if (rc || !s->ops->del_many) {
+        for (size_t i = 0; i < n && !rc; i++)
+            rc = shale_objstore_delete(s, keys[i]);
+        return rc;
+    }
+    for (int a = 0; (rc = s->ops->del_many(s, keys, n)) && retry(s, rc, a); a++)
+        ;
+    if (rc == SHALE_NOT_FOUND)
+        rc = SHALE_OK;
+    for (size_t i = 0; i < n; i++)   /* as n DELETEs (the failure counted once) */
+        count(SHALE_OP_DELETE, i + 1 == n ? rc : SHALE_OK);
+    return rc;
+}
+
 shale_status shale_objstore_list(shale_objstore *s, const char *prefix, const char *cursor,
                                  size_t max_keys, shale_objlist *page)
 {

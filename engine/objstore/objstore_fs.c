@@ -415,6 +415,9 @@ static shale_status fs_head(shale_objstore *s, const char *key, uint64_t *size,
     return SHALE_OK;
 }
 
+/* The regular file of key, if any (after its log record, if any). */
+static shale_status fs_del_file(fs_store *fs, const char *key);
+
 static shale_status fs_del(shale_objstore *s, const char *key)
 {
     fs_store *fs = (fs_store *)s;
@@ -424,8 +427,38 @@ static shale_status fs_del(shale_objstore *s, const char *key)
         rc = objfs_check_not_log(fs, key);
     if (!rc && objfs_log_key(fs, key, &wid))
         rc = fs_log_del(fs->log, key, wid);  /* then the regular file, if any */
-    if (rc)
-        return rc;
+    return rc ? rc : fs_del_file(fs, key);
+}
+
+/* The log's records of the keys first, their tombstones made durable by
+ * one fdatasync (fs_log_del_many), then each key's regular file as fs_del
+ * does (a WAL key in the log mode rarely has one: ENOENT, no fsync). */
+static shale_status fs_del_many(shale_objstore *s, const char *const *keys, size_t n)
+{
+    fs_store *fs = (fs_store *)s;
+    const char **lk = calloc(n ? n : 1, sizeof *lk);
+    uint64_t *ids = calloc(n ? n : 1, sizeof *ids);
+    shale_status rc = lk && ids ? SHALE_OK : SHALE_OOM();
+    size_t m = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = fs_check_writable(fs, keys[i]);
+        if (!rc)
+            rc = objfs_check_not_log(fs, keys[i]);
+        if (!rc && objfs_log_key(fs, keys[i], &ids[m]))
+            lk[m++] = keys[i];
+    }
+    if (!rc && m)
+        rc = fs_log_del_many(fs->log, lk, ids, m);
+    free(lk);
+    free(ids);
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = fs_del_file(fs, keys[i]);
+    return rc;
+}
+
+static shale_status fs_del_file(fs_store *fs, const char *key)
+{
+    shale_status rc = SHALE_OK;
     char *path = path_of(fs, key);
     if (!path)
         return SHALE_OOM();
@@ -620,6 +653,7 @@ static shale_status log_sync_failed(void *ctx, const char *what, const char *key
 static const objstore_ops fs_ops = {
     .scheme = "file", .put = fs_put, .get_range = objfs_get_range, .head = fs_head,
     .del = fs_del, .list = fs_list, .close = fs_close, .self_retrying = false,
+    .del_many = fs_del_many,
     .reader_open = objfs_reader_open, .reader_read = objfs_reader_read,
     .reader_close = objfs_reader_close,
 };

@@ -427,6 +427,44 @@ shale_status fs_log_del(fs_log *l, const char *key, uint64_t id)
     return rc;
 }
 
+shale_status fs_log_del_many(fs_log *l, const char *const *keys, const uint64_t *ids, size_t n)
+{
+    if (!n)
+        return SHALE_OK;
+    /* Where the tombstones went: each segment the run wrote to, synced up
+     * to its last tombstone (one, unless the run crossed a segment's end). */
+    struct { uint64_t segno, end; } *to = calloc(n, sizeof *to);
+    if (!to)
+        return SHALE_OOM();
+    size_t nto = 0;
+    pthread_mutex_lock(&l->mu);
+    shale_status rc = l->h.check_writable(l->h.ctx, keys[0]);
+    if (!rc)
+        rc = fsl_load(l);
+    if (!rc && !(rc = lock_log(l))) {
+        if (!(rc = fsl_refresh(l)))
+            for (size_t i = 0; i < n && !rc; i++) {
+                bool hit = false;
+                uint64_t sg = 0, e = 0;
+                (void)fsl_rec_find(l, ids[i], &hit);
+                if (!hit || (rc = append(l, KIND_TOMB, ids[i], keys[i], NULL, 0, &sg, &e)))
+                    continue;
+                if (!nto || to[nto - 1].segno != sg)
+                    nto++;
+                to[nto - 1].segno = sg;
+                to[nto - 1].end = e;
+            }
+        if (!rc)
+            rc = drop_dead(l, keys[0]);
+        unlock_log(l);
+    }
+    for (size_t i = 0; i < nto && !rc; i++)
+        rc = sync_seg(l, to[i].segno, to[i].end, keys[n - 1]);
+    pthread_mutex_unlock(&l->mu);
+    free(to);
+    return rc;
+}
+
 /* The live records whose keys start with prefix and sort after cursor
  * (NULL: from the start), at most max, in key order, into a new array. */
 static shale_status log_list(fs_log *l, const char *prefix, const char *cursor, size_t max,

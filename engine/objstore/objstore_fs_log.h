@@ -74,6 +74,10 @@ shale_status fs_log_find(fs_log *l, const char *key, uint64_t id, bool *found, i
  * the oldest segments whose records are all deleted.  The caller deletes
  * a regular file of the key as well. */
 shale_status fs_log_del(fs_log *l, const char *key, uint64_t id);
+/* fs_log_del() of keys[i] / ids[i] for i < n, the tombstones appended
+ * under one hold of the lock and made durable by one fdatasync per
+ * segment they went to (one, but for a segment's end). */
+shale_status fs_log_del_many(fs_log *l, const char *const *keys, const uint64_t *ids, size_t n);
 
 /* Merges the live records whose keys start with prefix and sort after
  * cursor (NULL: from the start) into a page of regular files (*items,

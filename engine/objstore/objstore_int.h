@@ -44,6 +44,9 @@ typedef struct objstore_ops {
     shale_status (*reader_read)(shale_objreader *r, uint64_t offset, uint64_t len,
                                 void **data, size_t *got);
     void (*reader_close)(shale_objreader *r);
+    /* Deletes keys[0..n) together (shale_objstore_delete_many), optional:
+     * NULL is n calls of del. */
+    shale_status (*del_many)(shale_objstore *s, const char *const *keys, size_t n);
 } objstore_ops;
 
 /* Every backend's handle starts with this header. */
