@@ -190,8 +190,14 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_ope
 /* Freezes the active memtable (even if empty) and seals the WAL buffer.
  * mu held.  Wakes the flush and WAL threads. */
 shale_status db_freeze_locked(shale_db *db);
-/* Seals the current WAL buffer if it has entries (mu held). */
+/* Seals the current WAL buffer if it has entries (mu held) and wakes the
+ * WAL thread to write it. */
 shale_status db_seal_wal_locked(shale_db *db);
+/* The same without waking the WAL thread: for a durable writer that leads
+ * its group and writes the seal itself before it drops mu
+ * (db_await_durable_locked) -- the wake-up would find the write in flight
+ * and go back to sleep, two context switches per put for nothing. */
+shale_status db_seal_wal_quiet_locked(shale_db *db);
 /* Waits (mu held) until every frozen memtable is in L0. */
 shale_status db_wait_flushed_locked(shale_db *db);
 /* A memtable flush cannot happen now: L0 is at l0_max_ssts and the last
