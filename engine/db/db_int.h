@@ -129,6 +129,9 @@ struct shale_db {
     uint32_t durable_waiters;      /* writers waiting for durable_seq */
     struct dur_waiter *dur_waiters; /* those writers, ascending seq, each woken on its own (wal_writer.c) */
     bool wal_busy;                 /* a WAL write is in flight */
+    /* Times the WAL and flush threads returned from a wait (mu held):
+     * tests check that a durable put does not wake them for nothing. */
+    uint64_t wal_thread_wakes, flush_thread_wakes;
     bool flush_busy;
     bool compact_busy;
     bool compact_requested, compact_force;

@@ -201,6 +201,7 @@ void *db_wal_thread(void *arg)
             break;
         if (stopped) {
             pthread_cond_wait(&db->cv_wal, &db->mu);
+            db->wal_thread_wakes++;
             continue;
         }
         if (!db->seal_head) {
@@ -216,10 +217,12 @@ void *db_wal_thread(void *arg)
             } else {
                 pthread_cond_wait(&db->cv_wal, &db->mu);
             }
+            db->wal_thread_wakes++;
             continue;
         }
         if (db->wal_busy) {   /* a waiting writer is writing the head */
             pthread_cond_wait(&db->cv_wal, &db->mu);
+            db->wal_thread_wakes++;
             continue;
         }
         write_head_locked(db);
