@@ -213,7 +213,7 @@ shale_status db_install_manifest_locked(shale_db *db, manifest *m)
     return db_rebuild_view_locked(db);
 }
 
-shale_status db_seal_wal_locked(shale_db *db)
+shale_status db_seal_wal_quiet_locked(shale_db *db)
 {
     if (wal_buf_count(db->walbuf) == 0)
         return SHALE_OK;
@@ -235,8 +235,17 @@ shale_status db_seal_wal_locked(shale_db *db)
     else
         db->seal_head = s;
     db->seal_tail = s;
-    pthread_cond_signal(&db->cv_wal);
     return SHALE_OK;
+}
+
+shale_status db_seal_wal_locked(shale_db *db)
+{
+    if (wal_buf_count(db->walbuf) == 0)
+        return SHALE_OK;
+    shale_status rc = db_seal_wal_quiet_locked(db);
+    if (!rc)
+        pthread_cond_signal(&db->cv_wal);
+    return rc;
 }
 
 shale_status db_freeze_locked(shale_db *db)

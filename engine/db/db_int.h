@@ -129,6 +129,9 @@ struct shale_db {
     uint32_t durable_waiters;      /* writers waiting for durable_seq */
     struct dur_waiter *dur_waiters; /* those writers, ascending seq, each woken on its own (wal_writer.c) */
     bool wal_busy;                 /* a WAL write is in flight */
+    /* Times the WAL and flush threads returned from a wait (mu held):
+     * tests check that a durable put does not wake them for nothing. */
+    uint64_t wal_thread_wakes, flush_thread_wakes;
     bool flush_busy;
     bool compact_busy;
     bool compact_requested, compact_force;
@@ -216,8 +219,14 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_ope
 /* Freezes the active memtable (even if empty) and seals the WAL buffer.
  * mu held.  Wakes the flush and WAL threads. */
 shale_status db_freeze_locked(shale_db *db);
-/* Seals the current WAL buffer if it has entries (mu held). */
+/* Seals the current WAL buffer if it has entries (mu held) and wakes the
+ * WAL thread to write it. */
 shale_status db_seal_wal_locked(shale_db *db);
+/* The same without waking the WAL thread: for a durable writer that leads
+ * its group and writes the seal itself before it drops mu
+ * (db_await_durable_locked) -- the wake-up would find the write in flight
+ * and go back to sleep, two context switches per put for nothing. */
+shale_status db_seal_wal_quiet_locked(shale_db *db);
 /* Waits (mu held) until every frozen memtable is in L0. */
 shale_status db_wait_flushed_locked(shale_db *db);
 /* A memtable flush cannot happen now: L0 is at l0_max_ssts and the last

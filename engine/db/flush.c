@@ -240,6 +240,7 @@ void *db_flush_thread(void *arg)
     while (!db->closing) {
         if (db->fenced || db->bg_error) {
             pthread_cond_wait(&db->cv_flush, &db->mu);
+            db->flush_thread_wakes++;
             continue;
         }
         bool ready = db->imm_count > 0 && db->imms[0].wal_id <= db->durable_wal_id;
@@ -263,6 +264,7 @@ void *db_flush_thread(void *arg)
         }
         db_cond_wait_ms(&db->cv_flush, &db->mu,
                         db->opts.manifest_poll_ms ? next_poll - now : 1000);
+        db->flush_thread_wakes++;
     }
     wal_gc_at_close_locked(db);
     pthread_mutex_unlock(&db->mu);
