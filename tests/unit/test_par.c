@@ -7,6 +7,7 @@
  */
 #include "support/testutil.h"
 #include "par.h"
+#include "workpool.h"
 #include "util/status_int.h"
 
 #include <pthread.h>
@@ -71,12 +72,35 @@ static void test_one_and_none(void **state)
     assert_int_equal(par_for(0, ok_item, NULL, NULL), SHALE_OK);
 }
 
+/* The helpers are pool threads (workpool.h): a second call of the same
+ * size, its items again all at once, starts no thread; a thread per call
+ * (what par_for did before) starts PAR_THREADS - 1 each time. */
+static void test_helpers_reused(void **state)
+{
+    (void)state;
+    static ctx c;
+    for (int round = 0; round < 3; round++) {
+        memset(&c, 0, sizeof c);
+        c.use_barrier = true;
+        assert_int_equal(pthread_barrier_init(&c.barrier, NULL, PAR_THREADS), 0);
+        size_t before = workpool_started();
+        assert_int_equal(par_for(PAR_THREADS, item, &c, NULL), SHALE_CONFLICT);
+        pthread_barrier_destroy(&c.barrier);
+        for (int i = 0; i < PAR_THREADS; i++)
+            assert_int_equal(atomic_load(&c.runs[i]), 1);
+        if (round > 0)
+            assert_int_equal(workpool_started(), before);
+        assert_true(workpool_idle() >= PAR_THREADS - 1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lowest_failure_reported_all_run),
         cmocka_unit_test(test_items_run_at_once),
         cmocka_unit_test(test_one_and_none),
+        cmocka_unit_test(test_helpers_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
