@@ -8,6 +8,7 @@
 #include "workpool.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -85,4 +86,55 @@ size_t workpool_idle(void)
     size_t n = idle;
     pthread_mutex_unlock(&mu);
     return n;
+}
+
+typedef struct batch {
+    void (*worker)(void *arg);
+    void *arg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t running;   /* handed-over calls not yet done */
+} batch;
+
+static void batch_run(void *arg)
+{
+    batch *b = arg;
+    b->worker(b->arg);
+}
+
+/* After the thread counts as idle in the pool (workpool_task.done). */
+static void batch_done(void *arg)
+{
+    batch *b = arg;
+    pthread_mutex_lock(&b->mu);
+    if (!--b->running)
+        pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+void workpool_for(size_t nthreads, void (*worker)(void *arg), void *arg)
+{
+    if (nthreads > WORKPOOL_BATCH_MAX)
+        nthreads = WORKPOOL_BATCH_MAX;
+    batch b = {worker, arg, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    workpool_task tasks[WORKPOOL_BATCH_MAX];
+    for (size_t t = 0; t + 1 < nthreads; t++) {
+        tasks[t] = (workpool_task){batch_run, batch_done, &b, NULL};
+        pthread_mutex_lock(&b.mu);   /* counted before the call can end */
+        b.running++;
+        pthread_mutex_unlock(&b.mu);
+        if (!workpool_run(&tasks[t])) {
+            pthread_mutex_lock(&b.mu);
+            b.running--;
+            pthread_mutex_unlock(&b.mu);
+            break;
+        }
+    }
+    worker(arg);   /* the caller's share */
+    pthread_mutex_lock(&b.mu);
+    while (b.running)
+        pthread_cond_wait(&b.cv, &b.mu);
+    pthread_mutex_unlock(&b.mu);
+    pthread_mutex_destroy(&b.mu);
+    pthread_cond_destroy(&b.cv);
 }

@@ -41,6 +41,14 @@ typedef struct workpool_task {
  * the caller runs the work itself. */
 bool workpool_run(workpool_task *t);
 
+/* worker(arg) on nthreads threads at once -- the caller's and nthreads - 1
+ * pool threads (fewer if none can be had) -- returning once every call has
+ * returned; the pool threads are then idle.  worker typically takes items
+ * from a shared counter until none is left, so fewer threads only mean
+ * less at once.  nthreads is capped at WORKPOOL_BATCH_MAX. */
+#define WORKPOOL_BATCH_MAX 128
+void workpool_for(size_t nthreads, void (*worker)(void *arg), void *arg);
+
 /* Threads started since the process began, and those idle now: for tests
  * (a second batch of the same size must start none). */
 size_t workpool_started(void);
