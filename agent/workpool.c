@@ -15,6 +15,21 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static workpool_task *queue;   /* handed over, not yet taken */
 static size_t idle, queued, started;
 
+/* A forked child has none of the parent's threads: its pool starts empty
+ * (else a task would be queued for an idle thread that is not there). */
+static void pool_after_fork(void)
+{
+    pthread_mutex_init(&mu, NULL);
+    pthread_cond_init(&cv, NULL);
+    queue = NULL;
+    idle = queued = 0;
+}
+
+static void pool_init(void)
+{
+    pthread_atfork(NULL, NULL, pool_after_fork);
+}
+
 static void *pool_main(void *arg)
 {
     workpool_task *t = arg;
@@ -47,6 +62,8 @@ static void *pool_main(void *arg)
 
 bool workpool_run(workpool_task *t)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, pool_init);
     pthread_mutex_lock(&mu);
     if (idle > queued) {
         t->next = queue;

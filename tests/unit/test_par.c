@@ -14,6 +14,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 typedef struct ctx {
     _Atomic int runs[100];
@@ -94,6 +96,33 @@ static void test_helpers_reused(void **state)
     }
 }
 
+/* A forked child (the pool's threads are not in it) still runs its items
+ * at once: its pool starts empty.  Without that, the child's first task
+ * would wait for an idle thread of the parent's forever (the alarm ends
+ * it). */
+static void test_pool_after_fork(void **state)
+{
+    (void)state;
+    static ctx c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(par_for(8, ok_item, NULL, NULL), SHALE_OK);   /* idle threads now */
+    assert_true(workpool_idle() >= 7);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(20);
+        c.use_barrier = true;
+        if (pthread_barrier_init(&c.barrier, NULL, PAR_THREADS))
+            _exit(2);
+        shale_status rc = par_for(PAR_THREADS, item, &c, NULL);
+        _exit(rc == SHALE_CONFLICT && atomic_load(&c.runs[0]) == 1 ? 0 : 1);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -101,6 +130,7 @@ int main(void)
         cmocka_unit_test(test_items_run_at_once),
         cmocka_unit_test(test_one_and_none),
         cmocka_unit_test(test_helpers_reused),
+        cmocka_unit_test(test_pool_after_fork),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
