@@ -103,6 +103,9 @@ static void test_helpers_reused(void **state)
 static void test_pool_after_fork(void **state)
 {
     (void)state;
+#if defined(__SANITIZE_THREAD__)
+    skip();   /* TSan does not run threads in a child forked from threads */
+#endif
     static ctx c;
     memset(&c, 0, sizeof c);
     assert_int_equal(par_for(8, ok_item, NULL, NULL), SHALE_OK);   /* idle threads now */
