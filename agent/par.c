@@ -1,12 +1,14 @@
 /*
- * par.c -- par_for() (see par.h): a pool of threads taking items by an
- * atomic counter; each item's status and message kept apart, because
- * shale_errmsg() is per thread.
+ * par.c -- par_for() (see par.h): threads taking items by an atomic
+ * counter; each item's status and message kept apart, because
+ * shale_errmsg() is per thread.  The helpers are the process's pool
+ * threads (workpool.h), started by the first split's phases and woken by
+ * the later ones, not started and joined per phase.
  */
 #include "par.h"
 #include "agent_util.h"
+#include "workpool.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,13 +22,12 @@ typedef struct par_job {
     char (*msgs)[512];
 } par_job;
 
-static void *par_worker(void *arg)
+static void par_worker(void *arg)
 {
     par_job *j = arg;
     for (size_t i; (i = atomic_fetch_add(&j->next, 1)) < j->n;)
         if ((j->rcs[i] = j->fn(j->ctx, i)))
             snprintf(j->msgs[i], sizeof j->msgs[i], "%s", shale_errmsg());
-    return NULL;
 }
 
 shale_status par_for(size_t n, par_fn fn, void *ctx, size_t *failed)
@@ -44,13 +45,7 @@ shale_status par_for(size_t n, par_fn fn, void *ctx, size_t *failed)
         return AGENT_OOM();
     }
     size_t nth = n < PAR_THREADS ? n : PAR_THREADS;
-    pthread_t th[PAR_THREADS];
-    size_t started = 0;
-    while (started + 1 < nth && !pthread_create(&th[started], NULL, par_worker, &j))
-        started++;
-    par_worker(&j);   /* this thread works too */
-    for (size_t t = 0; t < started; t++)
-        pthread_join(th[t], NULL);
+    workpool_for(nth, par_worker, &j);   /* this thread works too */
     shale_status rc = SHALE_OK;
     for (size_t i = 0; i < n && !rc; i++)
         if (j.rcs[i]) {

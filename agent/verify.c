@@ -32,6 +32,7 @@
 #include "verify.h"
 #include "shale_admin.h"
 #include "verify_int.h"
+#include "workpool.h"
 #include "agent_util.h"
 
 #include <pthread.h>
@@ -378,7 +379,7 @@ static shale_status verify_task(verify_job *w, size_t i)
     return verify_window(w, t);
 }
 
-static void *verify_worker(void *arg)
+static void verify_worker(void *arg)
 {
     verify_job *w = arg;
     for (size_t i; !atomic_load(&w->failed) && (i = atomic_fetch_add(&w->next, 1)) < w->n;) {
@@ -392,7 +393,6 @@ static void *verify_worker(void *arg)
                 atomic_store(&w->failed, true);
         }
     }
-    return NULL;
 }
 
 /* Runs phase `phase` over n items; the result: a mismatch first, then
@@ -408,14 +408,10 @@ static shale_status verify_phase(verify_job *w, int phase, size_t n)
     w->msgs = calloc(n ? n : 1, sizeof *w->msgs);
     if (!w->rcs || !w->msgs)
         return AGENT_OOM();
-    size_t nthreads = n < VERIFY_THREADS ? n : VERIFY_THREADS;
-    pthread_t th[VERIFY_THREADS];
-    size_t started = 0;
-    while (started + 1 < nthreads && !pthread_create(&th[started], NULL, verify_worker, w))
-        started++;
-    verify_worker(w);   /* this thread works too */
-    for (size_t t = 0; t < started; t++)
-        pthread_join(th[t], NULL);
+    /* On the process's pool threads (workpool.h): at 32 children the 128
+     * threads' starts, and their joins unmapping their stacks after the
+     * last window, were several ms of CPU on the chain. */
+    workpool_for(n < VERIFY_THREADS ? n : VERIFY_THREADS, verify_worker, w);
     for (size_t i = 0; i < n; i++)
         if (w->rcs[i] == SHALE_CORRUPT)
             return shale_error_set(w->rcs[i], "%s", w->msgs[i]);

@@ -570,9 +570,13 @@ shale_status clone_write(clone_run *cr, const manifest *shared_latest,
     manifest *cm = cr->fresh;
     cr->fresh = NULL;
     rc = manifest_store_write(cr->child, cm);
+    if (rc && rc != SHALE_PRECONDITION_FAILED) {
+        cr->spent = cm;   /* not freed here: see clone_run.spent */
+        return rc;
+    }
     if (rc == SHALE_PRECONDITION_FAILED) {
         /* Another run of this clone got there first: resume its work. */
-        manifest_free(cm);
+        cr->spent = cm;
         cm = NULL;
         cr->raced = true;
         if (!(rc = manifest_store_load_latest(cr->child, 0, &cm)))
@@ -672,6 +676,8 @@ void clone_close(clone_run *cr)
     cr->cm = NULL;
     manifest_free(cr->fresh);
     cr->fresh = NULL;
+    manifest_free(cr->spent);
+    cr->spent = NULL;
     db_env_unref(cr->env);
     cr->env = NULL;
 }

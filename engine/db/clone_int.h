@@ -20,6 +20,10 @@ typedef struct clone_run {
     manifest *cm;              /* the child's manifest once read or written (owned) */
     manifest *fresh;           /* a fresh clone's version 1, built by clone_prepare,
                                   not yet written (owned; NULL once written) */
+    manifest *spent;           /* the fresh version 1 once not kept (another run's
+                                  found, or its write failed): owned, freed by
+                                  clone_close -- shale_clone_many's pin write, beside
+                                  clone_write, reads its pin requests' strings */
     bool raced;                /* clone_write found version 1 written by another run
                                   of this clone: cm is that one */
     shale_clone_result res;

@@ -299,6 +299,7 @@ static void db_free(shale_db *db)
 {
     if (!db)
         return;
+    flush_prebuild_drop(db);   /* before the memtables it references */
     for (size_t i = 0; i < db->imm_count; i++)
         memtable_unref(db->imms[i].mem);
     free(db->imms);

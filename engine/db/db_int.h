@@ -91,8 +91,14 @@ typedef struct wal_seal {
     struct wal_seal *next;
 } wal_seal;
 
+struct l0_pre;
 struct shale_db {
     shale_options opts;            /* copy; strings below are owned */
+    /* The replayed memtable's SST image, built by the open while its last
+     * write is in flight (flush_prebuild_start); the first flush takes it
+     * when the memtable is unchanged.  Set before the background threads
+     * start, then the flush thread's (write_l0) or db_free's. */
+    struct l0_pre *pre;
     char *uri;
     char *wal_uri;                 /* NULL = WAL in the main store */
     shale_objstore *store;
@@ -213,6 +219,14 @@ typedef struct db_open_args {
     shale_status (*before_fence)(void *ctx);
     void *ctx;
 } db_open_args;
+/* Starts building db->mem's SST image on a thread of its own, for the
+ * first flush (a split's takeover flushes right after its open): the
+ * CPU of the build goes beside the open's last manifest write instead of
+ * between that write and the flush's upload.  Nothing when the memtable
+ * is empty or no thread can be had. */
+void flush_prebuild_start(shale_db *db);
+/* Joins and frees db->pre, unused (db_free). */
+void flush_prebuild_drop(shale_db *db);
 /* The writer's open after the handle is allocated: stores, manifest,
  * fencing, WAL replay (db_open.c).  opts: the caller's, read only. */
 shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_open_args *a);

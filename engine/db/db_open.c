@@ -584,6 +584,10 @@ static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest 
     db->fence_wal_id = fence_id;
     db->wal_gc_next = fence_id + 1;
     db->durable_seq = db->last_seq;
+    /* A takeover (the barrier is a split's) flushes next: the replayed
+     * memtable, final now, is built into its SST beside the write below. */
+    if (a->before_fence)
+        flush_prebuild_start(db);
     next_wal_ctx nc = {db->my_epoch, fence_id + 1};
     rc = manifest_store_update(db->store, &db->man, next_wal_mut, &nc);
     if (rc)

@@ -117,16 +117,98 @@ static shale_status cp_barrier(shale_db *db, flush_cp *cp)
     return rc;
 }
 
-/* Writes a memtable as an SST in the main store; fills *h. */
-static shale_status write_l0(shale_db *db, memtable *mem, sst_handle *h)
+struct l0_pre {
+    shale_db *db;
+    memtable *mem;                 /* a reference */
+    uint64_t count;                /* entries when the build started */
+    pthread_t th;
+    shale_status rc;
+    shale_buf img;
+    sst_info info;
+};
+
+static shale_status build_l0(shale_db *db, memtable *mem, shale_buf *img, sst_info *info)
 {
     sst_options so = {db->opts.block_size, db->opts.compression_level,
                       db->opts.bloom_bits_per_key};
     kv_iter *it = memtable_iter_new(mem);
+    shale_status rc = it ? sst_build_from_iter(&so, it, img, info) : SHALE_OOM();
+    kv_iter_destroy(it);
+    return rc;
+}
+
+static void *pre_main(void *arg)
+{
+    struct l0_pre *p = arg;
+    p->rc = build_l0(p->db, p->mem, &p->img, &p->info);
+    return NULL;
+}
+
+void flush_prebuild_start(shale_db *db)
+{
+    if (db->pre || !db->mem || !memtable_count(db->mem))
+        return;
+    struct l0_pre *p = calloc(1, sizeof *p);
+    if (!p)
+        return;   /* the flush builds it, as without */
+    p->db = db;
+    p->mem = db->mem;
+    p->count = memtable_count(db->mem);
+    p->img = (shale_buf)SHALE_BUF_INIT;
+    memtable_ref(p->mem);
+    if (pthread_create(&p->th, NULL, pre_main, p)) {
+        memtable_unref(p->mem);
+        free(p);
+        return;
+    }
+    db->pre = p;
+}
+
+/* Joins db->pre and takes it away; *p owned by the caller (pre_free). */
+static struct l0_pre *pre_take(shale_db *db)
+{
+    struct l0_pre *p = db->pre;
+    db->pre = NULL;
+    if (p)
+        pthread_join(p->th, NULL);
+    return p;
+}
+
+static void pre_free(struct l0_pre *p)
+{
+    if (!p)
+        return;
+    memtable_unref(p->mem);
+    buf_free(&p->img);
+    sst_info_free(&p->info);
+    free(p);
+}
+
+void flush_prebuild_drop(shale_db *db)
+{
+    pre_free(pre_take(db));
+}
+
+/* Writes a memtable as an SST in the main store; fills *h.  The open's
+ * prebuilt image is used when it is of this memtable with no entry added
+ * since (entries are only ever added, so the count says it). */
+static shale_status write_l0(shale_db *db, memtable *mem, sst_handle *h)
+{
     shale_buf img = SHALE_BUF_INIT;
     sst_info info;
     memset(&info, 0, sizeof info);
-    shale_status rc = it ? sst_build_from_iter(&so, it, &img, &info) : SHALE_OOM();
+    struct l0_pre *p = pre_take(db);
+    shale_status rc;
+    if (p && !p->rc && p->mem == mem && memtable_count(mem) == p->count) {
+        img = p->img;
+        info = p->info;
+        p->img = (shale_buf)SHALE_BUF_INIT;
+        memset(&p->info, 0, sizeof p->info);
+        rc = SHALE_OK;
+    } else {
+        rc = build_l0(db, mem, &img, &info);
+    }
+    pre_free(p);
     if (rc)
         goto out;
     ulid_new(h->id);
@@ -148,7 +230,6 @@ static shale_status write_l0(shale_db *db, memtable *mem, sst_handle *h)
 out:
     sst_info_free(&info);
     buf_free(&img);
-    kv_iter_destroy(it);
     return rc;
 }
 

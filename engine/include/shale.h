@@ -150,7 +150,12 @@ shale_status shale_open_at(const char *uri, const shale_options *opts,
  * A failing barrier (its status and message, shale_error_set) fails the
  * open with nothing fenced.  Not called when the open fails before it.
  * NULL: none (shale_open_at()).  ctx is the caller's, used during the
- * call only. */
+ * call only.  With a barrier (a takeover, which flushes next) the open
+ * also builds the replayed memtable's SST while its last manifest write
+ * is in flight; the first flush uploads that image if no write came
+ * since (else it builds its own), so the build's CPU is not between the
+ * open and the flush's upload.  The image is held until that flush or
+ * the close. */
 shale_status shale_open_at_fenced_after(const char *uri, const shale_options *opts,
                                         uint64_t manifest_id_hint,
                                         shale_status (*before_fence)(void *ctx), void *ctx,

@@ -211,6 +211,55 @@ static void test_flush_checkpoint_replaces(void **state)
     TU_OK(shale_close(db));
 }
 
+static shale_status no_barrier(void *ctx)
+{
+    (void)ctx;
+    return SHALE_OK;
+}
+
+/* A takeover's open (shale_open_at_fenced_after) builds the replayed
+ * memtable's SST while its last write is in flight, for the first flush.
+ * That image must not stand for a memtable written to since: with
+ * `write_after` the new writer overwrites a key and adds one before the
+ * flush, and the checkpoint must hold both (a flush that took the stale
+ * image would lose them: the memtable is dropped after it). */
+static void takeover_flush(fixture *f, bool write_after)
+{
+    shale_db *old = NULL, *db = NULL;
+    TU_OK(shale_open(f->uri, &f->o, &old));
+    for (unsigned i = 0; i < 200; i++)
+        dt_put(old, i, 1);
+    TU_OK(shale_flush_wal(old));   /* in the WAL only: the takeover replays it */
+    TU_OK(shale_open_at_fenced_after(f->uri, &f->o, 0, no_barrier, NULL, &db));
+    if (write_after) {
+        dt_put(db, 0, 2);
+        dt_put(db, 500, 2);
+    }
+    shale_checkpoint cp;
+    TU_OK(shale_flush_checkpoint(db, 0, "split:t", NULL, NULL, NULL, &cp));
+    assert_int_equal(cp.replay_after_wal_id, cp.next_wal_sst_id - 1);
+    shale_reader *r = NULL;
+    TU_OK(shale_reader_open(f->uri, &f->o, cp.id, &r));
+    dt_expect_reader(r, 0, write_after ? 2 : 1);
+    for (unsigned i = 1; i < 200; i++)
+        dt_expect_reader(r, i, 1);
+    if (write_after)
+        dt_expect_reader(r, 500, 2);
+    shale_reader_close(r);
+    TU_OK(shale_close(db));
+    shale_close(old);   /* fenced: its close may report it */
+}
+
+static void test_flush_checkpoint_after_takeover(void **state)
+{
+    takeover_flush(*state, false);
+}
+
+static void test_flush_checkpoint_after_takeover_and_writes(void **state)
+{
+    takeover_flush(*state, true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +269,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flush_checkpoint_barrier_failure, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_flush_checkpoint_replaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_checkpoint_after_takeover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_checkpoint_after_takeover_and_writes, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,12 +7,15 @@
  */
 #include "support/testutil.h"
 #include "par.h"
+#include "workpool.h"
 #include "util/status_int.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 typedef struct ctx {
     _Atomic int runs[100];
@@ -71,12 +74,66 @@ static void test_one_and_none(void **state)
     assert_int_equal(par_for(0, ok_item, NULL, NULL), SHALE_OK);
 }
 
+/* The helpers are pool threads (workpool.h): a second call of the same
+ * size, its items again all at once, starts no thread; a thread per call
+ * (what par_for did before) starts PAR_THREADS - 1 each time. */
+static void test_helpers_reused(void **state)
+{
+    (void)state;
+    static ctx c;
+    for (int round = 0; round < 3; round++) {
+        memset(&c, 0, sizeof c);
+        c.use_barrier = true;
+        assert_int_equal(pthread_barrier_init(&c.barrier, NULL, PAR_THREADS), 0);
+        size_t before = workpool_started();
+        assert_int_equal(par_for(PAR_THREADS, item, &c, NULL), SHALE_CONFLICT);
+        pthread_barrier_destroy(&c.barrier);
+        for (int i = 0; i < PAR_THREADS; i++)
+            assert_int_equal(atomic_load(&c.runs[i]), 1);
+        if (round > 0)
+            assert_int_equal(workpool_started(), before);
+        assert_true(workpool_idle() >= PAR_THREADS - 1);
+    }
+}
+
+/* A forked child (the pool's threads are not in it) still runs its items
+ * at once: its pool starts empty.  Without that, the child's first task
+ * would wait for an idle thread of the parent's forever (the alarm ends
+ * it). */
+static void test_pool_after_fork(void **state)
+{
+    (void)state;
+#if defined(__SANITIZE_THREAD__)
+    skip();   /* TSan does not run threads in a child forked from threads */
+#endif
+    static ctx c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(par_for(8, ok_item, NULL, NULL), SHALE_OK);   /* idle threads now */
+    assert_true(workpool_idle() >= 7);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(20);
+        c.use_barrier = true;
+        if (pthread_barrier_init(&c.barrier, NULL, PAR_THREADS))
+            _exit(2);
+        shale_status rc = par_for(PAR_THREADS, item, &c, NULL);
+        _exit(rc == SHALE_CONFLICT && atomic_load(&c.runs[0]) == 1 ? 0 : 1);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lowest_failure_reported_all_run),
         cmocka_unit_test(test_items_run_at_once),
         cmocka_unit_test(test_one_and_none),
+        cmocka_unit_test(test_helpers_reused),
+        cmocka_unit_test(test_pool_after_fork),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
