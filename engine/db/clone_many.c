@@ -37,9 +37,9 @@
 #include "db/checkpoint_int.h"
 #include "db/paths.h"
 #include "util/misc.h"
+#include "util/crew.h"
 #include "util/status_int.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,18 +63,9 @@ typedef struct many_job {
     _Atomic bool failed;
     shale_status *rcs;             /* per item of a phase */
     char (*msgs)[512];             /* shale_errmsg() is per thread */
-    /* The crew: threads started at the first phase and kept for the
-     * others (each phase's items are its children's requests, and at 32
-     * children starting and joining 64 threads per phase was CPU between
-     * one phase's last response and the next phase's first request). */
-    pthread_t th[CLONE_THREADS];
-    size_t crew;                   /* started */
-    bool crew_tried;
-    pthread_mutex_t mu;
-    pthread_cond_t go, rest;
-    unsigned gen;                  /* phases started, under mu */
-    size_t busy;                   /* crew members still in the phase, under mu */
-    bool quit;                     /* under mu */
+    /* Each phase runs on the engine's kept threads (util/crew.h): at 32
+     * children, starting 64 threads at the first phase and joining them
+     * after the last was CPU on the split's critical path. */
 } many_job;
 
 /* The parent's latest version and the one the checkpoint pins (when the
@@ -173,7 +164,7 @@ static shale_status many_item(many_job *j, size_t i)
     return clone_finish(&j->runs[i]);
 }
 
-static void *many_worker(void *arg)
+static void many_worker(void *arg)
 {
     many_job *j = arg;
     for (size_t i; !atomic_load(&j->failed) && (i = atomic_fetch_add(&j->next, 1)) < j->items;)
@@ -181,40 +172,6 @@ static void *many_worker(void *arg)
             snprintf(j->msgs[i], sizeof j->msgs[i], "%s", shale_errmsg());
             atomic_store(&j->failed, true);
         }
-    return NULL;
-}
-
-static void *crew_main(void *arg)
-{
-    many_job *j = arg;
-    unsigned seen = 0;
-    pthread_mutex_lock(&j->mu);
-    for (;;) {
-        while (j->gen == seen && !j->quit)
-            pthread_cond_wait(&j->go, &j->mu);
-        if (j->quit)
-            break;
-        seen = j->gen;
-        pthread_mutex_unlock(&j->mu);
-        many_worker(j);
-        pthread_mutex_lock(&j->mu);
-        if (!--j->busy)
-            pthread_cond_signal(&j->rest);
-    }
-    pthread_mutex_unlock(&j->mu);
-    return NULL;
-}
-
-/* Ends the crew (between phases: every member is waiting). */
-static void crew_stop(many_job *j)
-{
-    pthread_mutex_lock(&j->mu);
-    j->quit = true;
-    pthread_cond_broadcast(&j->go);
-    pthread_mutex_unlock(&j->mu);
-    for (size_t t = 0; t < j->crew; t++)
-        pthread_join(j->th[t], NULL);
-    j->crew = 0;
 }
 
 /* *failed: the spec the first failing item belongs to. */
@@ -224,24 +181,9 @@ static shale_status many_phase(many_job *j, int phase, size_t *failed)
     j->items = phase == 0 ? j->n : phase == 1 || phase == 2 ? 2 * j->n + 1 : 2 * j->n;
     atomic_store(&j->next, 0);
     memset(j->rcs, 0, (2 * j->n + 1) * sizeof *j->rcs);
-    if (!j->crew_tried) {
-        /* Sized for the widest phase (2n + 1 items), this thread included. */
-        j->crew_tried = true;
-        size_t nth = 2 * j->n + 1 < CLONE_THREADS ? 2 * j->n + 1 : CLONE_THREADS;
-        while (j->crew + 1 < nth && !pthread_create(&j->th[j->crew], NULL, crew_main, j))
-            j->crew++;
-    }
-    /* The fields above are published by the mutex the crew wakes under. */
-    pthread_mutex_lock(&j->mu);
-    j->busy = j->crew;
-    j->gen++;
-    pthread_cond_broadcast(&j->go);
-    pthread_mutex_unlock(&j->mu);
-    many_worker(j);
-    pthread_mutex_lock(&j->mu);
-    while (j->busy)
-        pthread_cond_wait(&j->rest, &j->mu);
-    pthread_mutex_unlock(&j->mu);
+    /* One thread per item (this one included), at most CLONE_THREADS;
+     * crew_for publishes the fields above to the threads it wakes. */
+    crew_for(j->items < CLONE_THREADS ? j->items : CLONE_THREADS, many_worker, j);
     for (size_t i = 0; i < j->items; i++)
         if (j->rcs[i]) {
             if (failed)
@@ -356,9 +298,6 @@ shale_status shale_clone_many_barrier(const shale_clone_spec *specs, size_t n,
     }
     many_job j;
     memset(&j, 0, sizeof j);
-    pthread_mutex_init(&j.mu, NULL);
-    pthread_cond_init(&j.go, NULL);
-    pthread_cond_init(&j.rest, NULL);
     j.specs = specs;
     j.opts = opts;
     j.n = n;
@@ -395,10 +334,6 @@ shale_status shale_clone_many_barrier(const shale_clone_spec *specs, size_t n,
         rc = many_pins_after(&j, failed);
     if (!rc)
         rc = many_phase(&j, 3, failed);
-    crew_stop(&j);
-    pthread_mutex_destroy(&j.mu);
-    pthread_cond_destroy(&j.go);
-    pthread_cond_destroy(&j.rest);
     for (size_t i = 0; j.runs && i < n; i++) {
         if (j.probes)
             many_unprobe(&j, i);   /* left by a failure before phase 2 */

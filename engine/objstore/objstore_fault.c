@@ -15,6 +15,7 @@
 #include "util/misc.h"
 #include "util/status_int.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,30 @@ static FILE *trace_file(void)
     pthread_once(&once, trace_open);
     return trace_fp;
 }
+/* The injected latency runs to an absolute deadline from the call's entry
+ * (clock_nanosleep TIMER_ABSTIME), not for a relative time from after
+ * decide(): with 32-128 calls entering at once, the wait for decide()'s
+ * mutex and the thread's scheduling before its sleep began otherwise
+ * added to the latency, so a wide phase's slowest request ran late in
+ * proportion to its width -- a cost of the wrapper, not of the store it
+ * models (a bench-fidelity fix: docs/benchmarks.md, 2026-12-02). */
+static struct timespec deadline_after(const struct timespec *t0, uint32_t ms)
+{
+    struct timespec d = *t0;
+    d.tv_sec += ms / 1000;
+    d.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (d.tv_nsec >= 1000000000L) {
+        d.tv_sec++;
+        d.tv_nsec -= 1000000000L;
+    }
+    return d;
+}
+static void sleep_until(const struct timespec *d)
+{
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, d, NULL) == EINTR)
+        ;
+}
+
 static int64_t trace_us(void)
 {
     struct timespec ts;
@@ -117,11 +142,16 @@ static bool decide(shale_fault *f, shale_objop op, const char *key, shale_status
         bool after = false;                                                                \
         uint32_t lat = 0;                                                                  \
         bool uncond_ = false;                                                              \
-        int64_t t0_ = trace_file() ? trace_us() : 0;                                       \
+        struct timespec entry_;                                                            \
+        clock_gettime(CLOCK_MONOTONIC, &entry_);                                           \
+        int64_t t0_ = trace_file() ? (int64_t)entry_.tv_sec * 1000000 +                    \
+                                         entry_.tv_nsec / 1000 : 0;                        \
         bool act = decide(&fs->ctl, op, key, &st, &after, &lat, &uncond_);                 \
         (void)uncond_;                                                                     \
-        if (lat)                                                                           \
-            sleep_ms(lat);                                                                 \
+        if (lat) {                                                                         \
+            struct timespec d_ = deadline_after(&entry_, lat);                             \
+            sleep_until(&d_);                                                              \
+        }                                                                                  \
         if (act && st != SHALE_OK && !after)                                               \
             return shale_err(st, "%s: injected %s on %s %s", s->uri ? s->uri : "fault",     \
                              shale_strerror(st), shale_objop_name(op), key ? key : "");    \
