@@ -31,6 +31,23 @@ static pthread_cond_t done_cv = PTHREAD_COND_INITIALIZER;
 static slot *idle_list;
 static size_t idle_n, started_n;
 
+/* A forked child has none of the parent's threads: its crew starts empty
+ * (else a batch would hand work to a slot whose thread is not there and
+ * wait for it forever).  The parent's slots are left, not freed: their
+ * condition variables may be in any state. */
+static void crew_after_fork(void)
+{
+    pthread_mutex_init(&mu, NULL);
+    pthread_cond_init(&done_cv, NULL);
+    idle_list = NULL;
+    idle_n = 0;
+}
+
+static void crew_init(void)
+{
+    pthread_atfork(NULL, NULL, crew_after_fork);
+}
+
 static void *crew_main(void *arg)
 {
     slot *s = arg;
@@ -107,6 +124,8 @@ static slot *take(void (*fn)(void *), void *arg, crew_batch *b)
 
 void crew_for(size_t nthreads, void (*worker)(void *arg), void *arg)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, crew_init);
     if (nthreads > CREW_BATCH_MAX)
         nthreads = CREW_BATCH_MAX;
     crew_batch b = {0};

@@ -16,6 +16,8 @@
  * workers take need glibc's default stack); beyond CREW_IDLE_MAX idle ones,
  * a thread ends instead of waiting.
  *
+ * A forked child's crew starts empty (its parent's threads are not in it).
+ *
  * Thread safety: any thread may call crew_for, crew threads included.
  */
 #ifndef SHALE_UTIL_CREW_H

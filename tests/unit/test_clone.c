@@ -8,11 +8,9 @@
 #include "util/crew.h"
 #include "shale_admin.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct fixture {
     char *dir;
@@ -560,45 +558,6 @@ static void test_shared_cache_serves_clone_from_parent_blocks(void **state)
     free(child);
 }
 
-/* crew_for runs its nthreads calls at once (each waits, bounded, for all
- * of them to have begun: run one after another, none would see the
- * others), and a second batch as wide starts no thread. */
-typedef struct crew_probe {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    size_t in, saw_all;
-} crew_probe;
-
-static void crew_probe_worker(void *arg)
-{
-    crew_probe *c = arg;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 10;
-    pthread_mutex_lock(&c->mu);
-    c->in++;
-    pthread_cond_broadcast(&c->cv);
-    while (c->in < 8 && pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
-        ;
-    c->saw_all += c->in >= 8;
-    pthread_mutex_unlock(&c->mu);
-}
-
-static void test_crew_runs_at_once_and_keeps_threads(void **state)
-{
-    (void)state;
-    for (int round = 0; round < 2; round++) {
-        crew_probe c = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-        size_t started = crew_started();
-        crew_for(8, crew_probe_worker, &c);
-        assert_int_equal(c.in, 8);
-        assert_int_equal(c.saw_all, 8);
-        assert_true(crew_idle() >= 7);
-        if (round)
-            assert_int_equal(crew_started(), started);
-    }
-}
-
 /* shale_clone_many: four range clones of one checkpoint at once; the
  * parent gets every pin in ONE manifest write; a repeat is a no-op that
  * finds them all done and writes nothing; each child holds exactly its
@@ -829,7 +788,6 @@ int main(void)
         T(test_uninitialized_clone_refused_then_resumed),
         T(test_clone_interrupted_at_every_write_resumes),
         T(test_clone_many_pins_once_and_resumes),
-        cmocka_unit_test(test_crew_runs_at_once_and_keeps_threads),
         T(test_clone_many_pins_before_children_resume),
         T(test_clone_without_checkpoint_sees_every_acknowledged_write),
         cmocka_unit_test(test_shared_cache_serves_clone_from_parent_blocks),
