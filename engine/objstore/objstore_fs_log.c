@@ -32,7 +32,9 @@
  * directory fsync (once per segment).  Records of one id: the last put
  * wins; a tombstone deletes.  Segments are unlinked oldest first, and only
  * once every put in them is dead, so a tombstone is never dropped while a
- * record it covers survives.
+ * record it covers survives.  A delete that leaves nothing live rotates away
+ * from a current segment past 4 MiB (drop_dead), so an open never reads
+ * the dead frames of a log the writer emptied after its flushes.
  *
  * Create-if-absent and fencing.  An append takes flock(LOCK_EX) on the log
  * directory (a short section: no fsync inside but once per segment), reads

@@ -10,7 +10,8 @@
  * can leave (the new segment durable, the old one's unlink and tombstones
  * lost: the delete was not acknowledged, so its records come back, and
  * create-if-absent of their ids is refused), and a failed directory fsync
- * in the rotation (sticky; the deleted records stay deleted).
+ * in the rotation (sticky; the deleted records stay deleted); and a
+ * handle whose current segment was unlinked behind it by two rotations.
  */
 #include "support/testutil.h"
 #include "objstore/objstore_int.h"
@@ -362,6 +363,39 @@ static void test_rotation_dir_fsync_failure(void **state)
     free(uri);
 }
 
+/* A handle left behind: A last looked at segment 1; B rotated twice (1 ->
+ * 2 -> 3), so segments 1 and 2 are gone.  A's next append must not go to
+ * its unlinked segment 1 (an acknowledged record lost): it finds segment
+ * 3 (the index built again) and a new handle reads the record. */
+static void test_handle_left_behind(void **state)
+{
+    (void)state;
+    objstore_fs_log_set_segment_bytes(BOUND);
+    char *uri, *root = new_root(&uri);
+    shale_objstore *a = open_uri(uri), *b = open_uri(uri);
+    put_all(a, 1, 1);
+    put_all(b, 2, NREC - 1);
+    TU_OK(del_all(b, 1, NREC));
+    put_all(b, 41, NREC);
+    TU_OK(del_all(b, 41, NREC));
+    assert_false(seg_exists(root, 1));
+    assert_false(seg_exists(root, 2));
+    assert_true(seg_exists(root, 3));
+    put_all(a, 100, 1);
+    expect_missing(a, 1);
+    expect(a, 100);
+    shale_objstore *c = open_uri(uri);
+    expect(c, 100);
+    expect_missing(c, 1);
+    expect(b, 100);
+    shale_objstore_close(c);
+    shale_objstore_close(b);
+    shale_objstore_close(a);
+    objstore_fs_log_set_segment_bytes(0);
+    free(root);
+    free(uri);
+}
+
 int main(void)
 {
     g_dir = tu_tmpdir("fslog_rotate");
@@ -371,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_kill_before_old_unlinked),
         cmocka_unit_test(test_power_loss_in_rotation),
         cmocka_unit_test(test_rotation_dir_fsync_failure),
+        cmocka_unit_test(test_handle_left_behind),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_rmtree(g_dir);
