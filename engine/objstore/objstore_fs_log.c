@@ -32,7 +32,9 @@
  * directory fsync (once per segment).  Records of one id: the last put
  * wins; a tombstone deletes.  Segments are unlinked oldest first, and only
  * once every put in them is dead, so a tombstone is never dropped while a
- * record it covers survives.
+ * record it covers survives.  A delete that leaves nothing live rotates away
+ * from a current segment past 4 MiB (drop_dead), so an open never reads
+ * the dead frames of a log the writer emptied after its flushes.
  *
  * Create-if-absent and fencing.  An append takes flock(LOCK_EX) on the log
  * directory (a short section: no fsync inside but once per segment), reads
@@ -115,6 +117,8 @@ static void unlock_log(fs_log *l)
  * ready (objstore_fs_log_zero.c).  Under mu and the lock.  The new
  * segment's entry is made durable in the directory before anything is
  * written to it.  A segment with no frame yet is never left. */
+static shale_status new_segment(fs_log *l, uint64_t need, const char *key);
+
 static shale_status ensure_room(fs_log *l, uint64_t need, const char *key)
 {
     seg *cur = l->nsegs ? &l->segs[l->nsegs - 1] : NULL;
@@ -122,6 +126,15 @@ static shale_status ensure_room(fs_log *l, uint64_t need, const char *key)
                 (cur->tail + need <= fsl_seg_bound() &&
                  (cur->tail + need <= cur->size || l->spare_fd < 0 || need > l->spare_size))))
         return SHALE_OK;
+    return new_segment(l, need, key);
+}
+
+/* Makes segment (current + 1) the current one: the spare linked if one
+ * holds need bytes, else created O_EXCL; its entry durable in the
+ * directory before anything is written to it or the caller goes on. */
+static shale_status new_segment(fs_log *l, uint64_t need, const char *key)
+{
+    seg *cur = l->nsegs ? &l->segs[l->nsegs - 1] : NULL;
     uint64_t no = cur ? cur->no + 1 : 1;
     int fd = -1, e = fsl_spare_link(l, no, need, &fd);
     if (e && e != ENOENT && e != EEXIST)
@@ -197,25 +210,59 @@ static shale_status sync_seg(fs_log *l, uint64_t segno, uint64_t end, const char
     return SHALE_OK;
 }
 
+/* Tests only (objstore_int.h): called at the steps of a dead rotation. */
+static void (*_Atomic g_rotate_hook)(int step);
+
+void objstore_fs_log_set_rotate_hook(void (*fn)(int step))
+{
+    atomic_store(&g_rotate_hook, fn);
+}
+
+static void rotate_hook(int step)
+{
+    void (*fn)(int) = atomic_load(&g_rotate_hook);
+    if (fn)
+        fn(step);
+}
+
 /* Unlinks the oldest segments whose puts are all dead (never the current
- * one), in order.  Under mu and the lock. */
+ * one), in order.  Then, if no record is live at all and the current
+ * segment holds more than a sixteenth of the rotation bound (4 MiB), a
+ * dead rotation: a new current segment is made durable, and the old one,
+ * now the oldest, is unlinked like the others -- so the next open's scan
+ * reads an empty segment instead of up to 64 MiB of dead frames.  Sound
+ * because nothing survives that its tombstones could still cover: every
+ * older segment is gone first (each unlink made durable before the next),
+ * and a crash between the steps leaves either the old segment (read
+ * again, all dead, unlinked at the next delete) or the new empty one; the
+ * log is never left without a segment, so numbers never restart.  Under
+ * mu and the lock. */
 static shale_status drop_dead(fs_log *l, const char *key)
 {
-    while (l->nsegs > 1 && l->segs[0].live == 0) {
-        char name[32];
-        fsl_seg_name(l->segs[0].no, name, sizeof name);
-        if (unlinkat(l->dfd, name, 0) != 0 && errno != ENOENT)
-            return fsl_fail(l, "unlink", name, errno);
-        int e = l->h.no_fsync ? 0 : objstore_fs_fsync(l->dfd, key, 2);
-        if (l->win_fd == l->segs[0].fd)
-            l->win_fd = -1;
-        close(l->segs[0].fd);
-        memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
-        l->nsegs--;
-        if (e)
-            return l->h.sync_failed(l->h.ctx, "fsync(" LOG_DIR ")", key, e);
+    for (bool rotated = false;; rotated = true) {
+        shale_status rc = SHALE_OK;
+        while (l->nsegs > 1 && l->segs[0].live == 0 && !rc) {
+            char name[32];
+            fsl_seg_name(l->segs[0].no, name, sizeof name);
+            if (unlinkat(l->dfd, name, 0) != 0 && errno != ENOENT)
+                return fsl_fail(l, "unlink", name, errno);
+            int e = l->h.no_fsync ? 0 : objstore_fs_fsync(l->dfd, key, 2);
+            if (l->win_fd == l->segs[0].fd)
+                l->win_fd = -1;
+            close(l->segs[0].fd);
+            memmove(&l->segs[0], &l->segs[1], (l->nsegs - 1) * sizeof *l->segs);
+            l->nsegs--;
+            if (e)
+                rc = l->h.sync_failed(l->h.ctx, "fsync(" LOG_DIR ")", key, e);
+        }
+        if (rc || rotated || l->nrecs || !l->nsegs ||
+            l->segs[l->nsegs - 1].tail <= fsl_seg_bound() / 16)
+            return rc;
+        rotate_hook(1);  /* the tombstones written, nothing rotated yet */
+        if ((rc = new_segment(l, HDR, key)))
+            return rc;
+        rotate_hook(2);  /* the new segment durable, the old one still there */
     }
-    return SHALE_OK;
 }
 
 /* A regular file holds key (older layout, or a first put). */

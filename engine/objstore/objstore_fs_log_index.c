@@ -225,9 +225,31 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static void drop_index(fs_log *l)
+{
+    for (size_t i = 0; i < l->nsegs; i++)
+        close(l->segs[i].fd);
+    l->nsegs = l->nrecs = 0;
+    l->win_fd = -1;
+    l->loaded = false;
+}
+
+/* Whether the handle's current segment was unlinked behind it (fstat:
+ * no link left). */
+static bool cur_unlinked(fs_log *l)
+{
+    struct stat st;
+    return l->nsegs && fstat(l->segs[l->nsegs - 1].fd, &st) == 0 && st.st_nlink == 0;
+}
+
 /* Reads what other processes appended: the current segment's new frames,
  * and segments created after it (each checked for before the one before
- * it is read, so a segment is read to its end once a newer one exists). */
+ * it is read, so a segment is read to its end once a newer one exists).
+ * When there is no next segment and the current one has been unlinked,
+ * other handles rotated past it and dropped the segments in between (a
+ * dead rotation, or all-dead segments): what this handle holds may be
+ * covered by tombstones it never saw, and an append to its current segment
+ * would be lost, so the index is built again from the directory. */
 shale_status fsl_refresh(fs_log *l)
 {
     for (;;) {
@@ -243,8 +265,12 @@ shale_status fsl_refresh(fs_log *l)
                 return rc;
             }
         }
-        if (fd < 0)
-            return SHALE_OK;
+        if (fd < 0) {
+            if (!l->loaded || !cur_unlinked(l))
+                return SHALE_OK;
+            drop_index(l);
+            return fsl_load(l);
+        }
         shale_status rc = fsl_seg_add(l, next, fd);
         if (rc)
             return rc;
@@ -307,13 +333,9 @@ shale_status fsl_load(fs_log *l)
     free(nos);
     if (!rc)
         rc = fsl_refresh(l);
-    if (!rc) {
+    if (!rc)
         l->loaded = true;
-    } else {  /* start over next time */
-        for (size_t i = 0; i < l->nsegs; i++)
-            close(l->segs[i].fd);
-        l->nsegs = l->nrecs = 0;
-        l->win_fd = -1;
-    }
+    else  /* start over next time */
+        drop_index(l);
     return rc;
 }

@@ -115,6 +115,12 @@ void objstore_fs_log_set_segment_bytes(uint64_t n);
 /* Tests only: spare segments linked into WAL logs so far in the process
  * (objstore_fs_log_zero.c). */
 uint64_t objstore_fs_log_spares_linked(void);
+/* Tests only: fn(step) is called during a WAL log's dead rotation
+ * (objstore_fs_log.c drop_dead): step 1 once the delete's tombstones are
+ * written and before the new segment is made, step 2 once the new segment
+ * is durable and before the old one is unlinked.  A crash test kills its
+ * process there.  NULL removes it. */
+void objstore_fs_log_set_rotate_hook(void (*fn)(int step));
 
 /* Tests only: fn is called at the start of every shale_objstore_open() in
  * the process with the URI and the options the store is opened with (after
