@@ -373,6 +373,8 @@ static shale_status verify_window(verify_job *w, const vtask *t)
 static shale_status verify_task(verify_job *w, size_t i)
 {
     const vtask *t = &w->tasks[i];
+    if (t->list_store)
+        return refs_check_listed(w->v, w->cms, t->list_store);
     if (t->head)
         return refs_check_object(w->v, &w->v->r->req->children[t->child], w->cms[t->child],
                                  t->head);
@@ -610,13 +612,13 @@ shale_status do_verify(run *r, step_result *res_out)
     for (size_t i = 0; !rc && refs && i < n; i++)
         rc = refs_add_tasks(i, w.cms[i], &q->children[i], &tasks, &ntasks, &cap);
     if (!rc && refs)
-        ntasks = refs_fold_end_windows(q, tasks, ntasks);
+        ntasks = refs_group_heads(tasks, refs_fold_end_windows(q, tasks, ntasks));
     if (!rc && refs) {
         /* Phase 2: every HEAD and every window of every child at once. */
         w.tasks = tasks;
         rc = verify_phase(&w, 2, ntasks);
         for (size_t i = 0; i < ntasks; i++) {
-            if (!tasks[i].head)
+            if (!tasks[i].head && !tasks[i].list_store)
                 res[tasks[i].child].windows++;
             if (tasks[i].end_of >= 0)
                 res[tasks[i].end_of].windows++;
