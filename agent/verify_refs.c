@@ -313,7 +313,8 @@ shale_status refs_check_listed(const verify_ctx *v, shale_manifest_view *const *
                                                         "store's listing)", c->name, uri, key);
                 else if (o->size != h[k].size)
                     rc = shale_error_set(SHALE_CORRUPT, "verify: child %s references %s/%s of "
-                                                        "%llu bytes; it holds %llu", c->name,
+                                                        "%llu bytes; the store's listing says "
+                                                        "%llu", c->name,
                                          uri, key, (unsigned long long)h[k].size,
                                          (unsigned long long)o->size);
             }
