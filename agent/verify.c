@@ -20,8 +20,10 @@
  *               read path: a window of keys and values at its range start
  *               and at SPAN_SAMPLES points over its key span, each
  *               compared with the parent's.  A fixed number of windows per
- *               child: what it reads does not grow with the shard, only
- *               its HEADs (one per referenced object) do.
+ *               child: what it reads does not grow with the shard; the
+ *               referenced objects' existence is one LIST of a store's
+ *               SSTs (a HEAD where a store holds one), so neither do its
+ *               requests.
  *
  * Both are read-only and may be redone after a crash.  A mismatch is
  * SHALE_CORRUPT and sets step_result.mismatch (the splitter fails the split
@@ -165,7 +167,7 @@ shale_status verify_compare(shale_reader *parent, shale_reader *child, const spl
  * (references), or check that it is initialized (full, whose walk then
  * runs in verify_full.c); the parent's reader at the checkpoint beside
  * them, and the parent's latest version on a thread of its own until the
- * pins are checked.  Phase 2 (references), per task: every HEAD and every
+ * pins are checked.  Phase 2 (references), per task: every LIST, HEAD and
  * sampled window of every child at once, each window's levels prefetched
  * at once, so the critical path is one manifest read, a window's SST open,
  * index partition and blocks, whatever the number of children and SSTs. */

@@ -45,7 +45,8 @@ typedef struct child_result {
     uint64_t ssts, windows;          /* references: SSTs checked, windows read */
 } child_result;
 
-/* One unit of Verify's second phase: a HEAD of a referenced object, or a
+/* One unit of Verify's second phase: a LIST of a store's SSTs or a HEAD of
+ * a referenced object (refs_group_heads), or a
  * window of keys read through the child's read path against the parent's
  * (at the range start, at SPAN_SAMPLES points spread over the child's
  * key span, and at its range end, where the child must serve nothing). */

@@ -253,7 +253,9 @@ void split_bytes_bench(const char *backend, const char *mb_list, json_t *out)
         int mb = atoi(tok);
         char root[600];
         if (!strcmp(backend, "file"))
-            snprintf(root, sizeof root, "file://%s/splitbytes-%d", dir, mb);
+            /* The pid too: two sessions' benches on one machine would
+             * otherwise load and split into the same directory. */
+            snprintf(root, sizeof root, "file://%s/splitbytes-%d-%d", dir, mb, (int)getpid());
         else
             snprintf(root, sizeof root, "s3://%s/splitbytes-%d-%d", bucket, mb, (int)getpid());
         sb_result r;
