@@ -20,8 +20,10 @@
  *               read path: a window of keys and values at its range start
  *               and at SPAN_SAMPLES points over its key span, each
  *               compared with the parent's.  A fixed number of windows per
- *               child: what it reads does not grow with the shard, only
- *               its HEADs (one per referenced object) do.
+ *               child: what it reads does not grow with the shard; the
+ *               referenced objects' existence is one LIST of a store's
+ *               SSTs (a HEAD where a store holds one), so neither do its
+ *               requests.
  *
  * Both are read-only and may be redone after a crash.  A mismatch is
  * SHALE_CORRUPT and sets step_result.mismatch (the splitter fails the split
@@ -165,7 +167,7 @@ shale_status verify_compare(shale_reader *parent, shale_reader *child, const spl
  * (references), or check that it is initialized (full, whose walk then
  * runs in verify_full.c); the parent's reader at the checkpoint beside
  * them, and the parent's latest version on a thread of its own until the
- * pins are checked.  Phase 2 (references), per task: every HEAD and every
+ * pins are checked.  Phase 2 (references), per task: every LIST, HEAD and
  * sampled window of every child at once, each window's levels prefetched
  * at once, so the critical path is one manifest read, a window's SST open,
  * index partition and blocks, whatever the number of children and SSTs. */
@@ -373,6 +375,8 @@ static shale_status verify_window(verify_job *w, const vtask *t)
 static shale_status verify_task(verify_job *w, size_t i)
 {
     const vtask *t = &w->tasks[i];
+    if (t->list_store)
+        return refs_check_listed(w->v, w->cms, t->list_store);
     if (t->head)
         return refs_check_object(w->v, &w->v->r->req->children[t->child], w->cms[t->child],
                                  t->head);
@@ -610,13 +614,13 @@ shale_status do_verify(run *r, step_result *res_out)
     for (size_t i = 0; !rc && refs && i < n; i++)
         rc = refs_add_tasks(i, w.cms[i], &q->children[i], &tasks, &ntasks, &cap);
     if (!rc && refs)
-        ntasks = refs_fold_end_windows(q, tasks, ntasks);
+        ntasks = refs_group_heads(tasks, refs_fold_end_windows(q, tasks, ntasks));
     if (!rc && refs) {
         /* Phase 2: every HEAD and every window of every child at once. */
         w.tasks = tasks;
         rc = verify_phase(&w, 2, ntasks);
         for (size_t i = 0; i < ntasks; i++) {
-            if (!tasks[i].head)
+            if (!tasks[i].head && !tasks[i].list_store)
                 res[tasks[i].child].windows++;
             if (tasks[i].end_of >= 0)
                 res[tasks[i].end_of].windows++;

@@ -14,6 +14,14 @@
  * start: a fixed number, whatever the number of SSTs the child references
  * (a references split's reads do not grow with the shard). */
 #define SPAN_SAMPLES 3
+/* A store holding this many objects the children reference is checked by
+ * one LIST of its SSTs (with their sizes) instead of a HEAD each: the
+ * HEADs grew with the shard (one per SST: 7 at 500 MB, 1 at 50 MB), the
+ * LIST does not until the store holds a page of SSTs (1000: 64 GB of 64 MiB
+ * SSTs).  Two: one LIST instead of two HEADs is one request fewer; a
+ * single object keeps its HEAD (a LIST costs more than a HEAD on S3, and
+ * lists every SST of the store, referenced or not). */
+#define LIST_MIN_OBJECTS 2
 
 static inline int key_cmp(const void *a, size_t al, const void *b, size_t bl)
 {
@@ -37,13 +45,17 @@ typedef struct child_result {
     uint64_t ssts, windows;          /* references: SSTs checked, windows read */
 } child_result;
 
-/* One unit of Verify's second phase: a HEAD of a referenced object, or a
+/* One unit of Verify's second phase: a LIST of a store's SSTs or a HEAD of
+ * a referenced object (refs_group_heads), or a
  * window of keys read through the child's read path against the parent's
  * (at the range start, at SPAN_SAMPLES points spread over the child's
  * key span, and at its range end, where the child must serve nothing). */
 typedef struct vtask {
     size_t child;
     const shale_manifest_sst *head;  /* non-NULL: HEAD this object */
+    const char *list_store;          /* non-NULL: LIST this store's SSTs
+                                        and check every object of it any
+                                        child references (refs_group_heads) */
     bool at_mid;                     /* the window starts at mid, else at
                                         from (NULL: the range start) */
     const void *from;                /* the child's range end (borrowed from
@@ -74,6 +86,15 @@ const char *refs_request_wal(const split_child *c);
  * range end and SPAN_SAMPLES windows inside its key span. */
 shale_status refs_add_tasks(size_t ci, const shale_manifest_view *cm, const split_child *c,
                             vtask **t, size_t *n, size_t *cap);
+/* Replaces the HEAD tasks of a store that holds at least LIST_MIN_OBJECTS
+ * referenced objects by one LIST task of that store (refs_check_listed);
+ * returns the tasks left. */
+size_t refs_group_heads(vtask *t, size_t n);
+/* A LIST task: every object in store `uri` that a child references exists
+ * there with its recorded size (one listing of the store's SST prefix, its
+ * sizes too).  cms: every child's manifest. */
+shale_status refs_check_listed(const verify_ctx *v, shale_manifest_view *const *cms,
+                               const char *uri);
 shale_status refs_child_manifest(const verify_ctx *v, const split_child *c,
                                  shale_reader *child, shale_manifest_view **out);
 /* Folds each child's range-end window into the range-start window of the

@@ -236,6 +236,94 @@ shale_status refs_check_object(const verify_ctx *v, const split_child *c,
     return rc;
 }
 
+/* verify_int.h.  The HEADs refs_add_tasks made, one per object, grouped by
+ * store: a store with LIST_MIN_OBJECTS or more becomes one LIST task in
+ * the place of its first HEAD (the others are dropped), so the requests
+ * do not grow with the parent's SSTs. */
+size_t refs_group_heads(vtask *t, size_t n)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        vtask *x = &t[i];
+        if (!x->head || !x->head->store_uri) {
+            t[out++] = *x;
+            continue;
+        }
+        const char *uri = x->head->store_uri;
+        bool listed = false;   /* an earlier task lists this store already */
+        for (size_t j = 0; j < out && !listed; j++)
+            listed = t[j].list_store && !strcmp(t[j].list_store, uri);
+        if (listed)
+            continue;
+        size_t same = 0;
+        for (size_t j = i; j < n; j++)
+            same += t[j].head && t[j].head->store_uri && !strcmp(t[j].head->store_uri, uri);
+        if (same >= LIST_MIN_OBJECTS) {
+            x->list_store = uri;
+            x->head = NULL;
+        }
+        t[out++] = *x;
+    }
+    return out;
+}
+
+static int objinfo_cmp(const void *key, const void *item)
+{
+    return strcmp(key, ((const shale_objinfo *)item)->key);
+}
+
+/* verify_int.h.  What a HEAD per object checked, for all of a store's
+ * objects at once: a listing made after every child's manifest was read
+ * shows each object present then, with its size (S3, RGW, file:// and
+ * mem:// list what is written, at once).  Every SST key has the same
+ * prefix (shale_sst_key: "compacted/"), so the listing is of it alone, not
+ * of the store's manifests, WAL or journal. */
+shale_status refs_check_listed(const verify_ctx *v, shale_manifest_view *const *cms,
+                               const char *uri)
+{
+    const split_request *q = v->r->req;
+    char key[64], prefix[64];
+    shale_sst_key("", prefix, sizeof prefix);
+    char *slash = strchr(prefix, '/');
+    if (slash)
+        slash[1] = '\0';
+    shale_objstore *s = NULL;
+    shale_objlist l = {0};
+    shale_status rc = shale_objstore_open(uri, &v->r->sp->o.db.store, &s);
+    if (!rc)
+        rc = shale_objstore_list_all(s, prefix, &l);
+    shale_objstore_close(s);
+    if (rc)
+        return shale_error_prefix(rc, "verify: listing the SSTs of %s", uri);
+    for (size_t ci = 0; !rc && ci < q->child_count; ci++) {
+        const split_child *c = &q->children[ci];
+        const shale_manifest_view *cm = cms[ci];
+        for (size_t lv = 0; !rc && cm && lv <= cm->run_count; lv++) {
+            const shale_manifest_sst *h = lv == 0 ? cm->l0 : cm->runs[lv - 1].ssts;
+            size_t cnt = lv == 0 ? cm->l0_count : cm->runs[lv - 1].count;
+            for (size_t k = 0; !rc && k < cnt; k++) {
+                if (!h[k].store_uri || strcmp(h[k].store_uri, uri))
+                    continue;
+                shale_sst_key(h[k].id, key, sizeof key);
+                const shale_objinfo *o = bsearch(key, l.items, l.count, sizeof *l.items,
+                                                 objinfo_cmp);
+                if (!o)
+                    rc = shale_error_set(SHALE_CORRUPT, "verify: child %s references %s/%s, "
+                                                        "which does not exist (not in the "
+                                                        "store's listing)", c->name, uri, key);
+                else if (o->size != h[k].size)
+                    rc = shale_error_set(SHALE_CORRUPT, "verify: child %s references %s/%s of "
+                                                        "%llu bytes; the store's listing says "
+                                                        "%llu", c->name,
+                                         uri, key, (unsigned long long)h[k].size,
+                                         (unsigned long long)o->size);
+            }
+        }
+    }
+    shale_objlist_free(&l);
+    return rc;
+}
+
 /* verify_int.h */
 shale_status refs_check_child_replay(const split_child *c, const shale_manifest_view *cm)
 {

@@ -172,10 +172,14 @@ static void split_bytes_once(const char *backend, const char *root, int mb, sb_r
 {
     memset(r, 0, sizeof *r);
     char parent[640], wal[640], child[2][660];
-    snprintf(parent, sizeof parent, "%s/parent", root);
+    /* With SHALE_FAULT_TRACE set, the parent's and the children's stores
+     * go through the fault wrapper (no rule: each request as it is), so
+     * the trace lists every request of the split, step by step. */
+    const char *fw = getenv("SHALE_FAULT_TRACE") ? "fault+" : "";
+    snprintf(parent, sizeof parent, "%s%s/parent", fw, root);
     snprintf(wal, sizeof wal, "%s/wal", root);
     for (int i = 0; i < 2; i++)
-        snprintf(child[i], sizeof child[i], "%s/child-%d", root, i);
+        snprintf(child[i], sizeof child[i], "%s%s/child-%d", fw, root, i);
     r->keys = (uint64_t)mb * (1u << 20) / (vsize + 16);
     shale_options o;
     shale_options_init(&o);
@@ -249,7 +253,9 @@ void split_bytes_bench(const char *backend, const char *mb_list, json_t *out)
         int mb = atoi(tok);
         char root[600];
         if (!strcmp(backend, "file"))
-            snprintf(root, sizeof root, "file://%s/splitbytes-%d", dir, mb);
+            /* The pid too: two sessions' benches on one machine would
+             * otherwise load and split into the same directory. */
+            snprintf(root, sizeof root, "file://%s/splitbytes-%d-%d", dir, mb, (int)getpid());
         else
             snprintf(root, sizeof root, "s3://%s/splitbytes-%d-%d", bucket, mb, (int)getpid());
         sb_result r;

@@ -406,7 +406,7 @@ static void test_second_split_while_running_conflicts(void **state)
 typedef enum {
     DMG_VALUE, DMG_DELETE, DMG_ADD,                     /* through a writer */
     DMG_WRITER, DMG_DROP_SST, DMG_DELETE_OBJECT, DMG_DROP_PIN, DMG_RANGE,
-    DMG_CORRUPT_BLOCK
+    DMG_CORRUPT_BLOCK, DMG_TRUNCATE_OBJECT
 } damage;
 typedef struct damager {
     fx *f;
@@ -628,6 +628,23 @@ static void damage_after_clone(void *ctx, const char *step, double secs)
             snprintf(d->msg, sizeof d->msg, "no SST with a block to damage");
         }
         free(data);
+    } else if (d->kind == DMG_TRUNCATE_OBJECT) {
+        /* The child's first SST one byte short: only its size tells. */
+        const sst_handle *h = m->l0_count ? &m->l0[0] : m->run_count ? &m->runs[0].ssts[0] : NULL;
+        char key[64];
+        void *data = NULL;
+        size_t len = 0;
+        if (h) {
+            sst_key(h->id, key, sizeof key);
+            DO(shale_objstore_get(par, key, &data, &len));
+        }
+        if (!d->rc && len > 1) {
+            DO(shale_objstore_put(par, key, data, len - 1));
+        } else if (!d->rc) {
+            d->rc = SHALE_NOT_FOUND;
+            snprintf(d->msg, sizeof d->msg, "no SST to truncate");
+        }
+        free(data);
     } else if (d->kind == DMG_DROP_PIN) {
         DO(cp_remove(par, m->parents[0].final_checkpoint_id, false));
     } else {
@@ -703,7 +720,18 @@ static void test_references_catch_a_dropped_sst(void **state)
 static void test_references_catch_a_missing_object(void **state)
 {
     fx *f = *state;
-    verify_fails(f, DMG_DELETE_OBJECT, "references", f->n / 2, "does not exist");
+    /* More than one SST: found missing by the LIST of the parent's SSTs. */
+    verify_fails(f, DMG_DELETE_OBJECT, "references", f->n / 2,
+                 "which does not exist (not in the store's listing)");
+}
+
+/* The parent here has more than one SST: its objects are checked by one
+ * LIST of its SSTs with their sizes (LIST_MIN_OBJECTS), which must see a
+ * size that differs from the manifest's as a HEAD did. */
+static void test_references_catch_a_truncated_object(void **state)
+{
+    fx *f = *state;
+    verify_fails(f, DMG_TRUNCATE_OBJECT, "references", f->n / 2, "the store's listing says");
 }
 
 static void test_references_catch_a_missing_pin(void **state)
@@ -779,6 +807,7 @@ int main(void)
         T(test_references_catch_a_missing_pin),
         T(test_references_catch_another_range),
         T(test_references_catch_a_damaged_block),
+        T(test_references_catch_a_truncated_object),
         cmocka_unit_test_setup_teardown(test_wipe_fault_is_retried_to_completion,
                                         setup_fault_wal, teardown),
     };
