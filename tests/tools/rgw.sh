@@ -148,7 +148,7 @@ osd data = $dir/osd/\$name
 osd max object size = 268435456
 [client.rgw.a]
 rgw data = $dir/rgw
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 rgw dns name = 127.0.0.1
 EOF
 
