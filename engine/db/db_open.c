@@ -130,28 +130,8 @@ static shale_status load_latest_hinted(shale_objstore *s, uint64_t hint, manifes
     bool threaded = !pthread_create(&th, NULL, hinted_get_main, &g);
     if (!threaded)
         hinted_get_main(&g);
-    char key[PATH_KEY_MAX];
-    manifest_key(hint, key, sizeof key);
     uint64_t newer = 0;
-    char *cursor = xstrdup(key);   /* listed after the cursor, not from it */
-    shale_status rc = cursor ? SHALE_OK : SHALE_OOM();
-    while (!rc && cursor) {
-        shale_objlist page;
-        rc = shale_objstore_list(s, PATH_MANIFEST_DIR, cursor, 0, &page);
-        free(cursor);
-        cursor = NULL;
-        if (rc)
-            break;
-        for (size_t i = 0; i < page.count; i++) {
-            uint64_t id = 0;
-            if (manifest_key_parse(page.items[i].key, &id) && id > hint && id > newer)
-                newer = id;
-        }
-        if (page.next_cursor && !(cursor = xstrdup(page.next_cursor)))
-            rc = SHALE_OOM();
-        shale_objlist_free(&page);
-    }
-    free(cursor);
+    shale_status rc = manifest_store_newest_after(s, hint, &newer);
     if (threaded)
         pthread_join(th, NULL);
     if (rc) {

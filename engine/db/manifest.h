@@ -122,6 +122,9 @@ uint8_t *manifest_key_unescape(const char *text, size_t *len);
  * versions), with a full LIST as the fallback when it is gone.  SHALE_NOT_FOUND if
  * the store has no manifest. */
 shale_status manifest_store_load_latest(shale_objstore *s, uint64_t hint, manifest **out);
+/* The newest version id after `after` (0 if none), by listing the keys
+ * after its key (one request per 1,000 versions). */
+shale_status manifest_store_newest_after(shale_objstore *s, uint64_t after, uint64_t *newest);
 /* Loads one version. */
 shale_status manifest_store_load(shale_objstore *s, uint64_t id, manifest **out);
 /* Writes m at m->id with put-if-absent.  SHALE_PRECONDITION_FAILED if that

@@ -64,6 +64,33 @@ shale_status manifest_store_list_ids(shale_objstore *s, uint64_t **ids, size_t *
     return SHALE_OK;
 }
 
+shale_status manifest_store_newest_after(shale_objstore *s, uint64_t after, uint64_t *newest)
+{
+    *newest = 0;
+    char key[PATH_KEY_MAX];
+    manifest_key(after, key, sizeof key);
+    char *cursor = xstrdup(key);   /* the list cursor is a key on every backend */
+    shale_status rc = cursor ? SHALE_OK : SHALE_OOM();
+    while (!rc && cursor) {
+        shale_objlist page;
+        rc = shale_objstore_list(s, PATH_MANIFEST_DIR, cursor, 0, &page);
+        free(cursor);
+        cursor = NULL;
+        if (rc)
+            break;
+        for (size_t i = 0; i < page.count; i++) {
+            uint64_t id = 0;
+            if (manifest_key_parse(page.items[i].key, &id) && id > after && id > *newest)
+                *newest = id;
+        }
+        if (page.next_cursor && !(cursor = xstrdup(page.next_cursor)))
+            rc = SHALE_OOM();
+        shale_objlist_free(&page);
+    }
+    free(cursor);
+    return rc;
+}
+
 shale_status manifest_store_load_latest(shale_objstore *s, uint64_t hint, manifest **out)
 {
     *out = NULL;
@@ -75,26 +102,7 @@ shale_status manifest_store_load_latest(shale_objstore *s, uint64_t hint, manife
          * still there. */
         char key[PATH_KEY_MAX];
         manifest_key(hint, key, sizeof key);
-        char *cursor = xstrdup(key);
-        rc = cursor ? SHALE_OK : SHALE_OOM();
-        while (!rc && cursor) {
-            shale_objlist page;
-            rc = shale_objstore_list(s, PATH_MANIFEST_DIR, cursor, 0, &page);
-            free(cursor);
-            cursor = NULL;
-            if (rc)
-                break;
-            for (size_t i = 0; i < page.count; i++) {
-                uint64_t id = 0;
-                if (manifest_key_parse(page.items[i].key, &id) && id > latest)
-                    latest = id;
-            }
-            if (page.next_cursor && !(cursor = xstrdup(page.next_cursor)))
-                rc = SHALE_OOM();
-            shale_objlist_free(&page);
-        }
-        free(cursor);
-        if (rc)
+        if ((rc = manifest_store_newest_after(s, hint, &latest)))
             return rc;
         if (!latest) {
             rc = shale_objstore_head(s, key, NULL, NULL);
