@@ -189,22 +189,6 @@ static size_t count_keys(const char *uri, const char *prefix)
     return n;
 }
 
-/* The process's counters at Clone's end and Verify's: the Verify step's
- * share between them. */
-typedef struct step_stats {
-    shale_objstats clone_end, verify_end;
-} step_stats;
-
-static void on_step(void *ctx, const char *step, double secs)
-{
-    (void)secs;
-    step_stats *s = ctx;
-    if (!strcmp(step, "Clone"))
-        shale_objstore_global_stats(&s->clone_end);
-    if (!strcmp(step, "Verify"))
-        shale_objstore_global_stats(&s->verify_end);
-}
-
 static void split_cost(int ways, cost *out)
 {
     memset(out, 0, sizeof *out);
@@ -259,9 +243,9 @@ static void split_cost(int ways, cost *out)
     add_latency(parent);
     for (int i = 0; i < ways; i++)
         add_latency(child[i]);
-    step_stats steps;
+    dt_step_stats steps;
     memset(&steps, 0, sizeof steps);
-    splitter_on_step(sp, on_step, &steps);
+    splitter_on_step(sp, dt_on_step, &steps);
     shale_objstats before, after;
     shale_objstore_global_stats(&before);
     long long t_submit = mono_us();

@@ -45,21 +45,6 @@ typedef struct split_cost {
     unsigned windows;                       /* out: Verify's sampled windows */
 } split_cost;
 
-/* The process's counters at Clone's end and Verify's. */
-typedef struct step_stats {
-    shale_objstats clone_end, verify_end;
-} step_stats;
-
-static void on_step(void *ctx, const char *step, double secs)
-{
-    (void)secs;
-    step_stats *s = ctx;
-    if (!strcmp(step, "Clone"))
-        shale_objstore_global_stats(&s->clone_end);
-    if (!strcmp(step, "Verify"))
-        shale_objstore_global_stats(&s->verify_end);
-}
-
 /* Filter + index bytes of one SST (from its footer). */
 static uint64_t footer_meta(shale_objstore *s, const char *id, uint64_t size)
 {
@@ -178,9 +163,9 @@ static void split_cost_of(unsigned keys, size_t sst_bytes, const char *tag, spli
                      child[0], mid, child[1], mid);
     split_request *rq = NULL;
     TU_OK(split_request_parse("test", text, (size_t)n, &rq));
-    step_stats steps;
+    dt_step_stats steps;
     memset(&steps, 0, sizeof steps);
-    splitter_on_step(sp, on_step, &steps);
+    splitter_on_step(sp, dt_on_step, &steps);
     shale_objstats before, after;
     shale_objstore_global_stats(&before);
     split_service *svc = splitter_service(sp);

@@ -195,3 +195,13 @@ void dt_fixture_free(dt_fixture *f)
     free(f->wal_uri);
     free(f);
 }
+
+void dt_on_step(void *ctx, const char *step, double secs)
+{
+    (void)secs;
+    dt_step_stats *s = ctx;
+    if (!strcmp(step, "Clone"))
+        shale_objstore_global_stats(&s->clone_end);
+    if (!strcmp(step, "Verify"))
+        shale_objstore_global_stats(&s->verify_end);
+}

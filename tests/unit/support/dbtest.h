@@ -51,4 +51,12 @@ void dt_fixture_free(dt_fixture *f);
  * variant lives under *dir (created; caller frees dir and URI). */
 char *dt_store_uri(const char *backend, const char *name, char **dir);
 
+/* The process's store counters at the end of a split's Clone and Verify
+ * steps (the Verify step's share lies between them): pass dt_on_step and
+ * a dt_step_stats to splitter_on_step. */
+typedef struct dt_step_stats {
+    shale_objstats clone_end, verify_end;
+} dt_step_stats;
+void dt_on_step(void *ctx, const char *step, double secs);
+
 #endif
