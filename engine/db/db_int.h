@@ -167,7 +167,9 @@ struct shale_db {
     uint64_t fence_wal_id;
     uint64_t wal_gc_next;
     int64_t wal_gc_retry_at;           /* mono ms: after a failed round */
-    uint64_t wal_gc_deleted;           /* objects deleted (tests, info) */
+    uint64_t wal_gc_deleted;           /* objects deleted (shale_wal_gc_stats_get) */
+    uint64_t wal_gc_failed;            /* rounds that failed */
+    shale_status wal_gc_error;         /* the last round's (SHALE_OK after a success) */
     struct wal_gc_pin *wal_gc_pins; size_t wal_gc_pin_count;
 
     pthread_t wal_thread, flush_thread, compact_thread;

@@ -153,6 +153,9 @@ bool wal_gc_round_locked(shale_db *db)
 
     pthread_mutex_lock(&db->mu);
     db->wal_gc_deleted += deleted;
+    db->wal_gc_error = rc;
+    if (rc)
+        db->wal_gc_failed++;
     /* A failure only delays the WAL's shrinking: the data of these ids is
      * in L0 either way.  The round is tried again after the backoff. */
     db->wal_gc_next = rc ? lo : hi + 1;
@@ -180,4 +183,17 @@ void wal_gc_free(shale_db *db)
     free(db->wal_gc_pins);
     db->wal_gc_pins = NULL;
     db->wal_gc_pin_count = 0;
+}
+
+shale_status shale_wal_gc_stats_get(shale_db *db, shale_wal_gc_stats *out)
+{
+    if (!db || !out)
+        return shale_err(SHALE_INVALID_ARGUMENT, "shale_wal_gc_stats_get: %s is NULL",
+                         db ? "out" : "db");
+    pthread_mutex_lock(&db->mu);
+    out->deleted = db->wal_gc_deleted;
+    out->failed_rounds = db->wal_gc_failed;
+    out->last_error = db->wal_gc_error;
+    pthread_mutex_unlock(&db->mu);
+    return SHALE_OK;
 }

@@ -251,6 +251,19 @@ typedef struct shale_db_info {
 } shale_db_info;
 shale_status shale_db_info_get(shale_db *db, shale_db_info *out);
 
+/* The writer's WAL GC (docs/gc.md "The writer's WAL GC"): WAL SSTs it
+ * deleted since the open, its rounds that failed, and the last round's
+ * failure (SHALE_OK once a round succeeds).  A failed round does not stop
+ * writes -- the flushed data is in L0 either way -- and is tried again after
+ * a second; only the WAL store stops shrinking, so this is where an
+ * operator sees it.  A separate call (not in shale_db_info) because that
+ * struct's layout is fixed within an ABI version. */
+typedef struct shale_wal_gc_stats {
+    uint64_t deleted, failed_rounds;
+    shale_status last_error;
+} shale_wal_gc_stats;
+shale_status shale_wal_gc_stats_get(shale_db *db, shale_wal_gc_stats *out);
+
 /* ---- Iterators (shared by writer and reader) ---------------------------- */
 
 bool shale_iter_valid(const shale_iter *it);

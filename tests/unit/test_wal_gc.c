@@ -100,9 +100,20 @@ static void test_flushed_wal_is_deleted(void **state)
     write_rounds(db, &m, 10, 1);
     TU_OK(shale_db_info_get(db, &info));
     assert_true(info.replay_after_wal_id >= fence + 30);   /* 30 WAL SSTs flushed */
-    TU_OK(shale_close(db));
+    /* The GC's counters: what it deleted and what is still listed cover
+     * every WAL SST the writer wrote (listed first, so a round between
+     * the two counts twice, never not at all); no round failed. */
     size_t n = 0;
     uint64_t *ids = wal_ids(f->wal_uri, &n);
+    free(ids);
+    shale_wal_gc_stats gs;
+    TU_OK(shale_wal_gc_stats_get(db, &gs));
+    assert_true(n + gs.deleted >= info.next_wal_sst_id - fence);
+    assert_int_equal(gs.failed_rounds, 0);
+    assert_int_equal(gs.last_error, SHALE_OK);
+    TU_RC(SHALE_INVALID_ARGUMENT, shale_wal_gc_stats_get(db, NULL));
+    TU_OK(shale_close(db));
+    ids = wal_ids(f->wal_uri, &n);
     assert_int_equal(n, 1);   /* without the writer's GC: 31 */
     assert_int_equal(ids[0], fence);
     free(ids);
