@@ -18,10 +18,7 @@
  * current credentials on every request.
  *
  * Connections are reused through a pool of easy handles (one per call in
- * flight, returned afterwards).  Throttling (429, 503 SlowDown), other 5xx,
- * timeouts and connection failures are retried with full-jitter exponential
- * backoff; other 4xx never are.  Conditional create is PUT with
- * If-None-Match: * (412 = someone else's object is there).
+ * flight, returned afterwards).
  *
  * Bounds (docs/object-store.md "Timeouts"): a request that moves no bytes
  * for timeout_ms fails (a low-speed limit, so a slow but moving 64 MB PUT
@@ -45,6 +42,13 @@
  * out, curl timeouts TIMEOUT, other transport errors IO.
  *
  * Reader handles read ahead when reads are sequential (s3_readahead.c).
+ *
+ * Deleting many keys (shale_objstore_delete_many) is one DeleteObjects
+ * request per 1,000 keys (POST ?delete, Quiet, with the Content-MD5 S3
+ * requires).  Keys it reports as not deleted are deleted again one by one,
+ * so each failure is retried and reported as a single DELETE's would be;
+ * a server without DeleteObjects (405, 501) gets single DELETEs from then
+ * on, and so do keys an XML document cannot carry.
  */
 #include "objstore/objstore_int.h"
 #include "objstore/s3_creds.h"
@@ -90,6 +94,7 @@ typedef struct s3_store {
     long stall_ms;           /* no bytes for this long: the request fails */
     long deadline_ms;        /* no retry starts later than this */
     _Atomic bool bucket_ok;  /* the bucket was seen to exist */
+    _Atomic bool no_multi_delete;  /* the server refused DeleteObjects */
     pthread_mutex_t mu;
     CURL *pool[POOL_MAX];
     int npool;
@@ -223,9 +228,11 @@ static void perform(s3_store *s, const req *q, resp *r)
         hd = curl_slist_append(hd, line);
     }
     bool put = !strcmp(q->method, "PUT") && q->key;
-    if (put) {
+    bool post = !strcmp(q->method, "POST");
+    if (put || post) {
         char md5[32];
-        hd = curl_slist_append(hd, "Content-Type: application/octet-stream");
+        hd = curl_slist_append(hd, put ? "Content-Type: application/octet-stream"
+                                       : "Content-Type: application/xml");
         if (content_md5(q->body ? q->body : "", q->body_len, md5, sizeof md5)) {
             snprintf(line, sizeof line, "Content-MD5: %s", md5);
             hd = curl_slist_append(hd, line);
@@ -286,7 +293,8 @@ static bool retryable(const resp *r)
         return r->cc == CURLE_OPERATION_TIMEDOUT || r->cc == CURLE_COULDNT_CONNECT ||
                r->cc == CURLE_SEND_ERROR || r->cc == CURLE_RECV_ERROR ||
                r->cc == CURLE_GOT_NOTHING || r->cc == CURLE_PARTIAL_FILE;
-    return r->status == 429 || r->status >= 500 ||
+    /* 501 Not Implemented is an answer, not a passing state. */
+    return r->status == 429 || (r->status >= 500 && r->status != 501) ||
            (r->status == 400 && !strcmp(r->code, "RequestTimeout"));
 }
 
@@ -410,7 +418,7 @@ static shale_status status_of(s3_store *s, const req *q, resp *r)
                  : retryable(r) ? SHALE_RETRYABLE : SHALE_IO;
         break;
     case 429: rc = SHALE_RETRYABLE; break;
-    default: rc = r->status >= 500 || retryable(r) ? SHALE_RETRYABLE : SHALE_IO;
+    default: rc = retryable(r) ? SHALE_RETRYABLE : SHALE_IO;
     }
     return shale_err(rc, "%s: %s %s: HTTP %ld %s%s%s%s", uri, q->method, key, r->status,
                      code[0] ? code : "", msg[0] ? ": " : "", msg, tries);
@@ -525,6 +533,70 @@ static shale_status s3_del(shale_objstore *st, const char *key)
     return rc == SHALE_NOT_FOUND ? SHALE_OK : rc;
 }
 
+#define DELETE_BATCH 1000  /* S3's limit for one DeleteObjects */
+
+static shale_status del_each(shale_objstore *st, const char *const *keys, size_t n)
+{
+    shale_status rc = SHALE_OK;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = s3_del(st, keys[i]);
+    return rc;
+}
+
+/* One DeleteObjects of keys[0..n), n <= DELETE_BATCH. */
+static shale_status del_batch(s3_store *s, const char *const *keys, size_t n)
+{
+    char *body = NULL;
+    size_t len = 0;
+    shale_status rc = n < 2 || atomic_load(&s->no_multi_delete)
+                          ? SHALE_INVALID_ARGUMENT
+                          : s3_xml_build_delete(s->prefix, keys, n, &body, &len);
+    if (rc == SHALE_INVALID_ARGUMENT)
+        return del_each(&s->base, keys, n);
+    if (rc)
+        return rc;
+    req q = REQ("POST", NULL);
+    q.query = "delete=";  /* "delete" alone is signed differently by curl and the server */
+    q.body = body;
+    q.body_len = len;
+    resp r;
+    run(s, &q, &r);
+    free(body);
+    if (r.cc == CURLE_OK && (r.status == 405 || r.status == 501)) {
+        /* Not every S3-compatible server has DeleteObjects. */
+        atomic_store(&s->no_multi_delete, true);
+        buf_free(&r.body);
+        return del_each(&s->base, keys, n);
+    }
+    rc = status_of(s, &q, &r);
+    s3_delete_failure *f = NULL;
+    size_t nf = 0;
+    if (!rc)
+        rc = s3_xml_parse_delete(s->base.uri, (const char *)r.body.data, r.body.len, s->prefix,
+                                 &f, &nf);
+    buf_free(&r.body);
+    if (rc) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", shale_errmsg());
+        return shale_err(rc, "%s (DeleteObjects of %zu keys from '%s')", msg, n, keys[0]);
+    }
+    /* What it did not delete (throttled, refused): once more each, with a
+     * single DELETE's retries and message.  A missing key was deleted. */
+    for (size_t i = 0; i < nf && !rc; i++)
+        if (strcmp(f[i].code, "NoSuchKey"))
+            rc = s3_del(&s->base, f[i].key);
+    s3_xml_delete_failures_free(f, nf);
+    return rc;
+}
+
+static shale_status s3_del_many(shale_objstore *st, const char *const *keys, size_t n)
+{
+    shale_status rc = SHALE_OK;
+    for (size_t at = 0; at < n && !rc; at += DELETE_BATCH)
+        rc = del_batch((s3_store *)st, keys + at, n - at < DELETE_BATCH ? n - at : DELETE_BATCH);
+    return rc;
+}
+
 /* Pages with start-after, not continuation tokens: the cursor is a key
  * (the page's last, as on every backend), so a caller can also list the
  * keys after one it knows (the manifest after the current version) in one
@@ -599,7 +671,8 @@ static void s3_close(shale_objstore *st)
 
 static const objstore_ops s3_ops = {
     .scheme = "s3", .put = s3_put, .get_range = s3_get_range, .head = s3_head,
-    .del = s3_del, .list = s3_list, .close = s3_close, .self_retrying = true,
+    .del = s3_del, .del_many = s3_del_many, .list = s3_list, .close = s3_close,
+    .self_retrying = true,
     .reader_open = objstore_s3_reader_open, .reader_read = objstore_s3_reader_read,
     .reader_close = objstore_s3_reader_close,
 };

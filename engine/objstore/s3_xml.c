@@ -167,3 +167,141 @@ void s3_xml_parse_error(const char *xml, size_t len, char *code, size_t code_len
     }
     xmlFreeDoc(doc);
 }
+
+/* Whether a key can be the text of an XML 1.0 element as it is: UTF-8 and
+ * no control character (XML 1.0 has no way to write most of them, and a
+ * parser normalises a carriage return). */
+static bool xml_safe(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    return xmlCheckUTF8((const xmlChar *)s) != 0;
+}
+
+shale_status s3_xml_build_delete(const char *prefix, const char *const *keys, size_t n,
+                                 char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!xml_safe(keys[i]))
+            return shale_err(SHALE_INVALID_ARGUMENT, "key '%.200s' cannot be written in a "
+                                                     "DeleteObjects request", keys[i]);
+    if (!xml_safe(prefix))
+        return shale_err(SHALE_INVALID_ARGUMENT, "prefix '%.200s' cannot be written in a "
+                                                 "DeleteObjects request", prefix);
+    /* The tree API escapes what must be escaped (&, <, >) in each key. */
+    xmlDocPtr doc = xmlNewDoc((const xmlChar *)"1.0");
+    xmlNodePtr root = doc ? xmlNewNode(NULL, (const xmlChar *)"Delete") : NULL;
+    bool ok = root != NULL;
+    if (ok) {
+        xmlDocSetRootElement(doc, root);
+        ok = xmlNewProp(root, (const xmlChar *)"xmlns",
+                        (const xmlChar *)"http://s3.amazonaws.com/doc/2006-03-01/") &&
+             xmlNewTextChild(root, NULL, (const xmlChar *)"Quiet", (const xmlChar *)"true");
+    } else if (doc) {
+        xmlFreeDoc(doc);
+        doc = NULL;
+    }
+    size_t plen = strlen(prefix);
+    for (size_t i = 0; ok && i < n; i++) {
+        size_t kl = strlen(keys[i]);
+        char *full = malloc(plen + kl + 1);
+        xmlNodePtr o = full ? xmlNewChild(root, NULL, (const xmlChar *)"Object", NULL) : NULL;
+        if (full) {
+            memcpy(full, prefix, plen);
+            memcpy(full + plen, keys[i], kl + 1);
+        }
+        ok = o && xmlNewTextChild(o, NULL, (const xmlChar *)"Key", (const xmlChar *)full);
+        free(full);
+    }
+    xmlChar *mem = NULL;
+    int ml = 0;
+    if (ok)
+        xmlDocDumpMemoryEnc(doc, &mem, &ml, "UTF-8");
+    xmlFreeDoc(doc);
+    if (!mem || ml <= 0) {
+        xmlFree(mem);
+        return SHALE_OOM();
+    }
+    *out = malloc((size_t)ml + 1);
+    if (*out) {
+        memcpy(*out, mem, (size_t)ml + 1);
+        *len = (size_t)ml;
+    }
+    xmlFree(mem);
+    return *out ? SHALE_OK : SHALE_OOM();
+}
+
+void s3_xml_delete_failures_free(s3_delete_failure *fails, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(fails[i].key);
+    free(fails);
+}
+
+shale_status s3_xml_parse_delete(const char *where, const char *xml, size_t len,
+                                 const char *strip, s3_delete_failure **fails, size_t *nfails)
+{
+    *fails = NULL;
+    *nfails = 0;
+    xmlDocPtr doc = parse(xml, len);
+    xmlNode *root = doc ? xmlDocGetRootElement(doc) : NULL;
+    if (!root || !is(root, "DeleteResult")) {
+        xmlFreeDoc(doc);
+        return shale_err(SHALE_CORRUPT, "%s: DeleteObjects answer is not a DeleteResult", where);
+    }
+    size_t cap = 0, slen = strlen(strip), n = 0;
+    s3_delete_failure *f = NULL;
+    shale_status rc = SHALE_OK;
+    for (xmlNode *e = root->children; e && !rc; e = e->next) {
+        if (!is(e, "Error"))
+            continue;  /* Deleted: what Quiet leaves out, if a server sends it anyway */
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            s3_delete_failure *nf = realloc(f, cap * sizeof *nf);
+            if (!nf) {
+                rc = SHALE_OOM();
+                break;
+            }
+            f = nf;
+        }
+        s3_delete_failure *d = &f[n];
+        memset(d, 0, sizeof *d);
+        char *key = NULL;
+        for (xmlNode *c = e->children; c; c = c->next) {
+            char *t = NULL;
+            if (is(c, "Key")) {
+                free(key);
+                key = text_of(c);
+            } else if (is(c, "Code") && (t = text_of(c))) {
+                snprintf(d->code, sizeof d->code, "%s", t);
+            } else if (is(c, "Message") && (t = text_of(c))) {
+                snprintf(d->message, sizeof d->message, "%s", t);
+            }
+            free(t);
+        }
+        if (!key || !*key) {
+            free(key);
+            rc = shale_err(SHALE_CORRUPT, "%s: DeleteObjects answer has an Error without a Key "
+                                          "(%s)", where, d->code[0] ? d->code : "no Code");
+            break;
+        }
+        d->key = xstrdup(strncmp(key, strip, slen) ? key : key + slen);
+        free(key);
+        if (!d->key) {
+            rc = SHALE_OOM();
+            break;
+        }
+        n++;
+    }
+    xmlFreeDoc(doc);
+    if (rc) {
+        s3_xml_delete_failures_free(f, n);
+        return rc;
+    }
+    *fails = f;
+    *nfails = n;
+    return SHALE_OK;
+}

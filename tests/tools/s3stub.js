@@ -14,10 +14,13 @@
 // Fault control (unsigned): POST /__stub/faults with any of
 //   {"slowdown": N, "error500": N, "error500AfterWrite": N, "requestTimeout": N,
 //    "hang": N, "torn": N, "redirect": "region", "ignoreConditional": bool,
-//    "foreignWrite": "bytes"}
+//    "foreignWrite": "bytes", "deleteErrors": N, "noMultiDelete": bool}
 // answering the next N requests that way ("redirect" every request until
 // cleared with ""; "foreignWrite": the next conditional PUT first stores
-// these bytes, as a racing writer would, then gets a 500).
+// these bytes, as a racing writer would, then gets a 500; "deleteErrors":
+// the next DeleteObjects leaves its first N keys in place and reports each
+// as an InternalError, as S3 may; "noMultiDelete": DeleteObjects is 501
+// NotImplemented, as on servers without it).
 // GET /__stub/stats -> {"requests": n} (signed S3 requests seen).
 'use strict';
 const http = require('node:http');
@@ -25,7 +28,8 @@ const crypto = require('node:crypto');
 const ACCESS = 'STUBKEY', SECRET = 'STUBSECRET';
 const objects = new Map();   // "bucket/key" -> {body, mtime}
 const faults = { slowdown: 0, error500: 0, error500AfterWrite: 0, requestTimeout: 0, hang: 0,
-  torn: 0, redirect: '', ignoreConditional: false, foreignWrite: null };
+  torn: 0, redirect: '', ignoreConditional: false, foreignWrite: null, deleteErrors: 0,
+  noMultiDelete: false };
 let requests = 0;
 const hung = [];
 
@@ -96,6 +100,39 @@ function list(res, bucket, url) {
   res.end(xml + '</ListBucketResult>');
 }
 
+const xmlText = t => t.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g, (m, e) =>
+  e[0] === '#' ? String.fromCodePoint(e[1] === 'x' ? parseInt(e.slice(2), 16) : +e.slice(1))
+               : { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }[e]);
+const xmlEsc = t => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+// DeleteObjects: refuses what S3 refuses (no Content-MD5 or a wrong one,
+// no <Delete> document, more than 1,000 keys); Quiet answers list only
+// the keys not deleted.
+function deleteObjects(req, res, bucket, body) {
+  if (faults.noMultiDelete) return xmlError(res, 501, 'NotImplemented', 'DeleteObjects');
+  const md5 = req.headers['content-md5'];
+  if (md5 === undefined) return xmlError(res, 400, 'InvalidRequest', 'Missing required header for this request: Content-Md5.');
+  if (md5 !== crypto.createHash('md5').update(body).digest('base64'))
+    return xmlError(res, 400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.');
+  const doc = body.toString('utf8');
+  if (!/<Delete[\s>]/.test(doc)) return xmlError(res, 400, 'MalformedXML', 'not a Delete document');
+  const keys = [...doc.matchAll(/<Key>([^<]*)<\/Key>/g)].map(m => xmlText(m[1]));
+  if (!keys.length || keys.length > 1000) return xmlError(res, 400, 'MalformedXML', keys.length + ' keys');
+  const quiet = /<Quiet>true<\/Quiet>/.test(doc);
+  let out = '<?xml version="1.0" encoding="UTF-8"?><DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">';
+  keys.forEach((k, i) => {
+    if (i < faults.deleteErrors) {
+      out += `<Error><Key>${xmlEsc(k)}</Key><Code>InternalError</Code><Message>injected</Message></Error>`;
+      return;
+    }
+    objects.delete(bucket + '/' + k);
+    if (!quiet) out += `<Deleted><Key>${xmlEsc(k)}</Key></Deleted>`;
+  });
+  faults.deleteErrors = 0;
+  res.writeHead(200, { 'Content-Type': 'application/xml' });
+  res.end(out + '</DeleteResult>');
+}
+
 const server = http.createServer((req, res) => {
   const chunks = [];
   req.on('data', c => chunks.push(c));
@@ -129,6 +166,7 @@ const server = http.createServer((req, res) => {
     if (!key) {
       if (req.method === 'HEAD') { res.writeHead(200); return res.end(); }
       if (req.method === 'GET' && qget(url, 'list-type') === '2') return list(res, bucket, url);
+      if (req.method === 'POST' && url.searchParams.has('delete')) return deleteObjects(req, res, bucket, body);
       return xmlError(res, 400, 'InvalidRequest', 'unsupported bucket operation');
     }
     switch (req.method) {
