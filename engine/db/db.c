@@ -171,7 +171,7 @@ void db_set_bg_error_locked(shale_db *db, shale_status rc)
         snprintf(db->bg_errmsg, sizeof db->bg_errmsg, "%s", shale_errmsg());
     }
     pthread_cond_broadcast(&db->cv);
-    db_wake_durable_locked(db, true);
+    db_wake_durable_all_locked(db);
 }
 
 uint64_t db_oldest_snapshot_locked(shale_db *db)

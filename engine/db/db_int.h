@@ -149,6 +149,10 @@ struct shale_db {
     /* Times the WAL and flush threads returned from a wait (mu held):
      * tests check that a durable put does not wake them for nothing. */
     uint64_t wal_thread_wakes, flush_thread_wakes;
+    /* Durable waiters woken by finished writes once mu was dropped, and
+     * under mu (past DB_WAKE_MAX); waiter entries allocated (the rest
+     * reused).  Under mu, for tests. */
+    uint64_t dur_wakes_deferred, dur_wakes_locked, dur_waiter_allocs;
     bool flush_busy;
     bool compact_busy;
     bool compact_requested, compact_force;
@@ -275,10 +279,9 @@ shale_status db_await_durable_locked(shale_db *db, uint64_t seq, db_wakes *wakes
 void db_wakes_signal(db_wakes *wakes);
 /* Frees the durable waiters' spare entries (db_free). */
 void db_free_dur_waiters(shale_db *db);
-/* Wakes the writers waiting for durability (under mu): all of them (all:
- * an error, fencing), or those durable_seq now covers and the first one it
- * does not (who leads the next group). */
-void db_wake_durable_locked(shale_db *db, bool all);
+/* Wakes every writer waiting for durability (under mu): an error,
+ * fencing.  A finished write wakes only some, through db_wakes. */
+void db_wake_durable_all_locked(shale_db *db);
 /* Replays WAL ids after replay_after_wal_id into the memtable on open;
  * sets *first_free to the first id not present. */
 shale_status wal_replay(shale_db *db, uint64_t *first_free);

@@ -8,8 +8,9 @@
  * durability that leads its group (db_await_durable_locked); wal_busy
  * says a write is in flight.  Writers waiting for durability are listed in
  * seq order, each with its own condition variable: a finished write wakes
- * the first one it did not cover (the next leader) and the ones it did;
- * an error or fencing wakes them all (db_set_bg_error_locked).
+ * the first one it did not cover (the next leader) and the ones it did,
+ * once it has dropped the mutex (db_wakes); an error or fencing wakes
+ * them all (db_set_bg_error_locked).
  *
  * When a put fails with an error that may hide success (a timeout after the
  * store took the write), the retry finds the id taken; the object is then
@@ -102,14 +103,17 @@ typedef struct dur_waiter {
  * unable to start its write -- a third of the wall time at 32 threads
  * with no write in flight.  Past DB_WAKE_MAX the rest are signalled under
  * the mutex, as before.  The written seals are freed there too. */
-static void wake_add_locked(db_wakes *wl, dur_waiter *x, const dur_waiter *self)
+static void wake_add_locked(shale_db *db, db_wakes *wl, dur_waiter *x, const dur_waiter *self)
 {
     if (x == self)
         return;
-    if (wl->n < DB_WAKE_MAX)
+    if (wl->n < DB_WAKE_MAX) {
         wl->cv[wl->n++] = &x->cv;
-    else
+        db->dur_wakes_deferred++;
+    } else {
         pthread_cond_signal(&x->cv);
+        db->dur_wakes_locked++;
+    }
 }
 
 void db_wakes_signal(db_wakes *wl)
@@ -152,11 +156,11 @@ static void collect_wakes_locked(shale_db *db, db_wakes *wl, const dur_waiter *s
 {
     for (dur_waiter *x = db->dur_waiters; x; x = x->next)
         if (x->seq > db->durable_seq) {
-            wake_add_locked(wl, x, self);
+            wake_add_locked(db, wl, x, self);
             break;
         }
     for (dur_waiter *w = db->dur_waiters; w && w->seq <= db->durable_seq; w = w->next)
-        wake_add_locked(wl, w, self);
+        wake_add_locked(db, wl, w, self);
 }
 
 /* Writes the sealed buffer at the head of the queue and publishes it
@@ -203,14 +207,8 @@ static void write_head_locked(shale_db *db, db_wakes *wl, const dur_waiter *self
     wl->done = s;
 }
 
-void db_wake_durable_locked(shale_db *db, bool all)
+void db_wake_durable_all_locked(shale_db *db)
 {
-    if (!all) {
-        db_wakes wl = {0};
-        collect_wakes_locked(db, &wl, NULL);
-        db_wakes_signal(&wl);   /* under mu here: the caller holds it */
-        return;
-    }
     for (dur_waiter *w = db->dur_waiters; w; w = w->next)
         pthread_cond_signal(&w->cv);
 }
@@ -228,9 +226,12 @@ shale_status db_await_durable_locked(shale_db *db, uint64_t seq, db_wakes *wakes
     if (me) {
         db->dur_spare = me->next;
     } else {
+        /* The entries are in memory and buffered for the WAL, but not
+         * acknowledged: the caller learns nothing about their durability. */
         if (!(me = malloc(sizeof *me)))
             return SHALE_OOM();
         pthread_cond_init(&me->cv, NULL);
+        db->dur_waiter_allocs++;
     }
     me->seq = seq;
     while (*at && (*at)->seq <= seq)
