@@ -153,7 +153,6 @@ struct shale_db {
      * under mu (past DB_WAKE_MAX); waiter entries allocated (the rest
      * reused).  Under mu, for tests. */
     uint64_t dur_wakes_deferred, dur_wakes_locked, dur_waiter_allocs;
-    uint64_t dur_chains;           /* writes a covered writer chained (wal_writer.c) */
     bool flush_busy;
     bool compact_busy;
     bool compact_requested, compact_force;

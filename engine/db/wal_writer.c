@@ -91,7 +91,6 @@ out:
  * nothing and waits again. */
 typedef struct dur_waiter {
     uint64_t seq;
-    bool acked;                /* signalled as covered: once is enough */
     pthread_cond_t cv;
     struct dur_waiter *next;   /* in db->dur_waiters, or db->dur_spare */
 } dur_waiter;
@@ -153,41 +152,15 @@ static bool db_durable_leader_waits_locked(const shale_db *db)
 /* The durable waiters to wake now (under mu): those durable_seq covers,
  * and before them the first it does not (the next leader: it has I/O to
  * start).  self, the caller's own, needs no signal. */
-static void collect_wakes_locked(shale_db *db, db_wakes *wl, const dur_waiter *self,
-                                 bool leader)
+static void collect_wakes_locked(shale_db *db, db_wakes *wl, const dur_waiter *self)
 {
-    for (dur_waiter *x = db->dur_waiters; x && leader; x = x->next)
+    for (dur_waiter *x = db->dur_waiters; x; x = x->next)
         if (x->seq > db->durable_seq) {
             wake_add_locked(db, wl, x, self);
             break;
         }
     for (dur_waiter *w = db->dur_waiters; w && w->seq <= db->durable_seq; w = w->next)
-        if (!w->acked) {   /* a covered waiter leaves as soon as it runs */
-            w->acked = true;
-            wake_add_locked(db, wl, w, self);
-        }
-}
-
-/* Whether a writer whose own entries a write just covered should write
- * the next group too (at most once, may_chain) instead of waking the
- * next leader: when at least DB_CHAIN_WAITERS waiters are not covered and
- * their entries are buffered or sealed.  A woken thread took 90-140 us
- * to run on this 2-core machine at 32 threads (instrumented), time with
- * no WAL write in flight; the writer still running starts the next one
- * at once.  It pays one more write itself, which the next group's
- * waiters gain back each; below DB_CHAIN_WAITERS (1 and 4 threads) the
- * hand-off stays as it was. */
-#define DB_CHAIN_WAITERS 4
-static bool chain_worth_locked(const shale_db *db, const dur_waiter *self)
-{
-    if (!self || self->seq > db->durable_seq || db->fenced || db->bg_error ||
-        (!db->seal_head && wal_buf_count(db->walbuf) == 0))
-        return false;
-    unsigned n = 0;
-    for (const dur_waiter *x = db->dur_waiters; x; x = x->next)
-        if (x->seq > db->durable_seq && ++n >= DB_CHAIN_WAITERS)
-            return true;
-    return false;
+        wake_add_locked(db, wl, w, self);
 }
 
 /* Writes the sealed buffer at the head of the queue and publishes it
@@ -195,23 +168,19 @@ static bool chain_worth_locked(const shale_db *db, const dur_waiter *self)
  * around the write.  Whoever calls it (the WAL thread, or a writer waiting
  * for durability that leads its group) is the only WAL writer meanwhile:
  * wal_busy keeps the other out.  The durable waiters to wake are added to
- * wl, for the caller to signal once it drops mu; what wl already holds
- * (the caller's previous write's) is signalled as this write starts.
- * Returns whether self, whose entries this write covered, writes the next
- * group too (chain_worth_locked): the next leader is then not woken. */
-static bool write_head_locked(shale_db *db, db_wakes *wl, const dur_waiter *self, bool may_chain)
+ * wl, for the caller to signal once it drops mu. */
+static void write_head_locked(shale_db *db, db_wakes *wl, const dur_waiter *self)
 {
     wal_seal *s = db->seal_head;
     db->wal_busy = true;
     pthread_mutex_unlock(&db->mu);
-    db_wakes_signal(wl);   /* the previous write's, while this one is in flight */
     shale_status rc = wal_write(db, s);
     pthread_mutex_lock(&db->mu);
     db->wal_busy = false;
     if (rc) {
         pthread_cond_signal(&db->cv_wal);
         db_set_bg_error_locked(db, rc);
-        return false;
+        return;
     }
     db->seal_head = s->next;
     if (!db->seal_head)
@@ -227,19 +196,15 @@ static bool write_head_locked(shale_db *db, db_wakes *wl, const dur_waiter *self
      * waiter will write: a waiter not covered leads the next group
      * (collect_wakes_locked wakes it first).  The flush thread has work
      * when this write made the oldest frozen memtable flushable. */
-    bool chain = may_chain && chain_worth_locked(db, self);
-    if (!chain && (db->seal_head || wal_buf_count(db->walbuf) > 0 || db->closing) &&
+    if ((db->seal_head || wal_buf_count(db->walbuf) > 0 || db->closing) &&
         !db_durable_leader_waits_locked(db))
         pthread_cond_signal(&db->cv_wal);
-    collect_wakes_locked(db, wl, self, !chain);
+    collect_wakes_locked(db, wl, self);
     pthread_cond_broadcast(&db->cv);
     if (db->imm_count > 0 && db->imms[0].wal_id <= db->durable_wal_id)
         pthread_cond_signal(&db->cv_flush);
     s->next = wl->done;   /* freed once mu is dropped */
     wl->done = s;
-    if (chain)
-        db->dur_chains++;
-    return chain;
 }
 
 void db_wake_durable_all_locked(shale_db *db)
@@ -269,33 +234,25 @@ shale_status db_await_durable_locked(shale_db *db, uint64_t seq, db_wakes *wakes
         db->dur_waiter_allocs++;
     }
     me->seq = seq;
-    me->acked = false;
     while (*at && (*at)->seq <= seq)
         at = &(*at)->next;
     me->next = *at;
     *at = me;
     db->durable_waiters++;
-    bool chain = false;   /* our entries are durable; we write the next group */
-    while ((db->durable_seq < seq || chain) && !db->fenced && !db->bg_error) {
+    while (db->durable_seq < seq && !db->fenced && !db->bg_error) {
         if (!db->wal_busy && !db->seal_head && wal_buf_count(db->walbuf) > 0 &&
             (rc = db_seal_wal_quiet_locked(db))) {
             db_set_bg_error_locked(db, rc);
             break;
         }
         if (!db->wal_busy && db->seal_head) {
-            /* The wake-ups of our last write are signalled once mu is
-             * dropped for this one.  A chained write chains no further. */
-            chain = write_head_locked(db, wakes, me, !chain);
-        } else if (chain) {
-            /* Nothing left to chain after all: wake the next leader that
-             * write_head_locked left asleep for us. */
-            collect_wakes_locked(db, wakes, me, true);
-            break;
-        } else if (wakes->n) {
-            /* Ours are not written yet: let the ones woken go first. */
-            pthread_mutex_unlock(&db->mu);
-            db_wakes_signal(wakes);
-            pthread_mutex_lock(&db->mu);
+            write_head_locked(db, wakes, me);
+            if (wakes->n && db->durable_seq < seq) {
+                /* Not ours yet: let the ones woken go before the next write. */
+                pthread_mutex_unlock(&db->mu);
+                db_wakes_signal(wakes);
+                pthread_mutex_lock(&db->mu);
+            }
         } else {
             pthread_cond_wait(&me->cv, &db->mu);
         }
@@ -344,7 +301,7 @@ void *db_wal_thread(void *arg)
             continue;
         }
         db_wakes wl = {0};
-        write_head_locked(db, &wl, NULL, false);
+        write_head_locked(db, &wl, NULL);
         pthread_mutex_unlock(&db->mu);
         db_wakes_signal(&wl);
         pthread_mutex_lock(&db->mu);
