@@ -171,7 +171,7 @@ void db_set_bg_error_locked(shale_db *db, shale_status rc)
         snprintf(db->bg_errmsg, sizeof db->bg_errmsg, "%s", shale_errmsg());
     }
     pthread_cond_broadcast(&db->cv);
-    db_wake_durable_locked(db, true);
+    db_wake_durable_all_locked(db);
 }
 
 uint64_t db_oldest_snapshot_locked(shale_db *db)
@@ -314,6 +314,7 @@ static void db_free(shale_db *db)
     wal_buf_free(db->walbuf);
     manifest_free(db->man);
     wal_gc_free(db);
+    db_free_dur_waiters(db);
     db_env_unref(db->env);   /* closes the stores */
     free(db->snapshots);
     free(db->uri);
@@ -514,6 +515,7 @@ static shale_status apply(shale_db *db, const records *r)
     const manifest *m;
     size_t pos = 0;
     kv_entry e;
+    db_wakes wakes = {0};
     pthread_mutex_lock(&db->mu);
     shale_status rc = db_check_writable_locked(db);
     if (rc)
@@ -566,9 +568,10 @@ static shale_status apply(shale_db *db, const records *r)
         goto out;
     }
     if (db->opts.await_durable)
-        rc = db_await_durable_locked(db, my_seq);
+        rc = db_await_durable_locked(db, my_seq, &wakes);
 out:
     pthread_mutex_unlock(&db->mu);
+    db_wakes_signal(&wakes);   /* after the unlock: the woken need mu */
     return rc;
 }
 

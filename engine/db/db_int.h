@@ -84,6 +84,16 @@ typedef struct imm_entry {
 } imm_entry;
 
 /* A sealed WAL buffer waiting to be written. */
+/* What a finished WAL write leaves to do once the mutex is dropped
+ * (wal_writer.c): the durable waiters to signal, the written seals to
+ * free.  Zero-initialised by the caller. */
+#define DB_WAKE_MAX 64
+typedef struct db_wakes {
+    size_t n;
+    pthread_cond_t *cv[DB_WAKE_MAX];
+    struct wal_seal *done;
+} db_wakes;
+
 typedef struct wal_seal {
     uint64_t id;
     wal_buf *buf;          /* entries, in seq order */
@@ -134,10 +144,15 @@ struct shale_db {
     uint64_t flushed_wal_id;       /* replay_after_wal_id we committed */
     uint32_t durable_waiters;      /* writers waiting for durable_seq */
     struct dur_waiter *dur_waiters; /* those writers, ascending seq, each woken on its own (wal_writer.c) */
+    struct dur_waiter *dur_spare;   /* their entries not in use, kept for the next ones */
     bool wal_busy;                 /* a WAL write is in flight */
     /* Times the WAL and flush threads returned from a wait (mu held):
      * tests check that a durable put does not wake them for nothing. */
     uint64_t wal_thread_wakes, flush_thread_wakes;
+    /* Durable waiters woken by finished writes once mu was dropped, and
+     * under mu (past DB_WAKE_MAX); waiter entries allocated (the rest
+     * reused).  Under mu, for tests. */
+    uint64_t dur_wakes_deferred, dur_wakes_locked, dur_waiter_allocs;
     bool flush_busy;
     bool compact_busy;
     bool compact_requested, compact_force;
@@ -258,11 +273,15 @@ void *db_wal_thread(void *arg);
 /* Waits (mu held) until seq is durable, writing the WAL on the caller's
  * thread when no WAL write is in flight (wal_writer.c); the writer's error
  * when it stopped first. */
-shale_status db_await_durable_locked(shale_db *db, uint64_t seq);
-/* Wakes the writers waiting for durability (under mu): all of them (all:
- * an error, fencing), or those durable_seq now covers and the first one it
- * does not (who leads the next group). */
-void db_wake_durable_locked(shale_db *db, bool all);
+shale_status db_await_durable_locked(shale_db *db, uint64_t seq, db_wakes *wakes);
+/* Signals the waiters a finished WAL write left in wakes and frees its
+ * seals; called without mu (or with it: the signals are the same). */
+void db_wakes_signal(db_wakes *wakes);
+/* Frees the durable waiters' spare entries (db_free). */
+void db_free_dur_waiters(shale_db *db);
+/* Wakes every writer waiting for durability (under mu): an error,
+ * fencing.  A finished write wakes only some, through db_wakes. */
+void db_wake_durable_all_locked(shale_db *db);
 /* Replays WAL ids after replay_after_wal_id into the memtable on open;
  * sets *first_free to the first id not present. */
 shale_status wal_replay(shale_db *db, uint64_t *first_free);
