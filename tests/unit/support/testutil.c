@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util/misc.h"
@@ -88,4 +89,15 @@ uint64_t tu_rand(uint64_t *s)
     *s ^= *s << 25;
     *s ^= *s >> 27;
     return *s * 0x2545F4914F6CDD1DULL;
+}
+
+void tu_expect_exit(int pid, int code)
+{
+    int st = 0;
+    assert_int_equal(waitpid((pid_t)pid, &st, 0), pid);
+    if (!WIFEXITED(st))
+        fail_msg("child %d did not exit: %s %d", pid, WIFSIGNALED(st) ? "signal" : "status",
+                 WIFSIGNALED(st) ? WTERMSIG(st) : st);
+    if (WEXITSTATUS(st) != code)
+        fail_msg("child %d exited with %d, want %d", pid, WEXITSTATUS(st), code);
 }

@@ -30,6 +30,9 @@ char *tu_fault_uri(const char *uri);
 void tu_rmtree(const char *dir);
 /* True when SHALE_TEST_QUICK is set (sanitizer runs): shrink loops. */
 bool tu_quick(void);
+/* Waits for the child pid and fails the test unless it exited with code
+ * (a signal or another code fails, naming what happened). */
+void tu_expect_exit(int pid, int code);
 /* Deterministic PRNG for tests (xorshift64*); seed 0 picks 1. */
 uint64_t tu_rand(uint64_t *state);
 
