@@ -54,6 +54,16 @@ char *tu_fault_uri(const char *uri)
     return u;
 }
 
+char *tu_fault_mem_uri(const char *name, shale_fault **ctl)
+{
+    char *m = tu_mem_uri(name), *u = NULL;
+    assert_non_null(m);
+    assert_non_null(u = tu_fault_uri(m));
+    free(m);
+    assert_non_null(*ctl = shale_fault_for_uri(u, NULL));
+    return u;
+}
+
 char *tu_mem_uri(const char *name)
 {
     char id[37], *u = NULL;
