@@ -58,6 +58,19 @@ static shale_options with_wal(const fixture *f, const char *wal)
     return o;
 }
 
+/* The clone of the parent (and its WAL) at checkpoint cp_id (borrowed)
+ * into child and child_wal: what most cases clone. */
+static shale_clone_spec spec_to_child(const fixture *f, const char *cp_id)
+{
+    shale_clone_spec sp = {0};
+    sp.parent_uri = f->parent;
+    sp.parent_wal_uri = f->parent_wal;
+    sp.parent_checkpoint_id = cp_id;
+    sp.child_uri = f->child;
+    sp.child_wal_uri = f->child_wal;
+    return sp;
+}
+
 /* Seed: the clone replays the parent's WAL SSTs it copied, takes writes,
  * flushes, and keeps everything across a reopen. */
 static void clone_replays_wal_and_continues_writing(void **state)
@@ -70,12 +83,7 @@ static void clone_replays_wal_and_continues_writing(void **state)
     shale_checkpoint cp;
     TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_DURABLE, 0, NULL, &cp));
     assert_true(cp.replay_after_wal_id < cp.next_wal_sst_id - 1);
-    shale_clone_spec sp = {0};
-    sp.parent_uri = f->parent;
-    sp.parent_wal_uri = f->parent_wal;
-    sp.parent_checkpoint_id = cp.id;
-    sp.child_uri = f->child;
-    sp.child_wal_uri = f->child_wal;
+    shale_clone_spec sp = spec_to_child(f, cp.id);
     shale_clone_result res;
     TU_OK(shale_clone(&sp, &f->o, &res));
     assert_true(res.wal_ssts_copied > 0);
@@ -120,12 +128,7 @@ static void clone_succeeds_after_parent_wal_cleanup(void **state)
         TU_OK(shale_objstore_delete(w, l.items[i].key));
     shale_objlist_free(&l);
     shale_objstore_close(w);
-    shale_clone_spec sp = {0};
-    sp.parent_uri = f->parent;
-    sp.parent_wal_uri = f->parent_wal;
-    sp.parent_checkpoint_id = cp.id;
-    sp.child_uri = f->child;
-    sp.child_wal_uri = f->child_wal;
+    shale_clone_spec sp = spec_to_child(f, cp.id);
     shale_clone_result res;
     TU_OK(shale_clone(&sp, &f->o, &res));
     assert_int_equal(res.wal_ssts_copied, 0);
@@ -286,12 +289,7 @@ static void test_gc_after_clone_keeps_child_data(void **state)
         dt_put(p, i, 1);
     shale_checkpoint cp;
     TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_ALL, 0, NULL, &cp));
-    shale_clone_spec sp = {0};
-    sp.parent_uri = f->parent;
-    sp.parent_wal_uri = f->parent_wal;
-    sp.parent_checkpoint_id = cp.id;
-    sp.child_uri = f->child;
-    sp.child_wal_uri = f->child_wal;
+    shale_clone_spec sp = spec_to_child(f, cp.id);
     TU_OK(shale_clone(&sp, &f->o, NULL));
     /* The parent moves on: overwrites, compaction, its own checkpoint
      * deleted; GC with min age 0 collects what only the old state used. */
@@ -327,12 +325,7 @@ static void test_clone_of_clone(void **state)
     TU_OK(shale_close(p));
     char lo[32], hi[32];
     size_t lol = dt_key(lo, sizeof lo, 100), hil = dt_key(hi, sizeof hi, 200);
-    shale_clone_spec a = {0};
-    a.parent_uri = f->parent;
-    a.parent_wal_uri = f->parent_wal;
-    a.parent_checkpoint_id = cp.id;
-    a.child_uri = f->child;
-    a.child_wal_uri = f->child_wal;
+    shale_clone_spec a = spec_to_child(f, cp.id);
     a.range_start = lo;
     a.range_start_len = lol;
     TU_OK(shale_clone(&a, &f->o, NULL));
@@ -376,12 +369,8 @@ static void test_uninitialized_clone_refused_then_resumed(void **state)
     TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_DURABLE, 0, NULL, &cp));
     TU_OK(shale_close(p));
     /* First attempt: the parent WAL store is missing its WAL objects. */
-    shale_clone_spec sp = {0};
-    sp.parent_uri = f->parent;
+    shale_clone_spec sp = spec_to_child(f, cp.id);
     sp.parent_wal_uri = f->child2;   /* an empty store: the copy fails */
-    sp.parent_checkpoint_id = cp.id;
-    sp.child_uri = f->child;
-    sp.child_wal_uri = f->child_wal;
     TU_RC(SHALE_NOT_FOUND, shale_clone(&sp, &f->o, NULL));
     shale_options co = with_wal(f, f->child_wal);
     shale_db *c = NULL;

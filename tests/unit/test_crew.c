@@ -75,10 +75,7 @@ static void test_after_fork(void **state)
         run_batch(&c);
         _exit(c.saw_all == WIDTH ? 0 : 1);
     }
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    tu_expect_exit(pid, 0);
 }
 
 int main(void)

@@ -13,7 +13,7 @@
  * in the rotation (sticky; the deleted records stay deleted); and a
  * handle whose current segment was unlinked behind it by two rotations.
  */
-#include "support/testutil.h"
+#include "support/fslogtest.h"
 #include "objstore/objstore_int.h"
 
 #include <fcntl.h>
@@ -28,38 +28,6 @@
 #define BOUND (64u << 10)   /* rotation bound: dead rotation past 4 KiB */
 #define NREC 40u            /* 40 x 1048 bytes: one segment */
 
-static char *g_dir;
-static int g_seq;
-
-static char *new_root(char **uri)
-{
-    char sub[32];
-    snprintf(sub, sizeof sub, "r%d", g_seq++);
-    *uri = tu_file_uri(g_dir, sub);
-    size_t n = strlen(g_dir) + strlen(sub) + 2;
-    char *root = malloc(n);
-    snprintf(root, n, "%s/%s", g_dir, sub);
-    shale_objstore_options o;
-    shale_objstore_options_init(&o);
-    o.fs_wal_log = 1;
-    shale_objstore *s = NULL;
-    TU_OK(shale_objstore_open(*uri, &o, &s));
-    shale_objstore_close(s);
-    return root;
-}
-
-static shale_objstore *open_uri(const char *uri)
-{
-    shale_objstore *s = NULL;
-    TU_OK(shale_objstore_open(uri, NULL, &s));
-    return s;
-}
-
-static void wk(uint64_t id, char *buf, size_t n)
-{
-    snprintf(buf, n, "wal/%020llu.sst", (unsigned long long)id);
-}
-
 static void value(uint64_t id, char *v)   /* 1000 bytes */
 {
     memset(v, 'a' + (int)(id % 26), 1000);
@@ -70,7 +38,7 @@ static void put_all(shale_objstore *s, uint64_t first, uint64_t n)
 {
     for (uint64_t id = first; id < first + n; id++) {
         char k[64], v[1000];
-        wk(id, k, sizeof k);
+        fl_wk(id, k, sizeof k);
         value(id, v);
         TU_OK(shale_objstore_put(s, k, v, sizeof v));
     }
@@ -82,7 +50,7 @@ static shale_status del_all(shale_objstore *s, uint64_t first, uint64_t n)
     char (*k)[64] = malloc(n * sizeof *k);
     const char **kp = malloc(n * sizeof *kp);
     for (uint64_t i = 0; i < n; i++) {
-        wk(first + i, k[i], sizeof k[i]);
+        fl_wk(first + i, k[i], sizeof k[i]);
         kp[i] = k[i];
     }
     shale_status rc = shale_objstore_delete_many(s, kp, n);
@@ -94,7 +62,7 @@ static shale_status del_all(shale_objstore *s, uint64_t first, uint64_t n)
 static void expect(shale_objstore *s, uint64_t id)
 {
     char k[64], v[1000];
-    wk(id, k, sizeof k);
+    fl_wk(id, k, sizeof k);
     value(id, v);
     void *got = NULL;
     size_t n = 0;
@@ -107,21 +75,13 @@ static void expect(shale_objstore *s, uint64_t id)
 static void expect_missing(shale_objstore *s, uint64_t id)
 {
     char k[64];
-    wk(id, k, sizeof k);
+    fl_wk(id, k, sizeof k);
     TU_RC(SHALE_NOT_FOUND, shale_objstore_head(s, k, NULL, NULL));
-}
-
-static char *seg_path(const char *root, uint64_t no)
-{
-    size_t n = strlen(root) + 64;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/.wal-log/%020llu.seg", root, (unsigned long long)no);
-    return p;
 }
 
 static bool seg_exists(const char *root, uint64_t no)
 {
-    char *p = seg_path(root, no);
+    char *p = fl_seg_path(root, no);
     struct stat st;
     bool r = stat(p, &st) == 0;
     free(p);
@@ -131,7 +91,7 @@ static bool seg_exists(const char *root, uint64_t no)
 /* Whether segment no holds a frame (its first 4 bytes are not zero). */
 static bool seg_has_frame(const char *root, uint64_t no)
 {
-    char *p = seg_path(root, no);
+    char *p = fl_seg_path(root, no);
     int fd = open(p, O_RDONLY);
     free(p);
     assert_true(fd >= 0);
@@ -169,8 +129,8 @@ static void test_dead_rotation(void **state)
 {
     (void)state;
     objstore_fs_log_set_segment_bytes(BOUND);
-    char *uri, *root = new_root(&uri);
-    shale_objstore *s = open_uri(uri);
+    char *uri, *root = fl_new_root(&uri, true);
+    shale_objstore *s = fl_open(uri, true);
     put_all(s, 1, NREC);
     assert_true(seg_exists(root, 1));
     assert_false(seg_exists(root, 2));
@@ -178,7 +138,7 @@ static void test_dead_rotation(void **state)
     assert_true(seg_exists(root, 1));
     assert_false(seg_exists(root, 2));
     char k[64];
-    wk(NREC, k, sizeof k);
+    fl_wk(NREC, k, sizeof k);
     TU_OK(shale_objstore_delete(s, k));      /* the last one: dead rotation */
     assert_false(seg_exists(root, 1));
     assert_true(seg_exists(root, 2));
@@ -188,7 +148,7 @@ static void test_dead_rotation(void **state)
     put_all(s, 100, 2);                      /* appends go to the new segment */
     assert_true(seg_has_frame(root, 2));
     shale_objstore_close(s);
-    s = open_uri(uri);
+    s = fl_open(uri, true);
     for (uint64_t id = 1; id <= NREC; id++)
         expect_missing(s, id);
     expect(s, 100);
@@ -219,7 +179,7 @@ static void kill_self(int step)
 static void kill_at(int step)
 {
     objstore_fs_log_set_segment_bytes(BOUND);
-    char *uri, *root = new_root(&uri);
+    char *uri, *root = fl_new_root(&uri, true);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -231,7 +191,7 @@ static void kill_at(int step)
             _exit(2);
         for (uint64_t id = 1; id <= NREC; id++) {
             char k[64], v[1000];
-            wk(id, k, sizeof k);
+            fl_wk(id, k, sizeof k);
             value(id, v);
             if (shale_objstore_put(s, k, v, sizeof v))
                 _exit(3);
@@ -245,22 +205,22 @@ static void kill_at(int step)
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     assert_true(seg_exists(root, 1));
     assert_int_equal(seg_exists(root, 2), step == 2);
-    shale_objstore *s = open_uri(uri);
+    shale_objstore *s = fl_open(uri, true);
     for (uint64_t id = 1; id <= NREC; id++)
         expect_missing(s, id);   /* the tombstones were written (SIGKILL keeps them) */
     char k[64];
-    wk(200, k, sizeof k);
+    fl_wk(200, k, sizeof k);
     TU_OK(shale_objstore_put_if_absent(s, k, "fence", 5));   /* a regular file: the claim */
     put_all(s, 201, 1);
-    wk(201, k, sizeof k);
+    fl_wk(201, k, sizeof k);
     TU_RC(SHALE_PRECONDITION_FAILED, shale_objstore_put_if_absent(s, k, "again", 5));
-    wk(200, k, sizeof k);
+    fl_wk(200, k, sizeof k);
     TU_OK(shale_objstore_delete(s, k));
     TU_OK(del_all(s, 201, 1));   /* nothing live: the old segment goes */
     assert_false(seg_exists(root, 1));
     put_all(s, 202, 1);
     shale_objstore_close(s);
-    s = open_uri(uri);
+    s = fl_open(uri, true);
     for (uint64_t id = 1; id <= NREC; id++)
         expect_missing(s, id);
     expect_missing(s, 201);
@@ -293,33 +253,33 @@ static void test_power_loss_in_rotation(void **state)
 {
     (void)state;
     objstore_fs_log_set_segment_bytes(BOUND);
-    char *uri, *root = new_root(&uri);
-    shale_objstore *s = open_uri(uri);
+    char *uri, *root = fl_new_root(&uri, true);
+    shale_objstore *s = fl_open(uri, true);
     put_all(s, 1, NREC);
     shale_objstore_close(s);
-    char *p1 = seg_path(root, 1);
+    char *p1 = fl_seg_path(root, 1);
     size_t n1 = 0;
     void *old = read_whole(p1, &n1);
-    s = open_uri(uri);
+    s = fl_open(uri, true);
     TU_OK(del_all(s, 1, NREC));
     shale_objstore_close(s);
     assert_false(seg_exists(root, 1));
     assert_true(seg_exists(root, 2));
     write_whole(p1, old, n1);
-    s = open_uri(uri);
+    s = fl_open(uri, true);
     for (uint64_t id = 1; id <= NREC; id++)
         expect(s, id);
     char k[64];
-    wk(300, k, sizeof k);
+    fl_wk(300, k, sizeof k);
     TU_OK(shale_objstore_put_if_absent(s, k, "fence", 5));   /* the claim */
-    wk(7, k, sizeof k);
+    fl_wk(7, k, sizeof k);
     TU_RC(SHALE_PRECONDITION_FAILED, shale_objstore_put_if_absent(s, k, "x", 1));
     put_all(s, NREC + 1, 1);                 /* into segment 2 */
     TU_OK(del_all(s, 1, NREC));
     assert_false(seg_exists(root, 1));      /* all its puts dead */
     expect(s, NREC + 1);
     shale_objstore_close(s);
-    s = open_uri(uri);
+    s = fl_open(uri, true);
     for (uint64_t id = 1; id <= NREC; id++)
         expect_missing(s, id);
     expect(s, NREC + 1);
@@ -338,24 +298,24 @@ static void test_rotation_dir_fsync_failure(void **state)
 {
     (void)state;
     objstore_fs_log_set_segment_bytes(BOUND);
-    char *uri, *root = new_root(&uri);
-    shale_objstore *s = open_uri(uri);
+    char *uri, *root = fl_new_root(&uri, true);
+    shale_objstore *s = fl_open(uri, true);
     put_all(s, 1, NREC);
     long before = objstore_fs_fsync_failures();
     TU_OK(objstore_fs_fail_fsync("dir", "wal/", 1, 1));
     TU_RC(SHALE_IO, del_all(s, 1, NREC));
     assert_int_equal(objstore_fs_fsync_failures(), before + 1);
     char k[64];
-    wk(NREC + 1, k, sizeof k);
+    fl_wk(NREC + 1, k, sizeof k);
     TU_RC(SHALE_CLOSED, shale_objstore_put(s, k, "x", 1));
     shale_objstore_close(s);
     TU_OK(objstore_fs_fail_fsync(NULL, NULL, 1, 0));
-    s = open_uri(uri);
+    s = fl_open(uri, true);
     for (uint64_t id = 1; id <= NREC; id++)
         expect_missing(s, id);
     put_all(s, NREC + 1, 1);
     shale_objstore_close(s);
-    s = open_uri(uri);
+    s = fl_open(uri, true);
     expect(s, NREC + 1);
     shale_objstore_close(s);
     objstore_fs_log_set_segment_bytes(0);
@@ -371,8 +331,8 @@ static void test_handle_left_behind(void **state)
 {
     (void)state;
     objstore_fs_log_set_segment_bytes(BOUND);
-    char *uri, *root = new_root(&uri);
-    shale_objstore *a = open_uri(uri), *b = open_uri(uri);
+    char *uri, *root = fl_new_root(&uri, true);
+    shale_objstore *a = fl_open(uri, true), *b = fl_open(uri, true);
     put_all(a, 1, 1);
     put_all(b, 2, NREC - 1);
     TU_OK(del_all(b, 1, NREC));
@@ -384,7 +344,7 @@ static void test_handle_left_behind(void **state)
     put_all(a, 100, 1);
     expect_missing(a, 1);
     expect(a, 100);
-    shale_objstore *c = open_uri(uri);
+    shale_objstore *c = fl_open(uri, true);
     expect(c, 100);
     expect_missing(c, 1);
     expect(b, 100);
@@ -398,7 +358,7 @@ static void test_handle_left_behind(void **state)
 
 int main(void)
 {
-    g_dir = tu_tmpdir("fslog_rotate");
+    fl_init("fslog_rotate");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dead_rotation),
         cmocka_unit_test(test_kill_before_new_segment),
@@ -408,7 +368,6 @@ int main(void)
         cmocka_unit_test(test_handle_left_behind),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    tu_rmtree(g_dir);
-    free(g_dir);
+    fl_done();
     return rc;
 }

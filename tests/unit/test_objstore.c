@@ -638,10 +638,8 @@ static void test_file_reader_descriptors(void **state)
 static void test_retryable_faults_are_retried(void **state)
 {
     (void)state;
-    char *m = tu_mem_uri("retry"), *u = NULL;
-    assert_non_null(u = tu_fault_uri(m));
-    shale_fault *f = shale_fault_for_uri(u, NULL);
-    assert_non_null(f);
+    shale_fault *f = NULL;
+    char *u = tu_fault_mem_uri("retry", &f);
     TU_OK(objstore_fault_parse(f, "put::count=3:retryable"));
     shale_objstore *s = NULL;
     TU_OK(shale_objstore_open(u, NULL, &s));
@@ -656,7 +654,6 @@ static void test_retryable_faults_are_retried(void **state)
     TU_RC(SHALE_RETRYABLE, shale_objstore_get(s, "k", &p, &n));
     shale_objstore_close(s);
     free(u);
-    free(m);
 }
 
 static void test_file_specifics(void **state)

@@ -204,10 +204,8 @@ static void test_hint_on_new_database(void **state)
 static void test_probe_creates_at_once(void **state)
 {
     (void)state;
-    char *m = tu_mem_uri("hint_probe"), *u = NULL;
-    assert_non_null(u = tu_fault_uri(m));
-    shale_fault *f = shale_fault_for_uri(u, NULL);
-    assert_non_null(f);
+    shale_fault *f = NULL;
+    char *u = tu_fault_mem_uri("hint_probe", &f);
     shale_options o;
     dt_small_options(&o);
     shale_db *a = NULL, *b = NULL;
@@ -232,7 +230,6 @@ static void test_probe_creates_at_once(void **state)
     dt_expect(b, 1, 1);
     TU_OK(shale_close(b));
     free(u);
-    free(m);
 }
 
 /* shale_open_at_fenced_after()'s barrier: called once, after the reads
@@ -297,10 +294,8 @@ static void test_barrier_before_fence(void **state)
 static void test_barrier_not_called_when_probe_fails(void **state)
 {
     (void)state;
-    char *m = tu_mem_uri("hint_barrier_probe"), *u = NULL;
-    assert_non_null(u = tu_fault_uri(m));
-    shale_fault *f = shale_fault_for_uri(u, NULL);
-    assert_non_null(f);
+    shale_fault *f = NULL;
+    char *u = tu_fault_mem_uri("hint_barrier_probe", &f);
     shale_options o;
     dt_small_options(&o);
     shale_db *a = NULL, *b = NULL;
@@ -312,7 +307,6 @@ static void test_barrier_not_called_when_probe_fails(void **state)
     shale_fault_clear(f);
     TU_OK(shale_close(a));
     free(u);
-    free(m);
 }
 
 /* Two stores (the WAL's apart): both probed, at once, and the open works. */

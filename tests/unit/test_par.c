@@ -120,10 +120,7 @@ static void test_pool_after_fork(void **state)
         shale_status rc = par_for(PAR_THREADS, item, &c, NULL);
         _exit(rc == SHALE_CONFLICT && atomic_load(&c.runs[0]) == 1 ? 0 : 1);
     }
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    tu_expect_exit(pid, 0);
 }
 
 int main(void)

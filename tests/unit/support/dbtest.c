@@ -157,11 +157,8 @@ char *dt_store_uri(const char *backend, const char *name, char **dir)
     if (!strcmp(backend, "fault")) {
         /* mem:// behind the fault injector: every 7th call of any kind
          * fails with a retryable error; the engine must not notice. */
-        char *m = tu_mem_uri(name), *u = NULL;
-        assert_non_null(u = tu_fault_uri(m));
-        free(m);
-        shale_fault *f = shale_fault_for_uri(u, NULL);
-        assert_non_null(f);
+        shale_fault *f = NULL;
+        char *u = tu_fault_mem_uri(name, &f);
         shale_fault_rule r = {0};
         r.every = 7;
         r.status = SHALE_RETRYABLE;

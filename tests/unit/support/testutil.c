@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "util/misc.h"
@@ -53,6 +54,16 @@ char *tu_fault_uri(const char *uri)
     return u;
 }
 
+char *tu_fault_mem_uri(const char *name, shale_fault **ctl)
+{
+    char *m = tu_mem_uri(name), *u = NULL;
+    assert_non_null(m);
+    assert_non_null(u = tu_fault_uri(m));
+    free(m);
+    assert_non_null(*ctl = shale_fault_for_uri(u, NULL));
+    return u;
+}
+
 char *tu_mem_uri(const char *name)
 {
     char id[37], *u = NULL;
@@ -88,4 +99,15 @@ uint64_t tu_rand(uint64_t *s)
     *s ^= *s << 25;
     *s ^= *s >> 27;
     return *s * 0x2545F4914F6CDD1DULL;
+}
+
+void tu_expect_exit(int pid, int code)
+{
+    int st = 0;
+    assert_int_equal(waitpid((pid_t)pid, &st, 0), pid);
+    if (!WIFEXITED(st))
+        fail_msg("child %d did not exit: %s %d", pid, WIFSIGNALED(st) ? "signal" : "status",
+                 WIFSIGNALED(st) ? WTERMSIG(st) : st);
+    if (WEXITSTATUS(st) != code)
+        fail_msg("child %d exited with %d, want %d", pid, WEXITSTATUS(st), code);
 }

@@ -26,10 +26,17 @@ char *tu_mem_uri(const char *name);
 /* "fault+" + uri: the store behind the process-wide fault wrapper of that
  * URI (shale_fault_for_uri() gives its controller); malloc'd. */
 char *tu_fault_uri(const char *uri);
+/* A fresh mem://name-<random> store behind the fault wrapper: returns its
+ * "fault+mem://..." URI (malloc'd, the caller frees it) and sets *ctl to
+ * the wrapper's controller (asserted non-NULL; owned by the process). */
+char *tu_fault_mem_uri(const char *name, shale_fault **ctl);
 /* Removes a directory tree (best effort). */
 void tu_rmtree(const char *dir);
 /* True when SHALE_TEST_QUICK is set (sanitizer runs): shrink loops. */
 bool tu_quick(void);
+/* Waits for the child pid and fails the test unless it exited with code
+ * (a signal or another code fails, naming what happened). */
+void tu_expect_exit(int pid, int code);
 /* Deterministic PRNG for tests (xorshift64*); seed 0 picks 1. */
 uint64_t tu_rand(uint64_t *state);
 
