@@ -98,6 +98,7 @@ static shale_status finish_sst(compaction *c)
     c->out.ssts = n;
     h.size = img.len;
     h.entries = info.entries;
+    h.tail = info.tail;
     h.first_key = info.first_key;
     h.first_klen = info.first_klen;
     h.last_key = info.last_key;

@@ -366,7 +366,7 @@ shale_status db_env_sst(db_env *e, const sst_handle *h, sst_reader **out)
     char key[PATH_KEY_MAX];
     sst_key(h->id, key, sizeof key);
     sst_reader *r = NULL;
-    rc = sst_reader_open_shared(s, ident, key, h->size, cache, &r);
+    rc = sst_reader_open_tail(s, ident, key, h->size, h->tail, cache, &r);
     pthread_mutex_lock(&e->mu);
     for (tc_entry **pp = &e->opening; *pp; pp = &(*pp)->next)
         if (*pp == mark) {

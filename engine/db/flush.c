@@ -222,6 +222,7 @@ static shale_status write_l0(shale_db *db, memtable *mem, sst_handle *h)
     h->store_uri = NULL;
     h->size = img.len;
     h->entries = info.entries;
+    h->tail = info.tail;
     h->first_key = info.first_key;
     h->first_klen = info.first_klen;
     h->last_key = info.last_key;

@@ -74,6 +74,7 @@ shale_status sst_handle_copy(sst_handle *dst, const sst_handle *src)
     memcpy(dst->id, src->id, sizeof dst->id);
     dst->size = src->size;
     dst->entries = src->entries;
+    dst->tail = src->tail;
     dst->first_klen = src->first_klen;
     dst->last_klen = src->last_klen;
     if ((src->store_uri && !(dst->store_uri = xstrdup(src->store_uri))) ||
@@ -267,6 +268,8 @@ static json_t *sst_json(const sst_handle *h)
     json_object_set_new(o, "entries", json_integer((json_int_t)h->entries));
     json_object_set_new(o, "first_key", key_json(h->first_key, h->first_klen));
     json_object_set_new(o, "last_key", key_json(h->last_key, h->last_klen));
+    if (h->tail)
+        json_object_set_new(o, "tail", json_integer((json_int_t)h->tail));
     return o;
 }
 
@@ -463,7 +466,8 @@ static bool dec_sst(dec *d, json_t *o, const char *path, sst_handle *h)
            get_u64(d, o, "size", P("size"), &h->size) &&
            get_u64(d, o, "entries", P("entries"), &h->entries) &&
            get_key(d, o, "first_key", P("first_key"), &h->first_key, &h->first_klen) &&
-           get_key(d, o, "last_key", P("last_key"), &h->last_key, &h->last_klen);
+           get_key(d, o, "last_key", P("last_key"), &h->last_key, &h->last_klen) &&
+           (!json_object_get(o, "tail") || get_u64(d, o, "tail", P("tail"), &h->tail));
 #undef P
 }
 

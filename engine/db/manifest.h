@@ -32,6 +32,8 @@ typedef struct sst_handle {
     uint64_t entries;
     uint8_t *first_key; size_t first_klen;   /* malloc'd; NULL if empty */
     uint8_t *last_key;  size_t last_klen;
+    uint64_t tail;        /* bytes an open reads at the end (sst_info.tail);
+                             0 = not recorded (manifests before it) */
 } sst_handle;
 
 typedef struct sorted_run {

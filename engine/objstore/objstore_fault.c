@@ -173,12 +173,26 @@ static shale_status f_put(shale_objstore *s, const char *key, const void *data, 
                in->ops->put(in, key, data, len, if_absent && !(act && uncond_)));
 }
 
-static shale_status f_get_range(shale_objstore *s, const char *key, uint64_t off,
-                                uint64_t len, bool whole, void **data, size_t *got)
+static shale_status f_get_range_call(shale_objstore *s, const char *key, uint64_t off,
+                                     uint64_t len, bool whole, void **data, size_t *got)
 {
     shale_objstore *in = ((fault_store *)s)->inner;
     FAULT_CALL(whole ? SHALE_OP_GET : SHALE_OP_GET_RANGE, key,
                in->ops->get_range(in, key, off, len, whole, data, got));
+}
+
+/* In the trace, a read's offset and the bytes it returned on a line of its
+ * own ("bytes store key off got"), to find what a split reads (bench's
+ * split-bytes mode). */
+static shale_status f_get_range(shale_objstore *s, const char *key, uint64_t off,
+                                uint64_t len, bool whole, void **data, size_t *got)
+{
+    shale_status rc = f_get_range_call(s, key, off, len, whole, data, got);
+    FILE *f = trace_file();
+    if (f && !rc)
+        fprintf(f, "bytes %s %s %llu %zu\n", s->uri ? s->uri : "-", key,
+                (unsigned long long)(whole ? 0 : off), *got);
+    return rc;
 }
 
 static shale_status f_head(shale_objstore *s, const char *key, uint64_t *size, int64_t *mt)

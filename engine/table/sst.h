@@ -41,6 +41,9 @@ typedef struct sst_info {
     size_t first_klen;
     uint8_t *last_key;          /* malloc'd (NULL when empty) */
     size_t last_klen;
+    uint64_t tail;              /* the bytes an open must read at the object's
+                                   end: top-level index (formats 1-2: the
+                                   index), properties, footer */
 } sst_info;
 
 void sst_info_free(sst_info *i);   /* frees the keys; accepts NULL */
@@ -90,6 +93,12 @@ shale_status sst_reader_open(shale_objstore *s, const char *key, uint64_t size,
  * ident: not shared. */
 shale_status sst_reader_open_shared(shale_objstore *s, const char *ident, const char *key,
                                     uint64_t size, block_cache *cache, sst_reader **out);
+/* sst_reader_open_shared() with the manifest's tail (sst_info.tail: the
+ * bytes from the top-level index to the end): the open reads exactly that
+ * much, one request, instead of SST_TAIL_READ.  0 = not known. */
+shale_status sst_reader_open_tail(shale_objstore *s, const char *ident, const char *key,
+                                  uint64_t size, uint64_t tail, block_cache *cache,
+                                  sst_reader **out);
 /* Opens the SST at key for what its index says, reading only the footer
  * and the index and properties blocks (two ranged reads; format 3: every
  * partition with the top level and the properties in the second; no

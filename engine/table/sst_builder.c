@@ -239,7 +239,7 @@ shale_status sst_builder_finish(sst_builder *b, shale_buf *out, sst_info *info)
         filter_size = b->out.len - filter_off;
     }
     index_off = b->out.len;
-    uint64_t top_size = 0;
+    uint64_t top_size = 0, top_off = index_off;
     if (!rc && b->format >= SST_FORMAT_PARTITIONED) {
         /* The partitions, then the top-level index over them (its last
          * partition's key is the SST's last key). */
@@ -258,7 +258,7 @@ shale_status sst_builder_finish(sst_builder *b, shale_buf *out, sst_info *info)
             for (int j = 0; !rc && j < 6; j++)
                 rc = buf_append_varint(&top, v[j]);
         }
-        uint64_t top_off = b->out.len;
+        top_off = b->out.len;
         if (!rc)
             rc = block_store(top.data, top.len, 0, &b->out);
         top_size = b->out.len - top_off;
@@ -313,6 +313,7 @@ shale_status sst_builder_finish(sst_builder *b, shale_buf *out, sst_info *info)
         info->size = size;
         info->min_seq = b->min_seq;
         info->max_seq = b->max_seq;
+        info->tail = size - top_off;
         if (b->entries) {
             info->first_key = copy_key(&b->first_key, &info->first_klen);
             info->last_key = copy_key(&b->last_key, &info->last_klen);

@@ -70,25 +70,32 @@ static void reader_free(sst_reader *r)
 }
 
 static shale_status open_store_sst(shale_objstore *s, const char *ident, const char *key,
-                                   uint64_t size, block_cache *cache, bool index_only,
-                                   sst_reader **out);
+                                   uint64_t size, uint64_t tail, block_cache *cache,
+                                   bool index_only, sst_reader **out);
 
 shale_status sst_reader_open(shale_objstore *s, const char *key, uint64_t size,
                              block_cache *cache, sst_reader **out)
 {
-    return open_store_sst(s, NULL, key, size, cache, false, out);
+    return open_store_sst(s, NULL, key, size, 0, cache, false, out);
 }
 
 shale_status sst_reader_open_shared(shale_objstore *s, const char *ident, const char *key,
                                     uint64_t size, block_cache *cache, sst_reader **out)
 {
-    return open_store_sst(s, ident, key, size, cache, false, out);
+    return open_store_sst(s, ident, key, size, 0, cache, false, out);
+}
+
+shale_status sst_reader_open_tail(shale_objstore *s, const char *ident, const char *key,
+                                  uint64_t size, uint64_t tail, block_cache *cache,
+                                  sst_reader **out)
+{
+    return open_store_sst(s, ident, key, size, tail, cache, false, out);
 }
 
 shale_status sst_reader_open_index(shale_objstore *s, const char *key, uint64_t size,
                                    sst_reader **out)
 {
-    return open_store_sst(s, NULL, key, size, NULL, true, out);
+    return open_store_sst(s, NULL, key, size, 0, NULL, true, out);
 }
 
 size_t sst_reader_block_count(const sst_reader *r)
@@ -118,8 +125,8 @@ void sst_reader_block(const sst_reader *r, size_t i, sst_block_info *out)
 }
 
 static shale_status open_store_sst(shale_objstore *s, const char *ident, const char *key,
-                                   uint64_t size, block_cache *cache, bool index_only,
-                                   sst_reader **out)
+                                   uint64_t size, uint64_t tail, block_cache *cache,
+                                   bool index_only, sst_reader **out)
 {
     *out = NULL;
     sst_reader *r = calloc(1, sizeof *r);
@@ -147,7 +154,7 @@ static shale_status open_store_sst(shale_objstore *s, const char *ident, const c
         shale_err_prefix(rc, "opening SST %s", r->name);
     } else {
         r->src = (sst_src){r->name, r->rd, NULL, size ? size : shale_objreader_size(r->rd)};
-        rc = sst_table_open(&r->src, ident, key, index_only, &r->t);
+        rc = sst_table_open(&r->src, ident, key, index_only, tail, &r->t);
     }
     if (rc) {
         reader_free(r);
@@ -175,7 +182,7 @@ shale_status sst_reader_open_mem(const char *name, uint8_t *data, size_t len, bo
         return SHALE_OOM();
     }
     r->src = (sst_src){r->name, NULL, data, len};
-    shale_status rc = sst_table_open(&r->src, NULL, name, false, &r->t);
+    shale_status rc = sst_table_open(&r->src, NULL, name, false, 0, &r->t);
     if (rc) {
         reader_free(r);
         return rc;

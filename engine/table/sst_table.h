@@ -132,8 +132,9 @@ typedef struct sst_table {
 } sst_table;
 
 /* A table for src: shared under (ident, key, src->size) when ident is not
- * NULL, else private.  Reads the last SST_TAIL_READ bytes (footer, and
- * most often top-level index and properties), then only if they were not
+ * NULL, else private.  Reads the last tail bytes (the manifest's count of
+ * the top level, properties and footer; 0 = not known: SST_TAIL_READ, the
+ * footer and most often top-level index and properties), then only if they were not
  * all in it, the top-level index and properties; partitions found whole in
  * the tail are kept.  With all_parts: the footer alone, then every index
  * partition, the top level and the properties in one read (no filter or
@@ -141,7 +142,7 @@ typedef struct sst_table {
  * SST at once waits for this load instead of making its own.  On SHALE_OK
  * *out is referenced (sst_table_unref). */
 shale_status sst_table_open(const sst_src *src, const char *ident, const char *key,
-                            bool all_parts, sst_table **out);
+                            bool all_parts, uint64_t tail, sst_table **out);
 void sst_table_unref(sst_table *t);   /* accepts NULL */
 
 /* Partition p, loaded through src if it is not yet (one ranged read). */

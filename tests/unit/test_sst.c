@@ -34,7 +34,7 @@ static size_t val_of(unsigned i, char *v)
 
 /* An SST of NKEYS keys (even i only: odd ones are absent) in the given
  * format, 256-byte blocks so that format 3 has many partitions. */
-static void build(uint32_t format, shale_buf *out, uint32_t bloom)
+static void build_info(uint32_t format, shale_buf *out, uint32_t bloom, sst_info *info)
 {
     sst_options so = {256, 0, bloom};
     sst_builder *b = sst_builder_new(&so);
@@ -46,8 +46,13 @@ static void build(uint32_t format, shale_buf *out, uint32_t bloom)
         kv_entry e = {(const uint8_t *)k, kl, 1000 + i, KV_PUT, (const uint8_t *)v, vl};
         TU_OK(sst_builder_add(b, &e));
     }
-    TU_OK(sst_builder_finish(b, out, NULL));
+    TU_OK(sst_builder_finish(b, out, info));
     sst_builder_free(b);
+}
+
+static void build(uint32_t format, shale_buf *out, uint32_t bloom)
+{
+    build_info(format, out, bloom, NULL);
 }
 
 /* Every key found with its value, every absent key not; a full scan; a
@@ -367,6 +372,62 @@ static void test_lazy_reads(void **state)
     shale_objstore_close(s);
 }
 
+/* The builder's tail (what the manifest records) is the top-level index
+ * (formats 1-2: the index), properties and footer, as the footer places
+ * them; an open given it reads exactly that, in one request, where the
+ * default reads 16 KiB.  A tail too short (or 0: a manifest without one)
+ * still opens, with the read it lacked. */
+static void test_open_reads_the_recorded_tail(void **state)
+{
+    (void)state;
+    for (uint32_t format = 1; format <= SST_FORMAT_VERSION; format++) {
+        char *uri = tu_mem_uri("tail");
+        shale_objstore *s = NULL;
+        TU_OK(shale_objstore_open(uri, NULL, &s));
+        free(uri);
+        shale_buf img = SHALE_BUF_INIT;
+        sst_info info;
+        build_info(format, &img, 10, &info);
+        TU_OK(shale_objstore_put(s, "t.sst", img.data, img.len));
+        const uint8_t *f = img.data + img.len - SST_FOOTER_SIZE;
+        uint64_t io = 0, ps = 0;
+        for (int b = 7; b >= 0; b--) {
+            io = io << 8 | f[16 + b];
+            ps = ps << 8 | f[40 + b];
+        }
+        uint32_t ts = (uint32_t)f[52] | (uint32_t)f[53] << 8 | (uint32_t)f[54] << 16 |
+                      (uint32_t)f[55] << 24;
+        uint64_t want = format >= SST_FORMAT_PARTITIONED ? ts + ps + SST_FOOTER_SIZE
+                                                         : img.len - io;
+        assert_int_equal(info.tail, want);
+        assert_true(info.tail < img.len);
+        if (format >= SST_FORMAT_PARTITIONED)
+            assert_true(info.tail < SST_TAIL_READ);
+        uint64_t tails[3] = {info.tail, SST_FOOTER_SIZE + 1, 0};
+        for (int i = 0; i < 3; i++) {
+            counted c0, c1;
+            snap(&c0);
+            sst_reader *r = NULL;
+            TU_OK(sst_reader_open_tail(s, NULL, "t.sst", img.len, tails[i], NULL, &r));
+            snap(&c1);
+            uint64_t bytes = c1.os.bytes_read - c0.os.bytes_read;
+            if (i == 0) {
+                assert_int_equal(ranged(&c0, &c1), 1);
+                assert_int_equal(bytes, info.tail);
+            } else if (i == 1) {
+                assert_int_equal(ranged(&c0, &c1), 2);   /* the tail it lacked */
+            } else {
+                assert_true(bytes >= SST_TAIL_READ);
+            }
+            check_reads(r);
+            sst_reader_unref(r);
+        }
+        sst_info_free(&info);
+        buf_free(&img);
+        shale_objstore_close(s);
+    }
+}
+
 /* Two readers of one SST with one identity, through two store handles: the
  * second open reads nothing, and a partition the first loaded is not read
  * again.  Without an identity each reads its own. */
@@ -495,6 +556,7 @@ int main(void)
         cmocka_unit_test(test_fast_levels),
         cmocka_unit_test(test_lazy_reads),
         cmocka_unit_test(test_shared_tables),
+        cmocka_unit_test(test_open_reads_the_recorded_tail),
         cmocka_unit_test(test_index_only),
         cmocka_unit_test(test_corrupt_partition),
     };
