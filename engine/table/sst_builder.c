@@ -10,6 +10,7 @@
 #include "table/bloom.h"
 #include "table/sst.h"
 #include "table/sst_format.h"
+#include "table/sst_table.h"
 #include "util/coding.h"
 #include "util/status_int.h"
 
@@ -313,7 +314,10 @@ shale_status sst_builder_finish(sst_builder *b, shale_buf *out, sst_info *info)
         info->size = size;
         info->min_seq = b->min_seq;
         info->max_seq = b->max_seq;
-        info->tail = size - top_off;
+        /* What an open reads: the whole index as well when it all fits in
+         * the 16 KiB an open read before (a small SST: one request, not
+         * two), else only the top level, properties and footer. */
+        info->tail = size - index_off <= SST_TAIL_READ ? size - index_off : size - top_off;
         if (b->entries) {
             info->first_key = copy_key(&b->first_key, &info->first_klen);
             info->last_key = copy_key(&b->last_key, &info->last_klen);
