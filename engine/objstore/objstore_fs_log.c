@@ -14,7 +14,7 @@
  * opens the store agrees; it is turned on by creating it (fs_log_open with
  * create) and never off.  A segment is a chain of frames:
  *
- *   0  u32 magic "SWL1" (0x314c5753)   4  u32 kind (1 put, 2 tombstone)
+ *   0  u32 magic "SWL1" (0x314c5753)   4  u32 kind (1 put, 2 tombstone, 3 seal)
  *   8  u64 id (of wal/<id:020>.sst)    16 u64 payload length (0: tombstone)
  *   24 u64 write time, ms since epoch  32 u64 prev: sum of the previous
  *   40 u64 sum = XXH3_64(payload, seed = XXH3_64(bytes 0..39))   frame, 0 first
@@ -34,7 +34,10 @@
  * once every put in them is dead, so a tombstone is never dropped while a
  * record it covers survives.  A delete that leaves nothing live rotates away
  * from a current segment past 4 MiB (drop_dead), so an open never reads
- * the dead frames of a log the writer emptied after its flushes.
+ * the dead frames of a log the writer emptied after its flushes.  Every
+ * rotation seals the segment it leaves first (a last frame, not synced),
+ * and no segment is unlinked unsealed, so a handle left behind by other
+ * handles' rotations knows it (fsl_refresh) without a check per append.
  *
  * Create-if-absent and fencing.  An append takes flock(LOCK_EX) on the log
  * directory (a short section: no fsync inside but once per segment), reads
@@ -118,11 +121,12 @@ static void unlock_log(fs_log *l)
  * segment's entry is made durable in the directory before anything is
  * written to it.  A segment with no frame yet is never left. */
 static shale_status new_segment(fs_log *l, uint64_t need, const char *key);
+static void rotate_hook(int step);
 
 static shale_status ensure_room(fs_log *l, uint64_t need, const char *key)
 {
     seg *cur = l->nsegs ? &l->segs[l->nsegs - 1] : NULL;
-    if (cur && (cur->tail == 0 ||
+    if (cur && !cur->sealed && (cur->tail == 0 ||
                 (cur->tail + need <= fsl_seg_bound() &&
                  (cur->tail + need <= cur->size || l->spare_fd < 0 || need > l->spare_size))))
         return SHALE_OK;
@@ -136,6 +140,13 @@ static shale_status new_segment(fs_log *l, uint64_t need, const char *key)
 {
     seg *cur = l->nsegs ? &l->segs[l->nsegs - 1] : NULL;
     uint64_t no = cur ? cur->no + 1 : 1;
+    /* Sealed first, so a handle that never sees the new segment (it is
+     * unlinked before that handle looks) knows it was left behind.  A seal
+     * that cannot be written only keeps this segment from being unlinked
+     * (drop_dead seals it again first). */
+    if (cur && !cur->sealed)
+        (void)fsl_seal(l, cur);
+    rotate_hook(3);  /* sealed, the new segment not made yet */
     int fd = -1, e = fsl_spare_link(l, no, need, &fd);
     if (e && e != ENOENT && e != EEXIST)
         e = ENOENT;  /* the spare could not be linked: create the segment as before */
@@ -242,6 +253,10 @@ static shale_status drop_dead(fs_log *l, const char *key)
     for (bool rotated = false;; rotated = true) {
         shale_status rc = SHALE_OK;
         while (l->nsegs > 1 && l->segs[0].live == 0 && !rc) {
+            /* Never unlinked unsealed (a segment an older version left, or
+             * whose seal failed): a handle left on it must see the seal. */
+            if (!l->segs[0].sealed && fsl_seal(l, &l->segs[0]))
+                break;
             char name[32];
             fsl_seg_name(l->segs[0].no, name, sizeof name);
             if (unlinkat(l->dfd, name, 0) != 0 && errno != ENOENT)

@@ -163,7 +163,8 @@ static shale_status scan(fs_log *l, seg *s)
             break;
         uint32_t kind = get_u32le(h + 4);
         uint64_t id = get_u64le(h + 8), len = get_u64le(h + 16);
-        if ((kind != KIND_PUT && kind != KIND_TOMB) || (kind == KIND_TOMB && len) ||
+        if ((kind != KIND_PUT && kind != KIND_TOMB && kind != KIND_SEAL) ||
+            (kind != KIND_PUT && len) ||
             len > FS_LOG_MAX_RECORD || get_u64le(h + 32) != s->prev || !id)
             break;
         uint8_t hdr[HDR];
@@ -171,9 +172,13 @@ static shale_status scan(fs_log *l, seg *s)
         const uint8_t *p = win_get(l, s, s->tail, HDR + (size_t)len);
         if (!p || fsl_frame_sum(hdr, p + HDR, len) != get_u64le(hdr + 40))
             break;
-        shale_status rc = fsl_apply(l, s, kind, id, s->tail + HDR, len, (int64_t)get_u64le(hdr + 24));
+        shale_status rc = kind == KIND_SEAL ? SHALE_OK
+                          : fsl_apply(l, s, kind, id, s->tail + HDR, len,
+                                      (int64_t)get_u64le(hdr + 24));
         if (rc)
             return rc;
+        if (kind == KIND_SEAL)
+            s->sealed = true;
         s->tail += HDR + len;
         s->prev = get_u64le(hdr + 40);
     }
@@ -215,7 +220,7 @@ shale_status fsl_seg_add(fs_log *l, uint64_t no, int fd)
     }
     struct stat st;
     uint64_t size = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-    l->segs[l->nsegs++] = (seg){no, fd, 0, 0, size, 0, 0};
+    l->segs[l->nsegs++] = (seg){no, fd, 0, 0, size, 0, 0, false};
     return SHALE_OK;
 }
 
@@ -242,14 +247,46 @@ static bool cur_unlinked(fs_log *l)
     return l->nsegs && fstat(l->segs[l->nsegs - 1].fd, &st) == 0 && st.st_nlink == 0;
 }
 
+int fsl_seal(fs_log *l, seg *s)
+{
+    uint8_t hdr[HDR];
+    put_u32le(hdr, MAGIC);
+    put_u32le(hdr + 4, KIND_SEAL);
+    put_u64le(hdr + 8, s->no + 1);   /* where the log went on (informative) */
+    put_u64le(hdr + 16, 0);
+    put_u64le(hdr + 24, 0);
+    put_u64le(hdr + 32, s->prev);
+    uint64_t sum = fsl_frame_sum(hdr, NULL, 0);
+    put_u64le(hdr + 40, sum);
+    struct iovec v = {hdr, HDR};
+    int e = fsl_write_at(s->fd, &v, 1, s->tail);
+    if (e)
+        return e;
+    if (l->win_fd == s->fd)
+        l->win_fd = -1;
+    s->tail += HDR;
+    s->prev = sum;
+    if (s->size < s->tail)
+        s->size = s->tail;
+    s->sealed = true;
+    return 0;
+}
+
 /* Reads what other processes appended: the current segment's new frames,
  * and segments created after it (each checked for before the one before
  * it is read, so a segment is read to its end once a newer one exists).
- * When there is no next segment and the current one has been unlinked,
- * other handles rotated past it and dropped the segments in between (a
- * dead rotation, or all-dead segments): what this handle holds may be
- * covered by tombstones it never saw, and an append to its current segment
- * would be lost, so the index is built again from the directory. */
+ *
+ * A handle left behind: other handles rotated past its current segment
+ * and unlinked the segments in between (a dead rotation, or all-dead
+ * segments), so there is no next segment to find; what it holds may be
+ * covered by tombstones it never saw, and an append to its current
+ * segment would be lost.  Every rotation seals the segment it leaves
+ * before it makes the next one, and no segment is unlinked unsealed
+ * (drop_dead), so such a handle reads a seal at its current segment's
+ * end: only then is the file checked for a link (one fstat; a sealed
+ * segment still linked is a rotation that crashed before its new segment,
+ * or one under way), and if it has none the index is built again from
+ * the directory.  An unsealed current segment costs no check. */
 shale_status fsl_refresh(fs_log *l)
 {
     for (;;) {
@@ -266,7 +303,7 @@ shale_status fsl_refresh(fs_log *l)
             }
         }
         if (fd < 0) {
-            if (!l->loaded || !cur_unlinked(l))
+            if (!l->loaded || !l->nsegs || !l->segs[l->nsegs - 1].sealed || !cur_unlinked(l))
                 return SHALE_OK;
             drop_index(l);
             return fsl_load(l);

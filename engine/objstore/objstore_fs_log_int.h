@@ -22,6 +22,7 @@
 #define HDR 48u
 #define KIND_PUT 1u
 #define KIND_TOMB 2u
+#define KIND_SEAL 3u   /* the last frame of a segment a handle rotated away from */
 #define SEG_BOUND_DEFAULT (64ull << 20)
 #define CHUNK (1ull << 20)
 #define WINDOW (256u << 10)
@@ -34,6 +35,7 @@ typedef struct seg {
     uint64_t size;     /* file size as last seen: [tail, size) pre-zeroed */
     uint64_t synced;   /* [0, synced) known durable */
     size_t live;       /* live put records held here */
+    bool sealed;       /* a seal frame was read or written: no frame follows */
 } seg;
 
 typedef struct rec {
@@ -89,6 +91,9 @@ shale_status fsl_apply(fs_log *l, seg *s, uint32_t kind, uint64_t id, uint64_t o
                        int64_t mtime);
 /* Opens segment no (create: O_EXCL): 0, ENOENT, or an errno. */
 int fsl_seg_open(fs_log *l, uint64_t no, bool create, int *fd);
+/* Under mu and the lock: writes a seal frame at s's tail (no sync: it only
+ * informs live handles, see objstore_fs_log_index.c).  0 or an errno. */
+int fsl_seal(fs_log *l, seg *s);
 /* Adds segment no (fd, now owned by the index) as the newest. */
 shale_status fsl_seg_add(fs_log *l, uint64_t no, int fd);
 /* Reads what other processes appended (under the lock for an append). */

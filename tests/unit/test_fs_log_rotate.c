@@ -88,6 +88,32 @@ static bool seg_exists(const char *root, uint64_t no)
     return r;
 }
 
+/* The kind of segment no's last frame (frames walked by magic and length
+ * only; 0: none). */
+static uint32_t last_kind(const char *root, uint64_t no)
+{
+    char *p = fl_seg_path(root, no);
+    FILE *f = fopen(p, "rb");
+    free(p);
+    assert_non_null(f);
+    uint32_t kind = 0;
+    unsigned char h[48];
+    long off = 0;
+    while (fseek(f, off, SEEK_SET) == 0 && fread(h, 1, sizeof h, f) == sizeof h) {
+        uint32_t magic = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 |
+                         (uint32_t)h[3] << 24;
+        if (magic != 0x314c5753u)
+            break;
+        kind = (uint32_t)h[4];
+        uint64_t len = 0;
+        for (int i = 7; i >= 0; i--)
+            len = len << 8 | h[16 + i];
+        off += 48 + (long)len;
+    }
+    fclose(f);
+    return kind;
+}
+
 /* Whether segment no holds a frame (its first 4 bytes are not zero). */
 static bool seg_has_frame(const char *root, uint64_t no)
 {
@@ -171,8 +197,9 @@ static void kill_self(int step)
         raise(SIGKILL);
 }
 
-/* A process SIGKILLed at step (1: tombstones written, no new segment; 2:
- * the new segment durable, the old one not unlinked).  After it the log
+/* A process SIGKILLed at step (1: tombstones written, no new segment; 3:
+ * the old segment sealed, no new one; 2: the new segment durable, the old
+ * one not unlinked).  After it the log
  * opens with every deleted record missing, takes appends, refuses a
  * create-if-absent of an id it holds, and a later delete finishes the
  * unlinking. */
@@ -205,6 +232,7 @@ static void kill_at(int step)
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     assert_true(seg_exists(root, 1));
     assert_int_equal(seg_exists(root, 2), step == 2);
+    assert_int_equal(last_kind(root, 1), step == 1 ? 2u : 3u);   /* a tombstone, or the seal */
     shale_objstore *s = fl_open(uri, true);
     for (uint64_t id = 1; id <= NREC; id++)
         expect_missing(s, id);   /* the tombstones were written (SIGKILL keeps them) */
@@ -235,6 +263,15 @@ static void test_kill_before_new_segment(void **state)
 {
     (void)state;
     kill_at(1);
+}
+
+/* Killed between the seal of the old segment and the new one: the next
+ * handle finds a sealed newest segment, appends to a new one, and the old
+ * one still goes once nothing in it is live. */
+static void test_kill_after_seal(void **state)
+{
+    (void)state;
+    kill_at(3);
 }
 
 static void test_kill_before_old_unlinked(void **state)
@@ -362,6 +399,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dead_rotation),
         cmocka_unit_test(test_kill_before_new_segment),
+        cmocka_unit_test(test_kill_after_seal),
         cmocka_unit_test(test_kill_before_old_unlinked),
         cmocka_unit_test(test_power_loss_in_rotation),
         cmocka_unit_test(test_rotation_dir_fsync_failure),
