@@ -103,7 +103,7 @@ shale_status fsl_load(fs_log *l);
 
 /* ---- zeroed space (objstore_fs_log_zero.c) ----------------------------- */
 
-/* pwritev of all of iov (n <= 2) at off: 0 or an errno. */
+/* pwritev of all of iov (n <= 4) at off: 0 or an errno (EINVAL past 4). */
 int fsl_write_at(int fd, const struct iovec *iov, int n, uint64_t off);
 /* Zeroes s from its size to a chunk past end (under the lock), so the frames
  * written up to there change no metadata: 0 or an errno. */

@@ -50,7 +50,9 @@ uint64_t objstore_fs_log_spares_linked(void)
 
 int fsl_write_at(int fd, const struct iovec *iov, int n, uint64_t off)
 {
-    struct iovec v[4];
+    struct iovec v[4] = {{0}};
+    if (n < 0 || n > 4)
+        return EINVAL;  /* callers pass at most 4 pieces: a header and a payload, or zeros */
     memcpy(v, iov, (size_t)n * sizeof *v);
     int i = 0;
     while (i < n) {
