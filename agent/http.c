@@ -36,7 +36,7 @@ void http_options_init(http_options *o)
 
 /* ---- the headers phase --------------------------------------------------- */
 
-static route classify(const char *url, char *name, size_t n)
+static http_route classify(const char *url, char *name, size_t n)
 {
     name[0] = '\0';
     if (!strcmp(url, "/healthz"))
@@ -65,14 +65,14 @@ static route classify(const char *url, char *name, size_t n)
 }
 
 /* The media type of a Content-Type value (parameters ignored). */
-static body_kind kind_of(const char *ct)
+static http_body_kind kind_of(const char *ct)
 {
     if (!ct)
         return B_NONE;
     while (*ct == ' ' || *ct == '\t')
         ct++;
     size_t n = strcspn(ct, "; \t");
-    static const struct { const char *t; body_kind k; } types[] = {
+    static const struct { const char *t; http_body_kind k; } types[] = {
         {"application/json", B_JSON},   {"application/yaml", B_YAML},
         {"application/x-yaml", B_YAML}, {"text/yaml", B_YAML},
         {"text/x-yaml", B_YAML},
@@ -107,7 +107,7 @@ static bool origin_allowed(const http_server *h, const char *origin)
 
 /* Everything that can be refused without the body.  Returns true when a
  * response was queued (*ret is then the result to return). */
-static bool headers_phase(http_server *h, conn *cn, struct MHD_Connection *c, const char *url,
+static bool headers_phase(http_server *h, http_conn *cn, struct MHD_Connection *c, const char *url,
                           const char *method, enum MHD_Result *ret)
 {
     bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
@@ -202,7 +202,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 {
     (void)version;
     http_server *h = cls;
-    conn *cn = *con_cls;
+    http_conn *cn = *con_cls;
     if (!cn) {
         if (!(cn = calloc(1, sizeof *cn)))
             return MHD_NO;
@@ -286,7 +286,7 @@ static void done(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)cls;
     (void)c;
     (void)toe;
-    conn *cn = *con_cls;
+    http_conn *cn = *con_cls;
     if (cn) {
         agent_buf_free(&cn->body);
         free(cn);

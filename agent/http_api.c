@@ -33,7 +33,7 @@ void http_count_code(http_server *h, unsigned code)
     atomic_fetch_add(&h->codes[i], 1);
 }
 
-enum MHD_Result http_respond(http_server *h, conn *cn, struct MHD_Connection *c,
+enum MHD_Result http_respond(http_server *h, http_conn *cn, struct MHD_Connection *c,
                              unsigned code, const char *type, const char *body)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body,
@@ -57,13 +57,13 @@ enum MHD_Result http_respond(http_server *h, conn *cn, struct MHD_Connection *c,
     return ret;
 }
 
-enum MHD_Result http_respond_json(http_server *h, conn *cn, struct MHD_Connection *c,
+enum MHD_Result http_respond_json(http_server *h, http_conn *cn, struct MHD_Connection *c,
                                   unsigned code, const char *json)
 {
     return http_respond(h, cn, c, code, "application/json", json);
 }
 
-enum MHD_Result http_respond_error(http_server *h, conn *cn, struct MHD_Connection *c,
+enum MHD_Result http_respond_error(http_server *h, http_conn *cn, struct MHD_Connection *c,
                                    unsigned code, const char *err, const char *reason)
 {
     json_t *o = json_pack("{s:s, s:s}", "error", err, "reason", reason ? reason : "");
@@ -100,7 +100,7 @@ static const char *err_name(shale_status rc)
     }
 }
 
-const char *http_route_name(route rt)
+const char *http_route_name(http_route rt)
 {
     switch (rt) {
     case R_SPLITS: return "/v1/splits";
@@ -115,7 +115,7 @@ const char *http_route_name(route rt)
 
 /* A refusal of anything that could act on a split is logged (a GET
  * refused is only counted: reads change nothing). */
-enum MHD_Result http_refuse(http_server *h, conn *cn, struct MHD_Connection *c,
+enum MHD_Result http_refuse(http_server *h, http_conn *cn, struct MHD_Connection *c,
                             const char *method, unsigned code, const char *err,
                             const char *reason)
 {
@@ -126,7 +126,7 @@ enum MHD_Result http_refuse(http_server *h, conn *cn, struct MHD_Connection *c,
     return http_respond_error(h, cn, c, code, err, reason);
 }
 
-enum MHD_Result http_answer_ready(http_server *h, conn *cn, struct MHD_Connection *c)
+enum MHD_Result http_answer_ready(http_server *h, http_conn *cn, struct MHD_Connection *c)
 {
     char why[600], text[640];
     bool ok = http_ready_get(h->ready, why, sizeof why);
@@ -181,7 +181,7 @@ char *http_render_metrics(http_server *h)
 
 /* ---- the end: API calls -------------------------------------------------- */
 
-static enum MHD_Result answer_status(http_server *h, conn *cn, struct MHD_Connection *c,
+static enum MHD_Result answer_status(http_server *h, http_conn *cn, struct MHD_Connection *c,
                                      shale_status rc, unsigned ok_code, char *out)
 {
     enum MHD_Result r = rc ? http_respond_error(h, cn, c, code_of(rc), err_name(rc), shale_errmsg())
@@ -190,7 +190,7 @@ static enum MHD_Result answer_status(http_server *h, conn *cn, struct MHD_Connec
     return r;
 }
 
-static enum MHD_Result submit(http_server *h, conn *cn, struct MHD_Connection *c)
+static enum MHD_Result submit(http_server *h, http_conn *cn, struct MHD_Connection *c)
 {
     if (cn->too_large) {
         char msg[128];
@@ -234,7 +234,7 @@ static enum MHD_Result submit(http_server *h, conn *cn, struct MHD_Connection *c
 
 /* GET /v1/shard: the shard's figures, read now (an API call may wait on
  * the store, bounded by the HTTP timeouts; the gauges use the snapshot). */
-static enum MHD_Result answer_shard(http_server *h, conn *cn, struct MHD_Connection *c)
+static enum MHD_Result answer_shard(http_server *h, http_conn *cn, struct MHD_Connection *c)
 {
     if (!h->sp)
         return http_respond_error(h, cn, c, 404, "NotFound", "this agent has no shard");
@@ -251,7 +251,7 @@ static enum MHD_Result answer_shard(http_server *h, conn *cn, struct MHD_Connect
 }
 
 /* GET /v1/shard/split-points?ways=N[&by=bytes|keys]. */
-static enum MHD_Result answer_split_points(http_server *h, conn *cn, struct MHD_Connection *c)
+static enum MHD_Result answer_split_points(http_server *h, http_conn *cn, struct MHD_Connection *c)
 {
     if (!h->sp)
         return http_respond_error(h, cn, c, 404, "NotFound", "this agent has no shard");
@@ -272,7 +272,7 @@ static enum MHD_Result answer_split_points(http_server *h, conn *cn, struct MHD_
     return answer_status(h, cn, c, rc, 200, out);
 }
 
-enum MHD_Result http_api_call(http_server *h, conn *cn, struct MHD_Connection *c,
+enum MHD_Result http_api_call(http_server *h, http_conn *cn, struct MHD_Connection *c,
                               const char *method)
 {
     char *out = NULL;
