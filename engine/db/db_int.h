@@ -83,7 +83,6 @@ typedef struct imm_entry {
     flush_cp *cp;          /* a checkpoint its flush carries, or NULL */
 } imm_entry;
 
-/* A sealed WAL buffer waiting to be written. */
 /* What a finished WAL write leaves to do once the mutex is dropped
  * (wal_writer.c): the durable waiters to signal, the written seals to
  * free.  Zero-initialised by the caller. */
@@ -94,6 +93,7 @@ typedef struct db_wakes {
     struct wal_seal *done;
 } db_wakes;
 
+/* A sealed WAL buffer waiting to be written. */
 typedef struct wal_seal {
     uint64_t id;
     wal_buf *buf;          /* entries, in seq order */

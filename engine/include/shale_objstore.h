@@ -147,8 +147,9 @@ shale_status shale_objstore_delete(shale_objstore *s, const char *key);
  * counted as one DELETE, and each deletion is durable when the call
  * returns.  A backend may do them together: on file:// the WAL log mode
  * appends the records' tombstones in one run and makes them durable with
- * one fdatasync (where n deletes made n).  The first failure stops the
- * call; the keys before it may be deleted. */
+ * one fdatasync (where n deletes made n); on s3:// it is one DeleteObjects
+ * request per 1,000 keys.  On failure any of the keys may have been
+ * deleted (the others of a batch are), none is known to be. */
 shale_status shale_objstore_delete_many(shale_objstore *s, const char *const *keys, size_t n);
 
 typedef struct shale_objinfo {

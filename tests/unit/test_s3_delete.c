@@ -223,11 +223,7 @@ static void test_stub_refused(void **state)
 static int start_servers(void **state)
 {
     (void)state;
-    if (s3test_rgw(&g_rgw) || s3test_start_stub(&g_stub)) {
-        fprintf(stderr, "cannot start the S3 test servers: %s\n", shale_errmsg());
-        return -1;  /* the group fails: never skipped silently */
-    }
-    return 0;
+    return s3test_start_both(&g_rgw, &g_stub);   /* fails the group, never skips it */
 }
 
 static int stop_servers(void **state)

@@ -209,3 +209,12 @@ bool s3test_stub_faults(const s3test_server *s, const char *json)
     curl_easy_cleanup(h);
     return ok;
 }
+
+int s3test_start_both(s3test_server *rgw, s3test_server *stub)
+{
+    if (s3test_rgw(rgw) || s3test_start_stub(stub)) {
+        fprintf(stderr, "cannot start the S3 test servers: %s\n", shale_errmsg());
+        return -1;
+    }
+    return 0;
+}

@@ -29,6 +29,10 @@ typedef struct s3test_server {
 shale_status s3test_rgw(s3test_server *s);
 /* Starts s3stub.js (bucket "test", key STUBKEY/STUBSECRET). */
 shale_status s3test_start_stub(s3test_server *s);
+/* A cmocka group's set-up for files that use both: the run's RGW and a
+ * stub of their own.  -1, after saying why on stderr, when either is
+ * missing: the group fails, it is never skipped. */
+int s3test_start_both(s3test_server *rgw, s3test_server *stub);
 /* Stops the stub (nothing for RGW: tests/run.sh stops it). */
 void s3test_stop(s3test_server *s);
 /* Sets AWS_* (keys, region, AWS_ENDPOINT_URL) for the server. */
