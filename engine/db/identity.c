@@ -21,6 +21,7 @@
  *    "claim":"<owner>"}             -- claim only for claimed child stores
  */
 #include "db/identity.h"
+#include "util/crew.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
@@ -662,40 +663,46 @@ typedef struct objects_job {
     char msg[512];                 /* shale_errmsg() is per thread */
 } objects_job;
 
-static void *objects_run(void *arg)
+static void objects_run(void *arg)
 {
     objects_job *j = arg;
     if ((j->rc = check_objects(j->s, j->uri)))
         snprintf(j->msg, sizeof j->msg, "%s", shale_errmsg());
-    return NULL;
+}
+
+typedef struct idread_job {
+    shale_objstore *s;
+    shale_store_identity id;
+    shale_status rc;
+    char msg[512];
+} idread_job;
+
+static void idread_run(void *arg)
+{
+    idread_job *j = arg;
+    if ((j->rc = identity_read(j->s, &j->id)) && j->rc != SHALE_NOT_FOUND)
+        snprintf(j->msg, sizeof j->msg, "%s", shale_errmsg());
 }
 
 /* Checks an open store for a claim by owner: *ours when it is owner's.
  * The listing that judges a store without an identity runs beside the
  * identity's read (each a round trip on S3; a split checks every child
  * store this way at submit and again when it claims it), and is used only
- * when there is no identity. */
+ * when there is no identity.  The two run on the engine's kept threads
+ * (crew_two), not a thread started per store. */
 static shale_status check_open(shale_objstore *s, const char *uri, const char *owner,
                                bool *ours)
 {
     *ours = false;
     objects_job oj = {s, uri, SHALE_OK, ""};
-    pthread_t th;
-    bool threaded = !pthread_create(&th, NULL, objects_run, &oj);
-    shale_store_identity id;
-    shale_status rc = identity_read(s, &id);
-    char msg[512] = "";
-    if (rc && rc != SHALE_NOT_FOUND)
-        snprintf(msg, sizeof msg, "%s", shale_errmsg());
-    if (threaded)
-        pthread_join(th, NULL);
-    if (rc == SHALE_NOT_FOUND) {
-        if (!threaded)
-            objects_run(&oj);
+    idread_job ij = {.s = s};
+    crew_two(objects_run, &oj, idread_run, &ij);
+    shale_status rc = ij.rc;
+    shale_store_identity id = ij.id;
+    if (rc == SHALE_NOT_FOUND)
         return oj.rc ? shale_err(oj.rc, "%s", oj.msg) : SHALE_OK;
-    }
     if (rc)
-        return shale_err(rc, "%s", msg);
+        return shale_err(rc, "%s", ij.msg);
     if (owner && id.claim && !strcmp(id.claim, owner))
         *ours = true;
     else

@@ -20,6 +20,7 @@
 #include "db/env.h"
 #include "db/view.h"
 #include "db/wal.h"
+#include "util/crew.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
@@ -435,7 +436,7 @@ static shale_status pf_level(pf_job *j, size_t i)
     return rc;
 }
 
-static void *pf_worker(void *arg)
+static void pf_worker(void *arg)
 {
     pf_job *j = arg;
     for (size_t i; (i = atomic_fetch_add(&j->next, 1)) < j->n;) {
@@ -449,7 +450,6 @@ static void *pf_worker(void *arg)
             pthread_mutex_unlock(&j->mu);
         }
     }
-    return NULL;
 }
 
 shale_status shale_reader_prefetch(shale_reader *r, const void *key, size_t klen,
@@ -475,13 +475,16 @@ shale_status shale_reader_prefetch(shale_reader *r, const void *key, size_t klen
     if (m->range_end && j.key && kv_key_cmp(j.key, j.klen, m->range_end, m->range_end_len) >= 0)
         j.n = 0;   /* past the visible range: a scan from here reads nothing */
     pthread_mutex_init(&j.mu, NULL);
-    size_t nth = j.n < PREFETCH_THREADS ? j.n : PREFETCH_THREADS, started = 0;
-    pthread_t th[PREFETCH_THREADS];
-    while (started + 1 < nth && !pthread_create(&th[started], NULL, pf_worker, &j))
-        started++;
-    pf_worker(&j);
-    for (size_t t = 0; t < started; t++)
-        pthread_join(th[t], NULL);
+    /* On the engine's kept threads (util/crew.h), not threads started and
+     * joined here: Verify prefetches each of its windows, about 160 at 32
+     * children, and a thread's start and join (its stack's mmap and, past
+     * glibc's stack cache, munmap) per window was CPU between Verify's
+     * round trips on the split's critical path. */
+    size_t nth = j.n < PREFETCH_THREADS ? j.n : PREFETCH_THREADS;
+    if (nth > 1)
+        crew_for(nth, pf_worker, &j);
+    else
+        pf_worker(&j);
     pthread_mutex_destroy(&j.mu);
     view_unref(v);
     return j.rc ? shale_err(j.rc, "%s", j.msg) : SHALE_OK;

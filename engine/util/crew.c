@@ -11,11 +11,16 @@
 #include "util/crew.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
 typedef struct crew_batch {
     size_t left;              /* crew calls not yet returned, under mu */
+    /* The caller's own: with many batches at once (every Verify window
+     * prefetches its levels through a batch of its own) one shared
+     * condition broadcast at each batch's end woke every waiting caller. */
+    pthread_cond_t cv;
 } crew_batch;
 
 typedef struct slot {
@@ -27,7 +32,6 @@ typedef struct slot {
 } slot;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t done_cv = PTHREAD_COND_INITIALIZER;
 static slot *idle_list;
 static size_t idle_n, started_n;
 
@@ -38,7 +42,6 @@ static size_t idle_n, started_n;
 static void crew_after_fork(void)
 {
     pthread_mutex_init(&mu, NULL);
-    pthread_cond_init(&done_cv, NULL);
     idle_list = NULL;
     idle_n = 0;
 }
@@ -70,9 +73,10 @@ static void *crew_main(void *arg)
             idle_n++;
         }
         /* The batch lives on the caller's stack: it is not touched after
-         * the count, and the caller cannot see the count before unlock. */
+         * the signal, and the caller cannot see the count (nor destroy
+         * the condition) before unlock. */
         if (!--b->left)
-            pthread_cond_broadcast(&done_cv);
+            pthread_cond_signal(&b->cv);
         if (!stay)
             break;
     }
@@ -129,6 +133,8 @@ void crew_for(size_t nthreads, void (*worker)(void *arg), void *arg)
     if (nthreads > CREW_BATCH_MAX)
         nthreads = CREW_BATCH_MAX;
     crew_batch b = {0};
+    if (nthreads > 1 && pthread_cond_init(&b.cv, NULL))
+        nthreads = 1;   /* no condition to wait on: the caller alone */
     pthread_mutex_lock(&mu);
     for (size_t i = 1; i < nthreads; i++) {
         if (!take(worker, arg, &b))
@@ -139,8 +145,31 @@ void crew_for(size_t nthreads, void (*worker)(void *arg), void *arg)
     worker(arg);
     pthread_mutex_lock(&mu);
     while (b.left)
-        pthread_cond_wait(&done_cv, &mu);
+        pthread_cond_wait(&b.cv, &mu);
     pthread_mutex_unlock(&mu);
+    if (nthreads > 1)
+        pthread_cond_destroy(&b.cv);
+}
+
+typedef struct crew_pair {
+    void (*fn[2])(void *);
+    void *arg[2];
+    _Atomic int next;
+} crew_pair;
+
+/* Each thread of the batch takes the next of the two; the caller's, when
+ * it is alone, takes both. */
+static void pair_worker(void *arg)
+{
+    crew_pair *p = arg;
+    for (int i; (i = atomic_fetch_add(&p->next, 1)) < 2;)
+        p->fn[i](p->arg[i]);
+}
+
+void crew_two(void (*a)(void *), void *aa, void (*b)(void *), void *ba)
+{
+    crew_pair p = {{a, b}, {aa, ba}, 0};
+    crew_for(2, pair_worker, &p);
 }
 
 size_t crew_started(void)

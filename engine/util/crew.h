@@ -35,6 +35,16 @@
  * capped at CREW_BATCH_MAX. */
 void crew_for(size_t nthreads, void (*worker)(void *arg), void *arg);
 
+/* a(aa) and b(ba) at once: one on the caller's thread, the other on a
+ * crew thread (both on the caller's, one after the other, when no thread
+ * could be had), returning once both have returned.  Either may run on
+ * either thread, so each must keep its own status and message
+ * (shale_errmsg() is per thread).  For a request beside another (the
+ * identity GET beside a LIST or a manifest GET) made per child store in a
+ * split's phases: a thread started and joined for each was CPU on the
+ * split's critical path at 32 children. */
+void crew_two(void (*a)(void *), void *aa, void (*b)(void *), void *ba);
+
 /* Threads started since the process began, and those idle now: for tests
  * (a second batch no wider than the first starts none). */
 size_t crew_started(void);
