@@ -10,7 +10,9 @@
  * process's next batch (this call's next phase or the next call) instead
  * of ending.  It is the engine's own copy of what agent/workpool.c does for
  * the agent (the agent may use only the engine's public headers, and the
- * engine may not depend on the agent).
+ * engine may not depend on the agent).  Its other users: a reader's
+ * prefetch (one batch per Verify window) and the store identity check
+ * (crew_two, per child store at a split's submit and pre-flight).
  *
  * Threads are made with the default attributes (the curl/S3 paths the
  * workers take need glibc's default stack); beyond CREW_IDLE_MAX idle ones,
