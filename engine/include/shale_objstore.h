@@ -31,6 +31,7 @@
 SHALE_API_BEGIN
 
 typedef struct shale_objstore shale_objstore;
+typedef struct shale_manifest_cache shale_manifest_cache;   /* below */
 
 /* Options for opening a store.  Strings are borrowed for the duration of
  * shale_objstore_open() only (the store copies what it keeps).  NULL or 0
@@ -80,7 +81,7 @@ typedef struct shale_objstore_options {
      * without a GET (shale_manifest_cache_new below); NULL (default): none.
      * Borrowed: it must outlive every store and database handle opened
      * with these options. */
-    struct shale_manifest_cache *manifest_cache;
+    shale_manifest_cache *manifest_cache;
     /* Zero.  shale_options embeds this struct, so its size is fixed within
      * an ABI version (SHALE_OBJSTORE_OPTIONS_SIZE bytes): a new field takes
      * its place from here, and every older program still passes zeros
@@ -105,7 +106,6 @@ typedef struct shale_objstore_options {
  * manifests held (0: 16 MiB); the oldest go first.  Thread safety: one
  * cache may be used by many stores and threads at once.  Free it after the
  * last handle using it is closed. */
-typedef struct shale_manifest_cache shale_manifest_cache;
 shale_status shale_manifest_cache_new(size_t max_bytes, shale_manifest_cache **out);
 void shale_manifest_cache_free(shale_manifest_cache *c);   /* accepts NULL */
 /* GETs the cache answered since it was made (for tests and benchmarks). */
