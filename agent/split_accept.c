@@ -135,6 +135,9 @@ typedef struct submit_reads {
     bool check_empty;        /* a split not known here: its stores must be empty */
     bool journal_hints;      /* not a dry run: read the journal and the lease */
     shale_manifest_view *m;  /* the parent's latest */
+    shale_manifest_cache *mc; /* holds m's bytes (owned; NULL: none): a new
+                                 split's job takes it, so Fence's open does
+                                 not GET that version again */
     int64_t m_ms;            /* when it was read (agent_mono_ms) */
     shale_status jrc;        /* journal_load's answer, or -1: not read */
     uint64_t jv;
@@ -160,7 +163,9 @@ static shale_status submit_read_one(void *ctx, size_t i)
             snprintf(x->emsg, sizeof x->emsg, "%s", shale_errmsg());
     } else if (i == 1) {
         shale_objstore *s = NULL;
-        rc = shale_objstore_open(sp->store_uri, &sp->o.db.store, &s);
+        shale_objstore_options so = sp->o.db.store;
+        so.manifest_cache = x->mc;
+        rc = shale_objstore_open(sp->store_uri, &so, &s);
         if (!rc)
             rc = shale_manifest_view_load(s, 0, &x->m);
         x->m_ms = agent_mono_ms();
@@ -182,6 +187,7 @@ static shale_status submit_read_one(void *ctx, size_t i)
 static void submit_reads_free(submit_reads *x)
 {
     shale_manifest_view_free(x->m);
+    shale_manifest_cache_free(x->mc);
     split_state_free(x->jst);
     lease_view_free(&x->lv);
 }
@@ -342,6 +348,8 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
         }
         j->st->lease.state = LEASE_HELD;
         j->st->lease.seq = seq;
+        j->mcache = pre->mc;   /* the submit's read of the parent, for the run */
+        pre->mc = NULL;
         /* Accept: the journal exists before any side effect.  Version 1
          * also records Fence Running (the worker's first step), so the
          * worker does not write a version of its own before fencing: one
@@ -374,6 +382,7 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
          * hint only when that parent is the store the submit read. */
         const char *puri = r->parent_store ? r->parent_store : sp->store_uri;
         shale_options oo = db_opts(sp, r->parent_store ? r->parent_wal_store : sp->wal_uri);
+        oo.store.manifest_cache = j->mcache;   /* lives until the preopen is freed */
         uint64_t hint = pre->m && !strcmp(puri, sp->store_uri) ? pre->m->id : 0;
         /* Listed by this submit a moment ago (a lease take that lost many
          * rounds aside): the open HEADs the next version instead of listing
@@ -475,6 +484,8 @@ shale_status splitter_svc_submit(split_service *svc, const split_request *req, b
     pre.check_empty = !known;
     pre.journal_hints = !known && !r->dry_run;
     pre.jrc = pre.lrc = (shale_status)-1;
+    if (pre.journal_hints)   /* none: the run reads the parent's version again */
+        (void)shale_manifest_cache_new(0, &pre.mc);
     /* The lease as this process last saw it free (splitter.lease_free_top):
      * then it is not listed here; the take's create-if-absent after it is
      * the check (lease_take_seen). */

@@ -54,6 +54,7 @@ void job_free(job *j)
     if (!j)
         return;
     preopen_free(j->preopen);   /* never run: cancelled, nothing fenced */
+    shale_manifest_cache_free(j->mcache);   /* after the preopen that used it */
     split_state_free(j->st);
     split_request_free(j->req);
     free(j->req_json);

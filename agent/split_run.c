@@ -552,6 +552,13 @@ static void run_job(splitter *sp, job *j)
     r.name = j->st->name;
     r.manifest_hint = j->parent_manifest_id;
     r.preopen = j->preopen;
+    /* The run's manifest versions (the accept's read of the parent, when
+     * this process accepted it): no step reads one of them again.  A
+     * resumed run starts with none and reads them from the store.  Failing
+     * to make one costs only the GETs it saves. */
+    if (!j->mcache)
+        (void)shale_manifest_cache_new(0, &j->mcache);
+    r.mcache = j->mcache;
     if (j->st->dry_run) {
         run_dry(sp, j, &r);
         return;
@@ -704,6 +711,10 @@ static void run_job(splitter *sp, job *j)
     shale_manifest_view_free(r.parent_latest);
     preopen_free(j->preopen);   /* an open Fence did not take: cancelled */
     j->preopen = NULL;
+    /* After every handle that used it (the writer, the preopen, Verify's
+     * readers): the next pass reads from the store again. */
+    shale_manifest_cache_free(j->mcache);
+    j->mcache = NULL;
 }
 
 job *next_runnable_locked(splitter *sp)

@@ -23,6 +23,20 @@ shale_options db_opts(const splitter *sp, const char *wal)
     return o;
 }
 
+shale_options run_opts(const run *r, const char *wal)
+{
+    shale_options o = db_opts(r->sp, wal);
+    o.store.manifest_cache = r->mcache;
+    return o;
+}
+
+shale_objstore_options run_store_opts(const run *r)
+{
+    shale_objstore_options o = r->sp->o.db.store;
+    o.manifest_cache = r->mcache;
+    return o;
+}
+
 const char *parent_store(const run *r)
 {
     return r->req->parent_store ? r->req->parent_store : r->sp->store_uri;
@@ -49,7 +63,7 @@ static shale_status ensure_writer(run *r)
     r->preopen = NULL;
     if (po)   /* started beside version 1, its reads done: fence now */
         return preopen_finish(po, &r->db);
-    shale_options o = db_opts(r->sp, parent_wal(r));
+    shale_options o = run_opts(r, parent_wal(r));
     uint64_t hint = strcmp(parent_store(r), r->sp->store_uri) ? 0 : r->manifest_hint;
     return shale_open_at(parent_store(r), &o, hint, &r->db);
 }
@@ -151,7 +165,7 @@ static void *wipe_worker(void *arg)
 
 void release_checkpoint(run *r)
 {
-    shale_options o = db_opts(r->sp, parent_wal(r));
+    shale_options o = run_opts(r, parent_wal(r));
     if (*r->checkpoint_id) {
         shale_checkpoint_delete(parent_store(r), &o, r->checkpoint_id);
         return;
@@ -321,7 +335,7 @@ shale_status do_clone(run *r, step_result *res)
      * probe is what unsafe_allow_unconditional_store skips, nothing else
      * in a clone reads it).  The pre-flight's probe objects are deleted
      * beside the clone's first phase. */
-    shale_options copts = sp->o.db;
+    shale_options copts = run_opts(r, sp->o.db.wal_store_uri);
     copts.unsafe_allow_unconditional_store = true;
     unprobe_job uj = {q, &sp->o.db};
     pthread_t uth;
@@ -399,7 +413,7 @@ shale_status do_plan(run *r, step_result *res)
     shale_objstore *s = NULL;
     shale_manifest_view *m = NULL;
     shale_reader *pr = NULL;
-    shale_options po = db_opts(sp, parent_wal(r));
+    shale_options po = run_opts(r, parent_wal(r));
     split_plan *plan = calloc(1, sizeof *plan);
     if (!plan || !(plan->children = calloc(q->child_count, sizeof *plan->children))) {
         free(plan);

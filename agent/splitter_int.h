@@ -60,6 +60,11 @@ typedef struct job {
     struct preopen *preopen; /* Fence's open, started beside version 1 and
                                 waiting for the worker's Fence (split_preopen.h);
                                 owned, freed (cancelled) by run_job's end */
+    struct shale_manifest_cache *mcache; /* the manifest versions the accept
+                                        read and the run's steps read or
+                                        write (owned; made by the accept or
+                                        by run_job, freed at run_job's end
+                                        after every handle using it) */
     struct job *next;
 } job;
 
@@ -133,6 +138,11 @@ typedef struct run {
                                      id, no LIST (verify.c) */
     uint64_t manifest_hint;  /* shale_open_at()'s hint for that open (0: none) */
     struct preopen *preopen; /* the job's, borrowed: Fence finishes it */
+    struct shale_manifest_cache *mcache; /* the manifest versions this run
+                                        read or wrote (the job's, borrowed;
+                                        NULL: none): run_opts() puts it in
+                                        every store this run opens, so no
+                                        step GETs a version again */
     struct shale_manifest_view *parent_latest; /* the parent's latest version as Verify
                                         read it (owned; NULL: not read by this
                                         run): Complete writes on it */
@@ -167,6 +177,12 @@ typedef struct step_result {
 /* Step helpers and steps (split_steps.c, verify.c).  Each returns SHALE_OK
  * or a code with shale_errmsg() set, and fills *res. */
 shale_options db_opts(const splitter *sp, const char *wal);
+/* db_opts() with the run's manifest cache (r->mcache): what every store
+ * and database the run's steps open is given, so a manifest version read
+ * or written by one step (or the accept) is not read again by another.
+ * run_store_opts(): the same for a bare shale_objstore_open(). */
+shale_options run_opts(const run *r, const char *wal);
+shale_objstore_options run_store_opts(const run *r);
 const char *parent_store(const run *r);
 const char *parent_wal(const run *r);
 shale_status do_fence(run *r, step_result *res);

@@ -204,7 +204,7 @@ static shale_status open_child_reader(verify_job *w, size_t i)
 {
     const verify_ctx *v = w->v;
     const split_child *c = &v->r->req->children[i];
-    shale_options co = db_opts(v->r->sp, c->wal_store);
+    shale_options co = run_opts(v->r, c->wal_store);
     co.block_cache = v->cache;
     shale_reader *child = NULL;
     shale_status rc = SHALE_NOT_FOUND;
@@ -278,7 +278,7 @@ static void probe_child(verify_job *w, size_t k)
  * version read to the latest's record either way. */
 static shale_status open_parent(verify_ctx *v)
 {
-    shale_options po = db_opts(v->r->sp, parent_wal(v->r));
+    shale_options po = run_opts(v->r, parent_wal(v->r));
     po.block_cache = v->cache;
     const char *uri = parent_store(v->r);
     shale_db_info info;
@@ -468,7 +468,8 @@ static void *latest_run(void *arg)
     latest_load *l = arg;
     verify_ctx *v = l->v;
     shale_objstore *s = NULL;
-    shale_status rc = shale_objstore_open(parent_store(v->r), &v->r->sp->o.db.store, &s);
+    shale_objstore_options so = run_store_opts(v->r);   /* versions Clone wrote: no GET */
+    shale_status rc = shale_objstore_open(parent_store(v->r), &so, &s);
     if (!rc && !(v->latest = latest_by_id(l, s)))
         rc = shale_manifest_view_load(s, 0, &v->latest);
     if (!rc && !shale_manifest_view_checkpoint(v->latest, v->cp))

@@ -296,10 +296,10 @@ static shale_status walk_piece(walk *w, size_t i)
     const piece *p = &w->p[i];
     run *r = w->r;
     const split_child *c = &r->req->children[p->child];
-    shale_options po = db_opts(r->sp, parent_wal(r));
+    shale_options po = run_opts(r, parent_wal(r));
     po.block_cache = w->cache;
     child_open co = {.c = c, .id = w->child_ids ? w->child_ids[p->child] : 0,
-                     .co = db_opts(r->sp, c->wal_store)};
+                     .co = run_opts(r, c->wal_store)};
     co.co.block_cache = w->cache;
     pthread_t th;
     bool threaded = !pthread_create(&th, NULL, child_open_run, &co);

@@ -33,7 +33,7 @@ static const size_t g_store_strings[] = {
 _Static_assert(offsetof(shale_objstore_options, fs_no_fsync) ==
                        5 * sizeof(char *) + 6 * sizeof(int) &&
                    offsetof(shale_objstore_options, reserved) ==
-                       offsetof(shale_objstore_options, s3_ca_file) + sizeof(void *) + 8,
+                       offsetof(shale_objstore_options, s3_ca_file) + 2 * sizeof(void *) + 8,
                "shale_objstore_options changed: list its string fields in g_store_strings "
                "(engine/db/env.c), then update this assertion");
 

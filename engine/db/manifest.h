@@ -129,6 +129,11 @@ shale_status manifest_store_load_latest(shale_objstore *s, uint64_t hint, manife
 shale_status manifest_store_newest_after(shale_objstore *s, uint64_t after, uint64_t *newest);
 /* Loads one version. */
 shale_status manifest_store_load(shale_objstore *s, uint64_t id, manifest **out);
+/* The store's manifest cache (manifest_cache.c; none: false / nothing):
+ * version id's bytes as read or written before (*data malloc'd, a copy),
+ * and a version's bytes as just read or written. */
+bool manifest_cache_get(shale_objstore *s, uint64_t id, void **data, size_t *len);
+void manifest_cache_put(shale_objstore *s, uint64_t id, const void *data, size_t len);
 /* Writes m at m->id with put-if-absent.  SHALE_PRECONDITION_FAILED if that
  * version exists. */
 shale_status manifest_store_write(shale_objstore *s, const manifest *m);

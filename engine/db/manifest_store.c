@@ -24,7 +24,10 @@ shale_status manifest_store_load(shale_objstore *s, uint64_t id, manifest **out)
     manifest_key(id, key, sizeof key);
     void *data = NULL;
     size_t len = 0;
-    shale_status rc = shale_objstore_get(s, key, &data, &len);
+    /* A version read or written before through this store's cache: the
+     * same bytes (versions are immutable, manifest_cache.c). */
+    bool cached = manifest_cache_get(s, id, &data, &len);
+    shale_status rc = cached ? SHALE_OK : shale_objstore_get(s, key, &data, &len);
     if (rc == SHALE_NOT_FOUND)
         return shale_err(SHALE_NOT_FOUND, "%s: manifest version %s not found",
                          shale_objstore_uri(s), key);
@@ -33,6 +36,8 @@ shale_status manifest_store_load(shale_objstore *s, uint64_t id, manifest **out)
     char name[512];
     snprintf(name, sizeof name, "%s/%s", shale_objstore_uri(s), key);
     rc = manifest_decode(name, data, len, out);
+    if (!rc && !cached)
+        manifest_cache_put(s, id, data, len);   /* only what decodes */
     free(data);
     if (!rc)
         (*out)->id = id;
@@ -151,6 +156,8 @@ shale_status manifest_store_write(shale_objstore *s, const manifest *m)
             rc = SHALE_OK;
         free(got);
     }
+    if (rc == SHALE_OK)
+        manifest_cache_put(s, m->id, json, len);   /* this process's own write */
     free(json);
     return rc;
 }

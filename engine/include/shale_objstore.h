@@ -31,6 +31,7 @@
 SHALE_API_BEGIN
 
 typedef struct shale_objstore shale_objstore;
+typedef struct shale_manifest_cache shale_manifest_cache;   /* below */
 
 /* Options for opening a store.  Strings are borrowed for the duration of
  * shale_objstore_open() only (the store copies what it keeps).  NULL or 0
@@ -76,14 +77,39 @@ typedef struct shale_objstore_options {
      * comparisons and for WAL stores that older binaries still write). */
     int fs_wal_log;
     uint32_t reserved_pad;        /* zero */
+    /* Manifest versions this process already read or wrote, answered
+     * without a GET (shale_manifest_cache_new below); NULL (default): none.
+     * Borrowed: it must outlive every store and database handle opened
+     * with these options. */
+    shale_manifest_cache *manifest_cache;
     /* Zero.  shale_options embeds this struct, so its size is fixed within
      * an ABI version (SHALE_OBJSTORE_OPTIONS_SIZE bytes): a new field takes
      * its place from here, and every older program still passes zeros
      * (= the default) for it. */
-    uint64_t reserved[13];
+    uint64_t reserved[12];
 } shale_objstore_options;
 
 #define SHALE_OBJSTORE_OPTIONS_SIZE 192
+
+/* A cache of manifest versions (manifest/<id>.manifest, docs/format.md)
+ * for one bounded job, such as one split run: a version is immutable once
+ * written (create-if-absent at its id; only a GC deletes it, and only an
+ * old one), so the bytes of version N of a store, once read or written by
+ * this process through a store opened with the cache (the options'
+ * manifest_cache), answer the next read of N without a GET.  What decides
+ * the LATEST version -- LISTs, HEADs of the next id, the create-if-absent
+ * of a write -- still goes to the store: the cache only saves re-reading a
+ * version by id.  Keyed by the store's URI as spelled; a version the cache
+ * holds is answered even if deleted since, so scope one cache to a job
+ * that keeps what it reads (a pin, or seconds) and never to a store that
+ * may be wiped and rebuilt while the cache lives.  max_bytes bounds the
+ * manifests held (0: 16 MiB); the oldest go first.  Thread safety: one
+ * cache may be used by many stores and threads at once.  Free it after the
+ * last handle using it is closed. */
+shale_status shale_manifest_cache_new(size_t max_bytes, shale_manifest_cache **out);
+void shale_manifest_cache_free(shale_manifest_cache *c);   /* accepts NULL */
+/* GETs the cache answered since it was made (for tests and benchmarks). */
+uint64_t shale_manifest_cache_hits(const shale_manifest_cache *c);
 
 /* Warnings the library cannot return as the error of a call but an
  * operator must see: S3 credentials sent over plain http to a host that is

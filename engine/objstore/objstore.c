@@ -160,6 +160,7 @@ shale_status shale_objstore_open(const char *uri, const shale_objstore_options *
             (*out)->max_retries = opts->max_retries < 0 ? 0 : opts->max_retries;
             (*out)->retry_base_ms = opts->retry_base_ms > 0 ? opts->retry_base_ms : 50;
             (*out)->retry_max_ms = opts->retry_max_ms > 0 ? opts->retry_max_ms : 2000;
+            (*out)->mcache = opts->manifest_cache;
         }
         return frc;
     }
@@ -195,6 +196,7 @@ shale_status shale_objstore_open(const char *uri, const shale_objstore_options *
     s->max_retries = opts->max_retries < 0 ? 0 : opts->max_retries;
     s->retry_base_ms = opts->retry_base_ms > 0 ? opts->retry_base_ms : 50;
     s->retry_max_ms = opts->retry_max_ms > 0 ? opts->retry_max_ms : 2000;
+    s->mcache = opts->manifest_cache;
     *out = s;
     return SHALE_OK;
 }

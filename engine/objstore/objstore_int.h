@@ -57,6 +57,9 @@ struct shale_objstore {
      * objstore.c from the options (0 retries when not opened through
      * shale_objstore_open, e.g. a fault wrapper: its inner store retries). */
     int max_retries, retry_base_ms, retry_max_ms;
+    /* The options' manifest_cache (borrowed; NULL: none), set by
+     * objstore.c: manifest_store.c answers a version it holds. */
+    struct shale_manifest_cache *mcache;
 };
 
 /* Every reader handle starts with this header; the generic one is only

@@ -102,8 +102,20 @@
                                 FullFlush Running; one version records Verify Done and
                                 Complete Done (issue 16, h/chainrt) */
 
+/* GETs of manifest versions from the submit to idle (the trace's "get"
+ * lines under manifest/).  The parent: the submit's read of its latest,
+ * once -- Fence's open, Clone and Verify take the versions the accept read
+ * and the split's writer and Clone wrote from the run's manifest cache
+ * (shale_manifest_cache, h/mfread; 5 before: the submit, Fence's open,
+ * Clone's read of the writer's version, Verify's of it and of the pin).
+ * A child: Clone's look for a version 1 of an earlier attempt (not found)
+ * only; Verify's read of the version Clone wrote is cached (2 before). */
+#define PARENT_MANIFEST_GETS 1
+#define CHILD_MANIFEST_GETS 1
+
 typedef struct cost {
     uint64_t req[SHALE_OP_COUNT], total;
+    size_t parent_manifest_gets, child_manifest_gets;
     uint64_t verify_lists;   /* the Verify step's LISTs */
     size_t parent_manifests, journal_versions;
     long chain;
@@ -164,6 +176,28 @@ static long chain_between(long long from, long long to)
     free(ch);
     free(rq);
     return best;
+}
+
+/* The traced GETs of manifest/ keys within [from, to]: the parent's store
+ * (its URI ends in "/parent") and the children's. */
+static void manifest_gets_between(long long from, long long to, cost *out)
+{
+    FILE *f = fopen(trace_path, "r");
+    assert_non_null(f);
+    char line[1400];
+    while (fgets(line, sizeof line, f)) {
+        long long t0, t1;
+        char op[32], store[700], key[700];
+        if (sscanf(line, "%lld %lld %*s %31s %699s %699s", &t0, &t1, op, store, key) != 5 ||
+            t0 < from || t1 > to || strcmp(op, "get") || strncmp(key, "manifest/", 9))
+            continue;
+        size_t sl = strlen(store);
+        if (sl >= 7 && !strcmp(store + sl - 7, "/parent"))
+            out->parent_manifest_gets++;
+        else
+            out->child_manifest_gets++;
+    }
+    fclose(f);
 }
 
 static void add_latency(const char *uri)
@@ -255,7 +289,9 @@ static void split_cost(int ways, cost *out)
     TU_OK(svc->ops->submit(svc, rq, &created, &status));
     free(status);
     TU_OK(splitter_wait_idle(sp, 120000));
-    out->chain = chain_between(t_submit, mono_us());
+    long long t_idle = mono_us();
+    out->chain = chain_between(t_submit, t_idle);
+    manifest_gets_between(t_submit, t_idle, out);
     shale_objstore_global_stats(&after);
     TU_OK(svc->ops->get(svc, "budget", &status));
     assert_non_null(strstr(status, "\"phase\": \"Complete\""));
@@ -278,6 +314,8 @@ static void split_cost(int ways, cost *out)
            (unsigned long long)out->total, (unsigned long long)out->req[SHALE_OP_LIST],
            (unsigned long long)out->verify_lists, out->parent_manifests,
            out->journal_versions, out->chain);
+    printf("#   manifest GETs: parent %zu, children %zu\n", out->parent_manifest_gets,
+           out->child_manifest_gets);
     for (int op = 0; op < SHALE_OP_COUNT; op++)
         printf("#   %s %llu\n", shale_objop_name((shale_objop)op),
                (unsigned long long)out->req[op]);
@@ -290,6 +328,8 @@ static void check(int ways, const cost *c)
     assert_int_equal(c->verify_lists, VERIFY_LISTS);
     assert_true(c->parent_manifests <= PARENT_MANIFEST_WRITES);
     assert_int_equal(c->journal_versions, JOURNAL_VERSIONS);
+    assert_int_equal(c->parent_manifest_gets, PARENT_MANIFEST_GETS);
+    assert_true(c->child_manifest_gets <= (size_t)(CHILD_MANIFEST_GETS * ways));
     assert_true(c->chain > 0 && c->chain <= CHAIN_MAX);
 }
 
