@@ -34,7 +34,8 @@ typedef struct ct_child {
 /* The child's work, run in the forked child with the pipe's write end.  It
  * must not use cmocka's assertions (a failure would jump back into the
  * parent's copy of the test inside the child): it ends with ct_die on a
- * failure, or returns (the child then exits 0). */
+ * failure, or returns (the child then exits 0).  A crash (SIGSEGV, an
+ * abort) ends the child with that signal: cmocka's handlers are reset. */
 typedef void ct_body(void *arg, int ack_fd);
 
 /* Forks a child running body(arg, write end); in the parent, c holds the
@@ -63,6 +64,9 @@ void ct_kill_or_exit(ct_child *c, int code);
 /* Waits for the child to end by itself: its exit code, or -N when signal N
  * ended it (a failpoint's SIGKILL, say). */
 int ct_wait(ct_child *c);
+/* Waits for a child that kills itself (a failpoint, a hook that raises
+ * SIGKILL) and fails the test unless SIGKILL is what ended it. */
+void ct_expect_killed(ct_child *c);
 /* Waits and fails the test unless the child exited with code. */
 void ct_expect_exit(ct_child *c, int code);
 /* Closes the parent's end of the pipe if it is still open (after reading
