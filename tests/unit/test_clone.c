@@ -110,10 +110,7 @@ static void clone_replays_wal_and_continues_writing(void **state)
 static void clone_succeeds_after_parent_wal_cleanup(void **state)
 {
     fixture *f = *state;
-    shale_db *p = NULL;
-    TU_OK(shale_open(f->parent, &f->o, &p));
-    for (unsigned i = 0; i < 120; i++)
-        dt_put(p, i, 1);
+    shale_db *p = dt_open_fill(f->parent, &f->o, 120, 1);
     shale_checkpoint cp;
     TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_ALL, 0, NULL, &cp));
     assert_int_equal(cp.replay_after_wal_id, cp.next_wal_sst_id - 1);
@@ -269,10 +266,7 @@ static void test_range_clones_partition_parent(void **state)
 static void test_gc_after_clone_keeps_child_data(void **state)
 {
     fixture *f = *state;
-    shale_db *p = NULL;
-    TU_OK(shale_open(f->parent, &f->o, &p));
-    for (unsigned i = 0; i < 400; i++)
-        dt_put(p, i, 1);
+    shale_db *p = dt_open_fill(f->parent, &f->o, 400, 1);
     shale_checkpoint cp;
     TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_ALL, 0, NULL, &cp));
     shale_clone_spec sp = spec_to_child(f, cp.id);
@@ -378,10 +372,7 @@ static void test_clone_interrupted_at_every_write_resumes(void **state)
     shale_options o;
     dt_small_options(&o);
     o.wal_store_uri = pwal;
-    shale_db *p = NULL;
-    TU_OK(shale_open(parent, &o, &p));
-    for (unsigned i = 0; i < 300; i++)
-        dt_put(p, i, 1);
+    shale_db *p = dt_open_fill(parent, &o, 300, 1);
     TU_OK(shale_flush_memtable(p));
     for (unsigned i = 300; i < 330; i++)
         dt_put(p, i, 1);                       /* some data only in the WAL */
@@ -482,10 +473,7 @@ static void test_shared_cache_serves_clone_from_parent_blocks(void **state)
     shale_options o;
     dt_small_options(&o);
     unsigned n = tu_quick() ? 1000 : 3000, lo = n / 4, hi = 3 * n / 4;
-    shale_db *db = NULL;
-    TU_OK(shale_open(parent, &o, &db));
-    for (unsigned i = 0; i < n; i++)
-        dt_put(db, i, 1);
+    shale_db *db = dt_open_fill(parent, &o, n, 1);
     TU_OK(shale_compact(db, true));
     TU_OK(shale_close(db));
     char a[32], b[32];

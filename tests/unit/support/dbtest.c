@@ -149,19 +149,18 @@ void dt_model_check_reader(shale_reader *r, const dt_model *m)
     shale_iter_free(it);
 }
 
-static void fill_open(const char *uri, const shale_options *o, unsigned n, unsigned version,
-                      shale_db **db)
+shale_db *dt_open_fill(const char *uri, const shale_options *o, unsigned n, unsigned version)
 {
-    TU_OK(shale_open(uri, o, db));
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, o, &db));
     for (unsigned i = 0; i < n; i++)
-        dt_put(*db, i, version);
+        dt_put(db, i, version);
+    return db;
 }
 
 void dt_fill(const char *uri, const shale_options *o, unsigned n, unsigned version)
 {
-    shale_db *db = NULL;
-    fill_open(uri, o, n, version, &db);
-    TU_OK(shale_close(db));
+    TU_OK(shale_close(dt_open_fill(uri, o, n, version)));
 }
 
 void dt_create(const char *uri, const shale_options *o)
@@ -172,8 +171,7 @@ void dt_create(const char *uri, const shale_options *o)
 void dt_fill_checkpoint(const char *uri, const shale_options *o, unsigned n,
                         shale_checkpoint_scope scope, const char *name, shale_checkpoint *cp)
 {
-    shale_db *db = NULL;
-    fill_open(uri, o, n, 1, &db);
+    shale_db *db = dt_open_fill(uri, o, n, 1);
     TU_OK(shale_checkpoint_create(db, scope, 0, name, cp));
     TU_OK(shale_close(db));
 }

@@ -26,6 +26,8 @@ void dt_expect_reader(shale_reader *r, unsigned i, unsigned version);
  * opening it with o, writing, and closing (n 0: a new empty database).
  * Unflushed: with o's WAL store the keys are in that store only. */
 void dt_fill(const char *uri, const shale_options *o, unsigned n, unsigned version);
+/* The same, but the database is left open: the caller closes it. */
+shale_db *dt_open_fill(const char *uri, const shale_options *o, unsigned n, unsigned version);
 /* dt_fill of no keys: a new database at uri (opened and closed). */
 void dt_create(const char *uri, const shale_options *o);
 /* dt_fill at version 1, then a checkpoint of scope named name (NULL: none)
