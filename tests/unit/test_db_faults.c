@@ -253,10 +253,7 @@ static void test_concurrent_durable_writers(void **state)
         assert_null(r);
     }
     TU_OK(shale_close(db));
-    TU_OK(shale_open(uri, &o, &db));
-    for (unsigned i = 0; i < T * per; i++)
-        dt_expect(db, i, 1);
-    TU_OK(shale_close(db));
+    dt_reopen_expect(uri, &o, T * per, 1);
     tu_rmtree(dir);
     free(dir);
     free(uri);
@@ -434,10 +431,7 @@ static void test_writes_that_took_effect_despite_errors(void **state)
     for (unsigned i = 0; i < 50; i++)
         dt_expect(db, i, 1);
     TU_OK(shale_close(db));
-    TU_OK(shale_open(u, &o, &db));
-    for (unsigned i = 0; i < 50; i++)
-        dt_expect(db, i, 1);
-    TU_OK(shale_close(db));
+    dt_reopen_expect(u, &o, 50, 1);
     free(u);
 }
 

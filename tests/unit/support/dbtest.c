@@ -163,6 +163,15 @@ void dt_fill(const char *uri, const shale_options *o, unsigned n, unsigned versi
     TU_OK(shale_close(dt_open_fill(uri, o, n, version)));
 }
 
+void dt_reopen_expect(const char *uri, const shale_options *o, unsigned n, unsigned version)
+{
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, o, &db));
+    for (unsigned i = 0; i < n; i++)
+        dt_expect(db, i, version);
+    TU_OK(shale_close(db));
+}
+
 void dt_create(const char *uri, const shale_options *o)
 {
     dt_fill(uri, o, 0, 1);

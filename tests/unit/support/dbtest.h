@@ -21,6 +21,9 @@ void dt_del(shale_db *db, unsigned i);
 /* Asserts key i reads version v (v == 0: absent). */
 void dt_expect(shale_db *db, unsigned i, unsigned version);
 void dt_expect_reader(shale_reader *r, unsigned i, unsigned version);
+/* Opens uri with o, asserts keys 0..n-1 read version, closes: what a
+ * reopen after a crash or a failure must find. */
+void dt_reopen_expect(const char *uri, const shale_options *o, unsigned n, unsigned version);
 
 /* A database at uri holding keys 0..n-1 at version (dt_put), made by
  * opening it with o, writing, and closing (n 0: a new empty database).
