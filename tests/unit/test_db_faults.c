@@ -138,10 +138,7 @@ static void test_corrupt_sst_and_manifest(void **state)
     shale_options o;
     dt_small_options(&o);
     o.block_cache_bytes = 0;
-    shale_db *db = NULL;
-    TU_OK(shale_open(uri, &o, &db));
-    for (unsigned i = 0; i < 200; i++)
-        dt_put(db, i, 1);
+    shale_db *db = dt_open_fill(uri, &o, 200, 1);
     TU_OK(shale_compact(db, true));
     TU_OK(shale_close(db));
     char *key = first_run_sst(uri);

@@ -184,10 +184,7 @@ static void test_flush_fsync_failure_stops_writer(void **state)
     char *uri = tu_file_uri(dir, "db");
     shale_options o;
     durable_options(&o);
-    shale_db *db = NULL;
-    TU_OK(shale_open(uri, &o, &db));
-    for (unsigned i = 0; i < 30; i++)
-        dt_put(db, i, 1);
+    shale_db *db = dt_open_fill(uri, &o, 30, 1);
     long before = objstore_fs_fsync_failures();
     TU_OK(objstore_fs_fail_fsync("file", "compacted/", 1, 1));
     assert_int_not_equal(shale_flush_memtable(db), SHALE_OK);
