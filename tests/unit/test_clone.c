@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The parent and its WAL store are base's (f->o is base's options, the
+ * WAL in parent_wal); the children are beside them. */
 typedef struct fixture {
-    char *dir;
-    char *parent, *parent_wal;
+    dt_fixture *base;
+    const char *parent, *parent_wal;   /* base's */
     char *child, *child_wal;
     char *child2, *child2_wal;
     shale_options o;
@@ -23,15 +25,15 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    f->dir = tu_tmpdir("clone");
-    f->parent = tu_file_uri(f->dir, "parent");
-    f->parent_wal = tu_file_uri(f->dir, "parent-wal");
-    f->child = tu_file_uri(f->dir, "child");
-    f->child_wal = tu_file_uri(f->dir, "child-wal");
-    f->child2 = tu_file_uri(f->dir, "child2");
-    f->child2_wal = tu_file_uri(f->dir, "child2-wal");
-    dt_small_options(&f->o);
-    f->o.wal_store_uri = f->parent_wal;
+    assert_non_null(f);
+    f->base = dt_fixture_at("clone", "parent", "parent-wal");
+    f->parent = f->base->uri;
+    f->parent_wal = f->base->wal_uri;
+    f->child = tu_file_uri(f->base->dir, "child");
+    f->child_wal = tu_file_uri(f->base->dir, "child-wal");
+    f->child2 = tu_file_uri(f->base->dir, "child2");
+    f->child2_wal = tu_file_uri(f->base->dir, "child2-wal");
+    f->o = f->base->o;
     *state = f;
     return 0;
 }
@@ -39,10 +41,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    tu_rmtree(f->dir);
-    free(f->dir);
-    free(f->parent);
-    free(f->parent_wal);
+    dt_fixture_free(f->base);
     free(f->child);
     free(f->child_wal);
     free(f->child2);
@@ -111,23 +110,12 @@ static void clone_replays_wal_and_continues_writing(void **state)
 static void clone_succeeds_after_parent_wal_cleanup(void **state)
 {
     fixture *f = *state;
-    shale_db *p = NULL;
-    TU_OK(shale_open(f->parent, &f->o, &p));
-    for (unsigned i = 0; i < 120; i++)
-        dt_put(p, i, 1);
+    shale_db *p = dt_open_fill(f->parent, &f->o, 120, 1);
     shale_checkpoint cp;
     TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_ALL, 0, NULL, &cp));
     assert_int_equal(cp.replay_after_wal_id, cp.next_wal_sst_id - 1);
     /* Wipe every WAL object of the parent. */
-    shale_objstore *w = NULL;
-    TU_OK(shale_objstore_open(f->parent_wal, NULL, &w));
-    shale_objlist l;
-    TU_OK(shale_objstore_list_all(w, "wal/", &l));
-    assert_true(l.count > 0);
-    for (size_t i = 0; i < l.count; i++)
-        TU_OK(shale_objstore_delete(w, l.items[i].key));
-    shale_objlist_free(&l);
-    shale_objstore_close(w);
+    assert_true(dt_delete_all(f->parent_wal, "wal/") > 0);
     shale_clone_spec sp = spec_to_child(f, cp.id);
     shale_clone_result res;
     TU_OK(shale_clone(&sp, &f->o, &res));
@@ -147,13 +135,8 @@ static void clone_succeeds_after_parent_wal_cleanup(void **state)
 static void clone_should_fail_when_wal_store_is_not_provided(void **state)
 {
     fixture *f = *state;
-    shale_db *p = NULL;
-    TU_OK(shale_open(f->parent, &f->o, &p));
-    for (unsigned i = 0; i < 10; i++)
-        dt_put(p, i, 1);
     shale_checkpoint cp;
-    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_DURABLE, 0, NULL, &cp));
-    TU_OK(shale_close(p));
+    dt_fill_checkpoint(f->parent, &f->o, 10, SHALE_CHECKPOINT_DURABLE, NULL, &cp);
     shale_clone_spec sp = {0};
     sp.parent_uri = f->parent;
     sp.parent_wal_uri = NULL;                /* not provided */
@@ -283,10 +266,7 @@ static void test_range_clones_partition_parent(void **state)
 static void test_gc_after_clone_keeps_child_data(void **state)
 {
     fixture *f = *state;
-    shale_db *p = NULL;
-    TU_OK(shale_open(f->parent, &f->o, &p));
-    for (unsigned i = 0; i < 400; i++)
-        dt_put(p, i, 1);
+    shale_db *p = dt_open_fill(f->parent, &f->o, 400, 1);
     shale_checkpoint cp;
     TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_ALL, 0, NULL, &cp));
     shale_clone_spec sp = spec_to_child(f, cp.id);
@@ -316,13 +296,8 @@ static void test_gc_after_clone_keeps_child_data(void **state)
 static void test_clone_of_clone(void **state)
 {
     fixture *f = *state;
-    shale_db *p = NULL;
-    TU_OK(shale_open(f->parent, &f->o, &p));
-    for (unsigned i = 0; i < 300; i++)
-        dt_put(p, i, 1);
     shale_checkpoint cp;
-    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_ALL, 0, NULL, &cp));
-    TU_OK(shale_close(p));
+    dt_fill_checkpoint(f->parent, &f->o, 300, SHALE_CHECKPOINT_ALL, NULL, &cp);
     char lo[32], hi[32];
     size_t lol = dt_key(lo, sizeof lo, 100), hil = dt_key(hi, sizeof hi, 200);
     shale_clone_spec a = spec_to_child(f, cp.id);
@@ -361,13 +336,8 @@ static void test_clone_of_clone(void **state)
 static void test_uninitialized_clone_refused_then_resumed(void **state)
 {
     fixture *f = *state;
-    shale_db *p = NULL;
-    TU_OK(shale_open(f->parent, &f->o, &p));
-    for (unsigned i = 0; i < 30; i++)
-        dt_put(p, i, 1);
     shale_checkpoint cp;
-    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_DURABLE, 0, NULL, &cp));
-    TU_OK(shale_close(p));
+    dt_fill_checkpoint(f->parent, &f->o, 30, SHALE_CHECKPOINT_DURABLE, NULL, &cp);
     /* First attempt: the parent WAL store is missing its WAL objects. */
     shale_clone_spec sp = spec_to_child(f, cp.id);
     sp.parent_wal_uri = f->child2;   /* an empty store: the copy fails */
@@ -402,10 +372,7 @@ static void test_clone_interrupted_at_every_write_resumes(void **state)
     shale_options o;
     dt_small_options(&o);
     o.wal_store_uri = pwal;
-    shale_db *p = NULL;
-    TU_OK(shale_open(parent, &o, &p));
-    for (unsigned i = 0; i < 300; i++)
-        dt_put(p, i, 1);
+    shale_db *p = dt_open_fill(parent, &o, 300, 1);
     TU_OK(shale_flush_memtable(p));
     for (unsigned i = 300; i < 330; i++)
         dt_put(p, i, 1);                       /* some data only in the WAL */
@@ -506,10 +473,7 @@ static void test_shared_cache_serves_clone_from_parent_blocks(void **state)
     shale_options o;
     dt_small_options(&o);
     unsigned n = tu_quick() ? 1000 : 3000, lo = n / 4, hi = 3 * n / 4;
-    shale_db *db = NULL;
-    TU_OK(shale_open(parent, &o, &db));
-    for (unsigned i = 0; i < n; i++)
-        dt_put(db, i, 1);
+    shale_db *db = dt_open_fill(parent, &o, n, 1);
     TU_OK(shale_compact(db, true));
     TU_OK(shale_close(db));
     char a[32], b[32];
@@ -555,13 +519,8 @@ static void test_shared_cache_serves_clone_from_parent_blocks(void **state)
 static void test_clone_many_pins_once_and_resumes(void **state)
 {
     fixture *f = *state;
-    shale_db *p = NULL;
-    TU_OK(shale_open(f->parent, &f->o, &p));
-    for (unsigned i = 0; i < 400; i++)
-        dt_put(p, i, 1);
     shale_checkpoint cp;
-    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_ALL, 0, "split", &cp));
-    TU_OK(shale_close(p));
+    dt_fill_checkpoint(f->parent, &f->o, 400, SHALE_CHECKPOINT_ALL, "split", &cp);
     enum { N = 4 };
     char *kids[N], bounds[N + 1][32];
     shale_clone_spec specs[N];
@@ -571,7 +530,7 @@ static void test_clone_many_pins_once_and_resumes(void **state)
     for (int i = 0; i < N; i++) {
         char name[16];
         snprintf(name, sizeof name, "kid%d", i);
-        kids[i] = tu_file_uri(f->dir, name);
+        kids[i] = tu_file_uri(f->base->dir, name);
         specs[i].parent_uri = f->parent;
         specs[i].parent_wal_uri = f->parent_wal;
         specs[i].parent_checkpoint_id = cp.id;
@@ -646,13 +605,8 @@ static void test_clone_many_pins_once_and_resumes(void **state)
 static void test_clone_many_pins_before_children_resume(void **state)
 {
     fixture *f = *state;
-    shale_db *p = NULL;
-    TU_OK(shale_open(f->parent, &f->o, &p));
-    for (unsigned i = 0; i < 200; i++)
-        dt_put(p, i, 1);
     shale_checkpoint cp;
-    TU_OK(shale_checkpoint_create(p, SHALE_CHECKPOINT_ALL, 0, "split", &cp));
-    TU_OK(shale_close(p));
+    dt_fill_checkpoint(f->parent, &f->o, 200, SHALE_CHECKPOINT_ALL, "split", &cp);
     enum { N = 2 };
     char *mem[N], *kids[N], mid[32];
     shale_clone_spec specs[N];

@@ -5,6 +5,7 @@
  * The happy paths (levels, scans, batches, compaction) are in test_db.c.
  * Most cases run on mem:// and file:// (the state names the backend).
  */
+#include "support/crashtest.h"
 #include "support/dbtest.h"
 #include "table/sst_table.h"
 #include "util/misc.h"
@@ -14,12 +15,9 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 static const char *backend(void **state)
 {
@@ -140,10 +138,7 @@ static void test_corrupt_sst_and_manifest(void **state)
     shale_options o;
     dt_small_options(&o);
     o.block_cache_bytes = 0;
-    shale_db *db = NULL;
-    TU_OK(shale_open(uri, &o, &db));
-    for (unsigned i = 0; i < 200; i++)
-        dt_put(db, i, 1);
+    shale_db *db = dt_open_fill(uri, &o, 200, 1);
     TU_OK(shale_compact(db, true));
     TU_OK(shale_close(db));
     char *key = first_run_sst(uri);
@@ -255,10 +250,7 @@ static void test_concurrent_durable_writers(void **state)
         assert_null(r);
     }
     TU_OK(shale_close(db));
-    TU_OK(shale_open(uri, &o, &db));
-    for (unsigned i = 0; i < T * per; i++)
-        dt_expect(db, i, 1);
-    TU_OK(shale_close(db));
+    dt_reopen_expect(uri, &o, T * per, 1);
     tu_rmtree(dir);
     free(dir);
     free(uri);
@@ -325,6 +317,34 @@ static void test_fenced_durable_waiters_all_return(void **state)
     free(uri);
 }
 
+/* The crash test's child: 3-key batches from batch number first on, each
+ * acknowledged (its number on the pipe) once shale_write returned. */
+typedef struct batch_writer {
+    const char *uri;
+    const shale_options *o;
+    unsigned first;
+} batch_writer;
+
+static void write_batches(void *arg, int ack)
+{
+    const batch_writer *w = arg;
+    shale_db *db = NULL;
+    if (shale_open(w->uri, w->o, &db))
+        ct_die(3, "open");
+    for (unsigned b = w->first;; b++) {
+        shale_batch *bt = shale_batch_new();
+        for (unsigned j = 0; j < 3; j++) {
+            char k[32], v[96];
+            size_t kl = dt_key(k, sizeof k, b * 3 + j), vl = dt_val(v, sizeof v, b * 3 + j, 1);
+            shale_batch_put(bt, k, kl, v, vl);
+        }
+        if (shale_write(db, bt))
+            ct_die(4, "write");
+        shale_batch_free(bt);
+        ct_ack(ack, &b, sizeof b);
+    }
+}
+
 /* A child writes 3-key batches with await_durable and reports each
  * acknowledged batch on a pipe; the parent SIGKILLs it at a random point,
  * reopens, and checks every acknowledged batch is whole and no batch is
@@ -342,46 +362,20 @@ static void test_crash_loses_nothing_acknowledged(void **state)
     unsigned char *acked = calloc(1u << 20, 1);
     assert_non_null(acked);
     for (unsigned r = 0; r < rounds; r++) {
-        int fds[2];
-        assert_int_equal(pipe(fds), 0);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            close(fds[0]);
-            shale_db *db = NULL;
-            if (shale_open(uri, &o, &db))
-                _exit(3);
-            for (unsigned b = next;; b++) {
-                shale_batch *bt = shale_batch_new();
-                for (unsigned j = 0; j < 3; j++) {
-                    char k[32], v[96];
-                    size_t kl = dt_key(k, sizeof k, b * 3 + j), vl = dt_val(v, sizeof v,
-                                                                            b * 3 + j, 1);
-                    shale_batch_put(bt, k, kl, v, vl);
-                }
-                if (shale_write(db, bt))
-                    _exit(4);
-                shale_batch_free(bt);
-                if (write(fds[1], &b, sizeof b) != sizeof b)
-                    _exit(5);
-            }
-        }
-        close(fds[1]);
+        batch_writer w = {uri, &o, next};
+        ct_child c;
+        ct_start(&c, write_batches, &w);
         unsigned want = 1 + (unsigned)(tu_rand(&rng) % 40), got = 0, b;
-        while (got < want && read(fds[0], &b, sizeof b) == sizeof b) {
+        while (got < want && ct_recv(&c, &b, sizeof b)) {
             acked[b] = 1;
             got++;
             next = b + 1;
         }
-        kill(pid, SIGKILL);
-        while (read(fds[0], &b, sizeof b) == sizeof b) {   /* acks before death */
+        ct_kill(&c);
+        while (ct_recv(&c, &b, sizeof b)) {   /* acks before death */
             acked[b] = 1;
             next = b + 1;
         }
-        close(fds[0]);
-        int st;
-        waitpid(pid, &st, 0);
-        assert_true(WIFSIGNALED(st));
         next += 64;               /* unacknowledged numbers are never reused */
     }
     shale_db *db = NULL;
@@ -434,10 +428,7 @@ static void test_writes_that_took_effect_despite_errors(void **state)
     for (unsigned i = 0; i < 50; i++)
         dt_expect(db, i, 1);
     TU_OK(shale_close(db));
-    TU_OK(shale_open(u, &o, &db));
-    for (unsigned i = 0; i < 50; i++)
-        dt_expect(db, i, 1);
-    TU_OK(shale_close(db));
+    dt_reopen_expect(u, &o, 50, 1);
     free(u);
 }
 

@@ -14,6 +14,7 @@
  * mid-stream) and sticky fdatasync failures are in test_fs_log_crash.c;
  * the dead rotation in test_fs_log_rotate.c.
  */
+#include "support/crashtest.h"
 #include "support/fslogtest.h"
 #include "objstore/objstore_int.h"
 #include "objstore/objstore_fs_log.h"
@@ -22,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- the contract, with WAL keys ------------------------------------ */
@@ -140,61 +140,67 @@ static void test_reopen_and_tailing(void **state)
 #define RACE_IDS 60
 #define RACERS 4
 
+/* One racer (a ct_body): once the parent closes the go pipe, a
+ * create-if-absent of every id, each reported as {id, won}. */
+typedef struct racer {
+    const char *uri;
+    int go_read, go_write;
+    int no;
+} racer;
+
+static void race_ids(void *arg, int ack)
+{
+    const racer *r = arg;
+    close(r->go_write);
+    shale_objstore *s = NULL;
+    shale_objstore_options o;
+    shale_objstore_options_init(&o);
+    if (shale_objstore_open(r->uri, &o, &s))
+        ct_die(2, "open");
+    char b;
+    if (read(r->go_read, &b, 1) != 0)   /* all start together: the parent closes go */
+        ct_die(5, "the go pipe");
+    for (uint64_t id = 1; id <= RACE_IDS; id++) {
+        char k[64], v[16];
+        fl_wk(id, k, sizeof k);
+        snprintf(v, sizeof v, "racer%d", r->no);
+        shale_status rc = shale_objstore_put_if_absent(s, k, v, strlen(v));
+        if (rc != SHALE_OK && rc != SHALE_PRECONDITION_FAILED)
+            ct_die(3, "put_if_absent");
+        int rec[2] = {(int)id, rc == SHALE_OK};
+        ct_ack(ack, rec, sizeof rec);
+    }
+    shale_objstore_close(s);
+}
+
 static void test_race_processes(void **state)
 {
     (void)state;
     char *uri, *root = fl_new_root(&uri, true);
-    int fds[2], go[2];
-    assert_int_equal(pipe(fds), 0);
+    int go[2];
     assert_int_equal(pipe(go), 0);
-    pid_t kids[RACERS];
+    ct_child kids[RACERS];
+    racer rs[RACERS];
     for (int c = 0; c < RACERS; c++) {
-        if ((kids[c] = fork()) == 0) {
-            close(fds[0]);
-            close(go[1]);
-            shale_objstore *s = NULL;
-            shale_objstore_options o;
-            shale_objstore_options_init(&o);
-            if (shale_objstore_open(uri, &o, &s))
-                _exit(2);
-            char b;
-            if (read(go[0], &b, 1) != 0)   /* all start together: the parent closes go */
-                _exit(5);
-            for (uint64_t id = 1; id <= RACE_IDS; id++) {
-                char k[64], v[16];
-                fl_wk(id, k, sizeof k);
-                snprintf(v, sizeof v, "racer%d", c);
-                shale_status rc = shale_objstore_put_if_absent(s, k, v, strlen(v));
-                if (rc != SHALE_OK && rc != SHALE_PRECONDITION_FAILED)
-                    _exit(3);
-                int rec[2] = {(int)id, rc == SHALE_OK};
-                if (write(fds[1], rec, sizeof rec) != sizeof rec)
-                    _exit(4);
-            }
-            shale_objstore_close(s);
-            _exit(0);
-        }
+        rs[c] = (racer){uri, go[0], go[1], c};
+        ct_start(&kids[c], race_ids, &rs[c]);
     }
-    close(fds[1]);
     close(go[0]);
     close(go[1]);
     int winner[RACE_IDS + 1], seen[RACE_IDS + 1] = {0};
     for (int i = 0; i <= RACE_IDS; i++)
         winner[i] = -1;
     int rec[2], wins = 0;
-    while (read(fds[0], rec, sizeof rec) == sizeof rec) {
-        seen[rec[0]]++;
-        if (rec[1]) {
-            wins++;
-            assert_int_equal(winner[rec[0]], -1);   /* two winners of one id */
-            winner[rec[0]] = 1;
-        }
-    }
-    close(fds[0]);
     for (int c = 0; c < RACERS; c++) {
-        int st;
-        waitpid(kids[c], &st, 0);
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        while (ct_recv(&kids[c], rec, sizeof rec)) {
+            seen[rec[0]]++;
+            if (rec[1]) {
+                wins++;
+                assert_int_equal(winner[rec[0]], -1);   /* two winners of one id */
+                winner[rec[0]] = 1;
+            }
+        }
+        ct_expect_exit(&kids[c], 0);
     }
     assert_int_equal(wins, RACE_IDS);
     shale_objstore *s = fl_open(uri, false);

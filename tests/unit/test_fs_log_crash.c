@@ -8,16 +8,15 @@
  * the torn-tail cases, which build the states a lost page cache can leave.
  * The log's contract and its normal life are in test_fs_log.c.
  */
+#include "support/crashtest.h"
 #include "support/fslogtest.h"
 #include "objstore/objstore_int.h"
 #include "objstore/objstore_fs_log.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- crash states ---------------------------------------------------- */
@@ -175,6 +174,25 @@ static void test_fdatasync_failure_is_sticky(void **state)
 
 /* ---- a writer killed mid-stream -------------------------------------- */
 
+/* The killed writer: records for ids 1, 2, ... on uri, each id on the pipe
+ * once its put returned. */
+static void append_records(void *arg, int ack)
+{
+    shale_objstore *s = NULL;
+    shale_objstore_options o;
+    shale_objstore_options_init(&o);
+    if (shale_objstore_open(arg, &o, &s))
+        ct_die(2, "open");
+    for (uint64_t id = 1;; id++) {
+        char k[64], v[64];
+        fl_wk(id, k, sizeof k);
+        int vl = snprintf(v, sizeof v, "value-%llu", (unsigned long long)id);
+        if (shale_objstore_put_if_absent(s, k, v, (size_t)vl))
+            ct_die(3, "put_if_absent");
+        ct_ack(ack, &id, sizeof id);
+    }
+}
+
 /* bound: the rotation bound (0: the default), small to have the child
  * rotate through spares while it is killed; the log after the kill holds
  * segments only (no spare is left behind) and every acknowledged record. */
@@ -182,38 +200,14 @@ static void sigkill_writer(uint64_t bound)
 {
     objstore_fs_log_set_segment_bytes(bound);
     char *uri, *root = fl_new_root(&uri, true);
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        shale_objstore *s = NULL;
-        shale_objstore_options o;
-        shale_objstore_options_init(&o);
-        if (shale_objstore_open(uri, &o, &s))
-            _exit(2);
-        for (uint64_t id = 1;; id++) {
-            char k[64], v[64];
-            fl_wk(id, k, sizeof k);
-            int vl = snprintf(v, sizeof v, "value-%llu", (unsigned long long)id);
-            if (shale_objstore_put_if_absent(s, k, v, (size_t)vl))
-                _exit(3);
-            if (write(fds[1], &id, sizeof id) != sizeof id)
-                _exit(4);
-        }
-    }
-    close(fds[1]);
+    ct_child c;
+    ct_start(&c, append_records, uri);
     uint64_t id = 0, last = 0;
-    while (last < 300 && read(fds[0], &id, sizeof id) == sizeof id)
+    while (last < 300 && ct_recv(&c, &id, sizeof id))
         last = id;
-    kill(pid, SIGKILL);          /* mid-stream: it is appending */
-    int st;
-    waitpid(pid, &st, 0);
-    assert_true(WIFSIGNALED(st));
-    while (read(fds[0], &id, sizeof id) == sizeof id)
+    ct_kill(&c);                 /* mid-stream: it is appending */
+    while (ct_recv(&c, &id, sizeof id))
         last = id;               /* acknowledged before the kill landed */
-    close(fds[0]);
     assert_true(last >= 300);
     shale_objstore *s = fl_open(uri, true);
     for (uint64_t i = 1; i <= last; i++) {

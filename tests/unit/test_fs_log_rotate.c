@@ -13,6 +13,7 @@
  * in the rotation (sticky; the deleted records stay deleted); and a
  * handle whose current segment was unlinked behind it by two rotations.
  */
+#include "support/crashtest.h"
 #include "support/fslogtest.h"
 #include "objstore/objstore_int.h"
 
@@ -22,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define BOUND (64u << 10)   /* rotation bound: dead rotation past 4 KiB */
@@ -197,6 +197,35 @@ static void kill_self(int step)
         raise(SIGKILL);
 }
 
+/* kill_at's child (a ct_body): writes NREC records, then deletes them all
+ * with kill_self armed at the step. */
+typedef struct kill_job {
+    const char *uri;
+    int step;
+} kill_job;
+
+static void rotate_until_killed(void *arg, int ack)
+{
+    (void)ack;
+    const kill_job *j = arg;
+    char sv[8];
+    snprintf(sv, sizeof sv, "%d", j->step);
+    setenv("TEST_ROTATE_KILL_STEP", sv, 1);
+    shale_objstore *s = NULL;
+    if (shale_objstore_open(j->uri, NULL, &s))
+        ct_die(2, "open");
+    for (uint64_t id = 1; id <= NREC; id++) {
+        char k[64], v[1000];
+        fl_wk(id, k, sizeof k);
+        value(id, v);
+        if (shale_objstore_put(s, k, v, sizeof v))
+            ct_die(3, "put");
+    }
+    objstore_fs_log_set_rotate_hook(kill_self);
+    (void)del_all(s, 1, NREC);
+    ct_die(0, "the rotate hook did not fire: no rotation");
+}
+
 /* A process SIGKILLed at step (1: tombstones written, no new segment; 3:
  * the old segment sealed, no new one; 2: the new segment durable, the old
  * one not unlinked).  After it the log
@@ -207,29 +236,11 @@ static void kill_at(int step)
 {
     objstore_fs_log_set_segment_bytes(BOUND);
     char *uri, *root = fl_new_root(&uri, true);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        char sv[8];
-        snprintf(sv, sizeof sv, "%d", step);
-        setenv("TEST_ROTATE_KILL_STEP", sv, 1);
-        shale_objstore *s = NULL;
-        if (shale_objstore_open(uri, NULL, &s))
-            _exit(2);
-        for (uint64_t id = 1; id <= NREC; id++) {
-            char k[64], v[1000];
-            fl_wk(id, k, sizeof k);
-            value(id, v);
-            if (shale_objstore_put(s, k, v, sizeof v))
-                _exit(3);
-        }
-        objstore_fs_log_set_rotate_hook(kill_self);
-        (void)del_all(s, 1, NREC);
-        _exit(0);                 /* the hook did not fire: no rotation */
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    kill_job j = {uri, step};
+    ct_child c;
+    ct_start(&c, rotate_until_killed, &j);
+    ct_close(&c);
+    ct_expect_killed(&c);
     assert_true(seg_exists(root, 1));
     assert_int_equal(seg_exists(root, 2), step == 2);
     assert_int_equal(last_kind(root, 1), step == 1 ? 2u : 3u);   /* a tombstone, or the seal */

@@ -13,15 +13,14 @@
  * the "file" kind of the hook) and without it (fs_wal_log -1: a WAL SST is
  * a file of its own, whose directory entry is the "dir" fsync).
  */
+#include "support/crashtest.h"
 #include "support/dbtest.h"
 #include "objstore/objstore_int.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static void durable_options(shale_options *o)
@@ -185,10 +184,7 @@ static void test_flush_fsync_failure_stops_writer(void **state)
     char *uri = tu_file_uri(dir, "db");
     shale_options o;
     durable_options(&o);
-    shale_db *db = NULL;
-    TU_OK(shale_open(uri, &o, &db));
-    for (unsigned i = 0; i < 30; i++)
-        dt_put(db, i, 1);
+    shale_db *db = dt_open_fill(uri, &o, 30, 1);
     long before = objstore_fs_fsync_failures();
     TU_OK(objstore_fs_fail_fsync("file", "compacted/", 1, 1));
     assert_int_not_equal(shale_flush_memtable(db), SHALE_OK);
@@ -209,6 +205,38 @@ static void test_flush_fsync_failure_stops_writer(void **state)
     free(uri);
 }
 
+/* The crash case's child: 200 durable puts, each reported as its number
+ * (acknowledged) or -1 - its number (failed), then DONE; then it waits to
+ * be killed, never closing the writer cleanly. */
+#define DONE (1 << 30)
+
+typedef struct crash_writer {
+    const char *uri;
+    const shale_options *o;
+    const wal_mode *m;
+} crash_writer;
+
+static void put_until_killed(void *arg, int ack)
+{
+    const crash_writer *w = arg;
+    /* The open writes the fence WAL (its file's fsync and directory fsync
+     * are 1 of each kind); fail the 8th. */
+    setenv("SHALE_TEST_FS_FSYNC_FAIL", w->m->log ? "file:wal/:8" : "dir:wal/:8", 1);
+    shale_db *db = NULL;
+    if (shale_open(w->uri, w->o, &db))
+        ct_die(3, "open");
+    for (unsigned i = 0; i < 200; i++) {
+        char k[32], v[96];
+        size_t kl = dt_key(k, sizeof k, i), vl = dt_val(v, sizeof v, i, 1);
+        int rec = shale_put(db, k, kl, v, vl) == SHALE_OK ? (int)i : -1 - (int)i;
+        ct_ack(ack, &rec, sizeof rec);
+    }
+    int done = DONE;
+    ct_ack(ack, &done, sizeof done);
+    for (;;)
+        pause();
+}
+
 /* Crash style, with the rule armed in a child through the environment: the
  * child writes durable puts, reporting each acknowledgement and the first
  * failure on a pipe, and keeps trying after the failure; the parent checks
@@ -222,35 +250,12 @@ static void test_crash_after_fsync_failure(void **state)
     shale_options o;
     durable_options(&o);
     wal_mode_options(m, &o);
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        /* The open writes the fence WAL (its file's fsync and directory
-         * fsync are 1 of each kind); fail the 8th. */
-        setenv("SHALE_TEST_FS_FSYNC_FAIL", m->log ? "file:wal/:8" : "dir:wal/:8", 1);
-        shale_db *db = NULL;
-        if (shale_open(uri, &o, &db))
-            _exit(3);
-        for (unsigned i = 0; i < 200; i++) {
-            char k[32], v[96];
-            size_t kl = dt_key(k, sizeof k, i), vl = dt_val(v, sizeof v, i, 1);
-            int rec = shale_put(db, k, kl, v, vl) == SHALE_OK ? (int)i : -1 - (int)i;
-            if (write(fds[1], &rec, sizeof rec) != sizeof rec)
-                _exit(5);
-        }
-        int done = 1 << 30;
-        if (write(fds[1], &done, sizeof done) != sizeof done)
-            _exit(5);
-        pause();             /* killed below, never closed cleanly */
-        _exit(0);
-    }
-    close(fds[1]);
+    crash_writer w = {uri, &o, m};
+    ct_child c;
+    ct_start(&c, put_until_killed, &w);
     int rec, first_fail = -1, acked = 0;
     unsigned char ok[200] = {0};
-    while (read(fds[0], &rec, sizeof rec) == sizeof rec && rec != 1 << 30) {
+    while (ct_recv(&c, &rec, sizeof rec) && rec != DONE) {
         if (rec >= 0) {
             if (first_fail >= 0)
                 fail_msg("put %d acknowledged after put %d failed", rec, first_fail);
@@ -262,11 +267,8 @@ static void test_crash_after_fsync_failure(void **state)
     }
     assert_true(first_fail > 0);           /* some succeeded, then the failure */
     assert_int_equal(acked, first_fail);
-    kill(pid, SIGKILL);
-    int st;
-    waitpid(pid, &st, 0);
-    assert_true(WIFSIGNALED(st));
-    close(fds[0]);
+    ct_kill(&c);
+    ct_close(&c);
     shale_db *db = NULL;
     TU_OK(shale_open(uri, &o, &db));
     for (unsigned i = 0; i < 200; i++)

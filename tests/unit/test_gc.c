@@ -454,10 +454,7 @@ static void test_gc_keeps_wal_tail(void **state)
     for (unsigned i = 0; i < 20; i++)
         dt_expect(db, i, 2);
     TU_OK(shale_close(db));
-    TU_OK(shale_open(f->uri, &f->o, &db));
-    for (unsigned i = 0; i < 20; i++)
-        dt_expect(db, i, 2);
-    TU_OK(shale_close(db));
+    dt_reopen_expect(f->uri, &f->o, 20, 2);
 }
 
 /* shale_verify: counts on a sound database, then each kind of damage is

@@ -182,8 +182,7 @@ static void test_writer_open_writes_identities(void **state)
     assert_string_equal(a.uri, c);
     free(c);
     assert_int_equal(strlen(a.created), 20);                  /* 2026-01-01T00:00:00Z */
-    TU_OK(shale_open(db_uri, &o, &db));
-    TU_OK(shale_close(db));
+    dt_create(db_uri, &o);
     shale_store_identity again;
     TU_OK(shale_store_identity_read(db_uri, &o, &again));
     assert_string_equal(again.uuid, a.uuid);                  /* written once */
@@ -215,11 +214,9 @@ static void test_same_uuid_is_same_store(void **state)
 {
     (void)state;
     char *a = tu_mem_uri("ida"), *b = tu_mem_uri("idb");
-    shale_db *db = NULL;
     shale_options o;
     dt_small_options(&o);
-    TU_OK(shale_open(a, &o, &db));
-    TU_OK(shale_close(db));
+    dt_create(a, &o);
     shale_store_relation rel;
     TU_OK(shale_store_relate(a, b, NULL, &rel));
     assert_int_equal(rel, SHALE_STORE_APART);
@@ -271,9 +268,7 @@ static void test_claims(void **state)
     char *db_uri = tu_file_uri(dir, "db");
     shale_options o;
     dt_small_options(&o);
-    shale_db *db = NULL;
-    TU_OK(shale_open(db_uri, &o, &db));
-    TU_OK(shale_close(db));
+    dt_create(db_uri, &o);
     TU_RC(SHALE_CONFLICT, shale_store_claim(db_uri, NULL, "split s1 child b"));
     assert_non_null(strstr(shale_errmsg(), "holds a database"));
     shale_objstore *s = NULL;
@@ -359,11 +354,7 @@ static void test_clone_into_claimed_store(void **state)
     char *kidwal = tu_file_uri(dir, "kid-wal"), *other = tu_file_uri(dir, "other");
     shale_options o;
     dt_small_options(&o);
-    shale_db *db = NULL;
-    TU_OK(shale_open(p, &o, &db));
-    for (unsigned i = 0; i < 50; i++)
-        dt_put(db, i, 1);
-    TU_OK(shale_close(db));
+    dt_fill(p, &o, 50, 1);
     TU_OK(shale_store_claim(kid, NULL, "split s child k"));
     TU_OK(shale_store_claim(kidwal, NULL, "split s child k"));
     shale_store_identity before;
@@ -388,16 +379,8 @@ static void test_clone_into_claimed_store(void **state)
     TU_OK(shale_store_check_empty(kid, NULL, "split s child k"));
     /* A clone into another database's store is refused by its identity,
      * even with its manifests out of sight. */
-    TU_OK(shale_open(other, &o, &db));
-    TU_OK(shale_close(db));
-    shale_objstore *s = NULL;
-    TU_OK(shale_objstore_open(other, NULL, &s));
-    shale_objlist l;
-    TU_OK(shale_objstore_list_all(s, "manifest/", &l));
-    for (size_t i = 0; i < l.count; i++)
-        TU_OK(shale_objstore_delete(s, l.items[i].key));
-    shale_objlist_free(&l);
-    shale_objstore_close(s);
+    dt_create(other, &o);
+    assert_true(dt_delete_all(other, "manifest/") > 0);
     spec.child_uri = other;
     spec.child_wal_uri = NULL;
     TU_RC(SHALE_CONFLICT, shale_clone(&spec, &o, &res));
@@ -431,13 +414,7 @@ static void test_writer_refuses_claimed_store(void **state)
     TU_RC(SHALE_CONFLICT, shale_open(kid, &o, &db));
     assert_null(db);
     assert_non_null(strstr(shale_errmsg(), "is claimed by a split (split s child a"));
-    shale_objstore *s = NULL;
-    shale_objlist l;
-    TU_OK(shale_objstore_open(kid, NULL, &s));
-    TU_OK(shale_objstore_list_all(s, "manifest/", &l));
-    assert_int_equal(l.count, 0);                 /* no version 1 under the claim */
-    shale_objlist_free(&l);
-    shale_objstore_close(s);
+    assert_int_equal(dt_count(kid, "manifest/"), 0);   /* no version 1 under the claim */
     shale_store_identity id;
     TU_OK(shale_store_identity_read(kid, NULL, &id));
     assert_int_equal(id.kind, SHALE_STORE_KIND_CHILD_CLAIM);   /* still the split's */
@@ -477,13 +454,7 @@ static void test_claim_racing_a_new_database_wins_cleanly(void **state)
     TU_RC(SHALE_CONFLICT, shale_open_at_fenced_after(kid, &o, 0, claim_meanwhile, kid, &db));
     assert_null(db);
     assert_non_null(strstr(shale_errmsg(), "is claimed by a split (split s child race"));
-    shale_objstore *s = NULL;
-    shale_objlist l;
-    TU_OK(shale_objstore_open(kid, NULL, &s));
-    TU_OK(shale_objstore_list_all(s, "manifest/", &l));
-    assert_int_equal(l.count, 0);
-    shale_objlist_free(&l);
-    shale_objstore_close(s);
+    assert_int_equal(dt_count(kid, "manifest/"), 0);
     TU_OK(shale_store_check_empty(kid, NULL, "split s child race"));   /* still the split's */
     free(kid);
     tu_rmtree(dir);
@@ -500,21 +471,11 @@ static void test_identity_without_manifest_opens_new(void **state)
     char *u = tu_file_uri(dir, "db");
     shale_options o;
     dt_small_options(&o);
-    shale_db *db = NULL;
-    TU_OK(shale_open(u, &o, &db));
-    TU_OK(shale_close(db));
+    dt_create(u, &o);
     shale_store_identity before, after;
     TU_OK(shale_store_identity_read(u, NULL, &before));
-    shale_objstore *s = NULL;
-    shale_objlist l;
-    TU_OK(shale_objstore_open(u, NULL, &s));
-    TU_OK(shale_objstore_list_all(s, "manifest/", &l));
-    for (size_t i = 0; i < l.count; i++)
-        TU_OK(shale_objstore_delete(s, l.items[i].key));
-    shale_objlist_free(&l);
-    shale_objstore_close(s);
-    TU_OK(shale_open(u, &o, &db));
-    TU_OK(shale_close(db));
+    assert_true(dt_delete_all(u, "manifest/") > 0);
+    dt_create(u, &o);
     TU_OK(shale_store_identity_read(u, NULL, &after));
     assert_string_equal(after.uuid, before.uuid);
     shale_store_identity_clear(&before);

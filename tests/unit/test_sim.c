@@ -18,16 +18,15 @@
  *   SHALE_SIM_SEED=<seed> build/tests/test_sim
  * SHALE_SIM_SEEDS=N sets the number of runs (make soak SEEDS=N).
  */
+#include "support/crashtest.h"
 #include "support/dbtest.h"
 #include "request.h"
 #include "splitter.h"
 #include "util/misc.h"
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_KEYS 1500
@@ -56,46 +55,47 @@ static void options(const run *r, shale_options *o)
     o->wal_store_uri = r->wal;
 }
 
-/* The writer: unique keys in order, one ack byte-pair per durable put. */
-static pid_t start_writer(run *r, int *rfd)
+/* The writer (a ct_body): unique keys in order from r->written, each key's
+ * number on the pipe once its durable put returned. */
+static void write_keys(void *arg, int ack)
 {
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        shale_options o;
-        options(r, &o);
-        shale_db *db = NULL;
-        if (shale_open(r->parent, &o, &db))
-            _exit(3);
-        for (unsigned i = r->written; i < MAX_KEYS; i++) {
-            char k[32], v[96];
-            size_t kl = dt_key(k, sizeof k, i), vl = dt_val(v, sizeof v, i, 1);
-            if (shale_put(db, k, kl, v, vl))
-                _exit(0);   /* fenced by the split: stop */
-            if (write(fds[1], &i, sizeof i) != sizeof i)
-                _exit(4);
-        }
-        shale_close(db);
-        _exit(0);
+    run *r = arg;
+    shale_options o;
+    options(r, &o);
+    shale_db *db = NULL;
+    if (shale_open(r->parent, &o, &db))
+        ct_die(3, "open");
+    for (unsigned i = r->written; i < MAX_KEYS; i++) {
+        char k[32], v[96];
+        size_t kl = dt_key(k, sizeof k, i), vl = dt_val(v, sizeof v, i, 1);
+        if (shale_put(db, k, kl, v, vl))
+            _exit(0);   /* fenced by the split: stop */
+        ct_ack(ack, &i, sizeof i);
     }
-    close(fds[1]);
-    *rfd = fds[0];
-    return pid;
+    shale_close(db);
 }
 
-static void drain_acks(run *r, int fd, unsigned want)
+/* Reads acknowledgements until want have come (0: until the writer's end
+ * closes). */
+static void drain_acks(run *r, ct_child *w, unsigned want)
 {
     unsigned i, got = 0;
-    while ((want == 0 || got < want) && read(fd, &i, sizeof i) == sizeof i) {
+    while ((want == 0 || got < want) && ct_recv(w, &i, sizeof i)) {
         if (i < MAX_KEYS)
             r->acked[i] = 1;
         if (i + 1 > r->written)
             r->written = i + 1;
         got++;
     }
+}
+
+/* Kills the writer (it may have finished or been fenced already: exit 0)
+ * and takes what it acknowledged before it died. */
+static void kill_writer(run *r, ct_child *w)
+{
+    ct_kill_or_exit(w, 0);
+    drain_acks(r, w, 0);
+    r->written += 1;     /* the killed put may have landed */
 }
 
 static char *request_text(run *r, const char *name)
@@ -115,58 +115,72 @@ static char *request_text(run *r, const char *name)
     return text;
 }
 
+/* The split's process (a ct_body): the split named in request_text,
+ * started and waited for; exits 0 (Complete), 10 (Aborted) or 9 (neither),
+ * or a failpoint kills it. */
+typedef struct split_job {
+    run *r;
+    const char *failpoint;
+    bool abort_it;
+} split_job;
+
+static void split_proc(void *arg, int ack)
+{
+    (void)ack;
+    const split_job *j = arg;
+    run *r = j->r;
+    if (j->failpoint)
+        setenv("SHALE_FAILPOINTS", j->failpoint, 1);
+    splitter_options so;
+    splitter_options_init(&so);
+    so.policy.allow_test_schemes = true;   /* mem:// and fault+ children (tests) */
+    so.shard = "sim";
+    so.store_uri = r->parent;
+    so.wal_store_uri = r->wal;
+    dt_small_options(&so.db);
+    splitter *sp = NULL;
+    if (splitter_new(&so, &sp))
+        ct_die(5, "splitter_new");
+    split_request *rq = NULL;
+    const char *t = request_text(r, "simsplit");
+    if (split_request_parse("sim", t, strlen(t), &rq))
+        ct_die(6, "split_request_parse");
+    split_service *svc = splitter_service(sp);
+    bool created;
+    char *st = NULL;
+    if (svc->ops->submit(svc, rq, &created, &st))
+        ct_die(7, "submit");
+    free(st);
+    if (j->abort_it) {
+        st = NULL;
+        svc->ops->abort(svc, "simsplit", &st);   /* may be refused: fine */
+        free(st);
+    }
+    if (splitter_start(sp) || splitter_wait_idle(sp, 120000))
+        ct_die(8, "splitter_start / wait_idle");
+    st = NULL;
+    svc->ops->get(svc, "simsplit", &st);
+    int code = st && (strstr(st, "\"phase\": \"Complete\"") ||
+                      strstr(st, "\"phase\": \"Aborted\""))
+                   ? (strstr(st, "Aborted") ? 10 : 0)
+                   : 9;
+    if (code == 9)   /* say why in the test's log */
+        fprintf(stderr, "seed's split ended neither Complete nor Aborted: %s\n",
+                st ? st : "(no status)");
+    _exit(code);
+}
+
 /* The split in its own process; failpoint may kill it; returns 0 when the
  * split reached a terminal phase (Complete or Aborted). */
 static int run_split(run *r, const char *failpoint, bool abort_it)
 {
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        if (failpoint)
-            setenv("SHALE_FAILPOINTS", failpoint, 1);
-        splitter_options so;
-        splitter_options_init(&so);
-        so.policy.allow_test_schemes = true;   /* mem:// and fault+ children (tests) */
-        so.shard = "sim";
-        so.store_uri = r->parent;
-        so.wal_store_uri = r->wal;
-        dt_small_options(&so.db);
-        splitter *sp = NULL;
-        if (splitter_new(&so, &sp))
-            _exit(5);
-        split_request *rq = NULL;
-        const char *t = request_text(r, "simsplit");
-        if (split_request_parse("sim", t, strlen(t), &rq))
-            _exit(6);
-        split_service *svc = splitter_service(sp);
-        bool created;
-        char *st = NULL;
-        if (svc->ops->submit(svc, rq, &created, &st))
-            _exit(7);
-        free(st);
-        if (abort_it) {
-            st = NULL;
-            svc->ops->abort(svc, "simsplit", &st);   /* may be refused: fine */
-            free(st);
-        }
-        if (splitter_start(sp) || splitter_wait_idle(sp, 120000))
-            _exit(8);
-        st = NULL;
-        svc->ops->get(svc, "simsplit", &st);
-        int code = st && (strstr(st, "\"phase\": \"Complete\"") ||
-                          strstr(st, "\"phase\": \"Aborted\""))
-                       ? (strstr(st, "Aborted") ? 10 : 0)
-                       : 9;
-        if (code == 9)   /* say why in the test's log */
-            fprintf(stderr, "seed's split ended neither Complete nor Aborted: %s\n",
-                    st ? st : "(no status)");
-        _exit(code);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    if (WIFSIGNALED(st))
+    split_job j = {r, failpoint, abort_it};
+    ct_child c;
+    ct_start(&c, split_proc, &j);
+    ct_close(&c);
+    int code = ct_wait(&c);
+    if (code < 0)
         return -1;            /* killed at the failpoint */
-    int code = WEXITSTATUS(st);
     if (code == 10)
         r->aborted = true;
     return code == 10 ? 0 : code;
@@ -257,36 +271,25 @@ static void one_run(uint64_t seed, uint64_t *faults)
     if (r->faults_every)
         (*faults)++;
     /* Phase 1: writes, maybe killed, maybe restarted. */
-    int fd;
-    pid_t w = start_writer(r, &fd);
-    drain_acks(r, fd, 20 + (unsigned)rnd(r, 200));
+    ct_child w;
+    ct_start(&w, write_keys, r);
+    drain_acks(r, &w, 20 + (unsigned)rnd(r, 200));
     if (rnd(r, 2)) {
-        kill(w, SIGKILL);
-        drain_acks(r, fd, 0);
-        waitpid(w, NULL, 0);
-        close(fd);
-        r->written += 1;     /* the killed put may have landed */
-        w = start_writer(r, &fd);
-        drain_acks(r, fd, 10 + (unsigned)rnd(r, 100));
+        kill_writer(r, &w);
+        ct_start(&w, write_keys, r);
+        drain_acks(r, &w, 10 + (unsigned)rnd(r, 100));
     }
     /* Phase 2: the split, with the writer still running in half the runs. */
     bool concurrent = rnd(r, 2);
-    if (!concurrent) {
-        kill(w, SIGKILL);
-        drain_acks(r, fd, 0);
-        waitpid(w, NULL, 0);
-        close(fd);
-        r->written += 1;
-    }
+    if (!concurrent)
+        kill_writer(r, &w);
     const char *fp = points[rnd(r, sizeof points / sizeof *points)];
     bool abort_it = rnd(r, 6) == 0;
     int rc = run_split(r, fp, abort_it);
     if (concurrent) {
         /* The writer is fenced by now: it stops on its own. */
-        drain_acks(r, fd, 0);
-        int st;
-        waitpid(w, &st, 0);
-        close(fd);
+        drain_acks(r, &w, 0);
+        ct_expect_exit(&w, 0);
         r->written += 1;
     }
     if (r->written > MAX_KEYS)

@@ -211,18 +211,6 @@ static void add_latency(const char *uri)
     TU_OK(shale_fault_add(f, &r, NULL));
 }
 
-static size_t count_keys(const char *uri, const char *prefix)
-{
-    shale_objstore *s = NULL;
-    TU_OK(shale_objstore_open(uri, NULL, &s));
-    shale_objlist l;
-    TU_OK(shale_objstore_list_all(s, prefix, &l));
-    size_t n = l.count;
-    shale_objlist_free(&l);
-    shale_objstore_close(s);
-    return n;
-}
-
 static void split_cost(int ways, cost *out)
 {
     memset(out, 0, sizeof *out);
@@ -273,7 +261,7 @@ static void split_cost(int ways, cost *out)
     }
     split_request *rq = NULL;
     TU_OK(split_request_parse("test", text, (size_t)n, &rq));
-    size_t manifests_before = count_keys(parent, "manifest/");
+    size_t manifests_before = dt_count(parent, "manifest/");
     add_latency(parent);
     for (int i = 0; i < ways; i++)
         add_latency(child[i]);
@@ -307,8 +295,8 @@ static void split_cost(int ways, cost *out)
                         steps.verify_end.requests[SHALE_OP_LIST][1] -
                         steps.clone_end.requests[SHALE_OP_LIST][0] -
                         steps.clone_end.requests[SHALE_OP_LIST][1];
-    out->parent_manifests = count_keys(parent, "manifest/") - manifests_before;
-    out->journal_versions = count_keys(parent, "splits/budget/");
+    out->parent_manifests = dt_count(parent, "manifest/") - manifests_before;
+    out->journal_versions = dt_count(parent, "splits/budget/");
     printf("# %d children: %llu requests (%llu LIST, Verify's %llu), parent manifest +%zu, "
            "journal %zu versions, %ld sequential round trips\n", ways,
            (unsigned long long)out->total, (unsigned long long)out->req[SHALE_OP_LIST],

@@ -6,7 +6,7 @@
  * policy; a child store that goes bad after the request was accepted is
  * refused by the pre-flight before the WAL wipe, with the local WAL intact.
  */
-#include "support/dbtest.h"
+#include "support/splittest.h"
 #include "lease.h"
 #include "preflight.h"
 #include "request.h"
@@ -19,8 +19,11 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The parent and its local WAL store are base's (o its options, the WAL
+ * in wal); the cases spell their paths, dir/parent and dir/local-wal. */
 typedef struct fx {
-    char *dir, *parent, *wal;
+    dt_fixture *base;
+    const char *dir, *parent, *wal;   /* base's */
     shale_options o;
     splitter *sp;
     char mid[32];
@@ -36,16 +39,13 @@ static char *fmt(const char *f, const char *a)
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    f->dir = tu_tmpdir("split_stores");
-    f->parent = tu_file_uri(f->dir, "parent");
-    f->wal = tu_file_uri(f->dir, "local-wal");
-    dt_small_options(&f->o);
-    f->o.wal_store_uri = f->wal;
-    shale_db *db = NULL;
-    assert_int_equal(shale_open(f->parent, &f->o, &db), SHALE_OK);
-    for (unsigned i = 0; i < 200; i++)
-        dt_put(db, i, 1);
-    TU_OK(shale_close(db));   /* unflushed: in the local WAL only */
+    assert_non_null(f);
+    f->base = dt_fixture_at("split_stores", "parent", "local-wal");
+    f->dir = f->base->dir;
+    f->parent = f->base->uri;
+    f->wal = f->base->wal_uri;
+    f->o = f->base->o;
+    dt_fill(f->parent, &f->o, 200, 1);   /* unflushed: in the local WAL only */
     dt_key(f->mid, sizeof f->mid, 100);
     *state = f;
     return 0;
@@ -55,10 +55,7 @@ static int teardown(void **state)
 {
     fx *f = *state;
     splitter_free(f->sp);
-    tu_rmtree(f->dir);
-    free(f->dir);
-    free(f->parent);
-    free(f->wal);
+    dt_fixture_free(f->base);
     free(f);
     return 0;
 }
@@ -68,15 +65,9 @@ static void new_splitter(fx *f, const split_policy *pol, bool start)
     splitter_free(f->sp);
     f->sp = NULL;
     splitter_options so;
-    splitter_options_init(&so);
-    so.policy.allow_test_schemes = true;   /* fault+ children below (tests) */
+    sf_splitter_options(&so, f->parent, f->wal, &f->o);   /* fault+ children below */
     if (pol)
         so.policy = *pol;
-    so.shard = "orders-0";
-    so.store_uri = f->parent;
-    so.wal_store_uri = f->wal;
-    so.db = f->o;
-    so.db.wal_store_uri = NULL;
     TU_OK(splitter_new(&so, &f->sp));
     if (start)
         TU_OK(splitter_start(f->sp));
@@ -113,18 +104,6 @@ static shale_status submit_rc(fx *f, split_request *r, char **status)
     return rc;
 }
 
-static size_t count(const char *uri, const char *prefix)
-{
-    shale_objstore *s = NULL;
-    TU_OK(shale_objstore_open(uri, NULL, &s));
-    shale_objlist l;
-    TU_OK(shale_objstore_list_all(s, prefix, &l));
-    size_t n = l.count;
-    shale_objlist_free(&l);
-    shale_objstore_close(s);
-    return n;
-}
-
 /* What "touched" would change: the parent's manifest versions, its WAL
  * objects, its journals. */
 typedef struct snap {
@@ -133,7 +112,8 @@ typedef struct snap {
 
 static snap take(fx *f)
 {
-    snap s = {count(f->parent, "manifest/"), count(f->wal, "wal/"), count(f->parent, "splits/")};
+    snap s = {dt_count(f->parent, "manifest/"), dt_count(f->wal, "wal/"),
+              dt_count(f->parent, "splits/")};
     return s;
 }
 
@@ -433,12 +413,7 @@ static void test_known_split_answered_whatever_its_stores_hold(void **state)
     free(st);
     TU_OK(svc->ops->abort(svc, "known", &st));
     free(st);
-    TU_OK(splitter_start(f->sp));
-    TU_OK(splitter_wait_idle(f->sp, 60000));
-    TU_OK(svc->ops->get(svc, "known", &st));
-    if (!strstr(st, "\"phase\": \"Aborted\""))
-        fail_msg("not aborted:\n%s", st);
-    free(st);
+    sf_run_to_phase(f->sp, "known", "Aborted");
     /* A new split naming that store is refused. */
     split_request *r2 = request(f, "other", "", k0, NULL, k1, false);
     expect_refused(f, r2, "children[1].store", "is not empty");
@@ -583,14 +558,7 @@ static void test_junk_after_submit_is_left_alone(void **state)
     TU_OK(shale_objstore_open(k1, NULL, &s));
     TU_OK(shale_objstore_put(s, "junk", "x", 1));
     shale_objstore_close(s);
-    TU_OK(splitter_start(f->sp));
-    TU_OK(splitter_wait_idle(f->sp, 60000));
-    char *st = NULL;
-    split_service *svc = splitter_service(f->sp);
-    TU_OK(svc->ops->get(svc, "pre", &st));
-    if (!strstr(st, "\"phase\": \"Complete\""))
-        fail_msg("junk after the submit: not complete:\n%s", st);
-    free(st);
+    sf_run_to_phase(f->sp, "pre", "Complete");
     TU_OK(shale_objstore_open(k1, NULL, &s));
     void *buf = NULL;
     size_t n = 0;
@@ -639,14 +607,9 @@ static void test_own_claims_pass_and_become_databases(void **state)
     char msg[256] = "";
     TU_OK(preflight_children(v, &f->o, msg, sizeof msg));
     assert_non_null(strstr(msg, "3 child stores"));
-    TU_OK(splitter_start(f->sp));
-    TU_OK(splitter_wait_idle(f->sp, 60000));
+    sf_run_to_phase(f->sp, "mine", "Complete");
     char *st = NULL;
     split_service *svc = splitter_service(f->sp);
-    TU_OK(svc->ops->get(svc, "mine", &st));
-    if (!strstr(st, "\"phase\": \"Complete\""))
-        fail_msg("not complete:\n%s", st);
-    free(st);
     shale_store_identity id, wid;
     TU_OK(shale_store_identity_read(k0, NULL, &id));
     TU_OK(shale_store_identity_read(k0w, NULL, &wid));

@@ -16,6 +16,7 @@
  * The parent is built in a child process too, so the processes that
  * measure start small.
  */
+#include "support/crashtest.h"
 #include "support/dbtest.h"
 #include "splitter.h"
 #include "request.h"
@@ -24,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define KEYS 600000u
@@ -87,12 +87,13 @@ static void db_options(shale_options *o, const char *wal)
  * serving shard's might). */
 static int build_parent_in(const fx *f);
 
-static int build_parent(const fx *f)
+/* A ct_body: exits with build_parent_in's status, saying why on stderr. */
+static void build_parent_proc(void *arg, int fd)
 {
-    int rc = build_parent_in(f);
+    (void)fd;
+    int rc = build_parent_in(arg);
     if (rc)
-        fprintf(stderr, "building the parent: %s\n", shale_errmsg());
-    return rc;
+        ct_die(rc, "building the parent");
 }
 
 static int build_parent_in(const fx *f)
@@ -196,10 +197,21 @@ static unsigned long long sum_key_counts(const char *st)
     return n;
 }
 
-/* In a child process: a 2-way split at the middle key with full Verify and
- * the given piece size; writes the outcome to fd. */
-static void split_proc(const fx *f, size_t piece_bytes, long damage, int fd)
+/* What run_split's child does. */
+typedef struct split_job {
+    const fx *f;
+    size_t piece_bytes;
+    long damage;
+} split_job;
+
+/* In a child process (a ct_body): a 2-way split at the middle key with full
+ * Verify and the given piece size; sends the outcome on fd. */
+static void split_proc(void *arg, int fd)
 {
+    const split_job *j = arg;
+    const fx *f = j->f;
+    size_t piece_bytes = j->piece_bytes;
+    long damage = j->damage;
     outcome out;
     memset(&out, 0, sizeof out);
     splitter_options so;
@@ -263,30 +275,22 @@ static void split_proc(const fx *f, size_t piece_bytes, long damage, int fd)
     free(st);
     split_request_free(r);
     splitter_free(sp);
-    ssize_t wrote = write(fd, &out, sizeof out);
-    _exit(wrote == (ssize_t)sizeof out ? 0 : 1);
+    ct_ack(fd, &out, sizeof out);
 }
 
 /* Runs the split in a process of its own (forked from the test's, which
  * stays small) and collects its outcome. */
 static void run_split(const fx *f, size_t piece_bytes, long damage, outcome *out)
 {
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        split_proc(f, piece_bytes, damage, fds[1]);
-    }
-    close(fds[1]);
+    split_job j = {f, piece_bytes, damage};
+    ct_child c;
+    ct_start(&c, split_proc, &j);
     memset(out, 0, sizeof *out);
-    ssize_t got = read(fds[0], out, sizeof *out);
-    close(fds[0]);
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (got != (ssize_t)sizeof *out || !WIFEXITED(status) || WEXITSTATUS(status))
-        fail_msg("the split's process ended without its outcome (status %d)", status);
+    bool got = ct_recv(&c, out, sizeof *out);
+    ct_close(&c);
+    ct_expect_exit(&c, 0);   /* a crash or a failed exit is named here */
+    if (!got)
+        fail_msg("the split's process exited without its outcome");
 }
 
 static int setup(void **state)
@@ -314,14 +318,10 @@ static void stores(fx *f, const char *tag)
         snprintf(sub, sizeof sub, "%s/kid-%d", tag, i);
         f->kid[i] = tu_file_uri(f->dir, sub);
     }
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0)
-        _exit(build_parent(f));
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    if (!WIFEXITED(status) || WEXITSTATUS(status))
-        fail_msg("building the parent failed (status %d)", status);
+    ct_child c;
+    ct_start(&c, build_parent_proc, f);
+    ct_close(&c);
+    ct_expect_exit(&c, 0);   /* building the parent succeeded */
 }
 
 static int teardown(void **state)

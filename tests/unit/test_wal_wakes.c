@@ -121,10 +121,7 @@ static void test_durable_writers_still_wake_the_flusher(void **state)
     printf("# %u durable puts, 16 KiB memtables: %u L0 SSTs\n", T * N, l0);
     assert_true(l0 >= 4);
     TU_OK(shale_close(db));
-    TU_OK(shale_open(uri, &o, &db));
-    for (unsigned i = 0; i < T * N; i++)
-        dt_expect(db, i, 1);
-    TU_OK(shale_close(db));
+    dt_reopen_expect(uri, &o, T * N, 1);
     tu_rmtree(dir);
     free(dir);
     free(uri);

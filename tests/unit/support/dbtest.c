@@ -149,6 +149,68 @@ void dt_model_check_reader(shale_reader *r, const dt_model *m)
     shale_iter_free(it);
 }
 
+shale_db *dt_open_fill(const char *uri, const shale_options *o, unsigned n, unsigned version)
+{
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, o, &db));
+    for (unsigned i = 0; i < n; i++)
+        dt_put(db, i, version);
+    return db;
+}
+
+void dt_fill(const char *uri, const shale_options *o, unsigned n, unsigned version)
+{
+    TU_OK(shale_close(dt_open_fill(uri, o, n, version)));
+}
+
+void dt_reopen_expect(const char *uri, const shale_options *o, unsigned n, unsigned version)
+{
+    shale_db *db = NULL;
+    TU_OK(shale_open(uri, o, &db));
+    for (unsigned i = 0; i < n; i++)
+        dt_expect(db, i, version);
+    TU_OK(shale_close(db));
+}
+
+void dt_create(const char *uri, const shale_options *o)
+{
+    dt_fill(uri, o, 0, 1);
+}
+
+void dt_fill_checkpoint(const char *uri, const shale_options *o, unsigned n,
+                        shale_checkpoint_scope scope, const char *name, shale_checkpoint *cp)
+{
+    shale_db *db = dt_open_fill(uri, o, n, 1);
+    TU_OK(shale_checkpoint_create(db, scope, 0, name, cp));
+    TU_OK(shale_close(db));
+}
+
+size_t dt_count(const char *uri, const char *prefix)
+{
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    shale_objlist l;
+    TU_OK(shale_objstore_list_all(s, prefix, &l));
+    size_t n = l.count;
+    shale_objlist_free(&l);
+    shale_objstore_close(s);
+    return n;
+}
+
+size_t dt_delete_all(const char *uri, const char *prefix)
+{
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(uri, NULL, &s));
+    shale_objlist l;
+    TU_OK(shale_objstore_list_all(s, prefix, &l));
+    for (size_t i = 0; i < l.count; i++)
+        TU_OK(shale_objstore_delete(s, l.items[i].key));
+    size_t n = l.count;
+    shale_objlist_free(&l);
+    shale_objstore_close(s);
+    return n;
+}
+
 char *dt_store_uri(const char *backend, const char *name, char **dir)
 {
     *dir = NULL;
@@ -172,11 +234,16 @@ char *dt_store_uri(const char *backend, const char *name, char **dir)
 
 dt_fixture *dt_fixture_new(const char *name)
 {
+    return dt_fixture_at(name, "db", "wal");
+}
+
+dt_fixture *dt_fixture_at(const char *name, const char *db, const char *wal)
+{
     dt_fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    f->dir = tu_tmpdir(name);
-    f->uri = tu_file_uri(f->dir, "db");
-    f->wal_uri = tu_file_uri(f->dir, "wal");
+    assert_non_null(f->dir = tu_tmpdir(name));
+    f->uri = tu_file_uri(f->dir, db);
+    f->wal_uri = tu_file_uri(f->dir, wal);
     dt_small_options(&f->o);
     f->o.wal_store_uri = f->wal_uri;
     return f;

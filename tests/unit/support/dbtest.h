@@ -21,6 +21,27 @@ void dt_del(shale_db *db, unsigned i);
 /* Asserts key i reads version v (v == 0: absent). */
 void dt_expect(shale_db *db, unsigned i, unsigned version);
 void dt_expect_reader(shale_reader *r, unsigned i, unsigned version);
+/* Opens uri with o, asserts keys 0..n-1 read version, closes: what a
+ * reopen after a crash or a failure must find. */
+void dt_reopen_expect(const char *uri, const shale_options *o, unsigned n, unsigned version);
+
+/* A database at uri holding keys 0..n-1 at version (dt_put), made by
+ * opening it with o, writing, and closing (n 0: a new empty database).
+ * Unflushed: with o's WAL store the keys are in that store only. */
+void dt_fill(const char *uri, const shale_options *o, unsigned n, unsigned version);
+/* The same, but the database is left open: the caller closes it. */
+shale_db *dt_open_fill(const char *uri, const shale_options *o, unsigned n, unsigned version);
+/* dt_fill of no keys: a new database at uri (opened and closed). */
+void dt_create(const char *uri, const shale_options *o);
+/* dt_fill at version 1, then a checkpoint of scope named name (NULL: none)
+ * taken before the close, into *cp. */
+void dt_fill_checkpoint(const char *uri, const shale_options *o, unsigned n,
+                        shale_checkpoint_scope scope, const char *name, shale_checkpoint *cp);
+/* How many objects the store at uri holds under prefix. */
+size_t dt_count(const char *uri, const char *prefix);
+/* Deletes every object under prefix in the store at uri (a wiped WAL, a
+ * database's manifests gone); returns how many there were. */
+size_t dt_delete_all(const char *uri, const char *prefix);
 
 /* A model: version[i] (0 = absent) for keys 0..n-1. */
 typedef struct dt_model {
@@ -45,6 +66,9 @@ typedef struct dt_fixture {
 } dt_fixture;
 
 dt_fixture *dt_fixture_new(const char *name);
+/* The same with the stores at file://dir/<db> and file://dir/<wal> (a test
+ * that spells their paths itself names them). */
+dt_fixture *dt_fixture_at(const char *name, const char *db, const char *wal);
 void dt_fixture_free(dt_fixture *f);
 
 /* A fresh store URI for the named backend ("mem" or "file"); the file

@@ -62,18 +62,35 @@ int sf_teardown(void **state)
     return 0;
 }
 
+void sf_splitter_options(splitter_options *so, const char *parent, const char *wal,
+                         const shale_options *db)
+{
+    splitter_options_init(so);
+    so->policy.allow_test_schemes = true;   /* mem:// and fault+ children (tests) */
+    so->shard = "orders-0";
+    so->store_uri = parent;
+    so->wal_store_uri = wal;
+    so->db = *db;
+    so->db.wal_store_uri = NULL;
+}
+
+void sf_run_to_phase(splitter *sp, const char *name, const char *phase)
+{
+    TU_OK(splitter_start(sp));
+    TU_OK(splitter_wait_idle(sp, 60000));
+    char *st = NULL;
+    split_service *svc = splitter_service(sp);
+    TU_OK(svc->ops->get(svc, name, &st));
+    sf_expect_phase(st, phase);
+    free(st);
+}
+
 void sf_new_splitter_v(sf_fx *f, bool start, split_verify verify)
 {
     splitter_options so;
-    splitter_options_init(&so);
-    so.policy.allow_test_schemes = true;   /* mem:// and fault+ children (tests) */
+    sf_splitter_options(&so, f->parent, f->wal, &f->o);
     if (verify != SPLIT_VERIFY_DEFAULT)
         so.verify = verify;
-    so.shard = "orders-0";
-    so.store_uri = f->parent;
-    so.wal_store_uri = f->wal;
-    so.db = f->o;
-    so.db.wal_store_uri = NULL;
     TU_OK(splitter_new(&so, &f->sp));
     if (start)
         TU_OK(splitter_start(f->sp));

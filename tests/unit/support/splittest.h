@@ -33,6 +33,16 @@ int sf_teardown(void **state);
 void sf_new_splitter(sf_fx *f, bool start);
 void sf_new_splitter_v(sf_fx *f, bool start, split_verify verify);
 
+/* The agent's options for shard orders-0 on parent with the local WAL
+ * store wal, test schemes allowed, the engine's options db (borrowed; its
+ * WAL store left to the agent): what every splitter of the tests starts
+ * from. */
+void sf_splitter_options(splitter_options *so, const char *parent, const char *wal,
+                         const shale_options *db);
+/* Starts sp's worker, waits (up to 60 s) until it is idle, and fails the
+ * test unless split name is then in phase (the status is shown). */
+void sf_run_to_phase(splitter *sp, const char *name, const char *phase);
+
 /* A request splitting at the given key indexes (k cuts -> k+1 children
  * kid-0..kid-k); verify: the request's verify mode, NULL to leave it to
  * the agent.  Caller frees with split_request_free. */
