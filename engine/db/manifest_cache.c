@@ -1,6 +1,7 @@
 /*
  * manifest_cache.c -- manifest versions this process read or wrote, by
- * (store URI, id): shale_manifest_cache in shale_objstore.h.
+ * (store key, id): shale_manifest_cache in shale_objstore.h.  The store
+ * key is its URI after the S3 endpoint, if any (objstore_int.h).
  *
  * Why it is sound: version N of a database is written once, by a
  * create-if-absent of manifest/<N>.manifest, and never rewritten; only a
@@ -88,7 +89,7 @@ bool manifest_cache_get(shale_objstore *s, uint64_t id, void **data, size_t *len
     shale_manifest_cache *c = s->mcache;
     if (!c)
         return false;
-    const char *uri = shale_objstore_uri(s);
+    const char *uri = s->mcache_key;
     bool found = false;
     pthread_mutex_lock(&c->mu);
     for (mc_entry *e = c->head; e; e = e->next)
@@ -113,7 +114,7 @@ void manifest_cache_put(shale_objstore *s, uint64_t id, const void *data, size_t
     if (!c || len > c->max_bytes)
         return;   /* best effort: a miss only costs the GET it saves */
     mc_entry *n = calloc(1, sizeof *n);
-    if (!n || !(n->uri = xstrdup(shale_objstore_uri(s))) || !(n->data = malloc(len ? len : 1))) {
+    if (!n || !(n->uri = xstrdup(s->mcache_key)) || !(n->data = malloc(len ? len : 1))) {
         if (n)
             mc_entry_free(n);
         return;

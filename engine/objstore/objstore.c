@@ -136,6 +136,24 @@ void objstore_set_open_hook(objstore_open_hook_fn fn, void *ctx)
     g_open_hook = fn;
 }
 
+/* The manifest cache and its key (objstore_int.h): without memory for the
+ * key the store goes without the cache -- a miss only costs a GET. */
+static void objstore_set_mcache(shale_objstore *s, const shale_objstore_options *opts)
+{
+    s->mcache = opts->manifest_cache;
+    s->mcache_key = NULL;
+    if (!s->mcache)
+        return;
+    const char *ep = opts->s3_endpoint && *opts->s3_endpoint ? opts->s3_endpoint : "";
+    size_t n = strlen(ep) + 1 + strlen(s->uri) + 1;
+    if (!(s->mcache_key = malloc(n)) ||
+        snprintf(s->mcache_key, n, "%s %s", ep, s->uri) < 0) {
+        free(s->mcache_key);
+        s->mcache_key = NULL;
+        s->mcache = NULL;
+    }
+}
+
 shale_status shale_objstore_open(const char *uri, const shale_objstore_options *opts,
                                  shale_objstore **out)
 {
@@ -160,7 +178,7 @@ shale_status shale_objstore_open(const char *uri, const shale_objstore_options *
             (*out)->max_retries = opts->max_retries < 0 ? 0 : opts->max_retries;
             (*out)->retry_base_ms = opts->retry_base_ms > 0 ? opts->retry_base_ms : 50;
             (*out)->retry_max_ms = opts->retry_max_ms > 0 ? opts->retry_max_ms : 2000;
-            (*out)->mcache = opts->manifest_cache;
+            objstore_set_mcache(*out, opts);
         }
         return frc;
     }
@@ -196,7 +214,7 @@ shale_status shale_objstore_open(const char *uri, const shale_objstore_options *
     s->max_retries = opts->max_retries < 0 ? 0 : opts->max_retries;
     s->retry_base_ms = opts->retry_base_ms > 0 ? opts->retry_base_ms : 50;
     s->retry_max_ms = opts->retry_max_ms > 0 ? opts->retry_max_ms : 2000;
-    s->mcache = opts->manifest_cache;
+    objstore_set_mcache(s, opts);
     *out = s;
     return SHALE_OK;
 }
@@ -205,9 +223,10 @@ void shale_objstore_close(shale_objstore *s)
 {
     if (!s)
         return;
-    char *uri = s->uri;
+    char *uri = s->uri, *mkey = s->mcache_key;
     s->ops->close(s);
     free(uri);
+    free(mkey);
 }
 
 const char *shale_objstore_uri(const shale_objstore *s)

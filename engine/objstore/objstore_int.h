@@ -60,6 +60,11 @@ struct shale_objstore {
     /* The options' manifest_cache (borrowed; NULL: none), set by
      * objstore.c: manifest_store.c answers a version it holds. */
     struct shale_manifest_cache *mcache;
+    /* What the cache keys this store's versions by (malloc'd, freed by
+     * objstore.c): the URI, preceded by the S3 endpoint when one is set --
+     * the same s3:// URI on two endpoints is two stores, and a cache shared
+     * by both must not answer one's version with the other's bytes. */
+    char *mcache_key;
 };
 
 /* Every reader handle starts with this header; the generic one is only

@@ -90,6 +90,38 @@ static void test_written_versions_are_not_read_again(void **state)
     shale_manifest_cache_free(NULL);
 }
 
+/* The same URI on another S3 endpoint is another store: the cache keys
+ * versions by the endpoint too (objstore_int.h mcache_key).  mem:// takes
+ * the endpoint option and ignores it, which is enough to tell the keys
+ * apart: with the URI alone as the key the second open is answered (0). */
+static void test_another_endpoint_is_another_store(void **state)
+{
+    (void)state;
+    char uri[128];
+    snprintf(uri, sizeof uri, "mem://mcache-e-%d", (int)getpid());
+    shale_manifest_cache *c = NULL;
+    TU_OK(shale_manifest_cache_new(0, &c));
+    make_db(uri, NULL);
+    const char *eps[] = {"http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:1"};
+    uint64_t want[] = {1, 1, 0};   /* GETs: a miss, another store's miss, a hit */
+    for (int i = 0; i < 3; i++) {
+        shale_objstore_options so;
+        shale_objstore_options_init(&so);
+        so.manifest_cache = c;
+        so.s3_endpoint = eps[i];
+        shale_objstore *st = NULL;
+        TU_OK(shale_objstore_open(uri, &so, &st));
+        shale_manifest_view *m = NULL;
+        uint64_t g0 = gets_now();
+        TU_OK(shale_manifest_view_load(st, 0, &m));
+        assert_int_equal(gets_now() - g0, want[i]);
+        shale_manifest_view_free(m);
+        shale_objstore_close(st);
+    }
+    assert_int_equal(shale_manifest_cache_hits(c), 1);
+    shale_manifest_cache_free(c);
+}
+
 static void test_the_bound_keeps_out_what_does_not_fit(void **state)
 {
     (void)state;
@@ -109,6 +141,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_written_versions_are_not_read_again),
+        cmocka_unit_test(test_another_endpoint_is_another_store),
         cmocka_unit_test(test_the_bound_keeps_out_what_does_not_fit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
