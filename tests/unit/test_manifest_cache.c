@@ -22,13 +22,16 @@ static uint64_t gets_now(void)
     return st.requests[SHALE_OP_GET][0] + st.requests[SHALE_OP_GET][1];
 }
 
-/* Opens uri with cache c (NULL: none), loads version id (0: latest);
- * returns the GETs that took and the version read. */
-static uint64_t load_gets(const char *uri, shale_manifest_cache *c, uint64_t id, uint64_t *got)
+/* Opens uri with cache c (NULL: none) and S3 endpoint ep (NULL: none),
+ * loads version id (0: latest); returns the GETs that took and the
+ * version read. */
+static uint64_t load_gets_at(const char *uri, const char *ep, shale_manifest_cache *c,
+                             uint64_t id, uint64_t *got)
 {
     shale_objstore_options so;
     shale_objstore_options_init(&so);
     so.manifest_cache = c;
+    so.s3_endpoint = ep;
     shale_objstore *s = NULL;
     TU_OK(shale_objstore_open(uri, &so, &s));
     shale_manifest_view *m = NULL;
@@ -39,6 +42,11 @@ static uint64_t load_gets(const char *uri, shale_manifest_cache *c, uint64_t id,
     shale_manifest_view_free(m);
     shale_objstore_close(s);
     return g;
+}
+
+static uint64_t load_gets(const char *uri, shale_manifest_cache *c, uint64_t id, uint64_t *got)
+{
+    return load_gets_at(uri, NULL, c, id, got);
 }
 
 /* A database whose writer wrote its versions through cache c. */
@@ -104,20 +112,9 @@ static void test_another_endpoint_is_another_store(void **state)
     make_db(uri, NULL);
     const char *eps[] = {"http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:1"};
     uint64_t want[] = {1, 1, 0};   /* GETs: a miss, another store's miss, a hit */
-    for (int i = 0; i < 3; i++) {
-        shale_objstore_options so;
-        shale_objstore_options_init(&so);
-        so.manifest_cache = c;
-        so.s3_endpoint = eps[i];
-        shale_objstore *st = NULL;
-        TU_OK(shale_objstore_open(uri, &so, &st));
-        shale_manifest_view *m = NULL;
-        uint64_t g0 = gets_now();
-        TU_OK(shale_manifest_view_load(st, 0, &m));
-        assert_int_equal(gets_now() - g0, want[i]);
-        shale_manifest_view_free(m);
-        shale_objstore_close(st);
-    }
+    uint64_t id = 0;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(load_gets_at(uri, eps[i], c, 0, &id), want[i]);
     assert_int_equal(shale_manifest_cache_hits(c), 1);
     shale_manifest_cache_free(c);
 }
