@@ -125,6 +125,8 @@ struct l0_pre {
     shale_status rc;
     shale_buf img;
     sst_info info;
+    char id[27];                   /* the uploaded object's ULID */
+    bool uploaded;                 /* img is in the store under sst_key(id) */
 };
 
 static shale_status build_l0(shale_db *db, memtable *mem, shale_buf *img, sst_info *info)
@@ -137,10 +139,24 @@ static shale_status build_l0(shale_db *db, memtable *mem, shale_buf *img, sst_in
     return rc;
 }
 
+/* Builds the image and uploads it at once, under a key of its own: the
+ * open's next-WAL-id write is in flight meanwhile, so the upload is off
+ * the takeover's chain of round trips (FullFlush is then its one manifest
+ * write; issue 16).  The upload is not a side effect: no manifest names
+ * the object until the flush's write does, and one that no flush takes
+ * (an entry was added since, the open failed) is deleted by pre_free, or
+ * left for GC if that fails.  A failed upload is not an error: the flush
+ * puts the image itself. */
 static void *pre_main(void *arg)
 {
     struct l0_pre *p = arg;
     p->rc = build_l0(p->db, p->mem, &p->img, &p->info);
+    if (p->rc)
+        return NULL;
+    ulid_new(p->id);
+    char key[PATH_KEY_MAX];
+    sst_key(p->id, key, sizeof key);
+    p->uploaded = !shale_objstore_put(p->db->store, key, p->img.data, p->img.len);
     return NULL;
 }
 
@@ -178,6 +194,11 @@ static void pre_free(struct l0_pre *p)
 {
     if (!p)
         return;
+    if (p->uploaded) {   /* not taken by a flush: nothing names it */
+        char key[PATH_KEY_MAX];
+        sst_key(p->id, key, sizeof key);
+        (void)shale_objstore_delete(p->db->store, key);
+    }
     memtable_unref(p->mem);
     buf_free(&p->img);
     sst_info_free(&p->info);
@@ -199,11 +220,16 @@ static shale_status write_l0(shale_db *db, memtable *mem, sst_handle *h)
     memset(&info, 0, sizeof info);
     struct l0_pre *p = pre_take(db);
     shale_status rc;
+    bool uploaded = false;
     if (p && !p->rc && p->mem == mem && memtable_count(mem) == p->count) {
         img = p->img;
         info = p->info;
         p->img = (shale_buf)SHALE_BUF_INIT;
         memset(&p->info, 0, sizeof p->info);
+        if ((uploaded = p->uploaded)) {
+            memcpy(h->id, p->id, sizeof h->id);
+            p->uploaded = false;   /* the flush's now: pre_free keeps it */
+        }
         rc = SHALE_OK;
     } else {
         rc = build_l0(db, mem, &img, &info);
@@ -211,13 +237,15 @@ static shale_status write_l0(shale_db *db, memtable *mem, sst_handle *h)
     pre_free(p);
     if (rc)
         goto out;
-    ulid_new(h->id);
-    char key[PATH_KEY_MAX];
-    sst_key(h->id, key, sizeof key);
-    rc = shale_objstore_put(db->store, key, img.data, img.len);
-    if (rc) {
-        shale_err_prefix(rc, "%s: flushing memtable to %s", db->uri, key);
-        goto out;
+    if (!uploaded) {
+        ulid_new(h->id);
+        char key[PATH_KEY_MAX];
+        sst_key(h->id, key, sizeof key);
+        rc = shale_objstore_put(db->store, key, img.data, img.len);
+        if (rc) {
+            shale_err_prefix(rc, "%s: flushing memtable to %s", db->uri, key);
+            goto out;
+        }
     }
     h->store_uri = NULL;
     h->size = img.len;

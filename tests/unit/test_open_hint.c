@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static const char *backend(void **state)
 {
@@ -452,8 +454,118 @@ static void test_latest_hint_written_since(void **state)
     free(uri);
 }
 
+/* A takeover (an open with a barrier: a split's) builds the replayed
+ * memtable into its SST and uploads it while the open's last manifest
+ * write is in flight, so the flush after it is one manifest write (issue
+ * 16: FullFlush off the chain by one round trip).  From the fault
+ * wrapper's trace: the SST's put starts before the open returns, and the
+ * flush puts no other SST.  An image a flush does not take (an entry
+ * added after the open) is deleted: every SST left is one the manifest
+ * names. */
+static char trace_path[300];
+
+static shale_status ok_barrier(void *arg)
+{
+    (void)arg;
+    return SHALE_OK;
+}
+
+static long long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* SST puts to the store named `store` in the trace: how many, and the
+ * first one's start (after `from`). */
+static int sst_puts(const char *store, long long from, long long *first)
+{
+    FILE *f = fopen(trace_path, "r");
+    assert_non_null(f);
+    char line[1400], op[32], st[600], key[600];
+    long long t0, t1;
+    int n = 0;
+    *first = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%lld %lld %*s %31s %599s %599s", &t0, &t1, op, st, key) == 5 &&
+            t0 >= from && !strcmp(op, "put") && !strcmp(st, store) &&
+            !strncmp(key, "compacted/", 10)) {
+            if (!n++)
+                *first = t0;
+        }
+    fclose(f);
+    return n;
+}
+
+static void takeover(const char *u, shale_options *o, bool add_after)
+{
+    shale_db *a = NULL, *b = NULL;
+    TU_OK(shale_open(u, o, &a));
+    for (unsigned i = 0; i < 50; i++)
+        dt_put(a, i, 1);
+    TU_OK(shale_flush_wal(a));                 /* in the WAL, not in an SST */
+    long long t0 = now_us();
+    TU_OK(shale_open_at_fenced_after(u, o, latest_listed(u), ok_barrier, NULL, &b));
+    long long t_open = now_us();
+    if (add_after)
+        dt_put(b, 100, 1);                     /* the prebuilt image is stale now */
+    TU_OK(shale_flush_memtable(b));
+    long long first;
+    int puts = sst_puts(u, t0, &first);
+    if (!add_after) {
+        assert_int_equal(puts, 1);             /* the flush put nothing itself */
+        assert_true(first > 0 && first < t_open);   /* beside the open's last write */
+    } else {
+        assert_int_equal(puts, 2);             /* the stale image, then the flush's */
+    }
+    shale_close(a);
+    TU_OK(shale_close(b));
+    /* Every SST in the store is one the manifest names. */
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(u, NULL, &s));
+    shale_manifest_view *v = NULL;
+    TU_OK(shale_manifest_view_load(s, 0, &v));
+    shale_objlist l;
+    TU_OK(shale_objstore_list_all(s, "compacted/", &l));
+    size_t named = v->l0_count;
+    for (size_t r = 0; r < v->run_count; r++)
+        named += v->runs[r].count;
+    assert_int_equal(l.count, named);
+    shale_objlist_free(&l);
+    shale_manifest_view_free(v);
+    shale_objstore_close(s);
+    TU_OK(shale_open(u, o, &b));
+    for (unsigned i = 0; i < 50; i++)
+        dt_expect(b, i, 1);
+    if (add_after)
+        dt_expect(b, 100, 1);
+    TU_OK(shale_close(b));
+}
+
+static void test_takeover_uploads_beside_open(void **state)
+{
+    (void)state;
+    shale_fault *f = NULL;
+    char *u = tu_fault_mem_uri("hint_takeover", &f);
+    shale_options o;
+    dt_small_options(&o);
+    /* The open's manifest writes take 50 ms: time for the small build. */
+    TU_OK(objstore_fault_parse(f, "put_if_absent:manifest/:latency=50:ok"));
+    takeover(u, &o, false);
+    free(u);
+    u = tu_fault_mem_uri("hint_takeover_stale", &f);
+    TU_OK(objstore_fault_parse(f, "put_if_absent:manifest/:latency=50:ok"));
+    takeover(u, &o, true);
+    free(u);
+}
+
 int main(void)
 {
+    /* Before any fault store is used: the trace is opened once. */
+    snprintf(trace_path, sizeof trace_path, "/tmp/shale-open-hint-trace-%d.txt", (int)getpid());
+    remove(trace_path);
+    setenv("SHALE_FAULT_TRACE", trace_path, 1);
     static const char mem[] = "mem", file[] = "file";
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_prestate(test_right_hint, (void *)mem),
@@ -475,6 +587,9 @@ int main(void)
         cmocka_unit_test_prestate(test_latest_hint_lists_nothing, (void *)file),
         cmocka_unit_test_prestate(test_latest_hint_written_since, (void *)mem),
         cmocka_unit_test_prestate(test_latest_hint_written_since, (void *)file),
+        cmocka_unit_test(test_takeover_uploads_beside_open),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    remove(trace_path);
+    return rc;
 }
