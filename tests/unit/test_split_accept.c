@@ -11,7 +11,9 @@
  *     range passes and the parent's latest refuses is refused exactly as
  *     before, with no journal, its children untouched, and the lease it
  *     took released (take + release in the store), so the next split of
- *     the shard is accepted.
+ *     the shard is accepted;
+ *   - a failed GET of the parent's latest beside the take fails the submit
+ *     with the store's error and releases the lease the same way.
  * The kept range is planted through splitter_int.h: a database's range
  * never changes, so the store cannot be made to disagree with it.
  */
@@ -131,6 +133,48 @@ static void test_range_refused_after_take_releases_lease(void **state)
     split_request_free(r);
 }
 
+/* The parent's GET beside the take fails (a store's error, not the
+ * request's): the lease just taken is released and the submit fails with
+ * the store's error, nothing journalled; the same request sent again is
+ * accepted and runs. */
+static void test_parent_read_failing_beside_take_releases_lease(void **state)
+{
+    sf_fx *f = *state;
+    char *u = tu_fault_uri(f->parent);
+    free(f->parent);
+    f->parent = u;
+    sf_new_splitter(f, true);
+    TU_OK(splitter_wait_idle(f->sp, 60000));
+    shale_fault *fc = shale_fault_for_uri(f->parent, NULL);
+    assert_non_null(fc);
+    shale_fault_rule rule;
+    memset(&rule, 0, sizeof rule);
+    rule.ops = SHALE_FAULT_OP(SHALE_OP_GET);
+    rule.key_prefix = SHALE_MANIFEST_DIR;
+    rule.nth = 1;
+    rule.count = 1;
+    rule.status = SHALE_IO;
+    TU_OK(shale_fault_add(fc, &rule, NULL));
+    unsigned cuts[] = {f->n / 2};
+    split_request *r = sf_request(f, "flaky", cuts, 1, false);
+    split_service *svc = splitter_service(f->sp);
+    bool created = true;
+    char *st = NULL;
+    assert_int_equal(svc->ops->submit(svc, r, &created, &st), SHALE_IO);
+    assert_false(created);
+    assert_int_equal(shale_fault_injected(fc), 1);
+    assert_int_equal(dt_count(f->parent, "splits/flaky/"), 0);
+    lease_view v = lease_now(f);
+    assert_false(v.held);
+    assert_int_equal(v.top, 2);
+    st = sf_submit(f, r, &created);
+    assert_true(created);
+    free(st);
+    sf_run_to_phase(f->sp, "flaky", "Complete");
+    sf_check_children(f, cuts, 1);
+    split_request_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -138,6 +182,8 @@ int main(void)
                                         sf_setup, sf_teardown),
         cmocka_unit_test_setup_teardown(test_range_refused_after_take_releases_lease, sf_setup,
                                         sf_teardown),
+        cmocka_unit_test_setup_teardown(test_parent_read_failing_beside_take_releases_lease,
+                                        sf_setup, sf_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
