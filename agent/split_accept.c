@@ -2,7 +2,10 @@
  * split_accept.c -- accepting a split: the submit's reads, the lease's
  * take and journal version 1 (splitter.h's submit; docs/agent.md "The
  * split lease").
- *   1. the request is validated against the parent (nothing touched);
+ *   1. the request is validated against the parent (nothing touched):
+ *      its stores, their emptiness (beside the identity reads) and its
+ *      ranges, against the parent's range as this process kept it ("The
+ *      parent's range" below) or, without one, as its latest version says;
  *   2. one accept at a time in this agent (submit_mu);
  *   3. a split of that name known here, or journalled in the store by any
  *      agent: the same request gets its current status, another one
@@ -11,7 +14,9 @@
  *   4b. a request without ranges gets them now, from the parent's SST
  *      indexes (split_auto.h), and is validated with them;
  *   5. the shard's split lease is taken (lease.h): another split holding
- *      it refuses the request with Conflict naming that split;
+ *      it refuses the request with Conflict naming that split; the
+ *      parent's latest, read beside the take, is checked against the
+ *      request, and a failure releases the lease and refuses it;
  *   6. journal version 1 is written (create-if-absent), then the worker
  *      runs it.  Nothing has a side effect on the parent before 6: Fence's
  *      open starts beside 6's write, but only reads (and writes its
