@@ -344,7 +344,8 @@ static void submit_reads_free(submit_reads *x)
  * before the take.  A kill between the take and that release leaves a take
  * without a journal, as a kill before version 1 always could: an agent that
  * finds it validates its request against the parent as it then is
- * (splitter_adopt_lease). */
+ * (splitter_adopt_lease).  seq 0: a dry run, which took no lease, is
+ * checked the same way. */
 static shale_status accept_parent_join(splitter *sp, split_request *r, submit_reads *pre,
                                        uint64_t seq)
 {
@@ -357,6 +358,8 @@ static shale_status accept_parent_join(splitter *sp, split_request *r, submit_re
                                     pre->m->range_end, pre->m->range_end_len);
     if (!rc)
         return SHALE_OK;
+    if (!seq)
+        return rc;   /* a dry run: no lease taken */
     char why[1024];
     snprintf(why, sizeof why, "%s", shale_errmsg());
     uint64_t rs = 0;
@@ -617,7 +620,7 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
                    (log_field[]){LOG_S("result", "Done"), LOG_N("leaseSeq", seq)}, 2,
                    "split accepted; the shard's split lease is held");
         j->lease_taken_ms = agent_mono_ms();
-    } else if ((rc = fill_ranges(sp, r, &canon))) {
+    } else if ((rc = accept_parent_join(sp, r, pre, 0)) || (rc = fill_ranges(sp, r, &canon))) {
         rc = refuse(sp, r->name, rc);
         goto out;
     } else if (!(j = calloc(1, sizeof *j)) || !(j->st = split_state_new(r, canon, true,
