@@ -146,6 +146,28 @@ shale_status split_request_check_stores(split_request *r, const split_policy *p,
                                         const char *agent_store, const char *agent_wal_store,
                                         const shale_options *opts);
 
+/* What split_request_check_stores_facts() found besides its verdict. */
+typedef struct split_store_facts {
+    bool check_empty;        /* in: check the children's emptiness too */
+    bool parent_has_id;      /* out: the parent's store has an identity, */
+    char parent_uuid[37];    /* ... this one */
+    shale_status empty_rc;   /* out: split_request_check_children_empty()'s */
+    char empty_msg[512];     /*      answer and message (SHALE_OK: empty) */
+} split_store_facts;
+
+/* split_request_check_stores() whose identity reads go out beside the
+ * children's emptiness checks (facts->check_empty), one round trip
+ * instead of two; the emptiness verdict is returned apart, in facts, so
+ * that the caller reports it after the request's other errors, as when
+ * the two ran one after the other.  Also tells the parent's identity (the
+ * submit ties what it knows of the parent to it).  facts NULL:
+ * split_request_check_stores(). */
+shale_status split_request_check_stores_facts(split_request *r, const split_policy *p,
+                                              const char *agent_store,
+                                              const char *agent_wal_store,
+                                              const shale_options *opts,
+                                              split_store_facts *facts);
+
 /* The children's stores are empty: no database, no WAL, no other split's
  * claim, no other object -- or claimed by this very split (so it is for a
  * new split; the same request again is recognised by name before this).

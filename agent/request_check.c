@@ -172,14 +172,37 @@ static shale_status check_pairs(const fact *f, size_t n, bool by_id)
     return SHALE_OK;
 }
 
+/* Items 0..n-1 read the stores' identities; with empty set, items n.. are
+ * the children's emptiness checks, beside them (split_request_check_stores_
+ * and_empty), whose results are kept apart (erc, msg) so that a refusal by
+ * identity is still reported first. */
 typedef struct id_ctx {
     fact *f;
+    size_t n;
     const shale_options *o;
+    const split_request *r;
+    bool empty;
+    shale_status *erc;       /* per child: its emptiness check */
+    char (*emsg)[512];
 } id_ctx;
+
+typedef struct empty_ctx {
+    const split_request *r;
+    const shale_options *o;
+} empty_ctx;
+
+static shale_status empty_one(void *ctx, size_t i);
 
 static shale_status id_one(void *ctx, size_t i)
 {
     id_ctx *c = ctx;
+    if (i >= c->n) {
+        empty_ctx e = {c->r, c->o};
+        size_t k = i - c->n;
+        if ((c->erc[k] = empty_one(&e, k)))
+            snprintf(c->emsg[k], sizeof c->emsg[k], "%s", shale_errmsg());
+        return SHALE_OK;
+    }
     fact *x = &c->f[i];
     shale_store_identity id;
     shale_status ir = shale_store_identity_read(x->uri, c->o, &id);
@@ -194,7 +217,7 @@ static shale_status id_one(void *ctx, size_t i)
 }
 
 static shale_status check_children(const split_request *r, const split_policy *p,
-                                   const shale_options *o)
+                                   const shale_options *o, split_store_facts *out)
 {
     size_t n = 0, cap = 2 + 2 * r->child_count;
     fact *f = calloc(cap, sizeof *f);
@@ -241,12 +264,32 @@ static shale_status check_children(const split_request *r, const split_policy *p
         rc = check_pairs(f, n, false);
     /* Pass 1: identities, each store read once; a same UUID under two
      * canonical URIs is one store all the same. */
-    /* The reads run at once (par.h): one request each, to its own store. */
-    id_ctx ic = {f, o};
+    /* The reads run at once (par.h): one request each, to its own store;
+     * with out->check_empty the children's emptiness checks beside them
+     * (a store refused by identity below is only read, never written). */
+    bool empty = out && out->check_empty && r->child_count;
+    id_ctx ic = {f, n, o, r, empty, NULL, NULL};
+    if (!rc && empty &&
+        (!(ic.erc = calloc(r->child_count, sizeof *ic.erc)) ||
+         !(ic.emsg = calloc(r->child_count, sizeof *ic.emsg))))
+        rc = AGENT_OOM();
     if (!rc && n)
-        rc = par_for(n, id_one, &ic, NULL);
+        rc = par_for(n + (empty ? r->child_count : 0), id_one, &ic, NULL);
     if (!rc)
         rc = check_pairs(f, n, true);
+    if (!rc && out) {
+        out->parent_has_id = f[0].has_id;
+        memcpy(out->parent_uuid, f[0].uuid, sizeof out->parent_uuid);
+        /* The lowest failing child, as split_request_check_children_empty
+         * reports it. */
+        for (size_t i = 0; empty && i < r->child_count && !out->empty_rc; i++)
+            if (ic.erc[i]) {
+                out->empty_rc = ic.erc[i];
+                snprintf(out->empty_msg, sizeof out->empty_msg, "%s", ic.emsg[i]);
+            }
+    }
+    free(ic.erc);
+    free(ic.emsg);
     for (size_t i = 0; i < n; i++)
         free(f[i].canon);
     free(f);
@@ -265,11 +308,6 @@ static shale_status check_empty(const split_request *r, size_t i, const char *ur
     free(owner);
     return rc ? store_error(rc, field) : SHALE_OK;
 }
-
-typedef struct empty_ctx {
-    const split_request *r;
-    const shale_options *o;
-} empty_ctx;
 
 static shale_status empty_one(void *ctx, size_t i)
 {
@@ -297,6 +335,20 @@ shale_status split_request_check_stores(split_request *r, const split_policy *p,
                                         const char *agent_store, const char *agent_wal_store,
                                         const shale_options *opts)
 {
+    return split_request_check_stores_facts(r, p, agent_store, agent_wal_store, opts, NULL);
+}
+
+shale_status split_request_check_stores_facts(split_request *r, const split_policy *p,
+                                              const char *agent_store,
+                                              const char *agent_wal_store,
+                                              const shale_options *opts,
+                                              split_store_facts *facts)
+{
+    if (facts) {
+        facts->parent_has_id = false;
+        facts->empty_rc = SHALE_OK;
+        facts->empty_msg[0] = '\0';
+    }
     split_policy dp;
     if (!p) {
         split_policy_init(&dp);
@@ -324,5 +376,5 @@ shale_status split_request_check_stores(split_request *r, const split_policy *p,
     free(r->parent_wal_store);
     r->parent_store = ps;
     r->parent_wal_store = pw;
-    return check_children(r, p, opts);
+    return check_children(r, p, opts, facts);
 }

@@ -2,7 +2,10 @@
  * split_accept.c -- accepting a split: the submit's reads, the lease's
  * take and journal version 1 (splitter.h's submit; docs/agent.md "The
  * split lease").
- *   1. the request is validated against the parent (nothing touched);
+ *   1. the request is validated against the parent (nothing touched):
+ *      its stores, their emptiness (beside the identity reads) and its
+ *      ranges, against the parent's range as this process kept it ("The
+ *      parent's range" below) or, without one, as its latest version says;
  *   2. one accept at a time in this agent (submit_mu);
  *   3. a split of that name known here, or journalled in the store by any
  *      agent: the same request gets its current status, another one
@@ -11,7 +14,9 @@
  *   4b. a request without ranges gets them now, from the parent's SST
  *      indexes (split_auto.h), and is validated with them;
  *   5. the shard's split lease is taken (lease.h): another split holding
- *      it refuses the request with Conflict naming that split;
+ *      it refuses the request with Conflict naming that split; the
+ *      parent's latest, read beside the take, is checked against the
+ *      request, and a failure releases the lease and refuses it;
  *   6. journal version 1 is written (create-if-absent), then the worker
  *      runs it.  Nothing has a side effect on the parent before 6: Fence's
  *      open starts beside 6's write, but only reads (and writes its
@@ -119,6 +124,112 @@ static shale_status refuse(splitter *sp, const char *name, shale_status rc)
     return rc;
 }
 
+/* The parent's range (issue 16: one round trip off the submit).  A
+ * database's visible range is fixed when it is made -- a root's is the
+ * whole key space, a clone's is set by the clone -- and every manifest
+ * version carries it unchanged, so once read it checks the ranges of every
+ * later request.  It is kept with the identity UUID of the parent's store
+ * it was read beside (the worker's first pass, or a submit that read the
+ * parent's manifest) and used only when the submit's own identity read,
+ * its first round trip, finds that UUID again: another database made in
+ * the store since has another identity.  The submit still reads the
+ * parent's latest version (Fence's open takes it as its hint, and the run's
+ * manifest cache its bytes), but the lease's take no longer waits for that
+ * GET; what it reads is checked again before version 1 (accept_parent_join). */
+typedef struct prange {
+    uint8_t *s, *e;          /* NULL: unbounded */
+    size_t sl, el;
+} prange;
+
+static void prange_free(prange *p)
+{
+    free(p->s);
+    free(p->e);
+    memset(p, 0, sizeof *p);
+}
+
+static bool bytes_dup(uint8_t **out, const uint8_t *b, size_t n)
+{
+    *out = NULL;
+    if (!b)
+        return true;
+    if (!(*out = malloc(n ? n : 1)))
+        return false;
+    memcpy(*out, b, n);
+    return true;
+}
+
+static void prange_keep(splitter *sp, const char *uuid, const shale_manifest_view *m)
+{
+    uint8_t *ns = NULL, *ne = NULL;
+    if (!bytes_dup(&ns, m->range_start, m->range_start_len) ||
+        !bytes_dup(&ne, m->range_end, m->range_end_len)) {
+        free(ns);
+        free(ne);
+        return;
+    }
+    pthread_mutex_lock(&sp->mu);
+    free(sp->prange_start);
+    free(sp->prange_end);
+    sp->prange_start = ns;
+    sp->prange_end = ne;
+    sp->prange_start_len = m->range_start_len;
+    sp->prange_end_len = m->range_end_len;
+    snprintf(sp->prange_uuid, sizeof sp->prange_uuid, "%s", uuid);
+    sp->prange_known = true;
+    pthread_mutex_unlock(&sp->mu);
+}
+
+/* The kept range, when it was read beside this identity. */
+static bool prange_get(splitter *sp, const char *uuid, prange *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&sp->mu);
+    bool ok = sp->prange_known && !strcmp(sp->prange_uuid, uuid) &&
+              bytes_dup(&out->s, sp->prange_start, sp->prange_start_len) &&
+              bytes_dup(&out->e, sp->prange_end, sp->prange_end_len);
+    out->sl = sp->prange_start_len;
+    out->el = sp->prange_end_len;
+    pthread_mutex_unlock(&sp->mu);
+    if (!ok)
+        prange_free(out);
+    return ok;
+}
+
+typedef struct prime_reads {
+    splitter *sp;
+    shale_store_identity id;
+    shale_manifest_view *m;
+} prime_reads;
+
+static shale_status prime_one(void *ctx, size_t i)
+{
+    prime_reads *x = ctx;
+    if (i == 0)
+        return shale_store_identity_read(x->sp->store_uri, &x->sp->o.db, &x->id);
+    shale_objstore *s = NULL;
+    shale_status rc = shale_objstore_open(x->sp->store_uri, &x->sp->o.db.store, &s);
+    if (!rc)
+        rc = shale_manifest_view_load(s, 0, &x->m);
+    shale_objstore_close(s);
+    return rc;
+}
+
+void splitter_parent_prime(splitter *sp)
+{
+    prime_reads x;
+    memset(&x, 0, sizeof x);
+    x.sp = sp;
+    shale_status rc = par_for(2, prime_one, &x, NULL);
+    if (!rc)
+        prange_keep(sp, x.id.uuid, x.m);
+    else   /* a submit reads the parent then; nothing to report here */
+        log_fields(LOG_DEBUG, NULL, NULL, -1, (log_field[]){LOG_S("error", shale_errmsg())}, 1,
+                   "the parent's range not read ahead of the first submit");
+    shale_store_identity_clear(&x.id);
+    shale_manifest_view_free(x.m);
+}
+
 /* What the submit reads at once, before submit_mu (each a round trip or
  * two on S3, independent of each other): the request's stores (the
  * policy's checks on their spellings first, before any is opened, then
@@ -146,7 +257,48 @@ typedef struct submit_reads {
     lease_view lv;
     shale_status erc;        /* the children's emptiness */
     char emsg[1024];
+    split_store_facts facts; /* the stores' check: the parent's identity */
+    /* The parent's latest on a thread of its own (parent_read), so that a
+     * request checked against the kept range (prange) need not wait for
+     * its GET: joined by accept_parent_join before version 1. */
+    pthread_t mthr;
+    bool mthr_started, mthr_joined;
+    shale_status mrc;
+    char mmsg[512];
+    prange pr;               /* the range the request was checked against */
+    bool pr_kept;            /* ... the kept one: m is checked after the take */
 } submit_reads;
+
+static void *parent_read(void *arg)
+{
+    submit_reads *x = arg;
+    splitter *sp = x->sp;
+    shale_objstore *s = NULL;
+    shale_objstore_options so = sp->o.db.store;
+    so.manifest_cache = x->mc;
+    shale_status rc = shale_objstore_open(sp->store_uri, &so, &s);
+    if (!rc)
+        rc = shale_manifest_view_load(s, 0, &x->m);
+    x->m_ms = agent_mono_ms();
+    shale_objstore_close(s);
+    if (rc == SHALE_NOT_FOUND)
+        rc = shale_error_set(SHALE_INVALID_ARGUMENT, "parent store %s holds no database",
+                             sp->store_uri);
+    if ((x->mrc = rc))
+        snprintf(x->mmsg, sizeof x->mmsg, "%s", shale_errmsg());
+    return NULL;
+}
+
+/* The parent's latest as parent_read left it (joined once). */
+static shale_status parent_join(submit_reads *x)
+{
+    if (!x->mthr_started)
+        parent_read(x);   /* the thread could not start: read here */
+    else if (!x->mthr_joined)
+        pthread_join(x->mthr, NULL);
+    x->mthr_started = x->mthr_joined = true;
+    return x->mrc ? shale_error_set(x->mrc, "%s", x->mmsg) : SHALE_OK;
+}
 
 static shale_status submit_read_one(void *ctx, size_t i)
 {
@@ -154,26 +306,15 @@ static shale_status submit_read_one(void *ctx, size_t i)
     splitter *sp = x->sp;
     shale_status rc = SHALE_OK;
     if (i == 0) {
-        rc = split_request_check_stores(x->r, &sp->o.policy, sp->store_uri, sp->wal_uri,
-                                        &sp->o.db);
-        /* Reported after the request's validation, as before (an invalid
-         * request is told so first). */
-        if (!rc && x->check_empty &&
-            (x->erc = split_request_check_children_empty(x->r, &sp->o.db)))
-            snprintf(x->emsg, sizeof x->emsg, "%s", shale_errmsg());
+        /* The identities beside the children's emptiness checks; the
+         * latter reported after the request's validation, as before (an
+         * invalid request is told so first). */
+        x->facts.check_empty = x->check_empty;
+        rc = split_request_check_stores_facts(x->r, &sp->o.policy, sp->store_uri, sp->wal_uri,
+                                              &sp->o.db, &x->facts);
+        if (!rc && (x->erc = x->facts.empty_rc))
+            snprintf(x->emsg, sizeof x->emsg, "%s", x->facts.empty_msg);
     } else if (i == 1) {
-        shale_objstore *s = NULL;
-        shale_objstore_options so = sp->o.db.store;
-        so.manifest_cache = x->mc;
-        rc = shale_objstore_open(sp->store_uri, &so, &s);
-        if (!rc)
-            rc = shale_manifest_view_load(s, 0, &x->m);
-        x->m_ms = agent_mono_ms();
-        shale_objstore_close(s);
-        if (rc == SHALE_NOT_FOUND)
-            rc = shale_error_set(SHALE_INVALID_ARGUMENT, "parent store %s holds no database",
-                                 sp->store_uri);
-    } else if (i == 2) {
         /* Version 1's HEAD: a new split's journal costs no LIST. */
         x->jrc = journal_load_if_any(sp->store, x->r->name, &x->jv, &x->jst);
     } else {
@@ -186,10 +327,54 @@ static shale_status submit_read_one(void *ctx, size_t i)
 
 static void submit_reads_free(submit_reads *x)
 {
+    (void)parent_join(x);
+    prange_free(&x->pr);
     shale_manifest_view_free(x->m);
     shale_manifest_cache_free(x->mc);
     split_state_free(x->jst);
     lease_view_free(&x->lv);
+}
+
+/* After the lease's take, before version 1: the parent's latest, read
+ * beside the take when the request was checked against the kept range
+ * (prange), and the request checked against that version's range.  Only
+ * a store that changed under the agent (its manifest gone, a range that
+ * differs) or a failed GET fails here: the lease just taken is released
+ * (nothing else was written) and the request refused with that error, as
+ * before the take.  A kill between the take and that release leaves a take
+ * without a journal, as a kill before version 1 always could: an agent that
+ * finds it validates its request against the parent as it then is
+ * (splitter_adopt_lease).  seq 0: a dry run, which took no lease, is
+ * checked the same way. */
+static shale_status accept_parent_join(splitter *sp, split_request *r, submit_reads *pre,
+                                       uint64_t seq)
+{
+    if (!pre->pr_kept)
+        return SHALE_OK;   /* read and checked before the take */
+    shale_status rc = parent_join(pre);
+    if (!rc)
+        rc = split_request_validate(r, sp->shard, sp->store_uri, sp->wal_uri,
+                                    pre->m->range_start, pre->m->range_start_len,
+                                    pre->m->range_end, pre->m->range_end_len);
+    if (!rc)
+        return SHALE_OK;
+    if (!seq)
+        return rc;   /* a dry run: no lease taken */
+    char why[1024];
+    snprintf(why, sizeof why, "%s", shale_errmsg());
+    uint64_t rs = 0;
+    shale_status lr = lease_release_after(sp->store, r->name, seq, &rs);
+    if (!lr && rs)
+        splitter_lease_free_seen(sp, rs);
+    log_fields(LOG_WARN, r->name, split_step_name(STEP_ACCEPT), -1,
+               (log_field[]){LOG_S("result", lr ? "LeaseKept" : "LeaseReleased"),
+                             LOG_N("leaseSeq", seq), LOG_S("error", why)},
+               3, "the parent's latest version refused the request after the lease's take");
+    if (lr)
+        return shale_error_set(rc, "%s (the split lease taken at %llu could not be released: "
+                                   "%s; an agent releases it or accepts the split from it)",
+                               why, (unsigned long long)seq, shale_errmsg());
+    return shale_error_set(rc, "%s", why);
 }
 
 /* Steps 3 to 6 of the header comment, under submit_mu.  Consumes r and
@@ -339,6 +524,10 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
             goto out;
         }
         splitter_lease_taken(sp, seq);
+        if ((rc = accept_parent_join(sp, r, pre, seq))) {
+            rc = refuse(sp, r->name, rc);
+            goto out;
+        }
         if (!(j = calloc(1, sizeof *j)) ||
             !(j->st = split_state_new(r, canon, false, agent_now_ms()))) {
             free(j);
@@ -431,7 +620,7 @@ static shale_status accept(splitter *sp, split_request *r, char *canon, bool *cr
                    (log_field[]){LOG_S("result", "Done"), LOG_N("leaseSeq", seq)}, 2,
                    "split accepted; the shard's split lease is held");
         j->lease_taken_ms = agent_mono_ms();
-    } else if ((rc = fill_ranges(sp, r, &canon))) {
+    } else if ((rc = accept_parent_join(sp, r, pre, 0)) || (rc = fill_ranges(sp, r, &canon))) {
         rc = refuse(sp, r->name, rc);
         goto out;
     } else if (!(j = calloc(1, sizeof *j)) || !(j->st = split_state_new(r, canon, true,
@@ -495,14 +684,30 @@ shale_status splitter_svc_submit(split_service *svc, const split_request *req, b
         pre.lv.top = sp->lease_free_top;
     }
     pthread_mutex_unlock(&sp->mu);
-    size_t reads = !pre.journal_hints ? 2 : pre.lrc == SHALE_OK ? 3 : 4;
+    size_t reads = !pre.journal_hints ? 1 : pre.lrc == SHALE_OK ? 2 : 3;
     /* validate_against_parent()'s checks and the accept's reads at once
-     * (submit_reads): the request's error comes first, as in that order. */
+     * (submit_reads), the parent's latest on its own thread beside them:
+     * the request's error comes first, as in that order. */
+    pre.mthr_started = !pthread_create(&pre.mthr, NULL, parent_read, &pre);
     shale_status rc = par_for(reads, submit_read_one, &pre, NULL);
+    /* The range the request must cover: the kept one, when the parent's
+     * store still has the identity it was read beside (the lease's take
+     * then goes out without waiting for the parent's GET, which is checked
+     * against it before version 1), else the latest version's. */
     if (!rc)
-        rc = split_request_validate(r, sp->shard, sp->store_uri, sp->wal_uri,
-                                    pre.m->range_start, pre.m->range_start_len,
-                                    pre.m->range_end, pre.m->range_end_len);
+        pre.pr_kept = pre.facts.parent_has_id && prange_get(sp, pre.facts.parent_uuid, &pre.pr);
+    if (!rc && !pre.pr_kept && !(rc = parent_join(&pre))) {
+        if (pre.facts.parent_has_id)
+            prange_keep(sp, pre.facts.parent_uuid, pre.m);
+        if (!bytes_dup(&pre.pr.s, pre.m->range_start, pre.m->range_start_len) ||
+            !bytes_dup(&pre.pr.e, pre.m->range_end, pre.m->range_end_len))
+            rc = AGENT_OOM();
+        pre.pr.sl = pre.m->range_start_len;
+        pre.pr.el = pre.m->range_end_len;
+    }
+    if (!rc)
+        rc = split_request_validate(r, sp->shard, sp->store_uri, sp->wal_uri, pre.pr.s,
+                                    pre.pr.sl, pre.pr.e, pre.pr.el);
     if (!rc && pre.erc)
         rc = shale_error_set(pre.erc, "%s", pre.emsg);
     char *canon = NULL;

@@ -252,6 +252,11 @@ void splitter_lease_taken(splitter *sp, uint64_t seq)
 
 void splitter_adopt_lease(splitter *sp)
 {
+    pthread_mutex_lock(&sp->mu);
+    bool first = !sp->adopt_tried;
+    pthread_mutex_unlock(&sp->mu);
+    if (first)   /* before adopt_tried: splitter_wait_idle waits for it */
+        splitter_parent_prime(sp);
     lease_view v;
     shale_status rc = lease_read(sp->store, &v);
     pthread_mutex_lock(&sp->mu);

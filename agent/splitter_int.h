@@ -103,6 +103,14 @@ struct splitter {
      * nothing (issue 16). */
     uint64_t lease_free_top;
     bool lease_free_known;
+    /* The parent's visible range as this process read it (under mu), with
+     * the identity UUID of the parent's store it was read beside: the
+     * submit checks a request's ranges against it without waiting for the
+     * parent's manifest (split_accept.c, "The parent's range"). */
+    bool prange_known;
+    char prange_uuid[37];
+    uint8_t *prange_start, *prange_end;   /* NULL: unbounded on that side */
+    size_t prange_start_len, prange_end_len;
     bool adopt_tried;        /* splitter_adopt_lease ran once (under mu):
                                 splitter_wait_idle waits for it, so that its
                                 read is not counted in what comes next */
@@ -224,6 +232,10 @@ bool splitter_retry_unreadable(splitter *sp);
 /* A lease held by a split that has no journal (its agent died between the
  * two writes): writes journal version 1 from the lease's request. */
 void splitter_adopt_lease(splitter *sp);
+/* Reads the parent's range and identity for the submits to come (the
+ * worker's first pass; best effort: a submit without it reads the parent's
+ * manifest first, as before). */
+void splitter_parent_prime(splitter *sp);
 /* Validates a request against the parent's manifest. */
 shale_status validate_against_parent(splitter *sp, split_request *r);
 /* A job for a decoded state (consumed) or a placeholder; NULL on OOM. */

@@ -15,6 +15,7 @@
 #include "journal.h"
 #include "lease.h"
 #include "metrics.h"
+#include "splitter_int.h"   /* splitter_parent_prime */
 
 #include <pthread.h>
 #include <stdio.h>
@@ -162,14 +163,23 @@ static void *race(void *arg)
 }
 
 /* Two submits of different splits at one moment: one runs, the other is
- * refused naming it.  two_agents: each to its own splitter on the parent. */
-static void race_round(bool two_agents)
+ * refused naming it.  two_agents: each to its own splitter on the parent.
+ * primed: each splitter knows the parent's range, as after its worker's
+ * first pass, so each take goes out beside the parent's manifest GET
+ * rather than after it (split_accept.c, "The parent's range"). */
+static void race_round(bool two_agents, bool primed)
 {
     fx *f = fx_new(false);
     /* Not started: the winner holds the lease from its accept until the
      * workers start below, so the loser's submit meets it whatever the
      * timing (a started winner could finish and release it first). */
     splitter *a = agent(f, false), *b = two_agents ? agent(f, false) : a;
+    if (primed) {
+        splitter_parent_prime(a);
+        if (b != a)
+            splitter_parent_prime(b);
+        assert_true(a->prange_known && b->prange_known);
+    }
     pthread_barrier_t go;
     pthread_barrier_init(&go, NULL, 2);
     racer x[2] = {{a, request(f, "split-x", 0, false), &go, 0, false, ""},
@@ -220,14 +230,28 @@ static void test_two_agents_race_one_wins(void **state)
 {
     (void)state;
     for (int i = 0; i < (tu_quick() ? 3 : 10); i++)
-        race_round(true);
+        race_round(true, false);
 }
 
 static void test_two_sources_race_one_wins(void **state)
 {
     (void)state;
     for (int i = 0; i < (tu_quick() ? 3 : 10); i++)
-        race_round(false);
+        race_round(false, false);
+}
+
+static void test_two_agents_race_with_kept_range(void **state)
+{
+    (void)state;
+    for (int i = 0; i < (tu_quick() ? 3 : 10); i++)
+        race_round(true, true);
+}
+
+static void test_two_sources_race_with_kept_range(void **state)
+{
+    (void)state;
+    for (int i = 0; i < (tu_quick() ? 3 : 10); i++)
+        race_round(false, true);
 }
 
 /* ---- restarts and other agents ------------------------------------------------ */
@@ -776,6 +800,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_agents_race_one_wins),
         cmocka_unit_test(test_two_sources_race_one_wins),
+        cmocka_unit_test(test_two_agents_race_with_kept_range),
+        cmocka_unit_test(test_two_sources_race_with_kept_range),
         cmocka_unit_test(test_restarted_agent_keeps_refusing),
         cmocka_unit_test(test_same_request_to_another_agent_returns_status),
         cmocka_unit_test(test_accept_journal_write_fails),
