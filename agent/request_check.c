@@ -172,16 +172,15 @@ static shale_status check_pairs(const fact *f, size_t n, bool by_id)
     return SHALE_OK;
 }
 
-/* Items 0..n-1 read the stores' identities; with empty set, items n.. are
- * the children's emptiness checks, beside them (split_request_check_stores_
- * and_empty), whose results are kept apart (erc, msg) so that a refusal by
- * identity is still reported first. */
+/* Items 0..n-1 read the stores' identities; with erc set, items n.. are
+ * the children's emptiness checks, beside them
+ * (split_request_check_stores_facts), whose results are kept apart (erc,
+ * emsg) so that a refusal by identity is still reported first. */
 typedef struct id_ctx {
     fact *f;
     size_t n;
     const shale_options *o;
     const split_request *r;
-    bool empty;
     shale_status *erc;       /* per child: its emptiness check */
     char (*emsg)[512];
 } id_ctx;
@@ -268,7 +267,7 @@ static shale_status check_children(const split_request *r, const split_policy *p
      * with out->check_empty the children's emptiness checks beside them
      * (a store refused by identity below is only read, never written). */
     bool empty = out && out->check_empty && r->child_count;
-    id_ctx ic = {f, n, o, r, empty, NULL, NULL};
+    id_ctx ic = {f, n, o, r, NULL, NULL};
     if (!rc && empty &&
         (!(ic.erc = calloc(r->child_count, sizeof *ic.erc)) ||
          !(ic.emsg = calloc(r->child_count, sizeof *ic.emsg))))
