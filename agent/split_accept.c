@@ -136,11 +136,6 @@ static shale_status refuse(splitter *sp, const char *name, shale_status rc)
  * parent's latest version (Fence's open takes it as its hint, and the run's
  * manifest cache its bytes), but the lease's take no longer waits for that
  * GET; what it reads is checked again before version 1 (accept_parent_join). */
-typedef struct prange {
-    uint8_t *s, *e;          /* NULL: unbounded */
-    size_t sl, el;
-} prange;
-
 static void prange_free(prange *p)
 {
     free(p->s);
@@ -169,12 +164,8 @@ static void prange_keep(splitter *sp, const char *uuid, const shale_manifest_vie
         return;
     }
     pthread_mutex_lock(&sp->mu);
-    free(sp->prange_start);
-    free(sp->prange_end);
-    sp->prange_start = ns;
-    sp->prange_end = ne;
-    sp->prange_start_len = m->range_start_len;
-    sp->prange_end_len = m->range_end_len;
+    prange_free(&sp->prange);
+    sp->prange = (prange){ns, ne, m->range_start_len, m->range_end_len};
     snprintf(sp->prange_uuid, sizeof sp->prange_uuid, "%s", uuid);
     sp->prange_known = true;
     pthread_mutex_unlock(&sp->mu);
@@ -186,10 +177,10 @@ static bool prange_get(splitter *sp, const char *uuid, prange *out)
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&sp->mu);
     bool ok = sp->prange_known && !strcmp(sp->prange_uuid, uuid) &&
-              bytes_dup(&out->s, sp->prange_start, sp->prange_start_len) &&
-              bytes_dup(&out->e, sp->prange_end, sp->prange_end_len);
-    out->sl = sp->prange_start_len;
-    out->el = sp->prange_end_len;
+              bytes_dup(&out->s, sp->prange.s, sp->prange.sl) &&
+              bytes_dup(&out->e, sp->prange.e, sp->prange.el);
+    out->sl = sp->prange.sl;
+    out->el = sp->prange.el;
     pthread_mutex_unlock(&sp->mu);
     if (!ok)
         prange_free(out);

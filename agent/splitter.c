@@ -259,8 +259,8 @@ void splitter_free(splitter *sp)
     shale_objstore_options_free(&sp->o.db.store);
     free(sp->store_uri);
     free(sp->wal_uri);
-    free(sp->prange_start);
-    free(sp->prange_end);
+    free(sp->prange.s);
+    free(sp->prange.e);
     free(sp);
 }
 

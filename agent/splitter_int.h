@@ -78,6 +78,13 @@ typedef struct listener {
     void *ctx;
 } listener;
 
+/* A key range as a manifest states it: owned copies of its bounds, NULL
+ * for unbounded on that side (split_accept.c keeps the parent's). */
+typedef struct prange {
+    uint8_t *s, *e;
+    size_t sl, el;
+} prange;
+
 struct splitter {
     split_service svc;       /* first: the service pointer is the splitter */
     splitter_options o;
@@ -109,8 +116,7 @@ struct splitter {
      * parent's manifest (split_accept.c, "The parent's range"). */
     bool prange_known;
     char prange_uuid[37];
-    uint8_t *prange_start, *prange_end;   /* NULL: unbounded on that side */
-    size_t prange_start_len, prange_end_len;
+    prange prange;
     bool adopt_tried;        /* splitter_adopt_lease ran once (under mu):
                                 splitter_wait_idle waits for it, so that its
                                 read is not counted in what comes next */

@@ -9,7 +9,7 @@
  * or to one splitter (two sources).  Exactly one may win, whatever the
  * timing, and the loser's Conflict names the winner.
  */
-#include "support/dbtest.h"
+#include "support/splittest.h"   /* sf_lease_read */
 #include "splitter.h"
 #include "request.h"
 #include "journal.h"
@@ -129,17 +129,6 @@ static void expect_in(const char *text, const char *want)
         fail_msg("expected '%s' in:\n%s", want, text ? text : "(null)");
 }
 
-static lease_view read_lease(fx *f)
-{
-    shale_objstore *s = NULL;
-    TU_OK(shale_objstore_open(f->parent, NULL, &s));
-    lease_view v;
-    TU_OK(lease_read(s, &v));
-    lease_view_free(&v);
-    shale_objstore_close(s);
-    return v;
-}
-
 /* ---- races ------------------------------------------------------------------ */
 
 typedef struct racer {
@@ -216,7 +205,7 @@ static void race_round(bool two_agents, bool primed)
     shale_options o = f->o;
     o.wal_store_uri = NULL;
     assert_int_not_equal(shale_reader_open(f->kid[lost][0], &o, NULL, &rd), SHALE_OK);
-    assert_false(read_lease(f).held);
+    assert_false(sf_lease_read(f->parent).held);
     for (int i = 0; i < 2; i++)
         split_request_free(x[i].r);
     pthread_barrier_destroy(&go);
@@ -270,7 +259,7 @@ static void test_restarted_agent_keeps_refusing(void **state)
     a = agent(f, false);
     TU_RC(SHALE_CONFLICT, submit(a, y, &created, &st));
     expect_in(shale_errmsg(), "being split by split-x");
-    lease_view v = read_lease(f);
+    lease_view v = sf_lease_read(f->parent);
     assert_true(v.held);
     assert_string_equal(v.holder, "split-x");
     TU_OK(splitter_start(a));
@@ -279,7 +268,7 @@ static void test_restarted_agent_keeps_refusing(void **state)
     expect_in(st, "\"phase\": \"Complete\"");
     expect_in(st, "\"state\": \"Released\"");
     free(st);
-    assert_false(read_lease(f).held);
+    assert_false(sf_lease_read(f->parent).held);
     /* Free again: the next split of the shard is taken. */
     TU_OK(submit(a, y, &created, &st));
     assert_true(created);
@@ -355,7 +344,7 @@ static void accept_write_fails(bool landed)
     st = status(a, "split-x");
     expect_in(st, "\"phase\": \"Complete\"");
     free(st);
-    assert_false(read_lease(f).held);
+    assert_false(sf_lease_read(f->parent).held);
     shale_fault_clear(ctl);
     splitter_free(a);
     split_request_free(x);
@@ -732,7 +721,7 @@ static void test_stalled_split_resumes_after_restart(void **state)
     expect_in(st, "\"phase\": \"Complete\"");
     assert_null(strstr(st, "\"stalled\""));
     free(st);
-    assert_false(read_lease(f).held);
+    assert_false(sf_lease_read(f->parent).held);
     splitter_free(a);
     split_request_free(x);
     fx_free(f);

@@ -31,23 +31,12 @@ static void plant(splitter *sp, const char *start, const char *uuid)
 {
     pthread_mutex_lock(&sp->mu);
     assert_true(sp->prange_known);   /* the worker's first pass read it */
-    free(sp->prange_start);
-    sp->prange_start = start ? (uint8_t *)strdup(start) : NULL;
-    sp->prange_start_len = start ? strlen(start) : 0;
+    free(sp->prange.s);
+    sp->prange.s = start ? (uint8_t *)strdup(start) : NULL;
+    sp->prange.sl = start ? strlen(start) : 0;
     if (uuid)
         snprintf(sp->prange_uuid, sizeof sp->prange_uuid, "%s", uuid);
     pthread_mutex_unlock(&sp->mu);
-}
-
-static lease_view lease_now(sf_fx *f)
-{
-    shale_objstore *s = NULL;
-    TU_OK(shale_objstore_open(f->parent, NULL, &s));
-    lease_view v;
-    TU_OK(lease_read(s, &v));
-    lease_view_free(&v);
-    shale_objstore_close(s);
-    return v;
 }
 
 /* Two children over [lo, ""), cut at mid (key indexes). */
@@ -87,7 +76,7 @@ static void test_kept_range_of_another_identity_is_not_used(void **state)
     sf_check_children(f, cuts, 1);
     /* Read again, for this store's identity: the root's whole key space. */
     pthread_mutex_lock(&f->sp->mu);
-    assert_null(f->sp->prange_start);
+    assert_null(f->sp->prange.s);
     assert_string_not_equal(f->sp->prange_uuid, "00000000-0000-4000-8000-000000000000");
     pthread_mutex_unlock(&f->sp->mu);
     split_request_free(r);
@@ -115,7 +104,7 @@ static void test_range_refused_after_take_releases_lease(void **state)
     assert_null(st);
     /* Nothing left behind but the lease's take and its release. */
     assert_int_equal(dt_count(f->parent, "splits/late/"), 0);
-    lease_view v = lease_now(f);
+    lease_view v = sf_lease_read(f->parent);
     assert_false(v.held);
     assert_int_equal(v.top, 2);
     assert_int_equal(dt_count(f->kid[0], ""), 0);
@@ -164,7 +153,7 @@ static void test_parent_read_failing_beside_take_releases_lease(void **state)
     assert_false(created);
     assert_int_equal(shale_fault_injected(fc), 1);
     assert_int_equal(dt_count(f->parent, "splits/flaky/"), 0);
-    lease_view v = lease_now(f);
+    lease_view v = sf_lease_read(f->parent);
     assert_false(v.held);
     assert_int_equal(v.top, 2);
     st = sf_submit(f, r, &created);

@@ -175,3 +175,14 @@ void sf_check_children(sf_fx *f, const unsigned *cuts, int ncuts)
     }
     assert_int_equal(total, f->n);
 }
+
+lease_view sf_lease_read(const char *store_uri)
+{
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(store_uri, NULL, &s));
+    lease_view v;
+    TU_OK(lease_read(s, &v));
+    lease_view_free(&v);
+    shale_objstore_close(s);
+    return v;
+}

@@ -10,6 +10,7 @@
 #include "support/dbtest.h"
 #include "splitter.h"
 #include "request.h"
+#include "lease.h"
 
 typedef struct sf_fx {
     char *dir, *parent, *wal;
@@ -59,5 +60,8 @@ char *sf_get_status(sf_fx *f, const char *name);
 void sf_expect_phase(const char *status, const char *phase);
 /* Every child holds exactly the parent's keys of its range. */
 void sf_check_children(sf_fx *f, const unsigned *cuts, int ncuts);
+/* The lease of the shard whose main store is store_uri, as the store holds
+ * it now (lease_read(); the view's owned parts freed, its flags kept). */
+lease_view sf_lease_read(const char *store_uri);
 
 #endif
