@@ -440,6 +440,7 @@ static void c_race(void **state)
                     _exit(2);
                 _exit(shale_objstore_put_if_absent(mine, "race", "me", 2) == SHALE_OK ? 0 : 1);
             }
+            assert_true(kids[i] > 0);   /* a failed fork is no racer, and no win */
         }
         for (int i = 0; i < 8; i++) {
             int st;
