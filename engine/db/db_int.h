@@ -138,6 +138,8 @@ struct shale_db {
     wal_seal *seal_head, *seal_tail;
     uint64_t next_wal_id;          /* id the next seal gets */
     uint64_t replay_next_id;       /* open: next WAL id replay reads */
+    uint64_t spec_replayed;        /* open: entries its replay before the fence kept
+                                      (db_open.c spec_replay; tests read it) */
     uint64_t durable_wal_id;       /* every id <= this is written */
     uint64_t last_seq;             /* highest seq assigned */
     uint64_t durable_seq;          /* every seq <= this is in a written WAL */
