@@ -79,7 +79,12 @@ static void spec_replay_run(shale_db *db, const manifest *m, spec_replay *s)
     if (wal_read_range(db->wal_store, db->uri, m, 0, &cb, &s->first_free)) {
         memtable_unref(s->mem);   /* the replay after the fence says why */
         s->mem = NULL;
+        return;
     }
+    /* Its SST's CPU goes here too, beside the barrier's wait: with no
+     * entry added by the fence, the flush that follows the open uploads
+     * it at once (flush_prebuild_start). */
+    flush_prebuild_spec(db, s->mem);
 }
 
 /* The fenced version's memtable: the speculative one when its replay
@@ -648,7 +653,9 @@ static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest 
     db->wal_gc_next = fence_id + 1;
     db->durable_seq = db->last_seq;
     /* A takeover (the barrier is a split's) flushes next: the replayed
-     * memtable, final now, is built into its SST beside the write below. */
+     * memtable, final now, is built into its SST beside the write below
+     * and uploaded -- only uploaded when the image built before the fence
+     * is of it still (flush_prebuild_spec). */
     if (a->before_fence)
         flush_prebuild_start(db);
     next_wal_ctx nc = {db->my_epoch, fence_id + 1};

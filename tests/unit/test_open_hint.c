@@ -499,6 +499,24 @@ static int sst_puts(const char *store, long long from, long long *first)
     return n;
 }
 
+/* Every SST in the store is one the manifest names. */
+static void expect_ssts_named(const char *u)
+{
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(u, NULL, &s));
+    shale_manifest_view *v = NULL;
+    TU_OK(shale_manifest_view_load(s, 0, &v));
+    shale_objlist l;
+    TU_OK(shale_objstore_list_all(s, "compacted/", &l));
+    size_t named = v->l0_count;
+    for (size_t r = 0; r < v->run_count; r++)
+        named += v->runs[r].count;
+    assert_int_equal(l.count, named);
+    shale_objlist_free(&l);
+    shale_manifest_view_free(v);
+    shale_objstore_close(s);
+}
+
 static void takeover(const char *u, shale_options *o, bool add_after)
 {
     shale_db *a = NULL, *b = NULL;
@@ -522,20 +540,7 @@ static void takeover(const char *u, shale_options *o, bool add_after)
     }
     shale_close(a);
     TU_OK(shale_close(b));
-    /* Every SST in the store is one the manifest names. */
-    shale_objstore *s = NULL;
-    TU_OK(shale_objstore_open(u, NULL, &s));
-    shale_manifest_view *v = NULL;
-    TU_OK(shale_manifest_view_load(s, 0, &v));
-    shale_objlist l;
-    TU_OK(shale_objstore_list_all(s, "compacted/", &l));
-    size_t named = v->l0_count;
-    for (size_t r = 0; r < v->run_count; r++)
-        named += v->runs[r].count;
-    assert_int_equal(l.count, named);
-    shale_objlist_free(&l);
-    shale_manifest_view_free(v);
-    shale_objstore_close(s);
+    expect_ssts_named(u);
     TU_OK(shale_open(u, o, &b));
     for (unsigned i = 0; i < 50; i++)
         dt_expect(b, i, 1);
@@ -608,7 +613,8 @@ static int wal_gets(const char *store, long long from, long long *first)
     return n;
 }
 
-static void spec_takeover(const char *name, at_barrier what, uint64_t want_kept)
+static void spec_takeover(const char *name, at_barrier what, uint64_t want_kept,
+                          uint64_t want_prebuilt)
 {
     shale_fault *f = NULL;
     char *u = tu_fault_mem_uri(name, &f);
@@ -626,6 +632,11 @@ static void spec_takeover(const char *name, at_barrier what, uint64_t want_kept)
     assert_true(wal_gets(u, t0, &first) > 0);
     assert_true(first > 0 && first < c.called);   /* the replay began before the barrier */
     assert_int_equal(b->spec_replayed, want_kept);
+    /* The SST built before the fence is the one uploaded only when the
+     * fence added nothing to what was replayed. */
+    assert_int_equal(b->spec_prebuilt, want_prebuilt);
+    TU_OK(shale_flush_memtable(b));
+    expect_ssts_named(u);
     for (unsigned i = 0; i < 60; i++)
         if (what != AT_BARRIER_NOTHING || i < 50)
             dt_expect(b, i, 1);
@@ -645,9 +656,9 @@ static void spec_takeover(const char *name, at_barrier what, uint64_t want_kept)
 static void test_takeover_replays_before_fence(void **state)
 {
     (void)state;
-    spec_takeover("spec_nothing", AT_BARRIER_NOTHING, 50);   /* all of it kept */
-    spec_takeover("spec_wal", AT_BARRIER_WAL, 50);           /* kept, 10 more after */
-    spec_takeover("spec_flush", AT_BARRIER_FLUSH, 0);        /* replay point moved */
+    spec_takeover("spec_nothing", AT_BARRIER_NOTHING, 50, 1);   /* all of it kept */
+    spec_takeover("spec_wal", AT_BARRIER_WAL, 50, 0);           /* kept, 10 more after */
+    spec_takeover("spec_flush", AT_BARRIER_FLUSH, 0, 0);        /* replay point moved */
 }
 
 int main(void)
