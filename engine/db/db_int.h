@@ -138,6 +138,10 @@ struct shale_db {
     wal_seal *seal_head, *seal_tail;
     uint64_t next_wal_id;          /* id the next seal gets */
     uint64_t replay_next_id;       /* open: next WAL id replay reads */
+    uint64_t spec_replayed;        /* open: entries its replay before the fence kept
+                                      (db_open.c spec_replay; tests read it) */
+    uint64_t spec_prebuilt;        /* open: 1 when the SST built before the fence
+                                      was the one uploaded (flush.c; tests) */
     uint64_t durable_wal_id;       /* every id <= this is written */
     uint64_t last_seq;             /* highest seq assigned */
     uint64_t durable_seq;          /* every seq <= this is in a written WAL */
@@ -243,6 +247,11 @@ typedef struct db_open_args {
  * is empty or no thread can be had. */
 void flush_prebuild_start(shale_db *db);
 /* Joins and frees db->pre, unused (db_free). */
+/* The same for a takeover's memtable replayed before its fence (db_open.c
+ * spec_replay), built only: nothing is uploaded before the fence.  The
+ * flush_prebuild_start() after the fence uploads that image when it is of
+ * db->mem with no entry added since, else builds db->mem's. */
+void flush_prebuild_spec(shale_db *db, memtable *mem);
 void flush_prebuild_drop(shale_db *db);
 /* The writer's open after the handle is allocated: stores, manifest,
  * fencing, WAL replay (db_open.c).  opts: the caller's, read only. */

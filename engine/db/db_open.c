@@ -26,6 +26,86 @@ typedef struct fence_ctx {
  * old good enough for the fence write (load_latest_fresh). */
 #define OPEN_READ_FRESH_MS 10000
 
+/* A takeover's replay made before its fence (issue 16).  A split's open
+ * waits at its barrier (before_fence) while the split's journal is
+ * written; replaying the WAL only after the fence write put the replay's
+ * CPU and local reads between two of the chain's manifest writes.  So the
+ * open replays what the WAL holds as soon as it has the manifest it read,
+ * into a memtable of its own, while its probe and the barrier wait; after
+ * the fence the replay goes on from the first id this one did not find
+ * (the old writer may have written more until the fence stopped it).  The
+ * memtable is kept only if the fenced version has the same replay point
+ * (replay_after_wal_id and last_l0_seq) as the version replayed over: a
+ * flush by the old writer in between moved it, and the replay is then
+ * made again from the fenced version as before.  Reading the WAL is no
+ * side effect, and nothing of this is visible before the fence.  A
+ * replay that would fill more than one memtable (the real one freezes
+ * memtables as it goes) or fails is dropped: the replay after the fence
+ * then does all of it, and reports what failed. */
+typedef struct spec_replay {
+    memtable *mem;                 /* owned; NULL when none is kept */
+    uint64_t replay_after, last_l0_seq;   /* of the version replayed over */
+    uint64_t first_free, last_seq;
+    size_t limit;
+} spec_replay;
+
+static shale_status spec_entry(void *ctx, const kv_entry *e)
+{
+    spec_replay *s = ctx;
+    if (e->seq <= s->last_l0_seq)
+        return SHALE_OK;   /* already in L0 */
+    shale_status rc = memtable_add(s->mem, e);
+    if (!rc && e->seq > s->last_seq)
+        s->last_seq = e->seq;
+    return rc;
+}
+
+static shale_status spec_after_sst(void *ctx, uint64_t id)
+{
+    spec_replay *s = ctx;
+    (void)id;
+    return memtable_bytes(s->mem) >= s->limit ? SHALE_CONFLICT : SHALE_OK;
+}
+
+static void spec_replay_run(shale_db *db, const manifest *m, spec_replay *s)
+{
+    memset(s, 0, sizeof *s);
+    if (!(s->mem = memtable_new()))
+        return;
+    s->replay_after = m->replay_after_wal_id;
+    s->last_l0_seq = s->last_seq = m->last_l0_seq;
+    s->limit = db->opts.memtable_bytes;
+    wal_replay_cb cb = {spec_entry, spec_after_sst, s};
+    if (wal_read_range(db->wal_store, db->uri, m, 0, &cb, &s->first_free)) {
+        memtable_unref(s->mem);   /* the replay after the fence says why */
+        s->mem = NULL;
+        return;
+    }
+    /* Its SST's CPU goes here too, beside the barrier's wait: with no
+     * entry added by the fence, the flush that follows the open uploads
+     * it at once (flush_prebuild_start). */
+    flush_prebuild_spec(db, s->mem);
+}
+
+/* The fenced version's memtable: the speculative one when its replay
+ * point is db->man's (db->last_seq and replay_next_id follow it), else a
+ * new one.  NULL on OOM. */
+static memtable *spec_replay_take(shale_db *db, spec_replay *s)
+{
+    memtable *mem = s->mem;
+    s->mem = NULL;
+    if (mem && db->man->replay_after_wal_id == s->replay_after &&
+        db->man->last_l0_seq == s->last_l0_seq) {
+        db->last_seq = s->last_seq;
+        db->replay_next_id = s->first_free;
+        db->spec_replayed = memtable_count(mem);
+        return mem;
+    }
+    memtable_unref(mem);
+    db->last_seq = db->man->last_l0_seq;
+    return memtable_new();
+}
+
 static shale_status check_wal_store(const shale_db *db, const manifest *m);
 static shale_status check_initialized(const shale_db *db, const manifest *m);
 
@@ -386,7 +466,7 @@ static void *probe_cleanup(void *arg)
 static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest *m,
                                   shale_status rc, const char *msg, const open_probe *pr_,
                                   shale_status id_rc, shale_store_identity *idp,
-                                  int64_t read_ms);
+                                  int64_t read_ms, spec_replay *sr);
 
 /* opts: the caller's, read only here (the env copies what is kept). */
 shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_open_args *a)
@@ -427,6 +507,13 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_ope
     char msg[512] = "";
     if (rc && rc != SHALE_NOT_FOUND)
         snprintf(msg, sizeof msg, "%s", shale_errmsg());
+    /* A takeover replays now, while its probe is out (spec_replay). */
+    spec_replay sr;
+    memset(&sr, 0, sizeof sr);
+    if (!rc && a->before_fence) {
+        spec_replay_run(db, m, &sr);
+        shale_err_clear();   /* a dropped replay's message is not the open's */
+    }
     if (id_threaded)
         pthread_join(ith, NULL);
     else
@@ -441,7 +528,8 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_ope
     bool cleaning = !pthread_create(&cth, NULL, probe_cleanup, &pr);
     if (!cleaning)
         probe_cleanup(&pr);
-    rc = db_open_fence(db, a, m, rc, msg, &pr, id_rc, &id, read_ms);
+    rc = db_open_fence(db, a, m, rc, msg, &pr, id_rc, &id, read_ms, &sr);
+    memtable_unref(sr.mem);   /* not taken: the open failed first */
     if (cleaning)
         pthread_join(cth, NULL);
     return rc;
@@ -452,7 +540,8 @@ shale_status db_open_inner(shale_db *db, const shale_options *opts, const db_ope
  * owned when id_rc is SHALE_OK). */
 static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest *m,
                                   shale_status rc, const char *msg, const open_probe *pr_,
-                                  shale_status id_rc, shale_store_identity *idp, int64_t read_ms)
+                                  shale_status id_rc, shale_store_identity *idp, int64_t read_ms,
+                                  spec_replay *sr)
 {
     const open_probe pr = *pr_;
     shale_store_identity id = *idp;
@@ -543,12 +632,11 @@ static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest 
         return shale_err_prefix(rc, "%s: raising writer_epoch", db->uri);
     db->my_epoch = fc.epoch;
     db->my_compactor_epoch = fc.cepoch;
-    db->mem = memtable_new();
+    db->mem = spec_replay_take(db, sr);   /* sets db->last_seq */
     db->walbuf = wal_buf_new();
     if (!db->mem || !db->walbuf)
         return SHALE_OOM();
     db->flushed_wal_id = db->man->replay_after_wal_id;
-    db->last_seq = db->man->last_l0_seq;
     uint64_t fence_id = 0;
     rc = wal_replay(db, &fence_id);
     if (rc)
@@ -565,7 +653,9 @@ static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest 
     db->wal_gc_next = fence_id + 1;
     db->durable_seq = db->last_seq;
     /* A takeover (the barrier is a split's) flushes next: the replayed
-     * memtable, final now, is built into its SST beside the write below. */
+     * memtable, final now, is built into its SST beside the write below
+     * and uploaded -- only uploaded when the image built before the fence
+     * is of it still (flush_prebuild_spec). */
     if (a->before_fence)
         flush_prebuild_start(db);
     next_wal_ctx nc = {db->my_epoch, fence_id + 1};

@@ -127,6 +127,9 @@ struct l0_pre {
     sst_info info;
     char id[27];                   /* the uploaded object's ULID */
     bool uploaded;                 /* img is in the store under sst_key(id) */
+    bool built;                    /* img and info are mem's (rc says if it failed) */
+    bool build_only;               /* the thread only builds (flush_prebuild_spec) */
+    bool running;                  /* th is to be joined */
 };
 
 static shale_status build_l0(shale_db *db, memtable *mem, shale_buf *img, sst_info *info)
@@ -150,8 +153,11 @@ static shale_status build_l0(shale_db *db, memtable *mem, shale_buf *img, sst_in
 static void *pre_main(void *arg)
 {
     struct l0_pre *p = arg;
-    p->rc = build_l0(p->db, p->mem, &p->img, &p->info);
-    if (p->rc)
+    if (!p->built) {
+        p->rc = build_l0(p->db, p->mem, &p->img, &p->info);
+        p->built = true;
+    }
+    if (p->rc || p->build_only)
         return NULL;
     ulid_new(p->id);
     char key[PATH_KEY_MAX];
@@ -160,23 +166,23 @@ static void *pre_main(void *arg)
     return NULL;
 }
 
-void flush_prebuild_start(shale_db *db)
+static void pre_start(shale_db *db, memtable *mem, bool build_only)
 {
-    if (db->pre || !db->mem || !memtable_count(db->mem))
-        return;
     struct l0_pre *p = calloc(1, sizeof *p);
     if (!p)
         return;   /* the flush builds it, as without */
     p->db = db;
-    p->mem = db->mem;
-    p->count = memtable_count(db->mem);
+    p->mem = mem;
+    p->count = memtable_count(mem);
     p->img = (shale_buf)SHALE_BUF_INIT;
+    p->build_only = build_only;
     memtable_ref(p->mem);
     if (pthread_create(&p->th, NULL, pre_main, p)) {
         memtable_unref(p->mem);
         free(p);
         return;
     }
+    p->running = true;
     db->pre = p;
 }
 
@@ -185,9 +191,42 @@ static struct l0_pre *pre_take(shale_db *db)
 {
     struct l0_pre *p = db->pre;
     db->pre = NULL;
-    if (p)
+    if (p && p->running) {
         pthread_join(p->th, NULL);
+        p->running = false;
+    }
     return p;
+}
+
+static void pre_free(struct l0_pre *p);
+
+void flush_prebuild_start(shale_db *db)
+{
+    if (!db->mem || !memtable_count(db->mem))
+        return;
+    if (db->pre && db->pre->build_only) {
+        /* flush_prebuild_spec()'s image: the upload goes now when it is of
+         * this memtable and nothing was added since (entries are only ever
+         * added, so the count says it); else it is built again.  The join
+         * waits for CPU only: that thread uploads nothing. */
+        struct l0_pre *p = pre_take(db);
+        if (!p->rc && p->mem == db->mem && p->count == memtable_count(db->mem)) {
+            p->build_only = false;
+            db->spec_prebuilt++;
+            p->running = !pthread_create(&p->th, NULL, pre_main, p);
+            db->pre = p;   /* not running: the flush uploads the image itself */
+            return;
+        }
+        pre_free(p);
+    }
+    if (!db->pre)
+        pre_start(db, db->mem, false);
+}
+
+void flush_prebuild_spec(shale_db *db, memtable *mem)
+{
+    if (!db->pre && mem && memtable_count(mem))
+        pre_start(db, mem, true);
 }
 
 static void pre_free(struct l0_pre *p)
@@ -221,7 +260,7 @@ static shale_status write_l0(shale_db *db, memtable *mem, sst_handle *h)
     struct l0_pre *p = pre_take(db);
     shale_status rc;
     bool uploaded = false;
-    if (p && !p->rc && p->mem == mem && memtable_count(mem) == p->count) {
+    if (p && p->built && !p->rc && p->mem == mem && memtable_count(mem) == p->count) {
         img = p->img;
         info = p->info;
         p->img = (shale_buf)SHALE_BUF_INIT;

@@ -11,6 +11,7 @@
  */
 #include "support/dbtest.h"
 #include "objstore/objstore_fault.h"
+#include "db/db_int.h"   /* spec_replayed */
 #include "shale_admin.h"
 
 #include <stdio.h>
@@ -498,6 +499,24 @@ static int sst_puts(const char *store, long long from, long long *first)
     return n;
 }
 
+/* Every SST in the store is one the manifest names. */
+static void expect_ssts_named(const char *u)
+{
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(u, NULL, &s));
+    shale_manifest_view *v = NULL;
+    TU_OK(shale_manifest_view_load(s, 0, &v));
+    shale_objlist l;
+    TU_OK(shale_objstore_list_all(s, "compacted/", &l));
+    size_t named = v->l0_count;
+    for (size_t r = 0; r < v->run_count; r++)
+        named += v->runs[r].count;
+    assert_int_equal(l.count, named);
+    shale_objlist_free(&l);
+    shale_manifest_view_free(v);
+    shale_objstore_close(s);
+}
+
 static void takeover(const char *u, shale_options *o, bool add_after)
 {
     shale_db *a = NULL, *b = NULL;
@@ -521,20 +540,7 @@ static void takeover(const char *u, shale_options *o, bool add_after)
     }
     shale_close(a);
     TU_OK(shale_close(b));
-    /* Every SST in the store is one the manifest names. */
-    shale_objstore *s = NULL;
-    TU_OK(shale_objstore_open(u, NULL, &s));
-    shale_manifest_view *v = NULL;
-    TU_OK(shale_manifest_view_load(s, 0, &v));
-    shale_objlist l;
-    TU_OK(shale_objstore_list_all(s, "compacted/", &l));
-    size_t named = v->l0_count;
-    for (size_t r = 0; r < v->run_count; r++)
-        named += v->runs[r].count;
-    assert_int_equal(l.count, named);
-    shale_objlist_free(&l);
-    shale_manifest_view_free(v);
-    shale_objstore_close(s);
+    expect_ssts_named(u);
     TU_OK(shale_open(u, o, &b));
     for (unsigned i = 0; i < 50; i++)
         dt_expect(b, i, 1);
@@ -558,6 +564,101 @@ static void test_takeover_uploads_beside_open(void **state)
     TU_OK(objstore_fault_parse(f, "put_if_absent:manifest/:latency=50:ok"));
     takeover(u, &o, true);
     free(u);
+}
+
+/* A takeover replays the WAL before its fence, while it waits at its
+ * barrier (db_open.c spec_replay; issue 16): the replay's reads start
+ * before the barrier is called, and what they read is kept -- when the
+ * old writer adds WAL SSTs at the barrier, they are replayed after the
+ * fence on top of it; when it flushes (the replay point moves), the
+ * replay is made again from the fenced version.  Every entry is there
+ * either way. */
+typedef enum { AT_BARRIER_NOTHING, AT_BARRIER_WAL, AT_BARRIER_FLUSH } at_barrier;
+
+typedef struct spec_ctx {
+    shale_db *old;
+    at_barrier what;
+    long long called;     /* when the barrier ran */
+} spec_ctx;
+
+static shale_status spec_barrier(void *arg)
+{
+    spec_ctx *c = arg;
+    c->called = now_us();
+    if (c->what == AT_BARRIER_WAL || c->what == AT_BARRIER_FLUSH) {
+        for (unsigned i = 50; i < 60; i++)
+            dt_put(c->old, i, 1);
+        TU_OK(c->what == AT_BARRIER_WAL ? shale_flush_wal(c->old)
+                                         : shale_flush_memtable(c->old));
+    }
+    return SHALE_OK;
+}
+
+/* WAL SST GETs of store `store` in the trace after `from`: how many, and
+ * the first one's start. */
+static int wal_gets(const char *store, long long from, long long *first)
+{
+    FILE *f = fopen(trace_path, "r");
+    assert_non_null(f);
+    char line[1400], op[32], st[600], key[600];
+    long long t0, t1;
+    int n = 0;
+    *first = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%lld %lld %*s %31s %599s %599s", &t0, &t1, op, st, key) == 5 &&
+            t0 >= from && !strcmp(op, "get") && !strcmp(st, store) &&
+            !strncmp(key, "wal/", 4) && (!n++ || t0 < *first))
+            *first = t0;
+    fclose(f);
+    return n;
+}
+
+static void spec_takeover(const char *name, at_barrier what, uint64_t want_kept,
+                          uint64_t want_prebuilt)
+{
+    shale_fault *f = NULL;
+    char *u = tu_fault_mem_uri(name, &f);
+    shale_options o;
+    dt_small_options(&o);
+    shale_db *a = NULL, *b = NULL;
+    TU_OK(shale_open(u, &o, &a));
+    for (unsigned i = 0; i < 50; i++)
+        dt_put(a, i, 1);
+    TU_OK(shale_flush_wal(a));                 /* in the WAL, not in an SST */
+    spec_ctx c = {a, what, 0};
+    long long t0 = now_us();
+    TU_OK(shale_open_at_fenced_after(u, &o, latest_listed(u), spec_barrier, &c, &b));
+    long long first;
+    assert_true(wal_gets(u, t0, &first) > 0);
+    assert_true(first > 0 && first < c.called);   /* the replay began before the barrier */
+    assert_int_equal(b->spec_replayed, want_kept);
+    /* The SST built before the fence is the one uploaded only when the
+     * fence added nothing to what was replayed. */
+    assert_int_equal(b->spec_prebuilt, want_prebuilt);
+    TU_OK(shale_flush_memtable(b));
+    expect_ssts_named(u);
+    for (unsigned i = 0; i < 60; i++)
+        if (what != AT_BARRIER_NOTHING || i < 50)
+            dt_expect(b, i, 1);
+    char k[32], v[96];
+    size_t kl = dt_key(k, sizeof k, 70), vl = dt_val(v, sizeof v, 70, 1);
+    TU_RC(SHALE_FENCED, shale_put(a, k, kl, v, vl));
+    shale_close(a);
+    TU_OK(shale_close(b));
+    TU_OK(shale_open(u, &o, &b));              /* and durably so */
+    for (unsigned i = 0; i < 60; i++)
+        if (what != AT_BARRIER_NOTHING || i < 50)
+            dt_expect(b, i, 1);
+    TU_OK(shale_close(b));
+    free(u);
+}
+
+static void test_takeover_replays_before_fence(void **state)
+{
+    (void)state;
+    spec_takeover("spec_nothing", AT_BARRIER_NOTHING, 50, 1);   /* all of it kept */
+    spec_takeover("spec_wal", AT_BARRIER_WAL, 50, 0);           /* kept, 10 more after */
+    spec_takeover("spec_flush", AT_BARRIER_FLUSH, 0, 0);        /* replay point moved */
 }
 
 int main(void)
@@ -588,6 +689,7 @@ int main(void)
         cmocka_unit_test_prestate(test_latest_hint_written_since, (void *)mem),
         cmocka_unit_test_prestate(test_latest_hint_written_since, (void *)file),
         cmocka_unit_test(test_takeover_uploads_beside_open),
+        cmocka_unit_test(test_takeover_replays_before_fence),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     remove(trace_path);
