@@ -151,11 +151,14 @@ shale_status shale_open_at(const char *uri, const shale_options *opts,
  * open with nothing fenced.  Not called when the open fails before it.
  * NULL: none (shale_open_at()).  ctx is the caller's, used during the
  * call only.  With a barrier (a takeover, which flushes next) the open
- * also builds the replayed memtable's SST while its last manifest write
- * is in flight; the first flush uploads that image if no write came
- * since (else it builds its own), so the build's CPU is not between the
- * open and the flush's upload.  The image is held until that flush or
- * the close. */
+ * replays the WAL and builds the replayed memtable's SST before the
+ * barrier, while it waits (reads and CPU only; after the fence the replay
+ * goes on from where it stopped, and both are made again if the old
+ * writer flushed meanwhile), and uploads that SST beside its last
+ * manifest write; the first flush takes that image if no write came since
+ * (else it builds its own), so neither the replay's nor the build's CPU
+ * is between the open's writes and the flush's.  The image is held until
+ * that flush or the close. */
 shale_status shale_open_at_fenced_after(const char *uri, const shale_options *opts,
                                         uint64_t manifest_id_hint,
                                         shale_status (*before_fence)(void *ctx), void *ctx,
