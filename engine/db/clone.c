@@ -459,7 +459,14 @@ static bool fresh_claimed(clone_run *cr)
     cr->id_rc = j.rc;
     if (rc != SHALE_NOT_FOUND || j.rc)
         return false;
-    return cr->id.kind == SHALE_STORE_KIND_CHILD_CLAIM;
+    /* A held batch writes the identity beside version 1 (clone_many.c):
+     * a crash between can leave the claim turned into a database's
+     * identity (it keeps the claim's owner) over a store with no version;
+     * that is this clone, resumed (a writer's open refuses such a store,
+     * db_open.c).  Only a held batch, whose caller claimed the store for
+     * it (the split's pre-flight), takes it so. */
+    return cr->id.kind == SHALE_STORE_KIND_CHILD_CLAIM ||
+           (cr->held && cr->id.kind == SHALE_STORE_KIND_DB && cr->id.claim);
 }
 
 shale_status clone_read(clone_run *cr)
@@ -593,7 +600,7 @@ shale_status clone_write(clone_run *cr, const manifest *shared_latest,
 shale_status clone_finish(clone_run *cr)
 {
     shale_status rc = SHALE_OK;
-    if (!cr->res.already_done) {
+    if (!cr->res.already_done && !cr->cm->initialized) {   /* early: written so */
         uint64_t replay_after = 0;
         if ((rc = copy_wal_ssts(cr, cr->cm, &replay_after)))
             return rc;
@@ -653,6 +660,8 @@ shale_status clone_open(clone_run *cr, const shale_clone_spec *spec,
 shale_status clone_identities(clone_run *cr)
 {
     shale_status rc;
+    if (cr->identity_done)
+        return SHALE_OK;
     if (cr->id_read && (cr->id_rc == SHALE_OK || cr->id_rc == SHALE_NOT_FOUND)) {
         cr->id_read = false;
         rc = identity_settle(cr->child, cr->spec->child_uri, &cr->opts.store,
@@ -664,6 +673,7 @@ shale_status clone_identities(clone_run *cr)
     if (!rc && cr->child_wal != cr->child)
         rc = identity_ensure(cr->child_wal, cr->spec->child_wal_uri, &cr->opts.store,
                              SHALE_STORE_KIND_WAL, identity_any_claim);
+    cr->identity_done = !rc;
     return rc;
 }
 

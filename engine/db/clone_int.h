@@ -26,6 +26,12 @@ typedef struct clone_run {
                                   clone_write, reads its pin requests' strings */
     bool raced;                /* clone_write found version 1 written by another run
                                   of this clone: cm is that one */
+    /* shale_clone_many_held(): the caller keeps the source checkpoint
+     * until a call returns SHALE_OK and calls again after any failure.
+     * early: this fresh clone's version 1 is written initialised (no WAL
+     * to copy, only the direct parent referenced), beside the pin and
+     * its identity (identity_done once written). */
+    bool held, early, identity_done;
     shale_clone_result res;
     /* The child store's identity as clone_read() found it (id_read: it
      * was read; id_rc its answer, id owned when SHALE_OK): nothing but this

@@ -45,7 +45,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CLONE_THREADS 64
+/* A thread per item of a phase up to this many: phase 2 of a held batch
+ * has 3 items per child and one (32 children: 97), and an item that waits
+ * for a thread is a round trip more. */
+#define CLONE_THREADS 128
 
 typedef struct many_job {
     const shale_clone_spec *specs;
@@ -59,6 +62,7 @@ typedef struct many_job {
     char (*names)[256];
     size_t k;
     int phase;
+    bool held;                     /* shale_clone_many_held() */
     _Atomic size_t next;
     _Atomic bool failed;
     shale_status *rcs;             /* per item of a phase */
@@ -132,7 +136,10 @@ static shale_status many_item(many_job *j, size_t i)
 {
     if (j->phase == 0) {
         shale_status rc = clone_check_spec(&j->specs[i]);
-        return rc ? rc : clone_open(&j->runs[i], &j->specs[i], j->opts, false);
+        if (!rc)
+            rc = clone_open(&j->runs[i], &j->specs[i], j->opts, false);
+        j->runs[i].held = j->held;   /* clone_open zeroes the run */
+        return rc;
     }
     if (j->phase == 1) {
         if (i == 2 * j->n)
@@ -144,10 +151,14 @@ static shale_status many_item(many_job *j, size_t i)
     if (j->phase == 2) {
         /* Item 0, taken first (so it runs whatever fails beside it): the
          * pins; then the children's version 1 writes, then the probes'
-         * deletes. */
+         * deletes, then the identities of the clones written initialised
+         * (early). */
         if (i == 0)
             return many_pin_write(j, j->lat);
-        if (--i >= j->n) {
+        if (--i >= 2 * j->n)
+            return j->runs[i - 2 * j->n].early ? clone_identities(&j->runs[i - 2 * j->n])
+                                                : SHALE_OK;
+        if (i >= j->n) {
             many_unprobe(j, i - j->n);
             return SHALE_OK;
         }
@@ -178,9 +189,10 @@ static void many_worker(void *arg)
 static shale_status many_phase(many_job *j, int phase, size_t *failed)
 {
     j->phase = phase;
-    j->items = phase == 0 ? j->n : phase == 1 || phase == 2 ? 2 * j->n + 1 : 2 * j->n;
+    j->items = phase == 0 ? j->n : phase == 1 ? 2 * j->n + 1 : phase == 2 ? 3 * j->n + 1
+                                                                             : 2 * j->n;
     atomic_store(&j->next, 0);
-    memset(j->rcs, 0, (2 * j->n + 1) * sizeof *j->rcs);
+    memset(j->rcs, 0, (3 * j->n + 1) * sizeof *j->rcs);
     /* One thread per item (this one included), at most CLONE_THREADS;
      * crew_for publishes the fields above to the threads it wakes. */
     crew_for(j->items < CLONE_THREADS ? j->items : CLONE_THREADS, many_worker, j);
@@ -204,7 +216,10 @@ static shale_status many_pin_reqs(many_job *j, bool raced_only)
     for (size_t i = 0; i < j->n; i++) {
         clone_run *cr = &j->runs[i];
         const manifest *m = cr->cm ? cr->cm : cr->fresh;
-        if (cr->res.already_done || !m || (raced_only && !cr->raced))
+        /* Held: a clone found initialised may be an early one whose pin a
+         * crash kept from landing; its pin is asked for again (no write
+         * when it is there: cp_add_pins). */
+        if ((cr->res.already_done && !j->held) || !m || (raced_only && !cr->raced))
             continue;
         bool only_direct = true;
         for (size_t p = 0; p < m->parent_count; p++)
@@ -267,10 +282,50 @@ shale_status shale_clone_many(const shale_clone_spec *specs, size_t n,
     return shale_clone_many_barrier(specs, n, opts, out, failed, NULL, NULL);
 }
 
+static shale_status many_run(const shale_clone_spec *specs, size_t n, const shale_options *opts,
+                             shale_clone_result *out, size_t *failed,
+                             shale_clone_barrier_fn before_write, void *ctx, bool held);
+
 shale_status shale_clone_many_barrier(const shale_clone_spec *specs, size_t n,
                                       const shale_options *opts, shale_clone_result *out,
                                       size_t *failed, shale_clone_barrier_fn before_write,
                                       void *ctx)
+{
+    return many_run(specs, n, opts, out, failed, before_write, ctx, false);
+}
+
+shale_status shale_clone_many_held(const shale_clone_spec *specs, size_t n,
+                                   const shale_options *opts, shale_clone_result *out,
+                                   size_t *failed, shale_clone_barrier_fn before_write,
+                                   void *ctx)
+{
+    return many_run(specs, n, opts, out, failed, before_write, ctx, true);
+}
+
+/* Held and fresh, into a store claimed for a child (the split's
+ * pre-flight: clone_read resumes such a store whatever the identity write
+ * beside version 1 left), with no WAL to copy and only the direct parent
+ * referenced (a grandparent is pinned after version 1, pin_parents): the
+ * version 1 clone_prepare built is written initialised. */
+static void many_mark_early(many_job *j, clone_run *cr)
+{
+    manifest *m = cr->fresh;
+    if (!j->held || !m || m->replay_after_wal_id + 1 < m->next_wal_sst_id)
+        return;
+    if (!cr->id_read || cr->id_rc != SHALE_OK ||
+        !(cr->id.kind == SHALE_STORE_KIND_CHILD_CLAIM ||
+          (cr->id.kind == SHALE_STORE_KIND_DB && cr->id.claim)))
+        return;
+    for (size_t p = 0; p < m->parent_count; p++)
+        if (strcmp(m->parents[p].store_uri, cr->spec->parent_uri))
+            return;
+    m->initialized = true;
+    cr->early = true;
+}
+
+static shale_status many_run(const shale_clone_spec *specs, size_t n, const shale_options *opts,
+                             shale_clone_result *out, size_t *failed,
+                             shale_clone_barrier_fn before_write, void *ctx, bool held)
 {
     if (!specs && n)
         return shale_err(SHALE_INVALID_ARGUMENT, "clone: no specs");
@@ -301,9 +356,10 @@ shale_status shale_clone_many_barrier(const shale_clone_spec *specs, size_t n,
     j.specs = specs;
     j.opts = opts;
     j.n = n;
+    j.held = held;
     j.runs = calloc(n, sizeof *j.runs);
-    j.rcs = calloc(2 * n + 1, sizeof *j.rcs);
-    j.msgs = calloc(2 * n + 1, sizeof *j.msgs);
+    j.rcs = calloc(3 * n + 1, sizeof *j.rcs);
+    j.msgs = calloc(3 * n + 1, sizeof *j.msgs);
     j.probes = calloc(n, sizeof *j.probes);
     j.reqs = calloc(n, sizeof *j.reqs);
     j.names = calloc(n, sizeof *j.names);
@@ -325,6 +381,8 @@ shale_status shale_clone_many_barrier(const shale_clone_spec *specs, size_t n,
         const manifest *pin = j.pin ? j.pin : j.lat;
         if ((rc = clone_prepare(&j.runs[i], j.lat, pin)) && failed)
             *failed = i;
+        else if (!rc)
+            many_mark_early(&j, &j.runs[i]);
     }
     if (!rc)
         rc = many_pin_reqs(&j, false);

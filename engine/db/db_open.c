@@ -575,10 +575,14 @@ static shale_status db_open_fence(shale_db *db, const db_open_args *a, manifest 
         return shale_err(pr.rc, "%s", pr.msg);
     }
     bool created = rc == SHALE_NOT_FOUND, id_settled = false;
-    if (created && id_rc == SHALE_OK && id.kind == SHALE_STORE_KIND_CHILD_CLAIM) {
+    if (created && id_rc == SHALE_OK &&
+        (id.kind == SHALE_STORE_KIND_CHILD_CLAIM || (id.kind == SHALE_STORE_KIND_DB && id.claim))) {
         /* A split claimed this store for a child: only its clone may make
          * the database there (and a writer's version 1 would make the
-         * clone fail after the split's point of no return). */
+         * clone fail after the split's point of no return).  A database
+         * identity made from a claim over a store with no version is that
+         * clone half done (shale_clone_many_held writes the identity beside
+         * version 1). */
         rc = identity_refuse_claim(db->uri, &id);
     } else if (created) {
         /* A new database's identity goes before its version 1: a split's

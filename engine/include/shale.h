@@ -395,7 +395,7 @@ shale_status shale_clone(const shale_clone_spec *spec, const shale_options *opts
                          shale_clone_result *out);
 
 /* n clones at once, as a split makes them: each child's work runs on its
- * own thread (up to 64 at a time: threads the library starts once and keeps
+ * own thread (up to 128 at a time: threads the library starts once and keeps
  * for the process's next call, up to 128 idle), the parent's manifest is
  * read once, and
  * the parent is pinned for every child in ONE manifest write instead of

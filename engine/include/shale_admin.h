@@ -152,6 +152,27 @@ shale_status shale_clone_many_barrier(const shale_clone_spec *specs, size_t n,
                                       size_t *failed, shale_clone_barrier_fn before_write,
                                       void *ctx);
 
+/* shale_clone_many_barrier() for a caller that keeps the source checkpoint
+ * until a call has returned SHALE_OK, and after any failure or crash calls
+ * again with the same specs before it lets the checkpoint go (a split: its
+ * journal redoes the Clone step, and only Complete releases the
+ * checkpoint).  A fresh child with no WAL to copy that references only the
+ * parent then gets its version 1 written initialised, beside the parent's
+ * pin and its stores' identities: one round trip, not two (an initialised
+ * child was always pinned first, so that nothing but the pin keeps the
+ * parent's SSTs it references; here the caller's checkpoint keeps them
+ * until every pin is in).  A crash between those writes leaves an
+ * initialised child without its pin, or a child's claim turned into a
+ * database's identity over a store with no version: the next call pins
+ * the first and resumes the second, which no writer opens meanwhile
+ * (shale_open refuses a database identity made from a claim with no
+ * manifest).  The child stores must be empty or claimed for this batch
+ * (shale_store_claim). */
+shale_status shale_clone_many_held(const shale_clone_spec *specs, size_t n,
+                                   const shale_options *opts, shale_clone_result *out,
+                                   size_t *failed, shale_clone_barrier_fn before_write,
+                                   void *ctx);
+
 /* ---- Shard facts and split points ----------------------------------------
  * Everything here reads the manifest and the SSTs' footers, indexes and
  * properties, never a data block: on S3 a call costs a LIST and a GET for
