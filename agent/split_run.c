@@ -26,6 +26,7 @@
  */
 #include "splitter_int.h"
 #include "split_preopen.h"
+#include "verify_warm.h"
 #include "shale_admin.h"
 #include "failpoint.h"
 #include "journal.h"
@@ -607,6 +608,10 @@ static void run_job(splitter *sp, job *j)
                 break;   /* "Running" is journalled before any side effect */
         }
         running_saved = false;
+        /* Verify's reads of the parent, ahead (verify_warm.h): from Clone's
+         * start, the checkpoint known, beside its round trips. */
+        if (step == STEP_CLONE && !r.warm)
+            r.warm = verify_warm_start(&r);
         int64_t t0 = agent_mono_ms();
         bool stopped;
         shale_status rc = step_loop(sp, j, &r, step, &res, &stopped);
@@ -704,6 +709,8 @@ static void run_job(splitter *sp, job *j)
     }
     if (r.pending)   /* left by a break before the step ran */
         run_barrier(&r);
+    verify_warm_free(r.warm);   /* a run that ended before Verify took it */
+    r.warm = NULL;
     split_plan_free(res.plan);
     free(res.children);
     free(r.child_manifest_ids);

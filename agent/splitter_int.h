@@ -163,6 +163,9 @@ typedef struct run {
     struct async_save *pending;  /* this step's "Running" journal write, in
                                     flight beside it (split_run.c); joined by
                                     step_loop before the step's result counts */
+    struct verify_warm *warm;    /* Verify's reads of the parent made ahead,
+                                    beside Clone (verify_warm.h; owned,
+                                    taken by Verify) */
     bool refused;            /* the step refused before any side effect (the
                                 WAL wipe's pre-flight): it fails, it does not
                                 roll forward */

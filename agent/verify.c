@@ -35,6 +35,7 @@
 #include "shale_admin.h"
 #include "verify_int.h"
 #include "workpool.h"
+#include "verify_warm.h"
 #include "agent_util.h"
 
 #include <pthread.h>
@@ -191,6 +192,7 @@ typedef struct verify_job {
     bool *newer;                     /* per child: a version after ids[i] exists
                                         (or could not be ruled out) */
     const vtask *tasks;              /* phase 2 */
+    verify_warm *warm;               /* the warm-up, if one ran (borrowed) */
     bool defer;                      /* references, every id known: the probes
                                         run as phase 2's first items */
     size_t nprobes;                  /* phase 2's probe items (0 or n) */
@@ -281,7 +283,7 @@ static void probe_child(verify_job *w, size_t k)
  * run has no writer) the reader finds the checkpoint in the latest
  * version, as before: a LIST and two GETs.  check_pinned() holds the
  * version read to the latest's record either way. */
-static shale_status open_parent(verify_ctx *v)
+shale_status verify_open_parent(verify_ctx *v)
 {
     shale_options po = run_opts(v->r, parent_wal(v->r));
     po.block_cache = v->cache;
@@ -316,8 +318,8 @@ static shale_status open_parent(verify_ctx *v)
 static shale_status verify_open(verify_job *w, size_t i)
 {
     verify_ctx *v = w->vm;
-    if (i == 0)
-        return open_parent(v);
+    if (i == 0)   /* the warm-up's (verify_warm.h) when it opened one */
+        return v->parent ? SHALE_OK : verify_open_parent(v);
     size_t n = v->r->req->child_count;
     if (i >= 1 + n) {
         probe_child(w, i - 1 - n);
@@ -349,9 +351,8 @@ static shale_status reopen_child_latest(verify_job *w, size_t i)
  * SSTs are the parent's objects, so both scans find their blocks in the
  * shared cache.  A failed prefetch is no verdict: the scans read what
  * they lack and report it. */
-static shale_status verify_window(verify_job *w, const vtask *t)
+void verify_window_prefetch(shale_reader *parent, const split_child *c, const vtask *t)
 {
-    const split_child *c = &w->v->r->req->children[t->child];
     const void *from = t->at_mid ? t->mid : t->from;
     size_t from_len = from ? t->from_len : 0;
     const void *pk = from ? from : c->start;
@@ -363,7 +364,16 @@ static shale_status verify_window(verify_job *w, const vtask *t)
     /* WINDOW + 2 entries a level: the compare's last next() reads one
      * past the window, and a level the merge has not consumed holds its
      * next entry loaded. */
-    (void)shale_reader_prefetch(w->v->parent, pk, pk ? pkl : 0, WINDOW + 2);
+    (void)shale_reader_prefetch(parent, pk, pk ? pkl : 0, WINDOW + 2);
+}
+
+static shale_status verify_window(verify_job *w, const vtask *t)
+{
+    verify_warm_wait(w->warm);   /* its reads are this window's, made ahead */
+    const split_child *c = &w->v->r->req->children[t->child];
+    const void *from = t->at_mid ? t->mid : t->from;
+    size_t from_len = from ? t->from_len : 0;
+    verify_window_prefetch(w->v->parent, c, t);
     uint64_t n = 0;
     shale_status rc = verify_compare(w->v->parent, w->readers[t->child], c, from, from_len,
                                      NULL, 0, WINDOW, false, &n);
@@ -525,6 +535,18 @@ static shale_status check_pinned(const verify_ctx *v)
     return SHALE_OK;
 }
 
+size_t verify_cache_bytes(const splitter *sp)
+{
+    return sp->o.verify_cache_bytes ? sp->o.verify_cache_bytes : VERIFY_CACHE_BYTES;
+}
+
+split_verify verify_mode_of(const run *r)
+{
+    split_verify mode = r->req->verify != SPLIT_VERIFY_DEFAULT ? r->req->verify
+                                                                : r->sp->o.verify;
+    return mode == SPLIT_VERIFY_DEFAULT ? SPLIT_VERIFY_FULL : mode;
+}
+
 /* The children's ranges were
  * validated to cover the parent's range exactly, so children that each
  * equal their range hold the parent's keys, each once. */
@@ -535,24 +557,29 @@ shale_status do_verify(run *r, step_result *res_out)
     const char *cp = r->checkpoint_id;
     char *msg = res_out->message;
     size_t msglen = sizeof res_out->message;
-    split_verify mode = q->verify != SPLIT_VERIFY_DEFAULT ? q->verify : sp->o.verify;
-    if (mode == SPLIT_VERIFY_DEFAULT)
-        mode = SPLIT_VERIFY_FULL;
+    split_verify mode = verify_mode_of(r);
     res_out->verify_mode = mode;
     verify_ctx v = {r, mode, cp, NULL, NULL, NULL, NULL};
+    /* The warm-up's parent reader and cache, its windows' reads in it
+     * (verify_warm.h: started beside Clone), when it ran; else made here. */
+    verify_warm *warm = r->warm;
+    r->warm = NULL;
+    verify_warm_take(warm, &v.cache, &v.parent);
     /* The children's SSTs are the parent's own objects, and a child is
      * walked beside the parent's range: with one cache the child finds
      * each block the parent has just read, decoded (no second read, no
      * second decompression). */
-    shale_status rc = shale_cache_new(sp->o.verify_cache_bytes ? sp->o.verify_cache_bytes
-                                                               : VERIFY_CACHE_BYTES,
-                                      &v.cache);
-    if (rc)
+    shale_status rc = v.cache ? SHALE_OK
+                              : shale_cache_new(verify_cache_bytes(sp), &v.cache);
+    if (rc) {
+        verify_warm_free(warm);
         return rc;
+    }
     size_t n = q->child_count;
     verify_job w;
     memset(&w, 0, sizeof w);
     w.v = w.vm = &v;
+    w.warm = warm;
     /* The full mode loads it too (beside its readers' opens): Complete
      * writes on the latest (complete_release_checkpoint). */
     latest_load ll;
@@ -724,6 +751,7 @@ out:
     r->parent_latest = rc ? NULL : v.latest;
     if (rc)
         shale_manifest_view_free(v.latest);
+    verify_warm_free(warm);   /* its thread reads through v.parent until joined */
     shale_reader_close(v.parent);
     shale_cache_free(v.cache);   /* after every reader that uses it */
     return rc;

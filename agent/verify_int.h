@@ -68,6 +68,18 @@ typedef struct vtask {
     uint8_t mid[64 + 8];
 } vtask;
 
+/* The parent's reader at the split's checkpoint into v->parent, with
+ * v->cache (verify.c; the warm-up opens it too, verify_warm.c). */
+shale_status verify_open_parent(verify_ctx *v);
+/* Reads into the parent's cache what window t of child c reads first in
+ * every level (shale_reader_prefetch from the window's start).  Errors are
+ * no verdict: the window's scans read what they lack. */
+void verify_window_prefetch(shale_reader *parent, const split_child *c, const vtask *t);
+/* The block cache's size (splitter_options.verify_cache_bytes or the
+ * default) and the run's Verify mode (the request's, else the agent's). */
+size_t verify_cache_bytes(const splitter *sp);
+split_verify verify_mode_of(const run *r);
+
 /* ---- the references mode's checks (verify_refs.c) ---------------------- */
 
 shale_status refs_check_object(const verify_ctx *v, const split_child *c,

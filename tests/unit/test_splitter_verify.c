@@ -212,7 +212,15 @@ static void damage_after_clone(void *ctx, const char *step, double secs)
 {
     (void)secs;
     damager *d = ctx;
-    if (strcmp(step, "Clone") || d->done)
+    /* A damaged block is made before Clone, in the parent's SST the first
+     * child references: Verify's reads of the parent are made ahead,
+     * beside Clone (agent/verify_warm.h), so a block changed after they
+     * read it is not what Verify compares -- as a block damaged after
+     * Verify is not.  What must hold is that the children's data read back
+     * is checked: the warm-up's read fails its checksum, caches nothing,
+     * and Verify's own read names it. */
+    const char *when = d->kind == DMG_CORRUPT_BLOCK ? "WipeLocalWAL" : "Clone";
+    if (strcmp(step, when) || d->done)
         return;
     d->done = true;
     if (d->kind <= DMG_WRITER) {
@@ -223,7 +231,7 @@ static void damage_after_clone(void *ctx, const char *step, double secs)
     manifest *m = NULL;
     DO(shale_objstore_open(d->f->kid[0], NULL, &kid));
     DO(shale_objstore_open(d->f->parent, NULL, &par));
-    DO(manifest_store_load_latest(kid, 0, &m));
+    DO(manifest_store_load_latest(d->kind == DMG_CORRUPT_BLOCK ? par : kid, 0, &m));
     if (d->rc) {
     } else if (d->kind == DMG_DROP_SST) {
         DO(manifest_store_update(kid, NULL, drop_first_sst, NULL));
