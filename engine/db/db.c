@@ -22,6 +22,7 @@
  *   7. record next_wal_sst_id = fence id + 1 and start the threads.
  */
 #include "db/db_int.h"
+#include "util/iotrace.h"
 #include "db/batch.h"
 #include "db/iter_int.h"
 #include "util/misc.h"
@@ -474,6 +475,7 @@ shale_status shale_close(shale_db *db)
         pthread_join(db->compact_thread, NULL);
     }
     db_free(db);
+    iotrace_dump("close");
     return rc;
 }
 
@@ -516,6 +518,7 @@ static shale_status apply(shale_db *db, const records *r)
     size_t pos = 0;
     kv_entry e;
     db_wakes wakes = {0};
+    uint64_t t0 = iotrace_now();
     pthread_mutex_lock(&db->mu);
     shale_status rc = db_check_writable_locked(db);
     if (rc)
@@ -572,6 +575,8 @@ static shale_status apply(shale_db *db, const records *r)
 out:
     pthread_mutex_unlock(&db->mu);
     db_wakes_signal(&wakes);   /* after the unlock: the woken need mu */
+    if (db->opts.await_durable)
+        iotrace_ev('P', t0);
     return rc;
 }
 

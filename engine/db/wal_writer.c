@@ -21,6 +21,7 @@
  */
 #include "db/db_int.h"
 #include "table/sst.h"
+#include "util/iotrace.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
@@ -45,7 +46,9 @@ static shale_status wal_write(shale_db *db, wal_seal *s)
     char key[PATH_KEY_MAX];
     wal_key(s->id, key, sizeof key);
     shale_buf img = SHALE_BUF_INIT;
+    uint64_t t0 = iotrace_now();
     shale_status rc = wal_encode(db->opts.block_size, wal_compression_level(db), s->buf, &img);
+    iotrace_ev('E', t0);
     if (rc)
         goto out;
     for (int attempt = 0; attempt < WAL_WRITE_ATTEMPTS; attempt++) {
@@ -174,7 +177,9 @@ static void write_head_locked(shale_db *db, db_wakes *wl, const dur_waiter *self
     wal_seal *s = db->seal_head;
     db->wal_busy = true;
     pthread_mutex_unlock(&db->mu);
+    uint64_t t0 = iotrace_now();
     shale_status rc = wal_write(db, s);
+    iotrace_ev('G', t0);
     pthread_mutex_lock(&db->mu);
     db->wal_busy = false;
     if (rc) {

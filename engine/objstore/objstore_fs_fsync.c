@@ -11,6 +11,7 @@
  * goes through the same rule as a "file" sync of the record's key.  Process-wide; one rule at a time.
  */
 #include "objstore/objstore_int.h"
+#include "util/iotrace.h"
 #include "util/status_int.h"
 
 #include <errno.h>
@@ -104,7 +105,10 @@ static int hooked(int e, const char *key, int kind);
 
 int objstore_fs_fsync(int fd, const char *key, int kind)
 {
-    return hooked(fsync(fd) != 0 ? errno : 0, key, kind);
+    uint64_t t0 = iotrace_now();
+    int e = fsync(fd) != 0 ? errno : 0;
+    iotrace_ev(kind == 2 ? 'F' : 'f', t0);
+    return hooked(e, key, kind);
 }
 
 /* The WAL log's sync (objstore_fs_log.c): data only, the kind "file". */

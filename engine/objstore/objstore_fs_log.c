@@ -74,6 +74,7 @@
 #include "objstore/objstore_fs_log_int.h"
 #include "objstore/objstore_int.h"
 #include "util/coding.h"
+#include "util/iotrace.h"
 #include "util/misc.h"
 #include "util/status_int.h"
 
@@ -104,9 +105,11 @@ uint64_t fsl_seg_bound(void)
 
 static shale_status lock_log(fs_log *l)
 {
+    uint64_t t0 = iotrace_now();
     while (flock(l->dfd, LOCK_EX) != 0)
         if (errno != EINTR)
             return fsl_fail(l, "flock", LOG_DIR, errno);
+    iotrace_ev('K', t0);
     return SHALE_OK;
 }
 
@@ -140,6 +143,7 @@ static shale_status new_segment(fs_log *l, uint64_t need, const char *key)
 {
     seg *cur = l->nsegs ? &l->segs[l->nsegs - 1] : NULL;
     uint64_t no = cur ? cur->no + 1 : 1;
+    uint64_t t0 = iotrace_now();
     /* Sealed first, so a handle that never sees the new segment (it is
      * unlinked before that handle looks) knows it was left behind.  A seal
      * that cannot be written only keeps this segment from being unlinked
@@ -158,6 +162,7 @@ static shale_status new_segment(fs_log *l, uint64_t need, const char *key)
         close(fd);
         return l->h.sync_failed(l->h.ctx, "fsync(" LOG_DIR ")", key, e);
     }
+    iotrace_ev('N', t0);
     return fsl_seg_add(l, no, fd);
 }
 
@@ -180,10 +185,12 @@ static shale_status append(fs_log *l, uint32_t kind, uint64_t id, const char *ke
     put_u64le(hdr + 32, s->prev);
     uint64_t sum = fsl_frame_sum(hdr, data, len);
     put_u64le(hdr + 40, sum);
+    uint64_t t0 = iotrace_now();
     int e = fsl_prezero(s, s->tail + HDR + len);
     struct iovec v[2] = {{hdr, HDR}, {(void *)data, len}};
     if (!e)
         e = fsl_write_at(s->fd, v, len ? 2 : 1, s->tail);
+    iotrace_ev('A', t0);
     if (e)
         return fsl_fail(l, "pwrite", key, e);  /* the tail stays: rewritten next time */
     if ((rc = fsl_apply(l, s, kind, id, s->tail + HDR, len, mtime)))
@@ -211,7 +218,9 @@ static shale_status sync_seg(fs_log *l, uint64_t segno, uint64_t end, const char
     if (fd < 0)
         return fsl_fail(l, "dup", key, errno);
     pthread_mutex_unlock(&l->mu);
+    uint64_t t0 = iotrace_now();
     int e = objstore_fs_fdatasync(fd, key);
+    iotrace_ev('D', t0);
     close(fd);
     pthread_mutex_lock(&l->mu);
     if (e)
@@ -362,12 +371,14 @@ shale_status fs_log_put(fs_log *l, const char *key, uint64_t id, const void *dat
     *handled = false;
     if (len > FS_LOG_MAX_RECORD)
         return SHALE_OK;
+    uint64_t t0 = iotrace_now();
     pthread_mutex_lock(&l->mu);
     if (if_absent && !l->claimed) {
         pthread_mutex_unlock(&l->mu);
         return SHALE_OK;
     }
     *handled = true;
+    iotrace_ev('M', t0);
     uint64_t segno = 0, end = 0;
     shale_status rc = l->h.check_writable(l->h.ctx, key);
     if (!rc)
