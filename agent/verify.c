@@ -283,13 +283,17 @@ static void probe_child(verify_job *w, size_t k)
  * run has no writer) the reader finds the checkpoint in the latest
  * version, as before: a LIST and two GETs.  check_pinned() holds the
  * version read to the latest's record either way. */
-shale_status verify_open_parent(verify_ctx *v)
+uint64_t verify_parent_hint(const run *r)
+{
+    shale_db_info info;
+    return r->db && !shale_db_info_get(r->db, &info) ? info.manifest_id : 0;
+}
+
+shale_status verify_open_parent(verify_ctx *v, uint64_t at)
 {
     shale_options po = run_opts(v->r, parent_wal(v->r));
     po.block_cache = v->cache;
     const char *uri = parent_store(v->r);
-    shale_db_info info;
-    uint64_t at = v->r->db && !shale_db_info_get(v->r->db, &info) ? info.manifest_id : 0;
     for (int tries = 0; at && tries < 2; tries++) {
         shale_reader *p = NULL;
         shale_manifest_view *m = NULL;
@@ -319,7 +323,7 @@ static shale_status verify_open(verify_job *w, size_t i)
 {
     verify_ctx *v = w->vm;
     if (i == 0)   /* the warm-up's (verify_warm.h) when it opened one */
-        return v->parent ? SHALE_OK : verify_open_parent(v);
+        return v->parent ? SHALE_OK : verify_open_parent(v, verify_parent_hint(v->r));
     size_t n = v->r->req->child_count;
     if (i >= 1 + n) {
         probe_child(w, i - 1 - n);

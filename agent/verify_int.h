@@ -69,8 +69,11 @@ typedef struct vtask {
 } vtask;
 
 /* The parent's reader at the split's checkpoint into v->parent, with
- * v->cache (verify.c; the warm-up opens it too, verify_warm.c). */
-shale_status verify_open_parent(verify_ctx *v);
+ * v->cache (verify.c; the warm-up opens it too, verify_warm.c).  at: the
+ * version the run's writer stands on (verify_parent_hint, read on the
+ * worker: the writer may be closed meanwhile), 0 for none. */
+uint64_t verify_parent_hint(const run *r);
+shale_status verify_open_parent(verify_ctx *v, uint64_t at);
 /* Reads into the parent's cache what window t of child c reads first in
  * every level (shale_reader_prefetch from the window's start).  Errors are
  * no verdict: the window's scans read what they lack. */

@@ -16,6 +16,7 @@
 struct verify_warm {
     verify_ctx v;                /* r, the checkpoint, the parent reader, the cache */
     char cp[40];
+    uint64_t at;                 /* the writer's version, read at the start */
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -115,7 +116,7 @@ static void warm_mark(verify_warm *w, bool *flag)
 
 static void *warm_run(verify_warm *w)
 {
-    bool opened = !verify_open_parent(&w->v);   /* else Verify opens it, and reports */
+    bool opened = !verify_open_parent(&w->v, w->at);   /* else Verify opens it, and reports */
     pthread_mutex_lock(&w->mu);
     w->opened = opened;
     w->open_done = true;
@@ -164,6 +165,9 @@ verify_warm *verify_warm_start(run *r)
     if (!w)
         return NULL;
     snprintf(w->cp, sizeof w->cp, "%s", r->checkpoint_id);
+    /* On the worker, now: the thread never touches r->db, which a failed
+     * step may close while it runs. */
+    w->at = verify_parent_hint(r);
     w->v.r = r;
     w->v.mode = SPLIT_VERIFY_REFERENCES;
     w->v.cp = w->cp;
