@@ -38,6 +38,7 @@ typedef struct damager {
     sf_fx *f;
     damage kind;
     bool done;
+    unsigned cut;            /* the first child's range ends at this key index */
     shale_status rc;         /* the damage's own failure, if any */
     char msg[600];
 } damager;
@@ -232,6 +233,22 @@ static void damage_after_clone(void *ctx, const char *step, double secs)
     DO(shale_objstore_open(d->f->kid[0], NULL, &kid));
     DO(shale_objstore_open(d->f->parent, NULL, &par));
     DO(manifest_store_load_latest(d->kind == DMG_CORRUPT_BLOCK ? par : kid, 0, &m));
+    if (!d->rc && d->kind == DMG_CORRUPT_BLOCK) {
+        /* The version the split's checkpoint pins, whose SSTs the children
+         * reference (the parent's latest may be a compaction's since). */
+        uint64_t pinned = 0;
+        for (size_t i = 0; i < m->checkpoint_count; i++)
+            if (m->checkpoints[i].name && !strcmp(m->checkpoints[i].name, "split:damaged"))
+                pinned = m->checkpoints[i].manifest_id;
+        manifest_free(m);
+        m = NULL;
+        if (!pinned) {
+            d->rc = SHALE_NOT_FOUND;
+            snprintf(d->msg, sizeof d->msg, "no checkpoint split:damaged in the parent");
+        } else {
+            DO(manifest_store_load(par, pinned, &m));
+        }
+    }
     if (d->rc) {
     } else if (d->kind == DMG_DROP_SST) {
         DO(manifest_store_update(kid, NULL, drop_first_sst, NULL));
@@ -246,7 +263,21 @@ static void damage_after_clone(void *ctx, const char *step, double secs)
             snprintf(d->msg, sizeof d->msg, "the child references no SST");
         }
     } else if (d->kind == DMG_CORRUPT_BLOCK) {
-        const sst_handle *h = m->l0_count ? &m->l0[0] : m->run_count ? &m->runs[0].ssts[0] : NULL;
+        /* The parent's first SST with keys below the cut, newest level
+         * first: one the first child references, whose first block (the
+         * one damaged) the child's range-start window reads. */
+        char cut[32];
+        size_t cutl = dt_key(cut, sizeof cut, d->cut);
+        const sst_handle *h = NULL;
+        for (size_t k = 0; !h && k < m->l0_count; k++)
+            if (m->l0[k].first_key &&
+                shale_key_compare(m->l0[k].first_key, m->l0[k].first_klen, cut, cutl) < 0)
+                h = &m->l0[k];
+        for (size_t r = 0; !h && r < m->run_count; r++)
+            if (m->runs[r].count && m->runs[r].ssts[0].first_key &&
+                shale_key_compare(m->runs[r].ssts[0].first_key, m->runs[r].ssts[0].first_klen,
+                                  cut, cutl) < 0)
+                h = &m->runs[r].ssts[0];
         char key[64];
         void *data = NULL;
         size_t len = 0;
@@ -296,7 +327,7 @@ static void verify_fails(sf_fx *f, damage kind, const char *verify, unsigned cut
                          const char *what)
 {
     sf_new_splitter(f, false);
-    damager d = {f, kind, false, SHALE_OK, ""};
+    damager d = {f, kind, false, cut, SHALE_OK, ""};
     splitter_on_step(f->sp, damage_after_clone, &d);
     TU_OK(splitter_start(f->sp));
     unsigned cuts[1] = {cut};
