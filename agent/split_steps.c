@@ -225,6 +225,8 @@ static void *early_main(void *arg)
     e->rc = preflight_children_after(e->req, e->opts, e->msg, sizeof e->msg, no_barrier, NULL);
     if (e->rc)
         snprintf(e->err, sizeof e->err, "%s", shale_errmsg());
+    else   /* a kill here: claimed, not wiped (agent_kill_matrix.sh) */
+        failpoint("Preflight.claimed");
     return NULL;
 }
 
