@@ -608,8 +608,10 @@ static void run_job(splitter *sp, job *j)
                 break;   /* "Running" is journalled before any side effect */
             /* Fence Running, durable now, covers the pre-flight's claims
              * (split_steps.c "early_pf"): they run beside Fence and
-             * FullFlush, off the wipe's path. */
-            if (step == STEP_FENCE)
+             * FullFlush, off the wipe's path.  A run resumed at FullFlush
+             * (journalled Running with Fence's in version 1) starts it
+             * beside FullFlush. */
+            if (step == STEP_FENCE || step == STEP_FULL_FLUSH)
                 preflight_early_start(&r);
         }
         running_saved = false;
