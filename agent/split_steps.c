@@ -288,18 +288,25 @@ shale_status do_wipe(run *r, step_result *res)
     size_t msglen = sizeof res->message;
     /* Pre-flight (preflight.h): every child store claimed before anything
      * is deleted; a refusal fails the split short of the point of no return. */
-    /* The checks go beside the journal write of WipeLocalWAL Running, the
-     * claims after it (wipe_barrier); a failed journal write is not a
-     * refusal: the step is retried. */
     /* Started beside Fence (preflight_early_start): only its join is left,
      * and the step's "Running", in flight beside the listing below, is
-     * joined before the first delete (wipe_barrier). */
+     * joined before the first delete (wipe_barrier).  Else (a resume at
+     * this step, a transient early failure) the checks go beside that
+     * journal write and the claims after it; a failed journal write is
+     * not a refusal: the step is retried. */
     wipe_gate g = {r, false};
-    shale_status prc;
-    bool early = r->early != NULL;
-    if (early) {
+    shale_status prc = SHALE_OK;
+    if (r->early) {
         early_join(r->early);
         prc = r->early->rc;
+        /* A transient failure is made again here, as the step's own
+         * pre-flight would be on its retries (step_loop): the early
+         * result is dropped and this attempt runs it. */
+        if (prc == SHALE_IO || prc == SHALE_RETRYABLE || prc == SHALE_TIMEOUT)
+            preflight_early_free(r);
+    }
+    bool early = r->early != NULL;
+    if (early) {
         if (prc)
             shale_error_set(prc, "%s", r->early->err);
         else

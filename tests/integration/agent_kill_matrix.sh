@@ -20,8 +20,9 @@ JOURNAL_VERSIONS=6
 # FullFlush.mid: the checkpoint is in the parent's manifest, its id not yet
 # in the journal; the redone FullFlush replaces it by its name.
 # Preflight.claimed: the pre-flight beside Fence and FullFlush has claimed
-# every child store, the WAL is not wiped; the resumed run claims again
-# (its own claims pass) before the wipe.
+# every child store, the WAL is not wiped (WipeLocalWAL joins the
+# pre-flight before its first delete); the resumed run claims again (its
+# own claims pass) before the wipe.
 POINTS="Lease.taken $(for v in $(seq 1 $JOURNAL_VERSIONS); do printf 'Journal.%d ' "$v"; done)
 Preflight.claimed FullFlush.mid WipeLocalWAL.mid Clone.mid Complete.mid Lease.released"
 
@@ -92,10 +93,12 @@ done
 # WipeLocalWAL Running, is past the point of no return: an abort is refused
 # there.)  FullFlush.mid: the checkpoint is on the parent and the journal
 # does not have its id; the abort finds it by the split's name.
-# Preflight.claimed: the children are claimed; the abort releases the
-# claims, so another split may use those stores.
-for fp in Journal.1 FullFlush.before Fence.after Preflight.claimed FullFlush.mid \
-          WipeLocalWAL.before; do
+# At each of these the pre-flight beside Fence may have claimed the
+# children or not yet; the abort releases what is claimed, so another split
+# may use those stores.  (Preflight.claimed is not here: on file:// the
+# claims can end after WipeLocalWAL is journalled Running, past the point
+# of no return, where an abort is refused.)
+for fp in Journal.1 FullFlush.before Fence.after FullFlush.mid WipeLocalWAL.before; do
   d=$(tmpdir)
   setup "$d" || { notok "abort $fp: setup"; continue; }
   SHALE_FAILPOINTS=$fp timeout 120 "$AGENT" --once --config "$d/agent.yaml" 2>/dev/null

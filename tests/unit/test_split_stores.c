@@ -645,6 +645,31 @@ static void test_refused_split_releases_its_claims(void **state)
     free(k2);
 }
 
+/* A transient error in the pre-flight (now made beside Fence) is made
+ * again by WipeLocalWAL's retry, as when the step ran it itself: one
+ * failed claim write, then the split completes.  Kept, the early result
+ * would fail every attempt the same way. */
+static void test_transient_preflight_error_is_retried(void **state)
+{
+    fx *f = *state;
+    char *k0 = tu_file_uri(f->dir, "kid-0");
+    char *k1 = fmt("fault+file://%s/kid-1", f->dir);
+    new_splitter(f, NULL, false);
+    split_request *r = request(f, "flaky", "", k0, NULL, k1, false);
+    TU_OK(submit_rc(f, r, NULL));
+    shale_fault *ctl = shale_fault_for_uri(k1, NULL);
+    assert_non_null(ctl);
+    shale_fault_rule rule = {SHALE_FAULT_OP(SHALE_OP_PUT_IF_ABSENT), ".shale/", 0, 1, SHALE_IO,
+                             false, 0, 0};
+    TU_OK(shale_fault_add(ctl, &rule, NULL));
+    sf_run_to_phase(f->sp, "flaky", "Complete");
+    assert_true(shale_fault_injected(ctl) >= 1);
+    shale_fault_clear(ctl);
+    split_request_free(r);
+    free(k0);
+    free(k1);
+}
+
 /* The split's own claims (as a resumed run finds them) pass; after the
  * split, the children carry database identities that keep the claim, and
  * the same request again is recognised, not refused as "not empty". */
@@ -707,6 +732,7 @@ int main(void)
         T(test_preflight_refuses_an_unconditional_store),
         T(test_own_claims_pass_and_become_databases),
         T(test_refused_split_releases_its_claims),
+        T(test_transient_preflight_error_is_retried),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
