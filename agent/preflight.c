@@ -1,9 +1,10 @@
 /*
  * preflight.c -- claims the children's stores before the WAL wipe (see
- * preflight.h).  Claims are made in parallel and are never undone: a
- * split that fails here leaves the claims, and the same split run again
- * (resumed or re-sent) finds them its own; a different split must use
- * other stores (docs/agent.md "Pre-flight").
+ * preflight.h).  Claims are made in parallel.  A split that ends short
+ * of the wipe (failed, refused, aborted) releases its own
+ * (preflight_release); one that is only interrupted keeps them, and the
+ * same split run again (resumed or re-sent) finds them its own
+ * (docs/agent.md "Pre-flight").
  */
 #include "preflight.h"
 #include "log.h"
@@ -115,6 +116,49 @@ void preflight_unprobe(const split_request *req, const shale_options *opts)
         return;
     pf_ctx c = {req, opts, 0, NULL, NULL, NULL};
     par_for(req->child_count, unprobe_one, &c, NULL);
+}
+
+/* The identity object's key (docs/format.md "Store identity"; the
+ * engine's IDENTITY_KEY). */
+#define CLAIM_KEY ".shale/identity.json"
+
+static void release_store(const char *uri, const char *owner, const shale_options *opts)
+{
+    shale_store_identity id;
+    memset(&id, 0, sizeof id);
+    if (shale_store_identity_read(uri, opts, &id))
+        return;
+    bool ours = id.kind == SHALE_STORE_KIND_CHILD_CLAIM && id.claim && !strcmp(id.claim, owner);
+    shale_store_identity_clear(&id);
+    shale_objstore *s = NULL;
+    if (ours && !shale_objstore_open(uri, opts ? &opts->store : NULL, &s)) {
+        if (!shale_objstore_delete(s, CLAIM_KEY))
+            log_msg(LOG_INFO, NULL, "WipeLocalWAL", -1, "released the split's claim of %s",
+                    uri);
+    }
+    shale_objstore_close(s);
+}
+
+static shale_status release_one(void *ctx, size_t i)
+{
+    pf_ctx *c = ctx;
+    const split_child *ch = &c->req->children[i];
+    char *owner = NULL;
+    if (split_request_claim_owner(c->req, i, c->opts, &owner))
+        return SHALE_OK;
+    release_store(ch->store, owner, c->opts);
+    if (ch->wal_store)
+        release_store(ch->wal_store, owner, c->opts);
+    free(owner);
+    if (!(c->opts && c->opts->unsafe_allow_unconditional_store))
+        unprobe_one(ctx, i);
+    return SHALE_OK;
+}
+
+void preflight_release(const split_request *req, const shale_options *opts)
+{
+    pf_ctx c = {req, opts, 0, NULL, NULL, NULL};
+    par_for(req->child_count, release_one, &c, NULL);
 }
 
 /* Phase 1, child i: whether its WAL store is a store of its own (an

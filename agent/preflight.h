@@ -53,4 +53,15 @@ shale_status preflight_probe_key(const split_request *req, size_t i, const shale
                                  char *buf, size_t n);
 void preflight_unprobe(const split_request *req, const shale_options *opts);
 
+/* Undoes what a split that ends short of the WAL wipe (failed, refused or
+ * aborted) claimed: every child store (and child WAL store) whose identity
+ * is a child-claim naming req's claim owner loses it (read, then delete:
+ * nothing else can replace a claim meanwhile -- a writer's open and
+ * another split's claim are refused by it -- so the delete removes only
+ * this split's), and the probe objects go too.  Another split may then use
+ * those stores.  Best effort, every child at once: a claim left behind
+ * (a store unreachable now) only refuses other splits, as it did before
+ * claims were released. */
+void preflight_release(const split_request *req, const shale_options *opts);
+
 #endif

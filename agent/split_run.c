@@ -325,6 +325,7 @@ static void do_abort(run *r, job *j)
     shale_close(r->db);
     r->db = NULL;
     release_checkpoint(r);
+    preflight_release_claims(r);
     finish(r->sp, j, PHASE_ABORTED, "AbortRequested",
            "aborted before the local WAL wipe; the parent is unchanged (its serving "
            "writer must reopen: it was fenced)");
@@ -606,6 +607,13 @@ static void run_job(splitter *sp, job *j)
                 splitter_notify(sp, j);   /* journal version 1 has Fence Running */
             else if (splitter_save(sp, j))
                 break;   /* "Running" is journalled before any side effect */
+            /* Fence Running, durable now, covers the pre-flight's claims
+             * (split_steps.c "early_pf"): they run beside Fence and
+             * FullFlush, off the wipe's path.  A run resumed at FullFlush
+             * (journalled Running with Fence's in version 1) starts it
+             * beside FullFlush. */
+            if (step == STEP_FENCE || step == STEP_FULL_FLUSH)
+                preflight_early_start(&r);
         }
         running_saved = false;
         /* Verify's reads of the parent, ahead (verify_warm.h): from Clone's
@@ -633,6 +641,11 @@ static void run_job(splitter *sp, job *j)
                 snprintf(reason, sizeof reason, "PreflightRefused");
                 release_checkpoint(&r);
             }
+            /* Short of the wipe, the claims this split made (early, beside
+             * Fence, or by an earlier run) would refuse every other split
+             * of those stores: released before the terminal write. */
+            if (step < STEP_WIPE_WAL || r.refused)
+                preflight_release_claims(&r);
             log_fields(LOG_ERROR, j->st->name, sname, secs * 1000,
                        (log_field[]){LOG_S("result", "Failed"), LOG_S("error", emsg)}, 2,
                        "step failed");
@@ -709,6 +722,7 @@ static void run_job(splitter *sp, job *j)
     }
     if (r.pending)   /* left by a break before the step ran */
         run_barrier(&r);
+    preflight_early_free(&r);   /* interrupted: the claims stay, a resume's pass */
     verify_warm_free(r.warm);   /* a run that ended before Verify took it */
     r.warm = NULL;
     split_plan_free(res.plan);

@@ -186,6 +186,89 @@ void release_checkpoint(run *r)
     shale_free(cps);
 }
 
+/* The pre-flight beside Fence and FullFlush.  Its claims are side effects
+ * on the child stores, so they need a journal record that is durable
+ * before them: Fence's "Running" (journal version 1, written by the submit,
+ * or this run's write of it), which preflight_early_start() follows.  That
+ * record covers them because the claims are idempotent for this split (a
+ * resumed run's own claim passes, preflight.h) and change nothing the
+ * parent or a later step reads: a crash after a claim and before the
+ * wipe resumes at Fence, FullFlush or WipeLocalWAL, and WipeLocalWAL's
+ * pre-flight (the early one's result, or its own on a resume) claims
+ * again before the point of no return.  What a split that ends short of
+ * the wipe claimed is released (preflight_release_claims). */
+typedef struct early_pf {
+    const split_request *req;
+    const shale_options *opts;
+    pthread_t th;
+    bool threaded, joined;
+    shale_status rc;
+    char msg[512];               /* the step's message on SHALE_OK */
+    char err[1024];              /* shale_errmsg() is per thread */
+} early_pf;
+
+/* Nothing to wait for: the journal record that covers the claims (Fence
+ * Running) is durable already. */
+static shale_status no_barrier(void *ctx)
+{
+    (void)ctx;
+    return SHALE_OK;
+}
+
+static void *early_main(void *arg)
+{
+    early_pf *e = arg;
+    /* In two waves as WipeLocalWAL's own: the checks (reads) beside the
+     * probe's first creates, then the claims beside its second -- no
+     * emptiness LIST (preflight_children() without a barrier would make
+     * one per child). */
+    e->rc = preflight_children_after(e->req, e->opts, e->msg, sizeof e->msg, no_barrier, NULL);
+    if (e->rc)
+        snprintf(e->err, sizeof e->err, "%s", shale_errmsg());
+    else   /* a kill here: claimed, not wiped (agent_kill_matrix.sh) */
+        failpoint("Preflight.claimed");
+    return NULL;
+}
+
+void preflight_early_start(run *r)
+{
+    if (r->early)
+        return;
+    early_pf *e = calloc(1, sizeof *e);
+    if (!e)
+        return;   /* do_wipe runs the pre-flight itself */
+    e->req = r->req;
+    e->opts = &r->sp->o.db;
+    if (pthread_create(&e->th, NULL, early_main, e)) {
+        free(e);
+        return;
+    }
+    e->threaded = true;
+    r->early = e;
+}
+
+static void early_join(early_pf *e)
+{
+    if (e->threaded && !e->joined)
+        pthread_join(e->th, NULL);
+    e->joined = true;
+}
+
+void preflight_early_free(run *r)
+{
+    if (!r->early)
+        return;
+    early_join(r->early);
+    free(r->early);
+    r->early = NULL;
+}
+
+void preflight_release_claims(run *r)
+{
+    preflight_early_free(r);
+    preflight_release(r->req, &r->sp->o.db);
+}
+
 typedef struct wipe_gate {
     run *r;
     bool journal_failed;
@@ -205,20 +288,40 @@ shale_status do_wipe(run *r, step_result *res)
     size_t msglen = sizeof res->message;
     /* Pre-flight (preflight.h): every child store claimed before anything
      * is deleted; a refusal fails the split short of the point of no return. */
-    /* The checks go beside the journal write of WipeLocalWAL Running, the
-     * claims after it (wipe_barrier); a failed journal write is not a
-     * refusal: the step is retried. */
+    /* Started beside Fence (preflight_early_start): only its join is left,
+     * and the step's "Running", in flight beside the listing below, is
+     * joined before the first delete (wipe_barrier).  Else (a resume at
+     * this step, a transient early failure) the checks go beside that
+     * journal write and the claims after it; a failed journal write is
+     * not a refusal: the step is retried. */
     wipe_gate g = {r, false};
-    shale_status prc = preflight_children_after(r->req, &r->sp->o.db, msg, msglen,
-                                                wipe_barrier, &g);
-    if (g.journal_failed)
-        return prc;
+    shale_status prc = SHALE_OK;
+    if (r->early) {
+        early_join(r->early);
+        prc = r->early->rc;
+        /* A transient failure is made again here, as the step's own
+         * pre-flight would be on its retries (step_loop): the early
+         * result is dropped and this attempt runs it. */
+        if (prc == SHALE_IO || prc == SHALE_RETRYABLE || prc == SHALE_TIMEOUT)
+            preflight_early_free(r);
+    }
+    bool early = r->early != NULL;
+    if (early) {
+        if (prc)
+            shale_error_set(prc, "%s", r->early->err);
+        else
+            snprintf(msg, msglen, "%s", r->early->msg);
+    } else {
+        prc = preflight_children_after(r->req, &r->sp->o.db, msg, msglen, wipe_barrier, &g);
+        if (g.journal_failed)
+            return prc;
+    }
     if ((r->refused = prc != SHALE_OK))
         return shale_error_prefix(prc, "refused before the WAL wipe, nothing deleted");
     const char *wal = parent_wal(r);
     if (!wal || !strcmp(wal, parent_store(r))) {
         snprintf(msg, msglen, "WAL is in the main store: no local WAL to wipe");
-        return SHALE_OK;
+        return SHALE_OK;   /* nothing deleted: step_loop joins "Running" */
     }
     uint64_t replay_after = r->replay_after_wal_id;
     shale_objstore *w = NULL;
@@ -246,6 +349,9 @@ shale_status do_wipe(run *r, step_result *res)
         }
         keep = i;
     }
+    /* The first delete is the step's first side effect on this path. */
+    if (early && (rc = wipe_barrier(&g)))
+        goto out;
     wipe_job wj = {w, &l, keep, 0, 0, 0, SHALE_OK, PTHREAD_MUTEX_INITIALIZER, ""};
     pthread_t th[WIPE_THREADS];
     size_t started = 0;

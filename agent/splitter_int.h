@@ -169,6 +169,9 @@ typedef struct run {
     bool refused;            /* the step refused before any side effect (the
                                 WAL wipe's pre-flight): it fails, it does not
                                 roll forward */
+    struct early_pf *early;  /* the pre-flight started beside Fence (owned;
+                                NULL: none, WipeLocalWAL runs it itself):
+                                split_steps.c */
 } run;
 
 typedef struct step_child_result {
@@ -216,6 +219,18 @@ shale_status do_verify(run *r, step_result *res);
 shale_status complete_release_checkpoint(const splitter *sp, const char *checkpoint_id,
                                          const struct shale_manifest_view *latest);
 shale_status do_plan(run *r, step_result *res);
+/* WipeLocalWAL's pre-flight (preflight.h), started on a thread of its own
+ * once Fence is journalled Running, so its round trips overlap Fence and
+ * FullFlush instead of starting the wipe; do_wipe joins it and reports its
+ * refusal as if it had run it.  A run that does not start at Fence (a
+ * resume) does not start it: do_wipe runs the pre-flight itself. */
+void preflight_early_start(run *r);
+/* For a split that ends short of the wipe (failed, refused, aborted):
+ * joins the early pre-flight, if any, then releases this split's claims
+ * (preflight_release), whichever run made them. */
+void preflight_release_claims(run *r);
+/* Joins and frees the early pre-flight, if any (claims kept). */
+void preflight_early_free(run *r);
 /* Deletes the split's checkpoint from the parent, if it took one (best
  * effort: a failure leaves it for `shale checkpoint delete`). */
 void release_checkpoint(run *r);

@@ -19,8 +19,12 @@ N=${N:-3000}
 JOURNAL_VERSIONS=6
 # FullFlush.mid: the checkpoint is in the parent's manifest, its id not yet
 # in the journal; the redone FullFlush replaces it by its name.
+# Preflight.claimed: the pre-flight beside Fence and FullFlush has claimed
+# every child store, the WAL is not wiped (WipeLocalWAL joins the
+# pre-flight before its first delete); the resumed run claims again (its
+# own claims pass) before the wipe.
 POINTS="Lease.taken $(for v in $(seq 1 $JOURNAL_VERSIONS); do printf 'Journal.%d ' "$v"; done)
-FullFlush.mid WipeLocalWAL.mid Clone.mid Complete.mid Lease.released"
+Preflight.claimed FullFlush.mid WipeLocalWAL.mid Clone.mid Complete.mid Lease.released"
 
 setup() {  # setup DIR: parent shard with N keys and an agent config + request
   local d=$1
@@ -89,6 +93,11 @@ done
 # WipeLocalWAL Running, is past the point of no return: an abort is refused
 # there.)  FullFlush.mid: the checkpoint is on the parent and the journal
 # does not have its id; the abort finds it by the split's name.
+# At each of these the pre-flight beside Fence may have claimed the
+# children or not yet; the abort releases what is claimed, so another split
+# may use those stores.  (Preflight.claimed is not here: on file:// the
+# claims can end after WipeLocalWAL is journalled Running, past the point
+# of no return, where an abort is refused.)
 for fp in Journal.1 FullFlush.before Fence.after FullFlush.mid WipeLocalWAL.before; do
   d=$(tmpdir)
   setup "$d" || { notok "abort $fp: setup"; continue; }
@@ -105,6 +114,10 @@ for fp in Journal.1 FullFlush.before Fence.after FullFlush.mid WipeLocalWAL.befo
   else
     ok "abort $fp: the split's checkpoint is released"
   fi
+  claimed=$(ls "$d"/c0/.shale/identity.json "$d"/c0-wal/.shale/identity.json \
+                "$d"/c1/.shale/identity.json "$d"/c2/.shale/identity.json 2>/dev/null)
+  [ -z "$claimed" ] && ok "abort $fp: the split's claims are released" \
+    || notok "abort $fp: the split's claims are released (left: $claimed)"
   "$SHALE" --wal-store "file://$d/wal" put "file://$d/parent" zzz-after-abort 1 >/dev/null 2>&1 \
     && ok "abort $fp: parent writable" || notok "abort $fp: parent writable"
   n=$("$SHALE" --wal-store "file://$d/wal" scan "file://$d/parent" --count 2>/dev/null)
