@@ -53,8 +53,8 @@ build/bench --latency-keys "$lkeys" --latency-only --s3-mb 1 --dir "$dir" \
 # fsyncs: docs/benchmarks.md, 2026-12-03).  1 GB / 100 MB on file:// only
 # (issue 16: under 1.3; the tests' memstore RGW holds 2 GB).
 echo; echo "== references split vs parent size"
-if [ "${1:-bench}" = bench-quick ]; then sbmb=8,80; sbrep=3; else sbmb=50,500; sbrep=5; fi
-build/bench --split-bytes-mb "$sbmb" --split-bytes-repeat "$sbrep" --split-bytes-s3 --dir "$dir" \
+if [ "${1:-bench}" = bench-quick ]; then sbmb=8,80; else sbmb=50,500; fi
+build/bench --split-bytes-mb "$sbmb" --split-bytes-repeat 3 --split-bytes-s3 --dir "$dir" \
   --json build/bench-splitbytes.json
 if [ "${1:-bench}" != bench-quick ]; then
   build/bench --split-bytes-mb 100,1000 --split-bytes-repeat 5 --dir "$dir" \
