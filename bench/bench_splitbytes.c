@@ -19,8 +19,9 @@
  * process's first split is not always the smallest), and takes the ratios
  * of the medians; on file:// each parent is loaded once and each split
  * runs on a fresh copy of it (clone_tree), so repeats cost seconds, not a
- * load each.  The step shares are the bench's own clock between step ends
- * (they add up to the split's time), not the agent's whole-ms step times.
+ * load each (on S3 one split per size: see split_bytes_bench).  The step
+ * shares are the bench's own clock between step ends (they add up to the
+ * split's time), not the agent's whole-ms step times.
  */
 #include "bench.h"
 #include "shale.h"
@@ -233,13 +234,15 @@ static void sb_load(const char *root, int mb, sb_result *r)
  * compacted/ are hard links: written once, never changed, and a
  * references split only reads them; every other file (manifests, the
  * journal's directory, the WAL log's segments, appended in place) is
- * copied, its unwritten tail preallocated as the original's is, not
- * written as zeros. */
+ * copied byte for byte, zeros included: a segment's space ahead of its
+ * tail is written zeros (objstore_fs_log.c), so a record's fdatasync
+ * flushes data only, where a hole or an unwritten extent would make the
+ * split's WAL writes (the fence, the wipe's tombstones) convert extents. */
 static const char *ct_src, *ct_dst;
 
 static int clone_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
-    (void)ftw;
+    (void)st, (void)ftw;
     char to[1200];
     snprintf(to, sizeof to, "%s%s", ct_dst, path + strlen(ct_src));
     if (type == FTW_D)
@@ -249,21 +252,18 @@ static int clone_one(const char *path, const struct stat *st, int type, struct F
     if (strstr(path, "/compacted/"))
         return link(path, to);
     int in = open(path, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (in < 0 || out < 0 || (st->st_size && posix_fallocate(out, 0, st->st_size))) {
+    if (in < 0 || out < 0) {
         if (in >= 0)
             close(in);
         if (out >= 0)
             close(out);
         return -1;
     }
-    static char buf[1 << 16], zero[1 << 16];
+    static char buf[1 << 16];
     ssize_t got;
-    off_t off = 0;
-    while ((got = read(in, buf, sizeof buf)) > 0) {
-        if (memcmp(buf, zero, (size_t)got) && pwrite(out, buf, (size_t)got, off) != got)
+    while ((got = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)got) != got)
             break;
-        off += got;
-    }
     close(in);
     close(out);
     return got == 0 ? 0 : -1;
@@ -401,6 +401,15 @@ void split_bytes_bench(const char *backend, const char *mb_list, int repeat, jso
         repeat = 1;
     if (repeat > SB_MAX_REPEAT)
         repeat = SB_MAX_REPEAT;
+    if (!file && repeat > 1) {
+        /* The tests' RGW keeps objects in a 2 GB memstore and frees a
+         * deleted object's data only at its GC, hours later: a second
+         * 500 MB parent stalls it (DELETEs time out).  One split per size
+         * per server. */
+        printf("\n(s3: one split per size: the RGW's memstore does not free deleted "
+               "objects in time for a repeat)\n");
+        repeat = 1;
+    }
     int mbs[SB_MAX_SIZES], nsizes = 0;
     char *list = strdup(mb_list);
     for (char *tok = strtok(list, ","); tok && nsizes < SB_MAX_SIZES; tok = strtok(NULL, ","))

@@ -51,7 +51,8 @@ build/bench --latency-keys "$lkeys" --latency-only --s3-mb 1 --dir "$dir" \
 # (issue 16: ratios under 1.2), on file:// and on the RGW; the time ratio
 # of the medians of several splits per size (one split swings by its
 # fsyncs: docs/benchmarks.md, 2026-12-03).  1 GB / 100 MB on file:// only
-# (issue 16: under 1.3; the tests' memstore RGW holds 2 GB).
+# (issue 16: under 1.3; the tests' memstore RGW holds 2 GB, and it makes
+# one split per size there whatever the repeat).
 echo; echo "== references split vs parent size"
 if [ "${1:-bench}" = bench-quick ]; then sbmb=8,80; else sbmb=50,500; fi
 build/bench --split-bytes-mb "$sbmb" --split-bytes-repeat 3 --split-bytes-s3 --dir "$dir" \
