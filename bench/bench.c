@@ -545,6 +545,8 @@ static void usage(void)
                     "  --split-mb \"\" and --s3-mb 0 skip the split benchmarks\n"
                     "  --split-bytes-mb 50,500 [--split-bytes-s3]: only references splits of\n"
                     "  parents of those sizes: bytes read, requests, time, ratios\n"
+                    "  --split-bytes-repeat N: N splits of each size (each parent loaded once\n"
+                    "  on file://, copied per split), alternating the order; ratios of medians\n"
                     "  --shale-memtable-mb: Shale's memtable size (default 64, RocksDB's;\n"
                     "  LevelDB's is 4), for experiments\n");
     exit(2);
@@ -559,6 +561,7 @@ int main(int argc, char **argv)
     bool shale_only = false;
     const char *split_bytes_mb = NULL;
     bool split_bytes_s3 = false;
+    int split_bytes_repeat = 1;
     for (int i = 1; i < argc; i++) {
         bool more = i + 1 < argc;
         if (!strcmp(argv[i], "--keys") && more)
@@ -579,6 +582,8 @@ int main(int argc, char **argv)
             dir = argv[++i];
         else if (!strcmp(argv[i], "--split-bytes-mb") && more)   /* bench_splitbytes.c */
             split_bytes_mb = argv[++i];
+        else if (!strcmp(argv[i], "--split-bytes-repeat") && more)
+            split_bytes_repeat = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--split-bytes-s3"))
             split_bytes_s3 = true;
         else if (!strcmp(argv[i], "--shale-only"))   /* for profiling */
@@ -615,9 +620,9 @@ int main(int argc, char **argv)
         latency_bench(latency_keys, s3_mb > 0, lat);
     if (split_bytes_mb) {   /* alone: it writes no JSON of its own kind yet */
         json_t *sb = json_array();
-        split_bytes_bench("file", split_bytes_mb, sb);
+        split_bytes_bench("file", split_bytes_mb, split_bytes_repeat, sb);
         if (split_bytes_s3)
-            split_bytes_bench("s3", split_bytes_mb, sb);
+            split_bytes_bench("s3", split_bytes_mb, split_bytes_repeat, sb);
         if (json) {
             json_t *doc = json_pack("{s:o}", "split_bytes", sb);
             json_dump_file(doc, json, JSON_INDENT(1));

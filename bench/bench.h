@@ -91,6 +91,6 @@ void latency_bench(uint64_t keys, bool s3, json_t *out);
  * (comma-separated MB) on backend "file" or "s3": bytes read, requests and
  * time from submit to Complete, and the largest / smallest ratios
  * (bench_splitbytes.c); raw figures appended to out. */
-void split_bytes_bench(const char *backend, const char *mb_list, json_t *out);
+void split_bytes_bench(const char *backend, const char *mb_list, int repeat, json_t *out);
 
 #endif

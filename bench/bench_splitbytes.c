@@ -11,6 +11,17 @@
  * read from the stores, requests, time; then the ratios of the largest
  * parent to the smallest.  The SSTs' filter + index bytes are shown beside
  * (what opening each SST once per reader used to read).
+ *
+ * A split on file:// takes tens of ms, most of it fsyncs, which swing by
+ * several ms from one to the next on a shared disk: one split per size
+ * gave time ratios of 0.3 to 2.1 for the same build.  --split-bytes-repeat N
+ * makes N splits of each size, every other round in the reverse order (the
+ * process's first split is not always the smallest), and takes the ratios
+ * of the medians; on file:// each parent is loaded once and each split
+ * runs on a fresh copy of it (clone_tree), so repeats cost seconds, not a
+ * load each (on S3 one split per size: see split_bytes_bench).  The step
+ * shares are the bench's own clock between step ends (they add up to the
+ * split's time), not the agent's whole-ms step times.
  */
 #include "bench.h"
 #include "shale.h"
@@ -18,7 +29,9 @@
 #include "splitter.h"
 #include "support/s3test.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +47,10 @@ static const char *const sb_step_names[] = {"Accept", "Fence", "FullFlush", "Wip
 
 typedef struct sb_step {
     uint64_t bytes, requests, deletes, lists;
-    double secs;
+    double secs;   /* the step's share: its end less the previous step's
+                      (Accept's: less the submit), so the shares add up to
+                      the split's time -- the journal writes between steps
+                      included, which the agent's own step time leaves out */
 } sb_step;
 
 typedef struct sb_result {
@@ -48,25 +64,23 @@ typedef struct sb_result {
  * the difference between Clone's end and Verify's. */
 typedef struct sb_steps {
     shale_objstats clone_end, verify_end;
-    double verify_secs;
     shale_objstats end[SB_STEPS];
-    double secs[SB_STEPS];
+    double t0, at[SB_STEPS];   /* now_s() at the submit and at each step's end */
     bool seen[SB_STEPS];
 } sb_steps;
 
 static void sb_on_step(void *ctx, const char *step, double secs)
 {
+    (void)secs;   /* the agent's, in whole ms: the bench takes its own clock */
     sb_steps *s = ctx;
     if (!strcmp(step, "Clone"))
         shale_objstore_global_stats(&s->clone_end);
-    if (!strcmp(step, "Verify")) {
+    if (!strcmp(step, "Verify"))
         shale_objstore_global_stats(&s->verify_end);
-        s->verify_secs = secs;
-    }
     for (size_t i = 0; i < SB_STEPS; i++)
         if (!strcmp(step, sb_step_names[i])) {
             shale_objstore_global_stats(&s->end[i]);
-            s->secs[i] = secs;
+            s->at[i] = now_s();
             s->seen[i] = true;
         }
 }
@@ -80,6 +94,7 @@ static uint64_t sb_reqs(const shale_objstats *a, const shale_objstats *b, int op
 static void sb_fill_steps(const sb_steps *st, const shale_objstats *before, sb_result *r)
 {
     const shale_objstats *prev = before;
+    double prev_at = st->t0;
     for (size_t i = 0; i < SB_STEPS; i++) {
         if (!st->seen[i])
             continue;
@@ -89,8 +104,9 @@ static void sb_fill_steps(const sb_steps *st, const shale_objstats *before, sb_r
             o->requests += sb_reqs(&st->end[i], prev, op);
         o->deletes = sb_reqs(&st->end[i], prev, SHALE_OP_DELETE);
         o->lists = sb_reqs(&st->end[i], prev, SHALE_OP_LIST);
-        o->secs = st->secs[i];
+        o->secs = st->at[i] - prev_at;
         prev = &st->end[i];
+        prev_at = st->at[i];
     }
 }
 
@@ -102,16 +118,17 @@ static double sb_ratio(double a, double b)
 /* The per-step table for the smallest and largest parent, and their ratios. */
 static void sb_print_steps(int firstmb, const sb_result *first, int lastmb, const sb_result *last)
 {
-    printf("per step (bytes read / requests (DELETE, LIST) / step s): %d MB | %d MB | ratio\n",
+    printf("per step (bytes read / requests (DELETE, LIST) / ms since the previous step's end): "
+           "%d MB | %d MB | ratio\n",
            firstmb, lastmb);
     for (size_t i = 0; i < SB_STEPS; i++) {
         const sb_step *a = &first->step[i], *b = &last->step[i];
-        printf("  %-12s %10llu %5llu (%3llu,%2llu) %7.3f | %10llu %5llu (%3llu,%2llu) %7.3f | "
+        printf("  %-12s %10llu %5llu (%3llu,%2llu) %7.2f | %10llu %5llu (%3llu,%2llu) %7.2f | "
                "bytes %5.2f reqs %5.2f time %5.2f\n",
                sb_step_names[i], (unsigned long long)a->bytes, (unsigned long long)a->requests,
-               (unsigned long long)a->deletes, (unsigned long long)a->lists, a->secs,
+               (unsigned long long)a->deletes, (unsigned long long)a->lists, a->secs * 1e3,
                (unsigned long long)b->bytes, (unsigned long long)b->requests,
-               (unsigned long long)b->deletes, (unsigned long long)b->lists, b->secs,
+               (unsigned long long)b->deletes, (unsigned long long)b->lists, b->secs * 1e3,
                sb_ratio((double)b->bytes, (double)a->bytes),
                sb_ratio((double)b->requests, (double)a->requests), sb_ratio(b->secs, a->secs));
     }
@@ -168,39 +185,110 @@ static void meta_of(const char *uri, const shale_options *o, sb_result *r)
     shale_objstore_close(s);
 }
 
-static void split_bytes_once(const char *backend, const char *root, int mb, sb_result *r)
-{
-    memset(r, 0, sizeof *r);
+/* The stores' URIs under root: with SHALE_FAULT_TRACE set, the parent's
+ * and the children's go through the fault wrapper (no rule: each request
+ * as it is), so the trace lists every request of the split, step by step. */
+typedef struct sb_uris {
     char parent[640], wal[640], child[2][660];
-    /* With SHALE_FAULT_TRACE set, the parent's and the children's stores
-     * go through the fault wrapper (no rule: each request as it is), so
-     * the trace lists every request of the split, step by step. */
+} sb_uris;
+
+static void sb_uris_of(const char *root, sb_uris *u)
+{
     const char *fw = getenv("SHALE_FAULT_TRACE") ? "fault+" : "";
-    snprintf(parent, sizeof parent, "%s%s/parent", fw, root);
-    snprintf(wal, sizeof wal, "%s/wal", root);
+    snprintf(u->parent, sizeof u->parent, "%s%s/parent", fw, root);
+    snprintf(u->wal, sizeof u->wal, "%s/wal", root);
     for (int i = 0; i < 2; i++)
-        snprintf(child[i], sizeof child[i], "%s%s/child-%d", fw, root, i);
-    r->keys = (uint64_t)mb * (1u << 20) / (vsize + 16);
+        snprintf(u->child[i], sizeof u->child[i], "%s%s/child-%d", fw, root, i);
+}
+
+static shale_options sb_opts(const sb_uris *u)
+{
     shale_options o;
     shale_options_init(&o);
     o.await_durable = false;
-    o.wal_store_uri = wal;
+    o.wal_store_uri = u->wal;
+    return o;
+}
+
+/* A parent of mb MB under root: one sorted run of 64 MiB SSTs, the
+ * writer closed (its WAL all flushed by the compaction: nothing for the
+ * split's takeover to replay, at any size). */
+static void sb_load(const char *root, int mb, sb_result *r)
+{
+    sb_uris u;
+    sb_uris_of(root, &u);
+    r->keys = (uint64_t)mb * (1u << 20) / (vsize + 16);
+    shale_options o = sb_opts(&u);
     shale_db *db = NULL;
-    if (shale_open(parent, &o, &db))
+    if (shale_open(u.parent, &o, &db))
         die("split bytes: opening the parent", shale_errmsg());
     bench_load_parent(db, r->keys, vsize, "split bytes: loading the parent");
     if (shale_close(db))
         die("split bytes: closing the parent", shale_errmsg());
-    meta_of(parent, &o, r);
-    if (!strcmp(backend, "file"))
-        nftw(root + strlen("file://"), drop_pages, 16, FTW_PHYS);
+    meta_of(u.parent, &o, r);
+}
 
+/* file:// repeats: the loaded tree is kept aside (renamed: the manifest
+ * records the WAL store's URI, so a split runs at the path the parent was
+ * loaded at) and each split gets a fresh copy of it there.  The SSTs under
+ * compacted/ are hard links: written once, never changed, and a
+ * references split only reads them; every other file (manifests, the
+ * journal's directory, the WAL log's segments, appended in place) is
+ * copied byte for byte, zeros included: a segment's space ahead of its
+ * tail is written zeros (objstore_fs_log.c), so a record's fdatasync
+ * flushes data only, where a hole or an unwritten extent would make the
+ * split's WAL writes (the fence, the wipe's tombstones) convert extents. */
+static const char *ct_src, *ct_dst;
+
+static int clone_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st, (void)ftw;
+    char to[1200];
+    snprintf(to, sizeof to, "%s%s", ct_dst, path + strlen(ct_src));
+    if (type == FTW_D)
+        return mkdir(to, 0755) && errno != EEXIST ? -1 : 0;
+    if (type != FTW_F)
+        return 0;
+    if (strstr(path, "/compacted/"))
+        return link(path, to);
+    int in = open(path, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || out < 0) {
+        if (in >= 0)
+            close(in);
+        if (out >= 0)
+            close(out);
+        return -1;
+    }
+    static char buf[1 << 16];
+    ssize_t got;
+    while ((got = read(in, buf, sizeof buf)) > 0)
+        if (write(out, buf, (size_t)got) != got)
+            break;
+    close(in);
+    close(out);
+    return got == 0 ? 0 : -1;
+}
+
+static void clone_tree(const char *src, const char *dst)
+{
+    ct_src = src, ct_dst = dst;
+    if (nftw(src, clone_one, 16, FTW_PHYS))
+        die("split bytes: copying the loaded parent", dst);
+}
+
+/* One references split, 2 ways, of the parent under root (loaded; r's
+ * keys and meta fields set by sb_load). */
+static void sb_split(const char *root, sb_result *r)
+{
+    sb_uris u;
+    sb_uris_of(root, &u);
+    shale_options o = sb_opts(&u);
     splitter_options so;
     splitter_options_init(&so);
     so.policy.allow_test_schemes = true;
     so.shard = "bytes";
-    so.store_uri = parent;
-    so.wal_store_uri = wal;
+    so.store_uri = u.parent;
+    so.wal_store_uri = u.wal;
     so.db = o;
     so.db.wal_store_uri = NULL;
     splitter *sp = NULL;
@@ -212,17 +300,18 @@ static void split_bytes_once(const char *backend, const char *root, int mb, sb_r
                      "name: bytes\nparent: {shard: bytes}\nverify: references\nchildren:\n"
                      "  - {name: c0, store: \"%s\", range: {start: \"\", end: \"%s\"}}\n"
                      "  - {name: c1, store: \"%s\", range: {start: \"%s\", end: \"\"}}\n",
-                     child[0], mid, child[1], mid);
+                     u.child[0], mid, u.child[1], mid);
     shale_objstats before, after;
     sb_steps steps;
     memset(&steps, 0, sizeof steps);
     splitter_on_step(sp, sb_on_step, &steps);
+    steps.t0 = now_s();
     r->secs = bench_split_run(sp, "bytes", text, (size_t)n, &before, &after);
     splitter_free(sp);
     r->bytes = after.bytes_read - before.bytes_read;
     r->verify_bytes = steps.verify_end.bytes_read - steps.clone_end.bytes_read;
-    r->verify_secs = steps.verify_secs;
     sb_fill_steps(&steps, &before, r);
+    r->verify_secs = r->step[5].secs;   /* Verify's share (sb_step_names) */
     for (int op = 0; op < SHALE_OP_COUNT; op++) {
         r->requests += after.requests[op][0] + after.requests[op][1] - before.requests[op][0] -
                        before.requests[op][1];
@@ -232,62 +321,187 @@ static void split_bytes_once(const char *backend, const char *root, int mb, sb_r
     }
 }
 
-void split_bytes_bench(const char *backend, const char *mb_list, json_t *out)
+/* Every object under an s3:// root, deleted (the memstore RGW holds them
+ * in RAM: a repeat's parents would otherwise fill it). */
+static void s3_rm(const char *root)
 {
+    shale_options o;
+    shale_options_init(&o);
+    shale_objstore *s = NULL;
+    shale_objlist l = {0};
+    if (shale_objstore_open(root, &o.store, &s) || shale_objstore_list_all(s, "", &l))
+        die("split bytes: listing the S3 root", shale_errmsg());
+    const char **keys = calloc(l.count ? l.count : 1, sizeof *keys);
+    if (!keys)
+        die("split bytes", "out of memory");
+    for (size_t i = 0; i < l.count; i++)
+        keys[i] = l.items[i].key;
+    if (shale_objstore_delete_many(s, keys, l.count))
+        die("split bytes: deleting the S3 root", shale_errmsg());
+    free(keys);
+    shale_objlist_free(&l);
+    shale_objstore_close(s);
+}
+
+static int dbl_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, dbl_cmp);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#define SB_MAX_SIZES 8
+#define SB_MAX_REPEAT 32
+
+/* The median split of rs[0..n) field by field (each field's own median:
+ * the runs swing by fsyncs, not by what a split reads). */
+static void sb_median(const sb_result *rs, int n, sb_result *m)
+{
+    double v[SB_MAX_REPEAT];
+    *m = rs[0];
+#define MED(f)                                                                                 \
+    do {                                                                                       \
+        for (int i = 0; i < n; i++)                                                            \
+            v[i] = (double)rs[i].f;                                                            \
+        m->f = median(v, n);                                                                   \
+    } while (0)
+    MED(bytes);
+    MED(requests);
+    MED(secs);
+    MED(verify_bytes);
+    MED(verify_requests);
+    MED(verify_secs);
+    for (size_t k = 0; k < SB_STEPS; k++) {
+        MED(step[k].bytes);
+        MED(step[k].requests);
+        MED(step[k].deletes);
+        MED(step[k].lists);
+        MED(step[k].secs);
+    }
+#undef MED
+}
+
+void split_bytes_bench(const char *backend, const char *mb_list, int repeat, json_t *out)
+{
+    bool file = !strcmp(backend, "file");
     char bucket[64] = "";
-    if (strcmp(backend, "file")) {
+    if (!file) {
         s3test_server srv;
         if (s3test_rgw(&srv))
             die("split bytes: finding the S3 server", shale_errmsg());
         s3test_env(&srv);
         snprintf(bucket, sizeof bucket, "%s", srv.bucket);
     }
-    printf("\nreferences split, 2 children: bytes read, requests, time from submit to "
-           "Complete (%s); the Verify step's share after the '|'\n%-5s %8s %5s %12s %12s %9s "
-           "%8s | %10s %8s %8s\n", backend, "store", "parent", "SSTs", "filt+idx B",
-           "bytes read", "requests", "time s", "V bytes", "V reqs", "V s");
+    if (repeat < 1)
+        repeat = 1;
+    if (repeat > SB_MAX_REPEAT)
+        repeat = SB_MAX_REPEAT;
+    if (getenv("SHALE_FAULT_TRACE") && repeat > 1) {
+        /* A fault store stays open for the process once made, with what it
+         * knew of the directories a repeat removes: a traced repeat
+         * failed its second split's child probe, or hung. */
+        printf("\n(SHALE_FAULT_TRACE: one split per size)\n");
+        repeat = 1;
+    }
+    if (!file && repeat > 1) {
+        /* The tests' RGW keeps objects in a 2 GB memstore and frees a
+         * deleted object's data only at its GC, hours later: a second
+         * 500 MB parent stalls it (DELETEs time out).  One split per size
+         * per server. */
+        printf("\n(s3: one split per size: the RGW's memstore does not free deleted "
+               "objects in time for a repeat)\n");
+        repeat = 1;
+    }
+    int mbs[SB_MAX_SIZES], nsizes = 0;
     char *list = strdup(mb_list);
-    sb_result first = {0}, last = {0};
-    int firstmb = 0, lastmb = 0, count = 0;
-    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-        int mb = atoi(tok);
-        char root[600];
-        if (!strcmp(backend, "file"))
-            /* The pid too: two sessions' benches on one machine would
-             * otherwise load and split into the same directory. */
-            snprintf(root, sizeof root, "file://%s/splitbytes-%d-%d", dir, mb, (int)getpid());
-        else
-            snprintf(root, sizeof root, "s3://%s/splitbytes-%d-%d", bucket, mb, (int)getpid());
-        sb_result r;
-        split_bytes_once(backend, root, mb, &r);
-        printf("%-5s %5d MB %5llu %12llu %12llu %9llu %8.3f | %10llu %8llu %8.3f\n", backend,
-               mb, (unsigned long long)r.ssts, (unsigned long long)r.meta_bytes,
-               (unsigned long long)r.bytes, (unsigned long long)r.requests, r.secs,
-               (unsigned long long)r.verify_bytes, (unsigned long long)r.verify_requests,
-               r.verify_secs);
-        json_array_append_new(out, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:f}", "backend",
-                                             backend, "parent_mb", mb, "ssts",
-                                             (json_int_t)r.ssts, "sst_filter_index_bytes",
-                                             (json_int_t)r.meta_bytes, "bytes_read",
-                                             (json_int_t)r.bytes, "requests",
-                                             (json_int_t)r.requests, "split_s", r.secs));
-        if (!count++)
-            first = r, firstmb = mb;
-        last = r, lastmb = mb;
-        if (!strcmp(backend, "file")) {
-            rm_rf(root + strlen("file://"));
+    for (char *tok = strtok(list, ","); tok && nsizes < SB_MAX_SIZES; tok = strtok(NULL, ","))
+        mbs[nsizes++] = atoi(tok);
+    free(list);
+    printf("\nreferences split, 2 children: bytes read, requests, time from submit to "
+           "Complete (%s); the Verify step's share after the '|'\n%-5s %8s %3s %5s %12s %12s "
+           "%9s %8s | %10s %8s %8s\n", backend, "store", "parent", "run", "SSTs", "filt+idx B",
+           "bytes read", "requests", "time s", "V bytes", "V reqs", "V s");
+    static sb_result res[SB_MAX_SIZES][SB_MAX_REPEAT];
+    sb_result loaded[SB_MAX_SIZES];
+    char roots[SB_MAX_SIZES][600], srcs[SB_MAX_SIZES][620];
+    for (int k = 0; k < nsizes; k++) {
+        /* The pid too: two sessions' benches on one machine would
+         * otherwise load and split into the same directory. */
+        if (file) {
+            snprintf(roots[k], sizeof roots[k], "file://%s/splitbytes-%d-%d", dir, mbs[k],
+                     (int)getpid());
+            snprintf(srcs[k], sizeof srcs[k], "%s.loaded", roots[k] + strlen("file://"));
+            memset(&loaded[k], 0, sizeof loaded[k]);
+            sb_load(roots[k], mbs[k], &loaded[k]);
+            if (rename(roots[k] + strlen("file://"), srcs[k]))
+                die("split bytes: setting the loaded parent aside", srcs[k]);
         }
     }
-    free(list);
-    if (count > 1)
-        printf("ratio %d MB / %d MB: bytes %.2f, requests %.2f, time %.2f (goal: each < 1.2)\n",
-               lastmb, firstmb, (double)last.bytes / (double)first.bytes,
-               (double)last.requests / (double)first.requests, last.secs / first.secs);
-    if (count > 1)
-        sb_print_steps(firstmb, &first, lastmb, &last);
-    if (count > 1 && first.verify_requests && first.verify_bytes)
+    for (int rep = 0; rep < repeat; rep++)
+        for (int j = 0; j < nsizes; j++) {
+            /* Every other round in the reverse order: neither size is
+             * always the process's first split. */
+            int k = rep % 2 ? nsizes - 1 - j : j;
+            sb_result *r = &res[k][rep];
+            char root[640];
+            if (file) {
+                snprintf(root, sizeof root, "%s", roots[k]);
+                *r = loaded[k];
+                clone_tree(srcs[k], root + strlen("file://"));
+                nftw(root + strlen("file://"), drop_pages, 16, FTW_PHYS);
+                sync();   /* the copy's and the last split's removal's metadata */
+            } else {
+                snprintf(root, sizeof root, "s3://%s/splitbytes-%d-%d-%d", bucket, mbs[k],
+                         (int)getpid(), rep);
+                memset(r, 0, sizeof *r);
+                sb_load(root, mbs[k], r);
+            }
+            sb_split(root, r);
+            printf("%-5s %5d MB %3d %5llu %12llu %12llu %9llu %8.4f | %10llu %8llu %8.4f\n",
+                   backend, mbs[k], rep + 1, (unsigned long long)r->ssts,
+                   (unsigned long long)r->meta_bytes, (unsigned long long)r->bytes,
+                   (unsigned long long)r->requests, r->secs,
+                   (unsigned long long)r->verify_bytes, (unsigned long long)r->verify_requests,
+                   r->verify_secs);
+            fflush(stdout);
+            json_array_append_new(out, json_pack("{s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:f}",
+                                                 "backend", backend, "parent_mb", mbs[k], "run",
+                                                 rep + 1, "ssts", (json_int_t)r->ssts,
+                                                 "sst_filter_index_bytes",
+                                                 (json_int_t)r->meta_bytes, "bytes_read",
+                                                 (json_int_t)r->bytes, "requests",
+                                                 (json_int_t)r->requests, "split_s", r->secs));
+            if (file) {
+                rm_rf(root + strlen("file://"));
+                sync();   /* its blocks freed (and discarded) now, not in the next split */
+            } else {
+                s3_rm(root);
+            }
+        }
+    for (int k = 0; file && k < nsizes; k++)
+        rm_rf(srcs[k]);
+    if (nsizes < 2)
+        return;
+    sb_result first, last;
+    sb_median(res[0], repeat, &first);
+    sb_median(res[nsizes - 1], repeat, &last);
+    int firstmb = mbs[0], lastmb = mbs[nsizes - 1];
+    if (repeat > 1)
+        printf("medians of %d runs: %d MB %.4f s, %d MB %.4f s\n", repeat, firstmb, first.secs,
+               lastmb, last.secs);
+    printf("ratio %d MB / %d MB: bytes %.2f, requests %.2f, time %.2f (goal: each < 1.2)%s\n",
+           lastmb, firstmb, sb_ratio((double)last.bytes, (double)first.bytes),
+           sb_ratio((double)last.requests, (double)first.requests),
+           sb_ratio(last.secs, first.secs), repeat > 1 ? " (of the medians)" : "");
+    sb_print_steps(firstmb, &first, lastmb, &last);
+    if (first.verify_requests && first.verify_bytes)
         printf("Verify step alone: bytes %.2f, requests %.2f, time %.2f\n",
-               (double)last.verify_bytes / (double)first.verify_bytes,
-               (double)last.verify_requests / (double)first.verify_requests,
-               first.verify_secs > 0 ? last.verify_secs / first.verify_secs : 0.0);
+               sb_ratio((double)last.verify_bytes, (double)first.verify_bytes),
+               sb_ratio((double)last.verify_requests, (double)first.verify_requests),
+               sb_ratio(last.verify_secs, first.verify_secs));
 }

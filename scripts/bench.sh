@@ -48,11 +48,20 @@ if [ "${1:-bench}" = bench-quick ]; then lkeys=50000; else lkeys=200000; fi
 build/bench --latency-keys "$lkeys" --latency-only --s3-mb 1 --dir "$dir" \
   --json build/bench-latency.json 2>"$dir/latency.log"
 # A references split's bytes, requests and time against the parent's size
-# (issue 16: ratios under 1.2), on file:// and on the RGW.
+# (issue 16: ratios under 1.2), on file:// and on the RGW; the time ratio
+# of the medians of several splits per size (one split swings by its
+# fsyncs: docs/benchmarks.md, 2026-12-03).  1 GB / 100 MB on file:// only
+# (issue 16: under 1.3; the tests' memstore RGW holds 2 GB, and it makes
+# one split per size there whatever the repeat).
 echo; echo "== references split vs parent size"
 if [ "${1:-bench}" = bench-quick ]; then sbmb=8,80; else sbmb=50,500; fi
-build/bench --split-bytes-mb "$sbmb" --split-bytes-s3 --dir "$dir" --json build/bench-splitbytes.json
-echo "raw figures: build/bench.json, build/bench-1k.json, build/bench-latency.json, build/bench-splitbytes.json"
+build/bench --split-bytes-mb "$sbmb" --split-bytes-repeat 3 --split-bytes-s3 --dir "$dir" \
+  --json build/bench-splitbytes.json
+if [ "${1:-bench}" != bench-quick ]; then
+  build/bench --split-bytes-mb 100,1000 --split-bytes-repeat 5 --dir "$dir" \
+    --json build/bench-splitbytes-1g.json
+fi
+echo "raw figures: build/bench.json, build/bench-1k.json, build/bench-latency.json, build/bench-splitbytes.json, build/bench-splitbytes-1g.json"
 if command -v gnuplot >/dev/null && command -v node >/dev/null; then
   node -e 'const j=JSON.parse(require("fs").readFileSync("build/bench.json"));
     const by = {};
