@@ -20,6 +20,13 @@ shale_options db_opts(const splitter *sp, const char *wal)
 {
     shale_options o = sp->o.db;
     o.wal_store_uri = wal;
+    /* The split's writer of the parent compacts nothing: it flushes,
+     * checkpoints and releases, and the parent is retired once Complete
+     * (after an abort its serving writer reopens it and compacts).  A
+     * compaction there would write SSTs no child references and new
+     * parent versions racing Clone's pin write and Complete's release
+     * (test_splitter test_split_writer_compacts_nothing). */
+    o.compactor = false;
     return o;
 }
 

@@ -255,6 +255,51 @@ static void test_wipe_fault_is_retried_to_completion(void **state)
     shale_fault_clear(ctl);
 }
 
+/* The split's writer of the parent compacts nothing (agent/split_steps.c
+ * db_opts): the parent's L0 is one short of its compaction trigger and
+ * the final flush makes it due; the parent's latest version after the
+ * split still has that L0, where a compactor in the split's writer would
+ * have merged it (new SSTs no child references, parent versions racing
+ * Clone's pin and Complete's release). */
+static void test_split_writer_compacts_nothing(void **state)
+{
+    sf_fx *f = *state;
+    shale_options o = f->o;
+    o.compactor = false;
+    shale_db *db = NULL;
+    TU_OK(shale_open(f->parent, &o, &db));
+    TU_OK(shale_flush_memtable(db));
+    shale_db_info info;
+    TU_OK(shale_db_info_get(db, &info));
+    for (unsigned i = 0; info.l0_count + 1 < o.l0_compaction_trigger; i++) {
+        dt_put(db, i, 9);
+        TU_OK(shale_flush_memtable(db));
+        TU_OK(shale_db_info_get(db, &info));
+    }
+    uint32_t l0 = info.l0_count;
+    dt_put(db, 1, 7);                        /* only in the WAL: the final flush's */
+    TU_OK(shale_flush_wal(db));
+    TU_OK(shale_close(db));
+    sf_new_splitter_v(f, true, SPLIT_VERIFY_REFERENCES);
+    unsigned cuts[] = {f->n / 2};
+    split_request *r = sf_request(f, "no-compaction", cuts, 1, false);
+    bool created = false;
+    free(sf_submit(f, r, &created));
+    assert_true(created);
+    TU_OK(splitter_wait_idle(f->sp, 60000));
+    char *st = sf_get_status(f, "no-compaction");
+    sf_expect_phase(st, "Complete");
+    free(st);
+    split_request_free(r);
+    shale_objstore *s = NULL;
+    TU_OK(shale_objstore_open(f->parent, NULL, &s));
+    shale_manifest_view *m = NULL;
+    TU_OK(shale_manifest_view_load(s, 0, &m));
+    assert_int_equal(m->l0_count, l0 + 1);   /* due, and not compacted */
+    shale_manifest_view_free(m);
+    shale_objstore_close(s);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, sf_setup, sf_teardown)
@@ -264,6 +309,7 @@ int main(void)
         T(test_dry_run_touches_nothing),
         T(test_bad_requests_touch_nothing),
         T(test_second_split_while_running_conflicts),
+        T(test_split_writer_compacts_nothing),
         cmocka_unit_test_setup_teardown(test_wipe_fault_is_retried_to_completion,
                                         sf_setup_fault_wal, sf_teardown),
     };
