@@ -246,12 +246,12 @@ typedef struct db_open_args {
  * between that write and the flush's upload.  Nothing when the memtable
  * is empty or no thread can be had. */
 void flush_prebuild_start(shale_db *db);
-/* Joins and frees db->pre, unused (db_free). */
 /* The same for a takeover's memtable replayed before its fence (db_open.c
  * spec_replay), built only: nothing is uploaded before the fence.  The
  * flush_prebuild_start() after the fence uploads that image when it is of
  * db->mem with no entry added since, else builds db->mem's. */
 void flush_prebuild_spec(shale_db *db, memtable *mem);
+/* Joins and frees db->pre, unused (db_free). */
 void flush_prebuild_drop(shale_db *db);
 /* The writer's open after the handle is allocated: stores, manifest,
  * fencing, WAL replay (db_open.c).  opts: the caller's, read only. */
@@ -294,6 +294,12 @@ void db_wake_durable_all_locked(shale_db *db);
 /* Replays WAL ids after replay_after_wal_id into the memtable on open;
  * sets *first_free to the first id not present. */
 shale_status wal_replay(shale_db *db, uint64_t *first_free);
+/* One replayed WAL entry into mem, unless its seq is at or below
+ * l0_seq (already in L0); *last_seq follows the highest added.  The
+ * writer's replay and the takeover's replay before its fence (db_open.c)
+ * share it. */
+shale_status wal_replay_add(memtable *mem, uint64_t l0_seq, uint64_t *last_seq,
+                            const kv_entry *e);
 
 /* ---- flush.c ---- */
 void *db_flush_thread(void *arg);

@@ -52,12 +52,7 @@ typedef struct spec_replay {
 static shale_status spec_entry(void *ctx, const kv_entry *e)
 {
     spec_replay *s = ctx;
-    if (e->seq <= s->last_l0_seq)
-        return SHALE_OK;   /* already in L0 */
-    shale_status rc = memtable_add(s->mem, e);
-    if (!rc && e->seq > s->last_seq)
-        s->last_seq = e->seq;
-    return rc;
+    return wal_replay_add(s->mem, s->last_l0_seq, &s->last_seq, e);
 }
 
 static shale_status spec_after_sst(void *ctx, uint64_t id)

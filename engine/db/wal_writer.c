@@ -316,15 +316,21 @@ void *db_wal_thread(void *arg)
     return NULL;
 }
 
+shale_status wal_replay_add(memtable *mem, uint64_t l0_seq, uint64_t *last_seq,
+                            const kv_entry *e)
+{
+    if (e->seq <= l0_seq)
+        return SHALE_OK;  /* already in L0 */
+    shale_status rc = memtable_add(mem, e);
+    if (!rc && e->seq > *last_seq)
+        *last_seq = e->seq;
+    return rc;
+}
+
 static shale_status db_replay_entry(void *ctx, const kv_entry *e)
 {
     shale_db *db = ctx;
-    if (e->seq <= db->man->last_l0_seq)
-        return SHALE_OK;  /* already in L0 */
-    shale_status rc = memtable_add(db->mem, e);
-    if (!rc && e->seq > db->last_seq)
-        db->last_seq = e->seq;
-    return rc;
+    return wal_replay_add(db->mem, db->man->last_l0_seq, &db->last_seq, e);
 }
 
 static shale_status db_replay_after_sst(void *ctx, uint64_t id)

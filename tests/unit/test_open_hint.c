@@ -478,9 +478,10 @@ static long long now_us(void)
     return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* SST puts to the store named `store` in the trace: how many, and the
- * first one's start (after `from`). */
-static int sst_puts(const char *store, long long from, long long *first)
+/* Requests `op` of keys under `prefix` to the store named `store` in the
+ * trace, started at or after `from`: how many, and the earliest start. */
+static int traced(const char *op_want, const char *store, const char *prefix, long long from,
+                  long long *first)
 {
     FILE *f = fopen(trace_path, "r");
     assert_non_null(f);
@@ -490,13 +491,18 @@ static int sst_puts(const char *store, long long from, long long *first)
     *first = 0;
     while (fgets(line, sizeof line, f))
         if (sscanf(line, "%lld %lld %*s %31s %599s %599s", &t0, &t1, op, st, key) == 5 &&
-            t0 >= from && !strcmp(op, "put") && !strcmp(st, store) &&
-            !strncmp(key, "compacted/", 10)) {
-            if (!n++)
-                *first = t0;
-        }
+            t0 >= from && !strcmp(op, op_want) && !strcmp(st, store) &&
+            !strncmp(key, prefix, strlen(prefix)) && (!n++ || t0 < *first))
+            *first = t0;
     fclose(f);
     return n;
+}
+
+/* SST puts to the store named `store` in the trace: how many, and the
+ * first one's start (after `from`). */
+static int sst_puts(const char *store, long long from, long long *first)
+{
+    return traced("put", store, "compacted/", from, first);
 }
 
 /* Every SST in the store is one the manifest names. */
@@ -598,19 +604,7 @@ static shale_status spec_barrier(void *arg)
  * the first one's start. */
 static int wal_gets(const char *store, long long from, long long *first)
 {
-    FILE *f = fopen(trace_path, "r");
-    assert_non_null(f);
-    char line[1400], op[32], st[600], key[600];
-    long long t0, t1;
-    int n = 0;
-    *first = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "%lld %lld %*s %31s %599s %599s", &t0, &t1, op, st, key) == 5 &&
-            t0 >= from && !strcmp(op, "get") && !strcmp(st, store) &&
-            !strncmp(key, "wal/", 4) && (!n++ || t0 < *first))
-            *first = t0;
-    fclose(f);
-    return n;
+    return traced("get", store, "wal/", from, first);
 }
 
 static void spec_takeover(const char *name, at_barrier what, uint64_t want_kept,
