@@ -118,25 +118,14 @@ void preflight_unprobe(const split_request *req, const shale_options *opts)
     par_for(req->child_count, unprobe_one, &c, NULL);
 }
 
-/* The identity object's key (docs/format.md "Store identity"; the
- * engine's IDENTITY_KEY). */
-#define CLAIM_KEY ".shale/identity.json"
-
 static void release_store(const char *uri, const char *owner, const shale_options *opts)
 {
-    shale_store_identity id;
-    memset(&id, 0, sizeof id);
-    if (shale_store_identity_read(uri, opts, &id))
-        return;
-    bool ours = id.kind == SHALE_STORE_KIND_CHILD_CLAIM && id.claim && !strcmp(id.claim, owner);
-    shale_store_identity_clear(&id);
-    shale_objstore *s = NULL;
-    if (ours && !shale_objstore_open(uri, opts ? &opts->store : NULL, &s)) {
-        if (!shale_objstore_delete(s, CLAIM_KEY))
-            log_msg(LOG_INFO, NULL, "WipeLocalWAL", -1, "released the split's claim of %s",
-                    uri);
-    }
-    shale_objstore_close(s);
+    bool released = false;
+    if (shale_store_claim_release(uri, opts, owner, &released))
+        log_msg(LOG_WARN, NULL, NULL, -1, "could not release the split's claim of %s: %s",
+                uri, shale_errmsg());
+    else if (released)
+        log_msg(LOG_INFO, NULL, NULL, -1, "released the split's claim of %s", uri);
 }
 
 static shale_status release_one(void *ctx, size_t i)

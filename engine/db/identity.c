@@ -730,6 +730,37 @@ shale_status shale_store_check_empty(const char *uri, const shale_options *opts,
     return rc;
 }
 
+shale_status shale_store_claim_release(const char *uri, const shale_options *opts,
+                                       const char *owner, bool *released)
+{
+    *released = false;
+    if (!uri || !owner || !*owner)
+        return shale_err(SHALE_INVALID_ARGUMENT,
+                         "releasing a claim: a store URI and an owner are required");
+    shale_objstore *s = NULL;
+    shale_status rc = open_existing(uri, opts, &s);
+    shale_store_identity id;
+    memset(&id, 0, sizeof id);
+    if (!rc)
+        rc = identity_read(s, &id);
+    bool ours = !rc && id.kind == SHALE_STORE_KIND_CHILD_CLAIM && id.claim &&
+                !strcmp(id.claim, owner);
+    if (rc == SHALE_NOT_FOUND)
+        rc = SHALE_OK;   /* no identity: nothing claimed */
+    if (!rc)
+        shale_store_identity_clear(&id);
+    /* A claim is replaced by nothing but its own clone's identity (a
+     * writer's open and another owner's claim are refused by it), and no
+     * clone runs for a split that ends short of its wipe: the delete after
+     * the read removes this owner's claim only. */
+    if (ours && !(rc = shale_objstore_delete(s, IDENTITY_KEY)))
+        *released = true;
+    else if (ours)
+        shale_err_prefix(rc, "releasing the claim of %s (deleting %s)", uri, IDENTITY_KEY);
+    shale_objstore_close(s);
+    return rc;
+}
+
 shale_status shale_store_claim_checked(const char *uri, const shale_options *opts,
                                        const char *owner)
 {

@@ -136,6 +136,15 @@ shale_status shale_store_claim(const char *uri, const shale_options *opts, const
 shale_status shale_store_claim_checked(const char *uri, const shale_options *opts,
                                        const char *owner);
 
+/* Undoes owner's claim of the store at uri (shale_store_claim), for a
+ * split that ends short of its WAL wipe: the identity object is deleted
+ * when it is a child claim naming owner, and *released says so; any other
+ * identity, or none, is left as it is (SHALE_OK, *released false).  The
+ * store's own error when it cannot be read or the delete fails.  owner is
+ * borrowed. */
+shale_status shale_store_claim_release(const char *uri, const shale_options *opts,
+                                       const char *owner, bool *released);
+
 /* ---- Clones with a barrier -------------------------------------------------- */
 
 /* shale_clone_many() with a barrier: before_write(ctx), when given, is

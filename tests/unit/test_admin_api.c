@@ -366,6 +366,18 @@ static void split_helpers(void **state)
     TU_OK(shale_store_claim_checked(kid, NULL, "split a"));
     TU_OK(shale_store_claim_checked(kid, NULL, "split a"));
     TU_RC(SHALE_CONFLICT, shale_store_claim_checked(kid, NULL, "split b"));
+    /* Released by its owner only; then another split may claim it. */
+    bool released = true;
+    TU_OK(shale_store_claim_release(kid, NULL, "split b", &released));
+    assert_false(released);
+    TU_RC(SHALE_CONFLICT, shale_store_claim_checked(kid, NULL, "split b"));
+    TU_OK(shale_store_claim_release(kid, NULL, "split a", &released));
+    assert_true(released);
+    shale_store_identity id;
+    TU_RC(SHALE_NOT_FOUND, shale_store_identity_read(kid, NULL, &id));
+    TU_OK(shale_store_claim_release(kid, NULL, "split a", &released));
+    assert_false(released);   /* nothing left to release */
+    TU_OK(shale_store_claim_checked(kid, NULL, "split b"));
     free(kid);
     free(dir);
     dt_fixture_free(f);
