@@ -188,6 +188,7 @@ struct shale_db {
     int64_t wal_gc_retry_at;           /* mono ms: after a failed round */
     uint64_t wal_gc_deleted;           /* objects deleted (shale_wal_gc_stats_get) */
     uint64_t wal_gc_failed;            /* rounds that failed */
+    bool wal_gc_busy;                  /* a round's deletes are under way (db->cv at its end) */
     shale_status wal_gc_error;         /* the last round's (SHALE_OK after a success) */
     struct wal_gc_pin *wal_gc_pins; size_t wal_gc_pin_count;
 

@@ -127,6 +127,7 @@ bool wal_gc_round_locked(shale_db *db)
                              db->man->next_wal_sst_id};
     for (size_t i = 0; ids && i < n; i++)
         ids[i] = db->man->checkpoints[i].manifest_id;
+    db->wal_gc_busy = true;
     pthread_mutex_unlock(&db->mu);
 
     shale_status rc = ids ? resolve_pins(db, ids, n, &cur) : SHALE_OOM();
@@ -153,6 +154,8 @@ bool wal_gc_round_locked(shale_db *db)
 
     pthread_mutex_lock(&db->mu);
     db->wal_gc_deleted += deleted;
+    db->wal_gc_busy = false;
+    pthread_cond_broadcast(&db->cv);   /* shale_wal_gc_stats_get waits for it */
     db->wal_gc_error = rc;
     if (rc)
         db->wal_gc_failed++;
@@ -191,6 +194,12 @@ shale_status shale_wal_gc_stats_get(shale_db *db, shale_wal_gc_stats *out)
         return shale_err(SHALE_INVALID_ARGUMENT, "shale_wal_gc_stats_get: %s is NULL",
                          db ? "out" : "db");
     pthread_mutex_lock(&db->mu);
+    /* Counts at a round's boundary: a round's deletes are in the store
+     * before its count is, so a caller that lists the store and then reads
+     * these would miss what a round under way has deleted.  The wait is
+     * one delete batch at most. */
+    while (db->wal_gc_busy)
+        pthread_cond_wait(&db->cv, &db->mu);
     out->deleted = db->wal_gc_deleted;
     out->failed_rounds = db->wal_gc_failed;
     out->last_error = db->wal_gc_error;

@@ -259,8 +259,11 @@ shale_status shale_db_info_get(shale_db *db, shale_db_info *out);
  * failure (SHALE_OK once a round succeeds).  A failed round does not stop
  * writes -- the flushed data is in L0 either way -- and is tried again after
  * a second; only the WAL store stops shrinking, so this is where an
- * operator sees it.  A separate call (not in shale_db_info) because that
- * struct's layout is fixed within an ABI version. */
+ * operator sees it.  The counts are taken between rounds (a call during
+ * one waits for its deletes to end, one batch at most), so every WAL SST
+ * the GC has deleted is in `deleted`.  A separate call (not in
+ * shale_db_info) because that struct's layout is fixed within an ABI
+ * version. */
 typedef struct shale_wal_gc_stats {
     uint64_t deleted, failed_rounds;
     shale_status last_error;
