@@ -433,8 +433,8 @@ void split_bytes_bench(const char *backend, const char *mb_list, int repeat, jso
         /* The pid too: two sessions' benches on one machine would
          * otherwise load and split into the same directory. */
         if (file) {
-            snprintf(roots[k], sizeof roots[k], "file://%s/splitbytes-%d-%d", dir, mbs[k],
-                     (int)getpid());
+            snprintf(roots[k], sizeof roots[k], "file://%s/splitbytes-%d-%d-%d", dir, mbs[k],
+                     (int)getpid(), k);
             snprintf(srcs[k], sizeof srcs[k], "%s.loaded", roots[k] + strlen("file://"));
             memset(&loaded[k], 0, sizeof loaded[k]);
             sb_load(roots[k], mbs[k], &loaded[k]);
@@ -456,8 +456,8 @@ void split_bytes_bench(const char *backend, const char *mb_list, int repeat, jso
                 nftw(root + strlen("file://"), drop_pages, 16, FTW_PHYS);
                 sync();   /* the copy's and the last split's removal's metadata */
             } else {
-                snprintf(root, sizeof root, "s3://%s/splitbytes-%d-%d-%d", bucket, mbs[k],
-                         (int)getpid(), rep);
+                snprintf(root, sizeof root, "s3://%s/splitbytes-%d-%d-%d-%d", bucket, mbs[k],
+                         (int)getpid(), k, rep);
                 memset(r, 0, sizeof *r);
                 sb_load(root, mbs[k], r);
             }
@@ -491,9 +491,17 @@ void split_bytes_bench(const char *backend, const char *mb_list, int repeat, jso
     sb_median(res[0], repeat, &first);
     sb_median(res[nsizes - 1], repeat, &last);
     int firstmb = mbs[0], lastmb = mbs[nsizes - 1];
-    if (repeat > 1)
-        printf("medians of %d runs: %d MB %.4f s, %d MB %.4f s\n", repeat, firstmb, first.secs,
-               lastmb, last.secs);
+    if (repeat > 1) {
+        /* Every size's median, in load order: a size given twice
+         * ("50,500,50": the second 50 MB parent loaded after the 500 MB
+         * one) tells the shard's size from where and when it was loaded. */
+        printf("medians of %d runs, in load order:", repeat);
+        for (int k = 0; k < nsizes; k++) {
+            sb_result m;
+            sb_median(res[k], repeat, &m);
+            printf(" %d MB %.4f s%s", mbs[k], m.secs, k + 1 < nsizes ? "," : "\n");
+        }
+    }
     printf("ratio %d MB / %d MB: bytes %.2f, requests %.2f, time %.2f (goal: each < 1.2)%s\n",
            lastmb, firstmb, sb_ratio((double)last.bytes, (double)first.bytes),
            sb_ratio((double)last.requests, (double)first.requests),
