@@ -397,7 +397,7 @@ shale_status fs_log_put(fs_log *l, const char *key, uint64_t id, const void *dat
     if (!rc)
         rc = sync_seg(l, segno, end, key);
     if (!rc)
-        fsl_spare_maybe_want(l);
+        fsl_spare_maybe_want(l, len);
     pthread_mutex_unlock(&l->mu);
     return rc;
 }
@@ -409,7 +409,10 @@ shale_status fs_log_put(fs_log *l, const char *key, uint64_t id, const void *dat
 static shale_status first_room(fs_log *l, const char *key)
 {
     if (l->nsegs) {
-        fsl_spare_maybe_want(l);  /* a reopened log may be half used already */
+        /* A reopened log may be half used already: its spare waits for
+         * this handle's own appends (a split's takeover makes two). */
+        fsl_spare_defer(l);
+        fsl_spare_maybe_want(l, 0);
         return SHALE_OK;
     }
     shale_status rc = ensure_room(l, HDR, key);

@@ -71,6 +71,7 @@ struct fs_log {
     bool spare_off;           /* spares do not work here: the current segment grows */
     int spare_fd;             /* -1: none ready */
     uint64_t spare_size;
+    uint64_t spare_defer;     /* bytes this handle appends before it may ask (fsl_spare_defer) */
 };
 
 /* The rotation bound (objstore_fs_log_set_segment_bytes). */
@@ -113,10 +114,16 @@ int fsl_prezero(seg *s, uint64_t end);
  * none (the caller creates the segment); another errno: the link failed
  * (spares are off for this handle from now on). */
 int fsl_spare_link(fs_log *l, uint64_t no, uint64_t need, int *fd);
-/* Under mu, for the writer after an append or a rotation: asks the zeroer
- * for the next spare once the current segment is half used (and none is
- * ready or being made). */
-void fsl_spare_maybe_want(fs_log *l);
+/* Under mu, for the writer after an append of appended bytes (0: at its
+ * claim): asks the zeroer for the next spare once the current segment is
+ * half used (and none is ready or being made), and once the handle has
+ * appended what fsl_spare_defer set. */
+void fsl_spare_maybe_want(fs_log *l, uint64_t appended);
+/* Under mu, at the claim of a log whose segment is already in use (a
+ * reopened writer, a split's takeover): defers the first ask until this
+ * handle has appended half the zeroed room left, at least 256 KiB and at
+ * most 1 MiB. */
+void fsl_spare_defer(fs_log *l);
 /* fs_log_open and fs_log_close: set up, and stop the zeroer (without mu). */
 void fsl_zero_init(fs_log *l);
 void fsl_zero_stop(fs_log *l);

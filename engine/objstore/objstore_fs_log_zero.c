@@ -18,9 +18,10 @@
  * inode, so they are never written back by an append's fdatasync of the
  * current segment.  Spares double in size from 2 MiB up to the rotation
  * bound, so a small WAL does not zero 64 MiB; a handle asks for the next
- * one when its current segment is half used.  A crash leaves no spare
- * behind: an unnamed file is freed with its last descriptor (or by the
- * file system's recovery).
+ * one when its current segment is half used (a handle that claims a log
+ * already past half waits for its own appends: fsl_spare_defer).  A
+ * crash leaves no spare behind: an unnamed file is freed with its last
+ * descriptor (or by the file system's recovery).
  *
  * Where spares do not work (no O_TMPFILE, no /proc/self/fd for linkat),
  * and for handles that are not the writer, the current segment grows as
@@ -45,6 +46,7 @@
 static const uint8_t zeros[64 << 10];
 static _Atomic uint64_t g_spares_linked;   /* tests: objstore_int.h */
 static _Atomic uint64_t g_spare_writebacks;
+static _Atomic uint64_t g_spares_asked;
 
 uint64_t objstore_fs_log_spares_linked(void)
 {
@@ -54,6 +56,11 @@ uint64_t objstore_fs_log_spares_linked(void)
 uint64_t objstore_fs_log_spare_writebacks(void)
 {
     return atomic_load(&g_spare_writebacks);
+}
+
+uint64_t objstore_fs_log_spares_asked(void)
+{
+    return atomic_load(&g_spares_asked);
 }
 
 int fsl_write_at(int fd, const struct iovec *iov, int n, uint64_t off)
@@ -203,10 +210,45 @@ static void *zeroer(void *arg)
     return NULL;
 }
 
-void fsl_spare_maybe_want(fs_log *l)
+/* Why a claim defers the spare: a writer that claims a log whose current
+ * segment is half used -- or has no zeroed room at all, as the empty
+ * segment a dead rotation leaves without a spare ready -- asked for its
+ * spare at once, so the spare was zeroed and written back during its
+ * first writes, and freed (an unlinked file's blocks, 1-3 ms) at its
+ * close.  For a split's takeover, which appends a fence and a tombstone
+ * and closes, that was 2 MiB written back across the fenced window (five
+ * fsyncs beside it slowed from ~0.2 to ~1.4 ms each) and the close's
+ * 1-3 ms, in a 15 ms split, for no record ever written to the spare; and
+ * it happened to the 500 MB parent of bench --split-bytes-mb, whose load
+ * ended on a dead rotation, and not to the 50 MB one, whose segment was a
+ * whole zeroed spare (strace of both).  So a claim waits for half the
+ * zeroed room left, at least SPARE_MIN_LEAD and at most SPARE_LEAD of the
+ * handle's own appends.  With no room left, the appends grow the segment
+ * in place by CHUNK (as every handle without a spare does) and the spare
+ * is asked SPARE_MIN_LEAD into that chunk, with the rest of it as its
+ * lead; a handle with traffic asks as before, half the room ahead. */
+#define SPARE_LEAD (1ull << 20)
+#define SPARE_MIN_LEAD (CHUNK / 4)
+
+void fsl_spare_defer(fs_log *l)
 {
+    l->spare_defer = 0;
+    if (!l->nsegs)
+        return;
+    const seg *s = &l->segs[l->nsegs - 1];
+    uint64_t bound = fsl_seg_bound(), room = s->size < bound ? s->size : bound;
+    uint64_t left = room > s->tail ? room - s->tail : 0;
+    uint64_t d = left / 2;
+    if (d < SPARE_MIN_LEAD)
+        d = SPARE_MIN_LEAD;
+    l->spare_defer = d < SPARE_LEAD ? d : SPARE_LEAD;
+}
+
+void fsl_spare_maybe_want(fs_log *l, uint64_t appended)
+{
+    l->spare_defer = l->spare_defer > appended ? l->spare_defer - appended : 0;
     if (!l->claimed || l->spare_off || l->spare_fd >= 0 || l->zbusy || l->spare_want ||
-        !l->nsegs || l->h.no_fsync)
+        !l->nsegs || l->h.no_fsync || l->spare_defer)
         return;
     const seg *s = &l->segs[l->nsegs - 1];
     uint64_t bound = fsl_seg_bound(), room = s->size < bound ? s->size : bound;
@@ -224,6 +266,7 @@ void fsl_spare_maybe_want(fs_log *l)
         l->zt_started = true;
     }
     l->spare_want = size;
+    atomic_fetch_add(&g_spares_asked, 1);
     pthread_cond_signal(&l->zcv);
 }
 

@@ -126,6 +126,9 @@ uint64_t objstore_fs_log_spares_linked(void);
 /* Tests only: sync_file_range write-backs of spares' zeroes so far in the
  * process (one per 2 MiB of a spare, objstore_fs_log_zero.c). */
 uint64_t objstore_fs_log_spare_writebacks(void);
+/* Tests only: spares asked of a zeroer so far in the process (the ask is
+ * made under the handle's lock, in the append or claim that makes it). */
+uint64_t objstore_fs_log_spares_asked(void);
 /* Tests only: fn(step) is called during a WAL log's dead rotation
  * (objstore_fs_log.c drop_dead): step 1 once the delete's tombstones are
  * written and before the new segment is made, step 2 once the new segment

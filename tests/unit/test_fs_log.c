@@ -541,6 +541,86 @@ static void test_spare_written_back_in_one_burst(void **state)
     free(uri);
 }
 
+/* A writer that claims a log whose segment is already past half (a split's
+ * takeover) asks for no spare until it has appended half the room left:
+ * the takeover's fence and tombstone made a 2 MiB write-back beside the
+ * split's fsyncs, five of them slowed ~7x (objstore_fs_log_zero.c).  A
+ * writer with traffic asks once it has appended that much (at least
+ * 256 KiB: one that claims a segment with little room left waits too). */
+static void test_claim_past_half_defers_the_spare(void **state)
+{
+    (void)state;
+    objstore_fs_log_set_segment_bytes(0);
+    char *uri, *root = fl_new_root(&uri, true);
+    shale_objstore *s = fl_open(uri, true);
+    char k[64], v[1000];
+    memset(v, 'y', sizeof v);
+    fl_wk(1, k, sizeof k);
+    TU_OK(shale_objstore_put_if_absent(s, k, "fence", 5));
+    uint64_t id = 2;
+    /* 600 KiB of the first segment's 1 MiB: past half. */
+    for (; id < 2 + 600; id++) {
+        fl_wk(id, k, sizeof k);
+        TU_OK(shale_objstore_put_if_absent(s, k, v, sizeof v));
+    }
+    shale_objstore_close(s);
+
+    s = fl_open(uri, true);
+    uint64_t asked = objstore_fs_log_spares_asked();
+    fl_wk(id++, k, sizeof k);
+    TU_OK(shale_objstore_put_if_absent(s, k, "fence", 5));   /* the claim */
+    fl_wk(id++, k, sizeof k);
+    TU_OK(shale_objstore_put_if_absent(s, k, v, 100));
+    assert_int_equal(objstore_fs_log_spares_asked(), asked);   /* without the defer: +1 */
+    /* Half of the ~420 KiB left is ~210 KiB, under the 256 KiB least:
+     * the ask comes after ~250 frames of ~1 KiB. */
+    uint64_t from = id;
+    for (int i = 0; i < 400 && objstore_fs_log_spares_asked() == asked; i++) {
+        fl_wk(id++, k, sizeof k);
+        TU_OK(shale_objstore_put_if_absent(s, k, v, sizeof v));
+    }
+    assert_int_equal(objstore_fs_log_spares_asked(), asked + 1);
+    assert_true(id - from > 200);
+    shale_objstore_close(s);
+    free(root);
+    free(uri);
+
+    /* A segment with little room left (20 frames of a 32 KiB rotation
+     * bound): the claim waits too, for 256 KiB of appends (the room runs
+     * out first: the segments grow in place and rotate meanwhile), then
+     * the writer asks; every record reads back. */
+    objstore_fs_log_set_segment_bytes(32u << 10);
+    root = fl_new_root(&uri, true);
+    s = fl_open(uri, true);
+    for (id = 1; id <= 20; id++) {
+        fl_wk(id, k, sizeof k);
+        TU_OK(shale_objstore_put_if_absent(s, k, v, sizeof v));
+    }
+    shale_objstore_close(s);
+    s = fl_open(uri, true);
+    asked = objstore_fs_log_spares_asked();
+    fl_wk(id++, k, sizeof k);
+    TU_OK(shale_objstore_put_if_absent(s, k, "fence", 5));
+    assert_int_equal(objstore_fs_log_spares_asked(), asked);
+    uint64_t first = id;
+    for (int i = 0; i < 400 && objstore_fs_log_spares_asked() == asked; i++) {
+        fl_wk(id++, k, sizeof k);
+        TU_OK(shale_objstore_put_if_absent(s, k, v, sizeof v));
+    }
+    assert_int_equal(objstore_fs_log_spares_asked(), asked + 1);
+    assert_true(id - first > 200);   /* not before ~256 KiB of 1 KiB frames */
+    for (uint64_t i = first; i < id; i++) {
+        char want[sizeof v + 1];
+        memcpy(want, v, sizeof v);
+        want[sizeof v] = '\0';
+        fl_expect(s, i, want);
+    }
+    shale_objstore_close(s);
+    objstore_fs_log_set_segment_bytes(0);
+    free(root);
+    free(uri);
+}
+
 int main(void)
 {
     fl_init("fslog");
@@ -554,6 +634,7 @@ int main(void)
         cmocka_unit_test(test_mixed_regular_and_records),
         cmocka_unit_test(test_spares_under_appends),
         cmocka_unit_test(test_spare_written_back_in_one_burst),
+        cmocka_unit_test(test_claim_past_half_defers_the_spare),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     fl_done();
