@@ -7,10 +7,11 @@
  *
  *   bench [--keys N] [--value-size B] [--split-mb M,M,...] [--s3-mb M]
  *         [--json FILE] [--dir D] [--shale-only] [--durable-only] [--no-durable]
+ *         [--durable-rounds N]
  *
  * Durability is matched and stated in the output: (a) no sync per write
  * for every workload but one, (b) durable acknowledgement with 1, 4 and 32
- * writer threads.  Figures are ops/s (higher is better) with the ratio Shale/peer.
+ * writer threads, the engines interleaved in N rounds (bench_durable.c).  Figures are ops/s (higher is better) with the ratio Shale/peer.
  */
 #include "bench.h"
 #include "shale.h"
@@ -331,72 +332,11 @@ static void run_workloads(int col)
     free(lat);
 }
 
-/* Durable acknowledgement from 1, 4 and 32 writer threads: Shale with
- * await_durable (writers that wait share one WAL SST: group commit) and
- * fsync; the peers with sync=true.  Same concurrency, distinct keys per
- * thread; every put's latency is kept for p50/p99. */
-typedef struct dur_arg {
-    const kv_engine *e;
-    int t;
-    uint64_t n;
-    uint32_t *lat;       /* n latencies (ns) */
-} dur_arg;
-
-static void *dur_writer(void *p)
-{
-    dur_arg *a = p;
-    char k[17];
-    for (uint64_t i = 0; i < a->n; i++) {
-        uint64_t x = (uint64_t)a->t * a->n + i;
-        key_of(x, k);
-        double t0 = now_s();
-        a->e->put(a->e->ctx, k, value_of(x));
-        double d = (now_s() - t0) * 1e9;
-        a->lat[i] = d > 4e9 ? 4000000000u : (uint32_t)d;
-    }
-    return NULL;
-}
-
-static void run_durable(int col, int threads)
-{
-    char path[700], name[32];
-    snprintf(path, sizeof path, "%s/dur-%s", dir, engine_names[col]);
-    snprintf(name, sizeof name, "durable put, %d thread%s", threads, threads > 1 ? "s" : "");
-    kv_engine e = engine_open[col](path, true, true);
-    /* The same number of puts at every thread count (4 threads x
-     * max(500, keys/100), as the single 4-thread figure had), at least 64
-     * per thread. */
-    uint64_t total = 4 * (nkeys / 100 < 500 ? 500 : nkeys / 100);
-    uint64_t per = total / (uint64_t)threads < 64 ? 64 : total / (uint64_t)threads;
-    pthread_t *th = calloc((size_t)threads, sizeof *th);
-    dur_arg *a = calloc((size_t)threads, sizeof *a);
-    uint32_t *all = malloc(per * (uint64_t)threads * sizeof *all);
-    if (!th || !a || !all)
-        die("malloc", "durable put");
-    double t = now_s();
-    for (int i = 0; i < threads; i++) {
-        a[i] = (dur_arg){&e, i, per, all + per * (uint64_t)i};
-        if (pthread_create(&th[i], NULL, dur_writer, &a[i]))
-            die("pthread_create", NULL);
-    }
-    for (int i = 0; i < threads; i++)
-        pthread_join(th[i], NULL);
-    uint32_t *keep = lat;
-    lat = all;
-    nlat = per * (uint64_t)threads;
-    record(name, col, per * (uint64_t)threads, t);
-    lat = keep;
-    free(all);
-    free(a);
-    free(th);
-    e.close(e.ctx);
-    rm_rf(path);
-}
-
 /* Runs one engine's whole share in a child process, so its peak RSS and
  * its bytes written are its own. */
 static bool durable_only;   /* --durable-only: just the durable puts */
 static bool no_durable;     /* --no-durable: all but the durable puts */
+static int durable_rounds = 5;   /* --durable-rounds N (bench_durable.c) */
 
 static void run_engine(int col)
 {
@@ -407,11 +347,6 @@ static void run_engine(int col)
     if (pid == 0) {
         if (!durable_only)
             run_workloads(col);
-        if (!no_durable) {
-            run_durable(col, 1);
-            run_durable(col, 4);
-            run_durable(col, 32);
-        }
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         sh->tot[col].peak_rss_kb = ru.ru_maxrss;
@@ -538,7 +473,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench [--keys N] [--value-size B] [--split-mb M,M,...] "
                     "[--s3-mb M] [--json FILE] [--dir D] [--shale-only] "
-                    "[--durable-only] [--no-durable] [--shale-memtable-mb M] [--shale-max-unflushed-mb M]\n"
+                    "[--durable-only] [--no-durable] [--durable-rounds N] [--shale-memtable-mb M]\n"
+                    "[--shale-max-unflushed-mb M]\n"
                     "[--latency-keys N] [--latency-only]\n"
                     "  --latency-keys N: splits at 0/20/50 ms injected latency x 2/8/32\n"
                     "  children of an N-key parent (with --s3-mb, also on the RGW)\n"
@@ -592,6 +528,8 @@ int main(int argc, char **argv)
             durable_only = true;
         else if (!strcmp(argv[i], "--no-durable"))     /* repeated runs of the rest */
             no_durable = true;
+        else if (!strcmp(argv[i], "--durable-rounds") && more)   /* bench_durable.c */
+            durable_rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--shale-max-unflushed-mb") && more)
             shale_unflushed_mb = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--shale-memtable-mb") && more)
@@ -613,8 +551,9 @@ int main(int argc, char **argv)
     printf("keys %llu x 16 B, values %zu B (half compressible), in %s\n"
            "durability: no sync per write (Shale await_durable off, peers sync=false),\n"
            "except 'durable put': synced acknowledgement, 1/4/32 writer threads (Shale\n"
-           "await_durable + group commit, peers sync=true)\n",
-           (unsigned long long)nkeys, vsize, dir);
+           "await_durable + group commit, peers sync=true), the engines interleaved\n"
+           "in %d rounds\n",
+           (unsigned long long)nkeys, vsize, dir, durable_rounds);
     json_t *splits = json_array(), *lat = json_array();
     if (latency_keys > 0)
         latency_bench(latency_keys, s3_mb > 0, lat);
@@ -642,8 +581,27 @@ int main(int argc, char **argv)
         return 0;
     }
     int engines = shale_only ? 1 : NENGINES;
-    for (int e = 0; e < engines; e++)
+    for (int e = 0; e < engines && !durable_only; e++)
         run_engine(e);
+    if (!no_durable) {
+        /* The same number of puts at every thread count (4 x max(500,
+         * keys/100), as the single 4-thread figure had), the engines
+         * interleaved in rounds (bench_durable.c). */
+        dur_figure d[NENGINES][DUR_COUNTS];
+        uint64_t total = 4 * (nkeys / 100 < 500 ? 500 : nkeys / 100);
+        durable_bench(engines, durable_rounds, total, d);
+        for (int c = 0; c < DUR_COUNTS; c++) {
+            char name[32];
+            snprintf(name, sizeof name, "durable put, %d thread%s", d[0][c].threads,
+                     d[0][c].threads > 1 ? "s" : "");
+            figure *f = fig(name);
+            for (int e = 0; e < engines; e++) {
+                f->ops[e] = d[e][c].ops;
+                f->p50[e] = d[e][c].p50_us;
+                f->p99[e] = d[e][c].p99_us;
+            }
+        }
+    }
     print_tables(engines);
     char *list = strdup(split_list);
     bool header = false;

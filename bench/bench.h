@@ -5,6 +5,7 @@
  *   bench_engines.c  Shale, RocksDB and LevelDB behind one kv_engine table
  *   bench_split.c    split cost (the agent's splitter) against copying
  *   bench_splitbytes.c  a references split's bytes, requests, time by size
+ *   bench_durable.c  durable puts, the engines interleaved in rounds
  *
  * Not part of libshale and never run by `make test`: a program that dies
  * with a message on the first error (a benchmark that skips a failed
@@ -92,5 +93,15 @@ void latency_bench(uint64_t keys, bool s3, json_t *out);
  * time from submit to Complete, and the largest / smallest ratios
  * (bench_splitbytes.c); raw figures appended to out. */
 void split_bytes_bench(const char *backend, const char *mb_list, int repeat, json_t *out);
+/* Durable puts from 1, 4 and 32 threads (bench_durable.c): total puts per
+ * engine and thread count, made in rounds that run each of the first
+ * engines engines once in a rotating order; out gets the pooled figures. */
+#define DUR_COUNTS 3
+typedef struct dur_figure {
+    int threads;
+    uint64_t puts;
+    double ops, p50_us, p99_us;
+} dur_figure;
+void durable_bench(int engines, int rounds, uint64_t total, dur_figure out[NENGINES][DUR_COUNTS]);
 
 #endif

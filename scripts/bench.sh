@@ -12,7 +12,7 @@ pc="libcurl libcrypto jansson yaml-0.1 libzstd libxxhash libxml-2.0 libmicrohttp
 # throw-away Ceph RGW (tests/tools/rgw.sh, the test suite's), found through
 # the test suite's helper (tests/unit/support/s3test.c).
 gcc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Iengine/include -Iengine -Iagent -Itests/unit \
-  -o build/bench bench/bench.c bench/bench_engines.c bench/bench_split.c bench/bench_latency.c bench/bench_splitbytes.c \
+  -o build/bench bench/bench.c bench/bench_engines.c bench/bench_split.c bench/bench_latency.c bench/bench_splitbytes.c bench/bench_durable.c \
   tests/unit/support/s3test.c tests/unit/support/testutil.c \
   build/libshale-agent.a build/libshale.a $(pkg-config --libs $pc) \
   -lrocksdb -lleveldb -lcmocka -lpthread -lm
