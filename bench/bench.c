@@ -336,7 +336,7 @@ static void run_workloads(int col)
  * its bytes written are its own. */
 static bool durable_only;   /* --durable-only: just the durable puts */
 static bool no_durable;     /* --no-durable: all but the durable puts */
-static int durable_rounds = 5;   /* --durable-rounds N (bench_durable.c) */
+static int durable_rounds = 20;   /* --durable-rounds N (bench_durable.c) */
 
 static void run_engine(int col)
 {
