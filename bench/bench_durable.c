@@ -12,14 +12,15 @@
  * the slow one (2026-12-03).  So every engine opens one database per
  * thread count up front, and the puts are made in rounds (20 by default:
  * a round of 2,000 puts at 1 thread takes ~0.2 s, shorter than the disk's
- * spells; 5 rounds mixed them less: 1-thread p99 ratios 0.83-1.21 against
- * 0.66-1.04 in runs minutes apart),
+ * spells; with 5 rounds the 1-thread p99 ratio to RocksDB read 0.47-1.21,
+ * over 1 in 2 of 4 runs, with 20 0.66-1.04, over 1 in 1 of 3, minutes
+ * apart on a noisy disk),
  * every round running each engine once per thread count in a rotating
  * order; the figures pool the rounds: throughput is all puts over all
  * their time, p50 and p99 are of all puts' latencies.  The databases stay
  * open across the rounds, so each pays its start (a WAL file, a first
  * segment, its first spare) once, as one run did -- a fresh database per
- * round would count those five times.  One process: the durable puts'
+ * round would count them once per round.  One process: the durable puts'
  * memory is not what peak RSS reports (the workloads' children measure
  * that).
  */
