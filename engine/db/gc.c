@@ -9,7 +9,8 @@
  *   3. compacted SSTs of this store that neither the latest version nor any
  *      pinned version names (handles whose store_uri is this store or
  *      none; a parent's SSTs are never ours to delete);
- *   4. manifest versions that are neither the latest nor pinned.
+ *   4. manifest versions that are neither the latest nor pinned;
+ *   5. temporaries a killed put left (file://: ".tmp-*"), never listed.
  * Every deletion also needs the object to be older than min_age_ms (by its
  * modification time, and for SSTs by the time in their ULID): a writer may
  * have written an SST it has not committed yet.  Only keys under wal/,
@@ -21,6 +22,7 @@
 #include "db/checkpoint_int.h"
 #include "db/env.h"
 #include "db/wal.h"
+#include "objstore/objstore_int.h"   /* objstore_sweep */
 #include "util/misc.h"
 #include "util/status_int.h"
 
@@ -76,6 +78,34 @@ static shale_status drop(gc_run *r, shale_objstore *s, const shale_objinfo *o,
     if (r->g->dry_run)
         return SHALE_OK;
     return shale_objstore_delete(s, o->key);
+}
+
+/* 5. Temporaries: what a put killed between its write and its link left
+ * (file://: ".tmp-*" beside the key), which no list shows and nothing
+ * else removes.  Same min age; counted in bytes_deleted and reported to
+ * on_object, not in a counter of their own (shale_gc_result's layout is
+ * fixed within an ABI version). */
+typedef struct sweep_arg {
+    gc_run *r;
+    const char *uri;
+} sweep_arg;
+
+static void swept(void *ctx, const char *rel, uint64_t size)
+{
+    sweep_arg *a = ctx;
+    if (a->r->g->on_object)
+        a->r->g->on_object(a->r->g->ctx, a->uri, rel, "temporary of an interrupted write");
+    a->r->res.bytes_deleted += size;
+}
+
+static shale_status gc_temporaries(gc_run *r, shale_objstore *s)
+{
+    sweep_arg a = {r, shale_objstore_uri(s)};
+    shale_status rc = objstore_sweep(s, r->now - (int64_t)r->g->min_age_ms, r->g->dry_run,
+                                     swept, &a);
+    if (rc)
+        shale_err_prefix(rc, "GC: sweeping temporaries");
+    return rc;
 }
 
 static bool names_sst(const manifest *m, const char *id, const char *uri)
@@ -225,6 +255,10 @@ shale_status shale_gc(const char *uri, const shale_options *opts, const shale_gc
         rc = gc_ssts(&r);
     if (!rc)
         rc = gc_manifests(&r);
+    if (!rc)
+        rc = gc_temporaries(&r, r.s);
+    if (!rc && r.w)
+        rc = gc_temporaries(&r, r.w);
     for (size_t i = 0; i < r.npinned; i++)
         manifest_free(r.pinned[i]);
     free(r.pinned);

@@ -529,3 +529,9 @@ shale_status probe_verdict(shale_objstore *s, const char *key, shale_status rc)
                          shale_objstore_uri(s), key);
     return shale_err_prefix(rc, "probing conditional create on %s", shale_objstore_uri(s));
 }
+
+shale_status objstore_sweep(shale_objstore *s, int64_t older_than_ms, bool dry,
+                            void (*each)(void *ctx, const char *rel, uint64_t size), void *ctx)
+{
+    return s && s->ops->sweep ? s->ops->sweep(s, older_than_ms, dry, each, ctx) : SHALE_OK;
+}

@@ -214,6 +214,14 @@ static shale_status f_list(shale_objstore *s, const char *prefix, const char *cu
     FAULT_CALL(SHALE_OP_LIST, prefix, in->ops->list(in, prefix, cursor, max_keys, page));
 }
 
+/* Not a request of the object-store API (no rule applies): the inner
+ * store's own housekeeping, passed through. */
+static shale_status f_sweep(shale_objstore *s, int64_t older_than_ms, bool dry,
+                             void (*each)(void *, const char *, uint64_t), void *ctx)
+{
+    return objstore_sweep(((fault_store *)s)->inner, older_than_ms, dry, each, ctx);
+}
+
 static void f_close(shale_objstore *s)
 {
     fault_store *fs = (fault_store *)s;
@@ -230,6 +238,7 @@ static void f_close(shale_objstore *s)
 static const objstore_ops fault_ops = {
     .scheme = "fault", .put = f_put, .get_range = f_get_range, .head = f_head,
     .del = f_del, .list = f_list, .close = f_close, .self_retrying = false,
+    .sweep = f_sweep,
 };
 
 shale_status shale_objstore_fault_wrap(shale_objstore *inner, shale_objstore **out,

@@ -103,6 +103,12 @@ static shale_status px_list(shale_objstore *s, const char *prefix, const char *c
     return t->ops->list(t, prefix, cursor, max_keys, page);
 }
 
+static shale_status px_sweep(shale_objstore *s, int64_t older_than_ms, bool dry,
+                              void (*each)(void *, const char *, uint64_t), void *ctx)
+{
+    return objstore_sweep(((proxy *)s)->target, older_than_ms, dry, each, ctx);
+}
+
 static void px_close(shale_objstore *s)
 {
     free(s);
@@ -112,6 +118,7 @@ static void px_close(shale_objstore *s)
 static const objstore_ops proxy_ops = {
     .scheme = "fault", .put = px_put, .get_range = px_get_range, .head = px_head,
     .del = px_del, .list = px_list, .close = px_close, .self_retrying = false,
+    .sweep = px_sweep,
 };
 
 shale_status objstore_faulturi_open(const char *uri, const shale_objstore_options *o,

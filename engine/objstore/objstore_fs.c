@@ -36,6 +36,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -650,12 +651,59 @@ static shale_status log_sync_failed(void *ctx, const char *what, const char *key
     return fs_fsync_failed(ctx, what, key, e);
 }
 
+/* ---- sweep: temporaries a crashed put left ---------------------------- */
+
+/* A put writes ".tmp-<random>" beside its key and links or renames it into
+ * place; a process killed in between leaves it, and no list shows it (the
+ * walk skips dot names), so only this finds it.  Old enough means no put
+ * can still be writing it -- and a put whose temporary is removed under it
+ * fails its link or rename, it never reports a write it did not make. */
+typedef struct sweep_ctx {
+    int64_t before_ms;
+    bool dry;
+    size_t rootlen;
+    void (*each)(void *, const char *, uint64_t);
+    void *ctx;
+    int err;
+} sweep_ctx;
+static _Thread_local sweep_ctx *g_sweep;
+
+static int sweep_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    sweep_ctx *c = g_sweep;
+    int64_t mt = (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
+    if (type != FTW_F || strncmp(path + ftw->base, ".tmp-", 5) || mt >= c->before_ms)
+        return 0;
+    if (!c->dry && unlink(path) != 0) {
+        if (errno != ENOENT && !c->err)
+            c->err = errno;
+        return 0;
+    }
+    if (c->each)
+        c->each(c->ctx, path + c->rootlen + 1, (uint64_t)st->st_size);
+    return 0;
+}
+
+static shale_status fs_sweep(shale_objstore *s, int64_t older_than_ms, bool dry,
+                             void (*each)(void *, const char *, uint64_t), void *ctx)
+{
+    fs_store *fs = (fs_store *)s;
+    sweep_ctx c = {older_than_ms, dry, strlen(fs->root), each, ctx, 0};
+    g_sweep = &c;
+    int r = nftw(fs->root, sweep_one, 16, FTW_PHYS);
+    int e = r ? errno : c.err;
+    g_sweep = NULL;
+    if (r && e == ENOENT)
+        return SHALE_OK;   /* no store directory yet: nothing to sweep */
+    return e ? fs_fail(fs, r ? "nftw" : "unlink", ".tmp-*", e) : SHALE_OK;
+}
+
 static const objstore_ops fs_ops = {
     .scheme = "file", .put = fs_put, .get_range = objfs_get_range, .head = fs_head,
     .del = fs_del, .list = fs_list, .close = fs_close, .self_retrying = false,
     .del_many = fs_del_many,
     .reader_open = objfs_reader_open, .reader_read = objfs_reader_read,
-    .reader_close = objfs_reader_close,
+    .reader_close = objfs_reader_close, .sweep = fs_sweep,
 };
 
 shale_status objstore_fs_open(const char *rest, const shale_objstore_options *o,

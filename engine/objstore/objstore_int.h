@@ -47,7 +47,18 @@ typedef struct objstore_ops {
     /* Deletes keys[0..n) together (shale_objstore_delete_many), optional:
      * NULL is n calls of del. */
     shale_status (*del_many)(shale_objstore *s, const char *const *keys, size_t n);
+    /* Removes what crashed writes left behind and no list shows (file://:
+     * ".tmp-*" files), modified before older_than_ms (wall clock, ms);
+     * each(ctx, path relative to the root, size) for every one, removed or
+     * (dry) not.  Optional: NULL has nothing to sweep. */
+    shale_status (*sweep)(shale_objstore *s, int64_t older_than_ms, bool dry,
+                          void (*each)(void *ctx, const char *rel, uint64_t size), void *ctx);
 } objstore_ops;
+
+/* s's sweep (objstore_ops.sweep), or nothing swept for a backend without
+ * one.  For the GC pass (engine/db/gc.c). */
+shale_status objstore_sweep(shale_objstore *s, int64_t older_than_ms, bool dry,
+                            void (*each)(void *ctx, const char *rel, uint64_t size), void *ctx);
 
 /* Every backend's handle starts with this header. */
 struct shale_objstore {

@@ -12,6 +12,8 @@
  *   - a dry run deletes nothing and reports the same objects;
  *   - a missing pinned manifest version stops the pass before any deletion;
  *   - the default min_age (5 min) spares fresh objects;
+ *   - temporaries a killed put left (".tmp-*", never listed) go in both
+ *     stores once older than min_age; a fresh one stays;
  *   - every key still reads its value afterwards.
  * And shale_verify: each kind of damage (SST size, missing SST, missing
  * needed WAL SST, missing pinned version) is reported naming the object.
@@ -23,9 +25,13 @@
 #include "shale_objstore.h"
 #include "util/misc.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 typedef dt_fixture fixture;
 
@@ -550,6 +556,80 @@ static void test_gc_min_age_spares_fresh_objects(void **state)
     assert_int_equal(gc_list(f->uri, "manifest/", NULL), nman);
 }
 
+/* A put killed between writing its temporary and linking it leaves
+ * ".tmp-<random>" beside the key, which no list shows: the pass removes
+ * those older than min_age in both stores (and reports them), keeps a
+ * fresh one (a put may still be writing it), and a dry run keeps all. */
+static void tmp_file(const char *dir, const char *rel, size_t size, int64_t age_s)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (size_t i = 0; i < size; i++)
+        fputc('x', fp);
+    fclose(fp);
+    struct timespec t[2];
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec -= age_s;
+    t[1] = t[0];
+    assert_int_equal(utimensat(AT_FDCWD, path, t, 0), 0);
+}
+
+static bool file_there(const char *dir, const char *rel)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    return access(path, F_OK) == 0;
+}
+
+static void test_gc_sweeps_old_temporaries(void **state)
+{
+    fixture *f = *state;
+    shale_db *db = NULL;
+    TU_OK(shale_open(f->uri, &f->o, &db));
+    for (unsigned i = 0; i < 50; i++)
+        dt_put(db, i, 1);
+    TU_OK(shale_flush_memtable(db));
+    TU_OK(shale_close(db));
+    tmp_file(f->dir, "db/compacted/.tmp-00000000000000a1", 100, 3600);
+    tmp_file(f->dir, "db/manifest/.tmp-00000000000000a2", 20, 3600);
+    tmp_file(f->dir, "wal/wal/.tmp-00000000000000a3", 7, 3600);
+    tmp_file(f->dir, "db/manifest/.tmp-00000000000000a4", 5, 0);    /* fresh */
+    tmp_file(f->dir, "db/manifest/.keep-00000000000000a5", 3, 3600); /* not a temporary */
+    shale_gc_options g;
+    shale_gc_options_init(&g);   /* min age 5 min */
+    gc_seen seen = {0};
+    g.on_object = gc_on_object;
+    g.ctx = &seen;
+    g.dry_run = true;
+    shale_gc_result res;
+    TU_OK(shale_gc(f->uri, &f->o, &g, &res));
+    assert_int_equal(seen.n, 3);
+    assert_int_equal(res.bytes_deleted, 127);
+    assert_true(file_there(f->dir, "db/compacted/.tmp-00000000000000a1"));
+    free(seen.keys);
+    seen = (gc_seen){0};
+    g.dry_run = false;
+    TU_OK(shale_gc(f->uri, &f->o, &g, &res));
+    assert_int_equal(seen.n, 3);
+    assert_non_null(strstr(seen.keys, "compacted/.tmp-00000000000000a1"));
+    assert_non_null(strstr(seen.keys, "manifest/.tmp-00000000000000a2"));
+    assert_non_null(strstr(seen.keys, "wal/.tmp-00000000000000a3"));
+    assert_int_equal(res.bytes_deleted, 127);
+    free(seen.keys);
+    assert_false(file_there(f->dir, "db/compacted/.tmp-00000000000000a1"));
+    assert_false(file_there(f->dir, "db/manifest/.tmp-00000000000000a2"));
+    assert_false(file_there(f->dir, "wal/wal/.tmp-00000000000000a3"));
+    assert_true(file_there(f->dir, "db/manifest/.tmp-00000000000000a4"));
+    assert_true(file_there(f->dir, "db/manifest/.keep-00000000000000a5"));
+    /* The database is as it was. */
+    TU_OK(shale_open(f->uri, &f->o, &db));
+    for (unsigned i = 0; i < 50; i++)
+        dt_expect(db, i, 1);
+    TU_OK(shale_close(db));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -561,6 +641,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gc_missing_pinned_version_is_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_names_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc_min_age_spares_fresh_objects, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gc_sweeps_old_temporaries, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
