@@ -10,7 +10,8 @@
  * fsync is sticky: the store refuses every later write (see fs_store.broken)
  * so nothing written after it can be acknowledged.  Readers never see a
  * partial object.  Temporary files are invisible to list and are left
- * behind only by a crash mid-write (harmless; list ignores them).
+ * behind only by a crash mid-write (harmless; list ignores them; the GC
+ * pass removes old ones through fs_sweep).
  *
  * Escaping the root: keys are validated by objstore.c (no "..", no leading
  * '/', no empty or "." segments); every directory on a key's path is
