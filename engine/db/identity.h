@@ -11,9 +11,10 @@
 #ifndef SHALE_DB_IDENTITY_H
 #define SHALE_DB_IDENTITY_H
 
+#include "db/paths.h"
 #include "shale_admin.h"
 
-#define IDENTITY_KEY ".shale/identity.json"
+#define IDENTITY_KEY PATH_IDENTITY
 
 /* The canonical URI (shale_admin.h); o may be NULL.  *out malloc'd. */
 shale_status identity_canonical(const char *uri, const shale_objstore_options *o,

@@ -38,6 +38,7 @@
 #define PATH_JOURNAL_DIR "splits/"
 #define PATH_LEASE_DIR "splits/_lease/"   /* split names never start with '_' */
 #define PATH_PROBE_DIR ".probe/"
+#define PATH_IDENTITY ".shale/identity.json"   /* identity.c; fs_sweep stops at another store's */
 
 #define PATH_KEY_MAX 64         /* every manifest, WAL, SST and probe key */
 #define PATH_ULID_LEN 26

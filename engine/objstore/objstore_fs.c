@@ -28,6 +28,7 @@
  * fall back to a regular file of the key (the older layout).  Keys under
  * ".wal-log/" are refused.
  */
+#include "db/paths.h"
 #include "objstore/objstore_fs_int.h"
 #include "objstore/objstore_fs_log.h"
 #include "objstore/objstore_int.h"
@@ -672,17 +673,27 @@ static _Thread_local sweep_ctx *g_sweep;
 static int sweep_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
     sweep_ctx *c = g_sweep;
+    /* A directory below the root with an identity object is another
+     * store's root: its temporaries are its own GC's (a pass never deletes
+     * in another database's store). */
+    if (type == FTW_D && ftw->level > 0) {
+        char id[PATH_MAX];
+        struct stat is;
+        int n = snprintf(id, sizeof id, "%s/" PATH_IDENTITY, path);
+        return n > 0 && (size_t)n < sizeof id && lstat(id, &is) == 0 ? FTW_SKIP_SUBTREE
+                                                                     : FTW_CONTINUE;
+    }
     int64_t mt = (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
     if (type != FTW_F || strncmp(path + ftw->base, ".tmp-", 5) || mt >= c->before_ms)
-        return 0;
+        return FTW_CONTINUE;
     if (!c->dry && unlink(path) != 0) {
         if (errno != ENOENT && !c->err)
             c->err = errno;
-        return 0;
+        return FTW_CONTINUE;
     }
     if (c->each)
         c->each(c->ctx, path + c->rootlen + 1, (uint64_t)st->st_size);
-    return 0;
+    return FTW_CONTINUE;
 }
 
 static shale_status fs_sweep(shale_objstore *s, int64_t older_than_ms, bool dry,
@@ -691,7 +702,7 @@ static shale_status fs_sweep(shale_objstore *s, int64_t older_than_ms, bool dry,
     fs_store *fs = (fs_store *)s;
     sweep_ctx c = {older_than_ms, dry, strlen(fs->root), each, ctx, 0};
     g_sweep = &c;
-    int r = nftw(fs->root, sweep_one, 16, FTW_PHYS);
+    int r = nftw(fs->root, sweep_one, 16, FTW_PHYS | FTW_ACTIONRETVAL);
     int e = r ? errno : c.err;
     g_sweep = NULL;
     if (r && e == ENOENT)

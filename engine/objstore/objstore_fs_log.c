@@ -397,7 +397,7 @@ shale_status fs_log_put(fs_log *l, const char *key, uint64_t id, const void *dat
     if (!rc)
         rc = sync_seg(l, segno, end, key);
     if (!rc)
-        fsl_spare_maybe_want(l, len);
+        fsl_spare_maybe_want(l, HDR + len);   /* the frame's bytes */
     pthread_mutex_unlock(&l->mu);
     return rc;
 }

@@ -559,7 +559,8 @@ static void test_gc_min_age_spares_fresh_objects(void **state)
 /* A put killed between writing its temporary and linking it leaves
  * ".tmp-<random>" beside the key, which no list shows: the pass removes
  * those older than min_age in both stores (and reports them), keeps a
- * fresh one (a put may still be writing it), and a dry run keeps all. */
+ * fresh one (a put may still be writing it) and those of another store
+ * inside its directory, and a dry run keeps all. */
 static void tmp_file(const char *dir, const char *rel, size_t size, int64_t age_s)
 {
     char path[1024];
@@ -597,6 +598,15 @@ static void test_gc_sweeps_old_temporaries(void **state)
     tmp_file(f->dir, "wal/wal/.tmp-00000000000000a3", 7, 3600);
     tmp_file(f->dir, "db/manifest/.tmp-00000000000000a4", 5, 0);    /* fresh */
     tmp_file(f->dir, "db/manifest/.keep-00000000000000a5", 3, 3600); /* not a temporary */
+    /* Another store inside this one's directory (its own identity): its
+     * temporaries are its own GC's. */
+    char nested[1024];
+    snprintf(nested, sizeof nested, "%s/db/other", f->dir);
+    assert_int_equal(mkdir(nested, 0755), 0);
+    snprintf(nested, sizeof nested, "%s/db/other/.shale", f->dir);
+    assert_int_equal(mkdir(nested, 0755), 0);
+    tmp_file(f->dir, "db/other/.shale/identity.json", 2, 3600);
+    tmp_file(f->dir, "db/other/.tmp-00000000000000a6", 11, 3600);
     shale_gc_options g;
     shale_gc_options_init(&g);   /* min age 5 min */
     gc_seen seen = {0};
@@ -623,6 +633,7 @@ static void test_gc_sweeps_old_temporaries(void **state)
     assert_false(file_there(f->dir, "wal/wal/.tmp-00000000000000a3"));
     assert_true(file_there(f->dir, "db/manifest/.tmp-00000000000000a4"));
     assert_true(file_there(f->dir, "db/manifest/.keep-00000000000000a5"));
+    assert_true(file_there(f->dir, "db/other/.tmp-00000000000000a6"));
     /* The database is as it was. */
     TU_OK(shale_open(f->uri, &f->o, &db));
     for (unsigned i = 0; i < 50; i++)
