@@ -2,8 +2,9 @@
  * bench.c -- `make bench`: Shale against RocksDB and LevelDB (their C APIs)
  * with the same keys on the same disk, one engine after the other, each in
  * a child process of its own (so peak RSS and bytes written are each
- * engine's alone); then the cost of a split against copying the data
- * (bench_split.c).
+ * engine's alone); then the durable puts, the engines interleaved in
+ * rounds (bench_durable.c); then the cost of a split against copying the
+ * data (bench_split.c).
  *
  *   bench [--keys N] [--value-size B] [--split-mb M,M,...] [--s3-mb M]
  *         [--json FILE] [--dir D] [--shale-only] [--durable-only] [--no-durable]
