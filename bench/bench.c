@@ -549,6 +549,15 @@ int main(int argc, char **argv)
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
     if (system(cmd))
         die("mkdir", dir);
+    /* The durable puts: the same number at every thread count (4 x
+     * max(500, keys/100), as the single 4-thread figure had), in rounds of
+     * at least 16 puts per thread at 32 threads (fewer rounds for a small
+     * --keys), so that every count makes the same puts. */
+    uint64_t dur_total = 4 * (nkeys / 100 < 500 ? 500 : nkeys / 100);
+    if (durable_rounds < 1)
+        durable_rounds = 1;
+    if ((uint64_t)durable_rounds > dur_total / (32 * 16))
+        durable_rounds = dur_total / (32 * 16) ? (int)(dur_total / (32 * 16)) : 1;
     printf("keys %llu x 16 B, values %zu B (half compressible), in %s\n"
            "durability: no sync per write (Shale await_durable off, peers sync=false),\n"
            "except 'durable put': synced acknowledgement, 1/4/32 writer threads (Shale\n"
@@ -585,12 +594,8 @@ int main(int argc, char **argv)
     for (int e = 0; e < engines && !durable_only; e++)
         run_engine(e);
     if (!no_durable) {
-        /* The same number of puts at every thread count (4 x max(500,
-         * keys/100), as the single 4-thread figure had), the engines
-         * interleaved in rounds (bench_durable.c). */
-        dur_figure d[NENGINES][DUR_COUNTS];
-        uint64_t total = 4 * (nkeys / 100 < 500 ? 500 : nkeys / 100);
-        durable_bench(engines, durable_rounds, total, d);
+        dur_figure d[NENGINES][DUR_COUNTS];   /* interleaved: bench_durable.c */
+        durable_bench(engines, durable_rounds, dur_total, d);
         for (int c = 0; c < DUR_COUNTS; c++) {
             char name[32];
             snprintf(name, sizeof name, "durable put, %d thread%s", d[0][c].threads,
